@@ -1,0 +1,365 @@
+//! The event schema: typed, past-tense facts about an account, and the envelopes around them.
+
+use std::fmt;
+
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
+use crate::timestamp::Timestamp;
+
+/// The longest free text (title, reason, summary, comment), in bytes.
+pub const TEXT_BYTES_MAX: usize = 4 * 1024;
+
+/// How severe an escalation is. It sets the SLA targets and the weight of the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    /// `low`
+    Low,
+    /// `medium`
+    Medium,
+    /// `high`
+    High,
+    /// `critical`
+    Critical,
+}
+
+/// The channel of a touchpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// `meeting`
+    Meeting,
+    /// `call`
+    Call,
+    /// `email`
+    Email,
+    /// `chat`
+    Chat,
+    /// `visit`
+    Visit,
+}
+
+/// The kind of advocacy a customer gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdvocacyKind {
+    /// `referral`
+    Referral,
+    /// `reference`
+    Reference,
+    /// `case_study`
+    CaseStudy,
+    /// `review`
+    Review,
+}
+
+/// One survey answer: exactly one measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SurveyScore {
+    /// Net Promoter Score answer, 0..=10.
+    Nps(u8),
+    /// Customer satisfaction, 1..=5.
+    Csat(u8),
+    /// Customer effort score, 1..=7 (1 = very low effort).
+    Ces(u8),
+}
+
+impl SurveyScore {
+    /// The JSON field name of the measure.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Nps(_) => "nps",
+            Self::Csat(_) => "csat",
+            Self::Ces(_) => "ces",
+        }
+    }
+
+    /// The raw answer.
+    pub fn value(self) -> u8 {
+        match self {
+            Self::Nps(v) | Self::Csat(v) | Self::Ces(v) => v,
+        }
+    }
+
+    /// The valid range of the measure.
+    pub fn range(self) -> std::ops::RangeInclusive<u8> {
+        match self {
+            Self::Nps(_) => 0..=10,
+            Self::Csat(_) => 1..=5,
+            Self::Ces(_) => 1..=7,
+        }
+    }
+
+    /// Whether the answer lies in its measure's range.
+    pub fn in_range(self) -> bool {
+        self.range().contains(&self.value())
+    }
+}
+
+/// A fact about an account. Every variant is past tense: it happened.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// We promised the customer something by a due date (`commitment_made`).
+    CommitmentMade {
+        /// The caller's key for the commitment, unique within the account.
+        commitment: CommitmentKey,
+        /// What was promised.
+        title: String,
+        /// When it is due.
+        due: Timestamp,
+        /// How much it matters, relative to 1.0. Finite and positive.
+        weight: f64,
+    },
+    /// We agreed a new due date with the customer (`commitment_renegotiated`).
+    CommitmentRenegotiated {
+        /// The commitment.
+        commitment: CommitmentKey,
+        /// The new due date.
+        due: Timestamp,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// We delivered; the customer accepted it or not (`commitment_delivered`).
+    CommitmentDelivered {
+        /// The commitment.
+        commitment: CommitmentKey,
+        /// Whether the customer accepted the delivery (quality). Defaults to true.
+        accepted: bool,
+    },
+    /// The commitment was withdrawn (`commitment_cancelled`).
+    CommitmentCancelled {
+        /// The commitment.
+        commitment: CommitmentKey,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// The customer raised an escalation (`escalation_raised`).
+    EscalationRaised {
+        /// The caller's key for the escalation, unique within the account.
+        escalation: EscalationKey,
+        /// Its severity.
+        severity: Severity,
+        /// What it is about.
+        summary: Option<String>,
+    },
+    /// We acknowledged the escalation (`escalation_acknowledged`).
+    EscalationAcknowledged {
+        /// The escalation.
+        escalation: EscalationKey,
+    },
+    /// We resolved the escalation (`escalation_resolved`).
+    EscalationResolved {
+        /// The escalation.
+        escalation: EscalationKey,
+    },
+    /// A resolved escalation came back (`escalation_reopened`).
+    EscalationReopened {
+        /// The escalation.
+        escalation: EscalationKey,
+    },
+    /// The customer answered a survey (`survey_answered`).
+    SurveyAnswered {
+        /// The survey round.
+        survey: SurveyKey,
+        /// The answer.
+        score: SurveyScore,
+        /// Free-text comment.
+        comment: Option<String>,
+    },
+    /// We were in touch with the customer (`touchpoint`).
+    TouchpointHeld {
+        /// How.
+        channel: Channel,
+    },
+    /// We told the customer about a problem before they found it (`issue_disclosed`).
+    IssueDisclosed {
+        /// What it was.
+        summary: Option<String>,
+    },
+    /// The customer advocated for us (`advocacy_given`).
+    AdvocacyGiven {
+        /// How.
+        kind: AdvocacyKind,
+    },
+}
+
+/// The kind of an [`Event`], without its data: the JSON `type` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// `commitment_made`
+    CommitmentMade,
+    /// `commitment_renegotiated`
+    CommitmentRenegotiated,
+    /// `commitment_delivered`
+    CommitmentDelivered,
+    /// `commitment_cancelled`
+    CommitmentCancelled,
+    /// `escalation_raised`
+    EscalationRaised,
+    /// `escalation_acknowledged`
+    EscalationAcknowledged,
+    /// `escalation_resolved`
+    EscalationResolved,
+    /// `escalation_reopened`
+    EscalationReopened,
+    /// `survey_answered`
+    SurveyAnswered,
+    /// `touchpoint`
+    TouchpointHeld,
+    /// `issue_disclosed`
+    IssueDisclosed,
+    /// `advocacy_given`
+    AdvocacyGiven,
+}
+
+impl EventKind {
+    /// Every kind, in schema order.
+    pub const ALL: [Self; 12] = [
+        Self::CommitmentMade,
+        Self::CommitmentRenegotiated,
+        Self::CommitmentDelivered,
+        Self::CommitmentCancelled,
+        Self::EscalationRaised,
+        Self::EscalationAcknowledged,
+        Self::EscalationResolved,
+        Self::EscalationReopened,
+        Self::SurveyAnswered,
+        Self::TouchpointHeld,
+        Self::IssueDisclosed,
+        Self::AdvocacyGiven,
+    ];
+
+    /// The snake_case `type` tag of the JSON form.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::CommitmentMade => "commitment_made",
+            Self::CommitmentRenegotiated => "commitment_renegotiated",
+            Self::CommitmentDelivered => "commitment_delivered",
+            Self::CommitmentCancelled => "commitment_cancelled",
+            Self::EscalationRaised => "escalation_raised",
+            Self::EscalationAcknowledged => "escalation_acknowledged",
+            Self::EscalationResolved => "escalation_resolved",
+            Self::EscalationReopened => "escalation_reopened",
+            Self::SurveyAnswered => "survey_answered",
+            Self::TouchpointHeld => "touchpoint",
+            Self::IssueDisclosed => "issue_disclosed",
+            Self::AdvocacyGiven => "advocacy_given",
+        }
+    }
+
+    /// The kind for a `type` tag.
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+impl Event {
+    /// The kind of this event.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::CommitmentMade { .. } => EventKind::CommitmentMade,
+            Self::CommitmentRenegotiated { .. } => EventKind::CommitmentRenegotiated,
+            Self::CommitmentDelivered { .. } => EventKind::CommitmentDelivered,
+            Self::CommitmentCancelled { .. } => EventKind::CommitmentCancelled,
+            Self::EscalationRaised { .. } => EventKind::EscalationRaised,
+            Self::EscalationAcknowledged { .. } => EventKind::EscalationAcknowledged,
+            Self::EscalationResolved { .. } => EventKind::EscalationResolved,
+            Self::EscalationReopened { .. } => EventKind::EscalationReopened,
+            Self::SurveyAnswered { .. } => EventKind::SurveyAnswered,
+            Self::TouchpointHeld { .. } => EventKind::TouchpointHeld,
+            Self::IssueDisclosed { .. } => EventKind::IssueDisclosed,
+            Self::AdvocacyGiven { .. } => EventKind::AdvocacyGiven,
+        }
+    }
+
+    /// The free-text field of this event, if it has one set, with its JSON name.
+    pub fn text(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Self::CommitmentMade { title, .. } => Some(("title", title)),
+            Self::CommitmentRenegotiated { reason, .. } | Self::CommitmentCancelled { reason, .. } => {
+                reason.as_deref().map(|r| ("reason", r))
+            }
+            Self::EscalationRaised { summary, .. } | Self::IssueDisclosed { summary } => {
+                summary.as_deref().map(|s| ("summary", s))
+            }
+            Self::SurveyAnswered { comment, .. } => comment.as_deref().map(|c| ("comment", c)),
+            _ => None,
+        }
+    }
+}
+
+/// An event as a caller submits it: not yet in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Its id; the same id with the same content is an idempotent duplicate.
+    pub id: EventId,
+    /// The account whose stream it belongs to.
+    pub account: AccountId,
+    /// When it happened in the world. Scores use this time.
+    pub occurred_at: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+impl NewEvent {
+    /// A new event with a fresh v7 id.
+    pub fn new(account: AccountId, occurred_at: Timestamp, event: Event) -> Self {
+        Self { id: EventId::new_v7(), account, occurred_at, event }
+    }
+
+    /// Whether `other` says the same thing: same id, account, time and event.
+    ///
+    /// Two submissions with the same id are duplicates exactly when this holds.
+    pub fn same_content(&self, other: &NewEvent) -> bool {
+        self == other
+    }
+}
+
+/// An event as the log holds it: the submitted event plus what the store assigned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// Its id.
+    pub id: EventId,
+    /// The account whose stream it belongs to.
+    pub account: AccountId,
+    /// When it happened in the world.
+    pub occurred_at: Timestamp,
+    /// When the log learned of it; set by the store, never decreasing along positions.
+    pub recorded_at: Timestamp,
+    /// Its 1-based index in the account's stream.
+    pub stream_version: StreamVersion,
+    /// Its 1-based index in the whole log.
+    pub position: Position,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Envelope {
+    /// Wraps a submitted event with what the store assigned to it.
+    pub fn new(new: NewEvent, recorded_at: Timestamp, stream_version: StreamVersion, position: Position) -> Self {
+        let NewEvent { id, account, occurred_at, event } = new;
+        Self { id, account, occurred_at, recorded_at, stream_version, position, event }
+    }
+
+    /// Whether this holds the same content as the submission `new` (id, account, time, event).
+    pub fn same_content(&self, new: &NewEvent) -> bool {
+        self.id == new.id
+            && self.account == new.account
+            && self.occurred_at == new.occurred_at
+            && self.event == new.event
+    }
+
+    /// The submitted event, without what the store assigned.
+    pub fn to_new_event(&self) -> NewEvent {
+        NewEvent {
+            id: self.id,
+            account: self.account.clone(),
+            occurred_at: self.occurred_at,
+            event: self.event.clone(),
+        }
+    }
+}

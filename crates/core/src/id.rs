@@ -1,0 +1,287 @@
+//! Identifier newtypes: accounts, events, item keys, stream versions and log positions.
+
+use std::fmt;
+use std::sync::Arc;
+
+use thiserror::Error;
+use uuid::Uuid;
+
+/// The longest account id or item key, in bytes.
+pub const KEY_BYTES_MAX: usize = 128;
+
+/// Why a string was refused as an [`AccountId`] or an item key.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseIdError {
+    /// The string was empty.
+    #[error("must not be empty")]
+    Empty,
+    /// The string was longer than [`KEY_BYTES_MAX`] bytes.
+    #[error("is {len} bytes long, more than the {max} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The string held a control character (or was otherwise unprintable).
+    #[error("holds the control character {ch:?} at byte {at}")]
+    ControlCharacter {
+        /// The offending character.
+        ch: char,
+        /// Its byte offset.
+        at: usize,
+    },
+    /// The string was not a UUID.
+    #[error("is not a UUID: {reason}")]
+    NotUuid {
+        /// What the UUID parser said.
+        reason: String,
+    },
+}
+
+fn check_key(s: &str) -> Result<(), ParseIdError> {
+    if s.is_empty() {
+        return Err(ParseIdError::Empty);
+    }
+    if s.len() > KEY_BYTES_MAX {
+        return Err(ParseIdError::TooLong { len: s.len(), max: KEY_BYTES_MAX });
+    }
+    if let Some((at, ch)) = s.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(ParseIdError::ControlCharacter { ch, at });
+    }
+    Ok(())
+}
+
+macro_rules! key_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        ///
+        /// Non-empty, at most [`KEY_BYTES_MAX`] bytes, without control characters. Cloning is
+        /// cheap: the text is shared.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// Checks `s` and wraps it.
+            ///
+            /// # Errors
+            /// [`ParseIdError`] when `s` is empty, too long or holds a control character.
+            pub fn new(s: &str) -> Result<Self, ParseIdError> {
+                check_key(s)?;
+                Ok(Self(Arc::from(s)))
+            }
+
+            /// The text of the id.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ParseIdError;
+            fn from_str(s: &str) -> Result<Self, ParseIdError> {
+                Self::new(s)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+key_type!(
+    /// The id of a customer account: the key of one event stream.
+    AccountId
+);
+key_type!(
+    /// The caller's key for one commitment within an account, such as `c-17`.
+    CommitmentKey
+);
+key_type!(
+    /// The caller's key for one escalation within an account, such as `e-3`.
+    EscalationKey
+);
+key_type!(
+    /// The caller's key for one survey round, such as `q1-2025`.
+    SurveyKey
+);
+
+/// The namespace for deterministic (UUID v5) event ids derived from canonical content.
+///
+/// Frozen: changing it would change every derived id and break idempotent re-imports.
+pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x7261_7070_6f72_7400_8000_0000_0000_0001);
+
+/// The globally unique id of one event: a UUID.
+///
+/// New events get a time-ordered v7 id; backfilled lines without an id get a v5 id derived from
+/// their canonical content (see [`EventId::derive`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    /// A fresh time-ordered (v7) id.
+    pub fn new_v7() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The deterministic (v5) id for an event's canonical content.
+    pub fn derive(canonical: &[u8]) -> Self {
+        Self(Uuid::new_v5(&EVENT_ID_NAMESPACE, canonical))
+    }
+
+    /// Wraps an existing UUID. The nil UUID is refused: it is too often a bug.
+    ///
+    /// # Errors
+    /// [`ParseIdError::NotUuid`] for the nil UUID.
+    pub fn from_uuid(uuid: Uuid) -> Result<Self, ParseIdError> {
+        if uuid.is_nil() {
+            return Err(ParseIdError::NotUuid { reason: "the nil UUID is not an event id".into() });
+        }
+        Ok(Self(uuid))
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+
+    /// The id as 16 big-endian bytes.
+    pub fn to_bytes(self) -> [u8; 16] {
+        *self.0.as_bytes()
+    }
+
+    /// The id from 16 big-endian bytes (may be nil: used by stores decoding what they wrote).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
+impl std::str::FromStr for EventId {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, ParseIdError> {
+        let uuid = Uuid::parse_str(s).map_err(|e| ParseIdError::NotUuid { reason: e.to_string() })?;
+        Self::from_uuid(uuid)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.0.hyphenated())
+    }
+}
+
+/// The 1-based index of an event within its account's stream.
+///
+/// `StreamVersion(0)` is never an event's version; as a "from" bound it means the start.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct StreamVersion(pub u64);
+
+impl StreamVersion {
+    /// The version of a stream's first event.
+    pub const FIRST: Self = Self(1);
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next version.
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for StreamVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// The 1-based index of an event in the whole log: gapless and strictly increasing in
+/// commit order.
+///
+/// `Position(0)` is never an event's position; as a "from" bound it means the start.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// The position of the log's first event.
+    pub const FIRST: Self = Self(1);
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next position.
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_id_limits() {
+        assert!(AccountId::new("acme").is_ok());
+        assert_eq!(AccountId::new(""), Err(ParseIdError::Empty));
+        let long = "a".repeat(KEY_BYTES_MAX + 1);
+        assert!(matches!(AccountId::new(&long), Err(ParseIdError::TooLong { len: 129, .. })));
+        assert!(AccountId::new(&"a".repeat(KEY_BYTES_MAX)).is_ok());
+        assert!(matches!(AccountId::new("ac\u{0}me"), Err(ParseIdError::ControlCharacter { ch: '\u{0}', at: 2 })));
+        assert!(AccountId::new("ac\nme").is_err());
+        assert!(AccountId::new("ünïcødé ok").is_ok());
+    }
+
+    #[test]
+    fn event_id_parse_and_derive() {
+        let id: EventId = "0192f0c1-7a4b-7cde-8f01-23456789abcd".parse().unwrap();
+        assert_eq!(id.to_string(), "0192f0c1-7a4b-7cde-8f01-23456789abcd");
+        assert!("not-a-uuid".parse::<EventId>().is_err());
+        assert!("00000000-0000-0000-0000-000000000000".parse::<EventId>().is_err());
+        assert_eq!(EventId::derive(b"x"), EventId::derive(b"x"));
+        assert_ne!(EventId::derive(b"x"), EventId::derive(b"y"));
+        assert_eq!(EventId::derive(b"x").as_uuid().get_version_num(), 5);
+        assert_eq!(EventId::new_v7().as_uuid().get_version_num(), 7);
+    }
+}

@@ -1,0 +1,666 @@
+//! The canonical JSON form: one flat object per line, `type` first, unknown fields rejected.
+//!
+//! See `docs/event-format.md` for the contract. Parsing goes through one flat struct that
+//! serde fills in a single pass; the typed [`Event`] is then built from it, refusing fields that
+//! do not belong to the line's `type`.
+
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::event::{
+    AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX,
+};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
+use crate::timestamp::Timestamp;
+
+/// The longest JSON line accepted, in bytes. Generous: the longest valid event is about 25 KiB
+/// even with every text byte escaped.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Why a JSON line was refused. Its `Display` reads `field: reason` when a field is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseEventError {
+    /// The line is longer than [`LINE_BYTES_MAX`].
+    #[error("line is {len} bytes, more than the {max} allowed")]
+    LineTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a JSON object of the right shape (syntax error, wrong type, unknown field).
+    #[error("{reason}")]
+    Json {
+        /// What serde_json said, with the column.
+        reason: String,
+    },
+    /// The `type` is not one of the event types.
+    #[error("type: unknown event type {tag:?}")]
+    UnknownType {
+        /// The tag as given.
+        tag: String,
+    },
+    /// A field the type needs is missing.
+    #[error("{field}: missing, required by {kind}")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+        /// The event type.
+        kind: EventKind,
+    },
+    /// A known field that does not belong to this type.
+    #[error("{field}: not a field of {kind}")]
+    FieldNotAllowed {
+        /// The field.
+        field: &'static str,
+        /// The event type.
+        kind: EventKind,
+    },
+    /// A field's value is invalid.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ParseEventError {
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingField { field, .. }
+            | Self::FieldNotAllowed { field, .. }
+            | Self::InvalidField { field, .. } => Some(field),
+            Self::UnknownType { .. } => Some("type"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLine<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    account: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recorded_at: Option<Cow<'a, str>>,
+    stream_version: Option<u64>,
+    position: Option<u64>,
+    #[serde(borrow)]
+    commitment: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    title: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    due: Option<Cow<'a, str>>,
+    weight: Option<f64>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    accepted: Option<bool>,
+    #[serde(borrow)]
+    escalation: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    severity: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    summary: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    survey: Option<Cow<'a, str>>,
+    nps: Option<i64>,
+    csat: Option<i64>,
+    ces: Option<i64>,
+    #[serde(borrow)]
+    comment: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+}
+
+type Parse<T> = Result<T, ParseEventError>;
+
+fn invalid(field: &'static str, reason: impl ToString) -> ParseEventError {
+    ParseEventError::InvalidField { field, reason: reason.to_string() }
+}
+
+struct Fields<'r, 'a> {
+    raw: &'r RawLine<'a>,
+    kind: EventKind,
+}
+
+impl<'a> Fields<'_, 'a> {
+    fn req<'v, T>(&self, field: &'static str, v: &'v Option<T>) -> Parse<&'v T> {
+        v.as_ref().ok_or(ParseEventError::MissingField { field, kind: self.kind })
+    }
+
+    fn text(&self, field: &'static str, v: &Option<Cow<'a, str>>) -> Parse<Option<String>> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.len() > TEXT_BYTES_MAX => {
+                Err(invalid(field, format!("is {} bytes, more than the {TEXT_BYTES_MAX} allowed", s.len())))
+            }
+            Some(s) => Ok(Some(s.to_string())),
+        }
+    }
+
+    fn time(&self, field: &'static str, v: &Option<Cow<'a, str>>) -> Parse<Timestamp> {
+        Timestamp::parse(self.req(field, v)?).map_err(|e| invalid(field, e))
+    }
+
+    fn commitment(&self) -> Parse<CommitmentKey> {
+        CommitmentKey::new(self.req("commitment", &self.raw.commitment)?).map_err(|e| invalid("commitment", e))
+    }
+
+    fn escalation(&self) -> Parse<EscalationKey> {
+        EscalationKey::new(self.req("escalation", &self.raw.escalation)?).map_err(|e| invalid("escalation", e))
+    }
+
+    /// Refuses every known field outside `allowed` that the line sets.
+    fn only(&self, allowed: &[&'static str]) -> Parse<()> {
+        let r = self.raw;
+        let present: [(&'static str, bool); 17] = [
+            ("commitment", r.commitment.is_some()),
+            ("title", r.title.is_some()),
+            ("due", r.due.is_some()),
+            ("weight", r.weight.is_some()),
+            ("reason", r.reason.is_some()),
+            ("accepted", r.accepted.is_some()),
+            ("escalation", r.escalation.is_some()),
+            ("severity", r.severity.is_some()),
+            ("summary", r.summary.is_some()),
+            ("survey", r.survey.is_some()),
+            ("nps", r.nps.is_some()),
+            ("csat", r.csat.is_some()),
+            ("ces", r.ces.is_some()),
+            ("comment", r.comment.is_some()),
+            ("channel", r.channel.is_some()),
+            ("kind", r.kind.is_some()),
+            ("", false),
+        ];
+        match present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            Some((field, _)) => Err(ParseEventError::FieldNotAllowed { field, kind: self.kind }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parse_severity(s: &str) -> Option<Severity> {
+    Some(match s {
+        "low" => Severity::Low,
+        "medium" => Severity::Medium,
+        "high" => Severity::High,
+        "critical" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+fn parse_channel(s: &str) -> Option<Channel> {
+    Some(match s {
+        "meeting" => Channel::Meeting,
+        "call" => Channel::Call,
+        "email" => Channel::Email,
+        "chat" => Channel::Chat,
+        "visit" => Channel::Visit,
+        _ => return None,
+    })
+}
+
+fn parse_advocacy(s: &str) -> Option<AdvocacyKind> {
+    Some(match s {
+        "referral" => AdvocacyKind::Referral,
+        "reference" => AdvocacyKind::Reference,
+        "case_study" => AdvocacyKind::CaseStudy,
+        "review" => AdvocacyKind::Review,
+        _ => return None,
+    })
+}
+
+/// The JSON name of a severity.
+pub fn severity_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// The JSON name of a channel.
+pub fn channel_tag(c: Channel) -> &'static str {
+    match c {
+        Channel::Meeting => "meeting",
+        Channel::Call => "call",
+        Channel::Email => "email",
+        Channel::Chat => "chat",
+        Channel::Visit => "visit",
+    }
+}
+
+/// The JSON name of an advocacy kind.
+pub fn advocacy_tag(k: AdvocacyKind) -> &'static str {
+    match k {
+        AdvocacyKind::Referral => "referral",
+        AdvocacyKind::Reference => "reference",
+        AdvocacyKind::CaseStudy => "case_study",
+        AdvocacyKind::Review => "review",
+    }
+}
+
+fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
+    let r = f.raw;
+    let event = match f.kind {
+        EventKind::CommitmentMade => {
+            f.only(&["commitment", "title", "due", "weight"])?;
+            let weight = r.weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(invalid("weight", format!("{weight} is not a finite positive number")));
+            }
+            Event::CommitmentMade {
+                commitment: f.commitment()?,
+                title: f
+                    .text("title", &r.title)?
+                    .ok_or(ParseEventError::MissingField { field: "title", kind: f.kind })?,
+                due: f.time("due", &r.due)?,
+                weight,
+            }
+        }
+        EventKind::CommitmentRenegotiated => {
+            f.only(&["commitment", "due", "reason"])?;
+            Event::CommitmentRenegotiated {
+                commitment: f.commitment()?,
+                due: f.time("due", &r.due)?,
+                reason: f.text("reason", &r.reason)?,
+            }
+        }
+        EventKind::CommitmentDelivered => {
+            f.only(&["commitment", "accepted"])?;
+            Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
+        }
+        EventKind::CommitmentCancelled => {
+            f.only(&["commitment", "reason"])?;
+            Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
+        }
+        EventKind::EscalationRaised => {
+            f.only(&["escalation", "severity", "summary"])?;
+            let s = f.req("severity", &r.severity)?;
+            let severity = parse_severity(s)
+                .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
+            Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
+        }
+        EventKind::EscalationAcknowledged => {
+            f.only(&["escalation"])?;
+            Event::EscalationAcknowledged { escalation: f.escalation()? }
+        }
+        EventKind::EscalationResolved => {
+            f.only(&["escalation"])?;
+            Event::EscalationResolved { escalation: f.escalation()? }
+        }
+        EventKind::EscalationReopened => {
+            f.only(&["escalation"])?;
+            Event::EscalationReopened { escalation: f.escalation()? }
+        }
+        EventKind::SurveyAnswered => {
+            f.only(&["survey", "nps", "csat", "ces", "comment"])?;
+            let survey = SurveyKey::new(f.req("survey", &r.survey)?).map_err(|e| invalid("survey", e))?;
+            let score = match (r.nps, r.csat, r.ces) {
+                (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
+                (None, Some(v), None) => (SurveyScore::Csat as fn(u8) -> SurveyScore, "csat", v),
+                (None, None, Some(v)) => (SurveyScore::Ces as fn(u8) -> SurveyScore, "ces", v),
+                (None, None, None) => {
+                    return Err(invalid("nps", "a survey answer needs exactly one of nps, csat or ces"));
+                }
+                _ => return Err(invalid("nps", "a survey answer holds exactly one of nps, csat or ces")),
+            };
+            let (make, field, v) = score;
+            let answer = u8::try_from(v).map(make).map_err(|_| invalid(field, format!("{v} is out of range")))?;
+            if !answer.in_range() {
+                let range = answer.range();
+                return Err(invalid(field, format!("{v} is outside {}..={}", range.start(), range.end())));
+            }
+            Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
+        }
+        EventKind::TouchpointHeld => {
+            f.only(&["channel"])?;
+            let s = f.req("channel", &r.channel)?;
+            let channel = parse_channel(s)
+                .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
+            Event::TouchpointHeld { channel }
+        }
+        EventKind::IssueDisclosed => {
+            f.only(&["summary"])?;
+            Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
+        }
+        EventKind::AdvocacyGiven => {
+            f.only(&["kind"])?;
+            let s = f.req("kind", &r.kind)?;
+            let kind = parse_advocacy(s).ok_or_else(|| {
+                invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
+            })?;
+            Event::AdvocacyGiven { kind }
+        }
+    };
+    Ok(event)
+}
+
+fn parse_raw(line: &str) -> Parse<RawLine<'_>> {
+    if line.len() > LINE_BYTES_MAX {
+        return Err(ParseEventError::LineTooLong { len: line.len(), max: LINE_BYTES_MAX });
+    }
+    serde_json::from_str(line).map_err(|e| ParseEventError::Json { reason: e.to_string() })
+}
+
+/// Builds the event and envelope fields shared by both forms; `id` is `None` when absent.
+fn build_new(raw: &RawLine<'_>) -> Parse<(Option<EventId>, NewEvent)> {
+    let tag = raw.ty.as_deref().ok_or(ParseEventError::Json { reason: "missing field `type`".into() })?;
+    let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
+    let f = Fields { raw, kind };
+    let account = AccountId::new(f.req("account", &raw.account)?).map_err(|e| invalid("account", e))?;
+    let occurred_at = f.time("occurred_at", &raw.occurred_at)?;
+    let id = match &raw.id {
+        None => None,
+        Some(s) => Some(s.parse::<EventId>().map_err(|e| invalid("id", e))?),
+    };
+    let event = build_event(&f)?;
+    // The placeholder id is replaced by the caller; nil never escapes.
+    let new = NewEvent { id: EventId::from_bytes([0; 16]), account, occurred_at, event };
+    Ok((id, new))
+}
+
+impl NewEvent {
+    /// Parses one line of the canonical JSON form.
+    ///
+    /// A line without an `id` gets the deterministic v5 id of its canonical content (see
+    /// [`EventId::derive`]), so importing the same line twice yields the same event.
+    /// Store-assigned fields (`recorded_at`, `stream_version`, `position`) are refused.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    ///
+    /// # Example
+    /// ```
+    /// use rapport_core::NewEvent;
+    /// let e = NewEvent::from_json_line(
+    ///     r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#,
+    /// )?;
+    /// assert_eq!(e.account.as_str(), "acme");
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        let raw = parse_raw(line)?;
+        for (field, set) in [
+            ("recorded_at", raw.recorded_at.is_some()),
+            ("stream_version", raw.stream_version.is_some()),
+            ("position", raw.position.is_some()),
+        ] {
+            if set {
+                return Err(invalid(field, "is assigned by the store and cannot be submitted"));
+            }
+        }
+        let (id, mut new) = build_new(&raw)?;
+        new.id = match id {
+            Some(id) => id,
+            None => EventId::derive(&new.canonical_content()),
+        };
+        Ok(new)
+    }
+
+    /// The canonical JSON line (without a trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serialising our own types into a String cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The canonical JSON of everything but the id: what a derived v5 id is computed from.
+    pub fn canonical_content(&self) -> Vec<u8> {
+        serde_json::to_vec(&JsonForm { new: self, with_id: false, stored: None }).unwrap_or_default()
+    }
+}
+
+impl Envelope {
+    /// Parses the stored form: the canonical line plus `recorded_at`, `stream_version` and
+    /// `position`, all required, as is `id`.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        let raw = parse_raw(line)?;
+        let (id, mut new) = build_new(&raw)?;
+        let kind = new.event.kind();
+        let missing = |field| ParseEventError::MissingField { field, kind };
+        new.id = id.ok_or(missing("id"))?;
+        let recorded_at = Timestamp::parse(raw.recorded_at.as_deref().ok_or(missing("recorded_at"))?)
+            .map_err(|e| invalid("recorded_at", e))?;
+        let stream_version = StreamVersion(raw.stream_version.ok_or(missing("stream_version"))?);
+        let position = Position(raw.position.ok_or(missing("position"))?);
+        Ok(Envelope::new(new, recorded_at, stream_version, position))
+    }
+
+    /// The stored JSON form (without a trailing newline).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+struct Stored {
+    recorded_at: Timestamp,
+    stream_version: StreamVersion,
+    position: Position,
+}
+
+struct JsonForm<'a> {
+    new: &'a NewEvent,
+    with_id: bool,
+    stored: Option<Stored>,
+}
+
+impl Serialize for JsonForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.new;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", n.event.kind().tag())?;
+        if self.with_id {
+            m.serialize_entry("id", &n.id)?;
+        }
+        m.serialize_entry("account", &n.account)?;
+        m.serialize_entry("occurred_at", &n.occurred_at)?;
+        if let Some(st) = &self.stored {
+            m.serialize_entry("recorded_at", &st.recorded_at)?;
+            m.serialize_entry("stream_version", &st.stream_version)?;
+            m.serialize_entry("position", &st.position)?;
+        }
+        fn opt<M: SerializeMap>(m: &mut M, k: &'static str, v: &Option<String>) -> Result<(), M::Error> {
+            match v {
+                Some(v) => m.serialize_entry(k, v),
+                None => Ok(()),
+            }
+        }
+        match &n.event {
+            Event::CommitmentMade { commitment, title, due, weight } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("title", title)?;
+                m.serialize_entry("due", due)?;
+                m.serialize_entry("weight", weight)?;
+            }
+            Event::CommitmentRenegotiated { commitment, due, reason } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("due", due)?;
+                opt(&mut m, "reason", reason)?;
+            }
+            Event::CommitmentDelivered { commitment, accepted } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("accepted", accepted)?;
+            }
+            Event::CommitmentCancelled { commitment, reason } => {
+                m.serialize_entry("commitment", commitment)?;
+                opt(&mut m, "reason", reason)?;
+            }
+            Event::EscalationRaised { escalation, severity, summary } => {
+                m.serialize_entry("escalation", escalation)?;
+                m.serialize_entry("severity", severity_tag(*severity))?;
+                opt(&mut m, "summary", summary)?;
+            }
+            Event::EscalationAcknowledged { escalation }
+            | Event::EscalationResolved { escalation }
+            | Event::EscalationReopened { escalation } => {
+                m.serialize_entry("escalation", escalation)?;
+            }
+            Event::SurveyAnswered { survey, score, comment } => {
+                m.serialize_entry("survey", survey)?;
+                m.serialize_entry(score.field(), &score.value())?;
+                opt(&mut m, "comment", comment)?;
+            }
+            Event::TouchpointHeld { channel } => m.serialize_entry("channel", channel_tag(*channel))?,
+            Event::IssueDisclosed { summary } => opt(&mut m, "summary", summary)?,
+            Event::AdvocacyGiven { kind } => m.serialize_entry("kind", advocacy_tag(*kind))?,
+        }
+        m.end()
+    }
+}
+
+impl Serialize for NewEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        JsonForm { new: self, with_id: true, stored: None }.serialize(s)
+    }
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let new = self.to_new_event();
+        let stored =
+            Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
+        JsonForm { new: &new, with_id: true, stored: Some(stored) }.serialize(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINES: &[&str] = &[
+        r#"{"type":"commitment_made","id":"0192f0c1-7a4b-7cde-8f01-23456789ab01","account":"acme","occurred_at":"2025-03-01T09:00:00Z","commitment":"c-17","title":"SSO","due":"2025-04-01T00:00:00Z","weight":1.0}"#,
+        r#"{"type":"commitment_renegotiated","id":"0192f0c1-7a4b-7cde-8f01-23456789ab02","account":"acme","occurred_at":"2025-03-20T09:00:00Z","commitment":"c-17","due":"2025-04-15T00:00:00Z","reason":"vendor delay"}"#,
+        r#"{"type":"commitment_renegotiated","id":"0192f0c1-7a4b-7cde-8f01-23456789ab12","account":"acme","occurred_at":"2025-03-20T09:00:00Z","commitment":"c-17","due":"2025-04-15T00:00:00Z"}"#,
+        r#"{"type":"commitment_delivered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab03","account":"acme","occurred_at":"2025-04-10T09:00:00Z","commitment":"c-17","accepted":true}"#,
+        r#"{"type":"commitment_delivered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab13","account":"acme","occurred_at":"2025-04-10T09:00:00Z","commitment":"c-17","accepted":false}"#,
+        r#"{"type":"commitment_cancelled","id":"0192f0c1-7a4b-7cde-8f01-23456789ab04","account":"acme","occurred_at":"2025-03-02T09:00:00Z","commitment":"c-18","reason":"descoped"}"#,
+        r#"{"type":"escalation_raised","id":"0192f0c1-7a4b-7cde-8f01-23456789ab05","account":"acme","occurred_at":"2025-03-02T09:00:00Z","escalation":"e-3","severity":"high","summary":"outage"}"#,
+        r#"{"type":"escalation_raised","id":"0192f0c1-7a4b-7cde-8f01-23456789ab15","account":"acme","occurred_at":"2025-03-02T09:00:00Z","escalation":"e-4","severity":"critical"}"#,
+        r#"{"type":"escalation_acknowledged","id":"0192f0c1-7a4b-7cde-8f01-23456789ab06","account":"acme","occurred_at":"2025-03-02T10:00:00Z","escalation":"e-3"}"#,
+        r#"{"type":"escalation_resolved","id":"0192f0c1-7a4b-7cde-8f01-23456789ab07","account":"acme","occurred_at":"2025-03-03T10:00:00Z","escalation":"e-3"}"#,
+        r#"{"type":"escalation_reopened","id":"0192f0c1-7a4b-7cde-8f01-23456789ab08","account":"acme","occurred_at":"2025-03-04T10:00:00Z","escalation":"e-3"}"#,
+        r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab09","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","nps":9,"comment":"great"}"#,
+        r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab19","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","csat":4}"#,
+        r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab29","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","ces":2}"#,
+        r#"{"type":"touchpoint","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0a","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"meeting"}"#,
+        r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0b","account":"acme","occurred_at":"2025-03-07T10:00:00Z","summary":"we double-billed"}"#,
+        r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab1b","account":"acme","occurred_at":"2025-03-07T10:00:00Z"}"#,
+        r#"{"type":"advocacy_given","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0c","account":"acme","occurred_at":"2025-03-08T10:00:00.5Z","kind":"case_study"}"#,
+    ];
+
+    #[test]
+    fn every_type_round_trips_json_event_json() {
+        let mut kinds = std::collections::BTreeSet::new();
+        for line in LINES {
+            let e = NewEvent::from_json_line(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+            kinds.insert(e.event.kind());
+            assert_eq!(&e.to_json_line(), line);
+            // event → JSON → event
+            assert_eq!(NewEvent::from_json_line(&e.to_json_line()).unwrap(), e);
+        }
+        assert_eq!(kinds.len(), EventKind::ALL.len(), "every type is covered");
+    }
+
+    #[test]
+    fn envelope_form_round_trips() {
+        let e = NewEvent::from_json_line(LINES[0]).unwrap();
+        let env = Envelope::new(e, Timestamp::parse("2025-03-01T09:00:01Z").unwrap(), StreamVersion(1), Position(42));
+        let line = env.to_json_line();
+        assert!(line.contains(r#""recorded_at":"2025-03-01T09:00:01Z","stream_version":1,"position":42"#));
+        assert_eq!(Envelope::from_json_line(&line).unwrap(), env);
+        // The submission form refuses store-assigned fields.
+        assert!(matches!(
+            NewEvent::from_json_line(&line),
+            Err(ParseEventError::InvalidField { field: "recorded_at", .. })
+        ));
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let e = NewEvent::from_json_line(
+            r#"{"type":"commitment_made","account":"a","occurred_at":"2025-03-01T09:00:00Z","commitment":"c","title":"t","due":"2025-04-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(matches!(e.event, Event::CommitmentMade { weight, .. } if weight == 1.0));
+        let d = NewEvent::from_json_line(
+            r#"{"type":"commitment_delivered","account":"a","occurred_at":"2025-03-01T09:00:00Z","commitment":"c"}"#,
+        )
+        .unwrap();
+        assert!(matches!(d.event, Event::CommitmentDelivered { accepted: true, .. }));
+    }
+
+    #[test]
+    fn missing_id_derives_a_stable_v5() {
+        let line = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#;
+        let a = NewEvent::from_json_line(line).unwrap();
+        let b = NewEvent::from_json_line(
+            r#"{"account":"acme","type":"touchpoint","channel":"call","occurred_at":"2025-03-06T11:00:00+01:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.id.as_uuid().get_version_num(), 5);
+        assert_eq!(a.id, b.id, "the same content in another key order and offset");
+        let c = NewEvent::from_json_line(&line.replace("call", "email")).unwrap();
+        assert_ne!(a.id, c.id);
+    }
+
+    fn err(line: &str) -> ParseEventError {
+        NewEvent::from_json_line(line).unwrap_err()
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let base = r#""account":"acme","occurred_at":"2025-03-06T10:00:00Z""#;
+        let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","chanel":"x"}}"#));
+        assert!(e.to_string().contains("unknown field `chanel`"), "{e}");
+        let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"fax"}}"#));
+        assert_eq!(e.field(), Some("channel"));
+        let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","weight":2.0}}"#));
+        assert!(matches!(e, ParseEventError::FieldNotAllowed { field: "weight", .. }), "{e}");
+        let e = err(&format!(r#"{{"type":"touch",{base}}}"#));
+        assert!(matches!(e, ParseEventError::UnknownType { .. }));
+        let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":11}}"#));
+        assert_eq!(e.to_string(), "nps: 11 is outside 0..=10");
+        let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":9,"csat":4}}"#));
+        assert_eq!(e.field(), Some("nps"));
+        let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","ces":-1}}"#));
+        assert_eq!(e.field(), Some("ces"));
+        let e = err(&format!(r#"{{"type":"escalation_raised",{base},"escalation":"e","severity":"urgent"}}"#));
+        assert_eq!(e.field(), Some("severity"));
+        let e = err(&format!(r#"{{"type":"escalation_raised",{base},"severity":"low"}}"#));
+        assert!(matches!(e, ParseEventError::MissingField { field: "escalation", .. }));
+        let e = err(r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-02-30T10:00:00Z","channel":"call"}"#);
+        assert_eq!(e.field(), Some("occurred_at"));
+        let e = err(r#"{"type":"touchpoint","account":"","occurred_at":"2025-02-03T10:00:00Z","channel":"call"}"#);
+        assert_eq!(e.field(), Some("account"));
+        let e = err(&format!(r#"{{"type":"issue_disclosed",{base},"summary":"{}"}}"#, "x".repeat(4097)));
+        assert_eq!(e.field(), Some("summary"));
+        let e = err(&format!(
+            r#"{{"type":"commitment_made",{base},"commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":0}}"#
+        ));
+        assert_eq!(e.field(), Some("weight"));
+        let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","id":"nope"}}"#));
+        assert_eq!(e.field(), Some("id"));
+        assert!(matches!(err("not json"), ParseEventError::Json { .. }));
+        assert!(matches!(err("[1,2]"), ParseEventError::Json { .. }));
+        assert!(matches!(err(&" ".repeat(LINE_BYTES_MAX + 1)), ParseEventError::LineTooLong { .. }));
+    }
+}

@@ -1,0 +1,66 @@
+//! rapport-core: the event schema, validation, store contract, [`Ledger`] and [`MemoryStore`]
+//! of rapport, an event-sourced ledger of B2B account relationships.
+//!
+//! - [`Event`] is a typed, past-tense fact about an account; [`NewEvent`] is one submitted to
+//!   the log and [`Envelope`] one the log holds. Their canonical JSON form is documented in
+//!   `docs/event-format.md` ([`NewEvent::from_json_line`], [`NewEvent::to_json_line`]).
+//! - [`validate`] holds the rules every event passes before it joins its account's stream.
+//! - [`Store`] is the small asynchronous contract every backend implements; [`MemoryStore`]
+//!   is the in-memory one. [`LogState`] is the shared logic stores decide appends with.
+//! - [`Ledger`] wraps a store with paged scanning helpers and a [`BlockingLedger`] facade.
+//! - [`projection`] is the contract the score crates implement.
+//! - [`synth`] generates seeded synthetic histories; feature `testing` adds the store
+//!   conformance suite and proptest strategies.
+//!
+//! This crate does no file or network I/O.
+//!
+//! # Example
+//! ```
+//! use rapport_core::{AccountId, Event, ExpectedVersion, Ledger, NewEvent};
+//!
+//! let ledger = Ledger::memory();
+//! let line = r#"{"type":"commitment_made","account":"acme","occurred_at":"2025-03-01T09:00:00Z","commitment":"c-17","title":"SSO","due":"2025-04-01T00:00:00Z","weight":1.0}"#;
+//! let made = NewEvent::from_json_line(line)?;
+//! let outcome = ledger.blocking().append(vec![made.clone()], ExpectedVersion::NoStream)?;
+//! assert_eq!(outcome.appended[0].stream_version.get(), 1);
+//!
+//! // Appending the same event again is an idempotent no-op.
+//! let again = ledger.blocking().append(vec![made], ExpectedVersion::Any)?;
+//! assert_eq!(again.duplicates.len(), 1);
+//!
+//! // Delivering a commitment that was never made breaks a rule, naming account and event.
+//! let bad = NewEvent::from_json_line(r#"{"type":"commitment_delivered","account":"acme","occurred_at":"2025-03-09T09:00:00Z","commitment":"c-99"}"#)?;
+//! let err = ledger.blocking().append(vec![bad], ExpectedVersion::Any).unwrap_err();
+//! assert!(err.to_string().contains("account acme"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod id;
+pub mod json;
+pub mod ledger;
+pub mod log_state;
+pub mod memory;
+pub mod store;
+pub mod synth;
+pub mod timestamp;
+pub mod validate;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use event::{AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX};
+pub use id::{
+    AccountId, CommitmentKey, EscalationKey, EventId, KEY_BYTES_MAX, ParseIdError, Position, StreamVersion, SurveyKey,
+};
+pub use json::{LINE_BYTES_MAX, ParseEventError};
+pub use ledger::{BlockingLedger, Ledger};
+pub use log_state::{LogState, PreparedAppend};
+pub use memory::MemoryStore;
+pub use store::{
+    AppendError, AppendOutcome, BATCH_EVENTS_MAX, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, StorageError,
+    Store,
+};
+pub use timestamp::{ParseTimestampError, Timestamp};
+pub use validate::ValidationError;

@@ -1,0 +1,194 @@
+//! [`LogState`]: the in-memory state a store keeps to decide appends — per-stream validation
+//! state and the event-id index — so that every store applies the contract the same way.
+
+use std::collections::HashMap;
+
+use crate::event::NewEvent;
+use crate::id::{AccountId, EventId, Position, StreamVersion};
+use crate::store::{AppendError, BATCH_EVENTS_MAX, ExpectedVersion};
+use crate::validate::{StreamState, StreamUndo, check_event};
+
+/// An append that [`LogState::prepare`] accepted: the events to write, in order, with the
+/// versions and positions they get, and the duplicates it dropped.
+#[derive(Debug, Default)]
+pub struct PreparedAppend {
+    /// The events to write, each with its stream version; positions follow on from the
+    /// `next` position given to `prepare`.
+    pub events: Vec<(NewEvent, StreamVersion)>,
+    /// Ids of duplicates, which are not written.
+    pub duplicates: Vec<EventId>,
+    undo: Vec<Undo>,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Id(EventId),
+    Stream(AccountId, StreamUndo),
+}
+
+/// Per-log state for deciding appends.
+///
+/// A store holds one behind its write lock. [`prepare`](Self::prepare) decides an append and
+/// records it; a store that then fails to persist it calls [`rollback`](Self::rollback).
+#[derive(Debug, Default)]
+pub struct LogState {
+    streams: HashMap<AccountId, StreamState>,
+    ids: HashMap<EventId, Position>,
+}
+
+impl LogState {
+    /// An empty log's state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The version of `account`'s last event; 0 when it has none.
+    pub fn stream_version(&self, account: &AccountId) -> StreamVersion {
+        self.streams.get(account).map(StreamState::version).unwrap_or_default()
+    }
+
+    /// The position of the event with this id, if the log holds it.
+    pub fn position_of(&self, id: &EventId) -> Option<Position> {
+        self.ids.get(id).copied()
+    }
+
+    /// How many events the state has seen.
+    pub fn n_events(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// How many accounts have events.
+    pub fn n_accounts(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Records an event that is already in the log (rebuilding state on open). Validation is
+    /// re-run, so a log that breaks the rules is reported rather than trusted.
+    ///
+    /// # Errors
+    /// The rule the stored event breaks, or an id already seen.
+    pub fn replay(&mut self, e: &NewEvent, position: Position) -> Result<StreamVersion, AppendError> {
+        if self.ids.insert(e.id, position).is_some() {
+            return Err(AppendError::IdConflict { account: e.account.clone(), id: e.id });
+        }
+        let stream = self.streams.entry(e.account.clone()).or_default();
+        stream.check_and_apply(e)?;
+        Ok(stream.version())
+    }
+
+    /// Decides an append of `batch` whose first new event would get position `next`.
+    ///
+    /// `same_content(position, event)` tells whether the logged event at `position` holds the
+    /// same content as `event`; it is asked only for ids already in the log before this batch.
+    ///
+    /// On success the state already includes the batch.
+    ///
+    /// # Errors
+    /// Any contract violation; the state is then unchanged.
+    pub fn prepare(
+        &mut self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+        next: Position,
+        mut same_content: impl FnMut(Position, &NewEvent) -> bool,
+    ) -> Result<PreparedAppend, AppendError> {
+        if batch.len() > BATCH_EVENTS_MAX {
+            return Err(AppendError::BatchTooLarge { len: batch.len(), max: BATCH_EVENTS_MAX });
+        }
+        let mut out = PreparedAppend { events: Vec::with_capacity(batch.len()), ..Default::default() };
+        match self.prepare_into(batch, expected, next, &mut same_content, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.rollback(out);
+                Err(e)
+            }
+        }
+    }
+
+    fn prepare_into(
+        &mut self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+        next: Position,
+        same_content: &mut impl FnMut(Position, &NewEvent) -> bool,
+        out: &mut PreparedAppend,
+    ) -> Result<(), AppendError> {
+        // Pass 1: stateless rules and idempotency. New ids are reserved right away, with the
+        // position they will get, so repeats inside the batch are found too.
+        let mut fresh: Vec<NewEvent> = Vec::with_capacity(batch.len());
+        for e in batch {
+            check_event(&e)?;
+            match self.ids.get(&e.id).copied() {
+                Some(p) if p >= next => {
+                    let earlier = &fresh[(p.0 - next.0) as usize];
+                    if !earlier.same_content(&e) {
+                        return Err(AppendError::IdConflict { account: e.account.clone(), id: e.id });
+                    }
+                    out.duplicates.push(e.id);
+                }
+                Some(p) => {
+                    if !same_content(p, &e) {
+                        return Err(AppendError::IdConflict { account: e.account.clone(), id: e.id });
+                    }
+                    out.duplicates.push(e.id);
+                }
+                None => {
+                    self.ids.insert(e.id, Position(next.0 + fresh.len() as u64));
+                    out.undo.push(Undo::Id(e.id));
+                    fresh.push(e);
+                }
+            }
+        }
+        let Some(first) = fresh.first() else {
+            return Ok(());
+        };
+        // Pass 2: the expected version.
+        if expected != ExpectedVersion::Any {
+            if let Some(other) = fresh.iter().find(|e| e.account != first.account) {
+                return Err(AppendError::MixedAccounts { first: first.account.clone(), second: other.account.clone() });
+            }
+            let actual = self.stream_version(&first.account);
+            let ok = match expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => actual == StreamVersion(0),
+                ExpectedVersion::Exact(v) => actual == v,
+            };
+            if !ok {
+                return Err(AppendError::WrongExpectedVersion { account: first.account.clone(), expected, actual });
+            }
+        }
+        // Pass 3: stateful rules, in batch order, recording each step so it can be undone.
+        for e in fresh {
+            let stream = self.streams.entry(e.account.clone()).or_default();
+            stream.check(&e)?;
+            let undo = stream.apply(&e);
+            let version = stream.version();
+            out.undo.push(Undo::Stream(e.account.clone(), undo));
+            out.events.push((e, version));
+        }
+        Ok(())
+    }
+
+    /// Takes back a prepared append that could not be persisted.
+    pub fn rollback(&mut self, prepared: PreparedAppend) {
+        for undo in prepared.undo.into_iter().rev() {
+            match undo {
+                Undo::Id(id) => {
+                    self.ids.remove(&id);
+                }
+                Undo::Stream(account, undo) => {
+                    let now_empty = match self.streams.get_mut(&account) {
+                        Some(stream) => {
+                            stream.undo(undo);
+                            stream.version() == StreamVersion(0)
+                        }
+                        None => false,
+                    };
+                    if now_empty {
+                        self.streams.remove(&account);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! [`MemoryStore`]: the in-memory store, for tests, examples and short-lived processes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::{Future, ready};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::event::{Envelope, NewEvent};
+use crate::id::{AccountId, Position, StreamVersion};
+use crate::log_state::LogState;
+use crate::store::{AppendError, AppendOutcome, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, Store};
+use crate::timestamp::Timestamp;
+
+/// A source of `recorded_at` times.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// A [`Store`] that keeps the log in memory. `Send + Sync`: share it with an `Arc`.
+///
+/// Appends take a write lock; reads take a read lock and see only whole batches.
+/// `recorded_at` comes from the system clock (or [`with_clock`](Self::with_clock)) and never
+/// decreases along positions.
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+    clock: Clock,
+}
+
+#[derive(Default)]
+struct Inner {
+    log: Vec<Envelope>,
+    state: LogState,
+    streams: HashMap<AccountId, Vec<usize>>,
+    accounts: BTreeSet<AccountId>,
+    last_recorded: Timestamp,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.read();
+        f.debug_struct("MemoryStore")
+            .field("n_events", &inner.log.len())
+            .field("n_accounts", &inner.accounts.len())
+            .finish()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store stamping `recorded_at` from the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(Timestamp::now))
+    }
+
+    /// An empty store stamping `recorded_at` from `clock` (for tests and simulations).
+    pub fn with_clock(clock: Clock) -> Self {
+        Self { inner: RwLock::new(Inner::default()), clock }
+    }
+
+    /// The number of events in the log.
+    pub fn len(&self) -> usize {
+        self.read().log.len()
+    }
+
+    /// Whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // A panic while holding the lock is a bug elsewhere; the log itself stays consistent because
+    // every mutation happens after all checks, so recovering the guard is sound.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append_now(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Result<AppendOutcome, AppendError> {
+        let mut guard = self.write();
+        let inner = &mut *guard;
+        let next = Position(inner.log.len() as u64 + 1);
+        let log = &inner.log;
+        let prepared = inner.state.prepare(batch, expected, next, |p, e| {
+            log.get((p.0 - 1) as usize).is_some_and(|env| env.same_content(e))
+        })?;
+        let recorded_at = (self.clock)().max(inner.last_recorded);
+        inner.last_recorded = recorded_at;
+        let mut outcome =
+            AppendOutcome { appended: Vec::with_capacity(prepared.events.len()), duplicates: prepared.duplicates };
+        inner.log.reserve(prepared.events.len());
+        for (e, version) in prepared.events {
+            let position = Position(inner.log.len() as u64 + 1);
+            outcome.appended.push(Committed { id: e.id, stream_version: version, position });
+            let index = inner.log.len();
+            match inner.streams.get_mut(&e.account) {
+                Some(s) => s.push(index),
+                None => {
+                    inner.accounts.insert(e.account.clone());
+                    inner.streams.insert(e.account.clone(), vec![index]);
+                }
+            }
+            inner.log.push(Envelope::new(e, recorded_at, version, position));
+        }
+        Ok(outcome)
+    }
+
+    fn read_stream_now(&self, account: &AccountId, from: StreamVersion, limit: usize) -> Vec<Envelope> {
+        let inner = self.read();
+        let Some(indexes) = inner.streams.get(account) else {
+            return Vec::new();
+        };
+        let skip = from.0.saturating_sub(1).min(indexes.len() as u64) as usize;
+        indexes[skip..].iter().take(limit.min(READ_LIMIT_MAX)).map(|&i| inner.log[i].clone()).collect()
+    }
+
+    fn read_all_now(&self, from: Position, limit: usize) -> Vec<Envelope> {
+        let inner = self.read();
+        let start = from.0.saturating_sub(1).min(inner.log.len() as u64) as usize;
+        let end = start.saturating_add(limit.min(READ_LIMIT_MAX)).min(inner.log.len());
+        inner.log[start..end].to_vec()
+    }
+
+    fn accounts_now(&self, after: Option<&AccountId>, limit: usize) -> Vec<AccountId> {
+        let inner = self.read();
+        let limit = limit.min(READ_LIMIT_MAX);
+        match after {
+            None => inner.accounts.iter().take(limit).cloned().collect(),
+            Some(a) => inner
+                .accounts
+                .range::<AccountId, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))
+                .take(limit)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        ready(self.append_now(batch, expected))
+    }
+
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        ready(Ok(self.read_stream_now(account, from, limit)))
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        ready(Ok(self.read_all_now(from, limit)))
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+        ready(Ok(self.accounts_now(after, limit)))
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        ready(Ok(Position(self.read().log.len() as u64)))
+    }
+}

@@ -1,0 +1,267 @@
+//! The store contract: a small, asynchronous, runtime-agnostic trait every log backend
+//! implements, with its request and result types and errors.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::event::{Envelope, NewEvent};
+use crate::id::{AccountId, EventId, Position, StreamVersion};
+use crate::validate::ValidationError;
+
+/// The most events one append may carry.
+pub const BATCH_EVENTS_MAX: usize = 65_536;
+
+/// The most events or accounts one paged read returns; larger limits are clamped to it.
+pub const READ_LIMIT_MAX: usize = 65_536;
+
+/// What the caller expects the account's stream version to be before the append
+/// (optimistic concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedVersion {
+    /// No expectation. The batch may span several accounts.
+    #[default]
+    Any,
+    /// The stream must have no events yet.
+    NoStream,
+    /// The stream's last event must have exactly this version.
+    Exact(StreamVersion),
+}
+
+/// One event the append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Its id.
+    pub id: EventId,
+    /// Its version in its account's stream.
+    pub stream_version: StreamVersion,
+    /// Its position in the log.
+    pub position: Position,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The events written, in batch order.
+    pub appended: Vec<Committed>,
+    /// The ids of events that were already in the log with the same content, or repeated
+    /// within the batch; they were not written again.
+    pub duplicates: Vec<EventId>,
+}
+
+/// A failure inside a store's storage layer (I/O, network, a poisoned handle). It names the
+/// operation and keeps the cause.
+#[derive(Debug)]
+pub struct StorageError {
+    operation: &'static str,
+    source: Box<dyn StdError + Send + Sync + 'static>,
+}
+
+impl StorageError {
+    /// Wraps `source` as a failure of `operation` (such as `"append"`, `"fsync segment 3"`).
+    pub fn new(operation: &'static str, source: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Self { operation, source: source.into() }
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.operation, self.source)
+    }
+}
+
+impl StdError for StorageError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Why an append wrote nothing. An append is atomic: on any error, no event of the batch is in
+/// the log.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The stream was not at the expected version.
+    #[error("account {account}: expected stream {expected:?}, but it is at version {actual}")]
+    WrongExpectedVersion {
+        /// The account.
+        account: AccountId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version (0 when it has no events).
+        actual: StreamVersion,
+    },
+    /// An event id already in the log (or earlier in the batch) with different content.
+    #[error("account {account}: event {id} already exists with different content")]
+    IdConflict {
+        /// The account of the refused event.
+        account: AccountId,
+        /// The id.
+        id: EventId,
+    },
+    /// A validation rule was broken.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// An expected version was given for a batch spanning several accounts.
+    #[error("an expected version applies to one stream, but the batch spans accounts {first} and {second}")]
+    MixedAccounts {
+        /// One account.
+        first: AccountId,
+        /// Another.
+        second: AccountId,
+    },
+    /// The batch holds more than [`BATCH_EVENTS_MAX`] events.
+    #[error("batch of {len} events is larger than the {max} allowed")]
+    BatchTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store could not write.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a read failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The store found damaged data; `location` names the file and offset or the table row.
+    #[error("damaged data at {location}: {reason}")]
+    Corrupt {
+        /// Where.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store could not read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The contract every event log backend meets.
+///
+/// Methods return `impl Future + Send` and depend on no async runtime: a store may complete the
+/// future from its own thread (the file store's group-commit writer) or from a database client.
+/// Every store must pass the conformance suite in `rapport_core::testing` (feature `testing`).
+///
+/// Reads are paged: each call returns at most `limit` items (clamped to [`READ_LIMIT_MAX`]), and
+/// an empty page means the end.
+pub trait Store: Send + Sync {
+    /// Appends `batch` atomically, after checking `expected`, idempotency and validation.
+    ///
+    /// - An event whose id is already in the log with the same content is a duplicate: it is
+    ///   reported and not written again. A batch made only of duplicates succeeds whatever
+    ///   `expected` says, so that retrying a successful append is safe.
+    /// - Otherwise `expected` is checked against the account's stream; with anything but
+    ///   [`ExpectedVersion::Any`] the batch must belong to one account.
+    /// - Every new event is validated against its stream in batch order.
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
+
+    /// Up to `limit` events of `account`'s stream with version `>= from`, in version order.
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send;
+
+    /// Up to `limit` events with position `>= from`, in position order, without gaps: a page
+    /// never skips a position that a later page would return.
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send;
+
+    /// Up to `limit` account ids that have events, in ascending order, after `after`.
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send;
+
+    /// The position of the last committed event; `Position(0)` when the log is empty.
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
+}
+
+/// A shared store is a store.
+impl<S: Store> Store for Arc<S> {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        (**self).append(batch, expected)
+    }
+
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        (**self).read_stream(account, from, limit)
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        (**self).read_all(from, limit)
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+        (**self).accounts(after, limit)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        (**self).head()
+    }
+}
+
+/// A borrowed store is a store.
+impl<S: Store> Store for &S {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        (**self).append(batch, expected)
+    }
+
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        (**self).read_stream(account, from, limit)
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        (**self).read_all(from, limit)
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+        (**self).accounts(after, limit)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        (**self).head()
+    }
+}

@@ -1,0 +1,396 @@
+//! Seeded synthetic histories: item plans that expand into valid event sequences, and a
+//! deterministic generator of whole portfolios for examples, benches and the CLI.
+//!
+//! The proptest strategies in `testing` generate the same [`ItemPlan`]s, so property tests and
+//! benches exercise one notion of a "realistic" history.
+
+use crate::event::{AdvocacyKind, Channel, Event, NewEvent, Severity, SurveyScore};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, SurveyKey};
+use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
+
+/// How a planned commitment ends. Offsets are hours after the commitment was made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommitmentEnding {
+    /// Never delivered nor cancelled (yet).
+    Open,
+    /// Delivered `at_hours` after it was made (before or after the due date).
+    Delivered {
+        /// Hours after made.
+        at_hours: u32,
+        /// Accepted by the customer.
+        accepted: bool,
+    },
+    /// Renegotiated `at_hours` after made to a due date `new_lead_hours` after made, then
+    /// maybe delivered `delivered_hours` after made (clamped to after the renegotiation).
+    Renegotiated {
+        /// Hours after made.
+        at_hours: u32,
+        /// New due date, in hours after made.
+        new_lead_hours: u32,
+        /// Delivery time in hours after made, if delivered.
+        delivered_hours: Option<u32>,
+    },
+    /// Cancelled `at_hours` after made.
+    Cancelled {
+        /// Hours after made.
+        at_hours: u32,
+    },
+}
+
+/// One planned item of an account's history, timed in hours after a base instant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemPlan {
+    /// A commitment and its ending.
+    Commitment {
+        /// When it was made.
+        made_hours: u32,
+        /// Due, in hours after made.
+        lead_hours: u32,
+        /// Its weight.
+        weight: f64,
+        /// How it ends.
+        ending: CommitmentEnding,
+    },
+    /// An escalation and its handling.
+    Escalation {
+        /// When it was raised.
+        raised_hours: u32,
+        /// Its severity.
+        severity: Severity,
+        /// Acknowledged this many hours after raised, if at all.
+        ack_after_hours: Option<u32>,
+        /// Resolved this many hours after the acknowledgement (or the raise), if at all.
+        resolve_after_hours: Option<u32>,
+        /// Reopened this many hours after resolution (only if resolved), then resolved again
+        /// after the second number of hours, if given.
+        reopen: Option<(u32, Option<u32>)>,
+    },
+    /// A survey answer.
+    Survey {
+        /// When.
+        at_hours: u32,
+        /// The answer.
+        score: SurveyScore,
+    },
+    /// A touchpoint.
+    Touchpoint {
+        /// When.
+        at_hours: u32,
+        /// How.
+        channel: Channel,
+    },
+    /// A disclosed issue.
+    Disclosure {
+        /// When.
+        at_hours: u32,
+    },
+    /// Advocacy.
+    Advocacy {
+        /// When.
+        at_hours: u32,
+        /// How.
+        kind: AdvocacyKind,
+    },
+}
+
+/// Expands plans into one account's valid history, sorted by `occurred_at`.
+///
+/// Ids are v5 ids derived from `(salt, account, index)`, so the same plans give the same events.
+/// Events after `until` (when given) are left out, so open items stay open.
+pub fn expand(
+    account: &AccountId,
+    base: Timestamp,
+    plans: &[ItemPlan],
+    salt: u64,
+    until: Option<Timestamp>,
+) -> Vec<NewEvent> {
+    let at = |h: u64| base.add_nanos((h as i64).saturating_mul(NANOS_PER_HOUR));
+    let mut out: Vec<NewEvent> = Vec::with_capacity(plans.len() * 3);
+    let mut seq = 0u64;
+    let mut push = |out: &mut Vec<NewEvent>, when: Timestamp, event: Event| {
+        let key = format!("synth:{salt}:{account}:{seq}");
+        seq += 1;
+        out.push(NewEvent { id: EventId::derive(key.as_bytes()), account: account.clone(), occurred_at: when, event });
+    };
+    for (i, plan) in plans.iter().enumerate() {
+        match plan {
+            ItemPlan::Commitment { made_hours, lead_hours, weight, ending } => {
+                let made = u64::from(*made_hours);
+                let commitment = key(CommitmentKey::new, "c", i);
+                push(
+                    &mut out,
+                    at(made),
+                    Event::CommitmentMade {
+                        commitment: commitment.clone(),
+                        title: format!("deliverable {i}"),
+                        due: at(made + u64::from(*lead_hours)),
+                        weight: *weight,
+                    },
+                );
+                match ending {
+                    CommitmentEnding::Open => {}
+                    CommitmentEnding::Delivered { at_hours, accepted } => push(
+                        &mut out,
+                        at(made + u64::from(*at_hours)),
+                        Event::CommitmentDelivered { commitment, accepted: *accepted },
+                    ),
+                    CommitmentEnding::Renegotiated { at_hours, new_lead_hours, delivered_hours } => {
+                        let reneg = made + u64::from(*at_hours);
+                        push(
+                            &mut out,
+                            at(reneg),
+                            Event::CommitmentRenegotiated {
+                                commitment: commitment.clone(),
+                                due: at(made + u64::from(*new_lead_hours)),
+                                reason: Some("scope change".into()),
+                            },
+                        );
+                        if let Some(d) = delivered_hours {
+                            let when = (made + u64::from(*d)).max(reneg);
+                            push(&mut out, at(when), Event::CommitmentDelivered { commitment, accepted: true });
+                        }
+                    }
+                    CommitmentEnding::Cancelled { at_hours } => push(
+                        &mut out,
+                        at(made + u64::from(*at_hours)),
+                        Event::CommitmentCancelled { commitment, reason: None },
+                    ),
+                }
+            }
+            ItemPlan::Escalation { raised_hours, severity, ack_after_hours, resolve_after_hours, reopen } => {
+                let escalation = key(EscalationKey::new, "e", i);
+                let mut t = u64::from(*raised_hours);
+                push(
+                    &mut out,
+                    at(t),
+                    Event::EscalationRaised { escalation: escalation.clone(), severity: *severity, summary: None },
+                );
+                if let Some(a) = ack_after_hours {
+                    t += u64::from(*a);
+                    push(&mut out, at(t), Event::EscalationAcknowledged { escalation: escalation.clone() });
+                }
+                if let Some(r) = resolve_after_hours {
+                    t += u64::from(*r);
+                    push(&mut out, at(t), Event::EscalationResolved { escalation: escalation.clone() });
+                    if let Some((again, second)) = reopen {
+                        t += u64::from(*again);
+                        push(&mut out, at(t), Event::EscalationReopened { escalation: escalation.clone() });
+                        if let Some(s) = second {
+                            t += u64::from(*s);
+                            push(&mut out, at(t), Event::EscalationResolved { escalation });
+                        }
+                    }
+                }
+            }
+            ItemPlan::Survey { at_hours, score } => {
+                let survey = key(SurveyKey::new, "s", i);
+                push(
+                    &mut out,
+                    at(u64::from(*at_hours)),
+                    Event::SurveyAnswered { survey, score: *score, comment: None },
+                );
+            }
+            ItemPlan::Touchpoint { at_hours, channel } => {
+                push(&mut out, at(u64::from(*at_hours)), Event::TouchpointHeld { channel: *channel });
+            }
+            ItemPlan::Disclosure { at_hours } => {
+                push(&mut out, at(u64::from(*at_hours)), Event::IssueDisclosed { summary: None });
+            }
+            ItemPlan::Advocacy { at_hours, kind } => {
+                push(&mut out, at(u64::from(*at_hours)), Event::AdvocacyGiven { kind: *kind });
+            }
+        }
+    }
+    // A stable sort keeps each item's steps in order when their times tie.
+    out.sort_by_key(|e| e.occurred_at);
+    if let Some(until) = until {
+        out.retain(|e| e.occurred_at <= until);
+    }
+    out
+}
+
+fn key<K>(make: fn(&str) -> Result<K, crate::ParseIdError>, prefix: &str, i: usize) -> K {
+    match make(&format!("{prefix}-{i}")) {
+        Ok(k) => k,
+        // A short ASCII key is always valid.
+        Err(e) => unreachable!("synthetic key {prefix}-{i}: {e}"),
+    }
+}
+
+/// A small, fast, seedable PRNG (SplitMix64). Deterministic across platforms and releases.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform float in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A uniform integer in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u32) -> u32 {
+        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+}
+
+/// Settings for [`generate`]. By default: 100 accounts, 24 months from 2024-01-01, seed 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthConfig {
+    /// How many accounts.
+    pub accounts: u32,
+    /// How many months of history per account.
+    pub months: u32,
+    /// The seed; the same config always gives the same events.
+    pub seed: u64,
+    /// When the history starts.
+    pub start: Timestamp,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        Self { accounts: 100, months: 24, seed: 1, start: Timestamp::from_unix_seconds(1_704_067_200) }
+    }
+}
+
+const HOURS_PER_MONTH: u32 = 730;
+
+/// Plans one account's history. `quality` in [0, 1] sets how well we treat the customer.
+pub fn plan_account(rng: &mut SplitMix64, months: u32, quality: f64) -> Vec<ItemPlan> {
+    let mut plans = Vec::new();
+    for month in 0..months {
+        let m0 = month * HOURS_PER_MONTH;
+        let t = |rng: &mut SplitMix64| m0 + rng.below(HOURS_PER_MONTH);
+        for _ in 0..rng.below(3) {
+            let lead = 24 * (14 + rng.below(50));
+            let r = rng.unit();
+            let ending = if r < quality * 0.8 {
+                CommitmentEnding::Delivered {
+                    at_hours: lead - rng.below(lead / 2),
+                    accepted: rng.chance(0.9 + 0.1 * quality),
+                }
+            } else if r < quality * 0.8 + 0.08 {
+                let at_hours = rng.below(lead);
+                let new_lead = lead + 24 * (7 + rng.below(21));
+                CommitmentEnding::Renegotiated {
+                    at_hours,
+                    new_lead_hours: new_lead,
+                    delivered_hours: Some(new_lead - rng.below(new_lead - at_hours).min(24 * 7)),
+                }
+            } else if r < quality * 0.8 + 0.12 {
+                CommitmentEnding::Cancelled { at_hours: rng.below(lead * 2) }
+            } else if r < 0.97 {
+                CommitmentEnding::Delivered { at_hours: lead + 24 * (1 + rng.below(40)), accepted: rng.chance(0.7) }
+            } else {
+                CommitmentEnding::Open
+            };
+            plans.push(ItemPlan::Commitment {
+                made_hours: t(rng),
+                lead_hours: lead,
+                weight: [0.5, 1.0, 1.0, 2.0][rng.below(4) as usize],
+                ending,
+            });
+        }
+        if rng.chance(0.35 + 0.3 * (1.0 - quality)) {
+            let severity = [Severity::Low, Severity::Medium, Severity::Medium, Severity::High, Severity::Critical]
+                [rng.below(5) as usize];
+            let slow = !rng.chance(quality);
+            let ack = if slow { 2 + rng.below(96) } else { rng.below(2) };
+            let resolve = if slow { 24 + rng.below(24 * 20) } else { 1 + rng.below(20) };
+            plans.push(ItemPlan::Escalation {
+                raised_hours: t(rng),
+                severity,
+                ack_after_hours: Some(ack),
+                resolve_after_hours: Some(resolve),
+                reopen: rng.chance(0.1).then(|| (24 + rng.below(200), Some(1 + rng.below(48)))),
+            });
+        }
+        if month % 3 == 2 {
+            let good = rng.chance(quality);
+            let at = t(rng);
+            let score = match rng.below(3) {
+                0 => SurveyScore::Nps(if good { 8 + rng.below(3) as u8 } else { rng.below(8) as u8 }),
+                1 => SurveyScore::Csat(if good { 4 + rng.below(2) as u8 } else { 1 + rng.below(3) as u8 }),
+                _ => SurveyScore::Ces(if good { 1 + rng.below(3) as u8 } else { 4 + rng.below(4) as u8 }),
+            };
+            plans.push(ItemPlan::Survey { at_hours: at, score });
+        }
+        for _ in 0..(1 + rng.below(4)) {
+            let channel =
+                [Channel::Meeting, Channel::Call, Channel::Email, Channel::Chat, Channel::Visit][rng.below(5) as usize];
+            plans.push(ItemPlan::Touchpoint { at_hours: t(rng), channel });
+        }
+        if rng.chance(0.08) {
+            plans.push(ItemPlan::Disclosure { at_hours: t(rng) });
+        }
+        if rng.chance(0.05 * quality) {
+            let kind = [AdvocacyKind::Referral, AdvocacyKind::Reference, AdvocacyKind::CaseStudy, AdvocacyKind::Review]
+                [rng.below(4) as usize];
+            plans.push(ItemPlan::Advocacy { at_hours: t(rng), kind });
+        }
+    }
+    plans
+}
+
+/// A deterministic portfolio history: account after account, each sorted by time.
+///
+/// Memory stays flat: one account's events are buffered at a time.
+///
+/// ```
+/// use rapport_core::synth::{generate, SynthConfig};
+/// let events: Vec<_> = generate(SynthConfig { accounts: 3, months: 6, ..Default::default() }).collect();
+/// assert!(events.len() > 30);
+/// ```
+pub fn generate(config: SynthConfig) -> Generate {
+    Generate { rng: SplitMix64::new(config.seed), config, next_account: 0, buffer: Vec::new().into_iter() }
+}
+
+/// The iterator [`generate`] returns.
+#[derive(Debug)]
+pub struct Generate {
+    config: SynthConfig,
+    rng: SplitMix64,
+    next_account: u32,
+    buffer: std::vec::IntoIter<NewEvent>,
+}
+
+impl Iterator for Generate {
+    type Item = NewEvent;
+
+    fn next(&mut self) -> Option<NewEvent> {
+        loop {
+            if let Some(e) = self.buffer.next() {
+                return Some(e);
+            }
+            if self.next_account >= self.config.accounts {
+                return None;
+            }
+            let n = self.next_account;
+            self.next_account += 1;
+            let account = key(AccountId::new, "acct", n as usize);
+            // Qualities spread from struggling to excellent, skewed towards good.
+            let quality = 1.0 - (self.rng.unit() * self.rng.unit());
+            let plans = plan_account(&mut self.rng, self.config.months, quality);
+            let until = self.config.start.add_nanos(i64::from(self.config.months * HOURS_PER_MONTH) * NANOS_PER_HOUR);
+            self.buffer = expand(&account, self.config.start, &plans, self.config.seed, Some(until)).into_iter();
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The store conformance suite: checks every [`Store`] must pass, unchanged.
+//!
+//! Each check takes a fresh, empty store and panics with a message naming what broke. The
+//! [`conformance_suite!`](crate::conformance_suite) macro turns them into one `#[test]` each.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::event::{Event, NewEvent, Severity};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion};
+use crate::store::{AppendError, BATCH_EVENTS_MAX, ExpectedVersion, Store};
+use crate::synth::{SynthConfig, generate};
+use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
+use crate::validate::ValidationError;
+use crate::{Envelope, Ledger};
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+fn account(s: &str) -> AccountId {
+    AccountId::new(s).unwrap_or_else(|e| panic!("test account {s:?}: {e}"))
+}
+
+fn t(hours: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_735_689_600).add_nanos(hours * NANOS_PER_HOUR)
+}
+
+fn touch(a: &AccountId, hours: i64) -> NewEvent {
+    NewEvent::new(a.clone(), t(hours), Event::TouchpointHeld { channel: crate::Channel::Call })
+}
+
+fn made(a: &AccountId, key: &str, hours: i64) -> NewEvent {
+    NewEvent::new(
+        a.clone(),
+        t(hours),
+        Event::CommitmentMade {
+            commitment: CommitmentKey::new(key).unwrap_or_else(|e| panic!("{e}")),
+            title: format!("deliver {key}"),
+            due: t(hours + 24 * 30),
+            weight: 1.0,
+        },
+    )
+}
+
+fn delivered(a: &AccountId, key: &str, hours: i64) -> NewEvent {
+    NewEvent::new(
+        a.clone(),
+        t(hours),
+        Event::CommitmentDelivered {
+            commitment: CommitmentKey::new(key).unwrap_or_else(|e| panic!("{e}")),
+            accepted: true,
+        },
+    )
+}
+
+fn all<S: Store>(store: &S) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    block(Ledger::new(store).for_each(Position(0), |e| out.push(e.clone()))).expect("read_all");
+    out
+}
+
+fn stream<S: Store>(store: &S, a: &AccountId) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    block(Ledger::new(store).for_each_in_stream(a, |e| out.push(e.clone()))).expect("read_stream");
+    out
+}
+
+/// Asserts the log's global invariants: positions 1..=n without gaps, per-stream versions
+/// 1..=k without gaps, unique ids, and `recorded_at` never decreasing along positions.
+pub fn assert_log_invariants<S: Store>(store: &S) -> Vec<Envelope> {
+    let log = all(store);
+    let mut versions: HashMap<AccountId, u64> = HashMap::new();
+    let mut ids = HashSet::new();
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.position, Position(i as u64 + 1), "positions are gapless and ordered");
+        let v = versions.entry(e.account.clone()).or_insert(0);
+        *v += 1;
+        assert_eq!(e.stream_version, StreamVersion(*v), "stream versions of {} are gapless", e.account);
+        assert!(ids.insert(e.id), "event {} appears twice", e.id);
+        if i > 0 {
+            assert!(e.recorded_at >= log[i - 1].recorded_at, "recorded_at never decreases along positions");
+        }
+    }
+    assert_eq!(block(store.head()).expect("head"), Position(log.len() as u64), "head is the last position");
+    for (a, v) in &versions {
+        let s = stream(store, a);
+        assert_eq!(s.len() as u64, *v, "read_stream({a}) returns the whole stream");
+        assert!(s.iter().all(|e| &e.account == a));
+    }
+    log
+}
+
+/// Appended events read back exactly, through every read path.
+pub fn append_and_read_back<S: Store>(store: S) {
+    let (a, b) = (account("acme"), account("globex"));
+    let batch = vec![made(&a, "c-1", 0), touch(&b, 1), delivered(&a, "c-1", 2), touch(&a, 3)];
+    let out = block(store.append(batch.clone(), ExpectedVersion::Any)).expect("append");
+    assert_eq!(out.appended.len(), 4);
+    assert!(out.duplicates.is_empty());
+    let positions: Vec<u64> = out.appended.iter().map(|c| c.position.0).collect();
+    assert_eq!(positions, [1, 2, 3, 4]);
+    let versions: Vec<u64> = out.appended.iter().map(|c| c.stream_version.0).collect();
+    assert_eq!(versions, [1, 1, 2, 3]);
+    let log = assert_log_invariants(&store);
+    for (env, new) in log.iter().zip(&batch) {
+        assert!(env.same_content(new), "event {} reads back as written", new.id);
+    }
+    assert_eq!(block(store.accounts(None, 10)).expect("accounts"), vec![a.clone(), b.clone()]);
+    assert_eq!(stream(&store, &a).len(), 3);
+    assert!(block(store.read_stream(&account("nobody"), StreamVersion(0), 10)).expect("read").is_empty());
+}
+
+/// A batch with one bad event writes nothing, and leaves no trace in validation state.
+pub fn append_is_atomic<S: Store>(store: S) {
+    let a = account("acme");
+    block(store.append(vec![touch(&a, 0)], ExpectedVersion::Any)).expect("first append");
+    let bad = vec![made(&a, "c-1", 1), touch(&a, 2), delivered(&a, "c-unknown", 3)];
+    let err = block(store.append(bad, ExpectedVersion::Any)).expect_err("bad batch");
+    assert!(
+        matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })),
+        "expected CommitmentUnknown, got {err}"
+    );
+    assert_eq!(block(store.head()).expect("head"), Position(1), "nothing of the bad batch was written");
+    // c-1 was in the failed batch, so it must not count as made.
+    let err = block(store.append(vec![delivered(&a, "c-1", 4)], ExpectedVersion::Any)).expect_err("c-1 unknown");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })), "{err}");
+    // And its ids were not reserved: the same made event can now be appended.
+    let ok = block(store.append(vec![made(&a, "c-1", 5)], ExpectedVersion::Exact(StreamVersion(1)))).expect("retry");
+    assert_eq!(ok.appended[0].position, Position(2), "positions continue without a gap");
+    assert_log_invariants(&store);
+}
+
+/// Optimistic concurrency: conflicts carry the actual version.
+pub fn expected_version_is_enforced<S: Store>(store: S) {
+    let (a, b) = (account("acme"), account("globex"));
+    block(store.append(vec![touch(&a, 0)], ExpectedVersion::NoStream)).expect("NoStream on a new stream");
+    match block(store.append(vec![touch(&a, 1)], ExpectedVersion::NoStream)) {
+        Err(AppendError::WrongExpectedVersion { actual, account, .. }) => {
+            assert_eq!(actual, StreamVersion(1));
+            assert_eq!(account, a);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    match block(store.append(vec![touch(&a, 1)], ExpectedVersion::Exact(StreamVersion(7)))) {
+        Err(AppendError::WrongExpectedVersion { actual, expected, .. }) => {
+            assert_eq!(actual, StreamVersion(1));
+            assert_eq!(expected, ExpectedVersion::Exact(StreamVersion(7)));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    block(store.append(vec![touch(&a, 1), touch(&a, 2)], ExpectedVersion::Exact(StreamVersion(1)))).expect("exact");
+    let err = block(store.append(vec![touch(&a, 3), touch(&b, 3)], ExpectedVersion::Exact(StreamVersion(3))))
+        .expect_err("mixed accounts");
+    assert!(matches!(err, AppendError::MixedAccounts { .. }), "{err}");
+    block(store.append(vec![touch(&b, 0)], ExpectedVersion::Exact(StreamVersion(0)))).expect("Exact(0) is no stream");
+    assert_eq!(assert_log_invariants(&store).len(), 4);
+}
+
+/// The same id with the same content is a duplicate; with other content, an error.
+pub fn appends_are_idempotent<S: Store>(store: S) {
+    let a = account("acme");
+    let batch = vec![made(&a, "c-1", 0), touch(&a, 1)];
+    block(store.append(batch.clone(), ExpectedVersion::NoStream)).expect("first");
+    // A retry of the same batch, even with its now-stale expected version, writes nothing.
+    let again = block(store.append(batch.clone(), ExpectedVersion::NoStream)).expect("retry");
+    assert!(again.appended.is_empty());
+    assert_eq!(again.duplicates, batch.iter().map(|e| e.id).collect::<Vec<_>>());
+    // A batch mixing old and new events writes only the new ones.
+    let fresh = touch(&a, 2);
+    let mixed = block(store.append(vec![batch[1].clone(), fresh.clone()], ExpectedVersion::Any)).expect("mixed");
+    assert_eq!(mixed.appended.len(), 1);
+    assert_eq!(mixed.appended[0].id, fresh.id);
+    assert_eq!(mixed.duplicates, vec![batch[1].id]);
+    // A repeat inside one batch is a duplicate too.
+    let twice = touch(&a, 3);
+    let out = block(store.append(vec![twice.clone(), twice.clone()], ExpectedVersion::Any)).expect("in-batch repeat");
+    assert_eq!((out.appended.len(), out.duplicates.len()), (1, 1));
+    // Same id, different content: refused, whether logged before or earlier in the batch.
+    let mut forged = batch[1].clone();
+    forged.occurred_at = t(99);
+    let err = block(store.append(vec![forged.clone()], ExpectedVersion::Any)).expect_err("forged");
+    assert!(matches!(err, AppendError::IdConflict { id, .. } if id == forged.id), "{err}");
+    let other = touch(&a, 4);
+    let mut other_forged = other.clone();
+    other_forged.event = Event::IssueDisclosed { summary: None };
+    let err = block(store.append(vec![other, other_forged], ExpectedVersion::Any)).expect_err("forged in batch");
+    assert!(matches!(err, AppendError::IdConflict { .. }), "{err}");
+    assert_eq!(assert_log_invariants(&store).len(), 4);
+}
+
+/// The store runs core's validation against the stored stream.
+pub fn validation_runs_against_the_stream<S: Store>(store: S) {
+    let a = account("acme");
+    block(store.append(vec![made(&a, "c-1", 0)], ExpectedVersion::Any)).expect("made");
+    let err = block(store.append(vec![made(&a, "c-1", 1)], ExpectedVersion::Any)).expect_err("made twice");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentAlreadyMade { .. })), "{err}");
+    let err = block(store.append(vec![delivered(&a, "c-1", -5)], ExpectedVersion::Any)).expect_err("before made");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::StepBeforePrevious { .. })), "{err}");
+    // A different account has its own keys.
+    block(store.append(vec![made(&account("globex"), "c-1", 1)], ExpectedVersion::Any)).expect("other account");
+    let e = EscalationKey::new("e-1").expect("key");
+    let ack = NewEvent::new(a.clone(), t(2), Event::EscalationAcknowledged { escalation: e.clone() });
+    let err = block(store.append(vec![ack], ExpectedVersion::Any)).expect_err("ack unknown");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::EscalationUnknown { .. })), "{err}");
+    let raise = NewEvent::new(
+        a.clone(),
+        t(2),
+        Event::EscalationRaised { escalation: e, severity: Severity::High, summary: None },
+    );
+    block(store.append(vec![raise], ExpectedVersion::Any)).expect("raise");
+    assert_eq!(assert_log_invariants(&store).len(), 3);
+}
+
+/// Oversized batches are refused whole.
+pub fn oversized_batches_are_refused<S: Store>(store: S) {
+    let a = account("acme");
+    let batch: Vec<NewEvent> = (0..=BATCH_EVENTS_MAX as i64).map(|i| touch(&a, i)).collect();
+    let err = block(store.append(batch, ExpectedVersion::Any)).expect_err("too large");
+    assert!(matches!(err, AppendError::BatchTooLarge { .. }), "{err}");
+    assert_eq!(block(store.head()).expect("head"), Position(0));
+    block(store.append(Vec::new(), ExpectedVersion::Any)).expect("an empty batch is a no-op");
+    assert_eq!(block(store.head()).expect("head"), Position(0));
+}
+
+/// Paged reads return every event once, in order, whatever the page size.
+pub fn reads_are_paged<S: Store>(store: S) {
+    let events: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 7, months: 4, seed: 9, ..Default::default() }).collect();
+    for chunk in events.chunks(50) {
+        block(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+    }
+    let n = events.len() as u64;
+    for limit in [1usize, 7, 64, 10_000] {
+        let mut next = Position(1);
+        let mut seen = 0u64;
+        loop {
+            let page = block(store.read_all(next, limit)).expect("read_all");
+            assert!(page.len() <= limit, "a page holds at most `limit` events");
+            let Some(last) = page.last() else { break };
+            for e in &page {
+                seen += 1;
+                assert_eq!(e.position, Position(seen), "page of {limit} continues without a gap");
+            }
+            next = last.position.next();
+        }
+        assert_eq!(seen, n);
+    }
+    let accounts = block(store.accounts(None, 3)).expect("accounts");
+    assert_eq!(accounts.len(), 3);
+    let rest = block(store.accounts(accounts.last(), 100)).expect("accounts");
+    assert_eq!(rest.len(), 4);
+    assert!(accounts.last() < rest.first(), "accounts ascend across pages");
+    let a = &accounts[0];
+    let tail = block(store.read_stream(a, StreamVersion(3), 2)).expect("read_stream");
+    assert_eq!(tail.iter().map(|e| e.stream_version.0).collect::<Vec<_>>(), [3, 4]);
+    assert!(block(store.read_all(Position(n + 1), 10)).expect("past the end").is_empty());
+    assert_log_invariants(&store);
+}
+
+/// Awkward but valid text survives byte for byte: quotes, backslashes, NUL, unicode, 4 KiB.
+pub fn hostile_text_round_trips<S: Store>(store: S) {
+    let nasty = account("o'brien \"quoted\" \\ back; DROP TABLE events;--");
+    let long = "ß".repeat(crate::TEXT_BYTES_MAX / 2);
+    let events = vec![
+        NewEvent::new(
+            nasty.clone(),
+            t(0),
+            Event::IssueDisclosed { summary: Some("nul\u{0} and \u{1F600} and '\"\\".into()) },
+        ),
+        NewEvent::new(nasty.clone(), t(1), Event::IssueDisclosed { summary: Some(long) }),
+    ];
+    block(store.append(events.clone(), ExpectedVersion::Any)).expect("append");
+    let back = stream(&store, &nasty);
+    assert_eq!(back.len(), 2);
+    for (env, new) in back.iter().zip(&events) {
+        assert!(env.same_content(new), "text reads back byte for byte");
+    }
+}
+
+/// Several threads appending at once: nothing lost, nothing duplicated, no gaps.
+pub fn concurrent_appenders_lose_nothing<S: Store + 'static>(store: S) {
+    const THREADS: usize = 4;
+    const BATCHES: usize = 100;
+    let store = Arc::new(store);
+    let shared = account("shared");
+    let handles: Vec<_> = (0..THREADS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let own = account(&format!("worker-{w}"));
+                let mut ids = Vec::new();
+                let mut guess = StreamVersion(0);
+                for i in 0..BATCHES {
+                    let h = (i * THREADS + w) as i64;
+                    let batch = vec![touch(&own, h), touch(&shared, h), touch(&own, h)];
+                    ids.extend(batch.iter().map(|e| e.id));
+                    let out = block(store.append(batch, ExpectedVersion::Any)).expect("append");
+                    assert_eq!(out.appended.len(), 3);
+                    // Optimistic writers race on the shared stream, retrying with the actual
+                    // version a conflict reports; each version is won exactly once.
+                    let contested = touch(&shared, h);
+                    ids.push(contested.id);
+                    loop {
+                        match block(store.append(vec![contested.clone()], ExpectedVersion::Exact(guess))) {
+                            Ok(out) => {
+                                assert_eq!(out.appended.len(), 1);
+                                guess = out.appended[0].stream_version;
+                                break;
+                            }
+                            Err(AppendError::WrongExpectedVersion { actual, .. }) => guess = actual,
+                            Err(e) => panic!("contested append: {e}"),
+                        }
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut expected: HashSet<EventId> = HashSet::new();
+    for h in handles {
+        expected.extend(h.join().expect("worker thread"));
+    }
+    let log = assert_log_invariants(&*store);
+    assert_eq!(log.len(), THREADS * BATCHES * 4, "0 lost");
+    let got: HashSet<EventId> = log.iter().map(|e| e.id).collect();
+    assert_eq!(got, expected, "exactly the appended events, 0 duplicated");
+    let shared_stream = stream(&*store, &shared);
+    assert_eq!(shared_stream.len(), THREADS * BATCHES * 2);
+}

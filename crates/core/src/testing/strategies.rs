@@ -1,0 +1,145 @@
+//! Proptest strategies that generate *valid* account histories with a realistic mix of every
+//! event type. Every crate's property tests draw from these.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::event::{AdvocacyKind, Channel, NewEvent, Severity, SurveyScore};
+use crate::id::AccountId;
+use crate::synth::{CommitmentEnding, ItemPlan, expand};
+use crate::timestamp::Timestamp;
+
+/// The base instant of generated histories: 2024-01-01T00:00:00Z.
+pub const BASE: Timestamp = Timestamp::from_unix_seconds(1_704_067_200);
+
+/// Hours in the generated window: two years.
+pub const SPAN_HOURS: u32 = 2 * 8_760;
+
+/// Any severity.
+pub fn arb_severity() -> impl Strategy<Value = Severity> {
+    prop_oneof![Just(Severity::Low), Just(Severity::Medium), Just(Severity::High), Just(Severity::Critical)]
+}
+
+/// Any channel.
+pub fn arb_channel() -> impl Strategy<Value = Channel> {
+    prop_oneof![
+        Just(Channel::Meeting),
+        Just(Channel::Call),
+        Just(Channel::Email),
+        Just(Channel::Chat),
+        Just(Channel::Visit)
+    ]
+}
+
+/// Any advocacy kind.
+pub fn arb_advocacy_kind() -> impl Strategy<Value = AdvocacyKind> {
+    prop_oneof![
+        Just(AdvocacyKind::Referral),
+        Just(AdvocacyKind::Reference),
+        Just(AdvocacyKind::CaseStudy),
+        Just(AdvocacyKind::Review)
+    ]
+}
+
+/// Any in-range survey answer.
+pub fn arb_survey_score() -> impl Strategy<Value = SurveyScore> {
+    prop_oneof![
+        (0u8..=10).prop_map(SurveyScore::Nps),
+        (1u8..=5).prop_map(SurveyScore::Csat),
+        (1u8..=7).prop_map(SurveyScore::Ces),
+    ]
+}
+
+/// How a commitment with the given lead time (hours) ends: mostly on time, sometimes late,
+/// renegotiated, cancelled, rejected or still open.
+pub fn arb_ending(lead_hours: u32) -> impl Strategy<Value = CommitmentEnding> {
+    prop_oneof![
+        5 => (0..=lead_hours).prop_map(|at_hours| CommitmentEnding::Delivered { at_hours, accepted: true }),
+        2 => (lead_hours + 1..lead_hours + 24 * 60, any::<bool>())
+            .prop_map(|(at_hours, accepted)| CommitmentEnding::Delivered { at_hours, accepted }),
+        1 => (0..lead_hours * 2, 1u32..24 * 60, proptest::option::of(0u32..24 * 90)).prop_map(
+            move |(at_hours, extra, delivered)| CommitmentEnding::Renegotiated {
+                at_hours,
+                new_lead_hours: at_hours.max(lead_hours) + extra,
+                delivered_hours: delivered.map(|d| at_hours + d),
+            }
+        ),
+        1 => (0..lead_hours * 2).prop_map(|at_hours| CommitmentEnding::Cancelled { at_hours }),
+        1 => Just(CommitmentEnding::Open),
+    ]
+}
+
+/// One planned item anywhere in the two-year window, weighted like a real account's mix.
+pub fn arb_item_plan() -> impl Strategy<Value = ItemPlan> {
+    let at = 0..SPAN_HOURS;
+    prop_oneof![
+        4 => (at.clone(), 24u32..24 * 360, prop_oneof![Just(1.0), Just(0.5), Just(2.0), 0.1f64..5.0])
+            .prop_flat_map(|(made_hours, lead_hours, weight)| {
+                arb_ending(lead_hours).prop_map(move |ending| ItemPlan::Commitment {
+                    made_hours,
+                    lead_hours,
+                    weight,
+                    ending,
+                })
+            }),
+        2 => (
+            at.clone(),
+            arb_severity(),
+            proptest::option::weighted(0.9, 0u32..120),
+            proptest::option::weighted(0.85, 0u32..24 * 30),
+            proptest::option::weighted(0.1, (1u32..24 * 30, proptest::option::of(0u32..24 * 14))),
+        )
+            .prop_map(|(raised_hours, severity, ack_after_hours, resolve_after_hours, reopen)| {
+                ItemPlan::Escalation { raised_hours, severity, ack_after_hours, resolve_after_hours, reopen }
+            }),
+        2 => (at.clone(), arb_survey_score()).prop_map(|(at_hours, score)| ItemPlan::Survey { at_hours, score }),
+        3 => (at.clone(), arb_channel()).prop_map(|(at_hours, channel)| ItemPlan::Touchpoint { at_hours, channel }),
+        1 => at.clone().prop_map(|at_hours| ItemPlan::Disclosure { at_hours }),
+        1 => (at, arb_advocacy_kind()).prop_map(|(at_hours, kind)| ItemPlan::Advocacy { at_hours, kind }),
+    ]
+}
+
+/// An account id, sometimes with awkward but valid characters.
+pub fn arb_account_id() -> impl Strategy<Value = AccountId> {
+    prop_oneof![
+        4 => (0u32..1000).prop_map(|n| format!("acct-{n}")),
+        1 => "[a-zA-Z0-9 '\"\\\\._-]{1,24}",
+        1 => "\\PC{1,12}",
+    ]
+    .prop_filter_map("valid account id", |s| AccountId::new(&s).ok())
+}
+
+/// Plans for one account: up to `max_items` items.
+pub fn arb_plans(max_items: usize) -> impl Strategy<Value = Vec<ItemPlan>> {
+    vec(arb_item_plan(), 0..=max_items)
+}
+
+/// One account's valid history, sorted by time (up to 40 items, about 100 events).
+pub fn arb_account_history() -> impl Strategy<Value = Vec<NewEvent>> {
+    (arb_account_id(), arb_plans(40)).prop_map(|(account, plans)| expand(&account, BASE, &plans, 0, None))
+}
+
+/// A valid multi-account history (1–4 accounts), each account's events in time order and the
+/// accounts interleaved.
+pub fn arb_portfolio() -> impl Strategy<Value = Vec<NewEvent>> {
+    vec((arb_plans(25), any::<u8>()), 1..=4).prop_map(|accounts| {
+        let mut streams: Vec<std::vec::IntoIter<NewEvent>> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, (plans, _))| {
+                let account = AccountId::new(&format!("acct-{i}")).unwrap_or_else(|e| unreachable!("{e}"));
+                expand(&account, BASE, plans, 0, None).into_iter()
+            })
+            .collect();
+        // Interleave round-robin, driven by each account's byte, keeping per-account order.
+        let mut out = Vec::new();
+        let mut turn = 0usize;
+        while streams.iter().any(|s| s.len() > 0) {
+            let i = turn % streams.len();
+            let take = 1 + usize::from(accounts[i].1 % 3);
+            out.extend(streams[i].by_ref().take(take));
+            turn += 1;
+        }
+        out
+    })
+}

@@ -1,0 +1,192 @@
+//! [`Timestamp`]: an instant as whole nanoseconds since the Unix epoch, UTC.
+
+use std::fmt;
+
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Nanoseconds in one second.
+pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
+/// Nanoseconds in one hour.
+pub const NANOS_PER_HOUR: i64 = 3_600 * NANOS_PER_SECOND;
+/// Nanoseconds in one day.
+pub const NANOS_PER_DAY: i64 = 24 * NANOS_PER_HOUR;
+
+/// An instant, held as nanoseconds since 1970-01-01T00:00:00Z.
+///
+/// Events keep their instant, not the offset they were written with: `10:00+01:00` and
+/// `09:00Z` are the same timestamp, and the canonical JSON form writes UTC with `Z`.
+/// Valid event timestamps lie in [`Timestamp::MIN`]..=[`Timestamp::MAX`] (years 1900–2199);
+/// the validator rejects others.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Timestamp(i64);
+
+/// Why a string was refused as a [`Timestamp`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseTimestampError {
+    /// Not an RFC 3339 date-time with an offset, or not a real calendar instant.
+    #[error("not an RFC 3339 timestamp with an offset (like 2025-03-01T09:00:00Z): {reason}")]
+    Syntax {
+        /// What the parser said.
+        reason: String,
+    },
+    /// A real instant, but outside the years 1900–2199.
+    #[error("{text} is outside the supported range 1900-01-01T00:00:00Z..2200-01-01T00:00:00Z")]
+    OutOfRange {
+        /// The text as given.
+        text: String,
+    },
+}
+
+impl Timestamp {
+    /// 1900-01-01T00:00:00Z, the earliest valid event time.
+    pub const MIN: Self = Self(-2_208_988_800 * NANOS_PER_SECOND);
+    /// 2199-12-31T23:59:59.999999999Z, the latest valid event time.
+    pub const MAX: Self = Self(7_258_118_400 * NANOS_PER_SECOND - 1);
+    /// 1970-01-01T00:00:00Z.
+    pub const UNIX_EPOCH: Self = Self(0);
+
+    /// The timestamp `nanos` nanoseconds after the Unix epoch.
+    pub const fn from_unix_nanos(nanos: i64) -> Self {
+        Self(nanos)
+    }
+
+    /// The timestamp `secs` seconds after the Unix epoch (saturating).
+    pub const fn from_unix_seconds(secs: i64) -> Self {
+        Self(secs.saturating_mul(NANOS_PER_SECOND))
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub const fn unix_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// The current time from the system clock.
+    pub fn now() -> Self {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        Self(i64::try_from(nanos).unwrap_or(i64::MAX))
+    }
+
+    /// Whether this lies in the range valid for events.
+    pub fn in_range(self) -> bool {
+        (Self::MIN..=Self::MAX).contains(&self)
+    }
+
+    /// This plus `nanos` (saturating).
+    pub const fn add_nanos(self, nanos: i64) -> Self {
+        Self(self.0.saturating_add(nanos))
+    }
+
+    /// This plus a (possibly fractional or negative) number of days (saturating).
+    pub fn add_days(self, days: f64) -> Self {
+        let nanos = days * NANOS_PER_DAY as f64;
+        // `as` saturates for out-of-range floats and maps NaN to 0, which is what we want here.
+        Self(self.0.saturating_add(nanos as i64))
+    }
+
+    /// `self - earlier` in days, as a float (negative when `earlier` is later).
+    pub fn days_since(self, earlier: Self) -> f64 {
+        (self.0 as f64 - earlier.0 as f64) / NANOS_PER_DAY as f64
+    }
+
+    /// Parses an RFC 3339 date-time with an offset.
+    ///
+    /// # Errors
+    /// [`ParseTimestampError`] when `s` is not RFC 3339, not a real instant, or outside the
+    /// years 1900–2199.
+    pub fn parse(s: &str) -> Result<Self, ParseTimestampError> {
+        let dt =
+            OffsetDateTime::parse(s, &Rfc3339).map_err(|e| ParseTimestampError::Syntax { reason: e.to_string() })?;
+        let ts = i64::try_from(dt.unix_timestamp_nanos())
+            .map(Self)
+            .map_err(|_| ParseTimestampError::OutOfRange { text: s.to_owned() })?;
+        if !ts.in_range() {
+            return Err(ParseTimestampError::OutOfRange { text: s.to_owned() });
+        }
+        Ok(ts)
+    }
+
+    /// The UTC date-time.
+    pub fn to_offset_date_time(self) -> OffsetDateTime {
+        // Every i64 nanosecond count lies within time's supported years (±9999).
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    fn from(dt: OffsetDateTime) -> Self {
+        let nanos = dt.unix_timestamp_nanos().clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        Self(nanos as i64)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with a `Z`; fractional seconds only when non-zero.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to_offset_date_time().format(&Rfc3339) {
+            Ok(s) => f.write_str(&s),
+            Err(_) => write!(f, "@{}ns", self.0),
+        }
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = ParseTimestampError;
+    fn from_str(s: &str) -> Result<Self, ParseTimestampError> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_format() {
+        let t = Timestamp::parse("2025-03-01T09:00:00Z").unwrap();
+        assert_eq!(t.to_string(), "2025-03-01T09:00:00Z");
+        let same = Timestamp::parse("2025-03-01T10:00:00+01:00").unwrap();
+        assert_eq!(t, same);
+        let frac = Timestamp::parse("2025-03-01T09:00:00.25Z").unwrap();
+        assert_eq!(frac.to_string(), "2025-03-01T09:00:00.25Z");
+        assert_eq!(frac.unix_nanos() - t.unix_nanos(), 250_000_000);
+    }
+
+    #[test]
+    fn rejects_unreal_and_out_of_range() {
+        assert!(Timestamp::parse("2025-02-30T00:00:00Z").is_err());
+        assert!(Timestamp::parse("2025-03-01T09:00:00").is_err(), "no offset");
+        assert!(Timestamp::parse("2025-03-01").is_err());
+        assert!(matches!(Timestamp::parse("1850-01-01T00:00:00Z"), Err(ParseTimestampError::OutOfRange { .. })));
+        assert!(Timestamp::parse("2199-12-31T23:59:59Z").is_ok());
+        assert!(Timestamp::parse("2200-01-01T00:00:00Z").is_err());
+        assert!(Timestamp::parse("1900-01-01T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn bounds_are_the_documented_instants() {
+        assert_eq!(Timestamp::MIN.to_string(), "1900-01-01T00:00:00Z");
+        assert_eq!(Timestamp::MAX.add_nanos(1).to_string(), "2200-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,302 @@
+//! rapport-core's integration tests: the conformance suite on `MemoryStore`, every validation
+//! rule broken once, and property tests over generated histories.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use proptest::prelude::*;
+use rapport_core::testing::strategies::{arb_account_history, arb_portfolio};
+use rapport_core::{
+    AccountId, AppendError, Channel, CommitmentKey, EscalationKey, Event, ExpectedVersion, Ledger, MemoryStore,
+    NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError, synth,
+};
+
+mod memory_conformance {
+    rapport_core::conformance_suite!(rapport_core::MemoryStore::new);
+}
+
+fn t(day: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_735_689_600 + day * 86_400)
+}
+
+fn acme() -> AccountId {
+    AccountId::new("acme").unwrap()
+}
+
+fn ev(day: i64, event: Event) -> NewEvent {
+    NewEvent::new(acme(), t(day), event)
+}
+
+fn ck(s: &str) -> CommitmentKey {
+    CommitmentKey::new(s).unwrap()
+}
+
+fn ek(s: &str) -> EscalationKey {
+    EscalationKey::new(s).unwrap()
+}
+
+fn made(day: i64, key: &str) -> NewEvent {
+    ev(day, Event::CommitmentMade { commitment: ck(key), title: "t".into(), due: t(day + 30), weight: 1.0 })
+}
+
+fn raised(day: i64, key: &str) -> NewEvent {
+    ev(day, Event::EscalationRaised { escalation: ek(key), severity: Severity::High, summary: None })
+}
+
+/// Appends `setup`, then `bad`, and returns the rule `bad` broke.
+fn broken_rule(setup: Vec<NewEvent>, bad: NewEvent) -> ValidationError {
+    let ledger = Ledger::memory();
+    ledger.blocking().append(setup, ExpectedVersion::Any).expect("setup is valid");
+    let before = ledger.blocking().head().unwrap();
+    let id = bad.id;
+    match ledger.blocking().append(vec![bad], ExpectedVersion::Any) {
+        Err(AppendError::Invalid(v)) => {
+            assert_eq!(v.event(), id, "the error names the event");
+            assert!(v.to_string().contains("account acme"), "the error names the account: {v}");
+            assert!(v.to_string().contains(&id.to_string()), "the error names the event id: {v}");
+            assert_eq!(ledger.blocking().head().unwrap(), before, "nothing appended");
+            v
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[test]
+fn rule_commitment_made_once() {
+    let v = broken_rule(vec![made(0, "c")], made(1, "c"));
+    assert!(matches!(v, ValidationError::CommitmentAlreadyMade { .. }), "{v}");
+}
+
+#[test]
+fn rule_commitment_step_requires_made() {
+    for e in [
+        Event::CommitmentDelivered { commitment: ck("c"), accepted: true },
+        Event::CommitmentRenegotiated { commitment: ck("c"), due: t(9), reason: None },
+        Event::CommitmentCancelled { commitment: ck("c"), reason: None },
+    ] {
+        let v = broken_rule(vec![], ev(1, e));
+        assert!(matches!(v, ValidationError::CommitmentUnknown { .. }), "{v}");
+    }
+}
+
+#[test]
+fn rule_commitment_step_requires_open() {
+    let deliver = || ev(2, Event::CommitmentDelivered { commitment: ck("c"), accepted: true });
+    let cancel = || ev(2, Event::CommitmentCancelled { commitment: ck("c"), reason: None });
+    let v = broken_rule(vec![made(0, "c"), deliver()], deliver());
+    assert!(matches!(v, ValidationError::CommitmentClosed { state: "delivered", .. }), "{v}");
+    let v = broken_rule(
+        vec![made(0, "c"), cancel()],
+        ev(3, Event::CommitmentRenegotiated { commitment: ck("c"), due: t(9), reason: None }),
+    );
+    assert!(matches!(v, ValidationError::CommitmentClosed { state: "cancelled", .. }), "{v}");
+}
+
+#[test]
+fn rule_escalation_raised_once() {
+    let v = broken_rule(vec![raised(0, "e")], raised(1, "e"));
+    assert!(matches!(v, ValidationError::EscalationAlreadyRaised { .. }), "{v}");
+}
+
+#[test]
+fn rule_escalation_step_requires_raised() {
+    for e in [
+        Event::EscalationAcknowledged { escalation: ek("e") },
+        Event::EscalationResolved { escalation: ek("e") },
+        Event::EscalationReopened { escalation: ek("e") },
+    ] {
+        let v = broken_rule(vec![], ev(1, e));
+        assert!(matches!(v, ValidationError::EscalationUnknown { .. }), "{v}");
+    }
+}
+
+#[test]
+fn rule_acknowledge_requires_open_and_unacknowledged() {
+    let ack = |d| ev(d, Event::EscalationAcknowledged { escalation: ek("e") });
+    let resolve = |d| ev(d, Event::EscalationResolved { escalation: ek("e") });
+    let v = broken_rule(vec![raised(0, "e"), ack(1)], ack(2));
+    assert!(matches!(v, ValidationError::EscalationAlreadyAcknowledged { .. }), "{v}");
+    let v = broken_rule(vec![raised(0, "e"), resolve(1)], ack(2));
+    assert!(matches!(v, ValidationError::EscalationNotOpen { .. }), "{v}");
+}
+
+#[test]
+fn rule_resolve_requires_open() {
+    let resolve = |d| ev(d, Event::EscalationResolved { escalation: ek("e") });
+    let v = broken_rule(vec![raised(0, "e"), resolve(1)], resolve(2));
+    assert!(matches!(v, ValidationError::EscalationNotOpen { .. }), "{v}");
+}
+
+#[test]
+fn rule_reopen_requires_resolved() {
+    let v = broken_rule(vec![raised(0, "e")], ev(1, Event::EscalationReopened { escalation: ek("e") }));
+    assert!(matches!(v, ValidationError::EscalationNotResolved { .. }), "{v}");
+    // After resolving, reopening works, and then the escalation is open again.
+    let ledger = Ledger::memory();
+    let steps = vec![
+        raised(0, "e"),
+        ev(1, Event::EscalationResolved { escalation: ek("e") }),
+        ev(2, Event::EscalationReopened { escalation: ek("e") }),
+        ev(3, Event::EscalationResolved { escalation: ek("e") }),
+    ];
+    ledger.blocking().append(steps, ExpectedVersion::Any).expect("a reopen cycle is valid");
+}
+
+#[test]
+fn rule_steps_do_not_go_back_in_time() {
+    let v = broken_rule(vec![made(10, "c")], ev(9, Event::CommitmentDelivered { commitment: ck("c"), accepted: true }));
+    assert!(matches!(v, ValidationError::StepBeforePrevious { .. }), "{v}");
+    let v = broken_rule(vec![raised(10, "e")], ev(9, Event::EscalationAcknowledged { escalation: ek("e") }));
+    assert!(matches!(v, ValidationError::StepBeforePrevious { .. }), "{v}");
+    // Unrelated events may be older than what the stream holds: backfill.
+    let ledger = Ledger::memory();
+    ledger.blocking().append(vec![made(100, "live")], ExpectedVersion::Any).unwrap();
+    ledger
+        .blocking()
+        .append(
+            vec![made(1, "old"), ev(5, Event::CommitmentDelivered { commitment: ck("old"), accepted: true })],
+            ExpectedVersion::Any,
+        )
+        .expect("older history appends after live events");
+}
+
+#[test]
+fn rule_survey_in_range() {
+    for score in
+        [SurveyScore::Nps(11), SurveyScore::Csat(0), SurveyScore::Csat(6), SurveyScore::Ces(8), SurveyScore::Ces(0)]
+    {
+        let v = broken_rule(
+            vec![],
+            ev(0, Event::SurveyAnswered { survey: SurveyKey::new("q").unwrap(), score, comment: None }),
+        );
+        assert!(matches!(v, ValidationError::SurveyOutOfRange { .. }), "{v}");
+        assert_eq!(v.field(), score.field());
+    }
+}
+
+#[test]
+fn rule_timestamps_in_range() {
+    let mut e = ev(0, Event::TouchpointHeld { channel: Channel::Call });
+    e.occurred_at = Timestamp::from_unix_seconds(-3_000_000_000);
+    let v = broken_rule(vec![], e);
+    assert!(matches!(v, ValidationError::TimestampOutOfRange { field: "occurred_at", .. }), "{v}");
+    let e = ev(
+        0,
+        Event::CommitmentMade {
+            commitment: ck("c"),
+            title: "t".into(),
+            due: Timestamp::from_unix_nanos(i64::MAX),
+            weight: 1.0,
+        },
+    );
+    let v = broken_rule(vec![], e);
+    assert!(matches!(v, ValidationError::TimestampOutOfRange { field: "due", .. }), "{v}");
+}
+
+#[test]
+fn rule_weights_finite_and_positive() {
+    for weight in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let e = ev(0, Event::CommitmentMade { commitment: ck("c"), title: "t".into(), due: t(1), weight });
+        let v = broken_rule(vec![], e);
+        assert!(matches!(v, ValidationError::WeightInvalid { .. }), "{v}");
+    }
+}
+
+#[test]
+fn rule_text_at_most_4_kib() {
+    let e = ev(0, Event::IssueDisclosed { summary: Some("x".repeat(4097)) });
+    let v = broken_rule(vec![], e);
+    assert!(matches!(v, ValidationError::TextTooLong { field: "summary", len: 4097, .. }), "{v}");
+    let ok = ev(0, Event::IssueDisclosed { summary: Some("x".repeat(4096)) });
+    Ledger::memory().blocking().append(vec![ok], ExpectedVersion::Any).expect("4 KiB exactly is fine");
+}
+
+#[test]
+fn recorded_at_comes_from_the_store_clock_and_never_decreases() {
+    let now = Arc::new(AtomicI64::new(1_000));
+    let clock = Arc::clone(&now);
+    let store = MemoryStore::with_clock(Arc::new(move || Timestamp::from_unix_seconds(clock.load(Ordering::SeqCst))));
+    let ledger = Ledger::new(store);
+    ledger
+        .blocking()
+        .append(vec![ev(0, Event::TouchpointHeld { channel: Channel::Call })], ExpectedVersion::Any)
+        .unwrap();
+    now.store(500, Ordering::SeqCst); // the clock steps back
+    ledger
+        .blocking()
+        .append(vec![ev(1, Event::TouchpointHeld { channel: Channel::Call })], ExpectedVersion::Any)
+        .unwrap();
+    let log = ledger.blocking().read_all_page(Position(1), 10).unwrap();
+    assert_eq!(log[0].recorded_at, Timestamp::from_unix_seconds(1_000));
+    assert_eq!(log[1].recorded_at, Timestamp::from_unix_seconds(1_000), "clamped, never decreasing");
+}
+
+#[test]
+fn synthetic_portfolio_is_valid_and_deterministic() {
+    let config = synth::SynthConfig { accounts: 20, months: 12, seed: 42, ..Default::default() };
+    let a: Vec<NewEvent> = synth::generate(config.clone()).collect();
+    let b: Vec<NewEvent> = synth::generate(config).collect();
+    assert_eq!(a, b, "same seed, same history");
+    let ledger = Ledger::memory();
+    for chunk in a.chunks(1000) {
+        ledger.blocking().append(chunk.to_vec(), ExpectedVersion::Any).expect("generated history is valid");
+    }
+    assert_eq!(ledger.blocking().accounts().unwrap().len(), 20);
+    let mut kinds = std::collections::BTreeSet::new();
+    for e in &a {
+        kinds.insert(e.event.kind());
+    }
+    assert_eq!(kinds.len(), rapport_core::EventKind::ALL.len(), "every event type appears: {kinds:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: rapport_core::testing::cases(64), ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_generated_histories_are_valid(events in arb_portfolio()) {
+        let ledger = Ledger::memory();
+        let n = events.len();
+        let out = ledger.blocking().append(events, ExpectedVersion::Any);
+        prop_assert!(out.is_ok(), "{:?}", out.err());
+        prop_assert_eq!(ledger.blocking().head().unwrap(), Position(n as u64));
+    }
+
+    #[test]
+    fn prop_json_round_trips(events in arb_account_history()) {
+        for e in events {
+            let line = e.to_json_line();
+            let back = NewEvent::from_json_line(&line);
+            prop_assert_eq!(back.as_ref(), Ok(&e), "{}", line);
+            prop_assert_eq!(back.unwrap().to_json_line(), line);
+        }
+    }
+
+    #[test]
+    fn prop_reappending_any_prefix_is_idempotent(events in arb_account_history(), cut in 0usize..200) {
+        let ledger = Ledger::memory();
+        let cut = cut.min(events.len());
+        ledger.blocking().append(events[..cut].to_vec(), ExpectedVersion::Any).unwrap();
+        // A re-run of the whole import after a crash at `cut` completes it without duplicates.
+        let out = ledger.blocking().append(events.clone(), ExpectedVersion::Any).unwrap();
+        prop_assert_eq!(out.duplicates.len(), cut);
+        prop_assert_eq!(out.appended.len(), events.len() - cut);
+        let log = rapport_core::testing::conformance::assert_log_invariants(ledger.store());
+        prop_assert_eq!(log.len(), events.len());
+    }
+
+    #[test]
+    fn prop_one_event_at_a_time_equals_one_batch(events in arb_portfolio()) {
+        let a = Ledger::memory();
+        let b = Ledger::memory();
+        a.blocking().append(events.clone(), ExpectedVersion::Any).unwrap();
+        for e in events {
+            b.blocking().append(vec![e], ExpectedVersion::Any).unwrap();
+        }
+        let la = a.blocking().read_all_page(Position(1), 100_000).unwrap();
+        let lb = b.blocking().read_all_page(Position(1), 100_000).unwrap();
+        prop_assert_eq!(la.len(), lb.len());
+        for (x, y) in la.iter().zip(&lb) {
+            prop_assert!(x.same_content(&y.to_new_event()) && x.stream_version == y.stream_version);
+        }
+    }
+}
