@@ -42,6 +42,7 @@ pub mod json;
 pub mod ledger;
 pub mod log_state;
 pub mod memory;
+pub mod projection;
 pub mod store;
 pub mod synth;
 pub mod timestamp;
@@ -58,6 +59,7 @@ pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
 pub use log_state::{LogState, PreparedAppend};
 pub use memory::MemoryStore;
+pub use projection::{AsOf, Projection};
 pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, StorageError,
     Store,
