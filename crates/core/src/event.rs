@@ -9,7 +9,8 @@ use crate::timestamp::Timestamp;
 pub const TEXT_BYTES_MAX: usize = 4 * 1024;
 
 /// How severe an escalation is. It sets the SLA targets and the weight of the outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// `low`
     Low,
@@ -22,7 +23,8 @@ pub enum Severity {
 }
 
 /// The channel of a touchpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// `meeting`
     Meeting,
@@ -37,7 +39,8 @@ pub enum Channel {
 }
 
 /// The kind of advocacy a customer gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AdvocacyKind {
     /// `referral`
     Referral,

@@ -2,6 +2,7 @@
 //! valid histories, and the seeded generator (re-exported from [`crate::synth`]).
 
 pub mod conformance;
+pub mod story;
 pub mod strategies;
 
 pub use crate::synth::{SynthConfig, generate};

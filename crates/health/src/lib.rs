@@ -1,0 +1,39 @@
+//! rapport-health: the health score — is the relationship in good shape now?
+//!
+//! HEALTH = 100 · Σ Wⱼ·vⱼ / Σ Wⱼ over trust, NPS, CSAT, CES, open escalation load, engagement
+//! and advocacy. A measure without evidence contributes its prior with confidence 0; coverage
+//! (Σ Wⱼ·confidenceⱼ) below 0.35 makes the band grey. `docs/scoring.md` documents the model.
+//!
+//! - [`HealthModel`]: every parameter (including the trust model), as a serde config.
+//! - [`HealthState`] / [`HealthProjection`]: one account; [`Scores`] holds trust and health.
+//! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
+//!   [`rank_at_risk`] orders them.
+//! - [`timeline`]: one account at many instants in one pass.
+//!
+//! # Example
+//! ```
+//! use rapport_core::{AsOf, ExpectedVersion, Ledger, Timestamp};
+//! use rapport_core::synth::{generate, SynthConfig};
+//! use rapport_health::{HealthModel, rank_at_risk, score_all};
+//!
+//! let ledger = Ledger::memory();
+//! let events: Vec<_> = generate(SynthConfig { accounts: 5, months: 12, ..Default::default() }).collect();
+//! ledger.blocking().append(events, ExpectedVersion::Any)?;
+//! let as_of = AsOf::at(Timestamp::parse("2025-01-01T00:00:00Z")?);
+//! let scores = pollster::block_on(score_all(&ledger, &HealthModel::default(), as_of))?;
+//! assert_eq!(scores.len(), 5);
+//! for s in rank_at_risk(&scores) {
+//!     println!("{} health {:.0} ({})", s.account, s.scores.health.score, s.scores.health.band.name());
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod model;
+pub mod portfolio;
+pub mod state;
+
+pub use model::{HealthModel, HealthWeights};
+pub use portfolio::{AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline};
+pub use rapport_trust::{Band, Factor, Score};
+pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

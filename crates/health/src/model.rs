@@ -1,0 +1,100 @@
+//! [`HealthModel`]: every parameter of the health score, as a serde config with documented,
+//! calibrated defaults (see `docs/scoring.md`).
+
+use rapport_trust::{Bands, ChannelParams, TrustModel};
+use serde::{Deserialize, Serialize};
+
+/// The weight of each measure in health. Only their ratios matter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthWeights {
+    /// Trust (0.35).
+    pub trust: f64,
+    /// NPS (0.15).
+    pub nps: f64,
+    /// CSAT (0.10).
+    pub csat: f64,
+    /// CES (0.05).
+    pub ces: f64,
+    /// Open escalation load (0.20).
+    pub escalation_load: f64,
+    /// Engagement (0.10).
+    pub engagement: f64,
+    /// Advocacy (0.05).
+    pub advocacy: f64,
+}
+
+impl Default for HealthWeights {
+    fn default() -> Self {
+        Self { trust: 0.35, nps: 0.15, csat: 0.10, ces: 0.05, escalation_load: 0.20, engagement: 0.10, advocacy: 0.05 }
+    }
+}
+
+/// Every parameter of the health score. `HealthModel::default()` is the calibrated model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthModel {
+    /// The model's id, stamped on every score.
+    pub id: String,
+    /// The model's version, stamped on every score.
+    pub version: u32,
+    /// The trust model, whose score is one input.
+    pub trust: TrustModel,
+    /// Measure weights.
+    pub weights: HealthWeights,
+    /// NPS as Beta evidence on x = (y + 1)/2, where y is +1 for a promoter (9–10), 0 for a
+    /// passive (7–8), −1 for a detractor (0–6). Prior mean 0.65 (y = +0.3), strength 3,
+    /// half-life 180 days.
+    pub nps: ChannelParams,
+    /// CSAT as Beta evidence on top-2-box (4–5). Prior 0.75, strength 2, half-life 90 days.
+    pub csat: ChannelParams,
+    /// CES as Beta evidence on x = 1 − (answer − 1)/6 (low effort is good). Prior 0.6,
+    /// strength 2, half-life 90 days.
+    pub ces: ChannelParams,
+    /// Load = exp(−Σ_open severity_weight · age / resolve_target / this).
+    pub load_divisor: f64,
+    /// Escalations seen decay with this half-life (days); load confidence = 1 − 2^(−count).
+    pub load_confidence_half_life_days: f64,
+    /// Touchpoints decay with this half-life (days).
+    pub engagement_half_life_days: f64,
+    /// Engagement with no touchpoints; engagement = 1 − exp(−(N + N₀)/2) with N₀ set so that
+    /// N = 0 gives this value.
+    pub engagement_prior: f64,
+    /// Advocacy decays with this half-life (days); advocacy = ½ + ½(1 − exp(−N)).
+    pub advocacy_half_life_days: f64,
+    /// Band thresholds; `grey_below` applies to coverage.
+    pub bands: Bands,
+    /// The trend compares the score now with the score this many days earlier.
+    pub trend_window_days: f64,
+    /// A trend is shown only when |Δ| exceeds this many standard errors of the difference.
+    pub trend_noise_z: f64,
+}
+
+impl Default for HealthModel {
+    fn default() -> Self {
+        Self {
+            id: "rapport-health".into(),
+            version: 1,
+            trust: TrustModel::default(),
+            weights: HealthWeights::default(),
+            nps: ChannelParams { prior_mean: 0.65, prior_strength: 3.0, half_life_days: 180.0 },
+            csat: ChannelParams { prior_mean: 0.75, prior_strength: 2.0, half_life_days: 90.0 },
+            ces: ChannelParams { prior_mean: 0.6, prior_strength: 2.0, half_life_days: 90.0 },
+            load_divisor: 4.0,
+            load_confidence_half_life_days: 365.0,
+            engagement_half_life_days: 30.0,
+            engagement_prior: 0.4,
+            advocacy_half_life_days: 365.0,
+            bands: Bands { green_from: 75.0, yellow_from: 50.0, grey_below: 0.35 },
+            trend_window_days: 30.0,
+            trend_noise_z: 1.0,
+        }
+    }
+}
+
+impl HealthModel {
+    /// The stamp on every health score: `id/version`.
+    pub fn stamp(&self) -> String {
+        format!("{}/{}", self.id, self.version)
+    }
+}

@@ -1,0 +1,213 @@
+//! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
+
+use std::collections::HashMap;
+
+use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::model::HealthModel;
+use crate::state::{HealthState, Scores};
+
+/// Which way health moved over the trend window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Up by more than the noise.
+    Rising,
+    /// Down by more than the noise.
+    Falling,
+    /// Within the noise.
+    Steady,
+}
+
+/// The change in health over the trend window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    /// Health now minus health one window earlier, in points.
+    pub delta: f64,
+    /// The smallest |delta| that counts as a move: z standard errors of the difference.
+    pub noise: f64,
+    /// The reading.
+    pub direction: Direction,
+}
+
+impl Trend {
+    /// The trend from `then` to `now`, given the model's noise multiplier.
+    pub fn between(m: &HealthModel, now: &Scores, then: &Scores) -> Self {
+        let delta = now.health.score - then.health.score;
+        let noise = m.trend_noise_z * (now.health.noise.powi(2) + then.health.noise.powi(2)).sqrt();
+        let direction = if delta > noise {
+            Direction::Rising
+        } else if delta < -noise {
+            Direction::Falling
+        } else {
+            Direction::Steady
+        };
+        Self { delta, noise, direction }
+    }
+}
+
+/// One account's scores from one point of view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountScores {
+    /// The account.
+    pub account: AccountId,
+    /// The instant evaluated.
+    pub as_of: Timestamp,
+    /// Trust and health.
+    #[serde(flatten)]
+    pub scores: Scores,
+    /// Health's trend over the model's window.
+    pub trend: Trend,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    state: HealthState,
+    recent: Vec<Envelope>,
+}
+
+/// A fold of many accounts at once: feed it every event (in log order or any valid order) and
+/// it keeps one compact state per account.
+///
+/// Events newer than the trend window's start are buffered per account (the window is 30 days
+/// by default), so the score one window ago and now come from the same pass.
+#[derive(Debug)]
+pub struct Portfolio<'m> {
+    model: &'m HealthModel,
+    as_of: AsOf,
+    then: Timestamp,
+    accounts: HashMap<AccountId, Entry>,
+}
+
+impl<'m> Portfolio<'m> {
+    /// An empty fold for `as_of`.
+    pub fn new(model: &'m HealthModel, as_of: AsOf) -> Self {
+        let then = as_of.at.add_days(-m_window(model));
+        Self { model, as_of, then, accounts: HashMap::new() }
+    }
+
+    /// Folds one event in; events `as_of` does not admit are skipped.
+    pub fn apply(&mut self, e: &Envelope) {
+        if !self.as_of.admits(e) {
+            return;
+        }
+        let entry = match self.accounts.get_mut(&e.account) {
+            Some(entry) => entry,
+            None => self.accounts.entry(e.account.clone()).or_default(),
+        };
+        if e.occurred_at <= self.then {
+            entry.state.apply(self.model, e);
+        } else {
+            entry.recent.push(e.clone());
+        }
+    }
+
+    /// How many accounts have been seen.
+    pub fn n_accounts(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Every account's scores, sorted by account id.
+    pub fn finish(self) -> Vec<AccountScores> {
+        let mut out: Vec<AccountScores> = self
+            .accounts
+            .into_iter()
+            .map(|(account, mut entry)| {
+                let then = entry.state.evaluate(self.model, self.then);
+                for e in &entry.recent {
+                    entry.state.apply(self.model, e);
+                }
+                let now = entry.state.evaluate(self.model, self.as_of.at);
+                let trend = Trend::between(self.model, &now, &then);
+                AccountScores { account, as_of: self.as_of.at, scores: now, trend }
+            })
+            .collect();
+        out.sort_by(|a, b| a.account.cmp(&b.account));
+        out
+    }
+}
+
+fn m_window(m: &HealthModel) -> f64 {
+    m.trend_window_days.max(0.0)
+}
+
+/// Scores every account of `ledger` in one pass over `read_all`.
+///
+/// # Errors
+/// The first [`ReadError`] from the store.
+pub async fn score_all<S: Store>(
+    ledger: &Ledger<S>,
+    model: &HealthModel,
+    as_of: AsOf,
+) -> Result<Vec<AccountScores>, ReadError> {
+    let mut portfolio = Portfolio::new(model, as_of);
+    ledger.for_each(Position(1), |e| portfolio.apply(e)).await?;
+    Ok(portfolio.finish())
+}
+
+/// Scores one account, reading only its stream.
+///
+/// # Errors
+/// The first [`ReadError`] from the store.
+pub async fn score_account<S: Store>(
+    ledger: &Ledger<S>,
+    model: &HealthModel,
+    account: &AccountId,
+    as_of: AsOf,
+) -> Result<AccountScores, ReadError> {
+    let mut portfolio = Portfolio::new(model, as_of);
+    ledger.for_each_in_stream(account, |e| portfolio.apply(e)).await?;
+    let mut scored = portfolio.finish();
+    Ok(scored.pop().unwrap_or_else(|| {
+        // No events yet: the prior, graded grey.
+        let now = HealthState::new().evaluate(model, as_of.at);
+        let trend = Trend::between(model, &now, &now);
+        AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend }
+    }))
+}
+
+/// The accounts at risk: every account whose health band is not grey, lowest health first,
+/// then the steepest fall first.
+pub fn rank_at_risk(scores: &[AccountScores]) -> Vec<&AccountScores> {
+    let mut ranked: Vec<&AccountScores> =
+        scores.iter().filter(|s| s.scores.health.band != rapport_trust::Band::Grey).collect();
+    ranked.sort_by(|a, b| {
+        a.scores
+            .health
+            .score
+            .total_cmp(&b.scores.health.score)
+            .then(a.trend.delta.total_cmp(&b.trend.delta))
+            .then(a.account.cmp(&b.account))
+    });
+    ranked
+}
+
+/// Scores one account at many instants in one pass over its events.
+///
+/// `events` are the account's events in any valid order; `instants` may be in any order (the
+/// result follows their sorted order). With `known_at`, events recorded later are ignored.
+pub fn timeline(
+    model: &HealthModel,
+    events: impl IntoIterator<Item = Envelope>,
+    instants: &[Timestamp],
+    known_at: Option<Timestamp>,
+) -> Vec<(Timestamp, Scores)> {
+    let mut events: Vec<Envelope> =
+        events.into_iter().filter(|e| known_at.is_none_or(|k| e.recorded_at <= k)).collect();
+    // A stable sort keeps each item's lifecycle steps in log order when their times tie.
+    events.sort_by_key(|e| e.occurred_at);
+    let mut instants = instants.to_vec();
+    instants.sort();
+    let mut state = HealthState::new();
+    let mut next = events.iter().peekable();
+    instants
+        .into_iter()
+        .map(|t| {
+            while let Some(e) = next.next_if(|e| e.occurred_at <= t) {
+                state.apply(model, e);
+            }
+            (t, state.evaluate(model, t))
+        })
+        .collect()
+}

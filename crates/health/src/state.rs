@@ -1,0 +1,229 @@
+//! [`HealthState`]: one account's health evidence (its trust state plus surveys, engagement,
+//! advocacy and escalation history), and [`HealthProjection`].
+
+use std::sync::Arc;
+
+use rapport_core::{Envelope, Event, Projection, SurveyScore, Timestamp};
+use rapport_trust::evidence::{Decayed, NANOS_PER_DAY_F, Top3};
+use rapport_trust::state::Channel;
+use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
+use serde::{Deserialize, Serialize};
+
+use crate::model::HealthModel;
+
+/// A decayed count with its most influential events.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct Count {
+    sum: Decayed,
+    top: Top3,
+}
+
+impl Count {
+    fn add(&mut self, e: &Envelope, h_nanos: f64) {
+        self.sum.add(e.occurred_at, 1.0, 0.0, h_nanos);
+        self.top.offer(e.id, 1.0, e.occurred_at, h_nanos);
+    }
+
+    fn at(&self, at: Timestamp, h_nanos: f64) -> f64 {
+        self.sum.at(at, h_nanos).0
+    }
+}
+
+/// One account's health evidence.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HealthState {
+    trust: TrustState,
+    nps: Channel,
+    csat: Channel,
+    ces: Channel,
+    engagement: Count,
+    advocacy: Count,
+    escalations_seen: Count,
+}
+
+/// Trust and health for one account at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Trust.
+    pub trust: Score,
+    /// Health.
+    pub health: Score,
+}
+
+fn days(d: f64) -> f64 {
+    d * NANOS_PER_DAY_F
+}
+
+fn beta_input(name: &'static str, weight: f64, c: &Channel, p: &ChannelParams, at: Timestamp) -> FactorInput {
+    let (pos, neg) = c.sums.at(at, p.h_nanos());
+    let (value, confidence) = p.posterior(pos, neg);
+    FactorInput {
+        name,
+        value,
+        weight,
+        confidence,
+        sd: beta_sd(value, confidence, p.prior_strength),
+        top_events: c.top.ids(),
+    }
+}
+
+impl HealthState {
+    /// An account with no evidence.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The trust part.
+    pub fn trust(&self) -> &TrustState {
+        &self.trust
+    }
+
+    /// The newest `occurred_at` applied.
+    pub fn horizon(&self) -> Timestamp {
+        self.trust.horizon()
+    }
+
+    /// Heap bytes held by open items.
+    pub fn heap_bytes(&self) -> usize {
+        self.trust.heap_bytes()
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, m: &HealthModel, e: &Envelope) {
+        self.trust.apply(&m.trust, e);
+        match &e.event {
+            Event::SurveyAnswered { score, .. } => match *score {
+                SurveyScore::Nps(v) => {
+                    let x = match v {
+                        9..=10 => 1.0,
+                        7..=8 => 0.5,
+                        _ => 0.0,
+                    };
+                    self.nps.add(&m.nps, e.id, x, 1.0, e.occurred_at);
+                }
+                SurveyScore::Csat(v) => {
+                    let x = if v >= 4 { 1.0 } else { 0.0 };
+                    self.csat.add(&m.csat, e.id, x, 1.0, e.occurred_at);
+                }
+                SurveyScore::Ces(v) => {
+                    let x = (1.0 - (f64::from(v) - 1.0) / 6.0).clamp(0.0, 1.0);
+                    self.ces.add(&m.ces, e.id, x, 1.0, e.occurred_at);
+                }
+            },
+            Event::TouchpointHeld { .. } => self.engagement.add(e, days(m.engagement_half_life_days)),
+            Event::AdvocacyGiven { .. } => self.advocacy.add(e, days(m.advocacy_half_life_days)),
+            Event::EscalationRaised { .. } => self.escalations_seen.add(e, days(m.load_confidence_half_life_days)),
+            _ => {}
+        }
+    }
+
+    /// Trust and health at `at`. Every applied event should have `occurred_at <= at`.
+    pub fn evaluate(&self, m: &HealthModel, at: Timestamp) -> Scores {
+        let trust = self.trust.evaluate(&m.trust, at);
+        let w = &m.weights;
+
+        let mut load = 0.0;
+        for (severity, since) in self.trust.open_escalations() {
+            let sla = m.trust.sla.get(severity);
+            let age_hours = (at.days_since(since) * 24.0).max(0.0);
+            load += sla.weight * age_hours / sla.resolve_hours.max(1e-9);
+        }
+        let load_value = (-load / m.load_divisor.max(1e-9)).exp();
+        let seen = self.escalations_seen.at(at, days(m.load_confidence_half_life_days));
+        let load_conf = 1.0 - (-seen).exp2();
+
+        let n_touch = self.engagement.at(at, days(m.engagement_half_life_days));
+        let prior = m.engagement_prior.clamp(0.0, 0.999);
+        let n0 = -2.0 * (1.0 - prior).ln();
+        let engagement = 1.0 - (-(n_touch + n0) / 2.0).exp();
+        let engagement_conf = 1.0 - (-n_touch).exp();
+
+        let n_adv = self.advocacy.at(at, days(m.advocacy_half_life_days));
+        let advocacy = 0.5 + 0.5 * (1.0 - (-n_adv).exp());
+        let advocacy_conf = n_adv / (n_adv + 1.0);
+
+        let simple = |name, value: f64, weight, confidence: f64, top: &Top3| FactorInput {
+            name,
+            value,
+            weight,
+            confidence,
+            sd: beta_sd(value, confidence, 1.0),
+            top_events: top.ids(),
+        };
+        let c = compose(vec![
+            FactorInput {
+                name: "trust",
+                value: trust.score / 100.0,
+                weight: w.trust,
+                confidence: trust.confidence,
+                sd: trust.noise / 100.0,
+                top_events: trust.factors.iter().flat_map(|f| f.top_events.first().copied()).collect(),
+            },
+            beta_input("nps", w.nps, &self.nps, &m.nps, at),
+            beta_input("csat", w.csat, &self.csat, &m.csat, at),
+            beta_input("ces", w.ces, &self.ces, &m.ces, at),
+            simple("escalation_load", load_value, w.escalation_load, load_conf, &self.escalations_seen.top),
+            simple("engagement", engagement, w.engagement, engagement_conf, &self.engagement.top),
+            simple("advocacy", advocacy, w.advocacy, advocacy_conf, &self.advocacy.top),
+        ]);
+        let health = Score {
+            score: c.score,
+            confidence: c.confidence,
+            band: m.bands.band(c.score, c.confidence),
+            factors: c.factors,
+            noise: c.noise,
+            model: m.stamp(),
+        };
+        Scores { trust, health }
+    }
+}
+
+/// The health projection for one account: a shared model and the account's state. Its output
+/// carries trust too.
+#[derive(Debug, Clone)]
+pub struct HealthProjection {
+    model: Arc<HealthModel>,
+    state: HealthState,
+}
+
+/// A saved [`HealthProjection`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheckpoint {
+    /// The model.
+    pub model: HealthModel,
+    /// The state.
+    pub state: HealthState,
+}
+
+impl HealthProjection {
+    /// A projection with no evidence.
+    pub fn new(model: Arc<HealthModel>) -> Self {
+        Self { model, state: HealthState::new() }
+    }
+
+    /// The state.
+    pub fn state(&self) -> &HealthState {
+        &self.state
+    }
+}
+
+impl Projection for HealthProjection {
+    type Output = Scores;
+    type Checkpoint = HealthCheckpoint;
+
+    fn apply(&mut self, event: &Envelope) {
+        self.state.apply(&self.model, event);
+    }
+
+    fn evaluate(&self, at: Timestamp) -> Scores {
+        self.state.evaluate(&self.model, at)
+    }
+
+    fn checkpoint(&self) -> HealthCheckpoint {
+        HealthCheckpoint { model: (*self.model).clone(), state: self.state.clone() }
+    }
+
+    fn restore(checkpoint: HealthCheckpoint) -> Self {
+        Self { model: Arc::new(checkpoint.model), state: checkpoint.state }
+    }
+}

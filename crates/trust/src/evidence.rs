@@ -1,0 +1,178 @@
+//! Time-decayed evidence: sums whose terms halve every half-life, kept against an anchor so
+//! that adding evidence in any order gives the same result, and a top-3 of the events that
+//! weigh most.
+
+use rapport_core::{EventId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds in a day, as a float.
+pub const NANOS_PER_DAY_F: f64 = 86_400e9;
+
+/// The largest exponent (in half-lives) a term may carry against the anchor before the sums
+/// are re-anchored. Keeps terms far from `f64` overflow (2^1023).
+const REANCHOR_HALF_LIVES: f64 = 480.0;
+
+/// Two decayed sums sharing one half-life: `a` and `b` as of the anchor instant.
+///
+/// For Beta evidence `a` is S⁺ and `b` S⁻; for a mean, `a` is Σw·y and `b` Σw; for a count only
+/// `a` is used. Evaluated at `t`, every term has been multiplied by `2^(-(t - τ)/h)`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Decayed {
+    anchor: i64,
+    a: f64,
+    b: f64,
+}
+
+impl Decayed {
+    /// Whether nothing was ever added.
+    pub fn is_empty(&self) -> bool {
+        self.a == 0.0 && self.b == 0.0
+    }
+
+    /// Adds `(a, b)` as evidence at `tau`, with half-life `h_nanos`.
+    pub fn add(&mut self, tau: Timestamp, a: f64, b: f64, h_nanos: f64) {
+        let tau = tau.unix_nanos();
+        if self.is_empty() {
+            self.anchor = tau;
+        }
+        let mut exponent = (tau as f64 - self.anchor as f64) / h_nanos;
+        if exponent > REANCHOR_HALF_LIVES {
+            let scale = (-exponent).exp2();
+            self.a *= scale;
+            self.b *= scale;
+            self.anchor = tau;
+            exponent = 0.0;
+        }
+        let d = exponent.exp2();
+        self.a += a * d;
+        self.b += b * d;
+    }
+
+    /// The sums as of `at` (decayed from the anchor).
+    pub fn at(&self, at: Timestamp, h_nanos: f64) -> (f64, f64) {
+        if self.is_empty() {
+            return (0.0, 0.0);
+        }
+        let d = (-(at.unix_nanos() as f64 - self.anchor as f64) / h_nanos).exp2();
+        (self.a * d, self.b * d)
+    }
+}
+
+/// The decay factor of evidence at `tau` seen from `at`.
+pub fn decay(tau: Timestamp, at: Timestamp, h_nanos: f64) -> f64 {
+    (-(at.unix_nanos() as f64 - tau.unix_nanos() as f64) / h_nanos).exp2()
+}
+
+/// The three events that weigh most in one factor, whatever the evaluation time.
+///
+/// Influence is `log2(|weight·(x - prior)|) + τ/h`: all terms decay by the same factor, so this
+/// orders them at every later instant. Ties break on the event id, so the list does not depend
+/// on the order events were added. Compact: 60 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Top3 {
+    keys: [f32; 3],
+    ids: [[u8; 16]; 3],
+}
+
+const NO_ID: [u8; 16] = [0; 16];
+
+impl Top3 {
+    /// Offers an event with the raw influence `magnitude` at `tau`.
+    pub fn offer(&mut self, id: EventId, magnitude: f64, tau: Timestamp, h_nanos: f64) {
+        if magnitude <= 0.0 || !magnitude.is_finite() {
+            return;
+        }
+        let key = (magnitude.log2() + tau.unix_nanos() as f64 / h_nanos) as f32;
+        self.offer_key(id.to_bytes(), key);
+    }
+
+    fn offer_key(&mut self, id: [u8; 16], key: f32) {
+        if id == NO_ID || self.ids.contains(&id) {
+            return;
+        }
+        let beats = |s: usize| self.ids[s] == NO_ID || key > self.keys[s] || (key == self.keys[s] && id < self.ids[s]);
+        if let Some(slot) = (0..3).find(|&s| beats(s)) {
+            self.ids[slot..].rotate_right(1);
+            self.keys[slot..].rotate_right(1);
+            self.ids[slot] = id;
+            self.keys[slot] = key;
+        }
+    }
+
+    /// Merges another top-3 in.
+    pub fn merge(&mut self, other: &Top3) {
+        for s in 0..3 {
+            self.offer_key(other.ids[s], other.keys[s]);
+        }
+    }
+
+    /// The ids, most influential first.
+    pub fn ids(&self) -> Vec<EventId> {
+        self.ids.iter().filter(|id| **id != NO_ID).map(|id| EventId::from_bytes(*id)).collect()
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) of an item key, so states can name items compactly and
+/// checkpoints stay valid across releases.
+pub fn key_hash(key: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: f64 = NANOS_PER_DAY_F;
+
+    fn day(n: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(n * 86_400)
+    }
+
+    #[test]
+    fn halves_every_half_life_in_any_order() {
+        let h = 10.0 * DAY;
+        let mut x = Decayed::default();
+        x.add(day(0), 1.0, 0.0, h);
+        x.add(day(10), 1.0, 2.0, h);
+        let mut y = Decayed::default();
+        y.add(day(10), 1.0, 2.0, h);
+        y.add(day(0), 1.0, 0.0, h);
+        let (a, b) = x.at(day(20), h);
+        assert!((a - 0.75).abs() < 1e-12 && (b - 1.0).abs() < 1e-12, "{a} {b}");
+        let (a2, b2) = y.at(day(20), h);
+        assert!((a - a2).abs() < 1e-12 && (b - b2).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reanchors_without_overflow() {
+        let h = DAY;
+        let mut x = Decayed::default();
+        x.add(day(0), 1.0, 0.0, h);
+        x.add(day(2_000), 1.0, 0.0, h);
+        let (a, _) = x.at(day(2_000), h);
+        assert!((a - 1.0).abs() < 1e-12, "{a}");
+        assert!(x.at(day(-5_000), h).0.is_finite() || x.at(day(-5_000), h).0.is_infinite());
+    }
+
+    #[test]
+    fn top3_is_order_free() {
+        let h = DAY;
+        let ids: Vec<EventId> = (1u8..=5).map(|i| EventId::from_bytes([i; 16])).collect();
+        let mut a = Top3::default();
+        let mut b = Top3::default();
+        let offers = [(0usize, 1.0, 0i64), (1, 2.0, 0), (2, 1.0, 3), (3, 0.5, 1), (4, 1.0, 0)];
+        for &(i, m, d) in &offers {
+            a.offer(ids[i], m, day(d), h);
+        }
+        for &(i, m, d) in offers.iter().rev() {
+            b.offer(ids[i], m, day(d), h);
+        }
+        assert_eq!(a.ids(), b.ids());
+        assert_eq!(a.ids()[0], ids[2], "1.0 three days later beats 2.0 now at a one-day half-life");
+    }
+}

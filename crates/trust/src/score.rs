@@ -1,0 +1,188 @@
+//! What a score is: a value 0–100 with a confidence, a band and the factors that explain it.
+//! Shared by trust and health.
+
+use std::borrow::Cow;
+
+use rapport_core::EventId;
+use serde::{Deserialize, Serialize};
+
+/// A coarse reading of a score, for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Band {
+    /// Insufficient evidence: confidence (or coverage) is too low to read the value.
+    Grey,
+    /// Below the yellow threshold.
+    Red,
+    /// Between the yellow and green thresholds.
+    Yellow,
+    /// At or above the green threshold.
+    Green,
+}
+
+impl Band {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grey => "grey",
+            Self::Red => "red",
+            Self::Yellow => "yellow",
+            Self::Green => "green",
+        }
+    }
+}
+
+/// Band thresholds. By default: green from 75, yellow from 50, grey below confidence 0.3.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bands {
+    /// Scores at or above this are green.
+    pub green_from: f64,
+    /// Scores at or above this (and below green) are yellow; below, red.
+    pub yellow_from: f64,
+    /// Below this confidence (trust) or coverage (health) the band is grey.
+    pub grey_below: f64,
+}
+
+impl Default for Bands {
+    fn default() -> Self {
+        Self { green_from: 75.0, yellow_from: 50.0, grey_below: 0.3 }
+    }
+}
+
+impl Bands {
+    /// The band of `value` (0–100) read with `confidence` (0–1). Monotone in `value`.
+    pub fn band(&self, value: f64, confidence: f64) -> Band {
+        if confidence < self.grey_below {
+            Band::Grey
+        } else if value >= self.green_from {
+            Band::Green
+        } else if value >= self.yellow_from {
+            Band::Yellow
+        } else {
+            Band::Red
+        }
+    }
+}
+
+/// One input of a score and what it contributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    /// Its name, such as `reliability` or `nps`.
+    pub name: Cow<'static, str>,
+    /// Its value, 0–1 (1 is best).
+    pub value: f64,
+    /// Its weight, normalised so the weights of a score sum to 1.
+    pub weight: f64,
+    /// Its contribution to the score in points: `100 · weight · value`.
+    pub contribution: f64,
+    /// How much of the value is evidence rather than prior, 0–1.
+    pub confidence: f64,
+    /// The events that moved it most, most influential first (at most three).
+    pub top_events: Vec<EventId>,
+}
+
+/// A score: trust or health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// 0–100.
+    pub score: f64,
+    /// 0–1: the evidence-weighted share of the score (for health: coverage).
+    pub confidence: f64,
+    /// The band.
+    pub band: Band,
+    /// The factors, in model order.
+    pub factors: Vec<Factor>,
+    /// One standard error of the score, in points: the noise a change must exceed to mean
+    /// something.
+    pub noise: f64,
+    /// The model that computed it, as `id/version`.
+    pub model: String,
+}
+
+impl Score {
+    /// The factor with the largest contribution shortfall or gain relative to its weight, for
+    /// a one-line explanation: the factor whose value is furthest from 1 (worst), weighted.
+    pub fn top_factor(&self) -> Option<&Factor> {
+        self.factors.iter().max_by(|a, b| ((1.0 - a.value) * a.weight).total_cmp(&((1.0 - b.value) * b.weight)))
+    }
+
+    /// The factor named `name`.
+    pub fn factor(&self, name: &str) -> Option<&Factor> {
+        self.factors.iter().find(|f| f.name == name)
+    }
+}
+
+/// One input of [`compose`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactorInput {
+    /// The factor's name.
+    pub name: &'static str,
+    /// Its value, 0–1.
+    pub value: f64,
+    /// Its raw weight (normalised by `compose`).
+    pub weight: f64,
+    /// Its confidence, 0–1.
+    pub confidence: f64,
+    /// One standard error of `value`, 0–0.5.
+    pub sd: f64,
+    /// The events that moved it most.
+    pub top_events: Vec<EventId>,
+}
+
+/// One standard error of a Beta-like value `v` whose confidence is `conf` under a prior of
+/// strength `n0`: `sqrt(v(1-v)/(α+β+1))` with `α+β = n0/(1-conf)`.
+pub fn beta_sd(v: f64, conf: f64, n0: f64) -> f64 {
+    let n = n0.max(1e-9) / (1.0 - conf.clamp(0.0, 1.0 - 1e-12));
+    (v.clamp(0.0, 1.0) * (1.0 - v.clamp(0.0, 1.0)) / (n + 1.0)).sqrt()
+}
+
+/// What [`compose`] yields: the score, its confidence, its noise (one standard error, in
+/// points) and the factors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composed {
+    /// 0–100.
+    pub score: f64,
+    /// 0–1.
+    pub confidence: f64,
+    /// One standard error, in points.
+    pub noise: f64,
+    /// The factors.
+    pub factors: Vec<Factor>,
+}
+
+/// Builds factors and the weighted score, confidence and noise from inputs. Weights are
+/// normalised, so scaling every weight by one constant changes nothing.
+pub fn compose(inputs: Vec<FactorInput>) -> Composed {
+    let total: f64 = inputs.iter().map(|r| r.weight).sum();
+    let total = if total > 0.0 { total } else { 1.0 };
+    let mut score = 0.0;
+    let mut confidence = 0.0;
+    let mut variance = 0.0;
+    let factors = inputs
+        .into_iter()
+        .map(|r| {
+            let value = r.value.clamp(0.0, 1.0);
+            let conf = r.confidence.clamp(0.0, 1.0);
+            let weight = r.weight / total;
+            let contribution = 100.0 * weight * value;
+            score += contribution;
+            confidence += weight * conf;
+            variance += (weight * r.sd) * (weight * r.sd);
+            Factor {
+                name: Cow::Borrowed(r.name),
+                value,
+                weight,
+                contribution,
+                confidence: conf,
+                top_events: r.top_events,
+            }
+        })
+        .collect();
+    Composed {
+        score: score.clamp(0.0, 100.0),
+        confidence: confidence.clamp(0.0, 1.0),
+        noise: 100.0 * variance.sqrt(),
+        factors,
+    }
+}

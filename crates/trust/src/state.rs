@@ -1,0 +1,454 @@
+//! [`TrustState`]: one account's trust evidence — decayed sums for closed outcomes, plus the
+//! open items whose outcome depends on the evaluation time — and [`TrustProjection`].
+
+use std::sync::Arc;
+
+use rapport_core::{Envelope, Event, EventId, Projection, Severity, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{Decayed, Top3, decay, key_hash};
+use crate::model::{ChannelParams, TrustModel};
+use crate::score::{FactorInput, Score, beta_sd, compose};
+
+const NANOS_PER_HOUR_F: f64 = 3_600e9;
+
+/// One evidence channel: decayed sums of final outcomes and their most influential events.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Channel {
+    /// S⁺ and S⁻ (or Σw·y and Σw), decayed.
+    pub sums: Decayed,
+    /// The events that weigh most.
+    pub top: Top3,
+}
+
+impl Channel {
+    /// Adds outcome `x` with weight `w` at `tau`.
+    pub fn add(&mut self, p: &ChannelParams, id: EventId, x: f64, w: f64, tau: Timestamp) {
+        let h = p.h_nanos();
+        self.sums.add(tau, w * x, w * (1.0 - x), h);
+        self.top.offer(id, w * (x - p.prior_mean).abs(), tau, h);
+    }
+}
+
+/// An evidence term computed at evaluation time (from an open item).
+#[derive(Debug, Clone, Copy)]
+struct Term {
+    id: EventId,
+    x: f64,
+    w: f64,
+    tau: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+enum End {
+    Open,
+    Delivered { at: Timestamp, accepted: bool, id: EventId },
+    Cancelled { at: Timestamp, id: EventId },
+}
+
+/// A commitment whose outcome is not final yet.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct CommitmentRec {
+    key: u64,
+    made_id: EventId,
+    made_at: Timestamp,
+    due0: Timestamp,
+    due_eff: Timestamp,
+    weight: f64,
+    renegotiated_early: bool,
+    renegotiated_late: bool,
+    end: End,
+}
+
+/// An escalation: open, or resolved but still able to reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct EscalationRec {
+    key: u64,
+    severity: Severity,
+    raised_id: EventId,
+    raised_at: Timestamp,
+    open_since: Timestamp,
+    opened_by: EventId,
+    acked: bool,
+    reopened: bool,
+    open: bool,
+}
+
+/// One account's trust evidence. Pair it with a [`TrustModel`] to apply and evaluate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustState {
+    reliability: Channel,
+    candour: Channel,
+    responsiveness: Channel,
+    commitments: Vec<CommitmentRec>,
+    escalations: Vec<EscalationRec>,
+    horizon: Timestamp,
+    next_fold: Timestamp,
+}
+
+impl Default for TrustState {
+    fn default() -> Self {
+        Self {
+            reliability: Channel::default(),
+            candour: Channel::default(),
+            responsiveness: Channel::default(),
+            commitments: Vec::new(),
+            escalations: Vec::new(),
+            horizon: Timestamp::from_unix_nanos(i64::MIN),
+            next_fold: Timestamp::from_unix_nanos(i64::MAX),
+        }
+    }
+}
+
+fn hours(h: f64) -> i64 {
+    (h * NANOS_PER_HOUR_F) as i64
+}
+
+impl TrustState {
+    /// An account with no evidence.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The newest `occurred_at` applied.
+    pub fn horizon(&self) -> Timestamp {
+        self.horizon
+    }
+
+    /// How many items are open (commitments not final, escalations kept for reopening).
+    pub fn n_open_items(&self) -> usize {
+        self.commitments.len() + self.escalations.len()
+    }
+
+    /// Heap bytes held by open items.
+    pub fn heap_bytes(&self) -> usize {
+        self.commitments.capacity() * std::mem::size_of::<CommitmentRec>()
+            + self.escalations.capacity() * std::mem::size_of::<EscalationRec>()
+    }
+
+    /// The open escalations: severity and when they (re)opened, for the health score's load.
+    pub fn open_escalations(&self) -> impl Iterator<Item = (Severity, Timestamp)> + '_ {
+        self.escalations.iter().filter(|s| s.open).map(|s| (s.severity, s.open_since))
+    }
+
+    /// Folds one event in. Events of other kinds are ignored.
+    pub fn apply(&mut self, m: &TrustModel, e: &Envelope) {
+        let at = e.occurred_at;
+        match &e.event {
+            Event::CommitmentMade { commitment, due, weight, .. } => {
+                self.commitments.push(CommitmentRec {
+                    key: key_hash(commitment.as_str()),
+                    made_id: e.id,
+                    made_at: at,
+                    due0: *due,
+                    due_eff: *due,
+                    weight: *weight,
+                    renegotiated_early: false,
+                    renegotiated_late: false,
+                    end: End::Open,
+                });
+            }
+            Event::CommitmentRenegotiated { commitment, due, .. } => {
+                if let Some(c) = self.commitment(commitment.as_str()) {
+                    if at <= c.due_eff {
+                        c.due_eff = *due;
+                        c.renegotiated_early = true;
+                    } else {
+                        c.renegotiated_late = true;
+                    }
+                }
+            }
+            Event::CommitmentDelivered { commitment, accepted, .. } => {
+                if let Some(c) = self.commitment(commitment.as_str()) {
+                    c.end = End::Delivered { at, accepted: *accepted, id: e.id };
+                    let fold_at = c.due0.max(c.due_eff);
+                    self.next_fold = self.next_fold.min(fold_at);
+                }
+            }
+            Event::CommitmentCancelled { commitment, .. } => {
+                if let Some(c) = self.commitment(commitment.as_str()) {
+                    c.end = End::Cancelled { at, id: e.id };
+                    let fold_at = c.due0.max(c.due_eff);
+                    self.next_fold = self.next_fold.min(fold_at);
+                }
+            }
+            Event::EscalationRaised { escalation, severity, .. } => {
+                self.escalations.push(EscalationRec {
+                    key: key_hash(escalation.as_str()),
+                    severity: *severity,
+                    raised_id: e.id,
+                    raised_at: at,
+                    open_since: at,
+                    opened_by: e.id,
+                    acked: false,
+                    reopened: false,
+                    open: true,
+                });
+            }
+            Event::EscalationAcknowledged { escalation } => {
+                let key = key_hash(escalation.as_str());
+                if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
+                    let s = self.escalations[i];
+                    self.escalations[i].acked = true;
+                    if !s.reopened && !s.acked {
+                        self.ack_outcome(m, &s, e.id, at);
+                    }
+                }
+            }
+            Event::EscalationResolved { escalation } => {
+                let key = key_hash(escalation.as_str());
+                if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
+                    let s = self.escalations[i];
+                    self.escalations[i].acked = true;
+                    self.escalations[i].open = false;
+                    let sla = m.sla.get(s.severity);
+                    let deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
+                    if !s.reopened {
+                        if !s.acked {
+                            // Resolving is the strongest acknowledgement.
+                            self.ack_outcome(m, &s, e.id, at);
+                        }
+                        let x = if at <= deadline { 1.0 } else { 0.0 };
+                        let tau = if at <= deadline { at } else { deadline };
+                        self.responsiveness.add(&m.responsiveness, e.id, x, sla.weight, tau);
+                    } else if at > deadline {
+                        self.responsiveness.add(&m.responsiveness, e.id, 0.0, sla.weight, deadline);
+                    }
+                }
+            }
+            Event::EscalationReopened { escalation } => {
+                let key = key_hash(escalation.as_str());
+                if let Some(s) = self.escalations.iter_mut().find(|s| s.key == key) {
+                    s.open = true;
+                    s.reopened = true;
+                    s.open_since = at;
+                    s.opened_by = e.id;
+                    let w = m.reopen_weight * m.sla.get(s.severity).weight;
+                    self.responsiveness.add(&m.responsiveness, e.id, 0.0, w, at);
+                }
+            }
+            Event::IssueDisclosed { .. } => {
+                self.candour.add(&m.candour, e.id, 1.0, 1.0, at);
+            }
+            _ => {}
+        }
+        if at > self.horizon {
+            self.horizon = at;
+        }
+        if self.horizon >= self.next_fold {
+            self.fold_final(m);
+        }
+    }
+
+    fn commitment(&mut self, key: &str) -> Option<&mut CommitmentRec> {
+        let key = key_hash(key);
+        self.commitments.iter_mut().find(|c| c.key == key)
+    }
+
+    fn ack_outcome(&mut self, m: &TrustModel, s: &EscalationRec, id: EventId, at: Timestamp) {
+        let sla = m.sla.get(s.severity);
+        let deadline = s.raised_at.add_nanos(hours(sla.acknowledge_hours));
+        let (x, tau) = if at <= deadline { (1.0, at) } else { (0.0, deadline) };
+        self.responsiveness.add(&m.responsiveness, id, x, sla.weight, tau);
+    }
+
+    /// Moves commitments whose outcome can no longer change into the decayed sums.
+    fn fold_final(&mut self, m: &TrustModel) {
+        let horizon = self.horizon;
+        let mut next = Timestamp::from_unix_nanos(i64::MAX);
+        let mut i = 0;
+        while i < self.commitments.len() {
+            let c = self.commitments[i];
+            let fold_at = c.due0.max(c.due_eff);
+            if c.end != End::Open && fold_at <= horizon {
+                let (rel, cand) = commitment_terms(m, &c, horizon);
+                if let Some(t) = rel {
+                    self.reliability.add(&m.reliability, t.id, t.x, t.w, t.tau);
+                }
+                if let Some(t) = cand {
+                    self.candour.add(&m.candour, t.id, t.x, t.w, t.tau);
+                }
+                self.commitments.swap_remove(i);
+            } else {
+                if c.end != End::Open {
+                    next = next.min(fold_at);
+                }
+                i += 1;
+            }
+        }
+        self.next_fold = next;
+    }
+
+    /// Trust at `at`. Every applied event should have `occurred_at <= at`.
+    pub fn evaluate(&self, m: &TrustModel, at: Timestamp) -> Score {
+        let mut rel = Pending::new(&self.reliability, &m.reliability, at);
+        let mut cand = Pending::new(&self.candour, &m.candour, at);
+        let mut resp = Pending::new(&self.responsiveness, &m.responsiveness, at);
+        for c in &self.commitments {
+            let (r, k) = commitment_terms(m, c, at);
+            if let Some(t) = r {
+                rel.add(t);
+            }
+            if let Some(t) = k {
+                cand.add(t);
+            }
+        }
+        for s in self.escalations.iter().filter(|s| s.open) {
+            let sla = m.sla.get(s.severity);
+            let ack_deadline = s.raised_at.add_nanos(hours(sla.acknowledge_hours));
+            if !s.reopened && !s.acked && at > ack_deadline {
+                resp.add(Term { id: s.raised_id, x: 0.0, w: sla.weight, tau: ack_deadline });
+            }
+            let resolve_deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
+            if at > resolve_deadline {
+                resp.add(Term { id: s.opened_by, x: 0.0, w: sla.weight, tau: resolve_deadline });
+            }
+        }
+        let c = compose(vec![
+            rel.input("reliability", m.reliability_weight),
+            cand.input("candour", m.candour_weight),
+            resp.input("responsiveness", m.responsiveness_weight),
+        ]);
+        let band = m.bands.band(c.score, c.confidence);
+        Score { score: c.score, confidence: c.confidence, band, factors: c.factors, noise: c.noise, model: m.stamp() }
+    }
+}
+
+/// A channel's sums at evaluation time, plus terms from open items.
+struct Pending<'a> {
+    p: &'a ChannelParams,
+    at: Timestamp,
+    pos: f64,
+    neg: f64,
+    top: Top3,
+}
+
+impl<'a> Pending<'a> {
+    fn new(c: &Channel, p: &'a ChannelParams, at: Timestamp) -> Self {
+        let (pos, neg) = c.sums.at(at, p.h_nanos());
+        Self { p, at, pos, neg, top: c.top }
+    }
+
+    fn add(&mut self, t: Term) {
+        let h = self.p.h_nanos();
+        let d = decay(t.tau, self.at, h);
+        self.pos += t.w * t.x * d;
+        self.neg += t.w * (1.0 - t.x) * d;
+        self.top.offer(t.id, t.w * (t.x - self.p.prior_mean).abs(), t.tau, h);
+    }
+
+    fn input(&self, name: &'static str, weight: f64) -> FactorInput {
+        let (value, confidence) = self.p.posterior(self.pos, self.neg);
+        let sd = beta_sd(value, confidence, self.p.prior_strength);
+        FactorInput { name, value, weight, confidence, sd, top_events: self.top.ids() }
+    }
+}
+
+/// The reliability and candour terms of one commitment, as seen at `at`.
+fn commitment_terms(m: &TrustModel, c: &CommitmentRec, at: Timestamp) -> (Option<Term>, Option<Term>) {
+    let w = c.weight;
+    let clamp = |t: Timestamp| t.min(at);
+    let late = |d: Timestamp| {
+        let days = d.days_since(c.due_eff).max(0.0);
+        m.late_outcome * (-days / m.late_half_life_days).exp2()
+    };
+    let (rel, end_at, end_id) = match c.end {
+        End::Delivered { at: d, accepted: false, id } => {
+            (Some(Term { id, x: 0.0, w, tau: clamp(d.min(c.due0)) }), d, id)
+        }
+        End::Delivered { at: d, accepted: true, id } => {
+            let term = if d <= c.due_eff && d <= c.due0 {
+                let lead = c.due0.days_since(c.made_at);
+                let early = if lead > 0.0 { (c.due0.days_since(d) / lead).clamp(0.0, 1.0) } else { 0.0 };
+                Term { id, x: 1.0, w: w * (1.0 + m.early_bonus_max * early), tau: clamp(c.due0) }
+            } else if d <= c.due_eff {
+                Term { id, x: m.renegotiated_outcome, w, tau: clamp(c.due0) }
+            } else {
+                Term { id, x: late(d), w, tau: clamp(c.due0) }
+            };
+            (Some(term), d, id)
+        }
+        End::Cancelled { at: x, id } => {
+            let term = (x > c.due_eff).then_some(Term { id, x: 0.0, w, tau: clamp(c.due0) });
+            (term, x, id)
+        }
+        End::Open => {
+            let term = if at <= c.due0.min(c.due_eff) {
+                None
+            } else if at <= c.due_eff {
+                Some(Term { id: c.made_id, x: m.renegotiated_outcome, w, tau: clamp(c.due0) })
+            } else {
+                Some(Term { id: c.made_id, x: 0.0, w, tau: clamp(c.due0) })
+            };
+            (term, at, c.made_id)
+        }
+    };
+    // Candour: once a commitment is settled or its due date has passed, was the customer ever
+    // left to find a slip on their own? A due date that passed with the commitment still open
+    // and no early word is a silent slip (0 at that due date). Keeping the promise, or warning
+    // before the due date, is honest (1, at the same instant as the reliability outcome, so an
+    // early renegotiation never out-earns keeping). A rejected delivery or an early
+    // cancellation says nothing about candour.
+    let slipped = c.renegotiated_late || end_at > c.due_eff;
+    let cand = if slipped {
+        Some(Term { id: end_id, x: 0.0, w, tau: clamp(c.due_eff) })
+    } else {
+        match c.end {
+            End::Delivered { accepted: true, .. } => Some(Term { id: end_id, x: 1.0, w, tau: clamp(c.due0) }),
+            End::Open if c.renegotiated_early && at > c.due0 => {
+                Some(Term { id: end_id, x: 1.0, w, tau: clamp(c.due0) })
+            }
+            _ => None,
+        }
+    };
+    (rel, cand)
+}
+
+/// The trust projection for one account: a shared model and the account's state.
+#[derive(Debug, Clone)]
+pub struct TrustProjection {
+    model: Arc<TrustModel>,
+    state: TrustState,
+}
+
+/// A saved [`TrustProjection`]: the model and the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrustCheckpoint {
+    /// The model.
+    pub model: TrustModel,
+    /// The state.
+    pub state: TrustState,
+}
+
+impl TrustProjection {
+    /// A projection with no evidence.
+    pub fn new(model: Arc<TrustModel>) -> Self {
+        Self { model, state: TrustState::new() }
+    }
+
+    /// The state.
+    pub fn state(&self) -> &TrustState {
+        &self.state
+    }
+}
+
+impl Projection for TrustProjection {
+    type Output = Score;
+    type Checkpoint = TrustCheckpoint;
+
+    fn apply(&mut self, event: &Envelope) {
+        self.state.apply(&self.model, event);
+    }
+
+    fn evaluate(&self, at: Timestamp) -> Score {
+        self.state.evaluate(&self.model, at)
+    }
+
+    fn checkpoint(&self) -> TrustCheckpoint {
+        TrustCheckpoint { model: (*self.model).clone(), state: self.state.clone() }
+    }
+
+    fn restore(checkpoint: TrustCheckpoint) -> Self {
+        Self { model: Arc::new(checkpoint.model), state: checkpoint.state }
+    }
+}
