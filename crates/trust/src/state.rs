@@ -82,8 +82,10 @@ pub struct TrustState {
     responsiveness: Channel,
     commitments: Vec<CommitmentRec>,
     escalations: Vec<EscalationRec>,
-    horizon: Timestamp,
-    next_fold: Timestamp,
+    /// The newest `occurred_at` applied, in Unix nanoseconds (`i64::MIN` when none).
+    horizon: i64,
+    /// The earliest instant at which an ended commitment becomes final (`i64::MAX` when none).
+    next_fold: i64,
 }
 
 impl Default for TrustState {
@@ -94,8 +96,8 @@ impl Default for TrustState {
             responsiveness: Channel::default(),
             commitments: Vec::new(),
             escalations: Vec::new(),
-            horizon: Timestamp::from_unix_nanos(i64::MIN),
-            next_fold: Timestamp::from_unix_nanos(i64::MAX),
+            horizon: i64::MIN,
+            next_fold: i64::MAX,
         }
     }
 }
@@ -112,7 +114,7 @@ impl TrustState {
 
     /// The newest `occurred_at` applied.
     pub fn horizon(&self) -> Timestamp {
-        self.horizon
+        Timestamp::from_unix_nanos(self.horizon)
     }
 
     /// How many items are open (commitments not final, escalations kept for reopening).
@@ -161,14 +163,14 @@ impl TrustState {
             Event::CommitmentDelivered { commitment, accepted, .. } => {
                 if let Some(c) = self.commitment(commitment.as_str()) {
                     c.end = End::Delivered { at, accepted: *accepted, id: e.id };
-                    let fold_at = c.due0.max(c.due_eff);
+                    let fold_at = c.due0.max(c.due_eff).unix_nanos();
                     self.next_fold = self.next_fold.min(fold_at);
                 }
             }
             Event::CommitmentCancelled { commitment, .. } => {
                 if let Some(c) = self.commitment(commitment.as_str()) {
                     c.end = End::Cancelled { at, id: e.id };
-                    let fold_at = c.due0.max(c.due_eff);
+                    let fold_at = c.due0.max(c.due_eff).unix_nanos();
                     self.next_fold = self.next_fold.min(fold_at);
                 }
             }
@@ -232,9 +234,7 @@ impl TrustState {
             }
             _ => {}
         }
-        if at > self.horizon {
-            self.horizon = at;
-        }
+        self.horizon = self.horizon.max(at.unix_nanos());
         if self.horizon >= self.next_fold {
             self.fold_final(m);
         }
@@ -254,8 +254,8 @@ impl TrustState {
 
     /// Moves commitments whose outcome can no longer change into the decayed sums.
     fn fold_final(&mut self, m: &TrustModel) {
-        let horizon = self.horizon;
-        let mut next = Timestamp::from_unix_nanos(i64::MAX);
+        let horizon = Timestamp::from_unix_nanos(self.horizon);
+        let mut next = i64::MAX;
         let mut i = 0;
         while i < self.commitments.len() {
             let c = self.commitments[i];
@@ -271,7 +271,7 @@ impl TrustState {
                 self.commitments.swap_remove(i);
             } else {
                 if c.end != End::Open {
-                    next = next.min(fold_at);
+                    next = next.min(fold_at.unix_nanos());
                 }
                 i += 1;
             }
