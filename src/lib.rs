@@ -8,6 +8,8 @@
 //! This facade re-exports the member crates:
 //! - [`core`] (`rapport-core`): events, validation, the store contract, [`Ledger`] and
 //!   [`MemoryStore`].
+//! - [`trust`] (`rapport-trust`): the trust score.
+//! - [`health`] (`rapport-health`): the health score, portfolio scoring, trends and timelines.
 //!
 //! ```
 //! use rapport::{Ledger, NewEvent, ExpectedVersion};
@@ -21,8 +23,10 @@
 #![deny(missing_docs)]
 
 pub use rapport_core as core;
+pub use rapport_health as health;
+pub use rapport_trust as trust;
 pub use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Envelope, Event, EventId, ExpectedVersion, Ledger, MemoryStore, NewEvent,
+    AccountId, AppendError, AsOf, AppendOutcome, Envelope, Event, EventId, ExpectedVersion, Ledger, MemoryStore, NewEvent,
     Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
 };
 

@@ -37,6 +37,7 @@
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod fast_hash;
 pub mod id;
 pub mod json;
 pub mod ledger;

@@ -1,7 +1,6 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
-use std::collections::HashMap;
-
+use rapport_core::fast_hash::FastHashMap;
 use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -77,14 +76,17 @@ pub struct Portfolio<'m> {
     model: &'m HealthModel,
     as_of: AsOf,
     then: Timestamp,
-    accounts: HashMap<AccountId, Entry>,
+    index: FastHashMap<AccountId, usize>,
+    entries: Vec<(AccountId, Entry)>,
+    /// The entry of the previous event: logs and backfills often hold runs of one account.
+    last: usize,
 }
 
 impl<'m> Portfolio<'m> {
     /// An empty fold for `as_of`.
     pub fn new(model: &'m HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self { model, as_of, then, accounts: HashMap::new() }
+        Self { model, as_of, then, index: FastHashMap::default(), entries: Vec::new(), last: usize::MAX }
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped.
@@ -92,10 +94,19 @@ impl<'m> Portfolio<'m> {
         if !self.as_of.admits(e) {
             return;
         }
-        let entry = match self.accounts.get_mut(&e.account) {
-            Some(entry) => entry,
-            None => self.accounts.entry(e.account.clone()).or_default(),
+        let slot = match self.entries.get(self.last) {
+            Some((account, _)) if *account == e.account => self.last,
+            _ => match self.index.get(&e.account) {
+                Some(&slot) => slot,
+                None => {
+                    self.entries.push((e.account.clone(), Entry::default()));
+                    self.index.insert(e.account.clone(), self.entries.len() - 1);
+                    self.entries.len() - 1
+                }
+            },
         };
+        self.last = slot;
+        let entry = &mut self.entries[slot].1;
         if e.occurred_at <= self.then {
             entry.state.apply(self.model, e);
         } else {
@@ -105,13 +116,13 @@ impl<'m> Portfolio<'m> {
 
     /// How many accounts have been seen.
     pub fn n_accounts(&self) -> usize {
-        self.accounts.len()
+        self.entries.len()
     }
 
     /// Every account's scores, sorted by account id.
     pub fn finish(self) -> Vec<AccountScores> {
         let mut out: Vec<AccountScores> = self
-            .accounts
+            .entries
             .into_iter()
             .map(|(account, mut entry)| {
                 let then = entry.state.evaluate(self.model, self.then);

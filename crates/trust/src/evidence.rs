@@ -71,32 +71,38 @@ pub fn decay(tau: Timestamp, at: Timestamp, h_nanos: f64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Top3 {
     keys: [f32; 3],
-    ids: [[u8; 16]; 3],
+    ids: [u128; 3],
 }
-
-const NO_ID: [u8; 16] = [0; 16];
 
 impl Top3 {
     /// Offers an event with the raw influence `magnitude` at `tau`.
+    #[inline]
     pub fn offer(&mut self, id: EventId, magnitude: f64, tau: Timestamp, h_nanos: f64) {
         if magnitude <= 0.0 || !magnitude.is_finite() {
             return;
         }
-        let key = (magnitude.log2() + tau.unix_nanos() as f64 / h_nanos) as f32;
-        self.offer_key(id.to_bytes(), key);
+        let log = if magnitude == 1.0 { 0.0 } else { magnitude.log2() };
+        let key = (log + tau.unix_nanos() as f64 / h_nanos) as f32;
+        self.offer_key(u128::from_be_bytes(id.to_bytes()), key);
     }
 
-    fn offer_key(&mut self, id: [u8; 16], key: f32) {
-        if id == NO_ID || self.ids.contains(&id) {
+    #[inline]
+    fn offer_key(&mut self, id: u128, key: f32) {
+        // The nil id marks an empty slot; real event ids are never nil.
+        let beats = |s: usize, keys: &[f32; 3], ids: &[u128; 3]| {
+            ids[s] == 0 || key > keys[s] || (key == keys[s] && id < ids[s])
+        };
+        if id == 0 || !beats(2, &self.keys, &self.ids) || self.ids.contains(&id) {
             return;
         }
-        let beats = |s: usize| self.ids[s] == NO_ID || key > self.keys[s] || (key == self.keys[s] && id < self.ids[s]);
-        if let Some(slot) = (0..3).find(|&s| beats(s)) {
-            self.ids[slot..].rotate_right(1);
-            self.keys[slot..].rotate_right(1);
-            self.ids[slot] = id;
-            self.keys[slot] = key;
+        let mut slot = 2;
+        while slot > 0 && beats(slot - 1, &self.keys, &self.ids) {
+            self.keys[slot] = self.keys[slot - 1];
+            self.ids[slot] = self.ids[slot - 1];
+            slot -= 1;
         }
+        self.keys[slot] = key;
+        self.ids[slot] = id;
     }
 
     /// Merges another top-3 in.
@@ -108,19 +114,48 @@ impl Top3 {
 
     /// The ids, most influential first.
     pub fn ids(&self) -> Vec<EventId> {
-        self.ids.iter().filter(|id| **id != NO_ID).map(|id| EventId::from_bytes(*id)).collect()
+        self.ids.iter().filter(|id| **id != 0).map(|id| EventId::from_bytes(id.to_be_bytes())).collect()
     }
 }
 
-/// A stable 64-bit hash (FNV-1a) of an item key, so states can name items compactly and
-/// checkpoints stay valid across releases.
+/// A stable 64-bit hash of an item key, so states can name items compactly and checkpoints
+/// stay valid across releases. Frozen: eight bytes per multiply-rotate step, then an avalanche.
 pub fn key_hash(key: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = key.as_bytes();
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
     }
-    h
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        // A variable-length copy would call memcpy on a hot path.
+        let w = tail_word(rest);
+        h = (h.rotate_left(23) ^ w).wrapping_mul(K);
+    }
+    h ^= h >> 32;
+    h = h.wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// The up-to-seven trailing bytes as one word, without a loop or memcpy: two overlapping
+/// reads cover every length. Distinct tails (with their length) give distinct words.
+#[inline]
+fn tail_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let word = if n >= 4 {
+        let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << 32)
+    } else if n > 0 {
+        u64::from(rest[0]) | (u64::from(rest[n / 2]) << 8) | (u64::from(rest[n - 1]) << 16)
+    } else {
+        0
+    };
+    word ^ ((n as u64) << 59)
 }
 
 #[cfg(test)]
@@ -157,6 +192,14 @@ mod tests {
         let (a, _) = x.at(day(2_000), h);
         assert!((a - 1.0).abs() < 1e-12, "{a}");
         assert!(x.at(day(-5_000), h).0.is_finite() || x.at(day(-5_000), h).0.is_infinite());
+    }
+
+    #[test]
+    fn key_hash_is_frozen_and_spreads() {
+        assert_eq!(key_hash("c-17"), key_hash("c-17"));
+        assert_ne!(key_hash("c-1"), key_hash("c-1\0"));
+        let all: std::collections::HashSet<u64> = (0..10_000).map(|i| key_hash(&format!("c-{i}"))).collect();
+        assert_eq!(all.len(), 10_000);
     }
 
     #[test]

@@ -60,7 +60,7 @@ struct CommitmentRec {
     end: End,
 }
 
-/// An escalation: open, or resolved but still able to reopen.
+/// An open escalation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct EscalationRec {
     key: u64,
@@ -71,7 +71,6 @@ struct EscalationRec {
     opened_by: EventId,
     acked: bool,
     reopened: bool,
-    open: bool,
 }
 
 /// One account's trust evidence. Pair it with a [`TrustModel`] to apply and evaluate.
@@ -82,6 +81,8 @@ pub struct TrustState {
     responsiveness: Channel,
     commitments: Vec<CommitmentRec>,
     escalations: Vec<EscalationRec>,
+    /// Resolved escalations, kept compactly (key hash and severity) because they may reopen.
+    resolved: Vec<(u64, Severity)>,
     /// The newest `occurred_at` applied, in Unix nanoseconds (`i64::MIN` when none).
     horizon: i64,
     /// The earliest instant at which an ended commitment becomes final (`i64::MAX` when none).
@@ -96,6 +97,7 @@ impl Default for TrustState {
             responsiveness: Channel::default(),
             commitments: Vec::new(),
             escalations: Vec::new(),
+            resolved: Vec::new(),
             horizon: i64::MIN,
             next_fold: i64::MAX,
         }
@@ -117,20 +119,26 @@ impl TrustState {
         Timestamp::from_unix_nanos(self.horizon)
     }
 
-    /// How many items are open (commitments not final, escalations kept for reopening).
+    /// How many items are open: commitments whose outcome is not final, and open escalations.
     pub fn n_open_items(&self) -> usize {
         self.commitments.len() + self.escalations.len()
     }
 
-    /// Heap bytes held by open items.
+    /// How many resolved escalations are remembered (16 bytes each) because they may reopen.
+    pub fn n_resolved_escalations(&self) -> usize {
+        self.resolved.len()
+    }
+
+    /// Heap bytes held by open items and resolved-escalation records.
     pub fn heap_bytes(&self) -> usize {
         self.commitments.capacity() * std::mem::size_of::<CommitmentRec>()
             + self.escalations.capacity() * std::mem::size_of::<EscalationRec>()
+            + self.resolved.capacity() * std::mem::size_of::<(u64, Severity)>()
     }
 
     /// The open escalations: severity and when they (re)opened, for the health score's load.
     pub fn open_escalations(&self) -> impl Iterator<Item = (Severity, Timestamp)> + '_ {
-        self.escalations.iter().filter(|s| s.open).map(|s| (s.severity, s.open_since))
+        self.escalations.iter().map(|s| (s.severity, s.open_since))
     }
 
     /// Folds one event in. Events of other kinds are ignored.
@@ -184,7 +192,6 @@ impl TrustState {
                     opened_by: e.id,
                     acked: false,
                     reopened: false,
-                    open: true,
                 });
             }
             Event::EscalationAcknowledged { escalation } => {
@@ -200,9 +207,8 @@ impl TrustState {
             Event::EscalationResolved { escalation } => {
                 let key = key_hash(escalation.as_str());
                 if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
-                    let s = self.escalations[i];
-                    self.escalations[i].acked = true;
-                    self.escalations[i].open = false;
+                    let s = self.escalations.swap_remove(i);
+                    self.resolved.push((s.key, s.severity));
                     let sla = m.sla.get(s.severity);
                     let deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
                     if !s.reopened {
@@ -220,12 +226,19 @@ impl TrustState {
             }
             Event::EscalationReopened { escalation } => {
                 let key = key_hash(escalation.as_str());
-                if let Some(s) = self.escalations.iter_mut().find(|s| s.key == key) {
-                    s.open = true;
-                    s.reopened = true;
-                    s.open_since = at;
-                    s.opened_by = e.id;
-                    let w = m.reopen_weight * m.sla.get(s.severity).weight;
+                if let Some(i) = self.resolved.iter().position(|r| r.0 == key) {
+                    let (key, severity) = self.resolved.swap_remove(i);
+                    self.escalations.push(EscalationRec {
+                        key,
+                        severity,
+                        raised_id: e.id,
+                        raised_at: at,
+                        open_since: at,
+                        opened_by: e.id,
+                        acked: true,
+                        reopened: true,
+                    });
+                    let w = m.reopen_weight * m.sla.get(severity).weight;
                     self.responsiveness.add(&m.responsiveness, e.id, 0.0, w, at);
                 }
             }
@@ -277,6 +290,10 @@ impl TrustState {
             }
         }
         self.next_fold = next;
+        // Give back what a burst of open commitments left behind.
+        if self.commitments.capacity() > 8 && self.commitments.capacity() > 4 * self.commitments.len() {
+            self.commitments.shrink_to(2 * self.commitments.len());
+        }
     }
 
     /// Trust at `at`. Every applied event should have `occurred_at <= at`.
@@ -293,7 +310,7 @@ impl TrustState {
                 cand.add(t);
             }
         }
-        for s in self.escalations.iter().filter(|s| s.open) {
+        for s in &self.escalations {
             let sla = m.sla.get(s.severity);
             let ack_deadline = s.raised_at.add_nanos(hours(sla.acknowledge_hours));
             if !s.reopened && !s.acked && at > ack_deadline {

@@ -1,0 +1,87 @@
+//! Scoring benches: folding trust and health over a generated log with `Portfolio` (what
+//! `score_all` runs), and projection state bytes per account at 100k accounts.
+//!
+//! `cargo bench --bench scores`. The byte figure is printed once before the timed benches
+//! (set `RAPPORT_BENCH_NO_BYTES=1` to skip it when profiling).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rapport_core::fast_hash::FastHashMap;
+use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::{AccountId, AsOf, Envelope, Position, StreamVersion, Timestamp};
+use rapport_health::{HealthModel, HealthState, Portfolio};
+
+fn log(accounts: u32, months: u32) -> Vec<Envelope> {
+    generate(SynthConfig { accounts, months, seed: 11, ..Default::default() })
+        .enumerate()
+        .map(|(i, e)| {
+            let at = e.occurred_at;
+            Envelope::new(e, at, StreamVersion(1), Position(i as u64 + 1))
+        })
+        .collect()
+}
+
+fn state_bytes() {
+    let model = HealthModel::default();
+    let log = log(100_000, 12);
+    let mut states: FastHashMap<AccountId, HealthState> = FastHashMap::default();
+    for e in &log {
+        states.entry(e.account.clone()).or_default().apply(&model, e);
+    }
+    let n = states.len() as f64;
+    let inline = std::mem::size_of::<HealthState>();
+    let heap: usize = states.values().map(HealthState::heap_bytes).sum();
+    let open: usize = states.values().map(|s| s.trust().n_open_items()).sum();
+    let resolved: usize = states.values().map(|s| s.trust().n_resolved_escalations()).sum();
+    println!(
+        "state at {n} accounts ({} events, 12 months each): {inline} B inline per account; \
+         {:.2} open items and {:.2} resolved escalations per account hold {:.1} B of heap",
+        log.len(),
+        open as f64 / n,
+        resolved as f64 / n,
+        heap as f64 / n,
+    );
+}
+
+fn scores(c: &mut Criterion) {
+    if std::env::var_os("RAPPORT_BENCH_NO_BYTES").is_none() {
+        state_bytes();
+    }
+    let model = HealthModel::default();
+    let log = log(2_000, 24);
+    // Past the end of the log, so the trend window buffers nothing and every event is folded.
+    let as_of = AsOf::at(Timestamp::parse("2026-06-01T00:00:00Z").expect("instant"));
+    let mut group = c.benchmark_group("scores");
+    group.throughput(Throughput::Elements(log.len() as u64));
+    group.sample_size(20);
+    group.bench_function("fold_trust_and_health", |b| {
+        b.iter(|| {
+            let mut p = Portfolio::new(&model, as_of);
+            for e in &log {
+                p.apply(e);
+            }
+            p.n_accounts()
+        })
+    });
+    let mut p = Portfolio::new(&model, as_of);
+    for e in &log {
+        p.apply(e);
+    }
+    group.throughput(Throughput::Elements(2_000));
+    group.bench_function("finish_2000_accounts", |b| {
+        b.iter_batched(
+            || {
+                let mut p = Portfolio::new(&model, as_of);
+                for e in &log {
+                    p.apply(e);
+                }
+                p
+            },
+            |p| p.finish().len(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scores);
+criterion_main!(benches);
