@@ -62,10 +62,19 @@ fn scores(c: &mut Criterion) {
             p.n_accounts()
         })
     });
-    let mut p = Portfolio::new(&model, as_of);
-    for e in &log {
-        p.apply(e);
-    }
+    // The same events in time order, accounts interleaved as in a live log: every event
+    // switches account, so each one pays an index lookup.
+    let mut interleaved = log.clone();
+    interleaved.sort_by_key(|e| e.occurred_at);
+    group.bench_function("fold_trust_and_health_interleaved", |b| {
+        b.iter(|| {
+            let mut p = Portfolio::new(&model, as_of);
+            for e in &interleaved {
+                p.apply(e);
+            }
+            p.n_accounts()
+        })
+    });
     group.throughput(Throughput::Elements(2_000));
     group.bench_function("finish_2000_accounts", |b| {
         b.iter_batched(

@@ -23,12 +23,12 @@
 #![deny(missing_docs)]
 
 pub use rapport_core as core;
+pub use rapport_core::{
+    AccountId, AppendError, AppendOutcome, AsOf, Envelope, Event, EventId, ExpectedVersion, Ledger, MemoryStore,
+    NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
+};
 pub use rapport_health as health;
 pub use rapport_trust as trust;
-pub use rapport_core::{
-    AccountId, AppendError, AsOf, AppendOutcome, Envelope, Event, EventId, ExpectedVersion, Ledger, MemoryStore, NewEvent,
-    Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
-};
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -33,7 +33,7 @@ impl Hasher for FastHasher {
         let rest = chunks.remainder();
         if !rest.is_empty() {
             // A variable-length copy would call memcpy on a hot path.
-            let w = tail_word(rest);
+            let w = crate::id::tail_word(rest);
             self.add(w);
         }
     }
@@ -65,23 +65,6 @@ impl Hasher for FastHasher {
 
 /// A `HashMap` using [`FastHasher`].
 pub type FastHashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// The up-to-seven trailing bytes as one word, without a loop or memcpy: two overlapping
-/// reads cover every length. Distinct tails (with their length) give distinct words.
-#[inline]
-fn tail_word(rest: &[u8]) -> u64 {
-    let n = rest.len();
-    let word = if n >= 4 {
-        let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
-        u64::from(lo) | (u64::from(hi) << 32)
-    } else if n > 0 {
-        u64::from(rest[0]) | (u64::from(rest[n / 2]) << 8) | (u64::from(rest[n - 1]) << 16)
-    } else {
-        0
-    };
-    word ^ ((n as u64) << 59)
-}
 
 #[cfg(test)]
 mod tests {

@@ -53,14 +53,56 @@ fn check_key(s: &str) -> Result<(), ParseIdError> {
     Ok(())
 }
 
+/// A stable 64-bit hash of a key's text. Frozen: projections persist it in checkpoints, so it
+/// must never change. Eight bytes per multiply-rotate step, then an avalanche.
+pub fn stable_hash(text: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = text.as_bytes();
+    let mut h: u64 = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        h = (h.rotate_left(23) ^ tail_word(rest)).wrapping_mul(K);
+    }
+    h ^= h >> 32;
+    h = h.wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// The up-to-seven trailing bytes as one word, without a loop or a memcpy call: two overlapping
+/// reads cover every length, and the length is mixed in.
+#[inline]
+pub(crate) fn tail_word(rest: &[u8]) -> u64 {
+    let n = rest.len();
+    let word = if n >= 4 {
+        let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
+        u64::from(lo) | (u64::from(hi) << 32)
+    } else if n > 0 {
+        u64::from(rest[0]) | (u64::from(rest[n / 2]) << 8) | (u64::from(rest[n - 1]) << 16)
+    } else {
+        0
+    };
+    word ^ ((n as u64) << 59)
+}
+
 macro_rules! key_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         ///
         /// Non-empty, at most [`KEY_BYTES_MAX`] bytes, without control characters. Cloning is
-        /// cheap: the text is shared.
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Arc<str>);
+        /// cheap: the text is shared. Its [`stable_hash`] is computed once, at construction, so
+        /// hashing and comparing keys rarely touches the text.
+        #[derive(Clone)]
+        pub struct $name {
+            hash: u64,
+            text: Arc<str>,
+        }
 
         impl $name {
             /// Checks `s` and wraps it.
@@ -69,24 +111,58 @@ macro_rules! key_type {
             /// [`ParseIdError`] when `s` is empty, too long or holds a control character.
             pub fn new(s: &str) -> Result<Self, ParseIdError> {
                 check_key(s)?;
-                Ok(Self(Arc::from(s)))
+                Ok(Self { hash: stable_hash(s), text: Arc::from(s) })
             }
 
             /// The text of the id.
             pub fn as_str(&self) -> &str {
-                &self.0
+                &self.text
+            }
+
+            /// The [`stable_hash`] of the text.
+            #[inline]
+            pub fn stable_hash(&self) -> u64 {
+                self.hash
+            }
+        }
+
+        impl PartialEq for $name {
+            #[inline]
+            fn eq(&self, other: &Self) -> bool {
+                self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::hash::Hash for $name {
+            #[inline]
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                state.write_u64(self.hash);
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.text.cmp(&other.text)
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(&self.text)
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), &*self.0)
+                write!(f, "{}({:?})", stringify!($name), &*self.text)
             }
         }
 
@@ -97,9 +173,15 @@ macro_rules! key_type {
             }
         }
 
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.text
+            }
+        }
+
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(&self.text)
             }
         }
 
@@ -271,6 +353,21 @@ mod tests {
         assert!(matches!(AccountId::new("ac\u{0}me"), Err(ParseIdError::ControlCharacter { ch: '\u{0}', at: 2 })));
         assert!(AccountId::new("ac\nme").is_err());
         assert!(AccountId::new("ünïcødé ok").is_ok());
+    }
+
+    #[test]
+    fn stable_hash_is_frozen_and_spreads() {
+        // Frozen values: checkpoints persist these hashes.
+        assert_eq!(stable_hash("c-17"), stable_hash("c-17"));
+        assert_eq!(format!("{:016x}", stable_hash("c-17")), "c9378715f6c94187");
+        assert_eq!(format!("{:016x}", stable_hash("a-longer-key-of-20b")), "a060f869b5022379");
+        assert_ne!(stable_hash("c-1"), stable_hash("c-1\0"));
+        let all: std::collections::HashSet<u64> = (0..10_000).map(|i| stable_hash(&format!("c-{i}"))).collect();
+        assert_eq!(all.len(), 10_000);
+        let a = CommitmentKey::new("c-17").unwrap();
+        assert_eq!(a.stable_hash(), stable_hash("c-17"));
+        assert_eq!(a, CommitmentKey::new("c-17").unwrap());
+        assert!(CommitmentKey::new("a").unwrap() < CommitmentKey::new("b").unwrap());
     }
 
     #[test]

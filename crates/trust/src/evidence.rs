@@ -30,6 +30,7 @@ impl Decayed {
     }
 
     /// Adds `(a, b)` as evidence at `tau`, with half-life `h_nanos`.
+    #[inline]
     pub fn add(&mut self, tau: Timestamp, a: f64, b: f64, h_nanos: f64) {
         let tau = tau.unix_nanos();
         if self.is_empty() {
@@ -118,46 +119,6 @@ impl Top3 {
     }
 }
 
-/// A stable 64-bit hash of an item key, so states can name items compactly and checkpoints
-/// stay valid across releases. Frozen: eight bytes per multiply-rotate step, then an avalanche.
-pub fn key_hash(key: &str) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes = key.as_bytes();
-    let mut h: u64 = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        // A variable-length copy would call memcpy on a hot path.
-        let w = tail_word(rest);
-        h = (h.rotate_left(23) ^ w).wrapping_mul(K);
-    }
-    h ^= h >> 32;
-    h = h.wrapping_mul(K);
-    h ^ (h >> 29)
-}
-
-/// The up-to-seven trailing bytes as one word, without a loop or memcpy: two overlapping
-/// reads cover every length. Distinct tails (with their length) give distinct words.
-#[inline]
-fn tail_word(rest: &[u8]) -> u64 {
-    let n = rest.len();
-    let word = if n >= 4 {
-        let lo = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let hi = u32::from_le_bytes([rest[n - 4], rest[n - 3], rest[n - 2], rest[n - 1]]);
-        u64::from(lo) | (u64::from(hi) << 32)
-    } else if n > 0 {
-        u64::from(rest[0]) | (u64::from(rest[n / 2]) << 8) | (u64::from(rest[n - 1]) << 16)
-    } else {
-        0
-    };
-    word ^ ((n as u64) << 59)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,14 +153,6 @@ mod tests {
         let (a, _) = x.at(day(2_000), h);
         assert!((a - 1.0).abs() < 1e-12, "{a}");
         assert!(x.at(day(-5_000), h).0.is_finite() || x.at(day(-5_000), h).0.is_infinite());
-    }
-
-    #[test]
-    fn key_hash_is_frozen_and_spreads() {
-        assert_eq!(key_hash("c-17"), key_hash("c-17"));
-        assert_ne!(key_hash("c-1"), key_hash("c-1\0"));
-        let all: std::collections::HashSet<u64> = (0..10_000).map(|i| key_hash(&format!("c-{i}"))).collect();
-        assert_eq!(all.len(), 10_000);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct ChannelParams {
 
 impl ChannelParams {
     /// The half-life in nanoseconds.
+    #[inline]
     pub fn h_nanos(&self) -> f64 {
         self.half_life_days * NANOS_PER_DAY_F
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rapport_core::{Envelope, Event, EventId, Projection, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::{Decayed, Top3, decay, key_hash};
+use crate::evidence::{Decayed, Top3, decay};
 use crate::model::{ChannelParams, TrustModel};
 use crate::score::{FactorInput, Score, beta_sd, compose};
 
@@ -23,6 +23,7 @@ pub struct Channel {
 
 impl Channel {
     /// Adds outcome `x` with weight `w` at `tau`.
+    #[inline]
     pub fn add(&mut self, p: &ChannelParams, id: EventId, x: f64, w: f64, tau: Timestamp) {
         let h = p.h_nanos();
         self.sums.add(tau, w * x, w * (1.0 - x), h);
@@ -142,12 +143,13 @@ impl TrustState {
     }
 
     /// Folds one event in. Events of other kinds are ignored.
+    #[inline]
     pub fn apply(&mut self, m: &TrustModel, e: &Envelope) {
         let at = e.occurred_at;
         match &e.event {
             Event::CommitmentMade { commitment, due, weight, .. } => {
                 self.commitments.push(CommitmentRec {
-                    key: key_hash(commitment.as_str()),
+                    key: commitment.stable_hash(),
                     made_id: e.id,
                     made_at: at,
                     due0: *due,
@@ -159,7 +161,7 @@ impl TrustState {
                 });
             }
             Event::CommitmentRenegotiated { commitment, due, .. } => {
-                if let Some(c) = self.commitment(commitment.as_str()) {
+                if let Some(c) = self.commitment(commitment.stable_hash()) {
                     if at <= c.due_eff {
                         c.due_eff = *due;
                         c.renegotiated_early = true;
@@ -169,14 +171,14 @@ impl TrustState {
                 }
             }
             Event::CommitmentDelivered { commitment, accepted, .. } => {
-                if let Some(c) = self.commitment(commitment.as_str()) {
+                if let Some(c) = self.commitment(commitment.stable_hash()) {
                     c.end = End::Delivered { at, accepted: *accepted, id: e.id };
                     let fold_at = c.due0.max(c.due_eff).unix_nanos();
                     self.next_fold = self.next_fold.min(fold_at);
                 }
             }
             Event::CommitmentCancelled { commitment, .. } => {
-                if let Some(c) = self.commitment(commitment.as_str()) {
+                if let Some(c) = self.commitment(commitment.stable_hash()) {
                     c.end = End::Cancelled { at, id: e.id };
                     let fold_at = c.due0.max(c.due_eff).unix_nanos();
                     self.next_fold = self.next_fold.min(fold_at);
@@ -184,7 +186,7 @@ impl TrustState {
             }
             Event::EscalationRaised { escalation, severity, .. } => {
                 self.escalations.push(EscalationRec {
-                    key: key_hash(escalation.as_str()),
+                    key: escalation.stable_hash(),
                     severity: *severity,
                     raised_id: e.id,
                     raised_at: at,
@@ -195,7 +197,7 @@ impl TrustState {
                 });
             }
             Event::EscalationAcknowledged { escalation } => {
-                let key = key_hash(escalation.as_str());
+                let key = escalation.stable_hash();
                 if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
                     let s = self.escalations[i];
                     self.escalations[i].acked = true;
@@ -205,7 +207,7 @@ impl TrustState {
                 }
             }
             Event::EscalationResolved { escalation } => {
-                let key = key_hash(escalation.as_str());
+                let key = escalation.stable_hash();
                 if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
                     let s = self.escalations.swap_remove(i);
                     self.resolved.push((s.key, s.severity));
@@ -225,7 +227,7 @@ impl TrustState {
                 }
             }
             Event::EscalationReopened { escalation } => {
-                let key = key_hash(escalation.as_str());
+                let key = escalation.stable_hash();
                 if let Some(i) = self.resolved.iter().position(|r| r.0 == key) {
                     let (key, severity) = self.resolved.swap_remove(i);
                     self.escalations.push(EscalationRec {
@@ -253,8 +255,7 @@ impl TrustState {
         }
     }
 
-    fn commitment(&mut self, key: &str) -> Option<&mut CommitmentRec> {
-        let key = key_hash(key);
+    fn commitment(&mut self, key: u64) -> Option<&mut CommitmentRec> {
         self.commitments.iter_mut().find(|c| c.key == key)
     }
 
