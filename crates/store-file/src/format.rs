@@ -1,0 +1,598 @@
+//! The on-disk format: segment headers, batch frames and records. Pure functions over bytes;
+//! see `docs/log-format.md` for the layout, its invariants and its version history.
+//!
+//! Every decoder here takes untrusted bytes and returns an error, never panics.
+
+use rapport_core::{
+    AccountId, AdvocacyKind, Channel, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Position,
+    Severity, StreamVersion, SurveyKey, SurveyScore, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// The first eight bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";
+/// The first four bytes of every batch frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"RPB1";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes in a segment header.
+pub const SEGMENT_HEADER_BYTES: usize = 64;
+/// Bytes in a frame header.
+pub const FRAME_HEADER_BYTES: usize = 40;
+/// Bytes before each record's body: its length and its CRC32C.
+pub const RECORD_PREFIX_BYTES: usize = 8;
+/// The largest record body accepted. The largest valid event encodes to about 4.5 KiB.
+pub const RECORD_BYTES_MAX: usize = 16 * 1024;
+/// The largest frame payload accepted.
+pub const FRAME_PAYLOAD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Fixed bytes at the end of every record body: `recorded_at` (i64) and `stream_version` (u64).
+const RECORD_TAIL_BYTES: usize = 16;
+
+/// Why bytes could not be decoded. `offset` is relative to the start of what was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Where the problem starts.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn err(offset: usize, reason: impl Into<String>) -> DecodeError {
+    DecodeError { offset: offset as u64, reason: reason.into() }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// A segment's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The log's id, the same in every segment of one log.
+    pub log_id: [u8; 16],
+    /// The position of the first event this segment holds.
+    pub base_position: u64,
+    /// The segment's number, from 0.
+    pub segment_no: u64,
+}
+
+impl SegmentHeader {
+    /// The 64 header bytes.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
+        let mut b = [0u8; SEGMENT_HEADER_BYTES];
+        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
+        b[16..32].copy_from_slice(&self.log_id);
+        b[32..40].copy_from_slice(&self.base_position.to_le_bytes());
+        b[40..48].copy_from_slice(&self.segment_no.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header.
+    ///
+    /// # Errors
+    /// Short input, wrong magic, an unknown version or a bad checksum.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() < SEGMENT_HEADER_BYTES {
+            return Err(err(0, format!("segment header is {} bytes, needs {SEGMENT_HEADER_BYTES}", b.len())));
+        }
+        if b[0..8] != SEGMENT_MAGIC {
+            return Err(err(0, "not a rapport segment (bad magic)"));
+        }
+        if crc32c::crc32c(&b[..60]) != u32_at(b, 60) {
+            return Err(err(0, "segment header checksum mismatch"));
+        }
+        let version = u32_at(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(err(8, format!("segment format version {version}; this build reads {FORMAT_VERSION}")));
+        }
+        if u32_at(b, 12) as usize != SEGMENT_HEADER_BYTES {
+            return Err(err(12, "unexpected segment header length"));
+        }
+        let mut log_id = [0u8; 16];
+        log_id.copy_from_slice(&b[16..32]);
+        Ok(Self { log_id, base_position: u64_at(b, 32), segment_no: u64_at(b, 40) })
+    }
+}
+
+/// A batch frame's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Bytes of payload after the header.
+    pub payload_len: u32,
+    /// The position of the first record.
+    pub first_position: u64,
+    /// How many records.
+    pub count: u32,
+    /// The group-commit epoch: frames written before one fsync share it.
+    pub epoch: u64,
+    /// The payload checksum of the previous frame in the log (0 for the first): a hash chain.
+    pub prev_checksum: u32,
+    /// CRC32C of the payload.
+    pub payload_crc: u32,
+}
+
+/// How a frame header failed to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameHeaderError {
+    /// Fewer than 40 bytes remain.
+    Short,
+    /// All zero: preallocated or never-written space, the end of the log.
+    Zero,
+    /// Not zero but not a valid header (torn or corrupt).
+    Invalid,
+}
+
+impl FrameHeader {
+    /// The 40 header bytes and the header checksum.
+    pub fn encode(&self) -> ([u8; FRAME_HEADER_BYTES], u32) {
+        let mut b = [0u8; FRAME_HEADER_BYTES];
+        b[0..4].copy_from_slice(&FRAME_MAGIC);
+        b[4..8].copy_from_slice(&self.payload_len.to_le_bytes());
+        b[8..16].copy_from_slice(&self.first_position.to_le_bytes());
+        b[16..20].copy_from_slice(&self.count.to_le_bytes());
+        b[20..28].copy_from_slice(&self.epoch.to_le_bytes());
+        b[28..32].copy_from_slice(&self.prev_checksum.to_le_bytes());
+        b[32..36].copy_from_slice(&self.payload_crc.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..36]);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
+        (b, crc)
+    }
+
+    /// Decodes a header and returns it with its checksum. The length is trusted only after
+    /// the header's own checksum matches.
+    ///
+    /// # Errors
+    /// [`FrameHeaderError`].
+    pub fn decode(b: &[u8]) -> Result<(Self, u32), FrameHeaderError> {
+        if b.len() < FRAME_HEADER_BYTES {
+            return Err(FrameHeaderError::Short);
+        }
+        let b = &b[..FRAME_HEADER_BYTES];
+        if b.iter().all(|&x| x == 0) {
+            return Err(FrameHeaderError::Zero);
+        }
+        let crc = u32_at(b, 36);
+        if b[0..4] != FRAME_MAGIC || crc32c::crc32c(&b[..36]) != crc {
+            return Err(FrameHeaderError::Invalid);
+        }
+        let h = Self {
+            payload_len: u32_at(b, 4),
+            first_position: u64_at(b, 8),
+            count: u32_at(b, 16),
+            epoch: u64_at(b, 20),
+            prev_checksum: u32_at(b, 28),
+            payload_crc: u32_at(b, 32),
+        };
+        if h.payload_len as usize > FRAME_PAYLOAD_BYTES_MAX || h.count == 0 || h.first_position == 0 {
+            return Err(FrameHeaderError::Invalid);
+        }
+        Ok((h, crc))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContentV1<'a> {
+    id: [u8; 16],
+    account: &'a str,
+    #[serde(with = "postcard::fixint::le")]
+    occurred_at: i64,
+    #[serde(borrow)]
+    event: EventV1<'a>,
+}
+
+// Variant order and fields are frozen: version 1 of the format.
+#[derive(Serialize, Deserialize)]
+enum EventV1<'a> {
+    CommitmentMade {
+        commitment: &'a str,
+        title: &'a str,
+        #[serde(with = "postcard::fixint::le")]
+        due: i64,
+        weight: f64,
+    },
+    CommitmentRenegotiated {
+        commitment: &'a str,
+        #[serde(with = "postcard::fixint::le")]
+        due: i64,
+        reason: Option<&'a str>,
+    },
+    CommitmentDelivered {
+        commitment: &'a str,
+        accepted: bool,
+    },
+    CommitmentCancelled {
+        commitment: &'a str,
+        reason: Option<&'a str>,
+    },
+    EscalationRaised {
+        escalation: &'a str,
+        severity: u8,
+        summary: Option<&'a str>,
+    },
+    EscalationAcknowledged {
+        escalation: &'a str,
+    },
+    EscalationResolved {
+        escalation: &'a str,
+    },
+    EscalationReopened {
+        escalation: &'a str,
+    },
+    SurveyAnswered {
+        survey: &'a str,
+        measure: u8,
+        value: u8,
+        comment: Option<&'a str>,
+    },
+    Touchpoint {
+        channel: u8,
+    },
+    IssueDisclosed {
+        summary: Option<&'a str>,
+    },
+    AdvocacyGiven {
+        kind: u8,
+    },
+}
+
+/// Why an event could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
+    let event = match &e.event {
+        Event::CommitmentMade { commitment, title, due, weight } => EventV1::CommitmentMade {
+            commitment: commitment.as_str(),
+            title,
+            due: due.unix_nanos(),
+            weight: *weight,
+        },
+        Event::CommitmentRenegotiated { commitment, due, reason } => EventV1::CommitmentRenegotiated {
+            commitment: commitment.as_str(),
+            due: due.unix_nanos(),
+            reason: reason.as_deref(),
+        },
+        Event::CommitmentDelivered { commitment, accepted } => {
+            EventV1::CommitmentDelivered { commitment: commitment.as_str(), accepted: *accepted }
+        }
+        Event::CommitmentCancelled { commitment, reason } => {
+            EventV1::CommitmentCancelled { commitment: commitment.as_str(), reason: reason.as_deref() }
+        }
+        Event::EscalationRaised { escalation, severity, summary } => EventV1::EscalationRaised {
+            escalation: escalation.as_str(),
+            severity: match severity {
+                Severity::Low => 0,
+                Severity::Medium => 1,
+                Severity::High => 2,
+                Severity::Critical => 3,
+            },
+            summary: summary.as_deref(),
+        },
+        Event::EscalationAcknowledged { escalation } => EventV1::EscalationAcknowledged { escalation: escalation.as_str() },
+        Event::EscalationResolved { escalation } => EventV1::EscalationResolved { escalation: escalation.as_str() },
+        Event::EscalationReopened { escalation } => EventV1::EscalationReopened { escalation: escalation.as_str() },
+        Event::SurveyAnswered { survey, score, comment } => {
+            let measure = match score {
+                SurveyScore::Nps(_) => 0,
+                SurveyScore::Csat(_) => 1,
+                SurveyScore::Ces(_) => 2,
+            };
+            EventV1::SurveyAnswered { survey: survey.as_str(), measure, value: score.value(), comment: comment.as_deref() }
+        }
+        Event::TouchpointHeld { channel } => EventV1::Touchpoint {
+            channel: match channel {
+                Channel::Meeting => 0,
+                Channel::Call => 1,
+                Channel::Email => 2,
+                Channel::Chat => 3,
+                Channel::Visit => 4,
+            },
+        },
+        Event::IssueDisclosed { summary } => EventV1::IssueDisclosed { summary: summary.as_deref() },
+        Event::AdvocacyGiven { kind } => EventV1::AdvocacyGiven {
+            kind: match kind {
+                AdvocacyKind::Referral => 0,
+                AdvocacyKind::Reference => 1,
+                AdvocacyKind::CaseStudy => 2,
+                AdvocacyKind::Review => 3,
+            },
+        },
+        other => return Err(EncodeError(format!("event type {} has no format-1 encoding", other.kind()))),
+    };
+    Ok(ContentV1 { id: e.id.to_bytes(), account: e.account.as_str(), occurred_at: e.occurred_at.unix_nanos(), event })
+}
+
+/// Appends one record (prefix and body) for `e` to `out`, and returns the content
+/// fingerprint: a 64-bit hash of everything but the store-assigned fields.
+///
+/// # Errors
+/// An event type without an encoding, or a record over [`RECORD_BYTES_MAX`].
+pub fn encode_record(
+    e: &NewEvent,
+    recorded_at: Timestamp,
+    stream_version: StreamVersion,
+    out: &mut Vec<u8>,
+) -> Result<u64, EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; RECORD_PREFIX_BYTES]);
+    let body_start = out.len();
+    let content = to_v1(e)?;
+    let taken = std::mem::take(out);
+    *out = postcard::to_extend(&content, taken).map_err(|e| EncodeError(e.to_string()))?;
+    let fingerprint = fingerprint(&out[body_start..]);
+    out.extend_from_slice(&recorded_at.unix_nanos().to_le_bytes());
+    out.extend_from_slice(&stream_version.0.to_le_bytes());
+    let body_len = out.len() - body_start;
+    if body_len > RECORD_BYTES_MAX {
+        out.truncate(start);
+        return Err(EncodeError(format!("record of {body_len} bytes exceeds {RECORD_BYTES_MAX}")));
+    }
+    let crc = crc32c::crc32c(&out[body_start..]);
+    out[start..start + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(fingerprint)
+}
+
+/// The content fingerprint of `e`, as [`encode_record`] computes it.
+///
+/// # Errors
+/// An event type without an encoding.
+pub fn content_fingerprint(e: &NewEvent, scratch: &mut Vec<u8>) -> Result<u64, EncodeError> {
+    scratch.clear();
+    let content = to_v1(e)?;
+    let taken = std::mem::take(scratch);
+    *scratch = postcard::to_extend(&content, taken).map_err(|e| EncodeError(e.to_string()))?;
+    Ok(fingerprint(scratch))
+}
+
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rapport_core::fast_hash::FastHasher::default();
+    h.write(bytes);
+    h.write_usize(bytes.len());
+    h.finish()
+}
+
+/// A decoded record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The event.
+    pub envelope: Envelope,
+    /// Its content fingerprint.
+    pub fingerprint: u64,
+}
+
+/// Decodes one record body (after its prefix) as the event at `position`.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules.
+pub fn decode_body(body: &[u8], position: Position) -> Result<Record, DecodeError> {
+    decode_body_with(body, position, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+}
+
+/// [`decode_body`] with an account interner, so a scan shares one `AccountId` per account.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules.
+pub fn decode_body_with(
+    body: &[u8],
+    position: Position,
+    intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
+) -> Result<Record, DecodeError> {
+    if body.len() < RECORD_TAIL_BYTES {
+        return Err(err(0, "record body too short"));
+    }
+    let split = body.len() - RECORD_TAIL_BYTES;
+    let (content_bytes, tail) = body.split_at(split);
+    let content: ContentV1<'_> =
+        postcard::from_bytes(content_bytes).map_err(|e| err(0, format!("record does not decode: {e}")))?;
+    let recorded_at = Timestamp::from_unix_nanos(u64_at(tail, 0) as i64);
+    let stream_version = StreamVersion(u64_at(tail, 8));
+    let account = intern(content.account).map_err(|e| err(0, format!("account: {e}")))?;
+    let new = from_v1(content, account)?;
+    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position), fingerprint: fingerprint(content_bytes) })
+}
+
+fn from_v1(c: ContentV1<'_>, account: AccountId) -> Result<NewEvent, DecodeError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| err(0, format!("{what}: {e}"));
+    let ck = |s: &str| CommitmentKey::new(s).map_err(|e| bad("commitment", &e));
+    let ek = |s: &str| EscalationKey::new(s).map_err(|e| bad("escalation", &e));
+    let text = |s: Option<&str>| s.map(str::to_owned);
+    let event = match c.event {
+        EventV1::CommitmentMade { commitment, title, due, weight } => Event::CommitmentMade {
+            commitment: ck(commitment)?,
+            title: title.to_owned(),
+            due: Timestamp::from_unix_nanos(due),
+            weight,
+        },
+        EventV1::CommitmentRenegotiated { commitment, due, reason } => Event::CommitmentRenegotiated {
+            commitment: ck(commitment)?,
+            due: Timestamp::from_unix_nanos(due),
+            reason: text(reason),
+        },
+        EventV1::CommitmentDelivered { commitment, accepted } => {
+            Event::CommitmentDelivered { commitment: ck(commitment)?, accepted }
+        }
+        EventV1::CommitmentCancelled { commitment, reason } => {
+            Event::CommitmentCancelled { commitment: ck(commitment)?, reason: text(reason) }
+        }
+        EventV1::EscalationRaised { escalation, severity, summary } => Event::EscalationRaised {
+            escalation: ek(escalation)?,
+            severity: match severity {
+                0 => Severity::Low,
+                1 => Severity::Medium,
+                2 => Severity::High,
+                3 => Severity::Critical,
+                s => return Err(err(0, format!("unknown severity code {s}"))),
+            },
+            summary: text(summary),
+        },
+        EventV1::EscalationAcknowledged { escalation } => Event::EscalationAcknowledged { escalation: ek(escalation)? },
+        EventV1::EscalationResolved { escalation } => Event::EscalationResolved { escalation: ek(escalation)? },
+        EventV1::EscalationReopened { escalation } => Event::EscalationReopened { escalation: ek(escalation)? },
+        EventV1::SurveyAnswered { survey, measure, value, comment } => Event::SurveyAnswered {
+            survey: SurveyKey::new(survey).map_err(|e| bad("survey", &e))?,
+            score: match measure {
+                0 => SurveyScore::Nps(value),
+                1 => SurveyScore::Csat(value),
+                2 => SurveyScore::Ces(value),
+                m => return Err(err(0, format!("unknown survey measure code {m}"))),
+            },
+            comment: text(comment),
+        },
+        EventV1::Touchpoint { channel } => Event::TouchpointHeld {
+            channel: match channel {
+                0 => Channel::Meeting,
+                1 => Channel::Call,
+                2 => Channel::Email,
+                3 => Channel::Chat,
+                4 => Channel::Visit,
+                c => return Err(err(0, format!("unknown channel code {c}"))),
+            },
+        },
+        EventV1::IssueDisclosed { summary } => Event::IssueDisclosed { summary: text(summary) },
+        EventV1::AdvocacyGiven { kind } => Event::AdvocacyGiven {
+            kind: match kind {
+                0 => AdvocacyKind::Referral,
+                1 => AdvocacyKind::Reference,
+                2 => AdvocacyKind::CaseStudy,
+                3 => AdvocacyKind::Review,
+                k => return Err(err(0, format!("unknown advocacy code {k}"))),
+            },
+        },
+    };
+    Ok(NewEvent { id: EventId::from_bytes(c.id), account, occurred_at: Timestamp::from_unix_nanos(c.occurred_at), event })
+}
+
+/// Splits a frame payload into record bodies, checking each record's length and checksum.
+/// Returns each body with its offset inside the payload (of its prefix).
+///
+/// # Errors
+/// A record that overruns the payload, is too large, or fails its checksum; or a record count
+/// that does not match.
+pub fn split_records(payload: &[u8], count: u32) -> Result<Vec<(usize, &[u8])>, DecodeError> {
+    let mut out = Vec::with_capacity(count.min(65_536) as usize);
+    let mut at = 0usize;
+    while at < payload.len() {
+        if payload.len() - at < RECORD_PREFIX_BYTES {
+            return Err(err(at, "truncated record prefix"));
+        }
+        let len = u32_at(payload, at) as usize;
+        let crc = u32_at(payload, at + 4);
+        if len > RECORD_BYTES_MAX {
+            return Err(err(at, format!("record length {len} exceeds {RECORD_BYTES_MAX}")));
+        }
+        let body_start = at + RECORD_PREFIX_BYTES;
+        let Some(body) = payload.get(body_start..body_start + len) else {
+            return Err(err(at, "record overruns its frame"));
+        };
+        if crc32c::crc32c(body) != crc {
+            return Err(err(at, "record checksum mismatch"));
+        }
+        out.push((at, body));
+        at = body_start + len;
+    }
+    if out.len() != count as usize {
+        return Err(err(0, format!("frame says {count} records, payload holds {}", out.len())));
+    }
+    Ok(out)
+}
+
+/// Everything one segment file holds, decoded and checked. For `verify` and the fuzz target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedSegment {
+    /// The header.
+    pub header: SegmentHeader,
+    /// The records, in order.
+    pub records: Vec<Record>,
+    /// The byte offset just past the last valid frame.
+    pub valid_len: u64,
+}
+
+/// Decodes a whole segment strictly: header, every frame (checksums, positions, the hash chain
+/// within the segment) and every record. Zeroed space after the last frame is the end.
+///
+/// # Errors
+/// The first problem, with its byte offset.
+pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
+    let header = SegmentHeader::decode(bytes)?;
+    let mut records = Vec::new();
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut next = header.base_position;
+    let mut prev: Option<u32> = None;
+    loop {
+        if at == bytes.len() {
+            break;
+        }
+        let (h, crc) = match FrameHeader::decode(&bytes[at..]) {
+            Ok(x) => x,
+            Err(FrameHeaderError::Zero) => {
+                if bytes[at..].iter().all(|&b| b == 0) {
+                    break;
+                }
+                return Err(err(at, "zeroed frame header followed by data"));
+            }
+            Err(FrameHeaderError::Short) => {
+                if bytes[at..].iter().all(|&b| b == 0) {
+                    break;
+                }
+                return Err(err(at, "truncated frame header"));
+            }
+            Err(FrameHeaderError::Invalid) => return Err(err(at, "invalid frame header")),
+        };
+        if h.first_position != next {
+            return Err(err(at, format!("frame starts at position {}, expected {next}", h.first_position)));
+        }
+        if let Some(p) = prev {
+            if h.prev_checksum != p {
+                return Err(err(at, "frame does not chain to the previous frame"));
+            }
+        }
+        let payload_start = at + FRAME_HEADER_BYTES;
+        let Some(payload) = bytes.get(payload_start..payload_start + h.payload_len as usize) else {
+            return Err(err(at, "frame payload overruns the segment"));
+        };
+        if crc32c::crc32c(payload) != h.payload_crc {
+            return Err(err(at, "frame payload checksum mismatch"));
+        }
+        let bodies = split_records(payload, h.count).map_err(|e| err(payload_start + e.offset as usize, e.reason))?;
+        for (i, (off, body)) in bodies.into_iter().enumerate() {
+            let position = Position(next + i as u64);
+            let rec = decode_body(body, position)
+                .map_err(|e| err(payload_start + off, format!("position {}: {}", position, e.reason)))?;
+            records.push(rec);
+        }
+        next += u64::from(h.count);
+        prev = Some(crc);
+        at = payload_start + h.payload_len as usize;
+    }
+    Ok(DecodedSegment { header, records, valid_len: at as u64 })
+}

@@ -1,0 +1,40 @@
+//! rapport-store-file: the embedded, crash-safe, append-only segment log — the store a service
+//! gets by default, with no server.
+//!
+//! - [`FileStore`] implements [`rapport_core::Store`] and passes the same conformance suite as
+//!   `MemoryStore`.
+//! - Durability: an append is acknowledged only after its batch is `fdatasync`ed
+//!   ([`Durability::Sync`], the default). Concurrent appenders share one `fdatasync` (group
+//!   commit) on a writer thread that completes each append's future, so async callers never
+//!   block a runtime worker on an fsync.
+//! - Recovery: on open, a torn tail left by a crash is truncated (and logged); damage followed
+//!   by acknowledged data is refused, naming the segment and byte offset.
+//! - One writer process: a lock file refuses a second one.
+//! - An I/O failure poisons the handle: every later call errors until the store is reopened.
+//!
+//! The byte layout is documented in `docs/log-format.md`; [`format`] implements it.
+//!
+//! # Example
+//! ```
+//! use rapport_core::{ExpectedVersion, Ledger, NewEvent};
+//! use rapport_store_file::FileStore;
+//!
+//! let dir = std::env::temp_dir().join(format!("rapport-doc-{}", std::process::id()));
+//! let ledger = Ledger::new(FileStore::open(&dir)?);
+//! let e = NewEvent::from_json_line(r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#)?;
+//! ledger.blocking().append(vec![e], ExpectedVersion::Any)?;
+//! drop(ledger);
+//! // Reopen: the event is there.
+//! let ledger = Ledger::new(FileStore::open(&dir)?);
+//! assert_eq!(ledger.blocking().head()?.get(), 1);
+//! # drop(ledger);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod format;
+mod store;
+pub mod vfs;
+
+pub use store::{Durability, FileStore, LOCK_FILE, OpenError, Options, RecoveryReport, segment_name};

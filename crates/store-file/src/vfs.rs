@@ -1,0 +1,217 @@
+//! The file-system layer the store runs on: [`StdVfs`] for real files, and a seam for tests
+//! that inject faults (crashes between any two writes, torn sectors, failing fsyncs).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// A file opened for reading at arbitrary offsets. Shared between reader threads.
+pub trait ReadFile: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at the end).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+
+    /// The file's current length.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// A file opened for appending, owned by the writer thread.
+pub trait AppendFile: Send {
+    /// Appends all of `data`.
+    ///
+    /// # Errors
+    /// I/O errors; the store poisons itself on any.
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// Makes every appended byte durable (`fdatasync`).
+    ///
+    /// # Errors
+    /// I/O errors; the store poisons itself on any.
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// A held exclusive lock; dropping it releases the lock.
+pub trait LockGuard: Send + Sync {}
+
+/// The file-system operations the store needs, and nothing more.
+pub trait Vfs: Send + Sync + 'static {
+    /// Creates `dir` and its parents if missing.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> bool;
+
+    /// The names of the files directly in `dir`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// Opens an existing file for reading.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>>;
+
+    /// Opens a file for appending; with `create_new`, creates it and fails if it exists.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn open_append(&self, path: &Path, create_new: bool) -> io::Result<Box<dyn AppendFile>>;
+
+    /// Cuts `path` to `len` bytes and makes that durable.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+
+    /// Removes a file.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (new files) durable.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Takes an exclusive lock on `path` (created if missing), or fails at once with
+    /// [`io::ErrorKind::WouldBlock`] if another process holds it.
+    ///
+    /// # Errors
+    /// I/O errors, or the lock is held.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdVfs;
+
+struct StdRead(File);
+
+impl ReadFile for StdRead {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::read_at(&self.0, buf, offset)
+        }
+        #[cfg(windows)]
+        {
+            std::os::windows::fs::FileExt::seek_read(&self.0, buf, offset)
+        }
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+struct StdAppend(File);
+
+impl AppendFile for StdAppend {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.0.write_all(data)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+struct StdLock(#[allow(dead_code)] File);
+
+impl LockGuard for StdLock {}
+
+impl Vfs for StdVfs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                out.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
+        Ok(Box::new(StdRead(File::open(path)?)))
+    }
+
+    fn open_append(&self, path: &Path, create_new: bool) -> io::Result<Box<dyn AppendFile>> {
+        let mut o = OpenOptions::new();
+        o.append(true);
+        if create_new {
+            o.create_new(true);
+        }
+        Ok(Box::new(StdAppend(o.open(path)?)))
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let f = OpenOptions::new().write(true).open(path)?;
+        f.set_len(len)?;
+        f.sync_all()
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            File::open(dir)?.sync_all()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(())
+        }
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock(f))),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(io::Error::new(io::ErrorKind::WouldBlock, "the lock is held by another process"))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes at `offset`.
+///
+/// # Errors
+/// I/O errors, or [`io::ErrorKind::UnexpectedEof`] if the file is shorter.
+pub fn read_exact_at(f: &dyn ReadFile, buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = f.read_at(&mut buf[done..], offset)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ends early"));
+        }
+        done += n;
+        offset += n as u64;
+    }
+    Ok(())
+}
