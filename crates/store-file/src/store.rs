@@ -150,7 +150,10 @@ impl Drop for Shared {
         }
         if let Ok(mut w) = self.writer.lock() {
             if let Some(handle) = w.take() {
-                let _ = handle.join();
+                // The writer itself may hold the last reference; it cannot wait for itself.
+                if handle.thread().id() != std::thread::current().id() {
+                    let _ = handle.join();
+                }
             }
         }
     }
@@ -306,8 +309,8 @@ fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
     Ok(buf)
 }
 
-/// Whether a valid frame header lies anywhere in `bytes` from `from` on, with an epoch that
-/// proves the frames before it were synced: more than `epoch_bound`.
+/// Where a valid frame header lies in `bytes` from `from` on with an epoch above
+/// `epoch_bound`, which proves the frames before it were synced.
 fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
     let mut at = from;
     while at + FRAME_HEADER_BYTES <= bytes.len() {
@@ -431,31 +434,39 @@ impl FileStore {
             scan.index.segments.push(path.clone());
             scan.core.segment_no = *n;
             let mut at = SEGMENT_HEADER_BYTES;
-            let damage: Option<(usize, String)> = loop {
+            // Damage that a torn write could explain: its offset, what is wrong, and the epoch
+            // of the damaged frame when its header is intact.
+            let damage: Option<(usize, String, Option<u64>)> = loop {
                 if at == bytes.len() {
                     break None;
                 }
                 let (h, _) = match FrameHeader::decode(&bytes[at..]) {
                     Ok(x) => x,
                     Err(FrameHeaderError::Zero) if bytes[at..].iter().all(|&b| b == 0) => {
-                        break Some((at, "zeroed space".into()));
+                        break Some((at, "zeroed space".into(), None));
                     }
-                    Err(FrameHeaderError::Zero) => break Some((at, "zeroed frame header followed by data".into())),
-                    Err(FrameHeaderError::Short) => break Some((at, "truncated frame header".into())),
-                    Err(FrameHeaderError::Invalid) => break Some((at, "invalid frame header".into())),
+                    Err(FrameHeaderError::Zero) => {
+                        break Some((at, "zeroed frame header followed by data".into(), None));
+                    }
+                    Err(FrameHeaderError::Short) => break Some((at, "truncated frame header".into(), None)),
+                    Err(FrameHeaderError::Invalid) => break Some((at, "invalid frame header".into(), None)),
                 };
+                // A whole, checksummed header in the wrong place is never a torn write.
                 if h.first_position != scan.core.next_position {
-                    break Some((at, format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position)));
+                    return Err(corrupt(
+                        at as u64,
+                        format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
+                    ));
                 }
                 if h.prev_checksum != scan.core.prev_payload_crc {
-                    break Some((at, "frame does not chain to the previous frame".into()));
+                    return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
                 }
                 let start = at + FRAME_HEADER_BYTES;
                 let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
-                    break Some((at, "frame payload overruns the segment".into()));
+                    break Some((at, "frame payload overruns the segment".into(), Some(h.epoch)));
                 };
                 if crc32c::crc32c(payload) != h.payload_crc {
-                    break Some((at, "frame payload checksum mismatch".into()));
+                    break Some((at, "frame payload checksum mismatch".into(), Some(h.epoch)));
                 }
                 // From here on the frame is whole and checksummed: any problem is a bug or
                 // deliberate tampering, never a torn write, so it is reported, not repaired.
@@ -474,26 +485,20 @@ impl FileStore {
                 at = start + h.payload_len as usize;
             };
             scan.core.segment_len = at as u64;
-            if let Some((offset, reason)) = damage {
-                // A torn final write leaves damage followed only by frames of the same unsynced
-                // group (epoch at most one past the last good frame's). A later epoch proves the
-                // damaged bytes had been synced: that is corruption of acknowledged data.
-                let bound = last_epoch + 1;
-                let mut later = synced_frame_after(&bytes, offset + 1, bound).map(|o| (path.clone(), o));
-                if later.is_none() {
-                    for m in &numbers[i + 1..] {
-                        let p = dir.join(segment_name(*m));
-                        let b = read_whole(&*vfs, &p)?;
-                        if let Some(o) = synced_frame_after(&b, SEGMENT_HEADER_BYTES, bound) {
-                            later = Some((p, o));
-                            break;
-                        }
-                    }
+            if let Some((offset, reason, damaged_epoch)) = damage {
+                // The writer syncs a segment before it creates the next one, so damage in any
+                // segment but the last hit synced, acknowledged data.
+                if !is_last {
+                    return Err(corrupt(offset as u64, format!("{reason} in a sealed segment")));
                 }
-                if let Some((p, o)) = later {
+                // A torn final write leaves damage followed only by frames of its own unsynced
+                // group. A later frame from a later sync epoch proves the damaged bytes had been
+                // synced: corruption of acknowledged data.
+                let bound = damaged_epoch.unwrap_or(last_epoch + 1);
+                if let Some(o) = synced_frame_after(&bytes, offset + 1, bound) {
                     return Err(corrupt(
                         offset as u64,
-                        format!("{reason}, and acknowledged data follows (a frame at {} byte {o})", p.display()),
+                        format!("{reason}, and acknowledged data follows (a frame from a later sync at byte {o})"),
                     ));
                 }
                 let dropped = bytes.len() as u64 - offset as u64;
@@ -503,15 +508,6 @@ impl FileStore {
                 if dropped > 0 {
                     vfs.truncate(&path, offset as u64).map_err(io_err("truncate", &path))?;
                     scan.truncated.push((path.clone(), offset as u64, dropped));
-                }
-                // Later segments hold nothing acknowledged: remove them.
-                for m in &numbers[i + 1..] {
-                    let p = dir.join(segment_name(*m));
-                    vfs.remove(&p).map_err(io_err("remove", &p))?;
-                    scan.truncated.push((p, 0, 0));
-                }
-                if numbers.len() > i + 1 {
-                    vfs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
                 }
                 stop_after = Some(i);
                 break;
@@ -882,7 +878,7 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box
             }
             continue;
         }
-        let result = write_group(&sh, &mut file, &mut group, epoch);
+        let result = write_group(&sh, &mut file, &mut group, &mut epoch);
         epoch += 1;
         match result {
             Ok(()) => {
@@ -902,13 +898,16 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box
     }
 }
 
-fn write_group(sh: &Shared, file: &mut Box<dyn AppendFile>, group: &mut [Job], epoch: u64) -> Result<(), String> {
+fn write_group(sh: &Shared, file: &mut Box<dyn AppendFile>, group: &mut [Job], epoch: &mut u64) -> Result<(), String> {
     let mut dirty = false;
     for job in group.iter_mut() {
         if let Some((path, header)) = job.new_segment.take() {
-            // Seal the current segment before moving on: its frames must be durable too.
-            if dirty && sh.options.durability == Durability::Sync {
+            // Seal the current segment before moving on, whatever the durability setting:
+            // recovery relies on every segment but the last being synced. Frames after the
+            // seal carry a new epoch.
+            if dirty {
                 file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
+                *epoch += 1;
             }
             let mut f = sh.vfs.open_append(&path, true).map_err(|e| format!("create {}: {e}", path.display()))?;
             f.append(&header).map_err(|e| format!("write header of {}: {e}", path.display()))?;
