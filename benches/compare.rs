@@ -1,0 +1,299 @@
+//! The file store against SQLite, in one process, on the same events and the same disk.
+//!
+//! `cargo bench --bench compare` prints one table with the ratio of every figure to its peer.
+//! The SQLite baseline is rusqlite (bundled SQLite): WAL, `synchronous=FULL`, one transaction
+//! per batch, a prepared statement, and a UNIQUE index on the event id (the file store's
+//! idempotency index). Both sides store the same bytes per event (rapport's binary record),
+//! so the comparison is between storage engines, not encodings.
+//!
+//! Environment: `RAPPORT_BENCH_EVENTS` (default 200000), `RAPPORT_BENCH_DIR` (default the
+//! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
+//! of that many events, e.g. 10000000).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::{ExpectedVersion, NewEvent, Position, StreamVersion, Store, Timestamp};
+use rapport_store_file::format::{decode_body, encode_record};
+use rapport_store_file::{FileStore, Options};
+use rusqlite::{Connection, params};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn bench_dir(tag: &str) -> PathBuf {
+    let base = std::env::var_os("RAPPORT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("rapport-compare-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    dir
+}
+
+fn events(n: usize, seed: u64) -> Vec<NewEvent> {
+    let accounts = (n / 50).max(1) as u32;
+    generate(SynthConfig { accounts, months: 12, seed, ..Default::default() }).take(n).collect()
+}
+
+fn sqlite(path: &Path) -> Connection {
+    let conn = Connection::open(path).expect("sqlite open");
+    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL").expect("synchronous");
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (
+            position INTEGER PRIMARY KEY,
+            id BLOB NOT NULL UNIQUE,
+            account TEXT NOT NULL,
+            stream_version INTEGER NOT NULL,
+            occurred_at INTEGER NOT NULL,
+            record BLOB NOT NULL
+        );",
+    )
+    .expect("schema");
+    conn
+}
+
+fn encoded(e: &NewEvent) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    encode_record(e, Timestamp::now(), StreamVersion(1), &mut out).expect("encode");
+    out.split_off(8)
+}
+
+fn sqlite_insert(conn: &mut Connection, batch: &[NewEvent]) {
+    let tx = conn.transaction().expect("tx");
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO events (id, account, stream_version, occurred_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .expect("prepare");
+        for e in batch {
+            stmt.execute(params![&e.id.to_bytes()[..], e.account.as_str(), 1i64, e.occurred_at.unix_nanos(), encoded(e)])
+                .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
+fn per_second(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Row {
+    what: String,
+    ours: String,
+    peer: String,
+    ratio: String,
+}
+
+fn row(what: &str, ours: String, peer: String, ratio: f64) -> Row {
+    Row { what: what.into(), ours, peer, ratio: format!("{ratio:.2}x") }
+}
+
+fn fdatasync_latency(dir: &Path) -> Duration {
+    let mut f = std::fs::File::create(dir.join("fsync-probe")).expect("probe");
+    let block = vec![7u8; 4096];
+    let mut samples = Vec::new();
+    for _ in 0..300 {
+        f.write_all(&block).expect("write");
+        let t = Instant::now();
+        f.sync_data().expect("fdatasync");
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    percentile(&samples, 0.5)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let n = env_usize("RAPPORT_BENCH_EVENTS", 200_000);
+    let evs = events(n, 42);
+    let n = evs.len();
+    let mut rows = Vec::new();
+    let dir = bench_dir("main");
+    let fsync = fdatasync_latency(&dir);
+    println!("fdatasync p50 on this disk: {:.0} µs; {} events", fsync.as_secs_f64() * 1e6, n);
+
+    // 1. Durable batched append, batches of 1,000.
+    let store = FileStore::open(dir.join("file")).expect("open");
+    let t = Instant::now();
+    for chunk in evs.chunks(1_000) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+    }
+    let ours = per_second(n, t.elapsed());
+    let mut conn = sqlite(&dir.join("peer.sqlite"));
+    let t = Instant::now();
+    for chunk in evs.chunks(1_000) {
+        sqlite_insert(&mut conn, chunk);
+    }
+    let peer = per_second(n, t.elapsed());
+    rows.push(row("durable append, batches of 1000 (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
+
+    // 2. Full scan: read and decode every event.
+    drop(store);
+    let t = Instant::now();
+    let store = FileStore::open(dir.join("file")).expect("reopen");
+    let open_time = t.elapsed();
+    let t = Instant::now();
+    let mut next = Position(1);
+    let mut seen = 0usize;
+    loop {
+        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
+        let Some(last) = page.last() else { break };
+        next = last.position.next();
+        seen += page.len();
+    }
+    assert_eq!(seen, n);
+    let ours = per_second(n, t.elapsed());
+    let t = Instant::now();
+    let mut seen = 0usize;
+    {
+        let mut stmt = conn.prepare("SELECT position, record FROM events ORDER BY position").expect("select");
+        let mut rows_ = stmt.query([]).expect("query");
+        while let Some(r) = rows_.next().expect("row") {
+            let position: i64 = r.get(0).expect("position");
+            let record: Vec<u8> = r.get(1).expect("record");
+            let _ = decode_body(&record, Position(position as u64)).expect("decode");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, n);
+    let peer = per_second(n, t.elapsed());
+    rows.push(row("full scan + decode (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
+    rows.push(Row {
+        what: format!("open + index rebuild of {n} events"),
+        ours: format!("{:.0} ms", open_time.as_secs_f64() * 1e3),
+        peer: "-".into(),
+        ratio: "-".into(),
+    });
+
+    // 3. Single-event durable append latency.
+    let singles = events(2_000, 7);
+    let store1 = FileStore::open(dir.join("single")).expect("open");
+    let mut lat = Vec::new();
+    for e in &singles {
+        let t = Instant::now();
+        pollster::block_on(store1.append(vec![e.clone()], ExpectedVersion::Any)).expect("append");
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let mut conn1 = sqlite(&dir.join("single.sqlite"));
+    let mut peer_lat = Vec::new();
+    for e in &singles {
+        let t = Instant::now();
+        sqlite_insert(&mut conn1, std::slice::from_ref(e));
+        peer_lat.push(t.elapsed());
+    }
+    peer_lat.sort();
+    for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
+        let (a, b) = (percentile(&lat, p), percentile(&peer_lat, p));
+        rows.push(row(
+            &format!("single-event durable append {name} (µs; vs fdatasync {:.0} µs: {:.2}x)", fsync.as_secs_f64() * 1e6, a.as_secs_f64() / fsync.as_secs_f64()),
+            format!("{:.0}", a.as_secs_f64() * 1e6),
+            format!("{:.0}", b.as_secs_f64() * 1e6),
+            b.as_secs_f64() / a.as_secs_f64(),
+        ));
+    }
+
+    // 4. Group commit: single-event appends from 1, 2 and 8 threads.
+    for threads in [1usize, 2, 8] {
+        let per_thread = 600;
+        let work: Vec<Vec<NewEvent>> = (0..threads).map(|t| events(per_thread, 100 + t as u64)).collect();
+        let store = Arc::new(FileStore::open(dir.join(format!("threads-{threads}"))).expect("open"));
+        let t = Instant::now();
+        let handles: Vec<_> = work
+            .clone()
+            .into_iter()
+            .enumerate()
+            .map(|(k, evs)| {
+                let store = Arc::clone(&store);
+                std::thread::spawn(move || {
+                    for mut e in evs {
+                        // Distinct accounts per thread keep every stream valid.
+                        e.account = rapport_core::AccountId::new(&format!("t{k}-{}", e.account)).expect("account");
+                        pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        let ours = per_second(threads * per_thread, t.elapsed());
+        let path = dir.join(format!("threads-{threads}.sqlite"));
+        drop(sqlite(&path));
+        let t = Instant::now();
+        let handles: Vec<_> = work
+            .into_iter()
+            .map(|evs| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let mut conn = sqlite(&path);
+                    conn.busy_timeout(Duration::from_secs(30)).expect("busy timeout");
+                    for e in evs {
+                        sqlite_insert(&mut conn, &[e]);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        let peer = per_second(threads * per_thread, t.elapsed());
+        rows.push(row(
+            &format!("single-event appends, {threads} thread(s) (events/s)"),
+            format!("{ours:.0}"),
+            format!("{peer:.0}"),
+            ours / peer,
+        ));
+    }
+
+    // 5. Optional: open + full scan of a large log.
+    if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
+        let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
+        let bdir = dir.join("big");
+        {
+            let store = FileStore::open_with(&bdir, Options::default()).expect("open");
+            let mut batch = Vec::with_capacity(10_000);
+            let accounts = (big / 50).max(1) as u32;
+            for e in generate(SynthConfig { accounts, months: 12, seed: 5, ..Default::default() }).take(big) {
+                batch.push(e);
+                if batch.len() == 10_000 {
+                    pollster::block_on(store.append(std::mem::take(&mut batch), ExpectedVersion::Any)).expect("append");
+                }
+            }
+            pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
+        }
+        let t = Instant::now();
+        let store = FileStore::open(&bdir).expect("open big");
+        let opened = t.elapsed();
+        let mut next = Position(1);
+        let mut seen = 0usize;
+        loop {
+            let page = pollster::block_on(store.read_all(next, 16_384)).expect("read");
+            let Some(last) = page.last() else { break };
+            next = last.position.next();
+            seen += page.len();
+        }
+        let total = t.elapsed();
+        rows.push(Row {
+            what: format!("open + full scan of {seen} events"),
+            ours: format!("{:.2} s (open {:.2} s)", total.as_secs_f64(), opened.as_secs_f64()),
+            peer: "-".into(),
+            ratio: "-".into(),
+        });
+    }
+
+    println!("\n{:<78} {:>16} {:>12} {:>8}", "measure", "file store", "sqlite", "ratio");
+    for r in rows {
+        println!("{:<78} {:>16} {:>12} {:>8}", r.what, r.ours, r.peer, r.ratio);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
