@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rapport_core::synth::{SynthConfig, generate};
-use rapport_core::{ExpectedVersion, NewEvent, Position, StreamVersion, Store, Timestamp};
+use rapport_core::{ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp};
 use rapport_store_file::format::{decode_body, encode_record};
 use rapport_store_file::{FileStore, Options};
 use rusqlite::{Connection, params};
@@ -71,8 +71,14 @@ fn sqlite_insert(conn: &mut Connection, batch: &[NewEvent]) {
             )
             .expect("prepare");
         for e in batch {
-            stmt.execute(params![&e.id.to_bytes()[..], e.account.as_str(), 1i64, e.occurred_at.unix_nanos(), encoded(e)])
-                .expect("insert");
+            stmt.execute(params![
+                &e.id.to_bytes()[..],
+                e.account.as_str(),
+                1i64,
+                e.occurred_at.unix_nanos(),
+                encoded(e)
+            ])
+            .expect("insert");
         }
     }
     tx.commit().expect("commit");
@@ -134,7 +140,12 @@ fn main() {
         sqlite_insert(&mut conn, chunk);
     }
     let peer = per_second(n, t.elapsed());
-    rows.push(row("durable append, batches of 1000 (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
+    rows.push(row(
+        "durable append, batches of 1000 (events/s)",
+        format!("{ours:.0}"),
+        format!("{peer:.0}"),
+        ours / peer,
+    ));
 
     // 2. Full scan: read and decode every event.
     drop(store);
@@ -195,7 +206,11 @@ fn main() {
     for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
         let (a, b) = (percentile(&lat, p), percentile(&peer_lat, p));
         rows.push(row(
-            &format!("single-event durable append {name} (µs; vs fdatasync {:.0} µs: {:.2}x)", fsync.as_secs_f64() * 1e6, a.as_secs_f64() / fsync.as_secs_f64()),
+            &format!(
+                "single-event durable append {name} (µs; vs fdatasync {:.0} µs: {:.2}x)",
+                fsync.as_secs_f64() * 1e6,
+                a.as_secs_f64() / fsync.as_secs_f64()
+            ),
             format!("{:.0}", a.as_secs_f64() * 1e6),
             format!("{:.0}", b.as_secs_f64() * 1e6),
             b.as_secs_f64() / a.as_secs_f64(),

@@ -1,1 +1,77 @@
-fn main() {}
+//! File-store benches: durable batched append, full scan, and open (index rebuild).
+//!
+//! `cargo bench --bench file_store`. `benches/compare.rs` runs the same operations against
+//! SQLite and prints ratios.
+
+use std::path::PathBuf;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::{ExpectedVersion, NewEvent, Position, Store};
+use rapport_store_file::FileStore;
+
+const N: usize = 100_000;
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rapport-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn events() -> Vec<NewEvent> {
+    generate(SynthConfig { accounts: (N / 50) as u32, months: 12, seed: 3, ..Default::default() }).take(N).collect()
+}
+
+fn scan(store: &FileStore) -> usize {
+    let mut next = Position(1);
+    let mut seen = 0;
+    loop {
+        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
+        let Some(last) = page.last() else { break };
+        next = last.position.next();
+        seen += page.len();
+    }
+    seen
+}
+
+fn file_store(c: &mut Criterion) {
+    let evs = events();
+    let n = evs.len() as u64;
+    let mut group = c.benchmark_group("file_store");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n));
+    let mut round = 0;
+    group.bench_function("durable_append_batches_of_1000", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                let d = dir(&format!("append-{round}"));
+                (FileStore::open(&d).expect("open"), d)
+            },
+            |(store, d)| {
+                for chunk in evs.chunks(1_000) {
+                    pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+                }
+                drop(store);
+                let _ = std::fs::remove_dir_all(d);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    let d = dir("scan");
+    {
+        let store = FileStore::open(&d).expect("open");
+        for chunk in evs.chunks(1_000) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+        }
+    }
+    let store = FileStore::open(&d).expect("reopen");
+    group.bench_function("full_scan_and_decode", |b| b.iter(|| assert_eq!(scan(&store) as u64, n)));
+    drop(store);
+    group.bench_function("open_and_rebuild_indexes", |b| b.iter(|| FileStore::open(&d).expect("open")));
+    group.finish();
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+criterion_group!(benches, file_store);
+criterion_main!(benches);

@@ -10,6 +10,8 @@
 //!   [`MemoryStore`].
 //! - [`trust`] (`rapport-trust`): the trust score.
 //! - [`health`] (`rapport-health`): the health score, portfolio scoring, trends and timelines.
+//! - [`store_file`] (`rapport-store-file`): the embedded, crash-safe file store, the default
+//!   for durable use: [`open`] (or `Ledger::open` with [`OpenLedger`] in scope).
 //!
 //! ```
 //! use rapport::{Ledger, NewEvent, ExpectedVersion};
@@ -28,7 +30,51 @@ pub use rapport_core::{
     NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
 };
 pub use rapport_health as health;
+pub use rapport_store_file as store_file;
+pub use rapport_store_file::FileStore;
 pub use rapport_trust as trust;
+
+/// Opens (or creates) the durable ledger in `dir`: the file store, no server needed.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("rapport-open-doc-{}", std::process::id()));
+/// let ledger = rapport::open(&dir)?;
+/// assert_eq!(ledger.blocking().head()?.get(), 0);
+/// # drop(ledger);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`store_file::OpenError`]: the directory is locked by another process, damaged, or
+/// unreadable.
+pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Ledger<FileStore>, store_file::OpenError> {
+    Ok(Ledger::new(FileStore::open(dir)?))
+}
+
+/// `Ledger::open(dir)` for the file store.
+///
+/// ```
+/// use rapport::{Ledger, OpenLedger};
+/// let dir = std::env::temp_dir().join(format!("rapport-open-trait-doc-{}", std::process::id()));
+/// let ledger = Ledger::open(&dir)?;
+/// # drop(ledger);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait OpenLedger: Sized {
+    /// Opens (or creates) the durable ledger in `dir`.
+    ///
+    /// # Errors
+    /// [`store_file::OpenError`].
+    fn open(dir: impl AsRef<std::path::Path>) -> Result<Self, store_file::OpenError>;
+}
+
+impl OpenLedger for Ledger<FileStore> {
+    fn open(dir: impl AsRef<std::path::Path>) -> Result<Self, store_file::OpenError> {
+        open(dir)
+    }
+}
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

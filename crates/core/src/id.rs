@@ -47,6 +47,10 @@ fn check_key(s: &str) -> Result<(), ParseIdError> {
     if s.len() > KEY_BYTES_MAX {
         return Err(ParseIdError::TooLong { len: s.len(), max: KEY_BYTES_MAX });
     }
+    // Fast path: pure ASCII without controls (the usual id) needs no char decoding.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if let Some((at, ch)) = s.char_indices().find(|(_, c)| c.is_control()) {
         return Err(ParseIdError::ControlCharacter { ch, at });
     }

@@ -1,7 +1,7 @@
 //! [`LogState`]: the in-memory state a store keeps to decide appends — per-stream validation
 //! state and the event-id index — so that every store applies the contract the same way.
 
-use std::collections::HashMap;
+use crate::fast_hash::SeededHashMap;
 
 use crate::event::NewEvent;
 use crate::id::{AccountId, EventId, Position, StreamVersion};
@@ -32,14 +32,21 @@ enum Undo {
 /// records it; a store that then fails to persist it calls [`rollback`](Self::rollback).
 #[derive(Debug, Default)]
 pub struct LogState {
-    streams: HashMap<AccountId, StreamState>,
-    ids: HashMap<EventId, Position>,
+    streams: SeededHashMap<AccountId, StreamState>,
+    ids: SeededHashMap<EventId, Position>,
 }
 
 impl LogState {
     /// An empty log's state.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty log's state with room for about `n_events` events.
+    pub fn with_capacity(n_events: usize) -> Self {
+        let mut s = Self::default();
+        s.ids.reserve(n_events);
+        s
     }
 
     /// The version of `account`'s last event; 0 when it has none.

@@ -4,7 +4,7 @@
 //! Stateful rules ([`StreamState::check`]) look at the account's stream so far: lifecycles of
 //! commitments and escalations, and that no lifecycle step goes back in time.
 
-use std::collections::HashMap;
+use crate::fast_hash::SeededHashMap;
 
 use thiserror::Error;
 
@@ -290,8 +290,8 @@ struct EscalationState {
 #[derive(Debug, Clone, Default)]
 pub struct StreamState {
     version: StreamVersion,
-    commitments: HashMap<CommitmentKey, CommitmentState>,
-    escalations: HashMap<EscalationKey, EscalationState>,
+    commitments: SeededHashMap<CommitmentKey, CommitmentState>,
+    escalations: SeededHashMap<EscalationKey, EscalationState>,
 }
 
 /// How to take back one [`StreamState::apply`]: the state of the item it touched, before.

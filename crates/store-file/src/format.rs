@@ -192,7 +192,10 @@ impl FrameHeader {
 
 #[derive(Serialize, Deserialize)]
 struct ContentV1<'a> {
-    id: [u8; 16],
+    /// The id's 16 bytes, read as one little-endian integer (so the bytes on disk are the
+    /// UUID's bytes in order, and decode is one read instead of sixteen).
+    #[serde(with = "postcard::fixint::le")]
+    id: u128,
     account: &'a str,
     #[serde(with = "postcard::fixint::le")]
     occurred_at: i64,
@@ -269,12 +272,9 @@ impl std::error::Error for EncodeError {}
 
 fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
     let event = match &e.event {
-        Event::CommitmentMade { commitment, title, due, weight } => EventV1::CommitmentMade {
-            commitment: commitment.as_str(),
-            title,
-            due: due.unix_nanos(),
-            weight: *weight,
-        },
+        Event::CommitmentMade { commitment, title, due, weight } => {
+            EventV1::CommitmentMade { commitment: commitment.as_str(), title, due: due.unix_nanos(), weight: *weight }
+        }
         Event::CommitmentRenegotiated { commitment, due, reason } => EventV1::CommitmentRenegotiated {
             commitment: commitment.as_str(),
             due: due.unix_nanos(),
@@ -296,7 +296,9 @@ fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
             },
             summary: summary.as_deref(),
         },
-        Event::EscalationAcknowledged { escalation } => EventV1::EscalationAcknowledged { escalation: escalation.as_str() },
+        Event::EscalationAcknowledged { escalation } => {
+            EventV1::EscalationAcknowledged { escalation: escalation.as_str() }
+        }
         Event::EscalationResolved { escalation } => EventV1::EscalationResolved { escalation: escalation.as_str() },
         Event::EscalationReopened { escalation } => EventV1::EscalationReopened { escalation: escalation.as_str() },
         Event::SurveyAnswered { survey, score, comment } => {
@@ -305,7 +307,12 @@ fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
                 SurveyScore::Csat(_) => 1,
                 SurveyScore::Ces(_) => 2,
             };
-            EventV1::SurveyAnswered { survey: survey.as_str(), measure, value: score.value(), comment: comment.as_deref() }
+            EventV1::SurveyAnswered {
+                survey: survey.as_str(),
+                measure,
+                value: score.value(),
+                comment: comment.as_deref(),
+            }
         }
         Event::TouchpointHeld { channel } => EventV1::Touchpoint {
             channel: match channel {
@@ -327,7 +334,12 @@ fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
         },
         other => return Err(EncodeError(format!("event type {} has no format-1 encoding", other.kind()))),
     };
-    Ok(ContentV1 { id: e.id.to_bytes(), account: e.account.as_str(), occurred_at: e.occurred_at.unix_nanos(), event })
+    Ok(ContentV1 {
+        id: u128::from_le_bytes(e.id.to_bytes()),
+        account: e.account.as_str(),
+        occurred_at: e.occurred_at.unix_nanos(),
+        event,
+    })
 }
 
 /// Appends one record (prefix and body) for `e` to `out`, and returns the content
@@ -407,6 +419,19 @@ pub fn decode_body_with(
     position: Position,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<Record, DecodeError> {
+    let (new, recorded_at, stream_version, fingerprint) = decode_parts(body, intern)?;
+    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position), fingerprint })
+}
+
+/// The parts of a record body: the event as submitted, `recorded_at`, the stream version and
+/// the content fingerprint.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules.
+pub fn decode_parts(
+    body: &[u8],
+    intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
+) -> Result<(NewEvent, Timestamp, StreamVersion, u64), DecodeError> {
     if body.len() < RECORD_TAIL_BYTES {
         return Err(err(0, "record body too short"));
     }
@@ -418,7 +443,7 @@ pub fn decode_body_with(
     let stream_version = StreamVersion(u64_at(tail, 8));
     let account = intern(content.account).map_err(|e| err(0, format!("account: {e}")))?;
     let new = from_v1(content, account)?;
-    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position), fingerprint: fingerprint(content_bytes) })
+    Ok((new, recorded_at, stream_version, fingerprint(content_bytes)))
 }
 
 fn from_v1(c: ContentV1<'_>, account: AccountId) -> Result<NewEvent, DecodeError> {
@@ -489,7 +514,12 @@ fn from_v1(c: ContentV1<'_>, account: AccountId) -> Result<NewEvent, DecodeError
             },
         },
     };
-    Ok(NewEvent { id: EventId::from_bytes(c.id), account, occurred_at: Timestamp::from_unix_nanos(c.occurred_at), event })
+    Ok(NewEvent {
+        id: EventId::from_bytes(c.id.to_le_bytes()),
+        account,
+        occurred_at: Timestamp::from_unix_nanos(c.occurred_at),
+        event,
+    })
 }
 
 /// Splits a frame payload into record bodies, checking each record's length and checksum.

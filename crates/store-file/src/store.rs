@@ -177,6 +177,28 @@ struct Index {
     offsets: Vec<u64>,
     streams: FastHashMap<AccountId, Vec<u64>>,
     accounts: BTreeMap<AccountId, u64>,
+    /// Every account by its stable hash, so decoding shares one `AccountId` per account.
+    interned: FastHashMap<u64, AccountId>,
+}
+
+impl Index {
+    fn note_account(&mut self, account: &AccountId, position: u64) {
+        match self.streams.get_mut(account) {
+            Some(s) => s.push(position),
+            None => {
+                self.streams.insert(account.clone(), vec![position]);
+                self.accounts.insert(account.clone(), position);
+                self.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
+            }
+        }
+    }
+
+    fn intern(&self, s: &str) -> Result<AccountId, String> {
+        match self.interned.get(&rapport_core::id::stable_hash(s)) {
+            Some(a) if a.as_str() == s => Ok(a.clone()),
+            _ => AccountId::new(s).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 const OFFSET_BITS: u32 = 40;
@@ -285,19 +307,11 @@ struct Scan {
     core: Core,
     index: Index,
     truncated: Vec<(PathBuf, u64, u64)>,
-    interner: FastHashMap<u64, Vec<AccountId>>,
 }
 
 impl Scan {
     fn intern(&mut self, s: &str) -> Result<AccountId, String> {
-        let h = rapport_core::id::stable_hash(s);
-        let bucket = self.interner.entry(h).or_default();
-        if let Some(a) = bucket.iter().find(|a| a.as_str() == s) {
-            return Ok(a.clone());
-        }
-        let a = AccountId::new(s).map_err(|e| e.to_string())?;
-        bucket.push(a.clone());
-        Ok(a)
+        self.index.intern(s)
     }
 }
 
@@ -380,9 +394,15 @@ impl FileStore {
                 });
             }
         }
+        // About one event per 64 bytes of segment: reserve the id index once, not by doubling.
+        let estimate: u64 = numbers
+            .iter()
+            .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.len().ok()))
+            .sum::<u64>()
+            / 64;
         let mut scan = Scan {
             core: Core {
-                state: LogState::new(),
+                state: LogState::with_capacity(estimate.min(1 << 28) as usize),
                 fingerprints: Vec::new(),
                 next_position: 1,
                 segment_no: 0,
@@ -393,7 +413,6 @@ impl FileStore {
             },
             index: Index::default(),
             truncated: Vec::new(),
-            interner: FastHashMap::default(),
         };
         let mut log_id: Option<[u8; 16]> = None;
         let mut last_epoch = 0u64;
@@ -470,14 +489,14 @@ impl FileStore {
                 }
                 // From here on the frame is whole and checksummed: any problem is a bug or
                 // deliberate tampering, never a torn write, so it is reported, not repaired.
-                let bodies = format::split_records(payload, h.count)
-                    .map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
+                let bodies =
+                    format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
                 for (k, (off, body)) in bodies.into_iter().enumerate() {
                     let position = Position(h.first_position + k as u64);
                     let record_at = (start + off) as u64;
-                    let rec = format::decode_body_with(body, position, &mut |s| scan.intern(s))
+                    let (new, recorded_at, version, fingerprint) = format::decode_parts(body, &mut |s| scan.intern(s))
                         .map_err(|e| corrupt(record_at, format!("position {position}: {}", e.reason)))?;
-                    scan.index_event(&rec.envelope, *n, record_at, rec.fingerprint)
+                    scan.index_event(&new, position, recorded_at, version, *n, record_at, fingerprint)
                         .map_err(|reason| corrupt(record_at, reason))?;
                 }
                 scan.core.prev_payload_crc = h.payload_crc;
@@ -542,11 +561,8 @@ impl FileStore {
         let current = scan.index.segments.last().cloned().unwrap_or_else(|| dir.join(segment_name(0)));
         let file = vfs.open_append(&current, false).map_err(io_err("open segment", &current))?;
         let n_events = scan.core.next_position - 1;
-        let recovery = RecoveryReport {
-            truncated: scan.truncated,
-            n_events,
-            n_segments: scan.index.segments.len() as u64,
-        };
+        let recovery =
+            RecoveryReport { truncated: scan.truncated, n_events, n_segments: scan.index.segments.len() as u64 };
         let (tx, rx) = mpsc::channel::<Job>();
         let n_segments = scan.index.segments.len();
         let shared = Arc::new(Shared {
@@ -641,7 +657,8 @@ impl FileStore {
         frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
         let frame_len = frame.len() as u64;
         let mut new_segment = None;
-        if core.segment_len + frame_len > sh.options.segment_bytes_max && core.segment_len > SEGMENT_HEADER_BYTES as u64 {
+        if core.segment_len + frame_len > sh.options.segment_bytes_max && core.segment_len > SEGMENT_HEADER_BYTES as u64
+        {
             core.segment_no += 1;
             core.segment_len = SEGMENT_HEADER_BYTES as u64;
             let h = SegmentHeader { log_id: sh.log_id, base_position: next.0, segment_no: core.segment_no };
@@ -649,7 +666,10 @@ impl FileStore {
         }
         let base = core.segment_len;
         let segment = core.segment_no;
-        let mut outcome = AppendOutcome { appended: Vec::with_capacity(prepared.events.len()), duplicates: prepared.duplicates.clone() };
+        let mut outcome = AppendOutcome {
+            appended: Vec::with_capacity(prepared.events.len()),
+            duplicates: prepared.duplicates.clone(),
+        };
         {
             let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
             if let Some((path, _)) = &new_segment {
@@ -658,13 +678,7 @@ impl FileStore {
             for (k, (e, version)) in prepared.events.iter().enumerate() {
                 let position = next.0 + k as u64;
                 index.offsets.push(pack(segment, base + rel_offsets[k]));
-                match index.streams.get_mut(&e.account) {
-                    Some(s) => s.push(position),
-                    None => {
-                        index.streams.insert(e.account.clone(), vec![position]);
-                        index.accounts.insert(e.account.clone(), position);
-                    }
-                }
+                index.note_account(&e.account, position);
                 outcome.appended.push(Committed { id: e.id, stream_version: *version, position: Position(position) });
             }
         }
@@ -691,17 +705,12 @@ impl FileStore {
         if let Some(Some(r)) = sh.readers.read().unwrap_or_else(|p| p.into_inner()).get(segment as usize) {
             return Ok(Arc::clone(r));
         }
-        let path = sh
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .segments
-            .get(segment as usize)
-            .cloned()
-            .ok_or_else(|| ReadError::Corrupt { location: format!("segment {segment}"), reason: "unknown segment".into() })?;
-        let f: Arc<dyn ReadFile> = Arc::from(
-            sh.vfs.open_read(&path).map_err(|e| StorageError::new("open segment for reading", e))?,
-        );
+        let path =
+            sh.index.read().unwrap_or_else(|p| p.into_inner()).segments.get(segment as usize).cloned().ok_or_else(
+                || ReadError::Corrupt { location: format!("segment {segment}"), reason: "unknown segment".into() },
+            )?;
+        let f: Arc<dyn ReadFile> =
+            Arc::from(sh.vfs.open_read(&path).map_err(|e| StorageError::new("open segment for reading", e))?);
         let mut readers = sh.readers.write().unwrap_or_else(|p| p.into_inner());
         if readers.len() <= segment as usize {
             readers.resize(segment as usize + 1, None);
@@ -746,6 +755,8 @@ impl FileStore {
                 got += n;
             }
             buf.truncate(got);
+            // The index lock is taken for decoding only (to share account ids), never across I/O.
+            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
             let location = |off: u64| {
                 let name = segments.get(seg as usize).map(|p| p.display().to_string()).unwrap_or_default();
                 format!("{name} byte {off}")
@@ -766,7 +777,8 @@ impl FileStore {
                 if crc32c::crc32c(body) != crc {
                     return Err(corrupt("record checksum mismatch"));
                 }
-                let rec = format::decode_body(body, Position(positions[k])).map_err(|e| corrupt(&e.reason))?;
+                let rec = format::decode_body_with(body, Position(positions[k]), &mut |s| index.intern(s))
+                    .map_err(|e| corrupt(&e.reason))?;
                 out.push(rec.envelope);
             }
             i = j;
@@ -786,7 +798,12 @@ impl FileStore {
         self.read_positions(&positions)
     }
 
-    fn read_stream_now(&self, account: &AccountId, from: StreamVersion, limit: usize) -> Result<Vec<Envelope>, ReadError> {
+    fn read_stream_now(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, ReadError> {
         self.check_poison("read")?;
         let head = self.shared.committed.load(Ordering::Acquire);
         let positions: Vec<u64> = {
@@ -815,27 +832,28 @@ impl FileStore {
 }
 
 impl Scan {
-    fn index_event(&mut self, e: &Envelope, segment: u64, record_at: u64, fingerprint: u64) -> Result<(), String> {
-        let position = e.position;
-        let new = e.to_new_event();
-        let version = self.core.state.replay(&new, position).map_err(|err| format!("position {position}: {err}"))?;
-        if version != e.stream_version {
+    #[allow(clippy::too_many_arguments)]
+    fn index_event(
+        &mut self,
+        e: &NewEvent,
+        position: Position,
+        recorded_at: Timestamp,
+        stored_version: StreamVersion,
+        segment: u64,
+        record_at: u64,
+        fingerprint: u64,
+    ) -> Result<(), String> {
+        let version = self.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
+        if version != stored_version {
             return Err(format!(
-                "position {position}: stored stream version {} but the stream is at {version}",
-                e.stream_version
+                "position {position}: stored stream version {stored_version} but the stream is at {version}"
             ));
         }
         self.core.fingerprints.push(fingerprint);
         self.core.next_position = position.0 + 1;
-        self.core.last_recorded = self.core.last_recorded.max(e.recorded_at);
+        self.core.last_recorded = self.core.last_recorded.max(recorded_at);
         self.index.offsets.push(pack(segment, record_at));
-        match self.index.streams.get_mut(&e.account) {
-            Some(s) => s.push(position.0),
-            None => {
-                self.index.streams.insert(e.account.clone(), vec![position.0]);
-                self.index.accounts.insert(e.account.clone(), position.0);
-            }
-        }
+        self.index.note_account(&e.account, position.0);
         Ok(())
     }
 }
@@ -874,7 +892,10 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box
         };
         if let Some(why) = sh.poisoned.get() {
             for job in group {
-                job.done.complete(Err(AppendError::Storage(StorageError::new("append", format!("store is poisoned: {why}")))));
+                job.done.complete(Err(AppendError::Storage(StorageError::new(
+                    "append",
+                    format!("store is poisoned: {why}"),
+                ))));
             }
             continue;
         }
@@ -968,8 +989,9 @@ impl Store for FileStore {
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         std::future::ready(
-            self.check_poison("head").map(|()| Position(self.shared.committed.load(Ordering::Acquire))).map_err(ReadError::from),
+            self.check_poison("head")
+                .map(|()| Position(self.shared.committed.load(Ordering::Acquire)))
+                .map_err(ReadError::from),
         )
     }
 }
-

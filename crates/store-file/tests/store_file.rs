@@ -58,16 +58,29 @@ impl TempStore {
 }
 
 impl Store for TempStore {
-    fn append(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         self.store.append(batch, expected)
     }
-    fn read_stream(&self, account: &AccountId, from: StreamVersion, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
         self.store.read_stream(account, from, limit)
     }
     fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
         self.store.read_all(from, limit)
     }
-    fn accounts(&self, after: Option<&AccountId>, limit: usize) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
         self.store.accounts(after, limit)
     }
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
