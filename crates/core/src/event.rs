@@ -314,6 +314,19 @@ impl NewEvent {
         Self { id: EventId::new_v7(), account, occurred_at, event }
     }
 
+    /// A 64-bit hash of everything the event says (id, account, time, event), for in-memory
+    /// duplicate checks. Not stable across releases: never persist it.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+        let mut h = BuildHasherDefault::<crate::fast_hash::FastHasher>::default().build_hasher();
+        self.id.hash(&mut h);
+        self.account.as_str().hash(&mut h);
+        self.occurred_at.hash(&mut h);
+        // The Debug form covers every field of every variant, floats included, exactly.
+        format!("{:?}", self.event).hash(&mut h);
+        h.finish()
+    }
+
     /// Whether `other` says the same thing: same id, account, time and event.
     ///
     /// Two submissions with the same id are duplicates exactly when this holds.

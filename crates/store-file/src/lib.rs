@@ -35,6 +35,8 @@
 
 pub mod format;
 mod store;
+mod verify;
 pub mod vfs;
 
 pub use store::{Durability, FileStore, LOCK_FILE, OpenError, Options, RecoveryReport, segment_name};
+pub use verify::{VerifyError, VerifyReport, verify};

@@ -323,6 +323,25 @@ fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
     Ok(buf)
 }
 
+/// Whether a torn write could explain damage in `bytes[at..end]`: a crash leaves unwritten
+/// sectors as zeros (or the file short), never other bytes. Damage in a frame that is complete
+/// and has no all-zero 512-byte sector is bit rot in synced data.
+fn torn_plausible(bytes: &[u8], at: usize, end: usize) -> bool {
+    const SECTOR: usize = 512;
+    if end > bytes.len() {
+        return true;
+    }
+    let mut s = at / SECTOR * SECTOR;
+    while s < end {
+        let e = (s + SECTOR).min(bytes.len());
+        if bytes[s.max(at)..e].iter().all(|&b| b == 0) && e > s.max(at) {
+            return true;
+        }
+        s += SECTOR;
+    }
+    false
+}
+
 /// Where a valid frame header lies in `bytes` from `from` on with an epoch above
 /// `epoch_bound`, which proves the frames before it were synced.
 fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
@@ -468,7 +487,12 @@ impl FileStore {
                         break Some((at, "zeroed frame header followed by data".into(), None));
                     }
                     Err(FrameHeaderError::Short) => break Some((at, "truncated frame header".into(), None)),
-                    Err(FrameHeaderError::Invalid) => break Some((at, "invalid frame header".into(), None)),
+                    Err(FrameHeaderError::Invalid) if torn_plausible(&bytes, at, bytes.len()) => {
+                        break Some((at, "invalid frame header".into(), None));
+                    }
+                    Err(FrameHeaderError::Invalid) => {
+                        return Err(corrupt(at as u64, "invalid frame header, and no torn write explains it".into()));
+                    }
                 };
                 // A whole, checksummed header in the wrong place is never a torn write.
                 if h.first_position != scan.core.next_position {
@@ -485,6 +509,12 @@ impl FileStore {
                     break Some((at, "frame payload overruns the segment".into(), Some(h.epoch)));
                 };
                 if crc32c::crc32c(payload) != h.payload_crc {
+                    if !torn_plausible(&bytes, at, start + h.payload_len as usize) {
+                        return Err(corrupt(
+                            at as u64,
+                            "frame payload checksum mismatch, and no torn write explains it".into(),
+                        ));
+                    }
                     break Some((at, "frame payload checksum mismatch".into(), Some(h.epoch)));
                 }
                 // From here on the frame is whole and checksummed: any problem is a bug or
