@@ -6,7 +6,8 @@
 //! idempotency index). Both sides store the same bytes per event (rapport's binary record),
 //! so the comparison is between storage engines, not encodings.
 //!
-//! Environment: `RAPPORT_BENCH_EVENTS` (default 200000), `RAPPORT_BENCH_DIR` (default the
+//! Environment: `RAPPORT_BENCH_EVENTS` (default 200000), `RAPPORT_BENCH_IMPORT_EVENTS` (default
+//! 1000000), `RAPPORT_BENCH_DIR` (default the
 //! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
 //! of that many events, e.g. 10000000).
 
@@ -270,7 +271,60 @@ fn main() {
         ));
     }
 
-    // 5. Optional: open + full scan of a large log.
+    // 5. End-to-end backfill of a JSON Lines file: parse, validate, durable append.
+    let import_n = env_usize("RAPPORT_BENCH_IMPORT_EVENTS", 1_000_000);
+    {
+        let file = dir.join("backfill.jsonl");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).expect("jsonl"));
+        let mut written = 0usize;
+        for e in events(import_n, 11) {
+            writeln!(w, "{}", e.to_json_line()).expect("write");
+            written += 1;
+        }
+        w.flush().expect("flush");
+        drop(w);
+        let ledger = rapport_core::Ledger::new(FileStore::open(dir.join("import")).expect("open"));
+        let t = Instant::now();
+        let report =
+            rapport_import::import(&ledger, &file, &rapport_import::ImportOptions::default(), None, &mut |_| {})
+                .expect("import");
+        let ours = per_second(written, t.elapsed());
+        assert_eq!(report.appended as usize, written);
+        let mut conn = sqlite(&dir.join("import.sqlite"));
+        let t = Instant::now();
+        {
+            use std::io::BufRead;
+            let tx = conn.transaction().expect("tx");
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO events (id, account, stream_version, occurred_at, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .expect("prepare");
+                for line in std::io::BufReader::new(std::fs::File::open(&file).expect("open")).lines() {
+                    let e = NewEvent::from_json_line(&line.expect("line")).expect("parse");
+                    stmt.execute(params![
+                        &e.id.to_bytes()[..],
+                        e.account.as_str(),
+                        1i64,
+                        e.occurred_at.unix_nanos(),
+                        encoded(&e)
+                    ])
+                    .expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+        }
+        let peer = per_second(written, t.elapsed());
+        rows.push(row(
+            &format!("backfill {written} JSON lines: parse, validate, durable append (events/s)"),
+            format!("{ours:.0}"),
+            format!("{peer:.0}"),
+            ours / peer,
+        ));
+    }
+
+    // 6. Optional: open + full scan of a large log.
     if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
         let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
         let bdir = dir.join("big");

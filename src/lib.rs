@@ -10,6 +10,7 @@
 //!   [`MemoryStore`].
 //! - [`trust`] (`rapport-trust`): the trust score.
 //! - [`health`] (`rapport-health`): the health score, portfolio scoring, trends and timelines.
+//! - [`import`] (`rapport-import`): backfill from JSON Lines and CSV.
 //! - [`store_file`] (`rapport-store-file`): the embedded, crash-safe file store, the default
 //!   for durable use: [`open`] (or `Ledger::open` with [`OpenLedger`] in scope).
 //!
@@ -30,6 +31,7 @@ pub use rapport_core::{
     NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
 };
 pub use rapport_health as health;
+pub use rapport_import as import;
 pub use rapport_store_file as store_file;
 pub use rapport_store_file::FileStore;
 pub use rapport_trust as trust;

@@ -267,7 +267,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn cmd_import(store: &Path, files: &[PathBuf], format: InputFormat, skip_invalid: Option<PathBuf>) -> Result<(), Failure> {
+fn cmd_import(
+    store: &Path,
+    files: &[PathBuf],
+    format: InputFormat,
+    skip_invalid: Option<PathBuf>,
+) -> Result<(), Failure> {
     let ledger = match FileStore::open(store) {
         Ok(s) => Ledger::new(s),
         Err(e @ OpenError::Corrupt { .. }) => return Err(fail(4, e.into())),
@@ -306,7 +311,11 @@ fn cmd_import(store: &Path, files: &[PathBuf], format: InputFormat, skip_invalid
             import_reader(
                 &ledger,
                 "-",
-                || once.take().ok_or_else(|| std::io::Error::other("stdin is larger than the in-memory buffer; import a file instead")),
+                || {
+                    once.take().ok_or_else(|| {
+                        std::io::Error::other("stdin is larger than the in-memory buffer; import a file instead")
+                    })
+                },
                 &options,
                 sink,
                 &mut on_progress,
@@ -360,8 +369,8 @@ fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFor
         OutputFormat::Table => {
             writeln!(
                 out,
-                "{:<16} {:>6} {:>7} {:<7} {:>5} {:>5} {:>7}  {}",
-                "account", "trust", "health", "band", "conf", "cov", "trend", "holding it back"
+                "{:<16} {:>6} {:>7} {:<7} {:>5} {:>5} {:>7}  holding it back",
+                "account", "trust", "health", "band", "conf", "cov", "trend"
             )?;
             for s in scores {
                 let Scores { trust, health } = &s.scores;

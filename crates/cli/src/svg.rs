@@ -51,10 +51,21 @@ pub(crate) fn chart(account: &str, line: &[(Timestamp, Scores)], model: &HealthM
             y(hi),
             y(lo) - y(hi)
         );
-        let _ = writeln!(s, r##"<text x="{:.1}" y="{:.1}" fill="#666">{label}</text>"##, LEFT + plot_w + 8.0, (y(hi) + y(lo)) / 2.0 + 4.0);
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#666">{label}</text>"##,
+            LEFT + plot_w + 8.0,
+            (y(hi) + y(lo)) / 2.0 + 4.0
+        );
     }
     for v in [0.0, 25.0, 50.0, 75.0, 100.0] {
-        let _ = writeln!(s, r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#999" stroke-width="0.5"/>"##, LEFT + plot_w, y(v), y(v));
+        let _ = writeln!(
+            s,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#999" stroke-width="0.5"/>"##,
+            LEFT + plot_w,
+            y(v),
+            y(v)
+        );
         let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{v:.0}</text>"#, LEFT - 6.0, y(v) + 4.0);
     }
     let ticks = 6.min(line.len().max(1));
@@ -70,7 +81,11 @@ pub(crate) fn chart(account: &str, line: &[(Timestamp, Scores)], model: &HealthM
         );
     }
     for (name, color, pick) in [
-        ("trust", "#1f5fbf", (|s: &Scores| (s.trust.score, s.trust.band)) as fn(&Scores) -> (f64, rapport_health::Band)),
+        (
+            "trust",
+            "#1f5fbf",
+            (|s: &Scores| (s.trust.score, s.trust.band)) as fn(&Scores) -> (f64, rapport_health::Band),
+        ),
         ("health", "#222222", |s: &Scores| (s.health.score, s.health.band)),
     ] {
         let points: Vec<String> = line.iter().map(|(t, sc)| format!("{:.1},{:.1}", x(*t), y(pick(sc).0))).collect();
@@ -92,9 +107,28 @@ pub(crate) fn chart(account: &str, line: &[(Timestamp, Scores)], model: &HealthM
         }
     }
     let ly = TOP + plot_h + 42.0;
-    let _ = writeln!(s, r##"<line x1="{LEFT}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="#1f5fbf" stroke-width="2"/><text x="{:.1}" y="{:.1}">trust</text>"##, LEFT + 24.0, LEFT + 30.0, ly + 4.0);
-    let _ = writeln!(s, r##"<line x1="{:.1}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="#222222" stroke-width="2"/><text x="{:.1}" y="{:.1}">health</text>"##, LEFT + 90.0, LEFT + 114.0, LEFT + 120.0, ly + 4.0);
-    let _ = writeln!(s, r##"<circle cx="{:.1}" cy="{ly}" r="3" fill="#aaaaaa"/><text x="{:.1}" y="{:.1}">grey: insufficient evidence</text>"##, LEFT + 190.0, LEFT + 198.0, ly + 4.0);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{LEFT}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="#1f5fbf" stroke-width="2"/><text x="{:.1}" y="{:.1}">trust</text>"##,
+        LEFT + 24.0,
+        LEFT + 30.0,
+        ly + 4.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<line x1="{:.1}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="#222222" stroke-width="2"/><text x="{:.1}" y="{:.1}">health</text>"##,
+        LEFT + 90.0,
+        LEFT + 114.0,
+        LEFT + 120.0,
+        ly + 4.0
+    );
+    let _ = writeln!(
+        s,
+        r##"<circle cx="{:.1}" cy="{ly}" r="3" fill="#aaaaaa"/><text x="{:.1}" y="{:.1}">grey: insufficient evidence</text>"##,
+        LEFT + 190.0,
+        LEFT + 198.0,
+        ly + 4.0
+    );
     s.push_str("</svg>\n");
     s
 }

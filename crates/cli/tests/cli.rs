@@ -9,7 +9,11 @@ struct Tmp(PathBuf);
 impl Tmp {
     fn new(tag: &str) -> Self {
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!("rapport-cli-{}-{tag}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let p = std::env::temp_dir().join(format!(
+            "rapport-cli-{}-{tag}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         Self(p)
@@ -142,7 +146,8 @@ fn older_history_after_live_events_and_known_at() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     ok(&["import", "--store", p(&store), p(&old_file)]);
     let after = ok(&["score", "--store", p(&store), "--as-of", AS_OF, "--format", "json"]);
-    let trust = |s: &str| serde_json::from_str::<serde_json::Value>(s.trim()).unwrap()["trust"]["score"].as_f64().unwrap();
+    let trust =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s.trim()).unwrap()["trust"]["score"].as_f64().unwrap();
     assert!(trust(&after) < trust(&before), "the older misses count: {} vs {}", trust(&after), trust(&before));
     let as_known = ok(&["score", "--store", p(&store), "--as-of", AS_OF, "--known-at", &known, "--format", "json"]);
     assert_eq!(as_known, before, "--known-at reproduces the scores known before the backfill");
@@ -218,8 +223,12 @@ fn timeline_writes_a_valid_svg() {
     assert!(text.contains("green band") && text.contains("red band"));
     // Well-formed: every element is self-closed or closed.
     let opens = text.matches("<rect").count() + text.matches("<text").count() + text.matches("<circle").count();
-    let closes = text.matches("/>").count() + text.matches("</text>").count() + text.matches("</rect>").count()
-        + text.matches("</circle>").count() + text.matches("</polyline>").count() + text.matches("</svg>").count();
+    let closes = text.matches("/>").count()
+        + text.matches("</text>").count()
+        + text.matches("</rect>").count()
+        + text.matches("</circle>").count()
+        + text.matches("</polyline>").count()
+        + text.matches("</svg>").count();
     assert!(closes >= opens, "{opens} opened, {closes} closed");
 }
 

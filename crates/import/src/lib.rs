@@ -224,10 +224,10 @@ pub fn import_reader<S: Store, R: Read>(
         report.events += u64::from(parsed.is_ok());
         let verdict = match parsed {
             Err(reason) => Err(Ok(reason)),
-            Ok(e) => shadow.admit(ledger, &e).map_err(|r| r.map_err(|source| ImportError::Read {
-                source_name: source_name.to_owned(),
-                source,
-            })).map(|()| e),
+            Ok(e) => shadow
+                .admit(ledger, &e)
+                .map_err(|r| r.map_err(|source| ImportError::Read { source_name: source_name.to_owned(), source }))
+                .map(|()| e),
         };
         match verdict {
             Ok(e) => {
@@ -259,13 +259,15 @@ pub fn import_reader<S: Store, R: Read>(
     let mut batch: Vec<NewEvent> = Vec::with_capacity(options.batch_events.max(1));
     let mut batch_line = 0u64;
     let mut appended_events = 0u64;
-    let mut flush = |batch: &mut Vec<NewEvent>, first_line: u64, report: &mut ImportReport| -> Result<(), ImportError> {
+    let mut flush = |batch: &mut Vec<NewEvent>,
+                     first_line: u64,
+                     report: &mut ImportReport|
+     -> Result<(), ImportError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let out = pollster::block_on(ledger.append(std::mem::take(batch), ExpectedVersion::Any)).map_err(|source| {
-            ImportError::Append { source_name: source_name.to_owned(), line: first_line, source }
-        })?;
+        let out = pollster::block_on(ledger.append(std::mem::take(batch), ExpectedVersion::Any))
+            .map_err(|source| ImportError::Append { source_name: source_name.to_owned(), line: first_line, source })?;
         report.appended += out.appended.len() as u64;
         report.duplicates += out.duplicates.len() as u64;
         appended_events += (out.appended.len() + out.duplicates.len()) as u64;
@@ -277,11 +279,7 @@ pub fn import_reader<S: Store, R: Read>(
             batch_line = line;
         }
         batch.push(e);
-        if batch.len() >= options.batch_events.max(1) {
-            flush(batch, batch_line, report)
-        } else {
-            Ok(())
-        }
+        if batch.len() >= options.batch_events.max(1) { flush(batch, batch_line, report) } else { Ok(()) }
     };
     match buffer {
         Some(events) => {
@@ -371,7 +369,7 @@ fn for_each_event<R: Read>(
                     break;
                 }
                 bytes += n as u64;
-                if line % 4096 == 0 {
+                if line.is_multiple_of(4096) {
                     progress(Progress::Validating { bytes });
                 }
                 if too_long {
@@ -396,8 +394,26 @@ fn for_each_event<R: Read>(
             let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
             let headers = r.headers().map_err(|e| csv_err(source_name, e))?.clone();
             const KNOWN: &[&str] = &[
-                "type", "id", "account", "occurred_at", "commitment", "title", "due", "weight", "reason", "accepted",
-                "escalation", "severity", "summary", "survey", "nps", "csat", "ces", "comment", "channel", "kind",
+                "type",
+                "id",
+                "account",
+                "occurred_at",
+                "commitment",
+                "title",
+                "due",
+                "weight",
+                "reason",
+                "accepted",
+                "escalation",
+                "severity",
+                "summary",
+                "survey",
+                "nps",
+                "csat",
+                "ces",
+                "comment",
+                "channel",
+                "kind",
             ];
             if let Some(bad) = headers.iter().find(|h| !KNOWN.contains(h)) {
                 return Err(ImportError::Invalid {
@@ -418,7 +434,7 @@ fn for_each_event<R: Read>(
                         continue;
                     }
                 }
-                if line % 4096 == 0 {
+                if line.is_multiple_of(4096) {
                     progress(Progress::Validating { bytes: record.position().map(|p| p.byte()).unwrap_or(0) });
                 }
                 f(line, csv_event(&headers, &record))?;
@@ -441,7 +457,9 @@ fn csv_event(headers: &csv::StringRecord, record: &csv::StringRecord) -> Result<
             continue;
         }
         let value = match h {
-            "weight" => serde_json::Value::from(v.parse::<f64>().map_err(|_| format!("weight: {v:?} is not a number"))?),
+            "weight" => {
+                serde_json::Value::from(v.parse::<f64>().map_err(|_| format!("weight: {v:?} is not a number"))?)
+            }
             "nps" | "csat" | "ces" => {
                 serde_json::Value::from(v.parse::<i64>().map_err(|_| format!("{h}: {v:?} is not an integer"))?)
             }

@@ -601,10 +601,10 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
         if h.first_position != next {
             return Err(err(at, format!("frame starts at position {}, expected {next}", h.first_position)));
         }
-        if let Some(p) = prev {
-            if h.prev_checksum != p {
-                return Err(err(at, "frame does not chain to the previous frame"));
-            }
+        if let Some(p) = prev
+            && h.prev_checksum != p
+        {
+            return Err(err(at, "frame does not chain to the previous frame"));
         }
         let payload_start = at + FRAME_HEADER_BYTES;
         let Some(payload) = bytes.get(payload_start..payload_start + h.payload_len as usize) else {

@@ -148,13 +148,12 @@ impl Drop for Shared {
         if let Ok(mut s) = self.sender.lock() {
             s.take();
         }
-        if let Ok(mut w) = self.writer.lock() {
-            if let Some(handle) = w.take() {
-                // The writer itself may hold the last reference; it cannot wait for itself.
-                if handle.thread().id() != std::thread::current().id() {
-                    let _ = handle.join();
-                }
-            }
+        // The writer itself may hold the last reference; it cannot wait for itself.
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
         }
     }
 }
@@ -317,7 +316,7 @@ impl Scan {
 
 fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
     let f = vfs.open_read(path).map_err(io_err("open", path))?;
-    let len = f.len().map_err(io_err("stat", path))?;
+    let len = f.size().map_err(io_err("stat", path))?;
     let mut buf = vec![0u8; len as usize];
     read_exact_at(&*f, &mut buf, 0).map_err(io_err("read", path))?;
     Ok(buf)
@@ -347,12 +346,11 @@ fn torn_plausible(bytes: &[u8], at: usize, end: usize) -> bool {
 fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
     let mut at = from;
     while at + FRAME_HEADER_BYTES <= bytes.len() {
-        if bytes[at..at + 4] == format::FRAME_MAGIC {
-            if let Ok((h, _)) = FrameHeader::decode(&bytes[at..]) {
-                if h.epoch > epoch_bound {
-                    return Some(at);
-                }
-            }
+        if bytes[at..at + 4] == format::FRAME_MAGIC
+            && let Ok((h, _)) = FrameHeader::decode(&bytes[at..])
+            && h.epoch > epoch_bound
+        {
+            return Some(at);
         }
         at += 1;
     }
@@ -416,7 +414,7 @@ impl FileStore {
         // About one event per 64 bytes of segment: reserve the id index once, not by doubling.
         let estimate: u64 = numbers
             .iter()
-            .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.len().ok()))
+            .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
             .sum::<u64>()
             / 64;
         let mut scan = Scan {
@@ -442,7 +440,7 @@ impl FileStore {
             let is_last = i + 1 == numbers.len();
             let header = match SegmentHeader::decode(&bytes) {
                 Ok(h) => h,
-                Err(e) if is_last && bytes.iter().all(|&b| b == 0) || is_last && bytes.len() < SEGMENT_HEADER_BYTES => {
+                Err(e) if is_last && (bytes.iter().all(|&b| b == 0) || bytes.len() < SEGMENT_HEADER_BYTES) => {
                     // A segment whose creation was cut short: nothing in it was acknowledged.
                     log::warn!("{}: incomplete segment header ({}), rewriting it", path.display(), e);
                     scan.truncated.push((path.clone(), 0, bytes.len() as u64));
@@ -562,7 +560,6 @@ impl FileStore {
                 break;
             }
         }
-        let mut numbers = numbers;
         if let Some(i) = stop_after {
             // Segments after the stop were emptied; reuse the first empty one as current only
             // if the stop segment itself was emptied.

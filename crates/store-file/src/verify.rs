@@ -88,17 +88,22 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
             return Err(damaged(0, format!("segment {i} is missing")));
         }
         let f = vfs.open_read(&path).map_err(io(&path))?;
-        let len = f.len().map_err(io(&path))?;
+        let len = f.size().map_err(io(&path))?;
         let mut bytes = vec![0u8; len as usize];
         read_exact_at(&*f, &mut bytes, 0).map_err(io(&path))?;
-        if bytes.len() >= SEGMENT_HEADER_BYTES {
-            if let Ok(h) = SegmentHeader::decode(&bytes) {
+        if bytes.len() >= SEGMENT_HEADER_BYTES
+            && let Ok(h) = SegmentHeader::decode(&bytes)
+        {
+            {
                 if log_id.is_some_and(|id| id != h.log_id) {
                     return Err(damaged(16, "segment belongs to another log".into()));
                 }
                 log_id = Some(h.log_id);
                 if h.base_position != next {
-                    return Err(damaged(32, format!("segment starts at position {}, expected {next}", h.base_position)));
+                    return Err(damaged(
+                        32,
+                        format!("segment starts at position {}, expected {next}", h.base_position),
+                    ));
                 }
             }
         }
@@ -112,7 +117,10 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
                 .replay(&e.to_new_event(), Position(next))
                 .map_err(|err| damaged(0, format!("position {next}: {err}")))?;
             if version != e.stream_version {
-                return Err(damaged(0, format!("position {next}: stream version {} should be {version}", e.stream_version)));
+                return Err(damaged(
+                    0,
+                    format!("position {next}: stream version {} should be {version}", e.stream_version),
+                ));
             }
             next += 1;
         }

@@ -17,7 +17,7 @@ pub trait ReadFile: Send + Sync {
     ///
     /// # Errors
     /// I/O errors.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// A file opened for appending, owned by the writer thread.
@@ -111,7 +111,7 @@ impl ReadFile for StdRead {
         }
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

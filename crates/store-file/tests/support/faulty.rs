@@ -101,7 +101,7 @@ impl FaultyVfs {
         let mut rng = SplitMix64::new(seed);
         let mut files = BTreeMap::new();
         for (path, f) in &s.files {
-            if !f.entry_durable && !(tear == Tear::KeepAll || rng.chance(0.5)) {
+            if !(f.entry_durable || tear == Tear::KeepAll || rng.chance(0.5)) {
                 continue; // the directory entry never reached the disk
             }
             let mut out = f.durable.clone();
@@ -178,7 +178,7 @@ impl ReadFile for MemRead {
         Ok(n)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let s = self.vfs.0.lock().unwrap();
         Ok(s.files.get(&self.path).map(|f| f.data.len() as u64).unwrap_or(0))
     }
