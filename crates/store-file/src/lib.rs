@@ -12,7 +12,7 @@
 //! - One writer process: a lock file refuses a second one.
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
 //!
-//! The byte layout is documented in `docs/log-format.md`; [`format`] implements it.
+//! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.
 //!
 //! # Example
 //! ```
