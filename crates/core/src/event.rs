@@ -320,10 +320,55 @@ impl NewEvent {
         use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
         let mut h = BuildHasherDefault::<crate::fast_hash::FastHasher>::default().build_hasher();
         self.id.hash(&mut h);
-        self.account.as_str().hash(&mut h);
+        h.write_u64(self.account.stable_hash());
         self.occurred_at.hash(&mut h);
-        // The Debug form covers every field of every variant, floats included, exactly.
-        format!("{:?}", self.event).hash(&mut h);
+        h.write_u8(self.event.kind() as u8);
+        let text = |h: &mut crate::fast_hash::FastHasher, t: &Option<String>| match t {
+            Some(t) => {
+                h.write_u8(1);
+                h.write(t.as_bytes());
+                h.write_usize(t.len());
+            }
+            None => h.write_u8(0),
+        };
+        match &self.event {
+            Event::CommitmentMade { commitment, title, due, weight } => {
+                h.write_u64(commitment.stable_hash());
+                h.write(title.as_bytes());
+                h.write_usize(title.len());
+                due.hash(&mut h);
+                h.write_u64(weight.to_bits());
+            }
+            Event::CommitmentRenegotiated { commitment, due, reason } => {
+                h.write_u64(commitment.stable_hash());
+                due.hash(&mut h);
+                text(&mut h, reason);
+            }
+            Event::CommitmentDelivered { commitment, accepted } => {
+                h.write_u64(commitment.stable_hash());
+                h.write_u8(u8::from(*accepted));
+            }
+            Event::CommitmentCancelled { commitment, reason } => {
+                h.write_u64(commitment.stable_hash());
+                text(&mut h, reason);
+            }
+            Event::EscalationRaised { escalation, severity, summary } => {
+                h.write_u64(escalation.stable_hash());
+                severity.hash(&mut h);
+                text(&mut h, summary);
+            }
+            Event::EscalationAcknowledged { escalation }
+            | Event::EscalationResolved { escalation }
+            | Event::EscalationReopened { escalation } => h.write_u64(escalation.stable_hash()),
+            Event::SurveyAnswered { survey, score, comment } => {
+                h.write_u64(survey.stable_hash());
+                score.hash(&mut h);
+                text(&mut h, comment);
+            }
+            Event::TouchpointHeld { channel } => channel.hash(&mut h),
+            Event::IssueDisclosed { summary } => text(&mut h, summary),
+            Event::AdvocacyGiven { kind } => kind.hash(&mut h),
+        }
         h.finish()
     }
 

@@ -215,44 +215,89 @@ pub fn import_reader<S: Store, R: Read>(
     let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
     let mut report = ImportReport { source: source_name.to_owned(), ..Default::default() };
 
-    // Pass 1: parse and validate against a shadow of the affected streams.
+    // Pass 1: parse and validate against a shadow of the affected streams. In atomic mode
+    // lines are validated in chunks (one shadow `prepare` per chunk); a refused chunk is
+    // re-checked line by line to name the first bad line. With `skip_invalid`, line by line.
     let mut shadow = Shadow::default();
     let mut rejected_lines: HashSet<u64> = HashSet::new();
     let mut buffer: Option<Vec<(u64, NewEvent)>> = Some(Vec::new());
+    let chunk_max = if options.skip_invalid { 1 } else { 1_024 };
+    let mut chunk: Vec<(u64, NewEvent)> = Vec::with_capacity(chunk_max);
+    let keep = |events: Vec<(u64, NewEvent)>, buffer: &mut Option<Vec<(u64, NewEvent)>>| {
+        if let Some(buf) = buffer {
+            if buf.len() + events.len() <= options.buffer_events_max {
+                buf.extend(events);
+            } else {
+                *buffer = None;
+            }
+        }
+    };
+    let read_err = |source| ImportError::Read { source_name: source_name.to_owned(), source };
+    let mut check_chunk = |chunk: &mut Vec<(u64, NewEvent)>,
+                           shadow: &mut Shadow,
+                           buffer: &mut Option<Vec<(u64, NewEvent)>>,
+                           report: &mut ImportReport,
+                           rejects: &mut Option<&mut dyn Write>|
+     -> Result<(), ImportError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(chunk);
+        if chunk_max > 1 {
+            match shadow.admit(ledger, events.iter().map(|(_, e)| e)) {
+                Ok(()) => {
+                    keep(events, buffer);
+                    return Ok(());
+                }
+                Err(Err(e)) => return Err(read_err(e)),
+                Err(Ok(_)) => {}
+            }
+        }
+        // One by one, to name (or reject) exactly the bad lines.
+        let mut kept = Vec::with_capacity(events.len());
+        for (line, e) in events {
+            match shadow.admit(ledger, std::iter::once(&e)) {
+                Ok(()) => kept.push((line, e)),
+                Err(Err(fatal)) => return Err(read_err(fatal)),
+                Err(Ok(reason)) if options.skip_invalid => {
+                    reject(rejects, source_name, line, &reason)?;
+                    rejected_lines.insert(line);
+                    report.rejected += 1;
+                }
+                Err(Ok(reason)) => {
+                    return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
+                }
+            }
+        }
+        keep(kept, buffer);
+        Ok(())
+    };
     let reader = open().map_err(io_err)?;
     for_each_event(source_name, reader, options.format, progress, &mut |line, parsed| {
-        report.events += u64::from(parsed.is_ok());
-        let verdict = match parsed {
-            Err(reason) => Err(Ok(reason)),
-            Ok(e) => shadow
-                .admit(ledger, &e)
-                .map_err(|r| r.map_err(|source| ImportError::Read { source_name: source_name.to_owned(), source }))
-                .map(|()| e),
-        };
-        match verdict {
+        match parsed {
             Ok(e) => {
-                if let Some(buf) = &mut buffer {
-                    if buf.len() < options.buffer_events_max {
-                        buf.push((line, e));
-                    } else {
-                        buffer = None;
-                    }
+                report.events += 1;
+                chunk.push((line, e));
+                if chunk.len() >= chunk_max {
+                    check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
                 }
                 Ok(())
             }
-            Err(Err(fatal)) => Err(fatal),
-            Err(Ok(reason)) if options.skip_invalid => {
-                rejected_lines.insert(line);
-                report.rejected += 1;
-                if let Some(w) = rejects.as_deref_mut() {
-                    let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
-                    writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
+            Err(reason) => {
+                // Lines before this one are checked first, so errors come out in line order.
+                check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
+                if options.skip_invalid {
+                    reject(&mut rejects, source_name, line, &reason)?;
+                    report.rejected += 1;
+                    Ok(())
+                } else {
+                    Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason })
                 }
-                Ok(())
             }
-            Err(Ok(reason)) => Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason }),
         }
     })?;
+    check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
+    let rejected_lines = std::mem::take(&mut rejected_lines);
     drop(shadow);
 
     // Pass 2: append in batches, from the buffer or by reading the input again.
@@ -302,6 +347,14 @@ pub fn import_reader<S: Store, R: Read>(
     Ok(report)
 }
 
+fn reject(rejects: &mut Option<&mut dyn Write>, source_name: &str, line: u64, reason: &str) -> Result<(), ImportError> {
+    if let Some(w) = rejects.as_deref_mut() {
+        let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
+        writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
+    }
+    Ok(())
+}
+
 /// The validation state of the streams an import touches, seeded from the store.
 #[derive(Default)]
 struct Shadow {
@@ -311,9 +364,17 @@ struct Shadow {
 }
 
 impl Shadow {
-    /// Checks `e` and records it. `Err(Ok(reason))` refuses the line; `Err(Err(_))` is fatal.
-    fn admit<S: Store>(&mut self, ledger: &Ledger<S>, e: &NewEvent) -> Result<(), Result<String, ReadError>> {
-        if !self.loaded.contains(&e.account) {
+    /// Checks `events` as one batch and records them; on refusal nothing is recorded.
+    /// `Err(Ok(reason))` refuses (the reason names the first bad event); `Err(Err(_))` is fatal.
+    fn admit<'e, S: Store>(
+        &mut self,
+        ledger: &Ledger<S>,
+        events: impl Iterator<Item = &'e NewEvent> + Clone,
+    ) -> Result<(), Result<String, ReadError>> {
+        for e in events.clone() {
+            if self.loaded.contains(&e.account) {
+                continue;
+            }
             self.loaded.insert(e.account.clone());
             let mut stored = Vec::new();
             pollster::block_on(ledger.for_each_in_stream(&e.account, |env| stored.push(env.to_new_event())))
@@ -325,15 +386,15 @@ impl Shadow {
                 let _ = self.state.replay(&s, p);
             }
         }
+        let batch: Vec<NewEvent> = events.cloned().collect();
         let next = Position(self.fingerprints.len() as u64 + 1);
-        let prints = &self.fingerprints;
-        match self.state.prepare(vec![e.clone()], ExpectedVersion::Any, next, |p, x| {
-            prints.get((p.0 - 1) as usize).copied() == Some(x.fingerprint())
+        let known = &self.fingerprints;
+        match self.state.prepare(batch, ExpectedVersion::Any, next, |p, x| {
+            known.get((p.0 - 1) as usize).copied() == Some(x.fingerprint())
         }) {
             Ok(prepared) => {
-                if !prepared.events.is_empty() {
-                    self.fingerprints.push(e.fingerprint());
-                }
+                // The new events take the next shadow positions, in batch order.
+                self.fingerprints.extend(prepared.events.iter().map(|(e, _)| e.fingerprint()));
                 Ok(())
             }
             Err(AppendError::Invalid(v)) => Err(Ok(format!("{}: {v}", v.field()))),

@@ -1,0 +1,99 @@
+//! rapport-import's integration tests on a MemoryStore: atomicity, idempotency, rejects, the
+//! re-read path for inputs larger than the buffer, and resuming a cut-short import.
+
+use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::{Ledger, MemoryStore, Position};
+use rapport_import::{Format, ImportError, ImportOptions, import_reader};
+
+fn jsonl(accounts: u32, months: u32) -> String {
+    generate(SynthConfig { accounts, months, seed: 5, ..Default::default() }).map(|e| e.to_json_line() + "\n").collect()
+}
+
+fn run(
+    ledger: &Ledger<MemoryStore>,
+    text: &str,
+    options: &ImportOptions,
+) -> Result<rapport_import::ImportReport, ImportError> {
+    import_reader(ledger, "t.jsonl", || Ok(text.as_bytes()), options, None, &mut |_| {})
+}
+
+fn log(ledger: &Ledger<MemoryStore>) -> Vec<rapport_core::Envelope> {
+    ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap()
+}
+
+#[test]
+fn the_reread_path_matches_the_buffered_path() {
+    let text = jsonl(10, 12);
+    let a = Ledger::memory();
+    let b = Ledger::memory();
+    let small = ImportOptions { buffer_events_max: 7, batch_events: 13, ..ImportOptions::default() };
+    let ra = run(&a, &text, &ImportOptions::default()).unwrap();
+    let rb = run(&b, &text, &small).unwrap();
+    assert_eq!((ra.appended, ra.duplicates), (rb.appended, rb.duplicates));
+    let (la, lb) = (log(&a), log(&b));
+    assert_eq!(la.len(), lb.len());
+    assert!(la.iter().zip(&lb).all(|(x, y)| x.same_content(&y.to_new_event())));
+}
+
+#[test]
+fn an_invalid_line_deep_in_a_chunk_is_named_and_nothing_is_appended() {
+    let mut text = jsonl(4, 6);
+    let n = text.lines().count();
+    text.push_str("{\"type\":\"escalation_resolved\",\"account\":\"acct-1\",\"occurred_at\":\"2024-03-01T00:00:00Z\",\"escalation\":\"never\"}\n");
+    text.push_str(&jsonl(1, 1).replace("acct-0", "late"));
+    let ledger = Ledger::memory();
+    match run(&ledger, &text, &ImportOptions::default()) {
+        Err(ImportError::Invalid { line, reason, .. }) => {
+            assert_eq!(line as usize, n + 1);
+            assert!(reason.starts_with("escalation:"), "{reason}");
+        }
+        other => panic!("expected an invalid line, got {other:?}"),
+    }
+    assert!(log(&ledger).is_empty());
+}
+
+#[test]
+fn a_cut_short_import_resumes_to_the_same_log() {
+    let text = jsonl(6, 12);
+    let lines: Vec<&str> = text.lines().collect();
+    let clean = Ledger::memory();
+    run(&clean, &text, &ImportOptions::default()).unwrap();
+    for cut in [0, 1, lines.len() / 3, lines.len() - 1] {
+        let resumed = Ledger::memory();
+        let prefix: String = lines[..cut].iter().map(|l| format!("{l}\n")).collect();
+        run(&resumed, &prefix, &ImportOptions::default()).unwrap();
+        let report = run(&resumed, &text, &ImportOptions::default()).unwrap();
+        assert_eq!(report.duplicates as usize, cut);
+        let (a, b) = (log(&clean), log(&resumed));
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().zip(&b).all(|(x, y)| x.same_content(&y.to_new_event())), "cut at {cut}");
+    }
+}
+
+#[test]
+fn skip_invalid_reports_each_bad_line_in_order() {
+    let text = "garbage\n{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"channel\":\"call\"}\n\n{\"type\":\"touchpoint\"}\n";
+    let ledger = Ledger::memory();
+    let mut rejects = Vec::new();
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report =
+        import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, Some(&mut rejects), &mut |_| {}).unwrap();
+    assert_eq!((report.appended, report.rejected), (1, 2));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.iter().map(|v| v["line"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 4]);
+}
+
+#[test]
+fn csv_rows_and_json_lines_are_the_same_events() {
+    let csv = "type,account,occurred_at,channel\ntouchpoint,acme,2024-01-01T00:00:00Z,call\n";
+    let json = "{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"channel\":\"call\"}\n";
+    let ledger = Ledger::memory();
+    let options = ImportOptions { format: Format::Csv, ..ImportOptions::default() };
+    assert_eq!(
+        import_reader(&ledger, "t.csv", || Ok(csv.as_bytes()), &options, None, &mut |_| {}).unwrap().appended,
+        1
+    );
+    let again = run(&ledger, json, &ImportOptions::default()).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 1), "the same derived id");
+}
