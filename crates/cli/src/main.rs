@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use rapport_core::synth::{SynthConfig, generate};
-use rapport_core::{AccountId, AsOf, Ledger, Timestamp};
+use rapport_core::{AccountId, AsOf, Ledger, LogState, Position, Store, Timestamp};
 use rapport_health::{AccountScores, HealthModel, Scores, rank_at_risk, score_account, score_all, timeline};
 use rapport_import::{Format, ImportError, ImportOptions, Progress, import, import_reader};
 use rapport_store_file::{FileStore, OpenError, Options, VerifyError, verify};
+use rapport_store_postgres::PgStore;
 
 mod svg;
 
@@ -29,9 +30,8 @@ struct Cli {
 enum Command {
     /// Import JSON Lines or CSV files (or - for stdin) into a store, creating it if missing.
     Import {
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// Files to import, in order; - reads stdin.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -44,9 +44,8 @@ enum Command {
     },
     /// Print trust and health per account.
     Score {
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// Only this account.
         #[arg(long)]
         account: Option<String>,
@@ -62,9 +61,8 @@ enum Command {
     },
     /// Trust and health of one account over time.
     Timeline {
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
         /// The account.
         #[arg(long)]
         account: String,
@@ -80,9 +78,8 @@ enum Command {
     },
     /// Check every record, checksum and validation rule.
     Verify {
-        /// The store directory.
-        #[arg(long)]
-        store: PathBuf,
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Write seeded synthetic history as JSON Lines on stdout.
     Generate {
@@ -99,6 +96,18 @@ enum Command {
         #[arg(long, default_value = "2024-01-01T00:00:00Z")]
         start: String,
     },
+}
+
+/// Where the log lives: a file-store directory, or a PostgreSQL database.
+#[derive(clap::Args, Clone)]
+#[group(required = true, multiple = false)]
+struct StoreArg {
+    /// The file-store directory.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://user:password@host/db) instead of a directory.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,76 +185,57 @@ fn open_existing(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
     }
 }
 
+fn connect_pg(url: &str) -> Result<Ledger<PgStore>, Failure> {
+    Ok(Ledger::new(PgStore::connect(url)?))
+}
+
+/// Runs `$body` with `$ledger` bound to whichever store `$arg` names.
+macro_rules! with_store {
+    ($arg:expr, $create:expr, |$ledger:ident| $body:expr) => {
+        match (&$arg.store, &$arg.postgres) {
+            (Some(dir), _) => {
+                let $ledger = if $create { open_or_create(dir)? } else { open_existing(dir)? };
+                $body
+            }
+            (None, Some(url)) => {
+                let $ledger = connect_pg(url)?;
+                $body
+            }
+            (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
+        }
+    };
+}
+
+fn open_or_create(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
+    match FileStore::open(dir) {
+        Ok(s) => Ok(Ledger::new(s)),
+        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Import { store, files, format, skip_invalid } => cmd_import(&store, &files, format, skip_invalid),
+        Command::Import { store, files, format, skip_invalid } => {
+            with_store!(store, true, |ledger| cmd_import(&ledger, &files, format, skip_invalid.clone()))
+        }
         Command::Score { store, account, as_of, known_at, format } => {
-            let ledger = open_existing(&store)?;
-            let at = instant(&as_of, "as-of")?.unwrap_or_else(Timestamp::now);
-            let mut view = AsOf::at(at);
-            if let Some(k) = instant(&known_at, "known-at")? {
-                view = view.known_at(k);
-            }
-            let model = HealthModel::default();
-            let scores = match account {
-                Some(a) => {
-                    let id = AccountId::new(&a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?;
-                    vec![pollster::block_on(score_account(&ledger, &model, &id, view))?]
-                }
-                None => pollster::block_on(score_all(&ledger, &model, view))?,
-            };
-            print_scores(&scores, &model, format)
+            with_store!(store, false, |ledger| cmd_score(&ledger, &account, &as_of, &known_at, format))
         }
         Command::Timeline { store, account, every, as_of, svg } => {
-            let ledger = open_existing(&store)?;
-            let id = AccountId::new(&account).map_err(|e| fail(2, anyhow!("--account {account:?}: {e}")))?;
-            let step: f64 = every
-                .trim_end_matches('d')
-                .parse()
-                .ok()
-                .filter(|d: &f64| *d >= 1.0 / 24.0 && d.is_finite())
-                .ok_or_else(|| fail(2, anyhow!("--every {every:?}: expected days, like 30d")))?;
-            let end = instant(&as_of, "as-of")?.unwrap_or_else(Timestamp::now);
-            let events = ledger.blocking().read_stream(&id)?;
-            let Some(first) = events.iter().map(|e| e.occurred_at).min() else {
-                return Err(fail(1, anyhow!("account {account} has no events")));
-            };
-            let mut instants = Vec::new();
-            let mut t = first;
-            while t <= end && instants.len() < 10_000 {
-                instants.push(t);
-                t = t.add_days(step);
-            }
-            instants.push(end);
-            let model = HealthModel::default();
-            let line = timeline(&model, events, &instants, None);
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<22} {:>6} {:<7} {:>7} {:<7}", "as_of", "trust", "band", "health", "band")?;
-            for (t, s) in &line {
-                writeln!(
-                    out,
-                    "{:<22} {:>6.1} {:<7} {:>7.1} {:<7}",
-                    t.to_string(),
-                    s.trust.score,
-                    s.trust.band.name(),
-                    s.health.score,
-                    s.health.band.name()
-                )?;
-            }
-            if let Some(path) = svg {
-                std::fs::write(&path, svg::chart(&account, &line, &model))
-                    .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("rapport: wrote {}", path.display());
-            }
-            Ok(())
+            with_store!(store, false, |ledger| cmd_timeline(&ledger, &account, &every, &as_of, &svg))
         }
-        Command::Verify { store } => match verify(&store) {
-            Ok(r) => {
-                println!("ok: {} events, {} accounts", r.n_events, r.n_accounts);
-                Ok(())
-            }
-            Err(e @ VerifyError::Damaged { .. }) => Err(fail(4, e.into())),
-            Err(e) => Err(e.into()),
+        Command::Verify { store } => match (&store.store, &store.postgres) {
+            (Some(dir), _) => match verify(dir) {
+                Ok(r) => {
+                    println!("ok: {} events, {} accounts", r.n_events, r.n_accounts);
+                    Ok(())
+                }
+                Err(e @ VerifyError::Damaged { .. }) => Err(fail(4, e.into())),
+                Err(e) => Err(e.into()),
+            },
+            (None, Some(url)) => verify_log(&connect_pg(url)?),
+            (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
         },
         Command::Generate { accounts, months, seed, start } => {
             let start = Timestamp::parse(&start).map_err(|e| fail(2, anyhow!("--start {start:?}: {e}")))?;
@@ -267,17 +257,115 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn cmd_import(
-    store: &Path,
+/// Verifies any store through the contract: gapless positions and every validation rule.
+fn verify_log<S: Store>(ledger: &Ledger<S>) -> Result<(), Failure> {
+    let mut state = LogState::new();
+    let mut n = 0u64;
+    let mut damage: Option<String> = None;
+    ledger.blocking().for_each(Position(1), |e| {
+        if damage.is_some() {
+            return;
+        }
+        n += 1;
+        if e.position.get() != n {
+            damage = Some(format!("position {} where {n} was expected", e.position));
+            return;
+        }
+        match state.replay(&e.to_new_event(), e.position) {
+            Ok(v) if v == e.stream_version => {}
+            Ok(v) => {
+                damage = Some(format!("position {}: stream version {} should be {v}", e.position, e.stream_version))
+            }
+            Err(err) => damage = Some(format!("position {}: {err}", e.position)),
+        }
+    })?;
+    match damage {
+        Some(d) => Err(fail(4, anyhow!("damaged: {d}"))),
+        None => {
+            println!("ok: {n} events, {} accounts", state.n_accounts());
+            Ok(())
+        }
+    }
+}
+
+fn cmd_score<S: Store>(
+    ledger: &Ledger<S>,
+    account: &Option<String>,
+    as_of: &Option<String>,
+    known_at: &Option<String>,
+    format: OutputFormat,
+) -> Result<(), Failure> {
+    let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
+    let mut view = AsOf::at(at);
+    if let Some(k) = instant(known_at, "known-at")? {
+        view = view.known_at(k);
+    }
+    let model = HealthModel::default();
+    let scores = match account {
+        Some(a) => {
+            let id = AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?;
+            vec![pollster::block_on(score_account(ledger, &model, &id, view))?]
+        }
+        None => pollster::block_on(score_all(ledger, &model, view))?,
+    };
+    print_scores(&scores, &model, format)
+}
+
+fn cmd_timeline<S: Store>(
+    ledger: &Ledger<S>,
+    account: &str,
+    every: &str,
+    as_of: &Option<String>,
+    svg: &Option<PathBuf>,
+) -> Result<(), Failure> {
+    let id = AccountId::new(account).map_err(|e| fail(2, anyhow!("--account {account:?}: {e}")))?;
+    let step: f64 = every
+        .trim_end_matches('d')
+        .parse()
+        .ok()
+        .filter(|d: &f64| *d >= 1.0 / 24.0 && d.is_finite())
+        .ok_or_else(|| fail(2, anyhow!("--every {every:?}: expected days, like 30d")))?;
+    let end = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
+    let events = ledger.blocking().read_stream(&id)?;
+    let Some(first) = events.iter().map(|e| e.occurred_at).min() else {
+        return Err(fail(1, anyhow!("account {account} has no events")));
+    };
+    let mut instants = Vec::new();
+    let mut t = first;
+    while t <= end && instants.len() < 10_000 {
+        instants.push(t);
+        t = t.add_days(step);
+    }
+    instants.push(end);
+    let model = HealthModel::default();
+    let line = timeline(&model, events, &instants, None);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<22} {:>6} {:<7} {:>7} {:<7}", "as_of", "trust", "band", "health", "band")?;
+    for (t, s) in &line {
+        writeln!(
+            out,
+            "{:<22} {:>6.1} {:<7} {:>7.1} {:<7}",
+            t.to_string(),
+            s.trust.score,
+            s.trust.band.name(),
+            s.health.score,
+            s.health.band.name()
+        )?;
+    }
+    if let Some(path) = svg {
+        std::fs::write(path, svg::chart(account, &line, &model))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("rapport: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn cmd_import<S: Store>(
+    ledger: &Ledger<S>,
     files: &[PathBuf],
     format: InputFormat,
     skip_invalid: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let ledger = match FileStore::open(store) {
-        Ok(s) => Ledger::new(s),
-        Err(e @ OpenError::Corrupt { .. }) => return Err(fail(4, e.into())),
-        Err(e) => return Err(e.into()),
-    };
     let options = ImportOptions {
         format: match format {
             InputFormat::Jsonl => Format::Jsonl,
@@ -309,7 +397,7 @@ fn cmd_import(
         let result = if file.as_os_str() == "-" {
             let mut once = Some(std::io::stdin());
             import_reader(
-                &ledger,
+                ledger,
                 "-",
                 || {
                     once.take().ok_or_else(|| {
@@ -321,7 +409,7 @@ fn cmd_import(
                 &mut on_progress,
             )
         } else {
-            import(&ledger, file, &options, sink, &mut on_progress)
+            import(ledger, file, &options, sink, &mut on_progress)
         };
         if let Some(b) = &bar {
             b.finish_and_clear();

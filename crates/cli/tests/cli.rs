@@ -262,3 +262,36 @@ fn generate_is_deterministic() {
     assert_eq!(a, b);
     assert!(a.lines().all(|l| rapport_core::NewEvent::from_json_line(l).is_ok()));
 }
+
+#[test]
+fn postgres_is_an_alternative_to_a_store_directory() {
+    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
+        eprintln!("RAPPORT_PG_URL is unset: skipping");
+        return;
+    };
+    let tmp = Tmp::new("pg");
+    // Unique accounts, so runs sharing the database do not collide.
+    let tag = format!(
+        "pg{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    let text =
+        ok(&["generate", "--accounts", "2", "--months", "6", "--seed", "8"]).replace("acct-", &format!("{tag}-"));
+    let file = tmp.join("h.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let n = text.lines().count();
+    let out = ok(&["import", "--postgres", &url, p(&file)]);
+    assert!(out.contains(&format!("appended {n}, duplicates 0")), "{out}");
+    let out = ok(&["import", "--postgres", &url, p(&file)]);
+    assert!(out.contains(&format!("appended 0, duplicates {n}")), "{out}");
+    // The same events score the same in a file store.
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let account = format!("{tag}-1");
+    let a = ok(&["score", "--postgres", &url, "--account", &account, "--as-of", AS_OF, "--format", "json"]);
+    let b = ok(&["score", "--store", p(&store), "--account", &account, "--as-of", AS_OF, "--format", "json"]);
+    assert_eq!(a, b);
+    let v = ok(&["verify", "--postgres", &url]);
+    assert!(v.starts_with("ok: "), "{v}");
+}

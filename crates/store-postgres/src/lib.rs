@@ -1,0 +1,596 @@
+//! rapport-store-postgres: the log in PostgreSQL, for services that run several instances.
+//!
+//! [`PgStore`] implements [`rapport_core::Store`] and passes the same conformance suite as the
+//! other stores. `docs/postgres.md` documents the schema, the migrations and why global reads
+//! are gapless.
+//!
+//! - **Runtime-agnostic.** The store owns a small tokio runtime that drives its connection
+//!   pool (deadpool-postgres, tokio-postgres); every method returns a plain future, so callers
+//!   can await it from any executor or block on it. No call blocks the caller's runtime
+//!   workers.
+//! - **One transaction per append**, under a transaction-scoped advisory lock: idempotency by
+//!   event id, the expected-version check, validation against the stored streams, gapless
+//!   positions in commit order, and `recorded_at` from the database clock. On any error the
+//!   transaction rolls back: nothing is half-written.
+//! - **Only parameterised queries.** The connection URL's password never appears in errors.
+//!
+//! ```no_run
+//! use rapport_core::Ledger;
+//! use rapport_store_postgres::PgStore;
+//! let ledger = Ledger::new(PgStore::connect("postgres://rapport:secret@127.0.0.1/rapport")?);
+//! println!("{} events", ledger.blocking().head()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
+use rapport_core::{
+    AccountId, AppendError, AppendOutcome, Committed, Envelope, ExpectedVersion, LogState, NewEvent, Position,
+    READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
+};
+use thiserror::Error;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
+const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
+const MIGRATION_LOCK: i64 = 0x0072_6170_706f_7275;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE IF NOT EXISTS rapport_events (
+        position        bigint PRIMARY KEY,
+        account         text   NOT NULL,
+        stream_version  bigint NOT NULL,
+        id              uuid   NOT NULL UNIQUE,
+        occurred_at_ns  bigint NOT NULL,
+        recorded_at_ns  bigint NOT NULL,
+        type            text   NOT NULL,
+        payload         text   NOT NULL,
+        UNIQUE (account, stream_version)
+    );
+    CREATE TABLE IF NOT EXISTS rapport_accounts (
+        account  text PRIMARY KEY,
+        version  bigint NOT NULL
+    );
+"];
+
+/// Why a store could not connect or migrate.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL does not parse. The message never includes the password.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(String),
+    /// The server could not be reached or refused the login.
+    #[error("connecting to PostgreSQL at {target}: {reason}")]
+    Connect {
+        /// Host and database, without credentials.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The database's schema is newer than this build understands.
+    #[error("the database schema is version {found}; this build supports up to {SCHEMA_VERSION}: upgrade rapport")]
+    SchemaTooNew {
+        /// The version found.
+        found: i32,
+    },
+    /// A migration failed.
+    #[error("migrating the schema: {0}")]
+    Migrate(String),
+    /// The store's runtime could not start.
+    #[error("starting the store's runtime: {0}")]
+    Runtime(String),
+}
+
+/// A [`Store`] on PostgreSQL 15 or newer. Clone it cheaply to share.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    runtime: Option<tokio::runtime::Runtime>,
+    target: String,
+    schema: Option<String>,
+    lock_key: i64,
+}
+
+/// Settings for [`PgStore::connect_with`]. By default: the connection's default schema.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Keep rapport's tables in this schema (created if missing): lowercase letters, digits
+    /// and `_`, at most 48 bytes. Lets several logs share one database.
+    pub schema: Option<String>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A runtime must not be dropped from inside another runtime's worker; shut it down in
+        // the background instead.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("target", &self.inner.target).finish()
+    }
+}
+
+/// `host:port/dbname` of a config, for messages: never the user's password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+/// Removes any password from a driver error message (they never include it today; this keeps
+/// it that way if a future driver version does).
+fn scrub(msg: String, password: Option<&[u8]>) -> String {
+    match password.and_then(|p| std::str::from_utf8(p).ok()).filter(|p| !p.is_empty()) {
+        Some(p) => msg.replace(p, "***"),
+        None => msg,
+    }
+}
+
+fn storage(operation: &'static str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::new(operation, e.to_string())
+}
+
+impl PgStore {
+    /// Connects with a `postgres://` URL (or key-value string), creating or migrating the
+    /// schema as needed.
+    ///
+    /// # Errors
+    /// [`ConnectError`]: a bad URL, an unreachable server, a failed login, or a schema newer
+    /// than this build.
+    pub fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::connect_with(url, PgOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with options.
+    ///
+    /// # Errors
+    /// [`ConnectError`].
+    pub fn connect_with(url: &str, options: PgOptions) -> Result<Self, ConnectError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|_| ConnectError::Url("expected postgres://user:password@host:port/dbname".into()))?;
+        if let Some(schema) = &options.schema {
+            let ok = !schema.is_empty()
+                && schema.len() <= 48
+                && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return Err(ConnectError::Url(format!("schema {schema:?}: use lowercase letters, digits and _")));
+            }
+            // The schema is created by the migration; the search path puts every table in it.
+            config.options(format!("-c search_path={schema}"));
+        }
+        let lock_key = APPEND_LOCK ^ options.schema.as_deref().map(rapport_core::id::stable_hash).unwrap_or(0) as i64;
+        let target = describe(&config);
+        let password = config.get_password().map(<[u8]>::to_vec);
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rapport-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| ConnectError::Runtime(e.to_string()))?;
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .runtime(PoolRuntime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ConnectError::Runtime(e.to_string()))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                runtime: Some(runtime),
+                target: target.clone(),
+                schema: options.schema.clone(),
+                lock_key,
+            }),
+        };
+        let pool = store.inner.pool.clone();
+        let pw = password.clone();
+        let schema = options.schema.clone();
+        store.block(async move { migrate(&pool, schema.as_deref()).await }).map_err(|e| match e {
+            MigrateFailure::TooNew(found) => ConnectError::SchemaTooNew { found },
+            MigrateFailure::Connect(reason) => {
+                ConnectError::Connect { target: target.clone(), reason: scrub(reason, pw.as_deref()) }
+            }
+            MigrateFailure::Sql(reason) => ConnectError::Migrate(scrub(reason, pw.as_deref())),
+        })?;
+        Ok(store)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        // Present until drop.
+        self.inner.runtime.as_ref().unwrap_or_else(|| unreachable!("runtime taken before drop"))
+    }
+
+    fn block<T: Send + 'static>(&self, f: impl Future<Output = T> + Send + 'static) -> T {
+        let handle = self.runtime().spawn(f);
+        // Waits on the store's own runtime, so it works from any thread that is not one of
+        // its workers.
+        futures_block(handle)
+    }
+
+    /// Runs `f` on the store's runtime; the returned future can be awaited anywhere.
+    fn spawn<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        f: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+    ) -> impl Future<Output = Result<T, StorageError>> + Send + 'static {
+        let handle = self.runtime().spawn(f);
+        async move { handle.await.map_err(|e| storage(operation, format!("task failed: {e}")))? }
+    }
+
+    /// Drops this store's schema and everything in it (set with [`PgOptions::schema`]); for
+    /// tests. Without a schema it does nothing.
+    ///
+    /// # Errors
+    /// [`StorageError`].
+    pub fn drop_schema(&self) -> Result<(), StorageError> {
+        let Some(schema) = self.inner.schema.clone() else { return Ok(()) };
+        let pool = self.inner.pool.clone();
+        self.block(async move {
+            let client = pool.get().await.map_err(|e| storage("drop schema", e))?;
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await
+                .map_err(|e| storage("drop schema", e))
+        })
+    }
+}
+
+/// Blocks on a tokio join handle from outside the runtime.
+fn futures_block<T>(handle: tokio::task::JoinHandle<T>) -> T {
+    match pollster_like(handle) {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn pollster_like<F: Future>(f: F) -> F::Output {
+    use std::sync::{Condvar, Mutex};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Signal(Mutex<bool>, Condvar);
+    impl Wake for Signal {
+        fn wake(self: Arc<Self>) {
+            let mut woken = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            *woken = true;
+            self.1.notify_one();
+        }
+    }
+    let signal = Arc::new(Signal(Mutex::new(false), Condvar::new()));
+    let waker = Waker::from(Arc::clone(&signal));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        let mut woken = signal.0.lock().unwrap_or_else(|p| p.into_inner());
+        while !*woken {
+            woken = signal.1.wait(woken).unwrap_or_else(|p| p.into_inner());
+        }
+        *woken = false;
+    }
+}
+
+enum MigrateFailure {
+    TooNew(i32),
+    Connect(String),
+    Sql(String),
+}
+
+async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), MigrateFailure> {
+    let mut client = pool.get().await.map_err(|e| MigrateFailure::Connect(e.to_string()))?;
+    let tx = client.transaction().await.map_err(|e| MigrateFailure::Sql(e.to_string()))?;
+    let sql = |e: tokio_postgres::Error| MigrateFailure::Sql(e.to_string());
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(sql)?;
+    if let Some(schema) = schema {
+        // `schema` was checked to be [a-z0-9_]+, so it is safe to splice as an identifier.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await.map_err(sql)?;
+    }
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS rapport_schema (version integer NOT NULL)").await.map_err(sql)?;
+    let row = tx.query_opt("SELECT max(version) FROM rapport_schema", &[]).await.map_err(sql)?;
+    let current: i32 = row.and_then(|r| r.get::<_, Option<i32>>(0)).unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(MigrateFailure::TooNew(current));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let version = i as i32 + 1;
+        if version > current {
+            tx.batch_execute(m).await.map_err(sql)?;
+            tx.execute("INSERT INTO rapport_schema (version) VALUES ($1)", &[&version]).await.map_err(sql)?;
+        }
+    }
+    tx.commit().await.map_err(sql)
+}
+
+fn decode_row(payload: &str, recorded_ns: i64, version: i64, position: i64) -> Result<Envelope, ReadError> {
+    let e = NewEvent::from_json_line(payload).map_err(|err| ReadError::Corrupt {
+        location: format!("rapport_events position {position}"),
+        reason: err.to_string(),
+    })?;
+    Ok(Envelope::new(
+        e,
+        Timestamp::from_unix_nanos(recorded_ns),
+        StreamVersion(version as u64),
+        Position(position as u64),
+    ))
+}
+
+async fn append_tx(
+    pool: Pool,
+    lock_key: i64,
+    batch: Vec<NewEvent>,
+    expected: ExpectedVersion,
+) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
+    let op = "append";
+    let mut client = pool.get().await.map_err(|e| storage(op, e))?;
+    let tx = client.transaction().await.map_err(|e| storage(op, e))?;
+    let db = |e: tokio_postgres::Error| storage(op, e);
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key]).await.map_err(db)?;
+
+    // Ids the log already holds, with their content.
+    let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
+    let known: HashMap<Uuid, String> = tx
+        .query("SELECT id, payload FROM rapport_events WHERE id = ANY($1)", &[&ids])
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1)))
+        .collect();
+    for e in &batch {
+        if let Some(p) = known.get(&e.id.as_uuid())
+            && *p != e.to_json_line()
+        {
+            return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id }));
+        }
+    }
+    // The streams the batch touches, replayed for validation.
+    let mut accounts: Vec<String> = batch.iter().map(|e| e.account.as_str().to_owned()).collect();
+    accounts.sort();
+    accounts.dedup();
+    let rows = tx
+        .query("SELECT payload FROM rapport_events WHERE account = ANY($1) ORDER BY position", &[&accounts])
+        .await
+        .map_err(db)?;
+    let mut state = LogState::with_capacity(rows.len() + batch.len());
+    let mut payloads: Vec<String> = Vec::with_capacity(rows.len());
+    for r in rows {
+        let payload: String = r.get(0);
+        let e = NewEvent::from_json_line(&payload).map_err(|err| storage(op, format!("stored event: {err}")))?;
+        let _ = state.replay(&e, Position(payloads.len() as u64 + 1));
+        payloads.push(payload);
+    }
+    let next = Position(payloads.len() as u64 + 1);
+    let prepared = match state
+        .prepare(batch, expected, next, |p, e| payloads.get((p.0 - 1) as usize).is_some_and(|s| *s == e.to_json_line()))
+    {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    // Duplicates of events in other streams were checked above; those in these streams were
+    // found by `prepare`. Both are reported once.
+    let mut duplicates = prepared.duplicates.clone();
+    let fresh: Vec<&(NewEvent, StreamVersion)> =
+        prepared.events.iter().filter(|(e, _)| !known.contains_key(&e.id.as_uuid())).collect();
+    for (e, _) in &prepared.events {
+        if known.contains_key(&e.id.as_uuid()) && !duplicates.contains(&e.id) {
+            duplicates.push(e.id);
+        }
+    }
+    if fresh.is_empty() {
+        tx.commit().await.map_err(db)?;
+        return Ok(Ok(AppendOutcome { appended: Vec::new(), duplicates }));
+    }
+    let head: i64 =
+        tx.query_one("SELECT coalesce(max(position), 0) FROM rapport_events", &[]).await.map_err(db)?.get(0);
+    // recorded_at: the database clock, never below what the log already holds.
+    let recorded: i64 = tx
+        .query_one(
+            "SELECT greatest((extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000,
+                             coalesce(max(recorded_at_ns), 0))
+             FROM rapport_events",
+            &[],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
+    let mut positions = Vec::with_capacity(fresh.len());
+    let mut accts = Vec::with_capacity(fresh.len());
+    let mut versions = Vec::with_capacity(fresh.len());
+    let mut uuids = Vec::with_capacity(fresh.len());
+    let mut occurred = Vec::with_capacity(fresh.len());
+    let mut types = Vec::with_capacity(fresh.len());
+    let mut bodies = Vec::with_capacity(fresh.len());
+    let mut appended = Vec::with_capacity(fresh.len());
+    let mut latest: HashMap<String, i64> = HashMap::new();
+    for (k, (e, version)) in fresh.iter().enumerate() {
+        let position = head + 1 + k as i64;
+        positions.push(position);
+        accts.push(e.account.as_str().to_owned());
+        versions.push(version.0 as i64);
+        uuids.push(e.id.as_uuid());
+        occurred.push(e.occurred_at.unix_nanos());
+        types.push(e.event.kind().tag().to_owned());
+        bodies.push(e.to_json_line());
+        latest.insert(e.account.as_str().to_owned(), version.0 as i64);
+        appended.push(Committed { id: e.id, stream_version: *version, position: Position(position as u64) });
+    }
+    tx.execute(
+        "INSERT INTO rapport_events
+             (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+         SELECT p, a, v, i, o, $6, t, b
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
+              AS x(p, a, v, i, o, t, b)",
+        &[&positions, &accts, &versions, &uuids, &occurred, &recorded, &types, &bodies],
+    )
+    .await
+    .map_err(db)?;
+    let (names, last): (Vec<String>, Vec<i64>) = latest.into_iter().unzip();
+    tx.execute(
+        "INSERT INTO rapport_accounts (account, version) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT (account) DO UPDATE SET version = excluded.version",
+        &[&names, &last],
+    )
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(Ok(AppendOutcome { appended, duplicates }))
+}
+
+fn limit_of(limit: usize) -> i64 {
+    limit.min(READ_LIMIT_MAX) as i64
+}
+
+impl Store for PgStore {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        let pool = self.inner.pool.clone();
+        let len = batch.len();
+        let lock = self.inner.lock_key;
+        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
+            .then(|| self.spawn("append", append_tx(pool, lock, batch, expected)));
+        async move {
+            match fut {
+                Some(f) => f.await?,
+                None if len == 0 => Ok(AppendOutcome::default()),
+                None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
+            }
+        }
+    }
+
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        let pool = self.inner.pool.clone();
+        let account = account.as_str().to_owned();
+        let from = from.0.max(1) as i64;
+        let limit = limit_of(limit);
+        let fut = self.spawn("read_stream", async move {
+            let client = pool.get().await.map_err(|e| storage("read_stream", e))?;
+            client
+                .query(
+                    "SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events
+                     WHERE account = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
+                    &[&account, &from, &limit],
+                )
+                .await
+                .map_err(|e| storage("read_stream", e))
+        });
+        async move {
+            let rows = fut.await?;
+            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        }
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        let pool = self.inner.pool.clone();
+        let from = from.0.max(1) as i64;
+        let limit = limit_of(limit);
+        let fut = self.spawn("read_all", async move {
+            let client = pool.get().await.map_err(|e| storage("read_all", e))?;
+            client
+                .query(
+                    "SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events
+                     WHERE position >= $1 ORDER BY position LIMIT $2",
+                    &[&from, &limit],
+                )
+                .await
+                .map_err(|e| storage("read_all", e))
+        });
+        async move {
+            let rows = fut.await?;
+            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        }
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+        let pool = self.inner.pool.clone();
+        let after = after.map(|a| a.as_str().to_owned());
+        let limit = limit_of(limit);
+        let fut = self.spawn("accounts", async move {
+            let client = pool.get().await.map_err(|e| storage("accounts", e))?;
+            let rows = match after {
+                // Byte order (COLLATE "C") matches `AccountId`'s ordering.
+                Some(a) => {
+                    client
+                        .query(
+                            "SELECT account FROM rapport_accounts WHERE account COLLATE \"C\" > $1
+                         ORDER BY account COLLATE \"C\" LIMIT $2",
+                            &[&a, &limit],
+                        )
+                        .await
+                }
+                None => {
+                    client
+                        .query(
+                            "SELECT account FROM rapport_accounts ORDER BY account COLLATE \"C\" LIMIT $1",
+                            &[&limit],
+                        )
+                        .await
+                }
+            };
+            rows.map_err(|e| storage("accounts", e))
+        });
+        async move {
+            let rows = fut.await?;
+            rows.iter()
+                .map(|r| {
+                    let s: String = r.get(0);
+                    AccountId::new(&s)
+                        .map_err(|e| ReadError::Corrupt { location: "rapport_accounts".into(), reason: e.to_string() })
+                })
+                .collect()
+        }
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("head", async move {
+            let client = pool.get().await.map_err(|e| storage("head", e))?;
+            let row = client
+                .query_one("SELECT coalesce(max(position), 0) FROM rapport_events", &[])
+                .await
+                .map_err(|e| storage("head", e))?;
+            Ok(row.get::<_, i64>(0))
+        });
+        async move { Ok(Position(fut.await? as u64)) }
+    }
+}
