@@ -9,7 +9,8 @@
 //! Environment: `RAPPORT_BENCH_EVENTS` (default 200000), `RAPPORT_BENCH_IMPORT_EVENTS` (default
 //! 1000000), `RAPPORT_BENCH_DIR` (default the
 //! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
-//! of that many events, e.g. 10000000).
+//! of that many events, e.g. 10000000), `RAPPORT_PG_URL` (if set, the same measures against
+//! PostgreSQL on loopback, as ratios to the file store and to SQLite).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,7 @@ fn main() {
         format!("{peer:.0}"),
         ours / peer,
     ));
+    let (file_batched, sqlite_batched) = (ours, peer);
 
     // 2. Full scan: read and decode every event.
     drop(store);
@@ -179,6 +181,7 @@ fn main() {
     assert_eq!(seen, n);
     let peer = per_second(n, t.elapsed());
     rows.push(row("full scan + decode (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
+    let (file_scan, sqlite_scan) = (ours, peer);
     rows.push(Row {
         what: format!("open + index rebuild of {n} events"),
         ours: format!("{:.0} ms", open_time.as_secs_f64() * 1e3),
@@ -204,6 +207,8 @@ fn main() {
         peer_lat.push(t.elapsed());
     }
     peer_lat.sort();
+    let file_lat = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let sqlite_lat = (percentile(&peer_lat, 0.5), percentile(&peer_lat, 0.99));
     for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
         let (a, b) = (percentile(&lat, p), percentile(&peer_lat, p));
         rows.push(row(
@@ -272,6 +277,7 @@ fn main() {
     }
 
     // 5. End-to-end backfill of a JSON Lines file: parse, validate, durable append.
+    let backfill: Option<(PathBuf, f64, f64)>;
     let import_n = env_usize("RAPPORT_BENCH_IMPORT_EVENTS", 1_000_000);
     {
         let file = dir.join("backfill.jsonl");
@@ -322,6 +328,92 @@ fn main() {
             format!("{peer:.0}"),
             ours / peer,
         ));
+        backfill = Some((file, ours, peer));
+    }
+
+    // 6. PostgreSQL on loopback, when RAPPORT_PG_URL is set: each figure against the file
+    //    store (first ratio) and SQLite (second), from this same run.
+    if let (Ok(url), Some((file, file_backfill, sqlite_backfill))) = (std::env::var("RAPPORT_PG_URL"), backfill.clone())
+    {
+        use rapport_store_postgres::{PgOptions, PgStore};
+        let schema = format!("rapport_bench_{}", std::process::id());
+        let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).expect("connect");
+        let n_pg = n.min(100_000);
+        let t = Instant::now();
+        for chunk in evs[..n_pg].chunks(1_000) {
+            pollster::block_on(pg.append(chunk.to_vec(), ExpectedVersion::Any)).expect("pg append");
+        }
+        let batched = per_second(n_pg, t.elapsed());
+        let t = Instant::now();
+        let mut next = Position(1);
+        let mut seen = 0;
+        loop {
+            let page = pollster::block_on(pg.read_all(next, 4_096)).expect("pg read");
+            let Some(last) = page.last() else { break };
+            next = last.position.next();
+            seen += page.len();
+        }
+        assert_eq!(seen, n_pg);
+        let replay = per_second(n_pg, t.elapsed());
+        pg.drop_schema().expect("drop schema");
+        // Each measure gets a fresh schema: the generated histories reuse account names.
+        let pg =
+            PgStore::connect_with(&url, PgOptions { schema: Some(format!("rapport_bench_{}_b", std::process::id())) })
+                .expect("connect");
+        let mut pg_lat = Vec::new();
+        for e in events(500, 71) {
+            let t = Instant::now();
+            pollster::block_on(pg.append(vec![e], ExpectedVersion::Any)).expect("pg single");
+            pg_lat.push(t.elapsed());
+        }
+        pg_lat.sort();
+        pg.drop_schema().expect("drop schema");
+        let pg =
+            PgStore::connect_with(&url, PgOptions { schema: Some(format!("rapport_bench_{}_c", std::process::id())) })
+                .expect("connect");
+        let ledger = rapport_core::Ledger::new(pg.clone());
+        let lines: Vec<String> =
+            std::fs::read_to_string(&file).expect("jsonl").lines().take(100_000).map(str::to_owned).collect();
+        let small = dir.join("backfill-100k.jsonl");
+        std::fs::write(&small, lines.join("\n") + "\n").expect("write");
+        let t = Instant::now();
+        rapport_import::import(&ledger, &small, &rapport_import::ImportOptions::default(), None, &mut |_| {})
+            .expect("pg import");
+        let pg_backfill = per_second(lines.len(), t.elapsed());
+        let r = |x: f64, a: f64, b: f64| format!("{:.2}x / {:.2}x", x / a, x / b);
+        let l = |x: Duration, a: Duration, b: Duration| {
+            format!("{:.2}x / {:.2}x", a.as_secs_f64() / x.as_secs_f64(), b.as_secs_f64() / x.as_secs_f64())
+        };
+        for (what, value, ratio) in [
+            (
+                "postgres: batched append, batches of 1000 (events/s)",
+                format!("{batched:.0}"),
+                r(batched, file_batched, sqlite_batched),
+            ),
+            (
+                "postgres: full replay, read_all + decode (events/s)",
+                format!("{replay:.0}"),
+                r(replay, file_scan, sqlite_scan),
+            ),
+            (
+                "postgres: backfill 100k JSON lines via import (events/s)",
+                format!("{pg_backfill:.0}"),
+                r(pg_backfill, file_backfill, sqlite_backfill),
+            ),
+            (
+                "postgres: single-event append p50 (µs)",
+                format!("{:.0}", percentile(&pg_lat, 0.5).as_secs_f64() * 1e6),
+                l(percentile(&pg_lat, 0.5), file_lat.0, sqlite_lat.0),
+            ),
+            (
+                "postgres: single-event append p99 (µs)",
+                format!("{:.0}", percentile(&pg_lat, 0.99).as_secs_f64() * 1e6),
+                l(percentile(&pg_lat, 0.99), file_lat.1, sqlite_lat.1),
+            ),
+        ] {
+            rows.push(Row { what: what.into(), ours: value, peer: "(vs file / vs sqlite)".into(), ratio });
+        }
+        pg.drop_schema().expect("drop schema");
     }
 
     // 6. Optional: open + full scan of a large log.
@@ -360,9 +452,9 @@ fn main() {
         });
     }
 
-    println!("\n{:<78} {:>16} {:>12} {:>8}", "measure", "file store", "sqlite", "ratio");
+    println!("\n{:<78} {:>16} {:>22} {:>16}", "measure", "file store", "sqlite", "ratio");
     for r in rows {
-        println!("{:<78} {:>16} {:>12} {:>8}", r.what, r.ours, r.peer, r.ratio);
+        println!("{:<78} {:>16} {:>22} {:>16}", r.what, r.ours, r.peer, r.ratio);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,8 @@
 //! - [`trust`] (`rapport-trust`): the trust score.
 //! - [`health`] (`rapport-health`): the health score, portfolio scoring, trends and timelines.
 //! - [`import`] (`rapport-import`): backfill from JSON Lines and CSV.
+//! - [`store_postgres`] (`rapport-store-postgres`): the log in PostgreSQL, for services with
+//!   several instances.
 //! - [`store_file`] (`rapport-store-file`): the embedded, crash-safe file store, the default
 //!   for durable use: [`open`] (or `Ledger::open` with [`OpenLedger`] in scope).
 //!
@@ -34,6 +36,7 @@ pub use rapport_health as health;
 pub use rapport_import as import;
 pub use rapport_store_file as store_file;
 pub use rapport_store_file::FileStore;
+pub use rapport_store_postgres as store_postgres;
 pub use rapport_trust as trust;
 
 /// Opens (or creates) the durable ledger in `dir`: the file store, no server needed.
