@@ -276,8 +276,15 @@ fn postgres_is_an_alternative_to_a_store_directory() {
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     );
-    let text =
-        ok(&["generate", "--accounts", "2", "--months", "6", "--seed", "8"]).replace("acct-", &format!("{tag}-"));
+    // Unique accounts, and no ids: each line's id is derived from its (now unique) content.
+    let text: String = ok(&["generate", "--accounts", "2", "--months", "6", "--seed", "8"])
+        .replace("acct-", &format!("{tag}-"))
+        .lines()
+        .map(|l| match l.find(",\"id\":\"") {
+            Some(i) => format!("{}{}\n", &l[..i], &l[i + 44..]),
+            None => format!("{l}\n"),
+        })
+        .collect();
     let file = tmp.join("h.jsonl");
     std::fs::write(&file, &text).unwrap();
     let n = text.lines().count();

@@ -73,6 +73,17 @@ impl<S: Store> Ledger<S> {
         self.store.append(batch, expected)
     }
 
+    /// Appends a backfill batch through the store's bulk path. See [`Store::append_bulk`].
+    ///
+    /// # Errors
+    /// [`AppendError`]; nothing of the batch was written.
+    pub fn append_bulk(
+        &self,
+        batch: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + '_ {
+        self.store.append_bulk(batch)
+    }
+
     /// Reads one page of `account`'s stream. See [`Store::read_stream`].
     ///
     /// # Errors

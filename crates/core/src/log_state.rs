@@ -54,6 +54,18 @@ impl LogState {
         self.streams.get(account).map(StreamState::version).unwrap_or_default()
     }
 
+    /// The validation state of `account`'s stream, if it has events.
+    pub fn stream(&self, account: &AccountId) -> Option<&StreamState> {
+        self.streams.get(account)
+    }
+
+    /// Installs a stream's validation state from a snapshot (a store that keeps snapshots
+    /// instead of replaying). The snapshot's events are not in the id index: the store must
+    /// find duplicates of stored events itself before calling [`prepare`](Self::prepare).
+    pub fn insert_stream(&mut self, account: AccountId, state: StreamState) {
+        self.streams.insert(account, state);
+    }
+
     /// The position of the event with this id, if the log holds it.
     pub fn position_of(&self, id: &EventId) -> Option<Position> {
         self.ids.get(id).copied()

@@ -171,6 +171,13 @@ pub trait Store: Send + Sync {
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
 
+    /// Appends a large batch for a backfill: the contract of [`append`](Self::append) with
+    /// [`ExpectedVersion::Any`], through the store's bulk path where it has one (PostgreSQL:
+    /// `COPY` into a staging table). By default it is `append`.
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        self.append(batch, ExpectedVersion::Any)
+    }
+
     /// Up to `limit` events of `account`'s stream with version `>= from`, in version order.
     fn read_stream(
         &self,
@@ -202,6 +209,10 @@ impl<S: Store> Store for Arc<S> {
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         (**self).append(batch, expected)
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        (**self).append_bulk(batch)
     }
 
     fn read_stream(
@@ -238,6 +249,10 @@ impl<S: Store> Store for &S {
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         (**self).append(batch, expected)
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        (**self).append_bulk(batch)
     }
 
     fn read_stream(

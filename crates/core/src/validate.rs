@@ -266,28 +266,29 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum CommitmentStatus {
     Open,
     Delivered,
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct CommitmentState {
     status: CommitmentStatus,
     last_step_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct EscalationState {
     open: bool,
     acknowledged: bool,
     last_step_at: Timestamp,
 }
 
-/// What one account's stream says so far, as far as validation needs it.
-#[derive(Debug, Clone, Default)]
+/// What one account's stream says so far, as far as validation needs it. Serde-serialisable,
+/// so a store can keep a snapshot instead of replaying the stream.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StreamState {
     version: StreamVersion,
     commitments: SeededHashMap<CommitmentKey, CommitmentState>,

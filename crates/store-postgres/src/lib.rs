@@ -39,13 +39,14 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
 const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
 const MIGRATION_LOCK: i64 = 0x0072_6170_706f_7275;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE IF NOT EXISTS rapport_events (
         position        bigint PRIMARY KEY,
         account         text   NOT NULL,
@@ -61,7 +62,13 @@ const MIGRATIONS: &[&str] = &["
         account  text PRIMARY KEY,
         version  bigint NOT NULL
     );
-"];
+",
+    "
+    -- Version 2: a snapshot of each stream's validation state, so an append reads one row per
+    -- account instead of replaying the stream. NULL (rows from version 1) means replay once.
+    ALTER TABLE rapport_accounts ADD COLUMN IF NOT EXISTS state text;
+",
+];
 
 /// Why a store could not connect or migrate.
 #[derive(Debug, Error)]
@@ -349,14 +356,15 @@ async fn append_tx(
     lock_key: i64,
     batch: Vec<NewEvent>,
     expected: ExpectedVersion,
+    bulk: bool,
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
-    let op = "append";
+    let op = if bulk { "bulk append" } else { "append" };
     let mut client = pool.get().await.map_err(|e| storage(op, e))?;
     let tx = client.transaction().await.map_err(|e| storage(op, e))?;
     let db = |e: tokio_postgres::Error| storage(op, e);
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key]).await.map_err(db)?;
 
-    // Ids the log already holds, with their content.
+    // 1. Ids the log already holds: the same content is a duplicate, other content a conflict.
     let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
     let known: HashMap<Uuid, String> = tx
         .query("SELECT id, payload FROM rapport_events WHERE id = ANY($1)", &[&ids])
@@ -365,50 +373,50 @@ async fn append_tx(
         .into_iter()
         .map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1)))
         .collect();
-    for e in &batch {
-        if let Some(p) = known.get(&e.id.as_uuid())
-            && *p != e.to_json_line()
-        {
-            return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id }));
+    let mut duplicates = Vec::new();
+    let mut rest = Vec::with_capacity(batch.len());
+    for e in batch {
+        match known.get(&e.id.as_uuid()) {
+            Some(p) if *p == e.to_json_line() => duplicates.push(e.id),
+            Some(_) => return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id })),
+            None => rest.push(e),
         }
     }
-    // The streams the batch touches, replayed for validation.
-    let mut accounts: Vec<String> = batch.iter().map(|e| e.account.as_str().to_owned()).collect();
-    accounts.sort();
-    accounts.dedup();
-    let rows = tx
-        .query("SELECT payload FROM rapport_events WHERE account = ANY($1) ORDER BY position", &[&accounts])
-        .await
-        .map_err(db)?;
-    let mut state = LogState::with_capacity(rows.len() + batch.len());
-    let mut payloads: Vec<String> = Vec::with_capacity(rows.len());
-    for r in rows {
-        let payload: String = r.get(0);
-        let e = NewEvent::from_json_line(&payload).map_err(|err| storage(op, format!("stored event: {err}")))?;
-        let _ = state.replay(&e, Position(payloads.len() as u64 + 1));
-        payloads.push(payload);
-    }
-    let next = Position(payloads.len() as u64 + 1);
-    let prepared = match state
-        .prepare(batch, expected, next, |p, e| payloads.get((p.0 - 1) as usize).is_some_and(|s| *s == e.to_json_line()))
-    {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(e)),
-    };
-    // Duplicates of events in other streams were checked above; those in these streams were
-    // found by `prepare`. Both are reported once.
-    let mut duplicates = prepared.duplicates.clone();
-    let fresh: Vec<&(NewEvent, StreamVersion)> =
-        prepared.events.iter().filter(|(e, _)| !known.contains_key(&e.id.as_uuid())).collect();
-    for (e, _) in &prepared.events {
-        if known.contains_key(&e.id.as_uuid()) && !duplicates.contains(&e.id) {
-            duplicates.push(e.id);
-        }
-    }
-    if fresh.is_empty() {
+    if rest.is_empty() {
         tx.commit().await.map_err(db)?;
         return Ok(Ok(AppendOutcome { appended: Vec::new(), duplicates }));
     }
+
+    // 2. The touched streams' validation state: from their snapshots, or replayed once.
+    let mut accounts: Vec<String> = rest.iter().map(|e| e.account.as_str().to_owned()).collect();
+    accounts.sort();
+    accounts.dedup();
+    let snapshots = tx
+        .query("SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)", &[&accounts])
+        .await
+        .map_err(db)?;
+    let mut state = LogState::new();
+    for r in snapshots {
+        let name: String = r.get(0);
+        let version: i64 = r.get(1);
+        let account = AccountId::new(&name).map_err(|e| storage(op, format!("stored account {name:?}: {e}")))?;
+        let snapshot = r
+            .get::<_, Option<String>>(2)
+            .and_then(|json| serde_json::from_str::<rapport_core::validate::StreamState>(&json).ok())
+            .filter(|s| s.version().0 as i64 == version);
+        let stream = match snapshot {
+            Some(s) => s,
+            None => replay_stream(&tx, &account).await?,
+        };
+        state.insert_stream(account, stream);
+    }
+
+    // 3. Core decides: in-batch repeats, the expected version, every validation rule.
+    let prepared = match state.prepare(rest, expected, Position(1), |_, _| false) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    duplicates.extend(prepared.duplicates.iter().copied());
     let head: i64 =
         tx.query_one("SELECT coalesce(max(position), 0) FROM rapport_events", &[]).await.map_err(db)?.get(0);
     // recorded_at: the database clock, never below what the log already holds.
@@ -422,47 +430,150 @@ async fn append_tx(
         .await
         .map_err(db)?
         .get(0);
-    let mut positions = Vec::with_capacity(fresh.len());
-    let mut accts = Vec::with_capacity(fresh.len());
-    let mut versions = Vec::with_capacity(fresh.len());
-    let mut uuids = Vec::with_capacity(fresh.len());
-    let mut occurred = Vec::with_capacity(fresh.len());
-    let mut types = Vec::with_capacity(fresh.len());
-    let mut bodies = Vec::with_capacity(fresh.len());
-    let mut appended = Vec::with_capacity(fresh.len());
-    let mut latest: HashMap<String, i64> = HashMap::new();
-    for (k, (e, version)) in fresh.iter().enumerate() {
+    let n = prepared.events.len();
+    let mut rows = Rows::with_capacity(n);
+    let mut appended = Vec::with_capacity(n);
+    for (k, (e, version)) in prepared.events.iter().enumerate() {
         let position = head + 1 + k as i64;
-        positions.push(position);
-        accts.push(e.account.as_str().to_owned());
-        versions.push(version.0 as i64);
-        uuids.push(e.id.as_uuid());
-        occurred.push(e.occurred_at.unix_nanos());
-        types.push(e.event.kind().tag().to_owned());
-        bodies.push(e.to_json_line());
-        latest.insert(e.account.as_str().to_owned(), version.0 as i64);
+        rows.positions.push(position);
+        rows.accounts.push(e.account.as_str().to_owned());
+        rows.versions.push(version.0 as i64);
+        rows.ids.push(e.id.as_uuid());
+        rows.occurred.push(e.occurred_at.unix_nanos());
+        rows.types.push(e.event.kind().tag().to_owned());
+        rows.payloads.push(e.to_json_line());
         appended.push(Committed { id: e.id, stream_version: *version, position: Position(position as u64) });
     }
+    if bulk {
+        copy_rows(&tx, &rows, recorded).await.map_err(db)?;
+    } else {
+        tx.execute(
+            "INSERT INTO rapport_events
+                 (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+             SELECT p, a, v, i, o, $6, t, b
+             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
+                  AS x(p, a, v, i, o, t, b)",
+            &[
+                &rows.positions,
+                &rows.accounts,
+                &rows.versions,
+                &rows.ids,
+                &rows.occurred,
+                &recorded,
+                &rows.types,
+                &rows.payloads,
+            ],
+        )
+        .await
+        .map_err(db)?;
+    }
+    // 4. New snapshots for the streams that grew.
+    let mut names = Vec::new();
+    let mut versions = Vec::new();
+    let mut states = Vec::new();
+    let mut touched: Vec<&AccountId> = prepared.events.iter().map(|(e, _)| &e.account).collect();
+    touched.sort();
+    touched.dedup();
+    for account in touched {
+        if let Some(s) = state.stream(account) {
+            names.push(account.as_str().to_owned());
+            versions.push(s.version().0 as i64);
+            states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
+        }
+    }
     tx.execute(
-        "INSERT INTO rapport_events
-             (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-         SELECT p, a, v, i, o, $6, t, b
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
-              AS x(p, a, v, i, o, t, b)",
-        &[&positions, &accts, &versions, &uuids, &occurred, &recorded, &types, &bodies],
-    )
-    .await
-    .map_err(db)?;
-    let (names, last): (Vec<String>, Vec<i64>) = latest.into_iter().unzip();
-    tx.execute(
-        "INSERT INTO rapport_accounts (account, version) SELECT * FROM unnest($1::text[], $2::bigint[])
-         ON CONFLICT (account) DO UPDATE SET version = excluded.version",
-        &[&names, &last],
+        "INSERT INTO rapport_accounts (account, version, state)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+         ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state",
+        &[&names, &versions, &states],
     )
     .await
     .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(Ok(AppendOutcome { appended, duplicates }))
+}
+
+/// Column arrays for one insert.
+struct Rows {
+    positions: Vec<i64>,
+    accounts: Vec<String>,
+    versions: Vec<i64>,
+    ids: Vec<Uuid>,
+    occurred: Vec<i64>,
+    types: Vec<String>,
+    payloads: Vec<String>,
+}
+
+impl Rows {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            positions: Vec::with_capacity(n),
+            accounts: Vec::with_capacity(n),
+            versions: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            occurred: Vec::with_capacity(n),
+            types: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// The bulk path: `COPY … FROM STDIN BINARY` into a transaction-local staging table, then one
+/// `INSERT … SELECT` into the log. Callers keep chunks bounded (the importer's batches), so the
+/// append lock, and with it tailing readers' view of new events, is never held for long.
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &Rows,
+    recorded: i64,
+) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::{ToSql, Type};
+    tx.batch_execute("CREATE TEMP TABLE IF NOT EXISTS rapport_staging (LIKE rapport_events) ON COMMIT DELETE ROWS")
+        .await?;
+    let sink = tx
+        .copy_in(
+            "COPY rapport_staging (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+             FROM STDIN BINARY",
+        )
+        .await?;
+    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::UUID, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for k in 0..rows.positions.len() {
+        let row: [&(dyn ToSql + Sync); 8] = [
+            &rows.positions[k],
+            &rows.accounts[k],
+            &rows.versions[k],
+            &rows.ids[k],
+            &rows.occurred[k],
+            &recorded,
+            &rows.types[k],
+            &rows.payloads[k],
+        ];
+        writer.as_mut().write(&row).await?;
+    }
+    writer.finish().await?;
+    tx.execute("INSERT INTO rapport_events SELECT * FROM rapport_staging ORDER BY position", &[]).await?;
+    Ok(())
+}
+
+/// A stream's validation state, replayed from its events (for rows without a snapshot).
+async fn replay_stream(
+    tx: &tokio_postgres::Transaction<'_>,
+    account: &AccountId,
+) -> Result<rapport_core::validate::StreamState, StorageError> {
+    let rows = tx
+        .query("SELECT payload FROM rapport_events WHERE account = $1 ORDER BY stream_version", &[&account.as_str()])
+        .await
+        .map_err(|e| storage("replay stream", e))?;
+    let mut stream = rapport_core::validate::StreamState::default();
+    for r in rows {
+        let payload: String = r.get(0);
+        let e = NewEvent::from_json_line(&payload)
+            .map_err(|err| storage("replay stream", format!("stored event: {err}")))?;
+        let _ = stream.check_and_apply(&e);
+    }
+    Ok(stream)
 }
 
 fn limit_of(limit: usize) -> i64 {
@@ -479,7 +590,22 @@ impl Store for PgStore {
         let len = batch.len();
         let lock = self.inner.lock_key;
         let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
-            .then(|| self.spawn("append", append_tx(pool, lock, batch, expected)));
+            .then(|| self.spawn("append", append_tx(pool, lock, batch, expected, false)));
+        async move {
+            match fut {
+                Some(f) => f.await?,
+                None if len == 0 => Ok(AppendOutcome::default()),
+                None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
+            }
+        }
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        let pool = self.inner.pool.clone();
+        let len = batch.len();
+        let lock = self.inner.lock_key;
+        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
+            .then(|| self.spawn("bulk append", append_tx(pool, lock, batch, ExpectedVersion::Any, true)));
         async move {
             match fut {
                 Some(f) => f.await?,

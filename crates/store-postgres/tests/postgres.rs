@@ -249,3 +249,31 @@ fn two_handles_share_one_log() {
     assert_eq!(all.len(), events.len());
     a.drop_schema().unwrap();
 }
+
+#[test]
+fn the_bulk_path_keeps_the_contract() {
+    let Some(store) = TempPg::new() else { return };
+    let events: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 5, months: 12, seed: 3, ..Default::default() }).collect();
+    let (a, b) = events.split_at(events.len() / 2);
+    let out = pollster::block_on(store.0.append_bulk(a.to_vec())).unwrap();
+    assert_eq!(out.appended.len(), a.len());
+    // Idempotent: the same chunk again, plus the rest, appends only the rest.
+    let out = pollster::block_on(store.0.append_bulk(events.clone())).unwrap();
+    assert_eq!((out.appended.len(), out.duplicates.len()), (b.len(), a.len()));
+    // Validated and atomic: a chunk with one bad event writes nothing.
+    let mut bad = generate(SynthConfig { accounts: 1, months: 2, seed: 99, ..Default::default() })
+        .map(|mut e| {
+            e.account = AccountId::new("bulk-bad").unwrap();
+            e
+        })
+        .collect::<Vec<_>>();
+    bad.push(NewEvent::new(
+        AccountId::new("bulk-bad").unwrap(),
+        Timestamp::from_unix_seconds(1_735_689_600),
+        Event::EscalationResolved { escalation: rapport_core::EscalationKey::new("never").unwrap() },
+    ));
+    assert!(matches!(pollster::block_on(store.0.append_bulk(bad)), Err(AppendError::Invalid(_))));
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert_eq!(log.len(), events.len());
+}
