@@ -417,19 +417,20 @@ async fn append_tx(
         Err(e) => return Ok(Err(e)),
     };
     duplicates.extend(prepared.duplicates.iter().copied());
-    let head: i64 =
-        tx.query_one("SELECT coalesce(max(position), 0) FROM rapport_events", &[]).await.map_err(db)?.get(0);
-    // recorded_at: the database clock, never below what the log already holds.
-    let recorded: i64 = tx
-        .query_one(
-            "SELECT greatest((extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000,
-                             coalesce(max(recorded_at_ns), 0))
-             FROM rapport_events",
-            &[],
-        )
+    // The head, and recorded_at: the database clock, never below the last event's (recorded_at
+    // never decreases along positions, so the last row holds the maximum; both come from the
+    // primary-key index, not a scan).
+    let last = tx
+        .query_opt("SELECT position, recorded_at_ns FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
+        .await
+        .map_err(db)?;
+    let (head, last_recorded): (i64, i64) = last.map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0));
+    let now: i64 = tx
+        .query_one("SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000", &[])
         .await
         .map_err(db)?
         .get(0);
+    let recorded = now.max(last_recorded);
     let n = prepared.events.len();
     let mut rows = Rows::with_capacity(n);
     let mut appended = Vec::with_capacity(n);
@@ -712,10 +713,10 @@ impl Store for PgStore {
         let fut = self.spawn("head", async move {
             let client = pool.get().await.map_err(|e| storage("head", e))?;
             let row = client
-                .query_one("SELECT coalesce(max(position), 0) FROM rapport_events", &[])
+                .query_opt("SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
                 .await
                 .map_err(|e| storage("head", e))?;
-            Ok(row.get::<_, i64>(0))
+            Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
         });
         async move { Ok(Position(fut.await? as u64)) }
     }
