@@ -254,6 +254,28 @@ impl PgStore {
         async move { handle.await.map_err(|e| storage(operation, format!("task failed: {e}")))? }
     }
 
+    /// Runs one append transaction (plain or bulk) on the store's runtime.
+    fn submit(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+        bulk: bool,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + 'static {
+        let pool = self.inner.pool.clone();
+        let len = batch.len();
+        let lock = self.inner.lock_key;
+        let operation = if bulk { "bulk append" } else { "append" };
+        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
+            .then(|| self.spawn(operation, append_tx(pool, lock, batch, expected, bulk)));
+        async move {
+            match fut {
+                Some(f) => f.await?,
+                None if len == 0 => Ok(AppendOutcome::default()),
+                None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
+            }
+        }
+    }
+
     /// Drops this store's schema and everything in it (set with [`PgOptions::schema`]); for
     /// tests. Without a schema it does nothing.
     ///
@@ -587,33 +609,11 @@ impl Store for PgStore {
         batch: Vec<NewEvent>,
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        let pool = self.inner.pool.clone();
-        let len = batch.len();
-        let lock = self.inner.lock_key;
-        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
-            .then(|| self.spawn("append", append_tx(pool, lock, batch, expected, false)));
-        async move {
-            match fut {
-                Some(f) => f.await?,
-                None if len == 0 => Ok(AppendOutcome::default()),
-                None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
-            }
-        }
+        self.submit(batch, expected, false)
     }
 
     fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        let pool = self.inner.pool.clone();
-        let len = batch.len();
-        let lock = self.inner.lock_key;
-        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
-            .then(|| self.spawn("bulk append", append_tx(pool, lock, batch, ExpectedVersion::Any, true)));
-        async move {
-            match fut {
-                Some(f) => f.await?,
-                None if len == 0 => Ok(AppendOutcome::default()),
-                None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
-            }
-        }
+        self.submit(batch, ExpectedVersion::Any, true)
     }
 
     fn read_stream(

@@ -71,31 +71,8 @@ impl Store for TempPg {
     }
 }
 
-macro_rules! pg_conformance {
-    ($($check:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $check() {
-                let Some(store) = TempPg::new() else { return };
-                rapport_core::testing::conformance::$check(store);
-            }
-        )*
-    };
-}
-
 mod conformance {
-    use super::TempPg;
-    pg_conformance!(
-        append_and_read_back,
-        append_is_atomic,
-        expected_version_is_enforced,
-        appends_are_idempotent,
-        validation_runs_against_the_stream,
-        oversized_batches_are_refused,
-        reads_are_paged,
-        hostile_text_round_trips,
-        concurrent_appenders_lose_nothing,
-    );
+    rapport_core::conformance_suite!(optional: super::TempPg::new);
 }
 
 #[test]

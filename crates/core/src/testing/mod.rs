@@ -14,10 +14,19 @@ pub use crate::synth::{SynthConfig, generate};
 ///     rapport_core::conformance_suite!(rapport_core::MemoryStore::new);
 /// }
 /// ```
+///
+/// With `optional:` the maker returns an `Option`; `None` skips the check (for stores that need
+/// a server, such as PostgreSQL when its URL is unset).
 #[macro_export]
 macro_rules! conformance_suite {
+    (optional: $make:expr) => {
+        $crate::conformance_suite!(@list (optional) $make);
+    };
     ($make:expr) => {
-        $crate::conformance_suite!(@tests $make;
+        $crate::conformance_suite!(@list (required) $make);
+    };
+    (@list $mode:tt $make:expr) => {
+        $crate::conformance_suite!(@tests $mode $make;
             append_and_read_back,
             append_is_atomic,
             expected_version_is_enforced,
@@ -29,12 +38,22 @@ macro_rules! conformance_suite {
             concurrent_appenders_lose_nothing,
         );
     };
-    (@tests $make:expr; $($check:ident),* $(,)?) => {
+    (@tests (required) $make:expr; $($check:ident),* $(,)?) => {
         $(
             #[test]
             fn $check() {
                 let make = $make;
                 $crate::testing::conformance::$check(make());
+            }
+        )*
+    };
+    (@tests (optional) $make:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let make = $make;
+                let Some(store) = make() else { return };
+                $crate::testing::conformance::$check(store);
             }
         )*
     };
