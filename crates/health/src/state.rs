@@ -90,7 +90,13 @@ impl HealthState {
 
     /// Folds one event in.
     pub fn apply(&mut self, m: &HealthModel, e: &Envelope) {
-        self.trust.apply(&m.trust, e);
+        // Surveys, touchpoints and advocacy carry no trust evidence: trust only sees the time.
+        match &e.event {
+            Event::SurveyAnswered { .. } | Event::TouchpointHeld { .. } | Event::AdvocacyGiven { .. } => {
+                self.trust.observe(&m.trust, e.occurred_at);
+            }
+            _ => self.trust.apply(&m.trust, e),
+        }
         match &e.event {
             Event::SurveyAnswered { score, .. } => match *score {
                 SurveyScore::Nps(v) => {

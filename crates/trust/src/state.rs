@@ -142,6 +142,17 @@ impl TrustState {
         self.escalations.iter().map(|s| (s.severity, s.open_since))
     }
 
+    /// Notes that an event with no trust evidence occurred at `at`: time moves on, so ended
+    /// commitments may become final. `apply` does this for every event; callers that already
+    /// know an event carries no trust evidence call this instead.
+    #[inline]
+    pub fn observe(&mut self, m: &TrustModel, at: Timestamp) {
+        self.horizon = self.horizon.max(at.unix_nanos());
+        if self.horizon >= self.next_fold {
+            self.fold_final(m);
+        }
+    }
+
     /// Folds one event in. Events of other kinds are ignored.
     #[inline]
     pub fn apply(&mut self, m: &TrustModel, e: &Envelope) {
