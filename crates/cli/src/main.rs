@@ -83,11 +83,11 @@ enum Command {
     },
     /// Write seeded synthetic history as JSON Lines on stdout.
     Generate {
-        /// How many accounts.
-        #[arg(long, default_value_t = 10)]
+        /// How many accounts (at most 10,000,000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
         accounts: u32,
-        /// Months of history per account.
-        #[arg(long, default_value_t = 12)]
+        /// Months of history per account (at most 1,200).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=1_200))]
         months: u32,
         /// The seed.
         #[arg(long, default_value_t = 1)]

@@ -273,8 +273,12 @@ impl Default for SynthConfig {
 
 const HOURS_PER_MONTH: u32 = 730;
 
+/// The most months [`generate`] plans per account (100 years); larger requests are clamped.
+pub const MONTHS_MAX: u32 = 1_200;
+
 /// Plans one account's history. `quality` in [0, 1] sets how well we treat the customer.
 pub fn plan_account(rng: &mut SplitMix64, months: u32, quality: f64) -> Vec<ItemPlan> {
+    let months = months.min(MONTHS_MAX);
     let mut plans = Vec::new();
     for month in 0..months {
         let m0 = month * HOURS_PER_MONTH;
@@ -359,7 +363,8 @@ pub fn plan_account(rng: &mut SplitMix64, months: u32, quality: f64) -> Vec<Item
 /// let events: Vec<_> = generate(SynthConfig { accounts: 3, months: 6, ..Default::default() }).collect();
 /// assert!(events.len() > 30);
 /// ```
-pub fn generate(config: SynthConfig) -> Generate {
+pub fn generate(mut config: SynthConfig) -> Generate {
+    config.months = config.months.min(MONTHS_MAX);
     Generate { rng: SplitMix64::new(config.seed), config, next_account: 0, buffer: Vec::new().into_iter() }
 }
 
