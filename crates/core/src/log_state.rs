@@ -66,16 +66,6 @@ impl LogState {
         self.streams.insert(account, state);
     }
 
-    /// The position of the event with this id, if the log holds it.
-    pub fn position_of(&self, id: &EventId) -> Option<Position> {
-        self.ids.get(id).copied()
-    }
-
-    /// How many events the state has seen.
-    pub fn n_events(&self) -> usize {
-        self.ids.len()
-    }
-
     /// How many accounts have events.
     pub fn n_accounts(&self) -> usize {
         self.streams.len()

@@ -215,7 +215,8 @@ pub fn segment_name(n: u64) -> String {
     format!("seg-{n:010}.rpl")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+/// The number of segment file `name`, if it is one.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?.strip_suffix(".rpl")?.parse().ok()
 }
 
@@ -753,7 +754,6 @@ impl FileStore {
             let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
             positions.iter().map(|p| index.offsets.get((*p - 1) as usize).copied().unwrap_or(u64::MAX)).collect()
         };
-        let segments: Vec<PathBuf> = self.shared.index.read().unwrap_or_else(|p| p.into_inner()).segments.clone();
         let mut out = Vec::with_capacity(positions.len());
         let mut i = 0;
         while i < positions.len() {
@@ -785,7 +785,7 @@ impl FileStore {
             // The index lock is taken for decoding only (to share account ids), never across I/O.
             let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
             let location = |off: u64| {
-                let name = segments.get(seg as usize).map(|p| p.display().to_string()).unwrap_or_default();
+                let name = index.segments.get(seg as usize).map(|p| p.display().to_string()).unwrap_or_default();
                 format!("{name} byte {off}")
             };
             for k in i..j {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rapport_core::{LogState, Position};
 
 use crate::format::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
-use crate::store::{LOCK_FILE, segment_name};
+use crate::store::{LOCK_FILE, parse_segment_name, segment_name};
 use crate::vfs::{StdVfs, Vfs, read_exact_at};
 
 /// A healthy store's size.
@@ -68,12 +68,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
         let path = path.to_path_buf();
         move |source| VerifyError::Io { path, source }
     };
-    let mut numbers: Vec<u64> = vfs
-        .list(dir)
-        .map_err(io(dir))?
-        .iter()
-        .filter_map(|n| n.strip_prefix("seg-")?.strip_suffix(".rpl")?.parse().ok())
-        .collect();
+    let mut numbers: Vec<u64> = vfs.list(dir).map_err(io(dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
     if numbers.is_empty() {
         return Err(VerifyError::Missing(dir.to_path_buf()));

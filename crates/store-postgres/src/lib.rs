@@ -254,6 +254,28 @@ impl PgStore {
         async move { handle.await.map_err(|e| storage(operation, format!("task failed: {e}")))? }
     }
 
+    /// Reads envelopes selected by `filter` (the SQL after `FROM rapport_events`) on the store's
+    /// runtime.
+    fn read_events(
+        &self,
+        operation: &'static str,
+        filter: &'static str,
+        params: Vec<Param>,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send + 'static {
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn(operation, async move {
+            let client = pool.get().await.map_err(|e| storage(operation, e))?;
+            let sql = format!("SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events {filter}");
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            client.query(&sql, &refs).await.map_err(|e| storage(operation, e))
+        });
+        async move {
+            let rows = fut.await?;
+            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+        }
+    }
+
     /// Runs one append transaction (plain or bulk) on the store's runtime.
     fn submit(
         &self,
@@ -294,38 +316,11 @@ impl PgStore {
     }
 }
 
-/// Blocks on a tokio join handle from outside the runtime.
+/// Blocks on a tokio join handle from outside the runtime, re-raising a panic of the task.
 fn futures_block<T>(handle: tokio::task::JoinHandle<T>) -> T {
-    match pollster_like(handle) {
+    match pollster::block_on(handle) {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-fn pollster_like<F: Future>(f: F) -> F::Output {
-    use std::sync::{Condvar, Mutex};
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Signal(Mutex<bool>, Condvar);
-    impl Wake for Signal {
-        fn wake(self: Arc<Self>) {
-            let mut woken = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            *woken = true;
-            self.1.notify_one();
-        }
-    }
-    let signal = Arc::new(Signal(Mutex::new(false), Condvar::new()));
-    let waker = Waker::from(Arc::clone(&signal));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        let mut woken = signal.0.lock().unwrap_or_else(|p| p.into_inner());
-        while !*woken {
-            woken = signal.1.wait(woken).unwrap_or_else(|p| p.into_inner());
-        }
-        *woken = false;
     }
 }
 
@@ -599,6 +594,9 @@ async fn replay_stream(
     Ok(stream)
 }
 
+/// One owned query parameter, movable onto the store's runtime.
+type Param = Box<dyn tokio_postgres::types::ToSql + Sync + Send>;
+
 fn limit_of(limit: usize) -> i64 {
     limit.min(READ_LIMIT_MAX) as i64
 }
@@ -622,46 +620,18 @@ impl Store for PgStore {
         from: StreamVersion,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        let pool = self.inner.pool.clone();
-        let account = account.as_str().to_owned();
-        let from = from.0.max(1) as i64;
-        let limit = limit_of(limit);
-        let fut = self.spawn("read_stream", async move {
-            let client = pool.get().await.map_err(|e| storage("read_stream", e))?;
-            client
-                .query(
-                    "SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events
-                     WHERE account = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
-                    &[&account, &from, &limit],
-                )
-                .await
-                .map_err(|e| storage("read_stream", e))
-        });
-        async move {
-            let rows = fut.await?;
-            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
-        }
+        let params: Vec<Param> =
+            vec![Box::new(account.as_str().to_owned()), Box::new(from.0.max(1) as i64), Box::new(limit_of(limit))];
+        self.read_events(
+            "read_stream",
+            "WHERE account = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
+            params,
+        )
     }
 
     fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        let pool = self.inner.pool.clone();
-        let from = from.0.max(1) as i64;
-        let limit = limit_of(limit);
-        let fut = self.spawn("read_all", async move {
-            let client = pool.get().await.map_err(|e| storage("read_all", e))?;
-            client
-                .query(
-                    "SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events
-                     WHERE position >= $1 ORDER BY position LIMIT $2",
-                    &[&from, &limit],
-                )
-                .await
-                .map_err(|e| storage("read_all", e))
-        });
-        async move {
-            let rows = fut.await?;
-            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
-        }
+        let params: Vec<Param> = vec![Box::new(from.0.max(1) as i64), Box::new(limit_of(limit))];
+        self.read_events("read_all", "WHERE position >= $1 ORDER BY position LIMIT $2", params)
     }
 
     fn accounts(

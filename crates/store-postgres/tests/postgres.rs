@@ -3,14 +3,13 @@
 //!
 //! Every test skips (with a message) when `RAPPORT_PG_URL` is unset; `.ci/run` always sets it.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::Guarded;
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Envelope, Event, ExpectedVersion, NewEvent, Position, ReadError, Store,
-    StreamVersion, Timestamp,
+    AccountId, AppendError, Event, ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp,
 };
 use rapport_store_postgres::{ConnectError, PgOptions, PgStore};
 
@@ -22,62 +21,33 @@ fn url() -> Option<String> {
     url
 }
 
-/// A store in a fresh schema, dropped afterwards.
-struct TempPg(PgStore);
+/// Drops a test schema when the test ends.
+struct DropSchema(PgStore);
 
-impl TempPg {
-    fn new() -> Option<Self> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let url = url()?;
-        let schema = format!("rapport_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-        Some(Self(PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).expect("connect")))
-    }
-}
-
-impl Drop for TempPg {
+impl Drop for DropSchema {
     fn drop(&mut self) {
         let _ = self.0.drop_schema();
     }
 }
 
-impl Store for TempPg {
-    fn append(
-        &self,
-        batch: Vec<NewEvent>,
-        expected: ExpectedVersion,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        self.0.append(batch, expected)
-    }
-    fn read_stream(
-        &self,
-        account: &AccountId,
-        from: StreamVersion,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        self.0.read_stream(account, from, limit)
-    }
-    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        self.0.read_all(from, limit)
-    }
-    fn accounts(
-        &self,
-        after: Option<&AccountId>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
-        self.0.accounts(after, limit)
-    }
-    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
-        self.0.head()
-    }
+/// A store in a fresh schema, dropped afterwards; `None` without a server.
+type TempPg = Guarded<PgStore, DropSchema>;
+
+fn temp_pg() -> Option<TempPg> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let url = url()?;
+    let schema = format!("rapport_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).expect("connect");
+    Some(Guarded::new(store.clone(), DropSchema(store)))
 }
 
 mod conformance {
-    rapport_core::conformance_suite!(optional: super::TempPg::new);
+    rapport_core::conformance_suite!(optional: super::temp_pg);
 }
 
 #[test]
 fn a_tailing_reader_never_skips_or_repeats_under_concurrent_writers() {
-    let Some(store) = TempPg::new() else { return };
+    let Some(store) = temp_pg() else { return };
     let store = Arc::new(store);
     const WRITERS: u64 = 4;
     let per_writer: Vec<Vec<NewEvent>> = (0..WRITERS)
@@ -136,7 +106,7 @@ fn a_tailing_reader_never_skips_or_repeats_under_concurrent_writers() {
 
 #[test]
 fn hostile_ids_and_text_round_trip() {
-    let Some(store) = TempPg::new() else { return };
+    let Some(store) = temp_pg() else { return };
     let names =
         ["o'brien", "\"quoted\"", "back\\slash", "'; DROP TABLE rapport_events; --", "ünïcødé 😀", &"x".repeat(128)];
     for (i, name) in names.iter().enumerate() {
@@ -229,14 +199,14 @@ fn two_handles_share_one_log() {
 
 #[test]
 fn the_bulk_path_keeps_the_contract() {
-    let Some(store) = TempPg::new() else { return };
+    let Some(store) = temp_pg() else { return };
     let events: Vec<NewEvent> =
         generate(SynthConfig { accounts: 5, months: 12, seed: 3, ..Default::default() }).collect();
     let (a, b) = events.split_at(events.len() / 2);
-    let out = pollster::block_on(store.0.append_bulk(a.to_vec())).unwrap();
+    let out = pollster::block_on(store.store().append_bulk(a.to_vec())).unwrap();
     assert_eq!(out.appended.len(), a.len());
     // Idempotent: the same chunk again, plus the rest, appends only the rest.
-    let out = pollster::block_on(store.0.append_bulk(events.clone())).unwrap();
+    let out = pollster::block_on(store.store().append_bulk(events.clone())).unwrap();
     assert_eq!((out.appended.len(), out.duplicates.len()), (b.len(), a.len()));
     // Validated and atomic: a chunk with one bad event writes nothing.
     let mut bad = generate(SynthConfig { accounts: 1, months: 2, seed: 99, ..Default::default() })
@@ -250,7 +220,7 @@ fn the_bulk_path_keeps_the_contract() {
         Timestamp::from_unix_seconds(1_735_689_600),
         Event::EscalationResolved { escalation: rapport_core::EscalationKey::new("never").unwrap() },
     ));
-    assert!(matches!(pollster::block_on(store.0.append_bulk(bad)), Err(AppendError::Invalid(_))));
+    assert!(matches!(pollster::block_on(store.store().append_bulk(bad)), Err(AppendError::Invalid(_))));
     let log = rapport_core::testing::conformance::assert_log_invariants(&store);
     assert_eq!(log.len(), events.len());
 }

@@ -65,3 +65,69 @@ pub fn cases(default: u32) -> u32 {
     let multiplier = std::env::var("RAPPORT_SOAK").ok().and_then(|v| v.parse::<u32>().ok()).filter(|&m| m > 0);
     default.saturating_mul(multiplier.unwrap_or(1))
 }
+
+/// A store that keeps something alive (or cleans something up) for as long as it lives: a
+/// temporary directory, a database schema. It is the store for the conformance suite.
+#[derive(Debug)]
+pub struct Guarded<S, G> {
+    store: S,
+    _guard: G,
+}
+
+impl<S, G> Guarded<S, G> {
+    /// `store`, with `guard` dropped after it.
+    pub fn new(store: S, guard: G) -> Self {
+        Self { store, _guard: guard }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
+    fn append(
+        &self,
+        batch: Vec<crate::NewEvent>,
+        expected: crate::ExpectedVersion,
+    ) -> impl std::future::Future<Output = Result<crate::AppendOutcome, crate::AppendError>> + Send {
+        self.store.append(batch, expected)
+    }
+
+    fn append_bulk(
+        &self,
+        batch: Vec<crate::NewEvent>,
+    ) -> impl std::future::Future<Output = Result<crate::AppendOutcome, crate::AppendError>> + Send {
+        self.store.append_bulk(batch)
+    }
+
+    fn read_stream(
+        &self,
+        account: &crate::AccountId,
+        from: crate::StreamVersion,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::Envelope>, crate::ReadError>> + Send {
+        self.store.read_stream(account, from, limit)
+    }
+
+    fn read_all(
+        &self,
+        from: crate::Position,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::Envelope>, crate::ReadError>> + Send {
+        self.store.read_all(from, limit)
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&crate::AccountId>,
+        limit: usize,
+    ) -> impl std::future::Future<Output = Result<Vec<crate::AccountId>, crate::ReadError>> + Send {
+        self.store.accounts(after, limit)
+    }
+
+    fn head(&self) -> impl std::future::Future<Output = Result<crate::Position, crate::ReadError>> + Send {
+        self.store.head()
+    }
+}
