@@ -582,7 +582,7 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
         if at == bytes.len() {
             break;
         }
-        let (h, crc) = match FrameHeader::decode(&bytes[at..]) {
+        let (h, _) = match FrameHeader::decode(&bytes[at..]) {
             Ok(x) => x,
             Err(FrameHeaderError::Zero) => {
                 if bytes[at..].iter().all(|&b| b == 0) {
@@ -621,7 +621,7 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
             records.push(rec);
         }
         next += u64::from(h.count);
-        prev = Some(crc);
+        prev = Some(h.payload_crc);
         at = payload_start + h.payload_len as usize;
     }
     Ok(DecodedSegment { header, records, valid_len: at as u64 })
