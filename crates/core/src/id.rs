@@ -95,6 +95,39 @@ pub(crate) fn tail_word(rest: &[u8]) -> u64 {
     word ^ ((n as u64) << 59)
 }
 
+/// Shares one allocation among keys of the same text (account ids, commitment and escalation
+/// keys, survey keys), for parsers that read many events: fewer allocations, and equal keys
+/// then compare by pointer. It remembers at most [`Interner::KEYS_MAX`] texts, then starts over.
+///
+/// ```
+/// use rapport_core::{AccountId, Interner};
+/// let mut interner = Interner::default();
+/// let a = AccountId::new_in("acme", &mut interner)?;
+/// let b = AccountId::new_in("acme", &mut interner)?;
+/// assert_eq!(a, b);
+/// # Ok::<(), rapport_core::ParseIdError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Interner {
+    texts: crate::fast_hash::FastHashMap<u64, Arc<str>>,
+}
+
+impl Interner {
+    /// The most texts remembered at once.
+    pub const KEYS_MAX: usize = 1 << 16;
+
+    fn get(&self, hash: u64, s: &str) -> Option<Arc<str>> {
+        self.texts.get(&hash).filter(|t| &***t == s).cloned()
+    }
+
+    fn insert(&mut self, hash: u64, text: &Arc<str>) {
+        if self.texts.len() >= Self::KEYS_MAX {
+            self.texts.clear();
+        }
+        self.texts.insert(hash, Arc::clone(text));
+    }
+}
+
 macro_rules! key_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -116,6 +149,22 @@ macro_rules! key_type {
             pub fn new(s: &str) -> Result<Self, ParseIdError> {
                 check_key(s)?;
                 Ok(Self { hash: stable_hash(s), text: Arc::from(s) })
+            }
+
+            /// Like [`new`](Self::new), sharing the text with earlier keys of the same text
+            /// that went through `interner`.
+            ///
+            /// # Errors
+            /// [`ParseIdError`] when `s` is empty, too long or holds a control character.
+            pub fn new_in(s: &str, interner: &mut Interner) -> Result<Self, ParseIdError> {
+                let hash = stable_hash(s);
+                if let Some(text) = interner.get(hash, s) {
+                    return Ok(Self { hash, text });
+                }
+                check_key(s)?;
+                let text: Arc<str> = Arc::from(s);
+                interner.insert(hash, &text);
+                Ok(Self { hash, text })
             }
 
             /// The text of the id.

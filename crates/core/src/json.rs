@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::event::{
     AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX,
 };
-use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Interner, Position, StreamVersion, SurveyKey};
 use crate::timestamp::Timestamp;
 
 /// The longest JSON line accepted, in bytes. Generous: the longest valid event is about 25 KiB
@@ -83,48 +83,89 @@ impl ParseEventError {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct RawLine<'a> {
     #[serde(rename = "type", borrow)]
-    ty: Option<Cow<'a, str>>,
+    ty: Option<Text<'a>>,
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Text<'a>>,
     #[serde(borrow)]
-    account: Option<Cow<'a, str>>,
+    account: Option<Text<'a>>,
     #[serde(borrow)]
-    occurred_at: Option<Cow<'a, str>>,
+    occurred_at: Option<Text<'a>>,
     #[serde(borrow)]
-    recorded_at: Option<Cow<'a, str>>,
+    recorded_at: Option<Text<'a>>,
     stream_version: Option<u64>,
     position: Option<u64>,
     #[serde(borrow)]
-    commitment: Option<Cow<'a, str>>,
+    commitment: Option<Text<'a>>,
     #[serde(borrow)]
-    title: Option<Cow<'a, str>>,
+    title: Option<Text<'a>>,
     #[serde(borrow)]
-    due: Option<Cow<'a, str>>,
+    due: Option<Text<'a>>,
     weight: Option<f64>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Text<'a>>,
     accepted: Option<bool>,
     #[serde(borrow)]
-    escalation: Option<Cow<'a, str>>,
+    escalation: Option<Text<'a>>,
     #[serde(borrow)]
-    severity: Option<Cow<'a, str>>,
+    severity: Option<Text<'a>>,
     #[serde(borrow)]
-    summary: Option<Cow<'a, str>>,
+    summary: Option<Text<'a>>,
     #[serde(borrow)]
-    survey: Option<Cow<'a, str>>,
+    survey: Option<Text<'a>>,
     nps: Option<i64>,
     csat: Option<i64>,
     ces: Option<i64>,
     #[serde(borrow)]
-    comment: Option<Cow<'a, str>>,
+    comment: Option<Text<'a>>,
     #[serde(borrow)]
-    channel: Option<Cow<'a, str>>,
+    channel: Option<Text<'a>>,
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
+}
+
+/// A JSON string field that borrows from the line unless it holds escapes. (serde's own
+/// `Cow<str>` borrows only as a bare field, never inside an `Option`, so every field of every
+/// line would otherwise be a heap allocation.)
+#[derive(PartialEq)]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
+    }
 }
 
 type Parse<T> = Result<T, ParseEventError>;
@@ -136,6 +177,7 @@ fn invalid(field: &'static str, reason: impl ToString) -> ParseEventError {
 struct Fields<'r, 'a> {
     raw: &'r RawLine<'a>,
     kind: EventKind,
+    interner: std::cell::RefCell<Option<&'r mut Interner>>,
 }
 
 impl<'a> Fields<'_, 'a> {
@@ -143,7 +185,7 @@ impl<'a> Fields<'_, 'a> {
         v.as_ref().ok_or(ParseEventError::MissingField { field, kind: self.kind })
     }
 
-    fn text(&self, field: &'static str, v: &Option<Cow<'a, str>>) -> Parse<Option<String>> {
+    fn text(&self, field: &'static str, v: &Option<Text<'a>>) -> Parse<Option<String>> {
         match v {
             None => Ok(None),
             Some(s) if s.len() > TEXT_BYTES_MAX => {
@@ -153,16 +195,26 @@ impl<'a> Fields<'_, 'a> {
         }
     }
 
-    fn time(&self, field: &'static str, v: &Option<Cow<'a, str>>) -> Parse<Timestamp> {
+    fn time(&self, field: &'static str, v: &Option<Text<'a>>) -> Parse<Timestamp> {
         Timestamp::parse(self.req(field, v)?).map_err(|e| invalid(field, e))
     }
 
     fn commitment(&self) -> Parse<CommitmentKey> {
-        CommitmentKey::new(self.req("commitment", &self.raw.commitment)?).map_err(|e| invalid("commitment", e))
+        let s = self.req("commitment", &self.raw.commitment)?;
+        match self.interner.borrow_mut().as_deref_mut() {
+            Some(i) => CommitmentKey::new_in(s, i),
+            None => CommitmentKey::new(s),
+        }
+        .map_err(|e| invalid("commitment", e))
     }
 
     fn escalation(&self) -> Parse<EscalationKey> {
-        EscalationKey::new(self.req("escalation", &self.raw.escalation)?).map_err(|e| invalid("escalation", e))
+        let s = self.req("escalation", &self.raw.escalation)?;
+        match self.interner.borrow_mut().as_deref_mut() {
+            Some(i) => EscalationKey::new_in(s, i),
+            None => EscalationKey::new(s),
+        }
+        .map_err(|e| invalid("escalation", e))
     }
 
     /// Refuses every known field outside `allowed` that the line sets.
@@ -311,7 +363,12 @@ fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
         }
         EventKind::SurveyAnswered => {
             f.only(&["survey", "nps", "csat", "ces", "comment"])?;
-            let survey = SurveyKey::new(f.req("survey", &r.survey)?).map_err(|e| invalid("survey", e))?;
+            let text = f.req("survey", &r.survey)?;
+            let survey = match f.interner.borrow_mut().as_deref_mut() {
+                Some(i) => SurveyKey::new_in(text, i),
+                None => SurveyKey::new(text),
+            }
+            .map_err(|e| invalid("survey", e))?;
             let score = match (r.nps, r.csat, r.ces) {
                 (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
                 (None, Some(v), None) => (SurveyScore::Csat as fn(u8) -> SurveyScore, "csat", v),
@@ -356,15 +413,197 @@ fn parse_raw(line: &str) -> Parse<RawLine<'_>> {
     if line.len() > LINE_BYTES_MAX {
         return Err(ParseEventError::LineTooLong { len: line.len(), max: LINE_BYTES_MAX });
     }
+    if let Some(raw) = scan_compact(line) {
+        return Ok(raw);
+    }
     serde_json::from_str(line).map_err(|e| ParseEventError::Json { reason: e.to_string() })
 }
 
+/// Reads the shape the canonical form writes — one flat object, no whitespace, strings
+/// without escapes, plain numbers — without serde's general machinery (about twice as fast).
+/// Anything else returns `None` and goes to serde_json, which accepts it or says why not;
+/// so on every line where this returns `Some`, the result equals serde_json's (a property
+/// test and the `event_line` fuzz target check it).
+fn scan_compact(line: &str) -> Option<RawLine<'_>> {
+    let b = line.as_bytes();
+    let mut raw = RawLine::default();
+    let mut seen = 0u32;
+    if b.first() != Some(&b'{') || b.last() != Some(&b'}') || b.len() < 2 {
+        return None;
+    }
+    let mut i = 1;
+    if b.len() == 2 {
+        return Some(raw);
+    }
+    loop {
+        let (key, next) = scan_plain_string(line, i)?;
+        if b.get(next) != Some(&b':') {
+            return None;
+        }
+        i = next + 1;
+        let bit = match key {
+            "type" => 0,
+            "id" => 1,
+            "account" => 2,
+            "occurred_at" => 3,
+            "recorded_at" => 4,
+            "stream_version" => 5,
+            "position" => 6,
+            "commitment" => 7,
+            "title" => 8,
+            "due" => 9,
+            "weight" => 10,
+            "reason" => 11,
+            "accepted" => 12,
+            "escalation" => 13,
+            "severity" => 14,
+            "summary" => 15,
+            "survey" => 16,
+            "nps" => 17,
+            "csat" => 18,
+            "ces" => 19,
+            "comment" => 20,
+            "channel" => 21,
+            "kind" => 22,
+            _ => return None,
+        };
+        if seen & (1 << bit) != 0 {
+            return None;
+        }
+        seen |= 1 << bit;
+        let end = || b[i..].iter().position(|&c| c == b',' || c == b'}').map(|k| i + k);
+        match bit {
+            5 | 6 => {
+                let end = end()?;
+                let v = scan_integer(&b[i..end])?;
+                let v = u64::try_from(v).ok()?;
+                if bit == 5 {
+                    raw.stream_version = Some(v)
+                } else {
+                    raw.position = Some(v)
+                }
+                i = end;
+            }
+            10 => {
+                let end = end()?;
+                raw.weight = Some(scan_decimal(&line[i..end])?);
+                i = end;
+            }
+            12 => {
+                let end = end()?;
+                raw.accepted = Some(match &b[i..end] {
+                    b"true" => true,
+                    b"false" => false,
+                    _ => return None,
+                });
+                i = end;
+            }
+            17..=19 => {
+                let end = end()?;
+                let v = Some(scan_integer(&b[i..end])?);
+                match bit {
+                    17 => raw.nps = v,
+                    18 => raw.csat = v,
+                    _ => raw.ces = v,
+                }
+                i = end;
+            }
+            _ => {
+                let (value, next) = scan_plain_string(line, i)?;
+                let value = Some(Text(Cow::Borrowed(value)));
+                match bit {
+                    0 => raw.ty = value,
+                    1 => raw.id = value,
+                    2 => raw.account = value,
+                    3 => raw.occurred_at = value,
+                    4 => raw.recorded_at = value,
+                    7 => raw.commitment = value,
+                    8 => raw.title = value,
+                    9 => raw.due = value,
+                    11 => raw.reason = value,
+                    13 => raw.escalation = value,
+                    14 => raw.severity = value,
+                    15 => raw.summary = value,
+                    16 => raw.survey = value,
+                    20 => raw.comment = value,
+                    21 => raw.channel = value,
+                    _ => raw.kind = value,
+                }
+                i = next;
+            }
+        }
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i + 1 == b.len() => return Some(raw),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether the compact scanner, where it reads `line`, reads what serde_json reads. For the
+/// property tests and the fuzz target.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn compact_scan_agrees(line: &str) -> bool {
+    match scan_compact(line) {
+        None => true,
+        Some(fast) => serde_json::from_str::<RawLine<'_>>(line).is_ok_and(|slow| slow == fast),
+    }
+}
+
+/// A string starting at `line[at]` with no escapes or control characters: its contents and
+/// the index after its closing quote.
+fn scan_plain_string(line: &str, at: usize) -> Option<(&str, usize)> {
+    let b = line.as_bytes();
+    if b.get(at) != Some(&b'"') {
+        return None;
+    }
+    let len = b[at + 1..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let end = at + 1 + len;
+    // `end` is at an ASCII byte, so both ends are character boundaries.
+    (b[end] == b'"').then(|| (&line[at + 1..end], end + 1))
+}
+
+/// A JSON integer of at most 18 digits, without a leading zero (JSON forbids it).
+fn scan_integer(b: &[u8]) -> Option<i64> {
+    let (negative, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    // serde_json reads `-0` as a float, so it is left to serde_json.
+    if digits.is_empty() || digits.len() > 18 || (digits[0] == b'0' && (digits.len() > 1 || negative)) {
+        return None;
+    }
+    let v = digits.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))?;
+    Some(if negative { -v } else { v })
+}
+
+/// A JSON number with an optional fraction and no exponent (`1`, `-2.5`), as the nearest
+/// `f64`: what serde_json gives with `float_roundtrip`.
+fn scan_decimal(s: &str) -> Option<f64> {
+    let (whole, frac) = match s.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (s, None),
+    };
+    scan_integer(whole.as_bytes())?;
+    if let Some(f) = frac
+        && (f.is_empty() || !f.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// Builds the event and envelope fields shared by both forms; `id` is `None` when absent.
-fn build_new(raw: &RawLine<'_>) -> Parse<(Option<EventId>, NewEvent)> {
+fn build_new(raw: &RawLine<'_>, mut interner: Option<&mut Interner>) -> Parse<(Option<EventId>, NewEvent)> {
     let tag = raw.ty.as_deref().ok_or(ParseEventError::Json { reason: "missing field `type`".into() })?;
     let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
-    let f = Fields { raw, kind };
-    let account = AccountId::new(f.req("account", &raw.account)?).map_err(|e| invalid("account", e))?;
+    let text = raw.account.as_deref().ok_or(ParseEventError::MissingField { field: "account", kind })?;
+    let account = match interner.as_deref_mut() {
+        Some(i) => AccountId::new_in(text, i),
+        None => AccountId::new(text),
+    }
+    .map_err(|e| invalid("account", e))?;
+    let f = Fields { raw, kind, interner: std::cell::RefCell::new(interner) };
     let occurred_at = f.time("occurred_at", &raw.occurred_at)?;
     let id = match &raw.id {
         None => None,
@@ -396,6 +635,19 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        Self::parse_line(line, None)
+    }
+
+    /// Like [`from_json_line`](Self::from_json_line), sharing key texts through `interner`:
+    /// for parsing many lines (an import), where most lines repeat an account.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    pub fn from_json_line_in(line: &str, interner: &mut Interner) -> Result<Self, ParseEventError> {
+        Self::parse_line(line, Some(interner))
+    }
+
+    fn parse_line(line: &str, interner: Option<&mut Interner>) -> Result<Self, ParseEventError> {
         let raw = parse_raw(line)?;
         for (field, set) in [
             ("recorded_at", raw.recorded_at.is_some()),
@@ -406,7 +658,7 @@ impl NewEvent {
                 return Err(invalid(field, "is assigned by the store and cannot be submitted"));
             }
         }
-        let (id, mut new) = build_new(&raw)?;
+        let (id, mut new) = build_new(&raw, interner)?;
         new.id = match id {
             Some(id) => id,
             None => EventId::derive(&new.canonical_content()),
@@ -434,7 +686,7 @@ impl Envelope {
     /// [`ParseEventError`] naming the field at fault.
     pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
         let raw = parse_raw(line)?;
-        let (id, mut new) = build_new(&raw)?;
+        let (id, mut new) = build_new(&raw, None)?;
         let kind = new.event.kind();
         let missing = |field| ParseEventError::MissingField { field, kind };
         new.id = id.ok_or(missing("id"))?;
@@ -662,5 +914,72 @@ mod tests {
         assert!(matches!(err("not json"), ParseEventError::Json { .. }));
         assert!(matches!(err("[1,2]"), ParseEventError::Json { .. }));
         assert!(matches!(err(&" ".repeat(LINE_BYTES_MAX + 1)), ParseEventError::LineTooLong { .. }));
+    }
+
+    #[test]
+    fn the_compact_scanner_reads_what_serde_reads() {
+        let base = r#""account":"acme","occurred_at":"2025-02-03T10:00:00Z""#;
+        for line in [
+            "{}".to_string(),
+            format!(r#"{{"type":"touchpoint",{base},"channel":"call"}}"#),
+            format!(r#"{{"type":"touchpoint",{base},"channel":"call","channel":"call"}}"#),
+            format!(r#"{{"type":"touchpoint",{base},"channel":"c\u0061ll"}}"#),
+            format!(r#"{{ "type":"touchpoint",{base},"channel":"call"}}"#),
+            format!(r#"{{"type":"touchpoint",{base},"channel":null}}"#),
+            format!(r#"{{"type":"touchpoint",{base},"extra":1}}"#),
+            format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":-0}}"#),
+            format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":07}}"#),
+            format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":7.0}}"#),
+            format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":7}} "#),
+            format!(r#"{{"type":"commitment_made",{base},"weight":1.}}"#),
+            format!(r#"{{"type":"commitment_made",{base},"weight":-0.25}}"#),
+            format!(r#"{{"type":"commitment_made",{base},"weight":0.1000000000000000055511151231257827}}"#),
+            format!(r#"{{"type":"commitment_made",{base},"weight":1e3}}"#),
+            format!(r#"{{"type":"commitment_delivered",{base},"accepted":tru}}"#),
+            format!(r#"{{"type":"commitment_delivered",{base},"accepted":false}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base},"summary":"a,b}}c \"q\" é"}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base},"summary":"tab	here"}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base},"position":18446744073709551615}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base},"position":-1}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base},}}"#),
+            format!(r#"{{"type":"issue_disclosed",{base}}}}}"#),
+            r#"{"type""#.to_string(),
+            r#"{"type":}"#.to_string(),
+            r#"{,}"#.to_string(),
+        ] {
+            assert!(compact_scan_agrees(&line), "{line}");
+        }
+        // The common shapes do take the fast path.
+        let canonical = format!(
+            r#"{{"type":"commitment_made",{base},"commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":1.5}}"#
+        );
+        assert!(scan_compact(&canonical).is_some());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(crate::testing::cases(64)))]
+
+        #[test]
+        fn compact_scanner_agrees_on_canonical_and_mutated_lines(
+            events in crate::testing::strategies::arb_account_history(),
+            edits in proptest::collection::vec((0usize..4096, 0u8..128), 0..4),
+        ) {
+            for e in &events {
+                let line = e.to_json_line();
+                if !line.contains('\\') {
+                    proptest::prop_assert!(scan_compact(&line).is_some(), "{}", line);
+                }
+                proptest::prop_assert!(compact_scan_agrees(&line), "{}", line);
+                proptest::prop_assert_eq!(&NewEvent::from_json_line(&line).unwrap(), e);
+                let mut bytes = line.clone().into_bytes();
+                for &(at, byte) in &edits {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+                if let Ok(mutated) = std::str::from_utf8(&bytes) {
+                    proptest::prop_assert!(compact_scan_agrees(mutated), "{}", mutated);
+                }
+            }
+        }
     }
 }

@@ -54,11 +54,12 @@ pub mod testing;
 
 pub use event::{AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX};
 pub use id::{
-    AccountId, CommitmentKey, EscalationKey, EventId, KEY_BYTES_MAX, ParseIdError, Position, StreamVersion, SurveyKey,
+    AccountId, CommitmentKey, EscalationKey, EventId, Interner, KEY_BYTES_MAX, ParseIdError, Position, StreamVersion,
+    SurveyKey,
 };
 pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
-pub use log_state::{LogState, PreparedAppend};
+pub use log_state::{Admitted, LogState, PreparedAppend};
 pub use memory::MemoryStore;
 pub use projection::{AsOf, Projection};
 pub use store::{

@@ -97,6 +97,9 @@ impl Timestamp {
     /// [`ParseTimestampError`] when `s` is not RFC 3339, not a real instant, or outside the
     /// years 1900–2199.
     pub fn parse(s: &str) -> Result<Self, ParseTimestampError> {
+        if let Some(ts) = parse_canonical_utc(s.as_bytes()) {
+            return Ok(ts);
+        }
         let dt =
             OffsetDateTime::parse(s, &Rfc3339).map_err(|e| ParseTimestampError::Syntax { reason: e.to_string() })?;
         let ts = i64::try_from(dt.unix_timestamp_nanos())
@@ -113,6 +116,43 @@ impl Timestamp {
         // Every i64 nanosecond count lies within time's supported years (±9999).
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
+}
+
+/// The common shape `YYYY-MM-DDTHH:MM:SSZ` (what the canonical form writes for whole seconds),
+/// without the general parser. `None` for anything else, including a leap second or a date
+/// outside 1900–2199, which the general parser then accepts or refuses with its reason.
+fn parse_canonical_utc(b: &[u8]) -> Option<Timestamp> {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |at: usize, len: usize| -> Option<i64> {
+        b[at..at + len].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1900..=2199).contains(&year) || !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March so the
+    // leap day falls at the end of the year).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(Timestamp(secs * NANOS_PER_SECOND))
 }
 
 impl From<OffsetDateTime> for Timestamp {
@@ -182,6 +222,45 @@ mod tests {
         assert!(Timestamp::parse("2199-12-31T23:59:59Z").is_ok());
         assert!(Timestamp::parse("2200-01-01T00:00:00Z").is_err());
         assert!(Timestamp::parse("1900-01-01T00:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        // Every day of 1900–2199 at a few times, and the shapes the fast path must leave alone.
+        let general = |s: &str| -> Option<Timestamp> {
+            let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+            Some(Timestamp(i64::try_from(dt.unix_timestamp_nanos()).ok()?)).filter(|t| t.in_range())
+        };
+        let mut t = Timestamp::MIN;
+        let mut k = 0i64;
+        while t <= Timestamp::MAX {
+            let s = t.add_nanos((k % 86_400) * NANOS_PER_SECOND).to_string();
+            assert_eq!(parse_canonical_utc(s.as_bytes()), general(&s), "{s}");
+            assert!(parse_canonical_utc(s.as_bytes()).is_some(), "{s}");
+            t = t.add_nanos(NANOS_PER_DAY);
+            k += 7_919;
+        }
+        for s in [
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2025-13-01T00:00:00Z",
+            "2025-00-01T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-04-30T24:00:00Z",
+            "2025-04-30T23:60:00Z",
+            "2016-12-31T23:59:60Z",
+            "1899-12-31T23:59:59Z",
+            "2200-01-01T00:00:00Z",
+            "2025-4-30T23:00:00Z ",
+            "2025-04-30t23:00:00Z",
+            "+025-04-30T23:00:00Z",
+        ] {
+            let fast = parse_canonical_utc(s.as_bytes());
+            assert!(fast.is_none() || fast == general(s), "{s}: {fast:?} vs {:?}", general(s));
+            assert_eq!(Timestamp::parse(s).ok(), general(s), "{s}");
+        }
     }
 
     #[test]

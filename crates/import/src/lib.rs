@@ -41,7 +41,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rapport_core::{
-    AccountId, AppendError, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent, Position, ReadError, Store,
+    AccountId, AppendError, AppendOutcome, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent, Position,
+    ReadError, Store,
 };
 use thiserror::Error;
 
@@ -166,6 +167,10 @@ pub enum ImportError {
     /// Writing the rejects file failed.
     #[error("writing rejects: {0}")]
     Rejects(io::Error),
+    /// Internal: the validation pass stopped, so the parsing thread stops too. Never returned.
+    #[doc(hidden)]
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Where an import is, for progress bars.
@@ -201,9 +206,13 @@ pub fn import<S: Store>(
 /// Imports from a reader that `open` can produce once or twice (a file can be reopened; a
 /// one-shot source such as stdin fits only if it stays within `buffer_events_max`).
 ///
+/// Lines are parsed on a second thread while this one validates them; the append pass keeps
+/// two batches in flight, so a store that writes on its own thread (the file store) encodes
+/// one while it syncs the other.
+///
 /// # Errors
 /// [`ImportError`].
-pub fn import_reader<S: Store, R: Read>(
+pub fn import_reader<S: Store, R: Read + Send>(
     ledger: &Ledger<S>,
     source_name: &str,
     mut open: impl FnMut() -> io::Result<R>,
@@ -213,146 +222,317 @@ pub fn import_reader<S: Store, R: Read>(
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
+    let read_err = |source| ImportError::Read { source_name: source_name.to_owned(), source };
     let mut report = ImportReport { source: source_name.to_owned(), ..Default::default() };
 
-    // Pass 1: parse and validate against a shadow of the affected streams. In atomic mode
-    // lines are validated in chunks (one shadow `prepare` per chunk); a refused chunk is
-    // re-checked line by line to name the first bad line. With `skip_invalid`, line by line.
+    // Pass 1: parse (on a second thread) and validate against a shadow of the affected
+    // streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
+    // refused chunk is re-checked line by line to name the first bad line. With
+    // `skip_invalid`, line by line.
     let mut shadow = Shadow::default();
     let mut rejected_lines: HashSet<u64> = HashSet::new();
-    let mut buffer: Option<Vec<(u64, NewEvent)>> = Some(Vec::new());
-    let chunk_max = if options.skip_invalid { 1 } else { 1_024 };
-    let mut chunk: Vec<(u64, NewEvent)> = Vec::with_capacity(chunk_max);
-    let keep = |events: Vec<(u64, NewEvent)>, buffer: &mut Option<Vec<(u64, NewEvent)>>| {
-        if let Some(buf) = buffer {
-            if buf.len() + events.len() <= options.buffer_events_max {
-                buf.extend(events);
-            } else {
-                *buffer = None;
-            }
-        }
-    };
-    let read_err = |source| ImportError::Read { source_name: source_name.to_owned(), source };
-    let mut check_chunk = |chunk: &mut Vec<(u64, NewEvent)>,
-                           shadow: &mut Shadow,
-                           buffer: &mut Option<Vec<(u64, NewEvent)>>,
-                           report: &mut ImportReport,
-                           rejects: &mut Option<&mut dyn Write>|
-     -> Result<(), ImportError> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let events = std::mem::take(chunk);
-        if chunk_max > 1 {
-            match shadow.admit(ledger, events.iter().map(|(_, e)| e)) {
-                Ok(()) => {
-                    keep(events, buffer);
-                    return Ok(());
-                }
-                Err(Err(e)) => return Err(read_err(e)),
-                Err(Ok(_)) => {}
-            }
-        }
-        // One by one, to name (or reject) exactly the bad lines.
-        let mut kept = Vec::with_capacity(events.len());
-        for (line, e) in events {
-            match shadow.admit(ledger, std::iter::once(&e)) {
-                Ok(()) => kept.push((line, e)),
-                Err(Err(fatal)) => return Err(read_err(fatal)),
-                Err(Ok(reason)) if options.skip_invalid => {
-                    reject(rejects, source_name, line, &reason)?;
-                    rejected_lines.insert(line);
-                    report.rejected += 1;
-                }
-                Err(Ok(reason)) => {
-                    return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
-                }
-            }
-        }
-        keep(kept, buffer);
-        Ok(())
-    };
+    let mut buffer = Some(Buffered::default());
     let reader = open().map_err(io_err)?;
-    for_each_event(source_name, reader, options.format, progress, &mut |line, parsed| {
-        match parsed {
-            Ok(e) => {
-                report.events += 1;
-                chunk.push((line, e));
-                if chunk.len() >= chunk_max {
-                    check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
-                }
-                Ok(())
-            }
-            Err(reason) => {
-                // Lines before this one are checked first, so errors come out in line order.
-                check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
-                if options.skip_invalid {
-                    reject(&mut rejects, source_name, line, &reason)?;
-                    report.rejected += 1;
+    std::thread::scope(|scope| -> Result<(), ImportError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Parsed, ImportError>>(PARSED_IN_FLIGHT);
+        let format = options.format;
+        scope.spawn(move || {
+            let mut chunk = Parsed::default();
+            let bytes = std::cell::Cell::new(0u64);
+            let result = for_each_event(
+                source_name,
+                reader,
+                format,
+                &mut |p| {
+                    if let Progress::Validating { bytes: b } = p {
+                        bytes.set(b);
+                    }
+                },
+                &mut |line, parsed| {
+                    chunk.lines.push((line, parsed));
+                    if chunk.lines.len() >= PARSE_CHUNK {
+                        chunk.bytes = bytes.get();
+                        // A closed channel means pass 1 stopped early; stop reading.
+                        tx.send(Ok(std::mem::take(&mut chunk))).map_err(|_| ImportError::Cancelled)?;
+                    }
                     Ok(())
-                } else {
-                    Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason })
+                },
+            );
+            chunk.bytes = bytes.get();
+            let _ = match result {
+                Ok(()) => tx.send(Ok(chunk)),
+                Err(ImportError::Cancelled) => Ok(()),
+                Err(e) => tx.send(Err(e)),
+            };
+        });
+        let mut pending = Lines::with_capacity(CHECK_CHUNK);
+        for parsed in rx {
+            let parsed = parsed?;
+            for (line, parsed) in parsed.lines {
+                match parsed {
+                    Ok(e) => {
+                        report.events += 1;
+                        pending.lines.push(line);
+                        pending.events.push(e);
+                        if pending.events.len() >= CHECK_CHUNK || options.skip_invalid {
+                            let events = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
+                            check(ledger, &mut shadow, events, options, &mut buffer, |line, reason| {
+                                refuse(
+                                    source_name,
+                                    options,
+                                    &mut rejects,
+                                    &mut rejected_lines,
+                                    &mut report,
+                                    line,
+                                    reason,
+                                )
+                            })
+                            .map_err(|e| e.map_read(read_err))?;
+                        }
+                    }
+                    Err(reason) => {
+                        // Lines before this one are checked first, so errors come out in line order.
+                        let events = std::mem::take(&mut pending);
+                        check(ledger, &mut shadow, events, options, &mut buffer, |line, reason| {
+                            refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)
+                        })
+                        .map_err(|e| e.map_read(read_err))?;
+                        refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)?;
+                    }
                 }
             }
+            progress(Progress::Validating { bytes: parsed.bytes });
         }
+        check(ledger, &mut shadow, pending, options, &mut buffer, |line, reason| {
+            refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)
+        })
+        .map_err(|e| e.map_read(read_err))
     })?;
-    check_chunk(&mut chunk, &mut shadow, &mut buffer, &mut report, &mut rejects)?;
-    let rejected_lines = std::mem::take(&mut rejected_lines);
     drop(shadow);
 
-    // Pass 2: append in batches, from the buffer or by reading the input again.
-    let mut batch: Vec<NewEvent> = Vec::with_capacity(options.batch_events.max(1));
-    let mut batch_line = 0u64;
-    let mut appended_events = 0u64;
-    let mut flush = |batch: &mut Vec<NewEvent>,
-                     first_line: u64,
-                     report: &mut ImportReport|
-     -> Result<(), ImportError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let out = pollster::block_on(ledger.append(std::mem::take(batch), ExpectedVersion::Any))
-            .map_err(|source| ImportError::Append { source_name: source_name.to_owned(), line: first_line, source })?;
+    // Pass 2: append in batches, from the buffer or by reading the input again, with two
+    // batches in flight: the next one is handed to the store before the previous one is
+    // awaited. (A store whose futures start only when polled runs them one after the other.)
+    let mut appender = Appender { ledger, source_name, options, in_flight: None, batch: Vec::new(), first_line: 0 };
+    let mut done = 0u64;
+    let mut on_outcome = |report: &mut ImportReport, out: AppendOutcome| {
         report.appended += out.appended.len() as u64;
         report.duplicates += out.duplicates.len() as u64;
-        appended_events += (out.appended.len() + out.duplicates.len()) as u64;
-        progress(Progress::Appending { events: appended_events });
-        Ok(())
-    };
-    let mut push = |line: u64, e: NewEvent, batch: &mut Vec<NewEvent>, report: &mut ImportReport| {
-        if batch.is_empty() {
-            batch_line = line;
-        }
-        batch.push(e);
-        if batch.len() >= options.batch_events.max(1) { flush(batch, batch_line, report) } else { Ok(()) }
+        done += (out.appended.len() + out.duplicates.len()) as u64;
+        progress(Progress::Appending { events: done });
     };
     match buffer {
-        Some(events) => {
-            for (line, e) in events {
-                push(line, e, &mut batch, &mut report)?;
+        Some(buffered) => {
+            for chunk in buffered.chunks {
+                for (line, e) in chunk.lines.into_iter().zip(chunk.events) {
+                    appender.push(line, e, &mut report, &mut on_outcome)?;
+                }
             }
         }
         None => {
             let reader = open().map_err(io_err)?;
             let mut ignore = |_: Progress| {};
             for_each_event(source_name, reader, options.format, &mut ignore, &mut |line, parsed| match parsed {
-                Ok(e) if !rejected_lines.contains(&line) => push(line, e, &mut batch, &mut report),
+                Ok(e) if !rejected_lines.contains(&line) => appender.push(line, e, &mut report, &mut on_outcome),
                 _ => Ok(()),
             })?;
         }
     }
-    let last_line = batch_line;
-    flush(&mut batch, last_line, &mut report)?;
+    appender.finish(&mut report, &mut on_outcome)?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-fn reject(rejects: &mut Option<&mut dyn Write>, source_name: &str, line: u64, reason: &str) -> Result<(), ImportError> {
+/// Lines per message from the parsing thread.
+const PARSE_CHUNK: usize = 1_024;
+/// Messages the parsing thread may run ahead by.
+const PARSED_IN_FLIGHT: usize = 8;
+/// Events per shadow validation in atomic mode.
+const CHECK_CHUNK: usize = 1_024;
+
+/// A run of parsed lines, with the input bytes read up to its end.
+#[derive(Default)]
+struct Parsed {
+    lines: Vec<(u64, Result<NewEvent, String>)>,
+    bytes: u64,
+}
+
+/// Events with their line numbers.
+#[derive(Default)]
+struct Lines {
+    lines: Vec<u64>,
+    events: Vec<NewEvent>,
+}
+
+impl Lines {
+    fn with_capacity(n: usize) -> Self {
+        Self { lines: Vec::with_capacity(n), events: Vec::with_capacity(n) }
+    }
+}
+
+/// Validated events kept for the append pass, in chunks (no large reallocation).
+#[derive(Default)]
+struct Buffered {
+    chunks: Vec<Lines>,
+    len: usize,
+}
+
+/// Why a validation chunk stopped the import.
+enum CheckError {
+    Refused(ImportError),
+    Read(ReadError),
+}
+
+impl CheckError {
+    fn map_read(self, f: impl FnOnce(ReadError) -> ImportError) -> ImportError {
+        match self {
+            CheckError::Refused(e) => e,
+            CheckError::Read(e) => f(e),
+        }
+    }
+}
+
+impl From<ImportError> for CheckError {
+    fn from(e: ImportError) -> Self {
+        CheckError::Refused(e)
+    }
+}
+
+/// Validates `events` against the shadow and keeps the valid ones; `refuse(line, reason)`
+/// fails the import or records a rejection.
+fn check<S: Store>(
+    ledger: &Ledger<S>,
+    shadow: &mut Shadow,
+    events: Lines,
+    options: &ImportOptions,
+    buffer: &mut Option<Buffered>,
+    mut refuse: impl FnMut(u64, String) -> Result<(), ImportError>,
+) -> Result<(), CheckError> {
+    if events.events.is_empty() {
+        return Ok(());
+    }
+    let keep = |events: Lines, buffer: &mut Option<Buffered>| {
+        if let Some(buf) = buffer {
+            if buf.len + events.events.len() <= options.buffer_events_max {
+                buf.len += events.events.len();
+                buf.chunks.push(events);
+            } else {
+                *buffer = None;
+            }
+        }
+    };
+    if events.events.len() > 1 {
+        match shadow.admit(ledger, &events.events) {
+            Ok(()) => {
+                keep(events, buffer);
+                return Ok(());
+            }
+            Err(Err(e)) => return Err(CheckError::Read(e)),
+            Err(Ok(_)) => {}
+        }
+    }
+    // One by one, to name (or reject) exactly the bad lines.
+    let mut kept = Lines::with_capacity(events.events.len());
+    for (line, e) in events.lines.into_iter().zip(events.events) {
+        let one = [e];
+        match shadow.admit(ledger, &one) {
+            Ok(()) => {
+                kept.lines.push(line);
+                kept.events.extend(one);
+            }
+            Err(Err(fatal)) => return Err(CheckError::Read(fatal)),
+            Err(Ok(reason)) => refuse(line, reason)?,
+        }
+    }
+    keep(kept, buffer);
+    Ok(())
+}
+
+/// Fails the import on an invalid line, or with `skip_invalid` records it as rejected.
+fn refuse(
+    source_name: &str,
+    options: &ImportOptions,
+    rejects: &mut Option<&mut dyn Write>,
+    rejected_lines: &mut HashSet<u64>,
+    report: &mut ImportReport,
+    line: u64,
+    reason: String,
+) -> Result<(), ImportError> {
+    if !options.skip_invalid {
+        return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
+    }
     if let Some(w) = rejects.as_deref_mut() {
         let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
         writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
     }
+    rejected_lines.insert(line);
+    report.rejected += 1;
     Ok(())
+}
+
+type InFlight<'l> = (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, u64);
+
+/// The append pass: batches of `batch_events`, two in flight.
+struct Appender<'l, S: Store> {
+    ledger: &'l Ledger<S>,
+    source_name: &'l str,
+    options: &'l ImportOptions,
+    in_flight: Option<InFlight<'l>>,
+    batch: Vec<NewEvent>,
+    first_line: u64,
+}
+
+impl<'l, S: Store> Appender<'l, S> {
+    fn push(
+        &mut self,
+        line: u64,
+        e: NewEvent,
+        report: &mut ImportReport,
+        on_outcome: &mut impl FnMut(&mut ImportReport, AppendOutcome),
+    ) -> Result<(), ImportError> {
+        if self.batch.is_empty() {
+            self.first_line = line;
+            self.batch.reserve(self.options.batch_events.max(1));
+        }
+        self.batch.push(e);
+        if self.batch.len() >= self.options.batch_events.max(1) { self.submit(report, on_outcome) } else { Ok(()) }
+    }
+
+    /// Hands the current batch to the store, then waits for the one before it.
+    fn submit(
+        &mut self,
+        report: &mut ImportReport,
+        on_outcome: &mut impl FnMut(&mut ImportReport, AppendOutcome),
+    ) -> Result<(), ImportError> {
+        let next = if self.batch.is_empty() {
+            None
+        } else {
+            let batch = std::mem::take(&mut self.batch);
+            Some((
+                Box::pin(self.ledger.append_bulk(batch)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
+                self.first_line,
+            ))
+        };
+        let previous = std::mem::replace(&mut self.in_flight, next);
+        if let Some((future, line)) = previous {
+            let out = pollster::block_on(future).map_err(|source| ImportError::Append {
+                source_name: self.source_name.to_owned(),
+                line,
+                source,
+            })?;
+            on_outcome(report, out);
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        report: &mut ImportReport,
+        on_outcome: &mut impl FnMut(&mut ImportReport, AppendOutcome),
+    ) -> Result<(), ImportError> {
+        self.submit(report, on_outcome)?;
+        self.submit(report, on_outcome)
+    }
 }
 
 /// The validation state of the streams an import touches, seeded from the store.
@@ -366,12 +546,8 @@ struct Shadow {
 impl Shadow {
     /// Checks `events` as one batch and records them; on refusal nothing is recorded.
     /// `Err(Ok(reason))` refuses (the reason names the first bad event); `Err(Err(_))` is fatal.
-    fn admit<'e, S: Store>(
-        &mut self,
-        ledger: &Ledger<S>,
-        events: impl Iterator<Item = &'e NewEvent> + Clone,
-    ) -> Result<(), Result<String, ReadError>> {
-        for e in events.clone() {
+    fn admit<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), Result<String, ReadError>> {
+        for e in batch {
             if self.loaded.contains(&e.account) {
                 continue;
             }
@@ -386,15 +562,14 @@ impl Shadow {
                 let _ = self.state.replay(&s, p);
             }
         }
-        let batch: Vec<NewEvent> = events.cloned().collect();
         let next = Position(self.fingerprints.len() as u64 + 1);
         let known = &self.fingerprints;
-        match self.state.prepare(batch, ExpectedVersion::Any, next, |p, x| {
+        match self.state.admit(batch, ExpectedVersion::Any, next, |p, x| {
             known.get((p.0 - 1) as usize).copied() == Some(x.fingerprint())
         }) {
-            Ok(prepared) => {
+            Ok(admitted) => {
                 // The new events take the next shadow positions, in batch order.
-                self.fingerprints.extend(prepared.events.iter().map(|(e, _)| e.fingerprint()));
+                self.fingerprints.extend(admitted.fresh.iter().map(|&k| batch[k].fingerprint()));
                 Ok(())
             }
             Err(AppendError::Invalid(v)) => Err(Ok(format!("{}: {v}", v.field()))),
@@ -419,6 +594,7 @@ fn for_each_event<R: Read>(
     match format {
         Format::Jsonl => {
             let mut r = BufReader::with_capacity(1 << 20, reader);
+            let mut interner = rapport_core::Interner::default();
             let mut buf = Vec::with_capacity(1024);
             let mut line = 0u64;
             let mut bytes = 0u64;
@@ -447,7 +623,7 @@ fn for_each_event<R: Read>(
                 if text.is_empty() {
                     continue;
                 }
-                f(line, NewEvent::from_json_line(text).map_err(|e| e.to_string()))?;
+                f(line, NewEvent::from_json_line_in(text, &mut interner).map_err(|e| e.to_string()))?;
             }
             progress(Progress::Validating { bytes });
         }

@@ -7,6 +7,13 @@ pub mod strategies;
 
 pub use crate::synth::{SynthConfig, generate};
 
+/// Whether the JSON line parser's fast path for the compact canonical shape, where it reads
+/// `line`, reads exactly what serde_json reads (for fuzzing; the fast path must never change
+/// what a line means).
+pub fn compact_scan_agrees(line: &str) -> bool {
+    crate::json::compact_scan_agrees(line)
+}
+
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`.
 ///
 /// ```text
