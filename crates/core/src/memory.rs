@@ -172,4 +172,9 @@ impl Store for MemoryStore {
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         ready(Ok(Position(self.read().log.len() as u64)))
     }
+
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let inner = self.read();
+        ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.streams.contains_key(a)).collect()))
+    }
 }

@@ -154,6 +154,11 @@ pub enum ReadError {
 /// future from its own thread (the file store's group-commit writer) or from a database client.
 /// Every store must pass the conformance suite in `rapport_core::testing` (feature `testing`).
 ///
+/// Appends whose futures are created one after another on one handle apply in that order,
+/// even if the first is awaited only after the second is created: a store either decides an
+/// append when its future is created (the file store, the memory store) or orders them itself
+/// (PostgreSQL). An importer relies on this to keep two batches in flight.
+///
 /// Reads are paged: each call returns at most `limit` items (clamped to [`READ_LIMIT_MAX`]), and
 /// an empty page means the end.
 pub trait Store: Send + Sync {
@@ -199,6 +204,20 @@ pub trait Store: Send + Sync {
 
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
+
+    /// Whether each of `accounts` has events, in order: so an importer loads only the streams
+    /// that exist, in one call. By default one [`read_stream`](Self::read_stream) of one event
+    /// per account; a database store answers with one query. At most [`READ_LIMIT_MAX`]
+    /// accounts per call.
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(accounts.len());
+            for account in accounts.iter().take(READ_LIMIT_MAX) {
+                out.push(!self.read_stream(account, StreamVersion::FIRST, 1).await?.is_empty());
+            }
+            Ok(out)
+        }
+    }
 }
 
 /// A shared store is a store.
@@ -239,6 +258,10 @@ impl<S: Store> Store for Arc<S> {
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         (**self).head()
     }
+
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        (**self).accounts_exist(accounts)
+    }
 }
 
 /// A borrowed store is a store.
@@ -278,5 +301,9 @@ impl<S: Store> Store for &S {
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         (**self).head()
+    }
+
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        (**self).accounts_exist(accounts)
     }
 }

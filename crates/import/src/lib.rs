@@ -547,13 +547,23 @@ impl Shadow {
     /// Checks `events` as one batch and records them; on refusal nothing is recorded.
     /// `Err(Ok(reason))` refuses (the reason names the first bad event); `Err(Err(_))` is fatal.
     fn admit<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), Result<String, ReadError>> {
+        // Streams first seen in this batch: one question to the store for which exist, then
+        // only those are read (a backfill into a new store reads none).
+        let mut new_accounts: Vec<AccountId> = Vec::new();
         for e in batch {
-            if self.loaded.contains(&e.account) {
-                continue;
+            if !self.loaded.contains(&e.account) {
+                self.loaded.insert(e.account.clone());
+                new_accounts.push(e.account.clone());
             }
-            self.loaded.insert(e.account.clone());
+        }
+        let mut existing = Vec::new();
+        for chunk in new_accounts.chunks(rapport_core::READ_LIMIT_MAX) {
+            let exist = pollster::block_on(ledger.store().accounts_exist(chunk)).map_err(Err)?;
+            existing.extend(chunk.iter().zip(exist).filter(|(_, e)| *e).map(|(a, _)| a.clone()));
+        }
+        for account in existing {
             let mut stored = Vec::new();
-            pollster::block_on(ledger.for_each_in_stream(&e.account, |env| stored.push(env.to_new_event())))
+            pollster::block_on(ledger.for_each_in_stream(&account, |env| stored.push(env.to_new_event())))
                 .map_err(Err)?;
             for s in stored {
                 let p = Position(self.fingerprints.len() as u64 + 1);

@@ -1014,6 +1014,19 @@ impl Store for FileStore {
         std::future::ready(self.accounts_now(after, limit))
     }
 
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let result = self.check_poison("accounts_exist").map_err(ReadError::from).map(|()| {
+            let committed = self.shared.committed.load(Ordering::Acquire);
+            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+            accounts
+                .iter()
+                .take(READ_LIMIT_MAX)
+                .map(|a| index.streams.get(a).and_then(|s| s.first()).is_some_and(|&p| p <= committed))
+                .collect()
+        });
+        std::future::ready(result)
+    }
+
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         std::future::ready(
             self.check_poison("head")

@@ -111,6 +111,46 @@ struct Inner {
     target: String,
     schema: Option<String>,
     lock_key: i64,
+    /// The signals of the latest append submitted on this handle (see [`Turn`]).
+    last_turn: std::sync::Mutex<Option<TurnSignals>>,
+}
+
+/// What the append before this one signals: it has its connection, and it holds the append
+/// lock. An append submitted on a handle waits for the first before taking a connection and
+/// for the second before asking for the lock, so appends from one handle take the lock in the
+/// order they were submitted (an importer keeps two batches in flight; the second must not
+/// overtake the first). A dropped sender (an append that failed or finished) releases the
+/// waiter too. No append waits while holding a connection its predecessor needs.
+struct TurnSignals {
+    connected: tokio::sync::oneshot::Receiver<()>,
+    locked: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// One append's place in its handle's order.
+struct Turn {
+    previous: Option<TurnSignals>,
+    connected: Option<tokio::sync::oneshot::Sender<()>>,
+    locked: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Turn {
+    async fn connect(&mut self, pool: &Pool, op: &'static str) -> Result<deadpool_postgres::Object, StorageError> {
+        if let Some(p) = self.previous.as_mut() {
+            let _ = (&mut p.connected).await;
+        }
+        let client = pool.get().await.map_err(|e| storage(op, e));
+        self.connected.take();
+        client
+    }
+
+    async fn lock(&mut self, tx: &tokio_postgres::Transaction<'_>, key: i64) -> Result<(), tokio_postgres::Error> {
+        if let Some(p) = self.previous.take() {
+            let _ = p.locked.await;
+        }
+        let locked = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key]).await;
+        self.locked.take();
+        locked.map(|_| ())
+    }
 }
 
 /// Settings for [`PgStore::connect_with`]. By default: the connection's default schema.
@@ -217,6 +257,7 @@ impl PgStore {
                 target: target.clone(),
                 schema: options.schema.clone(),
                 lock_key,
+                last_turn: std::sync::Mutex::new(None),
             }),
         };
         let pool = store.inner.pool.clone();
@@ -287,8 +328,10 @@ impl PgStore {
         let len = batch.len();
         let lock = self.inner.lock_key;
         let operation = if bulk { "bulk append" } else { "append" };
-        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX)
-            .then(|| self.spawn(operation, append_tx(pool, lock, batch, expected, bulk)));
+        let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX).then(|| {
+            let turn = self.next_turn();
+            self.spawn(operation, append_tx(pool, lock, turn, batch, expected, bulk))
+        });
         async move {
             match fut {
                 Some(f) => f.await?,
@@ -296,6 +339,15 @@ impl PgStore {
                 None => Err(AppendError::BatchTooLarge { len, max: rapport_core::BATCH_EVENTS_MAX }),
             }
         }
+    }
+
+    /// Takes the next place in this handle's append order.
+    fn next_turn(&self) -> Turn {
+        let (connected_tx, connected) = tokio::sync::oneshot::channel();
+        let (locked_tx, locked) = tokio::sync::oneshot::channel();
+        let mut last = self.inner.last_turn.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = last.replace(TurnSignals { connected, locked });
+        Turn { previous, connected: Some(connected_tx), locked: Some(locked_tx) }
     }
 
     /// Drops this store's schema and everything in it (set with [`PgOptions::schema`]); for
@@ -371,16 +423,27 @@ fn decode_row(payload: &str, recorded_ns: i64, version: i64, position: i64) -> R
 async fn append_tx(
     pool: Pool,
     lock_key: i64,
+    mut turn: Turn,
     batch: Vec<NewEvent>,
     expected: ExpectedVersion,
     bulk: bool,
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
     let op = if bulk { "bulk append" } else { "append" };
-    let mut client = pool.get().await.map_err(|e| storage(op, e))?;
+    let mut client = turn.connect(&pool, op).await?;
     let tx = client.transaction().await.map_err(|e| storage(op, e))?;
     let db = |e: tokio_postgres::Error| storage(op, e);
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key]).await.map_err(db)?;
+    // The bulk path stages the rows before taking the lock, so that the copy overlaps the
+    // previous batch's insert.
+    if bulk {
+        stage_rows(&tx, &batch).await.map_err(db)?;
+    }
+    turn.lock(&tx, lock_key).await.map_err(db)?;
 
+    let staged_index: HashMap<Uuid, i32> = if bulk {
+        batch.iter().enumerate().rev().map(|(k, e)| (e.id.as_uuid(), k as i32)).collect()
+    } else {
+        HashMap::new()
+    };
     // 1. Ids the log already holds: the same content is a duplicate, other content a conflict.
     let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
     let known: HashMap<Uuid, String> = tx
@@ -449,21 +512,37 @@ async fn append_tx(
         .get(0);
     let recorded = now.max(last_recorded);
     let n = prepared.events.len();
-    let mut rows = Rows::with_capacity(n);
+    let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
     let mut appended = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
     for (k, (e, version)) in prepared.events.iter().enumerate() {
         let position = head + 1 + k as i64;
-        rows.positions.push(position);
-        rows.accounts.push(e.account.as_str().to_owned());
-        rows.versions.push(version.0 as i64);
-        rows.ids.push(e.id.as_uuid());
-        rows.occurred.push(e.occurred_at.unix_nanos());
-        rows.types.push(e.event.kind().tag().to_owned());
-        rows.payloads.push(e.to_json_line());
+        versions.push(version.0 as i64);
+        if !bulk {
+            rows.positions.push(position);
+            rows.accounts.push(e.account.as_str().to_owned());
+            rows.ids.push(e.id.as_uuid());
+            rows.occurred.push(e.occurred_at.unix_nanos());
+            rows.types.push(e.event.kind().tag().to_owned());
+            rows.payloads.push(e.to_json_line());
+        }
         appended.push(Committed { id: e.id, stream_version: *version, position: Position(position as u64) });
     }
     if bulk {
-        copy_rows(&tx, &rows, recorded).await.map_err(db)?;
+        // Each new event's staged row: its first occurrence in the batch.
+        let staged: Vec<i32> =
+            prepared.events.iter().map(|(e, _)| staged_index.get(&e.id.as_uuid()).copied().unwrap_or(-1)).collect();
+        tx.execute(
+            "INSERT INTO rapport_events
+                 (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+             SELECT $1::bigint + x.ord, s.account, x.v, s.id, s.occurred_at_ns, $2, s.type, s.payload
+             FROM unnest($3::int[], $4::bigint[]) WITH ORDINALITY AS x(k, v, ord)
+             JOIN rapport_staging_v2 s ON s.k = x.k
+             ORDER BY x.ord",
+            &[&head, &recorded, &staged, &versions],
+        )
+        .await
+        .map_err(db)?;
     } else {
         tx.execute(
             "INSERT INTO rapport_events
@@ -474,7 +553,7 @@ async fn append_tx(
             &[
                 &rows.positions,
                 &rows.accounts,
-                &rows.versions,
+                &versions,
                 &rows.ids,
                 &rows.occurred,
                 &recorded,
@@ -515,7 +594,6 @@ async fn append_tx(
 struct Rows {
     positions: Vec<i64>,
     accounts: Vec<String>,
-    versions: Vec<i64>,
     ids: Vec<Uuid>,
     occurred: Vec<i64>,
     types: Vec<String>,
@@ -527,7 +605,6 @@ impl Rows {
         Self {
             positions: Vec::with_capacity(n),
             accounts: Vec::with_capacity(n),
-            versions: Vec::with_capacity(n),
             ids: Vec::with_capacity(n),
             occurred: Vec::with_capacity(n),
             types: Vec::with_capacity(n),
@@ -536,42 +613,38 @@ impl Rows {
     }
 }
 
-/// The bulk path: `COPY … FROM STDIN BINARY` into a transaction-local staging table, then one
-/// `INSERT … SELECT` into the log. Callers keep chunks bounded (the importer's batches), so the
-/// append lock, and with it tailing readers' view of new events, is never held for long.
-async fn copy_rows(
-    tx: &tokio_postgres::Transaction<'_>,
-    rows: &Rows,
-    recorded: i64,
-) -> Result<(), tokio_postgres::Error> {
+/// The bulk path, step 1: `COPY … FROM STDIN BINARY` of the whole batch into a
+/// transaction-local staging table, keyed by batch index, before the append lock is taken.
+/// Step 2, under the lock, is one `INSERT … SELECT` of the new events with their positions
+/// and versions. Callers keep batches bounded (the importer's), so the lock, and with it
+/// tailing readers' view of new events, is never held for long.
+async fn stage_rows(tx: &tokio_postgres::Transaction<'_>, batch: &[NewEvent]) -> Result<(), tokio_postgres::Error> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::{ToSql, Type};
-    tx.batch_execute("CREATE TEMP TABLE IF NOT EXISTS rapport_staging (LIKE rapport_events) ON COMMIT DELETE ROWS")
-        .await?;
-    let sink = tx
-        .copy_in(
-            "COPY rapport_staging (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-             FROM STDIN BINARY",
-        )
-        .await?;
-    let types = [Type::INT8, Type::TEXT, Type::INT8, Type::UUID, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT];
+    tx.batch_execute(
+        "CREATE TEMP TABLE IF NOT EXISTS rapport_staging_v2 (
+             k integer NOT NULL, account text NOT NULL, id uuid NOT NULL, occurred_at_ns bigint NOT NULL,
+             type text NOT NULL, payload text NOT NULL
+         ) ON COMMIT DELETE ROWS",
+    )
+    .await?;
+    let sink =
+        tx.copy_in("COPY rapport_staging_v2 (k, account, id, occurred_at_ns, type, payload) FROM STDIN BINARY").await?;
+    let types = [Type::INT4, Type::TEXT, Type::UUID, Type::INT8, Type::TEXT, Type::TEXT];
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
-    for k in 0..rows.positions.len() {
-        let row: [&(dyn ToSql + Sync); 8] = [
-            &rows.positions[k],
-            &rows.accounts[k],
-            &rows.versions[k],
-            &rows.ids[k],
-            &rows.occurred[k],
-            &recorded,
-            &rows.types[k],
-            &rows.payloads[k],
+    for (k, e) in batch.iter().enumerate() {
+        let row: [&(dyn ToSql + Sync); 6] = [
+            &(k as i32),
+            &e.account.as_str(),
+            &e.id.as_uuid(),
+            &e.occurred_at.unix_nanos(),
+            &e.event.kind().tag(),
+            &e.to_json_line(),
         ];
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
-    tx.execute("INSERT INTO rapport_events SELECT * FROM rapport_staging ORDER BY position", &[]).await?;
     Ok(())
 }
 
@@ -676,6 +749,21 @@ impl Store for PgStore {
                 })
                 .collect()
         }
+    }
+
+    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let names: Vec<String> = accounts.iter().take(READ_LIMIT_MAX).map(|a| a.as_str().to_owned()).collect();
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("accounts_exist", async move {
+            let client = pool.get().await.map_err(|e| storage("accounts_exist", e))?;
+            let rows = client
+                .query("SELECT account FROM rapport_accounts WHERE account = ANY($1)", &[&names])
+                .await
+                .map_err(|e| storage("accounts_exist", e))?;
+            let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
+            Ok(names.iter().map(|n| found.contains(n)).collect())
+        });
+        async move { Ok(fut.await?) }
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {

@@ -224,3 +224,33 @@ fn the_bulk_path_keeps_the_contract() {
     let log = rapport_core::testing::conformance::assert_log_invariants(&store);
     assert_eq!(log.len(), events.len());
 }
+
+#[test]
+fn appends_in_flight_on_one_handle_commit_in_submission_order() {
+    let Some(store) = temp_pg() else { return };
+    // Each batch depends on the one before (a commitment made, then delivered), so a batch
+    // that overtook its predecessor would be refused. All futures exist before any is awaited.
+    let events: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 1, months: 24, seed: 5, ..Default::default() }).collect();
+    let batches: Vec<Vec<NewEvent>> = events.chunks(3).map(<[NewEvent]>::to_vec).collect();
+    assert!(batches.len() > 20, "{} batches", batches.len());
+    let futures: Vec<_> = batches
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            if k % 2 == 0 {
+                Box::pin(store.append_bulk(b.clone())) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>
+            } else {
+                Box::pin(store.append(b.clone(), ExpectedVersion::Any))
+            }
+        })
+        .collect();
+    let mut last = 0;
+    for f in futures {
+        let out = pollster::block_on(f).expect("in order");
+        let first = out.appended.first().expect("appended").position.0;
+        assert!(first > last, "positions follow submission order");
+        last = out.appended.last().expect("appended").position.0;
+    }
+    assert_eq!(last, events.len() as u64);
+}

@@ -109,6 +109,9 @@ pub fn append_and_read_back<S: Store>(store: S) {
     assert_eq!(block(store.accounts(None, 10)).expect("accounts"), vec![a.clone(), b.clone()]);
     assert_eq!(stream(&store, &a).len(), 3);
     assert!(block(store.read_stream(&account("nobody"), StreamVersion(0), 10)).expect("read").is_empty());
+    let asked = [b.clone(), account("nobody"), a.clone(), account("it's \"quoted\"")];
+    assert_eq!(block(store.accounts_exist(&asked)).expect("accounts_exist"), [true, false, true, false]);
+    assert!(block(store.accounts_exist(&[])).expect("accounts_exist").is_empty());
 }
 
 /// A batch with one bad event writes nothing, and leaves no trace in validation state.
@@ -155,6 +158,39 @@ pub fn expected_version_is_enforced<S: Store>(store: S) {
     assert!(matches!(err, AppendError::MixedAccounts { .. }), "{err}");
     block(store.append(vec![touch(&b, 0)], ExpectedVersion::Exact(StreamVersion(0)))).expect("Exact(0) is no stream");
     assert_eq!(assert_log_invariants(&store).len(), 4);
+}
+
+/// Appends whose futures were created one after another on one handle apply in that order,
+/// even when none is awaited before the last is created (an importer keeps two batches in
+/// flight): each batch here needs the one before it.
+pub fn appends_apply_in_submission_order<S: Store>(store: S) {
+    let a = account("acme");
+    let batches: Vec<Vec<NewEvent>> = (0..12)
+        .map(|k| {
+            let key = format!("c-{k}");
+            let made = made(&a, &key, 2 * k);
+            if k == 0 { vec![made] } else { vec![delivered(&a, &format!("c-{}", k - 1), 2 * k - 1), made] }
+        })
+        .collect();
+    let futures: Vec<_> = batches
+        .iter()
+        .enumerate()
+        .map(|(k, b)| {
+            let f: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> = if k % 2 == 0 {
+                Box::pin(store.append_bulk(b.clone()))
+            } else {
+                Box::pin(store.append(b.clone(), ExpectedVersion::Any))
+            };
+            f
+        })
+        .collect();
+    for (k, f) in futures.into_iter().enumerate() {
+        let out = block(f).unwrap_or_else(|e| panic!("batch {k} applies after batch {}: {e}", k.max(1) - 1));
+        assert_eq!(out.appended.len(), batches[k].len());
+    }
+    let log = assert_log_invariants(&store);
+    let expected: Vec<_> = batches.iter().flatten().map(|e| e.id).collect();
+    assert_eq!(log.iter().map(|e| e.id).collect::<Vec<_>>(), expected, "log order is submission order");
 }
 
 /// The same id with the same content is a duplicate; with other content, an error.

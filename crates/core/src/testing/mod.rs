@@ -38,6 +38,7 @@ macro_rules! conformance_suite {
             append_is_atomic,
             expected_version_is_enforced,
             appends_are_idempotent,
+            appends_apply_in_submission_order,
             validation_runs_against_the_stream,
             oversized_batches_are_refused,
             reads_are_paged,
@@ -136,5 +137,12 @@ impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
 
     fn head(&self) -> impl std::future::Future<Output = Result<crate::Position, crate::ReadError>> + Send {
         self.store.head()
+    }
+
+    fn accounts_exist(
+        &self,
+        accounts: &[crate::AccountId],
+    ) -> impl std::future::Future<Output = Result<Vec<bool>, crate::ReadError>> + Send {
+        self.store.accounts_exist(accounts)
     }
 }
