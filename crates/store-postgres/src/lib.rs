@@ -143,13 +143,16 @@ impl Turn {
         client
     }
 
-    async fn lock(&mut self, tx: &tokio_postgres::Transaction<'_>, key: i64) -> Result<(), tokio_postgres::Error> {
+    /// Waits until the append before this one holds the lock (or has ended).
+    async fn wait_for_lock_turn(&mut self) {
         if let Some(p) = self.previous.take() {
             let _ = p.locked.await;
         }
-        let locked = tx.execute("SELECT pg_advisory_xact_lock($1)", &[&key]).await;
+    }
+
+    /// This append holds the lock: the next may ask for it.
+    fn locked(&mut self) {
         self.locked.take();
-        locked.map(|_| ())
     }
 }
 
@@ -203,6 +206,17 @@ fn scrub(msg: String, password: Option<&[u8]>) -> String {
 
 fn storage(operation: &'static str, e: impl std::fmt::Display) -> StorageError {
     StorageError::new(operation, e.to_string())
+}
+
+/// A client error with the server's message and SQLSTATE, or its cause (tokio-postgres's own
+/// `Display` says only "db error").
+fn pg_error(operation: &'static str, e: tokio_postgres::Error) -> StorageError {
+    let detail = match (e.as_db_error(), std::error::Error::source(&e)) {
+        (Some(db), _) => format!("{} ({}): {}", e, db.code().code(), db.message()),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    };
+    StorageError::new(operation, detail)
 }
 
 impl PgStore {
@@ -309,7 +323,7 @@ impl PgStore {
             let sql = format!("SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events {filter}");
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-            client.query(&sql, &refs).await.map_err(|e| storage(operation, e))
+            client.query(&sql, &refs).await.map_err(|e| pg_error(operation, e))
         });
         async move {
             let rows = fut.await?;
@@ -363,7 +377,7 @@ impl PgStore {
             client
                 .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                 .await
-                .map_err(|e| storage("drop schema", e))
+                .map_err(|e| pg_error("drop schema", e))
         })
     }
 }
@@ -420,6 +434,33 @@ fn decode_row(payload: &str, recorded_ns: i64, version: i64, position: i64) -> R
     ))
 }
 
+/// The statements of an append; prepared once per connection (deadpool caches them).
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+const IDS_SQL: &str = "SELECT id, payload FROM rapport_events WHERE id = ANY($1)";
+const SNAPSHOTS_SQL: &str = "SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)";
+/// The head, and the database clock. recorded_at never decreases along positions, so the last
+/// row holds the largest; both come from the primary-key index, not a scan.
+const HEAD_SQL: &str = "SELECT e.position, e.recorded_at_ns, (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000
+     FROM (SELECT 1) AS one
+     LEFT JOIN LATERAL (SELECT position, recorded_at_ns FROM rapport_events ORDER BY position DESC LIMIT 1) AS e ON true";
+const INSERT_SQL: &str = "INSERT INTO rapport_events
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+     SELECT p, a, v, i, o, $6, t, b
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
+          AS x(p, a, v, i, o, t, b)";
+const INSERT_STAGED_SQL: &str = "INSERT INTO rapport_events
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+     SELECT $1::bigint + x.ord, s.account, x.v, s.id, s.occurred_at_ns, $2, s.type, s.payload
+     FROM unnest($3::int[], $4::bigint[]) WITH ORDINALITY AS x(k, v, ord)
+     JOIN rapport_staging_v2 s ON s.k = x.k
+     ORDER BY x.ord";
+const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (account, version, state)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
+     ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";
+
+/// One append in one transaction. Statements that do not depend on each other's answers are
+/// pipelined (sent together, answered in order), so an append costs four round trips: begin;
+/// lock + ids + snapshots + head; insert + snapshot upsert; commit.
 async fn append_tx(
     pool: Pool,
     lock_key: i64,
@@ -429,30 +470,53 @@ async fn append_tx(
     bulk: bool,
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
     let op = if bulk { "bulk append" } else { "append" };
+    let db = |e: tokio_postgres::Error| pg_error(op, e);
     let mut client = turn.connect(&pool, op).await?;
-    let tx = client.transaction().await.map_err(|e| storage(op, e))?;
-    let db = |e: tokio_postgres::Error| storage(op, e);
+    if bulk {
+        // The session's staging table, before the statement that reads it is prepared.
+        client.batch_execute(STAGING_SQL).await.map_err(db)?;
+    }
+    let [lock_st, ids_st, snapshots_st, head_st, insert_st, upsert_st] = {
+        let insert = if bulk { INSERT_STAGED_SQL } else { INSERT_SQL };
+        let mut out = Vec::with_capacity(6);
+        for sql in [LOCK_SQL, IDS_SQL, SNAPSHOTS_SQL, HEAD_SQL, insert, SNAPSHOT_UPSERT_SQL] {
+            out.push(client.prepare_cached(sql).await.map_err(db)?);
+        }
+        <[tokio_postgres::Statement; 6]>::try_from(out).unwrap_or_else(|_| unreachable!("six statements"))
+    };
+    let tx = client.transaction().await.map_err(db)?;
     // The bulk path stages the rows before taking the lock, so that the copy overlaps the
     // previous batch's insert.
     if bulk {
         stage_rows(&tx, &batch).await.map_err(db)?;
     }
-    turn.lock(&tx, lock_key).await.map_err(db)?;
 
+    // 1. Under the lock: the ids the log already holds, the touched streams' snapshots, and
+    //    the head. The server runs them in order, so the reads see everything committed
+    //    before the lock was granted.
+    let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
+    let mut accounts: Vec<&str> = batch.iter().map(|e| e.account.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    turn.wait_for_lock_turn().await;
+    let (_, known, snapshots, last) = futures_util::future::try_join4(
+        tx.execute(&lock_st, &[&lock_key]),
+        tx.query(&ids_st, &[&ids]),
+        tx.query(&snapshots_st, &[&accounts]),
+        tx.query_one(&head_st, &[]),
+    )
+    .await
+    .map_err(db)?;
+    turn.locked();
+
+    // 2. Duplicates of logged events: the same content is a duplicate, other content a conflict.
+    let known: HashMap<Uuid, String> =
+        known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
     let staged_index: HashMap<Uuid, i32> = if bulk {
         batch.iter().enumerate().rev().map(|(k, e)| (e.id.as_uuid(), k as i32)).collect()
     } else {
         HashMap::new()
     };
-    // 1. Ids the log already holds: the same content is a duplicate, other content a conflict.
-    let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
-    let known: HashMap<Uuid, String> = tx
-        .query("SELECT id, payload FROM rapport_events WHERE id = ANY($1)", &[&ids])
-        .await
-        .map_err(db)?
-        .into_iter()
-        .map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1)))
-        .collect();
     let mut duplicates = Vec::new();
     let mut rest = Vec::with_capacity(batch.len());
     for e in batch {
@@ -467,14 +531,8 @@ async fn append_tx(
         return Ok(Ok(AppendOutcome { appended: Vec::new(), duplicates }));
     }
 
-    // 2. The touched streams' validation state: from their snapshots, or replayed once.
-    let mut accounts: Vec<String> = rest.iter().map(|e| e.account.as_str().to_owned()).collect();
-    accounts.sort();
-    accounts.dedup();
-    let snapshots = tx
-        .query("SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)", &[&accounts])
-        .await
-        .map_err(db)?;
+    // 3. The streams' validation state: from their snapshots, or replayed once (rows written
+    //    by schema version 1).
     let mut state = LogState::new();
     for r in snapshots {
         let name: String = r.get(0);
@@ -491,25 +549,16 @@ async fn append_tx(
         state.insert_stream(account, stream);
     }
 
-    // 3. Core decides: in-batch repeats, the expected version, every validation rule.
+    // 4. Core decides: in-batch repeats, the expected version, every validation rule.
     let prepared = match state.prepare(rest, expected, Position(1), |_, _| false) {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
     };
     duplicates.extend(prepared.duplicates.iter().copied());
-    // The head, and recorded_at: the database clock, never below the last event's (recorded_at
-    // never decreases along positions, so the last row holds the maximum; both come from the
-    // primary-key index, not a scan).
-    let last = tx
-        .query_opt("SELECT position, recorded_at_ns FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
-        .await
-        .map_err(db)?;
-    let (head, last_recorded): (i64, i64) = last.map(|r| (r.get(0), r.get(1))).unwrap_or((0, 0));
-    let now: i64 = tx
-        .query_one("SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000", &[])
-        .await
-        .map_err(db)?
-        .get(0);
+    let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
+    let last_recorded: i64 = last.get::<_, Option<i64>>(1).unwrap_or(0);
+    let now: i64 = last.get(2);
+    // recorded_at: the database clock, never below the last event's.
     let recorded = now.max(last_recorded);
     let n = prepared.events.len();
     let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
@@ -528,45 +577,9 @@ async fn append_tx(
         }
         appended.push(Committed { id: e.id, stream_version: *version, position: Position(position as u64) });
     }
-    if bulk {
-        // Each new event's staged row: its first occurrence in the batch.
-        let staged: Vec<i32> =
-            prepared.events.iter().map(|(e, _)| staged_index.get(&e.id.as_uuid()).copied().unwrap_or(-1)).collect();
-        tx.execute(
-            "INSERT INTO rapport_events
-                 (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-             SELECT $1::bigint + x.ord, s.account, x.v, s.id, s.occurred_at_ns, $2, s.type, s.payload
-             FROM unnest($3::int[], $4::bigint[]) WITH ORDINALITY AS x(k, v, ord)
-             JOIN rapport_staging_v2 s ON s.k = x.k
-             ORDER BY x.ord",
-            &[&head, &recorded, &staged, &versions],
-        )
-        .await
-        .map_err(db)?;
-    } else {
-        tx.execute(
-            "INSERT INTO rapport_events
-                 (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-             SELECT p, a, v, i, o, $6, t, b
-             FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
-                  AS x(p, a, v, i, o, t, b)",
-            &[
-                &rows.positions,
-                &rows.accounts,
-                &versions,
-                &rows.ids,
-                &rows.occurred,
-                &recorded,
-                &rows.types,
-                &rows.payloads,
-            ],
-        )
-        .await
-        .map_err(db)?;
-    }
-    // 4. New snapshots for the streams that grew.
+    // 5. New snapshots for the streams that grew.
     let mut names = Vec::new();
-    let mut versions = Vec::new();
+    let mut snapshot_versions = Vec::new();
     let mut states = Vec::new();
     let mut touched: Vec<&AccountId> = prepared.events.iter().map(|(e, _)| &e.account).collect();
     touched.sort();
@@ -574,18 +587,37 @@ async fn append_tx(
     for account in touched {
         if let Some(s) = state.stream(account) {
             names.push(account.as_str().to_owned());
-            versions.push(s.version().0 as i64);
+            snapshot_versions.push(s.version().0 as i64);
             states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
         }
     }
-    tx.execute(
-        "INSERT INTO rapport_accounts (account, version, state)
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
-         ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state",
-        &[&names, &versions, &states],
-    )
-    .await
-    .map_err(db)?;
+    // 6. The rows and the snapshots, pipelined, then commit.
+    let insert = async {
+        if bulk {
+            // Each new event's staged row: its first occurrence in the batch.
+            let staged: Vec<i32> =
+                prepared.events.iter().map(|(e, _)| staged_index.get(&e.id.as_uuid()).copied().unwrap_or(-1)).collect();
+            tx.execute(&insert_st, &[&head, &recorded, &staged, &versions]).await
+        } else {
+            tx.execute(
+                &insert_st,
+                &[
+                    &rows.positions,
+                    &rows.accounts,
+                    &versions,
+                    &rows.ids,
+                    &rows.occurred,
+                    &recorded,
+                    &rows.types,
+                    &rows.payloads,
+                ],
+            )
+            .await
+        }
+    };
+    let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&names, &snapshot_versions, &states];
+    let upsert = tx.execute(&upsert_st, &upsert_params);
+    futures_util::future::try_join(insert, upsert).await.map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(Ok(AppendOutcome { appended, duplicates }))
 }
@@ -613,6 +645,12 @@ impl Rows {
     }
 }
 
+/// The session's staging table for the bulk path: emptied by every commit or rollback.
+const STAGING_SQL: &str = "CREATE TEMP TABLE IF NOT EXISTS rapport_staging_v2 (
+         k integer NOT NULL, account text NOT NULL, id uuid NOT NULL, occurred_at_ns bigint NOT NULL,
+         type text NOT NULL, payload text NOT NULL
+     ) ON COMMIT DELETE ROWS";
+
 /// The bulk path, step 1: `COPY … FROM STDIN BINARY` of the whole batch into a
 /// transaction-local staging table, keyed by batch index, before the append lock is taken.
 /// Step 2, under the lock, is one `INSERT … SELECT` of the new events with their positions
@@ -621,13 +659,6 @@ impl Rows {
 async fn stage_rows(tx: &tokio_postgres::Transaction<'_>, batch: &[NewEvent]) -> Result<(), tokio_postgres::Error> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::{ToSql, Type};
-    tx.batch_execute(
-        "CREATE TEMP TABLE IF NOT EXISTS rapport_staging_v2 (
-             k integer NOT NULL, account text NOT NULL, id uuid NOT NULL, occurred_at_ns bigint NOT NULL,
-             type text NOT NULL, payload text NOT NULL
-         ) ON COMMIT DELETE ROWS",
-    )
-    .await?;
     let sink =
         tx.copy_in("COPY rapport_staging_v2 (k, account, id, occurred_at_ns, type, payload) FROM STDIN BINARY").await?;
     let types = [Type::INT4, Type::TEXT, Type::UUID, Type::INT8, Type::TEXT, Type::TEXT];
@@ -656,7 +687,7 @@ async fn replay_stream(
     let rows = tx
         .query("SELECT payload FROM rapport_events WHERE account = $1 ORDER BY stream_version", &[&account.as_str()])
         .await
-        .map_err(|e| storage("replay stream", e))?;
+        .map_err(|e| pg_error("replay stream", e))?;
     let mut stream = rapport_core::validate::StreamState::default();
     for r in rows {
         let payload: String = r.get(0);
@@ -737,7 +768,7 @@ impl Store for PgStore {
                         .await
                 }
             };
-            rows.map_err(|e| storage("accounts", e))
+            rows.map_err(|e| pg_error("accounts", e))
         });
         async move {
             let rows = fut.await?;
@@ -759,7 +790,7 @@ impl Store for PgStore {
             let rows = client
                 .query("SELECT account FROM rapport_accounts WHERE account = ANY($1)", &[&names])
                 .await
-                .map_err(|e| storage("accounts_exist", e))?;
+                .map_err(|e| pg_error("accounts_exist", e))?;
             let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
             Ok(names.iter().map(|n| found.contains(n)).collect())
         });
@@ -773,7 +804,7 @@ impl Store for PgStore {
             let row = client
                 .query_opt("SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
                 .await
-                .map_err(|e| storage("head", e))?;
+                .map_err(|e| pg_error("head", e))?;
             Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
         });
         async move { Ok(Position(fut.await? as u64)) }
