@@ -234,40 +234,69 @@ pub fn import_reader<S: Store, R: Read + Send>(
     let mut buffer = Some(Buffered::default());
     let reader = open().map_err(io_err)?;
     std::thread::scope(|scope| -> Result<(), ImportError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Parsed, ImportError>>(PARSED_IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
         let format = options.format;
         scope.spawn(move || {
-            let mut chunk = Parsed::default();
-            let bytes = std::cell::Cell::new(0u64);
-            let result = for_each_event(
-                source_name,
-                reader,
-                format,
-                &mut |p| {
-                    if let Progress::Validating { bytes: b } = p {
-                        bytes.set(b);
-                    }
-                },
-                &mut |line, parsed| {
-                    chunk.lines.push((line, parsed));
-                    if chunk.lines.len() >= PARSE_CHUNK {
-                        chunk.bytes = bytes.get();
+            let result = match format {
+                // JSON Lines: this thread reads and splits every line and parses every other
+                // chunk; the validating thread parses the rest, so both cores parse.
+                Format::Jsonl => {
+                    let mut interner = rapport_core::Interner::default();
+                    let mut k = 0u64;
+                    split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
+                        k += 1;
+                        let bytes = chunk.bytes;
+                        let msg = if k % 2 == 0 {
+                            Chunk::Unparsed(chunk)
+                        } else {
+                            Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner), bytes })
+                        };
                         // A closed channel means pass 1 stopped early; stop reading.
-                        tx.send(Ok(std::mem::take(&mut chunk))).map_err(|_| ImportError::Cancelled)?;
-                    }
-                    Ok(())
-                },
-            );
-            chunk.bytes = bytes.get();
-            let _ = match result {
-                Ok(()) => tx.send(Ok(chunk)),
-                Err(ImportError::Cancelled) => Ok(()),
-                Err(e) => tx.send(Err(e)),
+                        tx.send(Ok(msg)).map_err(|_| ImportError::Cancelled)
+                    })
+                }
+                Format::Csv => {
+                    let mut chunk = Parsed::default();
+                    let bytes = std::cell::Cell::new(0u64);
+                    let result = for_each_event(
+                        source_name,
+                        reader,
+                        format,
+                        &mut |p| {
+                            if let Progress::Validating { bytes: b } = p {
+                                bytes.set(b);
+                            }
+                        },
+                        &mut |line, parsed| {
+                            chunk.lines.push((line, parsed));
+                            if chunk.lines.len() >= PARSE_CHUNK {
+                                chunk.bytes = bytes.get();
+                                let msg = Chunk::Parsed(std::mem::take(&mut chunk));
+                                tx.send(Ok(msg)).map_err(|_| ImportError::Cancelled)?;
+                            }
+                            Ok(())
+                        },
+                    );
+                    chunk.bytes = bytes.get();
+                    result.and_then(|()| tx.send(Ok(Chunk::Parsed(chunk))).map_err(|_| ImportError::Cancelled))
+                }
             };
+            if let Err(e) = result
+                && !matches!(e, ImportError::Cancelled)
+            {
+                let _ = tx.send(Err(e));
+            }
         });
+        let mut interner = rapport_core::Interner::default();
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
-        for parsed in rx {
-            let parsed = parsed?;
+        for chunk in rx {
+            let parsed = match chunk? {
+                Chunk::Parsed(p) => p,
+                Chunk::Unparsed(u) => {
+                    let bytes = u.bytes;
+                    Parsed { lines: parse_lines(u, &mut interner), bytes }
+                }
+            };
             for (line, parsed) in parsed.lines {
                 match parsed {
                     Ok(e) => {
@@ -349,6 +378,12 @@ const PARSE_CHUNK: usize = 1_024;
 const PARSED_IN_FLIGHT: usize = 8;
 /// Events per shadow validation in atomic mode.
 const CHECK_CHUNK: usize = 1_024;
+
+/// What the reading thread hands over.
+enum Chunk {
+    Parsed(Parsed),
+    Unparsed(Unparsed),
+}
 
 /// A run of parsed lines, with the input bytes read up to its end.
 #[derive(Default)]
@@ -600,42 +635,15 @@ fn for_each_event<R: Read>(
     progress: &mut dyn FnMut(Progress),
     f: &mut dyn FnMut(u64, Result<NewEvent, String>) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
     match format {
         Format::Jsonl => {
-            let mut r = BufReader::with_capacity(1 << 20, reader);
             let mut interner = rapport_core::Interner::default();
-            let mut buf = Vec::with_capacity(1024);
-            let mut line = 0u64;
-            let mut bytes = 0u64;
-            loop {
-                line += 1;
-                buf.clear();
-                let (n, too_long) = read_line_limited(&mut r, &mut buf, LINE_BYTES_MAX).map_err(io_err)?;
-                if n == 0 {
-                    break;
+            split_jsonl(source_name, reader, &mut |b| progress(Progress::Validating { bytes: b }), &mut |chunk| {
+                for (line, parsed) in parse_lines(chunk, &mut interner) {
+                    f(line, parsed)?;
                 }
-                bytes += n as u64;
-                if line.is_multiple_of(4096) {
-                    progress(Progress::Validating { bytes });
-                }
-                if too_long {
-                    f(line, Err(format!("line is longer than {LINE_BYTES_MAX} bytes")))?;
-                    continue;
-                }
-                let text = match std::str::from_utf8(&buf) {
-                    Ok(t) => t.trim(),
-                    Err(e) => {
-                        f(line, Err(format!("not UTF-8: {e}")))?;
-                        continue;
-                    }
-                };
-                if text.is_empty() {
-                    continue;
-                }
-                f(line, NewEvent::from_json_line_in(text, &mut interner).map_err(|e| e.to_string()))?;
-            }
-            progress(Progress::Validating { bytes });
+                Ok(())
+            })?;
         }
         Format::Csv => {
             let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
@@ -691,6 +699,82 @@ fn for_each_event<R: Read>(
     Ok(())
 }
 
+/// Lines read but not yet parsed: their bytes one after another, with line numbers.
+#[derive(Default)]
+struct Unparsed {
+    data: Vec<u8>,
+    /// Line number and byte range in `data`; `None` for a line over the length limit.
+    lines: Vec<(u64, Option<std::ops::Range<usize>>)>,
+    /// Input bytes read up to the end of this chunk.
+    bytes: u64,
+}
+
+/// Reads JSON Lines in chunks of [`PARSE_CHUNK`] lines, without parsing them; `progress` gets
+/// the bytes read so far every 4,096 lines.
+fn split_jsonl<R: Read>(
+    source_name: &str,
+    reader: R,
+    progress: &mut dyn FnMut(u64),
+    emit: &mut dyn FnMut(Unparsed) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
+    let mut r = BufReader::with_capacity(1 << 20, reader);
+    let mut chunk = Unparsed::default();
+    let mut line = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        line += 1;
+        let start = chunk.data.len();
+        let (n, too_long) = read_line_limited(&mut r, &mut chunk.data, LINE_BYTES_MAX).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        bytes += n as u64;
+        if line.is_multiple_of(4096) {
+            progress(bytes);
+        }
+        if too_long {
+            chunk.data.truncate(start);
+            chunk.lines.push((line, None));
+        } else {
+            chunk.lines.push((line, Some(start..chunk.data.len())));
+        }
+        if chunk.lines.len() >= PARSE_CHUNK {
+            chunk.bytes = bytes;
+            emit(std::mem::take(&mut chunk))?;
+        }
+    }
+    progress(bytes);
+    chunk.bytes = bytes;
+    if !chunk.lines.is_empty() {
+        emit(chunk)?;
+    }
+    Ok(())
+}
+
+/// Parses a chunk of lines: each event-bearing line with its event or the `field: reason` it
+/// was refused for. Blank lines are skipped.
+fn parse_lines(chunk: Unparsed, interner: &mut rapport_core::Interner) -> Vec<(u64, Result<NewEvent, String>)> {
+    let mut out = Vec::with_capacity(chunk.lines.len());
+    for (line, range) in chunk.lines {
+        let Some(range) = range else {
+            out.push((line, Err(format!("line is longer than {LINE_BYTES_MAX} bytes"))));
+            continue;
+        };
+        let text = match std::str::from_utf8(&chunk.data[range]) {
+            Ok(t) => t.trim(),
+            Err(e) => {
+                out.push((line, Err(format!("not UTF-8: {e}"))));
+                continue;
+            }
+        };
+        if !text.is_empty() {
+            out.push((line, NewEvent::from_json_line_in(text, interner).map_err(|e| e.to_string())));
+        }
+    }
+    out
+}
+
 fn csv_err(source_name: &str, e: csv::Error) -> ImportError {
     let line = e.position().map(|p| p.line()).unwrap_or(1);
     ImportError::Invalid { source_name: source_name.to_owned(), line, reason: format!("csv: {e}") }
@@ -722,10 +806,11 @@ fn csv_event(headers: &csv::StringRecord, record: &csv::StringRecord) -> Result<
     NewEvent::from_json_line(&serde_json::Value::Object(obj).to_string()).map_err(|e| e.to_string())
 }
 
-/// Reads one line (without its newline) into `buf`, at most `max` bytes; returns the bytes
-/// consumed (0 at the end) and whether the line was longer than `max` (then the rest of it is
-/// skipped).
+/// Appends one line (without its newline) to `buf`, at most `max` bytes of it; returns the
+/// bytes consumed (0 at the end) and whether the line was longer than `max` (then none of it is
+/// kept in `buf` and the rest of it is skipped).
 fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
+    let start = buf.len();
     let mut consumed = 0;
     let mut too_long = false;
     loop {
@@ -738,9 +823,9 @@ fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io:
             None => (available, None),
         };
         if !too_long {
-            if buf.len() + chunk.len() > max {
+            if buf.len() - start + chunk.len() > max {
                 too_long = true;
-                buf.clear();
+                buf.truncate(start);
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -769,5 +854,20 @@ mod tests {
         assert_eq!(buf, b"short");
         buf.clear();
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (0, false));
+    }
+
+    #[test]
+    fn the_limit_applies_to_each_appended_line() {
+        let line = "y".repeat(40);
+        let data = format!("{line}\n{line}\n{}\n{line}\n", "z".repeat(60));
+        let mut r = BufReader::with_capacity(16, data.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
+        assert_eq!(buf.len(), 80, "both lines kept although together over the limit");
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (61, true));
+        assert_eq!(buf.len(), 80, "the long line is dropped, the earlier ones kept");
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
+        assert_eq!(buf.len(), 120);
     }
 }

@@ -97,3 +97,41 @@ fn csv_rows_and_json_lines_are_the_same_events() {
     let again = run(&ledger, json, &ImportOptions::default()).unwrap();
     assert_eq!((again.appended, again.duplicates), (0, 1), "the same derived id");
 }
+
+#[test]
+fn long_and_non_utf8_lines_among_thousands_are_rejected_by_number() {
+    // Several parse chunks (1,024 lines each), parsed on two threads: the rejected lines keep
+    // their numbers, and every other line lands as in a clean import.
+    let text = jsonl(60, 12);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3 * 1_024, "{} lines", lines.len());
+    let (long_at, bad_at) = (1_500, 2_700);
+    let mut bytes = Vec::new();
+    for (k, l) in lines.iter().enumerate() {
+        if k == long_at {
+            bytes.extend_from_slice(format!("{{\"title\":\"{}\"}}\n", "x".repeat(70_000)).as_bytes());
+        }
+        if k == bad_at {
+            bytes.extend_from_slice(b"{\"type\":\"\xff\"}\n");
+        }
+        bytes.extend_from_slice(l.as_bytes());
+        bytes.push(b'\n');
+    }
+    let ledger = Ledger::memory();
+    let mut rejects = Vec::new();
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report =
+        import_reader(&ledger, "t.jsonl", || Ok(bytes.as_slice()), &options, Some(&mut rejects), &mut |_| {}).unwrap();
+    assert_eq!((report.appended as usize, report.rejected), (lines.len(), 2));
+    let rejected: Vec<serde_json::Value> =
+        String::from_utf8(rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let numbers: Vec<u64> = rejected.iter().map(|v| v["line"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, [long_at as u64 + 1, bad_at as u64 + 2]);
+    assert!(rejected[0]["reason"].as_str().unwrap().contains("longer than"), "{}", rejected[0]);
+    assert!(rejected[1]["reason"].as_str().unwrap().contains("UTF-8"), "{}", rejected[1]);
+    let clean = Ledger::memory();
+    run(&clean, &text, &ImportOptions::default()).unwrap();
+    let (a, b) = (log(&clean), log(&ledger));
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.same_content(&y.to_new_event())));
+}
