@@ -246,7 +246,7 @@ pub fn import_reader<S: Store, R: Read + Send>(
                     split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
                         k += 1;
                         let bytes = chunk.bytes;
-                        let msg = if k % 2 == 0 {
+                        let msg = if k.is_multiple_of(2) {
                             Chunk::Unparsed(chunk)
                         } else {
                             Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner), bytes })
