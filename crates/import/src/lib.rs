@@ -167,10 +167,6 @@ pub enum ImportError {
     /// Writing the rejects file failed.
     #[error("writing rejects: {0}")]
     Rejects(io::Error),
-    /// Internal: the validation pass stopped, so the parsing thread stops too. Never returned.
-    #[doc(hidden)]
-    #[error("cancelled")]
-    Cancelled,
 }
 
 /// Where an import is, for progress bars.
@@ -237,6 +233,14 @@ pub fn import_reader<S: Store, R: Read + Send>(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
         let format = options.format;
         scope.spawn(move || {
+            // A closed channel means pass 1 stopped early (it has its error): stop reading.
+            let stopped = std::cell::Cell::new(false);
+            let send = |msg| {
+                tx.send(Ok(msg)).map_err(|_| {
+                    stopped.set(true);
+                    ImportError::Io { source_name: source_name.to_owned(), source: io::ErrorKind::Interrupted.into() }
+                })
+            };
             let result = match format {
                 // JSON Lines: this thread reads and splits every line and parses every other
                 // chunk; the validating thread parses the rest, so both cores parse.
@@ -251,8 +255,7 @@ pub fn import_reader<S: Store, R: Read + Send>(
                         } else {
                             Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner), bytes })
                         };
-                        // A closed channel means pass 1 stopped early; stop reading.
-                        tx.send(Ok(msg)).map_err(|_| ImportError::Cancelled)
+                        send(msg)
                     })
                 }
                 Format::Csv => {
@@ -272,17 +275,17 @@ pub fn import_reader<S: Store, R: Read + Send>(
                             if chunk.lines.len() >= PARSE_CHUNK {
                                 chunk.bytes = bytes.get();
                                 let msg = Chunk::Parsed(std::mem::take(&mut chunk));
-                                tx.send(Ok(msg)).map_err(|_| ImportError::Cancelled)?;
+                                send(msg)?;
                             }
                             Ok(())
                         },
                     );
                     chunk.bytes = bytes.get();
-                    result.and_then(|()| tx.send(Ok(Chunk::Parsed(chunk))).map_err(|_| ImportError::Cancelled))
+                    result.and_then(|()| send(Chunk::Parsed(chunk)))
                 }
             };
             if let Err(e) = result
-                && !matches!(e, ImportError::Cancelled)
+                && !stopped.get()
             {
                 let _ = tx.send(Err(e));
             }
