@@ -1,8 +1,10 @@
 //! Scoring benches: folding trust and health over a generated log with `Portfolio` (what
 //! `score_all` runs), and projection state bytes per account at 100k accounts.
 //!
-//! `cargo bench --bench scores`. The byte figure is printed once before the timed benches
-//! (set `RAPPORT_BENCH_NO_BYTES=1` to skip it when profiling).
+//! `cargo bench --bench scores`. The byte figure and the best-of-60 fold rates are printed once
+//! before the timed benches (set `RAPPORT_BENCH_NO_BYTES=1` to skip them when profiling). On a
+//! shared VM, time stolen by neighbours only ever adds, so the fastest of many folds is the
+//! steadier estimate of what the code costs; criterion's mean is given too.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::fast_hash::FastHashMap;
@@ -42,14 +44,37 @@ fn state_bytes() {
     );
 }
 
-fn scores(c: &mut Criterion) {
-    if std::env::var_os("RAPPORT_BENCH_NO_BYTES").is_none() {
-        state_bytes();
+/// The fastest of 60 folds of `log`, in events per second.
+fn best_of_60(model: &HealthModel, as_of: AsOf, log: &[Envelope]) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..60 {
+        let t = std::time::Instant::now();
+        let mut p = Portfolio::new(model, as_of);
+        for e in log {
+            p.apply(e);
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        drop(std::hint::black_box(p));
     }
+    log.len() as f64 / best
+}
+
+fn scores(c: &mut Criterion) {
     let model = HealthModel::default();
     let log = log(2_000, 24);
     // Past the end of the log, so the trend window buffers nothing and every event is folded.
     let as_of = AsOf::at(Timestamp::parse("2026-06-01T00:00:00Z").expect("instant"));
+    if std::env::var_os("RAPPORT_BENCH_NO_BYTES").is_none() {
+        state_bytes();
+        let mut interleaved = log.clone();
+        interleaved.sort_by_key(|e| e.occurred_at);
+        println!(
+            "fold, best of 60 over {} events: grouped by account {:.2} M events/s; interleaved {:.2} M events/s",
+            log.len(),
+            best_of_60(&model, as_of, &log) / 1e6,
+            best_of_60(&model, as_of, &interleaved) / 1e6,
+        );
+    }
     let mut group = c.benchmark_group("scores");
     group.throughput(Throughput::Elements(log.len() as u64));
     group.sample_size(20);

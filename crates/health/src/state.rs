@@ -20,8 +20,9 @@ struct Count {
 
 impl Count {
     fn add(&mut self, e: &Envelope, h_nanos: f64) {
-        self.sum.add(e.occurred_at, 1.0, 0.0, h_nanos);
-        self.top.offer(e.id, 1.0, e.occurred_at, h_nanos);
+        let rate = 1.0 / h_nanos;
+        self.sum.add_at_rate(e.occurred_at, 1.0, 0.0, rate);
+        self.top.offer_at_rate(e.id, 1.0, e.occurred_at, rate);
     }
 
     fn at(&self, at: Timestamp, h_nanos: f64) -> f64 {

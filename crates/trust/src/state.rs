@@ -25,9 +25,9 @@ impl Channel {
     /// Adds outcome `x` with weight `w` at `tau`.
     #[inline]
     pub fn add(&mut self, p: &ChannelParams, id: EventId, x: f64, w: f64, tau: Timestamp) {
-        let h = p.h_nanos();
-        self.sums.add(tau, w * x, w * (1.0 - x), h);
-        self.top.offer(id, w * (x - p.prior_mean).abs(), tau, h);
+        let rate = 1.0 / p.h_nanos();
+        self.sums.add_at_rate(tau, w * x, w * (1.0 - x), rate);
+        self.top.offer_at_rate(id, w * (x - p.prior_mean).abs(), tau, rate);
     }
 }
 
