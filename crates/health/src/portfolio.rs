@@ -1,7 +1,6 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
-use std::collections::HashMap;
-
+use rapport_core::fast_hash::SeededHashMap;
 use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -77,9 +76,10 @@ pub struct Portfolio<'m> {
     model: &'m HealthModel,
     as_of: AsOf,
     then: Timestamp,
-    /// SipHash with a random key: account ids come from outside, so the index must not be
-    /// open to crafted collisions. Runs of one account skip it via `last`.
-    index: HashMap<AccountId, usize>,
+    /// Account ids hash by their frozen `stable_hash`, mixed with a random per-map seed (the
+    /// SipHash this replaced hashed the same 64 bits, so it resisted crafted collisions no
+    /// better, at a higher cost). Runs of one account skip it via `last`.
+    index: SeededHashMap<AccountId, usize>,
     entries: Vec<(AccountId, Entry)>,
     /// The entry of the previous event: logs and backfills often hold runs of one account.
     last: usize,
@@ -89,7 +89,7 @@ impl<'m> Portfolio<'m> {
     /// An empty fold for `as_of`.
     pub fn new(model: &'m HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self { model, as_of, then, index: HashMap::new(), entries: Vec::new(), last: usize::MAX }
+        Self { model, as_of, then, index: SeededHashMap::default(), entries: Vec::new(), last: usize::MAX }
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped.
