@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use proptest::prelude::*;
 use rapport_core::testing::strategies::{arb_account_history, arb_portfolio};
 use rapport_core::{
-    AccountId, AppendError, Channel, CommitmentKey, EscalationKey, Event, ExpectedVersion, Ledger, MemoryStore,
-    NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError, synth,
+    AccountId, AppendError, Channel, CommitmentKey, EscalationKey, Event, ExpectedVersion, Interner, Ledger, LogState,
+    MemoryStore, NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError, synth,
 };
 
 mod memory_conformance {
@@ -299,4 +299,67 @@ proptest! {
             prop_assert!(x.same_content(&y.to_new_event()) && x.stream_version == y.stream_version);
         }
     }
+
+    #[test]
+    fn prop_admit_decides_as_prepare_does(events in arb_portfolio(), cut in 0usize..400, repeat in 0usize..50) {
+        // A batch with some events already logged and one repeated inside it; broken by a
+        // stray step when `repeat` is odd. `admit` (by reference) and `prepare` (by value)
+        // must agree on the verdict, the new events and the duplicates, and leave equal state.
+        let cut = cut.min(events.len());
+        let mut batch: Vec<NewEvent> = events[cut / 2..].to_vec();
+        if let Some(e) = events.get(cut / 2 + repeat % events.len().max(1)).cloned() {
+            batch.push(e);
+        }
+        if repeat % 2 == 1 {
+            batch.push(NewEvent::new(
+                acme(),
+                t(5),
+                Event::CommitmentDelivered { commitment: ck("never-made"), accepted: true },
+            ));
+        }
+        let (mut a, mut b) = (LogState::new(), LogState::new());
+        for (k, e) in events[..cut / 2].iter().enumerate() {
+            a.replay(e, Position(k as u64 + 1)).unwrap();
+            b.replay(e, Position(k as u64 + 1)).unwrap();
+        }
+        let next = Position(cut as u64 / 2 + 1);
+        let admitted = a.admit(&batch, ExpectedVersion::Any, next, |_, _| true);
+        let prepared = b.prepare(batch.clone(), ExpectedVersion::Any, next, |_, _| true);
+        match (admitted, prepared) {
+            (Ok(x), Ok(y)) => {
+                let fresh: Vec<_> = x.fresh.iter().map(|&k| batch[k].id).collect();
+                prop_assert_eq!(fresh, y.events.iter().map(|(e, _)| e.id).collect::<Vec<_>>());
+                prop_assert_eq!(x.duplicates, y.duplicates);
+            }
+            (Err(x), Err(y)) => prop_assert_eq!(x.to_string(), y.to_string()),
+            (x, y) => prop_assert!(false, "admit {:?} but prepare {:?}", x.map(|_| ()), y.map(|_| ())),
+        }
+        // Whatever happened, both states answer the next question alike.
+        for e in &events {
+            prop_assert_eq!(a.stream_version(&e.account), b.stream_version(&e.account));
+        }
+    }
+}
+
+#[test]
+fn interned_keys_share_text_and_the_interner_stays_bounded() {
+    let mut interner = Interner::default();
+    let a = AccountId::new_in("acme", &mut interner).unwrap();
+    let b = AccountId::new_in("acme", &mut interner).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.stable_hash(), AccountId::new("acme").unwrap().stable_hash());
+    // Keys of other types share texts too, and checks still apply.
+    assert_eq!(CommitmentKey::new_in("acme", &mut interner).unwrap().as_str(), "acme");
+    assert!(AccountId::new_in("", &mut interner).is_err());
+    assert!(AccountId::new_in("bad\nkey", &mut interner).is_err());
+    // Past KEYS_MAX distinct texts it starts over rather than growing.
+    for k in 0..Interner::KEYS_MAX + 10 {
+        let key = format!("k-{k}");
+        assert_eq!(AccountId::new_in(&key, &mut interner).unwrap().as_str(), key);
+    }
+    let again = AccountId::new_in("acme", &mut interner).unwrap();
+    assert_eq!(again, a);
+    // Parsing with an interner reads the same event as without.
+    let line = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#;
+    assert_eq!(NewEvent::from_json_line_in(line, &mut interner).unwrap(), NewEvent::from_json_line(line).unwrap());
 }
