@@ -254,3 +254,48 @@ fn appends_in_flight_on_one_handle_commit_in_submission_order() {
     }
     assert_eq!(last, events.len() as u64);
 }
+
+#[test]
+fn more_appenders_than_pooled_connections_never_deadlock() {
+    let Some(store) = temp_pg() else { return };
+    // 24 threads on one handle (the pool holds 8 connections), each with its own account and
+    // 15 single-event appends whose futures are created in bursts of three before any is
+    // awaited: the per-handle append order must never leave a waiter holding a connection its
+    // predecessor needs.
+    let store = Arc::new(store);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for t in 0..24 {
+        let store = Arc::clone(&store);
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let account = AccountId::new(&format!("crowd-{t}")).unwrap();
+            let events: Vec<NewEvent> = (0..15)
+                .map(|k| {
+                    NewEvent::new(
+                        account.clone(),
+                        Timestamp::from_unix_seconds(1_700_000_000 + k * 60),
+                        Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+                    )
+                })
+                .collect();
+            for burst in events.chunks(3) {
+                let futures: Vec<_> =
+                    burst.iter().map(|e| store.append(vec![e.clone()], ExpectedVersion::Any)).collect();
+                for f in futures {
+                    pollster::block_on(f).expect("append");
+                }
+            }
+            let _ = tx.send(t);
+        });
+    }
+    drop(tx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut done = 0;
+    while done < 24 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        rx.recv_timeout(left).unwrap_or_else(|_| panic!("only {done} of 24 appenders finished: a deadlock"));
+        done += 1;
+    }
+    let head = pollster::block_on(store.head()).unwrap();
+    assert_eq!(head, Position(24 * 15));
+}
