@@ -16,8 +16,13 @@
 //!   again. The shadow validation state holds an id index for the accounts the file touches
 //!   (about 40 bytes per event of those accounts).
 //!
-//! It blocks the calling thread (file reads and store calls); async services run it on a
-//! blocking thread.
+//! - **Fast.** A second thread reads and splits the input and parses half of it while the
+//!   calling thread parses the other half and validates; the append pass keeps two batches in
+//!   flight through [`Store::append_bulk`](rapport_core::Store::append_bulk) (PostgreSQL's
+//!   `COPY` path). Figures are in `BENCHMARKS.md`.
+//!
+//! It blocks the calling thread (store calls) and uses one more for reading; async services
+//! run it on a blocking thread.
 //!
 //! # Example
 //! ```
