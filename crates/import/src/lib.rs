@@ -18,7 +18,7 @@
 //!
 //! - **Fast.** A second thread reads and splits the input and parses half of it while the
 //!   calling thread parses the other half and validates; the append pass keeps two batches in
-//!   flight through [`Store::append_bulk`](rapport_core::Store::append_bulk) (PostgreSQL's
+//!   flight through [`rapport_core::Store::append_bulk`] (PostgreSQL's
 //!   `COPY` path). Figures are in `BENCHMARKS.md`.
 //!
 //! It blocks the calling thread (store calls) and uses one more for reading; async services
