@@ -226,8 +226,8 @@ pub fn import_reader<S: Store, R: Read + Send>(
     let read_err = |source| ImportError::Read { source_name: source_name.to_owned(), source };
     let mut report = ImportReport { source: source_name.to_owned(), ..Default::default() };
 
-    // Pass 1: parse (on a second thread) and validate against a shadow of the affected
-    // streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
+    // Pass 1: read on a second thread, parse on both, and validate here against a shadow of
+    // the affected streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
     // refused chunk is re-checked line by line to name the first bad line. With
     // `skip_invalid`, line by line.
     let mut shadow = Shadow::default();
