@@ -160,13 +160,11 @@ impl Drop for Shared {
 
 struct Core {
     state: LogState,
+    /// Per position - 1: the event's structural fingerprint (`NewEvent::fingerprint`), to tell
+    /// a duplicate from a conflicting reuse of its id.
     fingerprints: Vec<u64>,
     next_position: u64,
-    segment_no: u64,
-    segment_len: u64,
-    prev_payload_crc: u32,
     last_recorded: Timestamp,
-    scratch: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -223,12 +221,25 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 /// The name of the lock file.
 pub const LOCK_FILE: &str = "LOCK";
 
+/// A decided append on its way to the writer thread, which encodes it into one frame.
 struct Job {
-    new_segment: Option<(PathBuf, [u8; SEGMENT_HEADER_BYTES])>,
-    frame: Vec<u8>,
-    last_position: u64,
+    events: Vec<(NewEvent, StreamVersion)>,
+    first_position: u64,
+    recorded_at: Timestamp,
     done: Completion,
     outcome: AppendOutcome,
+}
+
+/// What the writer thread owns: the current segment file and where the log's tail stands.
+struct Writer {
+    file: Box<dyn AppendFile>,
+    /// The sync epoch stamped on the frames of the next group.
+    epoch: u64,
+    segment_no: u64,
+    segment_len: u64,
+    prev_payload_crc: u32,
+    /// Reused frame buffer.
+    frame: Vec<u8>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +318,9 @@ struct Scan {
     core: Core,
     index: Index,
     truncated: Vec<(PathBuf, u64, u64)>,
+    segment_no: u64,
+    segment_len: u64,
+    prev_payload_crc: u32,
 }
 
 impl Scan {
@@ -423,14 +437,13 @@ impl FileStore {
                 state: LogState::with_capacity(estimate.min(1 << 28) as usize),
                 fingerprints: Vec::new(),
                 next_position: 1,
-                segment_no: 0,
-                segment_len: 0,
-                prev_payload_crc: 0,
                 last_recorded: Timestamp::from_unix_nanos(i64::MIN),
-                scratch: Vec::new(),
             },
             index: Index::default(),
             truncated: Vec::new(),
+            segment_no: 0,
+            segment_len: 0,
+            prev_payload_crc: 0,
         };
         let mut log_id: Option<[u8; 16]> = None;
         let mut last_epoch = 0u64;
@@ -448,8 +461,8 @@ impl FileStore {
                     vfs.truncate(&path, 0).map_err(io_err("truncate", &path))?;
                     stop_after = Some(i);
                     scan.index.segments.push(path);
-                    scan.core.segment_no = *n;
-                    scan.core.segment_len = 0;
+                    scan.segment_no = *n;
+                    scan.segment_len = 0;
                     break;
                 }
                 Err(e) => return Err(OpenError::Corrupt { segment: path, offset: e.offset, reason: e.reason }),
@@ -469,7 +482,7 @@ impl FileStore {
                 ));
             }
             scan.index.segments.push(path.clone());
-            scan.core.segment_no = *n;
+            scan.segment_no = *n;
             let mut at = SEGMENT_HEADER_BYTES;
             // Damage that a torn write could explain: its offset, what is wrong, and the epoch
             // of the damaged frame when its header is intact.
@@ -500,7 +513,7 @@ impl FileStore {
                         format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
                     ));
                 }
-                if h.prev_checksum != scan.core.prev_payload_crc {
+                if h.prev_checksum != scan.prev_payload_crc {
                     return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
                 }
                 let start = at + FRAME_HEADER_BYTES;
@@ -528,11 +541,11 @@ impl FileStore {
                     scan.index_event(&new, position, recorded_at, version, *n, record_at, fingerprint)
                         .map_err(|reason| corrupt(record_at, reason))?;
                 }
-                scan.core.prev_payload_crc = h.payload_crc;
+                scan.prev_payload_crc = h.payload_crc;
                 last_epoch = last_epoch.max(h.epoch);
                 at = start + h.payload_len as usize;
             };
-            scan.core.segment_len = at as u64;
+            scan.segment_len = at as u64;
             if let Some((offset, reason, damaged_epoch)) = damage {
                 // The writer syncs a segment before it creates the next one, so damage in any
                 // segment but the last hit synced, acknowledged data.
@@ -572,7 +585,7 @@ impl FileStore {
             None => *uuid::Uuid::new_v4().as_bytes(),
         };
         // A fresh log, or a last segment whose header was torn: (re)write its header.
-        if numbers.is_empty() || scan.core.segment_len == 0 {
+        if numbers.is_empty() || scan.segment_len == 0 {
             let n = numbers.last().copied().unwrap_or(0);
             let path = dir.join(segment_name(n));
             if numbers.is_empty() {
@@ -583,8 +596,8 @@ impl FileStore {
             f.append(&header.encode()).map_err(io_err("write segment header", &path))?;
             f.sync_data().map_err(io_err("fsync segment", &path))?;
             vfs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
-            scan.core.segment_no = n;
-            scan.core.segment_len = SEGMENT_HEADER_BYTES as u64;
+            scan.segment_no = n;
+            scan.segment_len = SEGMENT_HEADER_BYTES as u64;
         }
         let current = scan.index.segments.last().cloned().unwrap_or_else(|| dir.join(segment_name(0)));
         let file = vfs.open_append(&current, false).map_err(io_err("open segment", &current))?;
@@ -593,6 +606,8 @@ impl FileStore {
             RecoveryReport { truncated: scan.truncated, n_events, n_segments: scan.index.segments.len() as u64 };
         let (tx, rx) = mpsc::channel::<Job>();
         let n_segments = scan.index.segments.len();
+        let (scan_segment_no, scan_segment_len, scan_prev_payload_crc) =
+            (scan.segment_no, scan.segment_len, scan.prev_payload_crc);
         let shared = Arc::new(Shared {
             vfs,
             log_id,
@@ -609,10 +624,17 @@ impl FileStore {
             _lock: guard,
         });
         let weak = Arc::downgrade(&shared);
-        let epoch = last_epoch + 1;
+        let writer = Writer {
+            file,
+            epoch: last_epoch + 1,
+            segment_no: scan_segment_no,
+            segment_len: scan_segment_len,
+            prev_payload_crc: scan_prev_payload_crc,
+            frame: Vec::new(),
+        };
         let handle = std::thread::Builder::new()
             .name("rapport-writer".into())
-            .spawn(move || writer_loop(weak, rx, file, epoch))
+            .spawn(move || writer_loop(weak, rx, writer))
             .map_err(io_err("spawn writer thread", dir))?;
         *lock(&shared.writer) = Some(handle);
         Ok(Self { shared })
@@ -647,10 +669,8 @@ impl FileStore {
         let core = &mut *guard;
         let next = Position(core.next_position);
         let fingerprints = &core.fingerprints;
-        let scratch = &mut core.scratch;
-        let prepared = core.state.prepare(batch, expected, next, |p, e| {
-            let stored = fingerprints.get((p.0 - 1) as usize).copied();
-            format::content_fingerprint(e, scratch).ok() == stored && stored.is_some()
+        let mut prepared = core.state.prepare(batch, expected, next, |p, e| {
+            fingerprints.get((p.0 - 1) as usize).is_some_and(|&stored| stored == e.fingerprint())
         })?;
         if prepared.events.is_empty() {
             return Ok(AppendFuture::Ready(Some(Ok(AppendOutcome {
@@ -659,65 +679,26 @@ impl FileStore {
             }))));
         }
         let recorded_at = Timestamp::now().max(core.last_recorded);
-        // Encode: records go straight after a header placeholder.
-        let mut frame = vec![0u8; FRAME_HEADER_BYTES];
-        let mut rel_offsets = Vec::with_capacity(prepared.events.len());
-        let mut prints = Vec::with_capacity(prepared.events.len());
-        for (e, version) in &prepared.events {
-            rel_offsets.push(frame.len() as u64);
-            match format::encode_record(e, recorded_at, *version, &mut frame) {
-                Ok(fp) => prints.push(fp),
-                Err(err) => {
-                    core.state.rollback(prepared);
-                    return Err(AppendError::Storage(StorageError::new("encode", err)));
-                }
-            }
-        }
-        let payload_crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
-        let header = FrameHeader {
-            payload_len: (frame.len() - FRAME_HEADER_BYTES) as u32,
-            first_position: next.0,
-            count: prepared.events.len() as u32,
-            epoch: 0,
-            prev_checksum: core.prev_payload_crc,
-            payload_crc,
-        };
-        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
-        let frame_len = frame.len() as u64;
-        let mut new_segment = None;
-        if core.segment_len + frame_len > sh.options.segment_bytes_max && core.segment_len > SEGMENT_HEADER_BYTES as u64
-        {
-            core.segment_no += 1;
-            core.segment_len = SEGMENT_HEADER_BYTES as u64;
-            let h = SegmentHeader { log_id: sh.log_id, base_position: next.0, segment_no: core.segment_no };
-            new_segment = Some((sh.dir.join(segment_name(core.segment_no)), h.encode()));
-        }
-        let base = core.segment_len;
-        let segment = core.segment_no;
         let mut outcome = AppendOutcome {
             appended: Vec::with_capacity(prepared.events.len()),
             duplicates: prepared.duplicates.clone(),
         };
+        // The streams index learns the positions now (readers only look up to the committed
+        // head); record offsets follow from the writer thread, which encodes the frame.
         {
             let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
-            if let Some((path, _)) = &new_segment {
-                index.segments.push(path.clone());
-            }
             for (k, (e, version)) in prepared.events.iter().enumerate() {
                 let position = next.0 + k as u64;
-                index.offsets.push(pack(segment, base + rel_offsets[k]));
                 index.note_account(&e.account, position);
                 outcome.appended.push(Committed { id: e.id, stream_version: *version, position: Position(position) });
             }
         }
-        let n = prepared.events.len() as u64;
-        core.fingerprints.extend(prints);
-        core.next_position += n;
-        core.segment_len += frame_len;
-        core.prev_payload_crc = payload_crc;
+        core.fingerprints.extend(prepared.events.iter().map(|(e, _)| e.fingerprint()));
+        core.next_position += prepared.events.len() as u64;
         core.last_recorded = recorded_at;
         let done = Completion::default();
-        let job = Job { new_segment, frame, last_position: next.0 + n - 1, done: done.clone(), outcome };
+        let events = std::mem::take(&mut prepared.events);
+        let job = Job { events, first_position: next.0, recorded_at, done: done.clone(), outcome };
         let sent = lock(&sh.sender).as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
         drop(guard);
         if !sent {
@@ -876,7 +857,8 @@ impl Scan {
                 "position {position}: stored stream version {stored_version} but the stream is at {version}"
             ));
         }
-        self.core.fingerprints.push(fingerprint);
+        let _ = fingerprint;
+        self.core.fingerprints.push(e.fingerprint());
         self.core.next_position = position.0 + 1;
         self.core.last_recorded = self.core.last_recorded.max(recorded_at);
         self.index.offsets.push(pack(segment, record_at));
@@ -895,17 +877,17 @@ impl Shared {
 // ---------------------------------------------------------------------------------------------
 // The writer thread: group commit.
 
-/// The most bytes one group writes before it syncs.
-const GROUP_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// The most events one group writes before it syncs (about 16 MiB of frames at most).
+const GROUP_EVENTS_MAX: usize = 200_000;
 
-fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box<dyn AppendFile>, mut epoch: u64) {
+fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
-        let mut bytes = group[0].frame.len();
-        while bytes < GROUP_BYTES_MAX {
+        let mut events = group[0].events.len();
+        while events < GROUP_EVENTS_MAX {
             match rx.try_recv() {
                 Ok(job) => {
-                    bytes += job.frame.len();
+                    events += job.events.len();
                     group.push(job);
                 }
                 Err(_) => break,
@@ -926,11 +908,16 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box
             }
             continue;
         }
-        let result = write_group(&sh, &mut file, &mut group, &mut epoch);
-        epoch += 1;
+        let result = write_group(&sh, &mut w, &group);
+        w.epoch += 1;
         match result {
-            Ok(()) => {
-                let last = group.last().map(|j| j.last_position).unwrap_or(0);
+            Ok(offsets) => {
+                // Offsets first, then the head: a reader that sees the head finds every record.
+                {
+                    let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
+                    index.offsets.extend(offsets);
+                }
+                let last = group.last().map(|j| j.first_position + j.events.len() as u64 - 1).unwrap_or(0);
                 sh.committed.store(last, Ordering::Release);
                 for job in group {
                     job.done.complete(Ok(job.outcome));
@@ -946,37 +933,65 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut file: Box
     }
 }
 
-fn write_group(sh: &Shared, file: &mut Box<dyn AppendFile>, group: &mut [Job], epoch: &mut u64) -> Result<(), String> {
+/// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns the packed
+/// offset of every record written, in position order.
+fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, String> {
     let mut dirty = false;
-    for job in group.iter_mut() {
-        if let Some((path, header)) = job.new_segment.take() {
+    let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
+    for job in group {
+        // Encode: records go straight after a header placeholder.
+        let frame = &mut w.frame;
+        frame.clear();
+        frame.resize(FRAME_HEADER_BYTES, 0);
+        let mut rel_offsets = Vec::with_capacity(job.events.len());
+        for (e, version) in &job.events {
+            rel_offsets.push(frame.len() as u64);
+            // Validated events always encode (every field is within the record's limits); a
+            // failure here is a bug, and poisons the store rather than writing a bad frame.
+            format::encode_record(e, job.recorded_at, *version, frame)
+                .map_err(|err| format!("encode position {}: {err}", job.first_position))?;
+        }
+        let payload_crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
+        let frame_len = frame.len() as u64;
+        if w.segment_len + frame_len > sh.options.segment_bytes_max && w.segment_len > SEGMENT_HEADER_BYTES as u64 {
             // Seal the current segment before moving on, whatever the durability setting:
             // recovery relies on every segment but the last being synced. Frames after the
             // seal carry a new epoch.
             if dirty {
-                file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
-                *epoch += 1;
+                w.file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
+                w.epoch += 1;
             }
+            w.segment_no += 1;
+            let path = sh.dir.join(segment_name(w.segment_no));
+            let h = SegmentHeader { log_id: sh.log_id, base_position: job.first_position, segment_no: w.segment_no };
             let mut f = sh.vfs.open_append(&path, true).map_err(|e| format!("create {}: {e}", path.display()))?;
-            f.append(&header).map_err(|e| format!("write header of {}: {e}", path.display()))?;
+            f.append(&h.encode()).map_err(|e| format!("write header of {}: {e}", path.display()))?;
             f.sync_data().map_err(|e| format!("fsync {}: {e}", path.display()))?;
             sh.vfs.sync_dir(&sh.dir).map_err(|e| format!("fsync directory {}: {e}", sh.dir.display()))?;
-            *file = f;
+            w.file = f;
+            w.segment_len = SEGMENT_HEADER_BYTES as u64;
+            sh.index.write().unwrap_or_else(|p| p.into_inner()).segments.push(path);
         }
-        // The epoch is stamped now that the group is known; the header checksum follows it.
-        let mut header = [0u8; FRAME_HEADER_BYTES];
-        header.copy_from_slice(&job.frame[..FRAME_HEADER_BYTES]);
-        header[20..28].copy_from_slice(&epoch.to_le_bytes());
-        let crc = crc32c::crc32c(&header[..36]);
-        header[36..40].copy_from_slice(&crc.to_le_bytes());
-        job.frame[..FRAME_HEADER_BYTES].copy_from_slice(&header);
-        file.append(&job.frame).map_err(|e| format!("write: {e}"))?;
+        let header = FrameHeader {
+            payload_len: (frame.len() - FRAME_HEADER_BYTES) as u32,
+            first_position: job.first_position,
+            count: job.events.len() as u32,
+            epoch: w.epoch,
+            prev_checksum: w.prev_payload_crc,
+            payload_crc,
+        };
+        let frame = &mut w.frame;
+        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
+        w.file.append(frame).map_err(|e| format!("write: {e}"))?;
         dirty = true;
+        offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
+        w.segment_len += frame_len;
+        w.prev_payload_crc = payload_crc;
     }
     if dirty && sh.options.durability == Durability::Sync {
-        file.sync_data().map_err(|e| format!("fsync: {e}"))?;
+        w.file.sync_data().map_err(|e| format!("fsync: {e}"))?;
     }
-    Ok(())
+    Ok(offsets)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -80,6 +80,11 @@ fn events_survive_reopen_across_segments() {
     // Validation state was rebuilt: the same events are duplicates, and rules still hold.
     let again = pollster::block_on(store.append(events[..50].to_vec(), ExpectedVersion::Any)).unwrap();
     assert_eq!(again.duplicates.len(), 50);
+    // A logged id with other content is still a conflict after the reopen.
+    let mut forged = events[7].clone();
+    forged.occurred_at = forged.occurred_at.add_nanos(1);
+    let err = pollster::block_on(store.append(vec![forged], ExpectedVersion::Any)).unwrap_err();
+    assert!(matches!(err, rapport_core::AppendError::IdConflict { .. }), "{err}");
     drop(store);
     // `verify` follows the same hash chain across many frames per segment (it once chained
     // header checksums instead of payload checksums and failed on every second frame).
