@@ -320,7 +320,14 @@ impl NewEvent {
         use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
         let mut h = BuildHasherDefault::<crate::fast_hash::FastHasher>::default().build_hasher();
         self.id.hash(&mut h);
-        h.write_u64(self.account.stable_hash());
+        // Key texts are hashed whole, not through their `stable_hash`: a fingerprint tells a
+        // duplicate from a forged reuse of an id, so it must not be fooled by two texts whose
+        // 64-bit key hashes collide.
+        let key = |h: &mut crate::fast_hash::FastHasher, k: &str| {
+            h.write(k.as_bytes());
+            h.write_usize(k.len());
+        };
+        key(&mut h, self.account.as_str());
         self.occurred_at.hash(&mut h);
         h.write_u8(self.event.kind() as u8);
         let text = |h: &mut crate::fast_hash::FastHasher, t: &Option<String>| match t {
@@ -333,35 +340,35 @@ impl NewEvent {
         };
         match &self.event {
             Event::CommitmentMade { commitment, title, due, weight } => {
-                h.write_u64(commitment.stable_hash());
+                key(&mut h, commitment.as_str());
                 h.write(title.as_bytes());
                 h.write_usize(title.len());
                 due.hash(&mut h);
                 h.write_u64(weight.to_bits());
             }
             Event::CommitmentRenegotiated { commitment, due, reason } => {
-                h.write_u64(commitment.stable_hash());
+                key(&mut h, commitment.as_str());
                 due.hash(&mut h);
                 text(&mut h, reason);
             }
             Event::CommitmentDelivered { commitment, accepted } => {
-                h.write_u64(commitment.stable_hash());
+                key(&mut h, commitment.as_str());
                 h.write_u8(u8::from(*accepted));
             }
             Event::CommitmentCancelled { commitment, reason } => {
-                h.write_u64(commitment.stable_hash());
+                key(&mut h, commitment.as_str());
                 text(&mut h, reason);
             }
             Event::EscalationRaised { escalation, severity, summary } => {
-                h.write_u64(escalation.stable_hash());
+                key(&mut h, escalation.as_str());
                 severity.hash(&mut h);
                 text(&mut h, summary);
             }
             Event::EscalationAcknowledged { escalation }
             | Event::EscalationResolved { escalation }
-            | Event::EscalationReopened { escalation } => h.write_u64(escalation.stable_hash()),
+            | Event::EscalationReopened { escalation } => key(&mut h, escalation.as_str()),
             Event::SurveyAnswered { survey, score, comment } => {
-                h.write_u64(survey.stable_hash());
+                key(&mut h, survey.as_str());
                 score.hash(&mut h);
                 text(&mut h, comment);
             }
