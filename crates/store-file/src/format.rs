@@ -342,8 +342,7 @@ fn to_v1(e: &NewEvent) -> Result<ContentV1<'_>, EncodeError> {
     })
 }
 
-/// Appends one record (prefix and body) for `e` to `out`, and returns the content
-/// fingerprint: a 64-bit hash of everything but the store-assigned fields.
+/// Appends one record (prefix and body) for `e` to `out`.
 ///
 /// # Errors
 /// An event type without an encoding, or a record over [`RECORD_BYTES_MAX`].
@@ -352,14 +351,13 @@ pub fn encode_record(
     recorded_at: Timestamp,
     stream_version: StreamVersion,
     out: &mut Vec<u8>,
-) -> Result<u64, EncodeError> {
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_PREFIX_BYTES]);
     let body_start = out.len();
     let content = to_v1(e)?;
     let taken = std::mem::take(out);
     *out = postcard::to_extend(&content, taken).map_err(|e| EncodeError(e.to_string()))?;
-    let fingerprint = fingerprint(&out[body_start..]);
     out.extend_from_slice(&recorded_at.unix_nanos().to_le_bytes());
     out.extend_from_slice(&stream_version.0.to_le_bytes());
     let body_len = out.len() - body_start;
@@ -370,27 +368,7 @@ pub fn encode_record(
     let crc = crc32c::crc32c(&out[body_start..]);
     out[start..start + 4].copy_from_slice(&(body_len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    Ok(fingerprint)
-}
-
-/// The content fingerprint of `e`, as [`encode_record`] computes it.
-///
-/// # Errors
-/// An event type without an encoding.
-pub fn content_fingerprint(e: &NewEvent, scratch: &mut Vec<u8>) -> Result<u64, EncodeError> {
-    scratch.clear();
-    let content = to_v1(e)?;
-    let taken = std::mem::take(scratch);
-    *scratch = postcard::to_extend(&content, taken).map_err(|e| EncodeError(e.to_string()))?;
-    Ok(fingerprint(scratch))
-}
-
-fn fingerprint(bytes: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rapport_core::fast_hash::FastHasher::default();
-    h.write(bytes);
-    h.write_usize(bytes.len());
-    h.finish()
+    Ok(())
 }
 
 /// A decoded record.
@@ -398,8 +376,6 @@ fn fingerprint(bytes: &[u8]) -> u64 {
 pub struct Record {
     /// The event.
     pub envelope: Envelope,
-    /// Its content fingerprint.
-    pub fingerprint: u64,
 }
 
 /// Decodes one record body (after its prefix) as the event at `position`.
@@ -419,19 +395,18 @@ pub fn decode_body_with(
     position: Position,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<Record, DecodeError> {
-    let (new, recorded_at, stream_version, fingerprint) = decode_parts(body, intern)?;
-    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position), fingerprint })
+    let (new, recorded_at, stream_version) = decode_parts(body, intern)?;
+    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position) })
 }
 
-/// The parts of a record body: the event as submitted, `recorded_at`, the stream version and
-/// the content fingerprint.
+/// The parts of a record body: the event as submitted, `recorded_at` and the stream version.
 ///
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules.
 pub fn decode_parts(
     body: &[u8],
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
-) -> Result<(NewEvent, Timestamp, StreamVersion, u64), DecodeError> {
+) -> Result<(NewEvent, Timestamp, StreamVersion), DecodeError> {
     if body.len() < RECORD_TAIL_BYTES {
         return Err(err(0, "record body too short"));
     }
@@ -443,7 +418,7 @@ pub fn decode_parts(
     let stream_version = StreamVersion(u64_at(tail, 8));
     let account = intern(content.account).map_err(|e| err(0, format!("account: {e}")))?;
     let new = from_v1(content, account)?;
-    Ok((new, recorded_at, stream_version, fingerprint(content_bytes)))
+    Ok((new, recorded_at, stream_version))
 }
 
 fn from_v1(c: ContentV1<'_>, account: AccountId) -> Result<NewEvent, DecodeError> {

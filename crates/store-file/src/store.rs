@@ -536,9 +536,9 @@ impl FileStore {
                 for (k, (off, body)) in bodies.into_iter().enumerate() {
                     let position = Position(h.first_position + k as u64);
                     let record_at = (start + off) as u64;
-                    let (new, recorded_at, version, fingerprint) = format::decode_parts(body, &mut |s| scan.intern(s))
+                    let (new, recorded_at, version) = format::decode_parts(body, &mut |s| scan.intern(s))
                         .map_err(|e| corrupt(record_at, format!("position {position}: {}", e.reason)))?;
-                    scan.index_event(&new, position, recorded_at, version, *n, record_at, fingerprint)
+                    scan.index_event(&new, position, recorded_at, version, *n, record_at)
                         .map_err(|reason| corrupt(record_at, reason))?;
                 }
                 scan.prev_payload_crc = h.payload_crc;
@@ -840,7 +840,6 @@ impl FileStore {
 }
 
 impl Scan {
-    #[allow(clippy::too_many_arguments)]
     fn index_event(
         &mut self,
         e: &NewEvent,
@@ -849,7 +848,6 @@ impl Scan {
         stored_version: StreamVersion,
         segment: u64,
         record_at: u64,
-        fingerprint: u64,
     ) -> Result<(), String> {
         let version = self.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
         if version != stored_version {
@@ -857,7 +855,6 @@ impl Scan {
                 "position {position}: stored stream version {stored_version} but the stream is at {version}"
             ));
         }
-        let _ = fingerprint;
         self.core.fingerprints.push(e.fingerprint());
         self.core.next_position = position.0 + 1;
         self.core.last_recorded = self.core.last_recorded.max(recorded_at);
