@@ -896,36 +896,37 @@ fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer
             }
             return;
         };
-        if let Some(why) = sh.poisoned.get() {
-            for job in group {
-                job.done.complete(Err(AppendError::Storage(StorageError::new(
-                    "append",
-                    format!("store is poisoned: {why}"),
-                ))));
-            }
-            continue;
-        }
-        let result = write_group(&sh, &mut w, &group);
-        w.epoch += 1;
-        match result {
-            Ok(offsets) => {
-                // Offsets first, then the head: a reader that sees the head finds every record.
-                {
-                    let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
-                    index.offsets.extend(offsets);
-                }
-                let last = group.last().map(|j| j.first_position + j.events.len() as u64 - 1).unwrap_or(0);
-                sh.committed.store(last, Ordering::Release);
-                for job in group {
-                    job.done.complete(Ok(job.outcome));
+        let outcome: Result<(), String> = match sh.poisoned.get() {
+            Some(why) => Err(format!("store is poisoned: {why}")),
+            None => {
+                let result = write_group(&sh, &mut w, &group);
+                w.epoch += 1;
+                match result {
+                    Ok(offsets) => {
+                        // Offsets first, then the head: a reader that sees the head finds
+                        // every record.
+                        sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
+                        let last = group.last().map(|j| j.first_position + j.events.len() as u64 - 1).unwrap_or(0);
+                        sh.committed.store(last, Ordering::Release);
+                        Ok(())
+                    }
+                    Err(why) => {
+                        sh.poison(why.clone());
+                        Err(why)
+                    }
                 }
             }
-            Err(why) => {
-                sh.poison(why.clone());
-                for job in group {
-                    job.done.complete(Err(AppendError::Storage(StorageError::new("append", why.clone()))));
-                }
-            }
+        };
+        // Let go of the events and of the store before waking anyone: an appender that drops
+        // the last handle right after its append must find the store closed (its lock file
+        // released) when the drop returns, so the writer must not hold a reference then.
+        let done: Vec<(Completion, AppendOutcome)> = group.into_iter().map(|j| (j.done, j.outcome)).collect();
+        drop(sh);
+        for (completion, appended) in done {
+            completion.complete(match &outcome {
+                Ok(()) => Ok(appended),
+                Err(why) => Err(AppendError::Storage(StorageError::new("append", why.clone()))),
+            });
         }
     }
 }

@@ -122,6 +122,21 @@ fn no_sync_durability_still_round_trips() {
 }
 
 #[test]
+fn dropping_the_store_right_after_an_append_releases_it() {
+    // The writer thread lets go of the store before it wakes the appender, so a reopen right
+    // after the last handle is dropped never finds the lock still held.
+    let dir = TempDir::new("drop-reopen");
+    let options = Options { durability: Durability::NoSyncMayLoseRecentOnCrash, ..Options::default() };
+    let events = history(20, 12, 2);
+    for (round, chunk) in events.chunks(events.len() / 20 + 1).enumerate() {
+        let s = FileStore::open_with(dir.path(), options.clone())
+            .unwrap_or_else(|e| panic!("reopen in round {round}: {e}"));
+        pollster::block_on(s.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+    }
+    assert_eq!(contents(&FileStore::open_with(dir.path(), options).unwrap()).len(), events.len());
+}
+
+#[test]
 fn concurrent_single_event_appenders_lose_nothing() {
     let dir = TempDir::new("group");
     let store = Arc::new(FileStore::open(dir.path()).unwrap());
