@@ -201,8 +201,14 @@ pub fn import<S: Store>(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<ImportReport, ImportError> {
     let name = path.display().to_string();
-    import_reader(ledger, &name, || std::fs::File::open(path), options, rejects, progress)
+    // Canonical lines are over 100 bytes: size the validation index once instead of letting it
+    // double (and rehash) its way up, within a bound on what is reserved up front.
+    let events_hint = std::fs::metadata(path).map(|m| (m.len() / 100).min(SHADOW_RESERVE_MAX) as usize).unwrap_or(0);
+    import_with(ledger, &name, || std::fs::File::open(path), options, rejects, progress, events_hint)
 }
+
+/// The most events the validation index reserves room for up front.
+const SHADOW_RESERVE_MAX: u64 = 4_000_000;
 
 /// Imports from a reader that `open` can produce once or twice (a file can be reopened; a
 /// one-shot source such as stdin fits only if it stays within `buffer_events_max`).
@@ -216,10 +222,22 @@ pub fn import<S: Store>(
 pub fn import_reader<S: Store, R: Read + Send>(
     ledger: &Ledger<S>,
     source_name: &str,
+    open: impl FnMut() -> io::Result<R>,
+    options: &ImportOptions,
+    rejects: Option<&mut dyn Write>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<ImportReport, ImportError> {
+    import_with(ledger, source_name, open, options, rejects, progress, 0)
+}
+
+fn import_with<S: Store, R: Read + Send>(
+    ledger: &Ledger<S>,
+    source_name: &str,
     mut open: impl FnMut() -> io::Result<R>,
     options: &ImportOptions,
     mut rejects: Option<&mut dyn Write>,
     progress: &mut dyn FnMut(Progress),
+    events_hint: usize,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
@@ -230,7 +248,7 @@ pub fn import_reader<S: Store, R: Read + Send>(
     // the affected streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
     // refused chunk is re-checked line by line to name the first bad line. With
     // `skip_invalid`, line by line.
-    let mut shadow = Shadow::default();
+    let mut shadow = Shadow { state: LogState::with_capacity(events_hint), ..Shadow::default() };
     let mut rejected_lines: HashSet<u64> = HashSet::new();
     let mut buffer = Some(Buffered::default());
     let reader = open().map_err(io_err)?;
