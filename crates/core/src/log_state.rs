@@ -66,6 +66,11 @@ impl LogState {
         s
     }
 
+    /// Makes room for about `n_events` more events in the id index.
+    pub fn reserve(&mut self, n_events: usize) {
+        self.ids.reserve(n_events);
+    }
+
     /// The version of `account`'s last event; 0 when it has none.
     pub fn stream_version(&self, account: &AccountId) -> StreamVersion {
         self.streams.get(account).map(StreamState::version).unwrap_or_default()

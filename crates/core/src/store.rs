@@ -205,6 +205,13 @@ pub trait Store: Send + Sync {
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
 
+    /// A hint that about `events` more events are about to be appended (a backfill knows how
+    /// many it holds), so an in-memory index can grow once instead of doubling its way up. By
+    /// default it does nothing. Stores bound what they reserve.
+    fn reserve(&self, events: usize) {
+        let _ = events;
+    }
+
     /// Whether each of `accounts` has events, in order: so an importer loads only the streams
     /// that exist, in one call. By default one [`read_stream`](Self::read_stream) of one event
     /// per account; a database store answers with one query. At most [`READ_LIMIT_MAX`]
@@ -262,6 +269,10 @@ impl<S: Store> Store for Arc<S> {
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         (**self).accounts_exist(accounts)
     }
+
+    fn reserve(&self, events: usize) {
+        (**self).reserve(events);
+    }
 }
 
 /// A borrowed store is a store.
@@ -305,5 +316,9 @@ impl<S: Store> Store for &S {
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         (**self).accounts_exist(accounts)
+    }
+
+    fn reserve(&self, events: usize) {
+        (**self).reserve(events);
     }
 }

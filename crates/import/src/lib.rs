@@ -369,6 +369,9 @@ fn import_with<S: Store, R: Read + Send>(
     // Pass 2: append in batches, from the buffer or by reading the input again, with two
     // batches in flight: the next one is handed to the store before the previous one is
     // awaited. (A store whose futures start only when polled runs them one after the other.)
+    if let Some(buffered) = &buffer {
+        ledger.store().reserve(buffered.len);
+    }
     let mut appender = Appender { ledger, source_name, options, in_flight: None, batch: Vec::new(), first_line: 0 };
     let mut done = 0u64;
     let mut on_outcome = |report: &mut ImportReport, out: AppendOutcome| {

@@ -874,6 +874,9 @@ impl Shared {
 // ---------------------------------------------------------------------------------------------
 // The writer thread: group commit.
 
+/// The most events [`Store::reserve`] makes room for at once.
+const RESERVE_EVENTS_MAX: usize = 16_000_000;
+
 /// The most events one group writes before it syncs (about 16 MiB of frames at most).
 const GROUP_EVENTS_MAX: usize = 200_000;
 
@@ -1025,6 +1028,16 @@ impl Store for FileStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
         std::future::ready(self.accounts_now(after, limit))
+    }
+
+    fn reserve(&self, events: usize) {
+        // Bounded: a hint must not make the store allocate without limit.
+        let events = events.min(RESERVE_EVENTS_MAX);
+        let mut core = lock(&self.shared.core);
+        core.state.reserve(events);
+        core.fingerprints.reserve(events);
+        drop(core);
+        self.shared.index.write().unwrap_or_else(|p| p.into_inner()).offsets.reserve(events);
     }
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {

@@ -94,6 +94,9 @@ pub fn assert_log_invariants<S: Store>(store: &S) -> Vec<Envelope> {
 /// Appended events read back exactly, through every read path.
 pub fn append_and_read_back<S: Store>(store: S) {
     let (a, b) = (account("acme"), account("globex"));
+    // A size hint, even an absurd one, changes nothing a caller can see.
+    store.reserve(4);
+    store.reserve(usize::MAX);
     let batch = vec![made(&a, "c-1", 0), touch(&b, 1), delivered(&a, "c-1", 2), touch(&a, 3)];
     let out = block(store.append(batch.clone(), ExpectedVersion::Any)).expect("append");
     assert_eq!(out.appended.len(), 4);

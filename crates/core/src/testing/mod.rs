@@ -145,4 +145,8 @@ impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
     ) -> impl std::future::Future<Output = Result<Vec<bool>, crate::ReadError>> + Send {
         self.store.accounts_exist(accounts)
     }
+
+    fn reserve(&self, events: usize) {
+        self.store.reserve(events);
+    }
 }
