@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
         // Whatever decodes must be internally consistent.
         assert!(seg.valid_len as usize <= data.len());
         for (i, r) in seg.records.iter().enumerate() {
-            assert_eq!(r.envelope.position.get(), seg.header.base_position + i as u64);
+            assert_eq!(r.position.get(), seg.header.base_position + i as u64);
         }
     }
     // Frame headers and record splitting on their own, at every offset of a short input.

@@ -116,6 +116,16 @@ impl Interner {
     /// The most texts remembered at once.
     pub const KEYS_MAX: usize = 1 << 16;
 
+    /// How many texts it remembers now.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Whether it remembers none.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
     fn get(&self, hash: u64, s: &str) -> Option<Arc<str>> {
         self.texts.get(&hash).filter(|t| &***t == s).cloned()
     }

@@ -356,7 +356,9 @@ fn interned_keys_share_text_and_the_interner_stays_bounded() {
     for k in 0..Interner::KEYS_MAX + 10 {
         let key = format!("k-{k}");
         assert_eq!(AccountId::new_in(&key, &mut interner).unwrap().as_str(), key);
+        assert!(interner.len() <= Interner::KEYS_MAX);
     }
+    assert!(!interner.is_empty());
     let again = AccountId::new_in("acme", &mut interner).unwrap();
     assert_eq!(again, a);
     // Parsing with an interner reads the same event as without.

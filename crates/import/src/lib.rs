@@ -235,7 +235,7 @@ fn import_with<S: Store, R: Read + Send>(
     source_name: &str,
     mut open: impl FnMut() -> io::Result<R>,
     options: &ImportOptions,
-    mut rejects: Option<&mut dyn Write>,
+    rejects: Option<&mut dyn Write>,
     progress: &mut dyn FnMut(Progress),
     events_hint: usize,
 ) -> Result<ImportReport, ImportError> {
@@ -249,7 +249,8 @@ fn import_with<S: Store, R: Read + Send>(
     // refused chunk is re-checked line by line to name the first bad line. With
     // `skip_invalid`, line by line.
     let mut shadow = Shadow { state: LogState::with_capacity(events_hint), ..Shadow::default() };
-    let mut rejected_lines: HashSet<u64> = HashSet::new();
+    let mut refusals =
+        Refusals { source_name, skip_invalid: options.skip_invalid, sink: rejects, lines: HashSet::new() };
     let mut buffer = Some(Buffered::default());
     let reader = open().map_err(io_err)?;
     std::thread::scope(|scope| -> Result<(), ImportError> {
@@ -332,39 +333,26 @@ fn import_with<S: Store, R: Read + Send>(
                         pending.events.push(e);
                         if pending.events.len() >= CHECK_CHUNK || options.skip_invalid {
                             let events = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
-                            check(ledger, &mut shadow, events, options, &mut buffer, |line, reason| {
-                                refuse(
-                                    source_name,
-                                    options,
-                                    &mut rejects,
-                                    &mut rejected_lines,
-                                    &mut report,
-                                    line,
-                                    reason,
-                                )
-                            })
-                            .map_err(|e| e.map_read(read_err))?;
+                            check(ledger, &mut shadow, events, options, &mut buffer, &mut refusals)
+                                .map_err(|e| e.map_read(read_err))?;
                         }
                     }
                     Err(reason) => {
                         // Lines before this one are checked first, so errors come out in line order.
                         let events = std::mem::take(&mut pending);
-                        check(ledger, &mut shadow, events, options, &mut buffer, |line, reason| {
-                            refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)
-                        })
-                        .map_err(|e| e.map_read(read_err))?;
-                        refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)?;
+                        check(ledger, &mut shadow, events, options, &mut buffer, &mut refusals)
+                            .map_err(|e| e.map_read(read_err))?;
+                        refusals.refuse(line, reason)?;
                     }
                 }
             }
             progress(Progress::Validating { bytes: parsed.bytes });
         }
-        check(ledger, &mut shadow, pending, options, &mut buffer, |line, reason| {
-            refuse(source_name, options, &mut rejects, &mut rejected_lines, &mut report, line, reason)
-        })
-        .map_err(|e| e.map_read(read_err))
+        check(ledger, &mut shadow, pending, options, &mut buffer, &mut refusals).map_err(|e| e.map_read(read_err))
     })?;
     drop(shadow);
+    let rejected_lines = refusals.lines;
+    report.rejected = rejected_lines.len() as u64;
 
     // Pass 2: append in batches, from the buffer or by reading the input again, with two
     // batches in flight: the next one is handed to the store before the previous one is
@@ -463,15 +451,15 @@ impl From<ImportError> for CheckError {
     }
 }
 
-/// Validates `events` against the shadow and keeps the valid ones; `refuse(line, reason)`
-/// fails the import or records a rejection.
+/// Validates `events` against the shadow and keeps the valid ones; an invalid one fails the
+/// import or is recorded as rejected.
 fn check<S: Store>(
     ledger: &Ledger<S>,
     shadow: &mut Shadow,
     events: Lines,
     options: &ImportOptions,
     buffer: &mut Option<Buffered>,
-    mut refuse: impl FnMut(u64, String) -> Result<(), ImportError>,
+    refusals: &mut Refusals<'_, '_>,
 ) -> Result<(), CheckError> {
     if events.events.is_empty() {
         return Ok(());
@@ -506,33 +494,35 @@ fn check<S: Store>(
                 kept.events.extend(one);
             }
             Err(Err(fatal)) => return Err(CheckError::Read(fatal)),
-            Err(Ok(reason)) => refuse(line, reason)?,
+            Err(Ok(reason)) => refusals.refuse(line, reason)?,
         }
     }
     keep(kept, buffer);
     Ok(())
 }
 
-/// Fails the import on an invalid line, or with `skip_invalid` records it as rejected.
-fn refuse(
-    source_name: &str,
-    options: &ImportOptions,
-    rejects: &mut Option<&mut dyn Write>,
-    rejected_lines: &mut HashSet<u64>,
-    report: &mut ImportReport,
-    line: u64,
-    reason: String,
-) -> Result<(), ImportError> {
-    if !options.skip_invalid {
-        return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
+/// Where refused lines go: with `skip_invalid`, to the rejects sink and the set of lines the
+/// append pass skips; otherwise, the first one fails the import.
+struct Refusals<'s, 'w> {
+    source_name: &'s str,
+    skip_invalid: bool,
+    sink: Option<&'w mut dyn Write>,
+    lines: HashSet<u64>,
+}
+
+impl Refusals<'_, '_> {
+    fn refuse(&mut self, line: u64, reason: String) -> Result<(), ImportError> {
+        let source_name = self.source_name;
+        if !self.skip_invalid {
+            return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
+        }
+        if let Some(w) = self.sink.as_deref_mut() {
+            let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
+            writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
+        }
+        self.lines.insert(line);
+        Ok(())
     }
-    if let Some(w) = rejects.as_deref_mut() {
-        let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
-        writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
-    }
-    rejected_lines.insert(line);
-    report.rejected += 1;
-    Ok(())
 }
 
 type InFlight<'l> = (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, u64);
@@ -604,7 +594,9 @@ impl<'l, S: Store> Appender<'l, S> {
 #[derive(Default)]
 struct Shadow {
     state: LogState,
-    loaded: HashSet<AccountId>,
+    /// Accounts whose stream is in `state`; asked once per event, so hashed by the keys'
+    /// precomputed hash rather than SipHash.
+    loaded: HashSet<AccountId, rapport_core::fast_hash::SeededState>,
     fingerprints: Vec<u64>,
 }
 

@@ -371,18 +371,11 @@ pub fn encode_record(
     Ok(())
 }
 
-/// A decoded record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// The event.
-    pub envelope: Envelope,
-}
-
 /// Decodes one record body (after its prefix) as the event at `position`.
 ///
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules.
-pub fn decode_body(body: &[u8], position: Position) -> Result<Record, DecodeError> {
+pub fn decode_body(body: &[u8], position: Position) -> Result<Envelope, DecodeError> {
     decode_body_with(body, position, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
 }
 
@@ -394,9 +387,9 @@ pub fn decode_body_with(
     body: &[u8],
     position: Position,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
-) -> Result<Record, DecodeError> {
+) -> Result<Envelope, DecodeError> {
     let (new, recorded_at, stream_version) = decode_parts(body, intern)?;
-    Ok(Record { envelope: Envelope::new(new, recorded_at, stream_version, position) })
+    Ok(Envelope::new(new, recorded_at, stream_version, position))
 }
 
 /// The parts of a record body: the event as submitted, `recorded_at` and the stream version.
@@ -537,7 +530,7 @@ pub struct DecodedSegment {
     /// The header.
     pub header: SegmentHeader,
     /// The records, in order.
-    pub records: Vec<Record>,
+    pub records: Vec<Envelope>,
     /// The byte offset just past the last valid frame.
     pub valid_len: u64,
 }

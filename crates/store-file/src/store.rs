@@ -787,7 +787,7 @@ impl FileStore {
                 }
                 let rec = format::decode_body_with(body, Position(positions[k]), &mut |s| index.intern(s))
                     .map_err(|e| corrupt(&e.reason))?;
-                out.push(rec.envelope);
+                out.push(rec);
             }
             i = j;
         }

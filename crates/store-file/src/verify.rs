@@ -106,8 +106,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
         if seg.valid_len != len {
             return Err(damaged(seg.valid_len, "zeroed space after the last frame".into()));
         }
-        for r in seg.records {
-            let e = &r.envelope;
+        for e in &seg.records {
             let version = state
                 .replay(&e.to_new_event(), Position(next))
                 .map_err(|err| damaged(0, format!("position {next}: {err}")))?;
