@@ -23,8 +23,9 @@ pub struct PreparedAppend {
 /// What [`LogState::admit`] decided.
 #[derive(Debug, Default)]
 pub struct Admitted {
-    /// The batch indexes of the new events, in order; they take the positions from `next` on.
-    pub fresh: Vec<usize>,
+    /// The batch index and stream version of each new event, in order; they take the
+    /// positions from `next` on.
+    pub fresh: Vec<(usize, StreamVersion)>,
     /// Ids of duplicates (of logged events, or of earlier events in the batch).
     pub duplicates: Vec<EventId>,
 }
@@ -151,7 +152,7 @@ impl LogState {
         same_content: impl FnMut(Position, &NewEvent) -> bool,
     ) -> Result<Admitted, AppendError> {
         let decided = self.decide(batch, expected, next, same_content)?;
-        Ok(Admitted { fresh: decided.fresh.into_iter().map(|(k, _)| k).collect(), duplicates: decided.duplicates })
+        Ok(Admitted { fresh: decided.fresh, duplicates: decided.duplicates })
     }
 
     fn decide(

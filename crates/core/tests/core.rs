@@ -327,8 +327,8 @@ proptest! {
         let prepared = b.prepare(batch.clone(), ExpectedVersion::Any, next, |_, _| true);
         match (admitted, prepared) {
             (Ok(x), Ok(y)) => {
-                let fresh: Vec<_> = x.fresh.iter().map(|&k| batch[k].id).collect();
-                prop_assert_eq!(fresh, y.events.iter().map(|(e, _)| e.id).collect::<Vec<_>>());
+                let fresh: Vec<_> = x.fresh.iter().map(|&(k, v)| (batch[k].id, v)).collect();
+                prop_assert_eq!(fresh, y.events.iter().map(|(e, v)| (e.id, *v)).collect::<Vec<_>>());
                 prop_assert_eq!(x.duplicates, y.duplicates);
             }
             (Err(x), Err(y)) => prop_assert_eq!(x.to_string(), y.to_string()),

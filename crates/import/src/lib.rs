@@ -636,7 +636,7 @@ impl Shadow {
         }) {
             Ok(admitted) => {
                 // The new events take the next shadow positions, in batch order.
-                self.fingerprints.extend(admitted.fresh.iter().map(|&k| batch[k].fingerprint()));
+                self.fingerprints.extend(admitted.fresh.iter().map(|&(k, _)| batch[k].fingerprint()));
                 Ok(())
             }
             Err(AppendError::Invalid(v)) => Err(Ok(format!("{}: {v}", v.field()))),

@@ -512,18 +512,18 @@ async fn append_tx(
     // 2. Duplicates of logged events: the same content is a duplicate, other content a conflict.
     let known: HashMap<Uuid, String> =
         known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
-    let staged_index: HashMap<Uuid, i32> = if bulk {
-        batch.iter().enumerate().rev().map(|(k, e)| (e.id.as_uuid(), k as i32)).collect()
-    } else {
-        HashMap::new()
-    };
     let mut duplicates = Vec::new();
+    // The events not yet logged, with their index in the batch (their staged row's key).
     let mut rest = Vec::with_capacity(batch.len());
-    for e in batch {
+    let mut rest_index: Vec<i32> = Vec::with_capacity(batch.len());
+    for (k, e) in batch.into_iter().enumerate() {
         match known.get(&e.id.as_uuid()) {
             Some(p) if *p == e.to_json_line() => duplicates.push(e.id),
             Some(_) => return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id })),
-            None => rest.push(e),
+            None => {
+                rest.push(e);
+                rest_index.push(k as i32);
+            }
         }
     }
     if rest.is_empty() {
@@ -550,24 +550,28 @@ async fn append_tx(
     }
 
     // 4. Core decides: in-batch repeats, the expected version, every validation rule.
-    let prepared = match state.prepare(rest, expected, Position(1), |_, _| false) {
-        Ok(p) => p,
+    let admitted = match state.admit(&rest, expected, Position(1), |_, _| false) {
+        Ok(a) => a,
         Err(e) => return Ok(Err(e)),
     };
-    duplicates.extend(prepared.duplicates.iter().copied());
+    duplicates.extend(admitted.duplicates.iter().copied());
     let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
     let last_recorded: i64 = last.get::<_, Option<i64>>(1).unwrap_or(0);
     let now: i64 = last.get(2);
     // recorded_at: the database clock, never below the last event's.
     let recorded = now.max(last_recorded);
-    let n = prepared.events.len();
+    let n = admitted.fresh.len();
     let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
     let mut appended = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
-    for (k, (e, version)) in prepared.events.iter().enumerate() {
-        let position = head + 1 + k as i64;
+    let mut staged = Vec::with_capacity(if bulk { n } else { 0 });
+    for (i, &(k, version)) in admitted.fresh.iter().enumerate() {
+        let e = &rest[k];
+        let position = head + 1 + i as i64;
         versions.push(version.0 as i64);
-        if !bulk {
+        if bulk {
+            staged.push(rest_index[k]);
+        } else {
             rows.positions.push(position);
             rows.accounts.push(e.account.as_str().to_owned());
             rows.ids.push(e.id.as_uuid());
@@ -575,13 +579,13 @@ async fn append_tx(
             rows.types.push(e.event.kind().tag().to_owned());
             rows.payloads.push(e.to_json_line());
         }
-        appended.push(Committed { id: e.id, stream_version: *version, position: Position(position as u64) });
+        appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
     }
     // 5. New snapshots for the streams that grew.
     let mut names = Vec::new();
     let mut snapshot_versions = Vec::new();
     let mut states = Vec::new();
-    let mut touched: Vec<&AccountId> = prepared.events.iter().map(|(e, _)| &e.account).collect();
+    let mut touched: Vec<&AccountId> = admitted.fresh.iter().map(|&(k, _)| &rest[k].account).collect();
     touched.sort();
     touched.dedup();
     for account in touched {
@@ -594,9 +598,6 @@ async fn append_tx(
     // 6. The rows and the snapshots, pipelined, then commit.
     let insert = async {
         if bulk {
-            // Each new event's staged row: its first occurrence in the batch.
-            let staged: Vec<i32> =
-                prepared.events.iter().map(|(e, _)| staged_index.get(&e.id.as_uuid()).copied().unwrap_or(-1)).collect();
             tx.execute(&insert_st, &[&head, &recorded, &staged, &versions]).await
         } else {
             tx.execute(
