@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, AsOf, Ledger, LogState, Position, Store, Timestamp};
-use rapport_health::{AccountScores, HealthModel, Scores, rank_at_risk, score_account, score_all, timeline};
+use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
 use rapport_import::{Format, ImportError, ImportOptions, Progress, import, import_reader};
 use rapport_store_file::{FileStore, OpenError, Options, VerifyError, verify};
 use rapport_store_postgres::PgStore;
@@ -454,33 +454,7 @@ fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFor
                 writeln!(out, "{obj}")?;
             }
         }
-        OutputFormat::Table => {
-            writeln!(
-                out,
-                "{:<16} {:>6} {:>7} {:<7} {:>5} {:>5} {:>7}  holding it back",
-                "account", "trust", "health", "band", "conf", "cov", "trend"
-            )?;
-            for s in scores {
-                let Scores { trust, health } = &s.scores;
-                let top = health.top_factor().map(|f| format!("{} {:.2}", f.name, f.value)).unwrap_or_default();
-                writeln!(
-                    out,
-                    "{:<16} {:>6.1} {:>7.1} {:<7} {:>5.2} {:>5.2} {:>+7.1}  {}",
-                    s.account.as_str(),
-                    trust.score,
-                    health.score,
-                    health.band.name(),
-                    trust.confidence,
-                    health.confidence,
-                    s.trend.delta,
-                    top
-                )?;
-            }
-            let risk: Vec<&str> = rank_at_risk(scores).iter().take(5).map(|s| s.account.as_str()).collect();
-            if !risk.is_empty() {
-                writeln!(out, "most at risk: {}", risk.join(", "))?;
-            }
-        }
+        OutputFormat::Table => write_table(&mut out, scores)?,
     }
     Ok(())
 }

@@ -34,6 +34,8 @@ pub mod portfolio;
 pub mod state;
 
 pub use model::{HealthModel, HealthWeights};
-pub use portfolio::{AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline};
+pub use portfolio::{
+    AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
+};
 pub use rapport_trust::{Band, Factor, Score};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

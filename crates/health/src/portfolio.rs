@@ -181,6 +181,47 @@ pub async fn score_account<S: Store>(
     }))
 }
 
+/// Writes `scores` as the plain-text table `rapport score` prints: one line per account with
+/// trust, health, band, confidences, trend and the factor holding health back most, then the
+/// five accounts most at risk ([`rank_at_risk`]).
+///
+/// # Errors
+/// Those of `out`.
+pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:>6} {:>7} {:<7} {:>5} {:>5} {:>7} {:<8}  holding it back",
+        "account", "trust", "health", "band", "conf", "cov", "trend", ""
+    )?;
+    for s in scores {
+        let Scores { trust, health } = &s.scores;
+        let top = health.top_factor().map(|f| format!("{} {:.2}", f.name, f.value)).unwrap_or_default();
+        let direction = match s.trend.direction {
+            Direction::Rising => "rising",
+            Direction::Falling => "falling",
+            Direction::Steady => "steady",
+        };
+        writeln!(
+            out,
+            "{:<16} {:>6.1} {:>7.1} {:<7} {:>5.2} {:>5.2} {:>+7.1} {:<8}  {}",
+            s.account.as_str(),
+            trust.score,
+            health.score,
+            health.band.name(),
+            trust.confidence,
+            health.confidence,
+            s.trend.delta,
+            direction,
+            top
+        )?;
+    }
+    let risk: Vec<&str> = rank_at_risk(scores).iter().take(5).map(|s| s.account.as_str()).collect();
+    if !risk.is_empty() {
+        writeln!(out, "most at risk: {}", risk.join(", "))?;
+    }
+    Ok(())
+}
+
 /// The accounts at risk: every account whose health band is not grey, lowest health first,
 /// then the steepest fall first.
 pub fn rank_at_risk(scores: &[AccountScores]) -> Vec<&AccountScores> {
