@@ -23,7 +23,7 @@ fn log(accounts: u32, months: u32) -> Vec<Envelope> {
 }
 
 fn state_bytes() {
-    let model = HealthModel::default();
+    let model = HealthModel::default().prepare();
     let log = log(100_000, 12);
     let mut states: FastHashMap<AccountId, HealthState> = FastHashMap::default();
     for e in &log {

@@ -6,6 +6,7 @@
 //!
 //! - [`HealthModel`]: every parameter (including the trust model), as a serde config.
 //! - [`HealthState`] / [`HealthProjection`]: one account; [`Scores`] holds trust and health.
+//!   Folding takes the model [prepared](HealthModel::prepare) once ([`PreparedHealth`]).
 //! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
 //!   [`rank_at_risk`] orders them.
 //! - [`timeline`]: one account at many instants in one pass.
@@ -33,7 +34,7 @@ pub mod model;
 pub mod portfolio;
 pub mod state;
 
-pub use model::{HealthModel, HealthWeights};
+pub use model::{HealthModel, HealthWeights, PreparedHealth};
 pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
 };

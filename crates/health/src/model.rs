@@ -1,7 +1,8 @@
 //! [`HealthModel`]: every parameter of the health score, as a serde config with documented,
 //! calibrated defaults (see `docs/scoring.md`).
 
-use rapport_trust::{Bands, ChannelParams, TrustModel};
+use rapport_trust::evidence::NANOS_PER_DAY_F;
+use rapport_trust::{Bands, ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use serde::{Deserialize, Serialize};
 
 /// The weight of each measure in health. Only their ratios matter.
@@ -96,5 +97,60 @@ impl HealthModel {
     /// The stamp on every health score: `id/version`.
     pub fn stamp(&self) -> String {
         format!("{}/{}", self.id, self.version)
+    }
+}
+
+impl HealthModel {
+    /// A copy of this model prepared for folding events ([`HealthState::apply`](crate::HealthState::apply)).
+    pub fn prepare(&self) -> PreparedHealth {
+        PreparedHealth::new(self.clone())
+    }
+}
+
+/// A [`HealthModel`] prepared for folding events: the model, and the constants derived from
+/// it (every decay rate, trust's included) computed once rather than once per event.
+/// Immutable, so the two always agree; build one per fold (or per projection), not per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedHealth {
+    model: HealthModel,
+    pub(crate) trust: PreparedTrust,
+    pub(crate) nps: PreparedChannel,
+    pub(crate) csat: PreparedChannel,
+    pub(crate) ces: PreparedChannel,
+    pub(crate) engagement_rate: f64,
+    pub(crate) advocacy_rate: f64,
+    pub(crate) load_confidence_rate: f64,
+}
+
+/// Half-lives per nanosecond for a half-life of `days`.
+fn rate(days: f64) -> f64 {
+    1.0 / (days * NANOS_PER_DAY_F)
+}
+
+impl PreparedHealth {
+    /// Prepares `model`.
+    pub fn new(model: HealthModel) -> Self {
+        Self {
+            trust: model.trust.prepare(),
+            nps: model.nps.prepare(),
+            csat: model.csat.prepare(),
+            ces: model.ces.prepare(),
+            engagement_rate: rate(model.engagement_half_life_days),
+            advocacy_rate: rate(model.advocacy_half_life_days),
+            load_confidence_rate: rate(model.load_confidence_half_life_days),
+            model,
+        }
+    }
+
+    /// The model.
+    #[inline]
+    pub fn model(&self) -> &HealthModel {
+        &self.model
+    }
+}
+
+impl From<HealthModel> for PreparedHealth {
+    fn from(model: HealthModel) -> Self {
+        Self::new(model)
     }
 }

@@ -4,7 +4,7 @@ use rapport_core::fast_hash::SeededHashMap;
 use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::model::HealthModel;
+use crate::model::{HealthModel, PreparedHealth};
 use crate::state::{HealthState, Scores};
 
 /// Which way health moved over the trend window.
@@ -72,8 +72,8 @@ struct Entry {
 /// Events newer than the trend window's start are buffered per account (the window is 30 days
 /// by default), so the score one window ago and now come from the same pass.
 #[derive(Debug)]
-pub struct Portfolio<'m> {
-    model: &'m HealthModel,
+pub struct Portfolio {
+    model: PreparedHealth,
     as_of: AsOf,
     then: Timestamp,
     /// Account ids hash by their frozen `stable_hash`, mixed with a random per-map seed (the
@@ -85,11 +85,18 @@ pub struct Portfolio<'m> {
     last: usize,
 }
 
-impl<'m> Portfolio<'m> {
-    /// An empty fold for `as_of`.
-    pub fn new(model: &'m HealthModel, as_of: AsOf) -> Self {
+impl Portfolio {
+    /// An empty fold for `as_of`, with its own [prepared](HealthModel::prepare) copy of `model`.
+    pub fn new(model: &HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self { model, as_of, then, index: SeededHashMap::default(), entries: Vec::new(), last: usize::MAX }
+        Self {
+            model: model.prepare(),
+            as_of,
+            then,
+            index: SeededHashMap::default(),
+            entries: Vec::new(),
+            last: usize::MAX,
+        }
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped.
@@ -111,7 +118,7 @@ impl<'m> Portfolio<'m> {
         self.last = slot;
         let entry = &mut self.entries[slot].1;
         if e.occurred_at <= self.then {
-            entry.state.apply(self.model, e);
+            entry.state.apply(&self.model, e);
         } else {
             entry.recent.push(e.clone());
         }
@@ -128,12 +135,13 @@ impl<'m> Portfolio<'m> {
             .entries
             .into_iter()
             .map(|(account, mut entry)| {
-                let then = entry.state.evaluate(self.model, self.then);
+                let model = self.model.model();
+                let then = entry.state.evaluate(model, self.then);
                 for e in &entry.recent {
-                    entry.state.apply(self.model, e);
+                    entry.state.apply(&self.model, e);
                 }
-                let now = entry.state.evaluate(self.model, self.as_of.at);
-                let trend = Trend::between(self.model, &now, &then);
+                let now = entry.state.evaluate(model, self.as_of.at);
+                let trend = Trend::between(model, &now, &then);
                 AccountScores { account, as_of: self.as_of.at, scores: now, trend }
             })
             .collect();
@@ -255,12 +263,13 @@ pub fn timeline(
     let mut instants = instants.to_vec();
     instants.sort();
     let mut state = HealthState::new();
+    let prepared = model.prepare();
     let mut next = events.iter().peekable();
     instants
         .into_iter()
         .map(|t| {
             while let Some(e) = next.next_if(|e| e.occurred_at <= t) {
-                state.apply(model, e);
+                state.apply(&prepared, e);
             }
             (t, state.evaluate(model, t))
         })

@@ -9,7 +9,7 @@ use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
 use serde::{Deserialize, Serialize};
 
-use crate::model::HealthModel;
+use crate::model::{HealthModel, PreparedHealth};
 
 /// A decayed count with its most influential events.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -19,8 +19,7 @@ struct Count {
 }
 
 impl Count {
-    fn add(&mut self, e: &Envelope, h_nanos: f64) {
-        let rate = 1.0 / h_nanos;
+    fn add(&mut self, e: &Envelope, rate: f64) {
         self.sum.add_at_rate(e.occurred_at, 1.0, 0.0, rate);
         self.top.offer_at_rate(e.id, 1.0, e.occurred_at, rate);
     }
@@ -89,8 +88,8 @@ impl HealthState {
         self.trust.heap_bytes()
     }
 
-    /// Folds one event in.
-    pub fn apply(&mut self, m: &HealthModel, e: &Envelope) {
+    /// Folds one event in, with the model prepared once ([`HealthModel::prepare`]).
+    pub fn apply(&mut self, m: &PreparedHealth, e: &Envelope) {
         // Surveys, touchpoints and advocacy carry no trust evidence: trust only sees the time.
         match &e.event {
             Event::SurveyAnswered { .. } | Event::TouchpointHeld { .. } | Event::AdvocacyGiven { .. } => {
@@ -117,9 +116,9 @@ impl HealthState {
                     self.ces.add(&m.ces, e.id, x, 1.0, e.occurred_at);
                 }
             },
-            Event::TouchpointHeld { .. } => self.engagement.add(e, days(m.engagement_half_life_days)),
-            Event::AdvocacyGiven { .. } => self.advocacy.add(e, days(m.advocacy_half_life_days)),
-            Event::EscalationRaised { .. } => self.escalations_seen.add(e, days(m.load_confidence_half_life_days)),
+            Event::TouchpointHeld { .. } => self.engagement.add(e, m.engagement_rate),
+            Event::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
+            Event::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
             _ => {}
         }
     }
@@ -185,11 +184,11 @@ impl HealthState {
     }
 }
 
-/// The health projection for one account: a shared model and the account's state. Its output
-/// carries trust too.
+/// The health projection for one account: a shared, prepared model and the account's state.
+/// Its output carries trust too.
 #[derive(Debug, Clone)]
 pub struct HealthProjection {
-    model: Arc<HealthModel>,
+    model: Arc<PreparedHealth>,
     state: HealthState,
 }
 
@@ -203,8 +202,14 @@ pub struct HealthCheckpoint {
 }
 
 impl HealthProjection {
-    /// A projection with no evidence.
+    /// A projection with no evidence. Prepares its own copy of `model`; projections that
+    /// should share one use [`with_prepared`](Self::with_prepared).
     pub fn new(model: Arc<HealthModel>) -> Self {
+        Self::with_prepared(Arc::new(model.prepare()))
+    }
+
+    /// A projection with no evidence, sharing a prepared model.
+    pub fn with_prepared(model: Arc<PreparedHealth>) -> Self {
         Self { model, state: HealthState::new() }
     }
 
@@ -223,14 +228,14 @@ impl Projection for HealthProjection {
     }
 
     fn evaluate(&self, at: Timestamp) -> Scores {
-        self.state.evaluate(&self.model, at)
+        self.state.evaluate(self.model.model(), at)
     }
 
     fn checkpoint(&self) -> HealthCheckpoint {
-        HealthCheckpoint { model: (*self.model).clone(), state: self.state.clone() }
+        HealthCheckpoint { model: self.model.model().clone(), state: self.state.clone() }
     }
 
     fn restore(checkpoint: HealthCheckpoint) -> Self {
-        Self { model: Arc::new(checkpoint.model), state: checkpoint.state }
+        Self { model: Arc::new(PreparedHealth::new(checkpoint.model)), state: checkpoint.state }
     }
 }

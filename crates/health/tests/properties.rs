@@ -27,9 +27,10 @@ fn envelopes(events: &[NewEvent]) -> Vec<Envelope> {
 }
 
 fn fold_with(model: &HealthModel, events: &[Envelope], at: Timestamp) -> BTreeMap<AccountId, Scores> {
+    let prepared = model.prepare();
     let mut states: HashMap<AccountId, HealthState> = HashMap::new();
     for e in events.iter().filter(|e| e.occurred_at <= at) {
-        states.entry(e.account.clone()).or_default().apply(model, e);
+        states.entry(e.account.clone()).or_default().apply(&prepared, e);
     }
     states.into_iter().map(|(a, s)| (a, s.evaluate(model, at))).collect()
 }
@@ -40,9 +41,10 @@ fn fold(events: &[Envelope], at: Timestamp) -> BTreeMap<AccountId, Scores> {
 
 fn one(events: &[NewEvent], at: Timestamp) -> Scores {
     let m = HealthModel::default();
+    let p = m.prepare();
     let mut s = HealthState::new();
     for e in envelopes(events).iter().filter(|e| e.occurred_at <= at) {
-        s.apply(&m, e);
+        s.apply(&p, e);
     }
     s.evaluate(&m, at)
 }
@@ -269,11 +271,12 @@ proptest! {
     #[test]
     fn prop_checkpoint_plus_tail_equals_full_fold(events in history(), cut in 0usize..200, probes in 0usize..5) {
         let m = HealthModel::default();
+        let p = m.prepare();
         let envs = envelopes(&events);
         let at = envs.iter().map(|e| e.occurred_at).max().unwrap_or(BASE).add_nanos(30 * DAY);
         let mut full = HealthState::new();
         for (i, e) in envs.iter().enumerate() {
-            full.apply(&m, e);
+            full.apply(&p, e);
             // Evaluating along the way changes nothing.
             if probes > 0 && i % (probes + 1) == 0 {
                 let _ = full.evaluate(&m, at);
@@ -282,12 +285,12 @@ proptest! {
         let cut = cut.min(envs.len());
         let mut head = HealthState::new();
         for e in &envs[..cut] {
-            head.apply(&m, e);
+            head.apply(&p, e);
         }
         let json = serde_json::to_string(&head).unwrap();
         let mut restored: HealthState = serde_json::from_str(&json).unwrap();
         for e in &envs[cut..] {
-            restored.apply(&m, e);
+            restored.apply(&p, e);
         }
         let (a, b) = (full.evaluate(&m, at), restored.evaluate(&m, at));
         prop_assert!(same_score(&a.trust, &b.trust) && same_score(&a.health, &b.health));
@@ -305,9 +308,10 @@ proptest! {
         let t0 = last.add_nanos((400 + gap1) * DAY);
         let t1 = t0.add_nanos(gap2 * DAY);
         let m = HealthModel::default();
+        let p = m.prepare();
         let mut s = HealthState::new();
         for e in &envs {
-            s.apply(&m, e);
+            s.apply(&p, e);
         }
         let (s0, s1) = (s.evaluate(&m, t0), s.evaluate(&m, t1));
         let empty = HealthState::new().evaluate(&m, t1);

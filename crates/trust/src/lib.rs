@@ -5,7 +5,8 @@
 //! forgetting). `docs/scoring.md` documents the model, every default and its reason.
 //!
 //! - [`TrustModel`]: every parameter, as a serde config; `default()` is calibrated.
-//! - [`TrustState`]: one account's evidence; `apply` events, `evaluate` at any instant.
+//! - [`TrustState`]: one account's evidence; `apply` events (with the model
+//!   [prepared](TrustModel::prepare) once), `evaluate` at any instant.
 //! - [`TrustProjection`]: the [`rapport_core::Projection`] for one account.
 //! - [`Score`], [`Factor`], [`Band`]: what every score carries, shared with health.
 //!
@@ -36,6 +37,6 @@ pub mod model;
 pub mod score;
 pub mod state;
 
-pub use model::{ChannelParams, SeverityParams, Sla, TrustModel};
+pub use model::{ChannelParams, PreparedChannel, PreparedTrust, SeverityParams, Sla, TrustModel};
 pub use score::{Band, Bands, Composed, Factor, FactorInput, Score, beta_sd, compose};
 pub use state::{TrustCheckpoint, TrustProjection, TrustState};

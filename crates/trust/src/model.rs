@@ -26,6 +26,17 @@ impl ChannelParams {
         self.half_life_days * NANOS_PER_DAY_F
     }
 
+    /// The decay rate: half-lives per nanosecond, the reciprocal of [`h_nanos`](Self::h_nanos).
+    #[inline]
+    pub fn rate(&self) -> f64 {
+        1.0 / self.h_nanos()
+    }
+
+    /// These parameters with their decay rate computed once.
+    pub fn prepare(&self) -> PreparedChannel {
+        PreparedChannel { params: *self, rate: self.rate() }
+    }
+
     /// `(mean, confidence)` from decayed sums S⁺ and S⁻.
     pub fn posterior(&self, pos: f64, neg: f64) -> (f64, f64) {
         let n0 = self.prior_strength.max(0.0);
@@ -35,6 +46,29 @@ impl ChannelParams {
         let data = pos.max(0.0) + neg.max(0.0);
         let confidence = if data + n0 > 0.0 { data / (data + n0) } else { 0.0 };
         (mean.clamp(0.0, 1.0), confidence.clamp(0.0, 1.0))
+    }
+}
+
+/// [`ChannelParams`] with the decay rate computed once: folding an event into a channel then
+/// multiplies by the rate instead of dividing by the half-life (a division per event was 7 %
+/// of the fold). Built by [`ChannelParams::prepare`], so the two always agree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreparedChannel {
+    params: ChannelParams,
+    rate: f64,
+}
+
+impl PreparedChannel {
+    /// The parameters.
+    #[inline]
+    pub fn params(&self) -> &ChannelParams {
+        &self.params
+    }
+
+    /// The decay rate, [`ChannelParams::rate`].
+    #[inline]
+    pub fn rate(&self) -> f64 {
+        self.rate
     }
 }
 
@@ -152,5 +186,45 @@ impl TrustModel {
     /// The stamp on every score: `id/version`.
     pub fn stamp(&self) -> String {
         format!("{}/{}", self.id, self.version)
+    }
+
+    /// A copy of this model prepared for folding events ([`TrustState::apply`](crate::TrustState::apply)).
+    pub fn prepare(&self) -> PreparedTrust {
+        PreparedTrust::new(self.clone())
+    }
+}
+
+/// A [`TrustModel`] prepared for folding events: the model, and the constants derived from
+/// it computed once rather than once per event. Immutable, so the two always agree; build
+/// one per fold (or per projection), not per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedTrust {
+    model: TrustModel,
+    pub(crate) reliability: PreparedChannel,
+    pub(crate) candour: PreparedChannel,
+    pub(crate) responsiveness: PreparedChannel,
+}
+
+impl PreparedTrust {
+    /// Prepares `model`.
+    pub fn new(model: TrustModel) -> Self {
+        Self {
+            reliability: model.reliability.prepare(),
+            candour: model.candour.prepare(),
+            responsiveness: model.responsiveness.prepare(),
+            model,
+        }
+    }
+
+    /// The model.
+    #[inline]
+    pub fn model(&self) -> &TrustModel {
+        &self.model
+    }
+}
+
+impl From<TrustModel> for PreparedTrust {
+    fn from(model: TrustModel) -> Self {
+        Self::new(model)
     }
 }

@@ -7,7 +7,7 @@ use rapport_core::{Envelope, Event, EventId, Projection, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
-use crate::model::{ChannelParams, TrustModel};
+use crate::model::{ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use crate::score::{FactorInput, Score, beta_sd, compose};
 
 const NANOS_PER_HOUR_F: f64 = 3_600e9;
@@ -24,10 +24,10 @@ pub struct Channel {
 impl Channel {
     /// Adds outcome `x` with weight `w` at `tau`.
     #[inline]
-    pub fn add(&mut self, p: &ChannelParams, id: EventId, x: f64, w: f64, tau: Timestamp) {
-        let rate = 1.0 / p.h_nanos();
+    pub fn add(&mut self, p: &PreparedChannel, id: EventId, x: f64, w: f64, tau: Timestamp) {
+        let rate = p.rate();
         self.sums.add_at_rate(tau, w * x, w * (1.0 - x), rate);
-        self.top.offer_at_rate(id, w * (x - p.prior_mean).abs(), tau, rate);
+        self.top.offer_at_rate(id, w * (x - p.params().prior_mean).abs(), tau, rate);
     }
 }
 
@@ -146,7 +146,7 @@ impl TrustState {
     /// commitments may become final. `apply` does this for every event; callers that already
     /// know an event carries no trust evidence call this instead.
     #[inline]
-    pub fn observe(&mut self, m: &TrustModel, at: Timestamp) {
+    pub fn observe(&mut self, m: &PreparedTrust, at: Timestamp) {
         self.horizon = self.horizon.max(at.unix_nanos());
         if self.horizon >= self.next_fold {
             self.fold_final(m);
@@ -155,7 +155,8 @@ impl TrustState {
 
     /// Folds one event in. Events of other kinds are ignored.
     #[inline]
-    pub fn apply(&mut self, m: &TrustModel, e: &Envelope) {
+    pub fn apply(&mut self, prepared: &PreparedTrust, e: &Envelope) {
+        let m = prepared.model();
         let at = e.occurred_at;
         match &e.event {
             Event::CommitmentMade { commitment, due, weight, .. } => {
@@ -213,7 +214,7 @@ impl TrustState {
                     let s = self.escalations[i];
                     self.escalations[i].acked = true;
                     if !s.reopened && !s.acked {
-                        self.ack_outcome(m, &s, e.id, at);
+                        self.ack_outcome(prepared, &s, e.id, at);
                     }
                 }
             }
@@ -227,13 +228,13 @@ impl TrustState {
                     if !s.reopened {
                         if !s.acked {
                             // Resolving is the strongest acknowledgement.
-                            self.ack_outcome(m, &s, e.id, at);
+                            self.ack_outcome(prepared, &s, e.id, at);
                         }
                         let x = if at <= deadline { 1.0 } else { 0.0 };
                         let tau = if at <= deadline { at } else { deadline };
-                        self.responsiveness.add(&m.responsiveness, e.id, x, sla.weight, tau);
+                        self.responsiveness.add(&prepared.responsiveness, e.id, x, sla.weight, tau);
                     } else if at > deadline {
-                        self.responsiveness.add(&m.responsiveness, e.id, 0.0, sla.weight, deadline);
+                        self.responsiveness.add(&prepared.responsiveness, e.id, 0.0, sla.weight, deadline);
                     }
                 }
             }
@@ -252,17 +253,17 @@ impl TrustState {
                         reopened: true,
                     });
                     let w = m.reopen_weight * m.sla.get(severity).weight;
-                    self.responsiveness.add(&m.responsiveness, e.id, 0.0, w, at);
+                    self.responsiveness.add(&prepared.responsiveness, e.id, 0.0, w, at);
                 }
             }
             Event::IssueDisclosed { .. } => {
-                self.candour.add(&m.candour, e.id, 1.0, 1.0, at);
+                self.candour.add(&prepared.candour, e.id, 1.0, 1.0, at);
             }
             _ => {}
         }
         self.horizon = self.horizon.max(at.unix_nanos());
         if self.horizon >= self.next_fold {
-            self.fold_final(m);
+            self.fold_final(prepared);
         }
     }
 
@@ -270,15 +271,15 @@ impl TrustState {
         self.commitments.iter_mut().find(|c| c.key == key)
     }
 
-    fn ack_outcome(&mut self, m: &TrustModel, s: &EscalationRec, id: EventId, at: Timestamp) {
-        let sla = m.sla.get(s.severity);
+    fn ack_outcome(&mut self, m: &PreparedTrust, s: &EscalationRec, id: EventId, at: Timestamp) {
+        let sla = m.model().sla.get(s.severity);
         let deadline = s.raised_at.add_nanos(hours(sla.acknowledge_hours));
         let (x, tau) = if at <= deadline { (1.0, at) } else { (0.0, deadline) };
         self.responsiveness.add(&m.responsiveness, id, x, sla.weight, tau);
     }
 
     /// Moves commitments whose outcome can no longer change into the decayed sums.
-    fn fold_final(&mut self, m: &TrustModel) {
+    fn fold_final(&mut self, m: &PreparedTrust) {
         let horizon = Timestamp::from_unix_nanos(self.horizon);
         let mut next = i64::MAX;
         let mut i = 0;
@@ -286,7 +287,7 @@ impl TrustState {
             let c = self.commitments[i];
             let fold_at = c.due0.max(c.due_eff);
             if c.end != End::Open && fold_at <= horizon {
-                let (rel, cand) = commitment_terms(m, &c, horizon);
+                let (rel, cand) = commitment_terms(m.model(), &c, horizon);
                 if let Some(t) = rel {
                     self.reliability.add(&m.reliability, t.id, t.x, t.w, t.tau);
                 }
@@ -387,8 +388,10 @@ fn commitment_terms(m: &TrustModel, c: &CommitmentRec, at: Timestamp) -> (Option
         }
         End::Delivered { at: d, accepted: true, id } => {
             let term = if d <= c.due_eff && d <= c.due0 {
-                let lead = c.due0.days_since(c.made_at);
-                let early = if lead > 0.0 { (c.due0.days_since(d) / lead).clamp(0.0, 1.0) } else { 0.0 };
+                // The share of the lead time (made to due) left when delivered.
+                let lead = c.due0.unix_nanos() as f64 - c.made_at.unix_nanos() as f64;
+                let left = c.due0.unix_nanos() as f64 - d.unix_nanos() as f64;
+                let early = if lead > 0.0 { (left / lead).clamp(0.0, 1.0) } else { 0.0 };
                 Term { id, x: 1.0, w: w * (1.0 + m.early_bonus_max * early), tau: clamp(c.due0) }
             } else if d <= c.due_eff {
                 Term { id, x: m.renegotiated_outcome, w, tau: clamp(c.due0) }
@@ -433,10 +436,10 @@ fn commitment_terms(m: &TrustModel, c: &CommitmentRec, at: Timestamp) -> (Option
     (rel, cand)
 }
 
-/// The trust projection for one account: a shared model and the account's state.
+/// The trust projection for one account: a shared, prepared model and the account's state.
 #[derive(Debug, Clone)]
 pub struct TrustProjection {
-    model: Arc<TrustModel>,
+    model: Arc<PreparedTrust>,
     state: TrustState,
 }
 
@@ -450,8 +453,14 @@ pub struct TrustCheckpoint {
 }
 
 impl TrustProjection {
-    /// A projection with no evidence.
+    /// A projection with no evidence. Prepares its own copy of `model`; projections that
+    /// should share one use [`with_prepared`](Self::with_prepared).
     pub fn new(model: Arc<TrustModel>) -> Self {
+        Self::with_prepared(Arc::new(model.prepare()))
+    }
+
+    /// A projection with no evidence, sharing a prepared model.
+    pub fn with_prepared(model: Arc<PreparedTrust>) -> Self {
         Self { model, state: TrustState::new() }
     }
 
@@ -470,14 +479,14 @@ impl Projection for TrustProjection {
     }
 
     fn evaluate(&self, at: Timestamp) -> Score {
-        self.state.evaluate(&self.model, at)
+        self.state.evaluate(self.model.model(), at)
     }
 
     fn checkpoint(&self) -> TrustCheckpoint {
-        TrustCheckpoint { model: (*self.model).clone(), state: self.state.clone() }
+        TrustCheckpoint { model: self.model.model().clone(), state: self.state.clone() }
     }
 
     fn restore(checkpoint: TrustCheckpoint) -> Self {
-        Self { model: Arc::new(checkpoint.model), state: checkpoint.state }
+        Self { model: Arc::new(PreparedTrust::new(checkpoint.model)), state: checkpoint.state }
     }
 }
