@@ -321,12 +321,13 @@ impl StreamState {
     /// The broken rule.
     pub fn check(&self, e: &NewEvent) -> Result<(), ValidationError> {
         let account = || e.account.clone();
-        let before = |item: String, previous: Timestamp| -> Result<(), ValidationError> {
+        // The item's name is formatted only for the error, not for every step checked.
+        let before = |item: &dyn Fn() -> String, previous: Timestamp| -> Result<(), ValidationError> {
             if e.occurred_at < previous {
                 return Err(ValidationError::StepBeforePrevious {
                     account: account(),
                     event: e.id,
-                    item,
+                    item: item(),
                     at: e.occurred_at,
                     previous,
                 });
@@ -366,7 +367,7 @@ impl StreamState {
                         state,
                     });
                 }
-                before(format!("commitment {:?}", commitment.as_str()), c.last_step_at)?;
+                before(&|| format!("commitment {:?}", commitment.as_str()), c.last_step_at)?;
             }
             Event::EscalationRaised { escalation, .. } => {
                 if self.escalations.contains_key(escalation) {
@@ -419,7 +420,7 @@ impl StreamState {
                     }
                     _ => {}
                 }
-                before(format!("escalation {:?}", escalation.as_str()), s.last_step_at)?;
+                before(&|| format!("escalation {:?}", escalation.as_str()), s.last_step_at)?;
             }
             Event::SurveyAnswered { .. }
             | Event::TouchpointHeld { .. }

@@ -341,6 +341,52 @@ proptest! {
     }
 }
 
+/// `LogState` checks ids in a loop of their own, apart from the stateless rules; the error
+/// must still be the first faulty event's in batch order, and a refused batch leaves no trace.
+#[test]
+fn the_first_faulty_event_in_batch_order_decides_the_error() {
+    let logged = made(1, "c-1");
+    let mut state = LogState::new();
+    state.replay(&logged, Position(1)).unwrap();
+    // Same id as the logged event, other content.
+    let mut clash = made(2, "c-2");
+    clash.id = logged.id;
+    let mut invalid = made(3, "c-3");
+    if let Event::CommitmentMade { weight, .. } = &mut invalid.event {
+        *weight = -1.0;
+    }
+    let fresh = made(4, "c-4");
+    let logged_content = |_: Position, e: &NewEvent| e.same_content(&logged);
+
+    let err = state.admit(
+        &[fresh.clone(), clash.clone(), invalid.clone()],
+        ExpectedVersion::Any,
+        Position(2),
+        logged_content,
+    );
+    assert!(matches!(err, Err(AppendError::IdConflict { id, .. }) if id == logged.id), "{err:?}");
+    let err = state.admit(
+        &[fresh.clone(), invalid.clone(), clash.clone()],
+        ExpectedVersion::Any,
+        Position(2),
+        logged_content,
+    );
+    assert!(matches!(&err, Err(AppendError::Invalid(v)) if v.event() == invalid.id), "{err:?}");
+
+    // A repeat inside the batch: the same content is a duplicate, other content a conflict.
+    let mut twin = made(5, "c-5");
+    twin.id = fresh.id;
+    let err = state.admit(&[fresh.clone(), twin], ExpectedVersion::Any, Position(2), logged_content);
+    assert!(matches!(err, Err(AppendError::IdConflict { id, .. }) if id == fresh.id), "{err:?}");
+    let ok = state
+        .admit(&[fresh.clone(), logged.clone(), fresh.clone()], ExpectedVersion::Any, Position(2), logged_content)
+        .unwrap();
+    assert_eq!(ok.fresh.len(), 1);
+    assert_eq!(ok.fresh[0].0, 0);
+    assert_eq!(ok.fresh[0].1.0, 2, "the refused batches left the stream at version 1");
+    assert_eq!(ok.duplicates, vec![logged.id, fresh.id]);
+}
+
 #[test]
 fn interned_keys_share_text_and_the_interner_stays_bounded() {
     let mut interner = Interner::default();
