@@ -98,9 +98,7 @@ impl HealthModel {
     pub fn stamp(&self) -> String {
         format!("{}/{}", self.id, self.version)
     }
-}
 
-impl HealthModel {
     /// A copy of this model prepared for folding events ([`HealthState::apply`](crate::HealthState::apply)).
     pub fn prepare(&self) -> PreparedHealth {
         PreparedHealth::new(self.clone())
