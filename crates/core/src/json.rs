@@ -552,15 +552,43 @@ pub(crate) fn compact_scan_agrees(line: &str) -> bool {
 
 /// A string starting at `line[at]` with no escapes or control characters: its contents and
 /// the index after its closing quote.
+#[inline]
 fn scan_plain_string(line: &str, at: usize) -> Option<(&str, usize)> {
     let b = line.as_bytes();
     if b.get(at) != Some(&b'"') {
         return None;
     }
-    let len = b[at + 1..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let len = string_stop(&b[at + 1..])?;
     let end = at + 1 + len;
     // `end` is at an ASCII byte, so both ends are character boundaries.
     (b[end] == b'"').then(|| (&line[at + 1..end], end + 1))
+}
+
+/// The index of the first byte of `b` that ends a plain JSON string: a quote, a backslash or
+/// a control character (below 0x20).
+///
+/// Eight bytes at a time: in a little-endian word, `(x - 0x01…01·n) & !x & 0x80…80` flags the
+/// bytes below `n` (borrows can only flag bytes above a true hit, so the lowest flag is
+/// exact), and a byte equal to `c` is a byte of `x ^ 0x01…01·c` below 1. Strings in event
+/// lines are mostly 10–40 bytes, where this is several times faster than a byte loop.
+#[inline]
+fn string_stop(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let x = u64::from_le_bytes(w);
+        let hits = below(x, 0x20) | below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    words.remainder().iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|i| at + i)
 }
 
 /// A JSON integer of at most 18 digits, without a leading zero (JSON forbids it).
@@ -958,6 +986,23 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(crate::testing::cases(64)))]
+
+        /// The word-at-a-time search stops where a byte-at-a-time one does, whatever the
+        /// bytes (quotes, backslashes, control characters, UTF-8 and bytes near the limits).
+        #[test]
+        fn string_stop_agrees_with_a_byte_loop(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => 0x20u8..0x7f,
+                    1 => proptest::sample::select(vec![b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff]),
+                    1 => proptest::num::u8::ANY,
+                ],
+                0..80,
+            ),
+        ) {
+            let expected = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            proptest::prop_assert_eq!(string_stop(&bytes), expected);
+        }
 
         #[test]
         fn compact_scanner_agrees_on_canonical_and_mutated_lines(
