@@ -1,7 +1,7 @@
 //! [`HealthModel`]: every parameter of the health score, as a serde config with documented,
 //! calibrated defaults (see `docs/scoring.md`).
 
-use rapport_trust::evidence::NANOS_PER_DAY_F;
+use rapport_trust::evidence::decay_rate;
 use rapport_trust::{Bands, ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use serde::{Deserialize, Serialize};
 
@@ -120,11 +120,6 @@ pub struct PreparedHealth {
     pub(crate) load_confidence_rate: f64,
 }
 
-/// Half-lives per nanosecond for a half-life of `days`.
-fn rate(days: f64) -> f64 {
-    1.0 / (days * NANOS_PER_DAY_F)
-}
-
 impl PreparedHealth {
     /// Prepares `model`.
     pub fn new(model: HealthModel) -> Self {
@@ -133,9 +128,9 @@ impl PreparedHealth {
             nps: model.nps.prepare(),
             csat: model.csat.prepare(),
             ces: model.ces.prepare(),
-            engagement_rate: rate(model.engagement_half_life_days),
-            advocacy_rate: rate(model.advocacy_half_life_days),
-            load_confidence_rate: rate(model.load_confidence_half_life_days),
+            engagement_rate: decay_rate(model.engagement_half_life_days),
+            advocacy_rate: decay_rate(model.advocacy_half_life_days),
+            load_confidence_rate: decay_rate(model.load_confidence_half_life_days),
             model,
         }
     }

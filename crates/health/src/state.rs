@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rapport_core::{Envelope, Event, Projection, SurveyScore, Timestamp};
-use rapport_trust::evidence::{Decayed, NANOS_PER_DAY_F, Top3};
+use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
 use serde::{Deserialize, Serialize};
@@ -48,10 +48,6 @@ pub struct Scores {
     pub trust: Score,
     /// Health.
     pub health: Score,
-}
-
-fn days(d: f64) -> f64 {
-    d * NANOS_PER_DAY_F
 }
 
 fn beta_input(name: &'static str, weight: f64, c: &Channel, p: &ChannelParams, at: Timestamp) -> FactorInput {
@@ -135,16 +131,16 @@ impl HealthState {
             load += sla.weight * age_hours / sla.resolve_hours.max(1e-9);
         }
         let load_value = (-load / m.load_divisor.max(1e-9)).exp();
-        let seen = self.escalations_seen.at(at, days(m.load_confidence_half_life_days));
+        let seen = self.escalations_seen.at(at, half_life_nanos(m.load_confidence_half_life_days));
         let load_conf = 1.0 - (-seen).exp2();
 
-        let n_touch = self.engagement.at(at, days(m.engagement_half_life_days));
+        let n_touch = self.engagement.at(at, half_life_nanos(m.engagement_half_life_days));
         let prior = m.engagement_prior.clamp(0.0, 0.999);
         let n0 = -2.0 * (1.0 - prior).ln();
         let engagement = 1.0 - (-(n_touch + n0) / 2.0).exp();
         let engagement_conf = 1.0 - (-n_touch).exp();
 
-        let n_adv = self.advocacy.at(at, days(m.advocacy_half_life_days));
+        let n_adv = self.advocacy.at(at, half_life_nanos(m.advocacy_half_life_days));
         let advocacy = 0.5 + 0.5 * (1.0 - (-n_adv).exp());
         let advocacy_conf = n_adv / (n_adv + 1.0);
 

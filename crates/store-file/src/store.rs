@@ -606,8 +606,14 @@ impl FileStore {
             RecoveryReport { truncated: scan.truncated, n_events, n_segments: scan.index.segments.len() as u64 };
         let (tx, rx) = mpsc::channel::<Job>();
         let n_segments = scan.index.segments.len();
-        let (scan_segment_no, scan_segment_len, scan_prev_payload_crc) =
-            (scan.segment_no, scan.segment_len, scan.prev_payload_crc);
+        let writer = Writer {
+            file,
+            epoch: last_epoch + 1,
+            segment_no: scan.segment_no,
+            segment_len: scan.segment_len,
+            prev_payload_crc: scan.prev_payload_crc,
+            frame: Vec::new(),
+        };
         let shared = Arc::new(Shared {
             vfs,
             log_id,
@@ -624,14 +630,6 @@ impl FileStore {
             _lock: guard,
         });
         let weak = Arc::downgrade(&shared);
-        let writer = Writer {
-            file,
-            epoch: last_epoch + 1,
-            segment_no: scan_segment_no,
-            segment_len: scan_segment_len,
-            prev_payload_crc: scan_prev_payload_crc,
-            frame: Vec::new(),
-        };
         let handle = std::thread::Builder::new()
             .name("rapport-writer".into())
             .spawn(move || writer_loop(weak, rx, writer))

@@ -8,6 +8,20 @@ use serde::{Deserialize, Serialize};
 /// Nanoseconds in a day, as a float.
 pub const NANOS_PER_DAY_F: f64 = 86_400e9;
 
+/// A half-life of `days`, in nanoseconds.
+#[inline]
+pub fn half_life_nanos(days: f64) -> f64 {
+    days * NANOS_PER_DAY_F
+}
+
+/// The decay rate for a half-life of `days`: half-lives per nanosecond, the reciprocal of
+/// [`half_life_nanos`]. Folding multiplies by it (computed once per model); evaluating divides
+/// by the same half-life, so both see the same number.
+#[inline]
+pub fn decay_rate(days: f64) -> f64 {
+    1.0 / half_life_nanos(days)
+}
+
 /// The largest exponent (in half-lives) a term may carry against the anchor before the sums
 /// are re-anchored. Keeps terms far from `f64` overflow (2^1023).
 const REANCHOR_HALF_LIVES: f64 = 480.0;
