@@ -89,6 +89,11 @@ impl LogState {
         self.streams.insert(account, state);
     }
 
+    /// The position of the event with id `id`, if this state has recorded one.
+    pub fn id_position(&self, id: &EventId) -> Option<Position> {
+        self.ids.get(id).copied()
+    }
+
     /// How many accounts have events.
     pub fn n_accounts(&self) -> usize {
         self.streams.len()

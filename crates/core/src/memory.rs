@@ -5,7 +5,7 @@ use std::future::{Future, ready};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::event::{Envelope, NewEvent};
-use crate::id::{AccountId, Position, StreamVersion};
+use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::log_state::LogState;
 use crate::store::{AppendError, AppendOutcome, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, Store};
 use crate::timestamp::Timestamp;
@@ -176,5 +176,10 @@ impl Store for MemoryStore {
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         let inner = self.read();
         ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.streams.contains_key(a)).collect()))
+    }
+
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let inner = self.read();
+        ready(Ok(ids.iter().take(READ_LIMIT_MAX).map(|id| inner.state.id_position(id).is_some()).collect()))
     }
 }

@@ -225,6 +225,12 @@ pub trait Store: Send + Sync {
             Ok(out)
         }
     }
+
+    /// Whether each of `ids` is the id of a committed event, in order, whatever its account.
+    /// An importer asks this of the ids its file brings, so that a line reusing the id of an
+    /// event in a stream the file does not touch is refused before anything is appended. At
+    /// most [`READ_LIMIT_MAX`] ids per call.
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send;
 }
 
 /// A shared store is a store.
@@ -268,6 +274,10 @@ impl<S: Store> Store for Arc<S> {
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         (**self).accounts_exist(accounts)
+    }
+
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        (**self).ids_exist(ids)
     }
 
     fn reserve(&self, events: usize) {
@@ -316,6 +326,10 @@ impl<S: Store> Store for &S {
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         (**self).accounts_exist(accounts)
+    }
+
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        (**self).ids_exist(ids)
     }
 
     fn reserve(&self, events: usize) {

@@ -4,7 +4,8 @@
 //! same field names as columns, and appends it through the store's contract. It is:
 //!
 //! - **Atomic by default.** Pass 1 parses every line and validates it against a shadow of the
-//!   affected streams (loaded from the store); any invalid line fails the import with
+//!   affected streams (loaded from the store), and asks the store whether ids the shadow does
+//!   not hold are logged for other accounts; any invalid line fails the import with
 //!   `FILE:LINE: field: reason`, and nothing is appended. With
 //!   [`ImportOptions::skip_invalid`], invalid lines are reported to a rejects sink instead and
 //!   the valid ones are appended.
@@ -46,8 +47,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent, Position,
-    ReadError, Store,
+    AccountId, AppendError, AppendOutcome, EventId, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent,
+    Position, ReadError, Store,
 };
 use thiserror::Error;
 
@@ -150,13 +151,15 @@ pub enum ImportError {
         /// The cause.
         source: io::Error,
     },
-    /// The store refused or failed an append. Earlier batches (before `line`) are in the
-    /// store; re-running the import completes it.
+    /// The store refused or failed an append. Earlier batches are in the store; re-running
+    /// the import completes it. Pass 1 checks every line against the store first, so this
+    /// means the store changed meanwhile (another writer) or could not write.
     #[error("{source_name}:{line}: append failed: {source}")]
     Append {
         /// The source.
         source_name: String,
-        /// The first line of the failed batch.
+        /// The line of the event the store refused, or the failed batch's first line when the
+        /// cause names no event.
         line: u64,
         /// The cause.
         source: AppendError,
@@ -360,7 +363,7 @@ fn import_with<S: Store, R: Read + Send>(
     if let Some(buffered) = &buffer {
         ledger.store().reserve(buffered.len);
     }
-    let mut appender = Appender { ledger, source_name, options, in_flight: None, batch: Vec::new(), first_line: 0 };
+    let mut appender = Appender { ledger, source_name, options, in_flight: None, batch: Vec::new(), lines: Vec::new() };
     let mut done = 0u64;
     let mut on_outcome = |report: &mut ImportReport, out: AppendOutcome| {
         report.appended += out.appended.len() as u64;
@@ -501,6 +504,16 @@ fn check<S: Store>(
     Ok(())
 }
 
+/// The line of the event an append error names, else the batch's first line.
+fn refused_line(e: &AppendError, lines: &[(EventId, u64)]) -> u64 {
+    let named = match e {
+        AppendError::IdConflict { id, .. } => Some(*id),
+        AppendError::Invalid(v) => Some(v.event()),
+        _ => None,
+    };
+    named.and_then(|id| lines.iter().find(|(at, _)| *at == id)).or(lines.first()).map_or(0, |&(_, line)| line)
+}
+
 /// Where refused lines go: with `skip_invalid`, to the rejects sink and the set of lines the
 /// append pass skips; otherwise, the first one fails the import.
 struct Refusals<'s, 'w> {
@@ -525,7 +538,10 @@ impl Refusals<'_, '_> {
     }
 }
 
-type InFlight<'l> = (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, u64);
+/// A batch handed to the store, with the id and line of each of its events (to name the line
+/// of an event the store refuses).
+type InFlight<'l> =
+    (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, Vec<(EventId, u64)>);
 
 /// The append pass: batches of `batch_events`, two in flight.
 struct Appender<'l, S: Store> {
@@ -534,7 +550,7 @@ struct Appender<'l, S: Store> {
     options: &'l ImportOptions,
     in_flight: Option<InFlight<'l>>,
     batch: Vec<NewEvent>,
-    first_line: u64,
+    lines: Vec<(EventId, u64)>,
 }
 
 impl<'l, S: Store> Appender<'l, S> {
@@ -546,9 +562,10 @@ impl<'l, S: Store> Appender<'l, S> {
         on_outcome: &mut impl FnMut(&mut ImportReport, AppendOutcome),
     ) -> Result<(), ImportError> {
         if self.batch.is_empty() {
-            self.first_line = line;
             self.batch.reserve(self.options.batch_events.max(1));
+            self.lines.reserve(self.options.batch_events.max(1));
         }
+        self.lines.push((e.id, line));
         self.batch.push(e);
         if self.batch.len() >= self.options.batch_events.max(1) { self.submit(report, on_outcome) } else { Ok(()) }
     }
@@ -565,14 +582,14 @@ impl<'l, S: Store> Appender<'l, S> {
             let batch = std::mem::take(&mut self.batch);
             Some((
                 Box::pin(self.ledger.append_bulk(batch)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
-                self.first_line,
+                std::mem::take(&mut self.lines),
             ))
         };
         let previous = std::mem::replace(&mut self.in_flight, next);
-        if let Some((future, line)) = previous {
+        if let Some((future, lines)) = previous {
             let out = pollster::block_on(future).map_err(|source| ImportError::Append {
                 source_name: self.source_name.to_owned(),
-                line,
+                line: refused_line(&source, &lines),
                 source,
             })?;
             on_outcome(report, out);
@@ -627,6 +644,17 @@ impl Shadow {
                 self.fingerprints.push(s.fingerprint());
                 // The store validated these already; a failure here would only repeat its verdict.
                 let _ = self.state.replay(&s, p);
+            }
+        }
+        // An id the shadow does not hold may still be logged, in a stream the file has not
+        // touched: reusing it is a conflict, refused here rather than by the store halfway
+        // through the append pass (which would leave the earlier batches appended).
+        let unknown: Vec<EventId> =
+            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+        for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
+            let exist = pollster::block_on(ledger.store().ids_exist(chunk)).map_err(Err)?;
+            if let Some((id, _)) = chunk.iter().zip(exist).find(|(_, logged)| *logged) {
+                return Err(Ok(format!("id: event {id} is already logged for another account")));
             }
         }
         let next = Position(self.fingerprints.len() as u64 + 1);

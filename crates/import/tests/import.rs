@@ -135,3 +135,120 @@ fn long_and_non_utf8_lines_among_thousands_are_rejected_by_number() {
     assert_eq!(a.len(), b.len());
     assert!(a.iter().zip(&b).all(|(x, y)| x.same_content(&y.to_new_event())));
 }
+
+/// The `k`-th line of `text` (0-based) as an event, and a different event of another account
+/// that reuses its id.
+fn id_thief(text: &str, k: usize) -> rapport_core::NewEvent {
+    let victim = rapport_core::NewEvent::from_json_line(text.lines().nth(k).unwrap()).unwrap();
+    let mut thief = rapport_core::NewEvent::new(
+        rapport_core::AccountId::new("elsewhere").unwrap(),
+        victim.occurred_at,
+        rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Email },
+    );
+    thief.id = victim.id;
+    thief
+}
+
+#[test]
+fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_append() {
+    // The file spans many batches; its last line reuses the id of an event that another
+    // account's stream already holds. The shadow does not load that stream, so only asking the
+    // store about the file's ids finds it: nothing may be appended, and the line is named.
+    let text = jsonl(4, 6);
+    let n = text.lines().count();
+    let ledger = Ledger::memory();
+    ledger.blocking().append(vec![id_thief(&text, n - 1)], rapport_core::ExpectedVersion::Any).unwrap();
+    let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
+    match run(&ledger, &text, &options) {
+        Err(ImportError::Invalid { line, reason, .. }) => {
+            assert_eq!(line as usize, n);
+            assert!(reason.starts_with("id:") && reason.contains("another account"), "{reason}");
+        }
+        other => panic!("expected the reused id to be refused, got {other:?}"),
+    }
+    assert_eq!(log(&ledger).len(), 1, "nothing of the file was appended");
+
+    // With skip_invalid, that line alone is rejected.
+    let options = ImportOptions { skip_invalid: true, ..options };
+    let report = run(&ledger, &text, &options).unwrap();
+    assert_eq!((report.appended as usize, report.rejected), (n - 1, 1));
+}
+
+/// A store that, on the first bulk append, lets "another writer" slip one event in first.
+struct Racing {
+    inner: MemoryStore,
+    sneak: std::sync::Mutex<Option<rapport_core::NewEvent>>,
+}
+
+impl rapport_core::Store for Racing {
+    fn append(
+        &self,
+        batch: Vec<rapport_core::NewEvent>,
+        expected: rapport_core::ExpectedVersion,
+    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
+        self.inner.append(batch, expected)
+    }
+
+    fn append_bulk(
+        &self,
+        batch: Vec<rapport_core::NewEvent>,
+    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
+        if let Some(e) = self.sneak.lock().unwrap().take() {
+            pollster::block_on(self.inner.append(vec![e], rapport_core::ExpectedVersion::Any)).unwrap();
+        }
+        self.inner.append_bulk(batch)
+    }
+
+    fn read_stream(
+        &self,
+        account: &rapport_core::AccountId,
+        from: rapport_core::StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<rapport_core::Envelope>, rapport_core::ReadError>> + Send {
+        self.inner.read_stream(account, from, limit)
+    }
+
+    fn read_all(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<rapport_core::Envelope>, rapport_core::ReadError>> + Send {
+        self.inner.read_all(from, limit)
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&rapport_core::AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<rapport_core::AccountId>, rapport_core::ReadError>> + Send {
+        self.inner.accounts(after, limit)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
+        self.inner.head()
+    }
+
+    fn ids_exist(
+        &self,
+        ids: &[rapport_core::EventId],
+    ) -> impl Future<Output = Result<Vec<bool>, rapport_core::ReadError>> + Send {
+        self.inner.ids_exist(ids)
+    }
+}
+
+#[test]
+fn a_conflict_the_store_finds_in_the_append_pass_names_its_line() {
+    // Another writer takes an id of the file between the passes: the batch holding it fails,
+    // and the error names that line, not the batch's first.
+    let text = jsonl(4, 6);
+    let k = 20;
+    let store = Racing { inner: MemoryStore::new(), sneak: std::sync::Mutex::new(Some(id_thief(&text, k))) };
+    let ledger = Ledger::new(store);
+    let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
+    match import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, None, &mut |_| {}) {
+        Err(ImportError::Append { line, source: rapport_core::AppendError::IdConflict { .. }, .. }) => {
+            assert_eq!(line as usize, k + 1);
+        }
+        other => panic!("expected the second batch to conflict, got {other:?}"),
+    }
+}

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use rapport_core::fast_hash::FastHashMap;
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Committed, Envelope, ExpectedVersion, LogState, NewEvent, Position,
+    AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 
@@ -1046,6 +1046,20 @@ impl Store for FileStore {
                 .iter()
                 .take(READ_LIMIT_MAX)
                 .map(|a| index.streams.get(a).and_then(|s| s.first()).is_some_and(|&p| p <= committed))
+                .collect()
+        });
+        std::future::ready(result)
+    }
+
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let result = self.check_poison("ids_exist").map_err(ReadError::from).map(|()| {
+            // The id index also holds events handed to the writer and not yet durable: only
+            // those at or below the committed head count.
+            let core = lock(&self.shared.core);
+            let committed = self.shared.committed.load(Ordering::Acquire);
+            ids.iter()
+                .take(READ_LIMIT_MAX)
+                .map(|id| core.state.id_position(id).is_some_and(|p| p.0 <= committed))
                 .collect()
         });
         std::future::ready(result)

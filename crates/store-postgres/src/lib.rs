@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Committed, Envelope, ExpectedVersion, LogState, NewEvent, Position,
+    AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 use thiserror::Error;
@@ -794,6 +794,21 @@ impl Store for PgStore {
                 .map_err(|e| pg_error("accounts_exist", e))?;
             let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
             Ok(names.iter().map(|n| found.contains(n)).collect())
+        });
+        async move { Ok(fut.await?) }
+    }
+
+    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+        let asked: Vec<Uuid> = ids.iter().take(READ_LIMIT_MAX).map(|id| id.as_uuid()).collect();
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("ids_exist", async move {
+            let client = pool.get().await.map_err(|e| storage("ids_exist", e))?;
+            let rows = client
+                .query("SELECT id FROM rapport_events WHERE id = ANY($1)", &[&asked])
+                .await
+                .map_err(|e| pg_error("ids_exist", e))?;
+            let found: std::collections::HashSet<Uuid> = rows.into_iter().map(|r| r.get(0)).collect();
+            Ok(asked.iter().map(|id| found.contains(id)).collect())
         });
         async move { Ok(fut.await?) }
     }

@@ -115,6 +115,10 @@ pub fn append_and_read_back<S: Store>(store: S) {
     let asked = [b.clone(), account("nobody"), a.clone(), account("it's \"quoted\"")];
     assert_eq!(block(store.accounts_exist(&asked)).expect("accounts_exist"), [true, false, true, false]);
     assert!(block(store.accounts_exist(&[])).expect("accounts_exist").is_empty());
+    let unknown = EventId::from_bytes([7; 16]);
+    let ids = [batch[2].id, unknown, batch[1].id];
+    assert_eq!(block(store.ids_exist(&ids)).expect("ids_exist"), [true, false, true], "ids of any account");
+    assert!(block(store.ids_exist(&[])).expect("ids_exist").is_empty());
 }
 
 /// A batch with one bad event writes nothing, and leaves no trace in validation state.
@@ -122,12 +126,14 @@ pub fn append_is_atomic<S: Store>(store: S) {
     let a = account("acme");
     block(store.append(vec![touch(&a, 0)], ExpectedVersion::Any)).expect("first append");
     let bad = vec![made(&a, "c-1", 1), touch(&a, 2), delivered(&a, "c-unknown", 3)];
+    let bad_ids: Vec<EventId> = bad.iter().map(|e| e.id).collect();
     let err = block(store.append(bad, ExpectedVersion::Any)).expect_err("bad batch");
     assert!(
         matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })),
         "expected CommitmentUnknown, got {err}"
     );
     assert_eq!(block(store.head()).expect("head"), Position(1), "nothing of the bad batch was written");
+    assert_eq!(block(store.ids_exist(&bad_ids)).expect("ids_exist"), [false; 3], "the bad batch's ids are not logged");
     // c-1 was in the failed batch, so it must not count as made.
     let err = block(store.append(vec![delivered(&a, "c-1", 4)], ExpectedVersion::Any)).expect_err("c-1 unknown");
     assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })), "{err}");

@@ -146,6 +146,13 @@ impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
         self.store.accounts_exist(accounts)
     }
 
+    fn ids_exist(
+        &self,
+        ids: &[crate::EventId],
+    ) -> impl std::future::Future<Output = Result<Vec<bool>, crate::ReadError>> + Send {
+        self.store.ids_exist(ids)
+    }
+
     fn reserve(&self, events: usize) {
         self.store.reserve(events);
     }
