@@ -14,7 +14,8 @@
 //!   killed mid-way leaves the store valid (whole batches only); running it again completes it.
 //! - **Streaming.** Memory stays flat in the file's size: parsed events are kept between the
 //!   passes only up to [`ImportOptions::buffer_events_max`]; beyond that the file is read
-//!   again. The shadow validation state holds an id index for the accounts the file touches
+//!   again, up to the last line pass 1 saw (lines a writer adds meanwhile are left for the
+//!   next import; the input must not be edited in place during an import). The shadow validation state holds an id index for the accounts the file touches
 //!   (about 40 bytes per event of those accounts).
 //!
 //! - **Fast.** A second thread reads and splits the input and parses two thirds of it while
@@ -255,6 +256,9 @@ fn import_with<S: Store, R: Read + Send>(
     let mut refusals =
         Refusals { source_name, skip_invalid: options.skip_invalid, sink: rejects, lines: HashSet::new() };
     let mut buffer = Some(Buffered::default());
+    // The last event-bearing line pass 1 saw: a re-read in pass 2 stops there, so lines added
+    // to the input meanwhile (a log still being written) are not appended unvalidated.
+    let mut last_line = 0u64;
     let reader = open().map_err(io_err)?;
     std::thread::scope(|scope| -> Result<(), ImportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
@@ -329,6 +333,7 @@ fn import_with<S: Store, R: Read + Send>(
                 }
             };
             for (line, parsed) in parsed.lines {
+                last_line = line;
                 match parsed {
                     Ok(e) => {
                         report.events += 1;
@@ -383,7 +388,9 @@ fn import_with<S: Store, R: Read + Send>(
             let reader = open().map_err(io_err)?;
             let mut ignore = |_: Progress| {};
             for_each_event(source_name, reader, options.format, &mut ignore, &mut |line, parsed| match parsed {
-                Ok(e) if !rejected_lines.contains(&line) => appender.push(line, e, &mut report, &mut on_outcome),
+                Ok(e) if line <= last_line && !rejected_lines.contains(&line) => {
+                    appender.push(line, e, &mut report, &mut on_outcome)
+                }
                 _ => Ok(()),
             })?;
         }

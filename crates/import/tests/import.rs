@@ -252,3 +252,30 @@ fn a_conflict_the_store_finds_in_the_append_pass_names_its_line() {
         other => panic!("expected the second batch to conflict, got {other:?}"),
     }
 }
+
+#[test]
+fn lines_added_to_the_input_between_the_passes_are_not_appended() {
+    // The input is larger than the buffer, so pass 2 reads it again; by then a writer has added
+    // lines (one of them invalid). Only the lines pass 1 validated are appended.
+    let text = jsonl(4, 6);
+    let n = text.lines().count();
+    let grown = format!("{text}{}{{\"type\":\"touchpoint\"}}\n", jsonl(1, 1).replace("acct-0", "latecomer"));
+    let opened = std::cell::Cell::new(0);
+    let ledger = Ledger::memory();
+    let options = ImportOptions { buffer_events_max: 7, batch_events: 13, ..ImportOptions::default() };
+    let report = import_reader(
+        &ledger,
+        "t.jsonl",
+        || {
+            opened.set(opened.get() + 1);
+            Ok(if opened.get() == 1 { text.as_bytes() } else { grown.as_bytes() })
+        },
+        &options,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(opened.get(), 2, "the re-read path was taken");
+    assert_eq!(report.appended as usize, n);
+    assert_eq!(log(&ledger).len(), n);
+}
