@@ -178,7 +178,7 @@ pub trait Store: Send + Sync {
 
     /// Appends a large batch for a backfill: the contract of [`append`](Self::append) with
     /// [`ExpectedVersion::Any`], through the store's bulk path where it has one (PostgreSQL:
-    /// `COPY` into a staging table). By default it is `append`.
+    /// a binary `COPY` into the events table). By default it is `append`.
     fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         self.append(batch, ExpectedVersion::Any)
     }

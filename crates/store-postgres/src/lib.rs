@@ -448,12 +448,6 @@ const INSERT_SQL: &str = "INSERT INTO rapport_events
      SELECT p, a, v, i, o, $6, t, b
      FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
           AS x(p, a, v, i, o, t, b)";
-const INSERT_STAGED_SQL: &str = "INSERT INTO rapport_events
-         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-     SELECT $1::bigint + x.ord, s.account, x.v, s.id, s.occurred_at_ns, $2, s.type, s.payload
-     FROM unnest($3::int[], $4::bigint[]) WITH ORDINALITY AS x(k, v, ord)
-     JOIN rapport_staging_v2 s ON s.k = x.k
-     ORDER BY x.ord";
 const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (account, version, state)
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
      ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";
@@ -471,13 +465,11 @@ async fn append_tx(
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
     let op = if bulk { "bulk append" } else { "append" };
     let db = |e: tokio_postgres::Error| pg_error(op, e);
+    // The bulk path encodes its rows before taking a connection, let alone the lock.
+    let copy_rows = if bulk { Some(CopyRows::encode(&batch).map_err(|e| storage(op, e))?) } else { None };
     let mut client = turn.connect(&pool, op).await?;
-    if bulk {
-        // The session's staging table, before the statement that reads it is prepared.
-        client.batch_execute(STAGING_SQL).await.map_err(db)?;
-    }
     let [lock_st, ids_st, snapshots_st, head_st, insert_st, upsert_st] = {
-        let insert = if bulk { INSERT_STAGED_SQL } else { INSERT_SQL };
+        let insert = if bulk { COPY_SQL } else { INSERT_SQL };
         let mut out = Vec::with_capacity(6);
         for sql in [LOCK_SQL, IDS_SQL, SNAPSHOTS_SQL, HEAD_SQL, insert, SNAPSHOT_UPSERT_SQL] {
             out.push(client.prepare_cached(sql).await.map_err(db)?);
@@ -485,11 +477,6 @@ async fn append_tx(
         <[tokio_postgres::Statement; 6]>::try_from(out).unwrap_or_else(|_| unreachable!("six statements"))
     };
     let tx = client.transaction().await.map_err(db)?;
-    // The bulk path stages the rows before taking the lock, so that the copy overlaps the
-    // previous batch's insert.
-    if bulk {
-        stage_rows(&tx, &batch).await.map_err(db)?;
-    }
 
     // 1. Under the lock: the ids the log already holds, the touched streams' snapshots, and
     //    the head. The server runs them in order, so the reads see everything committed
@@ -513,16 +500,16 @@ async fn append_tx(
     let known: HashMap<Uuid, String> =
         known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
     let mut duplicates = Vec::new();
-    // The events not yet logged, with their index in the batch (their staged row's key).
+    // The events not yet logged, with their index in the batch (their encoded row's).
     let mut rest = Vec::with_capacity(batch.len());
-    let mut rest_index: Vec<i32> = Vec::with_capacity(batch.len());
+    let mut rest_index: Vec<usize> = Vec::with_capacity(batch.len());
     for (k, e) in batch.into_iter().enumerate() {
         match known.get(&e.id.as_uuid()) {
             Some(p) if *p == e.to_json_line() => duplicates.push(e.id),
             Some(_) => return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id })),
             None => {
                 rest.push(e);
-                rest_index.push(k as i32);
+                rest_index.push(k);
             }
         }
     }
@@ -564,13 +551,13 @@ async fn append_tx(
     let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
     let mut appended = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
-    let mut staged = Vec::with_capacity(if bulk { n } else { 0 });
+    let mut copied = Vec::with_capacity(if bulk { n } else { 0 });
     for (i, &(k, version)) in admitted.fresh.iter().enumerate() {
         let e = &rest[k];
         let position = head + 1 + i as i64;
         versions.push(version.0 as i64);
         if bulk {
-            staged.push(rest_index[k]);
+            copied.push((rest_index[k], position, version.0 as i64));
         } else {
             rows.positions.push(position);
             rows.accounts.push(e.account.as_str().to_owned());
@@ -581,7 +568,20 @@ async fn append_tx(
         }
         appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
     }
-    // 5. New snapshots for the streams that grew.
+    // 5. The bulk path's rows go first: the server inserts them while the snapshots below
+    //    are serialised.
+    let copy = match copy_rows {
+        Some(encoded) => {
+            use futures_util::SinkExt;
+            let data = encoded.finish(&copied, recorded);
+            let sink = tx.copy_in(&insert_st).await.map_err(db)?;
+            let mut sink = Box::pin(sink);
+            sink.send(bytes::Bytes::from(data)).await.map_err(db)?;
+            Some(sink)
+        }
+        None => None,
+    };
+    // 6. New snapshots for the streams that grew.
     let mut names = Vec::new();
     let mut snapshot_versions = Vec::new();
     let mut states = Vec::new();
@@ -595,10 +595,11 @@ async fn append_tx(
             states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
         }
     }
-    // 6. The rows and the snapshots, pipelined, then commit.
+    // 7. The rows (the end of the copy, or the insert) and the snapshots, pipelined, then
+    //    commit.
     let insert = async {
-        if bulk {
-            tx.execute(&insert_st, &[&head, &recorded, &staged, &versions]).await
+        if let Some(mut sink) = copy {
+            sink.as_mut().finish().await
         } else {
             tx.execute(
                 &insert_st,
@@ -646,38 +647,93 @@ impl Rows {
     }
 }
 
-/// The session's staging table for the bulk path: emptied by every commit or rollback.
-const STAGING_SQL: &str = "CREATE TEMP TABLE IF NOT EXISTS rapport_staging_v2 (
-         k integer NOT NULL, account text NOT NULL, id uuid NOT NULL, occurred_at_ns bigint NOT NULL,
-         type text NOT NULL, payload text NOT NULL
-     ) ON COMMIT DELETE ROWS";
+/// The bulk path's copy into the events table; the columns are those [`CopyRows`] encodes.
+const COPY_SQL: &str = "COPY rapport_events
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+     FROM STDIN BINARY";
 
-/// The bulk path, step 1: `COPY … FROM STDIN BINARY` of the whole batch into a
-/// transaction-local staging table, keyed by batch index, before the append lock is taken.
-/// Step 2, under the lock, is one `INSERT … SELECT` of the new events with their positions
-/// and versions. Callers keep batches bounded (the importer's), so the lock, and with it
-/// tailing readers' view of new events, is never held for long.
-async fn stage_rows(tx: &tokio_postgres::Transaction<'_>, batch: &[NewEvent]) -> Result<(), tokio_postgres::Error> {
-    use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::{ToSql, Type};
-    let sink =
-        tx.copy_in("COPY rapport_staging_v2 (k, account, id, occurred_at_ns, type, payload) FROM STDIN BINARY").await?;
-    let types = [Type::INT4, Type::TEXT, Type::UUID, Type::INT8, Type::TEXT, Type::TEXT];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    let mut writer = std::pin::pin!(writer);
-    for (k, e) in batch.iter().enumerate() {
-        let row: [&(dyn ToSql + Sync); 6] = [
-            &(k as i32),
-            &e.account.as_str(),
-            &e.id.as_uuid(),
-            &e.occurred_at.unix_nanos(),
-            &e.event.kind().tag(),
-            &e.to_json_line(),
-        ];
-        writer.as_mut().write(&row).await?;
+/// A bulk batch encoded as the rows of a binary `COPY` into the events table (`COPY_SQL`),
+/// before the append lock is taken. A row's position, stream version and `recorded_at` are
+/// known only under the lock: they are fixed-width fields, written as zeros here and patched
+/// in then, so the lock is not held while the batch is encoded.
+struct CopyRows {
+    /// The binary copy header, then one row per event of the batch.
+    buf: Vec<u8>,
+    /// Per event: where its row starts, and where its stream version and `recorded_at` are.
+    rows: Vec<RowAt>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RowAt {
+    start: usize,
+    version: usize,
+    recorded: usize,
+}
+
+/// The binary copy format's signature, flags (none) and header extension length (none).
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The field count that ends a binary copy.
+const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
+/// The fields of a row, and where the position's value starts (after the field count and the
+/// position's length).
+const COPY_FIELDS: i16 = 8;
+const POSITION_AT: usize = 2 + 4;
+
+impl CopyRows {
+    fn encode(batch: &[NewEvent]) -> Result<Self, String> {
+        fn field(buf: &mut Vec<u8>, bytes: &[u8]) -> Result<(), String> {
+            let len = i32::try_from(bytes.len()).map_err(|_| format!("a field of {} bytes", bytes.len()))?;
+            buf.extend_from_slice(&len.to_be_bytes());
+            buf.extend_from_slice(bytes);
+            Ok(())
+        }
+        let mut buf = Vec::with_capacity(COPY_HEADER.len() + batch.len() * 256 + COPY_TRAILER.len());
+        buf.extend_from_slice(COPY_HEADER);
+        let mut rows = Vec::with_capacity(batch.len());
+        for e in batch {
+            let start = buf.len();
+            buf.extend_from_slice(&COPY_FIELDS.to_be_bytes());
+            field(&mut buf, &0i64.to_be_bytes())?;
+            field(&mut buf, e.account.as_str().as_bytes())?;
+            let version = buf.len() + 4;
+            field(&mut buf, &0i64.to_be_bytes())?;
+            field(&mut buf, e.id.as_uuid().as_bytes())?;
+            field(&mut buf, &e.occurred_at.unix_nanos().to_be_bytes())?;
+            let recorded = buf.len() + 4;
+            field(&mut buf, &0i64.to_be_bytes())?;
+            field(&mut buf, e.event.kind().tag().as_bytes())?;
+            field(&mut buf, e.to_json_line().as_bytes())?;
+            rows.push(RowAt { start, version, recorded });
+        }
+        Ok(Self { buf, rows })
     }
-    writer.finish().await?;
-    Ok(())
+
+    /// The copy data for the rows `fresh` names (batch index, position, stream version), in
+    /// that order, all recorded at `recorded`.
+    fn finish(mut self, fresh: &[(usize, i64, i64)], recorded: i64) -> Vec<u8> {
+        let patch = |buf: &mut [u8], at: usize, v: i64| buf[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        for &(k, position, version) in fresh {
+            let r = self.rows[k];
+            patch(&mut self.buf, r.start + POSITION_AT, position);
+            patch(&mut self.buf, r.version, version);
+            patch(&mut self.buf, r.recorded, recorded);
+        }
+        let in_order = fresh.len() == self.rows.len() && fresh.iter().enumerate().all(|(i, f)| f.0 == i);
+        let mut out = if in_order {
+            self.buf
+        } else {
+            // Some events were duplicates: copy only the others.
+            let end = |k: usize| self.rows.get(k + 1).map_or(self.buf.len(), |r| r.start);
+            let mut out = Vec::with_capacity(self.buf.len());
+            out.extend_from_slice(COPY_HEADER);
+            for &(k, ..) in fresh {
+                out.extend_from_slice(&self.buf[self.rows[k].start..end(k)]);
+            }
+            out
+        };
+        out.extend_from_slice(&COPY_TRAILER);
+        out
+    }
 }
 
 /// A stream's validation state, replayed from its events (for rows without a snapshot).

@@ -121,7 +121,12 @@ fn hostile_ids_and_text_round_trip() {
             .iter()
             .map(|s| NewEvent::new(account.clone(), t, Event::IssueDisclosed { summary: s.clone() }))
             .collect();
-        pollster::block_on(store.append(events.clone(), ExpectedVersion::NoStream)).unwrap();
+        // Half through the plain insert, half through the bulk path's binary copy.
+        if i % 2 == 0 {
+            pollster::block_on(store.append(events.clone(), ExpectedVersion::NoStream)).unwrap();
+        } else {
+            pollster::block_on(store.append_bulk(events.clone())).unwrap();
+        }
         let back = pollster::block_on(store.read_stream(&account, StreamVersion(1), 10)).unwrap();
         assert_eq!(back.len(), 3, "{name}");
         for (b, e) in back.iter().zip(&events) {
@@ -221,8 +226,20 @@ fn the_bulk_path_keeps_the_contract() {
         Event::EscalationResolved { escalation: rapport_core::EscalationKey::new("never").unwrap() },
     ));
     assert!(matches!(pollster::block_on(store.store().append_bulk(bad)), Err(AppendError::Invalid(_))));
+    // A repeat inside the batch is a duplicate; the rows around it are copied in order.
+    let repeat = |hours: i64| {
+        NewEvent::new(
+            AccountId::new("bulk-repeat").unwrap(),
+            Timestamp::from_unix_seconds(1_735_689_600 + hours * 3_600),
+            Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+        )
+    };
+    let (x, y) = (repeat(1), repeat(2));
+    let out = pollster::block_on(store.store().append_bulk(vec![x.clone(), x.clone(), y.clone()])).unwrap();
+    assert_eq!((out.appended.len(), out.duplicates), (2, vec![x.id]));
     let log = rapport_core::testing::conformance::assert_log_invariants(&store);
-    assert_eq!(log.len(), events.len());
+    assert_eq!(log.len(), events.len() + 2);
+    assert!(log[events.len()].same_content(&x) && log[events.len() + 1].same_content(&y));
 }
 
 #[test]
