@@ -619,7 +619,11 @@ async fn append_tx(
     };
     let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&names, &snapshot_versions, &states];
     let upsert = tx.execute(&upsert_st, &upsert_params);
-    futures_util::future::try_join(insert, upsert).await.map_err(db)?;
+    let (inserted, _) = futures_util::future::try_join(insert, upsert).await.map_err(db)?;
+    if inserted != n as u64 {
+        // Dropping the transaction rolls it back.
+        return Err(storage(op, format!("wrote {inserted} rows for {n} new events; rolled back")));
+    }
     tx.commit().await.map_err(db)?;
     Ok(Ok(AppendOutcome { appended, duplicates }))
 }
