@@ -121,9 +121,13 @@ struct Inner {
 /// order they were submitted (an importer keeps two batches in flight; the second must not
 /// overtake the first). A dropped sender (an append that failed or finished) releases the
 /// waiter too. No append waits while holding a connection its predecessor needs.
+///
+/// Third, once its decision is final, an append hands its [`Forecast`] to the next one, which
+/// may then decide before taking the lock.
 struct TurnSignals {
     connected: tokio::sync::oneshot::Receiver<()>,
     locked: tokio::sync::oneshot::Receiver<()>,
+    forecast: tokio::sync::oneshot::Receiver<Arc<Forecast>>,
 }
 
 /// One append's place in its handle's order.
@@ -131,6 +135,7 @@ struct Turn {
     previous: Option<TurnSignals>,
     connected: Option<tokio::sync::oneshot::Sender<()>>,
     locked: Option<tokio::sync::oneshot::Sender<()>>,
+    forecast: Option<tokio::sync::oneshot::Sender<Arc<Forecast>>>,
 }
 
 impl Turn {
@@ -143,16 +148,29 @@ impl Turn {
         client
     }
 
-    /// Waits until the append before this one holds the lock (or has ended).
-    async fn wait_for_lock_turn(&mut self) {
-        if let Some(p) = self.previous.take() {
-            let _ = p.locked.await;
-        }
+    /// Waits until the append before this one holds the lock (or has ended), then for its
+    /// forecast: `None` if it ended without one.
+    async fn wait_for_lock_turn(&mut self) -> Option<Arc<Forecast>> {
+        let p = self.previous.take()?;
+        let _ = p.locked.await;
+        p.forecast.await.ok()
     }
 
     /// This append holds the lock: the next may ask for it.
     fn locked(&mut self) {
         self.locked.take();
+    }
+
+    /// Whether an append after this one may still use a forecast.
+    fn wants_forecast(&self) -> bool {
+        self.forecast.as_ref().is_some_and(|f| !f.is_closed())
+    }
+
+    /// Hands this append's forecast to the next one.
+    fn forecast(&mut self, f: Arc<Forecast>) {
+        if let Some(tx) = self.forecast.take() {
+            let _ = tx.send(f);
+        }
     }
 }
 
@@ -359,9 +377,10 @@ impl PgStore {
     fn next_turn(&self) -> Turn {
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
         let (locked_tx, locked) = tokio::sync::oneshot::channel();
+        let (forecast_tx, forecast) = tokio::sync::oneshot::channel();
         let mut last = self.inner.last_turn.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = last.replace(TurnSignals { connected, locked });
-        Turn { previous, connected: Some(connected_tx), locked: Some(locked_tx) }
+        let previous = last.replace(TurnSignals { connected, locked, forecast });
+        Turn { previous, connected: Some(connected_tx), locked: Some(locked_tx), forecast: Some(forecast_tx) }
     }
 
     /// Drops this store's schema and everything in it (set with [`PgOptions::schema`]); for
@@ -440,9 +459,9 @@ const IDS_SQL: &str = "SELECT id, payload FROM rapport_events WHERE id = ANY($1)
 const SNAPSHOTS_SQL: &str = "SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)";
 /// The head, and the database clock. recorded_at never decreases along positions, so the last
 /// row holds the largest; both come from the primary-key index, not a scan.
-const HEAD_SQL: &str = "SELECT e.position, e.recorded_at_ns, (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000
+const HEAD_SQL: &str = "SELECT e.position, e.recorded_at_ns, (extract(epoch from clock_timestamp()) * 1000000)::bigint * 1000, e.id
      FROM (SELECT 1) AS one
-     LEFT JOIN LATERAL (SELECT position, recorded_at_ns FROM rapport_events ORDER BY position DESC LIMIT 1) AS e ON true";
+     LEFT JOIN LATERAL (SELECT position, recorded_at_ns, id FROM rapport_events ORDER BY position DESC LIMIT 1) AS e ON true";
 const INSERT_SQL: &str = "INSERT INTO rapport_events
          (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
      SELECT p, a, v, i, o, $6, t, b
@@ -453,7 +472,15 @@ const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (account, versio
      ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";
 
 /// One append in one transaction. Statements that do not depend on each other's answers are
-/// pipelined (sent together, answered in order), so an append costs four round trips: begin;
+/// pipelined (sent together, answered in order).
+///
+/// When the append before this one on the same handle is still running, it hands over a
+/// [`Forecast`] as soon as its decision is final: the head, stream states and ids the log will
+/// have once it commits. This append then reads the logged ids and the other streams'
+/// snapshots and decides **before** asking for the lock, while its predecessor is still
+/// writing; under the lock it only checks that the head is the forecast one (nobody else
+/// appended in between, and the predecessor committed), then writes. Otherwise (no forecast,
+/// a refusal, or another head) it decides under the lock, as every append did before: begin;
 /// lock + ids + snapshots + head; insert + snapshot upsert; commit.
 async fn append_tx(
     pool: Pool,
@@ -477,87 +504,96 @@ async fn append_tx(
         <[tokio_postgres::Statement; 6]>::try_from(out).unwrap_or_else(|_| unreachable!("six statements"))
     };
     let tx = client.transaction().await.map_err(db)?;
-
-    // 1. Under the lock: the ids the log already holds, the touched streams' snapshots, and
-    //    the head. The server runs them in order, so the reads see everything committed
-    //    before the lock was granted.
     let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
-    let mut accounts: Vec<&str> = batch.iter().map(|e| e.account.as_str()).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    turn.wait_for_lock_turn().await;
-    let (_, known, snapshots, last) = futures_util::future::try_join4(
-        tx.execute(&lock_st, &[&lock_key]),
-        tx.query(&ids_st, &[&ids]),
-        tx.query(&snapshots_st, &[&accounts]),
-        tx.query_one(&head_st, &[]),
-    )
-    .await
-    .map_err(db)?;
-    turn.locked();
+    let mut batch_accounts: Vec<&AccountId> = batch.iter().map(|e| &e.account).collect();
+    batch_accounts.sort_unstable();
+    batch_accounts.dedup();
+    let accounts: Vec<&str> = batch_accounts.iter().map(|a| a.as_str()).collect();
 
-    // 2. Duplicates of logged events: the same content is a duplicate, other content a conflict.
-    let known: HashMap<Uuid, String> =
-        known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
-    let mut duplicates = Vec::new();
-    // The events not yet logged, with their index in the batch (their encoded row's).
-    let mut rest = Vec::with_capacity(batch.len());
-    let mut rest_index: Vec<usize> = Vec::with_capacity(batch.len());
-    for (k, e) in batch.into_iter().enumerate() {
-        match known.get(&e.id.as_uuid()) {
-            Some(p) if *p == e.to_json_line() => duplicates.push(e.id),
-            Some(_) => return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id })),
-            None => {
-                rest.push(e);
-                rest_index.push(k);
-            }
+    // 1. Decide early, against the predecessor's forecast, when there is one and the
+    //    predecessor is still running (once it has ended, deciding under the lock costs one
+    //    round trip fewer).
+    let forecast = turn.wait_for_lock_turn().await.filter(|f| !f.ended.load(std::sync::atomic::Ordering::Acquire));
+    let mut early = None;
+    if let Some(f) = forecast.as_deref() {
+        let others: Vec<&str> =
+            batch_accounts.iter().filter(|a| f.state.stream(a).is_none()).map(|a| a.as_str()).collect();
+        let (known, snapshots) =
+            futures_util::future::try_join(tx.query(&ids_st, &[&ids]), tx.query(&snapshots_st, &[&others]))
+                .await
+                .map_err(db)?;
+        if let Ok(plan) = decide(&tx, op, &batch, expected, known, snapshots, Some(f)).await? {
+            early = Some(plan);
         }
     }
-    if rest.is_empty() {
+
+    // 2. The lock, and the head and the database clock; without an early decision, the ids
+    //    and snapshots too. The server runs them in order, so the reads see everything
+    //    committed before the lock was granted.
+    let (last, plan) = match early {
+        Some(plan) => {
+            let (_, last) =
+                futures_util::future::try_join(tx.execute(&lock_st, &[&lock_key]), tx.query_one(&head_st, &[]))
+                    .await
+                    .map_err(db)?;
+            turn.locked();
+            // The forecast holds if the last event is the predecessor's last one, where it
+            // said it would be: then it committed, and nobody appended after it.
+            let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
+            let last_id: Option<Uuid> = last.get(3);
+            if forecast.as_ref().is_some_and(|f| f.head == head && Some(f.last_id) == last_id) {
+                (last, plan)
+            } else {
+                // Someone else appended in between, or the predecessor failed: decide again.
+                let (known, snapshots) =
+                    futures_util::future::try_join(tx.query(&ids_st, &[&ids]), tx.query(&snapshots_st, &[&accounts]))
+                        .await
+                        .map_err(db)?;
+                match decide(&tx, op, &batch, expected, known, snapshots, None).await? {
+                    Ok(plan) => (last, plan),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        None => {
+            let (_, known, snapshots, last) = futures_util::future::try_join4(
+                tx.execute(&lock_st, &[&lock_key]),
+                tx.query(&ids_st, &[&ids]),
+                tx.query(&snapshots_st, &[&accounts]),
+                tx.query_one(&head_st, &[]),
+            )
+            .await
+            .map_err(db)?;
+            turn.locked();
+            match decide(&tx, op, &batch, expected, known, snapshots, None).await? {
+                Ok(plan) => (last, plan),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    };
+    let Plan { duplicates, fresh, state } = plan;
+    if fresh.is_empty() {
         tx.commit().await.map_err(db)?;
         return Ok(Ok(AppendOutcome { appended: Vec::new(), duplicates }));
     }
 
-    // 3. The streams' validation state: from their snapshots, or replayed once (rows written
-    //    by schema version 1).
-    let mut state = LogState::new();
-    for r in snapshots {
-        let name: String = r.get(0);
-        let version: i64 = r.get(1);
-        let account = AccountId::new(&name).map_err(|e| storage(op, format!("stored account {name:?}: {e}")))?;
-        let snapshot = r
-            .get::<_, Option<String>>(2)
-            .and_then(|json| serde_json::from_str::<rapport_core::validate::StreamState>(&json).ok())
-            .filter(|s| s.version().0 as i64 == version);
-        let stream = match snapshot {
-            Some(s) => s,
-            None => replay_stream(&tx, &account).await?,
-        };
-        state.insert_stream(account, stream);
-    }
-
-    // 4. Core decides: in-batch repeats, the expected version, every validation rule.
-    let admitted = match state.admit(&rest, expected, Position(1), |_, _| false) {
-        Ok(a) => a,
-        Err(e) => return Ok(Err(e)),
-    };
-    duplicates.extend(admitted.duplicates.iter().copied());
+    // 3. Positions after the head; recorded_at from the database clock, never below the last
+    //    event's.
     let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
     let last_recorded: i64 = last.get::<_, Option<i64>>(1).unwrap_or(0);
     let now: i64 = last.get(2);
-    // recorded_at: the database clock, never below the last event's.
     let recorded = now.max(last_recorded);
-    let n = admitted.fresh.len();
+    let n = fresh.len();
     let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
     let mut appended = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
     let mut copied = Vec::with_capacity(if bulk { n } else { 0 });
-    for (i, &(k, version)) in admitted.fresh.iter().enumerate() {
-        let e = &rest[k];
+    for (i, &(k, version)) in fresh.iter().enumerate() {
+        let e = &batch[k];
         let position = head + 1 + i as i64;
         versions.push(version.0 as i64);
         if bulk {
-            copied.push((rest_index[k], position, version.0 as i64));
+            copied.push((k, position, version.0 as i64));
         } else {
             rows.positions.push(position);
             rows.accounts.push(e.account.as_str().to_owned());
@@ -568,8 +604,8 @@ async fn append_tx(
         }
         appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
     }
-    // 5. The bulk path's rows go first: the server inserts them while the snapshots below
-    //    are serialised.
+    // 4. Copied rows go first: the server inserts them while the snapshots are serialised and
+    //    the forecast is handed on.
     let copy = match copy_rows {
         Some(encoded) => {
             use futures_util::SinkExt;
@@ -581,11 +617,11 @@ async fn append_tx(
         }
         None => None,
     };
-    // 6. New snapshots for the streams that grew.
+    // 5. New snapshots for the streams that grew.
     let mut names = Vec::new();
     let mut snapshot_versions = Vec::new();
     let mut states = Vec::new();
-    let mut touched: Vec<&AccountId> = admitted.fresh.iter().map(|&(k, _)| &rest[k].account).collect();
+    let mut touched: Vec<&AccountId> = fresh.iter().map(|&(k, _)| &batch[k].account).collect();
     touched.sort();
     touched.dedup();
     for account in touched {
@@ -595,6 +631,22 @@ async fn append_tx(
             states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
         }
     }
+    // 6. This append's decision is final: the next one on this handle may decide against it.
+    let _ended = if turn.wants_forecast() {
+        let ids = fresh.iter().map(|&(k, _)| (batch[k].id.as_uuid(), batch[k].fingerprint())).collect();
+        let last_id = appended.last().map_or(Uuid::nil(), |c| c.id.as_uuid());
+        let f = Arc::new(Forecast {
+            head: head + n as i64,
+            last_id,
+            state,
+            ids,
+            ended: std::sync::atomic::AtomicBool::new(false),
+        });
+        turn.forecast(Arc::clone(&f));
+        Some(Ended(f))
+    } else {
+        None
+    };
     // 7. The rows (the end of the copy, or the insert) and the snapshots, pipelined, then
     //    commit.
     let insert = async {
@@ -626,6 +678,115 @@ async fn append_tx(
     }
     tx.commit().await.map_err(db)?;
     Ok(Ok(AppendOutcome { appended, duplicates }))
+}
+
+/// What an append will have done to the log once it commits, handed to the next append on
+/// its handle so that it can decide before taking the lock (see [`append_tx`]).
+struct Forecast {
+    /// The head after the commit, and the id of the event there.
+    head: i64,
+    last_id: Uuid,
+    /// The validation state, after the append, of the streams its batch touched.
+    state: LogState,
+    /// The ids the append writes, with their content fingerprints.
+    ids: HashMap<Uuid, u64>,
+    /// Set when the append has ended (committed or failed).
+    ended: std::sync::atomic::AtomicBool,
+}
+
+/// Marks a forecast's append as ended when dropped, on every way out of [`append_tx`].
+struct Ended(Arc<Forecast>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// An append decided: its duplicates, and the batch index and stream version of each new
+/// event, in position order, with the streams' state after it.
+struct Plan {
+    duplicates: Vec<EventId>,
+    fresh: Vec<(usize, StreamVersion)>,
+    state: LogState,
+}
+
+/// Decides `batch` against the logged ids `known` (id and canonical payload), the streams'
+/// snapshots, and, when deciding early, the predecessor's `forecast` (whose ids and streams
+/// the log does not show yet). Core's `LogState` makes the decision, exactly as in the other
+/// stores: duplicates, repeats in the batch, the expected version, every validation rule.
+async fn decide(
+    tx: &tokio_postgres::Transaction<'_>,
+    op: &'static str,
+    batch: &[NewEvent],
+    expected: ExpectedVersion,
+    known: Vec<tokio_postgres::Row>,
+    snapshots: Vec<tokio_postgres::Row>,
+    forecast: Option<&Forecast>,
+) -> Result<Result<Plan, AppendError>, StorageError> {
+    // Duplicates of logged (or forecast) events: the same content is a duplicate, other
+    // content a conflict.
+    let known: HashMap<Uuid, String> =
+        known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
+    let mut duplicates = Vec::new();
+    // The events not yet logged, by their index in the batch.
+    let mut rest_index: Vec<usize> = Vec::with_capacity(batch.len());
+    for (k, e) in batch.iter().enumerate() {
+        let id = e.id.as_uuid();
+        let same = match (known.get(&id), forecast.and_then(|f| f.ids.get(&id))) {
+            (Some(p), _) => Some(*p == e.to_json_line()),
+            (None, Some(&fingerprint)) => Some(fingerprint == e.fingerprint()),
+            (None, None) => None,
+        };
+        match same {
+            Some(true) => duplicates.push(e.id),
+            Some(false) => return Ok(Err(AppendError::IdConflict { account: e.account.clone(), id: e.id })),
+            None => rest_index.push(k),
+        }
+    }
+    if rest_index.is_empty() {
+        return Ok(Ok(Plan { duplicates, fresh: Vec::new(), state: LogState::new() }));
+    }
+    // The streams' validation state: forecast, from their snapshots, or replayed once (rows
+    // written by schema version 1).
+    let mut state = LogState::new();
+    if let Some(f) = forecast {
+        for &k in &rest_index {
+            let account = &batch[k].account;
+            if state.stream(account).is_none()
+                && let Some(s) = f.state.stream(account)
+            {
+                state.insert_stream(account.clone(), s.clone());
+            }
+        }
+    }
+    for r in snapshots {
+        let name: String = r.get(0);
+        let version: i64 = r.get(1);
+        let account = AccountId::new(&name).map_err(|e| storage(op, format!("stored account {name:?}: {e}")))?;
+        let snapshot = r
+            .get::<_, Option<String>>(2)
+            .and_then(|json| serde_json::from_str::<rapport_core::validate::StreamState>(&json).ok())
+            .filter(|s| s.version().0 as i64 == version);
+        let stream = match snapshot {
+            Some(s) => s,
+            None => replay_stream(tx, &account).await?,
+        };
+        state.insert_stream(account, stream);
+    }
+    let rest: std::borrow::Cow<'_, [NewEvent]> = if rest_index.len() == batch.len() {
+        std::borrow::Cow::Borrowed(batch)
+    } else {
+        std::borrow::Cow::Owned(rest_index.iter().map(|&k| batch[k].clone()).collect())
+    };
+    match state.admit(&rest, expected, Position(1), |_, _| false) {
+        Ok(admitted) => {
+            duplicates.extend(admitted.duplicates.iter().copied());
+            let fresh = admitted.fresh.iter().map(|&(k, v)| (rest_index[k], v)).collect();
+            Ok(Ok(Plan { duplicates, fresh, state }))
+        }
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Column arrays for one insert.
