@@ -252,7 +252,10 @@ fn import_with<S: Store, R: Read + Send>(
     // the affected streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
     // refused chunk is re-checked line by line to name the first bad line. With
     // `skip_invalid`, line by line.
-    let mut shadow = Shadow { state: LogState::with_capacity(events_hint), ..Shadow::default() };
+    // A store with no events holds no streams and no ids: pass 1 need not ask it about either
+    // (a backfill into a new PostgreSQL database saves a query per chunk of lines).
+    let store_empty = pollster::block_on(ledger.store().head()).map_err(read_err)? == Position(0);
+    let mut shadow = Shadow { state: LogState::with_capacity(events_hint), store_empty, ..Shadow::default() };
     let mut refusals =
         Refusals { source_name, skip_invalid: options.skip_invalid, sink: rejects, lines: HashSet::new() };
     let mut buffer = Some(Buffered::default());
@@ -622,6 +625,8 @@ struct Shadow {
     /// precomputed hash rather than SipHash.
     loaded: HashSet<AccountId, rapport_core::fast_hash::SeededState>,
     fingerprints: Vec<u64>,
+    /// The store had no events when the import began.
+    store_empty: bool,
 }
 
 impl Shadow {
@@ -638,6 +643,9 @@ impl Shadow {
             }
         }
         let mut existing = Vec::new();
+        if self.store_empty {
+            new_accounts.clear();
+        }
         for chunk in new_accounts.chunks(rapport_core::READ_LIMIT_MAX) {
             let exist = pollster::block_on(ledger.store().accounts_exist(chunk)).map_err(Err)?;
             existing.extend(chunk.iter().zip(exist).filter(|(_, e)| *e).map(|(a, _)| a.clone()));
@@ -656,8 +664,11 @@ impl Shadow {
         // An id the shadow does not hold may still be logged, in a stream the file has not
         // touched: reusing it is a conflict, refused here rather than by the store halfway
         // through the append pass (which would leave the earlier batches appended).
-        let unknown: Vec<EventId> =
-            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+        let unknown: Vec<EventId> = if self.store_empty {
+            Vec::new()
+        } else {
+            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect()
+        };
         for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
             let exist = pollster::block_on(ledger.store().ids_exist(chunk)).map_err(Err)?;
             if let Some((id, _)) = chunk.iter().zip(exist).find(|(_, logged)| *logged) {
