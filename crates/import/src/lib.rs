@@ -5,7 +5,8 @@
 //!
 //! - **Atomic by default.** Pass 1 parses every line and validates it against a shadow of the
 //!   affected streams (loaded from the store), and asks the store whether ids the shadow does
-//!   not hold are logged for other accounts; any invalid line fails the import with
+//!   not hold are logged for other accounts (unless the store was empty when the import
+//!   began); any invalid line fails the import with
 //!   `FILE:LINE: field: reason`, and nothing is appended. With
 //!   [`ImportOptions::skip_invalid`], invalid lines are reported to a rejects sink instead and
 //!   the valid ones are appended.
