@@ -373,6 +373,27 @@ impl PgStore {
         }
     }
 
+    /// Which of `keys` the query `sql` (`SELECT key … WHERE key = ANY($1)`) finds, in order.
+    fn which_exist<K>(
+        &self,
+        op: &'static str,
+        sql: &'static str,
+        keys: Vec<K>,
+    ) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send + 'static
+    where
+        K: tokio_postgres::types::ToSql + for<'a> tokio_postgres::types::FromSql<'a>,
+        K: Eq + std::hash::Hash + Send + Sync + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn(op, async move {
+            let client = pool.get().await.map_err(|e| storage(op, e))?;
+            let rows = client.query(sql, &[&keys]).await.map_err(|e| pg_error(op, e))?;
+            let found: std::collections::HashSet<K> = rows.into_iter().map(|r| r.get(0)).collect();
+            Ok(keys.iter().map(|k| found.contains(k)).collect())
+        });
+        async move { Ok(fut.await?) }
+    }
+
     /// Takes the next place in this handle's append order.
     fn next_turn(&self) -> Turn {
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
@@ -1006,32 +1027,12 @@ impl Store for PgStore {
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         let names: Vec<String> = accounts.iter().take(READ_LIMIT_MAX).map(|a| a.as_str().to_owned()).collect();
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn("accounts_exist", async move {
-            let client = pool.get().await.map_err(|e| storage("accounts_exist", e))?;
-            let rows = client
-                .query("SELECT account FROM rapport_accounts WHERE account = ANY($1)", &[&names])
-                .await
-                .map_err(|e| pg_error("accounts_exist", e))?;
-            let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
-            Ok(names.iter().map(|n| found.contains(n)).collect())
-        });
-        async move { Ok(fut.await?) }
+        self.which_exist("accounts_exist", "SELECT account FROM rapport_accounts WHERE account = ANY($1)", names)
     }
 
     fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         let asked: Vec<Uuid> = ids.iter().take(READ_LIMIT_MAX).map(|id| id.as_uuid()).collect();
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn("ids_exist", async move {
-            let client = pool.get().await.map_err(|e| storage("ids_exist", e))?;
-            let rows = client
-                .query("SELECT id FROM rapport_events WHERE id = ANY($1)", &[&asked])
-                .await
-                .map_err(|e| pg_error("ids_exist", e))?;
-            let found: std::collections::HashSet<Uuid> = rows.into_iter().map(|r| r.get(0)).collect();
-            Ok(asked.iter().map(|id| found.contains(id)).collect())
-        });
-        async move { Ok(fut.await?) }
+        self.which_exist("ids_exist", "SELECT id FROM rapport_events WHERE id = ANY($1)", asked)
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
