@@ -250,9 +250,10 @@ fn import_with<S: Store, R: Read + Send>(
     let mut report = ImportReport { source: source_name.to_owned(), ..Default::default() };
 
     // Pass 1: read on a second thread, parse on both, and validate here against a shadow of
-    // the affected streams. In atomic mode lines are validated in chunks (one shadow `admit` per chunk); a
-    // refused chunk is re-checked line by line to name the first bad line. With
-    // `skip_invalid`, line by line.
+    // the affected streams. Lines are validated in chunks (one shadow `admit` per chunk, and
+    // one question to the store about its accounts and ids); a refused chunk is re-checked
+    // line by line, to name the first bad line or, with `skip_invalid`, to reject each bad
+    // one and keep the rest.
     // A store with no events holds no streams and no ids: pass 1 need not ask it about either
     // (a backfill into a new PostgreSQL database saves a query per chunk of lines).
     let store_empty = pollster::block_on(ledger.store().head()).map_err(read_err)? == Position(0);
@@ -343,7 +344,7 @@ fn import_with<S: Store, R: Read + Send>(
                         report.events += 1;
                         pending.lines.push(line);
                         pending.events.push(e);
-                        if pending.events.len() >= CHECK_CHUNK || options.skip_invalid {
+                        if pending.events.len() >= CHECK_CHUNK {
                             let events = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
                             check(ledger, &mut shadow, events, options, &mut buffer, &mut refusals)
                                 .map_err(|e| e.map_read(read_err))?;
@@ -408,7 +409,7 @@ fn import_with<S: Store, R: Read + Send>(
 const PARSE_CHUNK: usize = 1_024;
 /// Messages the parsing thread may run ahead by.
 const PARSED_IN_FLIGHT: usize = 8;
-/// Events per shadow validation in atomic mode.
+/// Events per shadow validation.
 const CHECK_CHUNK: usize = 1_024;
 
 /// What the reading thread hands over.
@@ -488,27 +489,22 @@ fn check<S: Store>(
             }
         }
     };
-    if events.events.len() > 1 {
-        match shadow.admit(ledger, &events.events) {
-            Ok(()) => {
-                keep(events, buffer);
-                return Ok(());
-            }
-            Err(Err(e)) => return Err(CheckError::Read(e)),
-            Err(Ok(_)) => {}
-        }
+    // What the store knows about the chunk is asked once, whichever way it is then admitted.
+    shadow.prepare(ledger, &events.events).map_err(CheckError::Read)?;
+    if events.events.len() > 1 && shadow.admit(&events.events).is_ok() {
+        keep(events, buffer);
+        return Ok(());
     }
     // One by one, to name (or reject) exactly the bad lines.
     let mut kept = Lines::with_capacity(events.events.len());
     for (line, e) in events.lines.into_iter().zip(events.events) {
         let one = [e];
-        match shadow.admit(ledger, &one) {
+        match shadow.admit(&one) {
             Ok(()) => {
                 kept.lines.push(line);
                 kept.events.extend(one);
             }
-            Err(Err(fatal)) => return Err(CheckError::Read(fatal)),
-            Err(Ok(reason)) => refusals.refuse(line, reason)?,
+            Err(reason) => refusals.refuse(line, reason)?,
         }
     }
     keep(kept, buffer);
@@ -628,12 +624,15 @@ struct Shadow {
     fingerprints: Vec<u64>,
     /// The store had no events when the import began.
     store_empty: bool,
+    /// Ids of the chunk being checked that the store logs in streams the shadow does not hold.
+    foreign: HashSet<EventId>,
 }
 
 impl Shadow {
-    /// Checks `events` as one batch and records them; on refusal nothing is recorded.
-    /// `Err(Ok(reason))` refuses (the reason names the first bad event); `Err(Err(_))` is fatal.
-    fn admit<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), Result<String, ReadError>> {
+    /// Gets ready to check `batch`: loads the streams it touches that the store holds, and
+    /// asks the store which of its ids are logged in streams the shadow does not hold. One
+    /// question of each kind per chunk, however the chunk is then admitted.
+    fn prepare<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), ReadError> {
         // Streams first seen in this batch: one question to the store for which exist, then
         // only those are read (a backfill into a new store reads none).
         let mut new_accounts: Vec<AccountId> = Vec::new();
@@ -648,13 +647,12 @@ impl Shadow {
             new_accounts.clear();
         }
         for chunk in new_accounts.chunks(rapport_core::READ_LIMIT_MAX) {
-            let exist = pollster::block_on(ledger.store().accounts_exist(chunk)).map_err(Err)?;
+            let exist = pollster::block_on(ledger.store().accounts_exist(chunk))?;
             existing.extend(chunk.iter().zip(exist).filter(|(_, e)| *e).map(|(a, _)| a.clone()));
         }
         for account in existing {
             let mut stored = Vec::new();
-            pollster::block_on(ledger.for_each_in_stream(&account, |env| stored.push(env.to_new_event())))
-                .map_err(Err)?;
+            pollster::block_on(ledger.for_each_in_stream(&account, |env| stored.push(env.to_new_event())))?;
             for s in stored {
                 let p = Position(self.fingerprints.len() as u64 + 1);
                 self.fingerprints.push(s.fingerprint());
@@ -665,16 +663,23 @@ impl Shadow {
         // An id the shadow does not hold may still be logged, in a stream the file has not
         // touched: reusing it is a conflict, refused here rather than by the store halfway
         // through the append pass (which would leave the earlier batches appended).
-        let unknown: Vec<EventId> = if self.store_empty {
-            Vec::new()
-        } else {
-            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect()
-        };
-        for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
-            let exist = pollster::block_on(ledger.store().ids_exist(chunk)).map_err(Err)?;
-            if let Some((id, _)) = chunk.iter().zip(exist).find(|(_, logged)| *logged) {
-                return Err(Ok(format!("id: event {id} is already logged for another account")));
+        self.foreign.clear();
+        if !self.store_empty {
+            let unknown: Vec<EventId> =
+                batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+            for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
+                let exist = pollster::block_on(ledger.store().ids_exist(chunk))?;
+                self.foreign.extend(chunk.iter().zip(exist).filter(|(_, logged)| *logged).map(|(id, _)| *id));
             }
+        }
+        Ok(())
+    }
+
+    /// Checks `batch` (part of the chunk last [prepared](Self::prepare)) as one batch and
+    /// records it; on refusal nothing is recorded and the reason names the first bad event.
+    fn admit(&mut self, batch: &[NewEvent]) -> Result<(), String> {
+        if let Some(e) = batch.iter().find(|e| self.foreign.contains(&e.id)) {
+            return Err(format!("id: event {} is already logged for another account", e.id));
         }
         let next = Position(self.fingerprints.len() as u64 + 1);
         let known = &self.fingerprints;
@@ -686,11 +691,11 @@ impl Shadow {
                 self.fingerprints.extend(admitted.fresh.iter().map(|&(k, _)| batch[k].fingerprint()));
                 Ok(())
             }
-            Err(AppendError::Invalid(v)) => Err(Ok(format!("{}: {v}", v.field()))),
+            Err(AppendError::Invalid(v)) => Err(format!("{}: {v}", v.field())),
             Err(AppendError::IdConflict { id, .. }) => {
-                Err(Ok(format!("id: event {id} already exists with different content")))
+                Err(format!("id: event {id} already exists with different content"))
             }
-            Err(other) => Err(Ok(other.to_string())),
+            Err(other) => Err(other.to_string()),
         }
     }
 }

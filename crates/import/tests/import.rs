@@ -174,13 +174,21 @@ fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_app
     assert_eq!((report.appended as usize, report.rejected), (n - 1, 1));
 }
 
-/// A store that, on the first bulk append, lets "another writer" slip one event in first.
-struct Racing {
+/// A memory store that, on the first bulk append, lets "another writer" slip `sneak` in
+/// first, and counts the importer's questions about ids.
+struct Probe {
     inner: MemoryStore,
     sneak: std::sync::Mutex<Option<rapport_core::NewEvent>>,
+    ids_asked: std::sync::atomic::AtomicUsize,
 }
 
-impl rapport_core::Store for Racing {
+impl Probe {
+    fn new(inner: MemoryStore, sneak: Option<rapport_core::NewEvent>) -> Self {
+        Self { inner, sneak: std::sync::Mutex::new(sneak), ids_asked: std::sync::atomic::AtomicUsize::new(0) }
+    }
+}
+
+impl rapport_core::Store for Probe {
     fn append(
         &self,
         batch: Vec<rapport_core::NewEvent>,
@@ -232,6 +240,7 @@ impl rapport_core::Store for Racing {
         &self,
         ids: &[rapport_core::EventId],
     ) -> impl Future<Output = Result<Vec<bool>, rapport_core::ReadError>> + Send {
+        self.ids_asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.ids_exist(ids)
     }
 }
@@ -242,7 +251,7 @@ fn a_conflict_the_store_finds_in_the_append_pass_names_its_line() {
     // and the error names that line, not the batch's first.
     let text = jsonl(4, 6);
     let k = 20;
-    let store = Racing { inner: MemoryStore::new(), sneak: std::sync::Mutex::new(Some(id_thief(&text, k))) };
+    let store = Probe::new(MemoryStore::new(), Some(id_thief(&text, k)));
     let ledger = Ledger::new(store);
     let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
     match import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, None, &mut |_| {}) {
@@ -278,4 +287,38 @@ fn lines_added_to_the_input_between_the_passes_are_not_appended() {
     assert_eq!(opened.get(), 2, "the re-read path was taken");
     assert_eq!(report.appended as usize, n);
     assert_eq!(log(&ledger).len(), n);
+}
+
+#[test]
+fn skip_invalid_asks_the_store_once_per_chunk_not_once_per_line() {
+    // A store that already holds events, and a file of several chunks with a bad line in each:
+    // every chunk is re-checked line by line, but the store is asked about each chunk's ids
+    // once (a database store answers each question with a query).
+    let text = jsonl(60, 12);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3 * 1_024, "{} lines", lines.len());
+    let mut bad = Vec::new();
+    let mut input = String::new();
+    for (k, l) in lines.iter().enumerate() {
+        if k % 1_000 == 500 {
+            input.push_str("{\"type\":\"touchpoint\"}\n");
+            bad.push(k);
+        }
+        input.push_str(l);
+        input.push('\n');
+    }
+    let inner = MemoryStore::new();
+    let live = rapport_core::NewEvent::new(
+        rapport_core::AccountId::new("live").unwrap(),
+        rapport_core::Timestamp::from_unix_seconds(1_735_689_600),
+        rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+    );
+    pollster::block_on(rapport_core::Store::append(&inner, vec![live], rapport_core::ExpectedVersion::Any)).unwrap();
+    let ledger = Ledger::new(Probe::new(inner, None));
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let report = import_reader(&ledger, "t.jsonl", || Ok(input.as_bytes()), &options, None, &mut |_| {}).unwrap();
+    assert_eq!((report.appended as usize, report.rejected as usize), (lines.len(), bad.len()));
+    let asked = ledger.store().ids_asked.load(std::sync::atomic::Ordering::Relaxed);
+    let chunks = input.lines().count().div_ceil(1_024);
+    assert!(asked <= chunks + bad.len(), "{asked} questions for {chunks} chunks");
 }
