@@ -64,7 +64,7 @@ pub use memory::MemoryStore;
 pub use projection::{AsOf, Projection};
 pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, StorageError,
-    Store,
+    Store, replayed_stream_state,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};
 pub use validate::ValidationError;

@@ -89,6 +89,20 @@ impl LogState {
         self.streams.insert(account, state);
     }
 
+    /// Records that a logged event holds `id`, at `position`, without touching any stream (its
+    /// stream's state comes from [`insert_stream`](Self::insert_stream), or is not tracked), so
+    /// that later batches find the id as a duplicate or a conflict. Returns false, changing
+    /// nothing, if the id is already recorded.
+    pub fn note_logged_id(&mut self, id: EventId, position: Position) -> bool {
+        match self.ids.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(position);
+                true
+            }
+        }
+    }
+
     /// The position of the event with id `id`, if this state has recorded one.
     pub fn id_position(&self, id: &EventId) -> Option<Position> {
         self.ids.get(id).copied()

@@ -178,8 +178,20 @@ impl Store for MemoryStore {
         ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.streams.contains_key(a)).collect()))
     }
 
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
         let inner = self.read();
-        ready(Ok(ids.iter().take(READ_LIMIT_MAX).map(|id| inner.state.id_position(id).is_some()).collect()))
+        let found = ids.iter().take(READ_LIMIT_MAX).map(|id| {
+            let p = inner.state.id_position(id)?;
+            inner.log.get((p.0 - 1) as usize).map(|e| e.to_new_event().fingerprint())
+        });
+        ready(Ok(found.collect()))
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<crate::validate::StreamState>>, ReadError>> + Send {
+        let inner = self.read();
+        ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.state.stream(a).cloned()).collect()))
     }
 }

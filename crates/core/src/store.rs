@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
-use crate::validate::ValidationError;
+use crate::validate::{StreamState, ValidationError};
 
 /// The most events one append may carry.
 pub const BATCH_EVENTS_MAX: usize = 65_536;
@@ -226,11 +226,55 @@ pub trait Store: Send + Sync {
         }
     }
 
-    /// Whether each of `ids` is the id of a committed event, in order, whatever its account.
-    /// An importer asks this of the ids its file brings, so that a line reusing the id of an
-    /// event in a stream the file does not touch is refused before anything is appended. At
-    /// most [`READ_LIMIT_MAX`] ids per call.
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send;
+    /// For each of `ids`, in order, the [fingerprint](NewEvent::fingerprint) of the committed
+    /// event with that id, whatever its account; `None` when no committed event has it. An
+    /// importer asks this of the ids its file brings, to tell a duplicate of a logged event
+    /// from a conflicting reuse of its id before anything is appended. At most
+    /// [`READ_LIMIT_MAX`] ids per call.
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send;
+
+    /// For each of `accounts`, in order, the validation state of its committed stream; `None`
+    /// when it has no events. An importer validates a file against these. By default each
+    /// stream is read and replayed ([`replayed_stream_state`]); a store that keeps the states
+    /// answers without reading the events. At most [`READ_LIMIT_MAX`] accounts per call.
+    fn stream_states(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(accounts.len().min(READ_LIMIT_MAX));
+            for account in accounts.iter().take(READ_LIMIT_MAX) {
+                out.push(replayed_stream_state(self, account).await?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// The validation state of `account`'s committed stream, replayed from its events; `None` when
+/// it has none. The default of [`Store::stream_states`], and a store's fallback when it has no
+/// saved state for a stream.
+///
+/// # Errors
+/// The first [`ReadError`] of `read_stream`.
+pub async fn replayed_stream_state<S: Store + ?Sized>(
+    store: &S,
+    account: &AccountId,
+) -> Result<Option<StreamState>, ReadError> {
+    let mut state: Option<StreamState> = None;
+    let mut next = StreamVersion::FIRST;
+    loop {
+        let page = store.read_stream(account, next, READ_LIMIT_MAX).await?;
+        let Some(last) = page.last() else {
+            return Ok(state);
+        };
+        next = last.stream_version.next();
+        let s = state.get_or_insert_with(StreamState::default);
+        for e in &page {
+            // The store validated these when they were appended: apply them as they are.
+            let _ = s.apply(&e.to_new_event());
+        }
+    }
 }
 
 /// A shared store is a store.
@@ -276,8 +320,15 @@ impl<S: Store> Store for Arc<S> {
         (**self).accounts_exist(accounts)
     }
 
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        (**self).ids_exist(ids)
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
+        (**self).find_ids(ids)
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+        (**self).stream_states(accounts)
     }
 
     fn reserve(&self, events: usize) {
@@ -328,8 +379,15 @@ impl<S: Store> Store for &S {
         (**self).accounts_exist(accounts)
     }
 
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        (**self).ids_exist(ids)
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
+        (**self).find_ids(ids)
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+        (**self).stream_states(accounts)
     }
 
     fn reserve(&self, events: usize) {

@@ -4,9 +4,9 @@
 //! same field names as columns, and appends it through the store's contract. It is:
 //!
 //! - **Atomic by default.** Pass 1 parses every line and validates it against a shadow of the
-//!   affected streams (loaded from the store), and asks the store whether ids the shadow does
-//!   not hold are logged for other accounts (unless the store was empty when the import
-//!   began); any invalid line fails the import with
+//!   affected streams, seeded with their committed state and the logged ids the file repeats
+//!   (two questions to the store per chunk of lines; none if the store was empty when the
+//!   import began); any invalid line fails the import with
 //!   `FILE:LINE: field: reason`, and nothing is appended. With
 //!   [`ImportOptions::skip_invalid`], invalid lines are reported to a rejects sink instead and
 //!   the valid ones are appended.
@@ -16,8 +16,9 @@
 //! - **Streaming.** Memory stays flat in the file's size: parsed events are kept between the
 //!   passes only up to [`ImportOptions::buffer_events_max`]; beyond that the file is read
 //!   again, up to the last line pass 1 saw (lines a writer adds meanwhile are left for the
-//!   next import; the input must not be edited in place during an import). The shadow validation state holds an id index for the accounts the file touches
-//!   (about 40 bytes per event of those accounts).
+//!   next import; the input must not be edited in place during an import). The shadow
+//!   validation state holds an id index of the file's events (about 40 bytes per event) and
+//!   the state of the streams it touches.
 //!
 //! - **Fast.** A second thread reads and splits the input and parses two thirds of it while
 //!   the calling thread parses the rest and validates; the append pass keeps two batches in
@@ -624,17 +625,15 @@ struct Shadow {
     fingerprints: Vec<u64>,
     /// The store had no events when the import began.
     store_empty: bool,
-    /// Ids of the chunk being checked that the store logs in streams the shadow does not hold.
-    foreign: HashSet<EventId>,
 }
 
 impl Shadow {
-    /// Gets ready to check `batch`: loads the streams it touches that the store holds, and
-    /// asks the store which of its ids are logged in streams the shadow does not hold. One
-    /// question of each kind per chunk, however the chunk is then admitted.
+    /// Gets ready to check `batch`: installs the committed state of the streams it is first to
+    /// touch, and records which of its ids the store already holds (with the logged event's
+    /// fingerprint, to tell a duplicate from a conflicting reuse of the id). One question of
+    /// each kind per chunk, however the chunk is then admitted; none into a store that was
+    /// empty when the import began.
     fn prepare<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), ReadError> {
-        // Streams first seen in this batch: one question to the store for which exist, then
-        // only those are read (a backfill into a new store reads none).
         let mut new_accounts: Vec<AccountId> = Vec::new();
         for e in batch {
             if !self.loaded.contains(&e.account) {
@@ -642,34 +641,28 @@ impl Shadow {
                 new_accounts.push(e.account.clone());
             }
         }
-        let mut existing = Vec::new();
         if self.store_empty {
-            new_accounts.clear();
+            return Ok(());
         }
         for chunk in new_accounts.chunks(rapport_core::READ_LIMIT_MAX) {
-            let exist = pollster::block_on(ledger.store().accounts_exist(chunk))?;
-            existing.extend(chunk.iter().zip(exist).filter(|(_, e)| *e).map(|(a, _)| a.clone()));
-        }
-        for account in existing {
-            let mut stored = Vec::new();
-            pollster::block_on(ledger.for_each_in_stream(&account, |env| stored.push(env.to_new_event())))?;
-            for s in stored {
-                let p = Position(self.fingerprints.len() as u64 + 1);
-                self.fingerprints.push(s.fingerprint());
-                // The store validated these already; a failure here would only repeat its verdict.
-                let _ = self.state.replay(&s, p);
+            let states = pollster::block_on(ledger.store().stream_states(chunk))?;
+            for (account, state) in chunk.iter().zip(states) {
+                if let Some(state) = state {
+                    self.state.insert_stream(account.clone(), state);
+                }
             }
         }
-        // An id the shadow does not hold may still be logged, in a stream the file has not
-        // touched: reusing it is a conflict, refused here rather than by the store halfway
-        // through the append pass (which would leave the earlier batches appended).
-        self.foreign.clear();
-        if !self.store_empty {
-            let unknown: Vec<EventId> =
-                batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
-            for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
-                let exist = pollster::block_on(ledger.store().ids_exist(chunk))?;
-                self.foreign.extend(chunk.iter().zip(exist).filter(|(_, logged)| *logged).map(|(id, _)| *id));
+        let unknown: Vec<EventId> =
+            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+        for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
+            let found = pollster::block_on(ledger.store().find_ids(chunk))?;
+            for (id, fingerprint) in chunk.iter().zip(found) {
+                if let Some(fingerprint) = fingerprint {
+                    let p = Position(self.fingerprints.len() as u64 + 1);
+                    if self.state.note_logged_id(*id, p) {
+                        self.fingerprints.push(fingerprint);
+                    }
+                }
             }
         }
         Ok(())
@@ -678,9 +671,6 @@ impl Shadow {
     /// Checks `batch` (part of the chunk last [prepared](Self::prepare)) as one batch and
     /// records it; on refusal nothing is recorded and the reason names the first bad event.
     fn admit(&mut self, batch: &[NewEvent]) -> Result<(), String> {
-        if let Some(e) = batch.iter().find(|e| self.foreign.contains(&e.id)) {
-            return Err(format!("id: event {} is already logged for another account", e.id));
-        }
         let next = Position(self.fingerprints.len() as u64 + 1);
         let known = &self.fingerprints;
         match self.state.admit(batch, ExpectedVersion::Any, next, |p, x| {

@@ -162,7 +162,7 @@ fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_app
     match run(&ledger, &text, &options) {
         Err(ImportError::Invalid { line, reason, .. }) => {
             assert_eq!(line as usize, n);
-            assert!(reason.starts_with("id:") && reason.contains("another account"), "{reason}");
+            assert!(reason.starts_with("id:") && reason.contains("different content"), "{reason}");
         }
         other => panic!("expected the reused id to be refused, got {other:?}"),
     }
@@ -175,16 +175,22 @@ fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_app
 }
 
 /// A memory store that, on the first bulk append, lets "another writer" slip `sneak` in
-/// first, and counts the importer's questions about ids.
+/// first, and counts the importer's questions about ids and streams.
 struct Probe {
     inner: MemoryStore,
     sneak: std::sync::Mutex<Option<rapport_core::NewEvent>>,
     ids_asked: std::sync::atomic::AtomicUsize,
+    states_asked: std::sync::atomic::AtomicUsize,
 }
 
 impl Probe {
     fn new(inner: MemoryStore, sneak: Option<rapport_core::NewEvent>) -> Self {
-        Self { inner, sneak: std::sync::Mutex::new(sneak), ids_asked: std::sync::atomic::AtomicUsize::new(0) }
+        Self {
+            inner,
+            sneak: std::sync::Mutex::new(sneak),
+            ids_asked: std::sync::atomic::AtomicUsize::new(0),
+            states_asked: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 }
 
@@ -236,12 +242,21 @@ impl rapport_core::Store for Probe {
         self.inner.head()
     }
 
-    fn ids_exist(
+    fn find_ids(
         &self,
         ids: &[rapport_core::EventId],
-    ) -> impl Future<Output = Result<Vec<bool>, rapport_core::ReadError>> + Send {
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, rapport_core::ReadError>> + Send {
         self.ids_asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.ids_exist(ids)
+        self.inner.find_ids(ids)
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[rapport_core::AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<rapport_core::validate::StreamState>>, rapport_core::ReadError>> + Send
+    {
+        self.states_asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.stream_states(accounts)
     }
 }
 
@@ -319,6 +334,8 @@ fn skip_invalid_asks_the_store_once_per_chunk_not_once_per_line() {
     let report = import_reader(&ledger, "t.jsonl", || Ok(input.as_bytes()), &options, None, &mut |_| {}).unwrap();
     assert_eq!((report.appended as usize, report.rejected as usize), (lines.len(), bad.len()));
     let asked = ledger.store().ids_asked.load(std::sync::atomic::Ordering::Relaxed);
+    let states = ledger.store().states_asked.load(std::sync::atomic::Ordering::Relaxed);
     let chunks = input.lines().count().div_ceil(1_024);
-    assert!(asked <= chunks + bad.len(), "{asked} questions for {chunks} chunks");
+    assert!(asked <= chunks + bad.len(), "{asked} questions about ids for {chunks} chunks");
+    assert!(states <= chunks + bad.len(), "{states} questions about streams for {chunks} chunks");
 }

@@ -1051,15 +1051,18 @@ impl Store for FileStore {
         std::future::ready(result)
     }
 
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        let result = self.check_poison("ids_exist").map_err(ReadError::from).map(|()| {
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
+        let result = self.check_poison("find_ids").map_err(ReadError::from).map(|()| {
             // The id index also holds events handed to the writer and not yet durable: only
             // those at or below the committed head count.
             let core = lock(&self.shared.core);
             let committed = self.shared.committed.load(Ordering::Acquire);
             ids.iter()
                 .take(READ_LIMIT_MAX)
-                .map(|id| core.state.id_position(id).is_some_and(|p| p.0 <= committed))
+                .map(|id| {
+                    let p = core.state.id_position(id).filter(|p| p.0 <= committed)?;
+                    core.fingerprints.get((p.0 - 1) as usize).copied()
+                })
                 .collect()
         });
         std::future::ready(result)

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
+use rapport_core::validate::StreamState;
 use rapport_core::{
     AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
@@ -1030,9 +1031,70 @@ impl Store for PgStore {
         self.which_exist("accounts_exist", "SELECT account FROM rapport_accounts WHERE account = ANY($1)", names)
     }
 
-    fn ids_exist(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
         let asked: Vec<Uuid> = ids.iter().take(READ_LIMIT_MAX).map(|id| id.as_uuid()).collect();
-        self.which_exist("ids_exist", "SELECT id FROM rapport_events WHERE id = ANY($1)", asked)
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("find_ids", async move {
+            let client = pool.get().await.map_err(|e| storage("find_ids", e))?;
+            let rows = client
+                .query("SELECT id, payload FROM rapport_events WHERE id = ANY($1)", &[&asked])
+                .await
+                .map_err(|e| pg_error("find_ids", e))?;
+            Ok((asked, rows))
+        });
+        async move {
+            let (asked, rows) = fut.await?;
+            let mut found: HashMap<Uuid, u64> = HashMap::new();
+            for r in rows {
+                let id: Uuid = r.get(0);
+                let payload: &str = r.get(1);
+                let e = NewEvent::from_json_line(payload).map_err(|err| ReadError::Corrupt {
+                    location: format!("rapport_events id {id}"),
+                    reason: err.to_string(),
+                })?;
+                found.insert(id, e.fingerprint());
+            }
+            Ok(asked.iter().map(|id| found.get(id).copied()).collect())
+        }
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+        let asked: Vec<AccountId> = accounts.iter().take(READ_LIMIT_MAX).cloned().collect();
+        let names: Vec<String> = asked.iter().map(|a| a.as_str().to_owned()).collect();
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("stream_states", async move {
+            let client = pool.get().await.map_err(|e| storage("stream_states", e))?;
+            client
+                .query("SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)", &[&names])
+                .await
+                .map_err(|e| pg_error("stream_states", e))
+        });
+        let store = self.clone();
+        async move {
+            // The saved snapshot of each stream, when it matches the stream's version.
+            let mut saved: HashMap<String, Option<StreamState>> = HashMap::new();
+            for r in fut.await? {
+                let version: i64 = r.get(1);
+                let state = r
+                    .get::<_, Option<String>>(2)
+                    .and_then(|json| serde_json::from_str::<StreamState>(&json).ok())
+                    .filter(|s| s.version().0 as i64 == version);
+                saved.insert(r.get(0), state);
+            }
+            let mut out = Vec::with_capacity(asked.len());
+            for account in &asked {
+                out.push(match saved.remove(account.as_str()) {
+                    None => None,
+                    Some(Some(state)) => Some(state),
+                    // Rows from schema version 1 have no snapshot: replay the stream.
+                    Some(None) => rapport_core::replayed_stream_state(&store, account).await?,
+                });
+            }
+            Ok(out)
+        }
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {

@@ -117,8 +117,26 @@ pub fn append_and_read_back<S: Store>(store: S) {
     assert!(block(store.accounts_exist(&[])).expect("accounts_exist").is_empty());
     let unknown = EventId::from_bytes([7; 16]);
     let ids = [batch[2].id, unknown, batch[1].id];
-    assert_eq!(block(store.ids_exist(&ids)).expect("ids_exist"), [true, false, true], "ids of any account");
-    assert!(block(store.ids_exist(&[])).expect("ids_exist").is_empty());
+    assert_eq!(
+        block(store.find_ids(&ids)).expect("find_ids"),
+        [Some(batch[2].fingerprint()), None, Some(batch[1].fingerprint())],
+        "ids of any account, with the logged event's fingerprint"
+    );
+    assert!(block(store.find_ids(&[])).expect("find_ids").is_empty());
+    // Each stream's committed validation state is its events replayed.
+    let replayed = |events: &[&NewEvent]| {
+        let mut s = crate::validate::StreamState::default();
+        for e in events {
+            s.check_and_apply(e).expect("valid");
+        }
+        s
+    };
+    let states = block(store.stream_states(&[b.clone(), account("nobody"), a.clone()])).expect("stream_states");
+    assert_eq!(
+        states,
+        [Some(replayed(&[&batch[1]])), None, Some(replayed(&[&batch[0], &batch[2], &batch[3]]))],
+        "stream states"
+    );
 }
 
 /// A batch with one bad event writes nothing, and leaves no trace in validation state.
@@ -133,7 +151,9 @@ pub fn append_is_atomic<S: Store>(store: S) {
         "expected CommitmentUnknown, got {err}"
     );
     assert_eq!(block(store.head()).expect("head"), Position(1), "nothing of the bad batch was written");
-    assert_eq!(block(store.ids_exist(&bad_ids)).expect("ids_exist"), [false; 3], "the bad batch's ids are not logged");
+    assert_eq!(block(store.find_ids(&bad_ids)).expect("find_ids"), [None; 3], "the bad batch's ids are not logged");
+    let state = block(store.stream_states(std::slice::from_ref(&a))).expect("stream_states");
+    assert_eq!(state[0].as_ref().map(|s| s.version()), Some(StreamVersion(1)), "nor is its stream state");
     // c-1 was in the failed batch, so it must not count as made.
     let err = block(store.append(vec![delivered(&a, "c-1", 4)], ExpectedVersion::Any)).expect_err("c-1 unknown");
     assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })), "{err}");

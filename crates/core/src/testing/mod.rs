@@ -146,11 +146,19 @@ impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
         self.store.accounts_exist(accounts)
     }
 
-    fn ids_exist(
+    fn find_ids(
         &self,
         ids: &[crate::EventId],
-    ) -> impl std::future::Future<Output = Result<Vec<bool>, crate::ReadError>> + Send {
-        self.store.ids_exist(ids)
+    ) -> impl std::future::Future<Output = Result<Vec<Option<u64>>, crate::ReadError>> + Send {
+        self.store.find_ids(ids)
+    }
+
+    fn stream_states(
+        &self,
+        accounts: &[crate::AccountId],
+    ) -> impl std::future::Future<Output = Result<Vec<Option<crate::validate::StreamState>>, crate::ReadError>> + Send
+    {
+        self.store.stream_states(accounts)
     }
 
     fn reserve(&self, events: usize) {
