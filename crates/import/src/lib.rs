@@ -330,6 +330,9 @@ fn import_with<S: Store, R: Read + Send>(
         });
         let mut interner = rapport_core::Interner::default();
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
+        // Chunks whose questions to the store are in flight, oldest first: a database store
+        // answers several at once while earlier chunks are validated.
+        let mut asking: std::collections::VecDeque<(Lines, Asked<'_>)> = std::collections::VecDeque::new();
         for chunk in rx {
             let parsed = match chunk? {
                 Chunk::Parsed(p) => p,
@@ -347,22 +350,37 @@ fn import_with<S: Store, R: Read + Send>(
                         pending.events.push(e);
                         if pending.events.len() >= CHECK_CHUNK {
                             let events = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
-                            check(ledger, &mut shadow, events, options, &mut buffer, &mut refusals)
-                                .map_err(|e| e.map_read(read_err))?;
+                            let answers = shadow.ask(scope, ledger, &events.events);
+                            asking.push_back((events, answers));
+                            while asking.len() > ASKING_MAX {
+                                let (events, answers) = asking.pop_front().unwrap_or_else(|| unreachable!());
+                                check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
+                                    .map_err(|e| e.map_read(read_err))?;
+                            }
                         }
                     }
                     Err(reason) => {
                         // Lines before this one are checked first, so errors come out in line order.
                         let events = std::mem::take(&mut pending);
-                        check(ledger, &mut shadow, events, options, &mut buffer, &mut refusals)
-                            .map_err(|e| e.map_read(read_err))?;
+                        let answers = shadow.ask(scope, ledger, &events.events);
+                        asking.push_back((events, answers));
+                        for (events, answers) in asking.drain(..) {
+                            check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
+                                .map_err(|e| e.map_read(read_err))?;
+                        }
                         refusals.refuse(line, reason)?;
                     }
                 }
             }
             progress(Progress::Validating { bytes: parsed.bytes });
         }
-        check(ledger, &mut shadow, pending, options, &mut buffer, &mut refusals).map_err(|e| e.map_read(read_err))
+        let answers = shadow.ask(scope, ledger, &pending.events);
+        asking.push_back((pending, answers));
+        for (events, answers) in asking.drain(..) {
+            check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
+                .map_err(|e| e.map_read(read_err))?;
+        }
+        Ok(())
     })?;
     drop(shadow);
     let rejected_lines = refusals.lines;
@@ -412,6 +430,20 @@ const PARSE_CHUNK: usize = 1_024;
 const PARSED_IN_FLIGHT: usize = 8;
 /// Events per shadow validation.
 const CHECK_CHUNK: usize = 1_024;
+/// Chunks whose questions to the store may be in flight while an earlier one is validated.
+const ASKING_MAX: usize = 3;
+
+/// What the store answered about a chunk (see [`Shadow::ask`]).
+struct Answers {
+    accounts: Vec<AccountId>,
+    states: Vec<Option<rapport_core::validate::StreamState>>,
+    ids: Vec<EventId>,
+    found: Vec<Option<u64>>,
+}
+
+/// The store's answers about a chunk, being asked on a thread of their own; `None` when there
+/// was nothing to ask.
+type Asked<'scope> = Option<std::thread::ScopedJoinHandle<'scope, Result<Answers, ReadError>>>;
 
 /// What the reading thread hands over.
 enum Chunk {
@@ -469,14 +501,18 @@ impl From<ImportError> for CheckError {
 
 /// Validates `events` against the shadow and keeps the valid ones; an invalid one fails the
 /// import or is recorded as rejected.
-fn check<S: Store>(
-    ledger: &Ledger<S>,
+fn check(
     shadow: &mut Shadow,
     events: Lines,
+    answers: Asked<'_>,
     options: &ImportOptions,
     buffer: &mut Option<Buffered>,
     refusals: &mut Refusals<'_, '_>,
 ) -> Result<(), CheckError> {
+    if let Some(asked) = answers {
+        let answers = asked.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        shadow.install(answers.map_err(CheckError::Read)?);
+    }
     if events.events.is_empty() {
         return Ok(());
     }
@@ -490,8 +526,7 @@ fn check<S: Store>(
             }
         }
     };
-    // What the store knows about the chunk is asked once, whichever way it is then admitted.
-    shadow.prepare(ledger, &events.events).map_err(CheckError::Read)?;
+    // What the store knows about the chunk was asked once, whichever way it is admitted.
     if events.events.len() > 1 && shadow.admit(&events.events).is_ok() {
         keep(events, buffer);
         return Ok(());
@@ -628,48 +663,63 @@ struct Shadow {
 }
 
 impl Shadow {
-    /// Gets ready to check `batch`: installs the committed state of the streams it is first to
-    /// touch, and records which of its ids the store already holds (with the logged event's
-    /// fingerprint, to tell a duplicate from a conflicting reuse of the id). One question of
-    /// each kind per chunk, however the chunk is then admitted; none into a store that was
-    /// empty when the import began.
-    fn prepare<S: Store>(&mut self, ledger: &Ledger<S>, batch: &[NewEvent]) -> Result<(), ReadError> {
-        let mut new_accounts: Vec<AccountId> = Vec::new();
+    /// Asks the store, on a thread of its own, what it knows about `batch`: the committed state
+    /// of the streams it is first to touch, and which of its ids are logged, with the logged
+    /// event's fingerprint (to tell a duplicate from a conflicting reuse of the id). One
+    /// question of each kind per chunk, however the chunk is then admitted; none into a store
+    /// that was empty when the import began. [`install`](Self::install) the answers before
+    /// admitting the chunk.
+    fn ask<'scope, 'env, S: Store>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        ledger: &'env Ledger<S>,
+        batch: &[NewEvent],
+    ) -> Asked<'scope> {
+        let mut accounts: Vec<AccountId> = Vec::new();
         for e in batch {
             if !self.loaded.contains(&e.account) {
                 self.loaded.insert(e.account.clone());
-                new_accounts.push(e.account.clone());
+                accounts.push(e.account.clone());
             }
         }
-        if self.store_empty {
-            return Ok(());
+        if self.store_empty || batch.is_empty() {
+            return None;
         }
-        for chunk in new_accounts.chunks(rapport_core::READ_LIMIT_MAX) {
-            let states = pollster::block_on(ledger.store().stream_states(chunk))?;
-            for (account, state) in chunk.iter().zip(states) {
-                if let Some(state) = state {
-                    self.state.insert_stream(account.clone(), state);
-                }
+        // Ids the shadow holds now are known; ids of chunks still in flight are asked again,
+        // harmlessly (installing skips what is already recorded).
+        let ids: Vec<EventId> = batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+        Some(scope.spawn(move || {
+            let mut states = Vec::with_capacity(accounts.len());
+            for chunk in accounts.chunks(rapport_core::READ_LIMIT_MAX) {
+                states.extend(pollster::block_on(ledger.store().stream_states(chunk))?);
             }
-        }
-        let unknown: Vec<EventId> =
-            batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
-        for chunk in unknown.chunks(rapport_core::READ_LIMIT_MAX) {
-            let found = pollster::block_on(ledger.store().find_ids(chunk))?;
-            for (id, fingerprint) in chunk.iter().zip(found) {
-                if let Some(fingerprint) = fingerprint {
-                    let p = Position(self.fingerprints.len() as u64 + 1);
-                    if self.state.note_logged_id(*id, p) {
-                        self.fingerprints.push(fingerprint);
-                    }
-                }
+            let mut found = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(rapport_core::READ_LIMIT_MAX) {
+                found.extend(pollster::block_on(ledger.store().find_ids(chunk))?);
             }
-        }
-        Ok(())
+            Ok(Answers { accounts, states, ids, found })
+        }))
     }
 
-    /// Checks `batch` (part of the chunk last [prepared](Self::prepare)) as one batch and
-    /// records it; on refusal nothing is recorded and the reason names the first bad event.
+    /// Records what the store answered about a chunk, before the chunk is admitted.
+    fn install(&mut self, answers: Answers) {
+        for (account, state) in answers.accounts.into_iter().zip(answers.states) {
+            if let Some(state) = state {
+                self.state.insert_stream(account, state);
+            }
+        }
+        for (id, fingerprint) in answers.ids.into_iter().zip(answers.found) {
+            if let Some(fingerprint) = fingerprint {
+                let p = Position(self.fingerprints.len() as u64 + 1);
+                if self.state.note_logged_id(id, p) {
+                    self.fingerprints.push(fingerprint);
+                }
+            }
+        }
+    }
+
+    /// Checks `batch` (part of a chunk whose answers are installed) as one batch and records
+    /// it; on refusal nothing is recorded and the reason names the first bad event.
     fn admit(&mut self, batch: &[NewEvent]) -> Result<(), String> {
         let next = Position(self.fingerprints.len() as u64 + 1);
         let known = &self.fingerprints;
