@@ -339,3 +339,103 @@ fn skip_invalid_asks_the_store_once_per_chunk_not_once_per_line() {
     assert!(asked <= chunks + bad.len(), "{asked} questions about ids for {chunks} chunks");
     assert!(states <= chunks + bad.len(), "{states} questions about streams for {chunks} chunks");
 }
+
+/// A file of fresh events with noise mixed in (duplicates of logged events, reused ids of
+/// logged, earlier and later lines, steps on unknown commitments), over a store that already
+/// holds other accounts' events. Returns the store's events and the file.
+fn noisy_file(seed: u64) -> (Vec<rapport_core::NewEvent>, String) {
+    use rapport_core::{AccountId, Channel, CommitmentKey, Event, NewEvent};
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut pick = move |n: usize| -> usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    let index = |e: &NewEvent| e.account.as_str().trim_start_matches("acct-").parse::<u32>().unwrap_or(0);
+    let (logged, fresh): (Vec<NewEvent>, Vec<NewEvent>) =
+        generate(SynthConfig { accounts: 16, months: 36, seed: 100 + seed, ..Default::default() })
+            .partition(|e| index(e) % 2 == 0);
+    let touch = |account: &AccountId, at, id| {
+        let mut e = NewEvent::new(account.clone(), at, Event::TouchpointHeld { channel: Channel::Email });
+        e.id = id;
+        e
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for (k, e) in fresh.iter().enumerate() {
+        if pick(6) == 0 {
+            let noise = match pick(7) {
+                0 => logged[pick(logged.len())].clone(),
+                // A logged event again an hour later (a new id): on a commitment, refused only
+                // by the logged stream's state.
+                6 => {
+                    let l = &logged[pick(logged.len())];
+                    NewEvent::new(l.account.clone(), l.occurred_at.add_nanos(3_600_000_000_000), l.event.clone())
+                }
+                1 => touch(&e.account, e.occurred_at, logged[pick(logged.len())].id),
+                2 if k > 0 => fresh[pick(k)].clone(),
+                3 if k > 0 => touch(&e.account, e.occurred_at, fresh[pick(k)].id),
+                4 => NewEvent::new(
+                    e.account.clone(),
+                    e.occurred_at,
+                    Event::CommitmentDelivered { commitment: CommitmentKey::new("never").unwrap(), accepted: true },
+                ),
+                _ => touch(&e.account, e.occurred_at, fresh[k + pick(fresh.len() - k)].id),
+            };
+            lines.push(noise.to_json_line());
+        }
+        lines.push(e.to_json_line());
+    }
+    (logged, lines.iter().map(|l| format!("{l}\n")).collect())
+}
+
+#[test]
+fn an_import_decides_every_line_as_appending_it_alone_would() {
+    // The shadow validation (stream states and logged ids from the store, chunks, questions in
+    // flight, line-by-line re-checks) against the store's own verdict on each line in turn:
+    // with skip_invalid the same lines are rejected and the logs end up the same; in atomic
+    // mode the first of those lines is named and nothing is appended.
+    for seed in 0..u64::from(rapport_core::testing::cases(8)) {
+        let (logged, text) = noisy_file(seed);
+        let with_logged = || {
+            let ledger = Ledger::memory();
+            ledger.blocking().append(logged.clone(), rapport_core::ExpectedVersion::Any).unwrap();
+            ledger
+        };
+        let reference = with_logged();
+        let mut refused = Vec::new();
+        for (k, line) in text.lines().enumerate() {
+            let e = rapport_core::NewEvent::from_json_line(line).unwrap();
+            if reference.blocking().append(vec![e], rapport_core::ExpectedVersion::Any).is_err() {
+                refused.push(k as u64 + 1);
+            }
+        }
+        assert!(
+            !refused.is_empty() && text.lines().count() > 1_536,
+            "seed {seed}: {} lines, {} refused",
+            text.lines().count(),
+            refused.len()
+        );
+
+        let imported = with_logged();
+        let options = ImportOptions { skip_invalid: true, batch_events: 97, ..ImportOptions::default() };
+        let mut rejects = Vec::new();
+        import_reader(&imported, "t.jsonl", || Ok(text.as_bytes()), &options, Some(&mut rejects), &mut |_| {}).unwrap();
+        let rejected: Vec<u64> = String::from_utf8(rejects)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["line"].as_u64().unwrap())
+            .collect();
+        assert_eq!(rejected, refused, "seed {seed}: rejected lines");
+        let (a, b) = (log(&reference), log(&imported));
+        assert_eq!(a.len(), b.len(), "seed {seed}");
+        assert!(a.iter().zip(&b).all(|(x, y)| x.same_content(&y.to_new_event())), "seed {seed}: same log");
+
+        let atomic = with_logged();
+        match run(&atomic, &text, &ImportOptions::default()) {
+            Err(ImportError::Invalid { line, .. }) => assert_eq!(line, refused[0], "seed {seed}"),
+            other => panic!("seed {seed}: expected the first refused line, got {other:?}"),
+        }
+        assert_eq!(log(&atomic).len(), logged.len(), "seed {seed}: nothing appended");
+    }
+}
