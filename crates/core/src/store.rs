@@ -277,120 +277,75 @@ pub async fn replayed_stream_state<S: Store + ?Sized>(
     }
 }
 
-/// A shared store is a store.
-impl<S: Store> Store for Arc<S> {
-    fn append(
-        &self,
-        batch: Vec<NewEvent>,
-        expected: ExpectedVersion,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        (**self).append(batch, expected)
-    }
+/// Forwards every [`Store`] method of a wrapper to the store it wraps.
+macro_rules! forward_store {
+    ($(#[$doc:meta])* $ty:ty) => {
+        $(#[$doc])*
+        impl<S: Store> Store for $ty {
+            fn append(
+                &self,
+                batch: Vec<NewEvent>,
+                expected: ExpectedVersion,
+            ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+                (**self).append(batch, expected)
+            }
 
-    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        (**self).append_bulk(batch)
-    }
+            fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+                (**self).append_bulk(batch)
+            }
 
-    fn read_stream(
-        &self,
-        account: &AccountId,
-        from: StreamVersion,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        (**self).read_stream(account, from, limit)
-    }
+            fn read_stream(
+                &self,
+                account: &AccountId,
+                from: StreamVersion,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+                (**self).read_stream(account, from, limit)
+            }
 
-    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        (**self).read_all(from, limit)
-    }
+            fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+                (**self).read_all(from, limit)
+            }
 
-    fn accounts(
-        &self,
-        after: Option<&AccountId>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
-        (**self).accounts(after, limit)
-    }
+            fn accounts(
+                &self,
+                after: Option<&AccountId>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+                (**self).accounts(after, limit)
+            }
 
-    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
-        (**self).head()
-    }
+            fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+                (**self).head()
+            }
 
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        (**self).accounts_exist(accounts)
-    }
+            fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
+                (**self).accounts_exist(accounts)
+            }
 
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-        (**self).find_ids(ids)
-    }
+            fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
+                (**self).find_ids(ids)
+            }
 
-    fn stream_states(
-        &self,
-        accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
-        (**self).stream_states(accounts)
-    }
+            fn stream_states(
+                &self,
+                accounts: &[AccountId],
+            ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+                (**self).stream_states(accounts)
+            }
 
-    fn reserve(&self, events: usize) {
-        (**self).reserve(events);
-    }
+            fn reserve(&self, events: usize) {
+                (**self).reserve(events);
+            }
+        }
+    };
 }
 
-/// A borrowed store is a store.
-impl<S: Store> Store for &S {
-    fn append(
-        &self,
-        batch: Vec<NewEvent>,
-        expected: ExpectedVersion,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        (**self).append(batch, expected)
-    }
-
-    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        (**self).append_bulk(batch)
-    }
-
-    fn read_stream(
-        &self,
-        account: &AccountId,
-        from: StreamVersion,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        (**self).read_stream(account, from, limit)
-    }
-
-    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
-        (**self).read_all(from, limit)
-    }
-
-    fn accounts(
-        &self,
-        after: Option<&AccountId>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
-        (**self).accounts(after, limit)
-    }
-
-    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
-        (**self).head()
-    }
-
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        (**self).accounts_exist(accounts)
-    }
-
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-        (**self).find_ids(ids)
-    }
-
-    fn stream_states(
-        &self,
-        accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
-        (**self).stream_states(accounts)
-    }
-
-    fn reserve(&self, events: usize) {
-        (**self).reserve(events);
-    }
-}
+forward_store!(
+    /// A shared store is a store.
+    Arc<S>
+);
+forward_store!(
+    /// A borrowed store is a store.
+    &S
+);
