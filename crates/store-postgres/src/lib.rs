@@ -128,7 +128,7 @@ struct Inner {
 struct TurnSignals {
     connected: tokio::sync::oneshot::Receiver<()>,
     locked: tokio::sync::oneshot::Receiver<()>,
-    forecast: tokio::sync::oneshot::Receiver<Arc<Forecast>>,
+    forecast: tokio::sync::oneshot::Receiver<std::sync::Weak<Forecast>>,
 }
 
 /// One append's place in its handle's order.
@@ -136,7 +136,7 @@ struct Turn {
     previous: Option<TurnSignals>,
     connected: Option<tokio::sync::oneshot::Sender<()>>,
     locked: Option<tokio::sync::oneshot::Sender<()>>,
-    forecast: Option<tokio::sync::oneshot::Sender<Arc<Forecast>>>,
+    forecast: Option<tokio::sync::oneshot::Sender<std::sync::Weak<Forecast>>>,
 }
 
 impl Turn {
@@ -150,11 +150,11 @@ impl Turn {
     }
 
     /// Waits until the append before this one holds the lock (or has ended), then for its
-    /// forecast: `None` if it ended without one.
+    /// forecast: `None` if it has ended (it holds the forecast only while it runs).
     async fn wait_for_lock_turn(&mut self) -> Option<Arc<Forecast>> {
         let p = self.previous.take()?;
         let _ = p.locked.await;
-        p.forecast.await.ok()
+        p.forecast.await.ok().and_then(|f| f.upgrade())
     }
 
     /// This append holds the lock: the next may ask for it.
@@ -167,10 +167,10 @@ impl Turn {
         self.forecast.as_ref().is_some_and(|f| !f.is_closed())
     }
 
-    /// Hands this append's forecast to the next one.
-    fn forecast(&mut self, f: Arc<Forecast>) {
+    /// Hands this append's forecast to the next one, for as long as this append holds it.
+    fn forecast(&mut self, f: &Arc<Forecast>) {
         if let Some(tx) = self.forecast.take() {
-            let _ = tx.send(f);
+            let _ = tx.send(Arc::downgrade(f));
         }
     }
 }
@@ -535,7 +535,7 @@ async fn append_tx(
     // 1. Decide early, against the predecessor's forecast, when there is one and the
     //    predecessor is still running (once it has ended, deciding under the lock costs one
     //    round trip fewer).
-    let forecast = turn.wait_for_lock_turn().await.filter(|f| !f.ended.load(std::sync::atomic::Ordering::Acquire));
+    let forecast = turn.wait_for_lock_turn().await;
     let mut early = None;
     if let Some(f) = forecast.as_deref() {
         let others: Vec<&str> =
@@ -654,18 +654,14 @@ async fn append_tx(
         }
     }
     // 6. This append's decision is final: the next one on this handle may decide against it.
-    let _ended = if turn.wants_forecast() {
+    //    It can use the forecast only while this append runs: this append holds the only
+    //    strong reference, dropped when it ends.
+    let _forecast = if turn.wants_forecast() {
         let ids = fresh.iter().map(|&(k, _)| (batch[k].id.as_uuid(), batch[k].fingerprint())).collect();
         let last_id = appended.last().map_or(Uuid::nil(), |c| c.id.as_uuid());
-        let f = Arc::new(Forecast {
-            head: head + n as i64,
-            last_id,
-            state,
-            ids,
-            ended: std::sync::atomic::AtomicBool::new(false),
-        });
-        turn.forecast(Arc::clone(&f));
-        Some(Ended(f))
+        let f = Arc::new(Forecast { head: head + n as i64, last_id, state, ids });
+        turn.forecast(&f);
+        Some(f)
     } else {
         None
     };
@@ -712,17 +708,6 @@ struct Forecast {
     state: LogState,
     /// The ids the append writes, with their content fingerprints.
     ids: HashMap<Uuid, u64>,
-    /// Set when the append has ended (committed or failed).
-    ended: std::sync::atomic::AtomicBool,
-}
-
-/// Marks a forecast's append as ended when dropped, on every way out of [`append_tx`].
-struct Ended(Arc<Forecast>);
-
-impl Drop for Ended {
-    fn drop(&mut self) {
-        self.0.ended.store(true, std::sync::atomic::Ordering::Release);
-    }
 }
 
 /// An append decided: its duplicates, and the batch index and stream version of each new
