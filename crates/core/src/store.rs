@@ -240,7 +240,10 @@ pub trait Store: Send + Sync {
     fn stream_states(
         &self,
         accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
+    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send
+    where
+        Self: Sized,
+    {
         async move {
             let mut out = Vec::with_capacity(accounts.len().min(READ_LIMIT_MAX));
             for account in accounts.iter().take(READ_LIMIT_MAX) {
@@ -257,24 +260,15 @@ pub trait Store: Send + Sync {
 ///
 /// # Errors
 /// The first [`ReadError`] of `read_stream`.
-pub async fn replayed_stream_state<S: Store + ?Sized>(
-    store: &S,
-    account: &AccountId,
-) -> Result<Option<StreamState>, ReadError> {
+pub async fn replayed_stream_state<S: Store>(store: &S, account: &AccountId) -> Result<Option<StreamState>, ReadError> {
     let mut state: Option<StreamState> = None;
-    let mut next = StreamVersion::FIRST;
-    loop {
-        let page = store.read_stream(account, next, READ_LIMIT_MAX).await?;
-        let Some(last) = page.last() else {
-            return Ok(state);
-        };
-        next = last.stream_version.next();
-        let s = state.get_or_insert_with(StreamState::default);
-        for e in &page {
+    crate::Ledger::new(store)
+        .for_each_in_stream(account, |e| {
             // The store validated these when they were appended: apply them as they are.
-            let _ = s.apply(&e.to_new_event());
-        }
-    }
+            let _ = state.get_or_insert_with(StreamState::default).apply(&e.to_new_event());
+        })
+        .await?;
+    Ok(state)
 }
 
 /// Forwards every [`Store`] method of a wrapper to the store it wraps.

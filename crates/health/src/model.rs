@@ -141,9 +141,3 @@ impl PreparedHealth {
         &self.model
     }
 }
-
-impl From<HealthModel> for PreparedHealth {
-    fn from(model: HealthModel) -> Self {
-        Self::new(model)
-    }
-}

@@ -352,11 +352,8 @@ fn import_with<S: Store, R: Read + Send>(
                             let events = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
                             let answers = shadow.ask(scope, ledger, &events.events);
                             asking.push_back((events, answers));
-                            while asking.len() > ASKING_MAX {
-                                let (events, answers) = asking.pop_front().unwrap_or_else(|| unreachable!());
-                                check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
-                                    .map_err(|e| e.map_read(read_err))?;
-                            }
+                            check_asked(&mut asking, ASKING_MAX, &mut shadow, options, &mut buffer, &mut refusals)
+                                .map_err(|e| e.map_read(read_err))?;
                         }
                     }
                     Err(reason) => {
@@ -364,10 +361,8 @@ fn import_with<S: Store, R: Read + Send>(
                         let events = std::mem::take(&mut pending);
                         let answers = shadow.ask(scope, ledger, &events.events);
                         asking.push_back((events, answers));
-                        for (events, answers) in asking.drain(..) {
-                            check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
-                                .map_err(|e| e.map_read(read_err))?;
-                        }
+                        check_asked(&mut asking, 0, &mut shadow, options, &mut buffer, &mut refusals)
+                            .map_err(|e| e.map_read(read_err))?;
                         refusals.refuse(line, reason)?;
                     }
                 }
@@ -376,11 +371,7 @@ fn import_with<S: Store, R: Read + Send>(
         }
         let answers = shadow.ask(scope, ledger, &pending.events);
         asking.push_back((pending, answers));
-        for (events, answers) in asking.drain(..) {
-            check(&mut shadow, events, answers, options, &mut buffer, &mut refusals)
-                .map_err(|e| e.map_read(read_err))?;
-        }
-        Ok(())
+        check_asked(&mut asking, 0, &mut shadow, options, &mut buffer, &mut refusals).map_err(|e| e.map_read(read_err))
     })?;
     drop(shadow);
     let rejected_lines = refusals.lines;
@@ -497,6 +488,23 @@ impl From<ImportError> for CheckError {
     fn from(e: ImportError) -> Self {
         CheckError::Refused(e)
     }
+}
+
+/// Checks the chunks in `asking`, oldest first, until at most `keep` remain in flight.
+fn check_asked(
+    asking: &mut std::collections::VecDeque<(Lines, Asked<'_>)>,
+    keep: usize,
+    shadow: &mut Shadow,
+    options: &ImportOptions,
+    buffer: &mut Option<Buffered>,
+    refusals: &mut Refusals<'_, '_>,
+) -> Result<(), CheckError> {
+    while asking.len() > keep
+        && let Some((events, answers)) = asking.pop_front()
+    {
+        check(shadow, events, answers, options, buffer, refusals)?;
+    }
+    Ok(())
 }
 
 /// Validates `events` against the shadow and keeps the valid ones; an invalid one fails the
@@ -654,8 +662,8 @@ impl<'l, S: Store> Appender<'l, S> {
 #[derive(Default)]
 struct Shadow {
     state: LogState,
-    /// Accounts whose stream is in `state`; asked once per event, so hashed by the keys'
-    /// precomputed hash rather than SipHash.
+    /// Accounts whose stream state the store has been asked for; looked up once per event, so
+    /// hashed by the keys' precomputed hash rather than SipHash.
     loaded: HashSet<AccountId, rapport_core::fast_hash::SeededState>,
     fingerprints: Vec<u64>,
     /// The store had no events when the import began.
@@ -675,15 +683,14 @@ impl Shadow {
         ledger: &'env Ledger<S>,
         batch: &[NewEvent],
     ) -> Asked<'scope> {
-        let mut accounts: Vec<AccountId> = Vec::new();
-        for e in batch {
-            if !self.loaded.contains(&e.account) {
-                self.loaded.insert(e.account.clone());
-                accounts.push(e.account.clone());
-            }
-        }
         if self.store_empty || batch.is_empty() {
             return None;
+        }
+        let mut accounts: Vec<AccountId> = Vec::new();
+        for e in batch {
+            if self.loaded.insert(e.account.clone()) {
+                accounts.push(e.account.clone());
+            }
         }
         // Ids the shadow holds now are known; ids of chunks still in flight are asked again,
         // harmlessly (installing skips what is already recorded).

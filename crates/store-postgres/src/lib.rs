@@ -374,27 +374,6 @@ impl PgStore {
         }
     }
 
-    /// Which of `keys` the query `sql` (`SELECT key … WHERE key = ANY($1)`) finds, in order.
-    fn which_exist<K>(
-        &self,
-        op: &'static str,
-        sql: &'static str,
-        keys: Vec<K>,
-    ) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send + 'static
-    where
-        K: tokio_postgres::types::ToSql + for<'a> tokio_postgres::types::FromSql<'a>,
-        K: Eq + std::hash::Hash + Send + Sync + 'static,
-    {
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn(op, async move {
-            let client = pool.get().await.map_err(|e| storage(op, e))?;
-            let rows = client.query(sql, &[&keys]).await.map_err(|e| pg_error(op, e))?;
-            let found: std::collections::HashSet<K> = rows.into_iter().map(|r| r.get(0)).collect();
-            Ok(keys.iter().map(|k| found.contains(k)).collect())
-        });
-        async move { Ok(fut.await?) }
-    }
-
     /// Takes the next place in this handle's append order.
     fn next_turn(&self) -> Turn {
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
@@ -540,19 +519,14 @@ async fn append_tx(
     if let Some(f) = forecast.as_deref() {
         let others: Vec<&str> =
             batch_accounts.iter().filter(|a| f.state.stream(a).is_none()).map(|a| a.as_str()).collect();
-        let (known, snapshots) =
-            futures_util::future::try_join(tx.query(&ids_st, &[&ids]), tx.query(&snapshots_st, &[&others]))
-                .await
-                .map_err(db)?;
-        if let Ok(plan) = decide(&tx, op, &batch, expected, known, snapshots, Some(f)).await? {
-            early = Some(plan);
-        }
+        let (known, snapshots) = read_known(&tx, &ids_st, &snapshots_st, &ids, &others).await.map_err(db)?;
+        early = decide(&tx, op, &batch, expected, known, snapshots, Some(f)).await?.ok();
     }
 
     // 2. The lock, and the head and the database clock; without an early decision, the ids
     //    and snapshots too. The server runs them in order, so the reads see everything
     //    committed before the lock was granted.
-    let (last, plan) = match early {
+    let (last, decided) = match early {
         Some(plan) => {
             let (_, last) =
                 futures_util::future::try_join(tx.execute(&lock_st, &[&lock_key]), tx.query_one(&head_st, &[]))
@@ -564,17 +538,11 @@ async fn append_tx(
             let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
             let last_id: Option<Uuid> = last.get(3);
             if forecast.as_ref().is_some_and(|f| f.head == head && Some(f.last_id) == last_id) {
-                (last, plan)
+                (last, Ok(plan))
             } else {
                 // Someone else appended in between, or the predecessor failed: decide again.
-                let (known, snapshots) =
-                    futures_util::future::try_join(tx.query(&ids_st, &[&ids]), tx.query(&snapshots_st, &[&accounts]))
-                        .await
-                        .map_err(db)?;
-                match decide(&tx, op, &batch, expected, known, snapshots, None).await? {
-                    Ok(plan) => (last, plan),
-                    Err(e) => return Ok(Err(e)),
-                }
+                let (known, snapshots) = read_known(&tx, &ids_st, &snapshots_st, &ids, &accounts).await.map_err(db)?;
+                (last, decide(&tx, op, &batch, expected, known, snapshots, None).await?)
             }
         }
         None => {
@@ -587,11 +555,12 @@ async fn append_tx(
             .await
             .map_err(db)?;
             turn.locked();
-            match decide(&tx, op, &batch, expected, known, snapshots, None).await? {
-                Ok(plan) => (last, plan),
-                Err(e) => return Ok(Err(e)),
-            }
+            (last, decide(&tx, op, &batch, expected, known, snapshots, None).await?)
         }
+    };
+    let plan = match decided {
+        Ok(plan) => plan,
+        Err(e) => return Ok(Err(e)),
     };
     let Plan { duplicates, fresh, state } = plan;
     if fresh.is_empty() {
@@ -698,6 +667,27 @@ async fn append_tx(
     Ok(Ok(AppendOutcome { appended, duplicates }))
 }
 
+/// The batch's ids already in the log (id, payload) and the snapshots of `accounts`' streams,
+/// pipelined.
+async fn read_known(
+    tx: &tokio_postgres::Transaction<'_>,
+    ids_st: &tokio_postgres::Statement,
+    snapshots_st: &tokio_postgres::Statement,
+    ids: &[Uuid],
+    accounts: &[&str],
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), tokio_postgres::Error> {
+    futures_util::future::try_join(tx.query(ids_st, &[&ids]), tx.query(snapshots_st, &[&accounts])).await
+}
+
+/// A stream's saved snapshot from a `rapport_accounts` row (account, version, state), when it
+/// matches the stream's version; `None` for rows written by schema version 1 (no snapshot).
+fn saved_snapshot(row: &tokio_postgres::Row) -> Option<StreamState> {
+    let version: i64 = row.get(1);
+    row.get::<_, Option<String>>(2)
+        .and_then(|json| serde_json::from_str::<StreamState>(&json).ok())
+        .filter(|s| s.version().0 as i64 == version)
+}
+
 /// What an append will have done to the log once it commits, handed to the next append on
 /// its handle so that it can decide before taking the lock (see [`append_tx`]).
 struct Forecast {
@@ -769,13 +759,8 @@ async fn decide(
     }
     for r in snapshots {
         let name: String = r.get(0);
-        let version: i64 = r.get(1);
         let account = AccountId::new(&name).map_err(|e| storage(op, format!("stored account {name:?}: {e}")))?;
-        let snapshot = r
-            .get::<_, Option<String>>(2)
-            .and_then(|json| serde_json::from_str::<rapport_core::validate::StreamState>(&json).ok())
-            .filter(|s| s.version().0 as i64 == version);
-        let stream = match snapshot {
+        let stream = match saved_snapshot(&r) {
             Some(s) => s,
             None => replay_stream(tx, &account).await?,
         };
@@ -909,15 +894,12 @@ impl CopyRows {
 }
 
 /// A stream's validation state, replayed from its events (for rows without a snapshot).
-async fn replay_stream(
-    tx: &tokio_postgres::Transaction<'_>,
-    account: &AccountId,
-) -> Result<rapport_core::validate::StreamState, StorageError> {
+async fn replay_stream(tx: &tokio_postgres::Transaction<'_>, account: &AccountId) -> Result<StreamState, StorageError> {
     let rows = tx
         .query("SELECT payload FROM rapport_events WHERE account = $1 ORDER BY stream_version", &[&account.as_str()])
         .await
         .map_err(|e| pg_error("replay stream", e))?;
-    let mut stream = rapport_core::validate::StreamState::default();
+    let mut stream = StreamState::default();
     for r in rows {
         let payload: String = r.get(0);
         let e = NewEvent::from_json_line(&payload)
@@ -1013,7 +995,17 @@ impl Store for PgStore {
 
     fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
         let names: Vec<String> = accounts.iter().take(READ_LIMIT_MAX).map(|a| a.as_str().to_owned()).collect();
-        self.which_exist("accounts_exist", "SELECT account FROM rapport_accounts WHERE account = ANY($1)", names)
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("accounts_exist", async move {
+            let client = pool.get().await.map_err(|e| storage("accounts_exist", e))?;
+            let rows = client
+                .query("SELECT account FROM rapport_accounts WHERE account = ANY($1)", &[&names])
+                .await
+                .map_err(|e| pg_error("accounts_exist", e))?;
+            let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
+            Ok(names.iter().map(|n| found.contains(n)).collect())
+        });
+        async move { Ok(fut.await?) }
     }
 
     fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
@@ -1021,10 +1013,7 @@ impl Store for PgStore {
         let pool = self.inner.pool.clone();
         let fut = self.spawn("find_ids", async move {
             let client = pool.get().await.map_err(|e| storage("find_ids", e))?;
-            let rows = client
-                .query("SELECT id, payload FROM rapport_events WHERE id = ANY($1)", &[&asked])
-                .await
-                .map_err(|e| pg_error("find_ids", e))?;
+            let rows = client.query(IDS_SQL, &[&asked]).await.map_err(|e| pg_error("find_ids", e))?;
             Ok((asked, rows))
         });
         async move {
@@ -1052,23 +1041,12 @@ impl Store for PgStore {
         let pool = self.inner.pool.clone();
         let fut = self.spawn("stream_states", async move {
             let client = pool.get().await.map_err(|e| storage("stream_states", e))?;
-            client
-                .query("SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)", &[&names])
-                .await
-                .map_err(|e| pg_error("stream_states", e))
+            client.query(SNAPSHOTS_SQL, &[&names]).await.map_err(|e| pg_error("stream_states", e))
         });
         let store = self.clone();
         async move {
-            // The saved snapshot of each stream, when it matches the stream's version.
-            let mut saved: HashMap<String, Option<StreamState>> = HashMap::new();
-            for r in fut.await? {
-                let version: i64 = r.get(1);
-                let state = r
-                    .get::<_, Option<String>>(2)
-                    .and_then(|json| serde_json::from_str::<StreamState>(&json).ok())
-                    .filter(|s| s.version().0 as i64 == version);
-                saved.insert(r.get(0), state);
-            }
+            let mut saved: HashMap<String, Option<StreamState>> =
+                fut.await?.iter().map(|r| (r.get(0), saved_snapshot(r))).collect();
             let mut out = Vec::with_capacity(asked.len());
             for account in &asked {
                 out.push(match saved.remove(account.as_str()) {

@@ -222,9 +222,3 @@ impl PreparedTrust {
         &self.model
     }
 }
-
-impl From<TrustModel> for PreparedTrust {
-    fn from(model: TrustModel) -> Self {
-        Self::new(model)
-    }
-}
