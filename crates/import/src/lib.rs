@@ -44,7 +44,7 @@
 //! ```
 #![deny(missing_docs)]
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -383,7 +383,8 @@ fn import_with<S: Store, R: Read + Send>(
     if let Some(buffered) = &buffer {
         ledger.store().reserve(buffered.len);
     }
-    let mut appender = Appender { ledger, source_name, options, in_flight: None, batch: Vec::new(), lines: Vec::new() };
+    let mut appender =
+        Appender { ledger, source_name, options, in_flight: VecDeque::new(), batch: Vec::new(), lines: Vec::new() };
     let mut done = 0u64;
     let mut on_outcome = |report: &mut ImportReport, out: AppendOutcome| {
         report.appended += out.appended.len() as u64;
@@ -419,6 +420,10 @@ fn import_with<S: Store, R: Read + Send>(
 const PARSE_CHUNK: usize = 1_024;
 /// Messages the parsing thread may run ahead by.
 const PARSED_IN_FLIGHT: usize = 8;
+
+/// Appends the importer keeps in flight. A store that overlaps consecutive appends
+/// (PostgreSQL copies two batches at once) has the next one ready when the oldest commits.
+const APPENDS_IN_FLIGHT: usize = 3;
 /// Events per shadow validation.
 const CHECK_CHUNK: usize = 1_024;
 /// Chunks whose questions to the store may be in flight while an earlier one is validated.
@@ -594,12 +599,12 @@ impl Refusals<'_, '_> {
 type InFlight<'l> =
     (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, Vec<(EventId, u64)>);
 
-/// The append pass: batches of `batch_events`, two in flight.
+/// The append pass: batches of `batch_events`, up to [`APPENDS_IN_FLIGHT`] in flight.
 struct Appender<'l, S: Store> {
     ledger: &'l Ledger<S>,
     source_name: &'l str,
     options: &'l ImportOptions,
-    in_flight: Option<InFlight<'l>>,
+    in_flight: VecDeque<InFlight<'l>>,
     batch: Vec<NewEvent>,
     lines: Vec<(EventId, u64)>,
 }
@@ -621,23 +626,23 @@ impl<'l, S: Store> Appender<'l, S> {
         if self.batch.len() >= self.options.batch_events.max(1) { self.submit(report, on_outcome) } else { Ok(()) }
     }
 
-    /// Hands the current batch to the store, then waits for the one before it.
+    /// Hands the current batch to the store, then waits for the oldest one in flight if
+    /// [`APPENDS_IN_FLIGHT`] are (or, with no current batch, if any is).
     fn submit(
         &mut self,
         report: &mut ImportReport,
         on_outcome: &mut impl FnMut(&mut ImportReport, AppendOutcome),
     ) -> Result<(), ImportError> {
-        let next = if self.batch.is_empty() {
-            None
-        } else {
+        let ending = self.batch.is_empty();
+        if !ending {
             let batch = std::mem::take(&mut self.batch);
-            Some((
+            self.in_flight.push_back((
                 Box::pin(self.ledger.append_bulk(batch)) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
                 std::mem::take(&mut self.lines),
-            ))
-        };
-        let previous = std::mem::replace(&mut self.in_flight, next);
-        if let Some((future, lines)) = previous {
+            ));
+        }
+        while self.in_flight.len() >= APPENDS_IN_FLIGHT || (ending && !self.in_flight.is_empty()) {
+            let Some((future, lines)) = self.in_flight.pop_front() else { break };
             let out = pollster::block_on(future).map_err(|source| ImportError::Append {
                 source_name: self.source_name.to_owned(),
                 line: refused_line(&source, &lines),

@@ -108,6 +108,8 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
+    /// The pool's connection settings, for the bulk path's lock connections (see [`Chain`]).
+    config: tokio_postgres::Config,
     runtime: Option<tokio::runtime::Runtime>,
     target: String,
     schema: Option<String>,
@@ -116,19 +118,20 @@ struct Inner {
     last_turn: std::sync::Mutex<Option<TurnSignals>>,
 }
 
-/// What the append before this one signals: it has its connection, and it holds the append
-/// lock. An append submitted on a handle waits for the first before taking a connection and
-/// for the second before asking for the lock, so appends from one handle take the lock in the
-/// order they were submitted (an importer keeps two batches in flight; the second must not
-/// overtake the first). A dropped sender (an append that failed or finished) releases the
-/// waiter too. No append waits while holding a connection its predecessor needs.
-///
-/// Third, once its decision is final, an append hands its [`Forecast`] to the next one, which
-/// may then decide before taking the lock.
+/// What the append before this one signals: it has its connection; it may write (it holds
+/// the append lock, or belongs to a [`Chain`], and everything submitted before it has ended);
+/// its [`Forecast`], once its decision is final; and that it has committed. An append
+/// submitted on a handle waits for the first before taking a connection and for the second
+/// before deciding under the lock, so appends from one handle apply in the order they were
+/// submitted (an importer keeps two batches in flight; the second must not overtake the
+/// first). A dropped sender (an append that failed or finished) releases the waiter too; a
+/// dropped `committed` sender means the append did not commit. No append waits while holding
+/// a connection its predecessor needs.
 struct TurnSignals {
     connected: tokio::sync::oneshot::Receiver<()>,
     locked: tokio::sync::oneshot::Receiver<()>,
     forecast: tokio::sync::oneshot::Receiver<std::sync::Weak<Forecast>>,
+    committed: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// One append's place in its handle's order.
@@ -137,6 +140,7 @@ struct Turn {
     connected: Option<tokio::sync::oneshot::Sender<()>>,
     locked: Option<tokio::sync::oneshot::Sender<()>>,
     forecast: Option<tokio::sync::oneshot::Sender<std::sync::Weak<Forecast>>>,
+    committed: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Turn {
@@ -149,15 +153,28 @@ impl Turn {
         client
     }
 
-    /// Waits until the append before this one holds the lock (or has ended), then for its
+    /// Waits until the append before this one may write (or has ended), then for its
     /// forecast: `None` if it has ended (it holds the forecast only while it runs).
     async fn wait_for_lock_turn(&mut self) -> Option<Arc<Forecast>> {
-        let p = self.previous.take()?;
-        let _ = p.locked.await;
-        p.forecast.await.ok().and_then(|f| f.upgrade())
+        let p = self.previous.as_mut()?;
+        let _ = (&mut p.locked).await;
+        let forecast = (&mut p.forecast).await.ok().and_then(|f| f.upgrade());
+        if forecast.is_none() {
+            // Nothing to check against: it has ended, one way or the other.
+            self.previous = None;
+        }
+        forecast
     }
 
-    /// This append holds the lock: the next may ask for it.
+    /// Waits for the append before this one to end: `true` if it committed (or there was none).
+    async fn predecessor_committed(&mut self) -> bool {
+        match self.previous.take() {
+            Some(p) => p.committed.await.is_ok(),
+            None => true,
+        }
+    }
+
+    /// This append may write: the next may go on to decide against its forecast.
     fn locked(&mut self) {
         self.locked.take();
     }
@@ -171,6 +188,13 @@ impl Turn {
     fn forecast(&mut self, f: &Arc<Forecast>) {
         if let Some(tx) = self.forecast.take() {
             let _ = tx.send(Arc::downgrade(f));
+        }
+    }
+
+    /// This append has committed.
+    fn committed(&mut self) {
+        if let Some(tx) = self.committed.take() {
+            let _ = tx.send(());
         }
     }
 }
@@ -269,7 +293,8 @@ impl PgStore {
         let lock_key = APPEND_LOCK ^ options.schema.as_deref().map(rapport_core::id::stable_hash).unwrap_or(0) as i64;
         let target = describe(&config);
         let password = config.get_password().map(<[u8]>::to_vec);
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("rapport-pg")
@@ -286,6 +311,7 @@ impl PgStore {
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
+                config,
                 runtime: Some(runtime),
                 target: target.clone(),
                 schema: options.schema.clone(),
@@ -360,10 +386,11 @@ impl PgStore {
         let pool = self.inner.pool.clone();
         let len = batch.len();
         let lock = self.inner.lock_key;
+        let config = self.inner.config.clone();
         let operation = if bulk { "bulk append" } else { "append" };
         let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX).then(|| {
             let turn = self.next_turn();
-            self.spawn(operation, append_tx(pool, lock, turn, batch, expected, bulk))
+            self.spawn(operation, append_tx(pool, config, lock, turn, batch, expected, bulk))
         });
         async move {
             match fut {
@@ -379,9 +406,16 @@ impl PgStore {
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
         let (locked_tx, locked) = tokio::sync::oneshot::channel();
         let (forecast_tx, forecast) = tokio::sync::oneshot::channel();
+        let (committed_tx, committed) = tokio::sync::oneshot::channel();
         let mut last = self.inner.last_turn.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = last.replace(TurnSignals { connected, locked, forecast });
-        Turn { previous, connected: Some(connected_tx), locked: Some(locked_tx), forecast: Some(forecast_tx) }
+        let previous = last.replace(TurnSignals { connected, locked, forecast, committed });
+        Turn {
+            previous,
+            connected: Some(connected_tx),
+            locked: Some(locked_tx),
+            forecast: Some(forecast_tx),
+            committed: Some(committed_tx),
+        }
     }
 
     /// Drops this store's schema and everything in it (set with [`PgOptions::schema`]); for
@@ -472,19 +506,31 @@ const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (account, versio
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
      ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";
 
+/// The session-level form of the append lock, held by a [`Chain`]'s own connection.
+const SESSION_LOCK_SQL: &str = "SELECT pg_advisory_lock($1)";
+
 /// One append in one transaction. Statements that do not depend on each other's answers are
 /// pipelined (sent together, answered in order).
 ///
-/// When the append before this one on the same handle is still running, it hands over a
-/// [`Forecast`] as soon as its decision is final: the head, stream states and ids the log will
-/// have once it commits. This append then reads the logged ids and the other streams'
-/// snapshots and decides **before** asking for the lock, while its predecessor is still
-/// writing; under the lock it only checks that the head is the forecast one (nobody else
-/// appended in between, and the predecessor committed), then writes. Otherwise (no forecast,
-/// a refusal, or another head) it decides under the lock, as every append did before: begin;
-/// lock + ids + snapshots + head; insert + snapshot upsert; commit.
+/// A plain append decides and writes under the transaction-scoped append lock: begin; lock +
+/// ids + snapshots + head; insert + snapshot upsert; commit. When the append before it on
+/// the same handle is still running, it hands over a [`Forecast`] as soon as its decision is
+/// final: the head, stream states and ids the log will have once it commits. The append then
+/// reads the logged ids and the other streams' snapshots and decides **before** asking for
+/// the lock, while its predecessor is still writing; under the lock it only checks that the
+/// head is the forecast one (nobody else appended in between, and the predecessor
+/// committed), then writes. Otherwise (no forecast, a refusal, or another head) it decides
+/// under the lock.
+///
+/// A bulk append runs under a [`Chain`] instead: the same lock held at session level on a
+/// connection of its own. A bulk append whose predecessor belongs to a chain that is still
+/// open joins it: it decides against the forecast and copies its rows while the predecessor
+/// is still copying (two server backends at work instead of one), and commits only once the
+/// predecessor has committed, so positions still become visible in order. If the
+/// predecessor fails, it rolls back and decides again.
 async fn append_tx(
     pool: Pool,
+    config: tokio_postgres::Config,
     lock_key: i64,
     mut turn: Turn,
     batch: Vec<NewEvent>,
@@ -492,191 +538,398 @@ async fn append_tx(
     bulk: bool,
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
     let op = if bulk { "bulk append" } else { "append" };
-    let db = |e: tokio_postgres::Error| pg_error(op, e);
     // The bulk path encodes its rows before taking a connection, let alone the lock.
-    let copy_rows = if bulk { Some(CopyRows::encode(&batch).map_err(|e| storage(op, e))?) } else { None };
+    let mut copy_rows = if bulk { Some(CopyRows::encode(&batch).map_err(|e| storage(op, e))?) } else { None };
     let mut client = turn.connect(&pool, op).await?;
-    let [lock_st, ids_st, snapshots_st, head_st, insert_st, upsert_st] = {
-        let insert = if bulk { COPY_SQL } else { INSERT_SQL };
-        let mut out = Vec::with_capacity(6);
-        for sql in [LOCK_SQL, IDS_SQL, SNAPSHOTS_SQL, HEAD_SQL, insert, SNAPSHOT_UPSERT_SQL] {
-            out.push(client.prepare_cached(sql).await.map_err(db)?);
-        }
-        <[tokio_postgres::Statement; 6]>::try_from(out).unwrap_or_else(|_| unreachable!("six statements"))
+    let st = Statements::prepare(&client, bulk).await.map_err(|e| pg_error(op, e))?;
+    let mut forecast = turn.wait_for_lock_turn().await;
+    let joined = forecast.as_ref().and_then(|f| f.chain.as_ref()?.upgrade()).filter(|c| bulk && c.joinable());
+    let mut cover = match joined {
+        Some(chain) => Cover::Chain { chain, settled: false },
+        None if bulk => Cover::Pending,
+        None => Cover::Lock,
     };
-    let tx = client.transaction().await.map_err(db)?;
-    let ids: Vec<Uuid> = batch.iter().map(|e| e.id.as_uuid()).collect();
-    let mut batch_accounts: Vec<&AccountId> = batch.iter().map(|e| &e.account).collect();
-    batch_accounts.sort_unstable();
-    batch_accounts.dedup();
-    let accounts: Vec<&str> = batch_accounts.iter().map(|a| a.as_str()).collect();
+    let append = Append { op, lock_key, config: &config, batch: &batch, expected, keys: BatchKeys::of(&batch), st };
+    loop {
+        let rows = match copy_rows.take() {
+            Some(rows) => Some(rows),
+            // A second attempt encodes again (the first one's rows went into its copy).
+            None if bulk => Some(CopyRows::encode(&batch).map_err(|e| storage(op, e))?),
+            None => None,
+        };
+        match append.attempt(&mut client, &mut turn, forecast.take(), &mut cover, rows).await? {
+            Attempt::Done(outcome) => return Ok(outcome),
+            Attempt::Again => continue,
+        }
+    }
+}
 
-    // 1. Decide early, against the predecessor's forecast, when there is one and the
-    //    predecessor is still running (once it has ended, deciding under the lock costs one
-    //    round trip fewer).
-    let forecast = turn.wait_for_lock_turn().await;
-    let mut early = None;
-    if let Some(f) = forecast.as_deref() {
-        let others: Vec<&str> =
-            batch_accounts.iter().filter(|a| f.state.stream(a).is_none()).map(|a| a.as_str()).collect();
-        let (known, snapshots) = read_known(&tx, &ids_st, &snapshots_st, &ids, &others).await.map_err(db)?;
-        early = decide(&tx, op, &batch, expected, known, snapshots, Some(f)).await?.ok();
+/// What covers an append against other writers.
+enum Cover {
+    /// A plain append: the transaction-scoped append lock, taken with its reads.
+    Lock,
+    /// A bulk append that starts a chain of its own.
+    Pending,
+    /// A bulk append in a chain. `settled`: every append before it has ended, so the log
+    /// shows everything but this one.
+    Chain { chain: Arc<Chain>, settled: bool },
+}
+
+/// How long a [`Chain`] takes new members. A writer on another handle waits for the append
+/// lock about this long, plus one batch, while a bulk import runs on this one.
+const CHAIN_SPAN: Duration = Duration::from_millis(1000);
+
+/// The append lock held at session level on a connection of its own, for a run of bulk
+/// appends from one handle (see [`append_tx`]). Every member holds a reference; dropping the
+/// last one closes the connection, and the server releases the lock when the session ends,
+/// even if this process dies first. Members commit in order, each after its predecessor, so
+/// position order is still commit order.
+struct Chain {
+    client: tokio_postgres::Client,
+    started: std::time::Instant,
+}
+
+impl Chain {
+    async fn start(config: &tokio_postgres::Config, lock_key: i64) -> Result<Arc<Self>, StorageError> {
+        const OP: &str = "bulk append (taking the append lock)";
+        let (client, connection) = tokio::time::timeout(Duration::from_secs(10), config.connect(NoTls))
+            .await
+            .map_err(|_| storage(OP, "connecting timed out after 10 s"))?
+            .map_err(|e| pg_error(OP, e))?;
+        tokio::spawn(async move {
+            // Runs until the client is dropped (ending the session) or the connection breaks.
+            let _ = connection.await;
+        });
+        client.execute(SESSION_LOCK_SQL, &[&lock_key]).await.map_err(|e| pg_error(OP, e))?;
+        Ok(Arc::new(Self { client, started: std::time::Instant::now() }))
     }
 
-    // 2. The lock, and the head and the database clock; without an early decision, the ids
-    //    and snapshots too. The server runs them in order, so the reads see everything
-    //    committed before the lock was granted.
-    let (last, decided) = match early {
-        Some(plan) => {
-            let (_, last) =
-                futures_util::future::try_join(tx.execute(&lock_st, &[&lock_key]), tx.query_one(&head_st, &[]))
-                    .await
-                    .map_err(db)?;
-            turn.locked();
-            // The forecast holds if the last event is the predecessor's last one, where it
-            // said it would be: then it committed, and nobody appended after it.
-            let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
-            let last_id: Option<Uuid> = last.get(3);
-            if forecast.as_ref().is_some_and(|f| f.head == head && Some(f.last_id) == last_id) {
-                (last, Ok(plan))
-            } else {
-                // Someone else appended in between, or the predecessor failed: decide again.
-                let (known, snapshots) = read_known(&tx, &ids_st, &snapshots_st, &ids, &accounts).await.map_err(db)?;
-                (last, decide(&tx, op, &batch, expected, known, snapshots, None).await?)
-            }
-        }
-        None => {
-            let (_, known, snapshots, last) = futures_util::future::try_join4(
-                tx.execute(&lock_st, &[&lock_key]),
-                tx.query(&ids_st, &[&ids]),
-                tx.query(&snapshots_st, &[&accounts]),
-                tx.query_one(&head_st, &[]),
+    /// Whether a new member may join: the lock is still held, and the chain is young.
+    fn joinable(&self) -> bool {
+        !self.client.is_closed() && self.started.elapsed() < CHAIN_SPAN
+    }
+}
+
+/// The statements of an append; prepared once per connection (deadpool caches them).
+struct Statements {
+    lock: tokio_postgres::Statement,
+    ids: tokio_postgres::Statement,
+    snapshots: tokio_postgres::Statement,
+    head: tokio_postgres::Statement,
+    insert: tokio_postgres::Statement,
+    upsert: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &deadpool_postgres::Object, bulk: bool) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            lock: client.prepare_cached(LOCK_SQL).await?,
+            ids: client.prepare_cached(IDS_SQL).await?,
+            snapshots: client.prepare_cached(SNAPSHOTS_SQL).await?,
+            head: client.prepare_cached(HEAD_SQL).await?,
+            insert: client.prepare_cached(if bulk { COPY_SQL } else { INSERT_SQL }).await?,
+            upsert: client.prepare_cached(SNAPSHOT_UPSERT_SQL).await?,
+        })
+    }
+}
+
+/// A batch's ids, and its accounts (sorted, once each).
+struct BatchKeys<'a> {
+    ids: Vec<Uuid>,
+    accounts: Vec<&'a AccountId>,
+}
+
+impl<'a> BatchKeys<'a> {
+    fn of(batch: &'a [NewEvent]) -> Self {
+        let mut accounts: Vec<&AccountId> = batch.iter().map(|e| &e.account).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        Self { ids: batch.iter().map(|e| e.id.as_uuid()).collect(), accounts }
+    }
+
+    fn names(&self, keep: impl Fn(&AccountId) -> bool) -> Vec<&str> {
+        self.accounts.iter().filter(|a| keep(a)).map(|a| a.as_str()).collect()
+    }
+}
+
+/// One append's fixed inputs.
+struct Append<'a> {
+    op: &'static str,
+    lock_key: i64,
+    config: &'a tokio_postgres::Config,
+    batch: &'a [NewEvent],
+    expected: ExpectedVersion,
+    keys: BatchKeys<'a>,
+    st: Statements,
+}
+
+/// How one attempt at an append ended.
+enum Attempt {
+    Done(Result<AppendOutcome, AppendError>),
+    /// It joined a chain and decided against its predecessor's forecast, but the predecessor
+    /// did not commit: try again, deciding from the log.
+    Again,
+}
+
+impl Append<'_> {
+    async fn attempt(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        turn: &mut Turn,
+        forecast: Option<Arc<Forecast>>,
+        cover: &mut Cover,
+        copy_rows: Option<CopyRows>,
+    ) -> Result<Attempt, StorageError> {
+        let (op, st, batch) = (self.op, &self.st, self.batch);
+        let db = |e: tokio_postgres::Error| pg_error(op, e);
+        let tx = client.transaction().await.map_err(db)?;
+
+        // 1. Decide early, against the predecessor's forecast, when there is one and the
+        //    predecessor is still running (once it has ended, deciding under the lock costs one
+        //    round trip fewer). The head's row carries the database clock.
+        let mut early = None;
+        if let Some(f) = forecast.as_deref() {
+            let others = self.keys.names(|a| f.state.stream(a).is_none());
+            let (known, snapshots, now) = futures_util::future::try_join3(
+                tx.query(&st.ids, &[&self.keys.ids]),
+                tx.query(&st.snapshots, &[&others]),
+                tx.query_one(&st.head, &[]),
             )
             .await
             .map_err(db)?;
-            turn.locked();
-            (last, decide(&tx, op, &batch, expected, known, snapshots, None).await?)
+            let now: i64 = now.get(2);
+            early = decide(&tx, op, batch, self.expected, known, snapshots, Some(f)).await?.ok().map(|p| (p, now));
         }
-    };
-    let plan = match decided {
-        Ok(plan) => plan,
-        Err(e) => return Ok(Err(e)),
-    };
-    let Plan { duplicates, fresh, state } = plan;
-    if fresh.is_empty() {
-        tx.commit().await.map_err(db)?;
-        return Ok(Ok(AppendOutcome { appended: Vec::new(), duplicates }));
-    }
 
-    // 3. Positions after the head; recorded_at from the database clock, never below the last
-    //    event's.
+        // 2. Take cover: the lock, a chain of one's own, or the predecessor's chain.
+        if matches!(cover, Cover::Pending) {
+            *cover = Cover::Chain { chain: Chain::start(self.config, self.lock_key).await?, settled: true };
+        }
+        let joined_early = matches!(cover, Cover::Chain { settled: false, .. }) && early.is_some();
+        #[cfg(test)]
+        tests::JOINED.fetch_add(usize::from(joined_early), std::sync::atomic::Ordering::Relaxed);
+        let (head, recorded, decided) = match (early, forecast.as_deref()) {
+            (Some((plan, now)), Some(f)) if joined_early => {
+                // Covered by the chain: the log will be the forecast one if the predecessor
+                // commits, which is checked before this append commits.
+                (f.head, f.recorded.max(now), Ok(plan))
+            }
+            (early, forecast) => {
+                if let Cover::Chain { settled, .. } = cover
+                    && !*settled
+                {
+                    // An early refusal stands only once the predecessor has committed:
+                    // decide again from the log once it has ended, either way.
+                    turn.predecessor_committed().await;
+                    *settled = true;
+                }
+                let lock = matches!(cover, Cover::Lock).then_some(self.lock_key);
+                match (early, forecast) {
+                    (Some((plan, _)), Some(f)) => {
+                        let (_, last) =
+                            futures_util::future::try_join(lock_if(&tx, st, lock), tx.query_one(&st.head, &[]))
+                                .await
+                                .map_err(db)?;
+                        turn.locked();
+                        let (head, recorded) = head_of(&last);
+                        // The forecast holds if the last event is the predecessor's last one,
+                        // where it said it would be: then it committed, and nobody appended after it.
+                        if f.head == head && Some(f.last_id) == last.get::<_, Option<Uuid>>(3) {
+                            (head, recorded, Ok(plan))
+                        } else {
+                            // Someone else appended in between, or the predecessor failed.
+                            let all = self.keys.names(|_| true);
+                            let (known, snapshots) = futures_util::future::try_join(
+                                tx.query(&st.ids, &[&self.keys.ids]),
+                                tx.query(&st.snapshots, &[&all]),
+                            )
+                            .await
+                            .map_err(db)?;
+                            (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
+                        }
+                    }
+                    _ => {
+                        let all = self.keys.names(|_| true);
+                        let (_, known, snapshots, last) = futures_util::future::try_join4(
+                            lock_if(&tx, st, lock),
+                            tx.query(&st.ids, &[&self.keys.ids]),
+                            tx.query(&st.snapshots, &[&all]),
+                            tx.query_one(&st.head, &[]),
+                        )
+                        .await
+                        .map_err(db)?;
+                        turn.locked();
+                        let (head, recorded) = head_of(&last);
+                        (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
+                    }
+                }
+            }
+        };
+        let plan = match decided {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Attempt::Done(Err(e))),
+        };
+        let Plan { duplicates, fresh, state } = plan;
+        if fresh.is_empty() {
+            if !settle(cover, turn).await {
+                return Ok(Attempt::Again);
+            }
+            tx.commit().await.map_err(db)?;
+            turn.committed();
+            return Ok(Attempt::Done(Ok(AppendOutcome { appended: Vec::new(), duplicates })));
+        }
+
+        // 3. Positions after the head.
+        let n = fresh.len();
+        let mut rows = Rows::with_capacity(if copy_rows.is_some() { 0 } else { n });
+        let mut appended = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut copied = Vec::with_capacity(if copy_rows.is_some() { n } else { 0 });
+        for (i, &(k, version)) in fresh.iter().enumerate() {
+            let e = &batch[k];
+            let position = head + 1 + i as i64;
+            versions.push(version.0 as i64);
+            if copy_rows.is_some() {
+                copied.push((k, position, version.0 as i64));
+            } else {
+                rows.positions.push(position);
+                rows.accounts.push(e.account.as_str().to_owned());
+                rows.ids.push(e.id.as_uuid());
+                rows.occurred.push(e.occurred_at.unix_nanos());
+                rows.types.push(e.event.kind().tag().to_owned());
+                rows.payloads.push(e.to_json_line());
+            }
+            appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
+        }
+        // 4. Copied rows go first: the server inserts them while the snapshots are serialised
+        //    and the forecast is handed on (and, in a chain, while the predecessor commits).
+        let copy = match copy_rows {
+            Some(encoded) => {
+                use futures_util::SinkExt;
+                let data = encoded.finish(&copied, recorded);
+                let sink = tx.copy_in(&st.insert).await.map_err(db)?;
+                let mut sink = Box::pin(sink);
+                sink.send(bytes::Bytes::from(data)).await.map_err(db)?;
+                Some(sink)
+            }
+            None => None,
+        };
+        // 5. New snapshots for the streams that grew.
+        let mut names = Vec::new();
+        let mut snapshot_versions = Vec::new();
+        let mut states = Vec::new();
+        let mut touched: Vec<&AccountId> = fresh.iter().map(|&(k, _)| &batch[k].account).collect();
+        touched.sort();
+        touched.dedup();
+        for account in touched {
+            if let Some(s) = state.stream(account) {
+                names.push(account.as_str().to_owned());
+                snapshot_versions.push(s.version().0 as i64);
+                states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
+            }
+        }
+        // 6. In a chain, the decision is final once the predecessor has committed; if it did
+        //    not, this attempt's rows go (the copy ends, the transaction rolls back).
+        if !settle(cover, turn).await {
+            if let Some(mut sink) = copy {
+                let _ = sink.as_mut().finish().await;
+            }
+            tx.rollback().await.map_err(db)?;
+            #[cfg(test)]
+            tests::AGAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Attempt::Again);
+        }
+        //    The next append on this handle may decide against this one. It can use the
+        //    forecast only while this append runs: this append holds the only strong
+        //    reference, dropped when it ends.
+        let _forecast = if turn.wants_forecast() {
+            let ids = fresh.iter().map(|&(k, _)| (batch[k].id.as_uuid(), batch[k].fingerprint())).collect();
+            let last_id = appended.last().map_or(Uuid::nil(), |c| c.id.as_uuid());
+            let chain = match cover {
+                Cover::Chain { chain, .. } => Some(Arc::downgrade(chain)),
+                _ => None,
+            };
+            let f = Arc::new(Forecast { head: head + n as i64, last_id, recorded, state, ids, chain });
+            turn.forecast(&f);
+            Some(f)
+        } else {
+            None
+        };
+        #[cfg(test)]
+        if tests::fails_after_forecast(batch).await {
+            return Err(storage(op, "failure injected after the forecast"));
+        }
+        // 7. The rows (the end of the copy, or the insert) and the snapshots, pipelined, then
+        //    commit.
+        let insert = async {
+            if let Some(mut sink) = copy {
+                sink.as_mut().finish().await
+            } else {
+                tx.execute(
+                    &st.insert,
+                    &[
+                        &rows.positions,
+                        &rows.accounts,
+                        &versions,
+                        &rows.ids,
+                        &rows.occurred,
+                        &recorded,
+                        &rows.types,
+                        &rows.payloads,
+                    ],
+                )
+                .await
+            }
+        };
+        let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&names, &snapshot_versions, &states];
+        let upsert = tx.execute(&st.upsert, &upsert_params);
+        let (inserted, _) = futures_util::future::try_join(insert, upsert).await.map_err(db)?;
+        if inserted != n as u64 {
+            // Dropping the transaction rolls it back.
+            return Err(storage(op, format!("wrote {inserted} rows for {n} new events; rolled back")));
+        }
+        tx.commit().await.map_err(db)?;
+        turn.committed();
+        Ok(Attempt::Done(Ok(AppendOutcome { appended, duplicates })))
+    }
+}
+
+/// The transaction-scoped append lock, when `lock` names it (plain appends); nothing otherwise.
+async fn lock_if(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    lock: Option<i64>,
+) -> Result<(), tokio_postgres::Error> {
+    match lock {
+        Some(key) => tx.execute(&st.lock, &[&key]).await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The head position, and the `recorded_at` for new rows: the database clock, never below
+/// the last event's.
+fn head_of(last: &tokio_postgres::Row) -> (i64, i64) {
     let head: i64 = last.get::<_, Option<i64>>(0).unwrap_or(0);
     let last_recorded: i64 = last.get::<_, Option<i64>>(1).unwrap_or(0);
     let now: i64 = last.get(2);
-    let recorded = now.max(last_recorded);
-    let n = fresh.len();
-    let mut rows = Rows::with_capacity(if bulk { 0 } else { n });
-    let mut appended = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut copied = Vec::with_capacity(if bulk { n } else { 0 });
-    for (i, &(k, version)) in fresh.iter().enumerate() {
-        let e = &batch[k];
-        let position = head + 1 + i as i64;
-        versions.push(version.0 as i64);
-        if bulk {
-            copied.push((k, position, version.0 as i64));
-        } else {
-            rows.positions.push(position);
-            rows.accounts.push(e.account.as_str().to_owned());
-            rows.ids.push(e.id.as_uuid());
-            rows.occurred.push(e.occurred_at.unix_nanos());
-            rows.types.push(e.event.kind().tag().to_owned());
-            rows.payloads.push(e.to_json_line());
-        }
-        appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
-    }
-    // 4. Copied rows go first: the server inserts them while the snapshots are serialised and
-    //    the forecast is handed on.
-    let copy = match copy_rows {
-        Some(encoded) => {
-            use futures_util::SinkExt;
-            let data = encoded.finish(&copied, recorded);
-            let sink = tx.copy_in(&insert_st).await.map_err(db)?;
-            let mut sink = Box::pin(sink);
-            sink.send(bytes::Bytes::from(data)).await.map_err(db)?;
-            Some(sink)
-        }
-        None => None,
-    };
-    // 5. New snapshots for the streams that grew.
-    let mut names = Vec::new();
-    let mut snapshot_versions = Vec::new();
-    let mut states = Vec::new();
-    let mut touched: Vec<&AccountId> = fresh.iter().map(|&(k, _)| &batch[k].account).collect();
-    touched.sort();
-    touched.dedup();
-    for account in touched {
-        if let Some(s) = state.stream(account) {
-            names.push(account.as_str().to_owned());
-            snapshot_versions.push(s.version().0 as i64);
-            states.push(serde_json::to_string(s).map_err(|e| storage(op, e))?);
-        }
-    }
-    // 6. This append's decision is final: the next one on this handle may decide against it.
-    //    It can use the forecast only while this append runs: this append holds the only
-    //    strong reference, dropped when it ends.
-    let _forecast = if turn.wants_forecast() {
-        let ids = fresh.iter().map(|&(k, _)| (batch[k].id.as_uuid(), batch[k].fingerprint())).collect();
-        let last_id = appended.last().map_or(Uuid::nil(), |c| c.id.as_uuid());
-        let f = Arc::new(Forecast { head: head + n as i64, last_id, state, ids });
-        turn.forecast(&f);
-        Some(f)
-    } else {
-        None
-    };
-    // 7. The rows (the end of the copy, or the insert) and the snapshots, pipelined, then
-    //    commit.
-    let insert = async {
-        if let Some(mut sink) = copy {
-            sink.as_mut().finish().await
-        } else {
-            tx.execute(
-                &insert_st,
-                &[
-                    &rows.positions,
-                    &rows.accounts,
-                    &versions,
-                    &rows.ids,
-                    &rows.occurred,
-                    &recorded,
-                    &rows.types,
-                    &rows.payloads,
-                ],
-            )
-            .await
-        }
-    };
-    let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&names, &snapshot_versions, &states];
-    let upsert = tx.execute(&upsert_st, &upsert_params);
-    let (inserted, _) = futures_util::future::try_join(insert, upsert).await.map_err(db)?;
-    if inserted != n as u64 {
-        // Dropping the transaction rolls it back.
-        return Err(storage(op, format!("wrote {inserted} rows for {n} new events; rolled back")));
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(Ok(AppendOutcome { appended, duplicates }))
+    (head, now.max(last_recorded))
 }
 
-/// The batch's ids already in the log (id, payload) and the snapshots of `accounts`' streams,
-/// pipelined.
-async fn read_known(
-    tx: &tokio_postgres::Transaction<'_>,
-    ids_st: &tokio_postgres::Statement,
-    snapshots_st: &tokio_postgres::Statement,
-    ids: &[Uuid],
-    accounts: &[&str],
-) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>), tokio_postgres::Error> {
-    futures_util::future::try_join(tx.query(ids_st, &[&ids]), tx.query(snapshots_st, &[&accounts])).await
+/// For an append that joined a chain and decided against its predecessor's forecast: waits
+/// for the predecessor to end, and says whether it committed (the forecast is then the log).
+/// Anything else is settled already.
+async fn settle(cover: &mut Cover, turn: &mut Turn) -> bool {
+    match cover {
+        Cover::Chain { settled, .. } if !*settled => {
+            let committed = turn.predecessor_committed().await;
+            *settled = true;
+            if committed {
+                turn.locked();
+            }
+            committed
+        }
+        _ => true,
+    }
 }
 
 /// A stream's saved snapshot from a `rapport_accounts` row (account, version, state), when it
@@ -698,6 +951,10 @@ struct Forecast {
     state: LogState,
     /// The ids the append writes, with their content fingerprints.
     ids: HashMap<Uuid, u64>,
+    /// The `recorded_at` of its rows.
+    recorded: i64,
+    /// The chain it belongs to, if it is a bulk append.
+    chain: Option<std::sync::Weak<Chain>>,
 }
 
 /// An append decided: its duplicates, and the batch index and stream version of each new
@@ -1071,5 +1328,95 @@ impl Store for PgStore {
             Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
         });
         async move { Ok(Position(fut.await? as u64)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rapport_core::synth::{SynthConfig, generate};
+    use rapport_core::{AccountId, AppendError, NewEvent, Store};
+
+    use super::{PgOptions, PgStore};
+
+    /// Bulk appends that joined their predecessor's chain and decided against its forecast.
+    pub(super) static JOINED: AtomicUsize = AtomicUsize::new(0);
+    /// Chain members that rolled back because their predecessor did not commit.
+    pub(super) static AGAIN: AtomicUsize = AtomicUsize::new(0);
+
+    const POISON: &str = "poison-after-forecast";
+
+    /// A batch holding an event of the account [`POISON`] fails after handing on its
+    /// forecast, late enough for the next append to have joined its chain and copied.
+    pub(super) async fn fails_after_forecast(batch: &[NewEvent]) -> bool {
+        let poisoned = batch.iter().any(|e| e.account.as_str() == POISON);
+        if poisoned {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        poisoned
+    }
+
+    fn batch(account: &str, seed: u64) -> Vec<NewEvent> {
+        generate(SynthConfig { accounts: 3, months: 12, seed, ..Default::default() })
+            .map(|mut e| {
+                e.account = AccountId::new(&format!("{account}-{}", e.account)).unwrap();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_member_whose_predecessor_fails_decides_again() {
+        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("RAPPORT_PG_URL is unset: skipping");
+            return;
+        };
+        let schema = format!("rapport_unit{}", std::process::id());
+        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let mut poisoned = batch("p", 2);
+        for e in poisoned.iter_mut().take(1) {
+            e.account = AccountId::new(POISON).unwrap();
+        }
+        let batches = [batch("a", 1), poisoned, batch("b", 3), batch("c", 4)];
+        let (joined, again) = (JOINED.load(Ordering::Relaxed), AGAIN.load(Ordering::Relaxed));
+        // All four are in flight before any is awaited: each joins its predecessor's chain.
+        let futures: Vec<_> = batches.iter().map(|b| store.append_bulk(b.clone())).collect();
+        let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(matches!(results[1], Err(AppendError::Storage(_))), "{:?}", results[1]);
+        assert!(results[2].is_ok() && results[3].is_ok(), "{results:?}");
+        assert!(JOINED.load(Ordering::Relaxed) > joined, "the chain was joined");
+        assert!(AGAIN.load(Ordering::Relaxed) > again, "the member after the failed one decided again");
+        // Nothing of the failed batch, nothing lost after it, positions gapless.
+        let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+        assert_eq!(log.len(), batches[0].len() + batches[2].len() + batches[3].len());
+        assert!(log.iter().all(|e| !e.account.as_str().starts_with("p-") && e.account.as_str() != POISON));
+        store.drop_schema().unwrap();
+    }
+
+    #[test]
+    fn a_chain_holds_the_lock_until_dropped_and_takes_members_for_a_bounded_time() {
+        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("RAPPORT_PG_URL is unset: skipping");
+            return;
+        };
+        let schema = format!("rapport_unitlock{}", std::process::id());
+        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let (config, key) = (store.inner.config.clone(), store.inner.lock_key);
+        let chain = store.block(async move { super::Chain::start(&config, key).await }).unwrap();
+        assert!(chain.joinable());
+        // A plain append (from any handle) waits for the lock while the chain holds it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(pollster::block_on(writer.append(batch("w", 5), rapport_core::ExpectedVersion::Any)));
+        });
+        assert!(rx.recv_timeout(super::CHAIN_SPAN + std::time::Duration::from_millis(100)).is_err(), "blocked");
+        assert!(!chain.joinable(), "no new members after CHAIN_SPAN");
+        drop(chain);
+        let out = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("released when dropped");
+        assert!(out.is_ok(), "{out:?}");
+        store.drop_schema().unwrap();
     }
 }

@@ -381,3 +381,81 @@ fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
     }
     handles[0].drop_schema().unwrap();
 }
+
+#[test]
+fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
+    // One handle keeps three bulk appends in flight, as the importer does, so consecutive
+    // batches copy at once inside one chain; another handle appends single events meanwhile,
+    // and a reader tails the log. The reader must see every position once, in order (chain
+    // members commit in order), and the other writer must get in while the import runs. (That
+    // a chain takes members only for a bounded time is checked in the crate's unit tests.)
+    let Some(url) = url() else { return };
+    let schema = format!("rapport_chain{}", std::process::id());
+    let importer = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
+    let live = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+    let history: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 400, months: 24, seed: 8, ..Default::default() }).collect();
+    let batches: Vec<Vec<NewEvent>> = history.chunks(1_000).map(<[NewEvent]>::to_vec).collect();
+    assert!(batches.len() >= 40, "{} batches", batches.len());
+    let importing = std::sync::atomic::AtomicBool::new(true);
+    let writing = std::sync::atomic::AtomicBool::new(true);
+    let (live_positions, seen) = std::thread::scope(|scope| {
+        let live_writer = scope.spawn(|| {
+            let account = AccountId::new("live").unwrap();
+            let mut positions = Vec::new();
+            let mut k = 0;
+            while importing.load(Ordering::SeqCst) {
+                let e = NewEvent::new(
+                    account.clone(),
+                    Timestamp::from_unix_seconds(1_800_000_000 + k * 60),
+                    Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+                );
+                let out = pollster::block_on(live.append(vec![e], ExpectedVersion::Any)).expect("live append");
+                positions.push(out.appended[0].position.0);
+                k += 1;
+            }
+            writing.store(false, Ordering::SeqCst);
+            positions
+        });
+        let reader = scope.spawn(|| {
+            let mut seen: Vec<u64> = Vec::new();
+            let mut next = Position(1);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+            while std::time::Instant::now() < deadline {
+                // Every writer has finished: a read that comes back empty now is the end.
+                let done = !writing.load(Ordering::SeqCst);
+                let page = pollster::block_on(live.read_all(next, 2_000)).expect("read");
+                seen.extend(page.iter().map(|e| e.position.0));
+                match page.last() {
+                    Some(last) => next = last.position.next(),
+                    None if done => break,
+                    None => std::thread::sleep(std::time::Duration::from_millis(2)),
+                }
+            }
+            seen
+        });
+        let mut in_flight = std::collections::VecDeque::new();
+        for b in &batches {
+            in_flight.push_back(importer.append_bulk(b.clone()));
+            if in_flight.len() == 3 {
+                pollster::block_on(in_flight.pop_front().unwrap()).expect("bulk append");
+            }
+        }
+        for f in in_flight {
+            pollster::block_on(f).expect("bulk append");
+        }
+        importing.store(false, Ordering::SeqCst);
+        (live_writer.join().unwrap(), reader.join().unwrap())
+    });
+    let log = rapport_core::testing::conformance::assert_log_invariants(&importer);
+    assert_eq!(log.len(), history.len() + live_positions.len());
+    assert_eq!(seen.len(), log.len(), "the reader saw every event");
+    assert!(seen.iter().enumerate().all(|(i, p)| *p == i as u64 + 1), "gapless, in order, 0 duplicated");
+    let last_bulk = log.iter().filter(|e| e.account.as_str() != "live").map(|e| e.position.0).max().unwrap();
+    assert!(
+        live_positions.iter().any(|&p| p < last_bulk),
+        "the live writer got in while the import ran ({} live appends, last bulk position {last_bulk})",
+        live_positions.len()
+    );
+    importer.drop_schema().unwrap();
+}
