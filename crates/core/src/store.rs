@@ -157,7 +157,7 @@ pub enum ReadError {
 /// Appends whose futures are created one after another on one handle apply in that order,
 /// even if the first is awaited only after the second is created: a store either decides an
 /// append when its future is created (the file store, the memory store) or orders them itself
-/// (PostgreSQL). An importer relies on this to keep two batches in flight.
+/// (PostgreSQL). An importer relies on this to keep several batches in flight.
 ///
 /// Reads are paged: each call returns at most `limit` items (clamped to [`READ_LIMIT_MAX`]), and
 /// an empty page means the end.

@@ -21,7 +21,7 @@
 //!   the state of the streams it touches.
 //!
 //! - **Fast.** A second thread reads and splits the input and parses two thirds of it while
-//!   the calling thread parses the rest and validates; the append pass keeps two batches in
+//!   the calling thread parses the rest and validates; the append pass keeps three batches in
 //!   flight through [`rapport_core::Store::append_bulk`] (PostgreSQL's
 //!   `COPY` path). Figures are in `BENCHMARKS.md`.
 //!
@@ -220,8 +220,8 @@ const SHADOW_RESERVE_MAX: u64 = 4_000_000;
 /// one-shot source such as stdin fits only if it stays within `buffer_events_max`).
 ///
 /// Lines are parsed on a second thread while this one validates them; the append pass keeps
-/// two batches in flight, so a store that writes on its own thread (the file store) encodes
-/// one while it syncs the other.
+/// three batches in flight, so a store that writes on its own thread (the file store) encodes
+/// one while it syncs another, and PostgreSQL copies two at once with the third ready.
 ///
 /// # Errors
 /// [`ImportError`].

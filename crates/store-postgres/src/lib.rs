@@ -12,6 +12,10 @@
 //!   event id, the expected-version check, validation against the stored streams, gapless
 //!   positions in commit order, and `recorded_at` from the database clock. On any error the
 //!   transaction rolls back: nothing is half-written.
+//! - **Bulk appends copy two at a time.** [`Store::append_bulk`] writes with binary `COPY`;
+//!   consecutive bulk appends from one handle run in a chain that holds the same lock at
+//!   session level, copy at once, and commit in order, so reads stay gapless. A chain takes
+//!   new members for at most a second, so other writers are not kept waiting longer.
 //! - **Only parameterised queries.** The connection URL's password never appears in errors.
 //!
 //! ```no_run
@@ -123,8 +127,8 @@ struct Inner {
 /// its [`Forecast`], once its decision is final; and that it has committed. An append
 /// submitted on a handle waits for the first before taking a connection and for the second
 /// before deciding under the lock, so appends from one handle apply in the order they were
-/// submitted (an importer keeps two batches in flight; the second must not overtake the
-/// first). A dropped sender (an append that failed or finished) releases the waiter too; a
+/// submitted (an importer keeps three batches in flight; none may overtake the one before
+/// it). A dropped sender (an append that failed or finished) releases the waiter too; a
 /// dropped `committed` sender means the append did not commit. No append waits while holding
 /// a connection its predecessor needs.
 struct TurnSignals {

@@ -190,8 +190,8 @@ pub fn expected_version_is_enforced<S: Store>(store: S) {
 }
 
 /// Appends whose futures were created one after another on one handle apply in that order,
-/// even when none is awaited before the last is created (an importer keeps two batches in
-/// flight): each batch here needs the one before it.
+/// even when none is awaited before the last is created (an importer keeps several batches
+/// in flight): each batch here needs the one before it.
 pub fn appends_apply_in_submission_order<S: Store>(store: S) {
     let a = account("acme");
     let batches: Vec<Vec<NewEvent>> = (0..12)
