@@ -700,7 +700,23 @@ impl NewEvent {
 
     /// The canonical JSON of everything but the id: what a derived v5 id is computed from.
     pub fn canonical_content(&self) -> Vec<u8> {
-        serde_json::to_vec(&JsonForm { new: self, with_id: false, stored: None }).unwrap_or_default()
+        serde_json::to_vec(&JsonForm { new: self, header: true, with_id: false, stored: None }).unwrap_or_default()
+    }
+
+    /// The canonical JSON of the event's own fields: the line without `type`, `id`, `account`
+    /// and `occurred_at`, for stores that keep those in columns of their own. The line is
+    /// `{"type":…,"id":…,"account":…,"occurred_at":…` followed by the body's fields.
+    ///
+    /// ```
+    /// # use rapport_core::NewEvent;
+    /// let e = NewEvent::from_json_line(
+    ///     r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#,
+    /// )?;
+    /// assert_eq!(e.to_body_json(), r#"{"channel":"call"}"#);
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    pub fn to_body_json(&self) -> String {
+        serde_json::to_string(&JsonForm { new: self, header: false, with_id: false, stored: None }).unwrap_or_default()
     }
 }
 
@@ -737,6 +753,8 @@ struct Stored {
 
 struct JsonForm<'a> {
     new: &'a NewEvent,
+    /// With `type`, `account` and `occurred_at` (and `id` if `with_id`).
+    header: bool,
     with_id: bool,
     stored: Option<Stored>,
 }
@@ -745,12 +763,14 @@ impl Serialize for JsonForm<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let n = self.new;
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("type", n.event.kind().tag())?;
-        if self.with_id {
-            m.serialize_entry("id", &n.id)?;
+        if self.header {
+            m.serialize_entry("type", n.event.kind().tag())?;
+            if self.with_id {
+                m.serialize_entry("id", &n.id)?;
+            }
+            m.serialize_entry("account", &n.account)?;
+            m.serialize_entry("occurred_at", &n.occurred_at)?;
         }
-        m.serialize_entry("account", &n.account)?;
-        m.serialize_entry("occurred_at", &n.occurred_at)?;
         if let Some(st) = &self.stored {
             m.serialize_entry("recorded_at", &st.recorded_at)?;
             m.serialize_entry("stream_version", &st.stream_version)?;
@@ -807,7 +827,7 @@ impl Serialize for JsonForm<'_> {
 
 impl Serialize for NewEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        JsonForm { new: self, with_id: true, stored: None }.serialize(s)
+        JsonForm { new: self, header: true, with_id: true, stored: None }.serialize(s)
     }
 }
 
@@ -816,7 +836,7 @@ impl Serialize for Envelope {
         let new = self.to_new_event();
         let stored =
             Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
-        JsonForm { new: &new, with_id: true, stored: Some(stored) }.serialize(s)
+        JsonForm { new: &new, header: true, with_id: true, stored: Some(stored) }.serialize(s)
     }
 }
 

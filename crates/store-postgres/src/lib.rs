@@ -44,7 +44,7 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
 const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
@@ -72,6 +72,13 @@ const MIGRATIONS: &[&str] = &[
     -- Version 2: a snapshot of each stream's validation state, so an append reads one row per
     -- account instead of replaying the stream. NULL (rows from version 1) means replay once.
     ALTER TABLE rapport_accounts ADD COLUMN IF NOT EXISTS state text;
+",
+    "
+    -- Version 3: new rows keep only the event's own fields in payload (type, id, account and
+    -- occurred_at are columns already); rows written before keep the whole line. Nothing is
+    -- rewritten: the version tells older builds, which expect whole lines, to stay away.
+    COMMENT ON COLUMN rapport_events.payload IS
+        'the event''s own fields as canonical JSON; rows from schema version 2 or older: the whole line';
 ",
 ];
 
@@ -369,14 +376,15 @@ impl PgStore {
         let pool = self.inner.pool.clone();
         let fut = self.spawn(operation, async move {
             let client = pool.get().await.map_err(|e| storage(operation, e))?;
-            let sql = format!("SELECT payload, recorded_at_ns, stream_version, position FROM rapport_events {filter}");
+            let sql =
+                format!("SELECT {LINE_COLUMNS}, recorded_at_ns, stream_version, position FROM rapport_events {filter}");
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             client.query(&sql, &refs).await.map_err(|e| pg_error(operation, e))
         });
         async move {
             let rows = fut.await?;
-            rows.iter().map(|r| decode_row(r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+            rows.iter().map(decode_row).collect()
         }
     }
 
@@ -479,22 +487,66 @@ async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), MigrateFailure
     tx.commit().await.map_err(sql)
 }
 
-fn decode_row(payload: &str, recorded_ns: i64, version: i64, position: i64) -> Result<Envelope, ReadError> {
-    let e = NewEvent::from_json_line(payload).map_err(|err| ReadError::Corrupt {
-        location: format!("rapport_events position {position}"),
-        reason: err.to_string(),
-    })?;
+/// The columns that make up a stored event's canonical line, in the order [`stored_line`]
+/// reads them.
+const LINE_COLUMNS: &str = "type, id, account, occurred_at_ns, payload";
+
+/// The canonical line of a stored event, from a row that starts with [`LINE_COLUMNS`]. Since
+/// schema version 3 `payload` holds only the event's own fields
+/// ([`NewEvent::to_body_json`]), and the line is put back together from the columns; rows
+/// written before hold the whole line.
+fn stored_line(row: &tokio_postgres::Row) -> Result<std::borrow::Cow<'_, str>, String> {
+    line_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+}
+
+/// [`stored_line`] from the column values.
+fn line_of<'a>(
+    tag: &str,
+    id: Uuid,
+    account: &str,
+    occurred_ns: i64,
+    payload: &'a str,
+) -> Result<std::borrow::Cow<'a, str>, String> {
+    use std::io::Write;
+    if payload.starts_with("{\"type\":") {
+        return Ok(std::borrow::Cow::Borrowed(payload));
+    }
+    let body = payload.strip_prefix('{').ok_or("the payload is not a JSON object")?;
+    let occurred = Timestamp::from_unix_nanos(occurred_ns);
+    let mut line = Vec::with_capacity(payload.len() + 128);
+    // Writing strings and a timestamp into a buffer cannot fail.
+    line.extend_from_slice(b"{\"type\":");
+    let _ = serde_json::to_writer(&mut line, tag);
+    let _ = write!(line, ",\"id\":\"{}\",\"account\":", id.hyphenated());
+    let _ = serde_json::to_writer(&mut line, account);
+    line.extend_from_slice(b",\"occurred_at\":");
+    let _ = serde_json::to_writer(&mut line, &occurred);
+    if body != "}" {
+        line.push(b',');
+    }
+    line.extend_from_slice(body.as_bytes());
+    String::from_utf8(line).map(std::borrow::Cow::Owned).map_err(|e| e.to_string())
+}
+
+/// A stored event from a row: [`LINE_COLUMNS`], then `recorded_at_ns`, `stream_version` and
+/// `position`.
+fn decode_row(row: &tokio_postgres::Row) -> Result<Envelope, ReadError> {
+    let position: i64 = row.get(7);
+    let corrupt =
+        |reason: String| ReadError::Corrupt { location: format!("rapport_events position {position}"), reason };
+    let line = stored_line(row).map_err(corrupt)?;
+    let e = NewEvent::from_json_line(&line).map_err(|err| corrupt(err.to_string()))?;
     Ok(Envelope::new(
         e,
-        Timestamp::from_unix_nanos(recorded_ns),
-        StreamVersion(version as u64),
+        Timestamp::from_unix_nanos(row.get(5)),
+        StreamVersion(row.get::<_, i64>(6) as u64),
         Position(position as u64),
     ))
 }
 
 /// The statements of an append; prepared once per connection (deadpool caches them).
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
-const IDS_SQL: &str = "SELECT id, payload FROM rapport_events WHERE id = ANY($1)";
+const IDS_SQL: &str = "SELECT type, id, account, occurred_at_ns, payload FROM rapport_events WHERE id = ANY($1)";
 const SNAPSHOTS_SQL: &str = "SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)";
 /// The head, and the database clock. recorded_at never decreases along positions, so the last
 /// row holds the largest; both come from the primary-key index, not a scan.
@@ -801,7 +853,7 @@ impl Append<'_> {
                 rows.ids.push(e.id.as_uuid());
                 rows.occurred.push(e.occurred_at.unix_nanos());
                 rows.types.push(e.event.kind().tag().to_owned());
-                rows.payloads.push(e.to_json_line());
+                rows.payloads.push(e.to_body_json());
             }
             appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
         }
@@ -984,8 +1036,13 @@ async fn decide(
 ) -> Result<Result<Plan, AppendError>, StorageError> {
     // Duplicates of logged (or forecast) events: the same content is a duplicate, other
     // content a conflict.
-    let known: HashMap<Uuid, String> =
-        known.into_iter().map(|r| (r.get::<_, Uuid>(0), r.get::<_, String>(1))).collect();
+    let known: HashMap<Uuid, String> = known
+        .iter()
+        .map(|r| {
+            let line = stored_line(r).map_err(|e| storage(op, format!("stored event {}: {e}", r.get::<_, Uuid>(1))))?;
+            Ok((r.get::<_, Uuid>(1), line.into_owned()))
+        })
+        .collect::<Result<_, StorageError>>()?;
     let mut duplicates = Vec::new();
     // The events not yet logged, by their index in the batch.
     let mut rest_index: Vec<usize> = Vec::with_capacity(batch.len());
@@ -1120,7 +1177,7 @@ impl CopyRows {
             let recorded = buf.len() + 4;
             field(&mut buf, &0i64.to_be_bytes())?;
             field(&mut buf, e.event.kind().tag().as_bytes())?;
-            field(&mut buf, e.to_json_line().as_bytes())?;
+            field(&mut buf, e.to_body_json().as_bytes())?;
             rows.push(RowAt { start, version, recorded });
         }
         Ok(Self { buf, rows })
@@ -1157,14 +1214,17 @@ impl CopyRows {
 /// A stream's validation state, replayed from its events (for rows without a snapshot).
 async fn replay_stream(tx: &tokio_postgres::Transaction<'_>, account: &AccountId) -> Result<StreamState, StorageError> {
     let rows = tx
-        .query("SELECT payload FROM rapport_events WHERE account = $1 ORDER BY stream_version", &[&account.as_str()])
+        .query(
+            &format!("SELECT {LINE_COLUMNS} FROM rapport_events WHERE account = $1 ORDER BY stream_version"),
+            &[&account.as_str()],
+        )
         .await
         .map_err(|e| pg_error("replay stream", e))?;
     let mut stream = StreamState::default();
     for r in rows {
-        let payload: String = r.get(0);
-        let e = NewEvent::from_json_line(&payload)
-            .map_err(|err| storage("replay stream", format!("stored event: {err}")))?;
+        let bad = |err: String| storage("replay stream", format!("stored event {}: {err}", r.get::<_, Uuid>(1)));
+        let line = stored_line(&r).map_err(bad)?;
+        let e = NewEvent::from_json_line(&line).map_err(|err| bad(err.to_string()))?;
         let _ = stream.check_and_apply(&e);
     }
     Ok(stream)
@@ -1281,12 +1341,11 @@ impl Store for PgStore {
             let (asked, rows) = fut.await?;
             let mut found: HashMap<Uuid, u64> = HashMap::new();
             for r in rows {
-                let id: Uuid = r.get(0);
-                let payload: &str = r.get(1);
-                let e = NewEvent::from_json_line(payload).map_err(|err| ReadError::Corrupt {
-                    location: format!("rapport_events id {id}"),
-                    reason: err.to_string(),
-                })?;
+                let id: Uuid = r.get(1);
+                let corrupt =
+                    |reason: String| ReadError::Corrupt { location: format!("rapport_events id {id}"), reason };
+                let line = stored_line(&r).map_err(corrupt)?;
+                let e = NewEvent::from_json_line(&line).map_err(|err| corrupt(err.to_string()))?;
                 found.insert(id, e.fingerprint());
             }
             Ok(asked.iter().map(|id| found.get(id).copied()).collect())
@@ -1421,6 +1480,110 @@ mod tests {
         drop(chain);
         let out = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("released when dropped");
         assert!(out.is_ok(), "{out:?}");
+        store.drop_schema().unwrap();
+    }
+
+    #[test]
+    fn a_stored_line_is_put_back_exactly() {
+        // Generated events of every type, and hostile account ids and free text.
+        let mut events: Vec<NewEvent> =
+            generate(SynthConfig { accounts: 60, months: 24, seed: 7, ..Default::default() }).collect();
+        for (k, text) in
+            ["quote \" and \\ backslash", "nul \u{0} tab \t", "émoji ✓ \u{1F600}", "</script>'; --"].iter().enumerate()
+        {
+            // Account ids refuse control characters; the free text takes them.
+            let account = AccountId::new(&format!("{}{k}", text.replace(['\0', '\t'], "_"))).unwrap();
+            let at = rapport_core::Timestamp::from_unix_nanos(1_735_689_600_123_456_789 + k as i64);
+            let summary = Some(text.repeat(50));
+            events.push(NewEvent::new(account, at, rapport_core::Event::IssueDisclosed { summary }));
+            let account = AccountId::new(&format!("bare{k}")).unwrap();
+            events.push(NewEvent::new(account, at, rapport_core::Event::IssueDisclosed { summary: None }));
+        }
+        let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.event.kind()).collect();
+        assert_eq!(kinds.len(), rapport_core::EventKind::ALL.len(), "every type");
+        for e in &events {
+            let line = e.to_json_line();
+            let body = e.to_body_json();
+            let tag = e.event.kind().tag();
+            let rebuilt =
+                super::line_of(tag, e.id.as_uuid(), e.account.as_str(), e.occurred_at.unix_nanos(), &body).unwrap();
+            assert_eq!(rebuilt, line, "from the body {body}");
+            // Rows written before schema version 3 hold the whole line.
+            let whole = super::line_of(tag, e.id.as_uuid(), e.account.as_str(), e.occurred_at.unix_nanos(), &line);
+            assert_eq!(whole.unwrap(), line);
+        }
+        assert!(super::line_of("touchpoint", uuid::Uuid::nil(), "a", 0, "[]").is_err());
+    }
+
+    #[test]
+    fn rows_holding_whole_lines_still_read() {
+        // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
+        // without a snapshot; version 3 keeps only the event's own fields. Both must read,
+        // validate against, and tell duplicates.
+        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("RAPPORT_PG_URL is unset: skipping");
+            return;
+        };
+        let schema = format!("rapport_unitv2{}", std::process::id());
+        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let events: Vec<NewEvent> = batch("v", 9);
+        let (old, new) = events.split_at(events.len() / 2);
+        let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = {
+            let mut versions: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+            old.iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let v = versions.entry(e.account.as_str()).or_default();
+                    *v += 1;
+                    let tag = e.event.kind().tag().to_owned();
+                    let account = e.account.as_str().to_owned();
+                    (i as i64 + 1, account, *v, e.id.as_uuid(), e.occurred_at.unix_nanos(), tag, e.to_json_line())
+                })
+                .collect()
+        };
+        let pool = store.inner.pool.clone();
+        store.block(async move {
+            let client = pool.get().await.unwrap();
+            for (position, account, version, id, occurred, tag, line) in &rows {
+                client
+                    .execute(
+                        "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
+                                 recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                        &[position, account, version, id, occurred, tag, line],
+                    )
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "INSERT INTO rapport_accounts (account, version) VALUES ($1, $2)
+                             ON CONFLICT (account) DO UPDATE SET version = excluded.version",
+                        &[account, version],
+                    )
+                    .await
+                    .unwrap();
+            }
+        });
+        // The new half validates against the old rows (replayed: they have no snapshot).
+        let out = pollster::block_on(store.append_bulk(new.to_vec())).unwrap();
+        assert_eq!(out.appended.len(), new.len());
+        // The old half again is all duplicates, told from whole-line rows.
+        let out = pollster::block_on(store.append(old.to_vec(), rapport_core::ExpectedVersion::Any)).unwrap();
+        assert_eq!((out.appended.len(), out.duplicates.len()), (0, old.len()));
+        let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+        let found = pollster::block_on(store.find_ids(&ids)).unwrap();
+        assert!(found.iter().zip(&events).all(|(f, e)| *f == Some(e.fingerprint())));
+        let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+        assert_eq!(log.len(), events.len());
+        assert!(log.iter().zip(&events).all(|(l, e)| l.same_content(e)));
+        // New rows hold only the event's own fields.
+        let pool = store.inner.pool.clone();
+        let bodies: Vec<String> = store.block(async move {
+            let client = pool.get().await.unwrap();
+            let rows = client.query("SELECT payload FROM rapport_events WHERE recorded_at_ns > 0", &[]).await.unwrap();
+            rows.iter().map(|r| r.get(0)).collect()
+        });
+        assert_eq!(bodies.len(), new.len());
+        assert!(bodies.iter().all(|b| !b.contains("\"account\"")), "{bodies:?}");
         store.drop_schema().unwrap();
     }
 }
