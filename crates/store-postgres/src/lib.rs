@@ -1404,6 +1404,17 @@ mod tests {
         poisoned
     }
 
+    /// A store in a schema of its own, `prefix` and the process id; `None` (the test skips)
+    /// when `RAPPORT_PG_URL` is unset.
+    fn test_store(prefix: &str) -> Option<PgStore> {
+        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+            eprintln!("RAPPORT_PG_URL is unset: skipping");
+            return None;
+        };
+        let schema = format!("{prefix}{}", std::process::id());
+        Some(PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap())
+    }
+
     fn batch(account: &str, seed: u64) -> Vec<NewEvent> {
         generate(SynthConfig { accounts: 3, months: 12, seed, ..Default::default() })
             .map(|mut e| {
@@ -1415,12 +1426,7 @@ mod tests {
 
     #[test]
     fn a_chain_member_whose_predecessor_fails_decides_again() {
-        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
-            eprintln!("RAPPORT_PG_URL is unset: skipping");
-            return;
-        };
-        let schema = format!("rapport_unit{}", std::process::id());
-        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let Some(store) = test_store("rapport_unit") else { return };
         let mut poisoned = batch("p", 2);
         for e in poisoned.iter_mut().take(1) {
             e.account = AccountId::new(POISON).unwrap();
@@ -1444,12 +1450,7 @@ mod tests {
 
     #[test]
     fn a_chain_holds_the_lock_until_dropped_and_takes_members_for_a_bounded_time() {
-        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
-            eprintln!("RAPPORT_PG_URL is unset: skipping");
-            return;
-        };
-        let schema = format!("rapport_unitlock{}", std::process::id());
-        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let Some(store) = test_store("rapport_unitlock") else { return };
         let (config, key) = (store.inner.config.clone(), store.inner.lock_key);
         let chain = store.block(async move { super::Chain::start(&config, key).await }).unwrap();
         assert!(chain.joinable());
@@ -1508,12 +1509,7 @@ mod tests {
         // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
         // without a snapshot; version 3 keeps only the event's own fields. Both must read,
         // validate against, and tell duplicates.
-        let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
-            eprintln!("RAPPORT_PG_URL is unset: skipping");
-            return;
-        };
-        let schema = format!("rapport_unitv2{}", std::process::id());
-        let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+        let Some(store) = test_store("rapport_unitv2") else { return };
         let events: Vec<NewEvent> = batch("v", 9);
         let (old, new) = events.split_at(events.len() / 2);
         let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = {

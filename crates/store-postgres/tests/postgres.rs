@@ -41,6 +41,15 @@ fn temp_pg() -> Option<TempPg> {
     Some(Guarded::new(store.clone(), DropSchema(store)))
 }
 
+/// Two handles on one log (two service instances), in a schema named `prefix` and the process
+/// id; `None` without a server. The caller drops the schema.
+fn two_handles(prefix: &str) -> Option<(PgStore, PgStore)> {
+    let url = url()?;
+    let schema = format!("{prefix}{}", std::process::id());
+    let handle = || PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
+    Some((handle(), handle()))
+}
+
 mod conformance {
     rapport_core::conformance_suite!(optional: super::temp_pg);
 }
@@ -185,10 +194,7 @@ fn errors_never_show_the_password() {
 
 #[test]
 fn two_handles_share_one_log() {
-    let Some(url) = url() else { return };
-    let schema = format!("rapport_two{}", std::process::id());
-    let a = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
-    let b = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+    let Some((a, b)) = two_handles("rapport_two") else { return };
     let events: Vec<NewEvent> =
         generate(SynthConfig { accounts: 2, months: 3, seed: 1, ..Default::default() }).collect();
     let (left, right) = events.split_at(events.len() / 2);
@@ -389,10 +395,7 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
     // and a reader tails the log. The reader must see every position once, in order (chain
     // members commit in order), and the other writer must get in while the import runs. (That
     // a chain takes members only for a bounded time is checked in the crate's unit tests.)
-    let Some(url) = url() else { return };
-    let schema = format!("rapport_chain{}", std::process::id());
-    let importer = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
-    let live = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap();
+    let Some((importer, live)) = two_handles("rapport_chain") else { return };
     let history: Vec<NewEvent> =
         generate(SynthConfig { accounts: 400, months: 24, seed: 8, ..Default::default() }).collect();
     let batches: Vec<Vec<NewEvent>> = history.chunks(1_000).map(<[NewEvent]>::to_vec).collect();
