@@ -337,7 +337,8 @@ fn main() {
     {
         use rapport_store_postgres::{PgOptions, PgStore};
         let schema = format!("rapport_bench_{}", std::process::id());
-        let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).expect("connect");
+        let pg =
+            PgStore::connect_with(&url, PgOptions { schema: Some(schema), ..PgOptions::default() }).expect("connect");
         let n_pg = n.min(100_000);
         let t = Instant::now();
         for chunk in evs[..n_pg].chunks(1_000) {
@@ -357,9 +358,11 @@ fn main() {
         let replay = per_second(n_pg, t.elapsed());
         pg.drop_schema().expect("drop schema");
         // Each measure gets a fresh schema: the generated histories reuse account names.
-        let pg =
-            PgStore::connect_with(&url, PgOptions { schema: Some(format!("rapport_bench_{}_b", std::process::id())) })
-                .expect("connect");
+        let pg = PgStore::connect_with(
+            &url,
+            PgOptions { schema: Some(format!("rapport_bench_{}_b", std::process::id())), ..PgOptions::default() },
+        )
+        .expect("connect");
         let mut pg_lat = Vec::new();
         for e in events(500, 71) {
             let t = Instant::now();
@@ -368,9 +371,11 @@ fn main() {
         }
         pg_lat.sort();
         pg.drop_schema().expect("drop schema");
-        let pg =
-            PgStore::connect_with(&url, PgOptions { schema: Some(format!("rapport_bench_{}_c", std::process::id())) })
-                .expect("connect");
+        let pg = PgStore::connect_with(
+            &url,
+            PgOptions { schema: Some(format!("rapport_bench_{}_c", std::process::id())), ..PgOptions::default() },
+        )
+        .expect("connect");
         let ledger = rapport_core::Ledger::new(pg.clone());
         let lines: Vec<String> =
             std::fs::read_to_string(&file).expect("jsonl").lines().take(100_000).map(str::to_owned).collect();

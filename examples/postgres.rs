@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
     let schema = format!("rapport_example_{}", std::process::id());
-    let options = PgOptions { schema: Some(schema) };
+    let options = PgOptions { schema: Some(schema), ..PgOptions::default() };
     // Two instances, two pools, one log.
     let a = Arc::new(Ledger::new(PgStore::connect_with(&url, options.clone())?));
     let b = Arc::new(Ledger::new(PgStore::connect_with(&url, options)?));

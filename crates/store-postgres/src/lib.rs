@@ -15,7 +15,8 @@
 //! - **Bulk appends copy two at a time.** [`Store::append_bulk`] writes with binary `COPY`;
 //!   consecutive bulk appends from one handle run in a chain that holds the same lock at
 //!   session level, copy at once, and commit in order, so reads stay gapless. A chain takes
-//!   new members for at most a second, so other writers are not kept waiting longer.
+//!   new members for [`PgOptions::bulk_lock_span`] (a second by default), so other writers
+//!   are not kept waiting longer.
 //! - **Only parameterised queries.** The connection URL's password never appears in errors.
 //!
 //! ```no_run
@@ -125,6 +126,7 @@ struct Inner {
     target: String,
     schema: Option<String>,
     lock_key: i64,
+    bulk_lock_span: Duration,
     /// The signals of the latest append submitted on this handle (see [`Turn`]).
     last_turn: std::sync::Mutex<Option<TurnSignals>>,
 }
@@ -210,12 +212,30 @@ impl Turn {
     }
 }
 
-/// Settings for [`PgStore::connect_with`]. By default: the connection's default schema.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Settings for [`PgStore::connect_with`]. By default: the connection's default schema, and
+/// bulk chains of up to one second.
+///
+/// ```
+/// use rapport_store_postgres::PgOptions;
+/// let options = PgOptions { schema: Some("billing".into()), ..PgOptions::default() };
+/// assert_eq!(options.bulk_lock_span, std::time::Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgOptions {
     /// Keep rapport's tables in this schema (created if missing): lowercase letters, digits
     /// and `_`, at most 48 bytes. Lets several logs share one database.
     pub schema: Option<String>,
+    /// How long consecutive bulk appends from one handle (an import) may keep the append lock
+    /// while two of them copy at once (`docs/postgres.md`, "Bulk appends copy two at a
+    /// time"). Writers on other handles wait about this long, plus one batch, at most. Zero
+    /// copies one batch at a time, each under the lock like a plain append. Default: 1 s.
+    pub bulk_lock_span: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self { schema: None, bulk_lock_span: Duration::from_secs(1) }
+    }
 }
 
 impl Drop for Inner {
@@ -327,6 +347,7 @@ impl PgStore {
                 target: target.clone(),
                 schema: options.schema.clone(),
                 lock_key,
+                bulk_lock_span: options.bulk_lock_span,
                 last_turn: std::sync::Mutex::new(None),
             }),
         };
@@ -397,12 +418,12 @@ impl PgStore {
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + 'static {
         let pool = self.inner.pool.clone();
         let len = batch.len();
-        let lock = self.inner.lock_key;
-        let config = self.inner.config.clone();
+        let lock =
+            Lock { config: self.inner.config.clone(), key: self.inner.lock_key, span: self.inner.bulk_lock_span };
         let operation = if bulk { "bulk append" } else { "append" };
         let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX).then(|| {
             let turn = self.next_turn();
-            self.spawn(operation, append_tx(pool, config, lock, turn, batch, expected, bulk))
+            self.spawn(operation, append_tx(pool, lock, turn, batch, expected, bulk))
         });
         async move {
             match fut {
@@ -572,8 +593,7 @@ const SESSION_LOCK_SQL: &str = "SELECT pg_advisory_lock($1)";
 /// predecessor fails, it rolls back and decides again.
 async fn append_tx(
     pool: Pool,
-    config: tokio_postgres::Config,
-    lock_key: i64,
+    lock: Lock,
     mut turn: Turn,
     batch: Vec<NewEvent>,
     expected: ExpectedVersion,
@@ -585,13 +605,14 @@ async fn append_tx(
     let mut client = turn.connect(&pool, op).await?;
     let st = Statements::prepare(&client, bulk).await.map_err(|e| pg_error(op, e))?;
     let mut forecast = turn.wait_for_lock_turn().await;
-    let joined = forecast.as_ref().and_then(|f| f.chain.as_ref()?.upgrade()).filter(|c| bulk && c.joinable());
+    let chains = bulk && !lock.span.is_zero();
+    let joined = forecast.as_ref().and_then(|f| f.chain.as_ref()?.upgrade()).filter(|c| chains && c.joinable());
     let mut cover = match joined {
         Some(chain) => Cover::Chain { chain, settled: false },
-        None if bulk => Cover::Pending,
+        None if chains => Cover::Pending,
         None => Cover::Lock,
     };
-    let append = Append { op, lock_key, config: &config, batch: &batch, expected, keys: BatchKeys::of(&batch), st };
+    let append = Append { op, lock: &lock, batch: &batch, expected, keys: BatchKeys::of(&batch), st };
     loop {
         let rows = match copy_rows.take() {
             Some(rows) => Some(rows),
@@ -606,9 +627,18 @@ async fn append_tx(
     }
 }
 
+/// The append lock of a handle's log: the connection settings (for a [`Chain`]'s own
+/// connection), the advisory lock's key, and how long a chain takes members.
+struct Lock {
+    config: tokio_postgres::Config,
+    key: i64,
+    span: Duration,
+}
+
 /// What covers an append against other writers.
 enum Cover {
-    /// A plain append: the transaction-scoped append lock, taken with its reads.
+    /// A plain append (or a bulk one, with chains turned off): the transaction-scoped append
+    /// lock, taken with its reads.
     Lock,
     /// A bulk append that starts a chain of its own.
     Pending,
@@ -616,10 +646,6 @@ enum Cover {
     /// shows everything but this one.
     Chain { chain: Arc<Chain>, settled: bool },
 }
-
-/// How long a [`Chain`] takes new members. A writer on another handle waits for the append
-/// lock about this long, plus one batch, while a bulk import runs on this one.
-const CHAIN_SPAN: Duration = Duration::from_millis(1000);
 
 /// The append lock held at session level on a connection of its own, for a run of bulk
 /// appends from one handle (see [`append_tx`]). Every member holds a reference; dropping the
@@ -629,12 +655,14 @@ const CHAIN_SPAN: Duration = Duration::from_millis(1000);
 struct Chain {
     client: tokio_postgres::Client,
     started: std::time::Instant,
+    /// How long it takes new members ([`PgOptions::bulk_lock_span`]).
+    span: Duration,
 }
 
 impl Chain {
-    async fn start(config: &tokio_postgres::Config, lock_key: i64) -> Result<Arc<Self>, StorageError> {
+    async fn start(lock: &Lock) -> Result<Arc<Self>, StorageError> {
         const OP: &str = "bulk append (taking the append lock)";
-        let (client, connection) = tokio::time::timeout(Duration::from_secs(10), config.connect(NoTls))
+        let (client, connection) = tokio::time::timeout(Duration::from_secs(10), lock.config.connect(NoTls))
             .await
             .map_err(|_| storage(OP, "connecting timed out after 10 s"))?
             .map_err(|e| pg_error(OP, e))?;
@@ -642,13 +670,15 @@ impl Chain {
             // Runs until the client is dropped (ending the session) or the connection breaks.
             let _ = connection.await;
         });
-        client.execute(SESSION_LOCK_SQL, &[&lock_key]).await.map_err(|e| pg_error(OP, e))?;
-        Ok(Arc::new(Self { client, started: std::time::Instant::now() }))
+        client.execute(SESSION_LOCK_SQL, &[&lock.key]).await.map_err(|e| pg_error(OP, e))?;
+        #[cfg(test)]
+        tests::CHAINS.lock().unwrap_or_else(|p| p.into_inner()).push(lock.key);
+        Ok(Arc::new(Self { client, started: std::time::Instant::now(), span: lock.span }))
     }
 
     /// Whether a new member may join: the lock is still held, and the chain is young.
     fn joinable(&self) -> bool {
-        !self.client.is_closed() && self.started.elapsed() < CHAIN_SPAN
+        !self.client.is_closed() && self.started.elapsed() < self.span
     }
 }
 
@@ -697,8 +727,7 @@ impl<'a> BatchKeys<'a> {
 /// One append's fixed inputs.
 struct Append<'a> {
     op: &'static str,
-    lock_key: i64,
-    config: &'a tokio_postgres::Config,
+    lock: &'a Lock,
     batch: &'a [NewEvent],
     expected: ExpectedVersion,
     keys: BatchKeys<'a>,
@@ -745,7 +774,7 @@ impl Append<'_> {
 
         // 2. Take cover: the lock, a chain of one's own, or the predecessor's chain.
         if matches!(cover, Cover::Pending) {
-            *cover = Cover::Chain { chain: Chain::start(self.config, self.lock_key).await?, settled: true };
+            *cover = Cover::Chain { chain: Chain::start(self.lock).await?, settled: true };
         }
         let joined_early = matches!(cover, Cover::Chain { settled: false, .. }) && early.is_some();
         #[cfg(test)]
@@ -765,7 +794,7 @@ impl Append<'_> {
                     turn.predecessor_committed().await;
                     *settled = true;
                 }
-                let lock = matches!(cover, Cover::Lock).then_some(self.lock_key);
+                let lock = matches!(cover, Cover::Lock).then_some(self.lock.key);
                 match (early, forecast) {
                     (Some((plan, _)), Some(f)) => {
                         let (_, last) =
@@ -1385,12 +1414,14 @@ mod tests {
     use rapport_core::synth::{SynthConfig, generate};
     use rapport_core::{AccountId, AppendError, NewEvent, Store};
 
-    use super::{PgOptions, PgStore};
+    use super::{Duration, PgOptions, PgStore};
 
     /// Bulk appends that joined their predecessor's chain and decided against its forecast.
     pub(super) static JOINED: AtomicUsize = AtomicUsize::new(0);
     /// Chain members that rolled back because their predecessor did not commit.
     pub(super) static AGAIN: AtomicUsize = AtomicUsize::new(0);
+    /// The lock key of every chain started (one per log: each test has a schema of its own).
+    pub(super) static CHAINS: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
 
     const POISON: &str = "poison-after-forecast";
 
@@ -1404,15 +1435,16 @@ mod tests {
         poisoned
     }
 
-    /// A store in a schema of its own, `prefix` and the process id; `None` (the test skips)
-    /// when `RAPPORT_PG_URL` is unset.
-    fn test_store(prefix: &str) -> Option<PgStore> {
+    /// A store in a schema of its own, `prefix` and the process id, with bulk chains of
+    /// `span`; `None` (the test skips) when `RAPPORT_PG_URL` is unset.
+    fn test_store(prefix: &str, span: Duration) -> Option<PgStore> {
         let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
             eprintln!("RAPPORT_PG_URL is unset: skipping");
             return None;
         };
         let schema = format!("{prefix}{}", std::process::id());
-        Some(PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).unwrap())
+        let options = PgOptions { schema: Some(schema), bulk_lock_span: span };
+        Some(PgStore::connect_with(&url, options).unwrap())
     }
 
     fn batch(account: &str, seed: u64) -> Vec<NewEvent> {
@@ -1426,7 +1458,7 @@ mod tests {
 
     #[test]
     fn a_chain_member_whose_predecessor_fails_decides_again() {
-        let Some(store) = test_store("rapport_unit") else { return };
+        let Some(store) = test_store("rapport_unit", Duration::from_secs(1)) else { return };
         let mut poisoned = batch("p", 2);
         for e in poisoned.iter_mut().take(1) {
             e.account = AccountId::new(POISON).unwrap();
@@ -1440,6 +1472,7 @@ mod tests {
         assert!(matches!(results[1], Err(AppendError::Storage(_))), "{:?}", results[1]);
         assert!(results[2].is_ok() && results[3].is_ok(), "{results:?}");
         assert!(JOINED.load(Ordering::Relaxed) > joined, "the chain was joined");
+        assert!(CHAINS.lock().unwrap().contains(&store.inner.lock_key), "a chain was started");
         assert!(AGAIN.load(Ordering::Relaxed) > again, "the member after the failed one decided again");
         // Nothing of the failed batch, nothing lost after it, positions gapless.
         let log = rapport_core::testing::conformance::assert_log_invariants(&store);
@@ -1450,9 +1483,10 @@ mod tests {
 
     #[test]
     fn a_chain_holds_the_lock_until_dropped_and_takes_members_for_a_bounded_time() {
-        let Some(store) = test_store("rapport_unitlock") else { return };
-        let (config, key) = (store.inner.config.clone(), store.inner.lock_key);
-        let chain = store.block(async move { super::Chain::start(&config, key).await }).unwrap();
+        let span = Duration::from_millis(300);
+        let Some(store) = test_store("rapport_unitlock", span) else { return };
+        let lock = super::Lock { config: store.inner.config.clone(), key: store.inner.lock_key, span };
+        let chain = store.block(async move { super::Chain::start(&lock).await }).unwrap();
         assert!(chain.joinable());
         // A plain append (from any handle) waits for the lock while the chain holds it.
         let (tx, rx) = std::sync::mpsc::channel();
@@ -1460,8 +1494,8 @@ mod tests {
         std::thread::spawn(move || {
             let _ = tx.send(pollster::block_on(writer.append(batch("w", 5), rapport_core::ExpectedVersion::Any)));
         });
-        assert!(rx.recv_timeout(super::CHAIN_SPAN + std::time::Duration::from_millis(100)).is_err(), "blocked");
-        assert!(!chain.joinable(), "no new members after CHAIN_SPAN");
+        assert!(rx.recv_timeout(span + Duration::from_millis(100)).is_err(), "blocked");
+        assert!(!chain.joinable(), "no new members after the span");
         drop(chain);
         let out = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("released when dropped");
         assert!(out.is_ok(), "{out:?}");
@@ -1509,7 +1543,7 @@ mod tests {
         // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
         // without a snapshot; version 3 keeps only the event's own fields. Both must read,
         // validate against, and tell duplicates.
-        let Some(store) = test_store("rapport_unitv2") else { return };
+        let Some(store) = test_store("rapport_unitv2", Duration::from_secs(1)) else { return };
         let events: Vec<NewEvent> = batch("v", 9);
         let (old, new) = events.split_at(events.len() / 2);
         let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = {
@@ -1568,6 +1602,20 @@ mod tests {
         });
         assert_eq!(bodies.len(), new.len());
         assert!(bodies.iter().all(|b| !b.contains("\"account\"")), "{bodies:?}");
+        store.drop_schema().unwrap();
+    }
+
+    #[test]
+    fn a_zero_bulk_lock_span_copies_one_batch_at_a_time() {
+        let Some(store) = test_store("rapport_unitzero", Duration::ZERO) else { return };
+        let batches = [batch("a", 11), batch("b", 12), batch("c", 13), batch("d", 14)];
+        let futures: Vec<_> = batches.iter().map(|b| store.append_bulk(b.clone())).collect();
+        for (f, b) in futures.into_iter().zip(&batches) {
+            assert_eq!(pollster::block_on(f).unwrap().appended.len(), b.len());
+        }
+        let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+        assert_eq!(log.len(), batches.iter().map(Vec::len).sum::<usize>());
+        assert!(!CHAINS.lock().unwrap().contains(&store.inner.lock_key), "no chain was started");
         store.drop_schema().unwrap();
     }
 }

@@ -37,7 +37,8 @@ fn temp_pg() -> Option<TempPg> {
     static N: AtomicU64 = AtomicU64::new(0);
     let url = url()?;
     let schema = format!("rapport_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-    let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema) }).expect("connect");
+    let store =
+        PgStore::connect_with(&url, PgOptions { schema: Some(schema), ..PgOptions::default() }).expect("connect");
     Some(Guarded::new(store.clone(), DropSchema(store)))
 }
 
@@ -46,7 +47,8 @@ fn temp_pg() -> Option<TempPg> {
 fn two_handles(prefix: &str) -> Option<(PgStore, PgStore)> {
     let url = url()?;
     let schema = format!("{prefix}{}", std::process::id());
-    let handle = || PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
+    let handle =
+        || PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
     Some((handle(), handle()))
 }
 
@@ -151,18 +153,22 @@ fn hostile_ids_and_text_round_trip() {
 fn a_newer_schema_is_refused() {
     let Some(url) = url() else { return };
     let schema = format!("rapport_new{}", std::process::id());
-    let store = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
+    let store =
+        PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
     // Pretend a future release migrated this schema.
-    let probe = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap();
+    let probe =
+        PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
     drop(probe);
     let raw = std::process::Command::new("psql")
         .args([&url, "-qAtc", &format!("INSERT INTO \"{schema}\".rapport_schema (version) VALUES (99)")])
         .output();
     match raw {
-        Ok(o) if o.status.success() => match PgStore::connect_with(&url, PgOptions { schema: Some(schema) }) {
-            Err(ConnectError::SchemaTooNew { found: 99 }) => {}
-            other => panic!("expected SchemaTooNew, got {other:?}"),
-        },
+        Ok(o) if o.status.success() => {
+            match PgStore::connect_with(&url, PgOptions { schema: Some(schema), ..PgOptions::default() }) {
+                Err(ConnectError::SchemaTooNew { found: 99 }) => {}
+                other => panic!("expected SchemaTooNew, got {other:?}"),
+            }
+        }
         _ => eprintln!("psql unavailable: skipping the schema-version check"),
     }
     store.drop_schema().unwrap();
@@ -333,8 +339,11 @@ fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
     // from scratch at the end.
     let Some(url) = url() else { return };
     let schema = format!("rapport_race{}", std::process::id());
-    let handles: Vec<PgStore> =
-        (0..2).map(|_| PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()) }).unwrap()).collect();
+    let handles: Vec<PgStore> = (0..2)
+        .map(|_| {
+            PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap()
+        })
+        .collect();
     let shared = AccountId::new("shared").unwrap();
     let batches_of = |h: u64| -> Vec<Vec<NewEvent>> {
         let own: Vec<NewEvent> = generate(SynthConfig { accounts: 3, months: 6, seed: 70 + h, ..Default::default() })
