@@ -1144,8 +1144,8 @@ const COPY_SQL: &str = "COPY rapport_events
 
 /// A bulk batch encoded as the rows of a binary `COPY` into the events table (`COPY_SQL`),
 /// before the append lock is taken. A row's position, stream version and `recorded_at` are
-/// known only under the lock: they are fixed-width fields, written as zeros here and patched
-/// in then, so the lock is not held while the batch is encoded.
+/// known only once the append is decided: they are fixed-width fields, written as zeros here
+/// and patched in then, so no lock is held while the batch is encoded.
 struct CopyRows {
     /// The binary copy header, then one row per event of the batch.
     buf: Vec<u8>,
