@@ -609,7 +609,10 @@ async fn append_tx(
     let joined = forecast.as_ref().and_then(|f| f.chain.as_ref()?.upgrade()).filter(|c| chains && c.joinable());
     let mut cover = match joined {
         Some(chain) => Cover::Chain { chain, settled: false },
-        None if chains => Cover::Pending,
+        // A chain of its own: the lock is waited for before any transaction begins (a
+        // transaction left idle meanwhile could meet the server's
+        // idle_in_transaction_session_timeout).
+        None if chains => Cover::Chain { chain: Chain::start(&lock).await?, settled: true },
         None => Cover::Lock,
     };
     let append = Append { op, lock: &lock, batch: &batch, expected, keys: BatchKeys::of(&batch), st };
@@ -640,8 +643,6 @@ enum Cover {
     /// A plain append (or a bulk one, with chains turned off): the transaction-scoped append
     /// lock, taken with its reads.
     Lock,
-    /// A bulk append that starts a chain of its own.
-    Pending,
     /// A bulk append in a chain. `settled`: every append before it has ended, so the log
     /// shows everything but this one.
     Chain { chain: Arc<Chain>, settled: bool },
@@ -772,10 +773,8 @@ impl Append<'_> {
             early = decide(&tx, op, batch, self.expected, known, snapshots, Some(f)).await?.ok().map(|p| (p, now));
         }
 
-        // 2. Take cover: the lock, a chain of one's own, or the predecessor's chain.
-        if matches!(cover, Cover::Pending) {
-            *cover = Cover::Chain { chain: Chain::start(self.lock).await?, settled: true };
-        }
+        // 2. Under cover: the lock (taken here for a plain append), a chain of its own, or
+        //    the predecessor's chain.
         let joined_early = matches!(cover, Cover::Chain { settled: false, .. }) && early.is_some();
         #[cfg(test)]
         tests::JOINED.fetch_add(usize::from(joined_early), std::sync::atomic::Ordering::Relaxed);
