@@ -176,6 +176,25 @@ fn invalid(field: &'static str, reason: impl ToString) -> ParseEventError {
     ParseEventError::InvalidField { field, reason: reason.to_string() }
 }
 
+/// Refuses the first of `fields` (name, present) that is present, with `reason`.
+fn refuse_present(fields: &[(&'static str, bool)], reason: &str) -> Parse<()> {
+    match fields.iter().find(|(_, present)| *present) {
+        Some(&(field, _)) => Err(invalid(field, reason)),
+        None => Ok(()),
+    }
+}
+
+impl RawLine<'_> {
+    /// The fields a store assigns, each with whether the line has it.
+    fn store_assigned(&self) -> [(&'static str, bool); 3] {
+        [
+            ("recorded_at", self.recorded_at.is_some()),
+            ("stream_version", self.stream_version.is_some()),
+            ("position", self.position.is_some()),
+        ]
+    }
+}
+
 struct Fields<'r, 'a> {
     raw: &'r RawLine<'a>,
     kind: EventKind,
@@ -675,15 +694,7 @@ impl NewEvent {
 
     fn parse_line(line: &str, interner: Option<&mut Interner>) -> Result<Self, ParseEventError> {
         let raw = parse_raw(line)?;
-        for (field, set) in [
-            ("recorded_at", raw.recorded_at.is_some()),
-            ("stream_version", raw.stream_version.is_some()),
-            ("position", raw.position.is_some()),
-        ] {
-            if set {
-                return Err(invalid(field, "is assigned by the store and cannot be submitted"));
-            }
-        }
+        refuse_present(&raw.store_assigned(), "is assigned by the store and cannot be submitted")?;
         let (id, mut new) = build_new(&raw, interner)?;
         new.id = match id {
             Some(id) => id,
@@ -718,19 +729,15 @@ impl NewEvent {
         body: &str,
     ) -> Result<Self, ParseEventError> {
         let mut raw = parse_raw(body)?;
-        for (field, set) in [
+        let apart = [
             ("type", raw.ty.is_some()),
             ("id", raw.id.is_some()),
             ("account", raw.account.is_some()),
             ("occurred_at", raw.occurred_at.is_some()),
-            ("recorded_at", raw.recorded_at.is_some()),
-            ("stream_version", raw.stream_version.is_some()),
-            ("position", raw.position.is_some()),
-        ] {
-            if set {
-                return Err(invalid(field, "is not one of the event's own fields"));
-            }
-        }
+        ];
+        let reason = "is not one of the event's own fields";
+        refuse_present(&apart, reason)?;
+        refuse_present(&raw.store_assigned(), reason)?;
         let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
         raw.ty = Some(Text(Cow::Borrowed(tag)));
         let f = Fields { raw: &raw, kind, interner: std::cell::RefCell::new(None) };

@@ -332,7 +332,7 @@ fn import_with<S: Store, R: Read + Send>(
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
         // Chunks whose questions to the store are in flight, oldest first: a database store
         // answers several at once while earlier chunks are validated.
-        let mut asking: std::collections::VecDeque<(Lines, Asked<'_>)> = std::collections::VecDeque::new();
+        let mut asking: VecDeque<(Lines, Asked<'_>)> = VecDeque::new();
         for chunk in rx {
             let parsed = match chunk? {
                 Chunk::Parsed(p) => p,
@@ -497,7 +497,7 @@ impl From<ImportError> for CheckError {
 
 /// Checks the chunks in `asking`, oldest first, until at most `keep` remain in flight.
 fn check_asked(
-    asking: &mut std::collections::VecDeque<(Lines, Asked<'_>)>,
+    asking: &mut VecDeque<(Lines, Asked<'_>)>,
     keep: usize,
     shadow: &mut Shadow,
     options: &ImportOptions,

@@ -673,7 +673,7 @@ impl Chain {
         });
         client.execute(SESSION_LOCK_SQL, &[&lock.key]).await.map_err(|e| pg_error(OP, e))?;
         #[cfg(test)]
-        tests::CHAINS.lock().unwrap_or_else(|p| p.into_inner()).push(lock.key);
+        tests::record(&tests::CHAINS, lock.key);
         Ok(Arc::new(Self { client, started: std::time::Instant::now(), span: lock.span }))
     }
 
@@ -762,13 +762,7 @@ impl Append<'_> {
         let mut early = None;
         if let Some(f) = forecast.as_deref() {
             let others = self.keys.names(|a| f.state.stream(a).is_none());
-            let (known, snapshots, now) = futures_util::future::try_join3(
-                tx.query(&st.ids, &[&self.keys.ids]),
-                tx.query(&st.snapshots, &[&others]),
-                tx.query_one(&st.head, &[]),
-            )
-            .await
-            .map_err(db)?;
+            let (known, snapshots, now) = read_log(&tx, st, None, &self.keys.ids, &others).await.map_err(db)?;
             let now: i64 = now.get(2);
             early = decide(&tx, op, batch, self.expected, known, snapshots, Some(f)).await?.ok().map(|p| (p, now));
         }
@@ -777,63 +771,43 @@ impl Append<'_> {
         //    the predecessor's chain.
         let joined_early = matches!(cover, Cover::Chain { settled: false, .. }) && early.is_some();
         #[cfg(test)]
-        tests::JOINED.fetch_add(usize::from(joined_early), std::sync::atomic::Ordering::Relaxed);
-        let (head, recorded, decided) = match (early, forecast.as_deref()) {
-            (Some((plan, now)), Some(f)) if joined_early => {
+        if joined_early {
+            tests::record(&tests::JOINED, self.lock.key);
+        }
+        let (head, recorded, decided) = 'decided: {
+            if joined_early && let (Some((plan, now)), Some(f)) = (early.take(), forecast.as_deref()) {
                 // Covered by the chain: the log will be the forecast one if the predecessor
                 // commits, which is checked before this append commits.
-                (f.head, f.recorded.max(now), Ok(plan))
+                break 'decided (f.head, f.recorded.max(now), Ok(plan));
             }
-            (early, forecast) => {
-                if let Cover::Chain { settled, .. } = cover
-                    && !*settled
-                {
-                    // An early refusal stands only once the predecessor has committed:
-                    // decide again from the log once it has ended, either way.
-                    turn.predecessor_committed().await;
-                    *settled = true;
-                }
-                let lock = matches!(cover, Cover::Lock).then_some(self.lock.key);
-                match (early, forecast) {
-                    (Some((plan, _)), Some(f)) => {
-                        let (_, last) =
-                            futures_util::future::try_join(lock_if(&tx, st, lock), tx.query_one(&st.head, &[]))
-                                .await
-                                .map_err(db)?;
-                        turn.locked();
-                        let (head, recorded) = head_of(&last);
-                        // The forecast holds if the last event is the predecessor's last one,
-                        // where it said it would be: then it committed, and nobody appended after it.
-                        if f.head == head && Some(f.last_id) == last.get::<_, Option<Uuid>>(3) {
-                            (head, recorded, Ok(plan))
-                        } else {
-                            // Someone else appended in between, or the predecessor failed.
-                            let all = self.keys.names(|_| true);
-                            let (known, snapshots) = futures_util::future::try_join(
-                                tx.query(&st.ids, &[&self.keys.ids]),
-                                tx.query(&st.snapshots, &[&all]),
-                            )
-                            .await
-                            .map_err(db)?;
-                            (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
-                        }
-                    }
-                    _ => {
-                        let all = self.keys.names(|_| true);
-                        let (_, known, snapshots, last) = futures_util::future::try_join4(
-                            lock_if(&tx, st, lock),
-                            tx.query(&st.ids, &[&self.keys.ids]),
-                            tx.query(&st.snapshots, &[&all]),
-                            tx.query_one(&st.head, &[]),
-                        )
-                        .await
-                        .map_err(db)?;
-                        turn.locked();
-                        let (head, recorded) = head_of(&last);
-                        (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
-                    }
+            if let Cover::Chain { settled, .. } = cover
+                && !*settled
+            {
+                // An early refusal stands only once the predecessor has committed: decide
+                // again from the log once it has ended, either way.
+                turn.predecessor_committed().await;
+                *settled = true;
+            }
+            let mut lock = matches!(cover, Cover::Lock).then_some(self.lock.key);
+            if let (Some((plan, _)), Some(f)) = (early, forecast.as_deref()) {
+                let (_, last) = futures_util::future::try_join(lock_if(&tx, st, lock), tx.query_one(&st.head, &[]))
+                    .await
+                    .map_err(db)?;
+                turn.locked();
+                lock = None;
+                let (head, recorded) = head_of(&last);
+                // The forecast holds if the last event is the predecessor's last one, where it
+                // said it would be: then it committed, and nobody appended after it. Otherwise
+                // someone else appended in between, or the predecessor failed: decide again.
+                if f.head == head && Some(f.last_id) == last.get::<_, Option<Uuid>>(3) {
+                    break 'decided (head, recorded, Ok(plan));
                 }
             }
+            let all = self.keys.names(|_| true);
+            let (known, snapshots, last) = read_log(&tx, st, lock, &self.keys.ids, &all).await.map_err(db)?;
+            turn.locked();
+            let (head, recorded) = head_of(&last);
+            (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
         };
         let plan = match decided {
             Ok(plan) => plan,
@@ -906,7 +880,7 @@ impl Append<'_> {
             }
             tx.rollback().await.map_err(db)?;
             #[cfg(test)]
-            tests::AGAIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tests::record(&tests::AGAIN, self.lock.key);
             return Ok(Attempt::Again);
         }
         //    The next append on this handle may decide against this one. It can use the
@@ -962,6 +936,26 @@ impl Append<'_> {
         turn.committed();
         Ok(Attempt::Done(Ok(AppendOutcome { appended, duplicates })))
     }
+}
+
+/// The logged events among `ids`, the snapshots of `accounts`' streams, and the head's row
+/// (with the database clock), after taking the transaction-scoped lock when `lock` names it:
+/// pipelined, and run by the server in that order.
+async fn read_log(
+    tx: &tokio_postgres::Transaction<'_>,
+    st: &Statements,
+    lock: Option<i64>,
+    ids: &[Uuid],
+    accounts: &[&str],
+) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>, tokio_postgres::Row), tokio_postgres::Error> {
+    let (_, known, snapshots, head) = futures_util::future::try_join4(
+        lock_if(tx, st, lock),
+        tx.query(&st.ids, &[&ids]),
+        tx.query(&st.snapshots, &[&accounts]),
+        tx.query_one(&st.head, &[]),
+    )
+    .await?;
+    Ok((known, snapshots, head))
 }
 
 /// The transaction-scoped append lock, when `lock` names it (plain appends); nothing otherwise.
@@ -1408,19 +1402,29 @@ impl Store for PgStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use rapport_core::synth::{SynthConfig, generate};
     use rapport_core::{AccountId, AppendError, NewEvent, Store};
 
     use super::{Duration, PgOptions, PgStore};
 
     /// Bulk appends that joined their predecessor's chain and decided against its forecast.
-    pub(super) static JOINED: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static JOINED: Keys = Keys::new(Vec::new());
     /// Chain members that rolled back because their predecessor did not commit.
-    pub(super) static AGAIN: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static AGAIN: Keys = Keys::new(Vec::new());
     /// The lock key of every chain started (one per log: each test has a schema of its own).
-    pub(super) static CHAINS: std::sync::Mutex<Vec<i64>> = std::sync::Mutex::new(Vec::new());
+    pub(super) static CHAINS: Keys = Keys::new(Vec::new());
+
+    /// The lock keys (one per log: each test has a schema of its own) an event was seen for,
+    /// so that tests running at once do not count each other's.
+    pub(super) type Keys = std::sync::Mutex<Vec<i64>>;
+
+    pub(super) fn record(keys: &Keys, key: i64) {
+        keys.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+    }
+
+    fn seen(keys: &Keys, key: i64) -> bool {
+        keys.lock().unwrap_or_else(|p| p.into_inner()).contains(&key)
+    }
 
     const POISON: &str = "poison-after-forecast";
 
@@ -1463,16 +1467,16 @@ mod tests {
             e.account = AccountId::new(POISON).unwrap();
         }
         let batches = [batch("a", 1), poisoned, batch("b", 3), batch("c", 4)];
-        let (joined, again) = (JOINED.load(Ordering::Relaxed), AGAIN.load(Ordering::Relaxed));
         // All four are in flight before any is awaited: each joins its predecessor's chain.
         let futures: Vec<_> = batches.iter().map(|b| store.append_bulk(b.clone())).collect();
         let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
         assert!(results[0].is_ok(), "{:?}", results[0]);
         assert!(matches!(results[1], Err(AppendError::Storage(_))), "{:?}", results[1]);
         assert!(results[2].is_ok() && results[3].is_ok(), "{results:?}");
-        assert!(JOINED.load(Ordering::Relaxed) > joined, "the chain was joined");
-        assert!(CHAINS.lock().unwrap().contains(&store.inner.lock_key), "a chain was started");
-        assert!(AGAIN.load(Ordering::Relaxed) > again, "the member after the failed one decided again");
+        let key = store.inner.lock_key;
+        assert!(seen(&JOINED, key), "the chain was joined");
+        assert!(seen(&CHAINS, key), "a chain was started");
+        assert!(seen(&AGAIN, key), "the member after the failed one decided again");
         // Nothing of the failed batch, nothing lost after it, positions gapless.
         let log = rapport_core::testing::conformance::assert_log_invariants(&store);
         assert_eq!(log.len(), batches[0].len() + batches[2].len() + batches[3].len());
@@ -1614,7 +1618,7 @@ mod tests {
         }
         let log = rapport_core::testing::conformance::assert_log_invariants(&store);
         assert_eq!(log.len(), batches.iter().map(Vec::len).sum::<usize>());
-        assert!(!CHAINS.lock().unwrap().contains(&store.inner.lock_key), "no chain was started");
+        assert!(!seen(&CHAINS, store.inner.lock_key), "no chain was started");
         store.drop_schema().unwrap();
     }
 }
