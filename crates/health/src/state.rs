@@ -19,6 +19,7 @@ struct Count {
 }
 
 impl Count {
+    #[inline]
     fn add(&mut self, e: &Envelope, rate: f64) {
         self.sum.add_at_rate(e.occurred_at, 1.0, 0.0, rate);
         self.top.offer_at_rate(e.id, 1.0, e.occurred_at, rate);
@@ -85,7 +86,20 @@ impl HealthState {
     }
 
     /// Folds one event in, with the model prepared once ([`HealthModel::prepare`]).
+    #[inline]
     pub fn apply(&mut self, m: &PreparedHealth, e: &Envelope) {
+        // Touchpoints are the commonest event by far and the cheapest to fold: they take a
+        // short path of their own, so they do not pay for the general one's large frame.
+        if let Event::TouchpointHeld { .. } = e.event {
+            self.trust.observe(&m.trust, e.occurred_at);
+            self.engagement.add(e, m.engagement_rate);
+        } else {
+            self.apply_general(m, e);
+        }
+    }
+
+    #[inline(never)]
+    fn apply_general(&mut self, m: &PreparedHealth, e: &Envelope) {
         // Surveys, touchpoints and advocacy carry no trust evidence: trust only sees the time.
         match &e.event {
             Event::SurveyAnswered { .. } | Event::TouchpointHeld { .. } | Event::AdvocacyGiven { .. } => {

@@ -5,6 +5,8 @@
 use rapport_core::{EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::fastmath::{exp2, key_log2};
+
 /// Nanoseconds in a day, as a float.
 pub const NANOS_PER_DAY_F: f64 = 86_400e9;
 
@@ -51,7 +53,7 @@ impl Decayed {
 
     /// [`add`](Self::add) with the half-life given as its reciprocal (half-lives per
     /// nanosecond), so a caller adding to several sums with one half-life divides once.
-    #[inline]
+    #[inline(always)]
     pub fn add_at_rate(&mut self, tau: Timestamp, a: f64, b: f64, rate: f64) {
         let tau = tau.unix_nanos();
         if self.is_empty() {
@@ -59,13 +61,13 @@ impl Decayed {
         }
         let mut exponent = (tau as f64 - self.anchor as f64) * rate;
         if exponent > REANCHOR_HALF_LIVES {
-            let scale = (-exponent).exp2();
+            let scale = exp2(-exponent);
             self.a *= scale;
             self.b *= scale;
             self.anchor = tau;
             exponent = 0.0;
         }
-        let d = exponent.exp2();
+        let d = exp2(exponent);
         self.a += a * d;
         self.b += b * d;
     }
@@ -75,14 +77,14 @@ impl Decayed {
         if self.is_empty() {
             return (0.0, 0.0);
         }
-        let d = (-(at.unix_nanos() as f64 - self.anchor as f64) * (1.0 / h_nanos)).exp2();
+        let d = exp2(-(at.unix_nanos() as f64 - self.anchor as f64) * (1.0 / h_nanos));
         (self.a * d, self.b * d)
     }
 }
 
 /// The decay factor of evidence at `tau` seen from `at`.
 pub fn decay(tau: Timestamp, at: Timestamp, h_nanos: f64) -> f64 {
-    (-(at.unix_nanos() as f64 - tau.unix_nanos() as f64) * (1.0 / h_nanos)).exp2()
+    exp2(-(at.unix_nanos() as f64 - tau.unix_nanos() as f64) * (1.0 / h_nanos))
 }
 
 /// The three events that weigh most in one factor, whatever the evaluation time.
@@ -106,10 +108,10 @@ impl Top3 {
     /// [`offer`](Self::offer) with the half-life given as its reciprocal.
     #[inline]
     pub fn offer_at_rate(&mut self, id: EventId, magnitude: f64, tau: Timestamp, rate: f64) {
-        if magnitude <= 0.0 || !magnitude.is_finite() {
+        if !(magnitude > 0.0 && magnitude < f64::INFINITY) {
             return;
         }
-        let log = if magnitude == 1.0 { 0.0 } else { magnitude.log2() };
+        let log = key_log2(magnitude);
         let key = (log + tau.unix_nanos() as f64 * rate) as f32;
         self.offer_key(u128::from_be_bytes(id.to_bytes()), key);
     }

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod evidence;
+mod fastmath;
 pub mod model;
 pub mod score;
 pub mod state;

@@ -7,6 +7,7 @@ use rapport_core::{Envelope, Event, EventId, Projection, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
+use crate::fastmath::exp2;
 use crate::model::{ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use crate::score::{FactorInput, Score, beta_sd, compose};
 
@@ -380,7 +381,7 @@ fn commitment_terms(m: &TrustModel, c: &CommitmentRec, at: Timestamp) -> (Option
     let clamp = |t: Timestamp| t.min(at);
     let late = |d: Timestamp| {
         let days = d.days_since(c.due_eff).max(0.0);
-        m.late_outcome * (-days / m.late_half_life_days).exp2()
+        m.late_outcome * exp2(-days / m.late_half_life_days)
     };
     let (rel, end_at, end_id) = match c.end {
         End::Delivered { at: d, accepted: false, id } => {
