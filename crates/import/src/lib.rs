@@ -867,7 +867,15 @@ fn split_jsonl<R: Read>(
         }
         if chunk.lines.len() >= PARSE_CHUNK {
             chunk.bytes = bytes;
-            emit(std::mem::take(&mut chunk))?;
+            // The next chunk starts with room for as many bytes as this one held, so it does
+            // not grow by doubling (each doubling copied everything read so far: counted
+            // instructions put the copies at 3 % of an import).
+            let next = Unparsed {
+                data: Vec::with_capacity(chunk.data.len() + chunk.data.len() / 8),
+                lines: Vec::with_capacity(PARSE_CHUNK),
+                bytes: 0,
+            };
+            emit(std::mem::replace(&mut chunk, next))?;
         }
     }
     progress(bytes);
