@@ -106,7 +106,7 @@ impl Top3 {
     }
 
     /// [`offer`](Self::offer) with the half-life given as its reciprocal.
-    #[inline]
+    #[inline(always)]
     pub fn offer_at_rate(&mut self, id: EventId, magnitude: f64, tau: Timestamp, rate: f64) {
         if !(magnitude > 0.0 && magnitude < f64::INFINITY) {
             return;
