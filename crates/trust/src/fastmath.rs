@@ -7,8 +7,8 @@
 //! libm's to a few units in the last place, and [`key_log2`] to 1e-9, which is all a ranking key
 //! kept as `f32` can hold. Unlike a correctly rounded `exp2`, this one is not monotone to the
 //! last bit: at a few of its table seams it steps back by one ulp (tested), a relative 1e-16
-//! that no score can show. Neither uses fused multiply-add, so they give the same bits on every
-//! platform.
+//! that no score can show. Neither uses fused multiply-add or libm in the range the fold uses, so
+//! there they give the same bits on every platform.
 
 /// `2^(j/64)` for `j` in `0..64`, each the nearest `f64`.
 const EXP2_TABLE: [f64; 64] = [
