@@ -312,7 +312,8 @@ fn import_with<S: Store, R: Read + Send>(
                             chunk.lines.push((line, parsed));
                             if chunk.lines.len() >= PARSE_CHUNK {
                                 chunk.bytes = bytes.get();
-                                let msg = Chunk::Parsed(std::mem::take(&mut chunk));
+                                let next = Parsed { lines: Vec::with_capacity(PARSE_CHUNK), bytes: 0 };
+                                let msg = Chunk::Parsed(std::mem::replace(&mut chunk, next));
                                 send(msg)?;
                             }
                             Ok(())
