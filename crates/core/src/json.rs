@@ -244,33 +244,79 @@ impl<'a> Fields<'_, 'a> {
         self.key("escalation", &self.raw.escalation, EscalationKey::new, EscalationKey::new_in)
     }
 
-    /// Refuses every known field outside `allowed` that the line sets.
-    fn only(&self, allowed: &[&'static str]) -> Parse<()> {
+    /// Refuses every known field outside `allowed` (a mask of [`field`] bits) that the line
+    /// sets, naming the first in [`OPTIONAL_FIELDS`] order.
+    fn only(&self, allowed: u32) -> Parse<()> {
         let r = self.raw;
-        let present: [(&'static str, bool); 17] = [
-            ("commitment", r.commitment.is_some()),
-            ("title", r.title.is_some()),
-            ("due", r.due.is_some()),
-            ("weight", r.weight.is_some()),
-            ("reason", r.reason.is_some()),
-            ("accepted", r.accepted.is_some()),
-            ("escalation", r.escalation.is_some()),
-            ("severity", r.severity.is_some()),
-            ("summary", r.summary.is_some()),
-            ("survey", r.survey.is_some()),
-            ("nps", r.nps.is_some()),
-            ("csat", r.csat.is_some()),
-            ("ces", r.ces.is_some()),
-            ("comment", r.comment.is_some()),
-            ("channel", r.channel.is_some()),
-            ("kind", r.kind.is_some()),
-            ("", false),
+        let present = [
+            r.commitment.is_some(),
+            r.title.is_some(),
+            r.due.is_some(),
+            r.weight.is_some(),
+            r.reason.is_some(),
+            r.accepted.is_some(),
+            r.escalation.is_some(),
+            r.severity.is_some(),
+            r.summary.is_some(),
+            r.survey.is_some(),
+            r.nps.is_some(),
+            r.csat.is_some(),
+            r.ces.is_some(),
+            r.comment.is_some(),
+            r.channel.is_some(),
+            r.kind.is_some(),
         ];
-        match present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
-            Some((field, _)) => Err(ParseEventError::FieldNotAllowed { field, kind: self.kind }),
-            None => Ok(()),
+        let set = present.iter().enumerate().fold(0u32, |m, (i, &p)| m | (u32::from(p) << i));
+        match set & !allowed {
+            0 => Ok(()),
+            extra => Err(ParseEventError::FieldNotAllowed {
+                field: OPTIONAL_FIELDS[extra.trailing_zeros() as usize],
+                kind: self.kind,
+            }),
         }
     }
+}
+
+/// The fields that only some event types carry, in the order a refusal names them; bit `i` of
+/// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching
+/// names cost a string comparison per field per line.
+const OPTIONAL_FIELDS: [&str; 16] = [
+    "commitment",
+    "title",
+    "due",
+    "weight",
+    "reason",
+    "accepted",
+    "escalation",
+    "severity",
+    "summary",
+    "survey",
+    "nps",
+    "csat",
+    "ces",
+    "comment",
+    "channel",
+    "kind",
+];
+
+/// The [`Fields::only`] bit of each of [`OPTIONAL_FIELDS`].
+mod field {
+    pub(super) const COMMITMENT: u32 = 1 << 0;
+    pub(super) const TITLE: u32 = 1 << 1;
+    pub(super) const DUE: u32 = 1 << 2;
+    pub(super) const WEIGHT: u32 = 1 << 3;
+    pub(super) const REASON: u32 = 1 << 4;
+    pub(super) const ACCEPTED: u32 = 1 << 5;
+    pub(super) const ESCALATION: u32 = 1 << 6;
+    pub(super) const SEVERITY: u32 = 1 << 7;
+    pub(super) const SUMMARY: u32 = 1 << 8;
+    pub(super) const SURVEY: u32 = 1 << 9;
+    pub(super) const NPS: u32 = 1 << 10;
+    pub(super) const CSAT: u32 = 1 << 11;
+    pub(super) const CES: u32 = 1 << 12;
+    pub(super) const COMMENT: u32 = 1 << 13;
+    pub(super) const CHANNEL: u32 = 1 << 14;
+    pub(super) const KIND: u32 = 1 << 15;
 }
 
 fn parse_severity(s: &str) -> Option<Severity> {
@@ -339,7 +385,7 @@ fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
     let r = f.raw;
     let event = match f.kind {
         EventKind::CommitmentMade => {
-            f.only(&["commitment", "title", "due", "weight"])?;
+            f.only(field::COMMITMENT | field::TITLE | field::DUE | field::WEIGHT)?;
             let weight = r.weight.unwrap_or(1.0);
             if !(weight.is_finite() && weight > 0.0) {
                 return Err(invalid("weight", format!("{weight} is not a finite positive number")));
@@ -354,7 +400,7 @@ fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
             }
         }
         EventKind::CommitmentRenegotiated => {
-            f.only(&["commitment", "due", "reason"])?;
+            f.only(field::COMMITMENT | field::DUE | field::REASON)?;
             Event::CommitmentRenegotiated {
                 commitment: f.commitment()?,
                 due: f.time("due", &r.due)?,
@@ -362,34 +408,34 @@ fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
             }
         }
         EventKind::CommitmentDelivered => {
-            f.only(&["commitment", "accepted"])?;
+            f.only(field::COMMITMENT | field::ACCEPTED)?;
             Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
         }
         EventKind::CommitmentCancelled => {
-            f.only(&["commitment", "reason"])?;
+            f.only(field::COMMITMENT | field::REASON)?;
             Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
         }
         EventKind::EscalationRaised => {
-            f.only(&["escalation", "severity", "summary"])?;
+            f.only(field::ESCALATION | field::SEVERITY | field::SUMMARY)?;
             let s = f.req("severity", &r.severity)?;
             let severity = parse_severity(s)
                 .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
             Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
         }
         EventKind::EscalationAcknowledged => {
-            f.only(&["escalation"])?;
+            f.only(field::ESCALATION)?;
             Event::EscalationAcknowledged { escalation: f.escalation()? }
         }
         EventKind::EscalationResolved => {
-            f.only(&["escalation"])?;
+            f.only(field::ESCALATION)?;
             Event::EscalationResolved { escalation: f.escalation()? }
         }
         EventKind::EscalationReopened => {
-            f.only(&["escalation"])?;
+            f.only(field::ESCALATION)?;
             Event::EscalationReopened { escalation: f.escalation()? }
         }
         EventKind::SurveyAnswered => {
-            f.only(&["survey", "nps", "csat", "ces", "comment"])?;
+            f.only(field::SURVEY | field::NPS | field::CSAT | field::CES | field::COMMENT)?;
             let survey = f.key("survey", &r.survey, SurveyKey::new, SurveyKey::new_in)?;
             let score = match (r.nps, r.csat, r.ces) {
                 (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
@@ -409,18 +455,18 @@ fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
             Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
         }
         EventKind::TouchpointHeld => {
-            f.only(&["channel"])?;
+            f.only(field::CHANNEL)?;
             let s = f.req("channel", &r.channel)?;
             let channel = parse_channel(s)
                 .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
             Event::TouchpointHeld { channel }
         }
         EventKind::IssueDisclosed => {
-            f.only(&["summary"])?;
+            f.only(field::SUMMARY)?;
             Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
         }
         EventKind::AdvocacyGiven => {
-            f.only(&["kind"])?;
+            f.only(field::KIND)?;
             let s = f.req("kind", &r.kind)?;
             let kind = parse_advocacy(s).ok_or_else(|| {
                 invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
@@ -1013,6 +1059,32 @@ mod tests {
         assert_eq!(e.field(), Some("channel"));
         let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","weight":2.0}}"#));
         assert!(matches!(e, ParseEventError::FieldNotAllowed { field: "weight", .. }), "{e}");
+        // Of several misplaced fields, the first in OPTIONAL_FIELDS order is named, wherever
+        // the line puts it.
+        let e =
+            err(&format!(r#"{{"type":"touchpoint",{base},"kind":"review","channel":"call","summary":"s","due":"x"}}"#));
+        assert!(matches!(e, ParseEventError::FieldNotAllowed { field: "due", .. }), "{e}");
+        // Each type takes exactly its own fields: every other optional field is refused.
+        let own: [(&str, &str); 3] = [
+            ("commitment_delivered", r#""commitment":"c","accepted":true"#),
+            ("escalation_raised", r#""escalation":"x","severity":"low","summary":"s""#),
+            ("advocacy_given", r#""kind":"review""#),
+        ];
+        for (ty, fields) in own {
+            NewEvent::from_json_line(&format!(r#"{{"type":"{ty}",{base},{fields}}}"#)).unwrap();
+            for extra in OPTIONAL_FIELDS.iter().filter(|f| !fields.contains(&format!(r#""{f}""#))) {
+                let value = match *extra {
+                    "weight" | "nps" | "csat" | "ces" => "1",
+                    "accepted" => "true",
+                    _ => r#""x""#,
+                };
+                let e = err(&format!(r#"{{"type":"{ty}",{base},{fields},"{extra}":{value}}}"#));
+                assert!(
+                    matches!(e, ParseEventError::FieldNotAllowed { field, .. } if field == *extra),
+                    "{ty} {extra}: {e}"
+                );
+            }
+        }
         let e = err(&format!(r#"{{"type":"touch",{base}}}"#));
         assert!(matches!(e, ParseEventError::UnknownType { .. }));
         let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":11}}"#));
