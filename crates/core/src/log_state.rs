@@ -184,7 +184,13 @@ impl LogState {
         if batch.len() > BATCH_EVENTS_MAX {
             return Err(AppendError::BatchTooLarge { len: batch.len(), max: BATCH_EVENTS_MAX });
         }
-        let mut out = Decided { fresh: Vec::with_capacity(batch.len()), duplicates: Vec::new(), undo: Vec::new() };
+        // Undo holds an id and a stream step for each new event: reserved up front, since
+        // growing it by doubling copied it once a batch (about 1.5 % of a backfill).
+        let mut out = Decided {
+            fresh: Vec::with_capacity(batch.len()),
+            duplicates: Vec::new(),
+            undo: Vec::with_capacity(2 * batch.len()),
+        };
         match self.decide_into(batch, expected, next, &mut same_content, &mut out) {
             Ok(()) => Ok(out),
             Err(e) => {
