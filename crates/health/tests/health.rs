@@ -281,3 +281,57 @@ fn known_at_reproduces_scores_before_a_backfill() {
     let as_known = pollster::block_on(score_all(&ledger, &model, AsOf::at(day(400.0)).known_at(day(400.5)))).unwrap();
     assert_eq!(as_known[0].scores, before[0].scores, "known_at reproduces the pre-backfill scores");
 }
+
+/// The worked example of `docs/scoring.md` ("Checking a score by hand"): every factor the
+/// document derives with a calculator, to the four decimals it prints.
+#[test]
+fn the_worked_example_in_scoring_md_checks_by_hand() {
+    let story = Story::new("acme")
+        .commit("c-1", 0.0, 30.0)
+        .deliver("c-1", 20.0, true)
+        .meeting(30.0)
+        .escalate("e-1", 40.0, Severity::Medium)
+        .ack("e-1", 40.5)
+        .resolve("e-1", 43.0)
+        .meeting(60.0)
+        .survey(60.0, SurveyScore::Nps(9))
+        .survey(75.0, SurveyScore::Csat(5))
+        .survey(75.0, SurveyScore::Ces(2))
+        .meeting(90.0);
+    let s = given(&story).at(100.0);
+    let factor = |score: &rapport_health::Score, name: &str| {
+        let f = score.factor(name).unwrap_or_else(|| panic!("factor {name}"));
+        (f.value, f.confidence)
+    };
+    // The document rounds values to four decimals and scores to two.
+    let close = |what: &str, got: f64, want: f64| {
+        let tolerance = if want > 1.0 { 0.005 } else { 0.00005 };
+        assert!((got - want).abs() <= tolerance + 1e-12, "{what}: computed {got:.6}, the document says {want}");
+    };
+    for (name, value, confidence) in
+        [("reliability", 0.7878, 0.2926), ("candour", 0.8261, 0.3045), ("responsiveness", 0.8332, 0.4442)]
+    {
+        let (v, c) = factor(&s.trust, name);
+        close(name, v, value);
+        close(name, c, confidence);
+    }
+    close("trust", s.trust.score, 80.87);
+    close("trust confidence", s.trust.confidence, 0.3335);
+    assert_eq!(s.trust.band, Band::Green);
+    for (name, value, confidence) in [
+        ("trust", 0.8087, 0.3335),
+        ("nps", 0.7278, 0.2222),
+        ("csat", 0.8230, 0.2920),
+        ("ces", 0.6681, 0.2920),
+        ("escalation_load", 1.0, 0.4612),
+        ("engagement", 0.7004, 0.7507),
+        ("advocacy", 0.5, 0.0),
+    ] {
+        let (v, c) = factor(&s.health, name);
+        close(name, v, value);
+        close(name, c, confidence);
+    }
+    close("health", s.health.score, 80.30);
+    close("coverage", s.health.confidence, 0.3612);
+    assert_eq!(s.health.band, Band::Green);
+}
