@@ -109,7 +109,8 @@ pub(crate) fn tail_word(rest: &[u8]) -> u64 {
 /// ```
 #[derive(Debug, Default)]
 pub struct Interner {
-    texts: crate::fast_hash::FastHashMap<u64, Arc<str>>,
+    /// By [`stable_hash`], which anyone can aim at one value: the map's own hashing is seeded.
+    texts: crate::fast_hash::SeededHashMap<u64, (Arc<str>, KeyedHash)>,
 }
 
 impl Interner {
@@ -126,28 +127,47 @@ impl Interner {
         self.texts.is_empty()
     }
 
-    fn get(&self, hash: u64, s: &str) -> Option<Arc<str>> {
-        self.texts.get(&hash).filter(|t| &***t == s).cloned()
+    fn get(&self, hash: u64, s: &str) -> Option<(Arc<str>, KeyedHash)> {
+        self.texts.get(&hash).filter(|(t, _)| &**t == s).cloned()
     }
 
-    fn insert(&mut self, hash: u64, text: &Arc<str>) {
+    fn insert(&mut self, hash: u64, text: &Arc<str>, keyed: KeyedHash) {
         if self.texts.len() >= Self::KEYS_MAX {
             self.texts.clear();
         }
-        self.texts.insert(hash, Arc::clone(text));
+        self.texts.insert(hash, (Arc::clone(text), keyed));
+    }
+}
+
+/// A hash of a key's text under a random per-process key (the standard library's SipHash).
+///
+/// [`stable_hash`] is frozen and public, so anyone can write many texts that share one: maps
+/// hashed by it alone could be flooded into one bucket and slow to a crawl. Account ids are
+/// hashed by this one instead, wherever they key a map (validation state, store indexes,
+/// portfolios); it is computed once per key, like the stable hash, and never persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyedHash(u64);
+
+impl KeyedHash {
+    fn of(s: &str) -> Self {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+        Self(KEY.get_or_init(std::collections::hash_map::RandomState::new).hash_one(s))
     }
 }
 
 macro_rules! key_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $map_hash:ty, $hashing:literal) => {
         $(#[$doc])*
         ///
         /// Non-empty, at most [`KEY_BYTES_MAX`] bytes, without control characters. Cloning is
         /// cheap: the text is shared. Its [`stable_hash`] is computed once, at construction, so
-        /// hashing and comparing keys rarely touches the text.
+        /// comparing keys rarely touches the text.
+        #[doc = $hashing]
         #[derive(Clone)]
         pub struct $name {
             hash: u64,
+            map_hash: $map_hash,
             text: Arc<str>,
         }
 
@@ -158,7 +178,7 @@ macro_rules! key_type {
             /// [`ParseIdError`] when `s` is empty, too long or holds a control character.
             pub fn new(s: &str) -> Result<Self, ParseIdError> {
                 check_key(s)?;
-                Ok(Self { hash: stable_hash(s), text: Arc::from(s) })
+                Ok(Self { hash: stable_hash(s), map_hash: <$map_hash>::of(s), text: Arc::from(s) })
             }
 
             /// Like [`new`](Self::new), sharing the text with earlier keys of the same text
@@ -168,13 +188,14 @@ macro_rules! key_type {
             /// [`ParseIdError`] when `s` is empty, too long or holds a control character.
             pub fn new_in(s: &str, interner: &mut Interner) -> Result<Self, ParseIdError> {
                 let hash = stable_hash(s);
-                if let Some(text) = interner.get(hash, s) {
-                    return Ok(Self { hash, text });
+                if let Some((text, keyed)) = interner.get(hash, s) {
+                    return Ok(Self { hash, map_hash: <$map_hash>::from_keyed(keyed), text });
                 }
                 check_key(s)?;
                 let text: Arc<str> = Arc::from(s);
-                interner.insert(hash, &text);
-                Ok(Self { hash, text })
+                let keyed = KeyedHash::of(s);
+                interner.insert(hash, &text, keyed);
+                Ok(Self { hash, map_hash: <$map_hash>::from_keyed(keyed), text })
             }
 
             /// The text of the id.
@@ -201,7 +222,7 @@ macro_rules! key_type {
         impl std::hash::Hash for $name {
             #[inline]
             fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-                state.write_u64(self.hash);
+                state.write_u64(self.map_hash.get(self.hash));
             }
         }
 
@@ -251,21 +272,68 @@ macro_rules! key_type {
     };
 }
 
+/// What an item key hashes as in a map: its [`stable_hash`]. Validation refuses two keys of
+/// one kind in one account that share a stable hash, so item-key maps (which hold one
+/// account's items) cannot be flooded; the key needs no second hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StableHashOnly;
+
+impl StableHashOnly {
+    #[inline]
+    fn of(_: &str) -> Self {
+        Self
+    }
+
+    #[inline]
+    fn from_keyed(_: KeyedHash) -> Self {
+        Self
+    }
+
+    #[inline]
+    fn get(self, stable: u64) -> u64 {
+        stable
+    }
+}
+
+impl KeyedHash {
+    #[inline]
+    fn from_keyed(keyed: KeyedHash) -> Self {
+        keyed
+    }
+
+    #[inline]
+    fn get(self, _stable: u64) -> u64 {
+        self.0
+    }
+}
+
 key_type!(
     /// The id of a customer account: the key of one event stream.
-    AccountId
+    AccountId,
+    KeyedHash,
+    "In hash maps it hashes as a keyed hash of its text (random per process, computed once), \
+     not as its public stable hash: a log may hold any accounts, and texts crafted to share a \
+     stable hash must not pile into one bucket of the indexes every store and portfolio keeps."
 );
 key_type!(
     /// The caller's key for one commitment within an account, such as `c-17`.
-    CommitmentKey
+    CommitmentKey,
+    StableHashOnly,
+    "In hash maps it hashes as its stable hash: validation refuses a second commitment key \
+     with the same stable hash in one account (`ValidationError::CommitmentKeyCollision`)."
 );
 key_type!(
     /// The caller's key for one escalation within an account, such as `e-3`.
-    EscalationKey
+    EscalationKey,
+    StableHashOnly,
+    "In hash maps it hashes as its stable hash: validation refuses a second escalation key \
+     with the same stable hash in one account (`ValidationError::EscalationKeyCollision`)."
 );
 key_type!(
     /// The caller's key for one survey round, such as `q1-2025`.
-    SurveyKey
+    SurveyKey,
+    StableHashOnly,
+    "Survey keys key no map: an answer needs no earlier step."
 );
 
 /// The namespace for deterministic (UUID v5) event ids derived from canonical content.

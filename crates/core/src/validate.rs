@@ -26,6 +26,25 @@ pub enum ValidationError {
         /// The commitment.
         commitment: CommitmentKey,
     },
+    /// A commitment key whose [`stable_hash`](crate::id::stable_hash) equals that of another
+    /// commitment key already made in the account. Projections tell an account's items apart
+    /// by that 64-bit hash, so one of the two must be renamed. Two honest keys collide with
+    /// odds of about one in 2^64 per pair; keys written to collide are refused here.
+    #[error(
+        "account {account}, event {event}: commitment {commitment:?} has the same 64-bit key hash as commitment \
+         {existing:?}, made earlier in this account; use another key"
+    )]
+    CommitmentKeyCollision {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// The commitment refused.
+        commitment: CommitmentKey,
+        /// The key of the commitment already made with the same hash (a plain string, which
+        /// keeps every append error small).
+        existing: Box<str>,
+    },
     /// A step on a commitment that was never made.
     #[error("account {account}, event {event}: commitment {commitment:?} was never made")]
     CommitmentUnknown {
@@ -57,6 +76,23 @@ pub enum ValidationError {
         event: EventId,
         /// The escalation.
         escalation: EscalationKey,
+    },
+    /// An escalation key whose [`stable_hash`](crate::id::stable_hash) equals that of another
+    /// escalation key already raised in the account (see
+    /// [`CommitmentKeyCollision`](Self::CommitmentKeyCollision)).
+    #[error(
+        "account {account}, event {event}: escalation {escalation:?} has the same 64-bit key hash as escalation \
+         {existing:?}, raised earlier in this account; use another key"
+    )]
+    EscalationKeyCollision {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// The escalation refused.
+        escalation: EscalationKey,
+        /// The key of the escalation already raised with the same hash.
+        existing: Box<str>,
     },
     /// A step on an escalation that was never raised.
     #[error("account {account}, event {event}: escalation {escalation:?} was never raised")]
@@ -171,6 +207,8 @@ impl ValidationError {
     pub fn event(&self) -> EventId {
         match self {
             Self::CommitmentAlreadyMade { event, .. }
+            | Self::CommitmentKeyCollision { event, .. }
+            | Self::EscalationKeyCollision { event, .. }
             | Self::CommitmentUnknown { event, .. }
             | Self::CommitmentClosed { event, .. }
             | Self::EscalationAlreadyRaised { event, .. }
@@ -189,10 +227,12 @@ impl ValidationError {
     /// The JSON field most at fault, for `FILE:LINE: field: reason` reports.
     pub fn field(&self) -> &'static str {
         match self {
-            Self::CommitmentAlreadyMade { .. } | Self::CommitmentUnknown { .. } | Self::CommitmentClosed { .. } => {
-                "commitment"
-            }
+            Self::CommitmentAlreadyMade { .. }
+            | Self::CommitmentKeyCollision { .. }
+            | Self::CommitmentUnknown { .. }
+            | Self::CommitmentClosed { .. } => "commitment",
             Self::EscalationAlreadyRaised { .. }
+            | Self::EscalationKeyCollision { .. }
             | Self::EscalationUnknown { .. }
             | Self::EscalationNotOpen { .. }
             | Self::EscalationAlreadyAcknowledged { .. }
@@ -286,13 +326,120 @@ struct EscalationState {
     last_step_at: Timestamp,
 }
 
+/// A key of an account's items (commitments, escalations).
+trait ItemKey: Clone + PartialEq {
+    fn stable_hash(&self) -> u64;
+}
+
+impl ItemKey for CommitmentKey {
+    fn stable_hash(&self) -> u64 {
+        CommitmentKey::stable_hash(self)
+    }
+}
+
+impl ItemKey for EscalationKey {
+    fn stable_hash(&self) -> u64 {
+        EscalationKey::stable_hash(self)
+    }
+}
+
+/// One account's items of one kind, by the stable hash of their key. Validation refuses a
+/// second key with a hash already taken, so each hash names one key: projections can then
+/// tell items apart by the hash alone, and no account can pile its items into one bucket.
+///
+/// Serialised as a map from key to state, as the map keyed by the key itself was before.
+#[derive(Debug, Clone, PartialEq)]
+struct Items<K, S> {
+    by_hash: SeededHashMap<u64, (K, S)>,
+}
+
+impl<K, S> Default for Items<K, S> {
+    fn default() -> Self {
+        Self { by_hash: SeededHashMap::default() }
+    }
+}
+
+/// What a lookup of one key found.
+enum Found<'a, K, S> {
+    /// The key, with its state.
+    Key(&'a S),
+    /// Another key with the same stable hash.
+    Collision(&'a K),
+    /// Neither.
+    None,
+}
+
+impl<K: ItemKey, S> Items<K, S> {
+    fn find(&self, key: &K) -> Found<'_, K, S> {
+        match self.by_hash.get(&key.stable_hash()) {
+            Some((k, state)) if k == key => Found::Key(state),
+            Some((k, _)) => Found::Collision(k),
+            None => Found::None,
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<&S> {
+        match self.find(key) {
+            Found::Key(state) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// Sets `key`'s state; returns the previous one. `key` must not collide (checked).
+    fn insert(&mut self, key: &K, state: S) -> Option<S> {
+        self.by_hash.insert(key.stable_hash(), (key.clone(), state)).map(|(_, s)| s)
+    }
+
+    fn remove(&mut self, key: &K) {
+        self.by_hash.remove(&key.stable_hash());
+    }
+}
+
+impl<K: serde::Serialize, S: serde::Serialize> serde::Serialize for Items<K, S> {
+    fn serialize<Ser: serde::Serializer>(&self, ser: Ser) -> Result<Ser::Ok, Ser::Error> {
+        ser.collect_map(self.by_hash.values().map(|(k, s)| (k, s)))
+    }
+}
+
+impl<'de, K, S> serde::Deserialize<'de> for Items<K, S>
+where
+    K: ItemKey + serde::Deserialize<'de>,
+    S: serde::Deserialize<'de>,
+{
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Visit<K, S>(std::marker::PhantomData<(K, S)>);
+        impl<'de, K, S> serde::de::Visitor<'de> for Visit<K, S>
+        where
+            K: ItemKey + serde::Deserialize<'de>,
+            S: serde::Deserialize<'de>,
+        {
+            type Value = Items<K, S>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from item key to item state")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut items = Items::default();
+                while let Some((key, state)) = map.next_entry::<K, S>()? {
+                    if items.by_hash.insert(key.stable_hash(), (key, state)).is_some() {
+                        return Err(serde::de::Error::custom("two item keys with one stable hash"));
+                    }
+                }
+                Ok(items)
+            }
+        }
+        de.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
 /// What one account's stream says so far, as far as validation needs it. Serde-serialisable,
 /// so a store can keep a snapshot instead of replaying the stream.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StreamState {
     version: StreamVersion,
-    commitments: SeededHashMap<CommitmentKey, CommitmentState>,
-    escalations: SeededHashMap<EscalationKey, EscalationState>,
+    commitments: Items<CommitmentKey, CommitmentState>,
+    escalations: Items<EscalationKey, EscalationState>,
 }
 
 /// How to take back one [`StreamState::apply`]: the state of the item it touched, before.
@@ -335,15 +482,24 @@ impl StreamState {
             Ok(())
         };
         match &e.event {
-            Event::CommitmentMade { commitment, .. } => {
-                if self.commitments.contains_key(commitment) {
+            Event::CommitmentMade { commitment, .. } => match self.commitments.find(commitment) {
+                Found::Key(_) => {
                     return Err(ValidationError::CommitmentAlreadyMade {
                         account: account(),
                         event: e.id,
                         commitment: commitment.clone(),
                     });
                 }
-            }
+                Found::Collision(existing) => {
+                    return Err(ValidationError::CommitmentKeyCollision {
+                        account: account(),
+                        event: e.id,
+                        commitment: commitment.clone(),
+                        existing: existing.as_str().into(),
+                    });
+                }
+                Found::None => {}
+            },
             Event::CommitmentRenegotiated { commitment, .. }
             | Event::CommitmentDelivered { commitment, .. }
             | Event::CommitmentCancelled { commitment, .. } => {
@@ -369,15 +525,24 @@ impl StreamState {
                 }
                 before(&|| format!("commitment {:?}", commitment.as_str()), c.last_step_at)?;
             }
-            Event::EscalationRaised { escalation, .. } => {
-                if self.escalations.contains_key(escalation) {
+            Event::EscalationRaised { escalation, .. } => match self.escalations.find(escalation) {
+                Found::Key(_) => {
                     return Err(ValidationError::EscalationAlreadyRaised {
                         account: account(),
                         event: e.id,
                         escalation: escalation.clone(),
                     });
                 }
-            }
+                Found::Collision(existing) => {
+                    return Err(ValidationError::EscalationKeyCollision {
+                        account: account(),
+                        event: e.id,
+                        escalation: escalation.clone(),
+                        existing: existing.as_str().into(),
+                    });
+                }
+                Found::None => {}
+            },
             Event::EscalationAcknowledged { escalation }
             | Event::EscalationResolved { escalation }
             | Event::EscalationReopened { escalation } => {
@@ -440,7 +605,7 @@ impl StreamState {
             Event::CommitmentMade { commitment, .. } => {
                 let prev = self
                     .commitments
-                    .insert(commitment.clone(), CommitmentState { status: CommitmentStatus::Open, last_step_at: at });
+                    .insert(commitment, CommitmentState { status: CommitmentStatus::Open, last_step_at: at });
                 ItemUndo::Commitment(commitment.clone(), prev)
             }
             Event::CommitmentRenegotiated { commitment, .. }
@@ -451,13 +616,13 @@ impl StreamState {
                     Event::CommitmentCancelled { .. } => CommitmentStatus::Cancelled,
                     _ => CommitmentStatus::Open,
                 };
-                let prev = self.commitments.insert(commitment.clone(), CommitmentState { status, last_step_at: at });
+                let prev = self.commitments.insert(commitment, CommitmentState { status, last_step_at: at });
                 ItemUndo::Commitment(commitment.clone(), prev)
             }
             Event::EscalationRaised { escalation, .. } => {
                 let prev = self
                     .escalations
-                    .insert(escalation.clone(), EscalationState { open: true, acknowledged: false, last_step_at: at });
+                    .insert(escalation, EscalationState { open: true, acknowledged: false, last_step_at: at });
                 ItemUndo::Escalation(escalation.clone(), prev)
             }
             Event::EscalationAcknowledged { escalation }
@@ -471,7 +636,7 @@ impl StreamState {
                     _ => s.open = true,
                 }
                 s.last_step_at = at;
-                self.escalations.insert(escalation.clone(), s);
+                self.escalations.insert(escalation, s);
                 ItemUndo::Escalation(escalation.clone(), prev)
             }
             _ => ItemUndo::None,
@@ -485,13 +650,13 @@ impl StreamState {
         match undo.item {
             ItemUndo::None => {}
             ItemUndo::Commitment(key, Some(prev)) => {
-                self.commitments.insert(key, prev);
+                self.commitments.insert(&key, prev);
             }
             ItemUndo::Commitment(key, None) => {
                 self.commitments.remove(&key);
             }
             ItemUndo::Escalation(key, Some(prev)) => {
-                self.escalations.insert(key, prev);
+                self.escalations.insert(&key, prev);
             }
             ItemUndo::Escalation(key, None) => {
                 self.escalations.remove(&key);

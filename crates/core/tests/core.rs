@@ -411,3 +411,75 @@ fn interned_keys_share_text_and_the_interner_stays_bounded() {
     let line = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#;
     assert_eq!(NewEvent::from_json_line_in(line, &mut interner).unwrap(), NewEvent::from_json_line(line).unwrap());
 }
+
+#[test]
+fn accounts_that_share_a_stable_hash_hash_apart_in_maps() {
+    use std::hash::BuildHasher;
+    let texts = rapport_core::testing::colliding_keys(64);
+    let ids: Vec<AccountId> = texts.iter().map(|t| AccountId::new(t).unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0].stable_hash() == w[1].stable_hash()), "the texts collide");
+    // The same texts through an interner hash as they do without one.
+    let mut interner = Interner::default();
+    let interned: Vec<AccountId> = texts.iter().map(|t| AccountId::new_in(t, &mut interner).unwrap()).collect();
+    // Under a fixed, unseeded hasher (the worst case for a map), they still spread out.
+    let fixed = std::hash::BuildHasherDefault::<rapport_core::fast_hash::FastHasher>::default();
+    let hashes: std::collections::HashSet<u64> = ids.iter().map(|a| fixed.hash_one(a)).collect();
+    assert_eq!(hashes.len(), ids.len(), "every account hashes apart");
+    for (a, b) in ids.iter().zip(&interned) {
+        assert_eq!(a, b);
+        assert_eq!(fixed.hash_one(a), fixed.hash_one(b));
+    }
+    // And they are still told apart by equality.
+    assert!(ids.windows(2).all(|w| w[0] != w[1]));
+}
+
+#[test]
+fn rule_item_keys_must_not_share_a_stable_hash_within_an_account() {
+    let texts = rapport_core::testing::colliding_keys(2);
+    let err = broken_rule(vec![made(0, &texts[0])], made(1, &texts[1]));
+    assert!(
+        matches!(&err, ValidationError::CommitmentKeyCollision { commitment, existing, .. }
+        if commitment.as_str() == texts[1] && **existing == *texts[0]),
+        "{err}"
+    );
+    assert_eq!(err.field(), "commitment");
+    let err = broken_rule(vec![raised(0, &texts[0])], raised(1, &texts[1]));
+    assert!(matches!(err, ValidationError::EscalationKeyCollision { .. }), "{err}");
+    assert_eq!(err.field(), "escalation");
+    // A commitment and an escalation are different kinds of item: no collision between them.
+    let ledger = Ledger::memory();
+    ledger.blocking().append(vec![made(0, &texts[0]), raised(0, &texts[1])], ExpectedVersion::Any).unwrap();
+}
+
+#[test]
+fn stream_state_snapshots_keep_their_json_form() {
+    use rapport_core::validate::StreamState;
+    let mut state = StreamState::default();
+    let steps = [
+        made(0, "c-1"),
+        made(1, "c-2"),
+        ev(2, Event::CommitmentDelivered { commitment: ck("c-2"), accepted: true }),
+        raised(3, "e-1"),
+        ev(3, Event::EscalationAcknowledged { escalation: ek("e-1") }),
+    ];
+    for e in &steps {
+        state.check_and_apply(e).unwrap();
+    }
+    // The form PostgreSQL snapshots have held since schema version 2 (written by the map keyed
+    // by the item key itself, before items were keyed by their stable hash).
+    let saved = r#"{"version":5,"commitments":{"c-1":{"status":"Open","last_step_at":"2025-01-01T00:00:00Z"},
+        "c-2":{"status":"Delivered","last_step_at":"2025-01-03T00:00:00Z"}},
+        "escalations":{"e-1":{"open":true,"acknowledged":true,"last_step_at":"2025-01-04T00:00:00Z"}}}"#;
+    let written: serde_json::Value = serde_json::to_value(&state).unwrap();
+    assert_eq!(written, serde_json::from_str::<serde_json::Value>(saved).unwrap());
+    assert_eq!(serde_json::from_str::<StreamState>(saved).unwrap(), state);
+    // A snapshot holding two keys with one stable hash cannot have been written by validation.
+    let texts = rapport_core::testing::colliding_keys(2);
+    let forged = format!(
+        r#"{{"version":2,"commitments":{{"{}":{{"status":"Open","last_step_at":"2025-01-01T00:00:00Z"}},
+        "{}":{{"status":"Open","last_step_at":"2025-01-01T00:00:00Z"}}}},"escalations":{{}}}}"#,
+        texts[0], texts[1]
+    );
+    let err = serde_json::from_str::<StreamState>(&forged).unwrap_err();
+    assert!(err.to_string().contains("stable hash"), "{err}");
+}

@@ -164,8 +164,9 @@ pub enum ImportError {
         /// The line of the event the store refused, or the failed batch's first line when the
         /// cause names no event.
         line: u64,
-        /// The cause.
-        source: AppendError,
+        /// The cause (boxed: append errors name accounts, events and keys, and an import's
+        /// result should stay small).
+        source: Box<AppendError>,
     },
     /// Reading the store failed.
     #[error("{source_name}: reading the store: {source}")]
@@ -647,7 +648,7 @@ impl<'l, S: Store> Appender<'l, S> {
             let out = pollster::block_on(future).map_err(|source| ImportError::Append {
                 source_name: self.source_name.to_owned(),
                 line: refused_line(&source, &lines),
-                source,
+                source: Box::new(source),
             })?;
             on_outcome(report, out);
         }

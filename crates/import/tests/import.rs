@@ -270,7 +270,9 @@ fn a_conflict_the_store_finds_in_the_append_pass_names_its_line() {
     let ledger = Ledger::new(store);
     let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
     match import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, None, &mut |_| {}) {
-        Err(ImportError::Append { line, source: rapport_core::AppendError::IdConflict { .. }, .. }) => {
+        Err(ImportError::Append { line, source, .. })
+            if matches!(*source, rapport_core::AppendError::IdConflict { .. }) =>
+        {
             assert_eq!(line as usize, k + 1);
         }
         other => panic!("expected the second batch to conflict, got {other:?}"),

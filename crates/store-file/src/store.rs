@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Context, Poll, Waker};
 
-use rapport_core::fast_hash::FastHashMap;
+use rapport_core::fast_hash::{FastHashMap, SeededHashMap};
 use rapport_core::{
     AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
@@ -174,8 +174,9 @@ struct Index {
     offsets: Vec<u64>,
     streams: FastHashMap<AccountId, Vec<u64>>,
     accounts: BTreeMap<AccountId, u64>,
-    /// Every account by its stable hash, so decoding shares one `AccountId` per account.
-    interned: FastHashMap<u64, AccountId>,
+    /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
+    /// stable hash is public, so anyone can aim texts at chosen values: the map is seeded.
+    interned: SeededHashMap<u64, AccountId>,
 }
 
 impl Index {

@@ -277,6 +277,47 @@ pub fn validation_runs_against_the_stream<S: Store>(store: S) {
     assert_eq!(assert_log_invariants(&store).len(), 3);
 }
 
+/// Texts written to share one stable hash stay apart: two such accounts are two streams, and
+/// in one account a second commitment or escalation key with the hash of one already made is
+/// refused (projections tell an account's items apart by that hash), while another account
+/// may use it.
+pub fn colliding_keys_stay_apart<S: Store>(store: S) {
+    let texts = crate::testing::colliding_keys(3);
+    let (a, b) = (account(&texts[0]), account(&texts[1]));
+    block(store.append(vec![made(&a, "c-1", 0), made(&b, "c-1", 0)], ExpectedVersion::Any)).expect("two accounts");
+    block(store.append(vec![touch(&b, 1)], ExpectedVersion::Exact(StreamVersion(1)))).expect("b is its own stream");
+    assert_eq!(stream(&store, &a).len(), 1, "account {a} holds only its own event");
+    assert_eq!(stream(&store, &b).len(), 2, "account {b} holds only its own events");
+    let mut listed = block(Ledger::new(&store).accounts()).expect("accounts");
+    listed.sort();
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(listed, want);
+
+    block(store.append(vec![made(&a, &texts[1], 2)], ExpectedVersion::Any)).expect("a colliding key's first use");
+    let err = block(store.append(vec![made(&a, &texts[2], 3)], ExpectedVersion::Any)).expect_err("collides");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentKeyCollision { .. })), "{err}");
+    assert!(err.to_string().contains(&texts[2]) && err.to_string().contains(&texts[1]), "names both keys: {err}");
+    block(store.append(vec![made(&b, &texts[2], 3)], ExpectedVersion::Any)).expect("another account may use it");
+    let err =
+        block(store.append(vec![delivered(&a, &texts[2], 4)], ExpectedVersion::Any)).expect_err("never made in a");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::CommitmentUnknown { .. })), "{err}");
+    block(store.append(vec![delivered(&a, &texts[1], 4)], ExpectedVersion::Any)).expect("the made one delivers");
+
+    let raise = |key: &str, hours| {
+        let escalation = EscalationKey::new(key).expect("key");
+        NewEvent::new(
+            a.clone(),
+            t(hours),
+            Event::EscalationRaised { escalation, severity: Severity::Low, summary: None },
+        )
+    };
+    block(store.append(vec![raise(&texts[0], 5)], ExpectedVersion::Any)).expect("raise");
+    let err = block(store.append(vec![raise(&texts[2], 6)], ExpectedVersion::Any)).expect_err("collides");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::EscalationKeyCollision { .. })), "{err}");
+    assert_eq!(assert_log_invariants(&store).len(), 7);
+}
+
 /// Oversized batches are refused whole.
 pub fn oversized_batches_are_refused<S: Store>(store: S) {
     let a = account("acme");

@@ -14,6 +14,40 @@ pub fn compact_scan_agrees(line: &str) -> bool {
     crate::json::compact_scan_agrees(line)
 }
 
+/// `n` distinct texts of 16 printable ASCII bytes that share one
+/// [`stable_hash`](crate::id::stable_hash): valid account ids and item keys written to collide,
+/// for tests that the crate stays correct and fast when someone aims keys at one hash. The hash
+/// is public and cheap to invert, so anyone can do this; that is why maps do not rely on it
+/// alone.
+pub fn colliding_keys(n: usize) -> Vec<String> {
+    // stable_hash of 16 bytes w1 w2: h = len; h = (rotl(h, 23) ^ w) * K per word, then a final
+    // mix. Two texts collide when rotl(h(w1), 23) ^ w2 agrees: for any w1, one w2 does it.
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let step = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
+    let printable = |w: u64| w.to_le_bytes().iter().all(|b| (0x21..0x7f).contains(b) && !b"\"\\,".contains(b));
+    let base = (u64::from_le_bytes(*b"collide-"), u64::from_le_bytes(*b"00000000"));
+    let target = step(16, base.0).rotate_left(23) ^ base.1;
+    let mut out = vec![String::from("collide-00000000")];
+    let mut seen: std::collections::HashSet<u64> = std::collections::HashSet::from([base.0]);
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    while out.len() < n {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let w1 = u64::from_le_bytes(rng.to_le_bytes().map(|b| 0x21 + b % 94));
+        let w2 = target ^ step(16, w1).rotate_left(23);
+        if printable(w1) && printable(w2) && seen.insert(w1) {
+            let mut text = w1.to_le_bytes().to_vec();
+            text.extend_from_slice(&w2.to_le_bytes());
+            out.push(String::from_utf8(text).expect("ASCII"));
+        }
+    }
+    out.truncate(n);
+    let hash = crate::id::stable_hash(&out[0]);
+    assert!(out.iter().all(|t| crate::id::stable_hash(t) == hash), "colliding_keys is out of step with stable_hash");
+    out
+}
+
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`.
 ///
 /// ```text
@@ -40,6 +74,7 @@ macro_rules! conformance_suite {
             appends_are_idempotent,
             appends_apply_in_submission_order,
             validation_runs_against_the_stream,
+            colliding_keys_stay_apart,
             oversized_batches_are_refused,
             reads_are_paged,
             hostile_text_round_trips,
