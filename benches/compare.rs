@@ -10,7 +10,10 @@
 //! 1000000), `RAPPORT_BENCH_DIR` (default the
 //! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
 //! of that many events, e.g. 10000000), `RAPPORT_PG_URL` (if set, the same measures against
-//! PostgreSQL on loopback, as ratios to the file store and to SQLite).
+//! PostgreSQL on loopback, as ratios to the file store and to SQLite), `RAPPORT_BENCH_CORE` (if
+//! set to a CPU number, the bench runs itself again pinned to that one CPU with `taskset`, so
+//! every thread of both sides shares one core: `RAPPORT_BENCH_CORE=0 cargo bench --bench
+//! compare` gives the one-core figures).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -119,8 +122,28 @@ fn fdatasync_latency(dir: &Path) -> Duration {
     percentile(&samples, 0.5)
 }
 
+/// Runs this bench again under `taskset -c CORE` when `RAPPORT_BENCH_CORE` asks for it, and
+/// exits with its status; returns when the bench should run here.
+fn pin_to_one_core() {
+    let Ok(core) = std::env::var("RAPPORT_BENCH_CORE") else { return };
+    if std::env::var_os("RAPPORT_BENCH_PINNED").is_some() {
+        println!("pinned to CPU {core} (taskset): every thread of both sides shares one core");
+        return;
+    }
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let status = std::process::Command::new("taskset")
+        .args(["-c", &core])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env("RAPPORT_BENCH_PINNED", "1")
+        .status()
+        .unwrap_or_else(|e| panic!("RAPPORT_BENCH_CORE={core} needs taskset (util-linux): {e}"));
+    std::process::exit(status.code().unwrap_or(1));
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
+    pin_to_one_core();
     let n = env_usize("RAPPORT_BENCH_EVENTS", 200_000);
     let evs = events(n, 42);
     let n = evs.len();
