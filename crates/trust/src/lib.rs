@@ -34,6 +34,7 @@
 
 pub mod evidence;
 mod fastmath;
+mod lookup;
 pub mod model;
 pub mod score;
 pub mod state;

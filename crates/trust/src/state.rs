@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
 use crate::fastmath::exp2;
+use crate::lookup::{Keyed, Lookup, Tables, lookup_from};
 use crate::model::{ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use crate::score::{FactorInput, Score, beta_sd, compose};
 
@@ -75,6 +76,32 @@ struct EscalationRec {
     reopened: bool,
 }
 
+impl Keyed for CommitmentRec {
+    fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+impl Keyed for EscalationRec {
+    fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+impl Keyed for (u64, Severity) {
+    fn key(&self) -> u64 {
+        self.0
+    }
+}
+
+impl CommitmentRec {
+    /// When its outcome becomes final, once it has ended: its due date (or the renegotiated
+    /// one, if later) has passed, so no later instant can change the outcome.
+    fn fold_at(&self) -> Timestamp {
+        self.due0.max(self.due_eff)
+    }
+}
+
 /// One account's trust evidence. Pair it with a [`TrustModel`] to apply and evaluate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrustState {
@@ -89,6 +116,10 @@ pub struct TrustState {
     horizon: i64,
     /// The earliest instant at which an ended commitment becomes final (`i64::MAX` when none).
     next_fold: i64,
+    /// Tables for finding items by key, once the lists are long (`lookup.rs`); derived, so
+    /// neither saved nor compared.
+    #[serde(skip)]
+    lookup: Lookup,
 }
 
 impl Default for TrustState {
@@ -102,6 +133,7 @@ impl Default for TrustState {
             resolved: Vec::new(),
             horizon: i64::MIN,
             next_fold: i64::MAX,
+            lookup: Lookup::default(),
         }
     }
 }
@@ -131,11 +163,13 @@ impl TrustState {
         self.resolved.len()
     }
 
-    /// Heap bytes held by open items and resolved-escalation records.
+    /// Heap bytes held by open items and resolved-escalation records (and, for an account
+    /// with many, the tables that find them by key).
     pub fn heap_bytes(&self) -> usize {
         self.commitments.capacity() * std::mem::size_of::<CommitmentRec>()
             + self.escalations.capacity() * std::mem::size_of::<EscalationRec>()
             + self.resolved.capacity() * std::mem::size_of::<(u64, Severity)>()
+            + self.lookup.0.as_ref().map_or(0, |t| t.heap_bytes())
     }
 
     /// The open escalations: severity and when they (re)opened, for the health score's load.
@@ -172,6 +206,7 @@ impl TrustState {
                     renegotiated_late: false,
                     end: End::Open,
                 });
+                self.pushed_commitment();
             }
             Event::CommitmentRenegotiated { commitment, due, .. } => {
                 if let Some(c) = self.commitment(commitment.stable_hash()) {
@@ -184,21 +219,23 @@ impl TrustState {
                 }
             }
             Event::CommitmentDelivered { commitment, accepted, .. } => {
-                if let Some(c) = self.commitment(commitment.stable_hash()) {
+                let key = commitment.stable_hash();
+                if let Some(c) = self.commitment(key) {
                     c.end = End::Delivered { at, accepted: *accepted, id: e.id };
-                    let fold_at = c.due0.max(c.due_eff).unix_nanos();
-                    self.next_fold = self.next_fold.min(fold_at);
+                    let fold_at = c.fold_at().unix_nanos();
+                    self.ended(key, fold_at);
                 }
             }
             Event::CommitmentCancelled { commitment, .. } => {
-                if let Some(c) = self.commitment(commitment.stable_hash()) {
+                let key = commitment.stable_hash();
+                if let Some(c) = self.commitment(key) {
                     c.end = End::Cancelled { at, id: e.id };
-                    let fold_at = c.due0.max(c.due_eff).unix_nanos();
-                    self.next_fold = self.next_fold.min(fold_at);
+                    let fold_at = c.fold_at().unix_nanos();
+                    self.ended(key, fold_at);
                 }
             }
             Event::EscalationRaised { escalation, severity, .. } => {
-                self.escalations.push(EscalationRec {
+                self.push_escalation(EscalationRec {
                     key: escalation.stable_hash(),
                     severity: *severity,
                     raised_id: e.id,
@@ -211,7 +248,7 @@ impl TrustState {
             }
             Event::EscalationAcknowledged { escalation } => {
                 let key = escalation.stable_hash();
-                if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
+                if let Some(i) = self.escalation_pos(key) {
                     let s = self.escalations[i];
                     self.escalations[i].acked = true;
                     if !s.reopened && !s.acked {
@@ -221,9 +258,9 @@ impl TrustState {
             }
             Event::EscalationResolved { escalation } => {
                 let key = escalation.stable_hash();
-                if let Some(i) = self.escalations.iter().position(|s| s.key == key) {
-                    let s = self.escalations.swap_remove(i);
-                    self.resolved.push((s.key, s.severity));
+                if let Some(i) = self.escalation_pos(key) {
+                    let s = self.remove_escalation(i);
+                    self.push_resolved((s.key, s.severity));
                     let sla = m.sla.get(s.severity);
                     let deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
                     if !s.reopened {
@@ -241,9 +278,9 @@ impl TrustState {
             }
             Event::EscalationReopened { escalation } => {
                 let key = escalation.stable_hash();
-                if let Some(i) = self.resolved.iter().position(|r| r.0 == key) {
-                    let (key, severity) = self.resolved.swap_remove(i);
-                    self.escalations.push(EscalationRec {
+                if let Some(i) = self.resolved_pos(key) {
+                    let (key, severity) = self.remove_resolved(i);
+                    self.push_escalation(EscalationRec {
                         key,
                         severity,
                         raised_id: e.id,
@@ -268,8 +305,109 @@ impl TrustState {
         }
     }
 
+    /// Builds the lookup tables, for a list that grew past `lookup_from()`. A state restored
+    /// from a checkpoint has none until its next item: until then it scans, as a short list
+    /// would.
+    #[cold]
+    #[inline(never)]
+    fn build_lookup(&mut self) {
+        let ended = self.commitments.iter().filter(|c| c.end != End::Open).map(|c| (c.fold_at().unix_nanos(), c.key));
+        let tables = Tables::build(&self.commitments, &self.escalations, &self.resolved, ended);
+        self.lookup.0 = Some(Box::new(tables));
+    }
+
+    #[inline]
+    fn commitment_pos(&self, key: u64) -> Option<usize> {
+        match &self.lookup.0 {
+            Some(t) => t.commitments.find(&self.commitments, key),
+            None => self.commitments.iter().position(|c| c.key == key),
+        }
+    }
+
     fn commitment(&mut self, key: u64) -> Option<&mut CommitmentRec> {
-        self.commitments.iter_mut().find(|c| c.key == key)
+        let i = self.commitment_pos(key)?;
+        self.commitments.get_mut(i)
+    }
+
+    #[inline]
+    fn pushed_commitment(&mut self) {
+        match &mut self.lookup.0 {
+            Some(t) => t.commitments.pushed(&self.commitments),
+            None if self.commitments.len() > lookup_from() => self.build_lookup(),
+            None => {}
+        }
+    }
+
+    #[inline]
+    fn remove_commitment(&mut self, i: usize) -> CommitmentRec {
+        let removed = self.commitments.swap_remove(i);
+        if let Some(t) = &mut self.lookup.0 {
+            t.commitments.swap_removed(&self.commitments, i, &removed);
+        }
+        removed
+    }
+
+    /// The commitment with `key` ended; its outcome becomes final at `fold_at`.
+    #[inline]
+    fn ended(&mut self, key: u64, fold_at: i64) {
+        self.next_fold = self.next_fold.min(fold_at);
+        if let Some(t) = &mut self.lookup.0 {
+            t.folds.push(std::cmp::Reverse((fold_at, key)));
+        }
+    }
+
+    #[inline]
+    fn escalation_pos(&self, key: u64) -> Option<usize> {
+        match &self.lookup.0 {
+            Some(t) => t.escalations.find(&self.escalations, key),
+            None => self.escalations.iter().position(|s| s.key == key),
+        }
+    }
+
+    #[inline]
+    fn push_escalation(&mut self, s: EscalationRec) {
+        self.escalations.push(s);
+        match &mut self.lookup.0 {
+            Some(t) => t.escalations.pushed(&self.escalations),
+            None if self.escalations.len() > lookup_from() => self.build_lookup(),
+            None => {}
+        }
+    }
+
+    #[inline]
+    fn remove_escalation(&mut self, i: usize) -> EscalationRec {
+        let removed = self.escalations.swap_remove(i);
+        if let Some(t) = &mut self.lookup.0 {
+            t.escalations.swap_removed(&self.escalations, i, &removed);
+        }
+        removed
+    }
+
+    #[inline]
+    fn resolved_pos(&self, key: u64) -> Option<usize> {
+        match &self.lookup.0 {
+            Some(t) => t.resolved.find(&self.resolved, key),
+            None => self.resolved.iter().position(|r| r.0 == key),
+        }
+    }
+
+    #[inline]
+    fn push_resolved(&mut self, r: (u64, Severity)) {
+        self.resolved.push(r);
+        match &mut self.lookup.0 {
+            Some(t) => t.resolved.pushed(&self.resolved),
+            None if self.resolved.len() > lookup_from() => self.build_lookup(),
+            None => {}
+        }
+    }
+
+    #[inline]
+    fn remove_resolved(&mut self, i: usize) -> (u64, Severity) {
+        let removed = self.resolved.swap_remove(i);
+        if let Some(t) = &mut self.lookup.0 {
+            t.resolved.swap_removed(&self.resolved, i, &removed);
+        }
+        removed
     }
 
     fn ack_outcome(&mut self, m: &PreparedTrust, s: &EscalationRec, id: EventId, at: Timestamp) {
@@ -282,31 +420,68 @@ impl TrustState {
     /// Moves commitments whose outcome can no longer change into the decayed sums.
     fn fold_final(&mut self, m: &PreparedTrust) {
         let horizon = Timestamp::from_unix_nanos(self.horizon);
-        let mut next = i64::MAX;
-        let mut i = 0;
-        while i < self.commitments.len() {
-            let c = self.commitments[i];
-            let fold_at = c.due0.max(c.due_eff);
-            if c.end != End::Open && fold_at <= horizon {
-                let (rel, cand) = commitment_terms(m.model(), &c, horizon);
-                if let Some(t) = rel {
-                    self.reliability.add(&m.reliability, t.id, t.x, t.w, t.tau);
+        if self.lookup.0.is_some() {
+            self.fold_final_by_table(m, horizon);
+        } else {
+            let mut next = i64::MAX;
+            let mut i = 0;
+            while i < self.commitments.len() {
+                let c = self.commitments[i];
+                let fold_at = c.fold_at();
+                if c.end != End::Open && fold_at <= horizon {
+                    self.fold_commitment(m, &c, horizon);
+                    self.commitments.swap_remove(i);
+                } else {
+                    if c.end != End::Open {
+                        next = next.min(fold_at.unix_nanos());
+                    }
+                    i += 1;
                 }
-                if let Some(t) = cand {
-                    self.candour.add(&m.candour, t.id, t.x, t.w, t.tau);
-                }
-                self.commitments.swap_remove(i);
-            } else {
-                if c.end != End::Open {
-                    next = next.min(fold_at.unix_nanos());
-                }
-                i += 1;
             }
+            self.next_fold = next;
         }
-        self.next_fold = next;
         // Give back what a burst of open commitments left behind.
         if self.commitments.capacity() > 8 && self.commitments.capacity() > 4 * self.commitments.len() {
             self.commitments.shrink_to(2 * self.commitments.len());
+        }
+    }
+
+    /// [`fold_final`](Self::fold_final) for a long list: only the commitments that fell due,
+    /// in the order they did, from the table of ended ones.
+    fn fold_final_by_table(&mut self, m: &PreparedTrust, horizon: Timestamp) {
+        loop {
+            let Some(tables) = &mut self.lookup.0 else { return };
+            let Some(&std::cmp::Reverse((at, key))) = tables.folds.peek() else { break };
+            if at > horizon.unix_nanos() {
+                break;
+            }
+            tables.folds.pop();
+            let Some(i) = tables.commitments.find(&self.commitments, key) else { continue };
+            let c = self.commitments[i];
+            if c.end == End::Open {
+                continue;
+            }
+            let fold_at = c.fold_at().unix_nanos();
+            if fold_at > horizon.unix_nanos() {
+                // Its final instant moved (only a log validation refuses can do that).
+                tables.folds.push(std::cmp::Reverse((fold_at, key)));
+                continue;
+            }
+            self.fold_commitment(m, &c, horizon);
+            self.remove_commitment(i);
+        }
+        self.next_fold = self.lookup.0.as_ref().map_or(i64::MAX, |t| t.next_fold());
+    }
+
+    /// Adds an ended commitment's final outcome to the sums.
+    #[inline(always)]
+    fn fold_commitment(&mut self, m: &PreparedTrust, c: &CommitmentRec, horizon: Timestamp) {
+        let (rel, cand) = commitment_terms(m.model(), c, horizon);
+        if let Some(t) = rel {
+            self.reliability.add(&m.reliability, t.id, t.x, t.w, t.tau);
+        }
+        if let Some(t) = cand {
+            self.candour.add(&m.candour, t.id, t.x, t.w, t.tau);
         }
     }
 
@@ -489,5 +664,110 @@ impl Projection for TrustProjection {
 
     fn restore(checkpoint: TrustCheckpoint) -> Self {
         Self { model: Arc::new(PreparedTrust::new(checkpoint.model)), state: checkpoint.state }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rapport_core::testing::strategies::{BASE, arb_plans};
+    use rapport_core::{AccountId, NewEvent, Position, StreamVersion, synth::expand};
+
+    use super::*;
+    use crate::lookup::TEST_LOOKUP_FROM;
+
+    const DAY: i64 = 86_400_000_000_000;
+
+    /// Folds `events` with tables from the first item (`from` 0) or never (`usize::MAX`).
+    fn fold(events: &[Envelope], from: usize) -> TrustState {
+        TEST_LOOKUP_FROM.with(|c| c.set(from));
+        let m = TrustModel::default().prepare();
+        let mut state = TrustState::new();
+        for e in events {
+            state.apply(&m, e);
+        }
+        TEST_LOOKUP_FROM.with(|c| c.set(crate::lookup::LOOKUP_FROM));
+        state
+    }
+
+    fn close(a: &Score, b: &Score) -> bool {
+        (a.score - b.score).abs() < 1e-9
+            && (a.confidence - b.confidence).abs() < 1e-9
+            && a.factors
+                .iter()
+                .zip(&b.factors)
+                .all(|(x, y)| (x.value - y.value).abs() < 1e-9 && x.top_events == y.top_events)
+    }
+
+    fn sorted_keys(s: &TrustState) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
+        let mut c: Vec<u64> = s.commitments.iter().map(|c| c.key).collect();
+        let mut e: Vec<u64> = s.escalations.iter().map(|e| e.key).collect();
+        let mut r: Vec<u64> = s.resolved.iter().map(|r| r.0).collect();
+        c.sort_unstable();
+        e.sort_unstable();
+        r.sort_unstable();
+        (c, e, r)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(24)))]
+
+        /// Finding items through the tables gives what scanning the lists gives: the same
+        /// items left, the same next fold, and the same scores at any instant.
+        #[test]
+        fn prop_tables_agree_with_scans(plans in arb_plans(150), probes in proptest::collection::vec(0i64..900, 1..5)) {
+            let account = AccountId::new("big").unwrap();
+            let events: Vec<Envelope> = expand(&account, BASE, &plans, 0, None)
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let at = e.occurred_at;
+                    Envelope::new(e, at, StreamVersion(i as u64 + 1), Position(i as u64 + 1))
+                })
+                .collect();
+            let (tables, scans) = (fold(&events, 0), fold(&events, usize::MAX));
+            let items = events.iter().any(|e| matches!(e.event, Event::CommitmentMade { .. } | Event::EscalationRaised { .. }));
+            prop_assert_eq!(tables.lookup.0.is_some(), items, "tables from the first item");
+            prop_assert!(scans.lookup.0.is_none());
+            prop_assert_eq!(sorted_keys(&tables), sorted_keys(&scans));
+            prop_assert_eq!(tables.next_fold, scans.next_fold);
+            let m = TrustModel::default();
+            for day in probes {
+                let at = BASE.add_nanos(day * DAY).max(tables.horizon());
+                prop_assert!(close(&tables.evaluate(&m, at), &scans.evaluate(&m, at)));
+            }
+            // A checkpoint holds no tables; the restored state builds them again as it grows.
+            let restored: TrustState = serde_json::from_str(&serde_json::to_string(&tables).unwrap()).unwrap();
+            prop_assert!(restored.lookup.0.is_none());
+            prop_assert_eq!(&restored, &tables);
+        }
+    }
+
+    #[test]
+    fn a_long_list_gets_tables_and_a_short_one_does_not() {
+        let m = TrustModel::default().prepare();
+        let account = AccountId::new("acme").unwrap();
+        let made = |i: usize| {
+            let e = NewEvent::new(
+                account.clone(),
+                BASE.add_nanos(i as i64 * DAY),
+                Event::CommitmentMade {
+                    commitment: rapport_core::CommitmentKey::new(&format!("c-{i}")).unwrap(),
+                    title: String::new(),
+                    due: BASE.add_nanos(10_000 * DAY),
+                    weight: 1.0,
+                },
+            );
+            let at = e.occurred_at;
+            Envelope::new(e, at, StreamVersion(i as u64 + 1), Position(i as u64 + 1))
+        };
+        let mut s = TrustState::new();
+        for i in 0..crate::lookup::LOOKUP_FROM {
+            s.apply(&m, &made(i));
+        }
+        assert!(s.lookup.0.is_none(), "{} open commitments are scanned", s.commitments.len());
+        s.apply(&m, &made(crate::lookup::LOOKUP_FROM));
+        assert!(s.lookup.0.is_some(), "one more gets tables");
+        assert!(s.heap_bytes() > s.commitments.capacity() * std::mem::size_of::<CommitmentRec>());
     }
 }

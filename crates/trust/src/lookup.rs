@@ -1,0 +1,154 @@
+//! Where an account's open items are, by key, once it holds many: hash tables from each item's
+//! key hash to its place in the state's lists, and the ended commitments by the instant they
+//! become final.
+//!
+//! Most accounts hold a handful of open items, and a scan of a short list is the cheapest
+//! lookup there is. An account with thousands of open commitments or remembered escalations
+//! would pay a scan per step, and a rescan of every ended commitment each time one falls due:
+//! quadratic in the account's size: one account of 50,000 commitments and 50,000 escalations,
+//! each opened and later ended, took 2.7 s to score, and 0.23 s with the tables. When a list
+//! grows past [`LOOKUP_FROM`] items the state builds these tables and keeps them; they are
+//! derived from the lists, so they are neither saved in checkpoints nor compared (a restored
+//! state scans until its next item builds them again).
+//!
+//! Every position they give is checked against the list before use, so even a log that
+//! validation would refuse (a key made twice) cannot make a lookup panic or index out of
+//! bounds; it finds one of the duplicates, as the scan would.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rapport_core::fast_hash::SeededHashMap;
+
+/// Lists longer than this get tables.
+pub(crate) const LOOKUP_FROM: usize = 32;
+
+/// [`LOOKUP_FROM`], which tests on this thread may move to compare the two ways of finding
+/// items (tables from the first item, or never).
+#[inline]
+pub(crate) fn lookup_from() -> usize {
+    #[cfg(test)]
+    {
+        TEST_LOOKUP_FROM.with(std::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        LOOKUP_FROM
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    pub(crate) static TEST_LOOKUP_FROM: std::cell::Cell<usize> = const { std::cell::Cell::new(LOOKUP_FROM) };
+}
+
+/// An item of a list the tables index.
+pub(crate) trait Keyed {
+    /// Its key's stable hash.
+    fn key(&self) -> u64;
+}
+
+/// One list's table: key hash to position.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    at: SeededHashMap<u64, u32>,
+}
+
+impl Table {
+    fn build<T: Keyed>(items: &[T]) -> Self {
+        let mut at = SeededHashMap::default();
+        at.reserve(items.len());
+        for (i, item) in items.iter().enumerate() {
+            at.insert(item.key(), i as u32);
+        }
+        Self { at }
+    }
+
+    /// The position of the item with `key` in `items`: from the table, checked, or by a scan
+    /// when the table is stale (only a log validation would refuse can make it so).
+    pub(crate) fn find<T: Keyed>(&self, items: &[T], key: u64) -> Option<usize> {
+        let i = *self.at.get(&key)? as usize;
+        if items.get(i).is_some_and(|item| item.key() == key) {
+            Some(i)
+        } else {
+            items.iter().position(|item| item.key() == key)
+        }
+    }
+
+    /// `item` was pushed onto `items`.
+    pub(crate) fn pushed<T: Keyed>(&mut self, items: &[T]) {
+        if let Some(last) = items.last() {
+            self.at.insert(last.key(), (items.len() - 1) as u32);
+        }
+    }
+
+    /// `removed` was swap-removed from position `i` of `items` (which no longer holds it).
+    pub(crate) fn swap_removed<T: Keyed>(&mut self, items: &[T], i: usize, removed: &T) {
+        if self.at.get(&removed.key()) == Some(&(i as u32)) {
+            self.at.remove(&removed.key());
+        }
+        // The old last item now sits at `i`.
+        if let Some(moved) = items.get(i)
+            && self.at.get(&moved.key()) == Some(&(items.len() as u32))
+        {
+            self.at.insert(moved.key(), i as u32);
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // hashbrown: one control byte and one (key, value) slot per bucket.
+        self.at.capacity() * (1 + std::mem::size_of::<(u64, u32)>())
+    }
+}
+
+/// The tables of one account's state.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub(crate) commitments: Table,
+    pub(crate) escalations: Table,
+    pub(crate) resolved: Table,
+    /// Ended commitments by the instant their outcome becomes final: `(instant, key)`. An entry
+    /// may be stale (its commitment folded or changed); whoever pops it checks.
+    pub(crate) folds: BinaryHeap<Reverse<(i64, u64)>>,
+}
+
+impl Tables {
+    /// Tables for the lists as they stand; `ended` gives each ended commitment's final instant.
+    pub(crate) fn build<C: Keyed, E: Keyed, R: Keyed>(
+        commitments: &[C],
+        escalations: &[E],
+        resolved: &[R],
+        ended: impl Iterator<Item = (i64, u64)>,
+    ) -> Self {
+        Self {
+            commitments: Table::build(commitments),
+            escalations: Table::build(escalations),
+            resolved: Table::build(resolved),
+            folds: ended.map(Reverse).collect(),
+        }
+    }
+
+    /// The earliest instant in `folds`, or `i64::MAX`.
+    pub(crate) fn next_fold(&self) -> i64 {
+        self.folds.peek().map_or(i64::MAX, |Reverse((at, _))| *at)
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.commitments.heap_bytes()
+            + self.escalations.heap_bytes()
+            + self.resolved.heap_bytes()
+            + self.folds.capacity() * std::mem::size_of::<(i64, u64)>()
+    }
+}
+
+/// A state's tables, when it has grown enough to need them. Derived data: two states with the
+/// same lists are equal whatever their tables, and checkpoints do not hold them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lookup(pub(crate) Option<Box<Tables>>);
+
+impl PartialEq for Lookup {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
