@@ -17,7 +17,7 @@ use crate::timestamp::Timestamp;
 #[non_exhaustive]
 pub enum ValidationError {
     /// A commitment key was made twice in one account.
-    #[error("account {account}, event {event}: commitment {commitment:?} was already made")]
+    #[error("account {account}, event {event}: commitment {:?} was already made", .commitment.as_str())]
     CommitmentAlreadyMade {
         /// The account.
         account: AccountId,
@@ -31,8 +31,9 @@ pub enum ValidationError {
     /// by that 64-bit hash, so one of the two must be renamed. Two honest keys collide with
     /// odds of about one in 2^64 per pair; keys written to collide are refused here.
     #[error(
-        "account {account}, event {event}: commitment {commitment:?} has the same 64-bit key hash as commitment \
-         {existing:?}, made earlier in this account; use another key"
+        "account {account}, event {event}: commitment {:?} has the same 64-bit key hash as commitment {existing:?}, \
+         made earlier in this account; use another key",
+        .commitment.as_str()
     )]
     CommitmentKeyCollision {
         /// The account.
@@ -46,7 +47,7 @@ pub enum ValidationError {
         existing: Box<str>,
     },
     /// A step on a commitment that was never made.
-    #[error("account {account}, event {event}: commitment {commitment:?} was never made")]
+    #[error("account {account}, event {event}: commitment {:?} was never made", .commitment.as_str())]
     CommitmentUnknown {
         /// The account.
         account: AccountId,
@@ -56,7 +57,7 @@ pub enum ValidationError {
         commitment: CommitmentKey,
     },
     /// A step on a commitment that is already delivered or cancelled.
-    #[error("account {account}, event {event}: commitment {commitment:?} is already {state}")]
+    #[error("account {account}, event {event}: commitment {:?} is already {state}", .commitment.as_str())]
     CommitmentClosed {
         /// The account.
         account: AccountId,
@@ -68,7 +69,7 @@ pub enum ValidationError {
         state: &'static str,
     },
     /// An escalation key was raised twice in one account.
-    #[error("account {account}, event {event}: escalation {escalation:?} was already raised")]
+    #[error("account {account}, event {event}: escalation {:?} was already raised", .escalation.as_str())]
     EscalationAlreadyRaised {
         /// The account.
         account: AccountId,
@@ -81,8 +82,9 @@ pub enum ValidationError {
     /// escalation key already raised in the account (see
     /// [`CommitmentKeyCollision`](Self::CommitmentKeyCollision)).
     #[error(
-        "account {account}, event {event}: escalation {escalation:?} has the same 64-bit key hash as escalation \
-         {existing:?}, raised earlier in this account; use another key"
+        "account {account}, event {event}: escalation {:?} has the same 64-bit key hash as escalation {existing:?}, \
+         raised earlier in this account; use another key",
+        .escalation.as_str()
     )]
     EscalationKeyCollision {
         /// The account.
@@ -95,7 +97,7 @@ pub enum ValidationError {
         existing: Box<str>,
     },
     /// A step on an escalation that was never raised.
-    #[error("account {account}, event {event}: escalation {escalation:?} was never raised")]
+    #[error("account {account}, event {event}: escalation {:?} was never raised", .escalation.as_str())]
     EscalationUnknown {
         /// The account.
         account: AccountId,
@@ -105,7 +107,7 @@ pub enum ValidationError {
         escalation: EscalationKey,
     },
     /// Acknowledging or resolving an escalation that is resolved (not open).
-    #[error("account {account}, event {event}: escalation {escalation:?} is not open")]
+    #[error("account {account}, event {event}: escalation {:?} is not open", .escalation.as_str())]
     EscalationNotOpen {
         /// The account.
         account: AccountId,
@@ -115,7 +117,7 @@ pub enum ValidationError {
         escalation: EscalationKey,
     },
     /// Acknowledging an escalation a second time.
-    #[error("account {account}, event {event}: escalation {escalation:?} was already acknowledged")]
+    #[error("account {account}, event {event}: escalation {:?} was already acknowledged", .escalation.as_str())]
     EscalationAlreadyAcknowledged {
         /// The account.
         account: AccountId,
@@ -125,7 +127,7 @@ pub enum ValidationError {
         escalation: EscalationKey,
     },
     /// Reopening an escalation that is not resolved.
-    #[error("account {account}, event {event}: escalation {escalation:?} is not resolved, so it cannot reopen")]
+    #[error("account {account}, event {event}: escalation {:?} is not resolved, so it cannot reopen", .escalation.as_str())]
     EscalationNotResolved {
         /// The account.
         account: AccountId,
@@ -165,7 +167,7 @@ pub enum ValidationError {
         max: u8,
     },
     /// A timestamp outside the supported years 1900–2199.
-    #[error("account {account}, event {event}: {field} {at:?} is outside the years 1900-2199")]
+    #[error("account {account}, event {event}: {field} {at} is outside the years 1900-2199")]
     TimestampOutOfRange {
         /// The account.
         account: AccountId,
