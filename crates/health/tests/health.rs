@@ -299,38 +299,37 @@ fn the_worked_example_in_scoring_md_checks_by_hand() {
         .survey(75.0, SurveyScore::Ces(2))
         .meeting(90.0);
     let s = given(&story).at(100.0);
-    let factor = |score: &rapport_health::Score, name: &str| {
-        let f = score.factor(name).unwrap_or_else(|| panic!("factor {name}"));
-        (f.value, f.confidence)
-    };
     // The document rounds values to four decimals and scores to two.
     let close = |what: &str, got: f64, want: f64| {
         let tolerance = if want > 1.0 { 0.005 } else { 0.00005 };
         assert!((got - want).abs() <= tolerance + 1e-12, "{what}: computed {got:.6}, the document says {want}");
     };
-    for (name, value, confidence) in
-        [("reliability", 0.7878, 0.2926), ("candour", 0.8261, 0.3045), ("responsiveness", 0.8332, 0.4442)]
-    {
-        let (v, c) = factor(&s.trust, name);
-        close(name, v, value);
-        close(name, c, confidence);
-    }
+    let factors = |score: &rapport_health::Score, want: &[(&str, f64, f64)]| {
+        for &(name, value, confidence) in want {
+            let f = score.factor(name).unwrap_or_else(|| panic!("factor {name}"));
+            close(name, f.value, value);
+            close(name, f.confidence, confidence);
+        }
+    };
+    factors(
+        &s.trust,
+        &[("reliability", 0.7878, 0.2926), ("candour", 0.8261, 0.3045), ("responsiveness", 0.8332, 0.4442)],
+    );
     close("trust", s.trust.score, 80.87);
     close("trust confidence", s.trust.confidence, 0.3335);
     assert_eq!(s.trust.band, Band::Green);
-    for (name, value, confidence) in [
-        ("trust", 0.8087, 0.3335),
-        ("nps", 0.7278, 0.2222),
-        ("csat", 0.8230, 0.2920),
-        ("ces", 0.6681, 0.2920),
-        ("escalation_load", 1.0, 0.4612),
-        ("engagement", 0.7004, 0.7507),
-        ("advocacy", 0.5, 0.0),
-    ] {
-        let (v, c) = factor(&s.health, name);
-        close(name, v, value);
-        close(name, c, confidence);
-    }
+    factors(
+        &s.health,
+        &[
+            ("trust", 0.8087, 0.3335),
+            ("nps", 0.7278, 0.2222),
+            ("csat", 0.8230, 0.2920),
+            ("ces", 0.6681, 0.2920),
+            ("escalation_load", 1.0, 0.4612),
+            ("engagement", 0.7004, 0.7507),
+            ("advocacy", 0.5, 0.0),
+        ],
+    );
     close("health", s.health.score, 80.30);
     close("coverage", s.health.confidence, 0.3612);
     assert_eq!(s.health.band, Band::Green);

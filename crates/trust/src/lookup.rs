@@ -66,7 +66,7 @@ impl Table {
 
     /// The position of the item with `key` in `items`: from the table, checked, or by a scan
     /// when the table is stale (only a log validation would refuse can make it so).
-    pub(crate) fn find<T: Keyed>(&self, items: &[T], key: u64) -> Option<usize> {
+    fn find<T: Keyed>(&self, items: &[T], key: u64) -> Option<usize> {
         let i = *self.at.get(&key)? as usize;
         if items.get(i).is_some_and(|item| item.key() == key) {
             Some(i)
@@ -75,15 +75,15 @@ impl Table {
         }
     }
 
-    /// `item` was pushed onto `items`.
-    pub(crate) fn pushed<T: Keyed>(&mut self, items: &[T]) {
+    /// An item was pushed onto `items`.
+    fn pushed<T: Keyed>(&mut self, items: &[T]) {
         if let Some(last) = items.last() {
             self.at.insert(last.key(), (items.len() - 1) as u32);
         }
     }
 
     /// `removed` was swap-removed from position `i` of `items` (which no longer holds it).
-    pub(crate) fn swap_removed<T: Keyed>(&mut self, items: &[T], i: usize, removed: &T) {
+    fn swap_removed<T: Keyed>(&mut self, items: &[T], i: usize, removed: &T) {
         if self.at.get(&removed.key()) == Some(&(i as u32)) {
             self.at.remove(&removed.key());
         }
@@ -99,6 +99,40 @@ impl Table {
         // hashbrown: one control byte and one (key, value) slot per bucket.
         self.at.capacity() * (1 + std::mem::size_of::<(u64, u32)>())
     }
+}
+
+/// The position of the item with `key` in `items`: through `table` when there is one, else by
+/// a scan.
+#[inline]
+pub(crate) fn position<T: Keyed>(items: &[T], table: Option<&Table>, key: u64) -> Option<usize> {
+    match table {
+        Some(t) => t.find(items, key),
+        None => items.iter().position(|item| item.key() == key),
+    }
+}
+
+/// Pushes `item` onto `items`, keeping `table` up to date. Returns whether the list has grown
+/// past [`lookup_from`] without tables, so the caller should build them.
+#[inline]
+pub(crate) fn push<T: Keyed>(items: &mut Vec<T>, table: Option<&mut Table>, item: T) -> bool {
+    items.push(item);
+    match table {
+        Some(t) => {
+            t.pushed(items);
+            false
+        }
+        None => items.len() > lookup_from(),
+    }
+}
+
+/// Swap-removes position `i` of `items`, keeping `table` up to date.
+#[inline]
+pub(crate) fn swap_remove<T: Keyed>(items: &mut Vec<T>, table: Option<&mut Table>, i: usize) -> T {
+    let removed = items.swap_remove(i);
+    if let Some(t) = table {
+        t.swap_removed(items, i, &removed);
+    }
+    removed
 }
 
 /// The tables of one account's state.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
 use crate::fastmath::exp2;
-use crate::lookup::{Keyed, Lookup, Tables, lookup_from};
+use crate::lookup::{self, Keyed, Lookup, Tables};
 use crate::model::{ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use crate::score::{FactorInput, Score, beta_sd, compose};
 
@@ -195,7 +195,7 @@ impl TrustState {
         let at = e.occurred_at;
         match &e.event {
             Event::CommitmentMade { commitment, due, weight, .. } => {
-                self.commitments.push(CommitmentRec {
+                self.push_commitment(CommitmentRec {
                     key: commitment.stable_hash(),
                     made_id: e.id,
                     made_at: at,
@@ -206,7 +206,6 @@ impl TrustState {
                     renegotiated_late: false,
                     end: End::Open,
                 });
-                self.pushed_commitment();
             }
             Event::CommitmentRenegotiated { commitment, due, .. } => {
                 if let Some(c) = self.commitment(commitment.stable_hash()) {
@@ -317,34 +316,21 @@ impl TrustState {
     }
 
     #[inline]
-    fn commitment_pos(&self, key: u64) -> Option<usize> {
-        match &self.lookup.0 {
-            Some(t) => t.commitments.find(&self.commitments, key),
-            None => self.commitments.iter().position(|c| c.key == key),
-        }
-    }
-
     fn commitment(&mut self, key: u64) -> Option<&mut CommitmentRec> {
-        let i = self.commitment_pos(key)?;
+        let i = lookup::position(&self.commitments, self.lookup.0.as_deref().map(|t| &t.commitments), key)?;
         self.commitments.get_mut(i)
     }
 
     #[inline]
-    fn pushed_commitment(&mut self) {
-        match &mut self.lookup.0 {
-            Some(t) => t.commitments.pushed(&self.commitments),
-            None if self.commitments.len() > lookup_from() => self.build_lookup(),
-            None => {}
+    fn push_commitment(&mut self, c: CommitmentRec) {
+        if lookup::push(&mut self.commitments, self.lookup.0.as_deref_mut().map(|t| &mut t.commitments), c) {
+            self.build_lookup();
         }
     }
 
     #[inline]
     fn remove_commitment(&mut self, i: usize) -> CommitmentRec {
-        let removed = self.commitments.swap_remove(i);
-        if let Some(t) = &mut self.lookup.0 {
-            t.commitments.swap_removed(&self.commitments, i, &removed);
-        }
-        removed
+        lookup::swap_remove(&mut self.commitments, self.lookup.0.as_deref_mut().map(|t| &mut t.commitments), i)
     }
 
     /// The commitment with `key` ended; its outcome becomes final at `fold_at`.
@@ -358,56 +344,36 @@ impl TrustState {
 
     #[inline]
     fn escalation_pos(&self, key: u64) -> Option<usize> {
-        match &self.lookup.0 {
-            Some(t) => t.escalations.find(&self.escalations, key),
-            None => self.escalations.iter().position(|s| s.key == key),
-        }
+        lookup::position(&self.escalations, self.lookup.0.as_deref().map(|t| &t.escalations), key)
     }
 
     #[inline]
     fn push_escalation(&mut self, s: EscalationRec) {
-        self.escalations.push(s);
-        match &mut self.lookup.0 {
-            Some(t) => t.escalations.pushed(&self.escalations),
-            None if self.escalations.len() > lookup_from() => self.build_lookup(),
-            None => {}
+        if lookup::push(&mut self.escalations, self.lookup.0.as_deref_mut().map(|t| &mut t.escalations), s) {
+            self.build_lookup();
         }
     }
 
     #[inline]
     fn remove_escalation(&mut self, i: usize) -> EscalationRec {
-        let removed = self.escalations.swap_remove(i);
-        if let Some(t) = &mut self.lookup.0 {
-            t.escalations.swap_removed(&self.escalations, i, &removed);
-        }
-        removed
+        lookup::swap_remove(&mut self.escalations, self.lookup.0.as_deref_mut().map(|t| &mut t.escalations), i)
     }
 
     #[inline]
     fn resolved_pos(&self, key: u64) -> Option<usize> {
-        match &self.lookup.0 {
-            Some(t) => t.resolved.find(&self.resolved, key),
-            None => self.resolved.iter().position(|r| r.0 == key),
-        }
+        lookup::position(&self.resolved, self.lookup.0.as_deref().map(|t| &t.resolved), key)
     }
 
     #[inline]
     fn push_resolved(&mut self, r: (u64, Severity)) {
-        self.resolved.push(r);
-        match &mut self.lookup.0 {
-            Some(t) => t.resolved.pushed(&self.resolved),
-            None if self.resolved.len() > lookup_from() => self.build_lookup(),
-            None => {}
+        if lookup::push(&mut self.resolved, self.lookup.0.as_deref_mut().map(|t| &mut t.resolved), r) {
+            self.build_lookup();
         }
     }
 
     #[inline]
     fn remove_resolved(&mut self, i: usize) -> (u64, Severity) {
-        let removed = self.resolved.swap_remove(i);
-        if let Some(t) = &mut self.lookup.0 {
-            t.resolved.swap_removed(&self.resolved, i, &removed);
-        }
-        removed
+        lookup::swap_remove(&mut self.resolved, self.lookup.0.as_deref_mut().map(|t| &mut t.resolved), i)
     }
 
     fn ack_outcome(&mut self, m: &PreparedTrust, s: &EscalationRec, id: EventId, at: Timestamp) {
@@ -456,7 +422,7 @@ impl TrustState {
                 break;
             }
             tables.folds.pop();
-            let Some(i) = tables.commitments.find(&self.commitments, key) else { continue };
+            let Some(i) = lookup::position(&self.commitments, Some(&tables.commitments), key) else { continue };
             let c = self.commitments[i];
             if c.end == End::Open {
                 continue;
