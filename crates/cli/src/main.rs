@@ -217,6 +217,9 @@ fn open_or_create(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Import { store, files, format, skip_invalid } => {
+            if let Some(rejects) = &skip_invalid {
+                check_rejects_path(rejects, &files, store.store.as_deref())?;
+            }
             with_store!(store, true, |ledger| cmd_import(&ledger, &files, format, skip_invalid.clone()))
         }
         Command::Score { store, account, as_of, known_at, format } => {
@@ -358,6 +361,45 @@ fn cmd_timeline<S: Store>(
         eprintln!("rapport: wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Refuses a `--skip-invalid` path whose creation would destroy data: one of the input files
+/// (creating the rejects file would empty it before it is read), or a file in the store's
+/// directory (such as a segment).
+fn check_rejects_path(rejects: &Path, inputs: &[PathBuf], store: Option<&Path>) -> Result<(), Failure> {
+    let refuse = |why: String| Err(fail(2, anyhow!("--skip-invalid {}: {why}", rejects.display())));
+    for input in inputs.iter().filter(|f| f.as_os_str() != "-") {
+        if same_file(rejects, input) {
+            return refuse(format!("is the input file {}; writing rejects there would empty it", input.display()));
+        }
+    }
+    if let Some(store) = store {
+        let parent = rejects.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // A store directory that does not exist yet is created empty; only an existing one
+        // holds files to lose, and then both paths resolve.
+        if let (Ok(dir), Ok(store_dir)) = (parent.canonicalize(), store.canonicalize())
+            && dir.starts_with(&store_dir)
+        {
+            return refuse(format!("is inside the store directory {}; write rejects elsewhere", store.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one existing file (through links too).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    }
 }
 
 fn cmd_import<S: Store>(

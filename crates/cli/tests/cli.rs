@@ -119,6 +119,32 @@ fn skip_invalid_appends_the_rest_and_writes_rejects() {
 }
 
 #[test]
+fn skip_invalid_never_overwrites_an_input_or_the_store() {
+    let tmp = Tmp::new("rejects-path");
+    let file = generate(&tmp, "h.jsonl", "2", "2", "5");
+    let before = std::fs::read(&file).unwrap();
+    let store = tmp.join("store");
+    // The rejects path is the input itself, by its own name and through a hard link.
+    let link = tmp.join("link.jsonl");
+    std::fs::hard_link(&file, &link).unwrap();
+    for rejects in [&file, &link] {
+        let out = rapport(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(rejects)]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is the input file") && err.contains(p(rejects)), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), before, "the input is untouched");
+    }
+    // Nor may it land among the store's files.
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let inside = store.join("rejects.jsonl");
+    let out = rapport(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(&inside)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("inside the store directory"));
+    assert!(!inside.exists());
+    assert!(ok(&["verify", "--store", p(&store)]).starts_with("ok: "));
+}
+
+#[test]
 fn older_history_after_live_events_and_known_at() {
     let tmp = Tmp::new("backfill");
     let live = tmp.join("live.jsonl");
