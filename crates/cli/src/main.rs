@@ -226,6 +226,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             with_store!(store, false, |ledger| cmd_score(&ledger, &account, &as_of, &known_at, format))
         }
         Command::Timeline { store, account, every, as_of, svg } => {
+            if let (Some(out), Some(dir)) = (&svg, &store.store) {
+                check_outside_store("--svg", out, dir)?;
+            }
             with_store!(store, false, |ledger| cmd_timeline(&ledger, &account, &every, &as_of, &svg))
         }
         Command::Verify { store } => match (&store.store, &store.postgres) {
@@ -373,15 +376,25 @@ fn check_rejects_path(rejects: &Path, inputs: &[PathBuf], store: Option<&Path>) 
             return refuse(format!("is the input file {}; writing rejects there would empty it", input.display()));
         }
     }
-    if let Some(store) = store {
-        let parent = rejects.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        // A store directory that does not exist yet is created empty; only an existing one
-        // holds files to lose, and then both paths resolve.
-        if let (Ok(dir), Ok(store_dir)) = (parent.canonicalize(), store.canonicalize())
-            && dir.starts_with(&store_dir)
-        {
-            return refuse(format!("is inside the store directory {}; write rejects elsewhere", store.display()));
-        }
+    match store {
+        Some(store) => check_outside_store("--skip-invalid", rejects, store),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an output path (`flag`'s) inside the store's directory, where writing it could
+/// replace one of the store's files.
+fn check_outside_store(flag: &str, out: &Path, store: &Path) -> Result<(), Failure> {
+    let parent = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // A store directory that does not exist yet is created empty; only an existing one holds
+    // files to lose, and then both paths resolve.
+    if let (Ok(dir), Ok(store_dir)) = (parent.canonicalize(), store.canonicalize())
+        && dir.starts_with(&store_dir)
+    {
+        return Err(fail(
+            2,
+            anyhow!("{flag} {}: is inside the store directory {}; write it elsewhere", out.display(), store.display()),
+        ));
     }
     Ok(())
 }

@@ -119,7 +119,7 @@ fn skip_invalid_appends_the_rest_and_writes_rejects() {
 }
 
 #[test]
-fn skip_invalid_never_overwrites_an_input_or_the_store() {
+fn outputs_never_overwrite_an_input_or_the_store() {
     let tmp = Tmp::new("rejects-path");
     let file = generate(&tmp, "h.jsonl", "2", "2", "5");
     let before = std::fs::read(&file).unwrap();
@@ -141,6 +141,16 @@ fn skip_invalid_never_overwrites_an_input_or_the_store() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("inside the store directory"));
     assert!(!inside.exists());
+    // The same for a timeline chart aimed at one of the store's own files.
+    let segment = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "rpl"))
+        .expect("a segment");
+    let kept = std::fs::read(&segment).unwrap();
+    let out = rapport(&["timeline", "--store", p(&store), "--account", "acct-0", "--svg", p(&segment)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&segment).unwrap(), kept, "the store's file is untouched");
     assert!(ok(&["verify", "--store", p(&store)]).starts_with("ok: "));
 }
 
