@@ -386,9 +386,10 @@ fn check_rejects_path(rejects: &Path, inputs: &[PathBuf], store: Option<&Path>) 
 /// replace one of the store's files.
 fn check_outside_store(flag: &str, out: &Path, store: &Path) -> Result<(), Failure> {
     let parent = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // A store directory that does not exist yet is created empty; only an existing one holds
-    // files to lose, and then both paths resolve.
-    if let (Ok(dir), Ok(store_dir)) = (parent.canonicalize(), store.canonicalize())
+    // Through links where the directories exist; as written where they do not yet (an import
+    // creates its store).
+    let resolve = |p: &Path| p.canonicalize().or_else(|_| std::path::absolute(p));
+    if let (Ok(dir), Ok(store_dir)) = (resolve(parent), resolve(store))
         && dir.starts_with(&store_dir)
     {
         return Err(fail(

@@ -134,7 +134,12 @@ fn outputs_never_overwrite_an_input_or_the_store() {
         assert!(err.contains("is the input file") && err.contains(p(rejects)), "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), before, "the input is untouched");
     }
-    // Nor may it land among the store's files.
+    // Nor may it land among the store's files, whether the import is to create the store...
+    let fresh = tmp.join("fresh");
+    let out = rapport(&["import", "--store", p(&fresh), p(&file), "--skip-invalid", p(&fresh.join("r.jsonl"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!fresh.exists(), "nothing created");
+    // ...or the store exists.
     ok(&["import", "--store", p(&store), p(&file)]);
     let inside = store.join("rejects.jsonl");
     let out = rapport(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(&inside)]);

@@ -57,24 +57,33 @@ fn check_key(s: &str) -> Result<(), ParseIdError> {
     Ok(())
 }
 
+/// The multiplier of [`stable_hash`].
+const STABLE_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One word of [`stable_hash`]: the running hash `h` with the next eight bytes `word` mixed in.
+#[inline]
+pub(crate) fn stable_step(h: u64, word: u64) -> u64 {
+    (h.rotate_left(23) ^ word).wrapping_mul(STABLE_K)
+}
+
 /// A stable 64-bit hash of a key's text. Frozen: projections persist it in checkpoints, so it
-/// must never change. Eight bytes per multiply-rotate step, then an avalanche.
+/// must never change. Eight bytes per multiply-rotate step (`stable_step`, starting from the
+/// length), then an avalanche.
 pub fn stable_hash(text: &str) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let bytes = text.as_bytes();
     let mut h: u64 = bytes.len() as u64;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        h = stable_step(h, u64::from_le_bytes(w));
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        h = (h.rotate_left(23) ^ tail_word(rest)).wrapping_mul(K);
+        h = stable_step(h, tail_word(rest));
     }
     h ^= h >> 32;
-    h = h.wrapping_mul(K);
+    h = h.wrapping_mul(STABLE_K);
     h ^ (h >> 29)
 }
 
@@ -110,7 +119,8 @@ pub(crate) fn tail_word(rest: &[u8]) -> u64 {
 #[derive(Debug, Default)]
 pub struct Interner {
     /// By [`stable_hash`], which anyone can aim at one value: the map's own hashing is seeded.
-    texts: crate::fast_hash::SeededHashMap<u64, (Arc<str>, KeyedHash)>,
+    /// Each text's keyed hash is computed when an account id first needs it.
+    texts: crate::fast_hash::SeededHashMap<u64, (Arc<str>, Option<KeyedHash>)>,
 }
 
 impl Interner {
@@ -127,11 +137,11 @@ impl Interner {
         self.texts.is_empty()
     }
 
-    fn get(&self, hash: u64, s: &str) -> Option<(Arc<str>, KeyedHash)> {
-        self.texts.get(&hash).filter(|(t, _)| &**t == s).cloned()
+    fn get(&mut self, hash: u64, s: &str) -> Option<&mut (Arc<str>, Option<KeyedHash>)> {
+        self.texts.get_mut(&hash).filter(|(t, _)| &**t == s)
     }
 
-    fn insert(&mut self, hash: u64, text: &Arc<str>, keyed: KeyedHash) {
+    fn insert(&mut self, hash: u64, text: &Arc<str>, keyed: Option<KeyedHash>) {
         if self.texts.len() >= Self::KEYS_MAX {
             self.texts.clear();
         }
@@ -189,13 +199,14 @@ macro_rules! key_type {
             pub fn new_in(s: &str, interner: &mut Interner) -> Result<Self, ParseIdError> {
                 let hash = stable_hash(s);
                 if let Some((text, keyed)) = interner.get(hash, s) {
-                    return Ok(Self { hash, map_hash: <$map_hash>::from_keyed(keyed), text });
+                    return Ok(Self { hash, map_hash: <$map_hash>::interned(keyed, s), text: Arc::clone(text) });
                 }
                 check_key(s)?;
                 let text: Arc<str> = Arc::from(s);
-                let keyed = KeyedHash::of(s);
+                let mut keyed = None;
+                let map_hash = <$map_hash>::interned(&mut keyed, s);
                 interner.insert(hash, &text, keyed);
-                Ok(Self { hash, map_hash: <$map_hash>::from_keyed(keyed), text })
+                Ok(Self { hash, map_hash, text })
             }
 
             /// The text of the id.
@@ -285,7 +296,7 @@ impl StableHashOnly {
     }
 
     #[inline]
-    fn from_keyed(_: KeyedHash) -> Self {
+    fn interned(_: &mut Option<KeyedHash>, _: &str) -> Self {
         Self
     }
 
@@ -296,9 +307,10 @@ impl StableHashOnly {
 }
 
 impl KeyedHash {
+    /// The interner's keyed hash of `s`, computed on first use (item keys never need it).
     #[inline]
-    fn from_keyed(keyed: KeyedHash) -> Self {
-        keyed
+    fn interned(slot: &mut Option<KeyedHash>, s: &str) -> Self {
+        *slot.get_or_insert_with(|| Self::of(s))
     }
 
     #[inline]

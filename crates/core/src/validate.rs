@@ -349,8 +349,13 @@ impl ItemKey for EscalationKey {
 /// second key with a hash already taken, so each hash names one key: projections can then
 /// tell items apart by the hash alone, and no account can pile its items into one bucket.
 ///
-/// Serialised as a map from key to state, as the map keyed by the key itself was before.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised as a map from key to state, as the map keyed by the key itself was before; a
+/// map with two keys of one stable hash is refused when read.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(
+    try_from = "SeededHashMap<K, S>",
+    bound(deserialize = "K: ItemKey + Eq + std::hash::Hash + serde::Deserialize<'de>, S: serde::Deserialize<'de>")
+)]
 struct Items<K, S> {
     by_hash: SeededHashMap<u64, (K, S)>,
 }
@@ -403,35 +408,17 @@ impl<K: serde::Serialize, S: serde::Serialize> serde::Serialize for Items<K, S> 
     }
 }
 
-impl<'de, K, S> serde::Deserialize<'de> for Items<K, S>
-where
-    K: ItemKey + serde::Deserialize<'de>,
-    S: serde::Deserialize<'de>,
-{
-    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct Visit<K, S>(std::marker::PhantomData<(K, S)>);
-        impl<'de, K, S> serde::de::Visitor<'de> for Visit<K, S>
-        where
-            K: ItemKey + serde::Deserialize<'de>,
-            S: serde::Deserialize<'de>,
-        {
-            type Value = Items<K, S>;
+impl<K: ItemKey, S> TryFrom<SeededHashMap<K, S>> for Items<K, S> {
+    type Error = &'static str;
 
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map from item key to item state")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut items = Items::default();
-                while let Some((key, state)) = map.next_entry::<K, S>()? {
-                    if items.by_hash.insert(key.stable_hash(), (key, state)).is_some() {
-                        return Err(serde::de::Error::custom("two item keys with one stable hash"));
-                    }
-                }
-                Ok(items)
+    fn try_from(map: SeededHashMap<K, S>) -> Result<Self, &'static str> {
+        let mut items = Items::default();
+        for (key, state) in map {
+            if items.by_hash.insert(key.stable_hash(), (key, state)).is_some() {
+                return Err("two item keys with one stable hash");
             }
         }
-        de.deserialize_map(Visit(std::marker::PhantomData))
+        Ok(items)
     }
 }
 

@@ -415,8 +415,7 @@ impl TrustState {
     /// [`fold_final`](Self::fold_final) for a long list: only the commitments that fell due,
     /// in the order they did, from the table of ended ones.
     fn fold_final_by_table(&mut self, m: &PreparedTrust, horizon: Timestamp) {
-        loop {
-            let Some(tables) = &mut self.lookup.0 else { return };
+        while let Some(tables) = &mut self.lookup.0 {
             let Some(&std::cmp::Reverse((at, key))) = tables.folds.peek() else { break };
             if at > horizon.unix_nanos() {
                 break;

@@ -20,10 +20,10 @@ pub fn compact_scan_agrees(line: &str) -> bool {
 /// is public and cheap to invert, so anyone can do this; that is why maps do not rely on it
 /// alone.
 pub fn colliding_keys(n: usize) -> Vec<String> {
-    // stable_hash of 16 bytes w1 w2: h = len; h = (rotl(h, 23) ^ w) * K per word, then a final
-    // mix. Two texts collide when rotl(h(w1), 23) ^ w2 agrees: for any w1, one w2 does it.
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let step = |h: u64, w: u64| (h.rotate_left(23) ^ w).wrapping_mul(K);
+    // stable_hash of 16 bytes w1 w2 is mix(step(step(16, w1), w2)), where step(h, w) is
+    // (rotl(h, 23) ^ w) * K. Two texts collide when rotl(step(16, w1), 23) ^ w2 agrees: for
+    // any w1, exactly one w2 does it.
+    let step = crate::id::stable_step;
     let printable = |w: u64| w.to_le_bytes().iter().all(|b| (0x21..0x7f).contains(b) && !b"\"\\,".contains(b));
     let base = (u64::from_le_bytes(*b"collide-"), u64::from_le_bytes(*b"00000000"));
     let target = step(16, base.0).rotate_left(23) ^ base.1;
