@@ -314,23 +314,28 @@ impl NewEvent {
         Self { id: EventId::new_v7(), account, occurred_at, event }
     }
 
-    /// A 64-bit hash of everything the event says (id, account, time, event), for in-memory
-    /// duplicate checks. Not stable across releases: never persist it.
+    /// A keyed 64-bit hash of everything the event says (id, account, time, event), for
+    /// in-memory duplicate checks where the logged event itself is not at hand.
+    ///
+    /// It is the standard library's SipHash under a random key made once per process and never
+    /// shown, so nobody can write an event whose fingerprint equals another event's and have
+    /// it taken for that event's duplicate. Two different events share a fingerprint by
+    /// chance with odds of 2^-64. It differs in every process: never persist it, and compare
+    /// only fingerprints made in this process.
     pub fn fingerprint(&self) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-        let mut h = BuildHasherDefault::<crate::fast_hash::FastHasher>::default().build_hasher();
+        use std::hash::{BuildHasher, Hash, Hasher};
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+        let mut h = KEY.get_or_init(std::collections::hash_map::RandomState::new).build_hasher();
         self.id.hash(&mut h);
-        // Key texts are hashed whole, not through their `stable_hash`: a fingerprint tells a
-        // duplicate from a forged reuse of an id, so it must not be fooled by two texts whose
-        // 64-bit key hashes collide.
-        let key = |h: &mut crate::fast_hash::FastHasher, k: &str| {
+        // Texts are written with their lengths, so no two field sequences run together.
+        let key = |h: &mut std::collections::hash_map::DefaultHasher, k: &str| {
             h.write(k.as_bytes());
             h.write_usize(k.len());
         };
         key(&mut h, self.account.as_str());
         self.occurred_at.hash(&mut h);
         h.write_u8(self.event.kind() as u8);
-        let text = |h: &mut crate::fast_hash::FastHasher, t: &Option<String>| match t {
+        let text = |h: &mut std::collections::hash_map::DefaultHasher, t: &Option<String>| match t {
             Some(t) => {
                 h.write_u8(1);
                 h.write(t.as_bytes());
@@ -341,8 +346,7 @@ impl NewEvent {
         match &self.event {
             Event::CommitmentMade { commitment, title, due, weight } => {
                 key(&mut h, commitment.as_str());
-                h.write(title.as_bytes());
-                h.write_usize(title.len());
+                key(&mut h, title);
                 due.hash(&mut h);
                 h.write_u64(weight.to_bits());
             }

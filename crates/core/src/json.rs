@@ -485,9 +485,15 @@ fn parse_raw<'a>(line: &'a str, raw: &mut RawLine<'a>) -> Parse<()> {
         return Err(ParseEventError::LineTooLong { len: line.len(), max: LINE_BYTES_MAX });
     }
     if !scan_compact(line, raw) {
-        *raw = serde_json::from_str(line).map_err(|e| ParseEventError::Json { reason: e.to_string() })?;
+        *raw = serde_json::from_str(line).map_err(json_error)?;
     }
     Ok(())
+}
+
+/// serde_json's message quotes what it refused (an unknown field's name, a value): escaped, so
+/// the message stays one line whatever the input holds.
+fn json_error(e: serde_json::Error) -> ParseEventError {
+    ParseEventError::Json { reason: crate::escape::one_line(&e.to_string()).into_owned() }
 }
 
 /// Reads the shape the canonical form writes — one flat object, no whitespace, strings

@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod escape;
 pub mod event;
 pub mod fast_hash;
 pub mod id;

@@ -6,7 +6,7 @@ use crate::fast_hash::SeededHashMap;
 use crate::event::NewEvent;
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::store::{AppendError, BATCH_EVENTS_MAX, ExpectedVersion};
-use crate::validate::{StreamState, StreamUndo, check_event};
+use crate::validate::{Admission, StreamState, StreamUndo, check_event};
 
 /// An append that [`LogState::prepare`] accepted: the events to write, in order, with the
 /// versions and positions they get, and the duplicates it dropped.
@@ -131,6 +131,7 @@ impl LogState {
     ///
     /// `same_content(position, event)` tells whether the logged event at `position` holds the
     /// same content as `event`; it is asked only for ids already in the log before this batch.
+    /// New events (not duplicates) must also pass `admission`'s rules.
     ///
     /// On success the state already includes the batch.
     ///
@@ -141,9 +142,10 @@ impl LogState {
         batch: Vec<NewEvent>,
         expected: ExpectedVersion,
         next: Position,
+        admission: &Admission,
         same_content: impl FnMut(Position, &NewEvent) -> bool,
     ) -> Result<PreparedAppend, AppendError> {
-        let decided = self.decide(&batch, expected, next, same_content)?;
+        let decided = self.decide(&batch, expected, next, admission, same_content)?;
         let mut events = Vec::with_capacity(decided.fresh.len());
         let mut fresh = decided.fresh.iter().peekable();
         for (k, e) in batch.into_iter().enumerate() {
@@ -168,9 +170,10 @@ impl LogState {
         batch: &[NewEvent],
         expected: ExpectedVersion,
         next: Position,
+        admission: &Admission,
         same_content: impl FnMut(Position, &NewEvent) -> bool,
     ) -> Result<Admitted, AppendError> {
-        let decided = self.decide(batch, expected, next, same_content)?;
+        let decided = self.decide(batch, expected, next, admission, same_content)?;
         Ok(Admitted { fresh: decided.fresh, duplicates: decided.duplicates })
     }
 
@@ -179,6 +182,7 @@ impl LogState {
         batch: &[NewEvent],
         expected: ExpectedVersion,
         next: Position,
+        admission: &Admission,
         mut same_content: impl FnMut(Position, &NewEvent) -> bool,
     ) -> Result<Decided, AppendError> {
         if batch.len() > BATCH_EVENTS_MAX {
@@ -191,7 +195,7 @@ impl LogState {
             duplicates: Vec::new(),
             undo: Vec::with_capacity(2 * batch.len()),
         };
-        match self.decide_into(batch, expected, next, &mut same_content, &mut out) {
+        match self.decide_into(batch, expected, next, admission, &mut same_content, &mut out) {
             Ok(()) => Ok(out),
             Err(e) => {
                 self.undo(out.undo);
@@ -205,6 +209,7 @@ impl LogState {
         batch: &[NewEvent],
         expected: ExpectedVersion,
         next: Position,
+        admission: &Admission,
         same_content: &mut impl FnMut(Position, &NewEvent) -> bool,
         out: &mut Decided,
     ) -> Result<(), AppendError> {
@@ -270,9 +275,12 @@ impl LogState {
                 return Err(AppendError::WrongExpectedVersion { account: first.account.clone(), expected, actual });
             }
         }
-        // Pass 3: stateful rules, in batch order, recording each step so it can be undone.
+        // Pass 3: admission and stateful rules, in batch order, recording each step so it can
+        // be undone. Admission applies to new events only: a duplicate was admitted when it
+        // was logged, perhaps under looser limits, and retrying it must still succeed.
         for k in fresh {
             let e = &batch[k];
+            admission.check(e)?;
             let stream = match self.streams.get_mut(&e.account) {
                 Some(stream) => stream,
                 None => self.streams.entry(e.account.clone()).or_default(),

@@ -9,6 +9,7 @@ use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::log_state::LogState;
 use crate::store::{AppendError, AppendOutcome, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, Store};
 use crate::timestamp::Timestamp;
+use crate::validate::Admission;
 
 /// A source of `recorded_at` times.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -21,6 +22,7 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     clock: Clock,
+    future_skew: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -56,7 +58,14 @@ impl MemoryStore {
 
     /// An empty store stamping `recorded_at` from `clock` (for tests and simulations).
     pub fn with_clock(clock: Clock) -> Self {
-        Self { inner: RwLock::new(Inner::default()), clock }
+        Self { inner: RwLock::new(Inner::default()), clock, future_skew: crate::validate::FUTURE_SKEW_DEFAULT }
+    }
+
+    /// This store, accepting events dated up to `skew` later than their `recorded_at`
+    /// (default [`FUTURE_SKEW_DEFAULT`](crate::validate::FUTURE_SKEW_DEFAULT)).
+    pub fn with_future_skew(mut self, skew: std::time::Duration) -> Self {
+        self.future_skew = skew;
+        self
     }
 
     /// The number of events in the log.
@@ -83,12 +92,15 @@ impl MemoryStore {
         let mut guard = self.write();
         let inner = &mut *guard;
         let next = Position(inner.log.len() as u64 + 1);
+        let recorded_at = (self.clock)().max(inner.last_recorded);
+        let admission = Admission { recorded_at, future_skew: self.future_skew };
         let log = &inner.log;
-        let prepared = inner.state.prepare(batch, expected, next, |p, e| {
+        let prepared = inner.state.prepare(batch, expected, next, &admission, |p, e| {
             log.get((p.0 - 1) as usize).is_some_and(|env| env.same_content(e))
         })?;
-        let recorded_at = (self.clock)().max(inner.last_recorded);
-        inner.last_recorded = recorded_at;
+        if !prepared.events.is_empty() {
+            inner.last_recorded = recorded_at;
+        }
         let mut outcome =
             AppendOutcome { appended: Vec::with_capacity(prepared.events.len()), duplicates: prepared.duplicates };
         inner.log.reserve(prepared.events.len());

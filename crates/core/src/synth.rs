@@ -252,7 +252,11 @@ impl SplitMix64 {
     }
 }
 
-/// Settings for [`generate`]. By default: 100 accounts, 24 months from 2024-01-01, seed 1.
+/// Settings for [`generate`]. By default: 100 accounts, 24 months from 2020-01-01, seed 1.
+///
+/// Every generated event is valid as of [`end`](Self::end): its times lie between `start`
+/// and `end`, and its due dates at most [`DUE_AFTER_END_MAX_HOURS`] after `end`. A history
+/// that ends in the future holds events an append refuses (they would occur in the future).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
     /// How many accounts.
@@ -267,9 +271,21 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        Self { accounts: 100, months: 24, seed: 1, start: Timestamp::from_unix_seconds(1_704_067_200) }
+        Self { accounts: 100, months: 24, seed: 1, start: Timestamp::from_unix_seconds(1_577_836_800) }
     }
 }
+
+impl SynthConfig {
+    /// When the history ends: `start` plus `months` of 730 hours. No event occurs later.
+    pub fn end(&self) -> Timestamp {
+        let months = i64::from(self.months.min(MONTHS_MAX));
+        self.start.add_nanos(months * i64::from(HOURS_PER_MONTH) * NANOS_PER_HOUR)
+    }
+}
+
+/// How far after [`SynthConfig::end`] a generated commitment may be due, in hours: a
+/// commitment made in the last month with the longest lead, renegotiated by the most.
+pub const DUE_AFTER_END_MAX_HOURS: u32 = 24 * (14 + 49 + 7 + 20);
 
 const HOURS_PER_MONTH: u32 = 730;
 
@@ -394,7 +410,7 @@ impl Iterator for Generate {
             // Qualities spread from struggling to excellent, skewed towards good.
             let quality = 1.0 - (self.rng.unit() * self.rng.unit());
             let plans = plan_account(&mut self.rng, self.config.months, quality);
-            let until = self.config.start.add_nanos(i64::from(self.config.months * HOURS_PER_MONTH) * NANOS_PER_HOUR);
+            let until = self.config.end();
             self.buffer = expand(&account, self.config.start, &plans, self.config.seed, Some(until)).into_iter();
         }
     }

@@ -202,6 +202,50 @@ pub enum ValidationError {
         /// The limit.
         max: usize,
     },
+    /// A commitment weight above [`WEIGHT_MAX`] (an admission rule, see [`Admission`]).
+    #[error("account {account}, event {event}: weight {weight} is larger than the {max} allowed")]
+    WeightTooLarge {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// The weight.
+        weight: f64,
+        /// The limit.
+        max: f64,
+    },
+    /// A free-text field holding a NUL character (an admission rule, see [`Admission`]).
+    #[error("account {account}, event {event}: {field} holds a NUL character at byte {at}")]
+    TextHoldsNul {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// The field.
+        field: &'static str,
+        /// The byte offset of the first NUL.
+        at: usize,
+    },
+    /// An event dated later than the moment it is recorded plus the allowed clock skew (an
+    /// admission rule, see [`Admission`]): most often a typo in the year.
+    #[error(
+        "account {account}, event {event}: occurred_at {occurred_at} is in the future: later than {limit} \
+         (recorded at {recorded_at} plus {skew_seconds} s of allowed clock skew)"
+    )]
+    OccursInTheFuture {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// When the event says it occurred.
+        occurred_at: Timestamp,
+        /// When the log records it.
+        recorded_at: Timestamp,
+        /// The latest `occurred_at` allowed.
+        limit: Timestamp,
+        /// The allowed skew, in seconds.
+        skew_seconds: u64,
+    },
 }
 
 impl ValidationError {
@@ -222,7 +266,10 @@ impl ValidationError {
             | Self::SurveyOutOfRange { event, .. }
             | Self::TimestampOutOfRange { event, .. }
             | Self::WeightInvalid { event, .. }
-            | Self::TextTooLong { event, .. } => *event,
+            | Self::TextTooLong { event, .. }
+            | Self::WeightTooLarge { event, .. }
+            | Self::TextHoldsNul { event, .. }
+            | Self::OccursInTheFuture { event, .. } => *event,
         }
     }
 
@@ -241,8 +288,11 @@ impl ValidationError {
             | Self::EscalationNotResolved { .. } => "escalation",
             Self::StepBeforePrevious { .. } => "occurred_at",
             Self::SurveyOutOfRange { measure, .. } => measure,
-            Self::TimestampOutOfRange { field, .. } | Self::TextTooLong { field, .. } => field,
-            Self::WeightInvalid { .. } => "weight",
+            Self::TimestampOutOfRange { field, .. }
+            | Self::TextTooLong { field, .. }
+            | Self::TextHoldsNul { field, .. } => field,
+            Self::WeightInvalid { .. } | Self::WeightTooLarge { .. } => "weight",
+            Self::OccursInTheFuture { .. } => "occurred_at",
         }
     }
 }
@@ -306,6 +356,92 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
         });
     }
     Ok(())
+}
+
+/// The largest commitment weight a new event may carry. Weights multiply decayed evidence,
+/// and a decayed term can grow by up to about 2^610 between the years 1900 and 2199 before
+/// the sums re-anchor: below this bound no sum of any number of events can reach the range
+/// of `f64` (about 1.8e308), so no score turns infinite or NaN. Projections also clamp the
+/// weights of events logged before the bound existed.
+pub const WEIGHT_MAX: f64 = 1_000_000.0;
+
+/// How much later than its `recorded_at` a new event may say it occurred, by default: room
+/// for clock skew between the systems that report events and the store, not for planning.
+pub const FUTURE_SKEW_DEFAULT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// The rules a **new** event must pass when it joins the log, beyond [`check_event`]: limits
+/// that were added after logs already held events breaking them, so events already logged are
+/// not judged by them again (a log written under the old rules must keep opening). Stores
+/// apply them in [`LogState::prepare`](crate::LogState::prepare); an importer in
+/// [`LogState::admit`](crate::LogState::admit).
+///
+/// - a weight is at most [`WEIGHT_MAX`];
+/// - free text holds no NUL character (the file store relies on this: a record never holds a
+///   long run of zero bytes, so zeros in a damaged tail mark a torn write, never data);
+/// - `occurred_at` is at most `future_skew` later than `recorded_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The `recorded_at` the log will stamp on the events (an estimate no earlier than the
+    /// real one is fine: it only loosens the future check).
+    pub recorded_at: Timestamp,
+    /// How much later than `recorded_at` an event may have occurred.
+    pub future_skew: std::time::Duration,
+}
+
+impl Admission {
+    /// The rules for events recorded at `recorded_at`, with the default skew.
+    pub fn at(recorded_at: Timestamp) -> Self {
+        Self { recorded_at, future_skew: FUTURE_SKEW_DEFAULT }
+    }
+
+    /// The same rules with another allowed skew.
+    pub fn with_future_skew(self, future_skew: std::time::Duration) -> Self {
+        Self { future_skew, ..self }
+    }
+
+    /// The latest `occurred_at` allowed.
+    pub fn latest_occurred_at(&self) -> Timestamp {
+        let skew = i64::try_from(self.future_skew.as_nanos()).unwrap_or(i64::MAX);
+        Timestamp::from_unix_nanos(self.recorded_at.unix_nanos().saturating_add(skew))
+    }
+
+    /// Checks `e` against these rules.
+    ///
+    /// # Errors
+    /// The first broken rule.
+    pub fn check(&self, e: &NewEvent) -> Result<(), ValidationError> {
+        let limit = self.latest_occurred_at();
+        if e.occurred_at > limit {
+            return Err(ValidationError::OccursInTheFuture {
+                account: e.account.clone(),
+                event: e.id,
+                occurred_at: e.occurred_at,
+                recorded_at: self.recorded_at,
+                limit,
+                skew_seconds: self.future_skew.as_secs(),
+            });
+        }
+        if let Event::CommitmentMade { weight, .. } = &e.event
+            && *weight > WEIGHT_MAX
+        {
+            return Err(ValidationError::WeightTooLarge {
+                account: e.account.clone(),
+                event: e.id,
+                weight: *weight,
+                max: WEIGHT_MAX,
+            });
+        }
+        if let Some((field, text)) = e.event.text()
+            && let Some(at) = memchr_nul(text.as_bytes())
+        {
+            return Err(ValidationError::TextHoldsNul { account: e.account.clone(), event: e.id, field, at });
+        }
+        Ok(())
+    }
+}
+
+fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == 0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use proptest::prelude::*;
 use rapport_core::testing::strategies::{arb_account_history, arb_portfolio};
+use rapport_core::validate::Admission;
 use rapport_core::{
     AccountId, AppendError, Channel, CommitmentKey, EscalationKey, Event, ExpectedVersion, Interner, Ledger, LogState,
     MemoryStore, NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError, synth,
@@ -13,6 +14,11 @@ use rapport_core::{
 
 mod memory_conformance {
     rapport_core::conformance_suite!(rapport_core::MemoryStore::new);
+}
+
+/// The admission rules for an append happening now.
+fn now() -> Admission {
+    Admission::at(Timestamp::now())
 }
 
 fn t(day: i64) -> Timestamp {
@@ -213,7 +219,8 @@ fn rule_text_at_most_4_kib() {
 
 #[test]
 fn recorded_at_comes_from_the_store_clock_and_never_decreases() {
-    let now = Arc::new(AtomicI64::new(1_000));
+    // Clock readings after the events' times (2025), which must not lie in the future.
+    let now = Arc::new(AtomicI64::new(1_800_000_000));
     let clock = Arc::clone(&now);
     let store = MemoryStore::with_clock(Arc::new(move || Timestamp::from_unix_seconds(clock.load(Ordering::SeqCst))));
     let ledger = Ledger::new(store);
@@ -221,14 +228,14 @@ fn recorded_at_comes_from_the_store_clock_and_never_decreases() {
         .blocking()
         .append(vec![ev(0, Event::TouchpointHeld { channel: Channel::Call })], ExpectedVersion::Any)
         .unwrap();
-    now.store(500, Ordering::SeqCst); // the clock steps back
+    now.store(1_799_999_000, Ordering::SeqCst); // the clock steps back
     ledger
         .blocking()
         .append(vec![ev(1, Event::TouchpointHeld { channel: Channel::Call })], ExpectedVersion::Any)
         .unwrap();
     let log = ledger.blocking().read_all_page(Position(1), 10).unwrap();
-    assert_eq!(log[0].recorded_at, Timestamp::from_unix_seconds(1_000));
-    assert_eq!(log[1].recorded_at, Timestamp::from_unix_seconds(1_000), "clamped, never decreasing");
+    assert_eq!(log[0].recorded_at, Timestamp::from_unix_seconds(1_800_000_000));
+    assert_eq!(log[1].recorded_at, Timestamp::from_unix_seconds(1_800_000_000), "clamped, never decreasing");
 }
 
 #[test]
@@ -323,8 +330,8 @@ proptest! {
             b.replay(e, Position(k as u64 + 1)).unwrap();
         }
         let next = Position(cut as u64 / 2 + 1);
-        let admitted = a.admit(&batch, ExpectedVersion::Any, next, |_, _| true);
-        let prepared = b.prepare(batch.clone(), ExpectedVersion::Any, next, |_, _| true);
+        let admitted = a.admit(&batch, ExpectedVersion::Any, next, &now(), |_, _| true);
+        let prepared = b.prepare(batch.clone(), ExpectedVersion::Any, next, &now(), |_, _| true);
         match (admitted, prepared) {
             (Ok(x), Ok(y)) => {
                 let fresh: Vec<_> = x.fresh.iter().map(|&(k, v)| (batch[k].id, v)).collect();
@@ -362,6 +369,7 @@ fn the_first_faulty_event_in_batch_order_decides_the_error() {
         &[fresh.clone(), clash.clone(), invalid.clone()],
         ExpectedVersion::Any,
         Position(2),
+        &now(),
         logged_content,
     );
     assert!(matches!(err, Err(AppendError::IdConflict { id, .. }) if id == logged.id), "{err:?}");
@@ -369,6 +377,7 @@ fn the_first_faulty_event_in_batch_order_decides_the_error() {
         &[fresh.clone(), invalid.clone(), clash.clone()],
         ExpectedVersion::Any,
         Position(2),
+        &now(),
         logged_content,
     );
     assert!(matches!(&err, Err(AppendError::Invalid(v)) if v.event() == invalid.id), "{err:?}");
@@ -376,10 +385,16 @@ fn the_first_faulty_event_in_batch_order_decides_the_error() {
     // A repeat inside the batch: the same content is a duplicate, other content a conflict.
     let mut twin = made(5, "c-5");
     twin.id = fresh.id;
-    let err = state.admit(&[fresh.clone(), twin], ExpectedVersion::Any, Position(2), logged_content);
+    let err = state.admit(&[fresh.clone(), twin], ExpectedVersion::Any, Position(2), &now(), logged_content);
     assert!(matches!(err, Err(AppendError::IdConflict { id, .. }) if id == fresh.id), "{err:?}");
     let ok = state
-        .admit(&[fresh.clone(), logged.clone(), fresh.clone()], ExpectedVersion::Any, Position(2), logged_content)
+        .admit(
+            &[fresh.clone(), logged.clone(), fresh.clone()],
+            ExpectedVersion::Any,
+            Position(2),
+            &now(),
+            logged_content,
+        )
         .unwrap();
     assert_eq!(ok.fresh.len(), 1);
     assert_eq!(ok.fresh[0].0, 0);

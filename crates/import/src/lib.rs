@@ -49,9 +49,10 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rapport_core::validate::Admission;
 use rapport_core::{
     AccountId, AppendError, AppendOutcome, EventId, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent,
-    Position, ReadError, Store,
+    Position, ReadError, Store, Timestamp,
 };
 use thiserror::Error;
 
@@ -66,7 +67,7 @@ pub enum Format {
 }
 
 /// Settings for [`import`]. By default: JSON Lines, atomic, batches of 10,000 events, up to
-/// 1,000,000 parsed events kept between the passes.
+/// 1,000,000 parsed events kept between the passes, five minutes of clock skew allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportOptions {
     /// The input format.
@@ -78,11 +79,21 @@ pub struct ImportOptions {
     /// Parsed events kept in memory between the validation pass and the append pass; a larger
     /// input is read twice instead.
     pub buffer_events_max: usize,
+    /// How much later than now an event may say it occurred (see
+    /// [`Admission`](rapport_core::validate::Admission)); the store checks again with its own
+    /// setting when it appends.
+    pub future_skew: std::time::Duration,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { format: Format::Jsonl, skip_invalid: false, batch_events: 10_000, buffer_events_max: 1_000_000 }
+        Self {
+            format: Format::Jsonl,
+            skip_invalid: false,
+            batch_events: 10_000,
+            buffer_events_max: 1_000_000,
+            future_skew: rapport_core::validate::FUTURE_SKEW_DEFAULT,
+        }
     }
 }
 
@@ -259,7 +270,12 @@ fn import_with<S: Store, R: Read + Send>(
     // A store with no events holds no streams and no ids: pass 1 need not ask it about either
     // (a backfill into a new PostgreSQL database saves a query per chunk of lines).
     let store_empty = pollster::block_on(ledger.store().head()).map_err(read_err)? == Position(0);
-    let mut shadow = Shadow { state: LogState::with_capacity(events_hint), store_empty, ..Shadow::default() };
+    let mut shadow = Shadow {
+        state: LogState::with_capacity(events_hint),
+        store_empty,
+        future_skew: options.future_skew,
+        ..Shadow::default()
+    };
     let mut refusals =
         Refusals { source_name, skip_invalid: options.skip_invalid, sink: rejects, lines: HashSet::new() };
     let mut buffer = Some(Buffered::default());
@@ -675,6 +691,7 @@ struct Shadow {
     fingerprints: Vec<u64>,
     /// The store had no events when the import began.
     store_empty: bool,
+    future_skew: std::time::Duration,
 }
 
 impl Shadow {
@@ -737,7 +754,8 @@ impl Shadow {
     fn admit(&mut self, batch: &[NewEvent]) -> Result<(), String> {
         let next = Position(self.fingerprints.len() as u64 + 1);
         let known = &self.fingerprints;
-        match self.state.admit(batch, ExpectedVersion::Any, next, |p, x| {
+        let admission = Admission { recorded_at: Timestamp::now(), future_skew: self.future_skew };
+        match self.state.admit(batch, ExpectedVersion::Any, next, &admission, |p, x| {
             known.get((p.0 - 1) as usize).copied() == Some(x.fingerprint())
         }) {
             Ok(admitted) => {

@@ -70,6 +70,9 @@ pub struct SegmentHeader {
     pub base_position: u64,
     /// The segment's number, from 0.
     pub segment_no: u64,
+    /// Whether the store keeps a head record (`HEAD`): set by every build that does, so a
+    /// deleted head record is noticed (older builds leave the flag byte zero and ignore it).
+    pub head_tracked: bool,
 }
 
 impl SegmentHeader {
@@ -82,6 +85,7 @@ impl SegmentHeader {
         b[16..32].copy_from_slice(&self.log_id);
         b[32..40].copy_from_slice(&self.base_position.to_le_bytes());
         b[40..48].copy_from_slice(&self.segment_no.to_le_bytes());
+        b[48] = u8::from(self.head_tracked);
         let crc = crc32c::crc32c(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
@@ -110,7 +114,7 @@ impl SegmentHeader {
         }
         let mut log_id = [0u8; 16];
         log_id.copy_from_slice(&b[16..32]);
-        Ok(Self { log_id, base_position: u64_at(b, 32), segment_no: u64_at(b, 40) })
+        Ok(Self { log_id, base_position: u64_at(b, 32), segment_no: u64_at(b, 40), head_tracked: b[48] & 1 == 1 })
     }
 }
 

@@ -33,10 +33,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod damage;
 pub mod format;
+mod head;
+mod recovery;
 mod store;
 mod verify;
 pub mod vfs;
+mod writer;
 
-pub use store::{Durability, FileStore, LOCK_FILE, OpenError, Options, RecoveryReport, segment_name};
+pub use head::{HEAD_FILE, HeadRecord};
+pub use store::{Durability, FileStore, OpenError, Options, RecoveryReport, Skipped, segment_name};
 pub use verify::{VerifyError, VerifyReport, verify};

@@ -5,11 +5,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
-use std::task::{Context, Poll, Waker};
 
 use rapport_core::fast_hash::{FastHashMap, SeededHashMap};
 use rapport_core::{
@@ -17,11 +15,13 @@ use rapport_core::{
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 
-use crate::format::{
-    self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES,
-    SEGMENT_HEADER_BYTES, SegmentHeader,
-};
-use crate::vfs::{AppendFile, LockGuard, ReadFile, StdVfs, Vfs, read_exact_at};
+use rapport_core::validate::{Admission, FUTURE_SKEW_DEFAULT};
+
+use crate::format::{self, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::{self, HEAD_FILE, HeadRecord};
+use crate::recovery;
+use crate::vfs::{LockGuard, ReadFile, StdVfs, Vfs};
+use crate::writer::{AppendFuture, Completion, Job, Pending, Writer, writer_loop};
 
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +36,8 @@ pub enum Durability {
 }
 
 /// Settings for [`FileStore::open_with`]. By default: durable (`Durability::Sync`), 256 MiB
-/// segments, the directory created if missing.
+/// segments, the directory created if missing, five minutes of clock skew allowed
+/// ([`FUTURE_SKEW_DEFAULT`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// When appends are acknowledged.
@@ -46,11 +47,20 @@ pub struct Options {
     pub segment_bytes_max: u64,
     /// Create the directory (and a new log) if it does not exist.
     pub create_if_missing: bool,
+    /// How much later than its `recorded_at` a new event may say it occurred
+    /// ([`Admission`]); later ones are refused with
+    /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
+    pub future_skew: std::time::Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { durability: Durability::Sync, segment_bytes_max: 256 * 1024 * 1024, create_if_missing: true }
+        Self {
+            durability: Durability::Sync,
+            segment_bytes_max: 256 * 1024 * 1024,
+            create_if_missing: true,
+            future_skew: FUTURE_SKEW_DEFAULT,
+        }
     }
 }
 
@@ -64,16 +74,15 @@ pub enum OpenError {
         /// The directory.
         dir: PathBuf,
     },
-    /// Another process holds the store's lock.
-    #[error("the store at {dir} is in use by another process (lock file {lock})")]
+    /// Another writer (this process or another) has the store open.
+    #[error("the store at {dir} is open for writing elsewhere (its directory is locked)")]
     Locked {
         /// The directory.
         dir: PathBuf,
-        /// The lock file.
-        lock: PathBuf,
     },
-    /// Damage that recovery must not repair: valid data follows it, or it is in a sealed
-    /// segment.
+    /// Damage that recovery must not repair: it is in a sealed segment, valid data follows
+    /// it, no torn write explains it, or the log lost events its head record says were
+    /// acknowledged. `segment` names the file (a segment, or `HEAD`).
     #[error("damaged log: {segment} at byte {offset}: {reason}")]
     Corrupt {
         /// The segment file.
@@ -103,10 +112,26 @@ pub enum OpenError {
 pub struct RecoveryReport {
     /// Torn tails cut off: the segment, the offset it was cut at, and the bytes dropped.
     pub truncated: Vec<(PathBuf, u64, u64)>,
+    /// A read-only open's report of the end of the last segment it did not read: a batch a
+    /// writer was still writing, or a torn tail its next open will cut.
+    pub skipped: Option<Skipped>,
     /// Events found in the log.
     pub n_events: u64,
     /// Segments found.
     pub n_segments: u64,
+}
+
+/// Bytes at the end of the log a read-only open left unread (see [`RecoveryReport::skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The last segment.
+    pub segment: PathBuf,
+    /// Where the readable log ends in it.
+    pub offset: u64,
+    /// How many bytes follow.
+    pub bytes: u64,
+    /// What they hold.
+    pub reason: String,
 }
 
 /// The embedded, durable, append-only segment log. `Send + Sync`; clone it cheaply to share.
@@ -126,20 +151,54 @@ impl std::fmt::Debug for FileStore {
     }
 }
 
-struct Shared {
-    vfs: Arc<dyn Vfs>,
-    log_id: [u8; 16],
-    dir: PathBuf,
-    options: Options,
+pub(crate) struct Shared {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) log_id: [u8; 16],
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
     core: Mutex<Core>,
-    index: RwLock<Index>,
-    committed: AtomicU64,
-    poisoned: OnceLock<String>,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) committed: AtomicU64,
+    pub(crate) poisoned: OnceLock<String>,
     readers: RwLock<Vec<Option<Arc<dyn ReadFile>>>>,
+    /// The writer thread's queue; `None` when read-only.
     sender: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     recovery: RecoveryReport,
-    _lock: Box<dyn LockGuard>,
+    /// The writer's lock on the directory; `None` when read-only.
+    lock: Option<Box<dyn LockGuard>>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)] // One call site per open mode; named fields below.
+    fn new(
+        vfs: Arc<dyn Vfs>,
+        log_id: [u8; 16],
+        dir: &Path,
+        options: Options,
+        scan: recovery::Scan,
+        recovery: RecoveryReport,
+        sender: Option<Sender<Job>>,
+        lock: Option<Box<dyn LockGuard>>,
+    ) -> Arc<Self> {
+        let n_segments = scan.index.segments.len();
+        let committed = AtomicU64::new(scan.head());
+        Arc::new(Self {
+            vfs,
+            log_id,
+            dir: dir.to_path_buf(),
+            options,
+            core: Mutex::new(scan.core),
+            index: RwLock::new(scan.index),
+            committed,
+            poisoned: OnceLock::new(),
+            readers: RwLock::new(vec![None; n_segments]),
+            sender: Mutex::new(sender),
+            writer: Mutex::new(None),
+            recovery,
+            lock,
+        })
+    }
 }
 
 impl Drop for Shared {
@@ -158,20 +217,20 @@ impl Drop for Shared {
     }
 }
 
-struct Core {
-    state: LogState,
+pub(crate) struct Core {
+    pub(crate) state: LogState,
     /// Per position - 1: the event's structural fingerprint (`NewEvent::fingerprint`), to tell
     /// a duplicate from a conflicting reuse of its id.
-    fingerprints: Vec<u64>,
-    next_position: u64,
-    last_recorded: Timestamp,
+    pub(crate) fingerprints: Vec<u64>,
+    pub(crate) next_position: u64,
+    pub(crate) last_recorded: Timestamp,
 }
 
 #[derive(Default)]
-struct Index {
-    segments: Vec<PathBuf>,
+pub(crate) struct Index {
+    pub(crate) segments: Vec<PathBuf>,
     /// Per position - 1: `(segment << 40) | offset of the record's prefix`.
-    offsets: Vec<u64>,
+    pub(crate) offsets: Vec<u64>,
     streams: FastHashMap<AccountId, Vec<u64>>,
     accounts: BTreeMap<AccountId, u64>,
     /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
@@ -180,7 +239,7 @@ struct Index {
 }
 
 impl Index {
-    fn note_account(&mut self, account: &AccountId, position: u64) {
+    pub(crate) fn note_account(&mut self, account: &AccountId, position: u64) {
         match self.streams.get_mut(account) {
             Some(s) => s.push(position),
             None => {
@@ -191,7 +250,7 @@ impl Index {
         }
     }
 
-    fn intern(&self, s: &str) -> Result<AccountId, String> {
+    pub(crate) fn intern(&self, s: &str) -> Result<AccountId, String> {
         match self.interned.get(&rapport_core::id::stable_hash(s)) {
             Some(a) if a.as_str() == s => Ok(a.clone()),
             _ => AccountId::new(s).map_err(|e| e.to_string()),
@@ -201,7 +260,7 @@ impl Index {
 
 const OFFSET_BITS: u32 = 40;
 
-fn pack(segment: u64, offset: u64) -> u64 {
+pub(crate) fn pack(segment: u64, offset: u64) -> u64 {
     (segment << OFFSET_BITS) | offset
 }
 
@@ -219,90 +278,7 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_prefix("seg-")?.strip_suffix(".rpl")?.parse().ok()
 }
 
-/// The name of the lock file.
-pub const LOCK_FILE: &str = "LOCK";
-
-/// A decided append on its way to the writer thread, which encodes it into one frame.
-struct Job {
-    events: Vec<(NewEvent, StreamVersion)>,
-    first_position: u64,
-    recorded_at: Timestamp,
-    done: Completion,
-    outcome: AppendOutcome,
-}
-
-/// What the writer thread owns: the current segment file and where the log's tail stands.
-struct Writer {
-    file: Box<dyn AppendFile>,
-    /// The sync epoch stamped on the frames of the next group.
-    epoch: u64,
-    segment_no: u64,
-    segment_len: u64,
-    prev_payload_crc: u32,
-    /// Reused frame buffer.
-    frame: Vec<u8>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// A one-shot completion the writer thread fills in and the append future waits on.
-
-#[derive(Default)]
-struct Slot {
-    result: Option<Result<AppendOutcome, AppendError>>,
-    waker: Option<Waker>,
-}
-
-#[derive(Clone, Default)]
-struct Completion(Arc<Mutex<Slot>>);
-
-impl Completion {
-    fn complete(&self, result: Result<AppendOutcome, AppendError>) {
-        let waker = {
-            let mut slot = lock(&self.0);
-            slot.result = Some(result);
-            slot.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-}
-
-struct Pending(Completion);
-
-impl Future for Pending {
-    type Output = Result<AppendOutcome, AppendError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = lock(&(self.0).0);
-        match slot.result.take() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                slot.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// The append future: either decided at submission or waiting on the writer.
-enum AppendFuture {
-    Ready(Option<Result<AppendOutcome, AppendError>>),
-    Waiting(Pending),
-}
-
-impl Future for AppendFuture {
-    type Output = Result<AppendOutcome, AppendError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            AppendFuture::Ready(r) => Poll::Ready(r.take().unwrap_or_else(|| Ok(AppendOutcome::default()))),
-            AppendFuture::Waiting(p) => Pin::new(p).poll(cx),
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a lock is a bug elsewhere; the store poisons itself on I/O errors
     // explicitly, so recovering the guard does not hide a half-done write.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -312,65 +288,27 @@ fn io_err<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(io::Error)
     move |source| OpenError::Io { operation, path: path.to_path_buf(), source }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Open and recovery.
-
-struct Scan {
-    core: Core,
-    index: Index,
-    truncated: Vec<(PathBuf, u64, u64)>,
-    segment_no: u64,
-    segment_len: u64,
-    prev_payload_crc: u32,
+/// Creates `dir` and any missing parents, and makes each new directory's entry durable (a
+/// power loss must not take away a store whose appends were acknowledged).
+fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !vfs.exists(d)) {
+        missing.push(d);
+        at = d.parent();
+    }
+    vfs.create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    for d in missing.iter().rev() {
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        vfs.sync_dir(parent).map_err(io_err("fsync directory", parent))?;
+    }
+    Ok(())
 }
 
-impl Scan {
-    fn intern(&mut self, s: &str) -> Result<AccountId, String> {
-        self.index.intern(s)
-    }
-}
-
-fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
-    let f = vfs.open_read(path).map_err(io_err("open", path))?;
-    let len = f.size().map_err(io_err("stat", path))?;
-    let mut buf = vec![0u8; len as usize];
-    read_exact_at(&*f, &mut buf, 0).map_err(io_err("read", path))?;
-    Ok(buf)
-}
-
-/// Whether a torn write could explain damage in `bytes[at..end]`: a crash leaves unwritten
-/// sectors as zeros (or the file short), never other bytes. Damage in a frame that is complete
-/// and has no all-zero 512-byte sector is bit rot in synced data.
-fn torn_plausible(bytes: &[u8], at: usize, end: usize) -> bool {
-    const SECTOR: usize = 512;
-    if end > bytes.len() {
-        return true;
-    }
-    let mut s = at / SECTOR * SECTOR;
-    while s < end {
-        let e = (s + SECTOR).min(bytes.len());
-        if bytes[s.max(at)..e].iter().all(|&b| b == 0) && e > s.max(at) {
-            return true;
-        }
-        s += SECTOR;
-    }
-    false
-}
-
-/// Where a valid frame header lies in `bytes` from `from` on with an epoch above
-/// `epoch_bound`, which proves the frames before it were synced.
-fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
-    let mut at = from;
-    while at + FRAME_HEADER_BYTES <= bytes.len() {
-        if bytes[at..at + 4] == format::FRAME_MAGIC
-            && let Ok((h, _)) = FrameHeader::decode(&bytes[at..])
-            && h.epoch > epoch_bound
-        {
-            return Some(at);
-        }
-        at += 1;
-    }
-    None
+/// The store's head record, or `None`; a head record that cannot be read or trusted is
+/// damage, refused.
+fn read_head(vfs: &dyn Vfs, dir: &Path) -> Result<Option<HeadRecord>, OpenError> {
+    head::read(vfs, dir).map_err(|(path, reason)| OpenError::Corrupt { segment: path, offset: 0, reason })
 }
 
 impl FileStore {
@@ -405,231 +343,81 @@ impl FileStore {
             if !options.create_if_missing {
                 return Err(OpenError::Missing { dir: dir.to_path_buf() });
             }
-            vfs.create_dir_all(dir).map_err(io_err("create directory", dir))?;
+            create_dir_durably(&*vfs, dir)?;
         }
-        let lock_path = dir.join(LOCK_FILE);
-        let guard = match vfs.lock(&lock_path) {
+        let guard = match vfs.lock_dir(dir) {
             Ok(g) => g,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(OpenError::Locked { dir: dir.to_path_buf(), lock: lock_path });
+                return Err(OpenError::Locked { dir: dir.to_path_buf() });
             }
-            Err(e) => return Err(OpenError::Io { operation: "lock", path: lock_path, source: e }),
+            Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
-        let mut numbers: Vec<u64> =
-            vfs.list(dir).map_err(io_err("list", dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
-        numbers.sort_unstable();
-        for (i, n) in numbers.iter().enumerate() {
-            if *n != i as u64 {
-                return Err(OpenError::Corrupt {
-                    segment: dir.join(segment_name(i as u64)),
-                    offset: 0,
-                    reason: format!("segment {i} is missing (found {})", segment_name(*n)),
-                });
+        let head = read_head(&*vfs, dir)?;
+        let mut scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let mut truncated = Vec::new();
+        if let Some(tail) = &scan.tail {
+            if tail.reason != "zeroed space" {
+                log::warn!(
+                    "{}: torn tail at byte {} ({}); truncating {} bytes",
+                    tail.segment.display(),
+                    tail.offset,
+                    tail.reason,
+                    tail.bytes
+                );
             }
+            vfs.truncate(&tail.segment, tail.offset).map_err(io_err("truncate", &tail.segment))?;
+            truncated.push((tail.segment.clone(), tail.offset, tail.bytes));
         }
-        // About one event per 64 bytes of segment: reserve the id index once, not by doubling.
-        let estimate: u64 = numbers
-            .iter()
-            .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
-            .sum::<u64>()
-            / 64;
-        let mut scan = Scan {
-            core: Core {
-                state: LogState::with_capacity(estimate.min(1 << 28) as usize),
-                fingerprints: Vec::new(),
-                next_position: 1,
-                last_recorded: Timestamp::from_unix_nanos(i64::MIN),
-            },
-            index: Index::default(),
-            truncated: Vec::new(),
-            segment_no: 0,
-            segment_len: 0,
-            prev_payload_crc: 0,
-        };
-        let mut log_id: Option<[u8; 16]> = None;
-        let mut last_epoch = 0u64;
-        let mut stop_after: Option<usize> = None;
-        for (i, n) in numbers.iter().enumerate() {
-            let path = dir.join(segment_name(*n));
-            let bytes = read_whole(&*vfs, &path)?;
-            let is_last = i + 1 == numbers.len();
-            let header = match SegmentHeader::decode(&bytes) {
-                Ok(h) => h,
-                Err(e) if is_last && (bytes.iter().all(|&b| b == 0) || bytes.len() < SEGMENT_HEADER_BYTES) => {
-                    // A segment whose creation was cut short: nothing in it was acknowledged.
-                    log::warn!("{}: incomplete segment header ({}), rewriting it", path.display(), e);
-                    scan.truncated.push((path.clone(), 0, bytes.len() as u64));
-                    vfs.truncate(&path, 0).map_err(io_err("truncate", &path))?;
-                    stop_after = Some(i);
-                    scan.index.segments.push(path);
-                    scan.segment_no = *n;
-                    scan.segment_len = 0;
-                    break;
-                }
-                Err(e) => return Err(OpenError::Corrupt { segment: path, offset: e.offset, reason: e.reason }),
-            };
-            let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.clone(), offset, reason };
-            if log_id.is_some_and(|id| id != header.log_id) {
-                return Err(corrupt(16, "segment belongs to another log".into()));
-            }
-            log_id = Some(header.log_id);
-            if header.segment_no != *n || header.base_position != scan.core.next_position {
-                return Err(corrupt(
-                    32,
-                    format!(
-                        "segment header says segment {} from position {}, expected segment {n} from {}",
-                        header.segment_no, header.base_position, scan.core.next_position
-                    ),
-                ));
-            }
-            scan.index.segments.push(path.clone());
-            scan.segment_no = *n;
-            let mut at = SEGMENT_HEADER_BYTES;
-            // Damage that a torn write could explain: its offset, what is wrong, and the epoch
-            // of the damaged frame when its header is intact.
-            let damage: Option<(usize, String, Option<u64>)> = loop {
-                if at == bytes.len() {
-                    break None;
-                }
-                let (h, _) = match FrameHeader::decode(&bytes[at..]) {
-                    Ok(x) => x,
-                    Err(FrameHeaderError::Zero) if bytes[at..].iter().all(|&b| b == 0) => {
-                        break Some((at, "zeroed space".into(), None));
-                    }
-                    Err(FrameHeaderError::Zero) => {
-                        break Some((at, "zeroed frame header followed by data".into(), None));
-                    }
-                    Err(FrameHeaderError::Short) => break Some((at, "truncated frame header".into(), None)),
-                    Err(FrameHeaderError::Invalid) if torn_plausible(&bytes, at, bytes.len()) => {
-                        break Some((at, "invalid frame header".into(), None));
-                    }
-                    Err(FrameHeaderError::Invalid) => {
-                        return Err(corrupt(at as u64, "invalid frame header, and no torn write explains it".into()));
-                    }
-                };
-                // A whole, checksummed header in the wrong place is never a torn write.
-                if h.first_position != scan.core.next_position {
-                    return Err(corrupt(
-                        at as u64,
-                        format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
-                    ));
-                }
-                if h.prev_checksum != scan.prev_payload_crc {
-                    return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
-                }
-                let start = at + FRAME_HEADER_BYTES;
-                let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
-                    break Some((at, "frame payload overruns the segment".into(), Some(h.epoch)));
-                };
-                if crc32c::crc32c(payload) != h.payload_crc {
-                    if !torn_plausible(&bytes, at, start + h.payload_len as usize) {
-                        return Err(corrupt(
-                            at as u64,
-                            "frame payload checksum mismatch, and no torn write explains it".into(),
-                        ));
-                    }
-                    break Some((at, "frame payload checksum mismatch".into(), Some(h.epoch)));
-                }
-                // From here on the frame is whole and checksummed: any problem is a bug or
-                // deliberate tampering, never a torn write, so it is reported, not repaired.
-                let bodies =
-                    format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
-                for (k, (off, body)) in bodies.into_iter().enumerate() {
-                    let position = Position(h.first_position + k as u64);
-                    let record_at = (start + off) as u64;
-                    let (new, recorded_at, version) = format::decode_parts(body, &mut |s| scan.intern(s))
-                        .map_err(|e| corrupt(record_at, format!("position {position}: {}", e.reason)))?;
-                    scan.index_event(&new, position, recorded_at, version, *n, record_at)
-                        .map_err(|reason| corrupt(record_at, reason))?;
-                }
-                scan.prev_payload_crc = h.payload_crc;
-                last_epoch = last_epoch.max(h.epoch);
-                at = start + h.payload_len as usize;
-            };
-            scan.segment_len = at as u64;
-            if let Some((offset, reason, damaged_epoch)) = damage {
-                // The writer syncs a segment before it creates the next one, so damage in any
-                // segment but the last hit synced, acknowledged data.
-                if !is_last {
-                    return Err(corrupt(offset as u64, format!("{reason} in a sealed segment")));
-                }
-                // A torn final write leaves damage followed only by frames of its own unsynced
-                // group. A later frame from a later sync epoch proves the damaged bytes had been
-                // synced: corruption of acknowledged data.
-                let bound = damaged_epoch.unwrap_or(last_epoch + 1);
-                if let Some(o) = synced_frame_after(&bytes, offset + 1, bound) {
-                    return Err(corrupt(
-                        offset as u64,
-                        format!("{reason}, and acknowledged data follows (a frame from a later sync at byte {o})"),
-                    ));
-                }
-                let dropped = bytes.len() as u64 - offset as u64;
-                if reason != "zeroed space" {
-                    log::warn!("{}: torn tail at byte {offset} ({reason}); truncating {dropped} bytes", path.display());
-                }
-                if dropped > 0 {
-                    vfs.truncate(&path, offset as u64).map_err(io_err("truncate", &path))?;
-                    scan.truncated.push((path.clone(), offset as u64, dropped));
-                }
-                stop_after = Some(i);
-                break;
-            }
-        }
-        if let Some(i) = stop_after {
-            // Segments after the stop were emptied; reuse the first empty one as current only
-            // if the stop segment itself was emptied.
-            numbers.truncate(i + 1);
-            scan.index.segments.truncate(i + 1);
-        }
-        let log_id = match log_id {
-            Some(id) => id,
-            None => *uuid::Uuid::new_v4().as_bytes(),
-        };
+        let log_id = scan.log_id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
         // A fresh log, or a last segment whose header was torn: (re)write its header.
-        if numbers.is_empty() || scan.segment_len == 0 {
-            let n = numbers.last().copied().unwrap_or(0);
+        if scan.numbers.is_empty() || scan.segment_len == 0 {
+            let n = scan.numbers.last().copied().unwrap_or(0);
             let path = dir.join(segment_name(n));
-            if numbers.is_empty() {
+            if scan.numbers.is_empty() {
+                scan.numbers.push(0);
                 scan.index.segments.push(path.clone());
             }
-            let header = SegmentHeader { log_id, base_position: scan.core.next_position, segment_no: n };
-            let mut f = vfs.open_append(&path, numbers.is_empty()).map_err(io_err("create segment", &path))?;
+            let header =
+                SegmentHeader { log_id, base_position: scan.core.next_position, segment_no: n, head_tracked: true };
+            let mut f = vfs.open_append(&path, !vfs.exists(&path)).map_err(io_err("create segment", &path))?;
             f.append(&header.encode()).map_err(io_err("write segment header", &path))?;
             f.sync_data().map_err(io_err("fsync segment", &path))?;
             vfs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
-            scan.segment_no = n;
             scan.segment_len = SEGMENT_HEADER_BYTES as u64;
         }
         let current = scan.index.segments.last().cloned().unwrap_or_else(|| dir.join(segment_name(0)));
-        let file = vfs.open_append(&current, false).map_err(io_err("open segment", &current))?;
-        let n_events = scan.core.next_position - 1;
+        let mut file = vfs.open_append(&current, false).map_err(io_err("open segment", &current))?;
+        // What was read may still sit unsynced in the page cache (a crashed writer's last
+        // group): made durable before the head record calls it acknowledged.
+        file.sync_data().map_err(io_err("fsync segment", &current))?;
+        let record = scan.head_record(log_id);
+        if head != Some(record) {
+            head::write(&*vfs, dir, &record).map_err(|(operation, source)| OpenError::Io {
+                operation,
+                path: dir.join(HEAD_FILE),
+                source,
+            })?;
+        }
+        let n_events = scan.head();
         let recovery =
-            RecoveryReport { truncated: scan.truncated, n_events, n_segments: scan.index.segments.len() as u64 };
-        let (tx, rx) = mpsc::channel::<Job>();
-        let n_segments = scan.index.segments.len();
+            RecoveryReport { truncated, skipped: None, n_events, n_segments: scan.index.segments.len() as u64 };
         let writer = Writer {
             file,
-            epoch: last_epoch + 1,
-            segment_no: scan.segment_no,
+            vfs: Arc::clone(&vfs),
+            dir: dir.to_path_buf(),
+            log_id,
+            epoch: scan.last_epoch + 1,
+            segment_no: scan.numbers.last().copied().unwrap_or(0),
             segment_len: scan.segment_len,
             prev_payload_crc: scan.prev_payload_crc,
+            written: n_events,
+            synced: n_events,
+            synced_chain: scan.prev_payload_crc,
+            failed: false,
             frame: Vec::new(),
         };
-        let shared = Arc::new(Shared {
-            vfs,
-            log_id,
-            dir: dir.to_path_buf(),
-            options,
-            core: Mutex::new(scan.core),
-            index: RwLock::new(scan.index),
-            committed: AtomicU64::new(n_events),
-            poisoned: OnceLock::new(),
-            readers: RwLock::new(vec![None; n_segments]),
-            sender: Mutex::new(Some(tx)),
-            writer: Mutex::new(None),
-            recovery,
-            _lock: guard,
-        });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, Some(tx), Some(guard));
         let weak = Arc::downgrade(&shared);
         let handle = std::thread::Builder::new()
             .name("rapport-writer".into())
@@ -637,6 +425,58 @@ impl FileStore {
             .map_err(io_err("spawn writer thread", dir))?;
         *lock(&shared.writer) = Some(handle);
         Ok(Self { shared })
+    }
+
+    /// Opens the store in `dir` for reading only: no lock (a writer may be appending), no
+    /// writes, no recovery. It reads up to the last complete batch; a torn or unfinished
+    /// batch at the end is left as it is and reported in [`RecoveryReport::skipped`]. Damage
+    /// anywhere else is refused as on a writer's open. Appends fail.
+    ///
+    /// # Errors
+    /// [`OpenError::Missing`] when `dir` holds no store; [`OpenError::Corrupt`]; I/O errors.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_read_only_on(Arc::new(StdVfs), dir.as_ref())
+    }
+
+    /// [`open_read_only`](Self::open_read_only) on a custom file-system layer.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub fn open_read_only_on(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Self, OpenError> {
+        if !vfs.exists(dir) {
+            return Err(OpenError::Missing { dir: dir.to_path_buf() });
+        }
+        // The head record first: a writer renames a new one in only after the segments it
+        // names exist, so what the listing finds next is at least as new.
+        let head = read_head(&*vfs, dir)?;
+        let scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let Some(log_id) = scan.log_id else {
+            return Err(OpenError::Missing { dir: dir.to_path_buf() });
+        };
+        let skipped = scan.tail.as_ref().map(|t| Skipped {
+            segment: t.segment.clone(),
+            offset: t.offset,
+            bytes: t.bytes,
+            reason: t.reason.clone(),
+        });
+        let recovery = RecoveryReport {
+            truncated: Vec::new(),
+            skipped,
+            n_events: scan.head(),
+            n_segments: scan.index.segments.len() as u64,
+        };
+        let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);
+        Ok(Self { shared })
+    }
+
+    /// How many accounts have events.
+    pub fn n_accounts(&self) -> u64 {
+        lock(&self.shared.core).state.n_accounts() as u64
+    }
+
+    /// Whether this handle was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.shared.lock.is_none()
     }
 
     /// What recovery did when this store was opened.
@@ -662,13 +502,18 @@ impl FileStore {
     }
 
     fn submit(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Result<AppendFuture, AppendError> {
+        if self.is_read_only() {
+            return Err(AppendError::Storage(StorageError::new("append", "the store is open read-only")));
+        }
         self.check_poison("append")?;
         let sh = &*self.shared;
         let mut guard = lock(&sh.core);
         let core = &mut *guard;
         let next = Position(core.next_position);
+        let recorded_at = Timestamp::now().max(core.last_recorded);
+        let admission = Admission { recorded_at, future_skew: sh.options.future_skew };
         let fingerprints = &core.fingerprints;
-        let mut prepared = core.state.prepare(batch, expected, next, |p, e| {
+        let mut prepared = core.state.prepare(batch, expected, next, &admission, |p, e| {
             fingerprints.get((p.0 - 1) as usize).is_some_and(|&stored| stored == e.fingerprint())
         })?;
         if prepared.events.is_empty() {
@@ -677,7 +522,6 @@ impl FileStore {
                 duplicates: prepared.duplicates.clone(),
             }))));
         }
-        let recorded_at = Timestamp::now().max(core.last_recorded);
         let mut outcome = AppendOutcome {
             appended: Vec::with_capacity(prepared.events.len()),
             duplicates: prepared.duplicates.clone(),
@@ -838,160 +682,14 @@ impl FileStore {
     }
 }
 
-impl Scan {
-    fn index_event(
-        &mut self,
-        e: &NewEvent,
-        position: Position,
-        recorded_at: Timestamp,
-        stored_version: StreamVersion,
-        segment: u64,
-        record_at: u64,
-    ) -> Result<(), String> {
-        let version = self.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
-        if version != stored_version {
-            return Err(format!(
-                "position {position}: stored stream version {stored_version} but the stream is at {version}"
-            ));
-        }
-        self.core.fingerprints.push(e.fingerprint());
-        self.core.next_position = position.0 + 1;
-        self.core.last_recorded = self.core.last_recorded.max(recorded_at);
-        self.index.offsets.push(pack(segment, record_at));
-        self.index.note_account(&e.account, position.0);
-        Ok(())
-    }
-}
-
-impl Shared {
-    fn poison(&self, why: String) {
-        log::error!("{}: poisoning the store: {why}", self.dir.display());
-        let _ = self.poisoned.set(why);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The writer thread: group commit.
-
 /// The most events [`Store::reserve`] makes room for at once.
 const RESERVE_EVENTS_MAX: usize = 16_000_000;
 
-/// The most events one group writes before it syncs (about 16 MiB of frames at most).
-const GROUP_EVENTS_MAX: usize = 200_000;
-
-fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        let mut events = group[0].events.len();
-        while events < GROUP_EVENTS_MAX {
-            match rx.try_recv() {
-                Ok(job) => {
-                    events += job.events.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
-        let Some(sh) = shared.upgrade() else {
-            for job in group {
-                job.done.complete(Err(AppendError::Storage(StorageError::new("append", "the store was closed"))));
-            }
-            return;
-        };
-        let outcome: Result<(), String> = match sh.poisoned.get() {
-            Some(why) => Err(format!("store is poisoned: {why}")),
-            None => {
-                let result = write_group(&sh, &mut w, &group);
-                w.epoch += 1;
-                match result {
-                    Ok(offsets) => {
-                        // Offsets first, then the head: a reader that sees the head finds
-                        // every record.
-                        sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
-                        let last = group.last().map(|j| j.first_position + j.events.len() as u64 - 1).unwrap_or(0);
-                        sh.committed.store(last, Ordering::Release);
-                        Ok(())
-                    }
-                    Err(why) => {
-                        sh.poison(why.clone());
-                        Err(why)
-                    }
-                }
-            }
-        };
-        // Let go of the events and of the store before waking anyone: an appender that drops
-        // the last handle right after its append must find the store closed (its lock file
-        // released) when the drop returns, so the writer must not hold a reference then.
-        let done: Vec<(Completion, AppendOutcome)> = group.into_iter().map(|j| (j.done, j.outcome)).collect();
-        drop(sh);
-        for (completion, appended) in done {
-            completion.complete(match &outcome {
-                Ok(()) => Ok(appended),
-                Err(why) => Err(AppendError::Storage(StorageError::new("append", why.clone()))),
-            });
-        }
+impl Shared {
+    pub(crate) fn poison(&self, why: String) {
+        log::error!("{}: poisoning the store: {why}", self.dir.display());
+        let _ = self.poisoned.set(why);
     }
-}
-
-/// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns the packed
-/// offset of every record written, in position order.
-fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, String> {
-    let mut dirty = false;
-    let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
-    for job in group {
-        // Encode: records go straight after a header placeholder.
-        let frame = &mut w.frame;
-        frame.clear();
-        frame.resize(FRAME_HEADER_BYTES, 0);
-        let mut rel_offsets = Vec::with_capacity(job.events.len());
-        for (e, version) in &job.events {
-            rel_offsets.push(frame.len() as u64);
-            // Validated events always encode (every field is within the record's limits); a
-            // failure here is a bug, and poisons the store rather than writing a bad frame.
-            format::encode_record(e, job.recorded_at, *version, frame)
-                .map_err(|err| format!("encode position {}: {err}", job.first_position))?;
-        }
-        let payload_crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
-        let frame_len = frame.len() as u64;
-        if w.segment_len + frame_len > sh.options.segment_bytes_max && w.segment_len > SEGMENT_HEADER_BYTES as u64 {
-            // Seal the current segment before moving on, whatever the durability setting:
-            // recovery relies on every segment but the last being synced. Frames after the
-            // seal carry a new epoch.
-            if dirty {
-                w.file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
-                w.epoch += 1;
-            }
-            w.segment_no += 1;
-            let path = sh.dir.join(segment_name(w.segment_no));
-            let h = SegmentHeader { log_id: sh.log_id, base_position: job.first_position, segment_no: w.segment_no };
-            let mut f = sh.vfs.open_append(&path, true).map_err(|e| format!("create {}: {e}", path.display()))?;
-            f.append(&h.encode()).map_err(|e| format!("write header of {}: {e}", path.display()))?;
-            f.sync_data().map_err(|e| format!("fsync {}: {e}", path.display()))?;
-            sh.vfs.sync_dir(&sh.dir).map_err(|e| format!("fsync directory {}: {e}", sh.dir.display()))?;
-            w.file = f;
-            w.segment_len = SEGMENT_HEADER_BYTES as u64;
-            sh.index.write().unwrap_or_else(|p| p.into_inner()).segments.push(path);
-        }
-        let header = FrameHeader {
-            payload_len: (frame.len() - FRAME_HEADER_BYTES) as u32,
-            first_position: job.first_position,
-            count: job.events.len() as u32,
-            epoch: w.epoch,
-            prev_checksum: w.prev_payload_crc,
-            payload_crc,
-        };
-        let frame = &mut w.frame;
-        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
-        w.file.append(frame).map_err(|e| format!("write: {e}"))?;
-        dirty = true;
-        offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
-        w.segment_len += frame_len;
-        w.prev_payload_crc = payload_crc;
-    }
-    if dirty && sh.options.durability == Durability::Sync {
-        w.file.sync_data().map_err(|e| format!("fsync: {e}"))?;
-    }
-    Ok(offsets)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,16 +1,13 @@
 //! [`verify`]: a read-only check of a whole store — every checksum, the hash chain, gapless
-//! positions and every validation rule — that names the file and byte offset of any damage.
+//! positions, every validation rule and the head record — that names the file and byte offset
+//! of any damage.
 
 use std::path::{Path, PathBuf};
 
-use rapport_core::{LogState, Position};
-
-use crate::format::{self, SEGMENT_HEADER_BYTES, SegmentHeader};
-use crate::store::{LOCK_FILE, parse_segment_name, segment_name};
-use crate::vfs::{StdVfs, Vfs, read_exact_at};
+use crate::store::{FileStore, OpenError, Skipped};
 
 /// A healthy store's size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
     /// Events.
     pub n_events: u64,
@@ -18,6 +15,9 @@ pub struct VerifyReport {
     pub n_accounts: u64,
     /// Segments.
     pub n_segments: u64,
+    /// Bytes after the last complete batch that were not read: a batch a writer is still
+    /// writing, or a torn tail the next writer's open will cut. Never acknowledged data.
+    pub skipped: Option<Skipped>,
 }
 
 /// Why a store failed verification.
@@ -27,13 +27,10 @@ pub enum VerifyError {
     /// There is no store in the directory.
     #[error("no rapport store at {0}")]
     Missing(PathBuf),
-    /// Another process has the store open.
-    #[error("the store at {0} is in use by another process; verify needs it idle")]
-    Locked(PathBuf),
     /// Damage, with the file and byte offset where it starts.
     #[error("damaged: {file} at byte {offset}: {reason}")]
     Damaged {
-        /// The segment file.
+        /// The segment file (or the head record).
         file: PathBuf,
         /// The byte offset.
         offset: u64,
@@ -41,83 +38,27 @@ pub enum VerifyError {
         reason: String,
     },
     /// The store could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    Open(OpenError),
 }
 
-/// Checks the store in `dir` without changing it. A torn tail that the next open would
-/// truncate is reported as damage too.
+/// Checks the store in `dir` without changing it or taking its lock, so it runs beside a
+/// writer: it reads up to the last complete batch (reporting what follows in
+/// [`VerifyReport::skipped`]), with every check an open makes.
 ///
 /// # Errors
 /// [`VerifyError`].
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
-    let vfs = StdVfs;
-    if !dir.is_dir() {
-        return Err(VerifyError::Missing(dir.to_path_buf()));
-    }
-    let _lock = vfs.lock(&dir.join(LOCK_FILE)).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock => VerifyError::Locked(dir.to_path_buf()),
-        _ => VerifyError::Io { path: dir.join(LOCK_FILE), source: e },
+    let store = FileStore::open_read_only(dir).map_err(|e| match e {
+        OpenError::Missing { dir } => VerifyError::Missing(dir),
+        OpenError::Corrupt { segment, offset, reason } => VerifyError::Damaged { file: segment, offset, reason },
+        other => VerifyError::Open(other),
     })?;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| VerifyError::Io { path, source }
-    };
-    let mut numbers: Vec<u64> = vfs.list(dir).map_err(io(dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
-    numbers.sort_unstable();
-    if numbers.is_empty() {
-        return Err(VerifyError::Missing(dir.to_path_buf()));
-    }
-    let mut state = LogState::new();
-    let mut next = 1u64;
-    let mut log_id = None;
-    for (i, n) in numbers.iter().enumerate() {
-        let path = dir.join(segment_name(i as u64));
-        let damaged = |offset: u64, reason: String| VerifyError::Damaged { file: path.clone(), offset, reason };
-        if *n != i as u64 {
-            return Err(damaged(0, format!("segment {i} is missing")));
-        }
-        let f = vfs.open_read(&path).map_err(io(&path))?;
-        let len = f.size().map_err(io(&path))?;
-        let mut bytes = vec![0u8; len as usize];
-        read_exact_at(&*f, &mut bytes, 0).map_err(io(&path))?;
-        if bytes.len() >= SEGMENT_HEADER_BYTES
-            && let Ok(h) = SegmentHeader::decode(&bytes)
-        {
-            {
-                if log_id.is_some_and(|id| id != h.log_id) {
-                    return Err(damaged(16, "segment belongs to another log".into()));
-                }
-                log_id = Some(h.log_id);
-                if h.base_position != next {
-                    return Err(damaged(
-                        32,
-                        format!("segment starts at position {}, expected {next}", h.base_position),
-                    ));
-                }
-            }
-        }
-        let seg = format::decode_segment(&bytes).map_err(|e| damaged(e.offset, e.reason))?;
-        if seg.valid_len != len {
-            return Err(damaged(seg.valid_len, "zeroed space after the last frame".into()));
-        }
-        for e in &seg.records {
-            let version = state
-                .replay(&e.to_new_event(), Position(next))
-                .map_err(|err| damaged(0, format!("position {next}: {err}")))?;
-            if version != e.stream_version {
-                return Err(damaged(
-                    0,
-                    format!("position {next}: stream version {} should be {version}", e.stream_version),
-                ));
-            }
-            next += 1;
-        }
-    }
-    Ok(VerifyReport { n_events: next - 1, n_accounts: state.n_accounts() as u64, n_segments: numbers.len() as u64 })
+    let recovery = store.recovery();
+    Ok(VerifyReport {
+        n_events: recovery.n_events,
+        n_accounts: store.n_accounts(),
+        n_segments: recovery.n_segments,
+        skipped: recovery.skipped.clone(),
+    })
 }

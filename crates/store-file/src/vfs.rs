@@ -79,18 +79,27 @@ pub trait Vfs: Send + Sync + 'static {
     /// I/O errors.
     fn remove(&self, path: &Path) -> io::Result<()>;
 
-    /// Makes the directory's entries (new files) durable.
+    /// Renames `from` to `to`, replacing `to` atomically if it exists. Durable once the
+    /// directory is synced.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (new, removed and renamed files and directories) durable.
     ///
     /// # Errors
     /// I/O errors.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
-    /// Takes an exclusive lock on `path` (created if missing), or fails at once with
-    /// [`io::ErrorKind::WouldBlock`] if another process holds it.
+    /// Takes the exclusive writer's lock on the store directory `dir` itself, or fails at once
+    /// with [`io::ErrorKind::WouldBlock`] if another handle holds it. The lock is on the
+    /// directory, not on a file in it, so no file an operator removes, replaces or turns into
+    /// a link or a FIFO can let a second writer in.
     ///
     /// # Errors
     /// I/O errors, or the lock is held.
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>>;
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn LockGuard>>;
 }
 
 /// The real file system.
@@ -175,6 +184,10 @@ impl Vfs for StdVfs {
         std::fs::remove_file(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         #[cfg(unix)]
         {
@@ -187,8 +200,13 @@ impl Vfs for StdVfs {
         }
     }
 
-    fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn LockGuard>> {
+        // On Unix the directory itself is locked (flock on a descriptor of it). Elsewhere a
+        // directory cannot be opened as a file, and a lock file inside it stands in.
+        #[cfg(unix)]
+        let f = File::open(dir)?;
+        #[cfg(not(unix))]
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
         match f.try_lock() {
             Ok(()) => Ok(Box::new(StdLock(f))),
             Err(std::fs::TryLockError::WouldBlock) => {

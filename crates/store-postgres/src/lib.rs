@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
-use rapport_core::validate::StreamState;
+use rapport_core::validate::{Admission, StreamState};
 use rapport_core::{
     AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
@@ -127,6 +127,7 @@ struct Inner {
     schema: Option<String>,
     lock_key: i64,
     bulk_lock_span: Duration,
+    future_skew: Duration,
     /// The signals of the latest append submitted on this handle (see [`Turn`]).
     last_turn: std::sync::Mutex<Option<TurnSignals>>,
 }
@@ -212,8 +213,8 @@ impl Turn {
     }
 }
 
-/// Settings for [`PgStore::connect_with`]. By default: the connection's default schema, and
-/// bulk chains of up to one second.
+/// Settings for [`PgStore::connect_with`]. By default: the connection's default schema, bulk
+/// chains of up to one second, and five minutes of clock skew allowed for new events.
 ///
 /// ```
 /// use rapport_store_postgres::PgOptions;
@@ -230,11 +231,20 @@ pub struct PgOptions {
     /// time"). Writers on other handles wait about this long, plus one batch, at most. Zero
     /// copies one batch at a time, each under the lock like a plain append. Default: 1 s.
     pub bulk_lock_span: Duration,
+    /// How much later than its `recorded_at` (the database clock) a new event may say it
+    /// occurred; later ones are refused with
+    /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
+    /// Default: [`FUTURE_SKEW_DEFAULT`](rapport_core::validate::FUTURE_SKEW_DEFAULT).
+    pub future_skew: Duration,
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        Self { schema: None, bulk_lock_span: Duration::from_secs(1) }
+        Self {
+            schema: None,
+            bulk_lock_span: Duration::from_secs(1),
+            future_skew: rapport_core::validate::FUTURE_SKEW_DEFAULT,
+        }
     }
 }
 
@@ -348,6 +358,7 @@ impl PgStore {
                 schema: options.schema.clone(),
                 lock_key,
                 bulk_lock_span: options.bulk_lock_span,
+                future_skew: options.future_skew,
                 last_turn: std::sync::Mutex::new(None),
             }),
         };
@@ -423,7 +434,8 @@ impl PgStore {
         let operation = if bulk { "bulk append" } else { "append" };
         let fut = (len > 0 && len <= rapport_core::BATCH_EVENTS_MAX).then(|| {
             let turn = self.next_turn();
-            self.spawn(operation, append_tx(pool, lock, turn, batch, expected, bulk))
+            let skew = self.inner.future_skew;
+            self.spawn(operation, append_tx(pool, lock, turn, batch, expected, bulk, skew))
         });
         async move {
             match fut {
@@ -598,6 +610,7 @@ async fn append_tx(
     batch: Vec<NewEvent>,
     expected: ExpectedVersion,
     bulk: bool,
+    future_skew: Duration,
 ) -> Result<Result<AppendOutcome, AppendError>, StorageError> {
     let op = if bulk { "bulk append" } else { "append" };
     // The bulk path encodes its rows before taking a connection, let alone the lock.
@@ -615,7 +628,7 @@ async fn append_tx(
         None if chains => Cover::Chain { chain: Chain::start(&lock).await?, settled: true },
         None => Cover::Lock,
     };
-    let append = Append { op, lock: &lock, batch: &batch, expected, keys: BatchKeys::of(&batch), st };
+    let append = Append { op, lock: &lock, batch: &batch, expected, future_skew, keys: BatchKeys::of(&batch), st };
     loop {
         let rows = match copy_rows.take() {
             Some(rows) => Some(rows),
@@ -731,6 +744,7 @@ struct Append<'a> {
     lock: &'a Lock,
     batch: &'a [NewEvent],
     expected: ExpectedVersion,
+    future_skew: Duration,
     keys: BatchKeys<'a>,
     st: Statements,
 }
@@ -744,6 +758,11 @@ enum Attempt {
 }
 
 impl Append<'_> {
+    /// The admission rules for events recorded at `recorded_ns` (the database clock).
+    fn admission(&self, recorded_ns: i64) -> Admission {
+        Admission { recorded_at: Timestamp::from_unix_nanos(recorded_ns), future_skew: self.future_skew }
+    }
+
     async fn attempt(
         &self,
         client: &mut deadpool_postgres::Object,
@@ -764,7 +783,7 @@ impl Append<'_> {
             let others = self.keys.names(|a| f.state.stream(a).is_none());
             let (known, snapshots, now) = read_log(&tx, st, None, &self.keys.ids, &others).await.map_err(db)?;
             let now: i64 = now.get(2);
-            early = decide(&tx, op, batch, self.expected, known, snapshots, Some(f)).await?.ok().map(|p| (p, now));
+            early = decide(&tx, self, now, known, snapshots, Some(f)).await?.ok().map(|p| (p, now));
         }
 
         // 2. Under cover: the lock (taken here for a plain append), a chain of its own, or
@@ -807,7 +826,7 @@ impl Append<'_> {
             let (known, snapshots, last) = read_log(&tx, st, lock, &self.keys.ids, &all).await.map_err(db)?;
             turn.locked();
             let (head, recorded) = head_of(&last);
-            (head, recorded, decide(&tx, op, batch, self.expected, known, snapshots, None).await?)
+            (head, recorded, decide(&tx, self, recorded, known, snapshots, None).await?)
         };
         let plan = match decided {
             Ok(plan) => plan,
@@ -1029,19 +1048,20 @@ struct Plan {
     state: LogState,
 }
 
-/// Decides `batch` against the logged ids `known` (id and canonical payload), the streams'
-/// snapshots, and, when deciding early, the predecessor's `forecast` (whose ids and streams
-/// the log does not show yet). Core's `LogState` makes the decision, exactly as in the other
-/// stores: duplicates, repeats in the batch, the expected version, every validation rule.
+/// Decides `a`'s batch, for events recorded at `recorded_ns`, against the logged ids `known`
+/// (id and canonical payload), the streams' snapshots, and, when deciding early, the
+/// predecessor's `forecast` (whose ids and streams the log does not show yet). Core's
+/// `LogState` makes the decision, exactly as in the other stores: duplicates, repeats in the
+/// batch, the expected version, the admission rules, every validation rule.
 async fn decide(
     tx: &tokio_postgres::Transaction<'_>,
-    op: &'static str,
-    batch: &[NewEvent],
-    expected: ExpectedVersion,
+    a: &Append<'_>,
+    recorded_ns: i64,
     known: Vec<tokio_postgres::Row>,
     snapshots: Vec<tokio_postgres::Row>,
     forecast: Option<&Forecast>,
 ) -> Result<Result<Plan, AppendError>, StorageError> {
+    let (op, batch, expected, admission) = (a.op, a.batch, a.expected, a.admission(recorded_ns));
     // Duplicates of logged (or forecast) events: the same content is a duplicate, other
     // content a conflict.
     let known: HashMap<Uuid, NewEvent> = known
@@ -1097,7 +1117,7 @@ async fn decide(
     } else {
         std::borrow::Cow::Owned(rest_index.iter().map(|&k| batch[k].clone()).collect())
     };
-    match state.admit(&rest, expected, Position(1), |_, _| false) {
+    match state.admit(&rest, expected, Position(1), &admission, |_, _| false) {
         Ok(admitted) => {
             duplicates.extend(admitted.duplicates.iter().copied());
             let fresh = admitted.fresh.iter().map(|&(k, v)| (rest_index[k], v)).collect();
@@ -1446,7 +1466,7 @@ mod tests {
             return None;
         };
         let schema = format!("{prefix}{}", std::process::id());
-        let options = PgOptions { schema: Some(schema), bulk_lock_span: span };
+        let options = PgOptions { schema: Some(schema), bulk_lock_span: span, ..PgOptions::default() };
         Some(PgStore::connect_with(&url, options).unwrap())
     }
 
@@ -1481,6 +1501,26 @@ mod tests {
         let log = rapport_core::testing::conformance::assert_log_invariants(&store);
         assert_eq!(log.len(), batches[0].len() + batches[2].len() + batches[3].len());
         assert!(log.iter().all(|e| !e.account.as_str().starts_with("p-") && e.account.as_str() != POISON));
+        store.drop_schema().unwrap();
+    }
+
+    #[test]
+    fn a_member_deciding_against_a_forecast_tells_a_forged_twin_from_a_duplicate() {
+        // Deciding early, the second append compares fingerprints with its predecessor's
+        // forecast, not stored rows: a twin written to share an unkeyed fingerprint with a
+        // later event must not make that event its duplicate (it did when the fingerprint
+        // was unkeyed: the append reported a duplicate and wrote nothing).
+        let Some(store) = test_store("rapport_unittwin", Duration::from_secs(1)) else { return };
+        let mut first = batch("a", 1);
+        let legit = first.iter().find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. })).cloned();
+        let mut legit = legit.expect("a generated history makes commitments");
+        legit.account = AccountId::new("twin-target").unwrap();
+        legit.id = rapport_core::EventId::new_v7();
+        first.push(rapport_core::testing::forged_twin(&legit));
+        let futures: Vec<_> = [first, vec![legit.clone()]].into_iter().map(|b| store.append_bulk(b)).collect();
+        let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(matches!(&results[1], Err(AppendError::IdConflict { id, .. }) if *id == legit.id), "{:?}", results[1]);
         store.drop_schema().unwrap();
     }
 

@@ -124,7 +124,7 @@ fn hostile_ids_and_text_round_trip() {
         let account = AccountId::new(name).unwrap();
         let t = Timestamp::from_unix_seconds(1_735_689_600 + i as i64);
         let texts = [
-            Some("nul \u{0} byte".to_owned()),
+            Some("control \u{1} and bell \u{7} bytes".to_owned()),
             Some("$1 $$ quote ' and \" and \\\\".to_owned()),
             Some("ß".repeat(2048)),
         ];
@@ -419,7 +419,7 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
             while importing.load(Ordering::SeqCst) {
                 let e = NewEvent::new(
                     account.clone(),
-                    Timestamp::from_unix_seconds(1_800_000_000 + k * 60),
+                    Timestamp::from_unix_seconds(1_700_000_000 + k * 60),
                     Event::TouchpointHeld { channel: rapport_core::Channel::Call },
                 );
                 let out = pollster::block_on(live.append(vec![e], ExpectedVersion::Any)).expect("live append");

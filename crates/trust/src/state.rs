@@ -201,7 +201,9 @@ impl TrustState {
                     made_at: at,
                     due0: *due,
                     due_eff: *due,
-                    weight: *weight,
+                    // Events logged before the bound existed may weigh more; clamped, no sum
+                    // can overflow (see `WEIGHT_MAX`).
+                    weight: weight.min(rapport_core::validate::WEIGHT_MAX),
                     renegotiated_early: false,
                     renegotiated_late: false,
                     end: End::Open,

@@ -364,7 +364,8 @@ pub fn reads_are_paged<S: Store>(store: S) {
     assert_log_invariants(&store);
 }
 
-/// Awkward but valid text survives byte for byte: quotes, backslashes, NUL, unicode, 4 KiB.
+/// Awkward but valid text survives byte for byte: quotes, backslashes, control characters,
+/// unicode, 4 KiB.
 pub fn hostile_text_round_trips<S: Store>(store: S) {
     let nasty = account("o'brien \"quoted\" \\ back; DROP TABLE events;--");
     let long = "ß".repeat(crate::TEXT_BYTES_MAX / 2);
@@ -372,7 +373,9 @@ pub fn hostile_text_round_trips<S: Store>(store: S) {
         NewEvent::new(
             nasty.clone(),
             t(0),
-            Event::IssueDisclosed { summary: Some("nul\u{0} and \u{1F600} and '\"\\".into()) },
+            Event::IssueDisclosed {
+                summary: Some("bell\u{7}, escape\u{1b}[31m, line\nbreak, \u{202e}bidi, \u{1F600} and '\"\\".into()),
+            },
         ),
         NewEvent::new(nasty.clone(), t(1), Event::IssueDisclosed { summary: Some(long) }),
     ];
@@ -434,4 +437,56 @@ pub fn concurrent_appenders_lose_nothing<S: Store + 'static>(store: S) {
     assert_eq!(got, expected, "exactly the appended events, 0 duplicated");
     let shared_stream = stream(&*store, &shared);
     assert_eq!(shared_stream.len(), THREADS * BATCHES * 2);
+}
+
+/// New events pass the admission rules (`validate::Admission`): an event dated more than the
+/// allowed skew after now, a weight above `WEIGHT_MAX` and a NUL in free text are refused,
+/// each with its own error, and nothing is written; the limits themselves are accepted.
+pub fn new_events_pass_the_admission_rules<S: Store>(store: S) {
+    use crate::validate::{FUTURE_SKEW_DEFAULT, WEIGHT_MAX};
+    let a = account("acme");
+    let now = Timestamp::now();
+    let skew = FUTURE_SKEW_DEFAULT.as_nanos() as i64;
+    let at = |e: NewEvent, when: Timestamp| NewEvent { occurred_at: when, ..e };
+    let future = at(touch(&a, 0), now.add_nanos(skew + 3_600 * 1_000_000_000));
+    let err = block(store.append(vec![touch(&a, 0), future], ExpectedVersion::Any)).expect_err("in the future");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::OccursInTheFuture { .. })), "{err}");
+    let heavy = |w: f64| {
+        let mut e = made(&a, "heavy", 0);
+        if let Event::CommitmentMade { weight, .. } = &mut e.event {
+            *weight = w;
+        }
+        e
+    };
+    let err = block(store.append(vec![heavy(WEIGHT_MAX * 2.0)], ExpectedVersion::Any)).expect_err("too heavy");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::WeightTooLarge { .. })), "{err}");
+    let nul = NewEvent::new(a.clone(), t(1), Event::IssueDisclosed { summary: Some("a\u{0}b".into()) });
+    let err = block(store.append(vec![nul], ExpectedVersion::Any)).expect_err("NUL in text");
+    assert!(matches!(err, AppendError::Invalid(ValidationError::TextHoldsNul { .. })), "{err}");
+    assert_eq!(block(store.head()).expect("head"), Position(0), "refusals wrote nothing");
+    let soon = at(touch(&a, 0), now.add_nanos(skew / 2));
+    block(store.append(vec![heavy(WEIGHT_MAX), soon], ExpectedVersion::Any)).expect("at the limits");
+    assert_eq!(assert_log_invariants(&store).len(), 2);
+}
+
+/// An id reused with other content is a conflict even when the content was written so that an
+/// unkeyed 64-bit hash of it equals the logged event's (`testing::forged_twin`): logged
+/// first, or still in flight when the other append is submitted.
+pub fn forged_twins_are_conflicts<S: Store>(store: S) {
+    let a = account("acme");
+    for (k, in_flight) in [false, true].into_iter().enumerate() {
+        let legit = made(&a, &format!("c-{k}"), k as i64);
+        let twin = crate::testing::forged_twin(&legit);
+        let err = if in_flight {
+            let first = store.append(vec![twin], ExpectedVersion::Any);
+            let second = store.append(vec![legit.clone()], ExpectedVersion::Any);
+            block(first).expect("the twin is new");
+            block(second).expect_err("the legitimate event after its twin")
+        } else {
+            block(store.append(vec![twin], ExpectedVersion::Any)).expect("the twin is new");
+            block(store.append(vec![legit.clone()], ExpectedVersion::Any)).expect_err("after its twin")
+        };
+        assert!(matches!(err, AppendError::IdConflict { id, .. } if id == legit.id), "in flight {in_flight}: {err}");
+    }
+    assert_eq!(assert_log_invariants(&store).len(), 2);
 }

@@ -48,6 +48,135 @@ pub fn colliding_keys(n: usize) -> Vec<String> {
     out
 }
 
+/// An event with `original`'s id and other content (its title) whose fingerprint under the
+/// **unkeyed** 64-bit hash that rapport once used to tell duplicates from conflicts equals
+/// `original`'s: what someone who can append one event could write to have `original`
+/// dropped later as its duplicate. Stores must refuse `original` after it as an
+/// [`IdConflict`](crate::AppendError::IdConflict), whatever public hash they use internally.
+/// `original` must be a `commitment_made`.
+///
+/// # Panics
+/// If `original` is not a `commitment_made`.
+pub fn forged_twin(original: &crate::NewEvent) -> crate::NewEvent {
+    use std::hash::Hasher;
+    let crate::Event::CommitmentMade { title: original_title, due, weight, .. } = &original.event else {
+        panic!("forged_twin needs a commitment_made");
+    };
+    // The hash's running state after the words of `e`, with the title's words supplied.
+    let state_through_title = |e: &crate::NewEvent, title: &str| {
+        let mut h = Unkeyed::default();
+        unkeyed_prefix(&mut h, e);
+        h.write(title.as_bytes());
+        h.0
+    };
+    let tail = |h: u64, event: &crate::Event| {
+        let mut h = Unkeyed(h);
+        unkeyed_suffix(&mut h, event);
+        h.0
+    };
+    let target = tail(state_through_title(original, original_title), &original.event);
+    let back = |h: u64, word: u64| (h.wrapping_mul(UNKEYED_K_INV) ^ word).rotate_right(5);
+    // Undo the words after the title (its length, the due date, the weight) from the target.
+    let after_title = [16u64, due.unix_nanos() as u64, weight.to_bits()];
+    let mut want = target;
+    for word in after_title.iter().rev() {
+        want = back(want, *word);
+    }
+    let want_word = |prefix_state: u64| want.wrapping_mul(UNKEYED_K_INV) ^ prefix_state.rotate_left(5);
+    for n in 0u64.. {
+        let prefix = format!("{:08}", n % 100_000_000);
+        let mut twin = original.clone();
+        let mut h = Unkeyed::default();
+        unkeyed_prefix(&mut h, &twin);
+        h.write(prefix.as_bytes());
+        let word = want_word(h.0).to_le_bytes();
+        if let Ok(rest) = std::str::from_utf8(&word)
+            && !word.contains(&0)
+        {
+            let title = format!("{prefix}{rest}");
+            let state = state_through_title(&twin, &title);
+            if let crate::Event::CommitmentMade { title: t, .. } = &mut twin.event {
+                *t = title;
+            }
+            assert_eq!(tail(state, &twin.event), target, "forged_twin is out of step with its hash");
+            assert_ne!(&twin, original, "the twin says something else");
+            return twin;
+        }
+    }
+    unreachable!("a printable twin turns up within a few hundred tries")
+}
+
+/// The multiplier of the unkeyed hash [`forged_twin`] aims at, and its inverse modulo 2^64.
+const UNKEYED_K: u64 = 0x517c_c1b7_2722_0a95;
+const UNKEYED_K_INV: u64 = {
+    // Newton's iteration doubles the correct low bits each step.
+    let mut x = UNKEYED_K;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(UNKEYED_K.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+/// The unkeyed multiply-rotate hash rapport's fingerprints used before they were keyed.
+#[derive(Default)]
+struct Unkeyed(u64);
+
+impl std::hash::Hasher for Unkeyed {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        if !chunks.remainder().is_empty() {
+            self.write_u64(crate::id::tail_word(chunks.remainder()));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(UNKEYED_K);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The unkeyed fingerprint's words before a commitment's title.
+fn unkeyed_prefix(h: &mut Unkeyed, e: &crate::NewEvent) {
+    use std::hash::{Hash, Hasher};
+    e.id.hash(h);
+    h.write(e.account.as_str().as_bytes());
+    h.write_usize(e.account.as_str().len());
+    e.occurred_at.hash(h);
+    h.write_u8(e.event.kind() as u8);
+    if let crate::Event::CommitmentMade { commitment, .. } = &e.event {
+        h.write(commitment.as_str().as_bytes());
+        h.write_usize(commitment.as_str().len());
+    }
+}
+
+/// The unkeyed fingerprint's words after a commitment's title.
+fn unkeyed_suffix(h: &mut Unkeyed, event: &crate::Event) {
+    use std::hash::{Hash, Hasher};
+    if let crate::Event::CommitmentMade { title, due, weight, .. } = event {
+        h.write_usize(title.len());
+        due.hash(h);
+        h.write_u64(weight.to_bits());
+    }
+}
+
 /// Expands to one `#[test]` per conformance check, each on a fresh store from `$make`.
 ///
 /// ```text
@@ -79,6 +208,8 @@ macro_rules! conformance_suite {
             reads_are_paged,
             hostile_text_round_trips,
             concurrent_appenders_lose_nothing,
+            new_events_pass_the_admission_rules,
+            forged_twins_are_conflicts,
         );
     };
     (@tests (required) $make:expr; $($check:ident),* $(,)?) => {

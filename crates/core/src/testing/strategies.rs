@@ -9,8 +9,10 @@ use crate::id::AccountId;
 use crate::synth::{CommitmentEnding, ItemPlan, expand};
 use crate::timestamp::Timestamp;
 
-/// The base instant of generated histories: 2024-01-01T00:00:00Z.
-pub const BASE: Timestamp = Timestamp::from_unix_seconds(1_704_067_200);
+/// The base instant of generated histories: 2020-01-01T00:00:00Z, far enough back that every
+/// generated event (two years of items, each up to two more years long) is in the past, as
+/// an append requires.
+pub const BASE: Timestamp = Timestamp::from_unix_seconds(1_577_836_800);
 
 /// Hours in the generated window: two years.
 pub const SPAN_HOURS: u32 = 2 * 8_760;

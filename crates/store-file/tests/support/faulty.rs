@@ -1,6 +1,7 @@
 //! An in-memory file system that keeps written bytes apart from durable bytes, can crash at
 //! any write or sync, and can fail fsync on demand. A crash image tears the unsynced bytes at
-//! 512-byte sector granularity.
+//! 512-byte sector granularity, and loses directory changes (new files and directories,
+//! removals, renames) not yet made durable by syncing their directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -17,13 +18,19 @@ pub(crate) const SECTOR: usize = 512;
 struct FileData {
     data: Vec<u8>,
     durable: Vec<u8>,
-    entry_durable: bool,
 }
+
+/// A file, which several names may share (a rename leaves the old name durable until synced).
+type Inode = Arc<Mutex<FileData>>;
 
 #[derive(Debug, Default)]
 struct State {
-    files: BTreeMap<PathBuf, FileData>,
+    /// The directory entries as the running system sees them: path to file.
+    files: BTreeMap<PathBuf, Arc<Mutex<FileData>>>,
+    /// The entries a crash keeps for sure: those of directories synced since they changed.
+    durable_files: BTreeMap<PathBuf, Arc<Mutex<FileData>>>,
     dirs: BTreeSet<PathBuf>,
+    durable_dirs: BTreeSet<PathBuf>,
     ops: u64,
     crash_at: Option<u64>,
     crashed: bool,
@@ -95,63 +102,80 @@ impl FaultyVfs {
         Ok(s)
     }
 
-    /// What the disk holds after a crash now: durable bytes plus torn unsynced ones.
+    /// What the disk holds after a crash now: durable bytes plus torn unsynced ones, and the
+    /// durable directory entries plus, at random, changes not yet synced.
     pub(crate) fn crash_image(&self, tear: Tear, seed: u64) -> FaultyVfs {
         let s = self.0.lock().unwrap();
         let mut rng = SplitMix64::new(seed);
-        let mut files = BTreeMap::new();
-        for (path, f) in &s.files {
-            if !(f.entry_durable || tear == Tear::KeepAll || rng.chance(0.5)) {
-                continue; // the directory entry never reached the disk
+        // Directories: durable ones, and (parents first) each unsynced one if it happened to
+        // reach the disk.
+        let mut dirs = BTreeSet::new();
+        for d in &s.dirs {
+            let parent_kept = d.parent().is_none_or(|p| dirs.contains(p) || p.as_os_str().is_empty());
+            let durable = s.durable_dirs.contains(d) || d.parent().is_none();
+            if parent_kept && (durable || tear == Tear::KeepAll || rng.chance(0.5)) {
+                dirs.insert(d.clone());
             }
-            let mut out = f.durable.clone();
-            let written = f.data.len();
-            let durable_len = f.durable.len().min(written);
-            if written > durable_len {
-                let first = durable_len / SECTOR;
-                let last = (written - 1) / SECTOR;
-                let n = last - first + 1;
-                let keep: Vec<bool> = match tear {
-                    Tear::DropAll => vec![false; n],
-                    Tear::KeepAll => vec![true; n],
-                    Tear::Prefix => {
-                        let k = rng.below(n as u32 + 1) as usize;
-                        (0..n).map(|i| i < k).collect()
-                    }
-                    Tear::Scatter => (0..n).map(|_| rng.chance(0.5)).collect(),
-                };
-                if let Some(last_kept) = keep.iter().rposition(|k| *k) {
-                    let end = ((first + last_kept + 1) * SECTOR).min(written);
-                    out.resize(end, 0);
-                    for (i, k) in keep.iter().enumerate() {
-                        if *k {
-                            let a = ((first + i) * SECTOR).max(durable_len);
-                            let b = ((first + i + 1) * SECTOR).min(written);
-                            if a < b {
-                                out[a..b].copy_from_slice(&f.data[a..b]);
-                            }
-                        }
-                    }
-                }
-                if tear == Tear::Scatter && rng.chance(0.3) {
-                    // Sometimes the size reached the disk before the data: zeros to the end.
-                    out.resize(written, 0);
-                }
-            }
-            files.insert(path.clone(), FileData { data: out.clone(), durable: out, entry_durable: true });
         }
-        FaultyVfs(Arc::new(Mutex::new(State { files, dirs: s.dirs.clone(), ..State::default() })))
+        // Entries: where the running and the durable entry differ, either may be on disk.
+        let paths: BTreeSet<&PathBuf> = s.files.keys().chain(s.durable_files.keys()).collect();
+        let mut torn: Vec<(Inode, Inode)> = Vec::new();
+        let mut files = BTreeMap::new();
+        for path in paths {
+            let (now, durable) = (s.files.get(path), s.durable_files.get(path));
+            let pick = match (now, durable) {
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => Some(a),
+                _ if tear == Tear::KeepAll => now,
+                _ => {
+                    if rng.chance(0.5) {
+                        now
+                    } else {
+                        durable
+                    }
+                }
+            };
+            let Some(inode) = pick else { continue };
+            if !path.parent().is_some_and(|p| dirs.contains(p)) {
+                continue;
+            }
+            // One torn copy per file, however many names it has.
+            let copy = match torn.iter().find(|(orig, _)| Arc::ptr_eq(orig, inode)) {
+                Some((_, copy)) => Arc::clone(copy),
+                None => {
+                    let out = tear_file(&inode.lock().unwrap(), tear, &mut rng);
+                    let copy = Arc::new(Mutex::new(FileData { data: out.clone(), durable: out }));
+                    torn.push((Arc::clone(inode), Arc::clone(&copy)));
+                    copy
+                }
+            };
+            files.insert(path.clone(), copy);
+        }
+        let state = State { durable_files: files.clone(), files, durable_dirs: dirs.clone(), dirs, ..State::default() };
+        FaultyVfs(Arc::new(Mutex::new(state)))
     }
 
     /// The current bytes of a file.
     pub(crate) fn bytes(&self, path: &Path) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().files.get(path).map(|f| f.data.clone())
+        self.0.lock().unwrap().files.get(path).map(|f| f.lock().unwrap().data.clone())
     }
 
     /// Replaces a file's bytes (durably), for corruption tests.
     pub(crate) fn set_bytes(&self, path: &Path, bytes: Vec<u8>) {
         let mut s = self.0.lock().unwrap();
-        s.files.insert(path.to_path_buf(), FileData { data: bytes.clone(), durable: bytes, entry_durable: true });
+        let inode = Arc::new(Mutex::new(FileData { data: bytes.clone(), durable: bytes }));
+        for d in path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()) {
+            s.dirs.insert(d.to_path_buf());
+            s.durable_dirs.insert(d.to_path_buf());
+        }
+        s.files.insert(path.to_path_buf(), Arc::clone(&inode));
+        s.durable_files.insert(path.to_path_buf(), inode);
+    }
+
+    /// Removes a file (durably), for tests of lost files.
+    pub(crate) fn delete(&self, path: &Path) {
+        let mut s = self.0.lock().unwrap();
+        s.files.remove(path);
+        s.durable_files.remove(path);
     }
 
     /// The paths of every file.
@@ -160,15 +184,50 @@ impl FaultyVfs {
     }
 }
 
-struct MemRead {
-    vfs: FaultyVfs,
-    path: PathBuf,
+/// A file's bytes after a crash: its durable bytes plus the unsynced sectors `tear` keeps.
+fn tear_file(f: &FileData, tear: Tear, rng: &mut SplitMix64) -> Vec<u8> {
+    let mut out = f.durable.clone();
+    let written = f.data.len();
+    let durable_len = f.durable.len().min(written);
+    if written > durable_len {
+        let first = durable_len / SECTOR;
+        let last = (written - 1) / SECTOR;
+        let n = last - first + 1;
+        let keep: Vec<bool> = match tear {
+            Tear::DropAll => vec![false; n],
+            Tear::KeepAll => vec![true; n],
+            Tear::Prefix => {
+                let k = rng.below(n as u32 + 1) as usize;
+                (0..n).map(|i| i < k).collect()
+            }
+            Tear::Scatter => (0..n).map(|_| rng.chance(0.5)).collect(),
+        };
+        if let Some(last_kept) = keep.iter().rposition(|k| *k) {
+            let end = ((first + last_kept + 1) * SECTOR).min(written);
+            out.resize(end, 0);
+            for (i, k) in keep.iter().enumerate() {
+                if *k {
+                    let a = ((first + i) * SECTOR).max(durable_len);
+                    let b = ((first + i + 1) * SECTOR).min(written);
+                    if a < b {
+                        out[a..b].copy_from_slice(&f.data[a..b]);
+                    }
+                }
+            }
+        }
+        if tear == Tear::Scatter && rng.chance(0.3) {
+            // Sometimes the size reached the disk before the data: zeros to the end.
+            out.resize(written, 0);
+        }
+    }
+    out
 }
+
+struct MemRead(Arc<Mutex<FileData>>);
 
 impl ReadFile for MemRead {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let s = self.vfs.0.lock().unwrap();
-        let f = s.files.get(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let f = self.0.lock().unwrap();
         let off = offset as usize;
         if off >= f.data.len() {
             return Ok(0);
@@ -179,30 +238,28 @@ impl ReadFile for MemRead {
     }
 
     fn size(&self) -> io::Result<u64> {
-        let s = self.vfs.0.lock().unwrap();
-        Ok(s.files.get(&self.path).map(|f| f.data.len() as u64).unwrap_or(0))
+        Ok(self.0.lock().unwrap().data.len() as u64)
     }
 }
 
 struct MemAppend {
     vfs: FaultyVfs,
-    path: PathBuf,
+    file: Arc<Mutex<FileData>>,
 }
 
 impl AppendFile for MemAppend {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut s = self.vfs.op()?;
-        let f = s.files.get_mut(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        f.data.extend_from_slice(data);
+        let _s = self.vfs.op()?;
+        self.file.lock().unwrap().data.extend_from_slice(data);
         Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let mut s = self.vfs.op()?;
+        let s = self.vfs.op()?;
         if s.fail_sync {
             return Err(io::Error::other("injected fsync failure (EIO)"));
         }
-        let f = s.files.get_mut(&self.path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let mut f = self.file.lock().unwrap();
         f.durable = f.data.clone();
         Ok(())
     }
@@ -214,13 +271,16 @@ impl LockGuard for MemLock {}
 
 impl Vfs for FaultyVfs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.0.lock().unwrap().dirs.insert(dir.to_path_buf());
+        let mut s = self.0.lock().unwrap();
+        for d in dir.ancestors().filter(|d| !d.as_os_str().is_empty()) {
+            s.dirs.insert(d.to_path_buf());
+        }
         Ok(())
     }
 
     fn exists(&self, path: &Path) -> bool {
         let s = self.0.lock().unwrap();
-        s.dirs.contains(path) || s.files.contains_key(path)
+        path.parent().is_none() || s.dirs.contains(path) || s.files.contains_key(path)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -233,28 +293,34 @@ impl Vfs for FaultyVfs {
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {
-        if !self.0.lock().unwrap().files.contains_key(path) {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        Ok(Box::new(MemRead { vfs: self.clone(), path: path.to_path_buf() }))
+        let s = self.0.lock().unwrap();
+        let f = s.files.get(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(Box::new(MemRead(Arc::clone(f))))
     }
 
     fn open_append(&self, path: &Path, create_new: bool) -> io::Result<Box<dyn AppendFile>> {
-        if create_new {
+        let file = if create_new {
             let mut s = self.op()?;
             if s.files.contains_key(path) {
                 return Err(io::ErrorKind::AlreadyExists.into());
             }
-            s.files.insert(path.to_path_buf(), FileData::default());
-        } else if !self.0.lock().unwrap().files.contains_key(path) {
-            return Err(io::ErrorKind::NotFound.into());
-        }
-        Ok(Box::new(MemAppend { vfs: self.clone(), path: path.to_path_buf() }))
+            if !path.parent().is_some_and(|p| s.dirs.contains(p)) {
+                return Err(io::ErrorKind::NotFound.into());
+            }
+            let f = Arc::new(Mutex::new(FileData::default()));
+            s.files.insert(path.to_path_buf(), Arc::clone(&f));
+            f
+        } else {
+            let s = self.0.lock().unwrap();
+            Arc::clone(s.files.get(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?)
+        };
+        Ok(Box::new(MemAppend { vfs: self.clone(), file }))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        let mut s = self.op()?;
-        let f = s.files.get_mut(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let s = self.op()?;
+        let f = s.files.get(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let mut f = f.lock().unwrap();
         f.data.truncate(len as usize);
         f.durable = f.data.clone();
         Ok(())
@@ -262,21 +328,35 @@ impl Vfs for FaultyVfs {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut s = self.op()?;
-        s.files.remove(path);
+        s.files.remove(path).map(drop).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        let f = s.files.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        s.files.insert(to.to_path_buf(), f);
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut s = self.op()?;
-        for (p, f) in s.files.iter_mut() {
+        let s = &mut *s;
+        s.durable_files.retain(|p, _| p.parent() != Some(dir));
+        for (p, f) in &s.files {
             if p.parent() == Some(dir) {
-                f.entry_durable = true;
+                s.durable_files.insert(p.clone(), Arc::clone(f));
+            }
+        }
+        s.durable_dirs.retain(|d| d.parent() != Some(dir));
+        for d in &s.dirs {
+            if d.parent() == Some(dir) {
+                s.durable_dirs.insert(d.clone());
             }
         }
         Ok(())
     }
 
-    fn lock(&self, _path: &Path) -> io::Result<Box<dyn LockGuard>> {
+    fn lock_dir(&self, _dir: &Path) -> io::Result<Box<dyn LockGuard>> {
         Ok(Box::new(MemLock))
     }
 }

@@ -1,0 +1,478 @@
+//! Reading a log directory on open: every segment and frame checked, every record decoded and
+//! validated again, the indexes rebuilt, the head record (`HEAD`) enforced, and damage at the
+//! end judged as a torn write or as damage. The scan changes nothing on disk; a writer's open
+//! then cuts the torn tail it reports, a read-only open reads up to it.
+
+use std::path::{Path, PathBuf};
+
+use rapport_core::{LogState, NewEvent, Position, StreamVersion, Timestamp};
+
+use crate::damage;
+use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::{HEAD_FILE, HeadRecord};
+use crate::store::{Core, Index, OpenError, pack, parse_segment_name, segment_name};
+use crate::vfs::{Vfs, read_exact_at};
+
+/// Where the readable log ends before the end of the last segment, and why: what a crash left
+/// unwritten. Nothing in it was acknowledged.
+#[derive(Debug, Clone)]
+pub(crate) struct Tail {
+    /// The last segment.
+    pub(crate) segment: PathBuf,
+    /// Where the log ends in it.
+    pub(crate) offset: u64,
+    /// The bytes after that.
+    pub(crate) bytes: u64,
+    /// What is there.
+    pub(crate) reason: String,
+}
+
+/// What a scan found.
+pub(crate) struct Scan {
+    pub(crate) core: Core,
+    pub(crate) index: Index,
+    /// The log's id, when it has a segment with a readable header.
+    pub(crate) log_id: Option<[u8; 16]>,
+    /// The numbers of the segments read (0, 1, …), the last one included even if its header
+    /// is incomplete.
+    pub(crate) numbers: Vec<u64>,
+    /// Bytes of the last segment up to the end of its last good frame (0 when its header is
+    /// incomplete).
+    pub(crate) segment_len: u64,
+    /// The payload checksum of the last good frame (0 for an empty log): the chain value.
+    pub(crate) prev_payload_crc: u32,
+    /// The highest sync epoch seen.
+    pub(crate) last_epoch: u64,
+    /// Damage at the end that a crash explains.
+    pub(crate) tail: Option<Tail>,
+}
+
+impl Scan {
+    /// The position of the last event read.
+    pub(crate) fn head(&self) -> u64 {
+        self.core.next_position - 1
+    }
+
+    /// The head record describing what this scan read.
+    pub(crate) fn head_record(&self, log_id: [u8; 16]) -> HeadRecord {
+        let last_segment = self.numbers.last().copied().unwrap_or(0);
+        HeadRecord { log_id, last_segment, position: self.head(), chain: self.prev_payload_crc }
+    }
+}
+
+/// A damaged spot in a segment, before it is judged.
+struct Damage {
+    at: usize,
+    kind: Kind,
+    /// The frame's header, when it decoded.
+    header: Option<FrameHeader>,
+}
+
+/// What is at a damaged spot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Zeros to the end of the file.
+    ZeroedSpace,
+    /// A frame header of zeros, then other bytes.
+    ZeroedHeader,
+    /// The file ends inside a frame header.
+    ShortHeader,
+    /// A frame header whose checksum fails.
+    InvalidHeader,
+    /// The file ends inside a frame's payload.
+    ShortPayload,
+    /// A payload whose checksum fails.
+    PayloadChecksum,
+}
+
+impl Kind {
+    fn reason(self) -> &'static str {
+        match self {
+            Kind::ZeroedSpace => "zeroed space",
+            Kind::ZeroedHeader => "zeroed frame header followed by data",
+            Kind::ShortHeader => "the file ends inside a frame header",
+            Kind::InvalidHeader => "invalid frame header",
+            Kind::ShortPayload => "the file ends inside a frame",
+            Kind::PayloadChecksum => "frame payload checksum mismatch",
+        }
+    }
+}
+
+/// How damage at the end of the last segment is judged.
+enum Verdict {
+    /// Zeros to the end of the file: preallocated or never-written space.
+    End,
+    /// A crash's unwritten bytes.
+    Torn(String),
+    /// Damage to written data.
+    Corrupt(String),
+}
+
+fn io_err<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io { operation, path: path.to_path_buf(), source }
+}
+
+fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
+    let f = vfs.open_read(path).map_err(io_err("open", path))?;
+    let len = f.size().map_err(io_err("stat", path))?;
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    read_exact_at(&*f, &mut buf, 0).map_err(io_err("read", path))?;
+    Ok(buf)
+}
+
+/// The numbers of the segment files in `dir`, in order, checked to run 0, 1, 2, … without gaps.
+///
+/// # Errors
+/// A gap, or the directory cannot be listed.
+pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, OpenError> {
+    let mut numbers: Vec<u64> =
+        vfs.list(dir).map_err(io_err("list", dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    numbers.sort_unstable();
+    for (i, n) in numbers.iter().enumerate() {
+        if *n != i as u64 {
+            return Err(OpenError::Corrupt {
+                segment: dir.join(segment_name(i as u64)),
+                offset: 0,
+                reason: format!("segment {i} is missing (found {})", segment_name(*n)),
+            });
+        }
+    }
+    Ok(numbers)
+}
+
+/// Reads the log in `dir` against its head record `head` (if it has one). Changes nothing.
+///
+/// # Errors
+/// [`OpenError::Corrupt`] for damage no crash explains, a log that ends before what `head`
+/// records, or a missing `HEAD` in a store that keeps one; I/O errors.
+pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Result<Scan, OpenError> {
+    let numbers = segment_numbers(vfs, dir)?;
+    let head_path = dir.join(HEAD_FILE);
+    if let Some(h) = head
+        && (numbers.len() as u64) <= h.last_segment
+    {
+        return Err(OpenError::Corrupt {
+            segment: dir.join(segment_name(numbers.len() as u64)),
+            offset: 0,
+            reason: format!(
+                "segment {} is missing: {} records segments up to {} (a segment at the end was deleted or lost)",
+                numbers.len(),
+                head_path.display(),
+                h.last_segment
+            ),
+        });
+    }
+    // About one event per 64 bytes of segment: reserve the id index once, not by doubling.
+    let estimate: u64 = numbers
+        .iter()
+        .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
+        .sum::<u64>()
+        / 64;
+    let mut scan = Scan {
+        core: Core {
+            state: LogState::with_capacity(estimate.min(1 << 28) as usize),
+            fingerprints: Vec::new(),
+            next_position: 1,
+            last_recorded: Timestamp::from_unix_nanos(i64::MIN),
+        },
+        index: Index::default(),
+        log_id: None,
+        numbers: Vec::with_capacity(numbers.len()),
+        segment_len: 0,
+        prev_payload_crc: 0,
+        last_epoch: 0,
+        tail: None,
+    };
+    let mut tracked = false;
+    // The chain value where the head record's position ends, to check it names this history.
+    let mut chain_at_head = (head.map(|h| h.position) == Some(0)).then_some(0u32);
+    for (i, &n) in numbers.iter().enumerate() {
+        let path = dir.join(segment_name(n));
+        let bytes = read_whole(vfs, &path)?;
+        let is_last = i + 1 == numbers.len();
+        scan.numbers.push(n);
+        scan.index.segments.push(path.clone());
+        let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.clone(), offset, reason };
+        let header = match SegmentHeader::decode(&bytes) {
+            Ok(h) => h,
+            Err(e) if is_last && (bytes.iter().all(|&b| b == 0) || bytes.len() < SEGMENT_HEADER_BYTES) => {
+                // A segment whose creation was cut short, unless the head record says it was
+                // complete: nothing in it was acknowledged.
+                if head.is_some_and(|h| h.last_segment >= n) {
+                    return Err(corrupt(
+                        e.offset,
+                        format!("{}, but the head record {} says it was complete", e.reason, head_path.display()),
+                    ));
+                }
+                scan.segment_len = 0;
+                scan.tail = Some(Tail {
+                    segment: path.clone(),
+                    offset: 0,
+                    bytes: bytes.len() as u64,
+                    reason: format!("incomplete segment header ({})", e.reason),
+                });
+                break;
+            }
+            Err(e) => return Err(corrupt(e.offset, e.reason)),
+        };
+        tracked |= header.head_tracked;
+        if scan.log_id.is_some_and(|id| id != header.log_id) {
+            return Err(corrupt(16, "segment belongs to another log".into()));
+        }
+        if let Some(h) = head
+            && h.log_id != header.log_id
+        {
+            return Err(corrupt(16, format!("segment belongs to another log than {}", head_path.display())));
+        }
+        scan.log_id = Some(header.log_id);
+        if header.segment_no != n || header.base_position != scan.core.next_position {
+            return Err(corrupt(
+                32,
+                format!(
+                    "segment header says segment {} from position {}, expected segment {n} from {}",
+                    header.segment_no, header.base_position, scan.core.next_position
+                ),
+            ));
+        }
+        let (end, damage) = scan_frames(&mut scan, &bytes, n, &path, head, &mut chain_at_head)?;
+        scan.segment_len = end as u64;
+        let Some(damage) = damage else { continue };
+        // The writer syncs a segment before it creates the next one, so damage in any segment
+        // but the last hit synced, acknowledged data.
+        if !is_last {
+            return Err(corrupt(damage.at as u64, format!("{} in a sealed segment", damage.kind.reason())));
+        }
+        match judge(&bytes, &damage, scan.last_epoch) {
+            Verdict::End => {
+                if damage.at < bytes.len() {
+                    scan.tail = Some(Tail {
+                        segment: path.clone(),
+                        offset: damage.at as u64,
+                        bytes: (bytes.len() - damage.at) as u64,
+                        reason: "zeroed space".into(),
+                    });
+                }
+            }
+            Verdict::Torn(reason) => {
+                scan.tail = Some(Tail {
+                    segment: path.clone(),
+                    offset: damage.at as u64,
+                    bytes: (bytes.len() - damage.at) as u64,
+                    reason,
+                });
+            }
+            Verdict::Corrupt(reason) => return Err(corrupt(damage.at as u64, reason)),
+        }
+    }
+    check_against_head(&scan, dir, head, tracked, chain_at_head)?;
+    Ok(scan)
+}
+
+/// Reads the frames of one segment into `scan`; returns where the good frames end and the
+/// damage found there, if any. A frame whose checksums pass but whose content is wrong is
+/// corruption at once: no crash writes a whole, checksummed frame in the wrong place.
+fn scan_frames(
+    scan: &mut Scan,
+    bytes: &[u8],
+    n: u64,
+    path: &Path,
+    head: Option<&HeadRecord>,
+    chain_at_head: &mut Option<u32>,
+) -> Result<(usize, Option<Damage>), OpenError> {
+    let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.to_path_buf(), offset, reason };
+    let mut at = SEGMENT_HEADER_BYTES;
+    loop {
+        if at == bytes.len() {
+            return Ok((at, None));
+        }
+        let damage = |kind, header| Damage { at, kind, header };
+        let h = match FrameHeader::decode(&bytes[at..]) {
+            Ok((h, _)) => h,
+            Err(FrameHeaderError::Zero | FrameHeaderError::Short) if bytes[at..].iter().all(|&b| b == 0) => {
+                return Ok((at, Some(damage(Kind::ZeroedSpace, None))));
+            }
+            Err(FrameHeaderError::Zero) => return Ok((at, Some(damage(Kind::ZeroedHeader, None)))),
+            Err(FrameHeaderError::Short) => return Ok((at, Some(damage(Kind::ShortHeader, None)))),
+            Err(FrameHeaderError::Invalid) => return Ok((at, Some(damage(Kind::InvalidHeader, None)))),
+        };
+        if h.first_position != scan.core.next_position {
+            return Err(corrupt(
+                at as u64,
+                format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
+            ));
+        }
+        if h.prev_checksum != scan.prev_payload_crc {
+            return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
+        }
+        let start = at + FRAME_HEADER_BYTES;
+        let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
+            return Ok((at, Some(damage(Kind::ShortPayload, Some(h)))));
+        };
+        if crc32c::crc32c(payload) != h.payload_crc {
+            return Ok((at, Some(damage(Kind::PayloadChecksum, Some(h)))));
+        }
+        let bodies = format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
+        for (k, (off, body)) in bodies.into_iter().enumerate() {
+            let position = Position(h.first_position + k as u64);
+            let record_at = (start + off) as u64;
+            let index = &scan.index;
+            let (new, recorded_at, version) = format::decode_parts(body, &mut |s| index.intern(s))
+                .map_err(|e| corrupt(record_at, format!("position {position}: {}", e.reason)))?;
+            index_event(scan, &new, position, recorded_at, version, n, record_at)
+                .map_err(|reason| corrupt(record_at, reason))?;
+        }
+        scan.prev_payload_crc = h.payload_crc;
+        scan.last_epoch = scan.last_epoch.max(h.epoch);
+        if head.is_some_and(|r| r.position == scan.core.next_position - 1) {
+            *chain_at_head = Some(h.payload_crc);
+        }
+        at = start + h.payload_len as usize;
+    }
+}
+
+fn index_event(
+    scan: &mut Scan,
+    e: &NewEvent,
+    position: Position,
+    recorded_at: Timestamp,
+    stored_version: StreamVersion,
+    segment: u64,
+    record_at: u64,
+) -> Result<(), String> {
+    let version = scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
+    if version != stored_version {
+        return Err(format!(
+            "position {position}: stored stream version {stored_version} but the stream is at {version}"
+        ));
+    }
+    scan.core.fingerprints.push(e.fingerprint());
+    scan.core.next_position = position.0 + 1;
+    scan.core.last_recorded = scan.core.last_recorded.max(recorded_at);
+    scan.index.offsets.push(pack(segment, record_at));
+    scan.index.note_account(&e.account, position.0);
+    Ok(())
+}
+
+/// Judges damage in the last segment: a torn write only on evidence that no flipped bit
+/// produces (see [`damage`]), and never when a later sync's frame follows.
+fn judge(bytes: &[u8], d: &Damage, last_epoch: u64) -> Verdict {
+    let reason = d.kind.reason();
+    if d.kind == Kind::ZeroedSpace {
+        return Verdict::End;
+    }
+    // A torn final write leaves damage followed only by frames of its own unsynced group. A
+    // later frame from a later sync epoch proves the damaged bytes had been synced.
+    let bound = d.header.map_or(last_epoch + 1, |h| h.epoch);
+    if let Some(o) = synced_frame_after(bytes, d.at + 1, bound) {
+        return Verdict::Corrupt(format!(
+            "{reason}, and acknowledged data follows (a frame from a later sync at byte {o})"
+        ));
+    }
+    let at = d.at;
+    let (start, end, crc) = match (d.kind, d.header) {
+        // The file ends inside the frame: the sizes a crash leaves.
+        (Kind::ShortHeader | Kind::ShortPayload, _) => return Verdict::Torn(reason.into()),
+        // Zeros where the frame magic belongs: never written data.
+        (Kind::ZeroedHeader, _) => return Verdict::Torn(reason.into()),
+        (Kind::PayloadChecksum, Some(h)) => {
+            let start = at + FRAME_HEADER_BYTES;
+            (start, start + h.payload_len as usize, h.payload_crc)
+        }
+        _ => {
+            // The header's own checksum failed; the frame's extent is unknown, so the header
+            // alone is judged.
+            let header = &bytes[at..at + FRAME_HEADER_BYTES];
+            let stored = u32::from_le_bytes([header[36], header[37], header[38], header[39]]);
+            if crc32c::crc32c(&header[..36]) == stored {
+                return Verdict::Corrupt("a frame header whose checksum passes holds impossible values".into());
+            }
+            if (crc32c::crc32c(&header[..36]) ^ stored).count_ones() == 1 {
+                return Verdict::Corrupt(format!("{reason}: one flipped bit in its checksum, not a torn write"));
+            }
+            (at, at + 36, stored)
+        }
+    };
+    if let Some((byte, bit)) = damage::single_bit_flip(&bytes[start..end], crc) {
+        return Verdict::Corrupt(format!(
+            "{reason}: one flipped bit (byte {}, bit {bit}), not a torn write",
+            start + byte
+        ));
+    }
+    let frame_end = if d.header.is_some() { end } else { at + FRAME_HEADER_BYTES };
+    if damage::torn_zeros(bytes, at, frame_end) {
+        Verdict::Torn(reason.into())
+    } else {
+        Verdict::Corrupt(format!("{reason}, and no torn write explains it"))
+    }
+}
+
+/// Where a valid frame header lies in `bytes` from `from` on with an epoch above
+/// `epoch_bound`, which proves the frames before it were synced.
+fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
+    let mut at = from;
+    while at + FRAME_HEADER_BYTES <= bytes.len() {
+        if bytes[at..at + 4] == format::FRAME_MAGIC
+            && let Ok((h, _)) = FrameHeader::decode(&bytes[at..])
+            && h.epoch > epoch_bound
+        {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
+/// The log read must hold everything the head record says was acknowledged, in the same
+/// history; and a store whose segments say it keeps a head record must have one.
+fn check_against_head(
+    scan: &Scan,
+    dir: &Path,
+    head: Option<&HeadRecord>,
+    tracked: bool,
+    chain_at_head: Option<u32>,
+) -> Result<(), OpenError> {
+    let head_path = dir.join(HEAD_FILE);
+    let Some(h) = head else {
+        // A store writes its head record before its first append, so an empty log without
+        // one is a creation a crash cut short; a log with events is missing it.
+        if tracked && scan.head() > 0 {
+            return Err(OpenError::Corrupt {
+                segment: head_path,
+                offset: 0,
+                reason: "the head record is missing: this store keeps one, so it was deleted or lost, and a lost \
+                         end of the log could not be told apart"
+                    .into(),
+            });
+        }
+        return Ok(());
+    };
+    let read = scan.head();
+    if read < h.position {
+        let (segment, offset, why) = match &scan.tail {
+            Some(t) => (t.segment.clone(), t.offset, format!("{} at this offset", t.reason)),
+            None => (
+                scan.index.segments.last().cloned().unwrap_or_else(|| dir.join(segment_name(0))),
+                scan.segment_len,
+                "the segment ends here".to_string(),
+            ),
+        };
+        return Err(OpenError::Corrupt {
+            segment,
+            offset,
+            reason: format!(
+                "{why}, but the head record {} has events up to position {} acknowledged and the log ends at \
+                 {read}: acknowledged events were lost",
+                head_path.display(),
+                h.position
+            ),
+        });
+    }
+    if chain_at_head != Some(h.chain) {
+        return Err(OpenError::Corrupt {
+            segment: head_path,
+            offset: 0,
+            reason: format!("position {} does not end the frame the head record names: another history", h.position),
+        });
+    }
+    Ok(())
+}

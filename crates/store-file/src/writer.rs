@@ -1,0 +1,279 @@
+//! The writer thread: group commit. Decided appends arrive in order as [`Job`]s; the thread
+//! encodes each into one frame, writes every queued frame, `fdatasync`s once for the group,
+//! records the offsets, publishes the committed head and completes each append's future. It
+//! also keeps the head record (`HEAD`) current at every segment rollover and at a clean close.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use rapport_core::{AppendError, AppendOutcome, NewEvent, StorageError, StreamVersion, Timestamp};
+
+use crate::damage;
+use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::{self, HeadRecord};
+use crate::store::{Durability, Shared, lock, pack, segment_name};
+use crate::vfs::{AppendFile, Vfs};
+
+/// A decided append on its way to the writer thread, which encodes it into one frame.
+pub(crate) struct Job {
+    pub(crate) events: Vec<(NewEvent, StreamVersion)>,
+    pub(crate) first_position: u64,
+    pub(crate) recorded_at: Timestamp,
+    pub(crate) done: Completion,
+    pub(crate) outcome: AppendOutcome,
+}
+
+/// What the writer thread owns: the current segment file and where the log's tail stands.
+pub(crate) struct Writer {
+    pub(crate) file: Box<dyn AppendFile>,
+    /// The file system and directory, to keep the head record current after the store's
+    /// shared state is gone (at a clean close).
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) dir: PathBuf,
+    pub(crate) log_id: [u8; 16],
+    /// The sync epoch stamped on the frames of the next group.
+    pub(crate) epoch: u64,
+    pub(crate) segment_no: u64,
+    pub(crate) segment_len: u64,
+    pub(crate) prev_payload_crc: u32,
+    /// The last position written, and the last one known durable (synced).
+    pub(crate) written: u64,
+    pub(crate) synced: u64,
+    /// The chain value (payload checksum) of the frame ending at `synced`.
+    pub(crate) synced_chain: u32,
+    /// Whether an I/O error stopped this writer (the head record is then left as it was).
+    pub(crate) failed: bool,
+    /// Reused frame buffer.
+    pub(crate) frame: Vec<u8>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// A one-shot completion the writer thread fills in and the append future waits on.
+
+#[derive(Default)]
+struct Slot {
+    result: Option<Result<AppendOutcome, AppendError>>,
+    waker: Option<Waker>,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct Completion(Arc<Mutex<Slot>>);
+
+impl Completion {
+    pub(crate) fn complete(&self, result: Result<AppendOutcome, AppendError>) {
+        let waker = {
+            let mut slot = lock(&self.0);
+            slot.result = Some(result);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+pub(crate) struct Pending(pub(crate) Completion);
+
+impl Future for Pending {
+    type Output = Result<AppendOutcome, AppendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = lock(&(self.0).0);
+        match slot.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The append future: either decided at submission or waiting on the writer.
+pub(crate) enum AppendFuture {
+    Ready(Option<Result<AppendOutcome, AppendError>>),
+    Waiting(Pending),
+}
+
+impl Future for AppendFuture {
+    type Output = Result<AppendOutcome, AppendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            AppendFuture::Ready(r) => Poll::Ready(r.take().unwrap_or_else(|| Ok(AppendOutcome::default()))),
+            AppendFuture::Waiting(p) => Pin::new(p).poll(cx),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The most events one group writes before it syncs (about 16 MiB of frames at most).
+const GROUP_EVENTS_MAX: usize = 200_000;
+
+pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        let mut events = group[0].events.len();
+        while events < GROUP_EVENTS_MAX {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events += job.events.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(sh) = shared.upgrade() else {
+            for job in group {
+                job.done.complete(Err(AppendError::Storage(StorageError::new("append", "the store was closed"))));
+            }
+            break;
+        };
+        let outcome: Result<(), String> = match sh.poisoned.get() {
+            Some(why) => Err(format!("store is poisoned: {why}")),
+            None => {
+                let result = write_group(&sh, &mut w, &group);
+                w.epoch += 1;
+                match result {
+                    Ok(offsets) => {
+                        // Offsets first, then the head: a reader that sees the head finds
+                        // every record.
+                        sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
+                        sh.committed.store(w.written, Ordering::Release);
+                        Ok(())
+                    }
+                    Err(why) => {
+                        w.failed = true;
+                        sh.poison(why.clone());
+                        Err(why)
+                    }
+                }
+            }
+        };
+        // Let go of the events and of the store before waking anyone: an appender that drops
+        // the last handle right after its append must find the store closed (its lock
+        // released) when the drop returns, so the writer must not hold a reference then.
+        let done: Vec<(Completion, AppendOutcome)> = group.into_iter().map(|j| (j.done, j.outcome)).collect();
+        drop(sh);
+        for (completion, appended) in done {
+            completion.complete(match &outcome {
+                Ok(()) => Ok(appended),
+                Err(why) => Err(AppendError::Storage(StorageError::new("append", why.clone()))),
+            });
+        }
+    }
+    close(&mut w);
+}
+
+/// A clean close: everything written is made durable and recorded in the head record, so the
+/// next open notices if any of it goes missing.
+fn close(w: &mut Writer) {
+    if w.failed {
+        return;
+    }
+    if w.written > w.synced {
+        if let Err(e) = w.file.sync_data() {
+            log::error!("{}: fsync at close: {e}", w.dir.display());
+            return;
+        }
+        w.synced = w.written;
+        w.synced_chain = w.prev_payload_crc;
+    }
+    if let Err(why) = record_head(w) {
+        log::error!("{}: {why}", w.dir.display());
+    }
+}
+
+fn record_head(w: &Writer) -> Result<(), String> {
+    let record = HeadRecord { log_id: w.log_id, last_segment: w.segment_no, position: w.synced, chain: w.synced_chain };
+    head::write(&*w.vfs, &w.dir, &record).map_err(|(what, e)| format!("{what}: {e}"))
+}
+
+/// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns the packed
+/// offset of every record written, in position order.
+fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, String> {
+    let mut dirty = false;
+    let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
+    for job in group {
+        assert_eq!(job.first_position, w.written + 1, "jobs arrive in position order, without gaps");
+        // Encode: records go straight after a header placeholder.
+        let frame = &mut w.frame;
+        frame.clear();
+        frame.resize(FRAME_HEADER_BYTES, 0);
+        let mut rel_offsets = Vec::with_capacity(job.events.len());
+        for (e, version) in &job.events {
+            rel_offsets.push(frame.len() as u64);
+            // Validated events always encode (every field is within the record's limits); a
+            // failure here is a bug, and poisons the store rather than writing a bad frame.
+            format::encode_record(e, job.recorded_at, *version, frame)
+                .map_err(|err| format!("encode position {}: {err}", job.first_position))?;
+        }
+        let payload_crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
+        let frame_len = frame.len() as u64;
+        if w.segment_len + frame_len > sh.options.segment_bytes_max && w.segment_len > SEGMENT_HEADER_BYTES as u64 {
+            // Seal: whatever the durability setting, a segment is synced before the next one
+            // is created (earlier groups may not be, without `Durability::Sync`).
+            if w.written > w.synced {
+                w.file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
+                w.synced = w.written;
+                w.synced_chain = w.prev_payload_crc;
+                w.epoch += 1;
+            }
+            roll_over(sh, w)?;
+        }
+        let header = FrameHeader {
+            payload_len: (w.frame.len() - FRAME_HEADER_BYTES) as u32,
+            first_position: job.first_position,
+            count: job.events.len() as u32,
+            epoch: w.epoch,
+            prev_checksum: w.prev_payload_crc,
+            payload_crc,
+        };
+        let frame = &mut w.frame;
+        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
+        // Recovery takes a long run of zeros in a damaged tail for a torn write; a frame must
+        // never hold one of its own.
+        debug_assert!(
+            damage::longest_zero_run(frame) < damage::ZERO_RUN_EVIDENCE,
+            "frame at position {} holds a zero run recovery would take for a torn write",
+            job.first_position
+        );
+        w.file.append(frame).map_err(|e| format!("write: {e}"))?;
+        dirty = true;
+        offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
+        w.segment_len += frame_len;
+        w.prev_payload_crc = payload_crc;
+        w.written = job.first_position + job.events.len() as u64 - 1;
+    }
+    if dirty && sh.options.durability == Durability::Sync {
+        w.file.sync_data().map_err(|e| format!("fsync: {e}"))?;
+        w.synced = w.written;
+        w.synced_chain = w.prev_payload_crc;
+    }
+    Ok(offsets)
+}
+
+/// Starts the next segment once the current one is synced (recovery relies on every segment
+/// but the last being synced). The new segment is complete and durable before the head record
+/// names it.
+fn roll_over(sh: &Shared, w: &mut Writer) -> Result<(), String> {
+    assert_eq!(w.synced, w.written, "a segment is synced before it is sealed");
+    w.segment_no += 1;
+    let path = sh.dir.join(segment_name(w.segment_no));
+    let h =
+        SegmentHeader { log_id: sh.log_id, base_position: w.written + 1, segment_no: w.segment_no, head_tracked: true };
+    let mut f = sh.vfs.open_append(&path, true).map_err(|e| format!("create {}: {e}", path.display()))?;
+    f.append(&h.encode()).map_err(|e| format!("write header of {}: {e}", path.display()))?;
+    f.sync_data().map_err(|e| format!("fsync {}: {e}", path.display()))?;
+    sh.vfs.sync_dir(&sh.dir).map_err(|e| format!("fsync directory {}: {e}", sh.dir.display()))?;
+    w.file = f;
+    w.segment_len = SEGMENT_HEADER_BYTES as u64;
+    sh.index.write().unwrap_or_else(|p| p.into_inner()).segments.push(path);
+    record_head(w)
+}
