@@ -1,8 +1,10 @@
 //! `rapport`: import history, score accounts, chart a timeline, verify a store, generate data.
 //!
 //! Exit codes: 0 success; 1 failure (I/O, a store that cannot be opened or read, a failed
-//! append); 2 usage error; 3 invalid input (an import refused atomically); 4 damaged store
-//! (`verify`, or a store that refuses to open because it is damaged).
+//! append, output that cannot be written); 2 usage error; 3 invalid input (an import refused
+//! atomically); 4 damaged store (`verify`, or a store that refuses to open because it is
+//! damaged). A closed output pipe (`| head`) ends a command quietly. Every error is one line on
+//! stderr, with outside text in it escaped.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,14 +12,19 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
+use rapport_core::escape::one_line;
 use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AsOf, Ledger, LogState, Position, Store, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
 use rapport_import::{Format, ImportError, ImportOptions, Progress, import, import_reader};
-use rapport_store_file::{FileStore, OpenError, Options, VerifyError, verify};
-use rapport_store_postgres::PgStore;
+use rapport_store_file::{FileStore, OpenError, Options, RecoveryReport, VerifyError, verify};
+use rapport_store_postgres::{PgOptions, PgStore};
 
+mod outputs;
 mod svg;
+
+use outputs::Protected;
 
 #[derive(Parser)]
 #[command(name = "rapport", version, about = "An event-sourced ledger of B2B account relationships.")]
@@ -38,9 +45,15 @@ enum Command {
         /// Input format.
         #[arg(long, value_enum, default_value_t = InputFormat::Jsonl)]
         format: InputFormat,
-        /// Append the valid lines and write each rejected line, with its reason, to this file.
+        /// Append the valid lines; write one JSON object per rejected line to this file: its
+        /// source, line number and reason, and what it held (`text`, as read, for a line that
+        /// does not parse; `event`, in canonical form, for one validation refused).
         #[arg(long, value_name = "REJECTS.jsonl")]
         skip_invalid: Option<PathBuf>,
+        /// How much later than now an event may say it occurred (clock skew): `300s`, `5m`,
+        /// `2h`, `1d` or seconds. Later events are refused as dated in the future.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        future_skew: std::time::Duration,
     },
     /// Print trust and health per account.
     Score {
@@ -92,7 +105,8 @@ enum Command {
         /// The seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// When the history starts (RFC 3339).
+        /// When the history starts (RFC 3339). It must end (start plus months) by now: an
+        /// import refuses events dated in the future.
         #[arg(long, default_value = "2024-01-01T00:00:00Z")]
         start: String,
     },
@@ -105,7 +119,8 @@ struct StoreArg {
     /// The file-store directory.
     #[arg(long)]
     store: Option<PathBuf>,
-    /// A PostgreSQL URL (postgres://user:password@host/db) instead of a directory.
+    /// A PostgreSQL URL (postgres://user@host/db) instead of a directory. Without a password
+    /// in it, PGPASSWORD or the password file (PGPASSFILE, ~/.pgpass) supplies one.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
 }
@@ -144,7 +159,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) if is_broken_pipe(&f.error) => ExitCode::SUCCESS,
         Err(f) => {
-            // One clear line: the error and its causes, no backtrace.
+            // One line: the error and its causes, no backtrace, outside text escaped.
             let mut msg = f.error.to_string();
             for cause in f.error.chain().skip(1) {
                 let c = cause.to_string();
@@ -153,15 +168,63 @@ fn main() -> ExitCode {
                     msg.push_str(&c);
                 }
             }
-            let _ = writeln!(std::io::stderr(), "rapport: {msg}");
+            let _ = writeln!(std::io::stderr(), "rapport: {}", one_line(&msg));
             ExitCode::from(f.code)
         }
     }
 }
 
+/// A path as messages show it: one line, escaped.
+pub(crate) fn shown(path: &Path) -> String {
+    one_line(&path.display().to_string()).into_owned()
+}
+
+/// Writes a note to stderr (a closed or full stderr is ignored: there is nowhere to say so).
+fn note(msg: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "rapport: {msg}");
+}
+
 /// A closed pipe (`rapport score | head`) is a normal end, not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Standard output, where a failed write (a full device) is an error naming it.
+struct Out(std::io::BufWriter<std::io::StdoutLock<'static>>);
+
+impl Out {
+    fn new() -> Self {
+        Out(std::io::BufWriter::new(std::io::stdout().lock()))
+    }
+
+    fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
+        writeln!(self.0, "{text}").map_err(stdout_error)
+    }
+
+    fn finish(mut self) -> Result<(), Failure> {
+        self.0.flush().map_err(stdout_error)
+    }
+}
+
+fn stdout_error(e: std::io::Error) -> Failure {
+    fail(1, anyhow::Error::new(e).context("writing to standard output"))
+}
+
+/// `300s`, `5m`, `2h`, `1d`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 300s, 5m, 2h or 1d"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3_600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 fn instant(s: &Option<String>, what: &str) -> Result<Option<Timestamp>, Failure> {
@@ -171,12 +234,58 @@ fn instant(s: &Option<String>, what: &str) -> Result<Option<Timestamp>, Failure>
     }
 }
 
+/// Opens an existing store for reading only: no lock, no writes; a batch still being
+/// written, or a torn tail, is left unread and noted.
 fn open_existing(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
-    let options = Options { create_if_missing: false, ..Options::default() };
-    match FileStore::open_with(dir, options) {
+    match FileStore::open_read_only(dir) {
+        Ok(s) => {
+            note_skipped(s.recovery());
+            Ok(Ledger::new(s))
+        }
+        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn note_skipped(recovery: &RecoveryReport) {
+    if let Some(s) = &recovery.skipped {
+        note(format_args!(
+            "read up to the last complete batch: {} bytes at byte {} of {} not read ({}: a batch being written, \
+             or a torn tail the next import will cut)",
+            s.bytes,
+            s.offset,
+            shown(&s.segment),
+            s.reason
+        ));
+    }
+}
+
+fn connect_pg(url: &str, future_skew: std::time::Duration) -> Result<Ledger<PgStore>, Failure> {
+    Ok(Ledger::new(PgStore::connect_with(url, PgOptions { future_skew, ..PgOptions::default() })?))
+}
+
+/// Runs `$body` with `$ledger` bound to whichever store `$arg` names.
+macro_rules! with_store {
+    ($arg:expr, $open:expr, |$ledger:ident| $body:expr) => {
+        match (&$arg.store, &$arg.postgres) {
+            (Some(dir), _) => {
+                let $ledger = $open(dir)?;
+                $body
+            }
+            (None, Some(url)) => {
+                let $ledger = connect_pg(url, FUTURE_SKEW_DEFAULT)?;
+                $body
+            }
+            (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
+        }
+    };
+}
+
+fn open_or_create(dir: &Path, future_skew: std::time::Duration) -> Result<Ledger<FileStore>, Failure> {
+    match FileStore::open_with(dir, Options { future_skew, ..Options::default() }) {
         Ok(s) => {
             for (file, offset, bytes) in &s.recovery().truncated {
-                eprintln!("rapport: recovered a torn tail: {} cut at byte {offset} ({bytes} bytes)", file.display());
+                note(format_args!("recovered a torn tail: {} cut at byte {offset} ({bytes} bytes)", shown(file)));
             }
             Ok(Ledger::new(s))
         }
@@ -185,80 +294,73 @@ fn open_existing(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
     }
 }
 
-fn connect_pg(url: &str) -> Result<Ledger<PgStore>, Failure> {
-    Ok(Ledger::new(PgStore::connect(url)?))
-}
-
-/// Runs `$body` with `$ledger` bound to whichever store `$arg` names.
-macro_rules! with_store {
-    ($arg:expr, $create:expr, |$ledger:ident| $body:expr) => {
-        match (&$arg.store, &$arg.postgres) {
-            (Some(dir), _) => {
-                let $ledger = if $create { open_or_create(dir)? } else { open_existing(dir)? };
-                $body
-            }
-            (None, Some(url)) => {
-                let $ledger = connect_pg(url)?;
-                $body
-            }
-            (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
-        }
-    };
-}
-
-fn open_or_create(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
-    match FileStore::open(dir) {
-        Ok(s) => Ok(Ledger::new(s)),
-        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Import { store, files, format, skip_invalid } => {
+        Command::Import { store, files, format, skip_invalid, future_skew } => {
+            // Outputs are checked before anything is written, the store included.
+            let protected = Protected::new(store.store.as_deref(), &files);
             if let Some(rejects) = &skip_invalid {
-                check_rejects_path(rejects, &files, store.store.as_deref())?;
+                protected.check("--skip-invalid", rejects)?;
             }
-            with_store!(store, true, |ledger| cmd_import(&ledger, &files, format, skip_invalid.clone()))
+            match (&store.store, &store.postgres) {
+                (Some(dir), _) => {
+                    let ledger = open_or_create(dir, future_skew)?;
+                    cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
+                }
+                (None, Some(url)) => {
+                    let ledger = connect_pg(url, future_skew)?;
+                    cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
+                }
+                (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
+            }
         }
         Command::Score { store, account, as_of, known_at, format } => {
-            with_store!(store, false, |ledger| cmd_score(&ledger, &account, &as_of, &known_at, format))
+            with_store!(store, open_existing, |ledger| cmd_score(&ledger, &account, &as_of, &known_at, format))
         }
         Command::Timeline { store, account, every, as_of, svg } => {
-            if let (Some(out), Some(dir)) = (&svg, &store.store) {
-                check_outside_store("--svg", out, dir)?;
+            let protected = Protected::new(store.store.as_deref(), &[]);
+            if let Some(out) = &svg {
+                protected.check("--svg", out)?;
             }
-            with_store!(store, false, |ledger| cmd_timeline(&ledger, &account, &every, &as_of, &svg))
+            with_store!(store, open_existing, |ledger| {
+                cmd_timeline(&ledger, &account, &every, &as_of, svg.as_deref(), &protected)
+            })
         }
         Command::Verify { store } => match (&store.store, &store.postgres) {
             (Some(dir), _) => match verify(dir) {
                 Ok(r) => {
-                    println!("ok: {} events, {} accounts", r.n_events, r.n_accounts);
+                    let mut out = Out::new();
+                    out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
+                    out.finish()?;
+                    note_skipped(&RecoveryReport { skipped: r.skipped, ..RecoveryReport::default() });
                     Ok(())
                 }
                 Err(e @ VerifyError::Damaged { .. }) => Err(fail(4, e.into())),
                 Err(e) => Err(e.into()),
             },
-            (None, Some(url)) => verify_log(&connect_pg(url)?),
+            (None, Some(url)) => verify_log(&connect_pg(url, FUTURE_SKEW_DEFAULT)?),
             (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
         },
         Command::Generate { accounts, months, seed, start } => {
             let start = Timestamp::parse(&start).map_err(|e| fail(2, anyhow!("--start {start:?}: {e}")))?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for e in generate(SynthConfig { accounts, months, seed, start }) {
-                if let Err(err) = writeln!(out, "{}", e.to_json_line()) {
-                    // A closed pipe (e.g. `| head`) is a normal end.
-                    if err.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(());
-                    }
-                    return Err(err.into());
-                }
+            let config = SynthConfig { accounts, months, seed, start };
+            // Every event must be importable when it is imported: none dated after now.
+            let now = Timestamp::now();
+            if config.end() > now {
+                return Err(fail(
+                    2,
+                    anyhow!(
+                        "--start {start} with --months {months} ends at {}, after now ({now}): an import refuses \
+                         events dated in the future; start earlier or generate fewer months",
+                        config.end()
+                    ),
+                ));
             }
-            match out.flush() {
-                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
-                _ => Ok(()),
+            let mut out = Out::new();
+            for e in generate(config) {
+                out.line(format_args!("{}", e.to_json_line()))?;
             }
+            out.finish()
         }
     }
 }
@@ -288,8 +390,9 @@ fn verify_log<S: Store>(ledger: &Ledger<S>) -> Result<(), Failure> {
     match damage {
         Some(d) => Err(fail(4, anyhow!("damaged: {d}"))),
         None => {
-            println!("ok: {n} events, {} accounts", state.n_accounts());
-            Ok(())
+            let mut out = Out::new();
+            out.line(format_args!("ok: {n} events, {} accounts", state.n_accounts()))?;
+            out.finish()
         }
     }
 }
@@ -322,7 +425,8 @@ fn cmd_timeline<S: Store>(
     account: &str,
     every: &str,
     as_of: &Option<String>,
-    svg: &Option<PathBuf>,
+    svg: Option<&Path>,
+    protected: &Protected,
 ) -> Result<(), Failure> {
     let id = AccountId::new(account).map_err(|e| fail(2, anyhow!("--account {account:?}: {e}")))?;
     let step: f64 = every
@@ -334,7 +438,7 @@ fn cmd_timeline<S: Store>(
     let end = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
     let events = ledger.blocking().read_stream(&id)?;
     let Some(first) = events.iter().map(|e| e.occurred_at).min() else {
-        return Err(fail(1, anyhow!("account {account} has no events")));
+        return Err(fail(1, anyhow!("account {account:?} has no events")));
     };
     let mut instants = Vec::new();
     let mut t = first;
@@ -345,82 +449,36 @@ fn cmd_timeline<S: Store>(
     instants.push(end);
     let model = HealthModel::default();
     let line = timeline(&model, events, &instants, None);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<22} {:>6} {:<7} {:>7} {:<7}", "as_of", "trust", "band", "health", "band")?;
+    let mut out = Out::new();
+    out.line(format_args!("{:<22} {:>6} {:<7} {:>7} {:<7}", "as_of", "trust", "band", "health", "band"))?;
     for (t, s) in &line {
-        writeln!(
-            out,
+        out.line(format_args!(
             "{:<22} {:>6.1} {:<7} {:>7.1} {:<7}",
             t.to_string(),
             s.trust.score,
             s.trust.band.name(),
             s.health.score,
             s.health.band.name()
-        )?;
+        ))?;
     }
+    out.finish()?;
     if let Some(path) = svg {
-        std::fs::write(path, svg::chart(account, &line, &model))
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("rapport: wrote {}", path.display());
+        let mut file = protected.create("--svg", path)?;
+        file.write_all(svg::chart(account, &line, &model).as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", shown(path)))?;
+        note(format_args!("wrote {}", shown(path)));
     }
     Ok(())
-}
-
-/// Refuses a `--skip-invalid` path whose creation would destroy data: one of the input files
-/// (creating the rejects file would empty it before it is read), or a file in the store's
-/// directory (such as a segment).
-fn check_rejects_path(rejects: &Path, inputs: &[PathBuf], store: Option<&Path>) -> Result<(), Failure> {
-    let refuse = |why: String| Err(fail(2, anyhow!("--skip-invalid {}: {why}", rejects.display())));
-    for input in inputs.iter().filter(|f| f.as_os_str() != "-") {
-        if same_file(rejects, input) {
-            return refuse(format!("is the input file {}; writing rejects there would empty it", input.display()));
-        }
-    }
-    match store {
-        Some(store) => check_outside_store("--skip-invalid", rejects, store),
-        None => Ok(()),
-    }
-}
-
-/// Refuses an output path (`flag`'s) inside the store's directory, where writing it could
-/// replace one of the store's files.
-fn check_outside_store(flag: &str, out: &Path, store: &Path) -> Result<(), Failure> {
-    let parent = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // Through links where the directories exist; as written where they do not yet (an import
-    // creates its store).
-    let resolve = |p: &Path| p.canonicalize().or_else(|_| std::path::absolute(p));
-    if let (Ok(dir), Ok(store_dir)) = (resolve(parent), resolve(store))
-        && dir.starts_with(&store_dir)
-    {
-        return Err(fail(
-            2,
-            anyhow!("{flag} {}: is inside the store directory {}; write it elsewhere", out.display(), store.display()),
-        ));
-    }
-    Ok(())
-}
-
-/// Whether `a` and `b` name one existing file (through links too).
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::metadata(a), std::fs::metadata(b)) {
-            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-    }
 }
 
 fn cmd_import<S: Store>(
     ledger: &Ledger<S>,
     files: &[PathBuf],
     format: InputFormat,
-    skip_invalid: Option<PathBuf>,
+    skip_invalid: Option<&Path>,
+    protected: &Protected,
+    future_skew: std::time::Duration,
 ) -> Result<(), Failure> {
     let options = ImportOptions {
         format: match format {
@@ -428,14 +486,14 @@ fn cmd_import<S: Store>(
             InputFormat::Csv => Format::Csv,
         },
         skip_invalid: skip_invalid.is_some(),
+        future_skew,
         ..ImportOptions::default()
     };
-    let mut rejects = match &skip_invalid {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+    let mut rejects = match skip_invalid {
+        Some(p) => Some(std::io::BufWriter::new(protected.create("--skip-invalid", p)?)),
         None => None,
     };
+    let mut out = Out::new();
     for file in files {
         let bar = progress_bar(file);
         let mut on_progress = |p: Progress| {
@@ -471,15 +529,16 @@ fn cmd_import<S: Store>(
             b.finish_and_clear();
         }
         match result {
-            Ok(report) => println!("{}", report.summary()),
+            Ok(report) => out.line(format_args!("{}", report.summary()))?,
             Err(e @ ImportError::Invalid { .. }) => return Err(fail(3, e.into())),
             Err(e) => return Err(e.into()),
         }
     }
     if let Some(mut w) = rejects {
-        w.flush()?;
+        w.flush().context("writing the rejects file")?;
+        w.get_ref().sync_all().context("writing the rejects file")?;
     }
-    Ok(())
+    out.finish()
 }
 
 fn progress_bar(file: &Path) -> Option<indicatif::ProgressBar> {
@@ -495,7 +554,7 @@ fn progress_bar(file: &Path) -> Option<indicatif::ProgressBar> {
 }
 
 fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFormat) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Out::new();
     match format {
         OutputFormat::Json => {
             for s in scores {
@@ -507,10 +566,10 @@ fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFor
                     "trend": s.trend,
                     "model": model.stamp(),
                 });
-                writeln!(out, "{obj}")?;
+                out.line(format_args!("{obj}"))?;
             }
         }
-        OutputFormat::Table => write_table(&mut out, scores)?,
+        OutputFormat::Table => write_table(&mut out.0, scores).map_err(stdout_error)?,
     }
-    Ok(())
+    out.finish()
 }

@@ -293,7 +293,7 @@ fn csv_import_uses_the_documented_columns() {
     std::fs::write(&bad, "type,acount\ntouchpoint,acme\n").unwrap();
     let out = rapport(&["import", "--store", p(&store), "--format", "csv", p(&bad)]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1: acount: unknown column"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1: header: \"acount\": unknown column"));
 }
 
 #[test]
@@ -342,4 +342,279 @@ fn postgres_is_an_alternative_to_a_store_directory() {
     assert_eq!(a, b);
     let v = ok(&["verify", "--postgres", &url]);
     assert!(v.starts_with("ok: "), "{v}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: outputs, messages, read-only commands, closed pipes, rejects, limits.
+
+fn segment_of(store: &Path) -> PathBuf {
+    std::fs::read_dir(store).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "rpl")).unwrap()
+}
+
+fn refused(args: &[&str], code: i32, says: &str) {
+    let out = rapport(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+#[test]
+fn outputs_are_refused_by_identity_through_links_and_dot_dot() {
+    let tmp = Tmp::new("identity");
+    let file = generate(&tmp, "h.jsonl", "2", "2", "5");
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let seg = segment_of(&store);
+    let head = store.join("HEAD");
+    let kept = (std::fs::read(&seg).unwrap(), std::fs::read(&head).unwrap());
+    // A symlink and a hard link to a segment, and a symlink to the head record.
+    let sym = tmp.join("x.svg");
+    std::os::unix::fs::symlink(&seg, &sym).unwrap();
+    let hard = tmp.join("y.svg");
+    std::fs::hard_link(&seg, &hard).unwrap();
+    let to_head = tmp.join("z.jsonl");
+    std::os::unix::fs::symlink(&head, &to_head).unwrap();
+    let timeline = |out: &Path| ["timeline", "--store", p(&store), "--account", "acct-0", "--svg", p(out)].map(String::from);
+    for out in [&sym, &hard] {
+        let args = timeline(out);
+        refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, "store");
+    }
+    refused(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(&to_head)], 2, "store");
+    // A path through a link to the store directory, and one through `..`.
+    let alias = tmp.join("alias");
+    std::os::unix::fs::symlink(&store, &alias).unwrap();
+    refused(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(&alias.join("r.jsonl"))], 2, "inside the store");
+    let dotted = tmp.join("store").join("..").join("store").join("r.svg");
+    let args = timeline(&dotted);
+    refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, "inside the store");
+    assert_eq!((std::fs::read(&seg).unwrap(), std::fs::read(&head).unwrap()), kept, "the store is untouched");
+    assert!(ok(&["verify", "--store", p(&store)]).starts_with("ok: "));
+    // A `..` path into a store the import is about to create, by a route that does not exist.
+    let fresh = tmp.join("fresh");
+    let via = tmp.join("nowhere").join("..").join("fresh");
+    refused(&["import", "--store", p(&via), p(&file), "--skip-invalid", p(&fresh.join("r.jsonl"))], 2, "inside the store");
+    assert!(!fresh.exists(), "nothing created");
+}
+
+#[test]
+fn every_error_is_one_line_with_outside_text_escaped() {
+    let tmp = Tmp::new("oneline");
+    let store = tmp.join("store");
+    let forged = "rapport: ok\\u001b[32m done";
+    let lines = [
+        format!("{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"call\",\"x\\n{forged}\":1}}"),
+        format!("{{\"type\":\"touch\\n{forged}\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\"}}"),
+        format!("{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"ca\\r\\n{forged}\"}}"),
+        "{\"type\":\"touchpoint\",\"account\":\"ac\\u202eme\",\"occurred_at\":\"bad\\u001b[2J\"}".to_string(),
+        "\u{1b}[2J\u{1b}[H not json at all".to_string(),
+    ];
+    for (k, line) in lines.iter().enumerate() {
+        // The file's own name carries a newline too.
+        let file = tmp.join(&format!("in\n{k}\u{1b}.jsonl"));
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        let out = rapport(&["import", "--store", p(&store), p(&file)]);
+        assert_eq!(out.status.code(), Some(3), "line {k}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.matches('\n').count(), 1, "line {k}: one line: {err:?}");
+        assert!(!err.trim_end().chars().any(rapport_core::escape::is_unsafe_in_line), "line {k}: {err:?}");
+    }
+    // CSV cells too.
+    let csv = tmp.join("h.csv");
+    std::fs::write(&csv, "type,account,occurred_at,channel\ntouchpoint,acme,2025-01-01T00:00:00Z,\"x\n\u{1b}[31mfake\"\n").unwrap();
+    let out = rapport(&["import", "--store", p(&store), "--format", "csv", p(&csv)]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.matches('\n').count(), 1, "{err:?}");
+    assert!(!err.trim_end().chars().any(rapport_core::escape::is_unsafe_in_line), "{err:?}");
+}
+
+#[test]
+fn reading_commands_write_nothing_and_run_beside_a_writer() {
+    let tmp = Tmp::new("readonly");
+    let file = generate(&tmp, "h.jsonl", "3", "4", "2");
+    // An existing empty directory is no store: refused, and left empty.
+    let empty = tmp.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for cmd in [&["score", "--store", p(&empty)][..], &["verify", "--store", p(&empty)], &["timeline", "--store", p(&empty), "--account", "a"]] {
+        let out = rapport(cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{cmd:?} created nothing");
+    }
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let listing = |dir: &Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = listing(&store);
+    // A writer holds the store (its lock taken) while every reading command runs.
+    let writer = rapport_store_file::FileStore::open(&store).unwrap();
+    ok(&["score", "--store", p(&store), "--as-of", AS_OF]);
+    ok(&["timeline", "--store", p(&store), "--account", "acct-0", "--as-of", AS_OF]);
+    assert!(ok(&["verify", "--store", p(&store)]).starts_with("ok: "));
+    drop(writer);
+    assert_eq!(listing(&store), before, "reading wrote nothing");
+}
+
+#[test]
+fn a_closed_or_full_output_is_reported_never_a_panic() {
+    let tmp = Tmp::new("pipes");
+    let file = generate(&tmp, "h.jsonl", "40", "12", "4");
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    for args in [
+        &["verify", "--store", p(&store)][..],
+        &["score", "--store", p(&store), "--as-of", AS_OF],
+        &["generate", "--accounts", "50"],
+        &["import", "--store", p(&store), p(&file)],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rapport")).args(args).stdout(full()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("No space left on device") && !err.contains("panicked"), "{args:?}: {err}");
+        // A pipe closed before anything is read: a quiet end.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn rejects_never_read_their_own_input_and_keep_each_line() {
+    let tmp = Tmp::new("stdin-rejects");
+    let store = tmp.join("store");
+    let input = "{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"2025-01-01T00:00:00Z\",\"channel\":\"call\"}\nnot json\n";
+    // Rejects aimed at standard input while importing standard input: refused, not a hang.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args(["import", "--store", p(&store), "--skip-invalid", "/dev/stdin", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "hangs");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(2));
+    // From standard input, the rejected line is kept in the rejects file.
+    let rejects = tmp.join("rejects.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args(["import", "--store", p(&store), "--skip-invalid", p(&rejects), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let row: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&rejects).unwrap().trim()).unwrap();
+    assert_eq!((row["line"].as_u64(), row["text"].as_str()), (Some(2), Some("not json")));
+}
+
+#[test]
+fn events_dated_in_the_future_are_refused_unless_the_skew_allows_them() {
+    let tmp = Tmp::new("future");
+    let store = tmp.join("store");
+    let at = |t: &str| format!("{{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"{t}\",\"channel\":\"call\"}}\n");
+    let typo = tmp.join("typo.jsonl");
+    std::fs::write(&typo, at("2062-03-01T00:00:00Z")).unwrap();
+    refused(&["import", "--store", p(&store), p(&typo)], 3, "in the future");
+    let soon = rapport_core::Timestamp::now().add_nanos(3_600 * 1_000_000_000);
+    let skewed = tmp.join("skewed.jsonl");
+    std::fs::write(&skewed, at(&soon.to_string())).unwrap();
+    refused(&["import", "--store", p(&store), p(&skewed)], 3, "in the future");
+    assert!(ok(&["import", "--store", p(&store), "--future-skew", "2h", p(&skewed)]).contains("appended 1"));
+    // Whatever `generate` writes imports: a history ending in the future is refused up front.
+    refused(&["generate", "--start", "2199-12-01T00:00:00Z"], 2, "after now");
+    refused(&["generate", "--months", "600"], 2, "after now");
+}
+
+#[test]
+fn postgres_logins_say_what_failed_and_take_the_password_from_the_environment() {
+    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
+        eprintln!("RAPPORT_PG_URL is unset: skipping");
+        return;
+    };
+    // postgres://user:password@host:port/db, split to rebuild it in other shapes.
+    let (scheme_user, rest) = url.split_once('@').expect("a URL with credentials");
+    let (user_part, password) = scheme_user.trim_start_matches("postgres://").split_once(':').expect("a password");
+    let bare = format!("postgres://{user_part}@{rest}");
+    let db = rest.rsplit_once('/').map(|(_, d)| d).unwrap();
+    let run_env = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rapport"));
+        c.args(args).env_remove("PGPASSWORD").env_remove("PGPASSFILE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let score = |u: &str| vec!["score".to_string(), "--postgres".into(), u.to_string(), "--as-of".into(), AS_OF.into()];
+    let wrong = format!("postgres://{user_part}:not-the-password@{rest}");
+    let out = run_env(&score(&wrong).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("password authentication failed") && !err.contains("not-the-password"), "{err}");
+    let missing = url.replace(&format!("/{db}"), "/no_such_database_here");
+    let out = run_env(&score(&missing).iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist") && !err.contains(password), "{err}");
+    // No password in the URL: PGPASSWORD, or a private password file.
+    let args = score(&bare);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(run_env(&args, &[("PGPASSWORD", password)]).status.success());
+    let tmp = Tmp::new("pgpass");
+    let passfile = tmp.join("pgpass");
+    std::fs::write(&passfile, format!("# rapport\n*:*:*:{user_part}:{password}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(run_env(&args, &[("PGPASSFILE", p(&passfile))]).status.success());
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(!run_env(&args, &[("PGPASSFILE", p(&passfile))]).status.success(), "a file others can read is not used");
+}
+
+#[test]
+fn a_conflicting_id_in_postgres_is_invalid_input() {
+    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
+        eprintln!("RAPPORT_PG_URL is unset: skipping");
+        return;
+    };
+    // A line crafted to share an unkeyed fingerprint with one 2,000 lines later: the later
+    // line is refused as invalid input (exit 3) by its number, and nothing is appended.
+    let tmp = Tmp::new("pg-twin");
+    let tag = format!("twin{}x{}", std::process::id(), rapport_core::Timestamp::now().unix_nanos());
+    let mut legit = rapport_core::synth::generate(rapport_core::synth::SynthConfig { accounts: 1, months: 6, seed: 3, ..Default::default() })
+        .find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. }))
+        .unwrap();
+    legit.account = rapport_core::AccountId::new(&tag).unwrap();
+    legit.id = rapport_core::EventId::new_v7();
+    let twin = rapport_core::testing::forged_twin(&legit);
+    let filler: String = ok(&["generate", "--accounts", "30", "--months", "12", "--seed", "8"])
+        .replace("acct-", &format!("{tag}-"))
+        .lines()
+        .take(2_000)
+        .map(|l| match l.find(",\"id\":\"") {
+            Some(i) => format!("{}{}\n", &l[..i], &l[i + 44..]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let file = tmp.join("twin.jsonl");
+    std::fs::write(&file, format!("{}\n{filler}{}\n", twin.to_json_line(), legit.to_json_line())).unwrap();
+    refused(&["import", "--postgres", &url, p(&file)], 3, "twin.jsonl:2002:");
 }

@@ -277,27 +277,57 @@ impl<'a> Fields<'_, 'a> {
     }
 }
 
+/// The JSON type of a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string.
+    Text,
+    /// A number (`weight`).
+    Number,
+    /// An integer (`nps`, `csat`, `ces`).
+    Integer,
+    /// `true` or `false` (`accepted`).
+    Bool,
+}
+
+/// Every field a submitted event may hold, with its JSON type: the canonical form's one field
+/// table (`docs/event-format.md`). The CSV importer's columns are these names. The first four
+/// are every event's; the rest only some types carry.
+pub const SUBMITTED_FIELDS: [(&str, FieldType); 20] = [
+    ("type", FieldType::Text),
+    ("id", FieldType::Text),
+    ("account", FieldType::Text),
+    ("occurred_at", FieldType::Text),
+    ("commitment", FieldType::Text),
+    ("title", FieldType::Text),
+    ("due", FieldType::Text),
+    ("weight", FieldType::Number),
+    ("reason", FieldType::Text),
+    ("accepted", FieldType::Bool),
+    ("escalation", FieldType::Text),
+    ("severity", FieldType::Text),
+    ("summary", FieldType::Text),
+    ("survey", FieldType::Text),
+    ("nps", FieldType::Integer),
+    ("csat", FieldType::Integer),
+    ("ces", FieldType::Integer),
+    ("comment", FieldType::Text),
+    ("channel", FieldType::Text),
+    ("kind", FieldType::Text),
+];
+
 /// The fields that only some event types carry, in the order a refusal names them; bit `i` of
 /// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching
 /// names cost a string comparison per field per line.
-const OPTIONAL_FIELDS: [&str; 16] = [
-    "commitment",
-    "title",
-    "due",
-    "weight",
-    "reason",
-    "accepted",
-    "escalation",
-    "severity",
-    "summary",
-    "survey",
-    "nps",
-    "csat",
-    "ces",
-    "comment",
-    "channel",
-    "kind",
-];
+const OPTIONAL_FIELDS: [&str; 16] = {
+    let mut names = [""; 16];
+    let mut i = 0;
+    while i < 16 {
+        names[i] = SUBMITTED_FIELDS[i + 4].0;
+        i += 1;
+    }
+    names
+};
 
 /// The [`Fields::only`] bit of each of [`OPTIONAL_FIELDS`].
 mod field {

@@ -212,7 +212,7 @@ pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> st
         writeln!(
             out,
             "{:<16} {:>6.1} {:>7.1} {:<7} {:>5.2} {:>5.2} {:>+7.1} {:<8}  {}",
-            s.account.as_str(),
+            rapport_core::escape::one_line(s.account.as_str()),
             trust.score,
             health.score,
             health.band.name(),
@@ -223,7 +223,8 @@ pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> st
             top
         )?;
     }
-    let risk: Vec<&str> = rank_at_risk(scores).iter().take(5).map(|s| s.account.as_str()).collect();
+    let risk: Vec<_> =
+        rank_at_risk(scores).iter().take(5).map(|s| rapport_core::escape::one_line(s.account.as_str())).collect();
     if !risk.is_empty() {
         writeln!(out, "most at risk: {}", risk.join(", "))?;
     }

@@ -49,12 +49,15 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rapport_core::escape::one_line;
 use rapport_core::validate::Admission;
 use rapport_core::{
     AccountId, AppendError, AppendOutcome, EventId, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent,
     Position, ReadError, Store, Timestamp,
 };
 use thiserror::Error;
+
+mod csv;
 
 /// The input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,7 +137,7 @@ impl ImportReport {
     pub fn summary(&self) -> String {
         format!(
             "{}: appended {}, duplicates {}, rejected {}, {:.0} events/s",
-            self.source,
+            one_line(&self.source),
             self.appended,
             self.duplicates,
             self.rejected,
@@ -148,7 +151,7 @@ impl ImportReport {
 #[non_exhaustive]
 pub enum ImportError {
     /// An invalid line (atomic mode): `FILE:LINE: field: reason`. Nothing was appended.
-    #[error("{source_name}:{line}: {reason}")]
+    #[error("{}:{line}: {}", one_line(source_name), one_line(reason))]
     Invalid {
         /// The source.
         source_name: String,
@@ -158,7 +161,7 @@ pub enum ImportError {
         reason: String,
     },
     /// Reading the input failed. Nothing was appended if it failed in the validation pass.
-    #[error("{source_name}: {source}")]
+    #[error("{}: {source}", one_line(source_name))]
     Io {
         /// The source.
         source_name: String,
@@ -168,7 +171,7 @@ pub enum ImportError {
     /// The store refused or failed an append. Earlier batches are in the store; re-running
     /// the import completes it. Pass 1 checks every line against the store first, so this
     /// means the store changed meanwhile (another writer) or could not write.
-    #[error("{source_name}:{line}: append failed: {source}")]
+    #[error("{}:{line}: append failed: {source}", one_line(source_name))]
     Append {
         /// The source.
         source_name: String,
@@ -180,7 +183,7 @@ pub enum ImportError {
         source: Box<AppendError>,
     },
     /// Reading the store failed.
-    #[error("{source_name}: reading the store: {source}")]
+    #[error("{}: reading the store: {source}", one_line(source_name))]
     Read {
         /// The source.
         source_name: String,
@@ -374,14 +377,14 @@ fn import_with<S: Store, R: Read + Send>(
                                 .map_err(|e| e.map_read(read_err))?;
                         }
                     }
-                    Err(reason) => {
+                    Err(unreadable) => {
                         // Lines before this one are checked first, so errors come out in line order.
                         let events = std::mem::take(&mut pending);
                         let answers = shadow.ask(scope, ledger, &events.events);
                         asking.push_back((events, answers));
                         check_asked(&mut asking, 0, &mut shadow, options, &mut buffer, &mut refusals)
                             .map_err(|e| e.map_read(read_err))?;
-                        refusals.refuse(line, reason)?;
+                        refusals.refuse(line, unreadable.reason.clone(), Rejected::Text(&unreadable))?;
                     }
                 }
             }
@@ -459,6 +462,25 @@ struct Answers {
 /// was nothing to ask.
 type Asked<'scope> = Option<std::thread::ScopedJoinHandle<'scope, Result<Answers, ReadError>>>;
 
+/// Why a line was refused before it became an event, with what it held.
+struct Unreadable {
+    /// `field: reason`.
+    reason: String,
+    /// The line's bytes (at most [`LINE_BYTES_MAX`] of them), so a rejects file keeps them.
+    text: Vec<u8>,
+    /// Whether the line was longer than what `text` keeps.
+    truncated: bool,
+}
+
+impl Unreadable {
+    fn new(reason: String, text: &[u8], truncated: bool) -> Self {
+        Self { reason, text: text.to_vec(), truncated }
+    }
+}
+
+/// A line parsed: its event, or why it was refused.
+type ParsedLine = Result<NewEvent, Unreadable>;
+
 /// What the reading thread hands over.
 enum Chunk {
     Parsed(Parsed),
@@ -468,7 +490,7 @@ enum Chunk {
 /// A run of parsed lines, with the input bytes read up to its end.
 #[derive(Default)]
 struct Parsed {
-    lines: Vec<(u64, Result<NewEvent, String>)>,
+    lines: Vec<(u64, ParsedLine)>,
     bytes: u64,
 }
 
@@ -571,7 +593,7 @@ fn check(
                 kept.lines.push(line);
                 kept.events.extend(one);
             }
-            Err(reason) => refusals.refuse(line, reason)?,
+            Err(reason) => refusals.refuse(line, reason, Rejected::Event(&one[0]))?,
         }
     }
     keep(kept, buffer);
@@ -597,19 +619,52 @@ struct Refusals<'s, 'w> {
     lines: HashSet<u64>,
 }
 
+/// What a refused line held, for the rejects file.
+enum Rejected<'a> {
+    /// A line that did not parse: its text.
+    Text(&'a Unreadable),
+    /// A line whose event validation refused: the event.
+    Event(&'a NewEvent),
+}
+
 impl Refusals<'_, '_> {
-    fn refuse(&mut self, line: u64, reason: String) -> Result<(), ImportError> {
+    fn refuse(&mut self, line: u64, reason: String, what: Rejected<'_>) -> Result<(), ImportError> {
         let source_name = self.source_name;
         if !self.skip_invalid {
             return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
         }
         if let Some(w) = self.sink.as_deref_mut() {
-            let obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
+            let mut obj = serde_json::json!({ "source": source_name, "line": line, "reason": reason });
+            match what {
+                Rejected::Text(u) => {
+                    match std::str::from_utf8(&u.text) {
+                        Ok(text) => obj["text"] = text.into(),
+                        Err(_) => obj["text_hex"] = hex(&u.text).into(),
+                    }
+                    if u.truncated {
+                        obj["truncated"] = true.into();
+                    }
+                }
+                Rejected::Event(e) => {
+                    // The event's canonical line: what the line said, re-importable as it is.
+                    let event: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap_or_default();
+                    obj["event"] = event;
+                }
+            }
             writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
         }
         self.lines.insert(line);
         Ok(())
     }
+}
+
+/// Lowercase hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// A batch handed to the store, with the id and line of each of its events (to name the line
@@ -772,18 +827,18 @@ impl Shadow {
     }
 }
 
-/// Calls `f(line, parsed)` for every event-bearing line: `parsed` is the event or the
-/// `field: reason` it was refused for.
+/// Calls `f(line, parsed)` for every event-bearing line: `parsed` is the event or why the
+/// line was refused (with its text).
 fn for_each_event<R: Read>(
     source_name: &str,
     reader: R,
     format: Format,
     progress: &mut dyn FnMut(Progress),
-    f: &mut dyn FnMut(u64, Result<NewEvent, String>) -> Result<(), ImportError>,
+    f: &mut dyn FnMut(u64, ParsedLine) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
+    let mut interner = rapport_core::Interner::default();
     match format {
         Format::Jsonl => {
-            let mut interner = rapport_core::Interner::default();
             split_jsonl(source_name, reader, &mut |b| progress(Progress::Validating { bytes: b }), &mut |chunk| {
                 for (line, parsed) in parse_lines(chunk, &mut interner) {
                     f(line, parsed)?;
@@ -792,54 +847,30 @@ fn for_each_event<R: Read>(
             })?;
         }
         Format::Csv => {
-            let mut r = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
-            let headers = r.headers().map_err(|e| csv_err(source_name, e))?.clone();
-            const KNOWN: &[&str] = &[
-                "type",
-                "id",
-                "account",
-                "occurred_at",
-                "commitment",
-                "title",
-                "due",
-                "weight",
-                "reason",
-                "accepted",
-                "escalation",
-                "severity",
-                "summary",
-                "survey",
-                "nps",
-                "csat",
-                "ces",
-                "comment",
-                "channel",
-                "kind",
-            ];
-            if let Some(bad) = headers.iter().find(|h| !KNOWN.contains(h)) {
-                return Err(ImportError::Invalid {
-                    source_name: source_name.to_owned(),
-                    line: 1,
-                    reason: format!("{bad}: unknown column; columns are {}", KNOWN.join(", ")),
-                });
-            }
-            let mut record = csv::StringRecord::new();
-            loop {
-                let more = r.read_record(&mut record);
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
-                match more {
-                    Ok(false) => break,
-                    Ok(true) => {}
-                    Err(e) => {
-                        f(line, Err(format!("csv: {e}")))?;
-                        continue;
-                    }
+            let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
+            let mut r = csv::Reader::new(BufReader::with_capacity(1 << 20, reader));
+            let Some(header) = r.next_record().map_err(io_err)? else { return Ok(()) };
+            let invalid_header = |reason: String| ImportError::Invalid {
+                source_name: source_name.to_owned(),
+                line: header.line,
+                reason: format!("header: {reason}"),
+            };
+            let names = header.fields.clone().map_err(invalid_header)?;
+            let columns = csv::columns(&names).map_err(invalid_header)?;
+            let mut n = 0u64;
+            while let Some(record) = r.next_record().map_err(io_err)? {
+                n += 1;
+                if n.is_multiple_of(4096) {
+                    progress(Progress::Validating { bytes: r.bytes() });
                 }
-                if line.is_multiple_of(4096) {
-                    progress(Progress::Validating { bytes: record.position().map(|p| p.byte()).unwrap_or(0) });
-                }
-                f(line, csv_event(&headers, &record))?;
+                let truncated = record.text.len() >= LINE_BYTES_MAX;
+                let parsed = record
+                    .fields
+                    .and_then(|row| csv::event(&columns, &row, &mut interner))
+                    .map_err(|reason| Unreadable::new(reason, &record.text, truncated));
+                f(record.line, parsed)?;
             }
+            progress(Progress::Validating { bytes: r.bytes() });
         }
     }
     Ok(())
@@ -849,8 +880,9 @@ fn for_each_event<R: Read>(
 #[derive(Default)]
 struct Unparsed {
     data: Vec<u8>,
-    /// Line number and byte range in `data`; `None` for a line over the length limit.
-    lines: Vec<(u64, Option<std::ops::Range<usize>>)>,
+    /// Line number, byte range in `data`, and whether the line was longer than the limit (the
+    /// range then holds its first [`LINE_BYTES_MAX`] bytes).
+    lines: Vec<(u64, std::ops::Range<usize>, bool)>,
     /// Input bytes read up to the end of this chunk.
     bytes: u64,
 }
@@ -879,12 +911,7 @@ fn split_jsonl<R: Read>(
         if line.is_multiple_of(4096) {
             progress(bytes);
         }
-        if too_long {
-            chunk.data.truncate(start);
-            chunk.lines.push((line, None));
-        } else {
-            chunk.lines.push((line, Some(start..chunk.data.len())));
-        }
+        chunk.lines.push((line, start..chunk.data.len(), too_long));
         if chunk.lines.len() >= PARSE_CHUNK {
             chunk.bytes = bytes;
             // The next chunk starts with room for as many bytes as this one held, so it does
@@ -908,61 +935,33 @@ fn split_jsonl<R: Read>(
 
 /// Parses a chunk of lines: each event-bearing line with its event or the `field: reason` it
 /// was refused for. Blank lines are skipped.
-fn parse_lines(chunk: Unparsed, interner: &mut rapport_core::Interner) -> Vec<(u64, Result<NewEvent, String>)> {
+fn parse_lines(chunk: Unparsed, interner: &mut rapport_core::Interner) -> Vec<(u64, ParsedLine)> {
     let mut out = Vec::with_capacity(chunk.lines.len());
-    for (line, range) in chunk.lines {
-        let Some(range) = range else {
-            out.push((line, Err(format!("line is longer than {LINE_BYTES_MAX} bytes"))));
+    for (line, range, too_long) in chunk.lines {
+        let bytes = &chunk.data[range];
+        if too_long {
+            let reason = format!("line is longer than {LINE_BYTES_MAX} bytes");
+            out.push((line, Err(Unreadable::new(reason, bytes, true))));
             continue;
-        };
-        let text = match std::str::from_utf8(&chunk.data[range]) {
+        }
+        let text = match std::str::from_utf8(bytes) {
             Ok(t) => t.trim(),
             Err(e) => {
-                out.push((line, Err(format!("not UTF-8: {e}"))));
+                out.push((line, Err(Unreadable::new(format!("not UTF-8: {e}"), bytes, false))));
                 continue;
             }
         };
         if !text.is_empty() {
-            out.push((line, NewEvent::from_json_line_in(text, interner).map_err(|e| e.to_string())));
+            let parsed = NewEvent::from_json_line_in(text, interner);
+            out.push((line, parsed.map_err(|e| Unreadable::new(e.to_string(), bytes, false))));
         }
     }
     out
 }
 
-fn csv_err(source_name: &str, e: csv::Error) -> ImportError {
-    let line = e.position().map(|p| p.line()).unwrap_or(1);
-    ImportError::Invalid { source_name: source_name.to_owned(), line, reason: format!("csv: {e}") }
-}
-
-/// One CSV row as an event: empty cells are absent; numbers and booleans are typed by column.
-fn csv_event(headers: &csv::StringRecord, record: &csv::StringRecord) -> Result<NewEvent, String> {
-    let mut obj = serde_json::Map::new();
-    for (h, v) in headers.iter().zip(record.iter()) {
-        if v.is_empty() {
-            continue;
-        }
-        let value = match h {
-            "weight" => {
-                serde_json::Value::from(v.parse::<f64>().map_err(|_| format!("weight: {v:?} is not a number"))?)
-            }
-            "nps" | "csat" | "ces" => {
-                serde_json::Value::from(v.parse::<i64>().map_err(|_| format!("{h}: {v:?} is not an integer"))?)
-            }
-            "accepted" => serde_json::Value::from(match v {
-                "true" => true,
-                "false" => false,
-                _ => return Err(format!("accepted: {v:?} is not true or false")),
-            }),
-            _ => serde_json::Value::from(v),
-        };
-        obj.insert(h.to_owned(), value);
-    }
-    NewEvent::from_json_line(&serde_json::Value::Object(obj).to_string()).map_err(|e| e.to_string())
-}
-
 /// Appends one line (without its newline) to `buf`, at most `max` bytes of it; returns the
-/// bytes consumed (0 at the end) and whether the line was longer than `max` (then none of it is
-/// kept in `buf` and the rest of it is skipped).
+/// bytes consumed (0 at the end) and whether the line was longer than `max` (then its first
+/// `max` bytes are kept in `buf` and the rest of it is skipped).
 fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
     let start = buf.len();
     let mut consumed = 0;
@@ -977,9 +976,10 @@ fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io:
             None => (available, None),
         };
         if !too_long {
-            if buf.len() - start + chunk.len() > max {
+            let room = max - (buf.len() - start);
+            if chunk.len() > room {
                 too_long = true;
-                buf.truncate(start);
+                buf.extend_from_slice(&chunk[..room]);
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -1003,6 +1003,7 @@ mod tests {
         let mut r = BufReader::with_capacity(16, data.as_bytes());
         let mut buf = Vec::new();
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (101, true));
+        assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
         buf.clear();
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (6, false));
         assert_eq!(buf, b"short");
@@ -1020,8 +1021,8 @@ mod tests {
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
         assert_eq!(buf.len(), 80, "both lines kept although together over the limit");
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (61, true));
-        assert_eq!(buf.len(), 80, "the long line is dropped, the earlier ones kept");
+        assert_eq!(buf.len(), 130, "the long line's first 50 bytes kept after the earlier ones");
         assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
-        assert_eq!(buf.len(), 120);
+        assert_eq!(buf.len(), 170);
     }
 }

@@ -441,3 +441,162 @@ fn an_import_decides_every_line_as_appending_it_alone_would() {
         assert_eq!(log(&atomic).len(), logged.len(), "seed {seed}: nothing appended");
     }
 }
+
+#[test]
+fn a_forged_twin_earlier_in_the_file_makes_the_later_line_a_conflict_named_by_its_line() {
+    // A line crafted to share an unkeyed 64-bit fingerprint with a later line (same id, other
+    // title) must not make the later line its duplicate: the later line is refused by number,
+    // as invalid input, whether the two are in one chunk or far apart.
+    let legit = generate(SynthConfig { accounts: 1, months: 6, seed: 3, ..Default::default() })
+        .find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. }))
+        .unwrap();
+    let twin = rapport_core::testing::forged_twin(&legit);
+    for filler in [0usize, 2_000] {
+        let mut text = format!("{}\n", twin.to_json_line());
+        text.push_str(&jsonl(30, 12).lines().take(filler).map(|l| format!("{l}\n")).collect::<String>());
+        text.push_str(&format!("{}\n", legit.to_json_line()));
+        let ledger = Ledger::memory();
+        match run(&ledger, &text, &ImportOptions::default()) {
+            Err(ImportError::Invalid { line, reason, .. }) => {
+                assert_eq!(line as usize, filler + 2, "filler {filler}");
+                assert!(reason.contains("different content"), "{reason}");
+            }
+            other => panic!("filler {filler}: expected the later line refused, got {other:?}"),
+        }
+        assert!(log(&ledger).is_empty());
+        // Logged first, then imported: refused too.
+        let ledger = Ledger::memory();
+        ledger.blocking().append(vec![twin.clone()], rapport_core::ExpectedVersion::Any).unwrap();
+        let later = format!("{}\n", legit.to_json_line());
+        assert!(matches!(run(&ledger, &later, &ImportOptions::default()), Err(ImportError::Invalid { line: 1, .. })));
+    }
+}
+
+#[test]
+fn rejects_keep_what_each_refused_line_held_even_from_a_one_shot_reader() {
+    // Unparsable lines keep their text (as read, or as hex when not UTF-8, or their first
+    // 64 KiB when longer); lines validation refused keep their event in canonical form. Read
+    // once (as from stdin), nothing of a refused line is lost.
+    let good = "{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"channel\":\"call\"}";
+    let unknown_step =
+        "{\"type\":\"escalation_resolved\",\"account\":\"a\",\"occurred_at\":\"2024-01-02T00:00:00+02:00\",\"escalation\":\"e\"}";
+    let long = format!("{{\"type\":\"{}\"}}", "x".repeat(70_000));
+    let mut input: Vec<u8> = Vec::new();
+    for line in [good.as_bytes(), b"not json", unknown_step.as_bytes(), b"\xff\xfe bytes", long.as_bytes()] {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    let ledger = Ledger::memory();
+    let mut rejects = Vec::new();
+    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
+    let mut once = Some(&input[..]);
+    let report = import_reader(
+        &ledger,
+        "-",
+        || once.take().ok_or_else(|| std::io::Error::other("read twice")),
+        &options,
+        Some(&mut rejects),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!((report.appended, report.rejected), (1, 4));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows[0]["line"], 2);
+    assert_eq!(rows[0]["text"], "not json");
+    assert_eq!(rows[1]["line"], 3);
+    let event = rapport_core::NewEvent::from_json_line(&rows[1]["event"].to_string()).unwrap();
+    assert_eq!(event, rapport_core::NewEvent::from_json_line(unknown_step).unwrap(), "the event, re-importable");
+    assert_eq!(rows[2]["text_hex"], "fffe206279746573");
+    assert_eq!(rows[3]["truncated"], true);
+    assert_eq!(rows[3]["text"].as_str().unwrap().len(), rapport_core::LINE_BYTES_MAX);
+}
+
+fn csv_import(text: &str) -> Result<rapport_import::ImportReport, ImportError> {
+    let options = ImportOptions { format: Format::Csv, ..ImportOptions::default() };
+    import_reader(&Ledger::memory(), "t.csv", || Ok(text.as_bytes()), &options, None, &mut |_| {})
+}
+
+fn json_import(line: &str) -> Result<rapport_import::ImportReport, ImportError> {
+    run(&Ledger::memory(), &format!("{line}\n"), &ImportOptions::default())
+}
+
+#[test]
+fn csv_refuses_what_json_refuses() {
+    let header = "type,account,occurred_at,commitment,title,due,weight";
+    let row = |weight: &str| {
+        format!("{header}\ncommitment_made,acme,2024-01-01T00:00:00Z,c-1,SSO,2024-02-01T00:00:00Z,{weight}\n")
+    };
+    let json = |weight: &str| {
+        format!(
+            "{{\"type\":\"commitment_made\",\"account\":\"acme\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"commitment\":\"c-1\",\"title\":\"SSO\",\"due\":\"2024-02-01T00:00:00Z\",\"weight\":{weight}}}"
+        )
+    };
+    for weight in ["NaN", "inf", "-Infinity", "1e999", "+9", "009", ".5", "1.", "0x10", "2e6", "0", "-1"] {
+        assert!(csv_import(&row(weight)).is_err(), "CSV weight {weight} accepted");
+        assert!(json_import(&json(weight)).is_err(), "JSON weight {weight} accepted");
+    }
+    for weight in ["1", "0.5", "1e2", "2.5E-1"] {
+        assert!(csv_import(&row(weight)).is_ok(), "CSV weight {weight} refused");
+        assert!(json_import(&json(weight)).is_ok(), "JSON weight {weight} refused");
+    }
+    let survey = |nps: &str| {
+        format!("type,account,occurred_at,survey,nps\nsurvey_answered,acme,2024-01-01T00:00:00Z,q1,{nps}\n")
+    };
+    for nps in ["+9", "009", "9.0", "1e1", "11", "-1", "nine"] {
+        assert!(csv_import(&survey(nps)).is_err(), "CSV nps {nps} accepted");
+    }
+    assert!(csv_import(&survey("9")).is_ok());
+    // Structure: a repeated or unknown column, and loose quoting, are refused with their line.
+    let refused_at = |text: &str, want: u64| match csv_import(text) {
+        Err(ImportError::Invalid { line, .. }) => assert_eq!(line, want, "{text:?}"),
+        other => panic!("{text:?}: {other:?}"),
+    };
+    refused_at("type,account,occurred_at,channel,channel\ntouchpoint,a,2024-01-01T00:00:00Z,call,email\n", 1);
+    refused_at("type,account,occurred_at,chanel\ntouchpoint,a,2024-01-01T00:00:00Z,call\n", 1);
+    let good = "touchpoint,a,2024-01-01T00:00:00Z,call\n";
+    refused_at(&format!("type,account,occurred_at,channel\n{good}touchpoint,a\"b,2024-01-01T00:00:00Z,call\n"), 3);
+    refused_at(&format!("type,account,occurred_at,channel\n{good}\"touchpoint\"x,a,2024-01-01T00:00:00Z,call\n"), 3);
+    refused_at(&format!("type,account,occurred_at,channel\n{good}touchpoint,\"a,2024-01-01T00:00:00Z,call\n"), 3);
+    refused_at(&format!("type,account,occurred_at,channel\n{good}touchpoint,a,2024-01-01T00:00:00Z\n"), 3);
+    // Quoted commas, quotes and line breaks are data; a byte-order mark and CRLF are fine.
+    let ok = "\u{feff}type,account,occurred_at,summary\r\nissue_disclosed,a,2024-01-01T00:00:00Z,\"x, \"\"y\"\"\nz\"\r\n";
+    assert_eq!(csv_import(ok).unwrap().appended, 1);
+}
+
+mod csv_against_json {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: rapport_core::testing::cases(256), ..ProptestConfig::default() })]
+
+        /// Any cell in a number column: CSV takes it only when the same JSON line takes it,
+        /// as the same event; a text cell always reads as the JSON string of the same text.
+        #[test]
+        fn prop_a_csv_cell_means_what_the_json_value_means(
+            cell in prop_oneof!["[-+0-9.eE]{1,8}", "(NaN|inf|Infinity|-inf|nan|1e999|0x1)", "\\PC{1,12}"],
+            text in "\\PC{0,16}",
+        ) {
+            let header = "type,account,occurred_at,commitment,title,due,weight";
+            let quoted = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+            let csv = format!(
+                "{header}\ncommitment_made,acme,2024-01-01T00:00:00Z,c-1,{},2024-02-01T00:00:00Z,{}\n",
+                quoted(&text),
+                quoted(&cell)
+            );
+            let json = format!(
+                "{{\"type\":\"commitment_made\",\"account\":\"acme\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"commitment\":\"c-1\",\"title\":{},\"due\":\"2024-02-01T00:00:00Z\",\"weight\":{cell}}}",
+                serde_json::to_string(&text).unwrap()
+            );
+            let from_csv = csv_import(&csv).map(|r| r.appended);
+            let from_json = json_import(&json).map(|r| r.appended);
+            if text.is_empty() {
+                // An empty cell is an absent title: refused as missing.
+                prop_assert!(from_csv.is_err());
+            } else {
+                prop_assert_eq!(from_csv.is_ok(), from_json.is_ok(), "csv {:?} json {:?}", from_csv, from_json);
+            }
+        }
+    }
+}

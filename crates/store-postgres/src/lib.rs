@@ -41,6 +41,8 @@ use rapport_core::{
     READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 use thiserror::Error;
+
+mod password;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -292,6 +294,28 @@ fn storage(operation: &'static str, e: impl std::fmt::Display) -> StorageError {
     StorageError::new(operation, e.to_string())
 }
 
+/// Why a connection from the pool could not be made, in words: the server's message for a
+/// refused login or a missing database (never the password), or the cause of a network error.
+fn pool_reason(e: deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(pg) => match pg.as_db_error() {
+            Some(db) => {
+                let hint = match db.code().code() {
+                    "28P01" => ": check the password (in the URL, PGPASSWORD or the password file)",
+                    "3D000" => ": create the database, or name another in the URL",
+                    _ => "",
+                };
+                format!("{} (SQLSTATE {}){hint}", db.message(), db.code().code())
+            }
+            None => match std::error::Error::source(&pg) {
+                Some(cause) => format!("{pg}: {cause}"),
+                None => pg.to_string(),
+            },
+        },
+        other => other.to_string(),
+    }
+}
+
 /// A client error with the server's message and SQLSTATE, or its cause (tokio-postgres's own
 /// `Display` says only "db error").
 fn pg_error(operation: &'static str, e: tokio_postgres::Error) -> StorageError {
@@ -330,6 +354,11 @@ impl PgStore {
             }
             // The schema is created by the migration; the search path puts every table in it.
             config.options(format!("-c search_path={schema}"));
+        }
+        if config.get_password().is_none()
+            && let Some(password) = password::lookup(&config)
+        {
+            config.password(password);
         }
         let lock_key = APPEND_LOCK ^ options.schema.as_deref().map(rapport_core::id::stable_hash).unwrap_or(0) as i64;
         let target = describe(&config);
@@ -496,7 +525,7 @@ enum MigrateFailure {
 }
 
 async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), MigrateFailure> {
-    let mut client = pool.get().await.map_err(|e| MigrateFailure::Connect(e.to_string()))?;
+    let mut client = pool.get().await.map_err(|e| MigrateFailure::Connect(pool_reason(e)))?;
     let tx = client.transaction().await.map_err(|e| MigrateFailure::Sql(e.to_string()))?;
     let sql = |e: tokio_postgres::Error| MigrateFailure::Sql(e.to_string());
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(sql)?;
