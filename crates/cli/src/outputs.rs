@@ -48,7 +48,7 @@ impl Protected {
             }
         }
         match std::fs::metadata(out) {
-            Ok(meta) => self.check_identity(&meta).or_else(|why| refuse(why)),
+            Ok(meta) => self.check_identity(&meta).or_else(&refuse),
             Err(_) => {
                 // A new file: its directory must not be the store's (through links), nor
                 // inside it.

@@ -348,7 +348,11 @@ fn postgres_is_an_alternative_to_a_store_directory() {
 // Hardening: outputs, messages, read-only commands, closed pipes, rejects, limits.
 
 fn segment_of(store: &Path) -> PathBuf {
-    std::fs::read_dir(store).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "rpl")).unwrap()
+    std::fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "rpl"))
+        .unwrap()
 }
 
 fn refused(args: &[&str], code: i32, says: &str) {
@@ -374,7 +378,8 @@ fn outputs_are_refused_by_identity_through_links_and_dot_dot() {
     std::fs::hard_link(&seg, &hard).unwrap();
     let to_head = tmp.join("z.jsonl");
     std::os::unix::fs::symlink(&head, &to_head).unwrap();
-    let timeline = |out: &Path| ["timeline", "--store", p(&store), "--account", "acct-0", "--svg", p(out)].map(String::from);
+    let timeline =
+        |out: &Path| ["timeline", "--store", p(&store), "--account", "acct-0", "--svg", p(out)].map(String::from);
     for out in [&sym, &hard] {
         let args = timeline(out);
         refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, "store");
@@ -383,7 +388,11 @@ fn outputs_are_refused_by_identity_through_links_and_dot_dot() {
     // A path through a link to the store directory, and one through `..`.
     let alias = tmp.join("alias");
     std::os::unix::fs::symlink(&store, &alias).unwrap();
-    refused(&["import", "--store", p(&store), p(&file), "--skip-invalid", p(&alias.join("r.jsonl"))], 2, "inside the store");
+    refused(
+        &["import", "--store", p(&store), p(&file), "--skip-invalid", p(&alias.join("r.jsonl"))],
+        2,
+        "inside the store",
+    );
     let dotted = tmp.join("store").join("..").join("store").join("r.svg");
     let args = timeline(&dotted);
     refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), 2, "inside the store");
@@ -392,7 +401,11 @@ fn outputs_are_refused_by_identity_through_links_and_dot_dot() {
     // A `..` path into a store the import is about to create, by a route that does not exist.
     let fresh = tmp.join("fresh");
     let via = tmp.join("nowhere").join("..").join("fresh");
-    refused(&["import", "--store", p(&via), p(&file), "--skip-invalid", p(&fresh.join("r.jsonl"))], 2, "inside the store");
+    refused(
+        &["import", "--store", p(&via), p(&file), "--skip-invalid", p(&fresh.join("r.jsonl"))],
+        2,
+        "inside the store",
+    );
     assert!(!fresh.exists(), "nothing created");
 }
 
@@ -402,9 +415,13 @@ fn every_error_is_one_line_with_outside_text_escaped() {
     let store = tmp.join("store");
     let forged = "rapport: ok\\u001b[32m done";
     let lines = [
-        format!("{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"call\",\"x\\n{forged}\":1}}"),
+        format!(
+            "{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"call\",\"x\\n{forged}\":1}}"
+        ),
         format!("{{\"type\":\"touch\\n{forged}\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\"}}"),
-        format!("{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"ca\\r\\n{forged}\"}}"),
+        format!(
+            "{{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"channel\":\"ca\\r\\n{forged}\"}}"
+        ),
         "{\"type\":\"touchpoint\",\"account\":\"ac\\u202eme\",\"occurred_at\":\"bad\\u001b[2J\"}".to_string(),
         "\u{1b}[2J\u{1b}[H not json at all".to_string(),
     ];
@@ -420,7 +437,11 @@ fn every_error_is_one_line_with_outside_text_escaped() {
     }
     // CSV cells too.
     let csv = tmp.join("h.csv");
-    std::fs::write(&csv, "type,account,occurred_at,channel\ntouchpoint,acme,2025-01-01T00:00:00Z,\"x\n\u{1b}[31mfake\"\n").unwrap();
+    std::fs::write(
+        &csv,
+        "type,account,occurred_at,channel\ntouchpoint,acme,2025-01-01T00:00:00Z,\"x\n\u{1b}[31mfake\"\n",
+    )
+    .unwrap();
     let out = rapport(&["import", "--store", p(&store), "--format", "csv", p(&csv)]);
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.matches('\n').count(), 1, "{err:?}");
@@ -434,7 +455,11 @@ fn reading_commands_write_nothing_and_run_beside_a_writer() {
     // An existing empty directory is no store: refused, and left empty.
     let empty = tmp.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    for cmd in [&["score", "--store", p(&empty)][..], &["verify", "--store", p(&empty)], &["timeline", "--store", p(&empty), "--account", "a"]] {
+    for cmd in [
+        &["score", "--store", p(&empty)][..],
+        &["verify", "--store", p(&empty)],
+        &["timeline", "--store", p(&empty), "--account", "a"],
+    ] {
         let out = rapport(cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
         assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{cmd:?} created nothing");
@@ -533,7 +558,9 @@ fn rejects_never_read_their_own_input_and_keep_each_line() {
 fn events_dated_in_the_future_are_refused_unless_the_skew_allows_them() {
     let tmp = Tmp::new("future");
     let store = tmp.join("store");
-    let at = |t: &str| format!("{{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"{t}\",\"channel\":\"call\"}}\n");
+    let at = |t: &str| {
+        format!("{{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"{t}\",\"channel\":\"call\"}}\n")
+    };
     let typo = tmp.join("typo.jsonl");
     std::fs::write(&typo, at("2062-03-01T00:00:00Z")).unwrap();
     refused(&["import", "--store", p(&store), p(&typo)], 3, "in the future");
@@ -599,9 +626,14 @@ fn a_conflicting_id_in_postgres_is_invalid_input() {
     // line is refused as invalid input (exit 3) by its number, and nothing is appended.
     let tmp = Tmp::new("pg-twin");
     let tag = format!("twin{}x{}", std::process::id(), rapport_core::Timestamp::now().unix_nanos());
-    let mut legit = rapport_core::synth::generate(rapport_core::synth::SynthConfig { accounts: 1, months: 6, seed: 3, ..Default::default() })
-        .find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. }))
-        .unwrap();
+    let mut legit = rapport_core::synth::generate(rapport_core::synth::SynthConfig {
+        accounts: 1,
+        months: 6,
+        seed: 3,
+        ..Default::default()
+    })
+    .find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. }))
+    .unwrap();
     legit.account = rapport_core::AccountId::new(&tag).unwrap();
     legit.id = rapport_core::EventId::new_v7();
     let twin = rapport_core::testing::forged_twin(&legit);

@@ -203,7 +203,7 @@ pub enum ValidationError {
         max: usize,
     },
     /// A commitment weight above [`WEIGHT_MAX`] (an admission rule, see [`Admission`]).
-    #[error("account {account}, event {event}: weight {weight} is larger than the {max} allowed")]
+    #[error("account {account}, event {event}: weight {weight:e} is larger than the {max:e} allowed")]
     WeightTooLarge {
         /// The account.
         account: AccountId,
@@ -358,11 +358,10 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// The largest commitment weight a new event may carry. Weights multiply decayed evidence,
-/// and a decayed term can grow by up to about 2^610 between the years 1900 and 2199 before
-/// the sums re-anchor: below this bound no sum of any number of events can reach the range
-/// of `f64` (about 1.8e308), so no score turns infinite or NaN. Projections also clamp the
-/// weights of events logged before the bound existed.
+/// The largest commitment weight a new event may carry. Below it no sum of evidence can
+/// reach the end of `f64`'s range, so no score turns infinite or `NaN` (the argument is in
+/// `docs/event-format.md`, "Admission rules"). Projections clamp the weights of events logged
+/// before the bound existed.
 pub const WEIGHT_MAX: f64 = 1_000_000.0;
 
 /// How much later than its `recorded_at` a new event may say it occurred, by default: room
@@ -441,6 +440,10 @@ impl Admission {
 }
 
 fn memchr_nul(bytes: &[u8]) -> Option<usize> {
+    // `contains` scans a word at a time; the position is wanted only for the error.
+    if !bytes.contains(&0) {
+        return None;
+    }
     bytes.iter().position(|&b| b == 0)
 }
 

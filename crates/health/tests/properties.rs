@@ -408,3 +408,62 @@ fn shift_event(e: &NewEvent, by: i64) -> NewEvent {
     }
     e
 }
+
+/// Every number an event carries into a score is bounded (weights by `WEIGHT_MAX` at
+/// admission, and clamped for events logged before; times by the supported years), so no sum
+/// overflows: trust, health, confidences and factors stay finite and in range for any valid
+/// history, however extreme its weights and times, evaluated at any instant.
+mod bounded {
+    use super::*;
+    use rapport_core::validate::WEIGHT_MAX;
+
+    fn finite(s: &Score) -> bool {
+        s.score.is_finite()
+            && (0.0..=100.0).contains(&s.score)
+            && (0.0..=1.0).contains(&s.confidence)
+            && s.factors.iter().all(|f| f.value.is_finite() && f.confidence.is_finite() && f.contribution.is_finite())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn prop_extreme_weights_and_times_keep_every_score_finite(
+            events in arb_portfolio(),
+            weights in proptest::collection::vec(
+                prop_oneof![Just(WEIGHT_MAX), Just(f64::MIN_POSITIVE), Just(9e307), Just(f64::MAX), 1e-300f64..1e300],
+                1..8,
+            ),
+            shift_days in prop_oneof![Just(0i64), Just(-43_800), Just(62_000), -40_000i64..60_000],
+            at in prop_oneof![Just(Timestamp::MIN), Just(Timestamp::MAX), (0i64..200 * 365).prop_map(|d| Timestamp::MIN.add_nanos(d * DAY))],
+        ) {
+            // Heavy weights (beyond the bound too, as a log written before it may hold), the
+            // whole history moved towards either end of the supported years.
+            let mut k = 0;
+            let shifted: Vec<NewEvent> = events
+                .into_iter()
+                .map(|mut e| {
+                    let shift = |t: Timestamp| {
+                        let moved = t.add_nanos(shift_days * DAY);
+                        moved.max(Timestamp::MIN).min(Timestamp::MAX)
+                    };
+                    e.occurred_at = shift(e.occurred_at);
+                    match &mut e.event {
+                        Event::CommitmentMade { weight, due, .. } => {
+                            *weight = weights[k % weights.len()];
+                            k += 1;
+                            *due = shift(*due);
+                        }
+                        Event::CommitmentRenegotiated { due, .. } => *due = shift(*due),
+                        _ => {}
+                    }
+                    e
+                })
+                .collect();
+            for (account, s) in fold(&envelopes(&shifted), at) {
+                prop_assert!(finite(&s.trust), "{account}: trust {:?}", s.trust);
+                prop_assert!(finite(&s.health), "{account}: health {:?}", s.health);
+            }
+        }
+    }
+}

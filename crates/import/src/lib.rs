@@ -569,26 +569,28 @@ fn check(
     if events.events.is_empty() {
         return Ok(());
     }
-    let keep = |events: Lines, buffer: &mut Option<Buffered>| {
+    let keep = |events: Lines, buffer: &mut Option<Buffered>, shadow: &mut Shadow| {
         if let Some(buf) = buffer {
             if buf.len + events.events.len() <= options.buffer_events_max {
                 buf.len += events.events.len();
                 buf.chunks.push(events);
             } else {
+                // The buffer goes: what the shadow found in it, it must now hash.
+                shadow.forget_buffer(buf, &events);
                 *buffer = None;
             }
         }
     };
     // What the store knows about the chunk was asked once, whichever way it is admitted.
-    if events.events.len() > 1 && shadow.admit(&events.events).is_ok() {
-        keep(events, buffer);
+    if events.events.len() > 1 && shadow.admit(&events.events, &events.lines, buffer.as_ref(), None).is_ok() {
+        keep(events, buffer, shadow);
         return Ok(());
     }
     // One by one, to name (or reject) exactly the bad lines.
     let mut kept = Lines::with_capacity(events.events.len());
     for (line, e) in events.lines.into_iter().zip(events.events) {
         let one = [e];
-        match shadow.admit(&one) {
+        match shadow.admit(&one, &[line], buffer.as_ref(), Some(&kept)) {
             Ok(()) => {
                 kept.lines.push(line);
                 kept.events.extend(one);
@@ -596,7 +598,7 @@ fn check(
             Err(reason) => refusals.refuse(line, reason, Rejected::Event(&one[0]))?,
         }
     }
-    keep(kept, buffer);
+    keep(kept, buffer, shadow);
     Ok(())
 }
 
@@ -743,10 +745,32 @@ struct Shadow {
     /// Accounts whose stream state the store has been asked for; looked up once per event, so
     /// hashed by the keys' precomputed hash rather than SipHash.
     loaded: HashSet<AccountId, rapport_core::fast_hash::SeededState>,
-    fingerprints: Vec<u64>,
+    /// What is known of the event at each shadow position (position 1 first).
+    known: Vec<Known>,
     /// The store had no events when the import began.
     store_empty: bool,
     future_skew: std::time::Duration,
+}
+
+/// What the shadow knows of the event holding one of its positions, to tell a later line with
+/// the same id a duplicate from a conflict: that is decided by content, and fingerprints are
+/// keyed hashes (`NewEvent::fingerprint`), paid only when the event itself is not at hand.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    /// A logged event (the store's fingerprint of it), or one of this import's that the buffer
+    /// no longer holds.
+    Fingerprint(u64),
+    /// One of this import's events, by its line: the buffer holds it (or the chunk being
+    /// checked does), and it is compared with whole.
+    Line(u64),
+}
+
+/// The event of `line` among `chunks` (each in line order, one after another), if there.
+fn find_line<'a>(chunks: impl IntoIterator<Item = &'a Lines>, line: u64) -> Option<&'a NewEvent> {
+    chunks.into_iter().find_map(|c| {
+        c.lines.last().filter(|last| **last >= line)?;
+        c.lines.binary_search(&line).ok().map(|k| &c.events[k])
+    })
 }
 
 impl Shadow {
@@ -796,26 +820,63 @@ impl Shadow {
         }
         for (id, fingerprint) in answers.ids.into_iter().zip(answers.found) {
             if let Some(fingerprint) = fingerprint {
-                let p = Position(self.fingerprints.len() as u64 + 1);
+                let p = Position(self.known.len() as u64 + 1);
                 if self.state.note_logged_id(id, p) {
-                    self.fingerprints.push(fingerprint);
+                    self.known.push(Known::Fingerprint(fingerprint));
                 }
             }
         }
     }
 
-    /// Checks `batch` (part of a chunk whose answers are installed) as one batch and records
-    /// it; on refusal nothing is recorded and the reason names the first bad event.
-    fn admit(&mut self, batch: &[NewEvent]) -> Result<(), String> {
-        let next = Position(self.fingerprints.len() as u64 + 1);
-        let known = &self.fingerprints;
+    /// Turns every reference to an event of `buffer` (or of `last`, the chunk that overflowed
+    /// it) into that event's fingerprint, before the buffer is dropped.
+    fn forget_buffer(&mut self, buffer: &Buffered, last: &Lines) {
+        for k in self.known.iter_mut() {
+            if let Known::Line(line) = *k {
+                let e = find_line(buffer.chunks.iter().chain([last]), line);
+                // Every event a `Line` names was kept: in the buffer, or in `last`.
+                let e = e.unwrap_or_else(|| unreachable!("line {line} of the shadow is in no kept chunk"));
+                *k = Known::Fingerprint(e.fingerprint());
+            }
+        }
+    }
+
+    /// Checks `batch` (part of a chunk whose answers are installed; `lines` its line numbers)
+    /// as one batch and records it; on refusal nothing is recorded and the reason names the
+    /// first bad event. `buffer` holds the events kept so far, `kept` those kept so far of the
+    /// chunk being checked line by line: where an earlier line with a repeated id is found.
+    fn admit(
+        &mut self,
+        batch: &[NewEvent],
+        lines: &[u64],
+        buffer: Option<&Buffered>,
+        kept: Option<&Lines>,
+    ) -> Result<(), String> {
+        debug_assert_eq!(batch.len(), lines.len());
+        let next = Position(self.known.len() as u64 + 1);
+        let known = &self.known;
         let admission = Admission { recorded_at: Timestamp::now(), future_skew: self.future_skew };
-        match self.state.admit(batch, ExpectedVersion::Any, next, &admission, |p, x| {
-            known.get((p.0 - 1) as usize).copied() == Some(x.fingerprint())
-        }) {
+        let decided = self.state.admit(batch, ExpectedVersion::Any, next, &admission, |p, x| {
+            match known.get((p.0 - 1) as usize) {
+                Some(Known::Fingerprint(f)) => *f == x.fingerprint(),
+                Some(Known::Line(line)) => {
+                    let chunks = buffer.into_iter().flat_map(|b| b.chunks.iter()).chain(kept);
+                    let earlier = find_line(chunks, *line);
+                    assert!(earlier.is_some(), "line {line} of the shadow is neither buffered nor in this chunk");
+                    earlier.is_some_and(|e| e.same_content(x))
+                }
+                None => false,
+            }
+        });
+        match decided {
             Ok(admitted) => {
-                // The new events take the next shadow positions, in batch order.
-                self.fingerprints.extend(admitted.fresh.iter().map(|&(k, _)| batch[k].fingerprint()));
+                // The new events take the next shadow positions, in batch order: by line while
+                // the buffer keeps them, else by fingerprint.
+                if buffer.is_some() {
+                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Line(lines[k])));
+                } else {
+                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Fingerprint(batch[k].fingerprint())));
+                }
                 Ok(())
             }
             Err(AppendError::Invalid(v)) => Err(format!("{}: {v}", v.field())),
@@ -825,6 +886,34 @@ impl Shadow {
             Err(other) => Err(other.to_string()),
         }
     }
+}
+
+/// Parses `reader` in `format` without a store: calls `f` with each event-bearing line's
+/// number and its event, or `field: reason` for a line that does not parse. What an import's
+/// first pass does before validation, for tools that check a file and for fuzzing.
+///
+/// ```
+/// use rapport_import::{Format, parse_each};
+///
+/// let csv = "type,account,occurred_at,channel\ntouchpoint,acme,2025-03-01T09:00:00Z,call\ntouchpoint,acme,soon,call\n";
+/// let mut seen = Vec::new();
+/// parse_each("calls.csv", csv.as_bytes(), Format::Csv, &mut |line, parsed| seen.push((line, parsed.is_ok())))?;
+/// assert_eq!(seen, [(2, true), (3, false)]);
+/// # Ok::<(), rapport_import::ImportError>(())
+/// ```
+///
+/// # Errors
+/// Reading failed, or (CSV) the header row is invalid.
+pub fn parse_each<R: Read>(
+    source_name: &str,
+    reader: R,
+    format: Format,
+    f: &mut dyn FnMut(u64, Result<NewEvent, String>),
+) -> Result<(), ImportError> {
+    for_each_event(source_name, reader, format, &mut |_| {}, &mut |line, parsed| {
+        f(line, parsed.map_err(|u| u.reason));
+        Ok(())
+    })
 }
 
 /// Calls `f(line, parsed)` for every event-bearing line: `parsed` is the event or why the

@@ -171,7 +171,7 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Resu
     let mut scan = Scan {
         core: Core {
             state: LogState::with_capacity(estimate.min(1 << 28) as usize),
-            fingerprints: Vec::new(),
+            in_flight: std::collections::VecDeque::new(),
             next_position: 1,
             last_recorded: Timestamp::from_unix_nanos(i64::MIN),
         },
@@ -345,7 +345,6 @@ fn index_event(
             "position {position}: stored stream version {stored_version} but the stream is at {version}"
         ));
     }
-    scan.core.fingerprints.push(e.fingerprint());
     scan.core.next_position = position.0 + 1;
     scan.core.last_recorded = scan.core.last_recorded.max(recorded_at);
     scan.index.offsets.push(pack(segment, record_at));

@@ -219,11 +219,17 @@ impl Drop for Shared {
 
 pub(crate) struct Core {
     pub(crate) state: LogState,
-    /// Per position - 1: the event's structural fingerprint (`NewEvent::fingerprint`), to tell
-    /// a duplicate from a conflicting reuse of its id.
-    pub(crate) fingerprints: Vec<u64>,
+    /// Appends handed to the writer and not yet committed, oldest first: what a duplicate of
+    /// one of their events is compared with (committed events are read back from disk).
+    pub(crate) in_flight: std::collections::VecDeque<InFlight>,
     pub(crate) next_position: u64,
     pub(crate) last_recorded: Timestamp,
+}
+
+/// An append on its way to disk: its first position and its events.
+pub(crate) struct InFlight {
+    first: u64,
+    events: Arc<Vec<(NewEvent, StreamVersion)>>,
 }
 
 #[derive(Default)]
@@ -512,10 +518,32 @@ impl FileStore {
         let next = Position(core.next_position);
         let recorded_at = Timestamp::now().max(core.last_recorded);
         let admission = Admission { recorded_at, future_skew: sh.options.future_skew };
-        let fingerprints = &core.fingerprints;
-        let mut prepared = core.state.prepare(batch, expected, next, &admission, |p, e| {
-            fingerprints.get((p.0 - 1) as usize).is_some_and(|&stored| stored == e.fingerprint())
-        })?;
+        let committed = sh.committed.load(Ordering::Acquire);
+        while core.in_flight.front().is_some_and(|f| f.first + f.events.len() as u64 - 1 <= committed) {
+            core.in_flight.pop_front();
+        }
+        // A reused id is judged by content: against the logged event, read back from disk
+        // (rare: duplicates are retries and re-imports, which an importer filters first), or
+        // against the event still on its way there.
+        let mut read_failure: Option<ReadError> = None;
+        let Core { state, in_flight, .. } = core;
+        let decided = state.prepare(batch, expected, next, &admission, |p, e| {
+            if let Some(f) = in_flight.iter().find(|f| f.first <= p.0 && p.0 < f.first + f.events.len() as u64) {
+                return f.events[(p.0 - f.first) as usize].0.same_content(e);
+            }
+            match self.read_positions(&[p.0]) {
+                Ok(logged) => logged.first().is_some_and(|l| l.same_content(e)),
+                Err(err) => {
+                    read_failure = Some(err);
+                    false
+                }
+            }
+        });
+        let mut prepared = match (decided, read_failure) {
+            (Ok(prepared), _) => prepared,
+            (Err(_), Some(err)) => return Err(AppendError::Storage(StorageError::new("read a logged event", err))),
+            (Err(e), None) => return Err(e),
+        };
         if prepared.events.is_empty() {
             return Ok(AppendFuture::Ready(Some(Ok(AppendOutcome {
                 appended: Vec::new(),
@@ -536,11 +564,11 @@ impl FileStore {
                 outcome.appended.push(Committed { id: e.id, stream_version: *version, position: Position(position) });
             }
         }
-        core.fingerprints.extend(prepared.events.iter().map(|(e, _)| e.fingerprint()));
         core.next_position += prepared.events.len() as u64;
         core.last_recorded = recorded_at;
         let done = Completion::default();
-        let events = std::mem::take(&mut prepared.events);
+        let events = Arc::new(std::mem::take(&mut prepared.events));
+        core.in_flight.push_back(InFlight { first: next.0, events: Arc::clone(&events) });
         let job = Job { events, first_position: next.0, recorded_at, done: done.clone(), outcome };
         let sent = lock(&sh.sender).as_ref().map(|tx| tx.send(job).is_ok()).unwrap_or(false);
         drop(guard);
@@ -732,7 +760,6 @@ impl Store for FileStore {
         let events = events.min(RESERVE_EVENTS_MAX);
         let mut core = lock(&self.shared.core);
         core.state.reserve(events);
-        core.fingerprints.reserve(events);
         drop(core);
         self.shared.index.write().unwrap_or_else(|p| p.into_inner()).offsets.reserve(events);
     }
@@ -753,18 +780,24 @@ impl Store for FileStore {
     fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
         let result = self.check_poison("find_ids").map_err(ReadError::from).map(|()| {
             // The id index also holds events handed to the writer and not yet durable: only
-            // those at or below the committed head count.
-            let core = lock(&self.shared.core);
-            let committed = self.shared.committed.load(Ordering::Acquire);
-            ids.iter()
-                .take(READ_LIMIT_MAX)
-                .map(|id| {
-                    let p = core.state.id_position(id).filter(|p| p.0 <= committed)?;
-                    core.fingerprints.get((p.0 - 1) as usize).copied()
-                })
-                .collect()
+            // those at or below the committed head count. The logged events are read back.
+            let found: Vec<(usize, u64)> = {
+                let core = lock(&self.shared.core);
+                let committed = self.shared.committed.load(Ordering::Acquire);
+                let at = |id| core.state.id_position(id).filter(|p| p.0 <= committed);
+                ids.iter().take(READ_LIMIT_MAX).enumerate().filter_map(|(i, id)| Some((i, at(id)?.0))).collect()
+            };
+            let mut by_position = found.clone();
+            by_position.sort_unstable_by_key(|&(_, p)| p);
+            let positions: Vec<u64> = by_position.iter().map(|&(_, p)| p).collect();
+            let logged = self.read_positions(&positions)?;
+            let mut out = vec![None; ids.len().min(READ_LIMIT_MAX)];
+            for ((i, _), e) in by_position.into_iter().zip(logged) {
+                out[i] = Some(e.to_new_event().fingerprint());
+            }
+            Ok(out)
         });
-        std::future::ready(result)
+        std::future::ready(result.and_then(|r| r))
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {

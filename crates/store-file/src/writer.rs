@@ -21,7 +21,7 @@ use crate::vfs::{AppendFile, Vfs};
 
 /// A decided append on its way to the writer thread, which encodes it into one frame.
 pub(crate) struct Job {
-    pub(crate) events: Vec<(NewEvent, StreamVersion)>,
+    pub(crate) events: Arc<Vec<(NewEvent, StreamVersion)>>,
     pub(crate) first_position: u64,
     pub(crate) recorded_at: Timestamp,
     pub(crate) done: Completion,
@@ -207,7 +207,7 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
         frame.clear();
         frame.resize(FRAME_HEADER_BYTES, 0);
         let mut rel_offsets = Vec::with_capacity(job.events.len());
-        for (e, version) in &job.events {
+        for (e, version) in job.events.iter() {
             rel_offsets.push(frame.len() as u64);
             // Validated events always encode (every field is within the record's limits); a
             // failure here is a bug, and poisons the store rather than writing a bad frame.
