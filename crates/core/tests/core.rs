@@ -498,3 +498,61 @@ fn stream_state_snapshots_keep_their_json_form() {
     let err = serde_json::from_str::<StreamState>(&forged).unwrap_err();
     assert!(err.to_string().contains("stable hash"), "{err}");
 }
+
+mod hostile_input {
+    use super::*;
+    use rapport_core::escape::is_unsafe_in_line;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: rapport_core::testing::cases(512), ..ProptestConfig::default() })]
+
+        /// Whatever text a line holds (as a field name, a value, a type, or the whole line),
+        /// a refusal is one line that shows no control character, line separator or
+        /// bidirectional control raw.
+        #[test]
+        fn prop_errors_never_echo_unsafe_characters(
+            text in "(\\PC|[\\x00-\\x1f\\x7f\\u{85}\\u{2028}\\u{2029}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}]){0,24}",
+        ) {
+            let quoted = serde_json::to_string(&text).unwrap();
+            let lines = [
+                text.clone(),
+                format!(r#"{{"type":"touchpoint","account":"a","occurred_at":"2025-01-01T00:00:00Z","channel":"call",{quoted}:1}}"#),
+                format!(r#"{{"type":{quoted},"account":"a","occurred_at":"2025-01-01T00:00:00Z"}}"#),
+                format!(r#"{{"type":"touchpoint","account":{quoted},"occurred_at":"2025-01-01T00:00:00Z","channel":"call"}}"#),
+                format!(r#"{{"type":"touchpoint","account":"a","occurred_at":{quoted},"channel":"call"}}"#),
+                format!(r#"{{"type":"touchpoint","account":"a","occurred_at":"2025-01-01T00:00:00Z","channel":{quoted}}}"#),
+                format!(r#"{{"type":"escalation_raised","account":"a","occurred_at":"2025-01-01T00:00:00Z","escalation":{quoted},"severity":{quoted}}}"#),
+                format!(r#"{{"type":"survey_answered","account":"a","occurred_at":"2025-01-01T00:00:00Z","survey":"s","nps":{quoted}}}"#),
+            ];
+            for line in &lines {
+                if let Err(e) = NewEvent::from_json_line(line) {
+                    let shown = e.to_string();
+                    prop_assert!(!shown.chars().any(is_unsafe_in_line), "{:?} -> {:?}", line, shown);
+                }
+                // Stored lines too, and validation errors of what parses.
+                if let Err(e) = rapport_core::Envelope::from_json_line(line) {
+                    prop_assert!(!e.to_string().chars().any(is_unsafe_in_line), "{:?}", e.to_string());
+                }
+            }
+        }
+
+        /// A generated history that ends by now holds only events an append admits now.
+        #[test]
+        fn prop_generated_history_ending_by_now_is_admitted(
+            start_day in 0i64..46_000,
+            months in 1u32..=1_200,
+            seed in any::<u64>(),
+        ) {
+            let start = Timestamp::MIN.add_nanos(start_day * 86_400_000_000_000);
+            let config = synth::SynthConfig { accounts: 1, months, seed, start };
+            let now = Timestamp::now();
+            prop_assume!(config.end() <= now);
+            let events: Vec<NewEvent> = synth::generate(config).collect();
+            let store = MemoryStore::new();
+            for chunk in events.chunks(5_000) {
+                let out = pollster::block_on(rapport_core::Store::append(&store, chunk.to_vec(), ExpectedVersion::Any));
+                prop_assert!(out.is_ok(), "{:?}", out.err());
+            }
+        }
+    }
+}
