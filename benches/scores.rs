@@ -7,7 +7,7 @@
 //! steadier estimate of what the code costs; criterion's mean is given too.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rapport_core::fast_hash::FastHashMap;
+use rapport_core::backend::KeyedMap;
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, AsOf, Envelope, Position, StreamVersion, Timestamp};
 use rapport_health::{HealthModel, HealthState, Portfolio};
@@ -25,7 +25,7 @@ fn log(accounts: u32, months: u32) -> Vec<Envelope> {
 fn state_bytes() {
     let model = HealthModel::default().prepare();
     let log = log(100_000, 12);
-    let mut states: FastHashMap<AccountId, HealthState> = FastHashMap::default();
+    let mut states: KeyedMap<AccountId, HealthState> = KeyedMap::default();
     for e in &log {
         states.entry(e.account.clone()).or_default().apply(&model, e);
     }

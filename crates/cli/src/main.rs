@@ -12,10 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
+use rapport_core::backend::LogState;
 use rapport_core::escape::one_line;
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
-use rapport_core::{AccountId, AsOf, Ledger, LogState, Position, Store, Timestamp};
+use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
 use rapport_import::{Format, ImportError, ImportOptions, Progress, import, import_reader};
 use rapport_store_file::{FileStore, OpenError, Options, RecoveryReport, VerifyError, verify};
@@ -234,17 +235,46 @@ fn instant(s: &Option<String>, what: &str) -> Result<Option<Timestamp>, Failure>
     }
 }
 
-/// Opens an existing store for reading only: no lock, no writes; a batch still being
-/// written, or a torn tail, is left unread and noted.
-fn open_existing(dir: &Path) -> Result<Ledger<FileStore>, Failure> {
-    match FileStore::open_read_only(dir) {
-        Ok(s) => {
-            note_skipped(s.recovery());
-            Ok(Ledger::new(s))
+/// How a command uses the store.
+#[derive(Clone, Copy)]
+enum Access {
+    /// Reads only: a file store is opened read-only (no lock, no writes; a batch still being
+    /// written, or a torn tail, is left unread and noted), and must exist.
+    Read,
+    /// Writes: a file store is created if missing and its torn tail cut; new events may be
+    /// dated up to this skew after now.
+    Write(std::time::Duration),
+}
+
+/// The store `arg` names, whichever kind it is.
+fn open_store(arg: &StoreArg, access: Access) -> Result<Ledger<AnyStore>, Failure> {
+    let future_skew = match access {
+        Access::Read => FUTURE_SKEW_DEFAULT,
+        Access::Write(skew) => skew,
+    };
+    let store = match (&arg.store, &arg.postgres) {
+        (Some(dir), _) => {
+            let opened = match access {
+                Access::Read => FileStore::open_read_only(dir),
+                Access::Write(_) => FileStore::open_with(dir, Options { future_skew, ..Options::default() }),
+            };
+            let store = match opened {
+                Ok(s) => s,
+                Err(e @ OpenError::Corrupt { .. }) => return Err(fail(4, e.into())),
+                Err(e) => return Err(e.into()),
+            };
+            for (file, offset, bytes) in &store.recovery().truncated {
+                note(format_args!("recovered a torn tail: {} cut at byte {offset} ({bytes} bytes)", shown(file)));
+            }
+            note_skipped(store.recovery());
+            AnyStore::new(store)
         }
-        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
-        Err(e) => Err(e.into()),
-    }
+        (None, Some(url)) => {
+            AnyStore::new(PgStore::connect_with(url, PgOptions { future_skew, ..PgOptions::default() })?)
+        }
+        (None, None) => return Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
+    };
+    Ok(Ledger::new(store))
 }
 
 fn note_skipped(recovery: &RecoveryReport) {
@@ -260,40 +290,6 @@ fn note_skipped(recovery: &RecoveryReport) {
     }
 }
 
-fn connect_pg(url: &str, future_skew: std::time::Duration) -> Result<Ledger<PgStore>, Failure> {
-    Ok(Ledger::new(PgStore::connect_with(url, PgOptions { future_skew, ..PgOptions::default() })?))
-}
-
-/// Runs `$body` with `$ledger` bound to whichever store `$arg` names.
-macro_rules! with_store {
-    ($arg:expr, $open:expr, |$ledger:ident| $body:expr) => {
-        match (&$arg.store, &$arg.postgres) {
-            (Some(dir), _) => {
-                let $ledger = $open(dir)?;
-                $body
-            }
-            (None, Some(url)) => {
-                let $ledger = connect_pg(url, FUTURE_SKEW_DEFAULT)?;
-                $body
-            }
-            (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
-        }
-    };
-}
-
-fn open_or_create(dir: &Path, future_skew: std::time::Duration) -> Result<Ledger<FileStore>, Failure> {
-    match FileStore::open_with(dir, Options { future_skew, ..Options::default() }) {
-        Ok(s) => {
-            for (file, offset, bytes) in &s.recovery().truncated {
-                note(format_args!("recovered a torn tail: {} cut at byte {offset} ({bytes} bytes)", shown(file)));
-            }
-            Ok(Ledger::new(s))
-        }
-        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Import { store, files, format, skip_invalid, future_skew } => {
@@ -302,29 +298,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(rejects) = &skip_invalid {
                 protected.check("--skip-invalid", rejects)?;
             }
-            match (&store.store, &store.postgres) {
-                (Some(dir), _) => {
-                    let ledger = open_or_create(dir, future_skew)?;
-                    cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
-                }
-                (None, Some(url)) => {
-                    let ledger = connect_pg(url, future_skew)?;
-                    cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
-                }
-                (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
-            }
+            let ledger = open_store(&store, Access::Write(future_skew))?;
+            cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
         }
         Command::Score { store, account, as_of, known_at, format } => {
-            with_store!(store, open_existing, |ledger| cmd_score(&ledger, &account, &as_of, &known_at, format))
+            cmd_score(&open_store(&store, Access::Read)?, &account, &as_of, &known_at, format)
         }
         Command::Timeline { store, account, every, as_of, svg } => {
             let protected = Protected::new(store.store.as_deref(), &[]);
             if let Some(out) = &svg {
                 protected.check("--svg", out)?;
             }
-            with_store!(store, open_existing, |ledger| {
-                cmd_timeline(&ledger, &account, &every, &as_of, svg.as_deref(), &protected)
-            })
+            cmd_timeline(&open_store(&store, Access::Read)?, &account, &every, &as_of, svg.as_deref(), &protected)
         }
         Command::Verify { store } => match (&store.store, &store.postgres) {
             (Some(dir), _) => match verify(dir) {
@@ -338,7 +323,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Err(e @ VerifyError::Damaged { .. }) => Err(fail(4, e.into())),
                 Err(e) => Err(e.into()),
             },
-            (None, Some(url)) => verify_log(&connect_pg(url, FUTURE_SKEW_DEFAULT)?),
+            (None, Some(_)) => verify_log(&open_store(&store, Access::Read)?),
             (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
         },
         Command::Generate { accounts, months, seed, start } => {
@@ -366,7 +351,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Verifies any store through the contract: gapless positions and every validation rule.
-fn verify_log<S: Store>(ledger: &Ledger<S>) -> Result<(), Failure> {
+fn verify_log(ledger: &Ledger<AnyStore>) -> Result<(), Failure> {
     let mut state = LogState::new();
     let mut n = 0u64;
     let mut damage: Option<String> = None;
@@ -397,8 +382,8 @@ fn verify_log<S: Store>(ledger: &Ledger<S>) -> Result<(), Failure> {
     }
 }
 
-fn cmd_score<S: Store>(
-    ledger: &Ledger<S>,
+fn cmd_score(
+    ledger: &Ledger<AnyStore>,
     account: &Option<String>,
     as_of: &Option<String>,
     known_at: &Option<String>,
@@ -420,8 +405,8 @@ fn cmd_score<S: Store>(
     print_scores(&scores, &model, format)
 }
 
-fn cmd_timeline<S: Store>(
-    ledger: &Ledger<S>,
+fn cmd_timeline(
+    ledger: &Ledger<AnyStore>,
     account: &str,
     every: &str,
     as_of: &Option<String>,
@@ -472,8 +457,8 @@ fn cmd_timeline<S: Store>(
     Ok(())
 }
 
-fn cmd_import<S: Store>(
-    ledger: &Ledger<S>,
+fn cmd_import(
+    ledger: &Ledger<AnyStore>,
     files: &[PathBuf],
     format: InputFormat,
     skip_invalid: Option<&Path>,

@@ -120,7 +120,7 @@ pub(crate) fn tail_word(rest: &[u8]) -> u64 {
 pub struct Interner {
     /// By [`stable_hash`], which anyone can aim at one value: the map's own hashing is seeded.
     /// Each text's keyed hash is computed when an account id first needs it.
-    texts: crate::fast_hash::SeededHashMap<u64, (Arc<str>, Option<KeyedHash>)>,
+    texts: crate::hash::KeyedMap<u64, (Arc<str>, Option<KeyedHash>)>,
 }
 
 impl Interner {
@@ -149,7 +149,7 @@ impl Interner {
     }
 }
 
-/// A hash of a key's text under a random per-process key (the standard library's SipHash).
+/// A hash of a key's text under a random per-process key ([`crate::hash`]).
 ///
 /// [`stable_hash`] is frozen and public, so anyone can write many texts that share one: maps
 /// hashed by it alone could be flooded into one bucket and slow to a crawl. Account ids are
@@ -160,9 +160,7 @@ struct KeyedHash(u64);
 
 impl KeyedHash {
     fn of(s: &str) -> Self {
-        use std::hash::BuildHasher;
-        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
-        Self(KEY.get_or_init(std::collections::hash_map::RandomState::new).hash_one(s))
+        Self(crate::hash::keyed_text_hash(s))
     }
 }
 

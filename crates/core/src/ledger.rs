@@ -6,7 +6,7 @@ use std::future::Future;
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, Position, StreamVersion};
 use crate::memory::MemoryStore;
-use crate::store::{AppendError, AppendOutcome, ExpectedVersion, ReadError, Store};
+use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, ReadError, Store};
 
 /// The page size the ledger's scanning helpers read with.
 pub const SCAN_PAGE_EVENTS: usize = 4_096;
@@ -71,17 +71,6 @@ impl<S: Store> Ledger<S> {
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + '_ {
         self.store.append(batch, expected)
-    }
-
-    /// Appends a backfill batch through the store's bulk path. See [`Store::append_bulk`].
-    ///
-    /// # Errors
-    /// [`AppendError`]; nothing of the batch was written.
-    pub fn append_bulk(
-        &self,
-        batch: Vec<NewEvent>,
-    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + '_ {
-        self.store.append_bulk(batch)
     }
 
     /// Reads one page of `account`'s stream. See [`Store::read_stream`].
@@ -159,6 +148,20 @@ impl<S: Store> Ledger<S> {
     /// [`ReadError`] from the store.
     pub async fn head(&self) -> Result<Position, ReadError> {
         self.store.head().await
+    }
+}
+
+impl<S: BackfillStore> Ledger<S> {
+    /// Appends a backfill batch through the store's bulk path. See
+    /// [`BackfillStore::append_bulk`].
+    ///
+    /// # Errors
+    /// [`AppendError`]; nothing of the batch was written.
+    pub fn append_bulk(
+        &self,
+        batch: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + '_ {
+        self.store.append_bulk(batch)
     }
 }
 

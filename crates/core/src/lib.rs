@@ -5,8 +5,10 @@
 //!   the log and [`Envelope`] one the log holds. Their canonical JSON form is documented in
 //!   `docs/event-format.md` ([`NewEvent::from_json_line`], [`NewEvent::to_json_line`]).
 //! - [`validate`] holds the rules every event passes before it joins its account's stream.
-//! - [`Store`] is the small asynchronous contract every backend implements; [`MemoryStore`]
-//!   is the in-memory one. [`LogState`] is the shared logic stores decide appends with.
+//! - [`Store`] is the small asynchronous contract every backend implements, and
+//!   [`BackfillStore`] what an importer needs beyond it; [`MemoryStore`] is the in-memory
+//!   store, and [`AnyStore`] holds any store chosen at run time. [`backend`] is for store
+//!   authors: the decision logic every store shares.
 //! - [`Ledger`] wraps a store with paged scanning helpers and a [`BlockingLedger`] facade.
 //! - [`projection`] is the contract the score crates implement.
 //! - [`synth`] generates seeded synthetic histories; feature `testing` adds the store
@@ -36,13 +38,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod any;
+pub mod backend;
 pub mod escape;
 pub mod event;
-pub mod fast_hash;
+mod hash;
 pub mod id;
 pub mod json;
 pub mod ledger;
-pub mod log_state;
+mod log_state;
 pub mod memory;
 pub mod projection;
 pub mod store;
@@ -53,6 +57,7 @@ pub mod validate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use any::AnyStore;
 pub use event::{AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX};
 pub use id::{
     AccountId, CommitmentKey, EscalationKey, EventId, Interner, KEY_BYTES_MAX, ParseIdError, Position, StreamVersion,
@@ -60,12 +65,11 @@ pub use id::{
 };
 pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
-pub use log_state::{Admitted, LogState, PreparedAppend};
 pub use memory::MemoryStore;
 pub use projection::{AsOf, Projection};
 pub use store::{
-    AppendError, AppendOutcome, BATCH_EVENTS_MAX, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, StorageError,
-    Store, replayed_stream_state,
+    AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX,
+    ReadError, StorageError, Store,
 };
 pub use timestamp::{ParseTimestampError, Timestamp};
 pub use validate::ValidationError;

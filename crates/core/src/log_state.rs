@@ -1,7 +1,7 @@
 //! [`LogState`]: the in-memory state a store keeps to decide appends — per-stream validation
 //! state and the event-id index — so that every store applies the contract the same way.
 
-use crate::fast_hash::SeededHashMap;
+use crate::hash::KeyedMap;
 
 use crate::event::NewEvent;
 use crate::id::{AccountId, EventId, Position, StreamVersion};
@@ -17,7 +17,6 @@ pub struct PreparedAppend {
     pub events: Vec<(NewEvent, StreamVersion)>,
     /// Ids of duplicates, which are not written.
     pub duplicates: Vec<EventId>,
-    undo: Vec<Undo>,
 }
 
 /// What [`LogState::admit`] decided.
@@ -47,11 +46,12 @@ enum Undo {
 /// Per-log state for deciding appends.
 ///
 /// A store holds one behind its write lock. [`prepare`](Self::prepare) decides an append and
-/// records it; a store that then fails to persist it calls [`rollback`](Self::rollback).
+/// records it; a store that cannot persist a prepared append poisons itself (its state no
+/// longer matches the log) and must be reopened.
 #[derive(Debug, Default)]
 pub struct LogState {
-    streams: SeededHashMap<AccountId, StreamState>,
-    ids: SeededHashMap<EventId, Position>,
+    streams: KeyedMap<AccountId, StreamState>,
+    ids: KeyedMap<EventId, Position>,
 }
 
 impl LogState {
@@ -156,7 +156,7 @@ impl LogState {
                 fresh.next();
             }
         }
-        Ok(PreparedAppend { events, duplicates: decided.duplicates, undo: decided.undo })
+        Ok(PreparedAppend { events, duplicates: decided.duplicates })
     }
 
     /// Decides `batch` like [`prepare`](Self::prepare) without taking it: for a caller that
@@ -292,11 +292,6 @@ impl LogState {
             out.fresh.push((k, version));
         }
         Ok(())
-    }
-
-    /// Takes back a prepared append that could not be persisted.
-    pub fn rollback(&mut self, prepared: PreparedAppend) {
-        self.undo(prepared.undo);
     }
 
     fn undo(&mut self, undo: Vec<Undo>) {

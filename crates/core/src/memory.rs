@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::log_state::LogState;
-use crate::store::{AppendError, AppendOutcome, Committed, ExpectedVersion, READ_LIMIT_MAX, ReadError, Store};
+use crate::store::{
+    AppendError, AppendOutcome, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX, ReadError, Store,
+};
 use crate::timestamp::Timestamp;
 use crate::validate::Admission;
 
@@ -184,26 +186,24 @@ impl Store for MemoryStore {
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         ready(Ok(Position(self.read().log.len() as u64)))
     }
+}
 
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        let inner = self.read();
-        ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.streams.contains_key(a)).collect()))
-    }
-
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-        let inner = self.read();
-        let found = ids.iter().take(READ_LIMIT_MAX).map(|id| {
-            let p = inner.state.id_position(id)?;
-            inner.log.get((p.0 - 1) as usize).map(|e| e.to_new_event().fingerprint())
-        });
-        ready(Ok(found.collect()))
-    }
-
-    fn stream_states(
+impl BackfillStore for MemoryStore {
+    fn preflight(
         &self,
         accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<crate::validate::StreamState>>, ReadError>> + Send {
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Preflight, ReadError>> + Send {
         let inner = self.read();
-        ready(Ok(accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.state.stream(a).cloned()).collect()))
+        let states = accounts.iter().take(READ_LIMIT_MAX).map(|a| inner.state.stream(a).cloned()).collect();
+        let logged = ids
+            .iter()
+            .take(READ_LIMIT_MAX)
+            .map(|id| {
+                let p = inner.state.id_position(id)?;
+                inner.log.get((p.0 - 1) as usize).map(|e| e.to_new_event().fingerprint())
+            })
+            .collect();
+        ready(Ok(Preflight { states, logged }))
     }
 }

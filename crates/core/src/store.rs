@@ -148,11 +148,13 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
-/// The contract every event log backend meets.
+/// The contract every event log backend meets: what every store must do, and nothing more.
 ///
 /// Methods return `impl Future + Send` and depend on no async runtime: a store may complete the
 /// future from its own thread (the file store's group-commit writer) or from a database client.
 /// Every store must pass the conformance suite in `rapport_core::testing` (feature `testing`).
+/// What a backfill needs beyond this is [`BackfillStore`]; choosing a store at run time is
+/// [`AnyStore`](crate::AnyStore).
 ///
 /// Appends whose futures are created one after another on one handle apply in that order,
 /// even if the first is awaited only after the second is created: a store either decides an
@@ -169,19 +171,13 @@ pub trait Store: Send + Sync {
     ///   `expected` says, so that retrying a successful append is safe.
     /// - Otherwise `expected` is checked against the account's stream; with anything but
     ///   [`ExpectedVersion::Any`] the batch must belong to one account.
-    /// - Every new event is validated against its stream in batch order.
+    /// - Every new event is validated against its stream in batch order, and passes the
+    ///   admission rules ([`Admission`](crate::validate::Admission)).
     fn append(
         &self,
         batch: Vec<NewEvent>,
         expected: ExpectedVersion,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send;
-
-    /// Appends a large batch for a backfill: the contract of [`append`](Self::append) with
-    /// [`ExpectedVersion::Any`], through the store's bulk path where it has one (PostgreSQL:
-    /// a binary `COPY` into the events table). By default it is `append`.
-    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        self.append(batch, ExpectedVersion::Any)
-    }
 
     /// Up to `limit` events of `account`'s stream with version `>= from`, in version order.
     fn read_stream(
@@ -204,128 +200,98 @@ pub trait Store: Send + Sync {
 
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
+}
 
-    /// A hint that about `events` more events are about to be appended (a backfill knows how
-    /// many it holds), so an in-memory index can grow once instead of doubling its way up. By
-    /// default it does nothing. Stores bound what they reserve.
+/// What a store answers about a chunk of events an importer is about to validate (see
+/// [`BackfillStore::preflight`]).
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// For each account asked, in order, the validation state of its committed stream; `None`
+    /// when it has no events.
+    pub states: Vec<Option<StreamState>>,
+    /// For each id asked, in order, the [fingerprint](NewEvent::fingerprint) of the committed
+    /// event with that id, whatever its account; `None` when no committed event has it.
+    pub logged: Vec<Option<u64>>,
+}
+
+/// What a backfill needs of a store beyond [`Store`], so an importer can validate a whole
+/// file against the log before appending any of it (atomicity) and append it fast. Every store
+/// implements it; the conformance suite checks it.
+pub trait BackfillStore: Store {
+    /// One question per chunk of a file: the committed state of the streams of `accounts`,
+    /// and which of `ids` are logged (with a fingerprint, to tell a duplicate from a
+    /// conflicting reuse of the id). At most [`READ_LIMIT_MAX`] of each per call; the answer
+    /// has one entry per account and per id asked, in order.
+    fn preflight(
+        &self,
+        accounts: &[AccountId],
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Preflight, ReadError>> + Send;
+
+    /// Appends a large batch: the contract of [`Store::append`] with [`ExpectedVersion::Any`],
+    /// through the store's bulk path where it has one. By default it is `append`.
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        self.append(batch, ExpectedVersion::Any)
+    }
+
+    /// A hint that about `events` more events are about to be appended, so an in-memory index
+    /// can grow once instead of doubling its way up. By default nothing; stores bound it.
     fn reserve(&self, events: usize) {
         let _ = events;
     }
-
-    /// Whether each of `accounts` has events, in order: so an importer loads only the streams
-    /// that exist, in one call. By default one [`read_stream`](Self::read_stream) of one event
-    /// per account; a database store answers with one query. At most [`READ_LIMIT_MAX`]
-    /// accounts per call.
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(accounts.len());
-            for account in accounts.iter().take(READ_LIMIT_MAX) {
-                out.push(!self.read_stream(account, StreamVersion::FIRST, 1).await?.is_empty());
-            }
-            Ok(out)
-        }
-    }
-
-    /// For each of `ids`, in order, the [fingerprint](NewEvent::fingerprint) of the committed
-    /// event with that id, whatever its account; `None` when no committed event has it. An
-    /// importer asks this of the ids its file brings, to tell a duplicate of a logged event
-    /// from a conflicting reuse of its id before anything is appended. At most
-    /// [`READ_LIMIT_MAX`] ids per call.
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send;
-
-    /// For each of `accounts`, in order, the validation state of its committed stream; `None`
-    /// when it has no events. An importer validates a file against these. By default each
-    /// stream is read and replayed ([`replayed_stream_state`]); a store that keeps the states
-    /// answers without reading the events. At most [`READ_LIMIT_MAX`] accounts per call.
-    fn stream_states(
-        &self,
-        accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send
-    where
-        Self: Sized,
-    {
-        async move {
-            let mut out = Vec::with_capacity(accounts.len().min(READ_LIMIT_MAX));
-            for account in accounts.iter().take(READ_LIMIT_MAX) {
-                out.push(replayed_stream_state(self, account).await?);
-            }
-            Ok(out)
-        }
-    }
 }
 
-/// The validation state of `account`'s committed stream, replayed from its events; `None` when
-/// it has none. The default of [`Store::stream_states`], and a store's fallback when it has no
-/// saved state for a stream.
-///
-/// # Errors
-/// The first [`ReadError`] of `read_stream`.
-pub async fn replayed_stream_state<S: Store>(store: &S, account: &AccountId) -> Result<Option<StreamState>, ReadError> {
-    let mut state: Option<StreamState> = None;
-    crate::Ledger::new(store)
-        .for_each_in_stream(account, |e| {
-            // The store validated these when they were appended: apply them as they are.
-            let _ = state.get_or_insert_with(StreamState::default).apply(&e.to_new_event());
-        })
-        .await?;
-    Ok(state)
-}
-
-/// Forwards every [`Store`] method of a wrapper to the store it wraps.
+/// Forwards every [`Store`] and [`BackfillStore`] method of a wrapper (dereferencing to the
+/// store it wraps) to that store: `forward_store!(/// docs [generics] Type)`.
 macro_rules! forward_store {
-    ($(#[$doc:meta])* $ty:ty) => {
+    ($(#[$doc:meta])* [$($gen:tt)*] $ty:ty) => {
         $(#[$doc])*
-        impl<S: Store> Store for $ty {
+        impl<S: $crate::Store, $($gen)*> $crate::Store for $ty {
             fn append(
                 &self,
-                batch: Vec<NewEvent>,
-                expected: ExpectedVersion,
-            ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+                batch: Vec<$crate::NewEvent>,
+                expected: $crate::ExpectedVersion,
+            ) -> impl ::std::future::Future<Output = Result<$crate::AppendOutcome, $crate::AppendError>> + Send {
                 (**self).append(batch, expected)
-            }
-
-            fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-                (**self).append_bulk(batch)
             }
 
             fn read_stream(
                 &self,
-                account: &AccountId,
-                from: StreamVersion,
+                account: &$crate::AccountId,
+                from: $crate::StreamVersion,
                 limit: usize,
-            ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+            ) -> impl ::std::future::Future<Output = Result<Vec<$crate::Envelope>, $crate::ReadError>> + Send {
                 (**self).read_stream(account, from, limit)
             }
 
-            fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+            fn read_all(&self, from: $crate::Position, limit: usize) -> impl ::std::future::Future<Output = Result<Vec<$crate::Envelope>, $crate::ReadError>> + Send {
                 (**self).read_all(from, limit)
             }
 
             fn accounts(
                 &self,
-                after: Option<&AccountId>,
+                after: Option<&$crate::AccountId>,
                 limit: usize,
-            ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+            ) -> impl ::std::future::Future<Output = Result<Vec<$crate::AccountId>, $crate::ReadError>> + Send {
                 (**self).accounts(after, limit)
             }
 
-            fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+            fn head(&self) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send {
                 (**self).head()
             }
+        }
 
-            fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-                (**self).accounts_exist(accounts)
-            }
-
-            fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-                (**self).find_ids(ids)
-            }
-
-            fn stream_states(
+        impl<S: $crate::BackfillStore, $($gen)*> $crate::BackfillStore for $ty {
+            fn preflight(
                 &self,
-                accounts: &[AccountId],
-            ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
-                (**self).stream_states(accounts)
+                accounts: &[$crate::AccountId],
+                ids: &[$crate::EventId],
+            ) -> impl ::std::future::Future<Output = Result<$crate::Preflight, $crate::ReadError>> + Send {
+                (**self).preflight(accounts, ids)
+            }
+
+            fn append_bulk(&self, batch: Vec<$crate::NewEvent>) -> impl ::std::future::Future<Output = Result<$crate::AppendOutcome, $crate::AppendError>> + Send {
+                (**self).append_bulk(batch)
             }
 
             fn reserve(&self, events: usize) {
@@ -335,11 +301,14 @@ macro_rules! forward_store {
     };
 }
 
+#[cfg(feature = "testing")]
+pub(crate) use forward_store;
+
 forward_store!(
     /// A shared store is a store.
-    Arc<S>
+    [] Arc<S>
 );
 forward_store!(
     /// A borrowed store is a store.
-    &S
+    [] &S
 );

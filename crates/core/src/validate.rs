@@ -4,7 +4,7 @@
 //! Stateful rules ([`StreamState::check`]) look at the account's stream so far: lifecycles of
 //! commitments and escalations, and that no lifecycle step goes back in time.
 
-use crate::fast_hash::SeededHashMap;
+use crate::hash::KeyedMap;
 
 use thiserror::Error;
 
@@ -492,16 +492,16 @@ impl ItemKey for EscalationKey {
 /// map with two keys of one stable hash is refused when read.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(
-    try_from = "SeededHashMap<K, S>",
+    try_from = "KeyedMap<K, S>",
     bound(deserialize = "K: ItemKey + Eq + std::hash::Hash + serde::Deserialize<'de>, S: serde::Deserialize<'de>")
 )]
 struct Items<K, S> {
-    by_hash: SeededHashMap<u64, (K, S)>,
+    by_hash: KeyedMap<u64, (K, S)>,
 }
 
 impl<K, S> Default for Items<K, S> {
     fn default() -> Self {
-        Self { by_hash: SeededHashMap::default() }
+        Self { by_hash: KeyedMap::default() }
     }
 }
 
@@ -547,10 +547,10 @@ impl<K: serde::Serialize, S: serde::Serialize> serde::Serialize for Items<K, S> 
     }
 }
 
-impl<K: ItemKey, S> TryFrom<SeededHashMap<K, S>> for Items<K, S> {
+impl<K: ItemKey, S> TryFrom<KeyedMap<K, S>> for Items<K, S> {
     type Error = &'static str;
 
-    fn try_from(map: SeededHashMap<K, S>) -> Result<Self, &'static str> {
+    fn try_from(map: KeyedMap<K, S>) -> Result<Self, &'static str> {
         let mut items = Items::default();
         for (key, state) in map {
             if items.by_hash.insert(key.stable_hash(), (key, state)).is_some() {

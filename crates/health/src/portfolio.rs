@@ -1,6 +1,6 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
-use rapport_core::fast_hash::SeededHashMap;
+use rapport_core::backend::KeyedMap;
 use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -79,7 +79,7 @@ pub struct Portfolio {
     /// Account ids hash by their frozen `stable_hash`, mixed with a random per-map seed (the
     /// SipHash this replaced hashed the same 64 bits, so it resisted crafted collisions no
     /// better, at a higher cost). Runs of one account skip it via `last`.
-    index: SeededHashMap<AccountId, usize>,
+    index: KeyedMap<AccountId, usize>,
     entries: Vec<(AccountId, Entry)>,
     /// The entry of the previous event: logs and backfills often hold runs of one account.
     last: usize,
@@ -89,14 +89,7 @@ impl Portfolio {
     /// An empty fold for `as_of`, with its own [prepared](HealthModel::prepare) copy of `model`.
     pub fn new(model: &HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self {
-            model: model.prepare(),
-            as_of,
-            then,
-            index: SeededHashMap::default(),
-            entries: Vec::new(),
-            last: usize::MAX,
-        }
+        Self { model: model.prepare(), as_of, then, index: KeyedMap::default(), entries: Vec::new(), last: usize::MAX }
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped.

@@ -49,11 +49,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rapport_core::backend::LogState;
 use rapport_core::escape::one_line;
 use rapport_core::validate::Admission;
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, EventId, ExpectedVersion, LINE_BYTES_MAX, Ledger, LogState, NewEvent,
-    Position, ReadError, Store, Timestamp,
+    AccountId, AppendError, AppendOutcome, BackfillStore, EventId, ExpectedVersion, LINE_BYTES_MAX, Ledger, NewEvent,
+    Position, ReadError, Timestamp,
 };
 use thiserror::Error;
 
@@ -214,7 +215,7 @@ pub enum Progress {
 ///
 /// # Errors
 /// [`ImportError`].
-pub fn import<S: Store>(
+pub fn import<S: BackfillStore>(
     ledger: &Ledger<S>,
     path: &Path,
     options: &ImportOptions,
@@ -240,7 +241,7 @@ const SHADOW_RESERVE_MAX: u64 = 4_000_000;
 ///
 /// # Errors
 /// [`ImportError`].
-pub fn import_reader<S: Store, R: Read + Send>(
+pub fn import_reader<S: BackfillStore, R: Read + Send>(
     ledger: &Ledger<S>,
     source_name: &str,
     open: impl FnMut() -> io::Result<R>,
@@ -251,7 +252,7 @@ pub fn import_reader<S: Store, R: Read + Send>(
     import_with(ledger, source_name, open, options, rejects, progress, 0)
 }
 
-fn import_with<S: Store, R: Read + Send>(
+fn import_with<S: BackfillStore, R: Read + Send>(
     ledger: &Ledger<S>,
     source_name: &str,
     mut open: impl FnMut() -> io::Result<R>,
@@ -675,7 +676,7 @@ type InFlight<'l> =
     (std::pin::Pin<Box<dyn Future<Output = Result<AppendOutcome, AppendError>> + Send + 'l>>, Vec<(EventId, u64)>);
 
 /// The append pass: batches of `batch_events`, up to [`APPENDS_IN_FLIGHT`] in flight.
-struct Appender<'l, S: Store> {
+struct Appender<'l, S: BackfillStore> {
     ledger: &'l Ledger<S>,
     source_name: &'l str,
     options: &'l ImportOptions,
@@ -684,7 +685,7 @@ struct Appender<'l, S: Store> {
     lines: Vec<(EventId, u64)>,
 }
 
-impl<'l, S: Store> Appender<'l, S> {
+impl<'l, S: BackfillStore> Appender<'l, S> {
     fn push(
         &mut self,
         line: u64,
@@ -744,7 +745,7 @@ struct Shadow {
     state: LogState,
     /// Accounts whose stream state the store has been asked for; looked up once per event, so
     /// hashed by the keys' precomputed hash rather than SipHash.
-    loaded: HashSet<AccountId, rapport_core::fast_hash::SeededState>,
+    loaded: rapport_core::backend::KeyedSet<AccountId>,
     /// What is known of the event at each shadow position (position 1 first).
     known: Vec<Known>,
     /// The store had no events when the import began.
@@ -780,7 +781,7 @@ impl Shadow {
     /// question of each kind per chunk, however the chunk is then admitted; none into a store
     /// that was empty when the import began. [`install`](Self::install) the answers before
     /// admitting the chunk.
-    fn ask<'scope, 'env, S: Store>(
+    fn ask<'scope, 'env, S: BackfillStore>(
         &mut self,
         scope: &'scope std::thread::Scope<'scope, 'env>,
         ledger: &'env Ledger<S>,
@@ -799,15 +800,15 @@ impl Shadow {
         // harmlessly (installing skips what is already recorded).
         let ids: Vec<EventId> = batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
         Some(scope.spawn(move || {
-            let mut states = Vec::with_capacity(accounts.len());
-            for chunk in accounts.chunks(rapport_core::READ_LIMIT_MAX) {
-                states.extend(pollster::block_on(ledger.store().stream_states(chunk))?);
-            }
-            let mut found = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(rapport_core::READ_LIMIT_MAX) {
-                found.extend(pollster::block_on(ledger.store().find_ids(chunk))?);
-            }
-            Ok(Answers { accounts, states, ids, found })
+            // A chunk holds at most CHECK_CHUNK events, far below a call's limit: one call.
+            debug_assert!(accounts.len() <= rapport_core::READ_LIMIT_MAX && ids.len() <= rapport_core::READ_LIMIT_MAX);
+            let answer = pollster::block_on(ledger.store().preflight(&accounts, &ids))?;
+            assert_eq!(
+                (answer.states.len(), answer.logged.len()),
+                (accounts.len(), ids.len()),
+                "a store answers a preflight with one entry per account and per id"
+            );
+            Ok(Answers { accounts, states: answer.states, ids, found: answer.logged })
         }))
     }
 

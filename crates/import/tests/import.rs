@@ -2,7 +2,7 @@
 //! re-read path for inputs larger than the buffer, and resuming a cut-short import.
 
 use rapport_core::synth::{SynthConfig, generate};
-use rapport_core::{Ledger, MemoryStore, Position};
+use rapport_core::{Ledger, MemoryStore, Position, Store};
 use rapport_import::{Format, ImportError, ImportOptions, import_reader};
 
 fn jsonl(accounts: u32, months: u32) -> String {
@@ -175,22 +175,16 @@ fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_app
 }
 
 /// A memory store that, on the first bulk append, lets "another writer" slip `sneak` in
-/// first, and counts the importer's questions about ids and streams.
+/// first, and counts the importer's preflight questions.
 struct Probe {
     inner: MemoryStore,
     sneak: std::sync::Mutex<Option<rapport_core::NewEvent>>,
-    ids_asked: std::sync::atomic::AtomicUsize,
-    states_asked: std::sync::atomic::AtomicUsize,
+    asked: std::sync::atomic::AtomicUsize,
 }
 
 impl Probe {
     fn new(inner: MemoryStore, sneak: Option<rapport_core::NewEvent>) -> Self {
-        Self {
-            inner,
-            sneak: std::sync::Mutex::new(sneak),
-            ids_asked: std::sync::atomic::AtomicUsize::new(0),
-            states_asked: std::sync::atomic::AtomicUsize::new(0),
-        }
+        Self { inner, sneak: std::sync::Mutex::new(sneak), asked: std::sync::atomic::AtomicUsize::new(0) }
     }
 }
 
@@ -201,16 +195,6 @@ impl rapport_core::Store for Probe {
         expected: rapport_core::ExpectedVersion,
     ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
         self.inner.append(batch, expected)
-    }
-
-    fn append_bulk(
-        &self,
-        batch: Vec<rapport_core::NewEvent>,
-    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
-        if let Some(e) = self.sneak.lock().unwrap().take() {
-            pollster::block_on(self.inner.append(vec![e], rapport_core::ExpectedVersion::Any)).unwrap();
-        }
-        self.inner.append_bulk(batch)
     }
 
     fn read_stream(
@@ -241,22 +225,26 @@ impl rapport_core::Store for Probe {
     fn head(&self) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
         self.inner.head()
     }
+}
 
-    fn find_ids(
-        &self,
-        ids: &[rapport_core::EventId],
-    ) -> impl Future<Output = Result<Vec<Option<u64>>, rapport_core::ReadError>> + Send {
-        self.ids_asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.find_ids(ids)
-    }
-
-    fn stream_states(
+impl rapport_core::BackfillStore for Probe {
+    fn preflight(
         &self,
         accounts: &[rapport_core::AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<rapport_core::validate::StreamState>>, rapport_core::ReadError>> + Send
-    {
-        self.states_asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.stream_states(accounts)
+        ids: &[rapport_core::EventId],
+    ) -> impl Future<Output = Result<rapport_core::Preflight, rapport_core::ReadError>> + Send {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.preflight(accounts, ids)
+    }
+
+    fn append_bulk(
+        &self,
+        batch: Vec<rapport_core::NewEvent>,
+    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
+        if let Some(e) = self.sneak.lock().unwrap().take() {
+            pollster::block_on(self.inner.append(vec![e], rapport_core::ExpectedVersion::Any)).unwrap();
+        }
+        self.inner.append_bulk(batch)
     }
 }
 
@@ -335,11 +323,9 @@ fn skip_invalid_asks_the_store_once_per_chunk_not_once_per_line() {
     let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
     let report = import_reader(&ledger, "t.jsonl", || Ok(input.as_bytes()), &options, None, &mut |_| {}).unwrap();
     assert_eq!((report.appended as usize, report.rejected as usize), (lines.len(), bad.len()));
-    let asked = ledger.store().ids_asked.load(std::sync::atomic::Ordering::Relaxed);
-    let states = ledger.store().states_asked.load(std::sync::atomic::Ordering::Relaxed);
+    let asked = ledger.store().asked.load(std::sync::atomic::Ordering::Relaxed);
     let chunks = input.lines().count().div_ceil(1_024);
-    assert!(asked <= chunks + bad.len(), "{asked} questions about ids for {chunks} chunks");
-    assert!(states <= chunks + bad.len(), "{states} questions about streams for {chunks} chunks");
+    assert!(asked <= chunks + bad.len(), "{asked} questions for {chunks} chunks");
 }
 
 /// A file of fresh events with noise mixed in (duplicates of logged events, reused ids of

@@ -5,7 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rapport_core::{LogState, NewEvent, Position, StreamVersion, Timestamp};
+use rapport_core::backend::LogState;
+use rapport_core::{NewEvent, Position, StreamVersion, Timestamp};
 
 use crate::damage;
 use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};

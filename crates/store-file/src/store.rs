@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
-use rapport_core::fast_hash::{FastHashMap, SeededHashMap};
+use rapport_core::backend::KeyedMap;
+use rapport_core::backend::{LogState, StreamState};
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
-    READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
+    AccountId, AppendError, AppendOutcome, BackfillStore, Committed, Envelope, EventId, ExpectedVersion, NewEvent,
+    Position, Preflight, READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 
 use rapport_core::validate::{Admission, FUTURE_SKEW_DEFAULT};
@@ -237,11 +238,11 @@ pub(crate) struct Index {
     pub(crate) segments: Vec<PathBuf>,
     /// Per position - 1: `(segment << 40) | offset of the record's prefix`.
     pub(crate) offsets: Vec<u64>,
-    streams: FastHashMap<AccountId, Vec<u64>>,
+    streams: KeyedMap<AccountId, Vec<u64>>,
     accounts: BTreeMap<AccountId, u64>,
     /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
     /// stable hash is public, so anyone can aim texts at chosen values: the map is seeded.
-    interned: SeededHashMap<u64, AccountId>,
+    interned: KeyedMap<u64, AccountId>,
 }
 
 impl Index {
@@ -698,6 +699,54 @@ impl FileStore {
         self.read_positions(&positions)
     }
 
+    /// `account`'s stream state replayed from its committed events (the decision state may
+    /// be ahead of them while an append is in flight).
+    fn committed_stream_state(&self, account: &AccountId) -> Result<Option<StreamState>, ReadError> {
+        let mut state: Option<StreamState> = None;
+        let mut from = StreamVersion::FIRST;
+        loop {
+            let page = self.read_stream_now(account, from, READ_LIMIT_MAX)?;
+            let Some(last) = page.last() else { return Ok(state) };
+            from = StreamVersion(last.stream_version.0 + 1);
+            for e in &page {
+                // Validated when appended: applied as they are.
+                let _ = state.get_or_insert_with(StreamState::default).apply(&e.to_new_event());
+            }
+        }
+    }
+
+    fn preflight_now(&self, accounts: &[AccountId], ids: &[EventId]) -> Result<Preflight, ReadError> {
+        self.check_poison("preflight")?;
+        // The decision state also holds appends handed to the writer and not yet durable: only
+        // what is at or below the committed head counts, so streams are read back when an
+        // append is in flight, and logged events are read back from disk.
+        let (states, found, in_flight) = {
+            let core = lock(&self.shared.core);
+            let committed = self.shared.committed.load(Ordering::Acquire);
+            let in_flight = core.next_position - 1 > committed;
+            let states: Vec<Option<StreamState>> =
+                accounts.iter().take(READ_LIMIT_MAX).map(|a| core.state.stream(a).cloned()).collect();
+            let at = |id| core.state.id_position(id).filter(|p| p.0 <= committed);
+            let found: Vec<(usize, u64)> =
+                ids.iter().take(READ_LIMIT_MAX).enumerate().filter_map(|(i, id)| Some((i, at(id)?.0))).collect();
+            (states, found, in_flight)
+        };
+        let states = if in_flight {
+            accounts.iter().take(READ_LIMIT_MAX).map(|a| self.committed_stream_state(a)).collect::<Result<_, _>>()?
+        } else {
+            states
+        };
+        let mut by_position = found;
+        by_position.sort_unstable_by_key(|&(_, p)| p);
+        let positions: Vec<u64> = by_position.iter().map(|&(_, p)| p).collect();
+        let logged_events = self.read_positions(&positions)?;
+        let mut logged = vec![None; ids.len().min(READ_LIMIT_MAX)];
+        for ((i, _), e) in by_position.into_iter().zip(logged_events) {
+            logged[i] = Some(e.to_new_event().fingerprint());
+        }
+        Ok(Preflight { states, logged })
+    }
+
     fn accounts_now(&self, after: Option<&AccountId>, limit: usize) -> Result<Vec<AccountId>, ReadError> {
         self.check_poison("read")?;
         let head = self.shared.committed.load(Ordering::Acquire);
@@ -755,56 +804,28 @@ impl Store for FileStore {
         std::future::ready(self.accounts_now(after, limit))
     }
 
-    fn reserve(&self, events: usize) {
-        // Bounded: a hint must not make the store allocate without limit.
-        let events = events.min(RESERVE_EVENTS_MAX);
-        let mut core = lock(&self.shared.core);
-        core.state.reserve(events);
-        drop(core);
-        self.shared.index.write().unwrap_or_else(|p| p.into_inner()).offsets.reserve(events);
-    }
-
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        let result = self.check_poison("accounts_exist").map_err(ReadError::from).map(|()| {
-            let committed = self.shared.committed.load(Ordering::Acquire);
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            accounts
-                .iter()
-                .take(READ_LIMIT_MAX)
-                .map(|a| index.streams.get(a).and_then(|s| s.first()).is_some_and(|&p| p <= committed))
-                .collect()
-        });
-        std::future::ready(result)
-    }
-
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-        let result = self.check_poison("find_ids").map_err(ReadError::from).map(|()| {
-            // The id index also holds events handed to the writer and not yet durable: only
-            // those at or below the committed head count. The logged events are read back.
-            let found: Vec<(usize, u64)> = {
-                let core = lock(&self.shared.core);
-                let committed = self.shared.committed.load(Ordering::Acquire);
-                let at = |id| core.state.id_position(id).filter(|p| p.0 <= committed);
-                ids.iter().take(READ_LIMIT_MAX).enumerate().filter_map(|(i, id)| Some((i, at(id)?.0))).collect()
-            };
-            let mut by_position = found.clone();
-            by_position.sort_unstable_by_key(|&(_, p)| p);
-            let positions: Vec<u64> = by_position.iter().map(|&(_, p)| p).collect();
-            let logged = self.read_positions(&positions)?;
-            let mut out = vec![None; ids.len().min(READ_LIMIT_MAX)];
-            for ((i, _), e) in by_position.into_iter().zip(logged) {
-                out[i] = Some(e.to_new_event().fingerprint());
-            }
-            Ok(out)
-        });
-        std::future::ready(result.and_then(|r| r))
-    }
-
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         std::future::ready(
             self.check_poison("head")
                 .map(|()| Position(self.shared.committed.load(Ordering::Acquire)))
                 .map_err(ReadError::from),
         )
+    }
+}
+
+impl BackfillStore for FileStore {
+    fn preflight(
+        &self,
+        accounts: &[AccountId],
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Preflight, ReadError>> + Send {
+        std::future::ready(self.preflight_now(accounts, ids))
+    }
+
+    fn reserve(&self, events: usize) {
+        // Bounded: a hint must not make the store allocate without limit.
+        let events = events.min(RESERVE_EVENTS_MAX);
+        lock(&self.shared.core).state.reserve(events);
+        self.shared.index.write().unwrap_or_else(|p| p.into_inner()).offsets.reserve(events);
     }
 }

@@ -35,10 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime};
+use rapport_core::backend::LogState;
 use rapport_core::validate::{Admission, StreamState};
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, Committed, Envelope, EventId, ExpectedVersion, LogState, NewEvent, Position,
-    READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
+    AccountId, AppendError, AppendOutcome, BackfillStore, Committed, Envelope, EventId, ExpectedVersion, NewEvent,
+    Position, Preflight, READ_LIMIT_MAX, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 use thiserror::Error;
 
@@ -1302,10 +1303,6 @@ impl Store for PgStore {
         self.submit(batch, expected, false)
     }
 
-    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
-        self.submit(batch, ExpectedVersion::Any, true)
-    }
-
     fn read_stream(
         &self,
         account: &AccountId,
@@ -1370,71 +1367,6 @@ impl Store for PgStore {
         }
     }
 
-    fn accounts_exist(&self, accounts: &[AccountId]) -> impl Future<Output = Result<Vec<bool>, ReadError>> + Send {
-        let names: Vec<String> = accounts.iter().take(READ_LIMIT_MAX).map(|a| a.as_str().to_owned()).collect();
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn("accounts_exist", async move {
-            let client = pool.get().await.map_err(|e| storage("accounts_exist", e))?;
-            let rows = client
-                .query("SELECT account FROM rapport_accounts WHERE account = ANY($1)", &[&names])
-                .await
-                .map_err(|e| pg_error("accounts_exist", e))?;
-            let found: std::collections::HashSet<String> = rows.into_iter().map(|r| r.get(0)).collect();
-            Ok(names.iter().map(|n| found.contains(n)).collect())
-        });
-        async move { Ok(fut.await?) }
-    }
-
-    fn find_ids(&self, ids: &[EventId]) -> impl Future<Output = Result<Vec<Option<u64>>, ReadError>> + Send {
-        let asked: Vec<Uuid> = ids.iter().take(READ_LIMIT_MAX).map(|id| id.as_uuid()).collect();
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn("find_ids", async move {
-            let client = pool.get().await.map_err(|e| storage("find_ids", e))?;
-            let rows = client.query(IDS_SQL, &[&asked]).await.map_err(|e| pg_error("find_ids", e))?;
-            Ok((asked, rows))
-        });
-        async move {
-            let (asked, rows) = fut.await?;
-            let mut found: HashMap<Uuid, u64> = HashMap::new();
-            for r in rows {
-                let id: Uuid = r.get(1);
-                let corrupt =
-                    |reason: String| ReadError::Corrupt { location: format!("rapport_events id {id}"), reason };
-                let e = stored_event(&r).map_err(corrupt)?;
-                found.insert(id, e.fingerprint());
-            }
-            Ok(asked.iter().map(|id| found.get(id).copied()).collect())
-        }
-    }
-
-    fn stream_states(
-        &self,
-        accounts: &[AccountId],
-    ) -> impl Future<Output = Result<Vec<Option<StreamState>>, ReadError>> + Send {
-        let asked: Vec<AccountId> = accounts.iter().take(READ_LIMIT_MAX).cloned().collect();
-        let names: Vec<String> = asked.iter().map(|a| a.as_str().to_owned()).collect();
-        let pool = self.inner.pool.clone();
-        let fut = self.spawn("stream_states", async move {
-            let client = pool.get().await.map_err(|e| storage("stream_states", e))?;
-            client.query(SNAPSHOTS_SQL, &[&names]).await.map_err(|e| pg_error("stream_states", e))
-        });
-        let store = self.clone();
-        async move {
-            let mut saved: HashMap<String, Option<StreamState>> =
-                fut.await?.iter().map(|r| (r.get(0), saved_snapshot(r))).collect();
-            let mut out = Vec::with_capacity(asked.len());
-            for account in &asked {
-                out.push(match saved.remove(account.as_str()) {
-                    None => None,
-                    Some(Some(state)) => Some(state),
-                    // Rows from schema version 1 have no snapshot: replay the stream.
-                    Some(None) => rapport_core::replayed_stream_state(&store, account).await?,
-                });
-            }
-            Ok(out)
-        }
-    }
-
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         let pool = self.inner.pool.clone();
         let fut = self.spawn("head", async move {
@@ -1449,10 +1381,63 @@ impl Store for PgStore {
     }
 }
 
+impl BackfillStore for PgStore {
+    /// One round trip: the logged rows of `ids` and the saved snapshots of `accounts`' streams,
+    /// pipelined on one connection.
+    fn preflight(
+        &self,
+        accounts: &[AccountId],
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Preflight, ReadError>> + Send {
+        let asked_ids: Vec<Uuid> = ids.iter().take(READ_LIMIT_MAX).map(|id| id.as_uuid()).collect();
+        let asked: Vec<AccountId> = accounts.iter().take(READ_LIMIT_MAX).cloned().collect();
+        let names: Vec<String> = asked.iter().map(|a| a.as_str().to_owned()).collect();
+        let pool = self.inner.pool.clone();
+        let fut = self.spawn("preflight", async move {
+            let client = pool.get().await.map_err(|e| storage("preflight", e))?;
+            let (ids, snapshots) = futures_util::future::try_join(
+                client.query(IDS_SQL, &[&asked_ids]),
+                client.query(SNAPSHOTS_SQL, &[&names]),
+            )
+            .await
+            .map_err(|e| pg_error("preflight", e))?;
+            Ok((asked_ids, ids, snapshots))
+        });
+        let store = self.clone();
+        async move {
+            let (asked_ids, id_rows, snapshot_rows) = fut.await?;
+            let mut found: HashMap<Uuid, u64> = HashMap::new();
+            for r in id_rows {
+                let id: Uuid = r.get(1);
+                let corrupt =
+                    |reason: String| ReadError::Corrupt { location: format!("rapport_events id {id}"), reason };
+                found.insert(id, stored_event(&r).map_err(corrupt)?.fingerprint());
+            }
+            let logged = asked_ids.iter().map(|id| found.get(id).copied()).collect();
+            let mut saved: HashMap<String, Option<StreamState>> =
+                snapshot_rows.iter().map(|r| (r.get(0), saved_snapshot(r))).collect();
+            let mut states = Vec::with_capacity(asked.len());
+            for account in &asked {
+                states.push(match saved.remove(account.as_str()) {
+                    None => None,
+                    Some(Some(state)) => Some(state),
+                    // Rows from schema version 1 have no snapshot: replay the stream.
+                    Some(None) => rapport_core::backend::replayed_stream_state(&store, account).await?,
+                });
+            }
+            Ok(Preflight { states, logged })
+        }
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        self.submit(batch, ExpectedVersion::Any, true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rapport_core::synth::{SynthConfig, generate};
-    use rapport_core::{AccountId, AppendError, NewEvent, Store};
+    use rapport_core::{AccountId, AppendError, BackfillStore, NewEvent, Store};
 
     use super::{Duration, PgOptions, PgStore};
 
@@ -1549,7 +1534,7 @@ mod tests {
         let futures: Vec<_> = [first, vec![legit.clone()]].into_iter().map(|b| store.append_bulk(b)).collect();
         let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
         assert!(results[0].is_ok(), "{:?}", results[0]);
-        assert!(matches!(&results[1], Err(AppendError::IdConflict { id, .. }) if *id == legit.id), "{:?}", results[1]);
+        assert!(matches!(&results[1], Err(AppendError::IdConflict { id, .. }) if id == &legit.id), "{:?}", results[1]);
         store.drop_schema().unwrap();
     }
 
@@ -1660,7 +1645,7 @@ mod tests {
         let out = pollster::block_on(store.append(old.to_vec(), rapport_core::ExpectedVersion::Any)).unwrap();
         assert_eq!((out.appended.len(), out.duplicates.len()), (0, old.len()));
         let ids: Vec<_> = events.iter().map(|e| e.id).collect();
-        let found = pollster::block_on(store.find_ids(&ids)).unwrap();
+        let found = pollster::block_on(store.preflight(&[], &ids)).unwrap().logged;
         assert!(found.iter().zip(&events).all(|(f, e)| *f == Some(e.fingerprint())));
         let log = rapport_core::testing::conformance::assert_log_invariants(&store);
         assert_eq!(log.len(), events.len());

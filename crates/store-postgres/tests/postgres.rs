@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::testing::Guarded;
 use rapport_core::{
-    AccountId, AppendError, Event, ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp,
+    AccountId, AppendError, BackfillStore, Event, ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp,
 };
 use rapport_store_postgres::{ConnectError, PgOptions, PgStore};
 
@@ -390,7 +390,7 @@ fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
     });
     let log = rapport_core::testing::conformance::assert_log_invariants(&handles[0]);
     assert_eq!(log.len(), total);
-    let mut replay = rapport_core::LogState::new();
+    let mut replay = rapport_core::backend::LogState::new();
     for e in &log {
         replay.replay(&e.to_new_event(), e.position).unwrap_or_else(|err| panic!("position {}: {err}", e.position.0));
     }

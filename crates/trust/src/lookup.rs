@@ -18,7 +18,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use rapport_core::fast_hash::SeededHashMap;
+use rapport_core::backend::KeyedMap;
 
 /// Lists longer than this get tables.
 pub(crate) const LOOKUP_FROM: usize = 32;
@@ -51,12 +51,12 @@ pub(crate) trait Keyed {
 /// One list's table: key hash to position.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
-    at: SeededHashMap<u64, u32>,
+    at: KeyedMap<u64, u32>,
 }
 
 impl Table {
     fn build<T: Keyed>(items: &[T]) -> Self {
-        let mut at = SeededHashMap::default();
+        let mut at = KeyedMap::default();
         at.reserve(items.len());
         for (i, item) in items.iter().enumerate() {
             at.insert(item.key(), i as u32);

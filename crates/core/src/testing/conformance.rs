@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::event::{Event, NewEvent, Severity};
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion};
-use crate::store::{AppendError, BATCH_EVENTS_MAX, ExpectedVersion, Store};
+use crate::store::{AppendError, BATCH_EVENTS_MAX, BackfillStore, ExpectedVersion, Store};
 use crate::synth::{SynthConfig, generate};
 use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
 use crate::validate::ValidationError;
@@ -92,7 +92,7 @@ pub fn assert_log_invariants<S: Store>(store: &S) -> Vec<Envelope> {
 }
 
 /// Appended events read back exactly, through every read path.
-pub fn append_and_read_back<S: Store>(store: S) {
+pub fn append_and_read_back<S: BackfillStore>(store: S) {
     let (a, b) = (account("acme"), account("globex"));
     // A size hint, even an absurd one, changes nothing a caller can see.
     store.reserve(4);
@@ -112,17 +112,23 @@ pub fn append_and_read_back<S: Store>(store: S) {
     assert_eq!(block(store.accounts(None, 10)).expect("accounts"), vec![a.clone(), b.clone()]);
     assert_eq!(stream(&store, &a).len(), 3);
     assert!(block(store.read_stream(&account("nobody"), StreamVersion(0), 10)).expect("read").is_empty());
-    let asked = [b.clone(), account("nobody"), a.clone(), account("it's \"quoted\"")];
-    assert_eq!(block(store.accounts_exist(&asked)).expect("accounts_exist"), [true, false, true, false]);
-    assert!(block(store.accounts_exist(&[])).expect("accounts_exist").is_empty());
+}
+
+/// An importer's one question per chunk: the committed state of each stream asked (its
+/// events replayed), and the logged ids of any account with their fingerprints.
+pub fn preflight_answers_streams_and_ids<S: BackfillStore>(store: S) {
+    let (a, b) = (account("acme"), account("globex"));
+    let batch = vec![made(&a, "c-1", 0), touch(&b, 1), delivered(&a, "c-1", 2), touch(&a, 3)];
+    block(store.append_bulk(batch.clone())).expect("append_bulk");
     let unknown = EventId::from_bytes([7; 16]);
+    let accounts = [b.clone(), account("nobody"), a.clone(), account("it's \"quoted\"")];
     let ids = [batch[2].id, unknown, batch[1].id];
+    let answer = block(store.preflight(&accounts, &ids)).expect("preflight");
     assert_eq!(
-        block(store.find_ids(&ids)).expect("find_ids"),
+        answer.logged,
         [Some(batch[2].fingerprint()), None, Some(batch[1].fingerprint())],
         "ids of any account, with the logged event's fingerprint"
     );
-    assert!(block(store.find_ids(&[])).expect("find_ids").is_empty());
     // Each stream's committed validation state is its events replayed.
     let replayed = |events: &[&NewEvent]| {
         let mut s = crate::validate::StreamState::default();
@@ -131,16 +137,17 @@ pub fn append_and_read_back<S: Store>(store: S) {
         }
         s
     };
-    let states = block(store.stream_states(&[b.clone(), account("nobody"), a.clone()])).expect("stream_states");
     assert_eq!(
-        states,
-        [Some(replayed(&[&batch[1]])), None, Some(replayed(&[&batch[0], &batch[2], &batch[3]]))],
+        answer.states,
+        [Some(replayed(&[&batch[1]])), None, Some(replayed(&[&batch[0], &batch[2], &batch[3]])), None],
         "stream states"
     );
+    let empty = block(store.preflight(&[], &[])).expect("preflight of nothing");
+    assert!(empty.states.is_empty() && empty.logged.is_empty());
 }
 
 /// A batch with one bad event writes nothing, and leaves no trace in validation state.
-pub fn append_is_atomic<S: Store>(store: S) {
+pub fn append_is_atomic<S: BackfillStore>(store: S) {
     let a = account("acme");
     block(store.append(vec![touch(&a, 0)], ExpectedVersion::Any)).expect("first append");
     let bad = vec![made(&a, "c-1", 1), touch(&a, 2), delivered(&a, "c-unknown", 3)];
@@ -151,8 +158,9 @@ pub fn append_is_atomic<S: Store>(store: S) {
         "expected CommitmentUnknown, got {err}"
     );
     assert_eq!(block(store.head()).expect("head"), Position(1), "nothing of the bad batch was written");
-    assert_eq!(block(store.find_ids(&bad_ids)).expect("find_ids"), [None; 3], "the bad batch's ids are not logged");
-    let state = block(store.stream_states(std::slice::from_ref(&a))).expect("stream_states");
+    let answer = block(store.preflight(std::slice::from_ref(&a), &bad_ids)).expect("preflight");
+    assert_eq!(answer.logged, [None; 3], "the bad batch's ids are not logged");
+    let state = answer.states;
     assert_eq!(state[0].as_ref().map(|s| s.version()), Some(StreamVersion(1)), "nor is its stream state");
     // c-1 was in the failed batch, so it must not count as made.
     let err = block(store.append(vec![delivered(&a, "c-1", 4)], ExpectedVersion::Any)).expect_err("c-1 unknown");
@@ -164,7 +172,7 @@ pub fn append_is_atomic<S: Store>(store: S) {
 }
 
 /// Optimistic concurrency: conflicts carry the actual version.
-pub fn expected_version_is_enforced<S: Store>(store: S) {
+pub fn expected_version_is_enforced<S: BackfillStore>(store: S) {
     let (a, b) = (account("acme"), account("globex"));
     block(store.append(vec![touch(&a, 0)], ExpectedVersion::NoStream)).expect("NoStream on a new stream");
     match block(store.append(vec![touch(&a, 1)], ExpectedVersion::NoStream)) {
@@ -192,7 +200,7 @@ pub fn expected_version_is_enforced<S: Store>(store: S) {
 /// Appends whose futures were created one after another on one handle apply in that order,
 /// even when none is awaited before the last is created (an importer keeps several batches
 /// in flight): each batch here needs the one before it.
-pub fn appends_apply_in_submission_order<S: Store>(store: S) {
+pub fn appends_apply_in_submission_order<S: BackfillStore>(store: S) {
     let a = account("acme");
     let batches: Vec<Vec<NewEvent>> = (0..12)
         .map(|k| {
@@ -223,7 +231,7 @@ pub fn appends_apply_in_submission_order<S: Store>(store: S) {
 }
 
 /// The same id with the same content is a duplicate; with other content, an error.
-pub fn appends_are_idempotent<S: Store>(store: S) {
+pub fn appends_are_idempotent<S: BackfillStore>(store: S) {
     let a = account("acme");
     let batch = vec![made(&a, "c-1", 0), touch(&a, 1)];
     block(store.append(batch.clone(), ExpectedVersion::NoStream)).expect("first");
@@ -255,7 +263,7 @@ pub fn appends_are_idempotent<S: Store>(store: S) {
 }
 
 /// The store runs core's validation against the stored stream.
-pub fn validation_runs_against_the_stream<S: Store>(store: S) {
+pub fn validation_runs_against_the_stream<S: BackfillStore>(store: S) {
     let a = account("acme");
     block(store.append(vec![made(&a, "c-1", 0)], ExpectedVersion::Any)).expect("made");
     let err = block(store.append(vec![made(&a, "c-1", 1)], ExpectedVersion::Any)).expect_err("made twice");
@@ -281,7 +289,7 @@ pub fn validation_runs_against_the_stream<S: Store>(store: S) {
 /// in one account a second commitment or escalation key with the hash of one already made is
 /// refused (projections tell an account's items apart by that hash), while another account
 /// may use it.
-pub fn colliding_keys_stay_apart<S: Store>(store: S) {
+pub fn colliding_keys_stay_apart<S: BackfillStore>(store: S) {
     let texts = crate::testing::colliding_keys(3);
     let (a, b) = (account(&texts[0]), account(&texts[1]));
     block(store.append(vec![made(&a, "c-1", 0), made(&b, "c-1", 0)], ExpectedVersion::Any)).expect("two accounts");
@@ -319,7 +327,7 @@ pub fn colliding_keys_stay_apart<S: Store>(store: S) {
 }
 
 /// Oversized batches are refused whole.
-pub fn oversized_batches_are_refused<S: Store>(store: S) {
+pub fn oversized_batches_are_refused<S: BackfillStore>(store: S) {
     let a = account("acme");
     let batch: Vec<NewEvent> = (0..=BATCH_EVENTS_MAX as i64).map(|i| touch(&a, i)).collect();
     let err = block(store.append(batch, ExpectedVersion::Any)).expect_err("too large");
@@ -330,7 +338,7 @@ pub fn oversized_batches_are_refused<S: Store>(store: S) {
 }
 
 /// Paged reads return every event once, in order, whatever the page size.
-pub fn reads_are_paged<S: Store>(store: S) {
+pub fn reads_are_paged<S: BackfillStore>(store: S) {
     let events: Vec<NewEvent> =
         generate(SynthConfig { accounts: 7, months: 4, seed: 9, ..Default::default() }).collect();
     for chunk in events.chunks(50) {
@@ -366,7 +374,7 @@ pub fn reads_are_paged<S: Store>(store: S) {
 
 /// Awkward but valid text survives byte for byte: quotes, backslashes, control characters,
 /// unicode, 4 KiB.
-pub fn hostile_text_round_trips<S: Store>(store: S) {
+pub fn hostile_text_round_trips<S: BackfillStore>(store: S) {
     let nasty = account("o'brien \"quoted\" \\ back; DROP TABLE events;--");
     let long = "ß".repeat(crate::TEXT_BYTES_MAX / 2);
     let events = vec![
@@ -388,7 +396,7 @@ pub fn hostile_text_round_trips<S: Store>(store: S) {
 }
 
 /// Several threads appending at once: nothing lost, nothing duplicated, no gaps.
-pub fn concurrent_appenders_lose_nothing<S: Store + 'static>(store: S) {
+pub fn concurrent_appenders_lose_nothing<S: BackfillStore + 'static>(store: S) {
     const THREADS: usize = 4;
     const BATCHES: usize = 100;
     let store = Arc::new(store);
@@ -442,7 +450,7 @@ pub fn concurrent_appenders_lose_nothing<S: Store + 'static>(store: S) {
 /// New events pass the admission rules (`validate::Admission`): an event dated more than the
 /// allowed skew after now, a weight above `WEIGHT_MAX` and a NUL in free text are refused,
 /// each with its own error, and nothing is written; the limits themselves are accepted.
-pub fn new_events_pass_the_admission_rules<S: Store>(store: S) {
+pub fn new_events_pass_the_admission_rules<S: BackfillStore>(store: S) {
     use crate::validate::{FUTURE_SKEW_DEFAULT, WEIGHT_MAX};
     let a = account("acme");
     let now = Timestamp::now();
@@ -472,7 +480,7 @@ pub fn new_events_pass_the_admission_rules<S: Store>(store: S) {
 /// An id reused with other content is a conflict even when the content was written so that an
 /// unkeyed 64-bit hash of it equals the logged event's (`testing::forged_twin`): logged
 /// first, or still in flight when the other append is submitted.
-pub fn forged_twins_are_conflicts<S: Store>(store: S) {
+pub fn forged_twins_are_conflicts<S: BackfillStore>(store: S) {
     let a = account("acme");
     for (k, in_flight) in [false, true].into_iter().enumerate() {
         let legit = made(&a, &format!("c-{k}"), k as i64);

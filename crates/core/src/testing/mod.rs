@@ -198,6 +198,7 @@ macro_rules! conformance_suite {
     (@list $mode:tt $make:expr) => {
         $crate::conformance_suite!(@tests $mode $make;
             append_and_read_back,
+            preflight_answers_streams_and_ids,
             append_is_atomic,
             expected_version_is_enforced,
             appends_are_idempotent,
@@ -260,74 +261,15 @@ impl<S, G> Guarded<S, G> {
     }
 }
 
-impl<S: crate::Store, G: Send + Sync> crate::Store for Guarded<S, G> {
-    fn append(
-        &self,
-        batch: Vec<crate::NewEvent>,
-        expected: crate::ExpectedVersion,
-    ) -> impl std::future::Future<Output = Result<crate::AppendOutcome, crate::AppendError>> + Send {
-        self.store.append(batch, expected)
-    }
+impl<S, G> std::ops::Deref for Guarded<S, G> {
+    type Target = S;
 
-    fn append_bulk(
-        &self,
-        batch: Vec<crate::NewEvent>,
-    ) -> impl std::future::Future<Output = Result<crate::AppendOutcome, crate::AppendError>> + Send {
-        self.store.append_bulk(batch)
-    }
-
-    fn read_stream(
-        &self,
-        account: &crate::AccountId,
-        from: crate::StreamVersion,
-        limit: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<crate::Envelope>, crate::ReadError>> + Send {
-        self.store.read_stream(account, from, limit)
-    }
-
-    fn read_all(
-        &self,
-        from: crate::Position,
-        limit: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<crate::Envelope>, crate::ReadError>> + Send {
-        self.store.read_all(from, limit)
-    }
-
-    fn accounts(
-        &self,
-        after: Option<&crate::AccountId>,
-        limit: usize,
-    ) -> impl std::future::Future<Output = Result<Vec<crate::AccountId>, crate::ReadError>> + Send {
-        self.store.accounts(after, limit)
-    }
-
-    fn head(&self) -> impl std::future::Future<Output = Result<crate::Position, crate::ReadError>> + Send {
-        self.store.head()
-    }
-
-    fn accounts_exist(
-        &self,
-        accounts: &[crate::AccountId],
-    ) -> impl std::future::Future<Output = Result<Vec<bool>, crate::ReadError>> + Send {
-        self.store.accounts_exist(accounts)
-    }
-
-    fn find_ids(
-        &self,
-        ids: &[crate::EventId],
-    ) -> impl std::future::Future<Output = Result<Vec<Option<u64>>, crate::ReadError>> + Send {
-        self.store.find_ids(ids)
-    }
-
-    fn stream_states(
-        &self,
-        accounts: &[crate::AccountId],
-    ) -> impl std::future::Future<Output = Result<Vec<Option<crate::validate::StreamState>>, crate::ReadError>> + Send
-    {
-        self.store.stream_states(accounts)
-    }
-
-    fn reserve(&self, events: usize) {
-        self.store.reserve(events);
+    fn deref(&self) -> &S {
+        &self.store
     }
 }
+
+crate::store::forward_store!(
+    /// A guarded store is the store it guards.
+    [G: Send + Sync] Guarded<S, G>
+);

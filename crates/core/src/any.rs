@@ -1,0 +1,162 @@
+//! [`AnyStore`]: a store chosen at run time, so an application (or the command line) is not
+//! generic over the store it opens.
+//!
+//! [`Store`]'s methods return `impl Future`, so `dyn Store` is not a type. `AnyStore` holds
+//! any store behind an object-safe twin of the two store traits whose futures are boxed: one
+//! allocation a call, nothing for a caller to name.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::event::{Envelope, NewEvent};
+use crate::id::{AccountId, EventId, Position, StreamVersion};
+use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, Preflight, ReadError, Store};
+
+/// A boxed, sendable future.
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The object-safe twin of [`Store`] and [`BackfillStore`], implemented for every store.
+trait DynStore: Send + Sync {
+    fn append(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
+    // Arguments are owned: the store traits' futures may not borrow them.
+    fn read_stream(
+        &self,
+        account: AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> Boxed<'_, Result<Vec<Envelope>, ReadError>>;
+    fn read_all(&self, from: Position, limit: usize) -> Boxed<'_, Result<Vec<Envelope>, ReadError>>;
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>>;
+    fn head(&self) -> Boxed<'_, Result<Position, ReadError>>;
+    fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>>;
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
+    fn reserve(&self, events: usize);
+    fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
+}
+
+impl<S: BackfillStore + std::fmt::Debug> DynStore for S {
+    fn append(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Boxed<'_, Result<AppendOutcome, AppendError>> {
+        Box::pin(Store::append(self, batch, expected))
+    }
+
+    fn read_stream(
+        &self,
+        account: AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> Boxed<'_, Result<Vec<Envelope>, ReadError>> {
+        Box::pin(async move { Store::read_stream(self, &account, from, limit).await })
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> Boxed<'_, Result<Vec<Envelope>, ReadError>> {
+        Box::pin(Store::read_all(self, from, limit))
+    }
+
+    fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>> {
+        Box::pin(async move { Store::accounts(self, after.as_ref(), limit).await })
+    }
+
+    fn head(&self) -> Boxed<'_, Result<Position, ReadError>> {
+        Box::pin(Store::head(self))
+    }
+
+    fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>> {
+        Box::pin(async move { BackfillStore::preflight(self, &accounts, &ids).await })
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>> {
+        Box::pin(BackfillStore::append_bulk(self, batch))
+    }
+
+    fn reserve(&self, events: usize) {
+        BackfillStore::reserve(self, events);
+    }
+
+    fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Any store, chosen at run time: a [`Store`] and [`BackfillStore`] like the one it holds.
+/// Clone it cheaply to share.
+///
+/// ```
+/// use rapport_core::{AnyStore, ExpectedVersion, Ledger, MemoryStore, NewEvent};
+///
+/// // The store could as well be a file store or PostgreSQL, picked from a setting.
+/// let ledger = Ledger::new(AnyStore::new(MemoryStore::new()));
+/// let e = NewEvent::from_json_line(r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#)?;
+/// ledger.blocking().append(vec![e], ExpectedVersion::Any)?;
+/// assert_eq!(ledger.blocking().head()?.get(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct AnyStore(Arc<dyn DynStore>);
+
+impl AnyStore {
+    /// Holds `store`.
+    pub fn new<S: BackfillStore + std::fmt::Debug + 'static>(store: S) -> Self {
+        Self(Arc::new(store))
+    }
+}
+
+impl std::fmt::Debug for AnyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.debug(f)
+    }
+}
+
+impl Store for AnyStore {
+    fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        self.0.append(batch, expected)
+    }
+
+    fn read_stream(
+        &self,
+        account: &AccountId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        self.0.read_stream(account.clone(), from, limit)
+    }
+
+    fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
+        self.0.read_all(from, limit)
+    }
+
+    fn accounts(
+        &self,
+        after: Option<&AccountId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
+        self.0.accounts(after.cloned(), limit)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        self.0.head()
+    }
+}
+
+impl BackfillStore for AnyStore {
+    fn preflight(
+        &self,
+        accounts: &[AccountId],
+        ids: &[EventId],
+    ) -> impl Future<Output = Result<Preflight, ReadError>> + Send {
+        let n = crate::READ_LIMIT_MAX;
+        self.0.preflight(accounts.iter().take(n).cloned().collect(), ids.iter().take(n).copied().collect())
+    }
+
+    fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
+        self.0.append_bulk(batch)
+    }
+
+    fn reserve(&self, events: usize) {
+        self.0.reserve(events);
+    }
+}
