@@ -11,10 +11,14 @@
 //! - [`trust`] (`rapport-trust`): the trust score.
 //! - [`health`] (`rapport-health`): the health score, portfolio scoring, trends and timelines.
 //! - [`import`] (`rapport-import`): backfill from JSON Lines and CSV.
-//! - [`store_postgres`] (`rapport-store-postgres`): the log in PostgreSQL, for services with
-//!   several instances.
-//! - [`store_file`] (`rapport-store-file`): the embedded, crash-safe file store, the default
-//!   for durable use: [`open`] (or `Ledger::open` with [`OpenLedger`] in scope).
+//! - `store_file` (`rapport-store-file`, feature `file`, on by default): the embedded,
+//!   crash-safe file store, the default for durable use: `open` (or `Ledger::open` with
+//!   `OpenLedger` in scope).
+//! - `store_postgres` (`rapport-store-postgres`, feature `postgres`): the log in PostgreSQL,
+//!   for services with several instances.
+//!
+//! [`AnyStore`] holds whichever store a setting picks, so an application need not be generic
+//! over it.
 //!
 //! ```
 //! use rapport::{Ledger, NewEvent, ExpectedVersion};
@@ -29,17 +33,21 @@
 
 pub use rapport_core as core;
 pub use rapport_core::{
-    AccountId, AppendError, AppendOutcome, AsOf, Envelope, Event, EventId, ExpectedVersion, Ledger, MemoryStore,
-    NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
+    AccountId, AnyStore, AppendError, AppendOutcome, AsOf, BackfillStore, Envelope, Event, EventId, ExpectedVersion,
+    Ledger, MemoryStore, NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
 };
 pub use rapport_health as health;
 pub use rapport_import as import;
+#[cfg(feature = "file")]
 pub use rapport_store_file as store_file;
+#[cfg(feature = "file")]
 pub use rapport_store_file::FileStore;
+#[cfg(feature = "postgres")]
 pub use rapport_store_postgres as store_postgres;
 pub use rapport_trust as trust;
 
 /// Opens (or creates) the durable ledger in `dir`: the file store, no server needed.
+#[cfg(feature = "file")]
 ///
 /// ```
 /// let dir = std::env::temp_dir().join(format!("rapport-open-doc-{}", std::process::id()));
@@ -58,6 +66,7 @@ pub fn open(dir: impl AsRef<std::path::Path>) -> Result<Ledger<FileStore>, store
 }
 
 /// `Ledger::open(dir)` for the file store.
+#[cfg(feature = "file")]
 ///
 /// ```
 /// use rapport::{Ledger, OpenLedger};
@@ -75,6 +84,7 @@ pub trait OpenLedger: Sized {
     fn open(dir: impl AsRef<std::path::Path>) -> Result<Self, store_file::OpenError>;
 }
 
+#[cfg(feature = "file")]
 impl OpenLedger for Ledger<FileStore> {
     fn open(dir: impl AsRef<std::path::Path>) -> Result<Self, store_file::OpenError> {
         open(dir)
