@@ -314,9 +314,7 @@ fn main() {
         drop(w);
         let ledger = rapport_core::Ledger::new(FileStore::open(dir.join("import")).expect("open"));
         let t = Instant::now();
-        let report =
-            rapport_import::import(&ledger, &file, &rapport_import::ImportOptions::default(), None, &mut |_| {})
-                .expect("import");
+        let report = rapport_import::Importer::new(&ledger).file(&file).expect("import");
         let ours = per_second(written, t.elapsed());
         assert_eq!(report.appended as usize, written);
         let mut conn = sqlite(&dir.join("import.sqlite"));
@@ -405,8 +403,7 @@ fn main() {
         let small = dir.join("backfill-100k.jsonl");
         std::fs::write(&small, lines.join("\n") + "\n").expect("write");
         let t = Instant::now();
-        rapport_import::import(&ledger, &small, &rapport_import::ImportOptions::default(), None, &mut |_| {})
-            .expect("pg import");
+        rapport_import::Importer::new(&ledger).file(&small).expect("pg import");
         let pg_backfill = per_second(lines.len(), t.elapsed());
         let r = |x: f64, a: f64, b: f64| format!("{:.2}x / {:.2}x", x / a, x / b);
         let l = |x: Duration, a: Duration, b: Duration| {

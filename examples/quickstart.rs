@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use rapport::health::{HealthModel, score_all, write_table};
-use rapport::import::{ImportOptions, import};
+use rapport::import::Importer;
 use rapport::{AsOf, Timestamp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Backfill: validated, atomic, idempotent (run it twice and the second appends nothing).
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.jsonl");
-    let report = import(&ledger, &sample, &ImportOptions::default(), None, &mut |_| {})?;
+    let report = Importer::new(&ledger).file(&sample)?;
     println!("{}", report.summary());
 
     // Score as of the end of the sample's history, as known now.

@@ -18,7 +18,7 @@ use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
-use rapport_import::{Format, ImportError, ImportOptions, Progress, import, import_reader};
+use rapport_import::{Format, ImportError, Importer, Progress};
 use rapport_store_file::{FileStore, OpenError, Options, RecoveryReport, VerifyError, verify};
 use rapport_store_postgres::{PgOptions, PgStore};
 
@@ -465,14 +465,9 @@ fn cmd_import(
     protected: &Protected,
     future_skew: std::time::Duration,
 ) -> Result<(), Failure> {
-    let options = ImportOptions {
-        format: match format {
-            InputFormat::Jsonl => Format::Jsonl,
-            InputFormat::Csv => Format::Csv,
-        },
-        skip_invalid: skip_invalid.is_some(),
-        future_skew,
-        ..ImportOptions::default()
+    let format = match format {
+        InputFormat::Jsonl => Format::Jsonl,
+        InputFormat::Csv => Format::Csv,
     };
     let mut rejects = match skip_invalid {
         Some(p) => Some(std::io::BufWriter::new(protected.create("--skip-invalid", p)?)),
@@ -492,23 +487,23 @@ fn cmd_import(
                 }
             }
         };
-        let sink = rejects.as_mut().map(|w| w as &mut dyn Write);
+        let mut importer = Importer::new(ledger)
+            .format(format)
+            .skip_invalid(skip_invalid.is_some())
+            .future_skew(future_skew)
+            .on_progress(&mut on_progress);
+        if let Some(w) = rejects.as_mut() {
+            importer = importer.rejects(w);
+        }
         let result = if file.as_os_str() == "-" {
             let mut once = Some(std::io::stdin());
-            import_reader(
-                ledger,
-                "-",
-                || {
-                    once.take().ok_or_else(|| {
-                        std::io::Error::other("stdin is larger than the in-memory buffer; import a file instead")
-                    })
-                },
-                &options,
-                sink,
-                &mut on_progress,
-            )
+            importer.reader("-", || {
+                once.take().ok_or_else(|| {
+                    std::io::Error::other("stdin is larger than the in-memory buffer; import a file instead")
+                })
+            })
         } else {
-            import(ledger, file, &options, sink, &mut on_progress)
+            importer.file(file)
         };
         if let Some(b) = &bar {
             b.finish_and_clear();

@@ -3,7 +3,24 @@
 
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::{Ledger, MemoryStore, Position, Store};
-use rapport_import::{Format, ImportError, ImportOptions, import_reader};
+use rapport_import::{Format, ImportError, ImportOptions, Importer};
+
+/// The tests' way of calling the importer: every setting, an optional rejects sink, and a
+/// progress callback, in one call.
+fn import_reader<S: rapport_core::BackfillStore, R: std::io::Read + Send>(
+    ledger: &Ledger<S>,
+    name: &str,
+    open: impl FnMut() -> std::io::Result<R>,
+    options: &ImportOptions,
+    rejects: Option<&mut dyn std::io::Write>,
+    progress: &mut dyn FnMut(rapport_import::Progress),
+) -> Result<rapport_import::ImportReport, ImportError> {
+    let importer = Importer::new(ledger).options(options.clone()).on_progress(progress);
+    match rejects {
+        Some(sink) => importer.rejects(sink).reader(name, open),
+        None => importer.reader(name, open),
+    }
+}
 
 fn jsonl(accounts: u32, months: u32) -> String {
     generate(SynthConfig { accounts, months, seed: 5, ..Default::default() }).map(|e| e.to_json_line() + "\n").collect()

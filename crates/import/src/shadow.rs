@@ -1,0 +1,177 @@
+//! The shadow: the validation state of the streams an import touches, seeded from the store
+//! (a [`preflight`](rapport_core::BackfillStore::preflight) per chunk), against which the whole
+//! input is validated before anything is appended.
+
+use rapport_core::backend::{Admission, KeyedSet, LogState};
+use rapport_core::{
+    AccountId, AppendError, BackfillStore, EventId, ExpectedVersion, Ledger, NewEvent, Position, ReadError, Timestamp,
+};
+
+use crate::check::{Buffered, Lines};
+
+/// What the store answered about a chunk (see [`Shadow::ask`]).
+pub(crate) struct Answers {
+    accounts: Vec<AccountId>,
+    states: Vec<Option<rapport_core::validate::StreamState>>,
+    ids: Vec<EventId>,
+    found: Vec<Option<u64>>,
+}
+
+/// The store's answers about a chunk, being asked on a thread of their own; `None` when there
+/// was nothing to ask.
+pub(crate) type Asked<'scope> = Option<std::thread::ScopedJoinHandle<'scope, Result<Answers, ReadError>>>;
+
+/// The validation state of the streams an import touches, seeded from the store.
+pub(crate) struct Shadow {
+    state: LogState,
+    /// Accounts whose stream state the store has been asked for; looked up once per event, so
+    /// hashed by the keys' precomputed hash rather than SipHash.
+    loaded: KeyedSet<AccountId>,
+    /// What is known of the event at each shadow position (position 1 first).
+    known: Vec<Known>,
+    /// The store had no events when the import began.
+    store_empty: bool,
+    future_skew: std::time::Duration,
+}
+
+/// What the shadow knows of the event holding one of its positions, to tell a later line with
+/// the same id a duplicate from a conflict: that is decided by content, and fingerprints are
+/// keyed hashes (`NewEvent::fingerprint`), paid only when the event itself is not at hand.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    /// A logged event (the store's fingerprint of it), or one of this import's that the buffer
+    /// no longer holds.
+    Fingerprint(u64),
+    /// One of this import's events, by its line: the buffer holds it (or the chunk being
+    /// checked does), and it is compared with whole.
+    Line(u64),
+}
+
+/// The event of `line` among `chunks` (each in line order, one after another), if there.
+fn find_line<'a>(chunks: impl IntoIterator<Item = &'a Lines>, line: u64) -> Option<&'a NewEvent> {
+    chunks.into_iter().find_map(|c| {
+        c.lines.last().filter(|last| **last >= line)?;
+        c.lines.binary_search(&line).ok().map(|k| &c.events[k])
+    })
+}
+
+impl Shadow {
+    /// A shadow over `state` (empty, with room reserved), for a store that `store_empty`
+    /// says held no events when the import began.
+    pub(crate) fn new(state: LogState, store_empty: bool, future_skew: std::time::Duration) -> Self {
+        Self { state, loaded: KeyedSet::default(), known: Vec::new(), store_empty, future_skew }
+    }
+
+    /// Asks the store, on a thread of its own, what it knows about `batch`: the committed state
+    /// of the streams it is first to touch, and which of its ids are logged, with the logged
+    /// event's fingerprint (to tell a duplicate from a conflicting reuse of the id). One
+    /// question of each kind per chunk, however the chunk is then admitted; none into a store
+    /// that was empty when the import began. [`install`](Self::install) the answers before
+    /// admitting the chunk.
+    pub(crate) fn ask<'scope, 'env, S: BackfillStore>(
+        &mut self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        ledger: &'env Ledger<S>,
+        batch: &[NewEvent],
+    ) -> Asked<'scope> {
+        if self.store_empty || batch.is_empty() {
+            return None;
+        }
+        let mut accounts: Vec<AccountId> = Vec::new();
+        for e in batch {
+            if self.loaded.insert(e.account.clone()) {
+                accounts.push(e.account.clone());
+            }
+        }
+        // Ids the shadow holds now are known; ids of chunks still in flight are asked again,
+        // harmlessly (installing skips what is already recorded).
+        let ids: Vec<EventId> = batch.iter().map(|e| e.id).filter(|id| self.state.id_position(id).is_none()).collect();
+        Some(scope.spawn(move || {
+            // A chunk holds at most CHECK_CHUNK events, far below a call's limit: one call.
+            debug_assert!(accounts.len() <= rapport_core::READ_LIMIT_MAX && ids.len() <= rapport_core::READ_LIMIT_MAX);
+            let answer = pollster::block_on(ledger.store().preflight(&accounts, &ids))?;
+            assert_eq!(
+                (answer.states.len(), answer.logged.len()),
+                (accounts.len(), ids.len()),
+                "a store answers a preflight with one entry per account and per id"
+            );
+            Ok(Answers { accounts, states: answer.states, ids, found: answer.logged })
+        }))
+    }
+
+    /// Records what the store answered about a chunk, before the chunk is admitted.
+    pub(crate) fn install(&mut self, answers: Answers) {
+        for (account, state) in answers.accounts.into_iter().zip(answers.states) {
+            if let Some(state) = state {
+                self.state.insert_stream(account, state);
+            }
+        }
+        for (id, fingerprint) in answers.ids.into_iter().zip(answers.found) {
+            if let Some(fingerprint) = fingerprint {
+                let p = Position(self.known.len() as u64 + 1);
+                if self.state.note_logged_id(id, p) {
+                    self.known.push(Known::Fingerprint(fingerprint));
+                }
+            }
+        }
+    }
+
+    /// Turns every reference to an event of `buffer` (or of `last`, the chunk that overflowed
+    /// it) into that event's fingerprint, before the buffer is dropped.
+    pub(crate) fn forget_buffer(&mut self, buffer: &Buffered, last: &Lines) {
+        for k in self.known.iter_mut() {
+            if let Known::Line(line) = *k {
+                let e = find_line(buffer.chunks.iter().chain([last]), line);
+                // Every event a `Line` names was kept: in the buffer, or in `last`.
+                let e = e.unwrap_or_else(|| unreachable!("line {line} of the shadow is in no kept chunk"));
+                *k = Known::Fingerprint(e.fingerprint());
+            }
+        }
+    }
+
+    /// Checks `batch` (part of a chunk whose answers are installed; `lines` its line numbers)
+    /// as one batch and records it; on refusal nothing is recorded and the reason names the
+    /// first bad event. `buffer` holds the events kept so far, `kept` those kept so far of the
+    /// chunk being checked line by line: where an earlier line with a repeated id is found.
+    pub(crate) fn admit(
+        &mut self,
+        batch: &[NewEvent],
+        lines: &[u64],
+        buffer: Option<&Buffered>,
+        kept: Option<&Lines>,
+    ) -> Result<(), String> {
+        debug_assert_eq!(batch.len(), lines.len());
+        let next = Position(self.known.len() as u64 + 1);
+        let known = &self.known;
+        let admission = Admission { recorded_at: Timestamp::now(), future_skew: self.future_skew };
+        let decided = self.state.admit(batch, ExpectedVersion::Any, next, &admission, |p, x| {
+            match known.get((p.0 - 1) as usize) {
+                Some(Known::Fingerprint(f)) => *f == x.fingerprint(),
+                Some(Known::Line(line)) => {
+                    let chunks = buffer.into_iter().flat_map(|b| b.chunks.iter()).chain(kept);
+                    let earlier = find_line(chunks, *line);
+                    assert!(earlier.is_some(), "line {line} of the shadow is neither buffered nor in this chunk");
+                    earlier.is_some_and(|e| e.same_content(x))
+                }
+                None => false,
+            }
+        });
+        match decided {
+            Ok(admitted) => {
+                // The new events take the next shadow positions, in batch order: by line while
+                // the buffer keeps them, else by fingerprint.
+                if buffer.is_some() {
+                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Line(lines[k])));
+                } else {
+                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Fingerprint(batch[k].fingerprint())));
+                }
+                Ok(())
+            }
+            Err(AppendError::Invalid(v)) => Err(format!("{}: {v}", v.field())),
+            Err(AppendError::IdConflict { id, .. }) => {
+                Err(format!("id: event {id} already exists with different content"))
+            }
+            Err(other) => Err(other.to_string()),
+        }
+    }
+}
