@@ -1,0 +1,76 @@
+//! The schema and its migrations: what the tables hold, version by version
+//! (`docs/postgres.md`, "Schema and migrations").
+
+use deadpool_postgres::Pool;
+
+use crate::pool_reason;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 3;
+
+/// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
+pub(crate) const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
+pub(crate) const MIGRATION_LOCK: i64 = 0x0072_6170_706f_7275;
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "
+    CREATE TABLE IF NOT EXISTS rapport_events (
+        position        bigint PRIMARY KEY,
+        account         text   NOT NULL,
+        stream_version  bigint NOT NULL,
+        id              uuid   NOT NULL UNIQUE,
+        occurred_at_ns  bigint NOT NULL,
+        recorded_at_ns  bigint NOT NULL,
+        type            text   NOT NULL,
+        payload         text   NOT NULL,
+        UNIQUE (account, stream_version)
+    );
+    CREATE TABLE IF NOT EXISTS rapport_accounts (
+        account  text PRIMARY KEY,
+        version  bigint NOT NULL
+    );
+",
+    "
+    -- Version 2: a snapshot of each stream's validation state, so an append reads one row per
+    -- account instead of replaying the stream. NULL (rows from version 1) means replay once.
+    ALTER TABLE rapport_accounts ADD COLUMN IF NOT EXISTS state text;
+",
+    "
+    -- Version 3: new rows keep only the event's own fields in payload (type, id, account and
+    -- occurred_at are columns already); rows written before keep the whole line. Nothing is
+    -- rewritten: the version tells older builds, which expect whole lines, to stay away.
+    COMMENT ON COLUMN rapport_events.payload IS
+        'the event''s own fields as canonical JSON; rows from schema version 2 or older: the whole line';
+",
+];
+
+pub(crate) enum MigrateFailure {
+    TooNew(i32),
+    Connect(String),
+    Sql(String),
+}
+
+pub(crate) async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), MigrateFailure> {
+    let mut client = pool.get().await.map_err(|e| MigrateFailure::Connect(pool_reason(e)))?;
+    let tx = client.transaction().await.map_err(|e| MigrateFailure::Sql(e.to_string()))?;
+    let sql = |e: tokio_postgres::Error| MigrateFailure::Sql(e.to_string());
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(sql)?;
+    if let Some(schema) = schema {
+        // `schema` was checked to be [a-z0-9_]+, so it is safe to splice as an identifier.
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await.map_err(sql)?;
+    }
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS rapport_schema (version integer NOT NULL)").await.map_err(sql)?;
+    let row = tx.query_opt("SELECT max(version) FROM rapport_schema", &[]).await.map_err(sql)?;
+    let current: i32 = row.and_then(|r| r.get::<_, Option<i32>>(0)).unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(MigrateFailure::TooNew(current));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate() {
+        let version = i as i32 + 1;
+        if version > current {
+            tx.batch_execute(m).await.map_err(sql)?;
+            tx.execute("INSERT INTO rapport_schema (version) VALUES ($1)", &[&version]).await.map_err(sql)?;
+        }
+    }
+    tx.commit().await.map_err(sql)
+}

@@ -1,0 +1,242 @@
+//! Unit tests of the append pipeline against a real server (skipped without
+//! `RAPPORT_PG_URL`).
+
+use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::{AccountId, AppendError, BackfillStore, NewEvent, Store};
+
+use super::{Duration, PgOptions, PgStore};
+
+const POISON: &str = "poison-after-forecast";
+
+/// Makes the server fail any append holding an event of the account [`POISON`], late: a
+/// trigger on the events table sleeps 0.3 s, then raises. By then the append has handed its
+/// forecast on, and the next append has joined its chain and copied.
+fn poison(store: &PgStore) {
+    let pool = store.inner.pool.clone();
+    store.block(async move {
+        let client = pool.get().await.unwrap();
+        let sql = format!(
+            "CREATE OR REPLACE FUNCTION rapport_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF NEW.account = '{POISON}' THEN
+                 PERFORM pg_sleep(0.3);
+                 RAISE EXCEPTION 'poisoned for a test';
+               END IF;
+               RETURN NEW;
+             END $$;
+             CREATE TRIGGER rapport_poison BEFORE INSERT ON rapport_events
+               FOR EACH ROW EXECUTE FUNCTION rapport_poison();"
+        );
+        client.batch_execute(&sql).await.unwrap();
+    });
+}
+
+/// A store in a schema of its own, `prefix` and the process id, with bulk chains of
+/// `span`; `None` (the test skips) when `RAPPORT_PG_URL` is unset.
+fn test_store(prefix: &str, span: Duration) -> Option<PgStore> {
+    let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
+        eprintln!("RAPPORT_PG_URL is unset: skipping");
+        return None;
+    };
+    let schema = format!("{prefix}{}", std::process::id());
+    let options = PgOptions { schema: Some(schema), bulk_lock_span: span, ..PgOptions::default() };
+    Some(PgStore::connect_with(&url, options).unwrap())
+}
+
+fn batch(account: &str, seed: u64) -> Vec<NewEvent> {
+    generate(SynthConfig { accounts: 3, months: 12, seed, ..Default::default() })
+        .map(|mut e| {
+            e.account = AccountId::new(&format!("{account}-{}", e.account)).unwrap();
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_chain_member_whose_predecessor_fails_decides_again() {
+    let Some(store) = test_store("rapport_unit", Duration::from_secs(1)) else { return };
+    poison(&store);
+    let mut poisoned = batch("p", 2);
+    for e in poisoned.iter_mut().take(1) {
+        e.account = AccountId::new(POISON).unwrap();
+    }
+    let batches = [batch("a", 1), poisoned, batch("b", 3), batch("c", 4)];
+    // All four are in flight before any is awaited: each joins its predecessor's chain.
+    let futures: Vec<_> = batches.iter().map(|b| store.append_bulk(b.clone())).collect();
+    let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(matches!(results[1], Err(AppendError::Storage(_))), "{:?}", results[1]);
+    assert!(results[2].is_ok() && results[3].is_ok(), "{results:?}");
+    let stats = store.stats();
+    assert!(stats.joined_chains > 0, "the chain was joined: {stats:?}");
+    assert!(stats.chains_started > 0, "a chain was started: {stats:?}");
+    assert!(stats.decided_again > 0, "the member after the failed one decided again: {stats:?}");
+    // Nothing of the failed batch, nothing lost after it, positions gapless.
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert_eq!(log.len(), batches[0].len() + batches[2].len() + batches[3].len());
+    assert!(log.iter().all(|e| !e.account.as_str().starts_with("p-") && e.account.as_str() != POISON));
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn a_member_deciding_against_a_forecast_tells_a_forged_twin_from_a_duplicate() {
+    // Deciding early, the second append compares fingerprints with its predecessor's
+    // forecast, not stored rows: a twin written to share an unkeyed fingerprint with a
+    // later event must not make that event its duplicate (it did when the fingerprint
+    // was unkeyed: the append reported a duplicate and wrote nothing).
+    let Some(store) = test_store("rapport_unittwin", Duration::from_secs(1)) else { return };
+    let mut first = batch("a", 1);
+    let legit = first.iter().find(|e| matches!(e.event, rapport_core::Event::CommitmentMade { .. })).cloned();
+    let mut legit = legit.expect("a generated history makes commitments");
+    legit.account = AccountId::new("twin-target").unwrap();
+    legit.id = rapport_core::EventId::new_v7();
+    first.push(rapport_core::testing::forged_twin(&legit));
+    let futures: Vec<_> = [first, vec![legit.clone()]].into_iter().map(|b| store.append_bulk(b)).collect();
+    let results: Vec<_> = futures.into_iter().map(pollster::block_on).collect();
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert!(matches!(&results[1], Err(AppendError::IdConflict { id, .. }) if id == &legit.id), "{:?}", results[1]);
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn a_chain_holds_the_lock_until_dropped_and_takes_members_for_a_bounded_time() {
+    let span = Duration::from_millis(300);
+    let Some(store) = test_store("rapport_unitlock", span) else { return };
+    let lock = super::Lock {
+        config: store.inner.config.clone(),
+        key: store.inner.lock_key,
+        span,
+        stats: std::sync::Arc::default(),
+    };
+    let chain = store.block(async move { super::pipeline::Chain::start(&lock).await }).unwrap();
+    assert!(chain.joinable());
+    // A plain append (from any handle) waits for the lock while the chain holds it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = store.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(pollster::block_on(writer.append(batch("w", 5), rapport_core::ExpectedVersion::Any)));
+    });
+    assert!(rx.recv_timeout(span + Duration::from_millis(100)).is_err(), "blocked");
+    assert!(!chain.joinable(), "no new members after the span");
+    drop(chain);
+    let out = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("released when dropped");
+    assert!(out.is_ok(), "{out:?}");
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn a_stored_event_is_read_back_exactly() {
+    // Generated events of every type, and hostile account ids and free text.
+    let mut events: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 60, months: 24, seed: 7, ..Default::default() }).collect();
+    for (k, text) in
+        ["quote \" and \\ backslash", "nul \u{0} tab \t", "émoji ✓ \u{1F600}", "</script>'; --"].iter().enumerate()
+    {
+        // Account ids refuse control characters; the free text takes them.
+        let account = AccountId::new(&format!("{}{k}", text.replace(['\0', '\t'], "_"))).unwrap();
+        let at = rapport_core::Timestamp::from_unix_nanos(1_735_689_600_123_456_789 + k as i64);
+        let summary = Some(text.repeat(50));
+        events.push(NewEvent::new(account, at, rapport_core::Event::IssueDisclosed { summary }));
+        let account = AccountId::new(&format!("bare{k}")).unwrap();
+        events.push(NewEvent::new(account, at, rapport_core::Event::IssueDisclosed { summary: None }));
+    }
+    let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds.len(), rapport_core::EventKind::ALL.len(), "every type");
+    for e in &events {
+        let read = |payload: &str| {
+            let (tag, id) = (e.event.kind().tag(), e.id.as_uuid());
+            super::rows::event_of(tag, id, e.account.as_str(), e.occurred_at.unix_nanos(), payload)
+        };
+        let body = e.to_body_json();
+        assert_eq!(read(&body).as_ref(), Ok(e), "from the body {body}");
+        assert_eq!(read(&body).unwrap().to_json_line(), e.to_json_line());
+        // Rows written before schema version 3 hold the whole line.
+        assert_eq!(read(&e.to_json_line()).as_ref(), Ok(e));
+    }
+    // A body that is not the type's fields, or that carries fields kept apart, is refused.
+    let id = uuid::Uuid::from_u128(7);
+    for bad in ["[]", r#"{"severity":"high"}"#, r#"{"channel":"call","account":"b"}"#, "{"] {
+        assert!(super::rows::event_of("touchpoint", id, "a", 0, bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn rows_holding_whole_lines_still_read() {
+    // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
+    // without a snapshot; version 3 keeps only the event's own fields. Both must read,
+    // validate against, and tell duplicates.
+    let Some(store) = test_store("rapport_unitv2", Duration::from_secs(1)) else { return };
+    let events: Vec<NewEvent> = batch("v", 9);
+    let (old, new) = events.split_at(events.len() / 2);
+    let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = {
+        let mut versions: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        old.iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let v = versions.entry(e.account.as_str()).or_default();
+                *v += 1;
+                let tag = e.event.kind().tag().to_owned();
+                let account = e.account.as_str().to_owned();
+                (i as i64 + 1, account, *v, e.id.as_uuid(), e.occurred_at.unix_nanos(), tag, e.to_json_line())
+            })
+            .collect()
+    };
+    let pool = store.inner.pool.clone();
+    store.block(async move {
+        let client = pool.get().await.unwrap();
+        for (position, account, version, id, occurred, tag, line) in &rows {
+            client
+                .execute(
+                    "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
+                             recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                    &[position, account, version, id, occurred, tag, line],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "INSERT INTO rapport_accounts (account, version) VALUES ($1, $2)
+                         ON CONFLICT (account) DO UPDATE SET version = excluded.version",
+                    &[account, version],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    // The new half validates against the old rows (replayed: they have no snapshot).
+    let out = pollster::block_on(store.append_bulk(new.to_vec())).unwrap();
+    assert_eq!(out.appended.len(), new.len());
+    // The old half again is all duplicates, told from whole-line rows.
+    let out = pollster::block_on(store.append(old.to_vec(), rapport_core::ExpectedVersion::Any)).unwrap();
+    assert_eq!((out.appended.len(), out.duplicates.len()), (0, old.len()));
+    let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+    let found = pollster::block_on(store.preflight(&[], &ids)).unwrap().logged;
+    assert!(found.iter().zip(&events).all(|(f, e)| *f == Some(e.fingerprint())));
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert_eq!(log.len(), events.len());
+    assert!(log.iter().zip(&events).all(|(l, e)| l.same_content(e)));
+    // New rows hold only the event's own fields.
+    let pool = store.inner.pool.clone();
+    let bodies: Vec<String> = store.block(async move {
+        let client = pool.get().await.unwrap();
+        let rows = client.query("SELECT payload FROM rapport_events WHERE recorded_at_ns > 0", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    });
+    assert_eq!(bodies.len(), new.len());
+    assert!(bodies.iter().all(|b| !b.contains("\"account\"")), "{bodies:?}");
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn a_zero_bulk_lock_span_copies_one_batch_at_a_time() {
+    let Some(store) = test_store("rapport_unitzero", Duration::ZERO) else { return };
+    let batches = [batch("a", 11), batch("b", 12), batch("c", 13), batch("d", 14)];
+    let futures: Vec<_> = batches.iter().map(|b| store.append_bulk(b.clone())).collect();
+    for (f, b) in futures.into_iter().zip(&batches) {
+        assert_eq!(pollster::block_on(f).unwrap().appended.len(), b.len());
+    }
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert_eq!(log.len(), batches.iter().map(Vec::len).sum::<usize>());
+    assert_eq!(store.stats().chains_started, 0, "no chain was started");
+    store.drop_schema().unwrap();
+}
