@@ -67,6 +67,9 @@ impl HeadRecord {
         if word(8) != HEAD_VERSION {
             return Err(format!("version {}; this build reads {HEAD_VERSION}", word(8)));
         }
+        if b[48..60].iter().any(|&x| x != 0) {
+            return Err("reserved bytes 48..60 are not zero".into());
+        }
         let mut log_id = [0u8; 16];
         log_id.copy_from_slice(&b[12..28]);
         Ok(Self { log_id, last_segment: long(28), position: long(36), chain: word(44) })
@@ -128,5 +131,14 @@ mod tests {
             assert!(HeadRecord::decode(&b).is_err(), "a flip of bit {bit} is caught");
         }
         assert!(HeadRecord::decode(&bytes[..63]).is_err());
+    }
+
+    #[test]
+    fn refuses_reserved_bytes_that_are_not_zero_even_under_a_good_checksum() {
+        let mut b = HeadRecord { log_id: [1; 16], last_segment: 0, position: 0, chain: 0 }.encode();
+        b[55] = 1;
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(HeadRecord::decode(&b), Err("reserved bytes 48..60 are not zero".to_string()));
     }
 }

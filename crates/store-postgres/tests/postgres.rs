@@ -404,7 +404,16 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
     // and a reader tails the log. The reader must see every position once, in order (chain
     // members commit in order), and the other writer must get in while the import runs. (That
     // a chain takes members only for a bounded time is checked in the crate's unit tests.)
-    let Some((importer, live)) = two_handles("rapport_chain") else { return };
+    // The importer's chains take members for 20 ms, so that the import spans many chains
+    // however fast the server copies (with the default second, a fast server finished the
+    // whole import inside one chain and the live writer never had a chance).
+    let Some(url) = url() else { return };
+    let schema = format!("rapport_chain{}", std::process::id());
+    let handle = |span| {
+        let options = PgOptions { schema: Some(schema.clone()), bulk_lock_span: span, ..PgOptions::default() };
+        PgStore::connect_with(&url, options).unwrap()
+    };
+    let (importer, live) = (handle(std::time::Duration::from_millis(20)), handle(std::time::Duration::from_secs(1)));
     let history: Vec<NewEvent> =
         generate(SynthConfig { accounts: 400, months: 24, seed: 8, ..Default::default() }).collect();
     let batches: Vec<Vec<NewEvent>> = history.chunks(1_000).map(<[NewEvent]>::to_vec).collect();
@@ -416,7 +425,8 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
             let account = AccountId::new("live").unwrap();
             let mut positions = Vec::new();
             let mut k = 0;
-            while importing.load(Ordering::SeqCst) {
+            // At least one append, and the first one starts the import (a warm connection).
+            while k == 0 || importing.load(Ordering::SeqCst) {
                 let e = NewEvent::new(
                     account.clone(),
                     Timestamp::from_unix_seconds(1_700_000_000 + k * 60),
@@ -464,6 +474,8 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
     assert_eq!(seen.len(), log.len(), "the reader saw every event");
     assert!(seen.iter().enumerate().all(|(i, p)| *p == i as u64 + 1), "gapless, in order, 0 duplicated");
     let last_bulk = log.iter().filter(|e| e.account.as_str() != "live").map(|e| e.position.0).max().unwrap();
+    let chains = importer.stats().chains_started;
+    assert!(chains >= 2, "the import spanned {chains} chain(s); the test needs several");
     assert!(
         live_positions.iter().any(|&p| p < last_bulk),
         "the live writer got in while the import ran ({} live appends, last bulk position {last_bulk})",
