@@ -31,6 +31,18 @@ pub enum ExpectedVersion {
     Exact(StreamVersion),
 }
 
+/// Reads as the expectation a person would state: "any version", "no events yet",
+/// "version 147".
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any version"),
+            Self::NoStream => f.write_str("no events yet"),
+            Self::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
 /// One event the append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
@@ -90,7 +102,7 @@ impl StdError for StorageError {
 #[non_exhaustive]
 pub enum AppendError {
     /// The stream was not at the expected version.
-    #[error("account {account}: expected stream {expected:?}, but it is at version {actual}")]
+    #[error("account {account}: expected {expected}, but the stream is at version {actual}")]
     WrongExpectedVersion {
         /// The account.
         account: AccountId,

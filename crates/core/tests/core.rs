@@ -540,14 +540,19 @@ mod hostile_input {
         /// A generated history that ends by now holds only events an append admits now.
         #[test]
         fn prop_generated_history_ending_by_now_is_admitted(
-            start_day in 0i64..46_000,
+            start_fraction in 0.0f64..1.0,
             months in 1u32..=1_200,
             seed in any::<u64>(),
         ) {
-            let start = Timestamp::MIN.add_nanos(start_day * 86_400_000_000_000);
-            let config = synth::SynthConfig { accounts: 1, months, seed, start };
+            // A start chosen so the history ends by now (no rejection: a soak of many cases
+            // would otherwise exhaust proptest's budget of rejects).
+            const DAY: i64 = 86_400_000_000_000;
             let now = Timestamp::now();
-            prop_assume!(config.end() <= now);
+            let latest_start_day = (now.unix_nanos() - Timestamp::MIN.unix_nanos()) / DAY - i64::from(months) * 31 - 1;
+            let start_day = (start_fraction * latest_start_day as f64) as i64;
+            let start = Timestamp::MIN.add_nanos(start_day * DAY);
+            let config = synth::SynthConfig { accounts: 1, months, seed, start };
+            prop_assert!(config.end() <= now, "{:?} ends after now", config);
             let events: Vec<NewEvent> = synth::generate(config).collect();
             let store = MemoryStore::new();
             for chunk in events.chunks(5_000) {
@@ -556,4 +561,17 @@ mod hostile_input {
             }
         }
     }
+}
+
+#[test]
+fn a_wrong_expected_version_reads_as_a_sentence() {
+    let store = MemoryStore::new();
+    let e = || NewEvent::new(acme(), t(1), Event::TouchpointHeld { channel: rapport_core::Channel::Call });
+    pollster::block_on(rapport_core::Store::append(&store, vec![e()], ExpectedVersion::Any)).unwrap();
+    let expected = ExpectedVersion::Exact(rapport_core::StreamVersion(5));
+    let err = pollster::block_on(rapport_core::Store::append(&store, vec![e()], expected)).unwrap_err();
+    assert_eq!(err.to_string(), "account acme: expected version 5, but the stream is at version 1");
+    let err =
+        pollster::block_on(rapport_core::Store::append(&store, vec![e()], ExpectedVersion::NoStream)).unwrap_err();
+    assert_eq!(err.to_string(), "account acme: expected no events yet, but the stream is at version 1");
 }

@@ -1,0 +1,433 @@
+//! The field table and the typed event built from a line's fields: which fields exist, their
+//! JSON types, which belong to which event type, and the checks each value passes.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use super::ParseEventError;
+use crate::event::{AdvocacyKind, Channel, Event, EventKind, Severity, SurveyScore, TEXT_BYTES_MAX};
+use crate::id::{CommitmentKey, EscalationKey, Interner, ParseIdError, SurveyKey};
+use crate::timestamp::Timestamp;
+
+#[derive(Deserialize, Default, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLine<'a> {
+    #[serde(rename = "type", borrow)]
+    pub(super) ty: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) account: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) occurred_at: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) recorded_at: Option<Text<'a>>,
+    pub(super) stream_version: Option<u64>,
+    pub(super) position: Option<u64>,
+    #[serde(borrow)]
+    pub(super) commitment: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) title: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) due: Option<Text<'a>>,
+    pub(super) weight: Option<f64>,
+    #[serde(borrow)]
+    pub(super) reason: Option<Text<'a>>,
+    pub(super) accepted: Option<bool>,
+    #[serde(borrow)]
+    pub(super) escalation: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) severity: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) summary: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) survey: Option<Text<'a>>,
+    pub(super) nps: Option<i64>,
+    pub(super) csat: Option<i64>,
+    pub(super) ces: Option<i64>,
+    #[serde(borrow)]
+    pub(super) comment: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) channel: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) kind: Option<Text<'a>>,
+}
+
+/// A JSON string field that borrows from the line unless it holds escapes. (serde's own
+/// `Cow<str>` borrows only as a bare field, never inside an `Option`, so every field of every
+/// line would otherwise be a heap allocation.)
+#[derive(PartialEq)]
+pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
+    }
+}
+
+pub(super) type Parse<T> = Result<T, ParseEventError>;
+
+pub(super) fn invalid(field: &'static str, reason: impl ToString) -> ParseEventError {
+    ParseEventError::InvalidField { field, reason: reason.to_string() }
+}
+
+/// Refuses the first of `fields` (name, present) that is present, with `reason`.
+pub(super) fn refuse_present(fields: &[(&'static str, bool)], reason: &str) -> Parse<()> {
+    match fields.iter().find(|(_, present)| *present) {
+        Some(&(field, _)) => Err(invalid(field, reason)),
+        None => Ok(()),
+    }
+}
+
+impl RawLine<'_> {
+    /// The fields a store assigns, each with whether the line has it.
+    pub(super) fn store_assigned(&self) -> [(&'static str, bool); 3] {
+        [
+            ("recorded_at", self.recorded_at.is_some()),
+            ("stream_version", self.stream_version.is_some()),
+            ("position", self.position.is_some()),
+        ]
+    }
+}
+
+pub(super) struct Fields<'r, 'a> {
+    pub(super) raw: &'r RawLine<'a>,
+    pub(super) kind: EventKind,
+    pub(super) interner: std::cell::RefCell<Option<&'r mut Interner>>,
+}
+
+impl<'a> Fields<'_, 'a> {
+    pub(super) fn req<'v, T>(&self, field: &'static str, v: &'v Option<T>) -> Parse<&'v T> {
+        v.as_ref().ok_or(ParseEventError::MissingField { field, kind: self.kind })
+    }
+
+    pub(super) fn text(&self, field: &'static str, v: &Option<Text<'a>>) -> Parse<Option<String>> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.len() > TEXT_BYTES_MAX => {
+                Err(invalid(field, format!("is {} bytes, more than the {TEXT_BYTES_MAX} allowed", s.len())))
+            }
+            Some(s) => Ok(Some(s.to_string())),
+        }
+    }
+
+    pub(super) fn time(&self, field: &'static str, v: &Option<Text<'a>>) -> Parse<Timestamp> {
+        Timestamp::parse(self.req(field, v)?).map_err(|e| invalid(field, e))
+    }
+
+    /// A key field, its text shared through the interner when there is one.
+    pub(super) fn key<K>(
+        &self,
+        field: &'static str,
+        v: &Option<Text<'a>>,
+        new: fn(&str) -> Result<K, ParseIdError>,
+        new_in: fn(&str, &mut Interner) -> Result<K, ParseIdError>,
+    ) -> Parse<K> {
+        let s = self.req(field, v)?;
+        match self.interner.borrow_mut().as_deref_mut() {
+            Some(i) => new_in(s, i),
+            None => new(s),
+        }
+        .map_err(|e| invalid(field, e))
+    }
+
+    pub(super) fn commitment(&self) -> Parse<CommitmentKey> {
+        self.key("commitment", &self.raw.commitment, CommitmentKey::new, CommitmentKey::new_in)
+    }
+
+    pub(super) fn escalation(&self) -> Parse<EscalationKey> {
+        self.key("escalation", &self.raw.escalation, EscalationKey::new, EscalationKey::new_in)
+    }
+
+    /// Refuses every known field outside `allowed` (a mask of [`field`] bits) that the line
+    /// sets, naming the first in [`OPTIONAL_FIELDS`] order.
+    pub(super) fn only(&self, allowed: u32) -> Parse<()> {
+        let r = self.raw;
+        let present = [
+            r.commitment.is_some(),
+            r.title.is_some(),
+            r.due.is_some(),
+            r.weight.is_some(),
+            r.reason.is_some(),
+            r.accepted.is_some(),
+            r.escalation.is_some(),
+            r.severity.is_some(),
+            r.summary.is_some(),
+            r.survey.is_some(),
+            r.nps.is_some(),
+            r.csat.is_some(),
+            r.ces.is_some(),
+            r.comment.is_some(),
+            r.channel.is_some(),
+            r.kind.is_some(),
+        ];
+        let set = present.iter().enumerate().fold(0u32, |m, (i, &p)| m | (u32::from(p) << i));
+        match set & !allowed {
+            0 => Ok(()),
+            extra => Err(ParseEventError::FieldNotAllowed {
+                field: OPTIONAL_FIELDS[extra.trailing_zeros() as usize],
+                kind: self.kind,
+            }),
+        }
+    }
+}
+
+/// The JSON type of a field's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    /// A string.
+    Text,
+    /// A number (`weight`).
+    Number,
+    /// An integer (`nps`, `csat`, `ces`).
+    Integer,
+    /// `true` or `false` (`accepted`).
+    Bool,
+}
+
+/// Every field a submitted event may hold, with its JSON type: the canonical form's one field
+/// table (`docs/event-format.md`). The CSV importer's columns are these names. The first four
+/// are every event's; the rest only some types carry.
+pub const SUBMITTED_FIELDS: [(&str, FieldType); 20] = [
+    ("type", FieldType::Text),
+    ("id", FieldType::Text),
+    ("account", FieldType::Text),
+    ("occurred_at", FieldType::Text),
+    ("commitment", FieldType::Text),
+    ("title", FieldType::Text),
+    ("due", FieldType::Text),
+    ("weight", FieldType::Number),
+    ("reason", FieldType::Text),
+    ("accepted", FieldType::Bool),
+    ("escalation", FieldType::Text),
+    ("severity", FieldType::Text),
+    ("summary", FieldType::Text),
+    ("survey", FieldType::Text),
+    ("nps", FieldType::Integer),
+    ("csat", FieldType::Integer),
+    ("ces", FieldType::Integer),
+    ("comment", FieldType::Text),
+    ("channel", FieldType::Text),
+    ("kind", FieldType::Text),
+];
+
+/// The fields that only some event types carry, in the order a refusal names them; bit `i` of
+/// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching
+/// names cost a string comparison per field per line.
+pub(super) const OPTIONAL_FIELDS: [&str; 16] = {
+    let mut names = [""; 16];
+    let mut i = 0;
+    while i < 16 {
+        names[i] = SUBMITTED_FIELDS[i + 4].0;
+        i += 1;
+    }
+    names
+};
+
+/// The [`Fields::only`] bit of each of [`OPTIONAL_FIELDS`].
+pub(super) mod field {
+    pub(super) const COMMITMENT: u32 = 1 << 0;
+    pub(super) const TITLE: u32 = 1 << 1;
+    pub(super) const DUE: u32 = 1 << 2;
+    pub(super) const WEIGHT: u32 = 1 << 3;
+    pub(super) const REASON: u32 = 1 << 4;
+    pub(super) const ACCEPTED: u32 = 1 << 5;
+    pub(super) const ESCALATION: u32 = 1 << 6;
+    pub(super) const SEVERITY: u32 = 1 << 7;
+    pub(super) const SUMMARY: u32 = 1 << 8;
+    pub(super) const SURVEY: u32 = 1 << 9;
+    pub(super) const NPS: u32 = 1 << 10;
+    pub(super) const CSAT: u32 = 1 << 11;
+    pub(super) const CES: u32 = 1 << 12;
+    pub(super) const COMMENT: u32 = 1 << 13;
+    pub(super) const CHANNEL: u32 = 1 << 14;
+    pub(super) const KIND: u32 = 1 << 15;
+}
+
+pub(super) fn parse_severity(s: &str) -> Option<Severity> {
+    Some(match s {
+        "low" => Severity::Low,
+        "medium" => Severity::Medium,
+        "high" => Severity::High,
+        "critical" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+pub(super) fn parse_channel(s: &str) -> Option<Channel> {
+    Some(match s {
+        "meeting" => Channel::Meeting,
+        "call" => Channel::Call,
+        "email" => Channel::Email,
+        "chat" => Channel::Chat,
+        "visit" => Channel::Visit,
+        _ => return None,
+    })
+}
+
+pub(super) fn parse_advocacy(s: &str) -> Option<AdvocacyKind> {
+    Some(match s {
+        "referral" => AdvocacyKind::Referral,
+        "reference" => AdvocacyKind::Reference,
+        "case_study" => AdvocacyKind::CaseStudy,
+        "review" => AdvocacyKind::Review,
+        _ => return None,
+    })
+}
+
+/// The JSON name of a severity.
+pub fn severity_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Low => "low",
+        Severity::Medium => "medium",
+        Severity::High => "high",
+        Severity::Critical => "critical",
+    }
+}
+
+/// The JSON name of a channel.
+pub fn channel_tag(c: Channel) -> &'static str {
+    match c {
+        Channel::Meeting => "meeting",
+        Channel::Call => "call",
+        Channel::Email => "email",
+        Channel::Chat => "chat",
+        Channel::Visit => "visit",
+    }
+}
+
+/// The JSON name of an advocacy kind.
+pub fn advocacy_tag(k: AdvocacyKind) -> &'static str {
+    match k {
+        AdvocacyKind::Referral => "referral",
+        AdvocacyKind::Reference => "reference",
+        AdvocacyKind::CaseStudy => "case_study",
+        AdvocacyKind::Review => "review",
+    }
+}
+
+pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
+    let r = f.raw;
+    let event = match f.kind {
+        EventKind::CommitmentMade => {
+            f.only(field::COMMITMENT | field::TITLE | field::DUE | field::WEIGHT)?;
+            let weight = r.weight.unwrap_or(1.0);
+            if !(weight.is_finite() && weight > 0.0) {
+                return Err(invalid("weight", format!("{weight} is not a finite positive number")));
+            }
+            Event::CommitmentMade {
+                commitment: f.commitment()?,
+                title: f
+                    .text("title", &r.title)?
+                    .ok_or(ParseEventError::MissingField { field: "title", kind: f.kind })?,
+                due: f.time("due", &r.due)?,
+                weight,
+            }
+        }
+        EventKind::CommitmentRenegotiated => {
+            f.only(field::COMMITMENT | field::DUE | field::REASON)?;
+            Event::CommitmentRenegotiated {
+                commitment: f.commitment()?,
+                due: f.time("due", &r.due)?,
+                reason: f.text("reason", &r.reason)?,
+            }
+        }
+        EventKind::CommitmentDelivered => {
+            f.only(field::COMMITMENT | field::ACCEPTED)?;
+            Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
+        }
+        EventKind::CommitmentCancelled => {
+            f.only(field::COMMITMENT | field::REASON)?;
+            Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
+        }
+        EventKind::EscalationRaised => {
+            f.only(field::ESCALATION | field::SEVERITY | field::SUMMARY)?;
+            let s = f.req("severity", &r.severity)?;
+            let severity = parse_severity(s)
+                .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
+            Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
+        }
+        EventKind::EscalationAcknowledged => {
+            f.only(field::ESCALATION)?;
+            Event::EscalationAcknowledged { escalation: f.escalation()? }
+        }
+        EventKind::EscalationResolved => {
+            f.only(field::ESCALATION)?;
+            Event::EscalationResolved { escalation: f.escalation()? }
+        }
+        EventKind::EscalationReopened => {
+            f.only(field::ESCALATION)?;
+            Event::EscalationReopened { escalation: f.escalation()? }
+        }
+        EventKind::SurveyAnswered => {
+            f.only(field::SURVEY | field::NPS | field::CSAT | field::CES | field::COMMENT)?;
+            let survey = f.key("survey", &r.survey, SurveyKey::new, SurveyKey::new_in)?;
+            let score = match (r.nps, r.csat, r.ces) {
+                (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
+                (None, Some(v), None) => (SurveyScore::Csat as fn(u8) -> SurveyScore, "csat", v),
+                (None, None, Some(v)) => (SurveyScore::Ces as fn(u8) -> SurveyScore, "ces", v),
+                (None, None, None) => {
+                    return Err(invalid("nps", "a survey answer needs exactly one of nps, csat or ces"));
+                }
+                _ => return Err(invalid("nps", "a survey answer holds exactly one of nps, csat or ces")),
+            };
+            let (make, field, v) = score;
+            let answer = u8::try_from(v).map(make).map_err(|_| invalid(field, format!("{v} is out of range")))?;
+            if !answer.in_range() {
+                let range = answer.range();
+                return Err(invalid(field, format!("{v} is outside {}..={}", range.start(), range.end())));
+            }
+            Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
+        }
+        EventKind::TouchpointHeld => {
+            f.only(field::CHANNEL)?;
+            let s = f.req("channel", &r.channel)?;
+            let channel = parse_channel(s)
+                .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
+            Event::TouchpointHeld { channel }
+        }
+        EventKind::IssueDisclosed => {
+            f.only(field::SUMMARY)?;
+            Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
+        }
+        EventKind::AdvocacyGiven => {
+            f.only(field::KIND)?;
+            let s = f.req("kind", &r.kind)?;
+            let kind = parse_advocacy(s).ok_or_else(|| {
+                invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
+            })?;
+            Event::AdvocacyGiven { kind }
+        }
+    };
+    Ok(event)
+}

@@ -1,0 +1,289 @@
+//! The canonical JSON form: one flat object per line, `type` first, unknown fields rejected.
+//!
+//! See `docs/event-format.md` for the contract. Parsing goes through one flat struct that
+//! serde fills in a single pass; the typed [`Event`] is then built from it, refusing fields that
+//! do not belong to the line's `type`.
+
+use thiserror::Error;
+
+use std::borrow::Cow;
+
+use crate::event::{Envelope, EventKind, NewEvent};
+use crate::id::{AccountId, EventId, Interner, Position, StreamVersion};
+use crate::timestamp::Timestamp;
+
+/// The longest JSON line accepted, in bytes. Generous: the longest valid event is about 25 KiB
+/// even with every text byte escaped.
+pub const LINE_BYTES_MAX: usize = 64 * 1024;
+
+/// Why a JSON line was refused. Its `Display` reads `field: reason` when a field is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseEventError {
+    /// The line is longer than [`LINE_BYTES_MAX`].
+    #[error("line is {len} bytes, more than the {max} allowed")]
+    LineTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not a JSON object of the right shape (syntax error, wrong type, unknown field).
+    #[error("{reason}")]
+    Json {
+        /// What serde_json said, with the column.
+        reason: String,
+    },
+    /// The `type` is not one of the event types.
+    #[error("type: unknown event type {tag:?}")]
+    UnknownType {
+        /// The tag as given.
+        tag: String,
+    },
+    /// A field the type needs is missing.
+    #[error("{field}: missing, required by {kind}")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+        /// The event type.
+        kind: EventKind,
+    },
+    /// A known field that does not belong to this type.
+    #[error("{field}: not a field of {kind}")]
+    FieldNotAllowed {
+        /// The field.
+        field: &'static str,
+        /// The event type.
+        kind: EventKind,
+    },
+    /// A field's value is invalid.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl ParseEventError {
+    /// The field at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingField { field, .. }
+            | Self::FieldNotAllowed { field, .. }
+            | Self::InvalidField { field, .. } => Some(field),
+            Self::UnknownType { .. } => Some("type"),
+            _ => None,
+        }
+    }
+}
+
+mod fields;
+mod scan;
+#[cfg(test)]
+mod tests;
+mod write;
+
+pub use fields::{FieldType, SUBMITTED_FIELDS, advocacy_tag, channel_tag, severity_tag};
+use fields::{Fields, Parse, RawLine, Text, build_event, invalid, refuse_present};
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use scan::compact_scan_agrees;
+use scan::scan_compact;
+use write::JsonForm;
+
+/// Reads `line`'s fields into `raw`, which must be empty (`RawLine::default()`). Filled in
+/// place rather than returned: `RawLine` is over 500 bytes, and moving it out of the scanner
+/// and out of here cost two `memcpy` calls a line. `stored`: whether the line is in the stored
+/// form (for the list of fields an unknown field's refusal names).
+fn parse_raw<'a>(line: &'a str, raw: &mut RawLine<'a>, stored: bool) -> Parse<()> {
+    if line.len() > LINE_BYTES_MAX {
+        return Err(ParseEventError::LineTooLong { len: line.len(), max: LINE_BYTES_MAX });
+    }
+    if !scan_compact(line, raw) {
+        *raw = serde_json::from_str(line).map_err(|e| json_error(e, stored))?;
+    }
+    Ok(())
+}
+
+/// serde_json's message quotes what it refused (an unknown field's name, a value): escaped, so
+/// the message stays one line whatever the input holds. For an unknown field it lists the
+/// fields the form takes: serde's own list names the store-assigned ones, which a submission
+/// may not carry (`stored` says whether the form is the stored one, which holds them).
+fn json_error(e: serde_json::Error, stored: bool) -> ParseEventError {
+    let mut reason = e.to_string();
+    if reason.starts_with("unknown field `")
+        && let (Some(from), Some(to)) = (reason.rfind(", expected one of "), reason.rfind(" at line "))
+        && from < to
+    {
+        let mut names: Vec<&str> = SUBMITTED_FIELDS.iter().map(|(n, _)| *n).collect();
+        if stored {
+            names.extend(STORE_ASSIGNED);
+        }
+        let list: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        reason = format!("{}, expected one of {}{}", &reason[..from], list.join(", "), &reason[to..]);
+    }
+    ParseEventError::Json { reason: crate::escape::one_line(&reason).into_owned() }
+}
+
+/// The fields a store assigns: in the stored form, refused in a submission.
+const STORE_ASSIGNED: [&str; 3] = ["recorded_at", "stream_version", "position"];
+
+/// Builds the event and envelope fields shared by both forms; `id` is `None` when absent.
+fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<(Option<EventId>, NewEvent)> {
+    // `ok_or_else`: the error's `String` was otherwise built, and freed, for every line.
+    let tag = raw.ty.as_deref().ok_or_else(|| ParseEventError::Json { reason: "missing field `type`".into() })?;
+    let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
+    let f = Fields { raw, kind, interner: std::cell::RefCell::new(interner) };
+    let account = f.key("account", &raw.account, AccountId::new, AccountId::new_in)?;
+    let occurred_at = f.time("occurred_at", &raw.occurred_at)?;
+    let id = match &raw.id {
+        None => None,
+        Some(s) => Some(s.parse::<EventId>().map_err(|e| invalid("id", e))?),
+    };
+    let event = build_event(&f)?;
+    // The placeholder id is replaced by the caller; nil never escapes.
+    let new = NewEvent { id: EventId::from_bytes([0; 16]), account, occurred_at, event };
+    Ok((id, new))
+}
+
+impl NewEvent {
+    /// Parses one line of the canonical JSON form.
+    ///
+    /// A line without an `id` gets the deterministic v5 id of its canonical content (see
+    /// [`EventId::derive`]), so importing the same line twice yields the same event.
+    /// Store-assigned fields (`recorded_at`, `stream_version`, `position`) are refused.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    ///
+    /// # Example
+    /// ```
+    /// use rapport_core::NewEvent;
+    /// let e = NewEvent::from_json_line(
+    ///     r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#,
+    /// )?;
+    /// assert_eq!(e.account.as_str(), "acme");
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        Self::parse_line(line, None)
+    }
+
+    /// Like [`from_json_line`](Self::from_json_line), sharing key texts through `interner`:
+    /// for parsing many lines (an import), where most lines repeat an account.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    pub fn from_json_line_in(line: &str, interner: &mut Interner) -> Result<Self, ParseEventError> {
+        Self::parse_line(line, Some(interner))
+    }
+
+    fn parse_line(line: &str, interner: Option<&mut Interner>) -> Result<Self, ParseEventError> {
+        let mut raw = RawLine::default();
+        parse_raw(line, &mut raw, false)?;
+        refuse_present(&raw.store_assigned(), "is assigned by the store and cannot be submitted")?;
+        let (id, mut new) = build_new(&raw, interner)?;
+        new.id = match id {
+            Some(id) => id,
+            None => EventId::derive(&new.canonical_content()),
+        };
+        Ok(new)
+    }
+
+    /// Parses an event from its own fields (the form [`to_body_json`](Self::to_body_json)
+    /// writes) and the ones a store keeps apart: the type's tag, the id, the account and the
+    /// time. The inverse of `to_body_json`, without building the whole line.
+    ///
+    /// ```
+    /// # use rapport_core::{AccountId, EventId, NewEvent, Timestamp};
+    /// let e = NewEvent::from_json_line(
+    ///     r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#,
+    /// )?;
+    /// let body = e.to_body_json();
+    /// let back = NewEvent::from_body_json("touchpoint", e.id, e.account.clone(), e.occurred_at, &body)?;
+    /// assert_eq!(back, e);
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ParseEventError`]: an unknown tag, a body that is not the type's fields, or a field
+    /// that belongs outside the body.
+    pub fn from_body_json(
+        tag: &str,
+        id: EventId,
+        account: AccountId,
+        occurred_at: Timestamp,
+        body: &str,
+    ) -> Result<Self, ParseEventError> {
+        let mut raw = RawLine::default();
+        parse_raw(body, &mut raw, false)?;
+        let apart = [
+            ("type", raw.ty.is_some()),
+            ("id", raw.id.is_some()),
+            ("account", raw.account.is_some()),
+            ("occurred_at", raw.occurred_at.is_some()),
+        ];
+        let reason = "is not one of the event's own fields";
+        refuse_present(&apart, reason)?;
+        refuse_present(&raw.store_assigned(), reason)?;
+        let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
+        raw.ty = Some(Text(Cow::Borrowed(tag)));
+        let f = Fields { raw: &raw, kind, interner: std::cell::RefCell::new(None) };
+        let event = build_event(&f)?;
+        Ok(NewEvent { id, account, occurred_at, event })
+    }
+
+    /// The canonical JSON line (without a trailing newline).
+    pub fn to_json_line(&self) -> String {
+        // Serialising our own types into a String cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The canonical JSON of everything but the id: what a derived v5 id is computed from.
+    pub fn canonical_content(&self) -> Vec<u8> {
+        serde_json::to_vec(&JsonForm { new: self, header: true, with_id: false, stored: None }).unwrap_or_default()
+    }
+
+    /// The canonical JSON of the event's own fields: the line without `type`, `id`, `account`
+    /// and `occurred_at`, for stores that keep those in columns of their own. The line is
+    /// `{"type":…,"id":…,"account":…,"occurred_at":…` followed by the body's fields.
+    ///
+    /// ```
+    /// # use rapport_core::NewEvent;
+    /// let e = NewEvent::from_json_line(
+    ///     r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#,
+    /// )?;
+    /// assert_eq!(e.to_body_json(), r#"{"channel":"call"}"#);
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    pub fn to_body_json(&self) -> String {
+        serde_json::to_string(&JsonForm { new: self, header: false, with_id: false, stored: None }).unwrap_or_default()
+    }
+}
+
+impl Envelope {
+    /// Parses the stored form: the canonical line plus `recorded_at`, `stream_version` and
+    /// `position`, all required, as is `id`.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault.
+    pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        let mut raw = RawLine::default();
+        parse_raw(line, &mut raw, true)?;
+        let (id, mut new) = build_new(&raw, None)?;
+        let kind = new.event.kind();
+        let missing = |field| ParseEventError::MissingField { field, kind };
+        new.id = id.ok_or(missing("id"))?;
+        let recorded_at = Timestamp::parse(raw.recorded_at.as_deref().ok_or(missing("recorded_at"))?)
+            .map_err(|e| invalid("recorded_at", e))?;
+        let stream_version = StreamVersion(raw.stream_version.ok_or(missing("stream_version"))?);
+        let position = Position(raw.position.ok_or(missing("position"))?);
+        Ok(Envelope::new(new, recorded_at, stream_version, position))
+    }
+
+    /// The stored JSON form (without a trailing newline).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

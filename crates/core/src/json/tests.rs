@@ -1,0 +1,261 @@
+//! The JSON form's unit tests: every event type round trips, and each refusal names its field.
+
+use super::fields::*;
+use super::scan::*;
+use super::*;
+use crate::event::Event;
+const LINES: &[&str] = &[
+    r#"{"type":"commitment_made","id":"0192f0c1-7a4b-7cde-8f01-23456789ab01","account":"acme","occurred_at":"2025-03-01T09:00:00Z","commitment":"c-17","title":"SSO","due":"2025-04-01T00:00:00Z","weight":1.0}"#,
+    r#"{"type":"commitment_renegotiated","id":"0192f0c1-7a4b-7cde-8f01-23456789ab02","account":"acme","occurred_at":"2025-03-20T09:00:00Z","commitment":"c-17","due":"2025-04-15T00:00:00Z","reason":"vendor delay"}"#,
+    r#"{"type":"commitment_renegotiated","id":"0192f0c1-7a4b-7cde-8f01-23456789ab12","account":"acme","occurred_at":"2025-03-20T09:00:00Z","commitment":"c-17","due":"2025-04-15T00:00:00Z"}"#,
+    r#"{"type":"commitment_delivered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab03","account":"acme","occurred_at":"2025-04-10T09:00:00Z","commitment":"c-17","accepted":true}"#,
+    r#"{"type":"commitment_delivered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab13","account":"acme","occurred_at":"2025-04-10T09:00:00Z","commitment":"c-17","accepted":false}"#,
+    r#"{"type":"commitment_cancelled","id":"0192f0c1-7a4b-7cde-8f01-23456789ab04","account":"acme","occurred_at":"2025-03-02T09:00:00Z","commitment":"c-18","reason":"descoped"}"#,
+    r#"{"type":"escalation_raised","id":"0192f0c1-7a4b-7cde-8f01-23456789ab05","account":"acme","occurred_at":"2025-03-02T09:00:00Z","escalation":"e-3","severity":"high","summary":"outage"}"#,
+    r#"{"type":"escalation_raised","id":"0192f0c1-7a4b-7cde-8f01-23456789ab15","account":"acme","occurred_at":"2025-03-02T09:00:00Z","escalation":"e-4","severity":"critical"}"#,
+    r#"{"type":"escalation_acknowledged","id":"0192f0c1-7a4b-7cde-8f01-23456789ab06","account":"acme","occurred_at":"2025-03-02T10:00:00Z","escalation":"e-3"}"#,
+    r#"{"type":"escalation_resolved","id":"0192f0c1-7a4b-7cde-8f01-23456789ab07","account":"acme","occurred_at":"2025-03-03T10:00:00Z","escalation":"e-3"}"#,
+    r#"{"type":"escalation_reopened","id":"0192f0c1-7a4b-7cde-8f01-23456789ab08","account":"acme","occurred_at":"2025-03-04T10:00:00Z","escalation":"e-3"}"#,
+    r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab09","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","nps":9,"comment":"great"}"#,
+    r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab19","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","csat":4}"#,
+    r#"{"type":"survey_answered","id":"0192f0c1-7a4b-7cde-8f01-23456789ab29","account":"acme","occurred_at":"2025-03-05T10:00:00Z","survey":"q1-2025","ces":2}"#,
+    r#"{"type":"touchpoint","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0a","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"meeting"}"#,
+    r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0b","account":"acme","occurred_at":"2025-03-07T10:00:00Z","summary":"we double-billed"}"#,
+    r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab1b","account":"acme","occurred_at":"2025-03-07T10:00:00Z"}"#,
+    r#"{"type":"advocacy_given","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0c","account":"acme","occurred_at":"2025-03-08T10:00:00.5Z","kind":"case_study"}"#,
+];
+
+#[test]
+fn every_type_round_trips_json_event_json() {
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in LINES {
+        let e = NewEvent::from_json_line(line).unwrap_or_else(|err| panic!("{line}: {err}"));
+        kinds.insert(e.event.kind());
+        assert_eq!(&e.to_json_line(), line);
+        // event → JSON → event
+        assert_eq!(NewEvent::from_json_line(&e.to_json_line()).unwrap(), e);
+    }
+    assert_eq!(kinds.len(), EventKind::ALL.len(), "every type is covered");
+}
+
+#[test]
+fn every_type_round_trips_through_its_body() {
+    for line in LINES {
+        let e = NewEvent::from_json_line(line).unwrap();
+        let body = e.to_body_json();
+        assert!(!body.contains("\"account\"") && !body.contains("\"occurred_at\""), "{body}");
+        let tag = e.event.kind().tag();
+        let back = NewEvent::from_body_json(tag, e.id, e.account.clone(), e.occurred_at, &body).unwrap();
+        assert_eq!(back, e);
+        // The header fields belong outside the body; another type's tag does not fit it.
+        assert!(NewEvent::from_body_json(tag, e.id, e.account.clone(), e.occurred_at, line).is_err());
+    }
+    let e = NewEvent::from_json_line(LINES[14]).unwrap();
+    let body = e.to_body_json();
+    let err = NewEvent::from_body_json("escalation_raised", e.id, e.account, e.occurred_at, &body);
+    assert!(err.is_err());
+}
+
+#[test]
+fn envelope_form_round_trips() {
+    let e = NewEvent::from_json_line(LINES[0]).unwrap();
+    let env = Envelope::new(e, Timestamp::parse("2025-03-01T09:00:01Z").unwrap(), StreamVersion(1), Position(42));
+    let line = env.to_json_line();
+    assert!(line.contains(r#""recorded_at":"2025-03-01T09:00:01Z","stream_version":1,"position":42"#));
+    assert_eq!(Envelope::from_json_line(&line).unwrap(), env);
+    // The submission form refuses store-assigned fields.
+    assert!(matches!(NewEvent::from_json_line(&line), Err(ParseEventError::InvalidField { field: "recorded_at", .. })));
+}
+
+#[test]
+fn defaults_apply() {
+    let e = NewEvent::from_json_line(
+        r#"{"type":"commitment_made","account":"a","occurred_at":"2025-03-01T09:00:00Z","commitment":"c","title":"t","due":"2025-04-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    assert!(matches!(e.event, Event::CommitmentMade { weight, .. } if weight == 1.0));
+    let d = NewEvent::from_json_line(
+        r#"{"type":"commitment_delivered","account":"a","occurred_at":"2025-03-01T09:00:00Z","commitment":"c"}"#,
+    )
+    .unwrap();
+    assert!(matches!(d.event, Event::CommitmentDelivered { accepted: true, .. }));
+}
+
+#[test]
+fn missing_id_derives_a_stable_v5() {
+    let line = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#;
+    let a = NewEvent::from_json_line(line).unwrap();
+    let b = NewEvent::from_json_line(
+        r#"{"account":"acme","type":"touchpoint","channel":"call","occurred_at":"2025-03-06T11:00:00+01:00"}"#,
+    )
+    .unwrap();
+    assert_eq!(a.id.as_uuid().get_version_num(), 5);
+    assert_eq!(a.id, b.id, "the same content in another key order and offset");
+    let c = NewEvent::from_json_line(&line.replace("call", "email")).unwrap();
+    assert_ne!(a.id, c.id);
+}
+
+fn err(line: &str) -> ParseEventError {
+    NewEvent::from_json_line(line).unwrap_err()
+}
+
+#[test]
+fn refusals_name_the_field() {
+    let base = r#""account":"acme","occurred_at":"2025-03-06T10:00:00Z""#;
+    let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","chanel":"x"}}"#));
+    assert!(e.to_string().contains("unknown field `chanel`"), "{e}");
+    let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"fax"}}"#));
+    assert_eq!(e.field(), Some("channel"));
+    let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","weight":2.0}}"#));
+    assert!(matches!(e, ParseEventError::FieldNotAllowed { field: "weight", .. }), "{e}");
+    // Of several misplaced fields, the first in OPTIONAL_FIELDS order is named, wherever
+    // the line puts it.
+    let e = err(&format!(r#"{{"type":"touchpoint",{base},"kind":"review","channel":"call","summary":"s","due":"x"}}"#));
+    assert!(matches!(e, ParseEventError::FieldNotAllowed { field: "due", .. }), "{e}");
+    // Each type takes exactly its own fields: every other optional field is refused.
+    let own: [(&str, &str); 3] = [
+        ("commitment_delivered", r#""commitment":"c","accepted":true"#),
+        ("escalation_raised", r#""escalation":"x","severity":"low","summary":"s""#),
+        ("advocacy_given", r#""kind":"review""#),
+    ];
+    for (ty, fields) in own {
+        NewEvent::from_json_line(&format!(r#"{{"type":"{ty}",{base},{fields}}}"#)).unwrap();
+        for extra in OPTIONAL_FIELDS.iter().filter(|f| !fields.contains(&format!(r#""{f}""#))) {
+            let value = match *extra {
+                "weight" | "nps" | "csat" | "ces" => "1",
+                "accepted" => "true",
+                _ => r#""x""#,
+            };
+            let e = err(&format!(r#"{{"type":"{ty}",{base},{fields},"{extra}":{value}}}"#));
+            assert!(
+                matches!(e, ParseEventError::FieldNotAllowed { field, .. } if field == *extra),
+                "{ty} {extra}: {e}"
+            );
+        }
+    }
+    let e = err(&format!(r#"{{"type":"touch",{base}}}"#));
+    assert!(matches!(e, ParseEventError::UnknownType { .. }));
+    let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":11}}"#));
+    assert_eq!(e.to_string(), "nps: 11 is outside 0..=10");
+    let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":9,"csat":4}}"#));
+    assert_eq!(e.field(), Some("nps"));
+    let e = err(&format!(r#"{{"type":"survey_answered",{base},"survey":"s","ces":-1}}"#));
+    assert_eq!(e.field(), Some("ces"));
+    let e = err(&format!(r#"{{"type":"escalation_raised",{base},"escalation":"e","severity":"urgent"}}"#));
+    assert_eq!(e.field(), Some("severity"));
+    let e = err(&format!(r#"{{"type":"escalation_raised",{base},"severity":"low"}}"#));
+    assert!(matches!(e, ParseEventError::MissingField { field: "escalation", .. }));
+    let e = err(r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-02-30T10:00:00Z","channel":"call"}"#);
+    assert_eq!(e.field(), Some("occurred_at"));
+    let e = err(r#"{"type":"touchpoint","account":"","occurred_at":"2025-02-03T10:00:00Z","channel":"call"}"#);
+    assert_eq!(e.field(), Some("account"));
+    let e = err(&format!(r#"{{"type":"issue_disclosed",{base},"summary":"{}"}}"#, "x".repeat(4097)));
+    assert_eq!(e.field(), Some("summary"));
+    let e = err(&format!(
+        r#"{{"type":"commitment_made",{base},"commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":0}}"#
+    ));
+    assert_eq!(e.field(), Some("weight"));
+    let e = err(&format!(r#"{{"type":"touchpoint",{base},"channel":"call","id":"nope"}}"#));
+    assert_eq!(e.field(), Some("id"));
+    assert!(matches!(err("not json"), ParseEventError::Json { .. }));
+    assert!(matches!(err("[1,2]"), ParseEventError::Json { .. }));
+    assert!(matches!(err(&" ".repeat(LINE_BYTES_MAX + 1)), ParseEventError::LineTooLong { .. }));
+}
+
+#[test]
+fn the_compact_scanner_reads_what_serde_reads() {
+    let base = r#""account":"acme","occurred_at":"2025-02-03T10:00:00Z""#;
+    for line in [
+        "{}".to_string(),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","channel":"call"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"c\u0061ll"}}"#),
+        format!(r#"{{ "type":"touchpoint",{base},"channel":"call"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":null}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"extra":1}}"#),
+        format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":-0}}"#),
+        format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":07}}"#),
+        format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":7.0}}"#),
+        format!(r#"{{"type":"survey_answered",{base},"survey":"s","nps":7}} "#),
+        format!(r#"{{"type":"commitment_made",{base},"weight":1.}}"#),
+        format!(r#"{{"type":"commitment_made",{base},"weight":-0.25}}"#),
+        format!(r#"{{"type":"commitment_made",{base},"weight":0.1000000000000000055511151231257827}}"#),
+        format!(r#"{{"type":"commitment_made",{base},"weight":1e3}}"#),
+        format!(r#"{{"type":"commitment_delivered",{base},"accepted":tru}}"#),
+        format!(r#"{{"type":"commitment_delivered",{base},"accepted":false}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base},"summary":"a,b}}c \"q\" é"}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base},"summary":"tab	here"}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base},"position":18446744073709551615}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base},"position":-1}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base},}}"#),
+        format!(r#"{{"type":"issue_disclosed",{base}}}}}"#),
+        r#"{"type""#.to_string(),
+        r#"{"type":}"#.to_string(),
+        r#"{,}"#.to_string(),
+    ] {
+        assert!(compact_scan_agrees(&line), "{line}");
+    }
+    // The common shapes do take the fast path.
+    let canonical = format!(
+        r#"{{"type":"commitment_made",{base},"commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":1.5}}"#
+    );
+    assert!(scan_compact(&canonical, &mut RawLine::default()));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(crate::testing::cases(64)))]
+
+    /// The word-at-a-time search stops where a byte-at-a-time one does, whatever the
+    /// bytes (quotes, backslashes, control characters, UTF-8 and bytes near the limits).
+    #[test]
+    fn string_stop_agrees_with_a_byte_loop(
+        bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                4 => 0x20u8..0x7f,
+                1 => proptest::sample::select(vec![b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff]),
+                1 => proptest::num::u8::ANY,
+            ],
+            0..80,
+        ),
+    ) {
+        let expected = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        proptest::prop_assert_eq!(string_stop(&bytes), expected);
+    }
+
+    #[test]
+    fn compact_scanner_agrees_on_canonical_and_mutated_lines(
+        events in crate::testing::strategies::arb_account_history(),
+        edits in proptest::collection::vec((0usize..4096, 0u8..128), 0..4),
+    ) {
+        for e in &events {
+            let line = e.to_json_line();
+            if !line.contains('\\') {
+                proptest::prop_assert!(scan_compact(&line, &mut RawLine::default()), "{}", line);
+            }
+            proptest::prop_assert!(compact_scan_agrees(&line), "{}", line);
+            proptest::prop_assert_eq!(&NewEvent::from_json_line(&line).unwrap(), e);
+            let mut bytes = line.clone().into_bytes();
+            for &(at, byte) in &edits {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            if let Ok(mutated) = std::str::from_utf8(&bytes) {
+                proptest::prop_assert!(compact_scan_agrees(mutated), "{}", mutated);
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unknown_field_is_refused_naming_only_the_fields_the_form_takes() {
+    let line =
+        r#"{"type":"touchpoint","account":"a","occurred_at":"2025-01-01T00:00:00Z","channel":"call","chanel":1}"#;
+    let submitted = NewEvent::from_json_line(line).unwrap_err().to_string();
+    assert!(submitted.starts_with("unknown field `chanel`, expected one of `type`, `id`"), "{submitted}");
+    assert!(submitted.contains("`kind` at line 1 column"), "{submitted}");
+    for assigned in STORE_ASSIGNED {
+        assert!(!submitted.contains(assigned), "a submission may not carry {assigned}: {submitted}");
+    }
+    let stored = Envelope::from_json_line(line).unwrap_err().to_string();
+    assert!(stored.contains("`kind`, `recorded_at`, `stream_version`, `position` at line 1"), "{stored}");
+}

@@ -1,0 +1,104 @@
+//! Writing the canonical and stored JSON forms.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use super::fields::{advocacy_tag, channel_tag, severity_tag};
+use crate::event::{Envelope, Event, NewEvent};
+use crate::id::{Position, StreamVersion};
+use crate::timestamp::Timestamp;
+
+pub(super) struct Stored {
+    recorded_at: Timestamp,
+    stream_version: StreamVersion,
+    position: Position,
+}
+
+pub(super) struct JsonForm<'a> {
+    pub(super) new: &'a NewEvent,
+    /// With `type`, `account` and `occurred_at` (and `id` if `with_id`).
+    pub(super) header: bool,
+    pub(super) with_id: bool,
+    pub(super) stored: Option<Stored>,
+}
+
+impl Serialize for JsonForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.new;
+        let mut m = s.serialize_map(None)?;
+        if self.header {
+            m.serialize_entry("type", n.event.kind().tag())?;
+            if self.with_id {
+                m.serialize_entry("id", &n.id)?;
+            }
+            m.serialize_entry("account", &n.account)?;
+            m.serialize_entry("occurred_at", &n.occurred_at)?;
+        }
+        if let Some(st) = &self.stored {
+            m.serialize_entry("recorded_at", &st.recorded_at)?;
+            m.serialize_entry("stream_version", &st.stream_version)?;
+            m.serialize_entry("position", &st.position)?;
+        }
+        fn opt<M: SerializeMap>(m: &mut M, k: &'static str, v: &Option<String>) -> Result<(), M::Error> {
+            match v {
+                Some(v) => m.serialize_entry(k, v),
+                None => Ok(()),
+            }
+        }
+        match &n.event {
+            Event::CommitmentMade { commitment, title, due, weight } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("title", title)?;
+                m.serialize_entry("due", due)?;
+                m.serialize_entry("weight", weight)?;
+            }
+            Event::CommitmentRenegotiated { commitment, due, reason } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("due", due)?;
+                opt(&mut m, "reason", reason)?;
+            }
+            Event::CommitmentDelivered { commitment, accepted } => {
+                m.serialize_entry("commitment", commitment)?;
+                m.serialize_entry("accepted", accepted)?;
+            }
+            Event::CommitmentCancelled { commitment, reason } => {
+                m.serialize_entry("commitment", commitment)?;
+                opt(&mut m, "reason", reason)?;
+            }
+            Event::EscalationRaised { escalation, severity, summary } => {
+                m.serialize_entry("escalation", escalation)?;
+                m.serialize_entry("severity", severity_tag(*severity))?;
+                opt(&mut m, "summary", summary)?;
+            }
+            Event::EscalationAcknowledged { escalation }
+            | Event::EscalationResolved { escalation }
+            | Event::EscalationReopened { escalation } => {
+                m.serialize_entry("escalation", escalation)?;
+            }
+            Event::SurveyAnswered { survey, score, comment } => {
+                m.serialize_entry("survey", survey)?;
+                m.serialize_entry(score.field(), &score.value())?;
+                opt(&mut m, "comment", comment)?;
+            }
+            Event::TouchpointHeld { channel } => m.serialize_entry("channel", channel_tag(*channel))?,
+            Event::IssueDisclosed { summary } => opt(&mut m, "summary", summary)?,
+            Event::AdvocacyGiven { kind } => m.serialize_entry("kind", advocacy_tag(*kind))?,
+        }
+        m.end()
+    }
+}
+
+impl Serialize for NewEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        JsonForm { new: self, header: true, with_id: true, stored: None }.serialize(s)
+    }
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let new = self.to_new_event();
+        let stored =
+            Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
+        JsonForm { new: &new, header: true, with_id: true, stored: Some(stored) }.serialize(s)
+    }
+}
