@@ -306,10 +306,7 @@ fn generate_is_deterministic() {
 
 #[test]
 fn postgres_is_an_alternative_to_a_store_directory() {
-    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
-        eprintln!("RAPPORT_PG_URL is unset: skipping");
-        return;
-    };
+    let Some(url) = rapport_core::testing::pg_url() else { return };
     let tmp = Tmp::new("pg");
     // Unique accounts, so runs sharing the database do not collide.
     let tag = format!(
@@ -576,10 +573,7 @@ fn events_dated_in_the_future_are_refused_unless_the_skew_allows_them() {
 
 #[test]
 fn postgres_logins_say_what_failed_and_take_the_password_from_the_environment() {
-    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
-        eprintln!("RAPPORT_PG_URL is unset: skipping");
-        return;
-    };
+    let Some(url) = rapport_core::testing::pg_url() else { return };
     // postgres://user:password@host:port/db, split to rebuild it in other shapes.
     let (scheme_user, rest) = url.split_once('@').expect("a URL with credentials");
     let (user_part, password) = scheme_user.trim_start_matches("postgres://").split_once(':').expect("a password");
@@ -618,10 +612,7 @@ fn postgres_logins_say_what_failed_and_take_the_password_from_the_environment() 
 
 #[test]
 fn a_conflicting_id_in_postgres_is_invalid_input() {
-    let Ok(url) = std::env::var("RAPPORT_PG_URL") else {
-        eprintln!("RAPPORT_PG_URL is unset: skipping");
-        return;
-    };
+    let Some(url) = rapport_core::testing::pg_url() else { return };
     // A line crafted to share an unkeyed fingerprint with one 2,000 lines later: the later
     // line is refused as invalid input (exit 3) by its number, and nothing is appended.
     let tmp = Tmp::new("pg-twin");

@@ -1,5 +1,5 @@
-//! Unit tests of the append pipeline against a real server (skipped without
-//! `RAPPORT_PG_URL`).
+//! Unit tests of the append pipeline against a real server (skipped, loudly, without
+//! `RAPPORT_PG_URL`; failing instead when `CI` is set).
 
 use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, AppendError, BackfillStore, NewEvent, Store};
@@ -32,12 +32,9 @@ fn poison(store: &PgStore) {
 }
 
 /// A store in a schema of its own, `prefix` and the process id, with bulk chains of
-/// `span`; `None` (the test skips) when `RAPPORT_PG_URL` is unset.
+/// `span`; `None` (the test skips, loudly; it fails under CI) when `RAPPORT_PG_URL` is unset.
 fn test_store(prefix: &str, span: Duration) -> Option<PgStore> {
-    let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) else {
-        eprintln!("RAPPORT_PG_URL is unset: skipping");
-        return None;
-    };
+    let url = rapport_core::testing::pg_url()?;
     let schema = format!("{prefix}{}", std::process::id());
     let options = PgOptions { schema: Some(schema), bulk_lock_span: span, ..PgOptions::default() };
     Some(PgStore::connect_with(&url, options).unwrap())

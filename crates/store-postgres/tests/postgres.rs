@@ -1,7 +1,8 @@
 //! rapport-store-postgres against a real PostgreSQL server: the conformance suite, gapless
 //! reads under concurrent writers, hostile inputs, schema versioning and error hygiene.
 //!
-//! Every test skips (with a message) when `RAPPORT_PG_URL` is unset; `.ci/run` always sets it.
+//! Every test skips, saying so on the terminal, when `RAPPORT_PG_URL` is unset, and fails
+//! instead when `CI` is set (`rapport_core::testing::pg_url`); `.ci/run` always sets it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,11 +15,7 @@ use rapport_core::{
 use rapport_store_postgres::{ConnectError, PgOptions, PgStore};
 
 fn url() -> Option<String> {
-    let url = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("RAPPORT_PG_URL is unset: skipping the PostgreSQL tests");
-    }
-    url
+    rapport_core::testing::pg_url()
 }
 
 /// Drops a test schema when the test ends.

@@ -7,6 +7,26 @@ pub mod strategies;
 
 pub use crate::synth::{SynthConfig, generate};
 
+/// The PostgreSQL server for a test that needs one: `RAPPORT_PG_URL`. When it is unset or
+/// empty the test is to skip (`None`), and says so on the terminal, past the test harness's
+/// capture, naming the test; but when `CI` is set (to anything but empty or `false`) it
+/// panics instead, because a skipped test passes and CI must not pass without the server.
+///
+/// # Panics
+/// When `RAPPORT_PG_URL` is unset and `CI` is set.
+pub fn pg_url() -> Option<String> {
+    if let Some(url) = std::env::var("RAPPORT_PG_URL").ok().filter(|u| !u.is_empty()) {
+        return Some(url);
+    }
+    let test = std::thread::current().name().unwrap_or("a PostgreSQL test").to_owned();
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(!ci, "{test}: RAPPORT_PG_URL is unset but CI is set; the PostgreSQL tests must run in CI");
+    // Straight to the terminal: the harness captures `eprintln!` of tests that pass.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: needs PostgreSQL (set RAPPORT_PG_URL=postgres://…)");
+    None
+}
+
 /// Whether the JSON line parser's fast path for the compact canonical shape, where it reads
 /// `line`, reads exactly what serde_json reads (for fuzzing; the fast path must never change
 /// what a line means).
