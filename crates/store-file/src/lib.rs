@@ -36,12 +36,20 @@
 mod damage;
 pub mod format;
 mod head;
+mod index;
+mod job;
+mod open;
+mod options;
+mod read;
 mod recovery;
+mod shared;
 mod store;
 mod verify;
 pub mod vfs;
 mod writer;
 
 pub use head::{HEAD_FILE, HeadRecord};
-pub use store::{Durability, FileStore, OpenError, Options, RecoveryReport, Skipped, segment_name};
+pub use index::segment_name;
+pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};
+pub use store::FileStore;
 pub use verify::{VerifyError, VerifyReport, verify};

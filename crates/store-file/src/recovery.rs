@@ -11,7 +11,8 @@ use rapport_core::{NewEvent, Position, StreamVersion, Timestamp};
 use crate::damage;
 use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
-use crate::store::{Core, Index, OpenError, pack, parse_segment_name, segment_name};
+use crate::index::{Core, Index, pack, parse_segment_name, segment_name};
+use crate::options::OpenError;
 use crate::vfs::{Vfs, read_exact_at};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left

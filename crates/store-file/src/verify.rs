@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{FileStore, OpenError, Skipped};
+use crate::options::{OpenError, Skipped};
+use crate::store::FileStore;
 
 /// A healthy store's size.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,30 +3,21 @@
 //! records the offsets, publishes the committed head and completes each append's future. It
 //! also keeps the head record (`HEAD`) current at every segment rollover and at a clean close.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
-use rapport_core::{AppendError, AppendOutcome, NewEvent, StorageError, StreamVersion, Timestamp};
+use rapport_core::{AppendError, AppendOutcome, StorageError};
 
 use crate::damage;
 use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
-use crate::store::{Durability, Shared, lock, pack, segment_name};
+use crate::index::{pack, segment_name};
+use crate::job::{Completion, Job};
+use crate::options::Durability;
+use crate::shared::Shared;
 use crate::vfs::{AppendFile, Vfs};
-
-/// A decided append on its way to the writer thread, which encodes it into one frame.
-pub(crate) struct Job {
-    pub(crate) events: Arc<Vec<(NewEvent, StreamVersion)>>,
-    pub(crate) first_position: u64,
-    pub(crate) recorded_at: Timestamp,
-    pub(crate) done: Completion,
-    pub(crate) outcome: AppendOutcome,
-}
 
 /// What the writer thread owns: the current segment file and where the log's tail stands.
 pub(crate) struct Writer {
@@ -52,66 +43,34 @@ pub(crate) struct Writer {
     pub(crate) frame: Vec<u8>,
 }
 
-// ---------------------------------------------------------------------------------------------
-// A one-shot completion the writer thread fills in and the append future waits on.
-
-#[derive(Default)]
-struct Slot {
-    result: Option<Result<AppendOutcome, AppendError>>,
-    waker: Option<Waker>,
-}
-
-#[derive(Clone, Default)]
-pub(crate) struct Completion(Arc<Mutex<Slot>>);
-
-impl Completion {
-    pub(crate) fn complete(&self, result: Result<AppendOutcome, AppendError>) {
-        let waker = {
-            let mut slot = lock(&self.0);
-            slot.result = Some(result);
-            slot.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
+impl Writer {
+    /// The writer of a log that recovery read as `scan`, appending to `file` (its last
+    /// segment, synced): everything read counts as written and durable.
+    pub(crate) fn resume(
+        file: Box<dyn AppendFile>,
+        vfs: Arc<dyn Vfs>,
+        dir: &std::path::Path,
+        log_id: [u8; 16],
+        scan: &crate::recovery::Scan,
+    ) -> Self {
+        let n_events = scan.head();
+        Self {
+            file,
+            vfs,
+            dir: dir.to_path_buf(),
+            log_id,
+            epoch: scan.last_epoch + 1,
+            segment_no: scan.numbers.last().copied().unwrap_or(0),
+            segment_len: scan.segment_len,
+            prev_payload_crc: scan.prev_payload_crc,
+            written: n_events,
+            synced: n_events,
+            synced_chain: scan.prev_payload_crc,
+            failed: false,
+            frame: Vec::new(),
         }
     }
 }
-
-pub(crate) struct Pending(pub(crate) Completion);
-
-impl Future for Pending {
-    type Output = Result<AppendOutcome, AppendError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut slot = lock(&(self.0).0);
-        match slot.result.take() {
-            Some(r) => Poll::Ready(r),
-            None => {
-                slot.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-/// The append future: either decided at submission or waiting on the writer.
-pub(crate) enum AppendFuture {
-    Ready(Option<Result<AppendOutcome, AppendError>>),
-    Waiting(Pending),
-}
-
-impl Future for AppendFuture {
-    type Output = Result<AppendOutcome, AppendError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            AppendFuture::Ready(r) => Poll::Ready(r.take().unwrap_or_else(|| Ok(AppendOutcome::default()))),
-            AppendFuture::Waiting(p) => Pin::new(p).poll(cx),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /// The most events one group writes before it syncs (about 16 MiB of frames at most).
 const GROUP_EVENTS_MAX: usize = 200_000;

@@ -1,0 +1,77 @@
+//! What the store knows of its log in memory: the validation state and appends in flight
+//! ([`Core`], under the append lock) and where every record lies ([`Index`], shared with
+//! readers). Built by recovery, kept current by appends and the writer thread.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rapport_core::backend::{KeyedMap, LogState};
+use rapport_core::{AccountId, NewEvent, StreamVersion, Timestamp};
+
+pub(crate) struct Core {
+    pub(crate) state: LogState,
+    /// Appends handed to the writer and not yet committed, oldest first: what a duplicate of
+    /// one of their events is compared with (committed events are read back from disk).
+    pub(crate) in_flight: std::collections::VecDeque<InFlight>,
+    pub(crate) next_position: u64,
+    pub(crate) last_recorded: Timestamp,
+}
+
+/// An append on its way to disk: its first position and its events.
+pub(crate) struct InFlight {
+    pub(crate) first: u64,
+    pub(crate) events: Arc<Vec<(NewEvent, StreamVersion)>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Index {
+    pub(crate) segments: Vec<PathBuf>,
+    /// Per position - 1: `(segment << 40) | offset of the record's prefix`.
+    pub(crate) offsets: Vec<u64>,
+    pub(crate) streams: KeyedMap<AccountId, Vec<u64>>,
+    pub(crate) accounts: BTreeMap<AccountId, u64>,
+    /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
+    /// stable hash is public, so anyone can aim texts at chosen values: the map is seeded.
+    pub(crate) interned: KeyedMap<u64, AccountId>,
+}
+
+impl Index {
+    pub(crate) fn note_account(&mut self, account: &AccountId, position: u64) {
+        match self.streams.get_mut(account) {
+            Some(s) => s.push(position),
+            None => {
+                self.streams.insert(account.clone(), vec![position]);
+                self.accounts.insert(account.clone(), position);
+                self.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
+            }
+        }
+    }
+
+    pub(crate) fn intern(&self, s: &str) -> Result<AccountId, String> {
+        match self.interned.get(&rapport_core::id::stable_hash(s)) {
+            Some(a) if a.as_str() == s => Ok(a.clone()),
+            _ => AccountId::new(s).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+const OFFSET_BITS: u32 = 40;
+
+pub(crate) fn pack(segment: u64, offset: u64) -> u64 {
+    (segment << OFFSET_BITS) | offset
+}
+
+pub(crate) fn unpack(v: u64) -> (u64, u64) {
+    (v >> OFFSET_BITS, v & ((1 << OFFSET_BITS) - 1))
+}
+
+/// The file name of segment `n`.
+pub fn segment_name(n: u64) -> String {
+    format!("seg-{n:010}.rpl")
+}
+
+/// The number of segment file `name`, if it is one.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?.strip_suffix(".rpl")?.parse().ok()
+}

@@ -1,0 +1,201 @@
+//! Opening a store: for writing (lock, recover, make the tail and the head record durable,
+//! start the writer thread) or for reading only.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::{self, HEAD_FILE, HeadRecord};
+use crate::index::segment_name;
+use crate::job::Job;
+use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
+use crate::recovery;
+use crate::shared::{Shared, lock};
+use crate::store::FileStore;
+use crate::vfs::{StdVfs, Vfs};
+use crate::writer::{Writer, writer_loop};
+
+/// Creates `dir` and any missing parents, and makes each new directory's entry durable (a
+/// power loss must not take away a store whose appends were acknowledged).
+fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
+    let mut missing: Vec<&Path> = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && !vfs.exists(d)) {
+        missing.push(d);
+        at = d.parent();
+    }
+    vfs.create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    for d in missing.iter().rev() {
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        vfs.sync_dir(parent).map_err(io_err("fsync directory", parent))?;
+    }
+    Ok(())
+}
+
+/// The store's head record, or `None`; a head record that cannot be read or trusted is
+/// damage, refused.
+fn read_head(vfs: &dyn Vfs, dir: &Path) -> Result<Option<HeadRecord>, OpenError> {
+    head::read(vfs, dir).map_err(|(path, reason)| OpenError::Corrupt { segment: path, offset: 0, reason })
+}
+
+impl FileStore {
+    /// Opens (or creates) the store in `dir` with default options.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub fn open_with(dir: impl AsRef<Path>, options: Options) -> Result<Self, OpenError> {
+        Self::open_on(Arc::new(StdVfs), dir.as_ref(), options)
+    }
+
+    /// Opens the store on a custom file-system layer (for fault-injection tests).
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Self, OpenError> {
+        if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&options.segment_bytes_max) {
+            return Err(OpenError::InvalidOptions(format!(
+                "segment_bytes_max {} is outside 64 KiB..=4 GiB",
+                options.segment_bytes_max
+            )));
+        }
+        if !vfs.exists(dir) {
+            if !options.create_if_missing {
+                return Err(OpenError::Missing { dir: dir.to_path_buf() });
+            }
+            create_dir_durably(&*vfs, dir)?;
+        }
+        let guard = match vfs.lock_dir(dir) {
+            Ok(g) => g,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(OpenError::Locked { dir: dir.to_path_buf() });
+            }
+            Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
+        };
+        let head = read_head(&*vfs, dir)?;
+        let mut scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let truncated = cut_torn_tail(&*vfs, &scan)?;
+        let log_id = scan.log_id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
+        start_segment_if_needed(&*vfs, dir, log_id, &mut scan)?;
+        let current = scan.index.segments.last().cloned().unwrap_or_else(|| dir.join(segment_name(0)));
+        let mut file = vfs.open_append(&current, false).map_err(io_err("open segment", &current))?;
+        // What was read may still sit unsynced in the page cache (a crashed writer's last
+        // group): made durable before the head record calls it acknowledged.
+        file.sync_data().map_err(io_err("fsync segment", &current))?;
+        let record = scan.head_record(log_id);
+        if head != Some(record) {
+            head::write(&*vfs, dir, &record).map_err(|(operation, source)| OpenError::Io {
+                operation,
+                path: dir.join(HEAD_FILE),
+                source,
+            })?;
+        }
+        let n_events = scan.head();
+        let recovery =
+            RecoveryReport { truncated, skipped: None, n_events, n_segments: scan.index.segments.len() as u64 };
+        let writer = Writer::resume(file, Arc::clone(&vfs), dir, log_id, &scan);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, Some(tx), Some(guard));
+        let weak = Arc::downgrade(&shared);
+        let handle = std::thread::Builder::new()
+            .name("rapport-writer".into())
+            .spawn(move || writer_loop(weak, rx, writer))
+            .map_err(io_err("spawn writer thread", dir))?;
+        *lock(&shared.writer) = Some(handle);
+        Ok(Self { shared })
+    }
+
+    /// Opens the store in `dir` for reading only: no lock (a writer may be appending), no
+    /// writes, no recovery. It reads up to the last complete batch; a torn or unfinished
+    /// batch at the end is left as it is and reported in [`RecoveryReport::skipped`]. Damage
+    /// anywhere else is refused as on a writer's open. Appends fail.
+    ///
+    /// # Errors
+    /// [`OpenError::Missing`] when `dir` holds no store; [`OpenError::Corrupt`]; I/O errors.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_read_only_on(Arc::new(StdVfs), dir.as_ref())
+    }
+
+    /// [`open_read_only`](Self::open_read_only) on a custom file-system layer.
+    ///
+    /// # Errors
+    /// [`OpenError`].
+    pub fn open_read_only_on(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Self, OpenError> {
+        if !vfs.exists(dir) {
+            return Err(OpenError::Missing { dir: dir.to_path_buf() });
+        }
+        // The head record first: a writer renames a new one in only after the segments it
+        // names exist, so what the listing finds next is at least as new.
+        let head = read_head(&*vfs, dir)?;
+        let scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let Some(log_id) = scan.log_id else {
+            return Err(OpenError::Missing { dir: dir.to_path_buf() });
+        };
+        let skipped = scan.tail.as_ref().map(|t| Skipped {
+            segment: t.segment.clone(),
+            offset: t.offset,
+            bytes: t.bytes,
+            reason: t.reason.clone(),
+        });
+        let recovery = RecoveryReport {
+            truncated: Vec::new(),
+            skipped,
+            n_events: scan.head(),
+            n_segments: scan.index.segments.len() as u64,
+        };
+        let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);
+        Ok(Self { shared })
+    }
+}
+
+/// Cuts the torn tail recovery found, if any: what a crash left unacknowledged. Returns what
+/// was cut, for the [`RecoveryReport`].
+fn cut_torn_tail(vfs: &dyn Vfs, scan: &recovery::Scan) -> Result<Vec<(PathBuf, u64, u64)>, OpenError> {
+    let Some(tail) = &scan.tail else { return Ok(Vec::new()) };
+    if tail.reason != "zeroed space" {
+        log::warn!(
+            "{}: torn tail at byte {} ({}); truncating {} bytes",
+            tail.segment.display(),
+            tail.offset,
+            tail.reason,
+            tail.bytes
+        );
+    }
+    vfs.truncate(&tail.segment, tail.offset).map_err(io_err("truncate", &tail.segment))?;
+    Ok(vec![(tail.segment.clone(), tail.offset, tail.bytes)])
+}
+
+/// A fresh log, or a last segment whose header was torn: writes (or rewrites) its header
+/// durably, with the directory entry.
+fn start_segment_if_needed(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    log_id: [u8; 16],
+    scan: &mut recovery::Scan,
+) -> Result<(), OpenError> {
+    if !scan.numbers.is_empty() && scan.segment_len != 0 {
+        return Ok(());
+    }
+    let n = scan.numbers.last().copied().unwrap_or(0);
+    let path = dir.join(segment_name(n));
+    if scan.numbers.is_empty() {
+        scan.numbers.push(0);
+        scan.index.segments.push(path.clone());
+    }
+    let header = SegmentHeader { log_id, base_position: scan.core.next_position, segment_no: n, head_tracked: true };
+    let mut f = vfs.open_append(&path, !vfs.exists(&path)).map_err(io_err("create segment", &path))?;
+    f.append(&header.encode()).map_err(io_err("write segment header", &path))?;
+    f.sync_data().map_err(io_err("fsync segment", &path))?;
+    vfs.sync_dir(dir).map_err(io_err("fsync directory", dir))?;
+    scan.segment_len = SEGMENT_HEADER_BYTES as u64;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! What a caller chooses when opening a [`FileStore`](crate::FileStore), and what opening
+//! can refuse or report.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rapport_core::validate::FUTURE_SKEW_DEFAULT;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// After the batch and its data are on stable storage (`fdatasync`). The default.
+    #[default]
+    Sync,
+    /// As soon as the batch is handed to the operating system, without `fdatasync`. Faster, and
+    /// **a crash or power loss may lose recently acknowledged events** (never corrupt older
+    /// ones: recovery still truncates a torn tail). For tests and throwaway data.
+    NoSyncMayLoseRecentOnCrash,
+}
+
+/// Settings for [`FileStore::open_with`]. By default: durable (`Durability::Sync`), 256 MiB
+/// segments, the directory created if missing, five minutes of clock skew allowed
+/// ([`FUTURE_SKEW_DEFAULT`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// When appends are acknowledged.
+    pub durability: Durability,
+    /// A segment is sealed and a new one started once it would grow past this many bytes.
+    /// At least 64 KiB; at most 4 GiB.
+    pub segment_bytes_max: u64,
+    /// Create the directory (and a new log) if it does not exist.
+    pub create_if_missing: bool,
+    /// How much later than its `recorded_at` a new event may say it occurred
+    /// ([`Admission`]); later ones are refused with
+    /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
+    pub future_skew: std::time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Sync,
+            segment_bytes_max: 256 * 1024 * 1024,
+            create_if_missing: true,
+            future_skew: FUTURE_SKEW_DEFAULT,
+        }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The directory does not exist and `create_if_missing` is off.
+    #[error("no rapport store at {dir}")]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Another writer (this process or another) has the store open.
+    #[error("the store at {dir} is open for writing elsewhere (its directory is locked)")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Damage that recovery must not repair: it is in a sealed segment, valid data follows
+    /// it, no torn write explains it, or the log lost events its head record says were
+    /// acknowledged. `segment` names the file (a segment, or `HEAD`).
+    #[error("damaged log: {segment} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: PathBuf,
+        /// The byte offset of the damage.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The options are out of range.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// An I/O error, naming what was being done.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// What recovery did on open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Torn tails cut off: the segment, the offset it was cut at, and the bytes dropped.
+    pub truncated: Vec<(PathBuf, u64, u64)>,
+    /// A read-only open's report of the end of the last segment it did not read: a batch a
+    /// writer was still writing, or a torn tail its next open will cut.
+    pub skipped: Option<Skipped>,
+    /// Events found in the log.
+    pub n_events: u64,
+    /// Segments found.
+    pub n_segments: u64,
+}
+
+/// Bytes at the end of the log a read-only open left unread (see [`RecoveryReport::skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The last segment.
+    pub segment: PathBuf,
+    /// Where the readable log ends in it.
+    pub offset: u64,
+    /// How many bytes follow.
+    pub bytes: u64,
+    /// What they hold.
+    pub reason: String,
+}
+
+pub(crate) fn io_err<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OpenError + 'a {
+    move |source| OpenError::Io { operation, path: path.to_path_buf(), source }
+}

@@ -1,0 +1,94 @@
+//! [`Shared`]: what every handle of one open store shares with the others and with the writer
+//! thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+
+use crate::index::{Core, Index};
+use crate::job::Job;
+use crate::options::{Options, RecoveryReport};
+use crate::recovery;
+use crate::vfs::{LockGuard, ReadFile, Vfs};
+
+pub(crate) struct Shared {
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) log_id: [u8; 16],
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) committed: AtomicU64,
+    pub(crate) poisoned: OnceLock<String>,
+    pub(crate) readers: RwLock<Vec<Option<Arc<dyn ReadFile>>>>,
+    /// The writer thread's queue; `None` when read-only.
+    pub(crate) sender: Mutex<Option<Sender<Job>>>,
+    pub(crate) writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(crate) recovery: RecoveryReport,
+    /// The writer's lock on the directory; `None` when read-only.
+    pub(crate) lock: Option<Box<dyn LockGuard>>,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)] // One call site per open mode; named fields below.
+    pub(crate) fn new(
+        vfs: Arc<dyn Vfs>,
+        log_id: [u8; 16],
+        dir: &Path,
+        options: Options,
+        scan: recovery::Scan,
+        recovery: RecoveryReport,
+        sender: Option<Sender<Job>>,
+        lock: Option<Box<dyn LockGuard>>,
+    ) -> Arc<Self> {
+        let n_segments = scan.index.segments.len();
+        let committed = AtomicU64::new(scan.head());
+        Arc::new(Self {
+            vfs,
+            log_id,
+            dir: dir.to_path_buf(),
+            options,
+            core: Mutex::new(scan.core),
+            index: RwLock::new(scan.index),
+            committed,
+            poisoned: OnceLock::new(),
+            readers: RwLock::new(vec![None; n_segments]),
+            sender: Mutex::new(sender),
+            writer: Mutex::new(None),
+            recovery,
+            lock,
+        })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what it has and exit.
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        // The writer itself may hold the last reference; it cannot wait for itself.
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn poison(&self, why: String) {
+        log::error!("{}: poisoning the store: {why}", self.dir.display());
+        let _ = self.poisoned.set(why);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock is a bug elsewhere; the store poisons itself on I/O errors
+    // explicitly, so recovering the guard does not hide a half-done write.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
