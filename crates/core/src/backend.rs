@@ -1,4 +1,4 @@
-//! For store authors: what a [`Store`](crate::Store) implementation decides appends with, and
+//! For store authors: what a [`Store`] implementation decides appends with, and
 //! what it answers an importer's [`preflight`](crate::BackfillStore::preflight) from.
 //!
 //! - [`LogState`] is the shared decision logic (idempotency, expected versions, the admission

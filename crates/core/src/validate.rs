@@ -371,8 +371,8 @@ pub const FUTURE_SKEW_DEFAULT: std::time::Duration = std::time::Duration::from_s
 /// The rules a **new** event must pass when it joins the log, beyond [`check_event`]: limits
 /// that were added after logs already held events breaking them, so events already logged are
 /// not judged by them again (a log written under the old rules must keep opening). Stores
-/// apply them in [`LogState::prepare`](crate::LogState::prepare); an importer in
-/// [`LogState::admit`](crate::LogState::admit).
+/// apply them in [`LogState::prepare`](crate::backend::LogState::prepare); an importer in
+/// [`LogState::admit`](crate::backend::LogState::admit).
 ///
 /// - a weight is at most [`WEIGHT_MAX`];
 /// - free text holds no NUL character (the file store relies on this: a record never holds a

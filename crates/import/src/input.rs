@@ -1,5 +1,5 @@
 //! Reading the input: JSON Lines split into chunks of lines and parsed (on the reading
-//! thread and the validating one), CSV records through [`csv`](crate::csv). Each line yields
+//! thread and the validating one), CSV records through [`csv`](mod@crate::csv). Each line yields
 //! its event, or why it was refused with the text it held.
 
 use std::io::{self, BufRead, BufReader, Read};

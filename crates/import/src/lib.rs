@@ -86,7 +86,7 @@ pub struct ImportOptions {
     /// input is read twice instead.
     pub buffer_events_max: usize,
     /// How much later than now an event may say it occurred (see
-    /// [`Admission`]); the store checks again with its own
+    /// [`Admission`](rapport_core::validate::Admission)); the store checks again with its own
     /// setting when it appends.
     pub future_skew: std::time::Duration,
 }

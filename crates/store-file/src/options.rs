@@ -18,7 +18,7 @@ pub enum Durability {
     NoSyncMayLoseRecentOnCrash,
 }
 
-/// Settings for [`FileStore::open_with`]. By default: durable (`Durability::Sync`), 256 MiB
+/// Settings for [`FileStore::open_with`](crate::FileStore::open_with). By default: durable (`Durability::Sync`), 256 MiB
 /// segments, the directory created if missing, five minutes of clock skew allowed
 /// ([`FUTURE_SKEW_DEFAULT`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct Options {
     /// Create the directory (and a new log) if it does not exist.
     pub create_if_missing: bool,
     /// How much later than its `recorded_at` a new event may say it occurred
-    /// ([`Admission`]); later ones are refused with
+    /// ([`Admission`](rapport_core::validate::Admission)); later ones are refused with
     /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
     pub future_skew: std::time::Duration,
 }

@@ -141,7 +141,7 @@ impl FileStore {
     }
 }
 
-/// The most events [`Store::reserve`] makes room for at once.
+/// The most events [`BackfillStore::reserve`] makes room for at once.
 const RESERVE_EVENTS_MAX: usize = 16_000_000;
 
 impl Store for FileStore {

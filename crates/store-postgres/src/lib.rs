@@ -12,7 +12,7 @@
 //!   event id, the expected-version check, validation against the stored streams, gapless
 //!   positions in commit order, and `recorded_at` from the database clock. On any error the
 //!   transaction rolls back: nothing is half-written.
-//! - **Bulk appends copy two at a time.** [`Store::append_bulk`] writes with binary `COPY`;
+//! - **Bulk appends copy two at a time.** [`BackfillStore::append_bulk`] writes with binary `COPY`;
 //!   consecutive bulk appends from one handle run in a chain that holds the same lock at
 //!   session level, copy at once, and commit in order, so reads stay gapless. A chain takes
 //!   new members for [`PgOptions::bulk_lock_span`] (a second by default), so other writers
@@ -98,7 +98,7 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
-    /// The pool's connection settings, for the bulk path's lock connections (see [`Chain`]).
+    /// The pool's connection settings, for the bulk path's lock connections (see [`Chain`](crate::pipeline::Chain)).
     config: tokio_postgres::Config,
     runtime: Option<tokio::runtime::Runtime>,
     target: String,

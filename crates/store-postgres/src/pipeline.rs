@@ -127,14 +127,14 @@ pub(crate) enum Cover {
 }
 
 /// The append lock held at session level on a connection of its own, for a run of bulk
-/// appends from one handle (see [`append_tx`]). Every member holds a reference; dropping the
+/// appends from one handle (see [`append_tx`](crate::append::append_tx)). Every member holds a reference; dropping the
 /// last one closes the connection, and the server releases the lock when the session ends,
 /// even if this process dies first. Members commit in order, each after its predecessor, so
 /// position order is still commit order.
 pub(crate) struct Chain {
     client: tokio_postgres::Client,
     started: std::time::Instant,
-    /// How long it takes new members ([`PgOptions::bulk_lock_span`]).
+    /// How long it takes new members ([`PgOptions::bulk_lock_span`](crate::PgOptions::bulk_lock_span)).
     span: Duration,
 }
 
@@ -161,7 +161,7 @@ impl Chain {
 }
 
 /// What an append will have done to the log once it commits, handed to the next append on
-/// its handle so that it can decide before taking the lock (see [`append_tx`]).
+/// its handle so that it can decide before taking the lock (see [`append_tx`](crate::append::append_tx)).
 pub(crate) struct Forecast {
     /// The head after the commit, and the id of the event there.
     pub(crate) head: i64,

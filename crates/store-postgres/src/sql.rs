@@ -27,7 +27,7 @@ pub(crate) const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (acco
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
      ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";
 
-/// The session-level form of the append lock, held by a [`Chain`]'s own connection.
+/// The session-level form of the append lock, held by a [`Chain`](crate::pipeline::Chain)'s own connection.
 pub(crate) const SESSION_LOCK_SQL: &str = "SELECT pg_advisory_lock($1)";
 
 /// The statements of an append; prepared once per connection (deadpool caches them).

@@ -1,7 +1,7 @@
 //! The canonical JSON form: one flat object per line, `type` first, unknown fields rejected.
 //!
 //! See `docs/event-format.md` for the contract. Parsing goes through one flat struct that
-//! serde fills in a single pass; the typed [`Event`] is then built from it, refusing fields that
+//! serde fills in a single pass; the typed [`Event`](crate::Event) is then built from it, refusing fields that
 //! do not belong to the line's `type`.
 
 use thiserror::Error;
