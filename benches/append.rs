@@ -2,7 +2,7 @@
 //! `MemoryStore` (parse-free: the events are built in advance).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{ExpectedVersion, MemoryStore, NewEvent, Store};
 
 fn append(c: &mut Criterion) {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp};
 use rapport_store_file::format::{decode_body, encode_record};
 use rapport_store_file::{FileStore, Options};

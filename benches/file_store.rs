@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{ExpectedVersion, NewEvent, Position, Store};
 use rapport_store_file::FileStore;
 

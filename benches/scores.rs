@@ -8,7 +8,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::backend::KeyedMap;
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, AsOf, Envelope, Position, StreamVersion, Timestamp};
 use rapport_health::{HealthModel, HealthState, Portfolio};
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rapport::core::synth::{SynthConfig, generate};
+use rapport::core::testing::synth::{SynthConfig, generate};
 use rapport::health::{HealthModel, score_all};
 use rapport::{AccountId, AsOf, ExpectedVersion, Ledger, Timestamp};
 use rapport_store_postgres::{PgOptions, PgStore};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rapport::core::synth::{SynthConfig, generate};
+use rapport::core::testing::synth::{SynthConfig, generate};
 use rapport::health::{HealthModel, score_all};
 use rapport::{AsOf, ExpectedVersion, Timestamp};
 

@@ -14,7 +14,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use rapport_core::backend::LogState;
 use rapport_core::escape::one_line;
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};

@@ -617,7 +617,7 @@ fn a_conflicting_id_in_postgres_is_invalid_input() {
     // line is refused as invalid input (exit 3) by its number, and nothing is appended.
     let tmp = Tmp::new("pg-twin");
     let tag = format!("twin{}x{}", std::process::id(), rapport_core::Timestamp::now().unix_nanos());
-    let mut legit = rapport_core::synth::generate(rapport_core::synth::SynthConfig {
+    let mut legit = rapport_core::testing::synth::generate(rapport_core::testing::synth::SynthConfig {
         accounts: 1,
         months: 6,
         seed: 3,

@@ -11,8 +11,9 @@
 //!   authors: the decision logic every store shares.
 //! - [`Ledger`] wraps a store with paged scanning helpers and a [`BlockingLedger`] facade.
 //! - [`projection`] is the contract the score crates implement.
-//! - [`synth`] generates seeded synthetic histories; feature `testing` adds the store
-//!   conformance suite and proptest strategies.
+//! - [`testing`] (features `synth` and `testing`) is not part of the ledger: `synth`
+//!   generates seeded synthetic histories (for examples, benchmarks and `rapport generate`);
+//!   `testing` adds the store conformance suite and proptest strategies.
 //!
 //! This crate does no file or network I/O.
 //!
@@ -50,11 +51,10 @@ mod log_state;
 pub mod memory;
 pub mod projection;
 pub mod store;
-pub mod synth;
 pub mod timestamp;
 pub mod validate;
 
-#[cfg(feature = "testing")]
+#[cfg(any(feature = "synth", feature = "testing"))]
 pub mod testing;
 
 pub use any::AnyStore;

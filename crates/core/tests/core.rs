@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use proptest::prelude::*;
 use rapport_core::backend::LogState;
 use rapport_core::testing::strategies::{arb_account_history, arb_portfolio};
+use rapport_core::testing::synth;
 use rapport_core::validate::Admission;
 use rapport_core::{
     AccountId, AppendError, Channel, CommitmentKey, EscalationKey, Event, ExpectedVersion, Interner, Ledger,
-    MemoryStore, NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError, synth,
+    MemoryStore, NewEvent, Position, Severity, SurveyKey, SurveyScore, Timestamp, ValidationError,
 };
 
 mod memory_conformance {

@@ -14,7 +14,7 @@
 //! # Example
 //! ```
 //! use rapport_core::{AsOf, ExpectedVersion, Ledger, Timestamp};
-//! use rapport_core::synth::{generate, SynthConfig};
+//! use rapport_core::testing::synth::{generate, SynthConfig};
 //! use rapport_health::{HealthModel, rank_at_risk, score_all};
 //!
 //! let ledger = Ledger::memory();

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
-use rapport_core::synth::{CommitmentEnding, ItemPlan, SplitMix64, expand};
 use rapport_core::testing::strategies::{BASE, arb_plans, arb_portfolio};
+use rapport_core::testing::synth::{CommitmentEnding, ItemPlan, SplitMix64, expand};
 use rapport_core::{
     AccountId, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Position, Severity, StreamVersion,
     SurveyKey, SurveyScore, Timestamp,

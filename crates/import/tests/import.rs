@@ -1,7 +1,7 @@
 //! rapport-import's integration tests on a MemoryStore: atomicity, idempotency, rejects, the
 //! re-read path for inputs larger than the buffer, and resuming a cut-short import.
 
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{Ledger, MemoryStore, Position, Store};
 use rapport_import::{Format, ImportError, ImportOptions, Importer};
 

@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut rng = rapport_core::synth::SplitMix64::new(seed);
+        let mut rng = rapport_core::testing::synth::SplitMix64::new(seed);
         (0..n).map(|_| rng.below(256) as u8).collect()
     }
 
@@ -105,7 +105,7 @@ mod tests {
         for (n, seed) in [(1usize, 1u64), (7, 2), (64, 3), (1_000, 4), (16_384, 5)] {
             let data = noise(n, seed);
             let crc = crc32c::crc32c(&data);
-            let mut rng = rapport_core::synth::SplitMix64::new(seed);
+            let mut rng = rapport_core::testing::synth::SplitMix64::new(seed);
             for _ in 0..50 {
                 let (at, bit) = (rng.below(n as u32) as usize, rng.below(8) as u8);
                 let mut bad = data.clone();

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::testing::Guarded;
 use rapport_core::testing::conformance::assert_log_invariants;
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, Envelope, ExpectedVersion, Ledger, NewEvent, Position, ReadError, Store};
 use rapport_store_file::{Durability, FileStore, OpenError, Options};
 
@@ -385,7 +385,7 @@ fn bit_flips_in_sealed_segments_are_always_detected() {
     run_workload(&vfs, &batches);
     let segments = segment_paths(&vfs);
     assert!(segments.len() >= 2, "the workload seals at least one segment");
-    let mut rng = rapport_core::synth::SplitMix64::new(99);
+    let mut rng = rapport_core::testing::synth::SplitMix64::new(99);
     for trial in 0..300 {
         let image = vfs.crash_image(Tear::KeepAll, trial);
         let seg = &segments[rng.below(segments.len() as u32 - 1) as usize];
@@ -410,7 +410,7 @@ fn bit_flips_under_a_running_store_never_return_wrong_data() {
     run_workload(&vfs, &batches);
     let expected = assert_log_invariants(&open_mem(&vfs).unwrap());
     let segments = segment_paths(&vfs);
-    let mut rng = rapport_core::synth::SplitMix64::new(7);
+    let mut rng = rapport_core::testing::synth::SplitMix64::new(7);
     let mut detected = 0;
     for _ in 0..200 {
         let image = vfs.crash_image(Tear::KeepAll, 1);
@@ -681,7 +681,7 @@ fn a_damaged_last_batch_is_refused_never_cut() {
     drop(store);
     let seg = segment_paths(&image).pop().unwrap();
     let bytes = image.bytes(&seg).unwrap();
-    let mut rng = rapport_core::synth::SplitMix64::new(15);
+    let mut rng = rapport_core::testing::synth::SplitMix64::new(15);
     for trial in 0..600 {
         let mut bad = bytes.clone();
         for _ in 0..1 + trial % 2 {
@@ -764,7 +764,7 @@ fn a_flipped_bit_in_a_legacy_last_batch_of_nul_text_is_refused() {
     assert_eq!(whole.len(), batches.iter().map(Vec::len).sum::<usize>(), "the legacy log opens whole");
     // The last frame starts where a segment of the first batch alone ends.
     let start = legacy_segment(&batches[..1]).len();
-    let mut rng = rapport_core::synth::SplitMix64::new(4);
+    let mut rng = rapport_core::testing::synth::SplitMix64::new(4);
     for trial in 0..700 {
         let at = start + rng.below((bytes.len() - start) as u32) as usize;
         let mut bad = bytes.clone();

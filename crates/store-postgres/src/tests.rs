@@ -1,7 +1,7 @@
 //! Unit tests of the append pipeline against a real server (skipped, loudly, without
 //! `RAPPORT_PG_URL`; failing instead when `CI` is set).
 
-use rapport_core::synth::{SynthConfig, generate};
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{AccountId, AppendError, BackfillStore, NewEvent, Store};
 
 use super::{Duration, PgOptions, PgStore};

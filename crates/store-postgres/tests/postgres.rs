@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rapport_core::synth::{SynthConfig, generate};
 use rapport_core::testing::Guarded;
+use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{
     AccountId, AppendError, BackfillStore, Event, ExpectedVersion, NewEvent, Position, Store, StreamVersion, Timestamp,
 };

@@ -638,7 +638,7 @@ impl Projection for TrustProjection {
 mod tests {
     use proptest::prelude::*;
     use rapport_core::testing::strategies::{BASE, arb_plans};
-    use rapport_core::{AccountId, NewEvent, Position, StreamVersion, synth::expand};
+    use rapport_core::{AccountId, NewEvent, Position, StreamVersion, testing::synth::expand};
 
     use super::*;
     use crate::lookup::TEST_LOOKUP_FROM;

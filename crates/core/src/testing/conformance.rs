@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::event::{Event, NewEvent, Severity};
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion};
 use crate::store::{AppendError, BATCH_EVENTS_MAX, BackfillStore, ExpectedVersion, Store};
-use crate::synth::{SynthConfig, generate};
+use crate::testing::synth::{SynthConfig, generate};
 use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
 use crate::validate::ValidationError;
 use crate::{Envelope, Ledger};

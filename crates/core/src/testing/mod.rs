@@ -1,11 +1,14 @@
-//! The conformance kit (feature `testing`): the store test suite, proptest strategies for
-//! valid histories, and the seeded generator (re-exported from [`crate::synth`]).
+//! What is not the ledger but helps to try it: [`synth`], seeded synthetic histories (feature
+//! `synth`); and the conformance kit (feature `testing`): the store test suite, proptest
+//! strategies for valid histories, and helpers for tests.
 
 pub mod conformance;
 pub mod story;
+#[cfg(feature = "testing")]
 pub mod strategies;
+pub mod synth;
 
-pub use crate::synth::{SynthConfig, generate};
+pub use synth::{SynthConfig, generate};
 
 /// The PostgreSQL server for a test that needs one: `RAPPORT_PG_URL`. When it is unset or
 /// empty the test is to skip (`None`), and says so on the terminal, past the test harness's

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use crate::event::{AdvocacyKind, Channel, NewEvent, Severity, SurveyScore};
 use crate::id::AccountId;
-use crate::synth::{CommitmentEnding, ItemPlan, expand};
+use crate::testing::synth::{CommitmentEnding, ItemPlan, expand};
 use crate::timestamp::Timestamp;
 
 /// The base instant of generated histories: 2020-01-01T00:00:00Z, far enough back that every

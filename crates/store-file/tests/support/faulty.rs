@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rapport_core::synth::SplitMix64;
+use rapport_core::testing::synth::SplitMix64;
 use rapport_store_file::vfs::{AppendFile, LockGuard, ReadFile, Vfs};
 
 /// Sector size for tearing.

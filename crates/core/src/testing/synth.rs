@@ -375,7 +375,7 @@ pub fn plan_account(rng: &mut SplitMix64, months: u32, quality: f64) -> Vec<Item
 /// Memory stays flat: one account's events are buffered at a time.
 ///
 /// ```
-/// use rapport_core::synth::{generate, SynthConfig};
+/// use rapport_core::testing::synth::{generate, SynthConfig};
 /// let events: Vec<_> = generate(SynthConfig { accounts: 3, months: 6, ..Default::default() }).collect();
 /// assert!(events.len() > 30);
 /// ```
