@@ -12,7 +12,7 @@ use crate::damage;
 use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, pack, parse_segment_name, segment_name};
-use crate::options::OpenError;
+use crate::options::{OpenError, io_err};
 use crate::vfs::{Vfs, read_exact_at};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
@@ -110,10 +110,6 @@ enum Verdict {
     Corrupt(String),
 }
 
-fn io_err<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> OpenError + 'a {
-    move |source| OpenError::Io { operation, path: path.to_path_buf(), source }
-}
-
 fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
     let f = vfs.open_read(path).map_err(io_err("open", path))?;
     let len = f.size().map_err(io_err("stat", path))?;
@@ -149,42 +145,8 @@ pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, Ope
 /// records, or a missing `HEAD` in a store that keeps one; I/O errors.
 pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Result<Scan, OpenError> {
     let numbers = segment_numbers(vfs, dir)?;
-    let head_path = dir.join(HEAD_FILE);
-    if let Some(h) = head
-        && (numbers.len() as u64) <= h.last_segment
-    {
-        return Err(OpenError::Corrupt {
-            segment: dir.join(segment_name(numbers.len() as u64)),
-            offset: 0,
-            reason: format!(
-                "segment {} is missing: {} records segments up to {} (a segment at the end was deleted or lost)",
-                numbers.len(),
-                head_path.display(),
-                h.last_segment
-            ),
-        });
-    }
-    // About one event per 64 bytes of segment: reserve the id index once, not by doubling.
-    let estimate: u64 = numbers
-        .iter()
-        .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
-        .sum::<u64>()
-        / 64;
-    let mut scan = Scan {
-        core: Core {
-            state: LogState::with_capacity(estimate.min(1 << 28) as usize),
-            in_flight: std::collections::VecDeque::new(),
-            next_position: 1,
-            last_recorded: Timestamp::from_unix_nanos(i64::MIN),
-        },
-        index: Index::default(),
-        log_id: None,
-        numbers: Vec::with_capacity(numbers.len()),
-        segment_len: 0,
-        prev_payload_crc: 0,
-        last_epoch: 0,
-        tail: None,
-    };
+    check_no_segment_lost(&numbers, dir, head)?;
+    let mut scan = Scan::empty(id_capacity(vfs, dir, &numbers), numbers.len());
     let mut tracked = false;
     // The chain value where the head record's position ends, to check it names this history.
     let mut chain_at_head = (head.map(|h| h.position) == Some(0)).then_some(0u32);
@@ -194,80 +156,142 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Resu
         let is_last = i + 1 == numbers.len();
         scan.numbers.push(n);
         scan.index.segments.push(path.clone());
-        let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.clone(), offset, reason };
-        let header = match SegmentHeader::decode(&bytes) {
-            Ok(h) => h,
-            Err(e) if is_last && (bytes.iter().all(|&b| b == 0) || bytes.len() < SEGMENT_HEADER_BYTES) => {
-                // A segment whose creation was cut short, unless the head record says it was
-                // complete: nothing in it was acknowledged.
-                if head.is_some_and(|h| h.last_segment >= n) {
-                    return Err(corrupt(
-                        e.offset,
-                        format!("{}, but the head record {} says it was complete", e.reason, head_path.display()),
-                    ));
-                }
-                scan.segment_len = 0;
-                scan.tail = Some(Tail {
-                    segment: path.clone(),
-                    offset: 0,
-                    bytes: bytes.len() as u64,
-                    reason: format!("incomplete segment header ({})", e.reason),
-                });
-                break;
-            }
-            Err(e) => return Err(corrupt(e.offset, e.reason)),
-        };
+        let Some(header) = read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? else { break };
         tracked |= header.head_tracked;
-        if scan.log_id.is_some_and(|id| id != header.log_id) {
-            return Err(corrupt(16, "segment belongs to another log".into()));
-        }
-        if let Some(h) = head
-            && h.log_id != header.log_id
-        {
-            return Err(corrupt(16, format!("segment belongs to another log than {}", head_path.display())));
-        }
-        scan.log_id = Some(header.log_id);
-        if header.segment_no != n || header.base_position != scan.core.next_position {
-            return Err(corrupt(
-                32,
-                format!(
-                    "segment header says segment {} from position {}, expected segment {n} from {}",
-                    header.segment_no, header.base_position, scan.core.next_position
-                ),
-            ));
-        }
         let (end, damage) = scan_frames(&mut scan, &bytes, n, &path, head, &mut chain_at_head)?;
         scan.segment_len = end as u64;
-        let Some(damage) = damage else { continue };
-        // The writer syncs a segment before it creates the next one, so damage in any segment
-        // but the last hit synced, acknowledged data.
-        if !is_last {
-            return Err(corrupt(damage.at as u64, format!("{} in a sealed segment", damage.kind.reason())));
-        }
-        match judge(&bytes, &damage, scan.last_epoch) {
-            Verdict::End => {
-                if damage.at < bytes.len() {
-                    scan.tail = Some(Tail {
-                        segment: path.clone(),
-                        offset: damage.at as u64,
-                        bytes: (bytes.len() - damage.at) as u64,
-                        reason: "zeroed space".into(),
-                    });
-                }
-            }
-            Verdict::Torn(reason) => {
-                scan.tail = Some(Tail {
-                    segment: path.clone(),
-                    offset: damage.at as u64,
-                    bytes: (bytes.len() - damage.at) as u64,
-                    reason,
-                });
-            }
-            Verdict::Corrupt(reason) => return Err(corrupt(damage.at as u64, reason)),
+        if let Some(damage) = damage {
+            judge_damage(&mut scan, &bytes, &damage, &path, is_last)?;
         }
     }
     check_against_head(&scan, dir, head, tracked, chain_at_head)?;
     Ok(scan)
+}
+
+/// Refuses a log with fewer segments than its head record names: one at the end was lost.
+fn check_no_segment_lost(numbers: &[u64], dir: &Path, head: Option<&HeadRecord>) -> Result<(), OpenError> {
+    match head {
+        Some(h) if (numbers.len() as u64) <= h.last_segment => Err(OpenError::Corrupt {
+            segment: dir.join(segment_name(numbers.len() as u64)),
+            offset: 0,
+            reason: format!(
+                "segment {} is missing: {} records segments up to {} (a segment at the end was deleted or lost)",
+                numbers.len(),
+                dir.join(HEAD_FILE).display(),
+                h.last_segment
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// About one event per 64 bytes of segment: the id index is reserved once, not by doubling.
+fn id_capacity(vfs: &dyn Vfs, dir: &Path, numbers: &[u64]) -> usize {
+    let bytes: u64 = numbers
+        .iter()
+        .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
+        .sum();
+    (bytes / 64).min(1 << 28) as usize
+}
+
+impl Scan {
+    /// Nothing read yet, with room for `ids` ids and `segments` segments.
+    fn empty(ids: usize, segments: usize) -> Self {
+        Scan {
+            core: Core {
+                state: LogState::with_capacity(ids),
+                in_flight: std::collections::VecDeque::new(),
+                next_position: 1,
+                last_recorded: Timestamp::from_unix_nanos(i64::MIN),
+            },
+            index: Index::default(),
+            log_id: None,
+            numbers: Vec::with_capacity(segments),
+            segment_len: 0,
+            prev_payload_crc: 0,
+            last_epoch: 0,
+            tail: None,
+        }
+    }
+}
+
+/// Reads and checks segment `n`'s header: of this log, numbered `n`, starting where the
+/// segment before ended. `None` for a last segment whose creation a crash cut short (then
+/// recorded as the tail), unless the head record says that segment was complete.
+fn read_segment_header(
+    scan: &mut Scan,
+    bytes: &[u8],
+    n: u64,
+    path: &Path,
+    is_last: bool,
+    head: Option<&HeadRecord>,
+) -> Result<Option<SegmentHeader>, OpenError> {
+    let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.to_path_buf(), offset, reason };
+    let head_path = || path.with_file_name(HEAD_FILE);
+    let header = match SegmentHeader::decode(bytes) {
+        Ok(h) => h,
+        Err(e) if is_last && (bytes.iter().all(|&b| b == 0) || bytes.len() < SEGMENT_HEADER_BYTES) => {
+            if head.is_some_and(|h| h.last_segment >= n) {
+                return Err(corrupt(
+                    e.offset,
+                    format!("{}, but the head record {} says it was complete", e.reason, head_path().display()),
+                ));
+            }
+            scan.segment_len = 0;
+            scan.tail = Some(Tail {
+                segment: path.to_path_buf(),
+                offset: 0,
+                bytes: bytes.len() as u64,
+                reason: format!("incomplete segment header ({})", e.reason),
+            });
+            return Ok(None);
+        }
+        Err(e) => return Err(corrupt(e.offset, e.reason)),
+    };
+    if scan.log_id.is_some_and(|id| id != header.log_id) {
+        return Err(corrupt(16, "segment belongs to another log".into()));
+    }
+    if head.is_some_and(|h| h.log_id != header.log_id) {
+        return Err(corrupt(16, format!("segment belongs to another log than {}", head_path().display())));
+    }
+    scan.log_id = Some(header.log_id);
+    if header.segment_no != n || header.base_position != scan.core.next_position {
+        return Err(corrupt(
+            32,
+            format!(
+                "segment header says segment {} from position {}, expected segment {n} from {}",
+                header.segment_no, header.base_position, scan.core.next_position
+            ),
+        ));
+    }
+    Ok(Some(header))
+}
+
+/// Damage where a segment's good frames end: in a sealed segment it hit acknowledged data
+/// (the writer syncs a segment before it creates the next one) and is refused; in the last
+/// one it is judged, and a tail no acknowledged event lies in is recorded for cutting.
+fn judge_damage(scan: &mut Scan, bytes: &[u8], damage: &Damage, path: &Path, is_last: bool) -> Result<(), OpenError> {
+    let corrupt = |offset: usize, reason: String| OpenError::Corrupt {
+        segment: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    if !is_last {
+        return Err(corrupt(damage.at, format!("{} in a sealed segment", damage.kind.reason())));
+    }
+    let reason = match judge(bytes, damage, scan.last_epoch) {
+        Verdict::End if damage.at == bytes.len() => return Ok(()),
+        Verdict::End => "zeroed space".to_string(),
+        Verdict::Torn(reason) => reason,
+        Verdict::Corrupt(reason) => return Err(corrupt(damage.at, reason)),
+    };
+    scan.tail = Some(Tail {
+        segment: path.to_path_buf(),
+        offset: damage.at as u64,
+        bytes: (bytes.len() - damage.at) as u64,
+        reason,
+    });
+    Ok(())
 }
 
 /// Reads the frames of one segment into `scan`; returns where the good frames end and the
