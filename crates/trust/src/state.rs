@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rapport_core::{Envelope, Event, EventId, Projection, Severity, Timestamp};
+use rapport_core::{Envelope, EscalationKey, Event, EventId, Projection, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
@@ -191,7 +191,6 @@ impl TrustState {
     /// Folds one event in. Events of other kinds are ignored.
     #[inline]
     pub fn apply(&mut self, prepared: &PreparedTrust, e: &Envelope) {
-        let m = prepared.model();
         let at = e.occurred_at;
         match &e.event {
             Event::CommitmentMade { commitment, due, weight, .. } => {
@@ -220,20 +219,10 @@ impl TrustState {
                 }
             }
             Event::CommitmentDelivered { commitment, accepted, .. } => {
-                let key = commitment.stable_hash();
-                if let Some(c) = self.commitment(key) {
-                    c.end = End::Delivered { at, accepted: *accepted, id: e.id };
-                    let fold_at = c.fold_at().unix_nanos();
-                    self.ended(key, fold_at);
-                }
+                self.commitment_ended(commitment.stable_hash(), End::Delivered { at, accepted: *accepted, id: e.id });
             }
             Event::CommitmentCancelled { commitment, .. } => {
-                let key = commitment.stable_hash();
-                if let Some(c) = self.commitment(key) {
-                    c.end = End::Cancelled { at, id: e.id };
-                    let fold_at = c.fold_at().unix_nanos();
-                    self.ended(key, fold_at);
-                }
+                self.commitment_ended(commitment.stable_hash(), End::Cancelled { at, id: e.id });
             }
             Event::EscalationRaised { escalation, severity, .. } => {
                 self.push_escalation(EscalationRec {
@@ -248,53 +237,10 @@ impl TrustState {
                 });
             }
             Event::EscalationAcknowledged { escalation } => {
-                let key = escalation.stable_hash();
-                if let Some(i) = self.escalation_pos(key) {
-                    let s = self.escalations[i];
-                    self.escalations[i].acked = true;
-                    if !s.reopened && !s.acked {
-                        self.ack_outcome(prepared, &s, e.id, at);
-                    }
-                }
+                self.escalation_acknowledged(prepared, escalation, e.id, at)
             }
-            Event::EscalationResolved { escalation } => {
-                let key = escalation.stable_hash();
-                if let Some(i) = self.escalation_pos(key) {
-                    let s = self.remove_escalation(i);
-                    self.push_resolved((s.key, s.severity));
-                    let sla = m.sla.get(s.severity);
-                    let deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
-                    if !s.reopened {
-                        if !s.acked {
-                            // Resolving is the strongest acknowledgement.
-                            self.ack_outcome(prepared, &s, e.id, at);
-                        }
-                        let x = if at <= deadline { 1.0 } else { 0.0 };
-                        let tau = if at <= deadline { at } else { deadline };
-                        self.responsiveness.add(&prepared.responsiveness, e.id, x, sla.weight, tau);
-                    } else if at > deadline {
-                        self.responsiveness.add(&prepared.responsiveness, e.id, 0.0, sla.weight, deadline);
-                    }
-                }
-            }
-            Event::EscalationReopened { escalation } => {
-                let key = escalation.stable_hash();
-                if let Some(i) = self.resolved_pos(key) {
-                    let (key, severity) = self.remove_resolved(i);
-                    self.push_escalation(EscalationRec {
-                        key,
-                        severity,
-                        raised_id: e.id,
-                        raised_at: at,
-                        open_since: at,
-                        opened_by: e.id,
-                        acked: true,
-                        reopened: true,
-                    });
-                    let w = m.reopen_weight * m.sla.get(severity).weight;
-                    self.responsiveness.add(&prepared.responsiveness, e.id, 0.0, w, at);
-                }
-            }
+            Event::EscalationResolved { escalation } => self.escalation_resolved(prepared, escalation, e.id, at),
+            Event::EscalationReopened { escalation } => self.escalation_reopened(prepared, escalation, e.id, at),
             Event::IssueDisclosed { .. } => {
                 self.candour.add(&prepared.candour, e.id, 1.0, 1.0, at);
             }
@@ -304,6 +250,72 @@ impl TrustState {
         if self.horizon >= self.next_fold {
             self.fold_final(prepared);
         }
+    }
+
+    /// A commitment delivered or cancelled: its end is known, and it folds once final.
+    #[inline]
+    fn commitment_ended(&mut self, key: u64, end: End) {
+        if let Some(c) = self.commitment(key) {
+            c.end = end;
+            let fold_at = c.fold_at().unix_nanos();
+            self.ended(key, fold_at);
+        }
+    }
+
+    /// The first acknowledgement of an escalation (not of a reopened one) is scored against
+    /// its SLA.
+    #[inline]
+    fn escalation_acknowledged(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+        if let Some(i) = self.escalation_pos(key.stable_hash()) {
+            let s = self.escalations[i];
+            self.escalations[i].acked = true;
+            if !s.reopened && !s.acked {
+                self.ack_outcome(prepared, &s, id, at);
+            }
+        }
+    }
+
+    /// A resolution within the resolve SLA counts for responsiveness, a late one against
+    /// (at its deadline); resolving unacknowledged acknowledges too. A reopened escalation
+    /// scores only lateness.
+    #[inline]
+    fn escalation_resolved(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+        let Some(i) = self.escalation_pos(key.stable_hash()) else { return };
+        let s = self.remove_escalation(i);
+        self.push_resolved((s.key, s.severity));
+        let sla = prepared.model().sla.get(s.severity);
+        let deadline = s.open_since.add_nanos(hours(sla.resolve_hours));
+        if !s.reopened {
+            if !s.acked {
+                // Resolving is the strongest acknowledgement.
+                self.ack_outcome(prepared, &s, id, at);
+            }
+            let x = if at <= deadline { 1.0 } else { 0.0 };
+            let tau = if at <= deadline { at } else { deadline };
+            self.responsiveness.add(&prepared.responsiveness, id, x, sla.weight, tau);
+        } else if at > deadline {
+            self.responsiveness.add(&prepared.responsiveness, id, 0.0, sla.weight, deadline);
+        }
+    }
+
+    /// Reopening costs responsiveness at once, and the escalation is open again.
+    #[inline]
+    fn escalation_reopened(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+        let Some(i) = self.resolved_pos(key.stable_hash()) else { return };
+        let (key, severity) = self.remove_resolved(i);
+        self.push_escalation(EscalationRec {
+            key,
+            severity,
+            raised_id: id,
+            raised_at: at,
+            open_since: at,
+            opened_by: id,
+            acked: true,
+            reopened: true,
+        });
+        let m = prepared.model();
+        let w = m.reopen_weight * m.sla.get(severity).weight;
+        self.responsiveness.add(&prepared.responsiveness, id, 0.0, w, at);
     }
 
     /// Builds the lookup tables, for a list that grew past `lookup_from()`. A state restored
