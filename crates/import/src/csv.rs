@@ -77,117 +77,161 @@ impl<R: BufRead> Reader<R> {
     pub(crate) fn next_record(&mut self) -> io::Result<Option<Record>> {
         if self.at_start {
             self.at_start = false;
-            let bom = self.r.fill_buf()?.starts_with(b"\xef\xbb\xbf");
-            if bom {
+            if self.r.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
                 self.r.consume(3);
                 self.bytes += 3;
             }
         }
         loop {
             let first_line = self.line;
-            let mut text: Vec<u8> = Vec::new();
-            let mut field: Vec<u8> = Vec::new();
-            let mut fields: Vec<Vec<u8>> = Vec::new();
-            let mut state = State::FieldStart;
-            let mut error: Option<String> = None;
-            let mut len = 0usize;
-            let mut quote_line = first_line;
+            let mut record = Scanner::new(first_line);
             let ended_by_eof = loop {
                 let Some(b) = self.next_byte()? else { break true };
                 if b == b'\n' {
                     self.line += 1;
                 }
-                len += 1;
-                if state != State::Skipping && len > LINE_BYTES_MAX {
-                    error = Some(format!("record is longer than the {LINE_BYTES_MAX} bytes allowed"));
-                    state = State::Skipping;
+                if record.push(b, self.line) {
+                    break false;
                 }
-                if text.len() < LINE_BYTES_MAX {
-                    text.push(b);
-                }
-                let mut refuse = |why: String| {
-                    error.get_or_insert(why);
-                    State::Skipping
-                };
-                state = match (state, b) {
-                    (State::Skipping, b'\n') => break false,
-                    (State::Skipping, _) => State::Skipping,
-                    (State::Quoted, b'"') => State::QuoteInQuoted,
-                    (State::Quoted, _) => {
-                        field.push(b);
-                        State::Quoted
-                    }
-                    (State::QuoteInQuoted, b'"') => {
-                        field.push(b'"');
-                        State::Quoted
-                    }
-                    (State::CarriageReturn, b'\n') => {
-                        fields.push(std::mem::take(&mut field));
-                        break false;
-                    }
-                    (State::CarriageReturn, _) => refuse("a carriage return not followed by a line feed".into()),
-                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b',') => {
-                        fields.push(std::mem::take(&mut field));
-                        State::FieldStart
-                    }
-                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b'\n') => {
-                        fields.push(std::mem::take(&mut field));
-                        break false;
-                    }
-                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b'\r') => State::CarriageReturn,
-                    (State::FieldStart, b'"') => {
-                        quote_line = self.line;
-                        State::Quoted
-                    }
-                    (State::QuoteInQuoted, other) => refuse(format!(
-                        "field {}: {} after a closing quote",
-                        fields.len() + 1,
-                        rapport_core::escape::one_line(&String::from_utf8_lossy(&[other]))
-                    )),
-                    (State::Unquoted, b'"') => refuse(format!(
-                        "field {}: a quote inside an unquoted field (quote the whole field, and double the quotes in it)",
-                        fields.len() + 1
-                    )),
-                    (State::FieldStart | State::Unquoted, _) => {
-                        field.push(b);
-                        State::Unquoted
-                    }
-                };
             };
-            // Strip the line ending from the text kept for reports.
-            while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                text.pop();
+            match record.finish(ended_by_eof) {
+                Scanned::End => return Ok(None),
+                Scanned::EmptyLine => continue,
+                Scanned::Record { fields, text } => return Ok(Some(Record { line: first_line, fields, text })),
             }
-            if ended_by_eof {
-                match state {
-                    State::Quoted => {
-                        error.get_or_insert(format!("a quoted field opened on line {quote_line} is never closed"));
-                    }
-                    State::CarriageReturn => {
-                        error.get_or_insert("a carriage return not followed by a line feed".into());
-                    }
-                    State::FieldStart if fields.is_empty() && len == 0 => return Ok(None),
-                    State::Skipping => {}
-                    _ => fields.push(field),
-                }
-            }
-            // An empty line holds no record.
-            if error.is_none() && fields.len() == 1 && fields[0].is_empty() && text.is_empty() {
-                if ended_by_eof {
-                    return Ok(None);
-                }
-                continue;
-            }
-            let fields = match error {
-                Some(e) => Err(e),
-                None => fields
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, f)| String::from_utf8(f).map_err(|e| format!("field {}: not UTF-8: {e}", i + 1)))
-                    .collect(),
-            };
-            return Ok(Some(Record { line: first_line, fields, text }));
         }
+    }
+}
+
+/// What scanning one record came to.
+enum Scanned {
+    /// The input ended before any byte of a record.
+    End,
+    /// An empty line, which holds no record.
+    EmptyLine,
+    /// A record: its fields, or why it is refused, and its text without the line ending.
+    Record { fields: Result<Vec<String>, String>, text: Vec<u8> },
+}
+
+/// One record being scanned, byte by byte.
+struct Scanner {
+    text: Vec<u8>,
+    field: Vec<u8>,
+    fields: Vec<Vec<u8>>,
+    state: State,
+    error: Option<String>,
+    len: usize,
+    /// The line of the last opening quote, for a field never closed.
+    quote_line: u64,
+}
+
+impl Scanner {
+    fn new(line: u64) -> Self {
+        Self {
+            text: Vec::new(),
+            field: Vec::new(),
+            fields: Vec::new(),
+            state: State::FieldStart,
+            error: None,
+            len: 0,
+            quote_line: line,
+        }
+    }
+
+    /// Takes byte `b` (read on `line`); `true` when it ended the record.
+    fn push(&mut self, b: u8, line: u64) -> bool {
+        self.len += 1;
+        if self.state != State::Skipping && self.len > LINE_BYTES_MAX {
+            self.error = Some(format!("record is longer than the {LINE_BYTES_MAX} bytes allowed"));
+            self.state = State::Skipping;
+        }
+        if self.text.len() < LINE_BYTES_MAX {
+            self.text.push(b);
+        }
+        let error = &mut self.error;
+        let mut refuse = |why: String| {
+            error.get_or_insert(why);
+            State::Skipping
+        };
+        self.state = match (self.state, b) {
+            (State::Skipping, b'\n') => return true,
+            (State::Skipping, _) => State::Skipping,
+            (State::Quoted, b'"') => State::QuoteInQuoted,
+            (State::Quoted, _) => {
+                self.field.push(b);
+                State::Quoted
+            }
+            (State::QuoteInQuoted, b'"') => {
+                self.field.push(b'"');
+                State::Quoted
+            }
+            (State::CarriageReturn, b'\n') => {
+                self.fields.push(std::mem::take(&mut self.field));
+                return true;
+            }
+            (State::CarriageReturn, _) => refuse("a carriage return not followed by a line feed".into()),
+            (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b',') => {
+                self.fields.push(std::mem::take(&mut self.field));
+                State::FieldStart
+            }
+            (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b'\n') => {
+                self.fields.push(std::mem::take(&mut self.field));
+                return true;
+            }
+            (State::FieldStart | State::Unquoted | State::QuoteInQuoted, b'\r') => State::CarriageReturn,
+            (State::FieldStart, b'"') => {
+                self.quote_line = line;
+                State::Quoted
+            }
+            (State::QuoteInQuoted, other) => refuse(format!(
+                "field {}: {} after a closing quote",
+                self.fields.len() + 1,
+                rapport_core::escape::one_line(&String::from_utf8_lossy(&[other]))
+            )),
+            (State::Unquoted, b'"') => refuse(format!(
+                "field {}: a quote inside an unquoted field (quote the whole field, and double the quotes in it)",
+                self.fields.len() + 1
+            )),
+            (State::FieldStart | State::Unquoted, _) => {
+                self.field.push(b);
+                State::Unquoted
+            }
+        };
+        false
+    }
+
+    /// The record, once its line ended or the input did (`ended_by_eof`).
+    fn finish(mut self, ended_by_eof: bool) -> Scanned {
+        while self.text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            self.text.pop();
+        }
+        if ended_by_eof {
+            match self.state {
+                State::Quoted => {
+                    let opened = self.quote_line;
+                    self.error.get_or_insert(format!("a quoted field opened on line {opened} is never closed"));
+                }
+                State::CarriageReturn => {
+                    self.error.get_or_insert("a carriage return not followed by a line feed".into());
+                }
+                State::FieldStart if self.fields.is_empty() && self.len == 0 => return Scanned::End,
+                State::Skipping => {}
+                _ => self.fields.push(self.field),
+            }
+        }
+        if self.error.is_none() && self.fields.len() == 1 && self.fields[0].is_empty() && self.text.is_empty() {
+            return if ended_by_eof { Scanned::End } else { Scanned::EmptyLine };
+        }
+        let fields = match self.error {
+            Some(e) => Err(e),
+            None => self
+                .fields
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| String::from_utf8(f).map_err(|e| format!("field {}: not UTF-8: {e}", i + 1)))
+                .collect(),
+        };
+        Scanned::Record { fields, text: self.text }
     }
 }
 
