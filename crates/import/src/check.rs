@@ -9,6 +9,7 @@ use rapport_core::backend::LogState;
 use rapport_core::{BackfillStore, Ledger, NewEvent, Position, ReadError};
 
 use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Unreadable, parse_lines, read_chunks};
+use crate::lines::{Buffered, Lines};
 use crate::shadow::{Asked, Shadow};
 use crate::{ImportError, ImportOptions, Progress};
 
@@ -123,26 +124,6 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         check_up_to(&mut asking, 0, &mut shadow, &mut refusals)
     })?;
     Ok(Validated { buffer, last_line, rejected: refusals.lines, events })
-}
-
-/// Events with their line numbers.
-#[derive(Default)]
-pub(crate) struct Lines {
-    pub(crate) lines: Vec<u64>,
-    pub(crate) events: Vec<NewEvent>,
-}
-
-impl Lines {
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        Self { lines: Vec::with_capacity(n), events: Vec::with_capacity(n) }
-    }
-}
-
-/// Validated events kept for the append pass, in chunks (no large reallocation).
-#[derive(Default)]
-pub(crate) struct Buffered {
-    pub(crate) chunks: Vec<Lines>,
-    pub(crate) len: usize,
 }
 
 /// Why a validation chunk stopped the import.

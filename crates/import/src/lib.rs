@@ -59,6 +59,7 @@ mod append;
 mod check;
 mod csv;
 mod input;
+mod lines;
 mod shadow;
 
 /// The input format.

@@ -7,7 +7,7 @@ use rapport_core::{
     AccountId, AppendError, BackfillStore, EventId, ExpectedVersion, Ledger, NewEvent, Position, ReadError, Timestamp,
 };
 
-use crate::check::{Buffered, Lines};
+use crate::lines::{Buffered, Lines};
 
 /// What the store answered about a chunk (see [`Shadow::ask`]).
 pub(crate) struct Answers {
