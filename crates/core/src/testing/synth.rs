@@ -104,109 +104,127 @@ pub fn expand(
     salt: u64,
     until: Option<Timestamp>,
 ) -> Vec<NewEvent> {
-    let at = |h: u64| base.add_nanos((h as i64).saturating_mul(NANOS_PER_HOUR));
-    let mut out: Vec<NewEvent> = Vec::with_capacity(plans.len() * 3);
-    let mut seq = 0u64;
-    let mut push = |out: &mut Vec<NewEvent>, when: Timestamp, event: Event| {
-        let key = format!("synth:{salt}:{account}:{seq}");
-        seq += 1;
-        out.push(NewEvent { id: EventId::derive(key.as_bytes()), account: account.clone(), occurred_at: when, event });
-    };
+    let mut steps = Steps { account, base, salt, seq: 0, out: Vec::with_capacity(plans.len() * 3) };
     for (i, plan) in plans.iter().enumerate() {
         match plan {
             ItemPlan::Commitment { made_hours, lead_hours, weight, ending } => {
-                let made = u64::from(*made_hours);
-                let commitment = key(CommitmentKey::new, "c", i);
-                push(
-                    &mut out,
-                    at(made),
-                    Event::CommitmentMade {
-                        commitment: commitment.clone(),
-                        title: format!("deliverable {i}"),
-                        due: at(made + u64::from(*lead_hours)),
-                        weight: *weight,
-                    },
-                );
-                match ending {
-                    CommitmentEnding::Open => {}
-                    CommitmentEnding::Delivered { at_hours, accepted } => push(
-                        &mut out,
-                        at(made + u64::from(*at_hours)),
-                        Event::CommitmentDelivered { commitment, accepted: *accepted },
-                    ),
-                    CommitmentEnding::Renegotiated { at_hours, new_lead_hours, delivered_hours } => {
-                        let reneg = made + u64::from(*at_hours);
-                        push(
-                            &mut out,
-                            at(reneg),
-                            Event::CommitmentRenegotiated {
-                                commitment: commitment.clone(),
-                                due: at(made + u64::from(*new_lead_hours)),
-                                reason: Some("scope change".into()),
-                            },
-                        );
-                        if let Some(d) = delivered_hours {
-                            let when = (made + u64::from(*d)).max(reneg);
-                            push(&mut out, at(when), Event::CommitmentDelivered { commitment, accepted: true });
-                        }
-                    }
-                    CommitmentEnding::Cancelled { at_hours } => push(
-                        &mut out,
-                        at(made + u64::from(*at_hours)),
-                        Event::CommitmentCancelled { commitment, reason: None },
-                    ),
-                }
+                steps.commitment(i, u64::from(*made_hours), u64::from(*lead_hours), *weight, ending);
             }
             ItemPlan::Escalation { raised_hours, severity, ack_after_hours, resolve_after_hours, reopen } => {
-                let escalation = key(EscalationKey::new, "e", i);
-                let mut t = u64::from(*raised_hours);
-                push(
-                    &mut out,
-                    at(t),
-                    Event::EscalationRaised { escalation: escalation.clone(), severity: *severity, summary: None },
+                steps.escalation(
+                    i,
+                    u64::from(*raised_hours),
+                    *severity,
+                    *ack_after_hours,
+                    *resolve_after_hours,
+                    *reopen,
                 );
-                if let Some(a) = ack_after_hours {
-                    t += u64::from(*a);
-                    push(&mut out, at(t), Event::EscalationAcknowledged { escalation: escalation.clone() });
-                }
-                if let Some(r) = resolve_after_hours {
-                    t += u64::from(*r);
-                    push(&mut out, at(t), Event::EscalationResolved { escalation: escalation.clone() });
-                    if let Some((again, second)) = reopen {
-                        t += u64::from(*again);
-                        push(&mut out, at(t), Event::EscalationReopened { escalation: escalation.clone() });
-                        if let Some(s) = second {
-                            t += u64::from(*s);
-                            push(&mut out, at(t), Event::EscalationResolved { escalation });
-                        }
-                    }
-                }
             }
             ItemPlan::Survey { at_hours, score } => {
                 let survey = key(SurveyKey::new, "s", i);
-                push(
-                    &mut out,
-                    at(u64::from(*at_hours)),
-                    Event::SurveyAnswered { survey, score: *score, comment: None },
-                );
+                steps.push(u64::from(*at_hours), Event::SurveyAnswered { survey, score: *score, comment: None });
             }
             ItemPlan::Touchpoint { at_hours, channel } => {
-                push(&mut out, at(u64::from(*at_hours)), Event::TouchpointHeld { channel: *channel });
+                steps.push(u64::from(*at_hours), Event::TouchpointHeld { channel: *channel });
             }
             ItemPlan::Disclosure { at_hours } => {
-                push(&mut out, at(u64::from(*at_hours)), Event::IssueDisclosed { summary: None });
+                steps.push(u64::from(*at_hours), Event::IssueDisclosed { summary: None });
             }
             ItemPlan::Advocacy { at_hours, kind } => {
-                push(&mut out, at(u64::from(*at_hours)), Event::AdvocacyGiven { kind: *kind });
+                steps.push(u64::from(*at_hours), Event::AdvocacyGiven { kind: *kind });
             }
         }
     }
+    let mut out = steps.out;
     // A stable sort keeps each item's steps in order when their times tie.
     out.sort_by_key(|e| e.occurred_at);
     if let Some(until) = until {
         out.retain(|e| e.occurred_at <= until);
     }
     out
+}
+
+/// One account's events as [`expand`] writes them, in plan order, each with the next id.
+struct Steps<'a> {
+    account: &'a AccountId,
+    base: Timestamp,
+    salt: u64,
+    seq: u64,
+    out: Vec<NewEvent>,
+}
+
+impl Steps<'_> {
+    /// The event `hours` after the base time.
+    fn push(&mut self, hours: u64, event: Event) {
+        let key = format!("synth:{}:{}:{}", self.salt, self.account, self.seq);
+        self.seq += 1;
+        let occurred_at = self.base.add_nanos((hours as i64).saturating_mul(NANOS_PER_HOUR));
+        self.out.push(NewEvent {
+            id: EventId::derive(key.as_bytes()),
+            account: self.account.clone(),
+            occurred_at,
+            event,
+        });
+    }
+
+    /// Commitment `i`, made at `made` and due `lead` hours later, then its ending.
+    fn commitment(&mut self, i: usize, made: u64, lead: u64, weight: f64, ending: &CommitmentEnding) {
+        let commitment = key(CommitmentKey::new, "c", i);
+        let title = format!("deliverable {i}");
+        let due = self.base.add_nanos(((made + lead) as i64).saturating_mul(NANOS_PER_HOUR));
+        self.push(made, Event::CommitmentMade { commitment: commitment.clone(), title, due, weight });
+        match ending {
+            CommitmentEnding::Open => {}
+            CommitmentEnding::Delivered { at_hours, accepted } => {
+                self.push(made + u64::from(*at_hours), Event::CommitmentDelivered { commitment, accepted: *accepted })
+            }
+            CommitmentEnding::Renegotiated { at_hours, new_lead_hours, delivered_hours } => {
+                let reneg = made + u64::from(*at_hours);
+                let due =
+                    self.base.add_nanos(((made + u64::from(*new_lead_hours)) as i64).saturating_mul(NANOS_PER_HOUR));
+                let reason = Some("scope change".into());
+                self.push(reneg, Event::CommitmentRenegotiated { commitment: commitment.clone(), due, reason });
+                if let Some(d) = delivered_hours {
+                    let when = (made + u64::from(*d)).max(reneg);
+                    self.push(when, Event::CommitmentDelivered { commitment, accepted: true });
+                }
+            }
+            CommitmentEnding::Cancelled { at_hours } => {
+                self.push(made + u64::from(*at_hours), Event::CommitmentCancelled { commitment, reason: None });
+            }
+        }
+    }
+
+    /// Escalation `i`, raised at `raised`, then acknowledged, resolved, reopened and resolved
+    /// again as far as its plan goes, each step after the one before.
+    fn escalation(
+        &mut self,
+        i: usize,
+        raised: u64,
+        severity: Severity,
+        ack_after: Option<u32>,
+        resolve_after: Option<u32>,
+        reopen: Option<(u32, Option<u32>)>,
+    ) {
+        let escalation = key(EscalationKey::new, "e", i);
+        let mut t = raised;
+        self.push(t, Event::EscalationRaised { escalation: escalation.clone(), severity, summary: None });
+        if let Some(a) = ack_after {
+            t += u64::from(a);
+            self.push(t, Event::EscalationAcknowledged { escalation: escalation.clone() });
+        }
+        let Some(r) = resolve_after else { return };
+        t += u64::from(r);
+        self.push(t, Event::EscalationResolved { escalation: escalation.clone() });
+        if let Some((again, second)) = reopen {
+            t += u64::from(again);
+            self.push(t, Event::EscalationReopened { escalation: escalation.clone() });
+            if let Some(s) = second {
+                t += u64::from(s);
+                self.push(t, Event::EscalationResolved { escalation });
+            }
+        }
+    }
 }
 
 fn key<K>(make: fn(&str) -> Result<K, crate::ParseIdError>, prefix: &str, i: usize) -> K {
