@@ -1,11 +1,15 @@
 //! The projection contract: fold envelopes into state, evaluate it at an instant, and save or
-//! restore that state as a serde checkpoint. Plus [`AsOf`], the bitemporal filter.
+//! restore that state as a serde checkpoint. Plus [`AsOf`], the bitemporal filter, and
+//! [`Folded`], the one shape of a score projection: a shared prepared model and one account's
+//! state, saved as a [`Checkpoint`] of the model and the state.
 //!
 //! Projections hold no business rules (validation ran before the append) and cannot fail on
 //! valid events: `apply` returns nothing.
 
-use serde::Serialize;
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Envelope;
 use crate::timestamp::Timestamp;
@@ -38,6 +42,89 @@ pub trait Projection: Sized {
 
     /// The state from a snapshot.
     fn restore(checkpoint: Self::Checkpoint) -> Self;
+}
+
+/// A scoring model prepared for folding (its constants computed once), shared by the states
+/// of many accounts.
+pub trait PreparedModel: std::fmt::Debug + Send + Sync {
+    /// The model as configured and saved.
+    type Model: Clone + std::fmt::Debug + Serialize + DeserializeOwned;
+
+    /// Prepares `model`.
+    fn prepare(model: &Self::Model) -> Self;
+
+    /// The model it was prepared from.
+    fn model(&self) -> &Self::Model;
+}
+
+/// One account's folded evidence under a prepared model: what a [`Folded`] projection holds.
+pub trait AccountState: Clone + Default + std::fmt::Debug + Serialize + DeserializeOwned {
+    /// The model it folds with.
+    type Prepared: PreparedModel;
+    /// What evaluating it yields.
+    type Output;
+
+    /// Folds one event in.
+    fn fold(&mut self, model: &Self::Prepared, event: &Envelope);
+
+    /// The output at `at`.
+    fn output(&self, model: &<Self::Prepared as PreparedModel>::Model, at: Timestamp) -> Self::Output;
+}
+
+/// A score projection for one account: a shared prepared model and the account's state.
+/// `rapport_trust::TrustProjection` and `rapport_health::HealthProjection` are this shape.
+#[derive(Debug, Clone)]
+pub struct Folded<S: AccountState> {
+    model: Arc<S::Prepared>,
+    state: S,
+}
+
+/// A saved [`Folded`] projection: the model and the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint<M, S> {
+    /// The model.
+    pub model: M,
+    /// The state.
+    pub state: S,
+}
+
+impl<S: AccountState> Folded<S> {
+    /// A projection with no evidence. Prepares its own copy of `model`; projections that
+    /// should share one use [`with_prepared`](Self::with_prepared).
+    pub fn new(model: Arc<<S::Prepared as PreparedModel>::Model>) -> Self {
+        Self::with_prepared(Arc::new(S::Prepared::prepare(&model)))
+    }
+
+    /// A projection with no evidence, sharing a prepared model.
+    pub fn with_prepared(model: Arc<S::Prepared>) -> Self {
+        Self { model, state: S::default() }
+    }
+
+    /// The state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+}
+
+impl<S: AccountState> Projection for Folded<S> {
+    type Output = S::Output;
+    type Checkpoint = Checkpoint<<S::Prepared as PreparedModel>::Model, S>;
+
+    fn apply(&mut self, event: &Envelope) {
+        self.state.fold(&self.model, event);
+    }
+
+    fn evaluate(&self, at: Timestamp) -> S::Output {
+        self.state.output(self.model.model(), at)
+    }
+
+    fn checkpoint(&self) -> Self::Checkpoint {
+        Checkpoint { model: self.model.model().clone(), state: self.state.clone() }
+    }
+
+    fn restore(checkpoint: Self::Checkpoint) -> Self {
+        Self { model: Arc::new(S::Prepared::prepare(&checkpoint.model)), state: checkpoint.state }
+    }
 }
 
 /// A bitemporal point of view: "as of `at`, as known at `known_at`".

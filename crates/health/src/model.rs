@@ -120,6 +120,18 @@ pub struct PreparedHealth {
     pub(crate) load_confidence_rate: f64,
 }
 
+impl rapport_core::projection::PreparedModel for PreparedHealth {
+    type Model = HealthModel;
+
+    fn prepare(model: &HealthModel) -> Self {
+        Self::new(model.clone())
+    }
+
+    fn model(&self) -> &HealthModel {
+        PreparedHealth::model(self)
+    }
+}
+
 impl PreparedHealth {
     /// Prepares `model`.
     pub fn new(model: HealthModel) -> Self {

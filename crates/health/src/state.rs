@@ -1,9 +1,8 @@
 //! [`HealthState`]: one account's health evidence (its trust state plus surveys, engagement,
 //! advocacy and escalation history), and [`HealthProjection`].
 
-use std::sync::Arc;
-
-use rapport_core::{Envelope, Event, Projection, SurveyScore, Timestamp};
+use rapport_core::projection::{AccountState, Checkpoint, Folded};
+use rapport_core::{Envelope, Event, SurveyScore, Timestamp};
 use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
@@ -196,56 +195,21 @@ impl HealthState {
 
 /// The health projection for one account: a shared, prepared model and the account's state.
 /// Its output carries trust too.
-#[derive(Debug, Clone)]
-pub struct HealthProjection {
-    model: Arc<PreparedHealth>,
-    state: HealthState,
-}
+pub type HealthProjection = Folded<HealthState>;
 
 /// A saved [`HealthProjection`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HealthCheckpoint {
-    /// The model.
-    pub model: HealthModel,
-    /// The state.
-    pub state: HealthState,
-}
+pub type HealthCheckpoint = Checkpoint<HealthModel, HealthState>;
 
-impl HealthProjection {
-    /// A projection with no evidence. Prepares its own copy of `model`; projections that
-    /// should share one use [`with_prepared`](Self::with_prepared).
-    pub fn new(model: Arc<HealthModel>) -> Self {
-        Self::with_prepared(Arc::new(model.prepare()))
-    }
-
-    /// A projection with no evidence, sharing a prepared model.
-    pub fn with_prepared(model: Arc<PreparedHealth>) -> Self {
-        Self { model, state: HealthState::new() }
-    }
-
-    /// The state.
-    pub fn state(&self) -> &HealthState {
-        &self.state
-    }
-}
-
-impl Projection for HealthProjection {
+impl AccountState for HealthState {
+    type Prepared = PreparedHealth;
     type Output = Scores;
-    type Checkpoint = HealthCheckpoint;
 
-    fn apply(&mut self, event: &Envelope) {
-        self.state.apply(&self.model, event);
+    #[inline]
+    fn fold(&mut self, model: &PreparedHealth, event: &Envelope) {
+        self.apply(model, event);
     }
 
-    fn evaluate(&self, at: Timestamp) -> Scores {
-        self.state.evaluate(self.model.model(), at)
-    }
-
-    fn checkpoint(&self) -> HealthCheckpoint {
-        HealthCheckpoint { model: self.model.model().clone(), state: self.state.clone() }
-    }
-
-    fn restore(checkpoint: HealthCheckpoint) -> Self {
-        Self { model: Arc::new(PreparedHealth::new(checkpoint.model)), state: checkpoint.state }
+    fn output(&self, model: &HealthModel, at: Timestamp) -> Scores {
+        self.evaluate(model, at)
     }
 }

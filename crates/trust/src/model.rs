@@ -205,6 +205,18 @@ pub struct PreparedTrust {
     pub(crate) responsiveness: PreparedChannel,
 }
 
+impl rapport_core::projection::PreparedModel for PreparedTrust {
+    type Model = TrustModel;
+
+    fn prepare(model: &TrustModel) -> Self {
+        Self::new(model.clone())
+    }
+
+    fn model(&self) -> &TrustModel {
+        PreparedTrust::model(self)
+    }
+}
+
 impl PreparedTrust {
     /// Prepares `model`.
     pub fn new(model: TrustModel) -> Self {

@@ -1,9 +1,8 @@
 //! [`TrustState`]: one account's trust evidence — decayed sums for closed outcomes, plus the
 //! open items whose outcome depends on the evaluation time — and [`TrustProjection`].
 
-use std::sync::Arc;
-
-use rapport_core::{Envelope, EscalationKey, Event, EventId, Projection, Severity, Timestamp};
+use rapport_core::projection::{AccountState, Checkpoint, Folded};
+use rapport_core::{Envelope, EscalationKey, Event, EventId, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
@@ -592,57 +591,22 @@ fn commitment_terms(m: &TrustModel, c: &CommitmentRec, at: Timestamp) -> (Option
 }
 
 /// The trust projection for one account: a shared, prepared model and the account's state.
-#[derive(Debug, Clone)]
-pub struct TrustProjection {
-    model: Arc<PreparedTrust>,
-    state: TrustState,
-}
+pub type TrustProjection = Folded<TrustState>;
 
 /// A saved [`TrustProjection`]: the model and the state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrustCheckpoint {
-    /// The model.
-    pub model: TrustModel,
-    /// The state.
-    pub state: TrustState,
-}
+pub type TrustCheckpoint = Checkpoint<TrustModel, TrustState>;
 
-impl TrustProjection {
-    /// A projection with no evidence. Prepares its own copy of `model`; projections that
-    /// should share one use [`with_prepared`](Self::with_prepared).
-    pub fn new(model: Arc<TrustModel>) -> Self {
-        Self::with_prepared(Arc::new(model.prepare()))
-    }
-
-    /// A projection with no evidence, sharing a prepared model.
-    pub fn with_prepared(model: Arc<PreparedTrust>) -> Self {
-        Self { model, state: TrustState::new() }
-    }
-
-    /// The state.
-    pub fn state(&self) -> &TrustState {
-        &self.state
-    }
-}
-
-impl Projection for TrustProjection {
+impl AccountState for TrustState {
+    type Prepared = PreparedTrust;
     type Output = Score;
-    type Checkpoint = TrustCheckpoint;
 
-    fn apply(&mut self, event: &Envelope) {
-        self.state.apply(&self.model, event);
+    #[inline]
+    fn fold(&mut self, model: &PreparedTrust, event: &Envelope) {
+        self.apply(model, event);
     }
 
-    fn evaluate(&self, at: Timestamp) -> Score {
-        self.state.evaluate(self.model.model(), at)
-    }
-
-    fn checkpoint(&self) -> TrustCheckpoint {
-        TrustCheckpoint { model: self.model.model().clone(), state: self.state.clone() }
-    }
-
-    fn restore(checkpoint: TrustCheckpoint) -> Self {
-        Self { model: Arc::new(PreparedTrust::new(checkpoint.model)), state: checkpoint.state }
+    fn output(&self, model: &TrustModel, at: Timestamp) -> Score {
+        self.evaluate(model, at)
     }
 }
 
