@@ -189,7 +189,7 @@ impl LogState {
             return Err(AppendError::BatchTooLarge { len: batch.len(), max: BATCH_EVENTS_MAX });
         }
         // Undo holds an id and a stream step for each new event: reserved up front, since
-        // growing it by doubling copied it once a batch (about 1.5 % of a backfill).
+        // growing it by doubling copied it once a batch.
         let mut out = Decided {
             fresh: Vec::with_capacity(batch.len()),
             duplicates: Vec::new(),

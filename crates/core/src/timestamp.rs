@@ -143,9 +143,9 @@ fn parse_canonical_utc(b: &[u8]) -> Option<Timestamp> {
         return None;
     }
     // Days since 1970-01-01 of a proleptic Gregorian date (years counted from March so the
-    // leap day falls at the end of the year). Written out rather than through `time::Date`:
-    // `from_calendar_date` + `to_julian_day` took about twice the perf samples in a 1 M-line
-    // import (204–209 against 107–110); the test below checks every day against `time`.
+    // leap day falls at the end of the year). Written out rather than through `time::Date`,
+    // which cost about twice as much on the parsing path (docs/decisions.md); the test below
+    // checks every day against `time`.
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;

@@ -76,9 +76,10 @@ pub struct Portfolio {
     model: PreparedHealth,
     as_of: AsOf,
     then: Timestamp,
-    /// Account ids hash by their frozen `stable_hash`, mixed with a random per-map seed (the
-    /// SipHash this replaced hashed the same 64 bits, so it resisted crafted collisions no
-    /// better, at a higher cost). Runs of one account skip it via `last`.
+    /// Account ids hash by the keyed hash of their text that each id carries (computed once,
+    /// under a per-process key no outsider knows), mixed again by the map's own random seed,
+    /// so crafted ids cannot pile into one bucket. Runs of one account skip the lookup via
+    /// `last`.
     index: KeyedMap<AccountId, usize>,
     entries: Vec<(AccountId, Entry)>,
     /// The entry of the previous event: logs and backfills often hold runs of one account.

@@ -187,8 +187,7 @@ pub(crate) fn split_jsonl<R: Read>(
         if chunk.lines.len() >= PARSE_CHUNK {
             chunk.bytes = bytes;
             // The next chunk starts with room for as many bytes as this one held, so it does
-            // not grow by doubling (each doubling copied everything read so far: counted
-            // instructions put the copies at 3 % of an import).
+            // not grow by doubling, which copies everything read so far (docs/decisions.md).
             let next = Unparsed {
                 data: Vec::with_capacity(chunk.data.len() + chunk.data.len() / 8),
                 lines: Vec::with_capacity(PARSE_CHUNK),

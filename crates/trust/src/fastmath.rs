@@ -2,8 +2,8 @@
 //! fold's hot path.
 //!
 //! Folding an event decays it against its sum's anchor (one `exp2`) and ranks it among its
-//! factor's top events (one `log2`). libm's versions are out-of-line calls, and counted
-//! instructions (callgrind) put them at a sixth of the fold. These inline: [`exp2`] agrees with
+//! factor's top events (one `log2`). libm's versions are out-of-line calls, a large share of
+//! the fold (docs/decisions.md). These inline: [`exp2`] agrees with
 //! libm's to a few units in the last place, and [`key_log2`] to 1e-9, which is all a ranking key
 //! kept as `f32` can hold. Unlike a correctly rounded `exp2`, this one is not monotone to the
 //! last bit: at a few of its table seams it steps back by one ulp (tested), a relative 1e-16

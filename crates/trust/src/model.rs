@@ -50,8 +50,8 @@ impl ChannelParams {
 }
 
 /// [`ChannelParams`] with the decay rate computed once: folding an event into a channel then
-/// multiplies by the rate instead of dividing by the half-life (measured at +1.4 to +2.4 % on
-/// the fold, BENCHMARKS.md). Built by [`ChannelParams::prepare`], so the two always agree.
+/// multiplies by the rate instead of dividing by the half-life. Built by
+/// [`ChannelParams::prepare`], so the two always agree.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PreparedChannel {
     params: ChannelParams,
