@@ -286,11 +286,18 @@ impl LogState {
                 None => self.streams.entry(e.account.clone()).or_default(),
             };
             stream.check(e)?;
+            let before = stream.version();
             let undo = stream.apply(e);
             let version = stream.version();
+            debug_assert_eq!(version, before.next(), "an event takes its stream's next version");
             out.undo.push(Undo::Stream(e.account.clone(), undo));
             out.fresh.push((k, version));
         }
+        debug_assert_eq!(
+            out.fresh.len() + out.duplicates.len(),
+            batch.len(),
+            "every event of a decided batch is new or a duplicate"
+        );
         Ok(())
     }
 

@@ -31,6 +31,8 @@ pub(crate) fn append<S: BackfillStore, R: Read>(
     let mut appender =
         Appender { ledger, source_name, options, in_flight: VecDeque::new(), batch: Vec::new(), lines: Vec::new() };
     let mut done = 0u64;
+    // What pass 1 validated, and so what pass 2 must hand the store, event for event.
+    let validated_events = validated.admitted;
     let mut on_outcome = |report: &mut ImportReport, out: AppendOutcome| {
         report.appended += out.appended.len() as u64;
         report.duplicates += out.duplicates.len() as u64;
@@ -56,7 +58,9 @@ pub(crate) fn append<S: BackfillStore, R: Read>(
             })?;
         }
     }
-    appender.finish(report, &mut on_outcome)
+    appender.finish(report, &mut on_outcome)?;
+    debug_assert_eq!(done, validated_events, "pass 2 appends what pass 1 validated, event for event");
+    Ok(())
 }
 
 /// The line of the event an append error names, else the batch's first line.
@@ -123,6 +127,11 @@ impl<'l, S: BackfillStore> Appender<'l, S> {
                 line: refused_line(&source, &lines),
                 source: Box::new(source),
             })?;
+            debug_assert_eq!(
+                out.appended.len() + out.duplicates.len(),
+                lines.len(),
+                "the store answers for every event of a batch"
+            );
             on_outcome(report, out);
         }
         Ok(())

@@ -29,6 +29,8 @@ pub(crate) struct Validated {
     pub(crate) rejected: HashSet<u64>,
     /// Event-bearing lines read.
     pub(crate) events: u64,
+    /// Events validation admitted: what pass 2 appends.
+    pub(crate) admitted: u64,
 }
 
 /// Pass 1: read on a second thread, parse on both, and validate here against a shadow of the
@@ -50,8 +52,13 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     // (a backfill into a new PostgreSQL database saves a query per chunk of lines).
     let store_empty = pollster::block_on(ledger.store().head()).map_err(read_err)? == Position(0);
     let mut shadow = Shadow::new(LogState::with_capacity(events_hint), store_empty, options.future_skew);
-    let mut refusals =
-        Refusals { source_name, skip_invalid: options.skip_invalid, sink: rejects, lines: HashSet::new() };
+    let mut refusals = Refusals {
+        source_name,
+        skip_invalid: options.skip_invalid,
+        sink: rejects,
+        lines: HashSet::new(),
+        events_refused: 0,
+    };
     let mut buffer = Some(Buffered::default());
     let mut last_line = 0u64;
     let mut events = 0u64;
@@ -123,7 +130,8 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         asking.push_back((pending, answers));
         check_up_to(&mut asking, 0, &mut shadow, &mut refusals)
     })?;
-    Ok(Validated { buffer, last_line, rejected: refusals.lines, events })
+    let admitted = events - refusals.events_refused;
+    Ok(Validated { buffer, last_line, rejected: refusals.lines, events, admitted })
 }
 
 /// Why a validation chunk stopped the import.
@@ -221,6 +229,8 @@ pub(crate) struct Refusals<'s, 'w> {
     skip_invalid: bool,
     sink: Option<&'w mut dyn Write>,
     lines: HashSet<u64>,
+    /// Refused lines that parsed: events validation refused.
+    events_refused: u64,
 }
 
 /// What a refused line held, for the rejects file.
@@ -256,6 +266,9 @@ impl Refusals<'_, '_> {
                 }
             }
             writeln!(w, "{obj}").map_err(ImportError::Rejects)?;
+        }
+        if matches!(what, Rejected::Event(_)) {
+            self.events_refused += 1;
         }
         self.lines.insert(line);
         Ok(())

@@ -94,6 +94,18 @@ impl FileStore {
                 }
                 let rec = format::decode_body_with(body, Position(positions[k]), &mut |s| index.intern(s))
                     .map_err(|e| corrupt(&e.reason))?;
+                // The record read is the one the index meant: its account's stream holds this
+                // position at the record's version.
+                debug_assert_eq!(
+                    rec.stream_version.0.checked_sub(1).and_then(|v| index
+                        .streams
+                        .get(&rec.account)?
+                        .get(v as usize)
+                        .copied()),
+                    Some(positions[k]),
+                    "the record at position {} is not the one the index placed there",
+                    positions[k]
+                );
                 out.push(rec);
             }
             i = j;

@@ -203,6 +203,14 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
             "frame at position {} holds a zero run recovery would take for a torn write",
             job.first_position
         );
+        // What is written must read back as written: the header as encoded, the records it
+        // counts.
+        debug_assert!(
+            FrameHeader::decode(frame).is_ok_and(|(h, _)| h == header)
+                && format::split_records(&frame[FRAME_HEADER_BYTES..], header.count).is_ok(),
+            "frame at position {} does not read back as written",
+            job.first_position
+        );
         w.file.append(frame).map_err(|e| format!("write: {e}"))?;
         dirty = true;
         offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
