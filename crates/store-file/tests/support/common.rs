@@ -1,0 +1,42 @@
+//! What the file store's test files share: temporary directories and generated histories.
+
+#![allow(dead_code)] // Each test file uses its own part.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rapport_core::testing::conformance::assert_log_invariants;
+use rapport_core::testing::synth::{SynthConfig, generate};
+use rapport_core::{Envelope, NewEvent};
+use rapport_store_file::FileStore;
+
+/// A directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("rapport-test-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn history(accounts: u32, months: u32, seed: u64) -> Vec<NewEvent> {
+    generate(SynthConfig { accounts, months, seed, ..Default::default() }).collect()
+}
+
+pub(crate) fn contents(store: &FileStore) -> Vec<Envelope> {
+    assert_log_invariants(store)
+}
