@@ -138,6 +138,7 @@ fn measure_code(s: &SurveyScore) -> u8 {
 
 /// Writes `e`'s content to `out`.
 fn put_content(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    #[inline]
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
@@ -145,10 +146,12 @@ fn put_content(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         }
         out.push(v as u8);
     }
+    #[inline]
     fn text(out: &mut Vec<u8>, s: &str) {
         varint(out, s.len() as u64);
         out.extend_from_slice(s.as_bytes());
     }
+    #[inline]
     fn maybe(out: &mut Vec<u8>, s: Option<&str>) {
         match s {
             None => out.push(0),
@@ -228,6 +231,15 @@ fn put_content(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// A read's result. The error is boxed: a reader's methods return it through many `?`s, and a
+/// pointer-sized error keeps every result in registers on the path that does not fail.
+type Read<T> = Result<T, Box<DecodeError>>;
+
+#[cold]
+fn fail(offset: usize, reason: impl Into<String>) -> Box<DecodeError> {
+    Box::new(err(offset, reason))
+}
+
 /// Reads content written by [`put_content`], strictly: every byte must be accounted for, and
 /// any other shape (a long-form length, a flag other than 0 or 1, an unknown code) is an
 /// error naming its offset in the content.
@@ -237,89 +249,119 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+    #[inline]
+    fn bytes(&mut self, n: usize, what: &str) -> Read<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.b.len());
-        let Some(end) = end else { return Err(err(self.at, format!("{what}: the record ends early"))) };
+        let Some(end) = end else { return Err(fail(self.at, format!("{what}: the record ends early"))) };
         let out = &self.b[self.at..end];
         self.at = end;
         Ok(out)
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8, DecodeError> {
+    #[inline]
+    fn byte(&mut self, what: &str) -> Read<u8> {
         Ok(self.bytes(1, what)?[0])
     }
 
-    fn eight(&mut self, what: &str) -> Result<[u8; 8], DecodeError> {
+    #[inline]
+    fn eight(&mut self, what: &str) -> Read<[u8; 8]> {
         let mut w = [0u8; 8];
         w.copy_from_slice(self.bytes(8, what)?);
         Ok(w)
     }
 
-    fn time(&mut self, what: &str) -> Result<Timestamp, DecodeError> {
+    #[inline]
+    fn time(&mut self, what: &str) -> Read<Timestamp> {
         Ok(Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?)))
     }
 
     /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
-    fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+    #[inline]
+    fn varint(&mut self, what: &str) -> Read<u64> {
+        // Nearly every one is a single byte: a length under 128, a variant index.
+        match self.b.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(what),
+        }
+    }
+
+    #[cold]
+    fn long_varint(&mut self, what: &str) -> Read<u64> {
         let start = self.at;
         let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
+        let mut shift = 0u32;
+        loop {
             let byte = self.byte(what)?;
             let bits = u64::from(byte & 0x7f);
             if shift == 63 && bits > 1 {
-                return Err(err(start, format!("{what}: the integer overflows 64 bits")));
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
             }
             v |= bits << shift;
             if byte & 0x80 == 0 {
                 if byte == 0 && shift > 0 {
-                    return Err(err(start, format!("{what}: the integer is not in its shortest form")));
+                    return Err(fail(start, format!("{what}: the integer is not in its shortest form")));
                 }
                 return Ok(v);
             }
+            shift += 7;
+            if shift > 63 {
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
+            }
         }
-        Err(err(start, format!("{what}: the integer overflows 64 bits")))
     }
 
-    fn flag(&mut self, what: &str) -> Result<bool, DecodeError> {
+    #[inline]
+    fn flag(&mut self, what: &str) -> Read<bool> {
         let at = self.at;
         match self.byte(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(err(at, format!("{what}: {other} is neither 0 nor 1"))),
+            other => Err(fail(at, format!("{what}: {other} is neither 0 nor 1"))),
         }
     }
 
-    fn text(&mut self, what: &str) -> Result<&'a str, DecodeError> {
+    #[inline]
+    fn text(&mut self, what: &str) -> Read<&'a str> {
         let len = self.varint(what)?;
         let at = self.at;
-        let len = usize::try_from(len).map_err(|_| err(at, format!("{what}: length {len} is too large")))?;
+        let len = usize::try_from(len).map_err(|_| fail(at, format!("{what}: length {len} is too large")))?;
         let bytes = self.bytes(len, what)?;
-        std::str::from_utf8(bytes).map_err(|e| err(at, format!("{what}: not UTF-8 ({e})")))
+        std::str::from_utf8(bytes).map_err(|e| fail(at, format!("{what}: not UTF-8 ({e})")))
     }
 
-    fn maybe(&mut self, what: &str) -> Result<Option<String>, DecodeError> {
+    #[inline]
+    fn maybe(&mut self, what: &str) -> Read<Option<String>> {
         Ok(if self.flag(what)? { Some(self.text(what)?.to_owned()) } else { None })
     }
 
-    fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Result<T, DecodeError> {
+    #[inline]
+    fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
         let at = self.at;
         let c = self.byte(what)?;
-        table.get(usize::from(c)).copied().ok_or_else(|| err(at, format!("unknown {what} code {c}")))
+        table.get(usize::from(c)).copied().ok_or_else(|| fail(at, format!("unknown {what} code {c}")))
     }
 
-    fn key<K>(&mut self, what: &str, new: fn(&str) -> Result<K, rapport_core::ParseIdError>) -> Result<K, DecodeError> {
+    #[inline]
+    fn key<K>(&mut self, what: &str, new: impl FnOnce(&str) -> Result<K, rapport_core::ParseIdError>) -> Read<K> {
         let at = self.at;
-        new(self.text(what)?).map_err(|e| err(at, format!("{what}: {e}")))
+        new(self.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
     }
 }
 
 /// Reads the content `put_content` wrote, sharing account ids through `intern`.
 fn take_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, String>) -> Result<NewEvent, DecodeError> {
+    read_content(b, intern).map_err(|e| *e)
+}
+
+fn read_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, String>) -> Read<NewEvent> {
     let mut r = Reader { b, at: 0 };
     let mut id = [0u8; 16];
     id.copy_from_slice(r.bytes(16, "id")?);
     let at = r.at;
-    let account = intern(r.text("account")?).map_err(|e| err(at, format!("account: {e}")))?;
+    let account = intern(r.text("account")?).map_err(|e| fail(at, format!("account: {e}")))?;
     let occurred_at = r.time("occurred_at")?;
     let at = r.at;
     let event = match r.varint("event type")? {
@@ -365,10 +407,10 @@ fn take_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, Stri
         variant::TOUCHPOINT => Event::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
         variant::ISSUE_DISCLOSED => Event::IssueDisclosed { summary: r.maybe("summary")? },
         variant::ADVOCACY_GIVEN => Event::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
-        other => return Err(err(at, format!("unknown event type {other}"))),
+        other => return Err(fail(at, format!("unknown event type {other}"))),
     };
     if r.at != b.len() {
-        return Err(err(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
+        return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
     }
     Ok(NewEvent { id: EventId::from_bytes(id), account, occurred_at, event })
 }
