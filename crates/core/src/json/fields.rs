@@ -256,22 +256,22 @@ pub(super) const OPTIONAL_FIELDS: [&str; 16] = {
 
 /// The [`Fields::only`] bit of each of [`OPTIONAL_FIELDS`].
 pub(super) mod field {
-    pub(super) const COMMITMENT: u32 = 1 << 0;
-    pub(super) const TITLE: u32 = 1 << 1;
-    pub(super) const DUE: u32 = 1 << 2;
-    pub(super) const WEIGHT: u32 = 1 << 3;
-    pub(super) const REASON: u32 = 1 << 4;
-    pub(super) const ACCEPTED: u32 = 1 << 5;
-    pub(super) const ESCALATION: u32 = 1 << 6;
-    pub(super) const SEVERITY: u32 = 1 << 7;
-    pub(super) const SUMMARY: u32 = 1 << 8;
-    pub(super) const SURVEY: u32 = 1 << 9;
-    pub(super) const NPS: u32 = 1 << 10;
-    pub(super) const CSAT: u32 = 1 << 11;
-    pub(super) const CES: u32 = 1 << 12;
-    pub(super) const COMMENT: u32 = 1 << 13;
-    pub(super) const CHANNEL: u32 = 1 << 14;
-    pub(super) const KIND: u32 = 1 << 15;
+    pub(in crate::json) const COMMITMENT: u32 = 1 << 0;
+    pub(in crate::json) const TITLE: u32 = 1 << 1;
+    pub(in crate::json) const DUE: u32 = 1 << 2;
+    pub(in crate::json) const WEIGHT: u32 = 1 << 3;
+    pub(in crate::json) const REASON: u32 = 1 << 4;
+    pub(in crate::json) const ACCEPTED: u32 = 1 << 5;
+    pub(in crate::json) const ESCALATION: u32 = 1 << 6;
+    pub(in crate::json) const SEVERITY: u32 = 1 << 7;
+    pub(in crate::json) const SUMMARY: u32 = 1 << 8;
+    pub(in crate::json) const SURVEY: u32 = 1 << 9;
+    pub(in crate::json) const NPS: u32 = 1 << 10;
+    pub(in crate::json) const CSAT: u32 = 1 << 11;
+    pub(in crate::json) const CES: u32 = 1 << 12;
+    pub(in crate::json) const COMMENT: u32 = 1 << 13;
+    pub(in crate::json) const CHANNEL: u32 = 1 << 14;
+    pub(in crate::json) const KIND: u32 = 1 << 15;
 }
 
 pub(super) fn parse_severity(s: &str) -> Option<Severity> {

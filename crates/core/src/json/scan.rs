@@ -47,7 +47,7 @@ fn scan_compact_fields<'a>(line: &'a str, raw: &mut RawLine<'a>) -> Option<()> {
 /// A field's bit in the scanner's mask of fields seen (the order of [`RawLine`]'s fields);
 /// `None` for a name that is not a field.
 #[inline]
-fn field_bit(key: &str) -> Option<u32> {
+pub(super) fn field_bit(key: &str) -> Option<u32> {
     match key {
         "type" => Some(0),
         "id" => Some(1),

@@ -259,3 +259,43 @@ fn an_unknown_field_is_refused_naming_only_the_fields_the_form_takes() {
     let stored = Envelope::from_json_line(line).unwrap_err().to_string();
     assert!(stored.contains("`kind`, `recorded_at`, `stream_version`, `position` at line 1"), "{stored}");
 }
+
+#[test]
+fn the_scanner_and_the_field_checks_follow_the_one_field_table() {
+    // The scanner's bits are RawLine's fields in order: the table's four common fields, the
+    // three a store assigns, then the table's optional fields.
+    let names: Vec<&str> = SUBMITTED_FIELDS[..4]
+        .iter()
+        .map(|f| f.0)
+        .chain(STORE_ASSIGNED)
+        .chain(SUBMITTED_FIELDS[4..].iter().map(|f| f.0))
+        .collect();
+    assert_eq!(names.len(), 23);
+    for (bit, name) in names.iter().enumerate() {
+        assert_eq!(field_bit(name), Some(bit as u32), "{name}");
+    }
+    assert_eq!(field_bit("recorded"), None);
+    // Each per-type check bit names the table's optional field of that index.
+    let bits = [
+        (field::COMMITMENT, "commitment"),
+        (field::TITLE, "title"),
+        (field::DUE, "due"),
+        (field::WEIGHT, "weight"),
+        (field::REASON, "reason"),
+        (field::ACCEPTED, "accepted"),
+        (field::ESCALATION, "escalation"),
+        (field::SEVERITY, "severity"),
+        (field::SUMMARY, "summary"),
+        (field::SURVEY, "survey"),
+        (field::NPS, "nps"),
+        (field::CSAT, "csat"),
+        (field::CES, "ces"),
+        (field::COMMENT, "comment"),
+        (field::CHANNEL, "channel"),
+        (field::KIND, "kind"),
+    ];
+    for (bit, name) in bits {
+        assert_eq!(OPTIONAL_FIELDS[bit.trailing_zeros() as usize], name);
+    }
+    assert_eq!(bits.len(), OPTIONAL_FIELDS.len());
+}
