@@ -29,6 +29,7 @@ trait DynStore: Send + Sync {
     fn read_all(&self, from: Position, limit: usize) -> Boxed<'_, Result<Vec<Envelope>, ReadError>>;
     fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>>;
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>>;
+    fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>>;
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>>;
     fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
     fn reserve(&self, events: usize);
@@ -59,6 +60,10 @@ impl<S: BackfillStore + std::fmt::Debug> DynStore for S {
 
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>> {
         Box::pin(Store::head(self))
+    }
+
+    fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>> {
+        Box::pin(Store::wait_past(self, after))
     }
 
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>> {
@@ -139,6 +144,10 @@ impl Store for AnyStore {
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         self.0.head()
+    }
+
+    fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        self.0.wait_past(after)
     }
 }
 

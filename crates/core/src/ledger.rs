@@ -7,6 +7,7 @@ use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, Position, StreamVersion};
 use crate::memory::MemoryStore;
 use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, ReadError, Store};
+use crate::subscribe::Subscription;
 
 /// The page size the ledger's scanning helpers read with.
 pub const SCAN_PAGE_EVENTS: usize = 4_096;
@@ -54,6 +55,12 @@ impl<S: Store> Ledger<S> {
     /// Takes the store back.
     pub fn into_store(self) -> S {
         self.store
+    }
+
+    /// Every event from position `from` on (1 for the whole log): the stored ones, then each
+    /// new one as its append commits. See [`Subscription`].
+    pub fn subscribe(&self, from: Position) -> Subscription<&S> {
+        Subscription::new(&self.store, from)
     }
 
     /// The synchronous facade: every call blocks the current thread until done.

@@ -51,8 +51,10 @@ mod log_state;
 pub mod memory;
 pub mod projection;
 pub mod store;
+pub mod subscribe;
 pub mod timestamp;
 pub mod validate;
+pub mod watch;
 
 #[cfg(any(feature = "synth", feature = "testing"))]
 pub mod testing;
@@ -71,5 +73,6 @@ pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX,
     ReadError, StorageError, Store,
 };
+pub use subscribe::Subscription;
 pub use timestamp::{ParseTimestampError, Timestamp};
 pub use validate::ValidationError;

@@ -8,10 +8,12 @@ use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::log_state::LogState;
 use crate::store::{
-    AppendError, AppendOutcome, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX, ReadError, Store,
+    AppendError, AppendOutcome, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX, ReadError,
+    StorageError, Store,
 };
 use crate::timestamp::Timestamp;
 use crate::validate::Admission;
+use crate::watch::HeadWatch;
 
 /// A source of `recorded_at` times.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -25,6 +27,8 @@ pub struct MemoryStore {
     inner: RwLock<Inner>,
     clock: Clock,
     future_skew: std::time::Duration,
+    /// The head, published after each append, for subscribers.
+    watch: HeadWatch,
 }
 
 #[derive(Default)]
@@ -60,7 +64,12 @@ impl MemoryStore {
 
     /// An empty store stamping `recorded_at` from `clock` (for tests and simulations).
     pub fn with_clock(clock: Clock) -> Self {
-        Self { inner: RwLock::new(Inner::default()), clock, future_skew: crate::validate::FUTURE_SKEW_DEFAULT }
+        Self {
+            inner: RwLock::new(Inner::default()),
+            clock,
+            future_skew: crate::validate::FUTURE_SKEW_DEFAULT,
+            watch: HeadWatch::new(Position(0)),
+        }
     }
 
     /// This store, accepting events dated up to `skew` later than their `recorded_at`
@@ -119,6 +128,10 @@ impl MemoryStore {
             }
             inner.log.push(Envelope::new(e, recorded_at, version, position));
         }
+        let head = Position(inner.log.len() as u64);
+        drop(guard);
+        // Published once the events are readable: a woken subscriber finds them.
+        self.watch.publish(head);
         Ok(outcome)
     }
 
@@ -185,6 +198,10 @@ impl Store for MemoryStore {
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         ready(Ok(Position(self.read().log.len() as u64)))
+    }
+
+    async fn wait_past(&self, after: Position) -> Result<Position, ReadError> {
+        self.watch.wait_past(after).await.map_err(|c| ReadError::Storage(StorageError::new("wait for appends", c.0)))
     }
 }
 

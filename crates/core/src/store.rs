@@ -54,7 +54,9 @@ pub struct Committed {
     pub position: Position,
 }
 
-/// What an append did.
+/// What an append did. Once the append's future has resolved, every event it wrote is
+/// visible to reads and to every [`Subscription`](crate::Subscription) (read-your-writes):
+/// a subscriber that has yielded [`last_position`](Self::last_position) has seen them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// The events written, in batch order.
@@ -62,6 +64,13 @@ pub struct AppendOutcome {
     /// The ids of events that were already in the log with the same content, or repeated
     /// within the batch; they were not written again.
     pub duplicates: Vec<EventId>,
+}
+
+impl AppendOutcome {
+    /// The position of the last event written; `None` when the append wrote nothing.
+    pub fn last_position(&self) -> Option<Position> {
+        self.appended.iter().map(|c| c.position).max()
+    }
 }
 
 /// A failure inside a store's storage layer (I/O, network, a poisoned handle). It names the
@@ -212,6 +221,15 @@ pub trait Store: Send + Sync {
 
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
+
+    /// Waits until the head is past `after`, and returns it: at once when it already is. The
+    /// wake-up a [`Subscription`](crate::Subscription) waits on once it has read everything;
+    /// no polling. A dropped wait costs nothing.
+    ///
+    /// # Errors
+    /// The store closed or failed while waiting, or cannot see appends (a read-only handle of
+    /// the file store sees only what was committed when it opened).
+    fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send;
 }
 
 /// What a store answers about a chunk of events an importer is about to validate (see
@@ -290,6 +308,10 @@ macro_rules! forward_store {
 
             fn head(&self) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send {
                 (**self).head()
+            }
+
+            fn wait_past(&self, after: $crate::Position) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send {
+                (**self).wait_past(after)
             }
         }
 

@@ -242,6 +242,10 @@ impl rapport_core::Store for Probe {
     fn head(&self) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
         self.inner.head()
     }
+
+    fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
+        self.inner.wait_past(after)
+    }
 }
 
 impl rapport_core::BackfillStore for Probe {

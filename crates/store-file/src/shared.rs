@@ -6,6 +6,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
+use rapport_core::watch::HeadWatch;
+
 use crate::index::{Core, Index};
 use crate::job::Job;
 use crate::options::{Options, RecoveryReport};
@@ -20,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
     pub(crate) index: RwLock<Index>,
     pub(crate) committed: AtomicU64,
+    /// The committed head again, for subscribers to wait on (published right after
+    /// `committed`).
+    pub(crate) watch: HeadWatch,
     pub(crate) poisoned: OnceLock<String>,
     pub(crate) readers: RwLock<Vec<Option<Arc<dyn ReadFile>>>>,
     /// The writer thread's queue; `None` when read-only.
@@ -44,6 +49,7 @@ impl Shared {
     ) -> Arc<Self> {
         let n_segments = scan.index.segments.len();
         let committed = AtomicU64::new(scan.head());
+        let watch = HeadWatch::new(rapport_core::Position(scan.head()));
         Arc::new(Self {
             vfs,
             log_id,
@@ -52,6 +58,7 @@ impl Shared {
             core: Mutex::new(scan.core),
             index: RwLock::new(scan.index),
             committed,
+            watch,
             poisoned: OnceLock::new(),
             readers: RwLock::new(vec![None; n_segments]),
             sender: Mutex::new(sender),
@@ -81,6 +88,7 @@ impl Drop for Shared {
 impl Shared {
     pub(crate) fn poison(&self, why: String) {
         log::error!("{}: poisoning the store: {why}", self.dir.display());
+        self.watch.close(format!("store is poisoned and must be reopened: {why}"));
         let _ = self.poisoned.set(why);
     }
 }

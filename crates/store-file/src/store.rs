@@ -184,6 +184,22 @@ impl Store for FileStore {
                 .map_err(ReadError::from),
         )
     }
+
+    async fn wait_past(&self, after: Position) -> Result<Position, ReadError> {
+        self.check_poison("wait for appends")?;
+        let head = self.shared.watch.head();
+        if self.is_read_only() && head <= after {
+            return Err(ReadError::Storage(StorageError::new(
+                "wait for appends",
+                format!("a read-only handle sees the log as it was when opened (head {head}); it waits for no appends"),
+            )));
+        }
+        self.shared
+            .watch
+            .wait_past(after)
+            .await
+            .map_err(|closed| ReadError::Storage(StorageError::new("wait for appends", closed.0)))
+    }
 }
 
 impl BackfillStore for FileStore {

@@ -105,6 +105,7 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mu
                         // every record.
                         sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
                         sh.committed.store(w.written, Ordering::Release);
+                        sh.watch.publish(rapport_core::Position(w.written));
                         Ok(())
                     }
                     Err(why) => {

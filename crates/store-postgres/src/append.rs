@@ -188,7 +188,11 @@ impl Append<'_> {
         let upsert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&snapshots.names, &snapshots.versions, &snapshots.states];
         let upsert = tx.execute(&self.st.upsert, &upsert_params);
-        let (inserted, _) = futures_util::future::try_join(insert, upsert).await.map_err(db)?;
+        // Delivered on commit, in commit order: the wake-up subscribers wait on.
+        let new_head = (decided.head + n as i64).to_string();
+        let notify_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&self.lock.channel, &new_head];
+        let notify = tx.execute(&self.st.notify, &notify_params);
+        let (inserted, _, _) = futures_util::future::try_join3(insert, upsert, notify).await.map_err(db)?;
         if inserted != n as u64 {
             // Dropping the transaction rolls it back.
             return Err(storage(self.op, format!("wrote {inserted} rows for {n} new events; rolled back")));

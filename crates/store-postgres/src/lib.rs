@@ -46,6 +46,7 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 mod append;
+mod listen;
 mod password;
 mod pipeline;
 mod rows;
@@ -55,7 +56,9 @@ mod sql;
 mod tests;
 
 use append::append_tx;
+use listen::{AbortOnDrop, Listener};
 use pipeline::{Lock, Turn, TurnSignals};
+use rapport_core::watch::HeadWatch;
 use rows::{LINE_COLUMNS, decode_row, saved_snapshot, stored_event};
 pub use schema::SCHEMA_VERSION;
 use schema::{APPEND_LOCK, MigrateFailure, migrate};
@@ -109,6 +112,10 @@ struct Inner {
     /// The signals of the latest append submitted on this handle (see [`Turn`]).
     last_turn: std::sync::Mutex<Option<TurnSignals>>,
     stats: Arc<Stats>,
+    /// The channel appends notify, the head they notified, and the connection listening.
+    channel: String,
+    watch: Arc<HeadWatch>,
+    listener: Listener,
 }
 
 /// Counts of what the bulk path did, for [`PgStore::stats`].
@@ -308,6 +315,9 @@ impl PgStore {
                 future_skew: options.future_skew,
                 last_turn: std::sync::Mutex::new(None),
                 stats: Arc::default(),
+                channel: listen::channel(options.schema.as_deref()),
+                watch: Arc::new(HeadWatch::new(Position(0))),
+                listener: Listener::default(),
             }),
         };
         let pool = store.inner.pool.clone();
@@ -381,6 +391,7 @@ impl PgStore {
             config: self.inner.config.clone(),
             key: self.inner.lock_key,
             span: self.inner.bulk_lock_span,
+            channel: self.inner.channel.clone(),
             stats: Arc::clone(&self.inner.stats),
         };
         let operation = if bulk { "bulk append" } else { "append" };
@@ -542,6 +553,41 @@ impl Store for PgStore {
             Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
         });
         async move { Ok(Position(fut.await? as u64)) }
+    }
+
+    /// Listens on the log's channel (once per handle), then reads the head: past `after`, it
+    /// returns at once; else it waits for a notification past `after`, or for the listening
+    /// connection to end (then it listens anew and reads the head again, so no commit is
+    /// missed). Dropping the future stops the wait on the store's runtime.
+    fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send {
+        const OP: &str = "wait for appends";
+        let inner = Arc::clone(&self.inner);
+        let task = self.runtime().spawn(async move {
+            loop {
+                let mut ended = inner.listener.ensure(&inner.config, &inner.channel, &inner.watch).await?;
+                let client = inner.pool.get().await.map_err(|e| storage(OP, e))?;
+                let row = client
+                    .query_opt("SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
+                    .await
+                    .map_err(|e| pg_error(OP, e))?;
+                drop(client);
+                inner.watch.publish(Position(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64));
+                let woken = std::pin::pin!(inner.watch.wait_past(after));
+                let ended = std::pin::pin!(ended.changed());
+                if let futures_util::future::Either::Left((woken, _)) = futures_util::future::select(woken, ended).await
+                {
+                    return woken.map_err(|closed| StorageError::new(OP, closed.0));
+                }
+            }
+        });
+        let task = AbortOnDrop(task);
+        async move {
+            let mut task = task;
+            match (&mut task.0).await {
+                Ok(result) => result.map_err(ReadError::from),
+                Err(e) => Err(ReadError::from(storage(OP, format!("task failed: {e}")))),
+            }
+        }
     }
 }
 

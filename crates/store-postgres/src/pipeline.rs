@@ -112,6 +112,8 @@ pub(crate) struct Lock {
     pub(crate) config: tokio_postgres::Config,
     pub(crate) key: i64,
     pub(crate) span: Duration,
+    /// The channel subscribers listen on (see `listen.rs`).
+    pub(crate) channel: String,
     /// Where the bulk path counts what it does.
     pub(crate) stats: Arc<Stats>,
 }

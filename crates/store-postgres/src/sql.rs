@@ -38,7 +38,11 @@ pub(crate) struct Statements {
     pub(crate) head: tokio_postgres::Statement,
     pub(crate) insert: tokio_postgres::Statement,
     pub(crate) upsert: tokio_postgres::Statement,
+    pub(crate) notify: tokio_postgres::Statement,
 }
+
+/// Wakes the log's subscribers once the transaction commits: the channel and the new head.
+pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
 
 impl Statements {
     pub(crate) async fn prepare(client: &deadpool_postgres::Object, bulk: bool) -> Result<Self, tokio_postgres::Error> {
@@ -49,6 +53,7 @@ impl Statements {
             head: client.prepare_cached(HEAD_SQL).await?,
             insert: client.prepare_cached(if bulk { COPY_SQL } else { INSERT_SQL }).await?,
             upsert: client.prepare_cached(SNAPSHOT_UPSERT_SQL).await?,
+            notify: client.prepare_cached(NOTIFY_SQL).await?,
         })
     }
 }

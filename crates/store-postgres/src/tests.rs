@@ -103,6 +103,7 @@ fn a_chain_holds_the_lock_until_dropped_and_takes_members_for_a_bounded_time() {
         config: store.inner.config.clone(),
         key: store.inner.lock_key,
         span,
+        channel: store.inner.channel.clone(),
         stats: std::sync::Arc::default(),
     };
     let chain = store.block(async move { super::pipeline::Chain::start(&lock).await }).unwrap();

@@ -12,7 +12,7 @@ use crate::store::{AppendError, BATCH_EVENTS_MAX, BackfillStore, ExpectedVersion
 use crate::testing::synth::{SynthConfig, generate};
 use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
 use crate::validate::ValidationError;
-use crate::{Envelope, Ledger};
+use crate::{Envelope, Ledger, Subscription};
 
 fn block<F: std::future::Future>(f: F) -> F::Output {
     pollster::block_on(f)
@@ -497,4 +497,81 @@ pub fn forged_twins_are_conflicts<S: BackfillStore>(store: S) {
         assert!(matches!(err, AppendError::IdConflict { id, .. } if id == legit.id), "in flight {in_flight}: {err}");
     }
     assert_eq!(assert_log_invariants(&store).len(), 2);
+}
+
+/// Subscriptions never skip or repeat a position: writers append (one of them slowly) while
+/// readers subscribe, drop their subscription and resubscribe from the last position they
+/// saw, at random; each reader's events, in order, are the log's. A subscription waiting past
+/// the head returns once an append commits, without polling.
+pub fn subscriptions_never_skip_or_repeat<S: BackfillStore + 'static>(store: S) {
+    const WRITERS: usize = 8;
+    const BATCHES: usize = 25;
+    const READERS: usize = 3;
+    let store = Arc::new(store);
+    let total = WRITERS * BATCHES * 2;
+    let first = block(store.head()).expect("head").0;
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut seen: Vec<Envelope> = Vec::with_capacity(total);
+                let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ (r as u64 + 1);
+                let mut subscription = Subscription::new(Arc::clone(&store), Position(first + 1));
+                while seen.len() < total {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if rng.is_multiple_of(7) {
+                        // Drop it and resubscribe from where it stood.
+                        let at = subscription.position();
+                        subscription = Subscription::new(Arc::clone(&store), at);
+                    }
+                    let batch = if rng.is_multiple_of(2) {
+                        vec![block(subscription.next()).expect("next")]
+                    } else {
+                        block(subscription.next_batch(1 + (rng % 13) as usize)).expect("next batch")
+                    };
+                    seen.extend(batch);
+                }
+                seen
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let own = account(&format!("subscribed-{w}"));
+                for i in 0..BATCHES {
+                    if w == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    let h = (i * WRITERS + w) as i64;
+                    block(store.append(vec![touch(&own, h), touch(&own, h)], ExpectedVersion::Any)).expect("append");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer thread");
+    }
+    let log: Vec<Envelope> = assert_log_invariants(&*store).into_iter().filter(|e| e.position.0 > first).collect();
+    assert_eq!(log.len(), total);
+    for r in readers {
+        let seen = r.join().expect("reader thread");
+        assert_eq!(seen.len(), total, "a reader saw each event once");
+        for (a, b) in seen.iter().zip(&log) {
+            assert_eq!((a.position, a.id), (b.position, b.id), "a reader saw the log in order, without gaps");
+        }
+    }
+    // Waiting past the head returns once an append commits.
+    let head = block(store.head()).expect("head");
+    let waiter = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || block(store.wait_past(head)))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "nothing was appended: the wait goes on");
+    block(store.append(vec![touch(&account("subscribed-late"), 0)], ExpectedVersion::Any)).expect("append");
+    assert_eq!(waiter.join().expect("waiter").expect("wait"), head.next());
 }

@@ -225,6 +225,7 @@ macro_rules! conformance_suite {
             concurrent_appenders_lose_nothing,
             new_events_pass_the_admission_rules,
             forged_twins_are_conflicts,
+            subscriptions_never_skip_or_repeat,
         );
     };
     (@tests (required) $make:expr; $($check:ident),* $(,)?) => {
