@@ -117,7 +117,7 @@ impl MemoryStore {
         inner.log.reserve(prepared.events.len());
         for (e, version) in prepared.events {
             let position = Position(inner.log.len() as u64 + 1);
-            outcome.appended.push(Committed { id: e.id, stream_version: version, position });
+            outcome.appended.push(Committed { id: e.id, stream_version: version, position, recorded_at });
             let index = inner.log.len();
             match inner.streams.get_mut(&e.account) {
                 Some(s) => s.push(index),

@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
+use crate::timestamp::Timestamp;
 use crate::validate::{StreamState, ValidationError};
 
 /// The most events one append may carry.
@@ -52,6 +53,17 @@ pub struct Committed {
     pub stream_version: StreamVersion,
     /// Its position in the log.
     pub position: Position,
+    /// When the log recorded it (the same for every event of one append): with the event
+    /// submitted, all a caller needs to build its [`Envelope`] without reading it back.
+    pub recorded_at: Timestamp,
+}
+
+impl Committed {
+    /// The envelope of `event`, the event this commit is of.
+    pub fn envelope(&self, event: NewEvent) -> Envelope {
+        debug_assert_eq!(event.id, self.id, "the committed event is the one given");
+        Envelope::new(event, self.recorded_at, self.stream_version, self.position)
+    }
 }
 
 /// What an append did. Once the append's future has resolved, every event it wrote is

@@ -6,10 +6,16 @@
 //! - Durability: an append is acknowledged only after its batch is `fdatasync`ed
 //!   ([`Durability::Sync`], the default). Concurrent appenders share one `fdatasync` (group
 //!   commit) on a writer thread that completes each append's future, so async callers never
-//!   block a runtime worker on an fsync.
+//!   block a runtime worker on an fsync. Subscribers are woken by the same thread as each
+//!   append commits.
+//! - Reads (`read_all`, `read_stream`, `preflight`) read the segment files on the calling
+//!   thread, bounded by their `limit`: an async host keeps pages to a few thousand records
+//!   (well under a millisecond from the page cache; BENCHMARKS.md, full scan), as a
+//!   `Subscription` does, or moves larger reads to a blocking thread. Opening reads the whole
+//!   log and belongs on a blocking thread too.
 //! - Recovery: on open, a torn tail left by a crash is truncated (and logged); damage followed
 //!   by acknowledged data is refused, naming the segment and byte offset.
-//! - One writer process: a lock file refuses a second one.
+//! - One writer process: a lock on the store's directory refuses a second one.
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
 //!
 //! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.

@@ -121,7 +121,12 @@ impl FileStore {
             for (k, (e, version)) in prepared.events.iter().enumerate() {
                 let position = next.0 + k as u64;
                 index.note_account(&e.account, position);
-                outcome.appended.push(Committed { id: e.id, stream_version: *version, position: Position(position) });
+                outcome.appended.push(Committed {
+                    id: e.id,
+                    stream_version: *version,
+                    position: Position(position),
+                    recorded_at,
+                });
             }
         }
         core.next_position += prepared.events.len() as u64;

@@ -147,7 +147,7 @@ impl Append<'_> {
             turn.committed();
             return Ok(Attempt::Done(Ok(AppendOutcome { appended: Vec::new(), duplicates })));
         }
-        let placed = self.place(&fresh, decided.head, copy_rows.is_some());
+        let placed = self.place(&fresh, decided.head, decided.recorded, copy_rows.is_some());
         // Copied rows go first: the server inserts them while the snapshots are serialised and
         // the forecast is handed on (and, in a chain, while the predecessor commits).
         let copy = match copy_rows {
@@ -278,7 +278,8 @@ impl Append<'_> {
 
     /// Positions after `head` for the plan's new events, in order: as insert columns, or (when
     /// copying) as the patches the copy rows need.
-    fn place(&self, fresh: &[(usize, StreamVersion)], head: i64, copying: bool) -> Placed {
+    fn place(&self, fresh: &[(usize, StreamVersion)], head: i64, recorded: i64, copying: bool) -> Placed {
+        let recorded_at = Timestamp::from_unix_nanos(recorded);
         let n = fresh.len();
         let mut placed = Placed {
             rows: Rows::with_capacity(if copying { 0 } else { n }),
@@ -295,7 +296,12 @@ impl Append<'_> {
             } else {
                 placed.rows.push(e, position);
             }
-            placed.appended.push(Committed { id: e.id, stream_version: version, position: Position(position as u64) });
+            placed.appended.push(Committed {
+                id: e.id,
+                stream_version: version,
+                position: Position(position as u64),
+                recorded_at,
+            });
         }
         debug_assert!(placed.appended.windows(2).all(|w| w[1].position.0 == w[0].position.0 + 1), "gapless positions");
         placed

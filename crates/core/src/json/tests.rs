@@ -299,3 +299,20 @@ fn the_scanner_and_the_field_checks_follow_the_one_field_table() {
     }
     assert_eq!(bits.len(), OPTIONAL_FIELDS.len());
 }
+
+#[test]
+fn envelopes_and_new_events_deserialise_as_they_serialise() {
+    for line in LINES {
+        let e = NewEvent::from_json_line(line).unwrap();
+        let back: NewEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        let env = Envelope::new(e, Timestamp::from_unix_seconds(1_750_000_000), StreamVersion(3), Position(9));
+        let back: Envelope = serde_json::from_str(&serde_json::to_string(&env).unwrap()).unwrap();
+        assert_eq!(back, env);
+        // Inside another structure too, and refusals keep their message.
+        let nested: Vec<Envelope> = serde_json::from_value(serde_json::json!([env])).unwrap();
+        assert_eq!(nested, vec![env]);
+    }
+    let err = serde_json::from_str::<NewEvent>(r#"{"type":"touchpoint","account":"a"}"#).unwrap_err();
+    assert!(err.to_string().contains("occurred_at"), "{err}");
+}

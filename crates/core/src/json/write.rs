@@ -102,3 +102,25 @@ impl Serialize for Envelope {
         JsonForm { new: &new, header: true, with_id: true, stored: Some(stored) }.serialize(s)
     }
 }
+
+/// Reads what [`Serialize`] writes, through the canonical parser: any self-describing format
+/// (JSON, and formats serde_json's `Value` can hold) gives the same checks and errors as a JSON
+/// line.
+impl<'de> serde::Deserialize<'de> for NewEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        let line = serde_json::to_string(&value).map_err(D::Error::custom)?;
+        NewEvent::from_json_line(&line).map_err(D::Error::custom)
+    }
+}
+
+/// Reads what [`Serialize`] writes (the stored form), as [`Envelope::from_json_line`] does.
+impl<'de> serde::Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(d)?;
+        let line = serde_json::to_string(&value).map_err(D::Error::custom)?;
+        Envelope::from_json_line(&line).map_err(D::Error::custom)
+    }
+}
