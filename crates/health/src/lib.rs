@@ -10,6 +10,8 @@
 //! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
 //!   [`rank_at_risk`] orders them.
 //! - [`timeline`]: one account at many instants in one pass.
+//! - [`Runner`]: every account kept current as events arrive and time passes, with the
+//!   at-risk ranking kept as an index (for a service following the log).
 //!
 //! # Example
 //! ```
@@ -32,6 +34,7 @@
 
 pub mod model;
 pub mod portfolio;
+pub mod runner;
 pub mod state;
 
 pub use model::{HealthModel, HealthWeights, PreparedHealth};
@@ -39,4 +42,5 @@ pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
 };
 pub use rapport_trust::{Band, Factor, Score};
+pub use runner::Runner;
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

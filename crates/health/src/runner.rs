@@ -1,0 +1,349 @@
+//! [`Runner`]: every account's trust and health kept current as events arrive and time passes,
+//! for a service that follows the log with a [`Subscription`](rapport_core::Subscription).
+//!
+//! Per account it keeps two states: everything that occurred by now, and everything that
+//! occurred by one trend window ago (the score [`score_all`](crate::score_all) compares with).
+//! Events move from the first to the second as time passes, through one heap of due instants
+//! for the whole portfolio, so advancing time touches only the accounts something happened
+//! to. Events dated later than now are held until their time. The at-risk ranking is an
+//! ordered index, updated when an account changes and when its refresh is due.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use rapport_core::backend::KeyedMap;
+use rapport_core::{AccountId, Envelope, Position, Timestamp};
+
+use crate::model::{HealthModel, PreparedHealth};
+use crate::portfolio::{AccountScores, Trend};
+use crate::state::HealthState;
+
+/// Scores kept current for every account of a log. Feed it the log's events ([`apply`]) and
+/// the passing of time ([`advance`]); ask it for one account's scores or the accounts most at
+/// risk. At any instant, an account's scores equal what [`score_all`](crate::score_all) gives
+/// as of that instant over the same events.
+///
+/// [`apply`]: Self::apply
+/// [`advance`]: Self::advance
+///
+/// ```
+/// use rapport_core::{Envelope, NewEvent, Position, StreamVersion, Timestamp};
+/// use rapport_health::{HealthModel, Runner};
+///
+/// let now = Timestamp::parse("2025-06-01T00:00:00Z")?;
+/// let mut runner = Runner::new(&HealthModel::default(), now);
+/// let line = r#"{"type":"escalation_raised","account":"acme","occurred_at":"2025-05-31T09:00:00Z","escalation":"e-1","severity":"critical"}"#;
+/// let event = NewEvent::from_json_line(line)?;
+/// runner.apply(&Envelope::new(event, now, StreamVersion(1), Position(1)));
+/// let before = runner.scores(&"acme".parse()?).unwrap();
+/// // A day later the critical escalation has breached its SLA unacknowledged.
+/// runner.advance(Timestamp::parse("2025-06-02T00:00:00Z")?);
+/// let after = runner.scores(&"acme".parse()?).unwrap();
+/// assert!(after.scores.trust.score < before.scores.trust.score);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Runner {
+    model: PreparedHealth,
+    now: Timestamp,
+    /// The trend window, in days, and the instant one window before `now`.
+    window_days: f64,
+    then: Timestamp,
+    /// How long an account's place in the ranking may go unrefreshed; `None`: every advance
+    /// refreshes every account.
+    refresh: Option<Duration>,
+    /// The position after the highest one applied.
+    next: Position,
+    slots: KeyedMap<AccountId, usize>,
+    views: Vec<View>,
+    /// Events dated after `now`, until their time.
+    held: BinaryHeap<Reverse<Dated>>,
+    /// Each account's earliest recent event: it leaves the trend window once `then` reaches
+    /// it. One entry per account at most (`View::leaving`).
+    leaving: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// When an account's place in the ranking is due for a refresh. One entry per account at
+    /// most (`View::wake`).
+    wakes: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    ranking: BTreeSet<Rank>,
+    /// Accounts changed since the ranking was last brought up to date.
+    dirty: Vec<usize>,
+}
+
+/// One account.
+#[derive(Debug)]
+struct View {
+    account: AccountId,
+    /// Every event that occurred by `now`.
+    now_state: HealthState,
+    /// Every event that occurred by `then`.
+    then_state: HealthState,
+    /// Events in `now_state` not yet in `then_state`, by when they occurred.
+    recent: BinaryHeap<Reverse<Dated>>,
+    /// Its entry in the ranking, as last refreshed (`None`: grey, so not at risk).
+    rank: Option<Rank>,
+    /// Its entries in `Runner::leaving` and `Runner::wakes`, if any.
+    leaving: Option<Timestamp>,
+    wake: Option<Timestamp>,
+    /// Whether it is in `Runner::dirty`.
+    dirty: bool,
+}
+
+/// An event ordered by when it occurred, then by position.
+#[derive(Debug)]
+struct Dated(Envelope);
+
+impl Dated {
+    fn key(&self) -> (Timestamp, Position) {
+        (self.0.occurred_at, self.0.position)
+    }
+}
+
+impl PartialEq for Dated {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Dated {}
+impl PartialOrd for Dated {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Dated {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// An account's place at risk: lowest health first, then the steepest fall, then the id, as
+/// [`rank_at_risk`](crate::rank_at_risk) orders.
+#[derive(Debug, Clone)]
+struct Rank {
+    health: f64,
+    delta: f64,
+    account: AccountId,
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Rank {}
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.health
+            .total_cmp(&other.health)
+            .then(self.delta.total_cmp(&other.delta))
+            .then_with(|| self.account.cmp(&other.account))
+    }
+}
+
+impl Runner {
+    /// A runner with no accounts yet, at instant `now`, refreshing each account's place in
+    /// the at-risk ranking at least hourly (see [`with_refresh`](Self::with_refresh)).
+    pub fn new(model: &HealthModel, now: Timestamp) -> Self {
+        Self {
+            model: model.prepare(),
+            now,
+            window_days: model.trend_window_days.max(0.0),
+            then: now.add_days(-model.trend_window_days.max(0.0)),
+            refresh: Some(Duration::from_secs(3_600)),
+            next: Position(1),
+            slots: KeyedMap::default(),
+            views: Vec::new(),
+            held: BinaryHeap::new(),
+            leaving: BinaryHeap::new(),
+            wakes: BinaryHeap::new(),
+            ranking: BTreeSet::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// How stale an account's place in the at-risk ranking may grow while nothing happens to
+    /// it (scores drift as evidence decays and items fall due). `None` refreshes every account
+    /// on every [`advance`](Self::advance): exact, at the cost of a sweep.
+    pub fn with_refresh(mut self, refresh: Option<Duration>) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// The instant the runner stands at.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The position after the highest one applied: where a subscription resumes.
+    pub fn position(&self) -> Position {
+        self.next
+    }
+
+    /// How many accounts it holds.
+    pub fn n_accounts(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Folds one event in (any order a valid log presents them in). An event dated after
+    /// [`now`](Self::now) is held until time reaches it.
+    pub fn apply(&mut self, e: &Envelope) {
+        self.next = self.next.max(e.position.next());
+        if e.occurred_at > self.now {
+            self.held.push(Reverse(Dated(e.clone())));
+        } else {
+            self.fold(e.clone());
+        }
+    }
+
+    /// Moves time forward to `now` (an earlier instant is ignored): releases the held events
+    /// now due, moves events out of the trend window, and refreshes the accounts due for it.
+    pub fn advance(&mut self, now: Timestamp) {
+        if now <= self.now {
+            return;
+        }
+        self.now = now;
+        self.then = now.add_days(-self.window_days);
+        // Recent events age first: a held event now released is later than every one of them,
+        // and an item's steps must reach a state in the order they occurred.
+        while let Some(&Reverse((at, slot))) = self.leaving.peek()
+            && at <= self.then
+        {
+            self.leaving.pop();
+            self.age(slot);
+        }
+        while self.held.peek().is_some_and(|Reverse(d)| d.0.occurred_at <= now) {
+            if let Some(Reverse(Dated(e))) = self.held.pop() {
+                self.fold(e);
+            }
+        }
+        match self.refresh {
+            None => (0..self.views.len()).for_each(|slot| self.mark(slot)),
+            Some(_) => {
+                while let Some(&Reverse((at, slot))) = self.wakes.peek()
+                    && at <= now
+                {
+                    self.wakes.pop();
+                    self.views[slot].wake = None;
+                    self.mark(slot);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// `account`'s scores now, with its trend; `None` for an account with no events yet.
+    pub fn scores(&self, account: &AccountId) -> Option<AccountScores> {
+        self.slots.get(account).map(|&slot| self.score(&self.views[slot]))
+    }
+
+    /// The `n` accounts most at risk (health not grey, lowest first, then the steepest fall),
+    /// each with its scores now. The order is the ranking as last refreshed (see
+    /// [`with_refresh`](Self::with_refresh)).
+    pub fn at_risk(&mut self, n: usize) -> Vec<AccountScores> {
+        self.settle();
+        self.ranking.iter().take(n).filter_map(|r| self.scores(&r.account)).collect()
+    }
+
+    fn fold(&mut self, e: Envelope) {
+        let slot = match self.slots.get(&e.account) {
+            Some(&slot) => slot,
+            None => {
+                self.slots.insert(e.account.clone(), self.views.len());
+                self.views.push(View {
+                    account: e.account.clone(),
+                    now_state: HealthState::new(),
+                    then_state: HealthState::new(),
+                    recent: BinaryHeap::new(),
+                    rank: None,
+                    leaving: None,
+                    wake: None,
+                    dirty: false,
+                });
+                self.views.len() - 1
+            }
+        };
+        let view = &mut self.views[slot];
+        view.now_state.apply(&self.model, &e);
+        if e.occurred_at <= self.then {
+            view.then_state.apply(&self.model, &e);
+        } else {
+            if view.leaving.is_none_or(|at| e.occurred_at < at) {
+                // The earlier entry, if any, is found stale when it comes up.
+                view.leaving = Some(e.occurred_at);
+                self.leaving.push(Reverse((e.occurred_at, slot)));
+            }
+            view.recent.push(Reverse(Dated(e)));
+        }
+        self.mark(slot);
+    }
+
+    /// Moves `slot`'s events that left the trend window into its `then` state.
+    fn age(&mut self, slot: usize) {
+        let then = self.then;
+        let view = &mut self.views[slot];
+        while view.recent.peek().is_some_and(|Reverse(d)| d.0.occurred_at <= then) {
+            if let Some(Reverse(Dated(e))) = view.recent.pop() {
+                view.then_state.apply(&self.model, &e);
+            }
+        }
+        let earliest = view.recent.peek().map(|Reverse(d)| d.0.occurred_at);
+        if earliest != view.leaving {
+            view.leaving = earliest;
+            if let Some(at) = earliest {
+                self.leaving.push(Reverse((at, slot)));
+            }
+        }
+        self.mark(slot);
+    }
+
+    fn mark(&mut self, slot: usize) {
+        let view = &mut self.views[slot];
+        if !view.dirty {
+            view.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Brings the ranking up to date for every account changed since.
+    fn settle(&mut self) {
+        for slot in std::mem::take(&mut self.dirty) {
+            self.views[slot].dirty = false;
+            self.rerank(slot);
+        }
+    }
+
+    fn score(&self, view: &View) -> AccountScores {
+        let m = self.model.model();
+        let now = view.now_state.evaluate(m, self.now);
+        let then = view.then_state.evaluate(m, self.then);
+        let trend = Trend::between(m, &now, &then);
+        AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend }
+    }
+
+    /// Refreshes `slot`'s place in the ranking, and when it is next due.
+    fn rerank(&mut self, slot: usize) {
+        let scored = self.score(&self.views[slot]);
+        let view = &mut self.views[slot];
+        if let Some(old) = view.rank.take() {
+            self.ranking.remove(&old);
+        }
+        if scored.scores.health.band != rapport_trust::Band::Grey {
+            let rank = Rank { health: scored.scores.health.score, delta: scored.trend.delta, account: scored.account };
+            self.ranking.insert(rank.clone());
+            view.rank = Some(rank);
+        }
+        if let Some(refresh) = self.refresh
+            && view.wake.is_none()
+        {
+            let due = self.now.add_nanos(i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX).max(1));
+            view.wake = Some(due);
+            self.wakes.push(Reverse((due, slot)));
+        }
+        debug_assert!(self.ranking.len() <= self.views.len(), "an account holds one place in the ranking at most");
+    }
+}
