@@ -35,6 +35,7 @@
 pub mod model;
 pub mod portfolio;
 pub mod runner;
+pub mod signal;
 pub mod state;
 
 pub use model::{HealthModel, HealthWeights, PreparedHealth};
@@ -43,4 +44,5 @@ pub use portfolio::{
 };
 pub use rapport_trust::{Band, Factor, Score};
 pub use runner::Runner;
+pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

@@ -16,8 +16,10 @@ use rapport_core::backend::KeyedMap;
 use rapport_core::{AccountId, Envelope, Position, Timestamp};
 
 use crate::model::{HealthModel, PreparedHealth};
-use crate::portfolio::{AccountScores, Trend};
+use crate::portfolio::{AccountScores, Direction, Trend};
+use crate::signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 use crate::state::HealthState;
+use rapport_trust::{Band, Deadline};
 
 /// Scores kept current for every account of a log. Feed it the log's events ([`apply`]) and
 /// the passing of time ([`advance`]); ask it for one account's scores or the accounts most at
@@ -68,6 +70,19 @@ pub struct Runner {
     ranking: BTreeSet<Rank>,
     /// Accounts changed since the ranking was last brought up to date.
     dirty: Vec<usize>,
+    /// Whether it signals (after [`go_live`](Self::go_live)); while it replays history it
+    /// only notes each account's bands.
+    live: bool,
+    hysteresis: Hysteresis,
+    signals: Vec<Signal>,
+}
+
+/// The bands and trend last reported for an account.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    trust: Band,
+    health: Band,
+    falling: bool,
 }
 
 /// One account.
@@ -87,6 +102,12 @@ struct View {
     wake: Option<Timestamp>,
     /// Whether it is in `Runner::dirty`.
     dirty: bool,
+    /// The position of the latest event folded since it was last ranked (the cause of what
+    /// changed), if any.
+    cause: Option<Position>,
+    /// What was last reported, and the instant up to which deadlines have been looked at.
+    reported: Option<Reported>,
+    checked_until: Timestamp,
 }
 
 /// An event ordered by when it occurred, then by position.
@@ -163,6 +184,9 @@ impl Runner {
             wakes: BinaryHeap::new(),
             ranking: BTreeSet::new(),
             dirty: Vec::new(),
+            live: false,
+            hysteresis: Hysteresis::default(),
+            signals: Vec::new(),
         }
     }
 
@@ -172,6 +196,35 @@ impl Runner {
     pub fn with_refresh(mut self, refresh: Option<Duration>) -> Self {
         self.refresh = refresh;
         self
+    }
+
+    /// The margins band changes must clear before they are signalled.
+    pub fn with_hysteresis(mut self, hysteresis: Hysteresis) -> Self {
+        self.hysteresis = hysteresis;
+        self
+    }
+
+    /// From now on, signal: call it once the history a runner starts from has been applied
+    /// (a catch-up, a rebuild). What happened before is noted, never signalled: a replay must
+    /// not page anyone for last year's escalations.
+    pub fn go_live(&mut self) {
+        self.settle();
+        let now = self.now;
+        for view in &mut self.views {
+            view.checked_until = now;
+        }
+        self.live = true;
+    }
+
+    /// Whether it signals.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// The signals raised since the last call, in the order raised.
+    pub fn take_signals(&mut self) -> Vec<Signal> {
+        self.settle();
+        std::mem::take(&mut self.signals)
     }
 
     /// The instant the runner stands at.
@@ -228,8 +281,10 @@ impl Runner {
                     && at <= now
                 {
                     self.wakes.pop();
-                    self.views[slot].wake = None;
-                    self.mark(slot);
+                    if self.views[slot].wake == Some(at) {
+                        self.views[slot].wake = None;
+                        self.mark(slot);
+                    }
                 }
             }
         }
@@ -263,11 +318,15 @@ impl Runner {
                     leaving: None,
                     wake: None,
                     dirty: false,
+                    cause: None,
+                    reported: None,
+                    checked_until: self.now,
                 });
                 self.views.len() - 1
             }
         };
         let view = &mut self.views[slot];
+        view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
         view.now_state.apply(&self.model, &e);
         if e.occurred_at <= self.then {
             view.then_state.apply(&self.model, &e);
@@ -325,25 +384,82 @@ impl Runner {
         AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend }
     }
 
-    /// Refreshes `slot`'s place in the ranking, and when it is next due.
+    /// Refreshes `slot`'s place in the ranking and what was reported of it (signalling the
+    /// changes, once live), and when it is next due.
     fn rerank(&mut self, slot: usize) {
         let scored = self.score(&self.views[slot]);
+        self.report(slot, &scored);
         let view = &mut self.views[slot];
         if let Some(old) = view.rank.take() {
             self.ranking.remove(&old);
         }
-        if scored.scores.health.band != rapport_trust::Band::Grey {
+        if scored.scores.health.band != Band::Grey {
             let rank = Rank { health: scored.scores.health.score, delta: scored.trend.delta, account: scored.account };
             self.ranking.insert(rank.clone());
             view.rank = Some(rank);
         }
-        if let Some(refresh) = self.refresh
-            && view.wake.is_none()
-        {
-            let due = self.now.add_nanos(i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX).max(1));
-            view.wake = Some(due);
-            self.wakes.push(Reverse((due, slot)));
+        if let Some(refresh) = self.refresh {
+            let mut due = self.now.add_nanos(i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX).max(1));
+            if let Some(deadline) = view.now_state.trust().next_deadline(&self.model.model().trust, self.now) {
+                due = due.min(deadline);
+            }
+            if view.wake.is_none_or(|at| due < at) {
+                view.wake = Some(due);
+                self.wakes.push(Reverse((due, slot)));
+            }
         }
         debug_assert!(self.ranking.len() <= self.views.len(), "an account holds one place in the ranking at most");
+    }
+
+    /// Compares `scored` with what was last reported of `slot`: deadlines passed since, bands
+    /// settled past the hysteresis, a trend turned falling. Signalled once live; noted always.
+    fn report(&mut self, slot: usize, scored: &AccountScores) {
+        let m = self.model.model();
+        let view = &mut self.views[slot];
+        let cause = view.cause.take().map_or(Cause::Time, Cause::Event);
+        let (trust, health) = (&scored.scores.trust, &scored.scores.health);
+        let falling = scored.trend.direction == Direction::Falling;
+        let Some(last) = view.reported else {
+            view.reported = Some(Reported { trust: trust.band, health: health.band, falling });
+            view.checked_until = self.now;
+            return;
+        };
+        let settled = Reported {
+            trust: self.hysteresis.settle(&m.trust.bands, trust.score, trust.confidence, last.trust),
+            health: self.hysteresis.settle(&m.bands, health.score, health.confidence, last.health),
+            falling,
+        };
+        if self.live {
+            let account = &view.account;
+            let mut deadlines = view.now_state.trust().deadlines_between(&m.trust, view.checked_until, self.now);
+            deadlines.sort_by_key(Deadline::at);
+            for d in deadlines {
+                let kind = match d {
+                    Deadline::CommitmentDue { made, at } => SignalKind::CommitmentOverdue { made, due: at },
+                    Deadline::AcknowledgeSla { raised, at } => {
+                        SignalKind::AcknowledgeSlaBreached { raised, deadline: at }
+                    }
+                    Deadline::ResolveSla { opened, at } => SignalKind::ResolveSlaBreached { opened, deadline: at },
+                };
+                self.signals.push(Signal::new(account, d.at(), Cause::Time, kind));
+            }
+            for (measure, from, to, score) in [
+                (Measure::Trust, last.trust, settled.trust, trust.score),
+                (Measure::Health, last.health, settled.health, health.score),
+            ] {
+                let kind = match (from, to) {
+                    _ if from == to => continue,
+                    (_, Band::Grey) => SignalKind::WentGrey { measure, from },
+                    _ => SignalKind::BandChanged { measure, from, to, score },
+                };
+                self.signals.push(Signal::new(account, self.now, cause, kind));
+            }
+            if falling && !last.falling {
+                let kind = SignalKind::TrendTurnedFalling { delta: scored.trend.delta, noise: scored.trend.noise };
+                self.signals.push(Signal::new(account, self.now, cause, kind));
+            }
+        }
+        view.reported = Some(settled);
+        view.checked_until = self.now;
     }
 }

@@ -334,3 +334,78 @@ fn the_worked_example_in_scoring_md_checks_by_hand() {
     close("coverage", s.health.confidence, 0.3612);
     assert_eq!(s.health.band, Band::Green);
 }
+
+mod signals {
+    use rapport_core::testing::story::day;
+    use rapport_core::{Envelope, Severity};
+    use rapport_health::{Band, Cause, HealthModel, Measure, Runner, Signal, SignalKind};
+
+    use super::exemplary_year;
+
+    /// Runs `history` into a runner that goes live at day `live`, then advances in steps of an
+    /// hour to day `until`, applying `later` events as their time comes; returns the signals.
+    fn run(history: &[Envelope], live: f64, later: &[Envelope], until: f64) -> Vec<Signal> {
+        let mut runner = Runner::new(&HealthModel::default(), day(live));
+        for e in history {
+            runner.apply(e);
+        }
+        runner.go_live();
+        let mut signals = runner.take_signals();
+        let mut at = day(live);
+        let mut pending = later.iter().peekable();
+        while at < day(until) {
+            at = at.add_nanos(3_600_000_000_000);
+            while let Some(e) = pending.next_if(|e| e.occurred_at <= at) {
+                runner.apply(e);
+            }
+            runner.advance(at);
+            signals.extend(runner.take_signals());
+        }
+        signals
+    }
+
+    #[test]
+    fn an_unacknowledged_critical_escalation_breaches_its_slas_and_leaves_green_once() {
+        let base = exemplary_year().envelopes();
+        let hit = exemplary_year().escalate("crit", 361.0, Severity::Critical).envelopes();
+        let crit: Vec<Envelope> = hit.iter().filter(|e| !base.iter().any(|b| b.id == e.id)).cloned().collect();
+        assert_eq!(crit.len(), 1);
+        let signals = run(&base, 360.0, &crit, 367.0);
+        let kinds: Vec<&SignalKind> = signals.iter().map(|s| &s.kind).collect();
+        // The acknowledgement SLA (an hour) and the resolution SLA (a day) pass, at their
+        // instants, caused by time.
+        let ack: Vec<&Signal> =
+            signals.iter().filter(|s| matches!(s.kind, SignalKind::AcknowledgeSlaBreached { .. })).collect();
+        assert_eq!(ack.len(), 1, "{kinds:?}");
+        assert_eq!((ack[0].at, ack[0].cause), (day(361.0).add_nanos(3_600_000_000_000), Cause::Time));
+        let resolve: Vec<&Signal> =
+            signals.iter().filter(|s| matches!(s.kind, SignalKind::ResolveSlaBreached { .. })).collect();
+        assert_eq!(resolve.len(), 1, "{kinds:?}");
+        assert_eq!(resolve[0].at, day(362.0));
+        // Health leaves green once, and does not flap back while the escalation stays open.
+        let health: Vec<&SignalKind> = kinds
+            .iter()
+            .copied()
+            .filter(|k| matches!(k, SignalKind::BandChanged { measure: Measure::Health, .. }))
+            .collect();
+        assert_eq!(health.len(), 1, "{kinds:?}");
+        assert!(matches!(health[0], SignalKind::BandChanged { from: Band::Green, to, .. } if *to != Band::Green));
+        // The same inputs give the same signals, ids included.
+        assert_eq!(run(&base, 360.0, &crit, 367.0), signals);
+    }
+
+    #[test]
+    fn history_replayed_before_going_live_signals_nothing() {
+        let hit = exemplary_year().escalate("crit", 361.0, Severity::Critical).envelopes();
+        // Everything, the escalation and its breaches included, is history when it goes live.
+        let signals = run(&hit, 367.0, &[], 368.0);
+        assert!(
+            signals.iter().all(|s| !matches!(
+                s.kind,
+                SignalKind::AcknowledgeSlaBreached { .. } | SignalKind::ResolveSlaBreached { .. }
+            )),
+            "{signals:?}"
+        );
+        assert!(signals.iter().all(|s| s.at > day(367.0)), "{signals:?}");
+    }
+}

@@ -41,4 +41,4 @@ pub mod state;
 
 pub use model::{ChannelParams, PreparedChannel, PreparedTrust, SeverityParams, Sla, TrustModel};
 pub use score::{Band, Bands, Composed, Factor, FactorInput, Score, beta_sd, compose};
-pub use state::{TrustCheckpoint, TrustProjection, TrustState};
+pub use state::{Deadline, TrustCheckpoint, TrustProjection, TrustState};

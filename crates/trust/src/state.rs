@@ -101,6 +101,43 @@ impl CommitmentRec {
     }
 }
 
+/// An instant at which an open item falls behind: what a host reacting to time watches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// A commitment still open when it fell due: named by the event that made it.
+    CommitmentDue {
+        /// The `commitment_made` event.
+        made: EventId,
+        /// The due date (the renegotiated one, if any).
+        at: Timestamp,
+    },
+    /// An escalation not acknowledged within its SLA.
+    AcknowledgeSla {
+        /// The `escalation_raised` event.
+        raised: EventId,
+        /// The deadline.
+        at: Timestamp,
+    },
+    /// An escalation not resolved within its SLA (counted from its last opening).
+    ResolveSla {
+        /// The event that (re)opened it.
+        opened: EventId,
+        /// The deadline.
+        at: Timestamp,
+    },
+}
+
+impl Deadline {
+    /// When it passes.
+    pub fn at(&self) -> Timestamp {
+        match *self {
+            Deadline::CommitmentDue { at, .. }
+            | Deadline::AcknowledgeSla { at, .. }
+            | Deadline::ResolveSla { at, .. } => at,
+        }
+    }
+}
+
 /// One account's trust evidence. Pair it with a [`TrustModel`] to apply and evaluate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrustState {
@@ -142,6 +179,38 @@ fn hours(h: f64) -> i64 {
 }
 
 impl TrustState {
+    /// The deadlines of open items that pass after `after` and by `until`, in no particular
+    /// order: commitments still open at their due date, escalations not acknowledged or not
+    /// resolved within their SLA (`m`'s table).
+    pub fn deadlines_between(&self, m: &TrustModel, after: Timestamp, until: Timestamp) -> Vec<Deadline> {
+        self.deadlines(m).filter(|d| after < d.at() && d.at() <= until).collect()
+    }
+
+    /// The first deadline of an open item later than `after`: when this state's scores next
+    /// change by something other than decay.
+    pub fn next_deadline(&self, m: &TrustModel, after: Timestamp) -> Option<Timestamp> {
+        self.deadlines(m).map(|d| d.at()).filter(|&at| at > after).min()
+    }
+
+    fn deadlines<'a>(&'a self, m: &'a TrustModel) -> impl Iterator<Item = Deadline> + 'a {
+        let due = self
+            .commitments
+            .iter()
+            .filter(|c| c.end == End::Open)
+            .map(|c| Deadline::CommitmentDue { made: c.made_id, at: c.due_eff });
+        let sla = self.escalations.iter().flat_map(move |s| {
+            let p = m.sla.get(s.severity);
+            let ack = (!s.reopened && !s.acked).then(|| Deadline::AcknowledgeSla {
+                raised: s.raised_id,
+                at: s.raised_at.add_nanos(hours(p.acknowledge_hours)),
+            });
+            let resolve =
+                Deadline::ResolveSla { opened: s.opened_by, at: s.open_since.add_nanos(hours(p.resolve_hours)) };
+            ack.into_iter().chain(std::iter::once(resolve))
+        });
+        due.chain(sla)
+    }
+
     /// An account with no evidence.
     pub fn new() -> Self {
         Self::default()
