@@ -91,8 +91,10 @@ struct View {
     account: AccountId,
     /// Every event that occurred by `now`.
     now_state: HealthState,
-    /// Every event that occurred by `then`.
-    then_state: HealthState,
+    /// Every event that occurred by `then`, while some occurred later (`recent` is not empty);
+    /// `None` when `now_state` holds exactly those events, as a quiet account's does, so a
+    /// quiet account keeps one state.
+    then_state: Option<Box<HealthState>>,
     /// Events in `now_state` not yet in `then_state`, by when they occurred.
     recent: BinaryHeap<Reverse<Dated>>,
     /// Its entry in the ranking, as last refreshed (`None`: grey, so not at risk).
@@ -242,6 +244,24 @@ impl Runner {
         self.views.len()
     }
 
+    /// About how many bytes the accounts take: each account's inline record and its states'
+    /// heap, and the events held or inside the trend window (their envelopes, not the text
+    /// they point to). For capacity planning and the benchmarks.
+    pub fn state_bytes(&self) -> usize {
+        let envelope = std::mem::size_of::<Envelope>();
+        let views: usize = self
+            .views
+            .iter()
+            .map(|v| {
+                std::mem::size_of::<View>()
+                    + v.now_state.heap_bytes()
+                    + v.then_state.as_ref().map_or(0, |t| std::mem::size_of::<HealthState>() + t.heap_bytes())
+                    + v.recent.len() * envelope
+            })
+            .sum();
+        views + self.held.len() * envelope
+    }
+
     /// Folds one event in (any order a valid log presents them in). An event dated after
     /// [`now`](Self::now) is held until time reaches it.
     pub fn apply(&mut self, e: &Envelope) {
@@ -312,7 +332,7 @@ impl Runner {
                 self.views.push(View {
                     account: e.account.clone(),
                     now_state: HealthState::new(),
-                    then_state: HealthState::new(),
+                    then_state: None,
                     recent: BinaryHeap::new(),
                     rank: None,
                     leaving: None,
@@ -327,10 +347,17 @@ impl Runner {
         };
         let view = &mut self.views[slot];
         view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
-        view.now_state.apply(&self.model, &e);
         if e.occurred_at <= self.then {
-            view.then_state.apply(&self.model, &e);
+            view.now_state.apply(&self.model, &e);
+            if let Some(then_state) = &mut view.then_state {
+                then_state.apply(&self.model, &e);
+            }
         } else {
+            if view.then_state.is_none() {
+                // Until now both states held the same events.
+                view.then_state = Some(Box::new(view.now_state.clone()));
+            }
+            view.now_state.apply(&self.model, &e);
             if view.leaving.is_none_or(|at| e.occurred_at < at) {
                 // The earlier entry, if any, is found stale when it comes up.
                 view.leaving = Some(e.occurred_at);
@@ -346,9 +373,15 @@ impl Runner {
         let then = self.then;
         let view = &mut self.views[slot];
         while view.recent.peek().is_some_and(|Reverse(d)| d.0.occurred_at <= then) {
-            if let Some(Reverse(Dated(e))) = view.recent.pop() {
-                view.then_state.apply(&self.model, &e);
+            if let Some(Reverse(Dated(e))) = view.recent.pop()
+                && let Some(then_state) = &mut view.then_state
+            {
+                then_state.apply(&self.model, &e);
             }
+        }
+        if view.recent.is_empty() {
+            // Both states hold the same events again: one is enough.
+            view.then_state = None;
         }
         let earliest = view.recent.peek().map(|Reverse(d)| d.0.occurred_at);
         if earliest != view.leaving {
@@ -379,7 +412,7 @@ impl Runner {
     fn score(&self, view: &View) -> AccountScores {
         let m = self.model.model();
         let now = view.now_state.evaluate(m, self.now);
-        let then = view.then_state.evaluate(m, self.then);
+        let then = view.then_state.as_deref().unwrap_or(&view.now_state).evaluate(m, self.then);
         let trend = Trend::between(m, &now, &then);
         AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend }
     }

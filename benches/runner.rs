@@ -1,0 +1,139 @@
+//! The runner (issue #17's targets): one account's scores, the at-risk top 50 at 10,000 and
+//! 100,000 accounts, the catch-up fold rate, and a subscription's catch-up against a plain scan
+//! of the file store.
+//!
+//! `cargo bench --bench runner`. Each figure is the median of many calls, printed once; the
+//! environment variable `RAPPORT_BENCH_RUNNER_MONTHS` (default 24) sets the history per
+//! account for the 10,000-account log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rapport_core::testing::synth::{SynthConfig, generate};
+use rapport_core::{AccountId, Envelope, ExpectedVersion, Position, Store, StreamVersion, Subscription, Timestamp};
+use rapport_health::{HealthModel, Runner};
+use rapport_store_file::FileStore;
+
+fn log(accounts: u32, months: u32) -> Vec<Envelope> {
+    generate(SynthConfig { accounts, months, seed: 11, ..Default::default() })
+        .enumerate()
+        .map(|(i, e)| {
+            let at = e.occurred_at;
+            Envelope::new(e, at, StreamVersion(1), Position(i as u64 + 1))
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn runner_over(log: &[Envelope]) -> (Runner, Duration) {
+    let end = log.iter().map(|e| e.occurred_at).max().unwrap_or(Timestamp::UNIX_EPOCH);
+    let mut runner = Runner::new(&HealthModel::default(), end);
+    let t = Instant::now();
+    for e in log {
+        runner.apply(e);
+    }
+    runner.go_live();
+    (runner, t.elapsed())
+}
+
+fn measure(accounts: u32, months: u32) {
+    let log = log(accounts, months);
+    let (mut runner, fold) = runner_over(&log);
+    let ids: Vec<AccountId> = {
+        let mut v: Vec<AccountId> = log.iter().map(|e| e.account.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let scores: Vec<Duration> = ids
+        .iter()
+        .cycle()
+        .take(20_000)
+        .map(|a| {
+            let t = Instant::now();
+            std::hint::black_box(runner.scores(a));
+            t.elapsed()
+        })
+        .collect();
+    let top: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(runner.at_risk(50));
+            t.elapsed()
+        })
+        .collect();
+    // An hour passes: accounts due for a refresh are re-ranked.
+    let t = Instant::now();
+    runner.advance(runner.now().add_nanos(3_600_000_000_000));
+    let hour = t.elapsed();
+    println!(
+        "{accounts} accounts, {} events: catch-up fold {:.2} M events/s; scores(account) median {:.2} µs; \
+         at_risk(50) median {:.1} µs; advancing an hour {:.1} ms; {:.0} B per account",
+        log.len(),
+        log.len() as f64 / fold.as_secs_f64() / 1e6,
+        median(scores).as_secs_f64() * 1e6,
+        median(top).as_secs_f64() * 1e6,
+        hour.as_secs_f64() * 1e3,
+        runner.state_bytes() as f64 / runner.n_accounts() as f64,
+    );
+    // Forty quiet days later every event has left the trend window.
+    runner.advance(runner.now().add_nanos(40 * 86_400_000_000_000));
+    println!(
+        "  after forty quiet days: {:.0} B per account, of which {} B the projection state inline",
+        runner.state_bytes() as f64 / runner.n_accounts() as f64,
+        std::mem::size_of::<rapport_health::HealthState>()
+    );
+}
+
+fn subscription_against_scan() {
+    let dir = std::env::temp_dir().join(format!("rapport-bench-runner-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(FileStore::open(&dir).expect("open"));
+    let events: Vec<_> = generate(SynthConfig { accounts: 2_000, months: 12, seed: 3, ..Default::default() }).collect();
+    for chunk in events.chunks(10_000) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+    }
+    let n = events.len();
+    let mut scan = Vec::new();
+    let mut sub = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let mut next = Position(1);
+        let mut seen = 0;
+        loop {
+            let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
+            let Some(last) = page.last() else { break };
+            next = last.position.next();
+            seen += page.len();
+        }
+        assert_eq!(seen, n);
+        scan.push(t.elapsed());
+        let t = Instant::now();
+        let mut subscription = Subscription::new(Arc::clone(&store), Position(1));
+        let mut seen = 0;
+        while seen < n {
+            seen += pollster::block_on(subscription.next_batch(4_096)).expect("next").len();
+        }
+        sub.push(t.elapsed());
+    }
+    let (scan, sub) = (median(scan), median(sub));
+    println!(
+        "catch-up of {n} events from the file store: read_all {:.2} M events/s, subscription {:.2} M events/s ({:.0} % of the scan)",
+        n as f64 / scan.as_secs_f64() / 1e6,
+        n as f64 / sub.as_secs_f64() / 1e6,
+        100.0 * scan.as_secs_f64() / sub.as_secs_f64()
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let months = std::env::var("RAPPORT_BENCH_RUNNER_MONTHS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    measure(10_000, months);
+    measure(100_000, 3);
+    subscription_against_scan();
+}
