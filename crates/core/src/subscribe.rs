@@ -104,6 +104,7 @@ impl<S: Store> Subscription<S> {
                 self.read.extend(page);
                 return Ok(());
             }
+            tracing::trace!(target: "rapport.subscribe", position = self.next.0, "caught up: waiting for a commit");
             self.store.wait_past(Position(self.next.0 - 1)).await?;
         }
     }

@@ -216,6 +216,13 @@ impl Runner {
             view.checked_until = now;
         }
         self.live = true;
+        tracing::info!(
+            target: "rapport.runner",
+            accounts = self.views.len(),
+            position = self.next.0,
+            now = %self.now,
+            "live: signals from here on"
+        );
     }
 
     /// Whether it signals.
@@ -227,6 +234,11 @@ impl Runner {
     pub fn take_signals(&mut self) -> Vec<Signal> {
         self.settle();
         std::mem::take(&mut self.signals)
+    }
+
+    /// How far it trails a log whose head is `head`: the events committed but not applied.
+    pub fn lag(&self, head: Position) -> u64 {
+        (head.0 + 1).saturating_sub(self.next.0)
     }
 
     /// The instant the runner stands at.

@@ -340,6 +340,8 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
         mut open: impl FnMut() -> io::Result<R>,
         events_hint: usize,
     ) -> Result<ImportReport, ImportError> {
+        let _span =
+            tracing::info_span!("rapport.import", source = %rapport_core::escape::one_line(source_name)).entered();
         let started = Instant::now();
         let mut ignore = |_: Progress| {};
         let progress: &mut dyn FnMut(Progress) = match self.progress {
@@ -349,15 +351,30 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
         let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
         let reader = open().map_err(io_err)?;
         let validated =
-            check::validate(self.ledger, source_name, reader, &self.options, self.rejects, progress, events_hint)?;
+            check::validate(self.ledger, source_name, reader, &self.options, self.rejects, progress, events_hint)
+                .inspect_err(|e| tracing::warn!(error = %e, "import refused in pass 1"))?;
+        tracing::debug!(
+            events = validated.events,
+            rejected = validated.rejected.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "pass 1: validated"
+        );
         let mut report = ImportReport {
             source: source_name.to_owned(),
             events: validated.events,
             rejected: validated.rejected.len() as u64,
             ..ImportReport::default()
         };
-        append::append(self.ledger, source_name, validated, open, &self.options, &mut report, progress)?;
+        append::append(self.ledger, source_name, validated, open, &self.options, &mut report, progress)
+            .inspect_err(|e| tracing::warn!(error = %e, "import failed in pass 2"))?;
         report.elapsed = started.elapsed();
+        tracing::info!(
+            appended = report.appended,
+            duplicates = report.duplicates,
+            rejected = report.rejected,
+            elapsed_ms = report.elapsed.as_secs_f64() * 1e3,
+            "imported"
+        );
         Ok(report)
     }
 }

@@ -62,6 +62,8 @@ impl FileStore {
     /// # Errors
     /// [`OpenError`].
     pub fn open_on(vfs: Arc<dyn Vfs>, dir: &Path, options: Options) -> Result<Self, OpenError> {
+        let _span = tracing::info_span!("rapport.open", dir = %dir.display(), read_only = false).entered();
+        let started = std::time::Instant::now();
         if !(64 * 1024..=4 * 1024 * 1024 * 1024).contains(&options.segment_bytes_max) {
             return Err(OpenError::InvalidOptions(format!(
                 "segment_bytes_max {} is outside 64 KiB..=4 GiB",
@@ -102,6 +104,13 @@ impl FileStore {
         let n_events = scan.head();
         let recovery =
             RecoveryReport { truncated, skipped: None, n_events, n_segments: scan.index.segments.len() as u64 };
+        tracing::info!(
+            events = n_events,
+            segments = recovery.n_segments,
+            truncated_bytes = recovery.truncated.iter().map(|t| t.2).sum::<u64>(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "opened: log recovered"
+        );
         let writer = Writer::resume(file, Arc::clone(&vfs), dir, log_id, &scan);
         let (tx, rx) = mpsc::channel::<Job>();
         let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, Some(tx), Some(guard));
@@ -130,6 +139,7 @@ impl FileStore {
     /// # Errors
     /// [`OpenError`].
     pub fn open_read_only_on(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Self, OpenError> {
+        let _span = tracing::info_span!("rapport.open", dir = %dir.display(), read_only = true).entered();
         if !vfs.exists(dir) {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
         }
@@ -162,7 +172,7 @@ impl FileStore {
 fn cut_torn_tail(vfs: &dyn Vfs, scan: &recovery::Scan) -> Result<Vec<(PathBuf, u64, u64)>, OpenError> {
     let Some(tail) = &scan.tail else { return Ok(Vec::new()) };
     if tail.reason != "zeroed space" {
-        log::warn!(
+        tracing::warn!(
             "{}: torn tail at byte {} ({}); truncating {} bytes",
             tail.segment.display(),
             tail.offset,

@@ -87,7 +87,7 @@ impl Drop for Shared {
 
 impl Shared {
     pub(crate) fn poison(&self, why: String) {
-        log::error!("{}: poisoning the store: {why}", self.dir.display());
+        tracing::error!("{}: poisoning the store: {why}", self.dir.display());
         self.watch.close(format!("store is poisoned and must be reopened: {why}"));
         let _ = self.poisoned.set(why);
     }

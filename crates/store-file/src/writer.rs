@@ -106,6 +106,13 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mu
                         sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
                         sh.committed.store(w.written, Ordering::Release);
                         sh.watch.publish(rapport_core::Position(w.written));
+                        tracing::trace!(
+                            target: "rapport.append",
+                            appends = group.len(),
+                            events,
+                            head = w.written,
+                            "group committed"
+                        );
                         Ok(())
                     }
                     Err(why) => {
@@ -139,14 +146,14 @@ fn close(w: &mut Writer) {
     }
     if w.written > w.synced {
         if let Err(e) = w.file.sync_data() {
-            log::error!("{}: fsync at close: {e}", w.dir.display());
+            tracing::error!("{}: fsync at close: {e}", w.dir.display());
             return;
         }
         w.synced = w.written;
         w.synced_chain = w.prev_payload_crc;
     }
     if let Err(why) = record_head(w) {
-        log::error!("{}: {why}", w.dir.display());
+        tracing::error!("{}: {why}", w.dir.display());
     }
 }
 

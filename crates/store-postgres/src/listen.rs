@@ -69,9 +69,11 @@ impl Listener {
                     watch.publish(Position(head));
                 }
             }
+            tracing::debug!(target: "rapport.subscribe", "the listening connection ended");
             let _ = ended_tx.send(true);
         });
         client.batch_execute(&format!("LISTEN \"{channel}\"")).await.map_err(|e| pg_error(OP, e))?;
+        tracing::debug!(target: "rapport.subscribe", channel, "listening for appends");
         *live = Some(Live { _client: client, ended: ended.clone() });
         Ok(ended)
     }

@@ -37,7 +37,7 @@ fn read_private(file: &Path) -> Option<String> {
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!(
+            tracing::warn!(
                 "password file {} is readable by group or others (chmod 0600 it); not used",
                 rapport_core::escape::one_line(&file.display().to_string())
             );
