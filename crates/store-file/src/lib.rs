@@ -15,7 +15,10 @@
 //!   log and belongs on a blocking thread too.
 //! - Recovery: on open, a torn tail left by a crash is truncated (and logged); damage followed
 //!   by acknowledged data is refused, naming the segment and byte offset.
-//! - One writer process: a lock on the store's directory refuses a second one.
+//! - One writer process: a lock on the store's directory refuses a second one. It is an
+//!   `flock`, so a child process forked while the store is open shares it until the child
+//!   execs (descriptors are opened close-on-exec), and the lock outlives the handle by that
+//!   window.
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
 //!
 //! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.

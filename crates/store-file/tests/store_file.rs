@@ -62,42 +62,6 @@ fn events_survive_reopen_across_segments() {
 }
 
 #[test]
-fn a_second_writer_is_refused_whatever_happens_to_files_in_the_directory() {
-    // The lock is on the directory itself: removing, replacing or linking a file named LOCK
-    // (the lock file of builds before) lets no second writer in, and a FIFO there hangs
-    // nothing. Another path to the same directory is the same store.
-    let dir = TempDir::new("lock");
-    let first = FileStore::open(dir.path()).unwrap();
-    let lock = dir.path().join("LOCK");
-    let refused = |what: &str| match FileStore::open(dir.path()) {
-        Err(OpenError::Locked { .. }) => {}
-        other => panic!("{what}: expected Locked, got {other:?}"),
-    };
-    refused("plain");
-    let _ = std::fs::remove_file(&lock);
-    refused("LOCK removed");
-    std::fs::write(&lock, b"").unwrap();
-    refused("LOCK recreated");
-    std::fs::remove_file(&lock).unwrap();
-    std::os::unix::fs::symlink("/dev/null", &lock).unwrap();
-    refused("LOCK a symlink");
-    std::fs::remove_file(&lock).unwrap();
-    let fifo = std::process::Command::new("mkfifo").arg(&lock).status().unwrap();
-    assert!(fifo.success());
-    refused("LOCK a FIFO");
-    let alias = TempDir::new("lock-alias");
-    std::os::unix::fs::symlink(dir.path(), alias.path()).unwrap();
-    match FileStore::open(alias.path()) {
-        Err(OpenError::Locked { .. }) => {}
-        other => panic!("through a symlink to the directory: expected Locked, got {other:?}"),
-    }
-    let _ = std::fs::remove_file(alias.path());
-    drop(first);
-    // With the writer gone the store opens (the FIFO is not read).
-    FileStore::open(dir.path()).unwrap();
-}
-
-#[test]
 fn a_read_only_open_changes_nothing_and_runs_beside_a_writer() {
     let dir = TempDir::new("readonly");
     let snapshot = |dir: &Path| {
