@@ -444,7 +444,12 @@ impl Runner {
             view.rank = Some(rank);
         }
         if let Some(refresh) = self.refresh {
-            let mut due = self.now.add_nanos(i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX).max(1));
+            // Each account refreshes at its own phase of the interval (from its id's hash), so
+            // accounts that changed together do not all fall due together.
+            let interval = i64::try_from(refresh.as_nanos()).unwrap_or(i64::MAX).max(1);
+            let phase = (view.account.stable_hash() % interval as u64) as i64;
+            let wait = (phase - self.now.unix_nanos()).rem_euclid(interval);
+            let mut due = self.now.add_nanos(if wait == 0 { interval } else { wait });
             if let Some(deadline) = view.now_state.trust().next_deadline(&self.model.model().trust, self.now) {
                 due = due.min(deadline);
             }
