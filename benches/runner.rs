@@ -88,8 +88,29 @@ fn measure(accounts: u32, months: u32) {
         worst.as_secs_f64() * 1e3,
         runner.state_bytes() as f64 / runner.n_accounts() as f64,
     );
+    let restart = |runner: &mut Runner| {
+        let bytes = runner.checkpoint([1; 16]);
+        let t = Instant::now();
+        let restored = Runner::restore(&HealthModel::default(), [1; 16], &bytes).expect("restore");
+        let took = t.elapsed();
+        assert_eq!(restored.n_accounts(), runner.n_accounts());
+        (bytes.len(), took)
+    };
+    let (bytes, took) = restart(&mut runner);
+    println!(
+        "  checkpoint {:.0} B per account ({:.1} MB); restore {:.0} ms",
+        bytes as f64 / runner.n_accounts() as f64,
+        bytes as f64 / 1e6,
+        took.as_secs_f64() * 1e3
+    );
     // Forty quiet days later every event has left the trend window.
     runner.advance(runner.now().add_nanos(40 * 86_400_000_000_000));
+    let (bytes, took) = restart(&mut runner);
+    println!(
+        "  after forty quiet days: checkpoint {:.0} B per account; restore {:.0} ms",
+        bytes as f64 / runner.n_accounts() as f64,
+        took.as_secs_f64() * 1e3
+    );
     println!(
         "  after forty quiet days: {:.0} B per account, of which {} B the projection state inline",
         runner.state_bytes() as f64 / runner.n_accounts() as f64,

@@ -187,14 +187,20 @@ impl std::str::FromStr for Timestamp {
     }
 }
 
+/// RFC 3339 text in human-readable formats (JSON); nanoseconds since the epoch (an `i64`) in
+/// binary ones, where eight bytes beat thirty (checkpoints).
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() { s.collect_str(self) } else { s.serialize_i64(self.0) }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            let nanos = i64::deserialize(d)?;
+            return Ok(Self(nanos));
+        }
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Self::parse(&s).map_err(serde::de::Error::custom)
     }

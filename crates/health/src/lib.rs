@@ -32,12 +32,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod model;
 pub mod portfolio;
 pub mod runner;
 pub mod signal;
 pub mod state;
 
+pub use checkpoint::{CheckpointError, model_fingerprint};
 pub use model::{HealthModel, HealthWeights, PreparedHealth};
 pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,

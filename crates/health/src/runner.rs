@@ -15,6 +15,7 @@ use std::time::Duration;
 use rapport_core::backend::KeyedMap;
 use rapport_core::{AccountId, Envelope, Position, Timestamp};
 
+use crate::checkpoint::{self, CheckpointError, Saved, SavedView};
 use crate::model::{HealthModel, PreparedHealth};
 use crate::portfolio::{AccountScores, Direction, Trend};
 use crate::signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
@@ -234,6 +235,81 @@ impl Runner {
     pub fn take_signals(&mut self) -> Vec<Signal> {
         self.settle();
         std::mem::take(&mut self.signals)
+    }
+
+    pub(crate) fn model(&self) -> &HealthModel {
+        self.model.model()
+    }
+
+    /// What a checkpoint saves, brought up to date first, and the position it covers.
+    pub(crate) fn save(&mut self) -> (Saved, Position) {
+        self.settle();
+        let views = self
+            .views
+            .iter()
+            .map(|v| SavedView {
+                account: v.account.clone(),
+                now_state: v.now_state.clone(),
+                then_state: v.then_state.as_deref().cloned(),
+                recent: checkpoint::lines(v.recent.iter().map(|Reverse(d)| d.0.clone())),
+                reported: v.reported.map(|r| (r.trust, r.health, r.falling)),
+                checked_until: v.checked_until,
+            })
+            .collect();
+        let saved = Saved {
+            now: self.now,
+            refresh_nanos: self.refresh.map(|r| u64::try_from(r.as_nanos()).unwrap_or(u64::MAX)),
+            hysteresis: self.hysteresis,
+            live: self.live,
+            views,
+            held: checkpoint::lines(self.held.iter().map(|Reverse(d)| d.0.clone())),
+            pending: checkpoint::signals_to_json(&self.signals),
+        };
+        (saved, self.next)
+    }
+
+    /// A runner from what [`save`](Self::save) saved, at `position`.
+    pub(crate) fn load(model: &HealthModel, position: Position, saved: Saved) -> Result<Runner, CheckpointError> {
+        let mut runner = Runner::new(model, saved.now)
+            .with_refresh(saved.refresh_nanos.map(Duration::from_nanos))
+            .with_hysteresis(saved.hysteresis);
+        runner.live = saved.live;
+        runner.next = position;
+        for v in saved.views {
+            let slot = runner.views.len();
+            let recent: BinaryHeap<Reverse<Dated>> =
+                checkpoint::parse(v.recent)?.into_iter().map(|e| Reverse(Dated(e))).collect();
+            let leaving = recent.peek().map(|Reverse(d)| d.0.occurred_at);
+            if let Some(at) = leaving {
+                runner.leaving.push(Reverse((at, slot)));
+            }
+            runner.slots.insert(v.account.clone(), slot);
+            runner.views.push(View {
+                account: v.account,
+                now_state: v.now_state,
+                then_state: v.then_state.map(Box::new),
+                recent,
+                rank: None,
+                leaving,
+                wake: None,
+                dirty: false,
+                cause: None,
+                reported: v.reported.map(|(trust, health, falling)| Reported { trust, health, falling }),
+                checked_until: v.checked_until,
+            });
+            runner.mark(slot);
+        }
+        runner.held = checkpoint::parse(saved.held)?.into_iter().map(|e| Reverse(Dated(e))).collect();
+        runner.settle();
+        runner.signals = checkpoint::signals_from_json(saved.pending)?;
+        tracing::info!(
+            target: "rapport.runner",
+            accounts = runner.views.len(),
+            position = position.0,
+            live = runner.live,
+            "restored from a checkpoint"
+        );
+        Ok(runner)
     }
 
     /// How far it trails a log whose head is `head`: the events committed but not applied.

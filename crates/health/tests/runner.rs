@@ -130,3 +130,133 @@ fn with_a_refresh_interval_the_ranking_catches_up_when_accounts_fall_due() {
     let got: Vec<AccountId> = runner.at_risk(usize::MAX).into_iter().map(|s| s.account).collect();
     assert_eq!(got.iter().collect::<Vec<_>>(), expected);
 }
+
+mod checkpoints {
+    use super::*;
+    use rapport_health::{CheckpointError, HealthWeights};
+
+    const LOG: [u8; 16] = [3; 16];
+
+    fn history() -> Vec<Envelope> {
+        envelopes(
+            &rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
+                accounts: 40,
+                months: 18,
+                seed: 5,
+                ..Default::default()
+            })
+            .collect::<Vec<_>>(),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(8)))]
+
+        /// A runner restored from a checkpoint taken anywhere goes on exactly as the one that
+        /// never stopped: the same scores, ranking and signals (ids included), and no signal
+        /// reported twice.
+        #[test]
+        fn a_restored_runner_goes_on_as_if_it_never_stopped(cut in 0.1f64..0.95, live_at in 0.0f64..1.0) {
+            let model = HealthModel::default();
+            let log = history();
+            let start = log[0].occurred_at;
+            let end = log.iter().map(|e| e.occurred_at).max().unwrap();
+            let span = end.unix_nanos() - start.unix_nanos();
+            let at = |f: f64| start.add_nanos((span as f64 * f) as i64);
+            let mut a = Runner::new(&model, at(0.0));
+            let cut = (log.len() as f64 * cut) as usize;
+            let (mut signals_a, mut signals_b) = (Vec::new(), Vec::new());
+            for (i, e) in log[..cut].iter().enumerate() {
+                a.apply(e);
+                if i % 500 == 0 {
+                    a.advance(e.occurred_at);
+                    if e.occurred_at >= at(live_at) && !a.is_live() {
+                        a.go_live();
+                    }
+                    signals_a.extend(a.take_signals());
+                }
+            }
+            signals_b.extend(signals_a.iter().cloned());
+            let bytes = a.checkpoint(LOG);
+            let mut b = Runner::restore(&model, LOG, &bytes).expect("restore");
+            prop_assert_eq!(b.position(), a.position());
+            // What was raised and not yet taken is in the checkpoint: both hand it over once.
+            prop_assert_eq!(b.take_signals(), a.take_signals());
+            for (i, e) in log[cut..].iter().enumerate() {
+                for r in [&mut a, &mut b] {
+                    r.apply(e);
+                    if i % 500 == 0 {
+                        r.advance(e.occurred_at);
+                        if e.occurred_at >= at(live_at) && !r.is_live() {
+                            r.go_live();
+                        }
+                    }
+                }
+                signals_a.extend(a.take_signals());
+                signals_b.extend(b.take_signals());
+            }
+            let later = end.add_nanos(90 * DAY);
+            a.advance(later);
+            b.advance(later);
+            signals_a.extend(a.take_signals());
+            signals_b.extend(b.take_signals());
+            if signals_a != signals_b {
+                let first = signals_a.iter().zip(&signals_b).position(|(x, y)| x != y);
+                let show = |v: &[rapport_health::Signal], i: Option<usize>| {
+                    i.and_then(|i| v.get(i)).map(|s| format!("{} {} {:?} {:?}", s.account, s.at, s.cause, s.kind))
+                };
+                prop_assert!(
+                    false,
+                    "{} signals against {} after a restore; first difference at {:?}: {:?} vs {:?}",
+                    signals_a.len(),
+                    signals_b.len(),
+                    first,
+                    show(&signals_a, first),
+                    show(&signals_b, first)
+                );
+            }
+            let mut ids: Vec<_> = signals_a.iter().map(|s| s.id).collect();
+            ids.sort();
+            ids.dedup();
+            prop_assert_eq!(ids.len(), signals_a.len(), "no signal twice");
+            for s in a.at_risk(usize::MAX) {
+                let other = b.scores(&s.account).expect("the same accounts");
+                prop_assert!(same_score(&s.scores.health, &other.scores.health));
+                prop_assert!(same_score(&s.scores.trust, &other.scores.trust));
+                prop_assert!(close(s.trend.delta, other.trend.delta));
+            }
+            let order = |r: &mut Runner| r.at_risk(usize::MAX).into_iter().map(|s| s.account).collect::<Vec<_>>();
+            prop_assert_eq!(order(&mut a), order(&mut b));
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_log_or_model_or_damaged_is_refused_with_the_reason() {
+        let model = HealthModel::default();
+        let log = history();
+        let mut runner = Runner::new(&model, log.last().unwrap().occurred_at);
+        for e in &log {
+            runner.apply(e);
+        }
+        let bytes = runner.checkpoint(LOG);
+        assert!(Runner::restore(&model, LOG, &bytes).is_ok());
+        assert!(matches!(Runner::restore(&model, [4; 16], &bytes), Err(CheckpointError::OtherLog { .. })));
+        let other =
+            HealthModel { weights: HealthWeights { nps: 2.0, ..HealthWeights::default() }, ..HealthModel::default() };
+        assert!(matches!(Runner::restore(&other, LOG, &bytes), Err(CheckpointError::OtherModel { .. })));
+        for at in [0, 30, bytes.len() / 2, bytes.len() - 1] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            let err = Runner::restore(&model, LOG, &damaged).unwrap_err();
+            assert!(matches!(err, CheckpointError::Derived(_)), "flip at {at}: {err}");
+        }
+        assert!(Runner::restore(&model, LOG, &bytes[..bytes.len() - 9]).is_err());
+        eprintln!(
+            "{} accounts, {} events: checkpoint of {} bytes ({:.0} per account)",
+            runner.n_accounts(),
+            log.len(),
+            bytes.len(),
+            bytes.len() as f64 / runner.n_accounts() as f64
+        );
+    }
+}

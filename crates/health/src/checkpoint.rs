@@ -1,0 +1,157 @@
+//! Saving a [`Runner`] and starting one again from what was saved, instead of replaying the
+//! log: a [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
+//! position covered, the model's fingerprint, a checksum) around a binary payload (postcard
+//! over the states' serde form; timestamps as nanoseconds, ids as 16 bytes; events inside the
+//! trend window or held for later as their canonical lines; signals raised and not yet taken
+//! as JSON).
+//!
+//! A checkpoint of another log, of another model, of another format version, or damaged, is
+//! refused with the reason; the host then replays the log instead, never trusting it.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use rapport_core::derived::{self, DerivedError, DerivedHeader};
+use rapport_core::{AccountId, Envelope, ParseEventError, Timestamp};
+use rapport_trust::Band;
+
+use crate::model::HealthModel;
+use crate::runner::Runner;
+use crate::signal::Hysteresis;
+use crate::state::HealthState;
+
+/// What a runner checkpoint is.
+pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
+/// The payload's format version.
+pub(crate) const VERSION: u32 = 1;
+
+/// Why a checkpoint was not used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// Damaged, cut short, or not a runner checkpoint of this version.
+    #[error("not a usable checkpoint: {0}")]
+    Derived(#[from] DerivedError),
+    /// Saved from another log.
+    #[error("saved from another log ({found}), not this one ({expected})")]
+    OtherLog {
+        /// The log it was saved from, in hex.
+        found: String,
+        /// This log, in hex.
+        expected: String,
+    },
+    /// Saved under another scoring model: its states are not this model's.
+    #[error("saved under another model (fingerprint {found:016x}, this one's {expected:016x})")]
+    OtherModel {
+        /// Its model's fingerprint.
+        found: u64,
+        /// This model's.
+        expected: u64,
+    },
+    /// The payload does not decode (a format this build does not read, or a bug).
+    #[error("the payload does not decode: {0}")]
+    Decode(String),
+    /// An event inside it does not parse.
+    #[error("an event inside it does not parse: {0}")]
+    Event(#[from] ParseEventError),
+}
+
+/// A model's fingerprint: a hash of its whole binary form, so any change of any parameter
+/// changes it (FNV-1a, frozen: it is saved in checkpoints).
+pub fn model_fingerprint(model: &HealthModel) -> u64 {
+    let bytes = postcard::to_allocvec(model).unwrap_or_default();
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The payload.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Saved {
+    pub(crate) now: Timestamp,
+    pub(crate) refresh_nanos: Option<u64>,
+    pub(crate) hysteresis: Hysteresis,
+    pub(crate) live: bool,
+    pub(crate) views: Vec<SavedView>,
+    /// Events dated after `now`, as canonical stored lines.
+    pub(crate) held: Vec<String>,
+    /// Signals raised and not yet taken, as JSON: a checkpoint between raising and taking
+    /// must not lose them.
+    pub(crate) pending: Vec<String>,
+}
+
+/// One account in the payload.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedView {
+    pub(crate) account: AccountId,
+    pub(crate) now_state: HealthState,
+    pub(crate) then_state: Option<HealthState>,
+    /// Events inside the trend window, as canonical stored lines.
+    pub(crate) recent: Vec<String>,
+    /// The trust band, health band and falling trend last reported.
+    pub(crate) reported: Option<(Band, Band, bool)>,
+    pub(crate) checked_until: Timestamp,
+}
+
+pub(crate) fn lines(events: impl Iterator<Item = Envelope>) -> Vec<String> {
+    events.map(|e| e.to_json_line()).collect()
+}
+
+pub(crate) fn signals_to_json(signals: &[crate::signal::Signal]) -> Vec<String> {
+    signals.iter().map(|s| serde_json::to_string(s).unwrap_or_default()).collect()
+}
+
+pub(crate) fn signals_from_json(lines: Vec<String>) -> Result<Vec<crate::signal::Signal>, CheckpointError> {
+    lines.iter().map(|l| serde_json::from_str(l).map_err(|e| CheckpointError::Decode(e.to_string()))).collect()
+}
+
+pub(crate) fn parse(lines: Vec<String>) -> Result<Vec<Envelope>, CheckpointError> {
+    lines.iter().map(|l| Envelope::from_json_line(l).map_err(CheckpointError::from)).collect()
+}
+
+pub(crate) fn seal(saved: &Saved, log_id: [u8; 16], position: rapport_core::Position, model: &HealthModel) -> Vec<u8> {
+    // The payload's types serialise without fail (no maps of unknown length, no non-string
+    // keys); an empty payload would be refused on load rather than trusted.
+    let payload = postcard::to_allocvec(saved).unwrap_or_default();
+    let header =
+        DerivedHeader { kind: KIND, version: VERSION, log_id, position, fingerprint: model_fingerprint(model) };
+    derived::seal(&header, &payload)
+}
+
+pub(crate) fn unseal(
+    bytes: &[u8],
+    log_id: [u8; 16],
+    model: &HealthModel,
+) -> Result<(DerivedHeader, Saved), CheckpointError> {
+    let (header, payload) = derived::open(bytes, KIND, VERSION)?;
+    if header.log_id != log_id {
+        let hex = |id: &[u8; 16]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        return Err(CheckpointError::OtherLog { found: hex(&header.log_id), expected: hex(&log_id) });
+    }
+    let expected = model_fingerprint(model);
+    if header.fingerprint != expected {
+        return Err(CheckpointError::OtherModel { found: header.fingerprint, expected });
+    }
+    let saved: Saved = postcard::from_bytes(payload).map_err(|e| CheckpointError::Decode(e.to_string()))?;
+    Ok((header, saved))
+}
+
+impl Runner {
+    /// Everything the runner holds, sealed for `log_id` (the log it follows) at its
+    /// [`position`](Self::position), under its model's fingerprint. Write it atomically; give
+    /// it to [`restore`](Self::restore) to start again without replaying the log.
+    pub fn checkpoint(&mut self, log_id: [u8; 16]) -> Vec<u8> {
+        let (saved, position) = self.save();
+        seal(&saved, log_id, position, self.model())
+    }
+
+    /// A runner from a [`checkpoint`](Self::checkpoint) of the log `log_id` under `model`; it
+    /// continues from the checkpoint's position (subscribe from
+    /// [`position`](Self::position)). Live if it was live: signals already reported are not
+    /// reported again.
+    ///
+    /// # Errors
+    /// [`CheckpointError`]: damaged, another log, another model, another format.
+    pub fn restore(model: &HealthModel, log_id: [u8; 16], bytes: &[u8]) -> Result<Runner, CheckpointError> {
+        let (header, saved) = unseal(bytes, log_id, model)?;
+        Runner::load(model, header.position, saved)
+    }
+}
