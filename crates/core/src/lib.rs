@@ -71,8 +71,8 @@ pub use ledger::{BlockingLedger, Ledger};
 pub use memory::MemoryStore;
 pub use projection::{AsOf, Projection};
 pub use store::{
-    AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, ExpectedVersion, Preflight, READ_LIMIT_MAX,
-    ReadError, StorageError, Store,
+    AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, DerivedStore, ExpectedVersion, Preflight,
+    READ_LIMIT_MAX, ReadError, StorageError, Store,
 };
 pub use subscribe::Subscription;
 pub use timestamp::{ParseTimestampError, Timestamp};

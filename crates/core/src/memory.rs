@@ -29,6 +29,9 @@ pub struct MemoryStore {
     future_skew: std::time::Duration,
     /// The head, published after each append, for subscribers.
     watch: HeadWatch,
+    /// Derived blobs, and the log's identity (random, per store).
+    derived: RwLock<HashMap<String, Vec<u8>>>,
+    log_id: [u8; 16],
 }
 
 #[derive(Default)]
@@ -69,6 +72,8 @@ impl MemoryStore {
             clock,
             future_skew: crate::validate::FUTURE_SKEW_DEFAULT,
             watch: HeadWatch::new(Position(0)),
+            derived: RwLock::new(HashMap::new()),
+            log_id: *uuid::Uuid::new_v4().as_bytes(),
         }
     }
 
@@ -222,5 +227,27 @@ impl BackfillStore for MemoryStore {
             })
             .collect();
         ready(Ok(Preflight { states, logged }))
+    }
+}
+
+impl crate::store::DerivedStore for MemoryStore {
+    fn log_id(&self) -> [u8; 16] {
+        self.log_id
+    }
+
+    fn save_derived(&self, name: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StorageError>> + Send {
+        let saved = crate::store::check_derived(name, bytes.len()).map(|()| {
+            self.derived.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), bytes.to_vec());
+        });
+        ready(saved)
+    }
+
+    fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send {
+        let loaded = if crate::store::derived_name_ok(name) {
+            Ok(self.derived.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned())
+        } else {
+            Err(ReadError::Storage(StorageError::new("load derived state", "not a derived blob's name")))
+        };
+        ready(loaded)
     }
 }

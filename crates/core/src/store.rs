@@ -283,6 +283,58 @@ pub trait BackfillStore: Store {
     }
 }
 
+/// Where derived state lives beside a log: named blobs (a runner's checkpoint, a store's
+/// saved indexes), each replaced atomically, never part of the log. Sealed with
+/// [`derived::seal`](crate::derived::seal) and the store's [`log_id`](Self::log_id), a blob
+/// carries what a loader needs to refuse another log's, a stale one or a damaged one.
+pub trait DerivedStore: Store {
+    /// The log's identity, made when the log was created and never changed.
+    fn log_id(&self) -> [u8; 16];
+
+    /// Replaces the blob `name` durably and atomically: after a crash at any point, it holds
+    /// the old bytes or the new ones. At most [`DERIVED_BYTES_MAX`] bytes.
+    ///
+    /// # Errors
+    /// A name not of [`derived_name_ok`] form, a blob too large, or I/O.
+    fn save_derived(&self, name: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The blob `name`, or `None` if none was saved.
+    ///
+    /// # Errors
+    /// A name not of [`derived_name_ok`] form, or I/O.
+    fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send;
+}
+
+/// The largest derived blob a store keeps (1 GiB).
+pub const DERIVED_BYTES_MAX: usize = 1 << 30;
+
+/// Whether `name` may name a derived blob: 1 to 64 of `a-z`, `0-9`, `-` and `_` (it becomes a
+/// file name or a key).
+pub fn derived_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Checks a blob's name and size before a store saves it.
+///
+/// # Errors
+/// What is wrong, as a [`StorageError`] of `save derived state`.
+pub fn check_derived(name: &str, len: usize) -> Result<(), StorageError> {
+    if !derived_name_ok(name) {
+        return Err(StorageError::new(
+            "save derived state",
+            format!("{:?} is not a name of 1 to 64 of a-z, 0-9, - and _", crate::escape::one_line(name)),
+        ));
+    }
+    if len > DERIVED_BYTES_MAX {
+        return Err(StorageError::new(
+            "save derived state",
+            format!("{len} bytes, more than the {DERIVED_BYTES_MAX} allowed"),
+        ));
+    }
+    Ok(())
+}
+
 /// Forwards every [`Store`] and [`BackfillStore`] method of a wrapper (dereferencing to the
 /// store it wraps) to that store: `forward_store!(/// docs [generics] Type)`.
 macro_rules! forward_store {
@@ -324,6 +376,20 @@ macro_rules! forward_store {
 
             fn wait_past(&self, after: $crate::Position) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send {
                 (**self).wait_past(after)
+            }
+        }
+
+        impl<S: $crate::DerivedStore, $($gen)*> $crate::DerivedStore for $ty {
+            fn log_id(&self) -> [u8; 16] {
+                (**self).log_id()
+            }
+
+            fn save_derived(&self, name: &str, bytes: &[u8]) -> impl ::std::future::Future<Output = Result<(), $crate::StorageError>> + Send {
+                (**self).save_derived(name, bytes)
+            }
+
+            fn load_derived(&self, name: &str) -> impl ::std::future::Future<Output = Result<Option<Vec<u8>>, $crate::ReadError>> + Send {
+                (**self).load_derived(name)
             }
         }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use rapport_core::derived::{self, DerivedError, DerivedHeader};
-use rapport_core::{AccountId, Envelope, ParseEventError, Timestamp};
+use rapport_core::{AccountId, DerivedStore, Envelope, ParseEventError, StorageError, Timestamp};
 use rapport_trust::Band;
 
 use crate::model::HealthModel;
@@ -54,6 +54,9 @@ pub enum CheckpointError {
     /// An event inside it does not parse.
     #[error("an event inside it does not parse: {0}")]
     Event(#[from] ParseEventError),
+    /// The store could not read it.
+    #[error("reading the checkpoint: {0}")]
+    Read(#[from] rapport_core::ReadError),
 }
 
 /// A model's fingerprint: a hash of its whole binary form, so any change of any parameter
@@ -153,5 +156,36 @@ impl Runner {
     pub fn restore(model: &HealthModel, log_id: [u8; 16], bytes: &[u8]) -> Result<Runner, CheckpointError> {
         let (header, saved) = unseal(bytes, log_id, model)?;
         Runner::load(model, header.position, saved)
+    }
+}
+
+impl Runner {
+    /// Saves a [`checkpoint`](Self::checkpoint) beside `store`'s log, as its derived blob
+    /// `name` (replaced atomically).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn save_checkpoint<S: DerivedStore>(&mut self, store: &S, name: &str) -> Result<(), StorageError> {
+        let bytes = self.checkpoint(store.log_id());
+        let saved = store.save_derived(name, &bytes).await;
+        tracing::info!(target: "rapport.runner", name, bytes = bytes.len(), position = self.position().0, ok = saved.is_ok(), "checkpoint saved");
+        saved
+    }
+
+    /// The runner saved beside `store`'s log as `name`, under `model`; `None` when none was
+    /// saved. A checkpoint of another log or model, or a damaged one, is an error naming why:
+    /// the host then starts a new runner and replays the log.
+    ///
+    /// # Errors
+    /// [`CheckpointError`].
+    pub async fn load_checkpoint<S: DerivedStore>(
+        store: &S,
+        model: &HealthModel,
+        name: &str,
+    ) -> Result<Option<Runner>, CheckpointError> {
+        let Some(bytes) = store.load_derived(name).await? else { return Ok(None) };
+        Runner::restore(model, store.log_id(), &bytes).map(Some).inspect_err(|e| {
+            tracing::warn!(target: "rapport.runner", name, error = %e, "checkpoint not used: replaying the log");
+        })
     }
 }

@@ -260,3 +260,35 @@ mod checkpoints {
         );
     }
 }
+
+#[test]
+fn a_checkpoint_saved_beside_a_log_restores_there_and_is_refused_beside_another() {
+    use rapport_core::{ExpectedVersion, MemoryStore, Store};
+    let model = HealthModel::default();
+    let store = MemoryStore::new();
+    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
+        accounts: 5,
+        months: 6,
+        seed: 2,
+        ..Default::default()
+    })
+    .collect();
+    pollster::block_on(store.append(events.clone(), ExpectedVersion::Any)).unwrap();
+    let log = pollster::block_on(store.read_all(Position(1), 100_000)).unwrap();
+    let mut runner = Runner::new(&model, log.iter().map(|e| e.occurred_at).max().unwrap());
+    for e in &log {
+        runner.apply(e);
+    }
+    assert!(pollster::block_on(Runner::load_checkpoint(&store, &model, "runner")).unwrap().is_none());
+    pollster::block_on(runner.save_checkpoint(&store, "runner")).unwrap();
+    let mut back = pollster::block_on(Runner::load_checkpoint(&store, &model, "runner")).unwrap().expect("saved");
+    assert_eq!(back.position(), Position(log.len() as u64 + 1));
+    let ranked = |r: &mut Runner| r.at_risk(usize::MAX).into_iter().map(|s| s.account).collect::<Vec<_>>();
+    assert_eq!(ranked(&mut back), ranked(&mut runner));
+    // The same bytes beside another log are refused.
+    let other = MemoryStore::new();
+    let bytes = runner.checkpoint(rapport_core::DerivedStore::log_id(&store));
+    pollster::block_on(rapport_core::DerivedStore::save_derived(&other, "runner", &bytes)).unwrap();
+    let err = pollster::block_on(Runner::load_checkpoint(&other, &model, "runner")).unwrap_err();
+    assert!(matches!(err, rapport_health::CheckpointError::OtherLog { .. }), "{err}");
+}

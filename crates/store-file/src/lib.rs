@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 
 mod damage;
+mod derived;
 pub mod format;
 mod head;
 mod index;
@@ -57,6 +58,7 @@ mod verify;
 pub mod vfs;
 mod writer;
 
+pub use derived::DERIVED_DIR;
 pub use head::{HEAD_FILE, HeadRecord};
 pub use index::segment_name;
 pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};

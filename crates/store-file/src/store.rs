@@ -223,3 +223,19 @@ impl BackfillStore for FileStore {
         self.shared.index.write().unwrap_or_else(|p| p.into_inner()).offsets.reserve(events);
     }
 }
+
+impl rapport_core::DerivedStore for FileStore {
+    fn log_id(&self) -> [u8; 16] {
+        self.shared.log_id
+    }
+
+    /// Writes on the calling thread (bounded by the blob's size); an async host saving a
+    /// large checkpoint moves the call to a blocking thread.
+    fn save_derived(&self, name: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StorageError>> + Send {
+        std::future::ready(self.save_derived_now(name, bytes))
+    }
+
+    fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send {
+        std::future::ready(self.load_derived_now(name))
+    }
+}

@@ -632,3 +632,43 @@ mod zero_runs {
         }
     }
 }
+
+#[test]
+fn a_crash_while_saving_derived_state_leaves_the_old_blob_or_the_new() {
+    use rapport_core::DerivedStore;
+    let old: Vec<u8> = (0..5_000u32).map(|i| (i % 253) as u8).collect();
+    let new: Vec<u8> = (0..7_000u32).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    // How many writes and syncs saving the new blob takes.
+    let ops = {
+        let vfs = FaultyVfs::new();
+        let store = open_mem(&vfs).unwrap();
+        pollster::block_on(store.save_derived("runner", &old)).unwrap();
+        let before = vfs.ops();
+        pollster::block_on(store.save_derived("runner", &new)).unwrap();
+        vfs.ops() - before
+    };
+    assert!(ops >= 4, "{ops} operations");
+    let mut images = 0;
+    for n in 1..=ops {
+        let vfs = FaultyVfs::new();
+        let store = open_mem(&vfs).unwrap();
+        pollster::block_on(store.save_derived("runner", &old)).unwrap();
+        vfs.crash_at(n);
+        assert!(pollster::block_on(store.save_derived("runner", &new)).is_err(), "crash point {n} is reached");
+        drop(store);
+        for (k, tear) in TEARS.iter().enumerate() {
+            let image = vfs.crash_image(*tear, n * 4 + k as u64);
+            let reopened = open_mem(&image).unwrap_or_else(|e| panic!("crash at {n}, {tear:?}: {e}"));
+            let blob = pollster::block_on(reopened.load_derived("runner")).expect("load");
+            assert!(
+                blob.as_deref() == Some(&old[..]) || blob.as_deref() == Some(&new[..]),
+                "crash at {n}/{ops}, {tear:?}: neither the old blob nor the new one ({:?} bytes)",
+                blob.map(|b| b.len())
+            );
+            // And saving again works.
+            pollster::block_on(reopened.save_derived("runner", &new)).expect("save after the crash");
+            images += 1;
+        }
+    }
+    println!("{images} crash images of a derived-state save");
+}

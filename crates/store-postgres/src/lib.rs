@@ -116,6 +116,8 @@ struct Inner {
     channel: String,
     watch: Arc<HeadWatch>,
     listener: Listener,
+    /// The log's identity (`rapport_log`), read when the handle connects.
+    log_id: std::sync::OnceLock<[u8; 16]>,
 }
 
 /// Counts of what the bulk path did, for [`PgStore::stats`].
@@ -318,18 +320,20 @@ impl PgStore {
                 channel: listen::channel(options.schema.as_deref()),
                 watch: Arc::new(HeadWatch::new(Position(0))),
                 listener: Listener::default(),
+                log_id: std::sync::OnceLock::new(),
             }),
         };
         let pool = store.inner.pool.clone();
         let pw = password.clone();
         let schema = options.schema.clone();
-        store.block(async move { migrate(&pool, schema.as_deref()).await }).map_err(|e| match e {
+        let log_id = store.block(async move { migrate(&pool, schema.as_deref()).await }).map_err(|e| match e {
             MigrateFailure::TooNew(found) => ConnectError::SchemaTooNew { found },
             MigrateFailure::Connect(reason) => {
                 ConnectError::Connect { target: target.clone(), reason: scrub(reason, pw.as_deref()) }
             }
             MigrateFailure::Sql(reason) => ConnectError::Migrate(scrub(reason, pw.as_deref())),
         })?;
+        let _ = store.inner.log_id.set(log_id);
         Ok(store)
     }
 
@@ -641,5 +645,64 @@ impl BackfillStore for PgStore {
 
     fn append_bulk(&self, batch: Vec<NewEvent>) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send {
         self.submit(batch, ExpectedVersion::Any, true)
+    }
+}
+
+impl rapport_core::DerivedStore for PgStore {
+    fn log_id(&self) -> [u8; 16] {
+        // Set when the handle connected; a handle exists only once connected.
+        self.inner.log_id.get().copied().unwrap_or_default()
+    }
+
+    /// One statement, so the blob is replaced atomically.
+    fn save_derived(&self, name: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StorageError>> + Send {
+        const OP: &str = "save derived state";
+        let checked = rapport_core::store::check_derived(name, bytes.len());
+        let (name, bytes) = (name.to_owned(), bytes.to_vec());
+        let pool = self.inner.pool.clone();
+        let fut = checked.is_ok().then(|| {
+            self.spawn(OP, async move {
+                let client = pool.get().await.map_err(|e| storage(OP, e))?;
+                client
+                    .execute(
+                        "INSERT INTO rapport_derived (name, bytes) VALUES ($1, $2)
+                         ON CONFLICT (name) DO UPDATE SET bytes = EXCLUDED.bytes",
+                        &[&name, &bytes],
+                    )
+                    .await
+                    .map_err(|e| pg_error(OP, e))?;
+                Ok(())
+            })
+        });
+        async move {
+            checked?;
+            match fut {
+                Some(f) => f.await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send {
+        const OP: &str = "load derived state";
+        let ok = rapport_core::store::derived_name_ok(name);
+        let name = name.to_owned();
+        let pool = self.inner.pool.clone();
+        let fut = ok.then(|| {
+            self.spawn(OP, async move {
+                let client = pool.get().await.map_err(|e| storage(OP, e))?;
+                let row = client
+                    .query_opt("SELECT bytes FROM rapport_derived WHERE name = $1", &[&name])
+                    .await
+                    .map_err(|e| pg_error(OP, e))?;
+                Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
+            })
+        });
+        async move {
+            match fut {
+                Some(f) => Ok(f.await?),
+                None => Err(ReadError::Storage(StorageError::new(OP, "not a derived blob's name"))),
+            }
+        }
     }
 }

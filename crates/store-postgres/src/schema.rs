@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 use crate::pool_reason;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
 pub(crate) const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
@@ -42,6 +42,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     COMMENT ON COLUMN rapport_events.payload IS
         'the event''s own fields as canonical JSON; rows from schema version 2 or older: the whole line';
 ",
+    "
+    -- Version 4: derived state beside the log (runner checkpoints, saved indexes), named blobs
+    -- replaced atomically; and the log's identity, made once, which derived state records so
+    -- that another log's is refused.
+    CREATE TABLE IF NOT EXISTS rapport_derived (
+        name   text  PRIMARY KEY,
+        bytes  bytea NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS rapport_log (id uuid NOT NULL);
+    INSERT INTO rapport_log (id) SELECT gen_random_uuid() WHERE NOT EXISTS (SELECT 1 FROM rapport_log);
+",
 ];
 
 pub(crate) enum MigrateFailure {
@@ -50,7 +61,8 @@ pub(crate) enum MigrateFailure {
     Sql(String),
 }
 
-pub(crate) async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), MigrateFailure> {
+/// Brings the schema to [`SCHEMA_VERSION`] and returns the log's identity.
+pub(crate) async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<[u8; 16], MigrateFailure> {
     let mut client = pool.get().await.map_err(|e| MigrateFailure::Connect(pool_reason(e)))?;
     let tx = client.transaction().await.map_err(|e| MigrateFailure::Sql(e.to_string()))?;
     let sql = |e: tokio_postgres::Error| MigrateFailure::Sql(e.to_string());
@@ -72,5 +84,8 @@ pub(crate) async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<(), Mig
             tx.execute("INSERT INTO rapport_schema (version) VALUES ($1)", &[&version]).await.map_err(sql)?;
         }
     }
-    tx.commit().await.map_err(sql)
+    let row = tx.query_one("SELECT id FROM rapport_log LIMIT 1", &[]).await.map_err(sql)?;
+    let id: uuid::Uuid = row.get(0);
+    tx.commit().await.map_err(sql)?;
+    Ok(*id.as_bytes())
 }

@@ -575,3 +575,23 @@ pub fn subscriptions_never_skip_or_repeat<S: BackfillStore + 'static>(store: S) 
     block(store.append(vec![touch(&account("subscribed-late"), 0)], ExpectedVersion::Any)).expect("append");
     assert_eq!(waiter.join().expect("waiter").expect("wait"), head.next());
 }
+
+/// Derived state beside the log: a blob saved reads back, a save replaces it whole, a blob
+/// never saved is absent, names are checked, and the log's identity stays the same.
+pub fn derived_state_round_trips<S: BackfillStore + crate::DerivedStore + 'static>(store: S) {
+    let id = store.log_id();
+    assert_eq!(block(store.load_derived("runner")).expect("load"), None, "nothing saved yet");
+    let first: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    block(store.save_derived("runner", &first)).expect("save");
+    assert_eq!(block(store.load_derived("runner")).expect("load").as_deref(), Some(&first[..]));
+    block(store.save_derived("runner", b"shorter")).expect("save again");
+    assert_eq!(block(store.load_derived("runner")).expect("load").as_deref(), Some(&b"shorter"[..]), "replaced whole");
+    block(store.save_derived("index-1", b"")).expect("an empty blob");
+    assert_eq!(block(store.load_derived("index-1")).expect("load").as_deref(), Some(&b""[..]));
+    for bad in ["", "Runner", "../head", "a/b", "x y", &"n".repeat(65)] {
+        assert!(block(store.save_derived(bad, b"x")).is_err(), "{bad:?} is refused");
+        assert!(block(store.load_derived(bad)).is_err(), "{bad:?} is refused");
+    }
+    block(store.append(vec![touch(&account("derived"), 0)], ExpectedVersion::Any)).expect("append");
+    assert_eq!(store.log_id(), id, "the log's identity does not change");
+}

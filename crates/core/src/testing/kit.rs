@@ -226,6 +226,7 @@ macro_rules! conformance_suite {
             new_events_pass_the_admission_rules,
             forged_twins_are_conflicts,
             subscriptions_never_skip_or_repeat,
+            derived_state_round_trips,
         );
     };
     (@tests (required) $make:expr; $($check:ident),* $(,)?) => {

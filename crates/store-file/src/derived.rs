@@ -1,0 +1,69 @@
+//! Derived state beside the log (`DerivedStore`): named blobs in the store's `derived/`
+//! directory, each replaced atomically (written beside, synced, renamed over, the directory
+//! synced), so a crash leaves the old blob or the new one. The log never depends on them.
+
+use std::path::{Path, PathBuf};
+
+use rapport_core::{ReadError, StorageError};
+
+use crate::store::FileStore;
+use crate::vfs::{Vfs, read_exact_at};
+
+/// The directory derived blobs live in, inside the store's directory.
+pub const DERIVED_DIR: &str = "derived";
+
+fn io<'p>(operation: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> StorageError + 'p {
+    move |e| StorageError::new(operation, format!("{}: {e}", path.display()))
+}
+
+impl FileStore {
+    fn derived_path(&self, name: &str, ext: &str) -> PathBuf {
+        self.shared.dir.join(DERIVED_DIR).join(format!("{name}.{ext}"))
+    }
+
+    pub(crate) fn save_derived_now(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        rapport_core::store::check_derived(name, bytes.len())?;
+        if self.is_read_only() {
+            return Err(StorageError::new("save derived state", "the store is open read-only"));
+        }
+        self.check_poison("save derived state")?;
+        let vfs: &dyn Vfs = &*self.shared.vfs;
+        let dir = self.shared.dir.join(DERIVED_DIR);
+        if !vfs.exists(&dir) {
+            vfs.create_dir_all(&dir).map_err(io("create the derived directory", &dir))?;
+            vfs.sync_dir(&self.shared.dir).map_err(io("fsync the store directory", &self.shared.dir))?;
+        }
+        let tmp = self.derived_path(name, "tmp");
+        if vfs.exists(&tmp) {
+            vfs.remove(&tmp).map_err(io("remove a stale derived blob", &tmp))?;
+        }
+        let mut f = vfs.open_append(&tmp, true).map_err(io("create a derived blob", &tmp))?;
+        f.append(bytes).map_err(io("write a derived blob", &tmp))?;
+        f.sync_data().map_err(io("fsync a derived blob", &tmp))?;
+        drop(f);
+        let path = self.derived_path(name, "bin");
+        vfs.rename(&tmp, &path).map_err(io("rename a derived blob", &path))?;
+        vfs.sync_dir(&dir).map_err(io("fsync the derived directory", &dir))?;
+        tracing::debug!(name, bytes = bytes.len(), "derived state saved");
+        Ok(())
+    }
+
+    pub(crate) fn load_derived_now(&self, name: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        if !rapport_core::store::derived_name_ok(name) {
+            return Err(ReadError::Storage(StorageError::new("load derived state", "not a derived blob's name")));
+        }
+        let vfs: &dyn Vfs = &*self.shared.vfs;
+        let path = self.derived_path(name, "bin");
+        if !vfs.exists(&path) {
+            return Ok(None);
+        }
+        let f = vfs.open_read(&path).map_err(io("open a derived blob", &path))?;
+        let len = f.size().map_err(io("stat a derived blob", &path))?;
+        if len > rapport_core::store::DERIVED_BYTES_MAX as u64 {
+            return Err(ReadError::Corrupt { location: path.display().to_string(), reason: format!("{len} bytes") });
+        }
+        let mut bytes = vec![0u8; len as usize];
+        read_exact_at(&*f, &mut bytes, 0).map_err(io("read a derived blob", &path))?;
+        Ok(Some(bytes))
+    }
+}
