@@ -79,6 +79,8 @@ pub(crate) struct Saved {
     /// Signals raised and not yet taken, as JSON: a checkpoint between raising and taking
     /// must not lose them.
     pub(crate) pending: Vec<String>,
+    /// The shard the runner owns (index, count), if one.
+    pub(crate) shard: Option<(u64, u64)>,
 }
 
 /// One account in the payload.

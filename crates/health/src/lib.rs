@@ -45,6 +45,6 @@ pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
 };
 pub use rapport_trust::{Band, Factor, Score};
-pub use runner::Runner;
+pub use runner::{Runner, merge_at_risk};
 pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

@@ -76,6 +76,8 @@ pub struct Runner {
     live: bool,
     hysteresis: Hysteresis,
     signals: Vec<Signal>,
+    /// The shard it owns (index, count), if it owns only one.
+    shard: Option<(u64, u64)>,
 }
 
 /// The bands and trend last reported for an account.
@@ -190,6 +192,7 @@ impl Runner {
             live: false,
             hysteresis: Hysteresis::default(),
             signals: Vec::new(),
+            shard: None,
         }
     }
 
@@ -199,6 +202,24 @@ impl Runner {
     pub fn with_refresh(mut self, refresh: Option<Duration>) -> Self {
         self.refresh = refresh;
         self
+    }
+
+    /// Makes this runner own shard `index` of `count`: the accounts whose frozen
+    /// [`stable_hash`](AccountId::stable_hash) is `index` modulo `count`; it ignores the
+    /// others. Several service instances following one log then split the portfolio, and
+    /// [`merge_at_risk`] joins their at-risk lists.
+    ///
+    /// # Panics
+    /// When `index >= count` (a configuration error).
+    pub fn with_shard(mut self, index: u64, count: u64) -> Self {
+        assert!(index < count, "shard {index} of {count} does not exist");
+        self.shard = Some((index, count));
+        self
+    }
+
+    /// Whether this runner owns `account`'s shard.
+    pub fn owns(&self, account: &AccountId) -> bool {
+        self.shard.is_none_or(|(index, count)| account.stable_hash() % count == index)
     }
 
     /// The margins band changes must clear before they are signalled.
@@ -264,6 +285,7 @@ impl Runner {
             views,
             held: checkpoint::lines(self.held.iter().map(|Reverse(d)| d.0.clone())),
             pending: checkpoint::signals_to_json(&self.signals),
+            shard: self.shard,
         };
         (saved, self.next)
     }
@@ -275,6 +297,7 @@ impl Runner {
             .with_hysteresis(saved.hysteresis);
         runner.live = saved.live;
         runner.next = position;
+        runner.shard = saved.shard.filter(|(index, count)| index < count);
         for v in saved.views {
             let slot = runner.views.len();
             let recent: BinaryHeap<Reverse<Dated>> =
@@ -354,6 +377,9 @@ impl Runner {
     /// [`now`](Self::now) is held until time reaches it.
     pub fn apply(&mut self, e: &Envelope) {
         self.next = self.next.max(e.position.next());
+        if !self.owns(&e.account) {
+            return;
+        }
         if e.occurred_at > self.now {
             self.held.push(Reverse(Dated(e.clone())));
         } else {
@@ -588,4 +614,20 @@ impl Runner {
         view.reported = Some(settled);
         view.checked_until = self.now;
     }
+}
+
+/// The `n` accounts most at risk across the lists of several runners (shards of one
+/// portfolio), in the order [`rank_at_risk`](crate::rank_at_risk) gives.
+pub fn merge_at_risk(lists: impl IntoIterator<Item = Vec<AccountScores>>, n: usize) -> Vec<AccountScores> {
+    let mut all: Vec<AccountScores> = lists.into_iter().flatten().collect();
+    all.sort_by(|a, b| {
+        a.scores
+            .health
+            .score
+            .total_cmp(&b.scores.health.score)
+            .then(a.trend.delta.total_cmp(&b.trend.delta))
+            .then_with(|| a.account.cmp(&b.account))
+    });
+    all.truncate(n);
+    all
 }

@@ -292,3 +292,42 @@ fn a_checkpoint_saved_beside_a_log_restores_there_and_is_refused_beside_another(
     let err = pollster::block_on(Runner::load_checkpoint(&other, &model, "runner")).unwrap_err();
     assert!(matches!(err, rapport_health::CheckpointError::OtherLog { .. }), "{err}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(32)))]
+
+    /// Shards split the portfolio: every account is owned by exactly one shard, which scores
+    /// it as a runner of the whole portfolio does, and the merged at-risk lists are the whole
+    /// portfolio's.
+    #[test]
+    fn shards_together_are_the_whole_portfolio(events in arb_portfolio(), count in 1u64..5, days in 0i64..400) {
+        let model = HealthModel::default();
+        let log = envelopes(&events);
+        let at = BASE.add_nanos(days * DAY);
+        let mut whole = Runner::new(&model, BASE).with_refresh(None);
+        let mut shards: Vec<Runner> =
+            (0..count).map(|i| Runner::new(&model, BASE).with_refresh(None).with_shard(i, count)).collect();
+        for e in &log {
+            whole.apply(e);
+            for s in &mut shards {
+                s.apply(e);
+            }
+        }
+        whole.advance(at);
+        for s in &mut shards {
+            s.advance(at);
+            prop_assert_eq!(s.position(), whole.position());
+        }
+        let total: usize = shards.iter().map(Runner::n_accounts).sum();
+        prop_assert_eq!(total, whole.n_accounts());
+        for w in whole.at_risk(usize::MAX) {
+            let owners: Vec<&Runner> = shards.iter().filter(|s| s.owns(&w.account)).collect();
+            prop_assert_eq!(owners.len(), 1);
+            let got = owners[0].scores(&w.account).expect("the owner scores it");
+            prop_assert!(same_score(&got.scores.health, &w.scores.health));
+        }
+        let merged = rapport_health::merge_at_risk(shards.iter_mut().map(|s| s.at_risk(50)), 50);
+        let accounts = |v: Vec<AccountScores>| v.into_iter().map(|s| s.account).collect::<Vec<_>>();
+        prop_assert_eq!(accounts(merged), accounts(whole.at_risk(50)));
+    }
+}
