@@ -35,6 +35,7 @@
 pub mod checkpoint;
 pub mod model;
 pub mod portfolio;
+pub mod rebuild;
 pub mod runner;
 pub mod signal;
 pub mod state;
@@ -45,6 +46,7 @@ pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
 };
 pub use rapport_trust::{Band, Factor, Score};
+pub use rebuild::{Progress, rebuild, take_over};
 pub use runner::{Runner, merge_at_risk};
 pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

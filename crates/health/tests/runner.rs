@@ -331,3 +331,55 @@ proptest! {
         prop_assert_eq!(accounts(merged), accounts(whole.at_risk(50)));
     }
 }
+
+#[test]
+fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling() {
+    use rapport_core::{ExpectedVersion, MemoryStore, Store};
+    use rapport_health::{HealthWeights, Progress, rebuild, take_over};
+    let store = MemoryStore::new();
+    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
+        accounts: 12,
+        months: 12,
+        seed: 21,
+        ..Default::default()
+    })
+    .collect();
+    let (first, later) = events.split_at(events.len() * 3 / 4);
+    pollster::block_on(store.append(first.to_vec(), ExpectedVersion::Any)).unwrap();
+    let now = events.iter().map(|e| e.occurred_at).max().unwrap();
+    let old_model = HealthModel::default();
+    let new_model =
+        HealthModel { weights: HealthWeights { nps: 0.4, ..HealthWeights::default() }, ..HealthModel::default() };
+    let mut serving = Runner::new(&old_model, now);
+    for e in pollster::block_on(store.read_all(Position(1), 100_000)).unwrap() {
+        serving.apply(&e);
+    }
+    serving.go_live();
+    serving.take_signals();
+    // The rebuild folds what was logged when it began, reporting its progress.
+    let mut seen: Vec<Progress> = Vec::new();
+    let target = serving.position();
+    let mut rebuilt = pollster::block_on(rebuild(&store, &new_model, now, target, &mut |p| seen.push(p))).unwrap();
+    assert!(seen.windows(2).all(|w| w[0].applied <= w[1].applied));
+    assert_eq!(seen.last().map(|p| (p.applied, p.target)), Some((target.0 - 1, target)));
+    // Meanwhile the log grows: both runners receive what follows.
+    let out = pollster::block_on(store.append(later.to_vec(), ExpectedVersion::Any)).unwrap();
+    assert!(out.last_position().is_some());
+    for e in pollster::block_on(store.read_all(target, 100_000)).unwrap() {
+        serving.apply(&e);
+        rebuilt.apply(&e);
+    }
+    let old = take_over(&mut serving, rebuilt);
+    assert_eq!(old.position(), serving.position());
+    assert!(serving.is_live());
+    assert_eq!(serving.take_signals(), Vec::new(), "a model change pages no one");
+    // The runner now serving is the new model's, as if it had run from the start.
+    let mut fresh = Runner::new(&new_model, now);
+    for e in pollster::block_on(store.read_all(Position(1), 100_000)).unwrap() {
+        fresh.apply(&e);
+    }
+    for s in fresh.at_risk(usize::MAX) {
+        let got = serving.scores(&s.account).unwrap();
+        assert!(same_score(&got.scores.health, &s.scores.health), "{}", s.account);
+    }
+}
