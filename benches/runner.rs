@@ -160,9 +160,90 @@ fn subscription_against_scan() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The p50 of an `fdatasync` of a small write on this disk, for scale.
+fn fdatasync_p50(dir: &std::path::Path) -> Duration {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe");
+    let times: Vec<Duration> = (0..200)
+        .map(|_| {
+            f.write_all(&[0u8; 128]).expect("write");
+            let t = Instant::now();
+            f.sync_data().expect("sync");
+            t.elapsed()
+        })
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    median(times)
+}
+
+/// Append one event to a file store, and wait until a runner following the log through a
+/// subscription (on its own thread) has folded it and taken its signals: the path from a
+/// service's append to a signal it could send.
+fn append_to_runner() {
+    let dir = std::env::temp_dir().join(format!("rapport-bench-latency-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(FileStore::open(&dir).expect("open"));
+    let fsync = fdatasync_p50(&dir);
+    let now = Timestamp::now();
+    let (tx, rx) = std::sync::mpsc::channel::<Position>();
+    let follower = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let mut runner = Runner::new(&HealthModel::default(), now);
+            runner.go_live();
+            let mut subscription = Subscription::new(store, Position(1));
+            loop {
+                let Ok(batch) = pollster::block_on(subscription.next_batch(1_024)) else { return };
+                for e in &batch {
+                    runner.apply(e);
+                }
+                std::hint::black_box(runner.take_signals());
+                if tx.send(runner.position()).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let mut latencies = Vec::new();
+    for i in 0..400u32 {
+        let account: AccountId = format!("latency-{i}").parse().expect("account");
+        let e = rapport_core::NewEvent::new(
+            account,
+            now,
+            rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+        );
+        let t = Instant::now();
+        let out = pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).expect("append");
+        let want = out.last_position().expect("appended").next();
+        while rx.recv().expect("runner") < want {}
+        latencies.push(t.elapsed());
+    }
+    // Let the follower go: it finds nobody listening after the next event.
+    drop(rx);
+    let last = rapport_core::NewEvent::new(
+        "latency-end".parse().expect("account"),
+        now,
+        rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+    );
+    pollster::block_on(store.append(vec![last], ExpectedVersion::Any)).expect("append");
+    let p50 = median(latencies);
+    println!(
+        "append -> folded by a subscribed runner and its signals taken, file store, p50 {:.0} µs; fdatasync p50 {:.0} µs \
+         (target: fdatasync + 200 µs = {:.0} µs)",
+        p50.as_secs_f64() * 1e6,
+        fsync.as_secs_f64() * 1e6,
+        (fsync.as_secs_f64() + 200e-6) * 1e6
+    );
+    drop(store);
+    let _ = follower.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let months = std::env::var("RAPPORT_BENCH_RUNNER_MONTHS").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
     measure(10_000, months);
     measure(100_000, 3);
     subscription_against_scan();
+    append_to_runner();
 }
