@@ -1,4 +1,4 @@
-//! Saving a [`Runner`] and starting one again from what was saved, instead of replaying the
+//! The checkpoint format: how a [`Runner`](crate::Runner) is saved and started again (`Runner::checkpoint`, `restore`), instead of replaying the
 //! log: a [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
 //! position covered, the model's fingerprint, a checksum) around a binary payload (postcard
 //! over the states' serde form; timestamps as nanoseconds, ids as 16 bytes; events inside the
@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use rapport_core::derived::{self, DerivedError, DerivedHeader};
-use rapport_core::{AccountId, DerivedStore, Envelope, ParseEventError, StorageError, Timestamp};
+use rapport_core::{AccountId, Envelope, ParseEventError, Timestamp};
 use rapport_trust::Band;
 
 use crate::model::HealthModel;
-use crate::runner::Runner;
 use crate::signal::Hysteresis;
 use crate::state::HealthState;
 
@@ -137,57 +136,4 @@ pub(crate) fn unseal(
     }
     let saved: Saved = postcard::from_bytes(payload).map_err(|e| CheckpointError::Decode(e.to_string()))?;
     Ok((header, saved))
-}
-
-impl Runner {
-    /// Everything the runner holds, sealed for `log_id` (the log it follows) at its
-    /// [`position`](Self::position), under its model's fingerprint. Write it atomically; give
-    /// it to [`restore`](Self::restore) to start again without replaying the log.
-    pub fn checkpoint(&mut self, log_id: [u8; 16]) -> Vec<u8> {
-        let (saved, position) = self.save();
-        seal(&saved, log_id, position, self.model())
-    }
-
-    /// A runner from a [`checkpoint`](Self::checkpoint) of the log `log_id` under `model`; it
-    /// continues from the checkpoint's position (subscribe from
-    /// [`position`](Self::position)). Live if it was live: signals already reported are not
-    /// reported again.
-    ///
-    /// # Errors
-    /// [`CheckpointError`]: damaged, another log, another model, another format.
-    pub fn restore(model: &HealthModel, log_id: [u8; 16], bytes: &[u8]) -> Result<Runner, CheckpointError> {
-        let (header, saved) = unseal(bytes, log_id, model)?;
-        Runner::load(model, header.position, saved)
-    }
-}
-
-impl Runner {
-    /// Saves a [`checkpoint`](Self::checkpoint) beside `store`'s log, as its derived blob
-    /// `name` (replaced atomically).
-    ///
-    /// # Errors
-    /// The store's.
-    pub async fn save_checkpoint<S: DerivedStore>(&mut self, store: &S, name: &str) -> Result<(), StorageError> {
-        let bytes = self.checkpoint(store.log_id());
-        let saved = store.save_derived(name, &bytes).await;
-        tracing::info!(target: "rapport.runner", name, bytes = bytes.len(), position = self.position().0, ok = saved.is_ok(), "checkpoint saved");
-        saved
-    }
-
-    /// The runner saved beside `store`'s log as `name`, under `model`; `None` when none was
-    /// saved. A checkpoint of another log or model, or a damaged one, is an error naming why:
-    /// the host then starts a new runner and replays the log.
-    ///
-    /// # Errors
-    /// [`CheckpointError`].
-    pub async fn load_checkpoint<S: DerivedStore>(
-        store: &S,
-        model: &HealthModel,
-        name: &str,
-    ) -> Result<Option<Runner>, CheckpointError> {
-        let Some(bytes) = store.load_derived(name).await? else { return Ok(None) };
-        Runner::restore(model, store.log_id(), &bytes).map(Some).inspect_err(|e| {
-            tracing::warn!(target: "rapport.runner", name, error = %e, "checkpoint not used: replaying the log");
-        })
-    }
 }

@@ -230,15 +230,18 @@ pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> st
 pub fn rank_at_risk(scores: &[AccountScores]) -> Vec<&AccountScores> {
     let mut ranked: Vec<&AccountScores> =
         scores.iter().filter(|s| s.scores.health.band != rapport_trust::Band::Grey).collect();
-    ranked.sort_by(|a, b| {
-        a.scores
-            .health
-            .score
-            .total_cmp(&b.scores.health.score)
-            .then(a.trend.delta.total_cmp(&b.trend.delta))
-            .then(a.account.cmp(&b.account))
-    });
+    ranked.sort_by(|a, b| at_risk_order(a, b));
     ranked
+}
+
+/// The at-risk order: lowest health first, then the steepest fall, then the account id.
+pub(crate) fn at_risk_order(a: &AccountScores, b: &AccountScores) -> std::cmp::Ordering {
+    a.scores
+        .health
+        .score
+        .total_cmp(&b.scores.health.score)
+        .then(a.trend.delta.total_cmp(&b.trend.delta))
+        .then_with(|| a.account.cmp(&b.account))
 }
 
 /// Scores one account at many instants in one pass over its events.

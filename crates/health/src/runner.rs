@@ -13,9 +13,9 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use rapport_core::backend::KeyedMap;
-use rapport_core::{AccountId, Envelope, Position, Timestamp};
+use rapport_core::{AccountId, DerivedStore, Envelope, Position, StorageError, Timestamp};
 
-use crate::checkpoint::{self, CheckpointError, Saved, SavedView};
+use crate::checkpoint::{self, CheckpointError, Saved, SavedView, seal, unseal};
 use crate::model::{HealthModel, PreparedHealth};
 use crate::portfolio::{AccountScores, Direction, Trend};
 use crate::signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
@@ -616,18 +616,64 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Everything the runner holds, sealed for `log_id` (the log it follows) at its
+    /// [`position`](Self::position), under its model's fingerprint. Write it atomically; give
+    /// it to [`restore`](Self::restore) to start again without replaying the log.
+    pub fn checkpoint(&mut self, log_id: [u8; 16]) -> Vec<u8> {
+        let (saved, position) = self.save();
+        seal(&saved, log_id, position, self.model())
+    }
+
+    /// A runner from a [`checkpoint`](Self::checkpoint) of the log `log_id` under `model`; it
+    /// continues from the checkpoint's position (subscribe from
+    /// [`position`](Self::position)). Live if it was live: signals already reported are not
+    /// reported again.
+    ///
+    /// # Errors
+    /// [`CheckpointError`]: damaged, another log, another model, another format.
+    pub fn restore(model: &HealthModel, log_id: [u8; 16], bytes: &[u8]) -> Result<Runner, CheckpointError> {
+        let (header, saved) = unseal(bytes, log_id, model)?;
+        Runner::load(model, header.position, saved)
+    }
+}
+
+impl Runner {
+    /// Saves a [`checkpoint`](Self::checkpoint) beside `store`'s log, as its derived blob
+    /// `name` (replaced atomically).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn save_checkpoint<S: DerivedStore>(&mut self, store: &S, name: &str) -> Result<(), StorageError> {
+        let bytes = self.checkpoint(store.log_id());
+        let saved = store.save_derived(name, &bytes).await;
+        tracing::info!(target: "rapport.runner", name, bytes = bytes.len(), position = self.position().0, ok = saved.is_ok(), "checkpoint saved");
+        saved
+    }
+
+    /// The runner saved beside `store`'s log as `name`, under `model`; `None` when none was
+    /// saved. A checkpoint of another log or model, or a damaged one, is an error naming why:
+    /// the host then starts a new runner and replays the log.
+    ///
+    /// # Errors
+    /// [`CheckpointError`].
+    pub async fn load_checkpoint<S: DerivedStore>(
+        store: &S,
+        model: &HealthModel,
+        name: &str,
+    ) -> Result<Option<Runner>, CheckpointError> {
+        let Some(bytes) = store.load_derived(name).await? else { return Ok(None) };
+        Runner::restore(model, store.log_id(), &bytes).map(Some).inspect_err(|e| {
+            tracing::warn!(target: "rapport.runner", name, error = %e, "checkpoint not used: replaying the log");
+        })
+    }
+}
+
 /// The `n` accounts most at risk across the lists of several runners (shards of one
 /// portfolio), in the order [`rank_at_risk`](crate::rank_at_risk) gives.
 pub fn merge_at_risk(lists: impl IntoIterator<Item = Vec<AccountScores>>, n: usize) -> Vec<AccountScores> {
     let mut all: Vec<AccountScores> = lists.into_iter().flatten().collect();
-    all.sort_by(|a, b| {
-        a.scores
-            .health
-            .score
-            .total_cmp(&b.scores.health.score)
-            .then(a.trend.delta.total_cmp(&b.trend.delta))
-            .then_with(|| a.account.cmp(&b.account))
-    });
+    all.sort_by(crate::portfolio::at_risk_order);
     all.truncate(n);
     all
 }
