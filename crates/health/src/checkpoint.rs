@@ -1,5 +1,6 @@
 //! The checkpoint format: how a [`Runner`](crate::Runner) is saved and started again
-//! (`Runner::checkpoint`, `Runner::restore`) instead of replaying the log: a [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
+//! (`Runner::checkpoint`, `Runner::restore`) instead of replaying the log: a
+//! [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
 //! position covered, the model's fingerprint, a checksum) around a binary payload (postcard
 //! over the states' serde form; timestamps as nanoseconds, ids as 16 bytes; events inside the
 //! trend window or held for later as their canonical lines; signals raised and not yet taken
