@@ -10,18 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{AccountId, Envelope, ExpectedVersion, Position, Store, StreamVersion, Subscription, Timestamp};
+use rapport_core::{AccountId, Envelope, ExpectedVersion, Position, Store, Subscription, Timestamp};
 use rapport_health::{HealthModel, Runner};
 use rapport_store_file::FileStore;
 
 fn log(accounts: u32, months: u32) -> Vec<Envelope> {
-    generate(SynthConfig { accounts, months, seed: 11, ..Default::default() })
-        .enumerate()
-        .map(|(i, e)| {
-            let at = e.occurred_at;
-            Envelope::new(e, at, StreamVersion(1), Position(i as u64 + 1))
-        })
-        .collect()
+    let events: Vec<_> = generate(SynthConfig { accounts, months, seed: 11, ..Default::default() }).collect();
+    rapport_core::testing::envelopes(&events)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -9,17 +9,12 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::backend::KeyedMap;
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{AccountId, AsOf, Envelope, Position, StreamVersion, Timestamp};
+use rapport_core::{AccountId, AsOf, Envelope, Timestamp};
 use rapport_health::{HealthModel, HealthState, Portfolio};
 
 fn log(accounts: u32, months: u32) -> Vec<Envelope> {
-    generate(SynthConfig { accounts, months, seed: 11, ..Default::default() })
-        .enumerate()
-        .map(|(i, e)| {
-            let at = e.occurred_at;
-            Envelope::new(e, at, StreamVersion(1), Position(i as u64 + 1))
-        })
-        .collect()
+    let events: Vec<_> = generate(SynthConfig { accounts, months, seed: 11, ..Default::default() }).collect();
+    rapport_core::testing::envelopes(&events)
 }
 
 fn state_bytes() {

@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
+use rapport_core::testing::envelopes;
 use rapport_core::testing::strategies::{BASE, arb_plans, arb_portfolio};
 use rapport_core::testing::synth::{CommitmentEnding, ItemPlan, SplitMix64, expand};
 use rapport_core::{
-    AccountId, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Position, Severity, StreamVersion,
-    SurveyKey, SurveyScore, Timestamp,
+    AccountId, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Position, Severity, SurveyKey,
+    SurveyScore, Timestamp,
 };
 use rapport_health::{HealthModel, HealthState, Scores};
 use rapport_trust::{Band, Bands, Score};
@@ -16,14 +17,6 @@ const DAY: i64 = 86_400_000_000_000;
 
 fn cases() -> u32 {
     rapport_core::testing::cases(48)
-}
-
-fn envelopes(events: &[NewEvent]) -> Vec<Envelope> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Envelope::new(e.clone(), e.occurred_at, StreamVersion(1), Position(i as u64 + 1)))
-        .collect()
 }
 
 fn fold_with(model: &HealthModel, events: &[Envelope], at: Timestamp) -> BTreeMap<AccountId, Scores> {

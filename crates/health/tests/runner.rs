@@ -2,19 +2,12 @@
 //! and trend, and the at-risk ranking, equal a fold of the same events from scratch.
 
 use proptest::prelude::*;
+use rapport_core::testing::envelopes;
 use rapport_core::testing::strategies::{BASE, arb_portfolio};
-use rapport_core::{AccountId, AsOf, Envelope, NewEvent, Position, StreamVersion, Timestamp};
+use rapport_core::{AccountId, AsOf, Envelope, NewEvent, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, Portfolio, Runner, Score, rank_at_risk};
 
 const DAY: i64 = 86_400_000_000_000;
-
-fn envelopes(events: &[NewEvent]) -> Vec<Envelope> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Envelope::new(e.clone(), e.occurred_at, StreamVersion(1), Position(i as u64 + 1)))
-        .collect()
-}
 
 fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<AccountScores> {
     let mut portfolio = Portfolio::new(model, AsOf::at(at));

@@ -62,7 +62,7 @@ use rapport_core::watch::HeadWatch;
 use rows::{LINE_COLUMNS, decode_row, saved_snapshot, stored_event};
 pub use schema::SCHEMA_VERSION;
 use schema::{APPEND_LOCK, MigrateFailure, migrate};
-use sql::{IDS_SQL, SNAPSHOTS_SQL};
+use sql::{HEAD_POSITION_SQL, IDS_SQL, SNAPSHOTS_SQL};
 
 /// Why a store could not connect or migrate.
 #[derive(Debug, Error)]
@@ -550,10 +550,7 @@ impl Store for PgStore {
         let pool = self.inner.pool.clone();
         let fut = self.spawn("head", async move {
             let client = pool.get().await.map_err(|e| storage("head", e))?;
-            let row = client
-                .query_opt("SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
-                .await
-                .map_err(|e| pg_error("head", e))?;
+            let row = client.query_opt(HEAD_POSITION_SQL, &[]).await.map_err(|e| pg_error("head", e))?;
             Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
         });
         async move { Ok(Position(fut.await? as u64)) }
@@ -570,10 +567,7 @@ impl Store for PgStore {
             loop {
                 let mut ended = inner.listener.ensure(&inner.config, &inner.channel, &inner.watch).await?;
                 let client = inner.pool.get().await.map_err(|e| storage(OP, e))?;
-                let row = client
-                    .query_opt("SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1", &[])
-                    .await
-                    .map_err(|e| pg_error(OP, e))?;
+                let row = client.query_opt(HEAD_POSITION_SQL, &[]).await.map_err(|e| pg_error(OP, e))?;
                 drop(client);
                 inner.watch.publish(Position(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0) as u64));
                 let woken = std::pin::pin!(inner.watch.wait_past(after));

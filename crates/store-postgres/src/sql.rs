@@ -41,6 +41,9 @@ pub(crate) struct Statements {
     pub(crate) notify: tokio_postgres::Statement,
 }
 
+/// The log's head: the last position, through the primary key (no row: an empty log).
+pub(crate) const HEAD_POSITION_SQL: &str = "SELECT position FROM rapport_events ORDER BY position DESC LIMIT 1";
+
 /// Wakes the log's subscribers once the transaction commits: the channel and the new head.
 pub(crate) const NOTIFY_SQL: &str = "SELECT pg_notify($1, $2)";
 

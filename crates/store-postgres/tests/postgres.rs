@@ -401,9 +401,9 @@ fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
     // and a reader tails the log. The reader must see every position once, in order (chain
     // members commit in order), and the other writer must get in while the import runs. (That
     // a chain takes members only for a bounded time is checked in the crate's unit tests.)
-    // The importer's chains take members for 20 ms, so that the import spans many chains
-    // however fast the server copies (with the default second, a fast server finished the
-    // whole import inside one chain and the live writer never had a chance).
+    // The importer's chains take members for a short span, so that the import spans many
+    // chains however fast the server copies: with the default span a fast server can finish
+    // the whole import inside one chain, and the live writer never gets a turn.
     let Some(url) = url() else { return };
     let schema = format!("rapport_chain{}", std::process::id());
     let handle = |span| {

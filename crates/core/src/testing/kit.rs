@@ -1,6 +1,22 @@
 //! Helpers for tests of rapport and of stores (feature `testing`), re-exported by
 //! [`testing`](crate::testing).
 
+/// `events` as a log holds them: positions in order from 1, each account's stream versions in
+/// order from 1, and recorded when they occurred. For tests and benches that fold events
+/// without a store.
+pub fn envelopes(events: &[crate::NewEvent]) -> Vec<crate::Envelope> {
+    let mut versions: std::collections::HashMap<&crate::AccountId, u64> = std::collections::HashMap::new();
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let v = versions.entry(&e.account).or_insert(0);
+            *v += 1;
+            crate::Envelope::new(e.clone(), e.occurred_at, crate::StreamVersion(*v), crate::Position(i as u64 + 1))
+        })
+        .collect()
+}
+
 /// The PostgreSQL server for a test that needs one: `RAPPORT_PG_URL`. When it is unset or
 /// empty the test is to skip (`None`), and says so on the terminal, past the test harness's
 /// capture, naming the test; but when `CI` is set (to anything but empty or `false`) it

@@ -4,7 +4,7 @@
 //! Times are days (fractional allowed) after the story's start, 2024-01-01T00:00:00Z.
 
 use crate::event::{AdvocacyKind, Channel, Envelope, Event, NewEvent, Severity, SurveyScore};
-use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, SurveyKey};
 use crate::timestamp::{NANOS_PER_DAY, Timestamp};
 
 /// The instant stories start at: 2024-01-01T00:00:00Z.
@@ -126,10 +126,6 @@ impl Story {
     /// The events as a log would hold them: in the order written (which must be a valid append
     /// order), each recorded when it occurred.
     pub fn envelopes(&self) -> Vec<Envelope> {
-        self.events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| Envelope::new(e.clone(), e.occurred_at, StreamVersion(i as u64 + 1), Position(i as u64 + 1)))
-            .collect()
+        crate::testing::envelopes(&self.events)
     }
 }
