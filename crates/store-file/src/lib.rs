@@ -44,6 +44,7 @@
 
 mod damage;
 mod derived;
+mod follow;
 pub mod format;
 mod head;
 mod index;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use crate::follow::FollowState;
 use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
@@ -162,7 +163,9 @@ impl FileStore {
             n_events: scan.head(),
             n_segments: scan.index.segments.len() as u64,
         };
+        let follow = FollowState::after(&scan);
         let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);
+        *lock(&shared.follow) = Some(follow);
         Ok(Self { shared })
     }
 }

@@ -63,7 +63,7 @@ impl Scan {
 }
 
 /// A damaged spot in a segment, before it is judged.
-struct Damage {
+pub(crate) struct Damage {
     at: usize,
     kind: Kind,
     /// The frame's header, when it decoded.
@@ -85,6 +85,12 @@ enum Kind {
     ShortPayload,
     /// A payload whose checksum fails.
     PayloadChecksum,
+}
+
+impl Damage {
+    pub(crate) fn reason(&self) -> &'static str {
+        self.kind.reason()
+    }
 }
 
 impl Kind {
@@ -158,7 +164,8 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Resu
         scan.index.segments.push(path.clone());
         let Some(header) = read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? else { break };
         tracked |= header.head_tracked;
-        let (end, damage) = scan_frames(&mut scan, &bytes, n, &path, head, &mut chain_at_head)?;
+        let at = Frames { bytes: &bytes, from: SEGMENT_HEADER_BYTES, base: 0 };
+        let (end, damage) = scan_frames(&mut scan, at, n, &path, head, &mut chain_at_head)?;
         scan.segment_len = end as u64;
         if let Some(damage) = damage {
             judge_damage(&mut scan, &bytes, &damage, &path, is_last)?;
@@ -197,16 +204,29 @@ fn id_capacity(vfs: &dyn Vfs, dir: &Path, numbers: &[u64]) -> usize {
 impl Scan {
     /// Nothing read yet, with room for `ids` ids and `segments` segments.
     fn empty(ids: usize, segments: usize) -> Self {
+        let mut scan = Self::resume(Self::empty_core(), Index::default());
+        scan.core.state = LogState::with_capacity(ids);
+        scan.numbers = Vec::with_capacity(segments);
+        scan
+    }
+
+    /// A log state with nothing read.
+    pub(crate) fn empty_core() -> Core {
+        Core {
+            state: LogState::with_capacity(0),
+            in_flight: std::collections::VecDeque::new(),
+            next_position: 1,
+            last_recorded: Timestamp::from_unix_nanos(i64::MIN),
+        }
+    }
+
+    /// A scan that continues from what `core` and `index` hold (a follower's next look).
+    pub(crate) fn resume(core: Core, index: Index) -> Self {
         Scan {
-            core: Core {
-                state: LogState::with_capacity(ids),
-                in_flight: std::collections::VecDeque::new(),
-                next_position: 1,
-                last_recorded: Timestamp::from_unix_nanos(i64::MIN),
-            },
-            index: Index::default(),
+            core,
+            index,
             log_id: None,
-            numbers: Vec::with_capacity(segments),
+            numbers: Vec::new(),
             segment_len: 0,
             prev_payload_crc: 0,
             last_epoch: 0,
@@ -294,19 +314,31 @@ fn judge_damage(scan: &mut Scan, bytes: &[u8], damage: &Damage, path: &Path, is_
     Ok(())
 }
 
-/// Reads the frames of one segment into `scan`; returns where the good frames end and the
-/// damage found there, if any. A frame whose checksums pass but whose content is wrong is
-/// corruption at once: no crash writes a whole, checksummed frame in the wrong place.
-fn scan_frames(
+/// Bytes of a segment to read frames from: `bytes` starts at byte `base` of the file, and the
+/// frames at `from` in `bytes`. Open reads whole segments (`base` 0, `from` past the header);
+/// a follower reads what was appended since it last looked.
+pub(crate) struct Frames<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) from: usize,
+    pub(crate) base: u64,
+}
+
+/// Reads the frames of one segment into `scan`; returns where the good frames end (in
+/// `bytes`) and the damage found there, if any. A frame whose checksums pass but whose content
+/// is wrong is corruption at once: no crash writes a whole, checksummed frame in the wrong
+/// place.
+pub(crate) fn scan_frames(
     scan: &mut Scan,
-    bytes: &[u8],
+    frames: Frames<'_>,
     n: u64,
     path: &Path,
     head: Option<&HeadRecord>,
     chain_at_head: &mut Option<u32>,
 ) -> Result<(usize, Option<Damage>), OpenError> {
-    let corrupt = |offset: u64, reason: String| OpenError::Corrupt { segment: path.to_path_buf(), offset, reason };
-    let mut at = SEGMENT_HEADER_BYTES;
+    let Frames { bytes, from, base } = frames;
+    let corrupt =
+        |offset: u64, reason: String| OpenError::Corrupt { segment: path.to_path_buf(), offset: base + offset, reason };
+    let mut at = from;
     loop {
         if at == bytes.len() {
             return Ok((at, None));
@@ -340,12 +372,12 @@ fn scan_frames(
         let bodies = format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
         for (k, (off, body)) in bodies.into_iter().enumerate() {
             let position = Position(h.first_position + k as u64);
-            let record_at = (start + off) as u64;
+            let record_at = base + (start + off) as u64;
             let index = &scan.index;
             let (new, recorded_at, version) = format::decode_parts(body, &mut |s| index.intern(s))
-                .map_err(|e| corrupt(record_at, format!("position {position}: {}", e.reason)))?;
+                .map_err(|e| corrupt(record_at - base, format!("position {position}: {}", e.reason)))?;
             index_event(scan, &new, position, recorded_at, version, n, record_at)
-                .map_err(|reason| corrupt(record_at, reason))?;
+                .map_err(|reason| corrupt(record_at - base, reason))?;
         }
         scan.prev_payload_crc = h.payload_crc;
         scan.last_epoch = scan.last_epoch.max(h.epoch);

@@ -2,12 +2,13 @@
 //! thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use rapport_core::watch::HeadWatch;
 
+use crate::follow::FollowState;
 use crate::index::{Core, Index};
 use crate::job::Job;
 use crate::options::{Options, RecoveryReport};
@@ -33,6 +34,10 @@ pub(crate) struct Shared {
     pub(crate) recovery: RecoveryReport,
     /// The writer's lock on the directory; `None` when read-only.
     pub(crate) lock: Option<Box<dyn LockGuard>>,
+    /// How far a read-only handle has read the log; `None` for a writer's handle.
+    pub(crate) follow: Mutex<Option<FollowState>>,
+    /// Whether a thread keeps this read-only handle following the log.
+    pub(crate) following: AtomicBool,
 }
 
 impl Shared {
@@ -65,6 +70,8 @@ impl Shared {
             writer: Mutex::new(None),
             recovery,
             lock,
+            follow: Mutex::new(None),
+            following: AtomicBool::new(false),
         })
     }
 }

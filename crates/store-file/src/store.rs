@@ -193,10 +193,12 @@ impl Store for FileStore {
     async fn wait_past(&self, after: Position) -> Result<Position, ReadError> {
         self.check_poison("wait for appends")?;
         let head = self.shared.watch.head();
-        if self.is_read_only() && head <= after {
+        if self.is_read_only() && !self.shared.following.load(Ordering::Acquire) && head <= after {
             return Err(ReadError::Storage(StorageError::new(
                 "wait for appends",
-                format!("a read-only handle sees the log as it was when opened (head {head}); it waits for no appends"),
+                format!(
+                    "a read-only handle sees the log as it was when opened or last refreshed (head {head}); it waits for no appends unless opened following"
+                ),
             )));
         }
         self.shared
