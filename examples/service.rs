@@ -44,7 +44,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 /// The derived blob the runner's checkpoint is saved as, beside the log.
-const CHECKPOINT: &str = "service-runner";
+const CHECKPOINT: &str = rapport::health::CHECKPOINT_NAME;
 /// Limits on what a client may send or ask for.
 const MAX_EVENTS_PER_POST: usize = 1_000;
 const MAX_BODY_BYTES: usize = 1 << 20;

@@ -22,6 +22,7 @@ use rapport_import::{Format, ImportError, Importer, Progress};
 use rapport_store_file::{FileStore, OpenError, Options, RecoveryReport, VerifyError, verify};
 use rapport_store_postgres::{PgOptions, PgStore};
 
+mod live;
 mod outputs;
 mod svg;
 
@@ -72,6 +73,32 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        /// Fold the whole log even when the runner's checkpoint (`rapport checkpoint`) could
+        /// answer: by default a matching checkpoint is read, and only the events after it.
+        #[arg(long)]
+        no_checkpoint: bool,
+    },
+    /// Print signals as they happen (band changes, overdue commitments, breached SLAs...)
+    /// while other processes append, one line each, until interrupted.
+    Watch {
+        #[command(flatten)]
+        store: StoreArg,
+        /// `table`: one line for people; `json`: one JSON object per line.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// How often to look for appends to a file store and to move time forward (due
+        /// dates, SLAs, decay): `1s`, `5m`…
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        tick: std::time::Duration,
+        /// Stop after this many signals.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Bring the runner's checkpoint (what `score` and `watch` start from) up to the log's
+    /// head and save it beside the log.
+    Checkpoint {
+        #[command(flatten)]
+        store: StoreArg,
     },
     /// Trust and health of one account over time.
     Timeline {
@@ -211,7 +238,7 @@ fn stdout_error(e: std::io::Error) -> Failure {
     fail(1, anyhow::Error::new(e).context("writing to standard output"))
 }
 
-/// `300s`, `5m`, `2h`, `1d`, or a number of seconds.
+/// `250ms`, `300s`, `5m`, `2h`, `1d`, or a number of seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => s.split_at(i),
@@ -219,11 +246,12 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     };
     let n: u64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 300s, 5m, 2h or 1d"))?;
     let seconds = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
         "s" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3_600),
         "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+        _ => return Err(format!("{s:?}: the unit is ms, s, m, h or d")),
     };
     Ok(std::time::Duration::from_secs(seconds))
 }
@@ -258,11 +286,7 @@ fn open_store(arg: &StoreArg, access: Access) -> Result<Ledger<AnyStore>, Failur
                 Access::Read => FileStore::open_read_only(dir),
                 Access::Write(_) => FileStore::open_with(dir, Options { future_skew, ..Options::default() }),
             };
-            let store = match opened {
-                Ok(s) => s,
-                Err(e @ OpenError::Corrupt { .. }) => return Err(fail(4, e.into())),
-                Err(e) => return Err(e.into()),
-            };
+            let store = self::opened(opened)?;
             for (file, offset, bytes) in &store.recovery().truncated {
                 note(format_args!("recovered a torn tail: {} cut at byte {offset} ({bytes} bytes)", shown(file)));
             }
@@ -275,6 +299,15 @@ fn open_store(arg: &StoreArg, access: Access) -> Result<Ledger<AnyStore>, Failur
         (None, None) => return Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
     };
     Ok(Ledger::new(store))
+}
+
+/// A file store opened, or the failure with its exit code (4 for a damaged store).
+fn opened(opened: Result<FileStore, OpenError>) -> Result<FileStore, Failure> {
+    match opened {
+        Ok(s) => Ok(s),
+        Err(e @ OpenError::Corrupt { .. }) => Err(fail(4, e.into())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn note_skipped(recovery: &RecoveryReport) {
@@ -301,9 +334,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let ledger = open_store(&store, Access::Write(future_skew))?;
             cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew)
         }
-        Command::Score { store, account, as_of, known_at, format } => {
-            cmd_score(&open_store(&store, Access::Read)?, &account, &as_of, &known_at, format)
+        Command::Score { store, account, as_of, known_at, format, no_checkpoint } => {
+            let ledger = open_store(&store, Access::Read)?;
+            cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint)
         }
+        Command::Watch { store, format, tick, count } => {
+            let ledger = match &store.store {
+                Some(dir) => Ledger::new(AnyStore::new(opened(FileStore::open_following(dir, tick))?)),
+                None => open_store(&store, Access::Read)?,
+            };
+            live::cmd_watch(ledger.into_store(), format, tick, count)
+        }
+        Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
         Command::Timeline { store, account, every, as_of, svg } => {
             let protected = Protected::new(store.store.as_deref(), &[]);
             if let Some(out) = &svg {
@@ -388,18 +430,34 @@ fn cmd_score(
     as_of: &Option<String>,
     known_at: &Option<String>,
     format: OutputFormat,
+    use_checkpoint: bool,
 ) -> Result<(), Failure> {
     let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
+    let known_at = instant(known_at, "known-at")?;
     let mut view = AsOf::at(at);
-    if let Some(k) = instant(known_at, "known-at")? {
+    if let Some(k) = known_at {
         view = view.known_at(k);
     }
     let model = HealthModel::default();
-    let scores = match account {
-        Some(a) => {
-            let id = AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?;
-            vec![pollster::block_on(score_account(ledger, &model, &id, view))?]
+    let account = match account {
+        Some(a) => Some(AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?),
+        None => None,
+    };
+    // The runner's checkpoint knows everything recorded: it answers only without --known-at.
+    if use_checkpoint
+        && known_at.is_none()
+        && let Some(mut scores) = live::scores_from_checkpoint(ledger, &model, at)?
+    {
+        if let Some(id) = &account {
+            scores.retain(|s| &s.account == id);
+            if scores.is_empty() {
+                scores.push(pollster::block_on(score_account(ledger, &model, id, view))?);
+            }
         }
+        return print_scores(&scores, &model, format);
+    }
+    let scores = match &account {
+        Some(id) => vec![pollster::block_on(score_account(ledger, &model, id, view))?],
         None => pollster::block_on(score_all(ledger, &model, view))?,
     };
     print_scores(&scores, &model, format)

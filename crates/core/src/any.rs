@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
-use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, Preflight, ReadError, Store};
+use crate::store::{
+    AppendError, AppendOutcome, BackfillStore, DerivedStore, ExpectedVersion, Preflight, ReadError, StorageError, Store,
+};
 
 /// A boxed, sendable future.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -33,10 +35,13 @@ trait DynStore: Send + Sync {
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>>;
     fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
     fn reserve(&self, events: usize);
+    fn log_id(&self) -> [u8; 16];
+    fn save_derived(&self, name: String, bytes: Vec<u8>) -> Boxed<'_, Result<(), StorageError>>;
+    fn load_derived(&self, name: String) -> Boxed<'_, Result<Option<Vec<u8>>, ReadError>>;
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
 
-impl<S: BackfillStore + std::fmt::Debug> DynStore for S {
+impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
     fn append(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Boxed<'_, Result<AppendOutcome, AppendError>> {
         Box::pin(Store::append(self, batch, expected))
     }
@@ -78,12 +83,25 @@ impl<S: BackfillStore + std::fmt::Debug> DynStore for S {
         BackfillStore::reserve(self, events);
     }
 
+    fn log_id(&self) -> [u8; 16] {
+        DerivedStore::log_id(self)
+    }
+
+    fn save_derived(&self, name: String, bytes: Vec<u8>) -> Boxed<'_, Result<(), StorageError>> {
+        Box::pin(async move { DerivedStore::save_derived(self, &name, &bytes).await })
+    }
+
+    fn load_derived(&self, name: String) -> Boxed<'_, Result<Option<Vec<u8>>, ReadError>> {
+        Box::pin(async move { DerivedStore::load_derived(self, &name).await })
+    }
+
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self, f)
     }
 }
 
-/// Any store, chosen at run time: a [`Store`] and [`BackfillStore`] like the one it holds.
+/// Any store, chosen at run time: a [`Store`], [`BackfillStore`] and [`DerivedStore`] like the
+/// one it holds.
 /// Clone it cheaply to share.
 ///
 /// ```
@@ -101,7 +119,7 @@ pub struct AnyStore(Arc<dyn DynStore>);
 
 impl AnyStore {
     /// Holds `store`.
-    pub fn new<S: BackfillStore + std::fmt::Debug + 'static>(store: S) -> Self {
+    pub fn new<S: BackfillStore + DerivedStore + std::fmt::Debug + 'static>(store: S) -> Self {
         Self(Arc::new(store))
     }
 }
@@ -167,5 +185,19 @@ impl BackfillStore for AnyStore {
 
     fn reserve(&self, events: usize) {
         self.0.reserve(events);
+    }
+}
+
+impl DerivedStore for AnyStore {
+    fn log_id(&self) -> [u8; 16] {
+        self.0.log_id()
+    }
+
+    fn save_derived(&self, name: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StorageError>> + Send {
+        self.0.save_derived(name.to_owned(), bytes.to_vec())
+    }
+
+    fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send {
+        self.0.load_derived(name.to_owned())
     }
 }

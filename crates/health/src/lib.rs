@@ -47,6 +47,6 @@ pub use portfolio::{
 };
 pub use rapport_trust::{Band, Factor, Score};
 pub use rebuild::{Progress, rebuild, take_over};
-pub use runner::{Runner, merge_at_risk};
+pub use runner::{CHECKPOINT_NAME, Runner, merge_at_risk};
 pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};

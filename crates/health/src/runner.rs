@@ -22,6 +22,10 @@ use crate::signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 use crate::state::HealthState;
 use rapport_trust::{Band, Deadline};
 
+/// The name a runner's checkpoint is saved under beside the log by the service example, and
+/// read by `rapport score` and `rapport watch` (`rapport checkpoint` writes it).
+pub const CHECKPOINT_NAME: &str = "runner";
+
 /// Scores kept current for every account of a log. Feed it the log's events ([`apply`]) and
 /// the passing of time ([`advance`]); ask it for one account's scores or the accounts most at
 /// risk. At any instant, an account's scores equal what [`score_all`](crate::score_all) gives
@@ -428,6 +432,14 @@ impl Runner {
     /// `account`'s scores now, with its trend; `None` for an account with no events yet.
     pub fn scores(&self, account: &AccountId) -> Option<AccountScores> {
         self.slots.get(account).map(|&slot| self.score(&self.views[slot]))
+    }
+
+    /// Every account's scores now, sorted by account id (the order
+    /// [`score_all`](crate::score_all) gives).
+    pub fn all_scores(&self) -> Vec<AccountScores> {
+        let mut all: Vec<AccountScores> = self.views.iter().map(|v| self.score(v)).collect();
+        all.sort_by(|a, b| a.account.cmp(&b.account));
+        all
     }
 
     /// The `n` accounts most at risk (health not grey, lowest first, then the steepest fall),

@@ -119,6 +119,49 @@ impl Signal {
     }
 }
 
+/// One line for people: the instant, the account, what happened, the cause and the id.
+///
+/// ```
+/// # use rapport_health::{Cause, Signal};
+/// # let line = r#"{"id":"0f6c3c2e-4c1a-5d7e-9a0b-1c2d3e4f5a6b","account":"acme","at":"2025-06-02T00:00:00Z","cause":"time","kind":"commitment_overdue","made":"7d3c8e9a-1b2c-5d3e-8f4a-5b6c7d8e9f0a","due":"2025-06-01T00:00:00Z"}"#;
+/// let signal: Signal = serde_json::from_str(line)?;
+/// assert_eq!(
+///     signal.to_string(),
+///     "2025-06-02T00:00:00Z acme commitment overdue: 7d3c8e9a-1b2c-5d3e-8f4a-5b6c7d8e9f0a was due 2025-06-01T00:00:00Z (time) [0f6c3c2e-4c1a-5d7e-9a0b-1c2d3e4f5a6b]"
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let measure = |m: Measure| match m {
+            Measure::Trust => "trust",
+            Measure::Health => "health",
+        };
+        write!(f, "{} {} ", self.at, self.account)?;
+        match self.kind {
+            SignalKind::BandChanged { measure: m, from, to, score } => {
+                write!(f, "{} band {} -> {} (score {score:.1})", measure(m), from.name(), to.name())?;
+            }
+            SignalKind::WentGrey { measure: m, from } => write!(f, "{} went grey (was {})", measure(m), from.name())?,
+            SignalKind::TrendTurnedFalling { delta, noise } => {
+                write!(f, "health trend turned falling ({delta:+.1}, noise {noise:.1})")?;
+            }
+            SignalKind::CommitmentOverdue { made, due } => write!(f, "commitment overdue: {made} was due {due}")?,
+            SignalKind::AcknowledgeSlaBreached { raised, deadline } => {
+                write!(f, "escalation not acknowledged within its SLA: {raised}, deadline {deadline}")?;
+            }
+            SignalKind::ResolveSlaBreached { opened, deadline } => {
+                write!(f, "escalation not resolved within its SLA: {opened}, deadline {deadline}")?;
+            }
+        }
+        match self.cause {
+            Cause::Event(p) => write!(f, " (event {p})")?,
+            Cause::Time => write!(f, " (time)")?,
+        }
+        write!(f, " [{}]", self.id)
+    }
+}
+
 /// How far past a band's edge a score must be before a change of band is signalled: points of
 /// score for red, yellow and green, and confidence for grey. A score hovering on an edge then
 /// signals once, not at every wobble.
