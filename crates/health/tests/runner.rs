@@ -376,3 +376,80 @@ fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling()
         assert!(same_score(&got.scores.health, &s.scores.health), "{}", s.account);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(24)))]
+
+    /// A portfolio served by `count` shard runners through a random life: chunks of events,
+    /// time moving on, each shard restarted from its checkpoint at random, and once a model
+    /// change rebuilt beside the serving runners and swapped in. After every step each shard
+    /// scores its accounts as a fold from scratch under the model then serving, the shards
+    /// together own every account once, and their merged at-risk list is the reference's.
+    #[test]
+    fn prop_shards_restarts_and_a_model_swap_keep_the_runners_equal_to_score_all(
+        events in arb_portfolio(),
+        count in 1u64..4,
+        steps in proptest::collection::vec((0usize..40, 1i64..90, any::<u8>()), 1..7),
+        swap_at in 0usize..7,
+        start_day in 0i64..300,
+    ) {
+        const LOG: [u8; 16] = [7; 16];
+        let old_model = HealthModel::default();
+        let new_model = HealthModel {
+            weights: rapport_health::HealthWeights { nps: 0.4, ..rapport_health::HealthWeights::default() },
+            ..HealthModel::default()
+        };
+        let log = envelopes(&events);
+        let mut at = BASE.add_nanos(start_day * DAY);
+        let mut model = &old_model;
+        let shard = |m: &HealthModel, i: u64, at: Timestamp| Runner::new(m, at).with_refresh(None).with_shard(i, count);
+        let mut shards: Vec<Runner> = (0..count).map(|i| shard(model, i, at)).collect();
+        let mut applied = 0;
+        for (step, (chunk, days, restarts)) in steps.into_iter().enumerate() {
+            let upto = (applied + chunk).min(log.len());
+            for s in &mut shards {
+                log[applied..upto].iter().for_each(|e| s.apply(e));
+            }
+            applied = upto;
+            at = at.add_nanos(days * DAY);
+            for (i, s) in shards.iter_mut().enumerate() {
+                s.advance(at);
+                // Restart this shard from its checkpoint, when the dice say so.
+                if restarts & (1 << i) != 0 {
+                    let bytes = s.checkpoint(LOG);
+                    *s = Runner::restore(model, LOG, &bytes).expect("its own checkpoint restores");
+                }
+            }
+            if step == swap_at {
+                // Rebuild each shard under the new model from the log so far, then swap.
+                model = &new_model;
+                for (i, s) in shards.iter_mut().enumerate() {
+                    let mut rebuilt = shard(model, i as u64, at);
+                    log[..applied].iter().for_each(|e| rebuilt.apply(e));
+                    rebuilt.advance(at);
+                    let old = rapport_health::take_over(s, rebuilt);
+                    prop_assert_eq!(old.position(), s.position());
+                    prop_assert!(s.take_signals().is_empty(), "a model swap signals nothing by itself");
+                }
+            }
+            let want = reference(model, &log[..applied], at);
+            let mut owned = 0;
+            for w in &want {
+                let owners: Vec<&Runner> = shards.iter().filter(|s| s.owns(&w.account)).collect();
+                prop_assert_eq!(owners.len(), 1);
+                let got = owners[0].scores(&w.account).expect("the owner scores it");
+                prop_assert!(same_score(&got.scores.trust, &w.scores.trust), "trust of {} at step {}", w.account, step);
+                prop_assert!(same_score(&got.scores.health, &w.scores.health), "health of {} at step {}", w.account, step);
+                prop_assert!(close(got.trend.delta, w.trend.delta), "trend of {} at step {}", w.account, step);
+                owned += 1;
+            }
+            prop_assert_eq!(shards.iter().map(Runner::n_accounts).sum::<usize>(), owned);
+            let merged = rapport_health::merge_at_risk(shards.iter_mut().map(|s| s.at_risk(usize::MAX)), usize::MAX);
+            let expected = rank_at_risk(&want);
+            prop_assert_eq!(merged.len(), expected.len());
+            for (g, w) in merged.iter().zip(&expected) {
+                prop_assert!(close(g.scores.health.score, w.scores.health.score), "rank: {} vs {}", g.account, w.account);
+            }
+        }
+    }
+}
