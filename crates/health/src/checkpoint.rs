@@ -23,7 +23,8 @@ use crate::state::HealthState;
 /// What a runner checkpoint is.
 pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// The payload's format version.
-pub(crate) const VERSION: u32 = 1;
+/// 2: the event ids a factor keeps (`Top3`) as 16 bytes each rather than varints.
+pub(crate) const VERSION: u32 = 2;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]

@@ -92,10 +92,45 @@ pub fn decay(tau: Timestamp, at: Timestamp, h_nanos: f64) -> f64 {
 /// Influence is `log2(|weight·(x - prior)|) + τ/h`: all terms decay by the same factor, so this
 /// orders them at every later instant. Ties break on the event id, so the list does not depend
 /// on the order events were added. Compact: 60 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Top3 {
     keys: [f32; 3],
+    /// Filled from slot 0; the nil id marks an empty slot.
     ids: [u128; 3],
+}
+
+/// Serialized as its filled slots only, each a key and the id's 16 bytes: a binary format
+/// (a checkpoint's postcard) would otherwise write three keys and three `u128` varints of up to
+/// 19 bytes, empty slots included.
+impl Serialize for Top3 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let filled = self.ids.iter().take_while(|id| **id != 0).count();
+        let mut seq = s.serialize_seq(Some(filled))?;
+        for slot in 0..filled {
+            seq.serialize_element(&(self.keys[slot], self.ids[slot].to_be_bytes()))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Top3 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let filled = Vec::<(f32, [u8; 16])>::deserialize(d)?;
+        if filled.len() > 3 {
+            return Err(serde::de::Error::custom(format!("{} top events, at most 3", filled.len())));
+        }
+        let mut top = Top3::default();
+        for (slot, (key, id)) in filled.into_iter().enumerate() {
+            let id = u128::from_be_bytes(id);
+            if id == 0 {
+                return Err(serde::de::Error::custom("a top event with the nil id"));
+            }
+            top.keys[slot] = key;
+            top.ids[slot] = id;
+        }
+        Ok(top)
+    }
 }
 
 impl Top3 {
@@ -144,6 +179,23 @@ impl Top3 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top3_round_trips_through_its_filled_slots_and_refuses_more_or_nil() {
+        let mut top = Top3::default();
+        let mut forms = vec![serde_json::to_string(&top).unwrap()];
+        for n in 1..=4u8 {
+            top.offer(EventId::from_bytes([n; 16]), f64::from(n), day(i64::from(n)), 10.0 * NANOS_PER_DAY_F);
+            forms.push(serde_json::to_string(&top).unwrap());
+            let back: Top3 = serde_json::from_str(forms.last().unwrap()).unwrap();
+            assert_eq!(back, top);
+        }
+        assert_eq!(forms[0], "[]", "an empty list costs nothing");
+        let four = format!("[{}]", vec![format!("[1.0,{:?}]", [7u8; 16]); 4].join(","));
+        assert!(serde_json::from_str::<Top3>(&four).unwrap_err().to_string().contains("at most 3"));
+        let nil = format!("[[1.0,{:?}]]", [0u8; 16]);
+        assert!(serde_json::from_str::<Top3>(&nil).unwrap_err().to_string().contains("nil id"));
+    }
 
     const DAY: f64 = NANOS_PER_DAY_F;
 
