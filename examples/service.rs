@@ -95,9 +95,10 @@ fn prepare(dir: &Path, model: &HealthModel) -> Result<(Arc<FileStore>, Runner), 
     let restored = pollster::block_on(Runner::load_checkpoint(&*store, model, CHECKPOINT)).ok().flatten();
     let from_checkpoint = restored.is_some();
     let mut runner = restored.unwrap_or_else(|| Runner::new(model, Timestamp::now()));
-    runner.advance(Timestamp::now());
+    // `follow` judges each event at the instant it was committed: after a crash, the signals
+    // raised again for events since the checkpoint carry the ids they had.
     let ledger = Ledger::new(Arc::clone(&store));
-    pollster::block_on(ledger.for_each(runner.position(), |e| runner.apply(e)))?;
+    pollster::block_on(ledger.for_each(runner.position(), |e| runner.follow(e)))?;
     runner.advance(Timestamp::now());
     if !runner.is_live() {
         runner.go_live();
@@ -172,8 +173,8 @@ impl Service {
             };
             let (position, signals) = {
                 let mut runner = self.runner();
+                batch.iter().for_each(|e| runner.follow(e));
                 runner.advance(Timestamp::now());
-                batch.iter().for_each(|e| runner.apply(e));
                 (runner.position(), runner.take_signals())
             };
             self.publish(signals);

@@ -22,9 +22,9 @@ fn caught_up(ledger: &Ledger<AnyStore>, model: &HealthModel, now: Timestamp) -> 
         Ok(None) => (Runner::new(model, now), "no checkpoint: replayed the log".to_owned()),
         Err(e) => (Runner::new(model, now), format!("checkpoint not used ({e}): replayed the log")),
     };
-    runner.advance(now);
     let position = runner.position();
-    pollster::block_on(ledger.for_each(position, |e| runner.apply(e)))?;
+    pollster::block_on(ledger.for_each(position, |e| runner.follow(e)))?;
+    runner.advance(now);
     Ok((runner, from))
 }
 
@@ -86,7 +86,10 @@ pub(crate) fn cmd_watch(
     let model = HealthModel::default();
     let ledger = Ledger::new(store);
     let (mut runner, from) = caught_up(&ledger, &model, Timestamp::now())?;
-    runner.go_live();
+    // A live checkpoint (a service's) resumes its signals: those raised since it are printed.
+    if !runner.is_live() {
+        runner.go_live();
+    }
     note(format_args!(
         "watching {} accounts from position {} ({from}); signals from here on",
         runner.n_accounts(),
@@ -107,8 +110,8 @@ pub(crate) fn cmd_watch(
                 let batch = pollster::block_on(subscription.next_batch(4_096))?;
                 let signals = {
                     let mut runner = watch.runner();
+                    batch.iter().for_each(|e| runner.follow(e));
                     runner.advance(Timestamp::now());
-                    batch.iter().for_each(|e| runner.apply(e));
                     runner.take_signals()
                 };
                 if watch.print(&signals)? {

@@ -23,8 +23,9 @@ use crate::state::HealthState;
 /// What a runner checkpoint is.
 pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// The payload's format version.
-/// 2: the event ids a factor keeps (`Top3`) as 16 bytes each rather than varints.
-pub(crate) const VERSION: u32 = 2;
+/// 2: the event ids a factor keeps (`Top3`) as its filled slots only; 3: each account's latest
+/// event position (signal ids name it).
+pub(crate) const VERSION: u32 = 3;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]
@@ -95,6 +96,7 @@ pub(crate) struct SavedView {
     /// The trust band, health band and falling trend last reported.
     pub(crate) reported: Option<(Band, Band, bool)>,
     pub(crate) checked_until: Timestamp,
+    pub(crate) last: rapport_core::Position,
 }
 
 pub(crate) fn lines(events: impl Iterator<Item = Envelope>) -> Vec<String> {

@@ -117,6 +117,8 @@ struct View {
     /// What was last reported, and the instant up to which deadlines have been looked at.
     reported: Option<Reported>,
     checked_until: Timestamp,
+    /// The position of the latest event folded: what a change caused by time comes after.
+    last: Position,
 }
 
 /// An event ordered by when it occurred, then by position.
@@ -279,6 +281,7 @@ impl Runner {
                 recent: checkpoint::lines(v.recent.iter().map(|Reverse(d)| d.0.clone())),
                 reported: v.reported.map(|r| (r.trust, r.health, r.falling)),
                 checked_until: v.checked_until,
+                last: v.last,
             })
             .collect();
         let saved = Saved {
@@ -323,6 +326,7 @@ impl Runner {
                 cause: None,
                 reported: v.reported.map(|(trust, health, falling)| Reported { trust, health, falling }),
                 checked_until: v.checked_until,
+                last: v.last,
             });
             runner.mark(slot);
         }
@@ -389,6 +393,16 @@ impl Runner {
         } else {
             self.fold(e.clone());
         }
+    }
+
+    /// Follows the log: moves time to when the log recorded `e` (when that is later than
+    /// [`now`](Self::now)), then [`apply`](Self::apply)s it. A host feeding a subscription's
+    /// events through `follow` gets each judged at the instant it was committed, so a runner
+    /// replaying the same events after a restart judges them as the one that saw them live,
+    /// and raises the same signals with the same ids.
+    pub fn follow(&mut self, e: &Envelope) {
+        self.advance(e.recorded_at);
+        self.apply(e);
     }
 
     /// Moves time forward to `now` (an earlier instant is ignored): releases the held events
@@ -467,12 +481,14 @@ impl Runner {
                     cause: None,
                     reported: None,
                     checked_until: self.now,
+                    last: e.position,
                 });
                 self.views.len() - 1
             }
         };
         let view = &mut self.views[slot];
         view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
+        view.last = view.last.max(e.position);
         if e.occurred_at <= self.then {
             view.now_state.apply(&self.model, &e);
             if let Some(then_state) = &mut view.then_state {
@@ -492,6 +508,12 @@ impl Runner {
             view.recent.push(Reverse(Dated(e)));
         }
         self.mark(slot);
+        if self.live {
+            // Live, each event is judged on its own: a change is caused by the event that made
+            // it, however the events were batched, so a replay after a restart names the same
+            // cause (and the signal gets the same id).
+            self.settle();
+        }
     }
 
     /// Moves `slot`'s events that left the trend window into its `then` state.
@@ -605,7 +627,7 @@ impl Runner {
                     }
                     Deadline::ResolveSla { opened, at } => SignalKind::ResolveSlaBreached { opened, deadline: at },
                 };
-                self.signals.push(Signal::new(account, d.at(), Cause::Time, kind));
+                self.signals.push(Signal::new(account, d.at(), Cause::Time, kind, view.last));
             }
             for (measure, from, to, score) in [
                 (Measure::Trust, last.trust, settled.trust, trust.score),
@@ -616,11 +638,11 @@ impl Runner {
                     (_, Band::Grey) => SignalKind::WentGrey { measure, from },
                     _ => SignalKind::BandChanged { measure, from, to, score },
                 };
-                self.signals.push(Signal::new(account, self.now, cause, kind));
+                self.signals.push(Signal::new(account, self.now, cause, kind, view.last));
             }
             if falling && !last.falling {
                 let kind = SignalKind::TrendTurnedFalling { delta: scored.trend.delta, noise: scored.trend.noise };
-                self.signals.push(Signal::new(account, self.now, cause, kind));
+                self.signals.push(Signal::new(account, self.now, cause, kind, view.last));
             }
         }
         view.reported = Some(settled);

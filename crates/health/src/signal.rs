@@ -96,10 +96,17 @@ pub struct Signal {
 }
 
 impl Signal {
-    pub(crate) fn new(account: &AccountId, at: Timestamp, cause: Cause, kind: SignalKind) -> Self {
+    /// A signal about `account` at `at`, whose latest event is the one at `basis`.
+    ///
+    /// The id leaves the instant out (a runner replaying after a crash sees the same change at
+    /// a later instant) and names the change by what caused it: the event, or for time the
+    /// deadline passed or the account's latest event (`basis`), so the same change seen again
+    /// after a restart gets the same id. A change of band repeated with no event between (a
+    /// trend that turns falling twice as events leave its window) is one signal by id.
+    pub(crate) fn new(account: &AccountId, at: Timestamp, cause: Cause, kind: SignalKind, basis: Position) -> Self {
         let cause_text = match cause {
             Cause::Event(p) => format!("event {p}"),
-            Cause::Time => "time".to_owned(),
+            Cause::Time => format!("time after {basis}"),
         };
         // Scores are left out: a replay may compute them a few ulps apart.
         let detail = match kind {
@@ -114,7 +121,7 @@ impl Signal {
                 format!("resolve {opened} {}", deadline.unix_nanos())
             }
         };
-        let text = format!("signal\0{account}\0{detail}\0{}\0{cause_text}", at.unix_nanos());
+        let text = format!("signal\0{account}\0{detail}\0{cause_text}");
         Self { id: EventId::derive(text.as_bytes()), account: account.clone(), at, cause, kind }
     }
 }
@@ -221,7 +228,11 @@ mod tests {
         let a: AccountId = "acme".parse().unwrap();
         let kind = SignalKind::WentGrey { measure: Measure::Health, from: Band::Green };
         let at = Timestamp::from_unix_seconds(1);
-        assert_eq!(Signal::new(&a, at, Cause::Time, kind).id, Signal::new(&a, at, Cause::Time, kind).id);
-        assert_ne!(Signal::new(&a, at, Cause::Time, kind).id, Signal::new(&a, at, Cause::Event(Position(3)), kind).id);
+        let later = Timestamp::from_unix_seconds(60);
+        let new = |at, cause, basis| Signal::new(&a, at, cause, kind, Position(basis));
+        assert_eq!(new(at, Cause::Time, 2).id, new(later, Cause::Time, 2).id, "seen later, after a restart");
+        assert_ne!(new(at, Cause::Time, 2).id, new(at, Cause::Time, 3).id, "after another event");
+        assert_ne!(new(at, Cause::Time, 3).id, new(at, Cause::Event(Position(3)), 3).id);
+        assert_eq!(new(at, Cause::Event(Position(3)), 3).id, new(later, Cause::Event(Position(3)), 3).id);
     }
 }

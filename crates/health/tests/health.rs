@@ -394,6 +394,71 @@ mod signals {
         assert_eq!(run(&base, 360.0, &crit, 367.0), signals);
     }
 
+    /// A runner that saw the events live, hour by hour, checkpointing at `cut`; and after a
+    /// crash there, one restored from that checkpoint that catches up on the events since in one
+    /// batch, then ticks on hour by hour. Returns the signals each raised after the cut.
+    fn crash_at(history: &[Envelope], live: f64, cut: f64, until: f64) -> (Vec<Signal>, Vec<Signal>) {
+        const LOG: [u8; 16] = [9; 16];
+        const HOUR: i64 = 3_600_000_000_000;
+        let model = HealthModel::default();
+        let (before, after): (Vec<&Envelope>, Vec<&Envelope>) =
+            history.iter().partition(|e| e.occurred_at <= day(live));
+        let mut original = Runner::new(&model, day(live));
+        before.iter().for_each(|e| original.follow(e));
+        original.go_live();
+        let (mut seen, mut checkpoint) = (Vec::new(), None);
+        let mut pending = after.iter().peekable();
+        let mut at = day(live);
+        while at < day(until) {
+            at = at.add_nanos(HOUR);
+            while let Some(e) = pending.next_if(|e| e.occurred_at <= at) {
+                original.follow(e);
+            }
+            original.advance(at);
+            let signals = original.take_signals();
+            if checkpoint.is_none() && at >= day(cut) {
+                checkpoint = Some((original.checkpoint(LOG), at));
+            } else if checkpoint.is_some() {
+                seen.extend(signals);
+            }
+        }
+        let (bytes, from) = checkpoint.expect("a checkpoint");
+        let mut restored = Runner::restore(&model, LOG, &bytes).expect("restore");
+        // The catch-up: every event since the checkpoint, in one batch, as a subscription
+        // hands them over after the restart.
+        let mut replayed = Vec::new();
+        let resume = restored.position();
+        for e in after.iter().filter(|e| e.position >= resume) {
+            restored.follow(e);
+        }
+        let mut at = from;
+        while at < day(until) {
+            at = at.add_nanos(HOUR);
+            restored.advance(at);
+            replayed.extend(restored.take_signals());
+        }
+        replayed.extend(restored.take_signals());
+        (seen, replayed)
+    }
+
+    #[test]
+    fn after_a_crash_a_replay_repeats_signals_only_with_the_same_ids() {
+        let history =
+            exemplary_year().escalate("crit", 361.0, Severity::Critical).commit("late", 361.5, 363.0).envelopes();
+        let (seen, replayed) = crash_at(&history, 359.0, 360.5, 368.0);
+        let kinds = |v: &[Signal]| v.iter().map(|s| format!("{:?} {:?}", s.cause, s.kind)).collect::<Vec<_>>();
+        assert!(
+            replayed.len() >= 3,
+            "the replay raises the breaches and the band change again: {:?}",
+            kinds(&replayed)
+        );
+        let ids: Vec<_> = seen.iter().map(|s| s.id).collect();
+        for s in &replayed {
+            assert!(ids.contains(&s.id), "a repeat with a new id: {s}\nseen live: {:?}", kinds(&seen));
+        }
+        assert_eq!(replayed.len(), seen.len(), "and nothing seen live is missing: {:?}", kinds(&seen));
+    }
+
     #[test]
     fn history_replayed_before_going_live_signals_nothing() {
         let hit = exemplary_year().escalate("crit", 361.0, Severity::Critical).envelopes();
