@@ -123,7 +123,6 @@ struct Shared {
     /// The runner's position after each batch it folds: `POST /events` waits on it.
     folded: watch::Sender<Position>,
     signals: broadcast::Sender<Signal>,
-    checkpoint_saved: Mutex<Option<Instant>>,
 }
 
 impl Service {
@@ -132,13 +131,7 @@ impl Service {
         let (folded, _) = watch::channel(runner.position());
         let (signals, _) = broadcast::channel(1_024);
         let from = runner.position();
-        let service = Self(Arc::new(Shared {
-            store,
-            runner: Mutex::new(runner),
-            folded,
-            signals,
-            checkpoint_saved: Mutex::new(None),
-        }));
+        let service = Self(Arc::new(Shared { store, runner: Mutex::new(runner), folded, signals }));
         tokio::spawn(service.clone().follow(from));
         tokio::spawn(service.clone().clock());
         service
@@ -213,7 +206,6 @@ impl Service {
     async fn save_checkpoint(&self) -> Result<(), rapport::core::StorageError> {
         let bytes = self.runner().checkpoint(self.0.store.log_id());
         self.0.store.save_derived(CHECKPOINT, &bytes).await?;
-        *self.0.checkpoint_saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         Ok(())
     }
 }
@@ -328,7 +320,6 @@ async fn get_signals(State(service): State<Service>) -> impl IntoResponse {
 /// `GET /status`: how far the runner trails the log, and how old its checkpoint is.
 async fn get_status(State(service): State<Service>) -> Result<Response, Failure> {
     let head = service.0.store.head().await.map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let saved = *service.0.checkpoint_saved.lock().unwrap_or_else(PoisonError::into_inner);
     let runner = service.runner();
     let status = json!({
         "head": head,
@@ -337,7 +328,7 @@ async fn get_status(State(service): State<Service>) -> Result<Response, Failure>
         "accounts": runner.n_accounts(),
         "now": runner.now(),
         "live": runner.is_live(),
-        "checkpoint_age_seconds": saved.map(|at| at.elapsed().as_secs_f64()),
+        "checkpoint_age_seconds": runner.checkpoint_age().map(|age| age.as_secs_f64()),
     });
     Ok(Json(status).into_response())
 }

@@ -41,6 +41,7 @@
 
 pub mod any;
 pub mod backend;
+pub mod codec;
 pub mod derived;
 pub mod escape;
 pub mod event;

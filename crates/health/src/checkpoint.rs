@@ -3,8 +3,8 @@
 //! [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
 //! position covered, the model's fingerprint, a checksum) around a binary payload (postcard
 //! over the states' serde form; timestamps as nanoseconds, ids as 16 bytes; events inside the
-//! trend window or held for later as their canonical lines; signals raised and not yet taken
-//! as JSON).
+//! trend window or held for later in the binary form of [`rapport_core::codec`], the one the
+//! file store's records hold; signals raised and not yet taken as JSON).
 //!
 //! A checkpoint of another log, of another model, of another format version, or damaged, is
 //! refused with the reason; the host then replays the log instead, never trusting it.
@@ -12,8 +12,9 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use rapport_core::codec;
 use rapport_core::derived::{self, DerivedError, DerivedHeader};
-use rapport_core::{AccountId, Envelope, ParseEventError, Timestamp};
+use rapport_core::{AccountId, Envelope, Position, StreamVersion, Timestamp};
 use rapport_trust::Band;
 
 use crate::model::HealthModel;
@@ -24,8 +25,8 @@ use crate::state::HealthState;
 pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// The payload's format version.
 /// 2: the event ids a factor keeps (`Top3`) as its filled slots only; 3: each account's latest
-/// event position (signal ids name it).
-pub(crate) const VERSION: u32 = 3;
+/// event position (signal ids name it); 4: held and window events in binary, not JSON lines.
+pub(crate) const VERSION: u32 = 4;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]
@@ -53,9 +54,14 @@ pub enum CheckpointError {
     /// The payload does not decode (a format this build does not read, or a bug).
     #[error("the payload does not decode: {0}")]
     Decode(String),
-    /// An event inside it does not parse.
-    #[error("an event inside it does not parse: {0}")]
-    Event(#[from] ParseEventError),
+    /// An event held in it does not decode.
+    #[error("the event at position {position} held in it does not decode: {source}")]
+    Event {
+        /// Its position.
+        position: u64,
+        /// Why.
+        source: rapport_core::codec::DecodeError,
+    },
     /// The store could not read it.
     #[error("reading the checkpoint: {0}")]
     Read(#[from] rapport_core::ReadError),
@@ -76,8 +82,8 @@ pub(crate) struct Saved {
     pub(crate) hysteresis: Hysteresis,
     pub(crate) live: bool,
     pub(crate) views: Vec<SavedView>,
-    /// Events dated after `now`, as canonical stored lines.
-    pub(crate) held: Vec<String>,
+    /// Events dated after `now`.
+    pub(crate) held: Vec<SavedEvent>,
     /// Signals raised and not yet taken, as JSON: a checkpoint between raising and taking
     /// must not lose them.
     pub(crate) pending: Vec<String>,
@@ -91,16 +97,56 @@ pub(crate) struct SavedView {
     pub(crate) account: AccountId,
     pub(crate) now_state: HealthState,
     pub(crate) then_state: Option<HealthState>,
-    /// Events inside the trend window, as canonical stored lines.
-    pub(crate) recent: Vec<String>,
+    /// Events inside the trend window.
+    pub(crate) recent: Vec<SavedEvent>,
     /// The trust band, health band and falling trend last reported.
     pub(crate) reported: Option<(Band, Band, bool)>,
     pub(crate) checked_until: Timestamp,
     pub(crate) last: rapport_core::Position,
 }
 
-pub(crate) fn lines(events: impl Iterator<Item = Envelope>) -> Vec<String> {
-    events.map(|e| e.to_json_line()).collect()
+/// An event a runner holds: its binary form (`rapport_core::codec`) and what the log assigned.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SavedEvent {
+    content: Vec<u8>,
+    recorded_at: Timestamp,
+    stream_version: u64,
+    position: u64,
+}
+
+pub(crate) fn save_events<'a>(events: impl Iterator<Item = &'a Envelope>) -> Vec<SavedEvent> {
+    events
+        .map(|e| {
+            let mut content = Vec::new();
+            codec::encode_envelope(e, &mut content);
+            SavedEvent {
+                content,
+                recorded_at: e.recorded_at,
+                stream_version: e.stream_version.0,
+                position: e.position.0,
+            }
+        })
+        .collect()
+}
+
+/// The events back; `account` is the one most of them belong to (an account's window), whose
+/// id they then share.
+pub(crate) fn load_events(
+    saved: Vec<SavedEvent>,
+    account: Option<&AccountId>,
+) -> Result<Vec<Envelope>, CheckpointError> {
+    let mut intern = |s: &str| match account {
+        Some(a) if a.as_str() == s => Ok(a.clone()),
+        _ => AccountId::new(s).map_err(|e| e.to_string()),
+    };
+    saved
+        .into_iter()
+        .map(|e| {
+            let new = codec::decode_event(&e.content, &mut intern)
+                .map_err(|source| CheckpointError::Event { position: e.position, source })?;
+            Ok(Envelope::new(new, e.recorded_at, StreamVersion(e.stream_version), Position(e.position)))
+        })
+        .collect()
 }
 
 pub(crate) fn signals_to_json(signals: &[crate::signal::Signal]) -> Vec<String> {
@@ -109,10 +155,6 @@ pub(crate) fn signals_to_json(signals: &[crate::signal::Signal]) -> Vec<String> 
 
 pub(crate) fn signals_from_json(lines: Vec<String>) -> Result<Vec<crate::signal::Signal>, CheckpointError> {
     lines.iter().map(|l| serde_json::from_str(l).map_err(|e| CheckpointError::Decode(e.to_string()))).collect()
-}
-
-pub(crate) fn parse(lines: Vec<String>) -> Result<Vec<Envelope>, CheckpointError> {
-    lines.iter().map(|l| Envelope::from_json_line(l).map_err(CheckpointError::from)).collect()
 }
 
 pub(crate) fn seal(saved: &Saved, log_id: [u8; 16], position: rapport_core::Position, model: &HealthModel) -> Vec<u8> {

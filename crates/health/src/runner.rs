@@ -82,6 +82,8 @@ pub struct Runner {
     signals: Vec<Signal>,
     /// The shard it owns (index, count), if it owns only one.
     shard: Option<(u64, u64)>,
+    /// When the last checkpoint was taken (wall clock, for its age), if one was.
+    checkpointed: Option<std::time::Instant>,
 }
 
 /// The bands and trend last reported for an account.
@@ -199,6 +201,7 @@ impl Runner {
             hysteresis: Hysteresis::default(),
             signals: Vec::new(),
             shard: None,
+            checkpointed: None,
         }
     }
 
@@ -278,7 +281,7 @@ impl Runner {
                 account: v.account.clone(),
                 now_state: v.now_state.clone(),
                 then_state: v.then_state.as_deref().cloned(),
-                recent: checkpoint::lines(v.recent.iter().map(|Reverse(d)| d.0.clone())),
+                recent: checkpoint::save_events(v.recent.iter().map(|Reverse(d)| &d.0)),
                 reported: v.reported.map(|r| (r.trust, r.health, r.falling)),
                 checked_until: v.checked_until,
                 last: v.last,
@@ -290,7 +293,7 @@ impl Runner {
             hysteresis: self.hysteresis,
             live: self.live,
             views,
-            held: checkpoint::lines(self.held.iter().map(|Reverse(d)| d.0.clone())),
+            held: checkpoint::save_events(self.held.iter().map(|Reverse(d)| &d.0)),
             pending: checkpoint::signals_to_json(&self.signals),
             shard: self.shard,
         };
@@ -303,12 +306,13 @@ impl Runner {
             .with_refresh(saved.refresh_nanos.map(Duration::from_nanos))
             .with_hysteresis(saved.hysteresis);
         runner.live = saved.live;
+        runner.checkpointed = Some(std::time::Instant::now());
         runner.next = position;
         runner.shard = saved.shard.filter(|(index, count)| index < count);
         for v in saved.views {
             let slot = runner.views.len();
             let recent: BinaryHeap<Reverse<Dated>> =
-                checkpoint::parse(v.recent)?.into_iter().map(|e| Reverse(Dated(e))).collect();
+                checkpoint::load_events(v.recent, Some(&v.account))?.into_iter().map(|e| Reverse(Dated(e))).collect();
             let leaving = recent.peek().map(|Reverse(d)| d.0.occurred_at);
             if let Some(at) = leaving {
                 runner.leaving.push(Reverse((at, slot)));
@@ -330,7 +334,7 @@ impl Runner {
             });
             runner.mark(slot);
         }
-        runner.held = checkpoint::parse(saved.held)?.into_iter().map(|e| Reverse(Dated(e))).collect();
+        runner.held = checkpoint::load_events(saved.held, None)?.into_iter().map(|e| Reverse(Dated(e))).collect();
         runner.settle();
         runner.signals = checkpoint::signals_from_json(saved.pending)?;
         tracing::info!(
@@ -346,6 +350,13 @@ impl Runner {
     /// How far it trails a log whose head is `head`: the events committed but not applied.
     pub fn lag(&self, head: Position) -> u64 {
         (head.0 + 1).saturating_sub(self.next.0)
+    }
+
+    /// How long ago this runner last took a [`checkpoint`](Self::checkpoint) (or was restored
+    /// from one); `None` when it has not. With [`lag`](Self::lag), what a service reports on
+    /// its health.
+    pub fn checkpoint_age(&self) -> Option<Duration> {
+        self.checkpointed.map(|at| at.elapsed())
     }
 
     /// The instant the runner stands at.
@@ -655,6 +666,7 @@ impl Runner {
     /// [`position`](Self::position), under its model's fingerprint. Write it atomically; give
     /// it to [`restore`](Self::restore) to start again without replaying the log.
     pub fn checkpoint(&mut self, log_id: [u8; 16]) -> Vec<u8> {
+        self.checkpointed = Some(std::time::Instant::now());
         let (saved, position) = self.save();
         seal(&saved, log_id, position, self.model())
     }

@@ -231,8 +231,11 @@ mod checkpoints {
         for e in &log {
             runner.apply(e);
         }
+        assert_eq!(runner.checkpoint_age(), None, "no checkpoint taken yet");
         let bytes = runner.checkpoint(LOG);
-        assert!(Runner::restore(&model, LOG, &bytes).is_ok());
+        assert!(runner.checkpoint_age().is_some_and(|age| age < std::time::Duration::from_secs(60)));
+        let restored = Runner::restore(&model, LOG, &bytes);
+        assert!(restored.is_ok_and(|r| r.checkpoint_age().is_some()));
         assert!(matches!(Runner::restore(&model, [4; 16], &bytes), Err(CheckpointError::OtherLog { .. })));
         let other =
             HealthModel { weights: HealthWeights { nps: 2.0, ..HealthWeights::default() }, ..HealthModel::default() };

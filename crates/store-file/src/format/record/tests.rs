@@ -11,7 +11,7 @@ use super::*;
 
 fn content(e: &NewEvent) -> Vec<u8> {
     let mut out = Vec::new();
-    put_content(e, &mut out).unwrap();
+    codec::encode_event(e, &mut out);
     out
 }
 

@@ -1,0 +1,355 @@
+//! The binary form of an event: what the file store writes as a record's content
+//! (`docs/log-format.md`, "Records") and a runner's checkpoint keeps for the events it holds.
+//! Written and read by hand, both ways, from one specification: the encoder [`encode_event`]
+//! and the decoder [`decode_event`] mirror each other field by field, and a property test (in
+//! the file store, beside the record format) checks that every event reads back as written.
+
+use crate::{
+    AccountId, AdvocacyKind, Channel, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Severity,
+    SurveyKey, SurveyScore, Timestamp,
+};
+
+/// Why bytes could not be read as an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte {offset}: {reason}")]
+pub struct DecodeError {
+    /// Where the problem starts, from the start of the bytes given.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+// Encoding rules (the spec's "content" grammar): the id as its 16
+// bytes; i64 and f64 as 8 little-endian bytes; u8 and bool as one byte (a bool is 0 or 1); a
+// string as its length in unsigned LEB128 (the shortest form) and its UTF-8 bytes; an optional
+// string as a 0 byte, or a 1 byte and the string; the event type as its variant index in
+// LEB128, then its fields in the spec's table order.
+
+/// Variant indexes, frozen for version 1 of the format.
+mod variant {
+    pub(super) const COMMITMENT_MADE: u64 = 0;
+    pub(super) const COMMITMENT_RENEGOTIATED: u64 = 1;
+    pub(super) const COMMITMENT_DELIVERED: u64 = 2;
+    pub(super) const COMMITMENT_CANCELLED: u64 = 3;
+    pub(super) const ESCALATION_RAISED: u64 = 4;
+    pub(super) const ESCALATION_ACKNOWLEDGED: u64 = 5;
+    pub(super) const ESCALATION_RESOLVED: u64 = 6;
+    pub(super) const ESCALATION_REOPENED: u64 = 7;
+    pub(super) const SURVEY_ANSWERED: u64 = 8;
+    pub(super) const TOUCHPOINT: u64 = 9;
+    pub(super) const ISSUE_DISCLOSED: u64 = 10;
+    pub(super) const ADVOCACY_GIVEN: u64 = 11;
+}
+
+/// The one-byte codes of enumerated fields, in the spec's order: index `i` is code `i`.
+const SEVERITIES: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+const CHANNELS: [Channel; 5] = [Channel::Meeting, Channel::Call, Channel::Email, Channel::Chat, Channel::Visit];
+const ADVOCACY: [AdvocacyKind; 4] =
+    [AdvocacyKind::Referral, AdvocacyKind::Reference, AdvocacyKind::CaseStudy, AdvocacyKind::Review];
+
+fn code_of<T: PartialEq>(table: &[T], v: &T) -> u8 {
+    // Every value of the enums is in its table (the tables list every variant).
+    table.iter().position(|t| t == v).unwrap_or(0) as u8
+}
+
+fn measure_code(s: &SurveyScore) -> u8 {
+    match s {
+        SurveyScore::Nps(_) => 0,
+        SurveyScore::Csat(_) => 1,
+        SurveyScore::Ces(_) => 2,
+    }
+}
+
+/// Appends `e`'s binary form to `out`.
+pub fn encode_event(e: &NewEvent, out: &mut Vec<u8>) {
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, out);
+}
+
+/// Appends the binary form of the event `e` holds to `out`: its content, as
+/// [`encode_event`] writes it; the fields the log assigned are the caller's to keep.
+pub fn encode_envelope(e: &Envelope, out: &mut Vec<u8>) {
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, out);
+}
+
+fn encode_parts(id: EventId, account: &AccountId, occurred_at: Timestamp, event: &Event, out: &mut Vec<u8>) {
+    #[inline]
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    #[inline]
+    fn text(out: &mut Vec<u8>, s: &str) {
+        varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+    #[inline]
+    fn maybe(out: &mut Vec<u8>, s: Option<&str>) {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                text(out, s);
+            }
+        }
+    }
+    let time = |out: &mut Vec<u8>, t: &Timestamp| out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+    out.extend_from_slice(&id.to_bytes());
+    text(out, account.as_str());
+    time(out, &occurred_at);
+    match event {
+        Event::CommitmentMade { commitment, title, due, weight } => {
+            varint(out, variant::COMMITMENT_MADE);
+            text(out, commitment.as_str());
+            text(out, title);
+            time(out, due);
+            out.extend_from_slice(&weight.to_le_bytes());
+        }
+        Event::CommitmentRenegotiated { commitment, due, reason } => {
+            varint(out, variant::COMMITMENT_RENEGOTIATED);
+            text(out, commitment.as_str());
+            time(out, due);
+            maybe(out, reason.as_deref());
+        }
+        Event::CommitmentDelivered { commitment, accepted } => {
+            varint(out, variant::COMMITMENT_DELIVERED);
+            text(out, commitment.as_str());
+            out.push(u8::from(*accepted));
+        }
+        Event::CommitmentCancelled { commitment, reason } => {
+            varint(out, variant::COMMITMENT_CANCELLED);
+            text(out, commitment.as_str());
+            maybe(out, reason.as_deref());
+        }
+        Event::EscalationRaised { escalation, severity, summary } => {
+            varint(out, variant::ESCALATION_RAISED);
+            text(out, escalation.as_str());
+            out.push(code_of(&SEVERITIES, severity));
+            maybe(out, summary.as_deref());
+        }
+        Event::EscalationAcknowledged { escalation } => {
+            varint(out, variant::ESCALATION_ACKNOWLEDGED);
+            text(out, escalation.as_str());
+        }
+        Event::EscalationResolved { escalation } => {
+            varint(out, variant::ESCALATION_RESOLVED);
+            text(out, escalation.as_str());
+        }
+        Event::EscalationReopened { escalation } => {
+            varint(out, variant::ESCALATION_REOPENED);
+            text(out, escalation.as_str());
+        }
+        Event::SurveyAnswered { survey, score, comment } => {
+            varint(out, variant::SURVEY_ANSWERED);
+            text(out, survey.as_str());
+            out.push(measure_code(score));
+            out.push(score.value());
+            maybe(out, comment.as_deref());
+        }
+        Event::TouchpointHeld { channel } => {
+            varint(out, variant::TOUCHPOINT);
+            out.push(code_of(&CHANNELS, channel));
+        }
+        Event::IssueDisclosed { summary } => {
+            varint(out, variant::ISSUE_DISCLOSED);
+            maybe(out, summary.as_deref());
+        }
+        Event::AdvocacyGiven { kind } => {
+            varint(out, variant::ADVOCACY_GIVEN);
+            out.push(code_of(&ADVOCACY, kind));
+        }
+    }
+}
+
+/// A read's result. The error is boxed: a reader's methods return it through many `?`s, and a
+/// pointer-sized error keeps every result in registers on the path that does not fail.
+type Read<T> = Result<T, Box<DecodeError>>;
+
+#[cold]
+fn fail(offset: usize, reason: impl Into<String>) -> Box<DecodeError> {
+    Box::new(DecodeError { offset: offset as u64, reason: reason.into() })
+}
+
+/// Reads what [`encode_event`] wrote, strictly: every byte must be accounted for, and
+/// any other shape (a long-form length, a flag other than 0 or 1, an unknown code) is an
+/// error naming its offset in the content.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    fn bytes(&mut self, n: usize, what: &str) -> Read<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.b.len());
+        let Some(end) = end else { return Err(fail(self.at, format!("{what}: the record ends early"))) };
+        let out = &self.b[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    #[inline]
+    fn byte(&mut self, what: &str) -> Read<u8> {
+        Ok(self.bytes(1, what)?[0])
+    }
+
+    #[inline]
+    fn eight(&mut self, what: &str) -> Read<[u8; 8]> {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(self.bytes(8, what)?);
+        Ok(w)
+    }
+
+    #[inline]
+    fn time(&mut self, what: &str) -> Read<Timestamp> {
+        Ok(Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?)))
+    }
+
+    /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
+    #[inline]
+    fn varint(&mut self, what: &str) -> Read<u64> {
+        // Nearly every one is a single byte: a length under 128, a variant index.
+        match self.b.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(what),
+        }
+    }
+
+    #[cold]
+    fn long_varint(&mut self, what: &str) -> Read<u64> {
+        let start = self.at;
+        let mut v: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let byte = self.byte(what)?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
+            }
+            v |= bits << shift;
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(fail(start, format!("{what}: the integer is not in its shortest form")));
+                }
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
+            }
+        }
+    }
+
+    #[inline]
+    fn flag(&mut self, what: &str) -> Read<bool> {
+        let at = self.at;
+        match self.byte(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(fail(at, format!("{what}: {other} is neither 0 nor 1"))),
+        }
+    }
+
+    #[inline]
+    fn text(&mut self, what: &str) -> Read<&'a str> {
+        let len = self.varint(what)?;
+        let at = self.at;
+        let len = usize::try_from(len).map_err(|_| fail(at, format!("{what}: length {len} is too large")))?;
+        let bytes = self.bytes(len, what)?;
+        std::str::from_utf8(bytes).map_err(|e| fail(at, format!("{what}: not UTF-8 ({e})")))
+    }
+
+    #[inline]
+    fn maybe(&mut self, what: &str) -> Read<Option<String>> {
+        Ok(if self.flag(what)? { Some(self.text(what)?.to_owned()) } else { None })
+    }
+
+    #[inline]
+    fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
+        let at = self.at;
+        let c = self.byte(what)?;
+        table.get(usize::from(c)).copied().ok_or_else(|| fail(at, format!("unknown {what} code {c}")))
+    }
+
+    #[inline]
+    fn key<K>(&mut self, what: &str, new: impl FnOnce(&str) -> Result<K, crate::ParseIdError>) -> Read<K> {
+        let at = self.at;
+        new(self.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
+    }
+}
+
+/// Reads the binary form [`encode_event`] wrote (all of `b`), sharing account ids through
+/// `intern`.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules, with the offset in `b`.
+pub fn decode_event(
+    b: &[u8],
+    intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
+) -> Result<NewEvent, DecodeError> {
+    read_content(b, intern).map_err(|e| *e)
+}
+
+fn read_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, String>) -> Read<NewEvent> {
+    let mut r = Reader { b, at: 0 };
+    let mut id = [0u8; 16];
+    id.copy_from_slice(r.bytes(16, "id")?);
+    let at = r.at;
+    let account = intern(r.text("account")?).map_err(|e| fail(at, format!("account: {e}")))?;
+    let occurred_at = r.time("occurred_at")?;
+    let at = r.at;
+    let event = match r.varint("event type")? {
+        variant::COMMITMENT_MADE => Event::CommitmentMade {
+            commitment: r.key("commitment", CommitmentKey::new)?,
+            title: r.text("title")?.to_owned(),
+            due: r.time("due")?,
+            weight: f64::from_le_bytes(r.eight("weight")?),
+        },
+        variant::COMMITMENT_RENEGOTIATED => Event::CommitmentRenegotiated {
+            commitment: r.key("commitment", CommitmentKey::new)?,
+            due: r.time("due")?,
+            reason: r.maybe("reason")?,
+        },
+        variant::COMMITMENT_DELIVERED => Event::CommitmentDelivered {
+            commitment: r.key("commitment", CommitmentKey::new)?,
+            accepted: r.flag("accepted")?,
+        },
+        variant::COMMITMENT_CANCELLED => Event::CommitmentCancelled {
+            commitment: r.key("commitment", CommitmentKey::new)?,
+            reason: r.maybe("reason")?,
+        },
+        variant::ESCALATION_RAISED => Event::EscalationRaised {
+            escalation: r.key("escalation", EscalationKey::new)?,
+            severity: r.code(&SEVERITIES, "severity")?,
+            summary: r.maybe("summary")?,
+        },
+        variant::ESCALATION_ACKNOWLEDGED => {
+            Event::EscalationAcknowledged { escalation: r.key("escalation", EscalationKey::new)? }
+        }
+        variant::ESCALATION_RESOLVED => {
+            Event::EscalationResolved { escalation: r.key("escalation", EscalationKey::new)? }
+        }
+        variant::ESCALATION_REOPENED => {
+            Event::EscalationReopened { escalation: r.key("escalation", EscalationKey::new)? }
+        }
+        variant::SURVEY_ANSWERED => {
+            let survey = r.key("survey", SurveyKey::new)?;
+            let measure: fn(u8) -> SurveyScore =
+                r.code(&[SurveyScore::Nps, SurveyScore::Csat, SurveyScore::Ces], "survey measure")?;
+            Event::SurveyAnswered { survey, score: measure(r.byte("survey value")?), comment: r.maybe("comment")? }
+        }
+        variant::TOUCHPOINT => Event::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
+        variant::ISSUE_DISCLOSED => Event::IssueDisclosed { summary: r.maybe("summary")? },
+        variant::ADVOCACY_GIVEN => Event::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
+        other => return Err(fail(at, format!("unknown event type {other}"))),
+    };
+    if r.at != b.len() {
+        return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
+    }
+    Ok(NewEvent { id: EventId::from_bytes(id), account, occurred_at, event })
+}
