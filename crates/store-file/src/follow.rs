@@ -19,30 +19,9 @@ use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::index::segment_name;
 use crate::options::{OpenError, io_err};
 use crate::recovery::{self, Frames, Scan};
-use crate::shared::{Shared, lock};
+use crate::shared::{FollowState, Shared, lock};
 use crate::store::FileStore;
 use crate::vfs::{StdVfs, Vfs, read_exact_at};
-
-/// Where a follower has read to: the last segment it knows, how many of its bytes it has read
-/// (0: not even its header), and the chain and sync epoch of the last frame.
-#[derive(Debug, Clone)]
-pub(crate) struct FollowState {
-    pub(crate) segment: u64,
-    pub(crate) len: u64,
-    pub(crate) prev_payload_crc: u32,
-    pub(crate) last_epoch: u64,
-}
-
-impl FollowState {
-    pub(crate) fn after(scan: &Scan) -> Self {
-        Self {
-            segment: scan.numbers.last().copied().unwrap_or(0),
-            len: scan.segment_len,
-            prev_payload_crc: scan.prev_payload_crc,
-            last_epoch: scan.last_epoch,
-        }
-    }
-}
 
 impl FileStore {
     /// Opens the store in `dir` read-only (see [`open_read_only`](Self::open_read_only)) and

@@ -6,14 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use crate::follow::FollowState;
 use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
 use crate::job::Job;
 use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
 use crate::recovery;
-use crate::shared::{Shared, lock};
+use crate::shared::{FollowState, Shared, lock};
 use crate::store::FileStore;
 use crate::vfs::{StdVfs, Vfs};
 use crate::writer::{Writer, writer_loop};

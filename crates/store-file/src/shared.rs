@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use rapport_core::watch::HeadWatch;
 
-use crate::follow::FollowState;
 use crate::index::{Core, Index};
 use crate::job::Job;
 use crate::options::{Options, RecoveryReport};
@@ -97,6 +96,27 @@ impl Shared {
         tracing::error!("{}: poisoning the store: {why}", self.dir.display());
         self.watch.close(format!("store is poisoned and must be reopened: {why}"));
         let _ = self.poisoned.set(why);
+    }
+}
+
+/// Where a follower has read to: the last segment it knows, how many of its bytes it has read
+/// (0: not even its header), and the chain and sync epoch of the last frame.
+#[derive(Debug, Clone)]
+pub(crate) struct FollowState {
+    pub(crate) segment: u64,
+    pub(crate) len: u64,
+    pub(crate) prev_payload_crc: u32,
+    pub(crate) last_epoch: u64,
+}
+
+impl FollowState {
+    pub(crate) fn after(scan: &recovery::Scan) -> Self {
+        Self {
+            segment: scan.numbers.last().copied().unwrap_or(0),
+            len: scan.segment_len,
+            prev_payload_crc: scan.prev_payload_crc,
+            last_epoch: scan.last_epoch,
+        }
     }
 }
 
