@@ -19,7 +19,7 @@ use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
 use rapport_import::{Format, ImportError, Importer, Progress};
-use rapport_store_file::{FileStore, OpenError, Options, RecoveryReport, VerifyError, verify};
+use rapport_store_file::{BackupError, FileStore, OpenError, Options, RecoveryReport, VerifyError, backup, verify};
 use rapport_store_postgres::{PgOptions, PgStore};
 
 mod live;
@@ -93,6 +93,15 @@ enum Command {
         /// Stop after this many signals.
         #[arg(long)]
         count: Option<u64>,
+    },
+    /// Copy a file store, consistently and verified, while a writer keeps appending. The
+    /// copy holds the log up to the last batch written when it began.
+    Backup {
+        /// The file-store directory to copy.
+        #[arg(long)]
+        store: PathBuf,
+        /// Where to write the copy: a directory that must not exist.
+        dest: PathBuf,
     },
     /// Bring the runner's checkpoint (what `score` and `watch` start from) up to the log's
     /// head and save it beside the log.
@@ -345,6 +354,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             };
             live::cmd_watch(ledger.into_store(), format, tick, count)
         }
+        Command::Backup { store, dest } => match backup(&store, &dest) {
+            Ok(r) => {
+                let mut out = Out::new();
+                out.line(format_args!(
+                    "backup: {} events in {} segments ({} bytes), verified: {}",
+                    r.n_events,
+                    r.n_segments,
+                    r.bytes,
+                    shown(&dest)
+                ))?;
+                out.finish()
+            }
+            Err(BackupError::Open(e @ OpenError::Corrupt { .. })) => Err(fail(4, e.into())),
+            Err(e @ BackupError::Destination { .. }) => Err(fail(2, e.into())),
+            Err(e) => Err(e.into()),
+        },
         Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
         Command::Timeline { store, account, every, as_of, svg } => {
             let protected = Protected::new(store.store.as_deref(), &[]);

@@ -185,3 +185,27 @@ fn watch_follows_postgres_too() {
     let account = format!("watch{}x{}", std::process::id(), Timestamp::now().unix_nanos());
     watch_sees_an_overdue_commitment(&["--postgres", &url], &["import", "--postgres", &url], &tmp, &account);
 }
+
+#[test]
+fn backup_copies_a_store_that_verifies_and_scores_the_same() {
+    let tmp = Tmp::new("backup");
+    let store = tmp.0.join("store");
+    let history = tmp.0.join("h.jsonl");
+    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", "4", "--months", "6", "--seed", "5"])))
+        .expect("write");
+    ok(&["import", "--store", p(&store), p(&history)]);
+    let copy = tmp.0.join("copy");
+    let said = stdout(&ok(&["backup", "--store", p(&store), p(&copy)]));
+    let n = std::fs::read_to_string(&history).expect("read").lines().count();
+    assert!(said.starts_with(&format!("backup: {n} events")) && said.contains("verified"), "{said}");
+    assert_eq!(stdout(&ok(&["verify", "--store", p(&copy)])).trim(), format!("ok: {n} events, 4 accounts"));
+    let at = "2025-01-15T00:00:00Z";
+    let scores = |dir: &Path| stdout(&ok(&["score", "--store", p(dir), "--as-of", at, "--format", "json"]));
+    assert_eq!(scores(&store), scores(&copy));
+    // Never over an existing directory (a usage error), never inside the store.
+    let again = rapport(&["backup", "--store", p(&store), p(&copy)]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("never overwrites"), "{}", stderr(&again));
+    let inside = rapport(&["backup", "--store", p(&store), p(&store.join("b"))]);
+    assert_eq!(inside.status.code(), Some(2), "{}", stderr(&inside));
+}

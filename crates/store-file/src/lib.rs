@@ -20,6 +20,8 @@
 //!   execs (descriptors are opened close-on-exec), and the lock outlives the handle by that
 //!   window.
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
+//! - [`backup`] makes a consistent, verified copy while a writer keeps appending;
+//!   [`FileStore::open_following`] follows a log another process appends to.
 //!
 //! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.
 //!
@@ -42,6 +44,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod backup;
 mod damage;
 mod derived;
 mod follow;
@@ -59,6 +62,7 @@ mod verify;
 pub mod vfs;
 mod writer;
 
+pub use backup::{BackupError, BackupReport, backup};
 pub use derived::DERIVED_DIR;
 pub use head::{HEAD_FILE, HeadRecord};
 pub use index::segment_name;
