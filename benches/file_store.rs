@@ -1,4 +1,5 @@
-//! File-store benches: durable batched append, full scan, and open (index rebuild).
+//! File-store benches: durable batched append, full scan, and open (reading the whole log, and
+//! from the index snapshot a clean close saves).
 //!
 //! `cargo bench --bench file_store`. `benches/compare.rs` runs the same operations against
 //! SQLite and prints ratios.
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::{ExpectedVersion, NewEvent, Position, Store};
-use rapport_store_file::FileStore;
+use rapport_store_file::{FileStore, Options};
 
 const N: usize = 100_000;
 
@@ -68,7 +69,14 @@ fn file_store(c: &mut Criterion) {
     let store = FileStore::open(&d).expect("reopen");
     group.bench_function("full_scan_and_decode", |b| b.iter(|| assert_eq!(scan(&store) as u64, n)));
     drop(store);
-    group.bench_function("open_and_rebuild_indexes", |b| b.iter(|| FileStore::open(&d).expect("open")));
+    let whole = Options { index_snapshot: false, ..Options::default() };
+    group.bench_function("open_reading_the_whole_log", |b| {
+        b.iter_with_large_drop(|| FileStore::open_with(&d, whole.clone()).expect("open"))
+    });
+    // Each open's clean close (outside the timing) saves the snapshot the next one loads.
+    group.bench_function("open_from_the_index_snapshot", |b| {
+        b.iter_with_large_drop(|| FileStore::open(&d).expect("open"))
+    });
     group.finish();
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -463,23 +463,26 @@ fn reading_commands_write_nothing_and_run_beside_a_writer() {
     }
     let store = tmp.join("store");
     ok(&["import", "--store", p(&store), p(&file)]);
+    // Every file, derived/ (the index snapshot) included, with its bytes.
     let listing = |dir: &Path| {
-        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-            .collect();
+        let mut v: Vec<(String, Vec<u8>)> = Vec::new();
+        for sub in [dir.to_path_buf(), dir.join("derived")] {
+            for e in std::fs::read_dir(&sub).unwrap().map(|e| e.unwrap()).filter(|e| e.path().is_file()) {
+                v.push((e.path().display().to_string(), std::fs::read(e.path()).unwrap()));
+            }
+        }
         v.sort();
         v
     };
-    let before = listing(&store);
     // A writer holds the store (its lock taken) while every reading command runs.
     let writer = rapport_store_file::FileStore::open(&store).unwrap();
+    let before = listing(&store);
     ok(&["score", "--store", p(&store), "--as-of", AS_OF]);
     ok(&["timeline", "--store", p(&store), "--account", "acct-0", "--as-of", AS_OF]);
     assert!(ok(&["verify", "--store", p(&store)]).starts_with("ok: "));
-    drop(writer);
+    ok(&["backup", "--store", p(&store), p(&tmp.join("copy"))]);
     assert_eq!(listing(&store), before, "reading wrote nothing");
+    drop(writer);
 }
 
 #[test]

@@ -48,7 +48,10 @@ enum Undo {
 /// A store holds one behind its write lock. [`prepare`](Self::prepare) decides an append and
 /// records it; a store that cannot persist a prepared append poisons itself (its state no
 /// longer matches the log) and must be reopened.
-#[derive(Debug, Default)]
+///
+/// Serde-serialisable, so a store can save it beside its log and load it instead of
+/// replaying the log.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LogState {
     streams: KeyedMap<AccountId, StreamState>,
     ids: KeyedMap<EventId, Position>,

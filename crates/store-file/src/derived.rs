@@ -23,29 +23,14 @@ impl FileStore {
 
     pub(crate) fn save_derived_now(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
         rapport_core::store::check_derived(name, bytes.len())?;
+        if name == crate::snapshot::NAME {
+            return Err(StorageError::new("save derived state", format!("{name:?} is the store's own index snapshot")));
+        }
         if self.is_read_only() {
             return Err(StorageError::new("save derived state", "the store is open read-only"));
         }
         self.check_poison("save derived state")?;
-        let vfs: &dyn Vfs = &*self.shared.vfs;
-        let dir = self.shared.dir.join(DERIVED_DIR);
-        if !vfs.exists(&dir) {
-            vfs.create_dir_all(&dir).map_err(io("create the derived directory", &dir))?;
-            vfs.sync_dir(&self.shared.dir).map_err(io("fsync the store directory", &self.shared.dir))?;
-        }
-        let tmp = self.derived_path(name, "tmp");
-        if vfs.exists(&tmp) {
-            vfs.remove(&tmp).map_err(io("remove a stale derived blob", &tmp))?;
-        }
-        let mut f = vfs.open_append(&tmp, true).map_err(io("create a derived blob", &tmp))?;
-        f.append(bytes).map_err(io("write a derived blob", &tmp))?;
-        f.sync_data().map_err(io("fsync a derived blob", &tmp))?;
-        drop(f);
-        let path = self.derived_path(name, "bin");
-        vfs.rename(&tmp, &path).map_err(io("rename a derived blob", &path))?;
-        vfs.sync_dir(&dir).map_err(io("fsync the derived directory", &dir))?;
-        tracing::debug!(name, bytes = bytes.len(), "derived state saved");
-        Ok(())
+        write_blob(&*self.shared.vfs, &self.shared.dir, name, bytes)
     }
 
     pub(crate) fn load_derived_now(&self, name: &str) -> Result<Option<Vec<u8>>, ReadError> {
@@ -66,4 +51,27 @@ impl FileStore {
         read_exact_at(&*f, &mut bytes, 0).map_err(io("read a derived blob", &path))?;
         Ok(Some(bytes))
     }
+}
+
+/// Writes the derived blob `name` of the store in `store_dir` atomically: beside, synced,
+/// renamed over, the directory synced.
+pub(crate) fn write_blob(vfs: &dyn Vfs, store_dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let dir = store_dir.join(DERIVED_DIR);
+    if !vfs.exists(&dir) {
+        vfs.create_dir_all(&dir).map_err(io("create the derived directory", &dir))?;
+        vfs.sync_dir(store_dir).map_err(io("fsync the store directory", store_dir))?;
+    }
+    let tmp = dir.join(format!("{name}.tmp"));
+    if vfs.exists(&tmp) {
+        vfs.remove(&tmp).map_err(io("remove a stale derived blob", &tmp))?;
+    }
+    let mut f = vfs.open_append(&tmp, true).map_err(io("create a derived blob", &tmp))?;
+    f.append(bytes).map_err(io("write a derived blob", &tmp))?;
+    f.sync_data().map_err(io("fsync a derived blob", &tmp))?;
+    drop(f);
+    let path = dir.join(format!("{name}.bin"));
+    vfs.rename(&tmp, &path).map_err(io("rename a derived blob", &path))?;
+    vfs.sync_dir(&dir).map_err(io("fsync the derived directory", &dir))?;
+    tracing::debug!(name, bytes = bytes.len(), "derived state saved");
+    Ok(())
 }

@@ -11,8 +11,9 @@
 //! - Reads (`read_all`, `read_stream`, `preflight`) read the segment files on the calling
 //!   thread, bounded by their `limit`: an async host keeps pages to a few thousand records
 //!   (well under a millisecond from the page cache; BENCHMARKS.md, full scan), as a
-//!   `Subscription` does, or moves larger reads to a blocking thread. Opening reads the whole
-//!   log and belongs on a blocking thread too.
+//!   `Subscription` does, or moves larger reads to a blocking thread. Opening reads the log
+//!   (after a clean close, only what follows the index snapshot it saved) and belongs on a
+//!   blocking thread too.
 //! - Recovery: on open, a torn tail left by a crash is truncated (and logged); damage followed
 //!   by acknowledged data is refused, naming the segment and byte offset.
 //! - One writer process: a lock on the store's directory refuses a second one. It is an
@@ -57,6 +58,7 @@ mod options;
 mod read;
 mod recovery;
 mod shared;
+mod snapshot;
 mod store;
 mod verify;
 pub mod vfs;

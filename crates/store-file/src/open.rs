@@ -84,7 +84,7 @@ impl FileStore {
             Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
         let head = read_head(&*vfs, dir)?;
-        let mut scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot)?;
         let truncated = cut_torn_tail(&*vfs, &scan)?;
         let log_id = scan.log_id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
         start_segment_if_needed(&*vfs, dir, log_id, &mut scan)?;
@@ -102,12 +102,18 @@ impl FileStore {
             })?;
         }
         let n_events = scan.head();
-        let recovery =
-            RecoveryReport { truncated, skipped: None, n_events, n_segments: scan.index.segments.len() as u64 };
+        let recovery = RecoveryReport {
+            truncated,
+            skipped: None,
+            n_events,
+            n_segments: scan.index.segments.len() as u64,
+            from_snapshot: scan.from_snapshot,
+        };
         tracing::info!(
             events = n_events,
             segments = recovery.n_segments,
             truncated_bytes = recovery.truncated.iter().map(|t| t.2).sum::<u64>(),
+            from_snapshot = recovery.from_snapshot,
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "opened: log recovered"
         );
@@ -139,6 +145,12 @@ impl FileStore {
     /// # Errors
     /// [`OpenError`].
     pub fn open_read_only_on(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Self, OpenError> {
+        Self::open_read_only_with(vfs, dir, true)
+    }
+
+    /// The read-only open; `snapshot`: whether an index snapshot may stand in for the log it
+    /// covers (`verify` reads everything).
+    pub(crate) fn open_read_only_with(vfs: Arc<dyn Vfs>, dir: &Path, snapshot: bool) -> Result<Self, OpenError> {
         let _span = tracing::info_span!("rapport.open", dir = %dir.display(), read_only = true).entered();
         if !vfs.exists(dir) {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
@@ -146,7 +158,7 @@ impl FileStore {
         // The head record first: a writer renames a new one in only after the segments it
         // names exist, so what the listing finds next is at least as new.
         let head = read_head(&*vfs, dir)?;
-        let scan = recovery::scan(&*vfs, dir, head.as_ref())?;
+        let scan = recovery::scan(&*vfs, dir, head.as_ref(), snapshot)?;
         let Some(log_id) = scan.log_id else {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
         };
@@ -161,6 +173,7 @@ impl FileStore {
             skipped,
             n_events: scan.head(),
             n_segments: scan.index.segments.len() as u64,
+            from_snapshot: scan.from_snapshot,
         };
         let follow = FollowState::after(&scan);
         let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);

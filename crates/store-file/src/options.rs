@@ -20,7 +20,7 @@ pub enum Durability {
 
 /// Settings for [`FileStore::open_with`](crate::FileStore::open_with). By default: durable (`Durability::Sync`), 256 MiB
 /// segments, the directory created if missing, five minutes of clock skew allowed
-/// ([`FUTURE_SKEW_DEFAULT`]).
+/// ([`FUTURE_SKEW_DEFAULT`]), the index snapshot kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// When appends are acknowledged.
@@ -34,6 +34,10 @@ pub struct Options {
     /// ([`Admission`](rapport_core::validate::Admission)); later ones are refused with
     /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
     pub future_skew: std::time::Duration,
+    /// Save the indexes at a clean close (`derived/log-index.bin`) and load them at the next
+    /// open instead of reading the log they cover (see `docs/log-format.md`, "The index
+    /// snapshot"). On by default; off, every open reads the whole log.
+    pub index_snapshot: bool,
 }
 
 impl Default for Options {
@@ -43,6 +47,7 @@ impl Default for Options {
             segment_bytes_max: 256 * 1024 * 1024,
             create_if_missing: true,
             future_skew: FUTURE_SKEW_DEFAULT,
+            index_snapshot: true,
         }
     }
 }
@@ -102,6 +107,9 @@ pub struct RecoveryReport {
     pub n_events: u64,
     /// Segments found.
     pub n_segments: u64,
+    /// The events an index snapshot stood in for (saved at the last clean close; the log was
+    /// read only after them); 0 when the whole log was read.
+    pub from_snapshot: u64,
 }
 
 /// Bytes at the end of the log a read-only open left unread (see [`RecoveryReport::skipped`]).

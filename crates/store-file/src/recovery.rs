@@ -13,6 +13,7 @@ use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEG
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, pack, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err};
+use crate::snapshot;
 use crate::vfs::{Vfs, read_exact_at};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
@@ -47,6 +48,8 @@ pub(crate) struct Scan {
     pub(crate) last_epoch: u64,
     /// Damage at the end that a crash explains.
     pub(crate) tail: Option<Tail>,
+    /// The events an index snapshot stood in for (0: none was used).
+    pub(crate) from_snapshot: u64,
 }
 
 impl Scan {
@@ -149,22 +152,64 @@ pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, Ope
 /// # Errors
 /// [`OpenError::Corrupt`] for damage no crash explains, a log that ends before what `head`
 /// records, or a missing `HEAD` in a store that keeps one; I/O errors.
-pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>) -> Result<Scan, OpenError> {
+///
+/// With `snapshot`, an index snapshot saved at a clean close (`snapshot.rs`) that still
+/// matches the log stands in for the log up to where it ends, and only what follows is read.
+pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapshot: bool) -> Result<Scan, OpenError> {
     let numbers = segment_numbers(vfs, dir)?;
     check_no_segment_lost(&numbers, dir, head)?;
-    let mut scan = Scan::empty(id_capacity(vfs, dir, &numbers), numbers.len());
+    let loaded = if snapshot { snapshot::load(vfs, dir, &numbers, head) } else { None };
+    let mut scan;
+    // Where reading starts: the first segment to read, and the byte in it.
+    let (first, mut from) = match loaded {
+        Some(loaded) => {
+            let extent = loaded.extent;
+            scan = Scan::resume(loaded.core, loaded.index);
+            scan.numbers = numbers.iter().copied().take_while(|n| *n < extent.segment).collect();
+            scan.index.segments.truncate(scan.numbers.len());
+            scan.prev_payload_crc = extent.chain;
+            scan.last_epoch = extent.last_epoch;
+            tracing::debug!(events = extent.position, segment = extent.segment, "index snapshot loaded");
+            scan.from_snapshot = extent.position;
+            (extent.segment, Some(extent.len as usize))
+        }
+        None => {
+            scan = Scan::empty(id_capacity(vfs, dir, &numbers), numbers.len());
+            (0, None)
+        }
+    };
     let mut tracked = false;
     // The chain value where the head record's position ends, to check it names this history.
-    let mut chain_at_head = (head.map(|h| h.position) == Some(0)).then_some(0u32);
-    for (i, &n) in numbers.iter().enumerate() {
+    let mut chain_at_head = match head {
+        Some(h) if h.position == 0 => Some(0u32),
+        Some(h) if h.position + 1 == scan.core.next_position => Some(scan.prev_payload_crc),
+        _ => None,
+    };
+    for (i, &n) in numbers.iter().enumerate().skip_while(|(_, n)| **n < first) {
         let path = dir.join(segment_name(n));
         let bytes = read_whole(vfs, &path)?;
         let is_last = i + 1 == numbers.len();
         scan.numbers.push(n);
         scan.index.segments.push(path.clone());
-        let Some(header) = read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? else { break };
+        let start = from.take();
+        let header = match start {
+            // Resuming inside the snapshot's segment, whose header the snapshot's load checked.
+            Some(_) => {
+                let h = SegmentHeader::decode(&bytes).map_err(|e| OpenError::Corrupt {
+                    segment: path.clone(),
+                    offset: e.offset,
+                    reason: e.reason,
+                })?;
+                scan.log_id = Some(h.log_id);
+                h
+            }
+            None => match read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? {
+                Some(h) => h,
+                None => break,
+            },
+        };
         tracked |= header.head_tracked;
-        let at = Frames { bytes: &bytes, from: SEGMENT_HEADER_BYTES, base: 0 };
+        let at = Frames { bytes: &bytes, from: start.unwrap_or(SEGMENT_HEADER_BYTES), base: 0 };
         let (end, damage) = scan_frames(&mut scan, at, n, &path, head, &mut chain_at_head)?;
         scan.segment_len = end as u64;
         if let Some(damage) = damage {
@@ -231,6 +276,7 @@ impl Scan {
             prev_payload_crc: 0,
             last_epoch: 0,
             tail: None,
+            from_snapshot: 0,
         }
     }
 }

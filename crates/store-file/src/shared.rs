@@ -12,6 +12,7 @@ use crate::index::{Core, Index};
 use crate::job::Job;
 use crate::options::{Options, RecoveryReport};
 use crate::recovery;
+use crate::snapshot::{self, Extent};
 use crate::vfs::{LockGuard, ReadFile, Vfs};
 
 pub(crate) struct Shared {
@@ -29,7 +30,7 @@ pub(crate) struct Shared {
     pub(crate) readers: RwLock<Vec<Option<Arc<dyn ReadFile>>>>,
     /// The writer thread's queue; `None` when read-only.
     pub(crate) sender: Mutex<Option<Sender<Job>>>,
-    pub(crate) writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub(crate) writer: Mutex<Option<std::thread::JoinHandle<Option<Extent>>>>,
     pub(crate) recovery: RecoveryReport,
     /// The writer's lock on the directory; `None` when read-only.
     pub(crate) lock: Option<Box<dyn LockGuard>>,
@@ -82,11 +83,17 @@ impl Drop for Shared {
             s.take();
         }
         // The writer itself may hold the last reference; it cannot wait for itself.
-        if let Ok(mut w) = self.writer.lock()
-            && let Some(handle) = w.take()
+        let handle = self.writer.get_mut().ok().and_then(Option::take);
+        if let Some(handle) = handle
             && handle.thread().id() != std::thread::current().id()
+            && let Ok(Some(extent)) = handle.join()
+            && self.poisoned.get().is_none()
+            && self.options.index_snapshot
         {
-            let _ = handle.join();
+            // Closed cleanly: save the indexes, so the next open reads only what follows.
+            let core = self.core.get_mut().unwrap_or_else(|p| p.into_inner());
+            let index = self.index.get_mut().unwrap_or_else(|p| p.into_inner());
+            snapshot::save(&*self.vfs, &self.dir, self.log_id, extent, core, index);
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::index::{pack, segment_name};
 use crate::job::{Completion, Job};
 use crate::options::Durability;
 use crate::shared::Shared;
+use crate::snapshot::Extent;
 use crate::vfs::{AppendFile, Vfs};
 
 /// What the writer thread owns: the current segment file and where the log's tail stands.
@@ -75,7 +76,9 @@ impl Writer {
 /// The most events one group writes before it syncs (about 16 MiB of frames at most).
 const GROUP_EVENTS_MAX: usize = 200_000;
 
-pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) {
+/// Runs until every handle is gone; then closes cleanly and returns where the log ends, for
+/// the index snapshot (`None` when the writer failed).
+pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) -> Option<Extent> {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
         let mut events = group[0].events.len();
@@ -135,26 +138,34 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mu
             });
         }
     }
-    close(&mut w);
+    close(&mut w)
 }
 
 /// A clean close: everything written is made durable and recorded in the head record, so the
-/// next open notices if any of it goes missing.
-fn close(w: &mut Writer) {
+/// next open notices if any of it goes missing. Returns where the log ends, once it is.
+fn close(w: &mut Writer) -> Option<Extent> {
     if w.failed {
-        return;
+        return None;
     }
     if w.written > w.synced {
         if let Err(e) = w.file.sync_data() {
             tracing::error!("{}: fsync at close: {e}", w.dir.display());
-            return;
+            return None;
         }
         w.synced = w.written;
         w.synced_chain = w.prev_payload_crc;
     }
     if let Err(why) = record_head(w) {
         tracing::error!("{}: {why}", w.dir.display());
+        return None;
     }
+    Some(Extent {
+        position: w.synced,
+        segment: w.segment_no,
+        len: w.segment_len,
+        chain: w.synced_chain,
+        last_epoch: w.epoch,
+    })
 }
 
 fn record_head(w: &Writer) -> Result<(), String> {

@@ -1,0 +1,201 @@
+//! The index snapshot: what an open rebuilds from the log (the validation state of every
+//! stream, the ids, where every record lies), saved at a clean close as the derived blob
+//! `derived/log-index.bin`, so the next open loads it and reads only the log after it.
+//!
+//! The log stays the only source of truth. The snapshot names the log (its id), the last
+//! position it covers, the segment and byte where that position's frame ends, and the chain
+//! value (payload checksum) of that frame. An open uses it only when all of that still holds:
+//! the segment exists with the log's header and reaches that byte, the head record agrees, and
+//! the first frame read after it chains to it. Anything else (missing, damaged, another log,
+//! another format, ahead of the log) is logged with its reason and the log is read in full.
+//! The snapshot covers a prefix; `verify` reads everything, checksums included.
+
+use std::path::Path;
+
+use rapport_core::backend::LogState;
+use rapport_core::derived::{self, DerivedHeader};
+use rapport_core::{AccountId, Position, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::derived::{DERIVED_DIR, write_blob};
+use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::HeadRecord;
+use crate::index::{Core, Index, segment_name};
+use crate::vfs::{Vfs, read_exact_at};
+
+/// The derived blob's name.
+pub(crate) const NAME: &str = "log-index";
+const KIND: [u8; 8] = *b"LOGINDEX";
+const VERSION: u32 = 1;
+
+/// Where the log covered by a snapshot ends, as the writer left it at a clean close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Extent {
+    /// The last position covered.
+    pub(crate) position: u64,
+    /// The segment it ends in, and the byte its frame ends at.
+    pub(crate) segment: u64,
+    pub(crate) len: u64,
+    /// The payload checksum of that frame (0 for an empty log).
+    pub(crate) chain: u32,
+    /// The highest sync epoch written.
+    pub(crate) last_epoch: u64,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    extent: Extent,
+    last_recorded: Timestamp,
+    state: LogState,
+    offsets: Vec<u64>,
+    streams: Vec<(AccountId, Vec<u64>)>,
+}
+
+/// [`Payload`] as written: borrowed from the open store, in the same field order.
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    extent: Extent,
+    last_recorded: Timestamp,
+    state: &'a LogState,
+    offsets: &'a [u64],
+    streams: Vec<(&'a AccountId, &'a Vec<u64>)>,
+}
+
+/// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
+/// the next open reads the log instead.
+pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, core: &Core, index: &Index) {
+    if core.next_position != extent.position + 1 || index.offsets.len() as u64 != extent.position {
+        tracing::warn!(
+            dir = %dir.display(),
+            "index snapshot not saved: the indexes do not end where the log does ({} against {})",
+            core.next_position - 1,
+            extent.position
+        );
+        return;
+    }
+    let started = std::time::Instant::now();
+    let payload = PayloadRef {
+        extent,
+        last_recorded: core.last_recorded,
+        state: &core.state,
+        offsets: &index.offsets,
+        streams: index.streams.iter().collect(),
+    };
+    let bytes = match postcard::to_allocvec(&payload) {
+        Ok(payload) => derived::seal(
+            &DerivedHeader {
+                kind: KIND,
+                version: VERSION,
+                log_id,
+                position: Position(extent.position + 1),
+                fingerprint: 0,
+            },
+            &payload,
+        ),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}");
+            return;
+        }
+    };
+    match write_blob(vfs, dir, NAME, &bytes) {
+        Ok(()) => tracing::info!(
+            dir = %dir.display(),
+            events = extent.position,
+            bytes = bytes.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "index snapshot saved"
+        ),
+        Err(e) => tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}"),
+    }
+}
+
+/// What a usable snapshot gives an open: the state after its last position, and where to
+/// read on.
+pub(crate) struct Loaded {
+    pub(crate) extent: Extent,
+    pub(crate) core: Core,
+    pub(crate) index: Index,
+}
+
+/// The snapshot beside the log in `dir`, when it is usable for the log whose segments are
+/// `numbers` and whose head record is `head`; else `None`, with the reason logged.
+pub(crate) fn load(vfs: &dyn Vfs, dir: &Path, numbers: &[u64], head: Option<&HeadRecord>) -> Option<Loaded> {
+    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    if !vfs.exists(&path) {
+        return None;
+    }
+    match try_load(vfs, dir, &path, numbers, head) {
+        Ok(loaded) => Some(loaded),
+        Err(why) => {
+            tracing::warn!(dir = %dir.display(), "index snapshot not used ({why}): reading the whole log");
+            None
+        }
+    }
+}
+
+fn try_load(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    path: &Path,
+    numbers: &[u64],
+    head: Option<&HeadRecord>,
+) -> Result<Loaded, String> {
+    let file = vfs.open_read(path).map_err(|e| format!("open: {e}"))?;
+    let len = file.size().map_err(|e| format!("stat: {e}"))?;
+    if len > rapport_core::store::DERIVED_BYTES_MAX as u64 {
+        return Err(format!("{len} bytes"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
+    let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
+    let payload: Payload = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
+    let extent = payload.extent;
+    if header.position != Position(extent.position + 1) {
+        return Err("its header and payload disagree".into());
+    }
+    // The segment it ends in: this log's, numbered so, reaching the byte it names.
+    if !numbers.contains(&extent.segment) {
+        return Err(format!("segment {} is not in the log", extent.segment));
+    }
+    let segment = dir.join(segment_name(extent.segment));
+    let f = vfs.open_read(&segment).map_err(|e| format!("open {}: {e}", segment.display()))?;
+    let size = f.size().map_err(|e| format!("stat {}: {e}", segment.display()))?;
+    if size < extent.len || extent.len < SEGMENT_HEADER_BYTES as u64 {
+        return Err(format!("{} ends at byte {size}, before byte {}", segment.display(), extent.len));
+    }
+    let mut h = [0u8; SEGMENT_HEADER_BYTES];
+    read_exact_at(&*f, &mut h, 0).map_err(|e| format!("read {}: {e}", segment.display()))?;
+    let seg = SegmentHeader::decode(&h).map_err(|e| format!("{}: {}", segment.display(), e.reason))?;
+    if seg.log_id != header.log_id || seg.segment_no != extent.segment {
+        return Err(format!("{} belongs to another log, or is another segment", segment.display()));
+    }
+    if let Some(h) = head {
+        if h.log_id != header.log_id {
+            return Err("the head record names another log".into());
+        }
+        if h.position < extent.position || (h.position == extent.position && h.chain != extent.chain) {
+            return Err(format!(
+                "the head record (position {}) is behind it (position {}) or names another history",
+                h.position, extent.position
+            ));
+        }
+    }
+    let mut index = Index { offsets: payload.offsets, ..Index::default() };
+    if index.offsets.len() as u64 != extent.position {
+        return Err("its offsets do not cover its positions".into());
+    }
+    index.segments = numbers.iter().take_while(|n| **n <= extent.segment).map(|n| dir.join(segment_name(*n))).collect();
+    for (account, positions) in payload.streams {
+        let Some(&first) = positions.first() else { return Err(format!("account {account} has no events")) };
+        index.accounts.insert(account.clone(), first);
+        index.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
+        index.streams.insert(account, positions);
+    }
+    let core = Core {
+        state: payload.state,
+        in_flight: std::collections::VecDeque::new(),
+        next_position: extent.position + 1,
+        last_recorded: payload.last_recorded,
+    };
+    Ok(Loaded { extent, core, index })
+}

@@ -1,0 +1,164 @@
+//! The index snapshot a clean close saves: the next open loads it and reads only the log after
+//! it, and behaves exactly as an open that read everything; a stale one is caught up, and a
+//! missing, foreign or damaged one is ignored for a full read.
+
+#[path = "support/common.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use rapport_core::{AppendError, DerivedStore, ExpectedVersion, NewEvent, Store, StreamVersion};
+use rapport_store_file::{FileStore, Options, verify};
+
+use common::{TempDir, contents, history};
+
+fn snapshot(dir: &Path) -> PathBuf {
+    dir.join("derived").join("log-index.bin")
+}
+
+fn append(store: &FileStore, events: &[NewEvent]) {
+    for chunk in events.chunks(9) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+    }
+}
+
+/// Everything an open builds, compared with a full read of the same log: events, streams,
+/// accounts, and the decisions the validation state makes.
+fn assert_same_as_a_full_read(store: &FileStore, dir: &Path, probe: &NewEvent) {
+    let log = contents(store);
+    assert_eq!(verify(dir).expect("verify").n_events, log.len() as u64);
+    for account in pollster::block_on(store.accounts(None, 10_000)).expect("accounts") {
+        let stream = pollster::block_on(store.read_stream(&account, StreamVersion(1), 100_000)).expect("stream");
+        let want: Vec<_> = log.iter().filter(|e| e.account == account).cloned().collect();
+        assert_eq!(stream, want, "the stream of {account}");
+    }
+    // A logged id is a duplicate; the same id with other content a conflict; a new event goes in.
+    let again = pollster::block_on(store.append(vec![log[0].to_new_event()], ExpectedVersion::Any)).expect("dup");
+    assert_eq!((again.appended.len(), again.duplicates.len()), (0, 1));
+    let mut changed = log[1].to_new_event();
+    changed.occurred_at = changed.occurred_at.add_nanos(1);
+    let conflict = pollster::block_on(store.append(vec![changed], ExpectedVersion::Any));
+    assert!(matches!(conflict, Err(AppendError::IdConflict { .. })), "{conflict:?}");
+    let stream = pollster::block_on(store.read_stream(&probe.account, StreamVersion(1), 100_000)).expect("stream");
+    let version = stream.last().map_or(StreamVersion(0), |e| e.stream_version);
+    let outcome = pollster::block_on(store.append(vec![probe.clone()], ExpectedVersion::Exact(version)));
+    assert_eq!(outcome.expect("the next version").appended.len(), 1);
+}
+
+fn small() -> Options {
+    Options { segment_bytes_max: 64 * 1024, ..Options::default() }
+}
+
+#[test]
+fn an_open_after_a_clean_close_reads_only_what_follows_the_snapshot() {
+    let dir = TempDir::new("snapshot");
+    let events = history(20, 12, 4);
+    let (first, rest) = events.split_at(events.len() - 40);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, first);
+    drop(store);
+    assert!(snapshot(dir.path()).exists(), "a clean close saves the snapshot");
+
+    let store = FileStore::open_with(dir.path(), small()).expect("reopen");
+    assert_eq!(store.recovery().from_snapshot, first.len() as u64, "it stood in for the whole log");
+    append(&store, &rest[..30]);
+    assert_same_as_a_full_read(&store, dir.path(), &rest[30]);
+    drop(store);
+    // A read-only open uses it too; verify reads everything.
+    let reader = FileStore::open_read_only(dir.path()).expect("read-only");
+    assert!(reader.recovery().from_snapshot > 0);
+}
+
+#[test]
+fn a_stale_snapshot_is_caught_up_and_a_foreign_or_damaged_one_is_ignored() {
+    let dir = TempDir::new("snapshot-stale");
+    let events = history(12, 12, 8);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, &events[..200]);
+    drop(store);
+    let old = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, &events[200..events.len() - 1]);
+    drop(store);
+    let all = contents(&FileStore::open_read_only(dir.path()).expect("open"));
+
+    // Stale: it covers 200 events; the rest is read from the log (a crash after more appends).
+    std::fs::write(snapshot(dir.path()), &old).expect("write");
+    let store = FileStore::open_with(dir.path(), small()).expect("open with a stale snapshot");
+    assert_eq!(store.recovery().from_snapshot, 200);
+    assert_eq!(contents(&store), all);
+    drop(store);
+
+    // Damaged: any flipped byte, and it is read in full.
+    let good = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    for at in [0, 40, good.len() / 2, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x20;
+        std::fs::write(snapshot(dir.path()), &bad).expect("write");
+        let store = FileStore::open_read_only(dir.path()).expect("open with a damaged snapshot");
+        assert_eq!(store.recovery().from_snapshot, 0, "byte {at}");
+        assert_eq!(contents(&store), all);
+    }
+
+    // Foreign: another store's snapshot.
+    let other = TempDir::new("snapshot-other");
+    let store = FileStore::open(other.path()).expect("open");
+    append(&store, &events[..200]);
+    drop(store);
+    std::fs::copy(snapshot(other.path()), snapshot(dir.path())).expect("copy");
+    let store = FileStore::open_with(dir.path(), small()).expect("open with a foreign snapshot");
+    assert_eq!(store.recovery().from_snapshot, 0);
+    assert_eq!(contents(&store), all);
+    // The store's own blob name is reserved.
+    let refused = pollster::block_on(store.save_derived("log-index", b"x"));
+    assert!(refused.is_err());
+}
+
+#[test]
+fn a_snapshot_ahead_of_the_log_is_not_trusted() {
+    let dir = TempDir::new("snapshot-ahead");
+    let events = history(6, 12, 2);
+    let store = FileStore::open(dir.path()).expect("open");
+    append(&store, &events[..60]);
+    drop(store);
+    // Keep this log, and a snapshot of a later state of it.
+    let backup = TempDir::new("snapshot-ahead-copy");
+    rapport_store_file::backup(dir.path(), backup.path()).expect("backup");
+    let store = FileStore::open(dir.path()).expect("open");
+    append(&store, &events[60..120]);
+    drop(store);
+    std::fs::create_dir_all(backup.path().join("derived")).expect("dir");
+    std::fs::copy(snapshot(dir.path()), snapshot(backup.path())).expect("copy");
+    let store = FileStore::open(backup.path()).expect("the older log opens");
+    assert_eq!(store.recovery().from_snapshot, 0, "the snapshot covers events the log does not hold");
+    assert_eq!(contents(&store).len(), 60);
+}
+
+#[test]
+fn damage_in_the_prefix_a_snapshot_covers_is_found_by_reads_and_verify_never_hidden() {
+    let dir = TempDir::new("snapshot-flip");
+    let events = history(8, 12, 6);
+    let store = FileStore::open(dir.path()).expect("open");
+    append(&store, &events[..150]);
+    let log = contents(&store);
+    drop(store);
+    let segment = dir.path().join(rapport_store_file::segment_name(0));
+    let mut bytes = std::fs::read(&segment).expect("segment");
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x04;
+    std::fs::write(&segment, &bytes).expect("write");
+    // The open trusts the snapshot for the prefix it covers (it does not read it) ...
+    let store = FileStore::open_read_only(dir.path()).expect("open");
+    assert_eq!(store.recovery().from_snapshot, 150);
+    // ... a read of the damaged record fails naming the segment, and never returns other data ...
+    match pollster::block_on(store.read_all(rapport_core::Position(1), 1_000)) {
+        Ok(read) => assert_eq!(read, log, "a flip that no record holds"),
+        Err(rapport_core::ReadError::Corrupt { location, .. }) => {
+            assert!(location.contains(&rapport_store_file::segment_name(0)), "{location}");
+        }
+        Err(e) => panic!("{e}"),
+    }
+    // ... and verify, which reads everything, names it.
+    let damaged = verify(dir.path()).expect_err("verify finds the flip");
+    assert!(damaged.to_string().contains(&rapport_store_file::segment_name(0)), "{damaged}");
+}
