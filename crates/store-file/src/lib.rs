@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod backup;
+mod blob;
 mod damage;
 mod derived;
 mod follow;
@@ -65,7 +66,7 @@ pub mod vfs;
 mod writer;
 
 pub use backup::{BackupError, BackupReport, backup};
-pub use derived::DERIVED_DIR;
+pub use blob::DERIVED_DIR;
 pub use head::{HEAD_FILE, HeadRecord};
 pub use index::segment_name;
 pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};

@@ -17,7 +17,7 @@ use rapport_core::derived::{self, DerivedHeader};
 use rapport_core::{AccountId, Position, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::derived::{DERIVED_DIR, write_blob};
+use crate::blob::{DERIVED_DIR, write_blob};
 use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::HeadRecord;
 use crate::index::{Core, Index, segment_name};
