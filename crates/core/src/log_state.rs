@@ -3,6 +3,9 @@
 
 use crate::hash::KeyedMap;
 
+mod ids;
+use ids::IdIndex;
+
 use crate::event::NewEvent;
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::store::{AppendError, BATCH_EVENTS_MAX, ExpectedVersion};
@@ -54,7 +57,7 @@ enum Undo {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LogState {
     streams: KeyedMap<AccountId, StreamState>,
-    ids: KeyedMap<EventId, Position>,
+    ids: IdIndex,
 }
 
 impl LogState {
@@ -97,18 +100,12 @@ impl LogState {
     /// that later batches find the id as a duplicate or a conflict. Returns false, changing
     /// nothing, if the id is already recorded.
     pub fn note_logged_id(&mut self, id: EventId, position: Position) -> bool {
-        match self.ids.entry(id) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(position);
-                true
-            }
-        }
+        self.ids.insert_new(id, position).is_ok()
     }
 
     /// The position of the event with id `id`, if this state has recorded one.
     pub fn id_position(&self, id: &EventId) -> Option<Position> {
-        self.ids.get(id).copied()
+        self.ids.get(id)
     }
 
     /// How many accounts have events.
@@ -122,7 +119,7 @@ impl LogState {
     /// # Errors
     /// The rule the stored event breaks, or an id already seen.
     pub fn replay(&mut self, e: &NewEvent, position: Position) -> Result<StreamVersion, AppendError> {
-        if self.ids.insert(e.id, position).is_some() {
+        if self.ids.insert_new(e.id, position).is_err() {
             return Err(AppendError::IdConflict { account: e.account.clone(), id: e.id });
         }
         let stream = self.streams.entry(e.account.clone()).or_default();
@@ -231,10 +228,9 @@ impl LogState {
         // For each event before `valid`: `None` if it is new, else the position its id holds.
         let mut seen: Vec<Option<Position>> = Vec::with_capacity(valid);
         for (k, e) in batch[..valid].iter().enumerate() {
-            match self.ids.entry(e.id) {
-                std::collections::hash_map::Entry::Occupied(at) => seen.push(Some(*at.get())),
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Position(next.0 + fresh.len() as u64));
+            match self.ids.insert_new(e.id, Position(next.0 + fresh.len() as u64)) {
+                Err(at) => seen.push(Some(at)),
+                Ok(()) => {
                     fresh.push(k);
                     seen.push(None);
                 }
@@ -307,9 +303,7 @@ impl LogState {
     fn undo(&mut self, undo: Vec<Undo>) {
         for undo in undo.into_iter().rev() {
             match undo {
-                Undo::Id(id) => {
-                    self.ids.remove(&id);
-                }
+                Undo::Id(id) => self.ids.remove_recent(&id),
                 Undo::Stream(account, undo) => {
                     let now_empty = match self.streams.get_mut(&account) {
                         Some(stream) => {

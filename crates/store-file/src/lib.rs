@@ -21,7 +21,7 @@
 //!   execs (descriptors are opened close-on-exec), and the lock outlives the handle by that
 //!   window.
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
-//! - [`backup`] makes a consistent, verified copy while a writer keeps appending;
+//! - [`backup()`] makes a consistent, verified copy while a writer keeps appending;
 //!   [`FileStore::open_following`] follows a log another process appends to.
 //!
 //! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.
