@@ -27,6 +27,9 @@ use crate::vfs::{Vfs, read_exact_at};
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
 const VERSION: u32 = 1;
+/// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
+/// not saved (logged), and a file this large is not read, whatever it claims.
+const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
 
 /// Where the log covered by a snapshot ends, as the writer left it at a clean close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +100,14 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
             return;
         }
     };
+    if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
+        tracing::warn!(
+            dir = %dir.display(),
+            bytes = bytes.len(),
+            "index snapshot not saved: larger than {SNAPSHOT_BYTES_MAX} bytes (docs/scaling.md)"
+        );
+        return;
+    }
     match write_blob(vfs, dir, NAME, &bytes) {
         Ok(()) => tracing::info!(
             dir = %dir.display(),
@@ -142,8 +153,8 @@ fn try_load(
 ) -> Result<Loaded, String> {
     let file = vfs.open_read(path).map_err(|e| format!("open: {e}"))?;
     let len = file.size().map_err(|e| format!("stat: {e}"))?;
-    if len > rapport_core::store::DERIVED_BYTES_MAX as u64 {
-        return Err(format!("{len} bytes"));
+    if len > SNAPSHOT_BYTES_MAX {
+        return Err(format!("{len} bytes, more than the {SNAPSHOT_BYTES_MAX} a snapshot may hold"));
     }
     let mut bytes = vec![0u8; len as usize];
     read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
