@@ -89,6 +89,8 @@ impl Drop for Shared {
             && let Ok(Some(extent)) = handle.join()
             && self.poisoned.get().is_none()
             && self.options.index_snapshot
+            // The snapshot this open loaded still covers everything: nothing to save.
+            && extent.position != self.recovery.from_snapshot
         {
             // Closed cleanly: save the indexes, so the next open reads only what follows.
             let core = self.core.get_mut().unwrap_or_else(|p| p.into_inner());

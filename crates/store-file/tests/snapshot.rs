@@ -59,6 +59,13 @@ fn an_open_after_a_clean_close_reads_only_what_follows_the_snapshot() {
     drop(store);
     assert!(snapshot(dir.path()).exists(), "a clean close saves the snapshot");
 
+    // An open and a close that append nothing leave the snapshot as it was.
+    let saved = std::fs::metadata(snapshot(dir.path())).and_then(|m| m.modified()).expect("mtime");
+    let bytes = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    drop(FileStore::open_with(dir.path(), small()).expect("reopen"));
+    assert_eq!(std::fs::read(snapshot(dir.path())).expect("snapshot"), bytes);
+    assert_eq!(std::fs::metadata(snapshot(dir.path())).and_then(|m| m.modified()).expect("mtime"), saved);
+
     let store = FileStore::open_with(dir.path(), small()).expect("reopen");
     assert_eq!(store.recovery().from_snapshot, first.len() as u64, "it stood in for the whole log");
     append(&store, &rest[..30]);
