@@ -162,7 +162,8 @@ impl FileStore {
         let Some(log_id) = scan.log_id else {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
         };
-        let skipped = scan.tail.as_ref().map(|t| Skipped {
+        // Zeros to the end of the last segment are space a writer preallocated, not a batch.
+        let skipped = scan.tail.as_ref().filter(|t| t.reason != "zeroed space").map(|t| Skipped {
             segment: t.segment.clone(),
             offset: t.offset,
             bytes: t.bytes,

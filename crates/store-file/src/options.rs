@@ -38,6 +38,11 @@ pub struct Options {
     /// open instead of reading the log they cover (see `docs/log-format.md`, "The index
     /// snapshot"). On by default; off, every open reads the whole log.
     pub index_snapshot: bool,
+    /// Write zeros ahead of small appends (1 MiB at a time) so that their fdatasync changes no
+    /// file size, which costs about a third less on the disks measured (BENCHMARKS.md,
+    /// "Single-event appends"). A clean close and every segment rollover cut the zeros; a
+    /// crash leaves them, and they are the end of the log to every reader. On by default.
+    pub preallocate: bool,
 }
 
 impl Default for Options {
@@ -48,6 +53,7 @@ impl Default for Options {
             create_if_missing: true,
             future_skew: FUTURE_SKEW_DEFAULT,
             index_snapshot: true,
+            preallocate: true,
         }
     }
 }

@@ -28,6 +28,14 @@ pub trait AppendFile: Send {
     /// I/O errors; the store poisons itself on any.
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
 
+    /// Writes all of `data` at `offset`, over what is there and past the end if need be (the
+    /// writer overwrites the zeros it preallocated). Not to be mixed with
+    /// [`append`](Self::append) on one handle: appends go on after the last append.
+    ///
+    /// # Errors
+    /// I/O errors; the store poisons itself on any.
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()>;
+
     /// Makes every appended byte durable (`fdatasync`).
     ///
     /// # Errors
@@ -132,6 +140,26 @@ impl AppendFile for StdAppend {
         self.0.write_all(data)
     }
 
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::FileExt::write_all_at(&self.0, data, offset)
+        }
+        #[cfg(windows)]
+        {
+            let (mut data, mut offset) = (data, offset);
+            while !data.is_empty() {
+                let n = std::os::windows::fs::FileExt::seek_write(&self.0, data, offset)?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                data = &data[n..];
+                offset += n as u64;
+            }
+            Ok(())
+        }
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
     }
@@ -166,12 +194,16 @@ impl Vfs for StdVfs {
     }
 
     fn open_append(&self, path: &Path, create_new: bool) -> io::Result<Box<dyn AppendFile>> {
+        // Not O_APPEND: positioned writes must land where they are aimed. Appends go on from
+        // the end as it is now.
         let mut o = OpenOptions::new();
-        o.append(true);
+        o.write(true);
         if create_new {
             o.create_new(true);
         }
-        Ok(Box::new(StdAppend(o.open(path)?)))
+        let mut f = o.open(path)?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0))?;
+        Ok(Box::new(StdAppend(f)))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {

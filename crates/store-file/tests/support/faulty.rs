@@ -184,40 +184,53 @@ impl FaultyVfs {
     }
 }
 
-/// A file's bytes after a crash: its durable bytes plus the unsynced sectors `tear` keeps.
+/// A file's bytes after a crash: its durable bytes plus the unsynced sectors `tear` keeps. A
+/// sector is unsynced where the written bytes differ from the durable ones (an overwrite of
+/// preallocated zeros) or lie past them (an append); the size may reach the disk without the
+/// data (zeros to the end).
 fn tear_file(f: &FileData, tear: Tear, rng: &mut SplitMix64) -> Vec<u8> {
     let mut out = f.durable.clone();
     let written = f.data.len();
-    let durable_len = f.durable.len().min(written);
-    if written > durable_len {
-        let first = durable_len / SECTOR;
-        let last = (written - 1) / SECTOR;
-        let n = last - first + 1;
-        let keep: Vec<bool> = match tear {
-            Tear::DropAll => vec![false; n],
-            Tear::KeepAll => vec![true; n],
-            Tear::Prefix => {
-                let k = rng.below(n as u32 + 1) as usize;
-                (0..n).map(|i| i < k).collect()
-            }
-            Tear::Scatter => (0..n).map(|_| rng.chance(0.5)).collect(),
-        };
-        if let Some(last_kept) = keep.iter().rposition(|k| *k) {
-            let end = ((first + last_kept + 1) * SECTOR).min(written);
-            out.resize(end, 0);
-            for (i, k) in keep.iter().enumerate() {
-                if *k {
-                    let a = ((first + i) * SECTOR).max(durable_len);
-                    let b = ((first + i + 1) * SECTOR).min(written);
-                    if a < b {
-                        out[a..b].copy_from_slice(&f.data[a..b]);
-                    }
-                }
-            }
+    if written < out.len() {
+        // Never happens to the store's files (they only grow), but keep the model whole.
+        out.truncate(written);
+    }
+    let sectors = written.div_ceil(SECTOR);
+    let changed: Vec<usize> = (0..sectors)
+        .filter(|&i| {
+            let (a, b) = (i * SECTOR, ((i + 1) * SECTOR).min(written));
+            b > f.durable.len() || f.data[a..b] != f.durable[a..b]
+        })
+        .collect();
+    if changed.is_empty() {
+        return out;
+    }
+    let n = changed.len();
+    let keep: Vec<bool> = match tear {
+        Tear::DropAll => vec![false; n],
+        Tear::KeepAll => vec![true; n],
+        Tear::Prefix => {
+            let k = rng.below(n as u32 + 1) as usize;
+            (0..n).map(|i| i < k).collect()
         }
-        if tear == Tear::Scatter && rng.chance(0.3) {
-            // Sometimes the size reached the disk before the data: zeros to the end.
-            out.resize(written, 0);
+        Tear::Scatter => (0..n).map(|_| rng.chance(0.5)).collect(),
+    };
+    // The file is as long as its last kept sector past the durable length reaches.
+    let mut len = out.len();
+    for (i, &sector) in changed.iter().enumerate() {
+        if keep[i] {
+            len = len.max(((sector + 1) * SECTOR).min(written));
+        }
+    }
+    if tear == Tear::Scatter && rng.chance(0.3) {
+        // Sometimes the size reached the disk before the data: zeros to the end.
+        len = written;
+    }
+    out.resize(len, 0);
+    for (i, &sector) in changed.iter().enumerate() {
+        let (a, b) = (sector * SECTOR, ((sector + 1) * SECTOR).min(len));
+        if keep[i] && a < b {
+            out[a..b].copy_from_slice(&f.data[a..b]);
         }
     }
     out
@@ -251,6 +264,17 @@ impl AppendFile for MemAppend {
     fn append(&mut self, data: &[u8]) -> io::Result<()> {
         let _s = self.vfs.op()?;
         self.file.lock().unwrap().data.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let _s = self.vfs.op()?;
+        let mut f = self.file.lock().unwrap();
+        let (start, end) = (offset as usize, offset as usize + data.len());
+        if f.data.len() < end {
+            f.data.resize(end, 0);
+        }
+        f.data[start..end].copy_from_slice(data);
         Ok(())
     }
 
