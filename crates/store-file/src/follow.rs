@@ -99,6 +99,11 @@ fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadErro
         let sealed = vfs.exists(&sh.dir.join(segment_name(state.segment + 1)));
         let file = vfs.open_read(&path).map_err(|e| StorageError::new("open segment to follow", e))?;
         let size = file.size().map_err(|e| StorageError::new("stat segment to follow", e))?;
+        if size > state.len && !sealed && state.len > 0 && nothing_at(&*file, state.len)? {
+            // Zeros where the next frame would start: space the writer preallocated, not yet
+            // written. Looking at its first bytes is enough (a frame starts with its magic).
+            return Ok(sh.committed_in_index());
+        }
         if size > state.len {
             let mut bytes = vec![0u8; usize::try_from(size - state.len).unwrap_or(usize::MAX)];
             read_exact_at(&*file, &mut bytes, state.len).map_err(|e| StorageError::new("read segment to follow", e))?;
@@ -130,6 +135,13 @@ fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadErro
         let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
         index.segments.push(sh.dir.join(segment_name(state.segment)));
     }
+}
+
+/// Whether the bytes at `at` are zeros (a frame header's first eight never are).
+fn nothing_at(file: &dyn crate::vfs::ReadFile, at: u64) -> Result<bool, ReadError> {
+    let mut probe = [0u8; 8];
+    let n = file.read_at(&mut probe, at).map_err(|e| StorageError::new("read segment to follow", e))?;
+    Ok(n == probe.len() && probe == [0u8; 8])
 }
 
 /// Where reading stops short of a segment's end: later, unless the segment is sealed.
