@@ -242,6 +242,23 @@ fn main() {
         peer_lat.push(t.elapsed());
     }
     peer_lat.sort();
+    // The same appends without preallocation, in the same run: what it buys.
+    let grown = FileStore::open_with(dir.join("single-grown"), Options { preallocate: false, ..Options::default() })
+        .expect("open");
+    let mut grown_lat = Vec::new();
+    for e in &singles {
+        let t = Instant::now();
+        pollster::block_on(grown.append(vec![e.clone()], ExpectedVersion::Any)).expect("append");
+        grown_lat.push(t.elapsed());
+    }
+    grown_lat.sort();
+    drop(grown);
+    rows.push(Row {
+        what: "single-event durable append p50 without preallocation (µs)".into(),
+        ours: format!("{:.0}", percentile(&grown_lat, 0.5).as_secs_f64() * 1e6),
+        peer: "-".into(),
+        ratio: format!("{:.2}x", percentile(&grown_lat, 0.5).as_secs_f64() / percentile(&lat, 0.5).as_secs_f64()),
+    });
     let file_lat = (percentile(&lat, 0.5), percentile(&lat, 0.99));
     let sqlite_lat = (percentile(&peer_lat, 0.5), percentile(&peer_lat, 0.99));
     for (name, p) in [("p50", 0.5), ("p99", 0.99)] {
