@@ -227,13 +227,7 @@ fn main() {
     // 3. Single-event durable append latency.
     let singles = events(2_000, 7);
     let store1 = FileStore::open(dir.join("single")).expect("open");
-    let mut lat = Vec::new();
-    for e in &singles {
-        let t = Instant::now();
-        pollster::block_on(store1.append(vec![e.clone()], ExpectedVersion::Any)).expect("append");
-        lat.push(t.elapsed());
-    }
-    lat.sort();
+    let lat = single_append_latencies(&store1, &singles);
     let mut conn1 = sqlite(&dir.join("single.sqlite"));
     let mut peer_lat = Vec::new();
     for e in &singles {
@@ -245,13 +239,7 @@ fn main() {
     // The same appends without preallocation, in the same run: what it buys.
     let grown = FileStore::open_with(dir.join("single-grown"), Options { preallocate: false, ..Options::default() })
         .expect("open");
-    let mut grown_lat = Vec::new();
-    for e in &singles {
-        let t = Instant::now();
-        pollster::block_on(grown.append(vec![e.clone()], ExpectedVersion::Any)).expect("append");
-        grown_lat.push(t.elapsed());
-    }
-    grown_lat.sort();
+    let grown_lat = single_append_latencies(&grown, &singles);
     drop(grown);
     rows.push(Row {
         what: "single-event durable append p50 without preallocation (µs)".into(),
@@ -522,4 +510,18 @@ fn main() {
         println!("{:<78} {:>16} {:>22} {:>16}", r.what, r.ours, r.peer, r.ratio);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each of `events` appended alone, durably, one after another: the latencies, sorted.
+fn single_append_latencies(store: &FileStore, events: &[NewEvent]) -> Vec<Duration> {
+    let mut lat: Vec<Duration> = events
+        .iter()
+        .map(|e| {
+            let t = Instant::now();
+            pollster::block_on(store.append(vec![e.clone()], ExpectedVersion::Any)).expect("append");
+            t.elapsed()
+        })
+        .collect();
+    lat.sort();
+    lat
 }
