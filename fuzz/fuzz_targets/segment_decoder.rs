@@ -14,16 +14,18 @@ fuzz_target!(|data: &[u8]| {
     }
     // Frame headers and record splitting on their own, at every offset of a short input.
     for at in 0..data.len().min(64) {
-        let _ = rapport_store_file::format::FrameHeader::decode(&data[at..]);
+        for version in [1, 2] {
+            let _ = rapport_store_file::format::FrameHeader::decode(&data[at..], version);
+        }
     }
     let _ = rapport_store_file::format::split_records(data, 3);
     // The head record, with its checksum set right so the fields behind it are reached: a
     // record that decodes is exactly the bytes its value encodes to.
-    if data.len() == 64 {
-        let mut record = [0u8; 64];
-        record.copy_from_slice(data);
-        let crc = crc32c::crc32c(&record[..60]);
-        record[60..].copy_from_slice(&crc.to_le_bytes());
+    if data.len() == 64 || data.len() == 96 {
+        let mut record = data.to_vec();
+        let len = record.len();
+        let crc = crc32c::crc32c(&record[..len - 4]);
+        record[len - 4..].copy_from_slice(&crc.to_le_bytes());
         if let Ok(head) = rapport_store_file::HeadRecord::decode(&record) {
             assert_eq!(head.encode(), record);
         }

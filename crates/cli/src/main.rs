@@ -19,7 +19,9 @@ use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
 use rapport_import::{Format, ImportError, Importer, Progress};
-use rapport_store_file::{BackupError, FileStore, OpenError, Options, RecoveryReport, VerifyError, backup, verify};
+use rapport_store_file::{
+    BackupError, FileStore, OpenError, Options, RecoveryReport, UpgradeError, VerifyError, backup, upgrade, verify,
+};
 use rapport_store_postgres::{PgOptions, PgStore};
 
 mod live;
@@ -126,10 +128,25 @@ enum Command {
         #[arg(long, value_name = "OUT.svg")]
         svg: Option<PathBuf>,
     },
-    /// Check every record, checksum and validation rule.
+    /// Check every record, checksum and validation rule; for a file store also the hash
+    /// chain, and print its value at the head (record it to prove the history later).
     Verify {
         #[command(flatten)]
         store: StoreArg,
+        /// Also prove that the log up to POSITION is the history whose chain value an earlier
+        /// `verify` printed there as CHAIN (file store): `--expect 1200:9f3a…`.
+        #[arg(long, value_name = "POSITION:CHAIN")]
+        expect: Option<String>,
+    },
+    /// Rewrite a file store created by an older build (format 1, frames chained by CRC32C)
+    /// as format 2 (chained by BLAKE3) in a new directory, and verify it. The old store is
+    /// left as it is; stop its writer first.
+    Upgrade {
+        /// The file-store directory to upgrade.
+        #[arg(long)]
+        store: PathBuf,
+        /// Where to write the upgraded store: a directory that must not exist.
+        dest: PathBuf,
     },
     /// Write seeded synthetic history as JSON Lines on stdout.
     Generate {
@@ -370,6 +387,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Err(e @ BackupError::Destination { .. }) => Err(fail(2, e.into())),
             Err(e) => Err(e.into()),
         },
+        Command::Upgrade { store, dest } => match upgrade(&store, &dest) {
+            Ok(r) => {
+                let mut out = Out::new();
+                out.line(format_args!(
+                    "upgraded: {} events in {} segments, format 2, verified: {}",
+                    r.n_events,
+                    r.n_segments,
+                    shown(&dest)
+                ))?;
+                out.line(format_args!("head: position {}, chain {}", r.n_events, r.head_chain.display(2)))?;
+                out.finish()
+            }
+            Err(UpgradeError::Open(e @ OpenError::Corrupt { .. })) => Err(fail(4, e.into())),
+            Err(e @ (UpgradeError::Destination { .. } | UpgradeError::Current { .. })) => Err(fail(2, e.into())),
+            Err(e) => Err(e.into()),
+        },
         Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
         Command::Timeline { store, account, every, as_of, svg } => {
             let protected = Protected::new(store.store.as_deref(), &[]);
@@ -378,18 +411,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             cmd_timeline(&open_store(&store, Access::Read)?, &account, &every, &as_of, svg.as_deref(), &protected)
         }
-        Command::Verify { store } => match (&store.store, &store.postgres) {
-            (Some(dir), _) => match verify(dir) {
-                Ok(r) => {
-                    let mut out = Out::new();
-                    out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
-                    out.finish()?;
-                    note_skipped(&RecoveryReport { skipped: r.skipped, ..RecoveryReport::default() });
-                    Ok(())
-                }
-                Err(e @ VerifyError::Damaged { .. }) => Err(fail(4, e.into())),
-                Err(e) => Err(e.into()),
-            },
+        Command::Verify { store, expect } => match (&store.store, &store.postgres) {
+            (Some(dir), _) => verify_files(dir, expect.as_deref()),
+            (None, Some(_)) if expect.is_some() => {
+                Err(fail(2, anyhow!("--expect checks a file store's hash chain; PostgreSQL keeps none")))
+            }
             (None, Some(_)) => verify_log(&open_store(&store, Access::Read)?),
             (None, None) => Err(fail(2, anyhow!("give --store DIR or --postgres URL"))),
         },
@@ -415,6 +441,55 @@ fn run(cli: Cli) -> Result<(), Failure> {
             out.finish()
         }
     }
+}
+
+/// Verifies a file store: every check an open makes, the hash chain included; prints the
+/// chain's value at the head and, with `expect`, proves the log up to a recorded position.
+fn verify_files(dir: &std::path::Path, expect: Option<&str>) -> Result<(), Failure> {
+    let damaged = |e: VerifyError| match e {
+        e @ (VerifyError::Damaged { .. } | VerifyError::NoFrameEnd { .. }) => fail(4, e.into()),
+        e => e.into(),
+    };
+    let r = verify(dir).map_err(damaged)?;
+    let version = r.format_version;
+    let expected = match expect {
+        None => None,
+        Some(text) => {
+            let parsed = text
+                .split_once(':')
+                .and_then(|(p, c)| Some((p.parse::<u64>().ok()?, c)))
+                .ok_or_else(|| fail(2, anyhow!("--expect {}: give POSITION:CHAIN", one_line(text))))?;
+            let chain = rapport_store_file::format::Chain::parse(parsed.1, version)
+                .map_err(|e| fail(2, anyhow!("--expect {}: {e}", one_line(text))))?;
+            Some((parsed.0, chain))
+        }
+    };
+    let mut out = Out::new();
+    out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
+    let kind = if version == 1 {
+        "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 2"
+    } else {
+        "blake3, format 2"
+    };
+    out.line(format_args!("head: position {}, chain {} ({kind})", r.n_events, r.head_chain.display(version)))?;
+    if let Some((position, chain)) = expected {
+        let found = rapport_store_file::chain_at(dir, position).map_err(damaged)?;
+        if found != chain {
+            return Err(fail(
+                4,
+                anyhow!(
+                    "damaged: the chain at position {position} is {}, not the {} recorded: the history up to there \
+                     was rewritten",
+                    found.display(version),
+                    chain.display(version)
+                ),
+            ));
+        }
+        out.line(format_args!("proved: the log up to position {position} is the history recorded"))?;
+    }
+    out.finish()?;
+    note_skipped(&RecoveryReport { skipped: r.skipped, ..RecoveryReport::default() });
+    Ok(())
 }
 
 /// Verifies any store through the contract: gapless positions and every validation rule.

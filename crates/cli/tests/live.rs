@@ -162,7 +162,10 @@ fn backup_copies_a_store_that_verifies_and_scores_the_same() {
     let said = stdout(&ok(&["backup", "--store", p(&store), p(&copy)]));
     let n = std::fs::read_to_string(&history).expect("read").lines().count();
     assert!(said.starts_with(&format!("backup: {n} events")) && said.contains("verified"), "{said}");
-    assert_eq!(stdout(&ok(&["verify", "--store", p(&copy)])).trim(), format!("ok: {n} events, 4 accounts"));
+    assert_eq!(
+        stdout(&ok(&["verify", "--store", p(&copy)])).lines().next(),
+        Some(format!("ok: {n} events, 4 accounts").as_str())
+    );
     let at = "2025-01-15T00:00:00Z";
     let scores = |dir: &Path| stdout(&ok(&["score", "--store", p(dir), "--as-of", at, "--format", "json"]));
     assert_eq!(scores(&store), scores(&copy));
@@ -172,4 +175,76 @@ fn backup_copies_a_store_that_verifies_and_scores_the_same() {
     assert!(stderr(&again).contains("never overwrites"), "{}", stderr(&again));
     let inside = rapport(&["backup", "--store", p(&store), p(&store.join("b"))]);
     assert_eq!(inside.status.code(), Some(2), "{}", stderr(&inside));
+}
+
+/// The value `verify` prints for the head: (position, chain).
+fn head_line(verify_out: &str) -> (String, String) {
+    let line = verify_out.lines().find(|l| l.starts_with("head: ")).expect("a head line");
+    let rest = line.strip_prefix("head: position ").expect("head: position N, chain C");
+    let (position, rest) = rest.split_once(", chain ").expect("a chain");
+    (position.to_string(), rest.split_whitespace().next().expect("the value").to_string())
+}
+
+#[test]
+fn verify_prints_the_chain_and_proves_a_recorded_history_later() {
+    let tmp = Tmp::new("chain");
+    let store = tmp.0.join("store");
+    let history = tmp.0.join("h.jsonl");
+    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", "3", "--months", "4", "--seed", "8"])))
+        .expect("write");
+    ok(&["import", "--store", p(&store), p(&history)]);
+    let first = stdout(&ok(&["verify", "--store", p(&store)]));
+    assert!(first.contains("(blake3, format 2)"), "{first}");
+    let (position, chain) = head_line(&first);
+    assert_eq!(chain.len(), 64);
+    // More history later; the recorded prefix is still proved.
+    let later = tmp.0.join("later.jsonl");
+    std::fs::write(
+        &later,
+        "{\"type\":\"touchpoint\",\"account\":\"later\",\"occurred_at\":\"2025-06-01T09:00:00Z\",\"channel\":\"call\"}\n",
+    )
+    .expect("write");
+    ok(&["import", "--store", p(&store), p(&later)]);
+    let expect = format!("{position}:{chain}");
+    let proved = stdout(&ok(&["verify", "--store", p(&store), "--expect", &expect]));
+    assert!(proved.contains(&format!("proved: the log up to position {position}")), "{proved}");
+    assert_ne!(head_line(&proved).0, position, "the head moved on");
+    // Another value is a rewritten history (exit 4); a malformed one a usage error (exit 2).
+    let mut other = chain.clone().into_bytes();
+    other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+    let forged = format!("{position}:{}", String::from_utf8(other).expect("hex"));
+    let refused = rapport(&["verify", "--store", p(&store), "--expect", &forged]);
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("was rewritten"), "{}", stderr(&refused));
+    for bad in ["12", "x:abc", &format!("{position}:abc")] {
+        let out = rapport(&["verify", "--store", p(&store), "--expect", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn upgrade_rewrites_a_version_1_store_in_a_new_directory() {
+    let tmp = Tmp::new("upgrade");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../store-file/tests/fixtures/v1");
+    let old = tmp.0.join("old");
+    std::fs::create_dir_all(&old).expect("mkdir");
+    for entry in std::fs::read_dir(&fixture).expect("fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), old.join(entry.file_name())).expect("copy");
+    }
+    let before = stdout(&ok(&["verify", "--store", p(&old)]));
+    assert!(before.contains("format 1: not tamper-evident"), "{before}");
+    let new = tmp.0.join("new");
+    let said = stdout(&ok(&["upgrade", "--store", p(&old), p(&new)]));
+    let n = before.lines().next().expect("ok line").split_whitespace().nth(1).expect("count").to_string();
+    assert!(said.starts_with(&format!("upgraded: {n} events")), "{said}");
+    let after = stdout(&ok(&["verify", "--store", p(&new)]));
+    assert_eq!(after.lines().next(), before.lines().next());
+    assert_eq!(head_line(&after), head_line(&said));
+    let at = "2025-01-15T00:00:00Z";
+    let scores = |dir: &Path| stdout(&ok(&["score", "--store", p(dir), "--as-of", at, "--format", "json"]));
+    assert_eq!(scores(&old), scores(&new));
+    let twice = rapport(&["upgrade", "--store", p(&new), p(&tmp.0.join("again"))]);
+    assert_eq!(twice.status.code(), Some(2), "{}", stderr(&twice));
+    assert!(stderr(&twice).contains("already in format version 2"), "{}", stderr(&twice));
 }

@@ -128,7 +128,8 @@ pub fn backup(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<BackupRep
     result
 }
 
-fn check_destination(src: &Path, dest: &Path) -> Result<(), BackupError> {
+/// Refuses a destination that exists, lies inside the store or holds it (the upgrade's too).
+pub(crate) fn check_destination(src: &Path, dest: &Path) -> Result<(), BackupError> {
     let refuse = |reason: &str| BackupError::Destination { path: dest.to_path_buf(), reason: reason.to_owned() };
     if dest.exists() || dest.symlink_metadata().is_ok() {
         return Err(refuse("exists; a backup never overwrites"));
@@ -167,10 +168,11 @@ fn copy_log(store: &FileStore, dest: &Path) -> Result<BackupReport, BackupError>
         }
     }
     let record = HeadRecord {
+        version: follow.version,
         log_id: sh.log_id,
         last_segment: last.unwrap_or(0),
         position: n_events,
-        chain: follow.prev_payload_crc,
+        chain: follow.chain,
     };
     if last.is_some() {
         head::write(&StdVfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;

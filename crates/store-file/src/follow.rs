@@ -162,6 +162,13 @@ fn check_segment_header(sh: &Shared, state: &FollowState, bytes: &[u8], path: &P
     if header.log_id != sh.log_id {
         return Err(corrupt(path, 16, "segment belongs to another log".into()));
     }
+    if header.version != state.version {
+        return Err(corrupt(
+            path,
+            8,
+            format!("segment is in format version {}, the log before it in {}", header.version, state.version),
+        ));
+    }
     if header.segment_no != state.segment || header.base_position != next {
         return Err(corrupt(
             path,
@@ -185,10 +192,11 @@ fn index_frames(
     let mut core = lock(&sh.core);
     let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
     let mut scan = Scan::resume(std::mem::replace(&mut *core, Scan::empty_core()), std::mem::take(&mut *index));
-    scan.prev_payload_crc = state.prev_payload_crc;
+    scan.version = state.version;
+    scan.chain = state.chain;
     scan.last_epoch = state.last_epoch;
     let result = recovery::scan_frames(&mut scan, frames, state.segment, path, None, &mut None);
-    state.prev_payload_crc = scan.prev_payload_crc;
+    state.chain = scan.chain;
     state.last_epoch = scan.last_epoch;
     *core = scan.core;
     *index = scan.index;

@@ -23,6 +23,11 @@
 //! - An I/O failure poisons the handle: every later call errors until the store is reopened.
 //! - [`backup()`] makes a consistent, verified copy while a writer keeps appending;
 //!   [`FileStore::open_following`] follows a log another process appends to.
+//! - Tamper evidence: frames are chained by BLAKE3 (format version 2), so [`verify()`] finds
+//!   an edited event even when every checksum was recomputed, and its
+//!   [`head_chain`](VerifyReport::head_chain) stands for the whole history: record it, and
+//!   [`chain_at`] later proves that prefix unchanged. A log created by an older build (version
+//!   1) keeps opening as it is; [`upgrade()`] rewrites it as version 2 in a new directory.
 //!
 //! The byte layout is documented in `docs/log-format.md`; [`format`](mod@format) implements it.
 //!
@@ -61,6 +66,7 @@ mod recovery;
 mod shared;
 mod snapshot;
 mod store;
+mod upgrade;
 mod verify;
 pub mod vfs;
 mod writer;
@@ -71,4 +77,5 @@ pub use head::{HEAD_FILE, HeadRecord};
 pub use index::segment_name;
 pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};
 pub use store::FileStore;
-pub use verify::{VerifyError, VerifyReport, verify};
+pub use upgrade::{UpgradeError, UpgradeReport, upgrade};
+pub use verify::{VerifyError, VerifyReport, chain_at, verify};

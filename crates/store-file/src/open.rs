@@ -108,6 +108,8 @@ impl FileStore {
             n_events,
             n_segments: scan.index.segments.len() as u64,
             from_snapshot: scan.from_snapshot,
+            format_version: scan.version,
+            head_chain: scan.chain,
         };
         tracing::info!(
             events = n_events,
@@ -175,6 +177,8 @@ impl FileStore {
             n_events: scan.head(),
             n_segments: scan.index.segments.len() as u64,
             from_snapshot: scan.from_snapshot,
+            format_version: scan.version,
+            head_chain: scan.chain,
         };
         let follow = FollowState::after(&scan);
         let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);
@@ -217,7 +221,13 @@ fn start_segment_if_needed(
         scan.numbers.push(0);
         scan.index.segments.push(path.clone());
     }
-    let header = SegmentHeader { log_id, base_position: scan.core.next_position, segment_no: n, head_tracked: true };
+    let header = SegmentHeader {
+        version: scan.version,
+        log_id,
+        base_position: scan.core.next_position,
+        segment_no: n,
+        head_tracked: true,
+    };
     let mut f = vfs.open_append(&path, !vfs.exists(&path)).map_err(io_err("create segment", &path))?;
     f.append(&header.encode()).map_err(io_err("write segment header", &path))?;
     f.sync_data().map_err(io_err("fsync segment", &path))?;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 
+use crate::format::Chain;
+
 /// When an append is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -116,6 +118,13 @@ pub struct RecoveryReport {
     /// The events an index snapshot stood in for (saved at the last clean close; the log was
     /// read only after them); 0 when the whole log was read.
     pub from_snapshot: u64,
+    /// The log's format version (`docs/log-format.md`): 2 for a log created by this build,
+    /// 1 for an older one until it is upgraded ([`upgrade`](crate::upgrade())).
+    pub format_version: u32,
+    /// The chain value after the last event read ([`Chain::START`] for an empty log). In a
+    /// version-2 log it is a BLAKE3 hash over the whole history up to that event: record it,
+    /// and a later `verify` proves that history was not rewritten.
+    pub head_chain: Chain,
 }
 
 /// Bytes at the end of the log a read-only open left unread (see [`RecoveryReport::skipped`]).

@@ -9,7 +9,7 @@ use rapport_core::backend::LogState;
 use rapport_core::{NewEvent, Position, StreamVersion, Timestamp};
 
 use crate::damage;
-use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, pack, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err};
@@ -42,8 +42,11 @@ pub(crate) struct Scan {
     /// Bytes of the last segment up to the end of its last good frame (0 when its header is
     /// incomplete).
     pub(crate) segment_len: u64,
-    /// The payload checksum of the last good frame (0 for an empty log): the chain value.
-    pub(crate) prev_payload_crc: u32,
+    /// The log's format version (from its first segment header; [`FORMAT_VERSION`] for a log
+    /// without one yet).
+    pub(crate) version: u32,
+    /// The chain value after the last good frame ([`Chain::START`] for an empty log).
+    pub(crate) chain: Chain,
     /// The highest sync epoch seen.
     pub(crate) last_epoch: u64,
     /// Damage at the end that a crash explains.
@@ -61,7 +64,7 @@ impl Scan {
     /// The head record describing what this scan read.
     pub(crate) fn head_record(&self, log_id: [u8; 16]) -> HeadRecord {
         let last_segment = self.numbers.last().copied().unwrap_or(0);
-        HeadRecord { log_id, last_segment, position: self.head(), chain: self.prev_payload_crc }
+        HeadRecord { version: self.version, log_id, last_segment, position: self.head(), chain: self.chain }
     }
 }
 
@@ -167,7 +170,7 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
             scan = Scan::resume(loaded.core, loaded.index);
             scan.numbers = numbers.iter().copied().take_while(|n| *n < extent.segment).collect();
             scan.index.segments.truncate(scan.numbers.len());
-            scan.prev_payload_crc = extent.chain;
+            scan.chain = extent.chain;
             scan.last_epoch = extent.last_epoch;
             tracing::debug!(events = extent.position, segment = extent.segment, "index snapshot loaded");
             scan.from_snapshot = extent.position;
@@ -181,8 +184,8 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
     let mut tracked = false;
     // The chain value where the head record's position ends, to check it names this history.
     let mut chain_at_head = match head {
-        Some(h) if h.position == 0 => Some(0u32),
-        Some(h) if h.position + 1 == scan.core.next_position => Some(scan.prev_payload_crc),
+        Some(h) if h.position == 0 => Some(Chain::START),
+        Some(h) if h.position + 1 == scan.core.next_position => Some(scan.chain),
         _ => None,
     };
     for (i, &n) in numbers.iter().enumerate().skip_while(|(_, n)| **n < first) {
@@ -201,6 +204,7 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
                     reason: e.reason,
                 })?;
                 scan.log_id = Some(h.log_id);
+                scan.version = h.version;
                 h
             }
             None => match read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? {
@@ -273,7 +277,8 @@ impl Scan {
             log_id: None,
             numbers: Vec::new(),
             segment_len: 0,
-            prev_payload_crc: 0,
+            version: FORMAT_VERSION,
+            chain: Chain::START,
             last_epoch: 0,
             tail: None,
             from_snapshot: 0,
@@ -320,7 +325,14 @@ fn read_segment_header(
     if head.is_some_and(|h| h.log_id != header.log_id) {
         return Err(corrupt(16, format!("segment belongs to another log than {}", head_path().display())));
     }
+    if scan.log_id.is_some() && header.version != scan.version {
+        return Err(corrupt(
+            8,
+            format!("segment is in format version {}, the log before it in {}", header.version, scan.version),
+        ));
+    }
     scan.log_id = Some(header.log_id);
+    scan.version = header.version;
     if header.segment_no != n || header.base_position != scan.core.next_position {
         return Err(corrupt(
             32,
@@ -345,7 +357,7 @@ fn judge_damage(scan: &mut Scan, bytes: &[u8], damage: &Damage, path: &Path, is_
     if !is_last {
         return Err(corrupt(damage.at, format!("{} in a sealed segment", damage.kind.reason())));
     }
-    let reason = match judge(bytes, damage, scan.last_epoch) {
+    let reason = match judge(bytes, damage, scan.last_epoch, scan.version) {
         Verdict::End if damage.at == bytes.len() => return Ok(()),
         Verdict::End => "zeroed space".to_string(),
         Verdict::Torn(reason) => reason,
@@ -379,7 +391,7 @@ pub(crate) fn scan_frames(
     n: u64,
     path: &Path,
     head: Option<&HeadRecord>,
-    chain_at_head: &mut Option<u32>,
+    chain_at_head: &mut Option<Chain>,
 ) -> Result<(usize, Option<Damage>), OpenError> {
     let Frames { bytes, from, base } = frames;
     let corrupt =
@@ -390,8 +402,8 @@ pub(crate) fn scan_frames(
             return Ok((at, None));
         }
         let damage = |kind, header| Damage { at, kind, header };
-        let h = match FrameHeader::decode(&bytes[at..]) {
-            Ok((h, _)) => h,
+        let h = match FrameHeader::decode(&bytes[at..], scan.version) {
+            Ok(h) => h,
             Err(FrameHeaderError::Zero | FrameHeaderError::Short) if bytes[at..].iter().all(|&b| b == 0) => {
                 return Ok((at, Some(damage(Kind::ZeroedSpace, None))));
             }
@@ -405,16 +417,30 @@ pub(crate) fn scan_frames(
                 format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
             ));
         }
-        if h.prev_checksum != scan.prev_payload_crc {
+        if h.breaks_chain_from(&scan.chain) {
             return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
         }
-        let start = at + FRAME_HEADER_BYTES;
+        let start = at + h.header_len();
         let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
             return Ok((at, Some(damage(Kind::ShortPayload, Some(h)))));
         };
         if crc32c::crc32c(payload) != h.payload_crc {
             return Ok((at, Some(damage(Kind::PayloadChecksum, Some(h)))));
         }
+        // Both checksums pass, so no crash made this frame: a chain that does not hold means
+        // the bytes were edited (or come from another history), and every CRC recomputed does
+        // not hide it in a version-2 log.
+        let Some(chain) = h.chain_after(&scan.chain, payload) else {
+            let last = h.first_position + u64::from(h.count) - 1;
+            return Err(corrupt(
+                at as u64,
+                format!(
+                    "the frame of positions {} to {last} breaks the hash chain: its content or the history before \
+                     it is not what was written",
+                    h.first_position
+                ),
+            ));
+        };
         let bodies = format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
         for (k, (off, body)) in bodies.into_iter().enumerate() {
             let position = Position(h.first_position + k as u64);
@@ -425,10 +451,10 @@ pub(crate) fn scan_frames(
             index_event(scan, &new, position, recorded_at, version, n, record_at)
                 .map_err(|reason| corrupt(record_at - base, reason))?;
         }
-        scan.prev_payload_crc = h.payload_crc;
+        scan.chain = chain;
         scan.last_epoch = scan.last_epoch.max(h.epoch);
         if head.is_some_and(|r| r.position == scan.core.next_position - 1) {
-            *chain_at_head = Some(h.payload_crc);
+            *chain_at_head = Some(chain);
         }
         at = start + h.payload_len as usize;
     }
@@ -458,7 +484,7 @@ fn index_event(
 
 /// Judges damage in the last segment: a torn write only on evidence that no flipped bit
 /// produces (see [`damage`]), and never when a later sync's frame follows.
-fn judge(bytes: &[u8], d: &Damage, last_epoch: u64) -> Verdict {
+fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32) -> Verdict {
     let reason = d.kind.reason();
     if d.kind == Kind::ZeroedSpace {
         return Verdict::End;
@@ -466,33 +492,36 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64) -> Verdict {
     // A torn final write leaves damage followed only by frames of its own unsynced group. A
     // later frame from a later sync epoch proves the damaged bytes had been synced.
     let bound = d.header.map_or(last_epoch + 1, |h| h.epoch);
-    if let Some(o) = synced_frame_after(bytes, d.at + 1, bound) {
+    if let Some(o) = synced_frame_after(bytes, d.at + 1, bound, version) {
         return Verdict::Corrupt(format!(
             "{reason}, and acknowledged data follows (a frame from a later sync at byte {o})"
         ));
     }
     let at = d.at;
+    let header_len = format::frame_header_bytes(version);
     let (start, end, crc) = match (d.kind, d.header) {
         // The file ends inside the frame: the sizes a crash leaves.
         (Kind::ShortHeader | Kind::ShortPayload, _) => return Verdict::Torn(reason.into()),
         // Zeros where the frame magic belongs: never written data.
         (Kind::ZeroedHeader, _) => return Verdict::Torn(reason.into()),
         (Kind::PayloadChecksum, Some(h)) => {
-            let start = at + FRAME_HEADER_BYTES;
+            let start = at + h.header_len();
             (start, start + h.payload_len as usize, h.payload_crc)
         }
         _ => {
             // The header's own checksum failed; the frame's extent is unknown, so the header
             // alone is judged.
-            let header = &bytes[at..at + FRAME_HEADER_BYTES];
-            let stored = u32::from_le_bytes([header[36], header[37], header[38], header[39]]);
-            if crc32c::crc32c(&header[..36]) == stored {
+            let crc_at = header_len - 4;
+            let header = &bytes[at..at + header_len];
+            let stored =
+                u32::from_le_bytes([header[crc_at], header[crc_at + 1], header[crc_at + 2], header[crc_at + 3]]);
+            if crc32c::crc32c(&header[..crc_at]) == stored {
                 return Verdict::Corrupt("a frame header whose checksum passes holds impossible values".into());
             }
-            if (crc32c::crc32c(&header[..36]) ^ stored).count_ones() == 1 {
+            if (crc32c::crc32c(&header[..crc_at]) ^ stored).count_ones() == 1 {
                 return Verdict::Corrupt(format!("{reason}: one flipped bit in its checksum, not a torn write"));
             }
-            (at, at + 36, stored)
+            (at, at + crc_at, stored)
         }
     };
     if let Some((byte, bit)) = damage::single_bit_flip(&bytes[start..end], crc) {
@@ -501,7 +530,15 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64) -> Verdict {
             start + byte
         ));
     }
-    let frame_end = if d.header.is_some() { end } else { at + FRAME_HEADER_BYTES };
+    // A header judged alone reaches, for this purpose, to the end of the sector its last byte
+    // lies in: a header's last bytes are checksums and hash, never a zero run, so zeros from
+    // inside the header to that sector's end are a sector that never reached the disk.
+    let frame_end = if d.header.is_some() {
+        end
+    } else {
+        let header_end = at + header_len;
+        header_end.next_multiple_of(damage::SECTOR_BYTES).min(bytes.len()).max(header_end)
+    };
     if damage::torn_zeros(bytes, at, frame_end) {
         Verdict::Torn(reason.into())
     } else {
@@ -511,11 +548,12 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64) -> Verdict {
 
 /// Where a valid frame header lies in `bytes` from `from` on with an epoch above
 /// `epoch_bound`, which proves the frames before it were synced.
-fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64) -> Option<usize> {
+fn synced_frame_after(bytes: &[u8], from: usize, epoch_bound: u64, version: u32) -> Option<usize> {
     let mut at = from;
-    while at + FRAME_HEADER_BYTES <= bytes.len() {
-        if bytes[at..at + 4] == format::FRAME_MAGIC
-            && let Ok((h, _)) = FrameHeader::decode(&bytes[at..])
+    let magic = if version == format::FORMAT_VERSION_1 { format::FRAME_MAGIC_V1 } else { format::FRAME_MAGIC };
+    while at + format::frame_header_bytes(version) <= bytes.len() {
+        if bytes[at..at + 4] == magic
+            && let Ok(h) = FrameHeader::decode(&bytes[at..], version)
             && h.epoch > epoch_bound
         {
             return Some(at);
@@ -532,7 +570,7 @@ fn check_against_head(
     dir: &Path,
     head: Option<&HeadRecord>,
     tracked: bool,
-    chain_at_head: Option<u32>,
+    chain_at_head: Option<Chain>,
 ) -> Result<(), OpenError> {
     let head_path = dir.join(HEAD_FILE);
     let Some(h) = head else {

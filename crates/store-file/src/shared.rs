@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use rapport_core::watch::HeadWatch;
 
+use crate::format::Chain;
 use crate::index::{Core, Index};
 use crate::job::Job;
 use crate::options::{Options, RecoveryReport};
@@ -114,7 +115,8 @@ impl Shared {
 pub(crate) struct FollowState {
     pub(crate) segment: u64,
     pub(crate) len: u64,
-    pub(crate) prev_payload_crc: u32,
+    pub(crate) version: u32,
+    pub(crate) chain: Chain,
     pub(crate) last_epoch: u64,
 }
 
@@ -123,7 +125,8 @@ impl FollowState {
         Self {
             segment: scan.numbers.last().copied().unwrap_or(0),
             len: scan.segment_len,
-            prev_payload_crc: scan.prev_payload_crc,
+            version: scan.version,
+            chain: scan.chain,
             last_epoch: scan.last_epoch,
         }
     }

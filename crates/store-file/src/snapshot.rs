@@ -18,7 +18,7 @@ use rapport_core::{AccountId, Position, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{DERIVED_DIR, write_blob};
-use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::format::{Chain, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::HeadRecord;
 use crate::index::{Core, Index, segment_name};
 use crate::vfs::{Vfs, read_exact_at};
@@ -26,7 +26,7 @@ use crate::vfs::{Vfs, read_exact_at};
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
@@ -39,8 +39,8 @@ pub(crate) struct Extent {
     /// The segment it ends in, and the byte its frame ends at.
     pub(crate) segment: u64,
     pub(crate) len: u64,
-    /// The payload checksum of that frame (0 for an empty log).
-    pub(crate) chain: u32,
+    /// The chain value after that frame ([`Chain::START`] for an empty log).
+    pub(crate) chain: Chain,
     /// The highest sync epoch written.
     pub(crate) last_epoch: u64,
 }

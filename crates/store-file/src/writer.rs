@@ -11,7 +11,7 @@ use std::sync::mpsc::Receiver;
 use rapport_core::{AppendError, AppendOutcome, StorageError};
 
 use crate::damage;
-use crate::format::{self, FRAME_HEADER_BYTES, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::format::{self, Chain, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::{pack, segment_name};
 use crate::job::{Completion, Job};
@@ -28,18 +28,21 @@ pub(crate) struct Writer {
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) dir: PathBuf,
     pub(crate) log_id: [u8; 16],
+    /// The log's format version: frames and segment headers are written in it.
+    pub(crate) version: u32,
     /// The sync epoch stamped on the frames of the next group.
     pub(crate) epoch: u64,
     pub(crate) segment_no: u64,
     pub(crate) segment_len: u64,
     /// The last segment's size on disk: `segment_len` plus the zeros preallocated after it.
     pub(crate) allocated: u64,
-    pub(crate) prev_payload_crc: u32,
+    /// The chain value after the last frame written.
+    pub(crate) chain: Chain,
     /// The last position written, and the last one known durable (synced).
     pub(crate) written: u64,
     pub(crate) synced: u64,
-    /// The chain value (payload checksum) of the frame ending at `synced`.
-    pub(crate) synced_chain: u32,
+    /// The chain value after the frame ending at `synced`.
+    pub(crate) synced_chain: Chain,
     /// Whether an I/O error stopped this writer (the head record is then left as it was).
     pub(crate) failed: bool,
     /// Reused frame buffer.
@@ -62,15 +65,16 @@ impl Writer {
             vfs,
             dir: dir.to_path_buf(),
             log_id,
+            version: scan.version,
             epoch: scan.last_epoch + 1,
             segment_no: scan.numbers.last().copied().unwrap_or(0),
             segment_len: scan.segment_len,
             // The open cut any zeros past the log: the file ends where the log does.
             allocated: scan.segment_len,
-            prev_payload_crc: scan.prev_payload_crc,
+            chain: scan.chain,
             written: n_events,
             synced: n_events,
-            synced_chain: scan.prev_payload_crc,
+            synced_chain: scan.chain,
             failed: false,
             frame: Vec::new(),
         }
@@ -157,7 +161,7 @@ fn close(w: &mut Writer) -> Option<Extent> {
             return None;
         }
         w.synced = w.written;
-        w.synced_chain = w.prev_payload_crc;
+        w.synced_chain = w.chain;
     }
     if w.allocated > w.segment_len {
         // A cleanly closed log ends where its file does: the preallocated zeros go.
@@ -182,7 +186,13 @@ fn close(w: &mut Writer) -> Option<Extent> {
 }
 
 fn record_head(w: &Writer) -> Result<(), String> {
-    let record = HeadRecord { log_id: w.log_id, last_segment: w.segment_no, position: w.synced, chain: w.synced_chain };
+    let record = HeadRecord {
+        version: w.version,
+        log_id: w.log_id,
+        last_segment: w.segment_no,
+        position: w.synced,
+        chain: w.synced_chain,
+    };
     head::write(&*w.vfs, &w.dir, &record).map_err(|(what, e)| format!("{what}: {e}"))
 }
 
@@ -194,9 +204,10 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
     for job in group {
         assert_eq!(job.first_position, w.written + 1, "jobs arrive in position order, without gaps");
         // Encode: records go straight after a header placeholder.
+        let header_len = format::frame_header_bytes(w.version);
         let frame = &mut w.frame;
         frame.clear();
-        frame.resize(FRAME_HEADER_BYTES, 0);
+        frame.resize(header_len, 0);
         let mut rel_offsets = Vec::with_capacity(job.events.len());
         for (e, version) in job.events.iter() {
             rel_offsets.push(frame.len() as u64);
@@ -205,7 +216,7 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
             format::encode_record(e, job.recorded_at, *version, frame)
                 .map_err(|err| format!("encode position {}: {err}", job.first_position))?;
         }
-        let payload_crc = crc32c::crc32c(&frame[FRAME_HEADER_BYTES..]);
+        let payload_crc = crc32c::crc32c(&frame[header_len..]);
         let frame_len = frame.len() as u64;
         if w.segment_len + frame_len > sh.options.segment_bytes_max && w.segment_len > SEGMENT_HEADER_BYTES as u64 {
             // Seal: whatever the durability setting, a segment is synced before the next one
@@ -213,21 +224,30 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
             if w.written > w.synced {
                 w.file.sync_data().map_err(|e| format!("fsync segment before rollover: {e}"))?;
                 w.synced = w.written;
-                w.synced_chain = w.prev_payload_crc;
+                w.synced_chain = w.chain;
                 w.epoch += 1;
             }
             roll_over(sh, w)?;
         }
+        let count = job.events.len() as u32;
+        // Version 2 keeps the chain value after this frame, version 1 the value before it.
+        let (link, after) = if w.version == FORMAT_VERSION_1 {
+            (w.chain, Chain::crc(payload_crc))
+        } else {
+            let after = w.chain.after(job.first_position, count, &w.frame[header_len..]);
+            (after, after)
+        };
         let header = FrameHeader {
-            payload_len: (w.frame.len() - FRAME_HEADER_BYTES) as u32,
+            version: w.version,
+            payload_len: (w.frame.len() - header_len) as u32,
             first_position: job.first_position,
-            count: job.events.len() as u32,
+            count,
             epoch: w.epoch,
-            prev_checksum: w.prev_payload_crc,
+            link,
             payload_crc,
         };
         let frame = &mut w.frame;
-        frame[..FRAME_HEADER_BYTES].copy_from_slice(&header.encode().0);
+        header.encode_into(&mut frame[..header_len]);
         // Recovery takes a long run of zeros in a damaged tail for a torn write; a frame must
         // never hold one of its own.
         debug_assert!(
@@ -238,8 +258,9 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
         // What is written must read back as written: the header as encoded, the records it
         // counts.
         debug_assert!(
-            FrameHeader::decode(frame).is_ok_and(|(h, _)| h == header)
-                && format::split_records(&frame[FRAME_HEADER_BYTES..], header.count).is_ok(),
+            FrameHeader::decode(frame, w.version).is_ok_and(|h| h == header)
+                && header.chain_after(&w.chain, &frame[header_len..]) == Some(after)
+                && format::split_records(&frame[header_len..], header.count).is_ok(),
             "frame at position {} does not read back as written",
             job.first_position
         );
@@ -254,13 +275,13 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
         dirty = true;
         offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
         w.segment_len += frame_len;
-        w.prev_payload_crc = payload_crc;
+        w.chain = after;
         w.written = job.first_position + job.events.len() as u64 - 1;
     }
     if dirty && sh.options.durability == Durability::Sync {
         w.file.sync_data().map_err(|e| format!("fsync: {e}"))?;
         w.synced = w.written;
-        w.synced_chain = w.prev_payload_crc;
+        w.synced_chain = w.chain;
     }
     Ok(offsets)
 }
@@ -299,8 +320,13 @@ fn roll_over(sh: &Shared, w: &mut Writer) -> Result<(), String> {
     }
     w.segment_no += 1;
     let path = sh.dir.join(segment_name(w.segment_no));
-    let h =
-        SegmentHeader { log_id: sh.log_id, base_position: w.written + 1, segment_no: w.segment_no, head_tracked: true };
+    let h = SegmentHeader {
+        version: w.version,
+        log_id: sh.log_id,
+        base_position: w.written + 1,
+        segment_no: w.segment_no,
+        head_tracked: true,
+    };
     let mut f = sh.vfs.open_append(&path, true).map_err(|e| format!("create {}: {e}", path.display()))?;
     f.append(&h.encode()).map_err(|e| format!("write header of {}: {e}", path.display()))?;
     f.sync_data().map_err(|e| format!("fsync {}: {e}", path.display()))?;

@@ -460,8 +460,8 @@ fn a_damaged_last_batch_is_refused_never_cut() {
 /// Frames written the way builds before the head record wrote them, with free text of NUL
 /// characters (which validation then accepted): long runs of zeros in acknowledged data.
 fn legacy_segment(batches: &[Vec<NewEvent>]) -> Vec<u8> {
-    use rapport_store_file::format::{FRAME_HEADER_BYTES, FrameHeader, SegmentHeader, encode_record};
-    let header = SegmentHeader { log_id: [9; 16], base_position: 1, segment_no: 0, head_tracked: false };
+    use rapport_store_file::format::{Chain, FrameHeader, SegmentHeader, encode_record};
+    let header = SegmentHeader { version: 1, log_id: [9; 16], base_position: 1, segment_no: 0, head_tracked: false };
     let mut bytes = header.encode().to_vec();
     let (mut next, mut prev, mut versions) = (1u64, 0u32, std::collections::HashMap::new());
     for (epoch, batch) in batches.iter().enumerate() {
@@ -479,14 +479,15 @@ fn legacy_segment(batches: &[Vec<NewEvent>]) -> Vec<u8> {
         }
         let crc = crc32c::crc32c(&payload);
         let h = FrameHeader {
+            version: 1,
             payload_len: payload.len() as u32,
             first_position: next,
             count: batch.len() as u32,
             epoch: epoch as u64 + 1,
-            prev_checksum: prev,
+            link: Chain::crc(prev),
             payload_crc: crc,
         };
-        bytes.extend_from_slice(&h.encode().0[..FRAME_HEADER_BYTES]);
+        bytes.extend_from_slice(&h.encode());
         bytes.extend_from_slice(&payload);
         next += batch.len() as u64;
         prev = crc;
@@ -556,7 +557,7 @@ fn a_new_store_survives_power_loss_once_an_append_is_acknowledged() {
 mod zero_runs {
     use proptest::prelude::*;
     use rapport_core::{CommitmentKey, EscalationKey, Event, EventId, NewEvent, StreamVersion, SurveyKey, Timestamp};
-    use rapport_store_file::format::{FRAME_HEADER_BYTES, FrameHeader, encode_record};
+    use rapport_store_file::format::{Chain, FrameHeader, encode_record};
 
     fn longest_zero_run(bytes: &[u8]) -> usize {
         bytes.split(|&b| b != 0).map(<[u8]>::len).max().unwrap_or(0)
@@ -625,20 +626,24 @@ mod zero_runs {
             version in prop_oneof![Just(1u64), Just(256), Just(1 << 32), 1u64..u64::MAX],
             position in prop_oneof![Just(1u64), Just(256), 1u64..1 << 50],
             epoch in prop_oneof![Just(1u64), 1u64..1 << 40],
+            format in 1u32..=2,
         ) {
             let mut payload = Vec::new();
             for e in &events {
                 encode_record(e, recorded, StreamVersion(version), &mut payload).unwrap();
             }
+            let count = events.len() as u32;
+            let link = if format == 1 { Chain::START } else { Chain::START.after(position, count, &payload) };
             let h = FrameHeader {
+                version: format,
                 payload_len: payload.len() as u32,
                 first_position: position,
-                count: events.len() as u32,
+                count,
                 epoch,
-                prev_checksum: 0,
+                link,
                 payload_crc: crc32c::crc32c(&payload),
             };
-            let mut frame = h.encode().0[..FRAME_HEADER_BYTES].to_vec();
+            let mut frame = h.encode();
             frame.extend_from_slice(&payload);
             prop_assert!(longest_zero_run(&frame) < 64, "a zero run of {}", longest_zero_run(&frame));
         }

@@ -11,14 +11,26 @@ pub use record::{EncodeError, decode_body, decode_body_with, decode_parts, encod
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";
-/// The first four bytes of every batch frame.
-pub const FRAME_MAGIC: [u8; 4] = *b"RPB1";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The first four bytes of every batch frame of a version-2 log.
+pub const FRAME_MAGIC: [u8; 4] = *b"RPB2";
+/// The first four bytes of every batch frame of a version-1 log.
+pub const FRAME_MAGIC_V1: [u8; 4] = *b"RPB1";
+/// The format version new logs are written in: frames chained by BLAKE3.
+pub const FORMAT_VERSION: u32 = 2;
+/// The first format version, still read, and still written to a log created in it (frames
+/// chained by CRC32C) until it is upgraded (`crate::upgrade`).
+pub const FORMAT_VERSION_1: u32 = 1;
 /// Bytes in a segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
-/// Bytes in a frame header.
-pub const FRAME_HEADER_BYTES: usize = 40;
+/// Bytes in a frame header of a version-2 log.
+pub const FRAME_HEADER_BYTES: usize = 68;
+/// Bytes in a frame header of a version-1 log.
+pub const FRAME_HEADER_BYTES_V1: usize = 40;
+
+/// Bytes in a frame header of a log in format `version` (1 or 2).
+pub const fn frame_header_bytes(version: u32) -> usize {
+    if version == FORMAT_VERSION_1 { FRAME_HEADER_BYTES_V1 } else { FRAME_HEADER_BYTES }
+}
 /// Bytes before each record's body: its length and its CRC32C.
 pub const RECORD_PREFIX_BYTES: usize = 8;
 /// The largest record body accepted. The largest valid event encodes to about 4.5 KiB.
@@ -62,6 +74,8 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The format version (1 or 2), the same in every segment of one log.
+    pub version: u32,
     /// The log's id, the same in every segment of one log.
     pub log_id: [u8; 16],
     /// The position of the first event this segment holds.
@@ -78,7 +92,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
         b[16..32].copy_from_slice(&self.log_id);
         b[32..40].copy_from_slice(&self.base_position.to_le_bytes());
@@ -104,21 +118,104 @@ impl SegmentHeader {
             return Err(err(0, "segment header checksum mismatch"));
         }
         let version = u32_at(b, 8);
-        if version != FORMAT_VERSION {
-            return Err(err(8, format!("segment format version {version}; this build reads {FORMAT_VERSION}")));
+        if !(FORMAT_VERSION_1..=FORMAT_VERSION).contains(&version) {
+            return Err(err(
+                8,
+                format!("segment format version {version}; this build reads {FORMAT_VERSION_1} to {FORMAT_VERSION}"),
+            ));
         }
         if u32_at(b, 12) as usize != SEGMENT_HEADER_BYTES {
             return Err(err(12, "unexpected segment header length"));
         }
         let mut log_id = [0u8; 16];
         log_id.copy_from_slice(&b[16..32]);
-        Ok(Self { log_id, base_position: u64_at(b, 32), segment_no: u64_at(b, 40), head_tracked: b[48] & 1 == 1 })
+        Ok(Self {
+            version,
+            log_id,
+            base_position: u64_at(b, 32),
+            segment_no: u64_at(b, 40),
+            head_tracked: b[48] & 1 == 1,
+        })
+    }
+}
+
+/// The value that chains every frame to all that came before it in the log.
+///
+/// In a version-2 log it is a BLAKE3 hash: the value after a frame is the hash of the value
+/// before it, the frame's first position and count, and its payload, so the last frame's value
+/// stands for the whole history up to it (see [`Chain::after`]). In a version-1 log it is the
+/// previous frame's payload CRC32C, in the first four bytes (little-endian), the rest zero: it
+/// links frames, but anyone who edits a segment can recompute it.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Chain(pub [u8; 32]);
+
+impl Chain {
+    /// The value before the first frame of a log (either version).
+    pub const START: Chain = Chain([0; 32]);
+
+    /// The version-1 chain value of a frame whose payload checksum is `crc`.
+    pub fn crc(crc: u32) -> Self {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&crc.to_le_bytes());
+        Chain(b)
+    }
+
+    /// The version-1 value as the CRC32C it holds.
+    pub fn as_crc(&self) -> u32 {
+        u32_at(&self.0, 0)
+    }
+
+    /// The version-2 value after a frame at `first_position` holding `count` records in
+    /// `payload`, when the value before it is `self`:
+    /// `BLAKE3(before ‖ first_position (u64 LE) ‖ count (u32 LE) ‖ payload)`.
+    pub fn after(&self, first_position: u64, count: u32, payload: &[u8]) -> Self {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.0);
+        h.update(&first_position.to_le_bytes());
+        h.update(&count.to_le_bytes());
+        h.update(payload);
+        Chain(*h.finalize().as_bytes())
+    }
+
+    /// The value as `version` writes it for an operator: 64 hex digits for a BLAKE3 hash, 8
+    /// for a version-1 CRC32C.
+    pub fn display(&self, version: u32) -> String {
+        let bytes: &[u8] = if version == FORMAT_VERSION_1 { &self.as_crc().to_be_bytes() } else { &self.0 };
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Parses what [`Chain::display`] wrote.
+    ///
+    /// # Errors
+    /// Text that is not 64 (or, for version 1, 8) hex digits.
+    pub fn parse(text: &str, version: u32) -> Result<Self, String> {
+        let digits = if version == FORMAT_VERSION_1 { 8 } else { 64 };
+        if text.len() != digits || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("a format-{version} chain value is {digits} hex digits"));
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().take(digits / 2).enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+        }
+        Ok(if version == FORMAT_VERSION_1 {
+            Chain::crc(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        } else {
+            Chain(bytes)
+        })
+    }
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chain({})", self.display(FORMAT_VERSION))
     }
 }
 
 /// A batch frame's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The log's format version (1 or 2): it decides the header's size and the chain's rule.
+    pub version: u32,
     /// Bytes of payload after the header.
     pub payload_len: u32,
     /// The position of the first record.
@@ -127,8 +224,9 @@ pub struct FrameHeader {
     pub count: u32,
     /// The group-commit epoch: frames written before one fsync share it.
     pub epoch: u64,
-    /// The payload checksum of the previous frame in the log (0 for the first): a hash chain.
-    pub prev_checksum: u32,
+    /// The chain: in version 2 the value *after* this frame ([`Chain::after`]); in version 1
+    /// the value *before* it (the previous frame's payload CRC32C, [`Chain::crc`]).
+    pub link: Chain,
     /// CRC32C of the payload.
     pub payload_crc: u32,
 }
@@ -136,7 +234,7 @@ pub struct FrameHeader {
 /// How a frame header failed to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameHeaderError {
-    /// Fewer than 40 bytes remain.
+    /// Fewer bytes remain than a header holds.
     Short,
     /// All zero: preallocated or never-written space, the end of the log.
     Zero,
@@ -145,50 +243,96 @@ pub enum FrameHeaderError {
 }
 
 impl FrameHeader {
-    /// The 40 header bytes and the header checksum.
-    pub fn encode(&self) -> ([u8; FRAME_HEADER_BYTES], u32) {
-        let mut b = [0u8; FRAME_HEADER_BYTES];
-        b[0..4].copy_from_slice(&FRAME_MAGIC);
+    /// Bytes in this header.
+    pub const fn header_len(&self) -> usize {
+        frame_header_bytes(self.version)
+    }
+
+    /// The header's bytes, its checksum last.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = vec![0u8; self.header_len()];
+        self.encode_into(&mut b);
+        b
+    }
+
+    /// Writes the header into `out`, which is [`FrameHeader::header_len`] bytes long.
+    pub fn encode_into(&self, out: &mut [u8]) {
+        let b = &mut out[..self.header_len()];
         b[4..8].copy_from_slice(&self.payload_len.to_le_bytes());
         b[8..16].copy_from_slice(&self.first_position.to_le_bytes());
         b[16..20].copy_from_slice(&self.count.to_le_bytes());
         b[20..28].copy_from_slice(&self.epoch.to_le_bytes());
-        b[28..32].copy_from_slice(&self.prev_checksum.to_le_bytes());
-        b[32..36].copy_from_slice(&self.payload_crc.to_le_bytes());
-        let crc = crc32c::crc32c(&b[..36]);
-        b[36..40].copy_from_slice(&crc.to_le_bytes());
-        (b, crc)
+        let crc_at = if self.version == FORMAT_VERSION_1 {
+            b[0..4].copy_from_slice(&FRAME_MAGIC_V1);
+            b[28..32].copy_from_slice(&self.link.as_crc().to_le_bytes());
+            b[32..36].copy_from_slice(&self.payload_crc.to_le_bytes());
+            36
+        } else {
+            b[0..4].copy_from_slice(&FRAME_MAGIC);
+            b[28..32].copy_from_slice(&self.payload_crc.to_le_bytes());
+            b[32..64].copy_from_slice(&self.link.0);
+            64
+        };
+        let crc = crc32c::crc32c(&b[..crc_at]);
+        b[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
     }
 
-    /// Decodes a header and returns it with its checksum. The length is trusted only after
-    /// the header's own checksum matches.
+    /// Decodes a header of a log in format `version`. The length is trusted only after the
+    /// header's own checksum matches.
     ///
     /// # Errors
     /// [`FrameHeaderError`].
-    pub fn decode(b: &[u8]) -> Result<(Self, u32), FrameHeaderError> {
-        if b.len() < FRAME_HEADER_BYTES {
+    pub fn decode(b: &[u8], version: u32) -> Result<Self, FrameHeaderError> {
+        let len = frame_header_bytes(version);
+        if b.len() < len {
             return Err(FrameHeaderError::Short);
         }
-        let b = &b[..FRAME_HEADER_BYTES];
+        let b = &b[..len];
         if b.iter().all(|&x| x == 0) {
             return Err(FrameHeaderError::Zero);
         }
-        let crc = u32_at(b, 36);
-        if b[0..4] != FRAME_MAGIC || crc32c::crc32c(&b[..36]) != crc {
+        let (magic, crc_at) = if version == FORMAT_VERSION_1 { (FRAME_MAGIC_V1, 36) } else { (FRAME_MAGIC, 64) };
+        if b[0..4] != magic || crc32c::crc32c(&b[..crc_at]) != u32_at(b, crc_at) {
             return Err(FrameHeaderError::Invalid);
         }
+        let (link, payload_crc) = if version == FORMAT_VERSION_1 {
+            (Chain::crc(u32_at(b, 28)), u32_at(b, 32))
+        } else {
+            let mut link = [0u8; 32];
+            link.copy_from_slice(&b[32..64]);
+            (Chain(link), u32_at(b, 28))
+        };
         let h = Self {
+            version,
             payload_len: u32_at(b, 4),
             first_position: u64_at(b, 8),
             count: u32_at(b, 16),
             epoch: u64_at(b, 20),
-            prev_checksum: u32_at(b, 28),
-            payload_crc: u32_at(b, 32),
+            link,
+            payload_crc,
         };
         if h.payload_len as usize > FRAME_PAYLOAD_BYTES_MAX || h.count == 0 || h.first_position == 0 {
             return Err(FrameHeaderError::Invalid);
         }
-        Ok((h, crc))
+        Ok(h)
+    }
+
+    /// Whether the header alone shows that this frame does not follow a frame whose chain
+    /// value is `before` (version 1 keeps that value in the header; version 2 needs the
+    /// payload, see [`FrameHeader::chain_after`]).
+    pub fn breaks_chain_from(&self, before: &Chain) -> bool {
+        self.version == FORMAT_VERSION_1 && self.link != *before
+    }
+
+    /// The chain value after this frame, given the value `before` it and its `payload`
+    /// (whose CRC32C was checked): `None` when the frame does not chain to `before`, that is,
+    /// when the history before it or its own content is not what was written.
+    pub fn chain_after(&self, before: &Chain, payload: &[u8]) -> Option<Chain> {
+        if self.version == FORMAT_VERSION_1 {
+            return (self.link == *before).then(|| Chain::crc(self.payload_crc));
+        }
+        let after = before.after(self.first_position, self.count, payload);
+        (after == self.link).then_some(after)
     }
 }
 
@@ -247,12 +391,14 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
     let mut records = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES;
     let mut next = header.base_position;
-    let mut prev: Option<u32> = None;
+    let mut prev: Option<Chain> = None;
+    let version = header.version;
+    let header_len = frame_header_bytes(version);
     loop {
         if at == bytes.len() {
             break;
         }
-        let (h, _) = match FrameHeader::decode(&bytes[at..]) {
+        let h = match FrameHeader::decode(&bytes[at..], version) {
             Ok(x) => x,
             Err(FrameHeaderError::Zero) => {
                 if bytes[at..].iter().all(|&b| b == 0) {
@@ -271,18 +417,33 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
         if h.first_position != next {
             return Err(err(at, format!("frame starts at position {}, expected {next}", h.first_position)));
         }
-        if let Some(p) = prev
-            && h.prev_checksum != p
-        {
+        if prev.is_some_and(|p| h.breaks_chain_from(&p)) {
             return Err(err(at, "frame does not chain to the previous frame"));
         }
-        let payload_start = at + FRAME_HEADER_BYTES;
+        let payload_start = at + header_len;
         let Some(payload) = bytes.get(payload_start..payload_start + h.payload_len as usize) else {
             return Err(err(at, "frame payload overruns the segment"));
         };
         if crc32c::crc32c(payload) != h.payload_crc {
             return Err(err(at, "frame payload checksum mismatch"));
         }
+        // Within one segment the chain is checked from its second frame on (the first frame's
+        // predecessor lies in the segment before).
+        let after = match prev {
+            Some(p) => h.chain_after(&p, payload),
+            None if version == FORMAT_VERSION_1 => Some(Chain::crc(h.payload_crc)),
+            None => Some(h.link),
+        };
+        let Some(after) = after else {
+            return Err(err(
+                at,
+                format!(
+                    "the frame of positions {} to {} breaks the hash chain",
+                    h.first_position,
+                    next + u64::from(h.count) - 1
+                ),
+            ));
+        };
         let bodies = split_records(payload, h.count).map_err(|e| err(payload_start + e.offset as usize, e.reason))?;
         for (i, (off, body)) in bodies.into_iter().enumerate() {
             let position = Position(next + i as u64);
@@ -291,7 +452,7 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
             records.push(rec);
         }
         next += u64::from(h.count);
-        prev = Some(h.payload_crc);
+        prev = Some(after);
         at = payload_start + h.payload_len as usize;
     }
     Ok(DecodedSegment { header, records, valid_len: at as u64 })

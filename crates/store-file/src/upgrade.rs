@@ -1,0 +1,235 @@
+//! [`upgrade`]: the explicit step that turns a version-1 log into a version-2 one, whose frames
+//! are chained by BLAKE3 (`docs/log-format.md`, "Version history"). A version-1 log is never
+//! changed in place: it keeps opening and taking appends as version 1, and this writes a new
+//! store beside it.
+//!
+//! The copy holds the same events at the same positions, in the same segments and frames, with
+//! the same log id: each frame's payload (its records, with their checksums) is copied byte for
+//! byte, and only the frame headers are new. So checkpoints of derived state taken on the old
+//! log still describe the new one. The source is held under its writer lock throughout, so
+//! the copy is the whole log; the copy is synced, given a head record, and verified.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::backup::{BackupError, check_destination};
+use crate::format::{self, Chain, FORMAT_VERSION, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::head::{self, HeadRecord};
+use crate::index::segment_name;
+use crate::options::{OpenError, Options};
+use crate::store::FileStore;
+use crate::verify::{VerifyError, verify};
+use crate::vfs::StdVfs;
+
+/// What an upgrade wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeReport {
+    /// Events in the new store (all of the old one's).
+    pub n_events: u64,
+    /// Segments written.
+    pub n_segments: u64,
+    /// The new store's chain value after its last event: a BLAKE3 hash over the whole log.
+    pub head_chain: Chain,
+}
+
+/// Why an upgrade was not made. A failed upgrade removes what it wrote and leaves the source
+/// as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    /// The source could not be opened; [`OpenError::Locked`] when a writer holds it (stop the
+    /// writer first: an upgrade copies the whole log).
+    #[error("opening the store to upgrade: {0}")]
+    Open(#[from] OpenError),
+    /// The source is already in the current format.
+    #[error("{path} is already in format version {version}; nothing to upgrade")]
+    Current {
+        /// The source.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+    },
+    /// The destination exists (an upgrade never overwrites) or lies inside the source, or the
+    /// source inside it.
+    #[error("upgrade destination {path}: {reason}")]
+    Destination {
+        /// The destination.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A frame of the source does not read back (it changed under the lock, or its file was
+    /// damaged after the open checked it).
+    #[error("{path} at byte {offset}: {reason}")]
+    Source {
+        /// The segment.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading the source or writing the copy failed.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The new store does not verify, or holds other than the old one's events.
+    #[error("the upgraded store at {path} does not verify: {reason}")]
+    Verify {
+        /// The new store.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> UpgradeError + 'a {
+    move |source| UpgradeError::Io { operation, path: path.to_path_buf(), source }
+}
+
+/// Writes the version-1 store in `src` as a version-2 store in `dest` (a directory that must
+/// not exist), and verifies it. The source is opened as its writer (so no process appends
+/// meanwhile, and a torn tail a crash left is cut as any writer's open would) and is otherwise
+/// left unchanged; switch a service to `dest` once this returns. Derived state (`derived/`) is
+/// not copied: it is rebuilt from the log (a runner's checkpoint may be copied over by hand:
+/// positions and the log id are the same).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("rapport-upgrade-doc-{}", std::process::id()));
+/// # let dest = dir.with_extension("v2");
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// # drop(rapport_store_file::FileStore::open(&dir)?);
+/// // A store this build created is in version 2 already:
+/// let refused = rapport_store_file::upgrade(&dir, &dest).unwrap_err();
+/// assert!(matches!(refused, rapport_store_file::UpgradeError::Current { version: 2, .. }));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`UpgradeError`]; a failed upgrade removes the directory it created.
+pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeReport, UpgradeError> {
+    let (src, dest) = (src.as_ref(), dest.as_ref());
+    let _span = tracing::info_span!("rapport.upgrade", src = %src.display(), dest = %dest.display()).entered();
+    let store = FileStore::open_with(src, Options { create_if_missing: false, ..Options::default() })?;
+    let version = store.recovery().format_version;
+    if version != FORMAT_VERSION_1 {
+        return Err(UpgradeError::Current { path: src.to_path_buf(), version });
+    }
+    check_destination(src, dest).map_err(|e| match e {
+        BackupError::Destination { path, reason } => UpgradeError::Destination { path, reason },
+        BackupError::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
+        other => UpgradeError::Destination { path: dest.to_path_buf(), reason: other.to_string() },
+    })?;
+    std::fs::create_dir_all(dest).map_err(io("create", dest))?;
+    let result = rewrite(&store, dest).and_then(|report| check(dest, report));
+    match &result {
+        Ok(report) => tracing::info!(events = report.n_events, segments = report.n_segments, "log upgraded"),
+        Err(e) => {
+            tracing::warn!(error = %e, "upgrade failed; removing the partial copy");
+            let _ = std::fs::remove_dir_all(dest);
+        }
+    }
+    result
+}
+
+/// Rewrites every segment of the (locked) source, then the head record.
+fn rewrite(store: &FileStore, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
+    let n_segments = store.recovery().n_segments;
+    let mut next = 1u64;
+    let mut chain = Chain::START;
+    let mut old_chain = Chain::START;
+    for n in 0..n_segments {
+        let from = store.dir().join(segment_name(n));
+        let to = dest.join(segment_name(n));
+        let bytes = std::fs::read(&from).map_err(io("read", &from))?;
+        let fail =
+            |offset: usize, reason: String| UpgradeError::Source { path: from.clone(), offset: offset as u64, reason };
+        let header = SegmentHeader::decode(&bytes).map_err(|e| fail(e.offset as usize, e.reason))?;
+        if header.base_position != next || header.segment_no != n {
+            return Err(fail(32, format!("segment {n} does not start at position {next}")));
+        }
+        let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+        out.extend_from_slice(&SegmentHeader { version: FORMAT_VERSION, head_tracked: true, ..header }.encode());
+        let mut at = SEGMENT_HEADER_BYTES;
+        while at < bytes.len() {
+            let h = match FrameHeader::decode(&bytes[at..], FORMAT_VERSION_1) {
+                Ok(h) => h,
+                // Space a writer preallocated: the end of the log.
+                Err(_) if bytes[at..].iter().all(|&b| b == 0) => break,
+                Err(e) => return Err(fail(at, format!("frame header does not decode ({e:?})"))),
+            };
+            let start = at + h.header_len();
+            let payload =
+                bytes.get(start..start + h.payload_len as usize).ok_or_else(|| fail(at, "short frame".into()))?;
+            if h.first_position != next || crc32c::crc32c(payload) != h.payload_crc {
+                return Err(fail(at, "frame does not read back as the open checked it".into()));
+            }
+            old_chain = h.chain_after(&old_chain, payload).ok_or_else(|| fail(at, "frame breaks the chain".into()))?;
+            chain = chain.after(h.first_position, h.count, payload);
+            let new = FrameHeader { version: FORMAT_VERSION, link: chain, ..h };
+            out.extend_from_slice(&new.encode());
+            out.extend_from_slice(payload);
+            next += u64::from(h.count);
+            at = start + h.payload_len as usize;
+        }
+        write_synced(&to, &out)?;
+    }
+    let n_events = next - 1;
+    if n_events != store.recovery().n_events {
+        return Err(UpgradeError::Verify {
+            path: dest.to_path_buf(),
+            reason: format!("{n_events} events rewritten, the source holds {}", store.recovery().n_events),
+        });
+    }
+    if n_segments > 0 {
+        let record = HeadRecord {
+            version: FORMAT_VERSION,
+            log_id: store.shared.log_id,
+            last_segment: n_segments - 1,
+            position: n_events,
+            chain,
+        };
+        head::write(&StdVfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
+    }
+    std::fs::File::open(dest).and_then(|d| d.sync_all()).map_err(io("sync directory", dest))?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync directory", parent))?;
+    }
+    Ok(UpgradeReport { n_events, n_segments, head_chain: chain })
+}
+
+fn write_synced(to: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io("create", to))?;
+    f.write_all(bytes).map_err(io("write", to))?;
+    f.sync_all().map_err(io("sync", to))
+}
+
+/// The new store verifies, in version 2, with every event and the chain written.
+fn check(dest: &Path, report: UpgradeReport) -> Result<UpgradeReport, UpgradeError> {
+    let fail = |reason: String| UpgradeError::Verify { path: dest.to_path_buf(), reason };
+    if report.n_segments == 0 {
+        return Ok(report);
+    }
+    let verified = verify(dest).map_err(|e| match e {
+        VerifyError::Damaged { file, offset, reason } => fail(format!("{} at byte {offset}: {reason}", file.display())),
+        other => fail(other.to_string()),
+    })?;
+    if verified.n_events != report.n_events
+        || verified.format_version != format::FORMAT_VERSION
+        || verified.head_chain != report.head_chain
+        || verified.skipped.is_some()
+    {
+        return Err(fail(format!(
+            "it reads as {} events in version {}, {} were written in version {FORMAT_VERSION}",
+            verified.n_events, verified.format_version, report.n_events
+        )));
+    }
+    Ok(report)
+}

@@ -1,0 +1,333 @@
+//! Format version 2: frames chained by BLAKE3. An event edited with every checksum recomputed
+//! is found by `verify`, naming its positions; a rewrite of the whole chain changes the head's
+//! value, which `chain_at` compares with one recorded earlier. The frozen v2 fixture opens; a
+//! version-1 log opens as it is and is upgraded only by `upgrade`, into a new directory.
+
+#[path = "support/common.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use rapport_core::{Envelope, Event, ExpectedVersion, NewEvent, Store};
+use rapport_store_file::format::{
+    self, Chain, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader, decode_body, split_records,
+};
+use rapport_store_file::{FileStore, Options, UpgradeError, VerifyError, chain_at, upgrade, verify};
+
+use common::{TempDir, contents, history};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn small_segments() -> Options {
+    Options { segment_bytes_max: 64 * 1024, ..Options::default() }
+}
+
+/// A closed version-2 store of several segments, appended in batches of 7.
+fn written_store(tag: &str) -> (TempDir, Vec<Envelope>) {
+    let dir = TempDir::new(tag);
+    let store = FileStore::open_with(dir.path(), small_segments()).unwrap();
+    for chunk in history(12, 12, 91).chunks(7) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+    }
+    let log = contents(&store);
+    assert_eq!(store.recovery().format_version, 2);
+    drop(store);
+    (dir, log)
+}
+
+/// A frame as found in a segment file.
+struct Frame {
+    at: usize,
+    header: FrameHeader,
+}
+
+fn frames(bytes: &[u8]) -> Vec<Frame> {
+    let version = SegmentHeader::decode(bytes).unwrap().version;
+    let mut at = SEGMENT_HEADER_BYTES;
+    let mut out = Vec::new();
+    while let Ok(header) = FrameHeader::decode(&bytes[at..], version) {
+        out.push(Frame { at, header });
+        at += header.header_len() + header.payload_len as usize;
+    }
+    out
+}
+
+/// Rewrites one letter of a commitment title in the `nth` frame of `segment` that holds one
+/// (a sealed segment, so the edit cannot be taken for a torn write), and recomputes every
+/// checksum an editor can: the record's, the payload's and the frame header's, and in a
+/// version-1 log the next frame's link to it. Returns the positions of the edited frame.
+fn edit_a_title(segment: &Path, nth: usize) -> (u64, u64) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    let all = frames(&bytes);
+    let mut seen = 0;
+    for (k, f) in all.iter().enumerate() {
+        let start = f.at + f.header.header_len();
+        let payload = bytes[start..start + f.header.payload_len as usize].to_vec();
+        for (i, (off, body)) in split_records(&payload, f.header.count).unwrap().into_iter().enumerate() {
+            let position = f.header.first_position + i as u64;
+            let env = decode_body(body, rapport_core::Position(position)).unwrap();
+            let Event::CommitmentMade { title, .. } = &env.event else { continue };
+            if title.len() < 4 {
+                continue;
+            }
+            if seen < nth {
+                seen += 1;
+                break;
+            }
+            // The title's first letter, changed to another letter.
+            let found = body.windows(title.len()).position(|w| w == title.as_bytes()).unwrap();
+            let at = start + off + 8 + found;
+            bytes[at] = if bytes[at] == b'X' { b'Y' } else { b'X' };
+            let body_len = body.len();
+            let body_at = start + off + 8;
+            let crc = crc32c::crc32c(&bytes[body_at..body_at + body_len]);
+            bytes[start + off + 4..start + off + 8].copy_from_slice(&crc.to_le_bytes());
+            let payload_crc = crc32c::crc32c(&bytes[start..start + f.header.payload_len as usize]);
+            let header = FrameHeader { payload_crc, ..f.header };
+            header.encode_into(&mut bytes[f.at..start]);
+            if f.header.version == 1
+                && let Some(next) = all.get(k + 1)
+            {
+                let linked = FrameHeader { link: Chain::crc(payload_crc), ..next.header };
+                linked.encode_into(&mut bytes[next.at..next.at + next.header.header_len()]);
+            }
+            std::fs::write(segment, &bytes).unwrap();
+            let last = f.header.first_position + u64::from(f.header.count) - 1;
+            return (f.header.first_position, last);
+        }
+    }
+    panic!("no frame with a commitment title in {}", segment.display());
+}
+
+#[test]
+fn an_edited_event_with_every_checksum_recomputed_is_found_naming_its_positions() {
+    let (dir, _) = written_store("tamper");
+    let before = verify(dir.path()).unwrap();
+    assert_eq!(before.format_version, 2);
+    let segment = dir.path().join(rapport_store_file::segment_name(0));
+    let (first, last) = edit_a_title(&segment, 3);
+    match verify(dir.path()) {
+        Err(VerifyError::Damaged { file, offset, reason }) => {
+            assert_eq!(file, segment);
+            assert!(offset > 0);
+            assert!(
+                reason.contains(&format!("positions {first} to {last} breaks the hash chain")),
+                "the reason names the edited frame's positions: {reason}"
+            );
+        }
+        other => panic!("an edit with recomputed checksums verified: {other:?}"),
+    }
+    // A full read refuses it too (the index snapshot, which would skip the prefix, is removed).
+    std::fs::remove_dir_all(dir.path().join(rapport_store_file::DERIVED_DIR)).unwrap();
+    let refused = FileStore::open_with(dir.path(), Options { create_if_missing: false, ..small_segments() });
+    assert!(refused.is_err_and(|e| e.to_string().contains("breaks the hash chain")));
+}
+
+#[test]
+fn a_version_1_log_cannot_tell_the_same_edit() {
+    // Why version 2 exists: with a CRC32C chain the edited log verifies.
+    let dir = TempDir::new("tamper-v1");
+    copy_dir(&fixtures().join("v1"), dir.path());
+    let before = verify(dir.path()).unwrap();
+    assert_eq!(before.format_version, 1);
+    let (first, _) = edit_a_title(&dir.path().join(rapport_store_file::segment_name(0)), 3);
+    let after = verify(dir.path()).unwrap_or_else(|e| panic!("version 1 was expected to miss the edit: {e}"));
+    assert_eq!(after.n_events, before.n_events);
+    let original: Vec<Envelope> = std::fs::read_to_string(fixtures().join("v1.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| Envelope::from_json_line(l).unwrap())
+        .collect();
+    let store = FileStore::open_read_only(dir.path()).unwrap();
+    let edited = contents(&store);
+    let differs: Vec<u64> =
+        edited.iter().zip(&original).filter(|(a, b)| a != b).map(|(a, _)| a.position.get()).collect();
+    assert_eq!(differs.len(), 1, "one event was edited");
+    assert!(differs[0] >= first);
+}
+
+#[test]
+fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
+    let (dir, log) = written_store("rechain");
+    let recorded = verify(dir.path()).unwrap();
+    let head = recorded.n_events;
+    assert_eq!(chain_at(dir.path(), head).unwrap(), recorded.head_chain);
+    // An earlier batch end, recorded too.
+    let early = 7;
+    let early_chain = chain_at(dir.path(), early).unwrap();
+    assert!(matches!(chain_at(dir.path(), 5), Err(VerifyError::NoFrameEnd { position: 5, last_end: 7 })));
+    assert!(matches!(chain_at(dir.path(), head + 1), Err(VerifyError::NoFrameEnd { .. })));
+
+    // The editor goes further: every frame's chain recomputed from the edit on, in every
+    // segment, the head record rewritten and the index snapshot removed. The log verifies…
+    let n_segments = recorded.n_segments;
+    edit_a_title(&dir.path().join(rapport_store_file::segment_name(0)), 2);
+    let mut chain = Chain::START;
+    let mut last_segment_no = 0;
+    for n in 0..n_segments {
+        let path = dir.path().join(rapport_store_file::segment_name(n));
+        let mut bytes = std::fs::read(&path).unwrap();
+        for f in frames(&bytes) {
+            let start = f.at + f.header.header_len();
+            chain = chain.after(
+                f.header.first_position,
+                f.header.count,
+                &bytes[start..start + f.header.payload_len as usize],
+            );
+            FrameHeader { link: chain, ..f.header }.encode_into(&mut bytes[f.at..start]);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        last_segment_no = n;
+    }
+    let log_id = SegmentHeader::decode(&std::fs::read(dir.path().join(rapport_store_file::segment_name(0))).unwrap())
+        .unwrap()
+        .log_id;
+    let forged =
+        rapport_store_file::HeadRecord { version: 2, log_id, last_segment: last_segment_no, position: head, chain };
+    std::fs::write(dir.path().join(rapport_store_file::HEAD_FILE), forged.encode()).unwrap();
+    std::fs::remove_dir_all(dir.path().join(rapport_store_file::DERIVED_DIR)).unwrap();
+    let rewritten = verify(dir.path()).unwrap_or_else(|e| panic!("a consistently rewritten log verifies: {e}"));
+    assert_eq!(rewritten.n_events, log.len() as u64);
+    // …but its head's value is not the one recorded, nor is any value after the edit.
+    assert_ne!(rewritten.head_chain, recorded.head_chain);
+    assert_ne!(chain_at(dir.path(), head).unwrap(), recorded.head_chain);
+    // Before the edit, the history is what it was.
+    assert_eq!(chain_at(dir.path(), early).unwrap(), early_chain);
+}
+
+#[test]
+fn the_frozen_v2_fixture_still_opens() {
+    let fixture = fixtures().join("v2");
+    let head_file = fixtures().join("v2.head");
+    // How the fixture was written: by this build, closed cleanly; the index snapshot is
+    // derived state and is left out of the fixture.
+    if std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        let store = FileStore::open_with(&fixture, small_segments()).unwrap();
+        for chunk in history(25, 12, 2026).chunks(50) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        }
+        let log = contents(&store);
+        drop(store);
+        std::fs::remove_dir_all(fixture.join(rapport_store_file::DERIVED_DIR)).unwrap();
+        let lines: Vec<String> = log.iter().map(Envelope::to_json_line).collect();
+        std::fs::write(fixture.with_extension("jsonl"), lines.join("\n") + "\n").unwrap();
+        let report = verify(&fixture).unwrap();
+        std::fs::write(&head_file, format!("{}:{}\n", report.n_events, report.head_chain.display(2))).unwrap();
+    }
+    let tmp = TempDir::new("fixture-v2");
+    copy_dir(&fixture, tmp.path());
+    let expected: Vec<Envelope> = std::fs::read_to_string(fixture.with_extension("jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| Envelope::from_json_line(l).unwrap())
+        .collect();
+    let pinned = std::fs::read_to_string(&head_file).unwrap();
+    let (position, chain) = pinned.trim().split_once(':').unwrap();
+    let (position, chain) = (position.parse::<u64>().unwrap(), Chain::parse(chain, 2).unwrap());
+    let report = verify(tmp.path()).unwrap_or_else(|e| panic!("the v2 fixture no longer verifies: {e}"));
+    assert_eq!((report.format_version, report.n_events, report.head_chain), (2, position, chain));
+    assert!(report.n_segments >= 2);
+    let store = FileStore::open_with(tmp.path(), Options { create_if_missing: false, ..Options::default() })
+        .unwrap_or_else(|e| panic!("the v2 fixture no longer opens: {e}"));
+    assert!(store.recovery().truncated.is_empty(), "{:?}", store.recovery());
+    assert_eq!(contents(&store), expected);
+}
+
+/// Twenty calls with `account`, a day apart.
+fn touchpoints(account: &str) -> Vec<NewEvent> {
+    (1..=20)
+        .map(|d| {
+            NewEvent::from_json_line(&format!(
+                r#"{{"type":"touchpoint","account":"{account}","occurred_at":"2025-03-{d:02}T09:00:00Z","channel":"call"}}"#
+            ))
+            .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
+    let src = TempDir::new("upgrade-src");
+    copy_dir(&fixtures().join("v1"), src.path());
+    let original: Vec<Envelope> = std::fs::read_to_string(fixtures().join("v1.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| Envelope::from_json_line(l).unwrap())
+        .collect();
+    // Opened by this build, a version-1 log stays version 1 and takes appends as such.
+    let original = {
+        let store = FileStore::open_with(src.path(), small_segments()).unwrap();
+        assert_eq!(store.recovery().format_version, 1);
+        assert_eq!(contents(&store), original);
+        for e in touchpoints("before-upgrade") {
+            pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).unwrap();
+        }
+        contents(&store)
+    };
+    let v1 = verify(src.path()).unwrap();
+    assert_eq!((v1.format_version, v1.n_events), (1, original.len() as u64));
+    let segments_before: Vec<Vec<u8>> =
+        (0..2).map(|n| std::fs::read(src.path().join(rapport_store_file::segment_name(n))).unwrap()).collect();
+    let dest_root = TempDir::new("upgrade-dest");
+    std::fs::create_dir_all(dest_root.path()).unwrap();
+    let dest = dest_root.path().join("v2");
+    // A writer holding the source stops an upgrade.
+    {
+        let _writer = FileStore::open_with(src.path(), small_segments()).unwrap();
+        assert!(matches!(
+            upgrade(src.path(), &dest),
+            Err(UpgradeError::Open(rapport_store_file::OpenError::Locked { .. }))
+        ));
+        assert!(!dest.exists());
+    }
+    let report = upgrade(src.path(), &dest).unwrap();
+    assert_eq!(report.n_events, original.len() as u64);
+    // The source's segments are unchanged.
+    for (n, before) in segments_before.iter().enumerate() {
+        assert_eq!(&std::fs::read(src.path().join(rapport_store_file::segment_name(n as u64))).unwrap(), before);
+    }
+    let verified = verify(&dest).unwrap();
+    assert_eq!((verified.format_version, verified.head_chain), (2, report.head_chain));
+    // The same events at the same positions, with the same recording times and log id.
+    let store = FileStore::open_with(&dest, small_segments()).unwrap();
+    assert_eq!(contents(&store), original);
+    let more = touchpoints("after-upgrade");
+    pollster::block_on(store.append(more, ExpectedVersion::Any)).unwrap();
+    drop(store);
+    assert_eq!(verify(&dest).unwrap().n_events, original.len() as u64 + 20);
+    // Nothing to do twice, and an existing destination is never overwritten.
+    assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 2, .. })));
+    assert!(matches!(upgrade(src.path(), &dest), Err(UpgradeError::Destination { .. })));
+    assert!(matches!(upgrade(src.path(), src.path().join("inside")), Err(UpgradeError::Destination { .. })));
+}
+
+#[test]
+fn a_segment_in_another_format_version_than_the_log_is_refused() {
+    let (dir, _) = written_store("mixed");
+    let path = dir.path().join(rapport_store_file::segment_name(1));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header = SegmentHeader::decode(&bytes).unwrap();
+    bytes[..SEGMENT_HEADER_BYTES]
+        .copy_from_slice(&SegmentHeader { version: format::FORMAT_VERSION_1, ..header }.encode());
+    std::fs::write(&path, &bytes).unwrap();
+    match verify(dir.path()) {
+        Err(VerifyError::Damaged { file, offset: 8, reason }) => {
+            assert_eq!(file, path);
+            assert!(reason.contains("format version 1, the log before it in 2"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
