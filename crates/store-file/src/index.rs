@@ -9,6 +9,8 @@ use std::sync::Arc;
 use rapport_core::backend::{KeyedMap, LogState};
 use rapport_core::{AccountId, NewEvent, StreamVersion, Timestamp};
 
+use crate::offsets::Offsets;
+
 pub(crate) struct Core {
     pub(crate) state: LogState,
     /// Appends handed to the writer and not yet committed, oldest first: what a duplicate of
@@ -27,8 +29,8 @@ pub(crate) struct InFlight {
 #[derive(Default)]
 pub(crate) struct Index {
     pub(crate) segments: Vec<PathBuf>,
-    /// Per position - 1: `(segment << 40) | offset of the record's prefix`.
-    pub(crate) offsets: Vec<u64>,
+    /// Where the records lie, sparsely.
+    pub(crate) offsets: Offsets,
     pub(crate) streams: KeyedMap<AccountId, Vec<u64>>,
     pub(crate) accounts: BTreeMap<AccountId, u64>,
     /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
@@ -54,16 +56,6 @@ impl Index {
             _ => AccountId::new(s).map_err(|e| e.to_string()),
         }
     }
-}
-
-const OFFSET_BITS: u32 = 40;
-
-pub(crate) fn pack(segment: u64, offset: u64) -> u64 {
-    (segment << OFFSET_BITS) | offset
-}
-
-pub(crate) fn unpack(v: u64) -> (u64, u64) {
-    (v >> OFFSET_BITS, v & ((1 << OFFSET_BITS) - 1))
 }
 
 /// The file name of segment `n`.

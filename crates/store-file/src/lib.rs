@@ -59,6 +59,7 @@ pub mod format;
 mod head;
 mod index;
 mod job;
+mod offsets;
 mod open;
 mod options;
 mod read;

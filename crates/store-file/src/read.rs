@@ -10,10 +10,73 @@ use rapport_core::{
 };
 
 use crate::format::{self, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES};
-use crate::index::unpack;
+use crate::index::Index;
+use crate::offsets::{Step, Walk, anchor_of};
 use crate::shared::lock;
 use crate::store::FileStore;
 use crate::vfs::ReadFile;
+
+/// Bytes read at least at a time for a range of positions (`read_all`).
+const RANGE_CHUNK: usize = 256 * 1024;
+/// Bytes read at least at a time for scattered positions (a stream, logged duplicates): about
+/// a stride of small records.
+pub(crate) const SCATTERED_CHUNK: usize = 8 * 1024;
+
+type IndexGuard<'a> = std::sync::RwLockReadGuard<'a, Index>;
+
+/// The segment holding `position`, by the segments' first positions.
+fn segment_of(bases: &[u64], position: u64) -> u64 {
+    (bases.partition_point(|&b| b <= position) as u64).saturating_sub(1)
+}
+
+/// Bytes of one segment read ahead: `bytes` are the segment's from byte `start`.
+struct Window {
+    segment: u64,
+    start: u64,
+    bytes: Vec<u8>,
+    chunk: usize,
+}
+
+impl Window {
+    /// `len` bytes of `segment` at `offset`, read (at least `chunk` of them) when the window
+    /// does not hold them. The index lock is let go before reading and taken again after.
+    fn get<'w>(
+        &'w mut self,
+        store: &FileStore,
+        guard: &mut Option<IndexGuard<'_>>,
+        segment: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<&'w [u8], ReadError> {
+        let held = segment == self.segment
+            && offset >= self.start
+            && offset + len as u64 <= self.start + self.bytes.len() as u64;
+        if !held {
+            guard.take();
+            let file = store.reader(segment)?;
+            let want = len.max(self.chunk);
+            self.bytes.resize(want, 0);
+            let mut got = 0usize;
+            while got < want {
+                let n = file
+                    .read_at(&mut self.bytes[got..], offset + got as u64)
+                    .map_err(|e| StorageError::new("read segment", e))?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            self.bytes.truncate(got);
+            self.segment = segment;
+            self.start = offset;
+            if got < len {
+                return Err(store.corrupt_at(guard, segment, offset + got as u64, "the segment ends inside a record"));
+            }
+        }
+        let at = (offset - self.start) as usize;
+        Ok(&self.bytes[at..at + len])
+    }
+}
 
 impl FileStore {
     pub(crate) fn reader(&self, segment: u64) -> Result<Arc<dyn ReadFile>, ReadError> {
@@ -35,82 +98,95 @@ impl FileStore {
         Ok(f)
     }
 
-    /// Reads the events at `positions` (ascending, all committed), reading contiguous runs in
-    /// one go and checking every record's checksum.
-    pub(crate) fn read_positions(&self, positions: &[u64]) -> Result<Vec<Envelope>, ReadError> {
-        let offsets: Vec<u64> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            positions.iter().map(|p| index.offsets.get((*p - 1) as usize).copied().unwrap_or(u64::MAX)).collect()
-        };
+    /// Reads the events at `positions` (ascending, all committed), checking every record's
+    /// checksum. Each position is found by a walk from its anchor ([`crate::offsets`]); a
+    /// walk goes on to the next position when that is closer than the next one's anchor, so a
+    /// range is read in one pass. Segment bytes are read `chunk` bytes at a time at least.
+    pub(crate) fn read_positions(&self, positions: &[u64], chunk: usize) -> Result<Vec<Envelope>, ReadError> {
+        let sh = &*self.shared;
+        let version = sh.recovery.format_version;
+        // The index lock is held for placing and decoding (to share account ids), never across
+        // I/O.
+        let mut guard = Some(sh.index.read().unwrap_or_else(|p| p.into_inner()));
+        let bases = guard.as_ref().map(|index| index.offsets.bases().to_vec()).unwrap_or_default();
+        let next_base = |segment: u64| bases.get(segment as usize + 1).copied();
+        let mut window = Window { segment: u64::MAX, start: 0, bytes: Vec::new(), chunk };
         let mut out = Vec::with_capacity(positions.len());
-        let mut i = 0;
-        while i < positions.len() {
-            let (seg, start) = unpack(offsets[i]);
-            // Extend the run while records stay in this segment and close together.
-            let mut j = i + 1;
-            while j < positions.len() {
-                let (s, o) = unpack(offsets[j]);
-                if s != seg || o < start || o - start > 4 * 1024 * 1024 {
-                    break;
+        let mut walk: Option<Walk> = None;
+        for &q in positions {
+            let w = match &mut walk {
+                // Going on is never longer than starting again from `q`'s anchor.
+                Some(w) if w.position <= q && w.position >= anchor_of(q) => w,
+                _ => {
+                    let index = guard.get_or_insert_with(|| sh.index.read().unwrap_or_else(|p| p.into_inner()));
+                    let start = index.offsets.start(q).ok_or_else(|| ReadError::Corrupt {
+                        location: format!("position {q}"),
+                        reason: "not in the store's index of record offsets".into(),
+                    })?;
+                    walk.insert(Walk::at(start, version))
                 }
-                j += 1;
-            }
-            let (_, last) = unpack(offsets[j - 1]);
-            let want = (last - start) as usize + RECORD_PREFIX_BYTES + RECORD_BYTES_MAX;
-            let file = self.reader(seg)?;
-            let mut buf = vec![0u8; want];
-            let mut got = 0usize;
-            while got < want {
-                let n = file
-                    .read_at(&mut buf[got..], start + got as u64)
-                    .map_err(|e| StorageError::new("read segment", e))?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
-            buf.truncate(got);
-            // The index lock is taken for decoding only (to share account ids), never across I/O.
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            let location = |off: u64| {
-                let name = index.segments.get(seg as usize).map(|p| p.display().to_string()).unwrap_or_default();
-                format!("{name} byte {off}")
             };
-            for k in i..j {
-                let (_, off) = unpack(offsets[k]);
-                let rel = (off - start) as usize;
-                let corrupt = |reason: &str| ReadError::Corrupt { location: location(off), reason: reason.to_string() };
-                let prefix = buf.get(rel..rel + RECORD_PREFIX_BYTES).ok_or_else(|| corrupt("record prefix missing"))?;
-                let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-                let crc = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-                if len > RECORD_BYTES_MAX {
-                    return Err(corrupt("record length out of range"));
+            loop {
+                if w.at_frame_header() {
+                    let header = window.get(self, &mut guard, w.segment, w.offset, w.header_len())?;
+                    w.enter_frame(header).map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
                 }
-                let body = buf
-                    .get(rel + RECORD_PREFIX_BYTES..rel + RECORD_PREFIX_BYTES + len)
-                    .ok_or_else(|| corrupt("record body missing"))?;
-                if crc32c::crc32c(body) != crc {
-                    return Err(corrupt("record checksum mismatch"));
+                if w.position == q {
+                    break;
                 }
-                let rec = format::decode_body_with(body, Position(positions[k]), &mut |s| index.intern(s))
-                    .map_err(|e| corrupt(&e.reason))?;
-                // The record read is the one the index meant: its account's stream holds this
-                // position at the record's version.
-                debug_assert_eq!(
-                    rec.stream_version.0.checked_sub(1).and_then(|v| index
-                        .streams
-                        .get(&rec.account)?
-                        .get(v as usize)
-                        .copied()),
-                    Some(positions[k]),
-                    "the record at position {} is not the one the index placed there",
-                    positions[k]
-                );
-                out.push(rec);
+                let prefix = window.get(self, &mut guard, w.segment, w.offset, RECORD_PREFIX_BYTES)?;
+                let step = w
+                    .pass(prefix, next_base(w.segment))
+                    .map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
+                if step == Step::NextSegment {
+                    *w = Walk::segment_start(segment_of(&bases, w.position), w.position, version);
+                }
             }
-            i = j;
+            let (segment, offset) = (w.segment, w.offset);
+            let prefix = window.get(self, &mut guard, segment, offset, RECORD_PREFIX_BYTES)?;
+            let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+            let crc = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+            if len > RECORD_BYTES_MAX {
+                return Err(self.corrupt_at(&guard, segment, offset, "record length out of range"));
+            }
+            let record = window.get(self, &mut guard, segment, offset, RECORD_PREFIX_BYTES + len)?;
+            let body = &record[RECORD_PREFIX_BYTES..];
+            if crc32c::crc32c(body) != crc {
+                return Err(self.corrupt_at(&guard, segment, offset, "record checksum mismatch"));
+            }
+            let index = guard.get_or_insert_with(|| sh.index.read().unwrap_or_else(|p| p.into_inner()));
+            let rec = match format::decode_body_with(body, Position(q), &mut |s| index.intern(s)) {
+                Ok(rec) => rec,
+                Err(e) => return Err(self.corrupt_at(&guard, segment, offset, &e.reason)),
+            };
+            // The record read is the one the index meant: its account's stream holds this
+            // position at the record's version.
+            debug_assert_eq!(
+                rec.stream_version.0.checked_sub(1).and_then(|v| index
+                    .streams
+                    .get(&rec.account)?
+                    .get(v as usize)
+                    .copied()),
+                Some(q),
+                "the record at position {q} is not the one the index placed there",
+            );
+            out.push(rec);
+            // Step past it, so that the next position, if it follows, goes on from here.
+            if w.pass_body(len, next_base(segment)) == Step::NextSegment {
+                *w = Walk::segment_start(segment_of(&bases, w.position), w.position, version);
+            }
         }
         Ok(out)
+    }
+
+    /// A read error naming the segment file and byte.
+    fn corrupt_at(&self, guard: &Option<IndexGuard<'_>>, segment: u64, offset: u64, why: &str) -> ReadError {
+        let name = |index: &Index| index.segments.get(segment as usize).map(|p| p.display().to_string());
+        let name = match guard {
+            Some(index) => name(index),
+            None => name(&self.shared.index.read().unwrap_or_else(|p| p.into_inner())),
+        };
+        ReadError::Corrupt { location: format!("{} byte {offset}", name.unwrap_or_default()), reason: why.to_string() }
     }
 
     pub(crate) fn read_all_now(&self, from: Position, limit: usize) -> Result<Vec<Envelope>, ReadError> {
@@ -122,7 +198,7 @@ impl FileStore {
         }
         let last = head.min(first + limit.min(READ_LIMIT_MAX) as u64 - 1);
         let positions: Vec<u64> = (first..=last).collect();
-        self.read_positions(&positions)
+        self.read_positions(&positions, RANGE_CHUNK)
     }
 
     pub(crate) fn read_stream_now(
@@ -143,7 +219,7 @@ impl FileStore {
                 }
             }
         };
-        self.read_positions(&positions)
+        self.read_positions(&positions, SCATTERED_CHUNK)
     }
 
     /// `account`'s stream state replayed from its committed events (the decision state may
@@ -186,7 +262,7 @@ impl FileStore {
         let mut by_position = found;
         by_position.sort_unstable_by_key(|&(_, p)| p);
         let positions: Vec<u64> = by_position.iter().map(|&(_, p)| p).collect();
-        let logged_events = self.read_positions(&positions)?;
+        let logged_events = self.read_positions(&positions, SCATTERED_CHUNK)?;
         let mut logged = vec![None; ids.len().min(READ_LIMIT_MAX)];
         for ((i, _), e) in by_position.into_iter().zip(logged_events) {
             logged[i] = Some(e.to_new_event().fingerprint());

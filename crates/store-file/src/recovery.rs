@@ -11,7 +11,7 @@ use rapport_core::{NewEvent, Position, StreamVersion, Timestamp};
 use crate::damage;
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
-use crate::index::{Core, Index, pack, parse_segment_name, segment_name};
+use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err};
 use crate::snapshot;
 use crate::vfs::{Vfs, read_exact_at};
@@ -448,7 +448,8 @@ pub(crate) fn scan_frames(
             let index = &scan.index;
             let (new, recorded_at, version) = format::decode_parts(body, &mut |s| index.intern(s))
                 .map_err(|e| corrupt(record_at - base, format!("position {position}: {}", e.reason)))?;
-            index_event(scan, &new, position, recorded_at, version, n, record_at)
+            let left = h.count - k as u32;
+            index_event(scan, &new, position, recorded_at, version, (n, record_at, left))
                 .map_err(|reason| corrupt(record_at - base, reason))?;
         }
         scan.chain = chain;
@@ -466,8 +467,7 @@ fn index_event(
     position: Position,
     recorded_at: Timestamp,
     stored_version: StreamVersion,
-    segment: u64,
-    record_at: u64,
+    (segment, record_at, left): (u64, u64, u32),
 ) -> Result<(), String> {
     let version = scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
     if version != stored_version {
@@ -477,7 +477,7 @@ fn index_event(
     }
     scan.core.next_position = position.0 + 1;
     scan.core.last_recorded = scan.core.last_recorded.max(recorded_at);
-    scan.index.offsets.push(pack(segment, record_at));
+    scan.index.offsets.note(position.0, segment, record_at, left);
     scan.index.note_account(&e.account, position.0);
     Ok(())
 }

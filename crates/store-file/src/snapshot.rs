@@ -21,12 +21,13 @@ use crate::blob::{DERIVED_DIR, write_blob};
 use crate::format::{Chain, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::HeadRecord;
 use crate::index::{Core, Index, segment_name};
+use crate::offsets::Offsets;
 use crate::vfs::{Vfs, read_exact_at};
 
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
@@ -50,7 +51,7 @@ struct Payload {
     extent: Extent,
     last_recorded: Timestamp,
     state: LogState,
-    offsets: Vec<u64>,
+    offsets: Offsets,
     streams: Vec<(AccountId, Vec<u64>)>,
 }
 
@@ -60,14 +61,14 @@ struct PayloadRef<'a> {
     extent: Extent,
     last_recorded: Timestamp,
     state: &'a LogState,
-    offsets: &'a [u64],
+    offsets: &'a Offsets,
     streams: Vec<(&'a AccountId, &'a Vec<u64>)>,
 }
 
 /// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
 /// the next open reads the log instead.
 pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, core: &Core, index: &Index) {
-    if core.next_position != extent.position + 1 || index.offsets.len() as u64 != extent.position {
+    if core.next_position != extent.position + 1 || index.offsets.len() != extent.position {
         tracing::warn!(
             dir = %dir.display(),
             "index snapshot not saved: the indexes do not end where the log does ({} against {})",
@@ -191,10 +192,8 @@ fn try_load(
             ));
         }
     }
+    payload.offsets.check(extent.position)?;
     let mut index = Index { offsets: payload.offsets, ..Index::default() };
-    if index.offsets.len() as u64 != extent.position {
-        return Err("its offsets do not cover its positions".into());
-    }
     index.segments = numbers.iter().take_while(|n| **n <= extent.segment).map(|n| dir.join(segment_name(*n))).collect();
     for (account, positions) in payload.streams {
         let Some(&first) = positions.first() else { return Err(format!("account {account} has no events")) };

@@ -13,7 +13,7 @@ use rapport_core::{AppendError, AppendOutcome, StorageError};
 use crate::damage;
 use crate::format::{self, Chain, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
-use crate::index::{pack, segment_name};
+use crate::index::segment_name;
 use crate::job::{Completion, Job};
 use crate::options::Durability;
 use crate::shared::Shared;
@@ -114,7 +114,12 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mu
                     Ok(offsets) => {
                         // Offsets first, then the head: a reader that sees the head finds
                         // every record.
-                        sh.index.write().unwrap_or_else(|p| p.into_inner()).offsets.extend(offsets);
+                        let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
+                        for (segment, offset, left) in offsets {
+                            let position = index.offsets.len() + 1;
+                            index.offsets.note(position, segment, offset, left);
+                        }
+                        drop(index);
                         sh.committed.store(w.written, Ordering::Release);
                         sh.watch.publish(rapport_core::Position(w.written));
                         tracing::trace!(
@@ -196,9 +201,9 @@ fn record_head(w: &Writer) -> Result<(), String> {
     head::write(&*w.vfs, &w.dir, &record).map_err(|(what, e)| format!("{what}: {e}"))
 }
 
-/// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns the packed
-/// offset of every record written, in position order.
-fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, String> {
+/// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns where every
+/// record written lies (segment, byte, records of its frame from it on), in position order.
+fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<(u64, u64, u32)>, String> {
     let mut dirty = false;
     let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
     for job in group {
@@ -273,7 +278,8 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<u64>, S
             }
         }
         dirty = true;
-        offsets.extend(rel_offsets.iter().map(|r| pack(w.segment_no, w.segment_len + r)));
+        offsets
+            .extend(rel_offsets.iter().enumerate().map(|(k, r)| (w.segment_no, w.segment_len + r, count - k as u32)));
         w.segment_len += frame_len;
         w.chain = after;
         w.written = job.first_position + job.events.len() as u64 - 1;
