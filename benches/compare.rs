@@ -9,7 +9,8 @@
 //! Environment: `RAPPORT_BENCH_EVENTS` (default 200000), `RAPPORT_BENCH_IMPORT_EVENTS` (default
 //! 1000000), `RAPPORT_BENCH_DIR` (default the
 //! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
-//! of that many events, e.g. 10000000), `RAPPORT_PG_URL` (if set, the same measures against
+//! of that many events, e.g. 10000000, over `RAPPORT_BENCH_OPEN_ACCOUNTS` accounts (default
+//! 10000), and each open's resident memory, measured in a fresh process), `RAPPORT_PG_URL` (if set, the same measures against
 //! PostgreSQL on loopback, as ratios to the file store and to SQLite), `RAPPORT_BENCH_CORE` (if
 //! set to a CPU number, the bench runs itself again pinned to that one CPU with `taskset`, so
 //! every thread of both sides shares one core: `RAPPORT_BENCH_CORE=0 cargo bench --bench
@@ -141,7 +142,56 @@ fn pin_to_one_core() {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// An open measured in a process of its own (see [`open_in_child`]).
+struct OpenProbe {
+    seconds: f64,
+    rss_kb: u64,
+    hwm_kb: u64,
+}
+
+/// Opens the store in `dir` in a fresh run of this bench (`RAPPORT_BENCH_OPEN_ONLY`), which
+/// prints how long the open took and its resident memory after it.
+fn open_in_child(dir: &std::path::Path, snapshot: bool) -> OpenProbe {
+    let out = std::process::Command::new(std::env::current_exe().expect("the bench's own path"))
+        .env("RAPPORT_BENCH_OPEN_ONLY", dir)
+        .env("RAPPORT_BENCH_OPEN_SNAPSHOT", if snapshot { "1" } else { "0" })
+        .output()
+        .expect("run the open probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("open-probe ")).unwrap_or_else(|| panic!("no probe line: {text}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    OpenProbe {
+        seconds: f[1].parse().expect("seconds"),
+        rss_kb: f[2].parse().expect("rss"),
+        hwm_kb: f[3].parse().expect("hwm"),
+    }
+}
+
+/// The probe's side: open, then report `VmRSS` and `VmHWM` from `/proc/self/status`.
+fn open_probe(dir: &str) {
+    let snapshot = std::env::var("RAPPORT_BENCH_OPEN_SNAPSHOT").is_ok_and(|v| v == "1");
+    let t = Instant::now();
+    let store = FileStore::open_with(dir, Options { index_snapshot: snapshot, ..Options::default() }).expect("open");
+    let seconds = t.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    println!("open-probe {seconds} {} {}", kb("VmRSS:"), kb("VmHWM:"));
+    // Not closed: a close after a whole-log open would save a snapshot.
+    std::mem::forget(store);
+}
+
 fn main() {
+    if let Ok(dir) = std::env::var("RAPPORT_BENCH_OPEN_ONLY") {
+        open_probe(&dir);
+        return;
+    }
     // `cargo bench` passes `--bench`; nothing else is accepted.
     pin_to_one_core();
     let n = env_usize("RAPPORT_BENCH_EVENTS", 200_000);
@@ -461,12 +511,16 @@ fn main() {
     // 6. Optional: open + full scan of a large log.
     if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
         let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
+        let accounts = env_usize("RAPPORT_BENCH_OPEN_ACCOUNTS", 10_000).max(1) as u32;
         let bdir = dir.join("big");
         {
             let store = FileStore::open_with(&bdir, Options::default()).expect("open");
             let mut batch = Vec::with_capacity(10_000);
-            let accounts = (big / 50).max(1) as u32;
-            for e in generate(SynthConfig { accounts, months: 12, seed: 5, ..Default::default() }).take(big) {
+            // About six events an account a month: enough months for `big` events, ending
+            // before now (the store refuses events dated in the future).
+            let months = ((big as u64).div_ceil(u64::from(accounts) * 6) + 1).clamp(12, 1_200) as u32;
+            let start = Timestamp::now().add_nanos(-(i64::from(months) * 730 + 24) * 3_600 * 1_000_000_000);
+            for e in generate(SynthConfig { accounts, months, seed: 5, start }).take(big) {
                 batch.push(e);
                 if batch.len() == 10_000 {
                     pollster::block_on(store.append(std::mem::take(&mut batch), ExpectedVersion::Any)).expect("append");
@@ -474,20 +528,31 @@ fn main() {
             }
             pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
         }
-        // Both opens: reading the whole log, then from the snapshot the clean close saved.
-        let t = Instant::now();
-        let full = Options { index_snapshot: false, ..Options::default() };
-        drop(FileStore::open_with(&bdir, full).expect("open big"));
-        let full_open = t.elapsed();
-        let t = Instant::now();
-        let store = FileStore::open(&bdir).expect("open big");
-        let opened = t.elapsed();
+        // Each open alone in a fresh process, for its resident memory after the open: first
+        // reading the whole log, then from the snapshot the clean close saved.
+        let full = open_in_child(&bdir, false);
+        let snap = open_in_child(&bdir, true);
         rows.push(Row {
-            what: format!("open of {big} events: whole log / index snapshot"),
-            ours: format!("{:.2} s / {:.2} s", full_open.as_secs_f64(), opened.as_secs_f64()),
+            what: format!("open of {big} events over {accounts} accounts: whole log / index snapshot"),
+            ours: format!("{:.2} s / {:.2} s", full.seconds, snap.seconds),
             peer: "-".into(),
             ratio: "-".into(),
         });
+        rows.push(Row {
+            what: "resident memory after that open (MB): whole log / index snapshot".into(),
+            ours: format!("{:.0} / {:.0}", full.rss_kb as f64 / 1024.0, snap.rss_kb as f64 / 1024.0),
+            peer: "-".into(),
+            ratio: "-".into(),
+        });
+        rows.push(Row {
+            what: "peak resident memory during that open (MB): whole log / index snapshot".into(),
+            ours: format!("{:.0} / {:.0}", full.hwm_kb as f64 / 1024.0, snap.hwm_kb as f64 / 1024.0),
+            peer: "-".into(),
+            ratio: "-".into(),
+        });
+        let t = Instant::now();
+        let store = FileStore::open(&bdir).expect("open big");
+        let opened = t.elapsed();
         let mut next = Position(1);
         let mut seen = 0usize;
         loop {
