@@ -122,10 +122,20 @@ enum Verdict {
     Corrupt(String),
 }
 
-fn read_whole(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
+/// The bytes of the file at `path` from byte `offset` to its end.
+fn read_from(vfs: &dyn Vfs, path: &Path, offset: u64) -> Result<Vec<u8>, OpenError> {
     let f = vfs.open_read(path).map_err(io_err("open", path))?;
     let len = f.size().map_err(io_err("stat", path))?;
-    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    let mut buf = vec![0u8; usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX)];
+    read_exact_at(&*f, &mut buf, offset).map_err(io_err("read", path))?;
+    Ok(buf)
+}
+
+/// A segment's first bytes, where its header is (fewer if the file is shorter).
+fn read_header(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
+    let f = vfs.open_read(path).map_err(io_err("open", path))?;
+    let len = f.size().map_err(io_err("stat", path))?.min(SEGMENT_HEADER_BYTES as u64);
+    let mut buf = vec![0u8; len as usize];
     read_exact_at(&*f, &mut buf, 0).map_err(io_err("read", path))?;
     Ok(buf)
 }
@@ -190,15 +200,18 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
     };
     for (i, &n) in numbers.iter().enumerate().skip_while(|(_, n)| **n < first) {
         let path = dir.join(segment_name(n));
-        let bytes = read_whole(vfs, &path)?;
+        let start = from.take();
+        // Resuming inside the snapshot's segment, only what follows the snapshot is read (from
+        // the sector it starts in, so that damage is judged by whole sectors).
+        let base = start.map_or(0, |f| (f / damage::SECTOR_BYTES * damage::SECTOR_BYTES) as u64);
+        let bytes = read_from(vfs, &path, base)?;
         let is_last = i + 1 == numbers.len();
         scan.numbers.push(n);
         scan.index.segments.push(path.clone());
-        let start = from.take();
         let header = match start {
-            // Resuming inside the snapshot's segment, whose header the snapshot's load checked.
+            // The snapshot's load checked this segment's header.
             Some(_) => {
-                let h = SegmentHeader::decode(&bytes).map_err(|e| OpenError::Corrupt {
+                let h = SegmentHeader::decode(&read_header(vfs, &path)?).map_err(|e| OpenError::Corrupt {
                     segment: path.clone(),
                     offset: e.offset,
                     reason: e.reason,
@@ -213,11 +226,11 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
             },
         };
         tracked |= header.head_tracked;
-        let at = Frames { bytes: &bytes, from: start.unwrap_or(SEGMENT_HEADER_BYTES), base: 0 };
+        let at = Frames { bytes: &bytes, from: start.map_or(SEGMENT_HEADER_BYTES, |f| f - base as usize), base };
         let (end, damage) = scan_frames(&mut scan, at, n, &path, head, &mut chain_at_head)?;
-        scan.segment_len = end as u64;
+        scan.segment_len = base + end as u64;
         if let Some(damage) = damage {
-            judge_damage(&mut scan, &bytes, &damage, &path, is_last)?;
+            judge_damage(&mut scan, Frames { bytes: &bytes, from: 0, base }, &damage, &path, is_last)?;
         }
     }
     check_against_head(&scan, dir, head, tracked, chain_at_head)?;
@@ -348,16 +361,27 @@ fn read_segment_header(
 /// Damage where a segment's good frames end: in a sealed segment it hit acknowledged data
 /// (the writer syncs a segment before it creates the next one) and is refused; in the last
 /// one it is judged, and a tail no acknowledged event lies in is recorded for cutting.
-fn judge_damage(scan: &mut Scan, bytes: &[u8], damage: &Damage, path: &Path, is_last: bool) -> Result<(), OpenError> {
+///
+/// `frames.bytes` start at byte `frames.base` of the segment (a multiple of the sector size);
+/// `damage.at` is relative to them.
+fn judge_damage(
+    scan: &mut Scan,
+    frames: Frames<'_>,
+    damage: &Damage,
+    path: &Path,
+    is_last: bool,
+) -> Result<(), OpenError> {
+    let Frames { bytes, base, .. } = frames;
+    debug_assert!(base.is_multiple_of(damage::SECTOR_BYTES as u64), "damage is judged by whole sectors");
     let corrupt = |offset: usize, reason: String| OpenError::Corrupt {
         segment: path.to_path_buf(),
-        offset: offset as u64,
+        offset: base + offset as u64,
         reason,
     };
     if !is_last {
         return Err(corrupt(damage.at, format!("{} in a sealed segment", damage.kind.reason())));
     }
-    let reason = match judge(bytes, damage, scan.last_epoch, scan.version) {
+    let reason = match judge(bytes, damage, scan.last_epoch, scan.version, base) {
         Verdict::End if damage.at == bytes.len() => return Ok(()),
         Verdict::End => "zeroed space".to_string(),
         Verdict::Torn(reason) => reason,
@@ -365,7 +389,7 @@ fn judge_damage(scan: &mut Scan, bytes: &[u8], damage: &Damage, path: &Path, is_
     };
     scan.tail = Some(Tail {
         segment: path.to_path_buf(),
-        offset: damage.at as u64,
+        offset: base + damage.at as u64,
         bytes: (bytes.len() - damage.at) as u64,
         reason,
     });
@@ -484,7 +508,8 @@ fn index_event(
 
 /// Judges damage in the last segment: a torn write only on evidence that no flipped bit
 /// produces (see [`damage`]), and never when a later sync's frame follows.
-fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32) -> Verdict {
+/// Byte numbers in its reasons are the segment's: `bytes` start at byte `base` of it.
+fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32, base: u64) -> Verdict {
     let reason = d.kind.reason();
     if d.kind == Kind::ZeroedSpace {
         return Verdict::End;
@@ -494,7 +519,8 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32) -> Verdict {
     let bound = d.header.map_or(last_epoch + 1, |h| h.epoch);
     if let Some(o) = synced_frame_after(bytes, d.at + 1, bound, version) {
         return Verdict::Corrupt(format!(
-            "{reason}, and acknowledged data follows (a frame from a later sync at byte {o})"
+            "{reason}, and acknowledged data follows (a frame from a later sync at byte {})",
+            base + o as u64
         ));
     }
     let at = d.at;
@@ -527,7 +553,7 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32) -> Verdict {
     if let Some((byte, bit)) = damage::single_bit_flip(&bytes[start..end], crc) {
         return Verdict::Corrupt(format!(
             "{reason}: one flipped bit (byte {}, bit {bit}), not a torn write",
-            start + byte
+            base + (start + byte) as u64
         ));
     }
     // A header judged alone reaches, for this purpose, to the end of the sector its last byte

@@ -169,3 +169,66 @@ fn damage_in_the_prefix_a_snapshot_covers_is_found_by_reads_and_verify_never_hid
     let damaged = verify(dir.path()).expect_err("verify finds the flip");
     assert!(damaged.to_string().contains(&rapport_store_file::segment_name(0)), "{damaged}");
 }
+
+/// Damage done to a segment's bytes.
+type Damage = fn(&mut Vec<u8>);
+
+#[test]
+fn a_torn_tail_after_the_snapshot_is_judged_as_a_full_read_judges_it() {
+    // An open from a snapshot reads the last segment only from the sector the snapshot ends
+    // in; damage after it must be judged, cut and reported at the same byte as by a full read.
+    let dir = TempDir::new("torn-after-snapshot");
+    let events = history(20, 12, 9);
+    let (first, rest) = events.split_at(events.len() / 2);
+    let store = FileStore::open_with(dir.path(), Options::default()).expect("open");
+    append(&store, first);
+    drop(store);
+    // The snapshot and head record of that close, kept: restored below, they make the events
+    // appended next an unacknowledged tail that a snapshot stands before.
+    let saved_snapshot = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    let saved_head = std::fs::read(dir.path().join(rapport_store_file::HEAD_FILE)).expect("head");
+    let store = FileStore::open_with(dir.path(), Options::default()).expect("reopen");
+    append(&store, rest);
+    drop(store);
+    std::fs::write(snapshot(dir.path()), &saved_snapshot).expect("restore snapshot");
+    std::fs::write(dir.path().join(rapport_store_file::HEAD_FILE), &saved_head).expect("restore head");
+    let segment = dir.path().join(rapport_store_file::segment_name(0));
+    let whole = std::fs::read(&segment).expect("segment");
+    let damages: [(&str, Damage); 4] = [
+        ("cut 1 byte short", |b| b.truncate(b.len() - 1)),
+        ("cut 30 bytes short", |b| b.truncate(b.len() - 30)),
+        ("cut 300 bytes short", |b| b.truncate(b.len() - 300)),
+        ("last sector zeroed", |b| {
+            let from = (b.len() - 1) / 512 * 512;
+            b[from..].fill(0);
+        }),
+    ];
+    for (what, damage) in damages {
+        let mut bytes = whole.clone();
+        damage(&mut bytes);
+        let opened: Vec<_> = [true, false]
+            .into_iter()
+            .map(|use_snapshot| {
+                let copy = TempDir::new("torn-copy");
+                std::fs::create_dir_all(copy.path().join(rapport_store_file::DERIVED_DIR)).expect("mkdir");
+                for name in [rapport_store_file::HEAD_FILE.to_string(), rapport_store_file::segment_name(0)] {
+                    std::fs::copy(dir.path().join(&name), copy.path().join(&name)).expect("copy");
+                }
+                std::fs::write(copy.path().join(rapport_store_file::segment_name(0)), &bytes).expect("damage");
+                std::fs::write(snapshot(copy.path()), &saved_snapshot).expect("snapshot");
+                let options = Options { index_snapshot: use_snapshot, ..Options::default() };
+                let store = FileStore::open_with(copy.path(), options).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let report = store.recovery().clone();
+                let cut: Vec<(u64, u64)> = report.truncated.iter().map(|(_, at, n)| (*at, *n)).collect();
+                (report.from_snapshot, cut, contents(&store))
+            })
+            .collect();
+        let (from_snapshot, cut, log) = &opened[0];
+        assert!(*from_snapshot as usize >= first.len(), "{what}: the snapshot was used");
+        assert_eq!(opened[1].0, 0, "{what}: the second open read everything");
+        assert!(!cut.is_empty(), "{what}: a torn tail is cut");
+        assert_eq!(cut, &opened[1].1, "{what}: cut at the same byte");
+        assert_eq!(log, &opened[1].2, "{what}: the same events");
+        assert!(log.len() >= first.len() && log.len() < events.len(), "{what}: {} events", log.len());
+    }
+}
