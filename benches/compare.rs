@@ -151,10 +151,12 @@ struct OpenProbe {
 
 /// Opens the store in `dir` in a fresh run of this bench (`RAPPORT_BENCH_OPEN_ONLY`), which
 /// prints how long the open took and its resident memory after it.
-fn open_in_child(dir: &std::path::Path, snapshot: bool) -> OpenProbe {
+/// `mode`: `whole` (a writer's open reading the whole log), `snapshot` (a writer's open from
+/// the index snapshot) or `read-only` (a read-only open from the snapshot).
+fn open_in_child(dir: &std::path::Path, mode: &str) -> OpenProbe {
     let out = std::process::Command::new(std::env::current_exe().expect("the bench's own path"))
         .env("RAPPORT_BENCH_OPEN_ONLY", dir)
-        .env("RAPPORT_BENCH_OPEN_SNAPSHOT", if snapshot { "1" } else { "0" })
+        .env("RAPPORT_BENCH_OPEN_MODE", mode)
         .output()
         .expect("run the open probe");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -169,9 +171,14 @@ fn open_in_child(dir: &std::path::Path, snapshot: bool) -> OpenProbe {
 
 /// The probe's side: open, then report `VmRSS` and `VmHWM` from `/proc/self/status`.
 fn open_probe(dir: &str) {
-    let snapshot = std::env::var("RAPPORT_BENCH_OPEN_SNAPSHOT").is_ok_and(|v| v == "1");
+    let mode = std::env::var("RAPPORT_BENCH_OPEN_MODE").unwrap_or_default();
     let t = Instant::now();
-    let store = FileStore::open_with(dir, Options { index_snapshot: snapshot, ..Options::default() }).expect("open");
+    let store = match mode.as_str() {
+        "read-only" => FileStore::open_read_only(dir),
+        "whole" => FileStore::open_with(dir, Options { index_snapshot: false, ..Options::default() }),
+        _ => FileStore::open(dir),
+    }
+    .expect("open");
     let seconds = t.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = |key: &str| -> u64 {
@@ -530,23 +537,24 @@ fn main() {
         }
         // Each open alone in a fresh process, for its resident memory after the open: first
         // reading the whole log, then from the snapshot the clean close saved.
-        let full = open_in_child(&bdir, false);
-        let snap = open_in_child(&bdir, true);
+        let probes =
+            [open_in_child(&bdir, "whole"), open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
+        let three = |f: &dyn Fn(&OpenProbe) -> String| probes.iter().map(f).collect::<Vec<_>>().join(" / ");
         rows.push(Row {
-            what: format!("open of {big} events over {accounts} accounts: whole log / index snapshot"),
-            ours: format!("{:.2} s / {:.2} s", full.seconds, snap.seconds),
+            what: format!("open of {big} events over {accounts} accounts: whole log / snapshot / read-only"),
+            ours: three(&|p| format!("{:.2} s", p.seconds)),
             peer: "-".into(),
             ratio: "-".into(),
         });
         rows.push(Row {
-            what: "resident memory after that open (MB): whole log / index snapshot".into(),
-            ours: format!("{:.0} / {:.0}", full.rss_kb as f64 / 1024.0, snap.rss_kb as f64 / 1024.0),
+            what: "resident memory after that open (MB): whole log / snapshot / read-only".into(),
+            ours: three(&|p| format!("{:.0}", p.rss_kb as f64 / 1024.0)),
             peer: "-".into(),
             ratio: "-".into(),
         });
         rows.push(Row {
-            what: "peak resident memory during that open (MB): whole log / index snapshot".into(),
-            ours: format!("{:.0} / {:.0}", full.hwm_kb as f64 / 1024.0, snap.hwm_kb as f64 / 1024.0),
+            what: "peak resident memory during that open (MB): whole log / snapshot / read-only".into(),
+            ours: three(&|p| format!("{:.0}", p.hwm_kb as f64 / 1024.0)),
             peer: "-".into(),
             ratio: "-".into(),
         });

@@ -192,6 +192,8 @@ fn index_frames(
     let mut core = lock(&sh.core);
     let mut index = sh.index.write().unwrap_or_else(|p| p.into_inner());
     let mut scan = Scan::resume(std::mem::replace(&mut *core, Scan::empty_core()), std::mem::take(&mut *index));
+    // A follower is a read-only handle: it keeps no validation state.
+    scan.validate = false;
     scan.version = state.version;
     scan.chain = state.chain;
     scan.last_epoch = state.last_epoch;

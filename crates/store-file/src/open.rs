@@ -84,7 +84,7 @@ impl FileStore {
             Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
         let head = read_head(&*vfs, dir)?;
-        let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot)?;
+        let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot, true)?;
         let truncated = cut_torn_tail(&*vfs, &scan)?;
         let log_id = scan.log_id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
         start_segment_if_needed(&*vfs, dir, log_id, &mut scan)?;
@@ -136,6 +136,12 @@ impl FileStore {
     /// batch at the end is left as it is and reported in [`RecoveryReport::skipped`]. Damage
     /// anywhere else is refused as on a writer's open. Appends fail.
     ///
+    /// The handle keeps no validation state (it decides no append): it loads neither the ids
+    /// nor the streams' rule state an index snapshot holds, and checks the records it reads
+    /// for checksums, the hash chain, positions and stream versions without re-running the
+    /// rules ([`verify`](crate::verify()) does). So it opens in a fraction of a writer's time
+    /// and memory, and refuses `preflight` (a backfill needs the writer's handle).
+    ///
     /// # Errors
     /// [`OpenError::Missing`] when `dir` holds no store; [`OpenError::Corrupt`]; I/O errors.
     pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
@@ -147,12 +153,18 @@ impl FileStore {
     /// # Errors
     /// [`OpenError`].
     pub fn open_read_only_on(vfs: Arc<dyn Vfs>, dir: &Path) -> Result<Self, OpenError> {
-        Self::open_read_only_with(vfs, dir, true)
+        Self::open_read_only_with(vfs, dir, true, false)
     }
 
     /// The read-only open; `snapshot`: whether an index snapshot may stand in for the log it
-    /// covers (`verify` reads everything).
-    pub(crate) fn open_read_only_with(vfs: Arc<dyn Vfs>, dir: &Path, snapshot: bool) -> Result<Self, OpenError> {
+    /// covers; `validate`: whether every record read is validated against the rules (`verify`
+    /// reads everything and validates it).
+    pub(crate) fn open_read_only_with(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        snapshot: bool,
+        validate: bool,
+    ) -> Result<Self, OpenError> {
         let _span = tracing::info_span!("rapport.open", dir = %dir.display(), read_only = true).entered();
         if !vfs.exists(dir) {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
@@ -160,7 +172,9 @@ impl FileStore {
         // The head record first: a writer renames a new one in only after the segments it
         // names exist, so what the listing finds next is at least as new.
         let head = read_head(&*vfs, dir)?;
-        let scan = recovery::scan(&*vfs, dir, head.as_ref(), snapshot)?;
+        // A read-only handle decides no append: it keeps no validation state (ids, streams'
+        // rules), except for `verify`, which validates everything it reads.
+        let scan = recovery::scan(&*vfs, dir, head.as_ref(), snapshot, validate)?;
         let Some(log_id) = scan.log_id else {
             return Err(OpenError::Missing { dir: dir.to_path_buf() });
         };

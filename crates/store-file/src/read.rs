@@ -240,6 +240,14 @@ impl FileStore {
 
     pub(crate) fn preflight_now(&self, accounts: &[AccountId], ids: &[EventId]) -> Result<Preflight, ReadError> {
         self.check_poison("preflight")?;
+        if self.is_read_only() {
+            // A read-only handle does not load the ids an index snapshot holds (it decides no
+            // append), so it cannot say which are logged.
+            return Err(ReadError::Storage(StorageError::new(
+                "preflight",
+                "a read-only handle does not hold the id index; preflight (for a backfill) needs the writer's handle",
+            )));
+        }
         // The decision state also holds appends handed to the writer and not yet durable: only
         // what is at or below the committed head counts, so streams are read back when an
         // append is in flight, and logged events are read back from disk.

@@ -53,6 +53,9 @@ pub(crate) struct Scan {
     pub(crate) tail: Option<Tail>,
     /// The events an index snapshot stood in for (0: none was used).
     pub(crate) from_snapshot: u64,
+    /// Whether records read are validated into `core.state` (a writer's open, `verify`), or
+    /// only placed (a read-only handle, which keeps no validation state).
+    pub(crate) validate: bool,
 }
 
 impl Scan {
@@ -168,10 +171,20 @@ pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, Ope
 ///
 /// With `snapshot`, an index snapshot saved at a clean close (`snapshot.rs`) that still
 /// matches the log stands in for the log up to where it ends, and only what follows is read.
-pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapshot: bool) -> Result<Scan, OpenError> {
+///
+/// `validate` false (a read-only open): no validation state is kept (neither the streams'
+/// rules nor the ids; records are checked for checksums, the chain, positions and stream
+/// versions only), and a snapshot's is not loaded.
+pub(crate) fn scan(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    head: Option<&HeadRecord>,
+    snapshot: bool,
+    validate: bool,
+) -> Result<Scan, OpenError> {
     let numbers = segment_numbers(vfs, dir)?;
     check_no_segment_lost(&numbers, dir, head)?;
-    let loaded = if snapshot { snapshot::load(vfs, dir, &numbers, head) } else { None };
+    let loaded = if snapshot { snapshot::load(vfs, dir, &numbers, head, validate) } else { None };
     let mut scan;
     // Where reading starts: the first segment to read, and the byte in it.
     let (first, mut from) = match loaded {
@@ -187,10 +200,12 @@ pub(crate) fn scan(vfs: &dyn Vfs, dir: &Path, head: Option<&HeadRecord>, snapsho
             (extent.segment, Some(extent.len as usize))
         }
         None => {
-            scan = Scan::empty(id_capacity(vfs, dir, &numbers), numbers.len());
+            let ids = if validate { id_capacity(vfs, dir, &numbers) } else { 0 };
+            scan = Scan::empty(ids, numbers.len());
             (0, None)
         }
     };
+    scan.validate = validate;
     let mut tracked = false;
     // The chain value where the head record's position ends, to check it names this history.
     let mut chain_at_head = match head {
@@ -295,6 +310,7 @@ impl Scan {
             last_epoch: 0,
             tail: None,
             from_snapshot: 0,
+            validate: true,
         }
     }
 }
@@ -493,7 +509,11 @@ fn index_event(
     stored_version: StreamVersion,
     (segment, record_at, left): (u64, u64, u32),
 ) -> Result<(), String> {
-    let version = scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?;
+    let version = if scan.validate {
+        scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
+    } else {
+        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len() as u64) + 1)
+    };
     if version != stored_version {
         return Err(format!(
             "position {position}: stored stream version {stored_version} but the stream is at {version}"

@@ -27,7 +27,7 @@ use crate::vfs::{Vfs, read_exact_at};
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
@@ -46,13 +46,25 @@ pub(crate) struct Extent {
     pub(crate) last_epoch: u64,
 }
 
+/// The payload. The validation state is nested as bytes of its own, so that a read-only open,
+/// which keeps none, passes over it without decoding it.
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
     extent: Extent,
     last_recorded: Timestamp,
-    state: LogState,
+    #[serde(borrow)]
+    state: &'a [u8],
     offsets: Offsets,
     streams: Vec<(AccountId, Vec<u64>)>,
+}
+
+/// Bytes serialised as bytes (a length, then the bytes), as [`Payload::state`] reads them.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }
 
 /// [`Payload`] as written: borrowed from the open store, in the same field order.
@@ -60,7 +72,7 @@ struct Payload {
 struct PayloadRef<'a> {
     extent: Extent,
     last_recorded: Timestamp,
-    state: &'a LogState,
+    state: Bytes<'a>,
     offsets: &'a Offsets,
     streams: Vec<(&'a AccountId, &'a Vec<u64>)>,
 }
@@ -78,10 +90,17 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         return;
     }
     let started = std::time::Instant::now();
+    let state = match postcard::to_allocvec(&core.state) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}");
+            return;
+        }
+    };
     let payload = PayloadRef {
         extent,
         last_recorded: core.last_recorded,
-        state: &core.state,
+        state: Bytes(&state),
         offsets: &index.offsets,
         streams: index.streams.iter().collect(),
     };
@@ -131,12 +150,21 @@ pub(crate) struct Loaded {
 
 /// The snapshot beside the log in `dir`, when it is usable for the log whose segments are
 /// `numbers` and whose head record is `head`; else `None`, with the reason logged.
-pub(crate) fn load(vfs: &dyn Vfs, dir: &Path, numbers: &[u64], head: Option<&HeadRecord>) -> Option<Loaded> {
+///
+/// With `validate` false (a read-only handle, which decides no append and keeps no validation
+/// state) the snapshot's validation state and ids are passed over, not decoded.
+pub(crate) fn load(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    numbers: &[u64],
+    head: Option<&HeadRecord>,
+    validate: bool,
+) -> Option<Loaded> {
     let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
     if !vfs.exists(&path) {
         return None;
     }
-    match try_load(vfs, dir, &path, numbers, head) {
+    match try_load(vfs, dir, &path, numbers, head, validate) {
         Ok(loaded) => Some(loaded),
         Err(why) => {
             tracing::warn!(dir = %dir.display(), "index snapshot not used ({why}): reading the whole log");
@@ -151,6 +179,7 @@ fn try_load(
     path: &Path,
     numbers: &[u64],
     head: Option<&HeadRecord>,
+    validate: bool,
 ) -> Result<Loaded, String> {
     let file = vfs.open_read(path).map_err(|e| format!("open: {e}"))?;
     let len = file.size().map_err(|e| format!("stat: {e}"))?;
@@ -160,7 +189,12 @@ fn try_load(
     let mut bytes = vec![0u8; len as usize];
     read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
     let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
-    let payload: Payload = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
+    let payload: Payload<'_> = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
+    let state: LogState = if validate {
+        postcard::from_bytes(payload.state).map_err(|e| format!("decode the validation state: {e}"))?
+    } else {
+        LogState::new()
+    };
     let extent = payload.extent;
     if header.position != Position(extent.position + 1) {
         return Err("its header and payload disagree".into());
@@ -202,7 +236,7 @@ fn try_load(
         index.streams.insert(account, positions);
     }
     let core = Core {
-        state: payload.state,
+        state,
         in_flight: std::collections::VecDeque::new(),
         next_position: extent.position + 1,
         last_recorded: payload.last_recorded,

@@ -37,7 +37,7 @@ impl std::fmt::Debug for FileStore {
 impl FileStore {
     /// How many accounts have events.
     pub fn n_accounts(&self) -> u64 {
-        lock(&self.shared.core).state.n_accounts() as u64
+        self.shared.index.read().unwrap_or_else(|p| p.into_inner()).accounts.len() as u64
     }
 
     /// Whether this handle was opened read-only.

@@ -232,3 +232,29 @@ fn a_torn_tail_after_the_snapshot_is_judged_as_a_full_read_judges_it() {
         assert!(log.len() >= first.len() && log.len() < events.len(), "{what}: {} events", log.len());
     }
 }
+
+#[test]
+fn a_read_only_open_passes_over_the_snapshots_validation_state_and_refuses_preflight() {
+    use rapport_core::BackfillStore;
+    let dir = TempDir::new("reader");
+    let events = history(10, 12, 6);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, &events);
+    let log = contents(&store);
+    drop(store);
+    let reader = FileStore::open_read_only(dir.path()).expect("read-only");
+    assert_eq!(reader.recovery().from_snapshot, log.len() as u64, "the snapshot stood in for the log");
+    assert_eq!(contents(&reader), log);
+    for account in pollster::block_on(reader.accounts(None, 1_000)).expect("accounts") {
+        let stream = pollster::block_on(reader.read_stream(&account, StreamVersion(1), 10_000)).expect("stream");
+        assert_eq!(stream, log.iter().filter(|e| e.account == account).cloned().collect::<Vec<_>>());
+    }
+    let ids: Vec<_> = log.iter().take(5).map(|e| e.id).collect();
+    let refused = pollster::block_on(reader.preflight(&[], &ids));
+    assert!(refused.is_err_and(|e| e.to_string().contains("read-only handle")), "preflight needs the writer");
+    drop(reader);
+    // The writer's open loads the ids and answers.
+    let writer = FileStore::open_with(dir.path(), small()).expect("writer");
+    let answered = pollster::block_on(writer.preflight(&[], &ids)).expect("preflight");
+    assert!(answered.logged.iter().all(Option::is_some), "every logged id is found");
+}
