@@ -10,7 +10,8 @@
 //! 1000000), `RAPPORT_BENCH_DIR` (default the
 //! system temp dir), `RAPPORT_BENCH_OPEN_EVENTS` (if set, also time open + full scan of a log
 //! of that many events, e.g. 10000000, over `RAPPORT_BENCH_OPEN_ACCOUNTS` accounts (default
-//! 10000), and each open's resident memory, measured in a fresh process), `RAPPORT_PG_URL` (if set, the same measures against
+//! 10000), and each open's resident memory, measured in a fresh process; and an open with
+//! `RAPPORT_BENCH_OPEN_TAIL` events (default a tenth) past the last snapshot), `RAPPORT_PG_URL` (if set, the same measures against
 //! PostgreSQL on loopback, as ratios to the file store and to SQLite), `RAPPORT_BENCH_CORE` (if
 //! set to a CPU number, the bench runs itself again pinned to that one CPU with `taskset`, so
 //! every thread of both sides shares one core: `RAPPORT_BENCH_CORE=0 cargo bench --bench
@@ -519,22 +520,34 @@ fn main() {
     if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
         let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
         let accounts = env_usize("RAPPORT_BENCH_OPEN_ACCOUNTS", 10_000).max(1) as u32;
+        // The last `tail` events are appended after a first clean close, whose snapshot is kept
+        // to stand, below, for a crash that left them past the last snapshot.
+        let tail = env_usize("RAPPORT_BENCH_OPEN_TAIL", big / 10).min(big);
         let bdir = dir.join("big");
-        {
-            let store = FileStore::open_with(&bdir, Options::default()).expect("open");
-            let mut batch = Vec::with_capacity(10_000);
+        let snapshot_file = bdir.join(rapport_store_file::DERIVED_DIR).join("log-index.bin");
+        let early_snapshot = {
             // About six events an account a month: enough months for `big` events, ending
             // before now (the store refuses events dated in the future).
             let months = ((big as u64).div_ceil(u64::from(accounts) * 6) + 1).clamp(12, 1_200) as u32;
             let start = Timestamp::now().add_nanos(-(i64::from(months) * 730 + 24) * 3_600 * 1_000_000_000);
-            for e in generate(SynthConfig { accounts, months, seed: 5, start }).take(big) {
-                batch.push(e);
-                if batch.len() == 10_000 {
-                    pollster::block_on(store.append(std::mem::take(&mut batch), ExpectedVersion::Any)).expect("append");
+            let mut events = generate(SynthConfig { accounts, months, seed: 5, start }).take(big);
+            let mut early = None;
+            for part in [big - tail, tail] {
+                let store = FileStore::open_with(&bdir, Options::default()).expect("open");
+                let mut batch = Vec::with_capacity(10_000);
+                for e in events.by_ref().take(part) {
+                    batch.push(e);
+                    if batch.len() == 10_000 {
+                        pollster::block_on(store.append(std::mem::take(&mut batch), ExpectedVersion::Any))
+                            .expect("append");
+                    }
                 }
+                pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
+                drop(store);
+                early.get_or_insert_with(|| std::fs::read(&snapshot_file).expect("the first close's snapshot"));
             }
-            pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
-        }
+            early.expect("a snapshot")
+        };
         // Each open alone in a fresh process, for its resident memory after the open: first
         // reading the whole log, then from the snapshot the clean close saved.
         let probes =
@@ -555,6 +568,18 @@ fn main() {
         rows.push(Row {
             what: "peak resident memory during that open (MB): whole log / snapshot / read-only".into(),
             ours: three(&|p| format!("{:.0}", p.hwm_kb as f64 / 1024.0)),
+            peer: "-".into(),
+            ratio: "-".into(),
+        });
+        // As after a crash that left `tail` events past the last snapshot: the first close's
+        // snapshot put back (the head record, ahead of it, is what a crash leaves too).
+        let latest_snapshot = std::fs::read(&snapshot_file).expect("snapshot");
+        std::fs::write(&snapshot_file, &early_snapshot).expect("put the early snapshot back");
+        let after_crash = [open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
+        std::fs::write(&snapshot_file, &latest_snapshot).expect("put the latest snapshot back");
+        rows.push(Row {
+            what: format!("open with {tail} events past the last snapshot: writer / read-only"),
+            ours: format!("{:.2} s / {:.2} s", after_crash[0].seconds, after_crash[1].seconds),
             peer: "-".into(),
             ratio: "-".into(),
         });
