@@ -14,7 +14,7 @@ use rapport_core::testing::conformance::assert_log_invariants;
 use rapport_core::{AccountId, Envelope, ExpectedVersion, NewEvent, Position, ReadError, Store};
 use rapport_store_file::{FileStore, OpenError, Options};
 
-use common::{TempDir, history};
+use common::{TempDir, copy_dir, history};
 
 use faulty::{FaultyVfs, TEARS, Tear};
 
@@ -349,14 +349,6 @@ mod model {
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 #[test]

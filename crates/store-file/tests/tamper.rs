@@ -14,20 +14,10 @@ use rapport_store_file::format::{
 };
 use rapport_store_file::{FileStore, Options, UpgradeError, VerifyError, chain_at, upgrade, verify};
 
-use common::{TempDir, contents, history};
+use common::{TempDir, contents, copy_dir, history};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn small_segments() -> Options {

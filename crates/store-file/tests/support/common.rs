@@ -40,3 +40,14 @@ pub(crate) fn history(accounts: u32, months: u32, seed: u64) -> Vec<NewEvent> {
 pub(crate) fn contents(store: &FileStore) -> Vec<Envelope> {
     assert_log_invariants(store)
 }
+
+/// Copies the files of directory `from` (a fixture store) into `to`, creating it.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
