@@ -20,7 +20,7 @@ use crate::vfs::ReadFile;
 const RANGE_CHUNK: usize = 256 * 1024;
 /// Bytes read at least at a time for scattered positions (a stream, logged duplicates): about
 /// a stride of small records.
-pub(crate) const SCATTERED_CHUNK: usize = 8 * 1024;
+const SCATTERED_CHUNK: usize = 8 * 1024;
 
 type IndexGuard<'a> = std::sync::RwLockReadGuard<'a, Index>;
 
@@ -177,6 +177,12 @@ impl FileStore {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the events at `positions` (ascending, committed) that lie apart: a stream's, or
+    /// logged events an append compares with.
+    pub(crate) fn read_scattered(&self, positions: &[u64]) -> Result<Vec<Envelope>, ReadError> {
+        self.read_positions(positions, SCATTERED_CHUNK)
     }
 
     /// A read error naming the segment file and byte.

@@ -91,7 +91,7 @@ impl FileStore {
             if let Some(f) = in_flight.iter().find(|f| f.first <= p.0 && p.0 < f.first + f.events.len() as u64) {
                 return f.events[(p.0 - f.first) as usize].0.same_content(e);
             }
-            match self.read_positions(&[p.0], crate::read::SCATTERED_CHUNK) {
+            match self.read_scattered(&[p.0]) {
                 Ok(logged) => logged.first().is_some_and(|l| l.same_content(e)),
                 Err(err) => {
                     read_failure = Some(err);
