@@ -132,6 +132,8 @@ fn a_version_1_log_cannot_tell_the_same_edit() {
     copy_dir(&fixtures().join("v1"), dir.path());
     let before = verify(dir.path()).unwrap();
     assert_eq!(before.format_version, 1);
+    // Its chain value (the last frame's payload CRC32C) is found at the head by the header walk.
+    assert_eq!(chain_at(dir.path(), before.n_events).unwrap(), before.head_chain);
     let (first, _) = edit_a_title(&dir.path().join(rapport_store_file::segment_name(0)), 3);
     let after = verify(dir.path()).unwrap_or_else(|e| panic!("version 1 was expected to miss the edit: {e}"));
     assert_eq!(after.n_events, before.n_events);

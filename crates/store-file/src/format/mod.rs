@@ -457,3 +457,69 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
     }
     Ok(DecodedSegment { header, records, valid_len: at as u64 })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_values_read_back_as_written_in_both_versions() {
+        let v2 = Chain::START.after(1, 3, b"some payload");
+        assert_eq!(v2.display(FORMAT_VERSION).len(), 64);
+        assert_eq!(Chain::parse(&v2.display(FORMAT_VERSION), FORMAT_VERSION), Ok(v2));
+        let v1 = Chain::crc(0x0a1b_2c3d);
+        assert_eq!(v1.display(FORMAT_VERSION_1), "0a1b2c3d");
+        assert_eq!(Chain::parse("0a1b2c3d", FORMAT_VERSION_1), Ok(v1));
+        assert_eq!(v1.as_crc(), 0x0a1b_2c3d);
+        for bad in ["", "0a1b2c3", "0a1b2c3dd", "0a1b2c3g", "+a1b2c3d"] {
+            assert!(Chain::parse(bad, FORMAT_VERSION_1).is_err(), "{bad:?}");
+        }
+        assert!(Chain::parse(&"g".repeat(64), FORMAT_VERSION).is_err());
+        assert!(Chain::parse(&v2.display(FORMAT_VERSION)[1..], FORMAT_VERSION).is_err());
+        // Every input of the hash moves it: the value before, the position, the count, a byte.
+        let base = Chain::START.after(7, 2, b"ab");
+        for other in [
+            Chain::crc(1).after(7, 2, b"ab"),
+            Chain::START.after(8, 2, b"ab"),
+            Chain::START.after(7, 3, b"ab"),
+            Chain::START.after(7, 2, b"ac"),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn frame_headers_round_trip_and_refuse_a_flipped_bit_in_both_versions() {
+        for version in [FORMAT_VERSION_1, FORMAT_VERSION] {
+            let payload = b"records";
+            let link = if version == FORMAT_VERSION_1 { Chain::crc(9) } else { Chain::crc(9).after(5, 1, payload) };
+            let h = FrameHeader {
+                version,
+                payload_len: payload.len() as u32,
+                first_position: 5,
+                count: 1,
+                epoch: 3,
+                link,
+                payload_crc: crc32c::crc32c(payload),
+            };
+            let bytes = h.encode();
+            assert_eq!(bytes.len(), frame_header_bytes(version));
+            assert_eq!(FrameHeader::decode(&bytes, version), Ok(h));
+            let other = if version == FORMAT_VERSION_1 { FORMAT_VERSION } else { FORMAT_VERSION_1 };
+            assert!(FrameHeader::decode(&bytes, other).is_err(), "a header is read in its own version only");
+            for bit in 0..bytes.len() * 8 {
+                let mut b = bytes.clone();
+                b[bit / 8] ^= 1 << (bit % 8);
+                assert!(FrameHeader::decode(&b, version).is_err(), "version {version}, bit {bit}");
+            }
+            assert_eq!(
+                h.chain_after(&Chain::crc(9), payload),
+                Some(if version == FORMAT_VERSION_1 { Chain::crc(h.payload_crc) } else { link })
+            );
+            assert_eq!(h.chain_after(&Chain::crc(8), payload), None, "another history before it");
+            if version == FORMAT_VERSION {
+                assert_eq!(h.chain_after(&Chain::crc(9), b"recordz"), None, "other content");
+            }
+        }
+    }
+}
