@@ -2,7 +2,7 @@
 //! another process appends.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,6 +11,17 @@ use rapport_core::Timestamp;
 
 mod support;
 use support::{Tmp, p, rapport, stderr, stdout, succeeds as ok};
+
+/// A file store in `tmp` holding `rapport generate --accounts A --months M --seed S`, and the
+/// generated file.
+fn generated_store(tmp: &Tmp, accounts: &str, months: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let store = tmp.0.join("store");
+    let history = tmp.0.join("h.jsonl");
+    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", accounts, "--months", months, "--seed", seed])))
+        .expect("write");
+    ok(&["import", "--store", p(&store), p(&history)]);
+    (store, history)
+}
 
 /// Two `score --format json` outputs agree: same accounts and bands, scores within 1e-9.
 fn assert_same_scores(a: &str, b: &str) {
@@ -33,11 +44,7 @@ fn assert_same_scores(a: &str, b: &str) {
 #[test]
 fn score_reads_the_checkpoint_and_only_the_events_after_it() {
     let tmp = Tmp::new("checkpoint");
-    let store = tmp.0.join("store");
-    let history = tmp.0.join("h.jsonl");
-    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", "6", "--months", "12", "--seed", "3"])))
-        .expect("write");
-    ok(&["import", "--store", p(&store), p(&history)]);
+    let (store, _) = generated_store(&tmp, "6", "12", "3");
     let saved = stdout(&ok(&["checkpoint", "--store", p(&store)]));
     assert!(saved.starts_with("checkpoint saved: 6 accounts"), "{saved}");
 
@@ -153,11 +160,7 @@ fn watch_follows_postgres_too() {
 #[test]
 fn backup_copies_a_store_that_verifies_and_scores_the_same() {
     let tmp = Tmp::new("backup");
-    let store = tmp.0.join("store");
-    let history = tmp.0.join("h.jsonl");
-    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", "4", "--months", "6", "--seed", "5"])))
-        .expect("write");
-    ok(&["import", "--store", p(&store), p(&history)]);
+    let (store, history) = generated_store(&tmp, "4", "6", "5");
     let copy = tmp.0.join("copy");
     let said = stdout(&ok(&["backup", "--store", p(&store), p(&copy)]));
     let n = std::fs::read_to_string(&history).expect("read").lines().count();
@@ -188,11 +191,7 @@ fn head_line(verify_out: &str) -> (String, String) {
 #[test]
 fn verify_prints_the_chain_and_proves_a_recorded_history_later() {
     let tmp = Tmp::new("chain");
-    let store = tmp.0.join("store");
-    let history = tmp.0.join("h.jsonl");
-    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", "3", "--months", "4", "--seed", "8"])))
-        .expect("write");
-    ok(&["import", "--store", p(&store), p(&history)]);
+    let (store, _) = generated_store(&tmp, "3", "4", "8");
     let first = stdout(&ok(&["verify", "--store", p(&store)]));
     assert!(first.contains("(blake3, format 2)"), "{first}");
     let (position, chain) = head_line(&first);

@@ -110,7 +110,10 @@ pub fn backup(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<BackupRep
     let _span = tracing::info_span!("rapport.backup", src = %src.display(), dest = %dest.display()).entered();
     let started = std::time::Instant::now();
     let store = FileStore::open_read_only(src)?;
-    check_destination(src, dest)?;
+    check_destination(src, dest).map_err(|refused| match refused {
+        Refused::Because(reason) => BackupError::Destination { path: dest.to_path_buf(), reason: reason.into() },
+        Refused::Io { operation, path, source } => BackupError::Io { operation, path, source },
+    })?;
     std::fs::create_dir_all(dest).map_err(io("create", dest))?;
     let result = copy_log(&store, dest).and_then(|report| check_copy(dest, report));
     match &result {
@@ -128,22 +131,32 @@ pub fn backup(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<BackupRep
     result
 }
 
-/// Refuses a destination that exists, lies inside the store or holds it (the upgrade's too).
-pub(crate) fn check_destination(src: &Path, dest: &Path) -> Result<(), BackupError> {
-    let refuse = |reason: &str| BackupError::Destination { path: dest.to_path_buf(), reason: reason.to_owned() };
+/// Why a directory a copy of the store would be written to (a backup's, an upgrade's) was
+/// refused; each caller turns it into its own error.
+pub(crate) enum Refused {
+    /// What is wrong with the directory.
+    Because(&'static str),
+    /// It could not be looked at.
+    Io { operation: &'static str, path: PathBuf, source: std::io::Error },
+}
+
+/// Refuses a destination that exists, lies inside the store `src` or holds it.
+pub(crate) fn check_destination(src: &Path, dest: &Path) -> Result<(), Refused> {
+    let resolve = |path: &Path| {
+        std::fs::canonicalize(path).map_err(|source| Refused::Io { operation: "resolve", path: path.into(), source })
+    };
     if dest.exists() || dest.symlink_metadata().is_ok() {
-        return Err(refuse("exists; a backup never overwrites"));
+        return Err(Refused::Because("exists; a copy never overwrites"));
     }
-    let src = std::fs::canonicalize(src).map_err(io("resolve", src))?;
+    let src = resolve(src)?;
     // The destination does not exist yet: resolve its parent.
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let parent = std::fs::canonicalize(parent).map_err(io("resolve", parent))?;
-    let dest = parent.join(dest.file_name().ok_or_else(|| refuse("names no directory"))?);
+    let parent = resolve(dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    let dest = parent.join(dest.file_name().ok_or(Refused::Because("names no directory"))?);
     if dest.starts_with(&src) {
-        return Err(refuse("lies inside the store"));
+        return Err(Refused::Because("lies inside the store"));
     }
     if src.starts_with(&dest) {
-        return Err(refuse("holds the store"));
+        return Err(Refused::Because("holds the store"));
     }
     Ok(())
 }

@@ -25,6 +25,12 @@ pub(crate) fn anchor_of(position: u64) -> u64 {
     position.saturating_sub(1) / STRIDE * STRIDE + 1
 }
 
+/// The segment holding `position`, by the segments' first positions `bases` (an empty segment
+/// shares its base with the next one, which then holds the position).
+fn segment_of(bases: &[u64], position: u64) -> u64 {
+    (bases.partition_point(|&b| b <= position) as u64).saturating_sub(1)
+}
+
 /// An anchor: where a record lies, and how many records of its frame start at it or later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Anchor {
@@ -74,7 +80,7 @@ impl Offsets {
 
     /// The segment that holds `position` (noted).
     pub(crate) fn segment_of(&self, position: u64) -> u64 {
-        (self.bases.partition_point(|&b| b <= position) as u64).saturating_sub(1)
+        segment_of(&self.bases, position)
     }
 
     /// The first position of each segment, by segment number.
@@ -120,7 +126,8 @@ impl Offsets {
 /// A walk along the records of a log, from an anchor, over bytes the caller reads: at a frame
 /// header ([`Walk::at_frame_header`]) the caller gives it the header's bytes
 /// ([`Walk::enter_frame`]), at a record the record's prefix ([`Walk::pass`]) or its length
-/// ([`Walk::pass_body`]), and at the end of a segment it says so ([`Step::NextSegment`]).
+/// ([`Walk::pass_body`]); past a segment's last record it moves on to the next segment's
+/// first frame itself.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Walk {
     /// The segment, and the byte where the current position's record starts.
@@ -130,16 +137,6 @@ pub(crate) struct Walk {
     pub(crate) position: u64,
     left: u32,
     version: u32,
-}
-
-/// What stopped a walk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// The walk moved on to the next record.
-    Moved,
-    /// The next position opens segment `segment + 1`: start a walk there with
-    /// [`Walk::segment_start`].
-    NextSegment,
 }
 
 impl Walk {
@@ -152,12 +149,6 @@ impl Walk {
             left: start.anchor.left,
             version,
         }
-    }
-
-    /// A walk at the first frame of segment `segment`, whose first position is `base`: the
-    /// caller passes the bytes of that frame's header to [`Walk::enter_frame`] first.
-    pub(crate) fn segment_start(segment: u64, base: u64, version: u32) -> Self {
-        Walk { segment, offset: SEGMENT_HEADER_BYTES as u64, position: base, left: 0, version }
     }
 
     /// Whether the walk stands at a frame header (not at a record).
@@ -181,27 +172,24 @@ impl Walk {
         Ok(())
     }
 
-    /// Steps past the current record, whose prefix `prefix` (8 bytes, read at the walk's
-    /// offset) gives its length; `next_base` is the first position of the next segment, if
-    /// it has one.
-    pub(crate) fn pass(&mut self, prefix: &[u8], next_base: Option<u64>) -> Result<Step, String> {
-        let prefix = prefix.get(..RECORD_PREFIX_BYTES).ok_or("record prefix missing")?;
-        let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > format::RECORD_BYTES_MAX {
-            return Err("record length out of range".into());
-        }
-        Ok(self.pass_body(len, next_base))
+    /// Steps past the current record, whose prefix `prefix` (read at the walk's offset) gives
+    /// its length; `bases` are the segments' first positions ([`Offsets::bases`]).
+    pub(crate) fn pass(&mut self, prefix: &[u8], bases: &[u64]) -> Result<(), String> {
+        let (len, _) = format::record_prefix(prefix)?;
+        self.pass_body(len, bases);
+        Ok(())
     }
 
-    /// Steps past the current record, whose body is `len` bytes (checked by the caller).
-    pub(crate) fn pass_body(&mut self, len: usize, next_base: Option<u64>) -> Step {
+    /// Steps past the current record, whose body is `len` bytes (checked by the caller). When
+    /// the next position opens another segment, the walk goes to that segment's first frame.
+    pub(crate) fn pass_body(&mut self, len: usize, bases: &[u64]) {
         self.offset += (RECORD_PREFIX_BYTES + len) as u64;
         self.position += 1;
         self.left -= 1;
-        if self.left == 0 && next_base == Some(self.position) {
-            return Step::NextSegment;
+        if self.left == 0 && bases.get(self.segment as usize + 1) == Some(&self.position) {
+            self.segment = segment_of(bases, self.position);
+            self.offset = SEGMENT_HEADER_BYTES as u64;
         }
-        Step::Moved
     }
 }
 

@@ -9,9 +9,9 @@ use rapport_core::{
     AccountId, Envelope, EventId, Position, Preflight, READ_LIMIT_MAX, ReadError, StorageError, StreamVersion,
 };
 
-use crate::format::{self, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES};
+use crate::format::{self, RECORD_PREFIX_BYTES};
 use crate::index::Index;
-use crate::offsets::{Step, Walk, anchor_of};
+use crate::offsets::{Walk, anchor_of};
 use crate::shared::lock;
 use crate::store::FileStore;
 use crate::vfs::ReadFile;
@@ -23,11 +23,6 @@ const RANGE_CHUNK: usize = 256 * 1024;
 const SCATTERED_CHUNK: usize = 8 * 1024;
 
 type IndexGuard<'a> = std::sync::RwLockReadGuard<'a, Index>;
-
-/// The segment holding `position`, by the segments' first positions.
-fn segment_of(bases: &[u64], position: u64) -> u64 {
-    (bases.partition_point(|&b| b <= position) as u64).saturating_sub(1)
-}
 
 /// Bytes of one segment read ahead: `bytes` are the segment's from byte `start`.
 struct Window {
@@ -109,7 +104,6 @@ impl FileStore {
         // I/O.
         let mut guard = Some(sh.index.read().unwrap_or_else(|p| p.into_inner()));
         let bases = guard.as_ref().map(|index| index.offsets.bases().to_vec()).unwrap_or_default();
-        let next_base = |segment: u64| bases.get(segment as usize + 1).copied();
         let mut window = Window { segment: u64::MAX, start: 0, bytes: Vec::new(), chunk };
         let mut out = Vec::with_capacity(positions.len());
         let mut walk: Option<Walk> = None;
@@ -135,20 +129,12 @@ impl FileStore {
                     break;
                 }
                 let prefix = window.get(self, &mut guard, w.segment, w.offset, RECORD_PREFIX_BYTES)?;
-                let step = w
-                    .pass(prefix, next_base(w.segment))
-                    .map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
-                if step == Step::NextSegment {
-                    *w = Walk::segment_start(segment_of(&bases, w.position), w.position, version);
-                }
+                w.pass(prefix, &bases).map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
             }
             let (segment, offset) = (w.segment, w.offset);
             let prefix = window.get(self, &mut guard, segment, offset, RECORD_PREFIX_BYTES)?;
-            let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-            let crc = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-            if len > RECORD_BYTES_MAX {
-                return Err(self.corrupt_at(&guard, segment, offset, "record length out of range"));
-            }
+            let (len, crc) =
+                format::record_prefix(prefix).map_err(|why| self.corrupt_at(&guard, segment, offset, why))?;
             let record = window.get(self, &mut guard, segment, offset, RECORD_PREFIX_BYTES + len)?;
             let body = &record[RECORD_PREFIX_BYTES..];
             if crc32c::crc32c(body) != crc {
@@ -172,9 +158,7 @@ impl FileStore {
             );
             out.push(rec);
             // Step past it, so that the next position, if it follows, goes on from here.
-            if w.pass_body(len, next_base(segment)) == Step::NextSegment {
-                *w = Walk::segment_start(segment_of(&bases, w.position), w.position, version);
-            }
+            w.pass_body(len, &bases);
         }
         Ok(out)
     }

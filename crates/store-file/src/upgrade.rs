@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::backup::{BackupError, check_destination};
+use crate::backup::{Refused, check_destination};
 use crate::format::{self, Chain, FORMAT_VERSION, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
@@ -58,8 +58,9 @@ pub enum UpgradeError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A frame of the source does not read back (it changed under the lock, or its file was
-    /// damaged after the open checked it).
+    /// A frame of the source is damaged: its position, checksum or chain is wrong. (The open
+    /// reads only what follows its index snapshot, so the rewrite checks every frame it
+    /// copies.)
     #[error("{path} at byte {offset}: {reason}")]
     Source {
         /// The segment.
@@ -122,10 +123,9 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
     if version != FORMAT_VERSION_1 {
         return Err(UpgradeError::Current { path: src.to_path_buf(), version });
     }
-    check_destination(src, dest).map_err(|e| match e {
-        BackupError::Destination { path, reason } => UpgradeError::Destination { path, reason },
-        BackupError::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
-        other => UpgradeError::Destination { path: dest.to_path_buf(), reason: other.to_string() },
+    check_destination(src, dest).map_err(|refused| match refused {
+        Refused::Because(reason) => UpgradeError::Destination { path: dest.to_path_buf(), reason: reason.into() },
+        Refused::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
     })?;
     std::fs::create_dir_all(dest).map_err(io("create", dest))?;
     let result = rewrite(&store, dest).and_then(|report| check(dest, report));
@@ -169,7 +169,7 @@ fn rewrite(store: &FileStore, dest: &Path) -> Result<UpgradeReport, UpgradeError
             let payload =
                 bytes.get(start..start + h.payload_len as usize).ok_or_else(|| fail(at, "short frame".into()))?;
             if h.first_position != next || crc32c::crc32c(payload) != h.payload_crc {
-                return Err(fail(at, "frame does not read back as the open checked it".into()));
+                return Err(fail(at, "frame position or payload checksum is wrong".into()));
             }
             old_chain = h.chain_after(&old_chain, payload).ok_or_else(|| fail(at, "frame breaks the chain".into()))?;
             chain = chain.after(h.first_position, h.count, payload);

@@ -336,6 +336,19 @@ impl FrameHeader {
     }
 }
 
+/// A record's prefix (at the start of `b`): its body's length and checksum.
+///
+/// # Errors
+/// Fewer than [`RECORD_PREFIX_BYTES`] bytes, or a length over [`RECORD_BYTES_MAX`].
+pub fn record_prefix(b: &[u8]) -> Result<(usize, u32), &'static str> {
+    let prefix = b.get(..RECORD_PREFIX_BYTES).ok_or("record prefix missing")?;
+    let len = u32_at(prefix, 0) as usize;
+    if len > RECORD_BYTES_MAX {
+        return Err("record length out of range");
+    }
+    Ok((len, u32_at(prefix, 4)))
+}
+
 /// Splits a frame payload into record bodies, checking each record's length and checksum.
 /// Returns each body with its offset inside the payload (of its prefix).
 ///
