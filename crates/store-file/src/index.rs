@@ -10,6 +10,7 @@ use rapport_core::backend::{KeyedMap, LogState};
 use rapport_core::{AccountId, NewEvent, StreamVersion, Timestamp};
 
 use crate::offsets::Offsets;
+use crate::positions::Positions;
 
 pub(crate) struct Core {
     pub(crate) state: LogState,
@@ -31,7 +32,8 @@ pub(crate) struct Index {
     pub(crate) segments: Vec<PathBuf>,
     /// Where the records lie, sparsely.
     pub(crate) offsets: Offsets,
-    pub(crate) streams: KeyedMap<AccountId, Vec<u64>>,
+    /// Each account's positions, ascending (compactly: `positions.rs`).
+    pub(crate) streams: KeyedMap<AccountId, Positions>,
     pub(crate) accounts: BTreeMap<AccountId, u64>,
     /// Every account by its stable hash, so decoding shares one `AccountId` per account. The
     /// stable hash is public, so anyone can aim texts at chosen values: the map is seeded.
@@ -43,7 +45,9 @@ impl Index {
         match self.streams.get_mut(account) {
             Some(s) => s.push(position),
             None => {
-                self.streams.insert(account.clone(), vec![position]);
+                let mut positions = Positions::default();
+                positions.push(position);
+                self.streams.insert(account.clone(), positions);
                 self.accounts.insert(account.clone(), position);
                 self.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
             }

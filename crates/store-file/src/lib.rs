@@ -62,6 +62,7 @@ mod job;
 mod offsets;
 mod open;
 mod options;
+mod positions;
 mod read;
 mod recovery;
 mod shared;

@@ -148,11 +148,7 @@ impl FileStore {
             // The record read is the one the index meant: its account's stream holds this
             // position at the record's version.
             debug_assert_eq!(
-                rec.stream_version.0.checked_sub(1).and_then(|v| index
-                    .streams
-                    .get(&rec.account)?
-                    .get(v as usize)
-                    .copied()),
+                rec.stream_version.0.checked_sub(1).and_then(|v| index.streams.get(&rec.account)?.get(v)),
                 Some(q),
                 "the record at position {q} is not the one the index placed there",
             );
@@ -203,10 +199,11 @@ impl FileStore {
             let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
             match index.streams.get(account) {
                 None => return Ok(Vec::new()),
-                Some(list) => {
-                    let skip = from.0.saturating_sub(1).min(list.len() as u64) as usize;
-                    list[skip..].iter().copied().take_while(|p| *p <= head).take(limit.min(READ_LIMIT_MAX)).collect()
-                }
+                Some(list) => list
+                    .iter_from(from.0.saturating_sub(1))
+                    .take_while(|p| *p <= head)
+                    .take(limit.min(READ_LIMIT_MAX))
+                    .collect(),
             }
         };
         self.read_positions(&positions, SCATTERED_CHUNK)

@@ -512,7 +512,7 @@ fn index_event(
     let version = if scan.validate {
         scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
     } else {
-        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len() as u64) + 1)
+        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)
     };
     if version != stored_version {
         return Err(format!(

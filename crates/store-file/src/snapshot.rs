@@ -22,12 +22,13 @@ use crate::format::{Chain, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::HeadRecord;
 use crate::index::{Core, Index, segment_name};
 use crate::offsets::Offsets;
+use crate::positions::Positions;
 use crate::vfs::{Vfs, read_exact_at};
 
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
@@ -55,7 +56,7 @@ struct Payload<'a> {
     #[serde(borrow)]
     state: &'a [u8],
     offsets: Offsets,
-    streams: Vec<(AccountId, Vec<u64>)>,
+    streams: Vec<(AccountId, Positions)>,
 }
 
 /// Bytes serialised as bytes (a length, then the bytes), as [`Payload::state`] reads them.
@@ -74,7 +75,7 @@ struct PayloadRef<'a> {
     last_recorded: Timestamp,
     state: Bytes<'a>,
     offsets: &'a Offsets,
-    streams: Vec<(&'a AccountId, &'a Vec<u64>)>,
+    streams: Vec<(&'a AccountId, &'a Positions)>,
 }
 
 /// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
@@ -230,7 +231,8 @@ fn try_load(
     let mut index = Index { offsets: payload.offsets, ..Index::default() };
     index.segments = numbers.iter().take_while(|n| **n <= extent.segment).map(|n| dir.join(segment_name(*n))).collect();
     for (account, positions) in payload.streams {
-        let Some(&first) = positions.first() else { return Err(format!("account {account} has no events")) };
+        positions.check().map_err(|why| format!("account {account}: {why}"))?;
+        let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
         index.accounts.insert(account.clone(), first);
         index.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
         index.streams.insert(account, positions);

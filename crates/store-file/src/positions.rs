@@ -1,0 +1,205 @@
+//! [`Positions`]: one account's positions in the log, ascending, kept as LEB128 deltas (about
+//! two bytes a position where eight were held; BENCHMARKS.md, "Stream positions") with a mark
+//! every [`MARK_EVERY`] entries, so that a read from any stream version decodes at most that
+//! many deltas before it starts.
+//!
+//! Invariants (checked when built, and when read from a snapshot by [`Positions::check`]):
+//! positions strictly increase from 1; `marks[j]` is the byte where entry `j · MARK_EVERY`
+//! starts and the position before it; `len` entries decode from `bytes`, the last being
+//! `last`.
+
+use serde::{Deserialize, Serialize};
+
+/// A mark every this many entries.
+const MARK_EVERY: u64 = 64;
+
+/// One account's positions: see the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Positions {
+    bytes: Vec<u8>,
+    /// For entries 0, MARK_EVERY, 2·MARK_EVERY, …: where its delta starts in `bytes`, and the
+    /// position before it (0 for the first).
+    marks: Vec<(u64, u64)>,
+    len: u64,
+    last: u64,
+}
+
+impl Positions {
+    /// Entries held.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The first position, if any.
+    pub(crate) fn first(&self) -> Option<u64> {
+        self.iter_from(0).next()
+    }
+
+    /// Adds `position`, which follows every position held.
+    pub(crate) fn push(&mut self, position: u64) {
+        debug_assert!(position > self.last, "positions strictly increase");
+        if self.len.is_multiple_of(MARK_EVERY) {
+            self.marks.push((self.bytes.len() as u64, self.last));
+        }
+        let mut delta = position - self.last;
+        loop {
+            let low = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                self.bytes.push(low);
+                break;
+            }
+            self.bytes.push(low | 0x80);
+        }
+        self.len += 1;
+        self.last = position;
+    }
+
+    /// The positions from entry `k` (0-based: stream version `k + 1`) on.
+    pub(crate) fn iter_from(&self, k: u64) -> Iter<'_> {
+        let Some(&(at, before)) = self.marks.get((k / MARK_EVERY) as usize) else {
+            return Iter { bytes: &[], at: 0, position: 0, left: 0, skip: 0 };
+        };
+        let entry = k / MARK_EVERY * MARK_EVERY;
+        Iter {
+            bytes: &self.bytes,
+            at: usize::try_from(at).unwrap_or(usize::MAX),
+            position: before,
+            left: self.len - entry,
+            skip: k - entry,
+        }
+    }
+
+    /// The position of entry `k`, if held.
+    pub(crate) fn get(&self, k: u64) -> Option<u64> {
+        self.iter_from(k).next()
+    }
+
+    /// Whether a table read from a snapshot keeps the invariants (every delta decodes, the
+    /// count and the last position agree, the marks are where they say).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let (mut at, mut position, mut n) = (0usize, 0u64, 0u64);
+        while at < self.bytes.len() {
+            if n.is_multiple_of(MARK_EVERY) && self.marks.get((n / MARK_EVERY) as usize) != Some(&(at as u64, position))
+            {
+                return Err(format!("stream positions: no mark, or another, at entry {n}"));
+            }
+            let (delta, used) = varint(&self.bytes[at..]).ok_or("stream positions: a delta does not decode")?;
+            if delta == 0 {
+                return Err("stream positions do not increase".into());
+            }
+            position = position.checked_add(delta).ok_or("stream positions overflow")?;
+            at += used;
+            n += 1;
+        }
+        if n != self.len || position != self.last || self.marks.len() as u64 != n.div_ceil(MARK_EVERY) {
+            return Err(format!(
+                "stream positions: {n} entries up to {position} decode, {} up to {} said",
+                self.len, self.last
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A LEB128 value at the start of `b`, and its length: `None` if it runs off the end or past
+/// 64 bits.
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        let low = u64::from(byte & 0x7f);
+        if i == 9 && low > 1 {
+            return None;
+        }
+        value |= low << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// Positions from a given entry on (see [`Positions::iter_from`]).
+#[derive(Debug)]
+pub(crate) struct Iter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    position: u64,
+    /// Entries left to decode, and how many of them to pass before yielding.
+    left: u64,
+    skip: u64,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            if self.left == 0 {
+                return None;
+            }
+            // A table that does not decode ends here (`check` refuses one when it is loaded).
+            let Some((delta, used)) = varint(self.bytes.get(self.at..)?) else {
+                self.left = 0;
+                return None;
+            };
+            self.at += used;
+            self.left -= 1;
+            self.position = self.position.wrapping_add(delta);
+            if self.skip == 0 {
+                return Some(self.position);
+            }
+            self.skip -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_from_every_entry() {
+        let mut p = Positions::default();
+        let mut all = Vec::new();
+        let mut at = 0u64;
+        for k in 0..1_000u64 {
+            at += 1 + (k * 7_919) % 20_000 + if k == 500 { 1 << 40 } else { 0 };
+            p.push(at);
+            all.push(at);
+        }
+        assert_eq!(p.len(), 1_000);
+        assert_eq!(p.first(), Some(all[0]));
+        assert_eq!(p.check(), Ok(()));
+        for k in [0usize, 1, 63, 64, 65, 500, 999] {
+            assert_eq!(p.iter_from(k as u64).collect::<Vec<_>>(), all[k..], "from {k}");
+            assert_eq!(p.get(k as u64), Some(all[k]));
+        }
+        assert_eq!(p.iter_from(1_000).next(), None);
+        assert_eq!(p.get(5_000), None);
+        assert!(p.bytes.len() < 3 * all.len(), "about two bytes an entry: {}", p.bytes.len());
+    }
+
+    #[test]
+    fn a_damaged_table_is_refused_and_never_panics() {
+        let mut p = Positions::default();
+        for k in 1..200 {
+            p.push(k * 3);
+        }
+        let mut cut = p.clone();
+        cut.bytes.truncate(cut.bytes.len() - 1);
+        assert!(cut.check().is_err());
+        assert_eq!(cut.iter_from(0).count(), 198);
+        let mut zero = p.clone();
+        zero.bytes[5] = 0;
+        assert!(zero.check().is_err());
+        let mut marks = p.clone();
+        marks.marks[1].0 += 1;
+        assert!(marks.check().is_err());
+        let mut runaway = p;
+        runaway.bytes = vec![0xff; 40];
+        assert!(runaway.check().is_err());
+        assert_eq!(runaway.iter_from(0).count(), 0);
+        assert_eq!(runaway.iter_from(100).count(), 0);
+    }
+}
