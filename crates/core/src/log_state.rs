@@ -103,6 +103,14 @@ impl LogState {
         self.ids.insert_new(id, position).is_ok()
     }
 
+    /// Removes every recorded id and returns them with their positions, in no order: for a
+    /// store that keeps its ids elsewhere (on disk) and saves the rest of this state without
+    /// them. Later batches no longer find those ids: the store must find them itself (see
+    /// [`note_logged_id`](Self::note_logged_id)).
+    pub fn take_ids(&mut self) -> Vec<(EventId, Position)> {
+        self.ids.take_all()
+    }
+
     /// The position of the event with id `id`, if this state has recorded one.
     pub fn id_position(&self, id: &EventId) -> Option<Position> {
         self.ids.get(id)

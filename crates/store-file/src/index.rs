@@ -7,18 +7,53 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rapport_core::backend::{KeyedMap, LogState};
-use rapport_core::{AccountId, NewEvent, StreamVersion, Timestamp};
+use rapport_core::{AccountId, EventId, NewEvent, Position, StreamVersion, Timestamp};
 
+use crate::id_file::IdFile;
 use crate::offsets::Offsets;
 use crate::positions::Positions;
 
 pub(crate) struct Core {
+    /// The validation state; its ids are those logged since the id file was written (all of
+    /// them when there is none).
     pub(crate) state: LogState,
+    /// The ids the index snapshot's id file holds (a writer opened from a snapshot).
+    pub(crate) logged_ids: Option<IdFile>,
     /// Appends handed to the writer and not yet committed, oldest first: what a duplicate of
     /// one of their events is compared with (committed events are read back from disk).
     pub(crate) in_flight: std::collections::VecDeque<InFlight>,
     pub(crate) next_position: u64,
     pub(crate) last_recorded: Timestamp,
+}
+
+impl Core {
+    /// Where the event with `id` is logged: in the validation state, or in the id file.
+    ///
+    /// # Errors
+    /// The id file cannot be read, or a block of it fails its checksum.
+    pub(crate) fn logged_at(&self, id: &EventId) -> Result<Option<Position>, String> {
+        match self.state.id_position(id) {
+            Some(p) => Ok(Some(p)),
+            None => self.logged_ids.as_ref().map_or(Ok(None), |f| f.get(id)),
+        }
+    }
+
+    /// Tells the validation state about every id of `ids` that only the id file holds, so
+    /// that deciding an append finds them as duplicates or conflicts.
+    ///
+    /// # Errors
+    /// As [`logged_at`](Self::logged_at).
+    pub(crate) fn note_logged<'a>(&mut self, ids: impl Iterator<Item = &'a EventId>) -> Result<(), String> {
+        let Some(file) = &self.logged_ids else { return Ok(()) };
+        for id in ids {
+            if self.state.id_position(id).is_none()
+                && let Some(p) = file.get(id)?
+            {
+                self.state.note_logged_id(*id, p);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An append on its way to disk: its first position and its events.

@@ -57,6 +57,7 @@ mod derived;
 mod follow;
 pub mod format;
 mod head;
+mod id_file;
 mod index;
 mod job;
 mod offsets;

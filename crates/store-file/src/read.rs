@@ -244,9 +244,13 @@ impl FileStore {
             let in_flight = core.next_position - 1 > committed;
             let states: Vec<Option<StreamState>> =
                 accounts.iter().take(READ_LIMIT_MAX).map(|a| core.state.stream(a).cloned()).collect();
-            let at = |id| core.state.id_position(id).filter(|p| p.0 <= committed);
-            let found: Vec<(usize, u64)> =
-                ids.iter().take(READ_LIMIT_MAX).enumerate().filter_map(|(i, id)| Some((i, at(id)?.0))).collect();
+            let mut found: Vec<(usize, u64)> = Vec::new();
+            for (i, id) in ids.iter().take(READ_LIMIT_MAX).enumerate() {
+                let at = core.logged_at(id).map_err(|why| ReadError::Storage(StorageError::new("preflight", why)))?;
+                if let Some(p) = at.filter(|p| p.0 <= committed) {
+                    found.push((i, p.0));
+                }
+            }
             (states, found, in_flight)
         };
         let states = if in_flight {

@@ -291,6 +291,7 @@ impl Scan {
     pub(crate) fn empty_core() -> Core {
         Core {
             state: LogState::with_capacity(0),
+            logged_ids: None,
             in_flight: std::collections::VecDeque::new(),
             next_position: 1,
             last_recorded: Timestamp::from_unix_nanos(i64::MIN),
@@ -510,6 +511,9 @@ fn index_event(
     (segment, record_at, left): (u64, u64, u32),
 ) -> Result<(), String> {
     let version = if scan.validate {
+        if let Some(at) = scan.core.logged_ids.as_ref().map(|f| f.get(&e.id)).transpose()?.flatten() {
+            return Err(format!("position {position}: id {} is already logged at position {at}", e.id));
+        }
         scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
     } else {
         StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::{DERIVED_DIR, write_blob};
 use crate::format::{Chain, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::HeadRecord;
+use crate::id_file::{self, IdFile, IdFileRef};
 use crate::index::{Core, Index, segment_name};
 use crate::offsets::Offsets;
 use crate::positions::Positions;
@@ -28,7 +29,7 @@ use crate::vfs::{Vfs, read_exact_at};
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 /// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
@@ -55,6 +56,8 @@ struct Payload<'a> {
     last_recorded: Timestamp,
     #[serde(borrow)]
     state: &'a [u8],
+    /// The id file holding every id the snapshot covers (the state holds none).
+    ids: IdFileRef,
     offsets: Offsets,
     streams: Vec<(AccountId, Positions)>,
 }
@@ -74,13 +77,19 @@ struct PayloadRef<'a> {
     extent: Extent,
     last_recorded: Timestamp,
     state: Bytes<'a>,
+    ids: IdFileRef,
     offsets: &'a Offsets,
     streams: Vec<(&'a AccountId, &'a Positions)>,
 }
 
 /// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
 /// the next open reads the log instead.
-pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, core: &Core, index: &Index) {
+///
+/// The ids go to an id file of a new generation (those of the file this open loaded, merged
+/// with those logged since), written before the snapshot that names it; files of other
+/// generations are removed once the snapshot is durable. A crash in between leaves the old
+/// snapshot naming the old file, both intact.
+pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, core: &mut Core, index: &Index) {
     if core.next_position != extent.position + 1 || index.offsets.len() != extent.position {
         tracing::warn!(
             dir = %dir.display(),
@@ -91,6 +100,20 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         return;
     }
     let started = std::time::Instant::now();
+    let recent = core.state.take_ids();
+    let ids = match (&core.logged_ids, recent.is_empty()) {
+        (Some(file), true) => file.at(),
+        (old, _) => {
+            let generation = id_file::next_generation(vfs, dir);
+            match id_file::write(vfs, dir, log_id, generation, old.as_ref(), recent) {
+                Ok(at) => at,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), "index snapshot not saved: the id file: {e}");
+                    return;
+                }
+            }
+        }
+    };
     let state = match postcard::to_allocvec(&core.state) {
         Ok(state) => state,
         Err(e) => {
@@ -102,6 +125,7 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         extent,
         last_recorded: core.last_recorded,
         state: Bytes(&state),
+        ids,
         offsets: &index.offsets,
         streams: index.streams.iter().collect(),
     };
@@ -130,13 +154,17 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         return;
     }
     match write_blob(vfs, dir, NAME, &bytes) {
-        Ok(()) => tracing::info!(
-            dir = %dir.display(),
-            events = extent.position,
-            bytes = bytes.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "index snapshot saved"
-        ),
+        Ok(()) => {
+            id_file::remove_others(vfs, dir, Some(ids.generation));
+            tracing::info!(
+                dir = %dir.display(),
+                events = extent.position,
+                bytes = bytes.len(),
+                ids = ids.count,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                "index snapshot saved"
+            );
+        }
         Err(e) => tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}"),
     }
 }
@@ -191,12 +219,16 @@ fn try_load(
     read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
     let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
     let payload: Payload<'_> = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
-    let state: LogState = if validate {
-        postcard::from_bytes(payload.state).map_err(|e| format!("decode the validation state: {e}"))?
+    let (state, logged_ids): (LogState, _) = if validate {
+        let state = postcard::from_bytes(payload.state).map_err(|e| format!("decode the validation state: {e}"))?;
+        (state, Some(IdFile::open(vfs, dir, header.log_id, payload.ids)?))
     } else {
-        LogState::new()
+        (LogState::new(), None)
     };
     let extent = payload.extent;
+    if payload.ids.count != extent.position {
+        return Err(format!("its id file holds {} ids for {} events", payload.ids.count, extent.position));
+    }
     if header.position != Position(extent.position + 1) {
         return Err("its header and payload disagree".into());
     }
@@ -239,6 +271,7 @@ fn try_load(
     }
     let core = Core {
         state,
+        logged_ids,
         in_flight: std::collections::VecDeque::new(),
         next_position: extent.position + 1,
         last_recorded: payload.last_recorded,

@@ -85,6 +85,11 @@ impl FileStore {
         // A reused id is judged by content: against the logged event, read back from disk
         // (rare: duplicates are retries and re-imports, which an importer filters first), or
         // against the event still on its way there.
+        // Ids only the id file holds are told to the validation state first (most new ids
+        // pass its filter without a read).
+        if let Err(why) = core.note_logged(batch.iter().map(|e| &e.id)) {
+            return Err(AppendError::Storage(StorageError::new("look up logged ids", why)));
+        }
         let mut read_failure: Option<ReadError> = None;
         let Core { state, in_flight, .. } = core;
         let decided = state.prepare(batch, expected, next, &admission, |p, e| {

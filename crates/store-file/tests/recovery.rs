@@ -681,3 +681,45 @@ fn a_crash_while_saving_derived_state_leaves_the_old_blob_or_the_new() {
     }
     println!("{images} crash images of a derived-state save");
 }
+
+/// The workload in two sessions: the first closes cleanly (an index snapshot and an id file
+/// of the first half), the second appends the rest and closes (replacing both). Returns how
+/// many batches were acknowledged.
+fn run_two_sessions(vfs: &FaultyVfs, batches: &[Vec<NewEvent>]) -> usize {
+    let half = batches.len() / 2;
+    let acked = run_workload(vfs, &batches[..half]);
+    if acked < half {
+        return acked;
+    }
+    acked + run_workload(vfs, &batches[half..])
+}
+
+#[test]
+fn a_crash_at_every_write_of_a_snapshot_and_id_file_replacement_opens_the_acknowledged_log() {
+    let batches = workload();
+    let clean = FaultyVfs::new();
+    assert_eq!(run_workload(&clean, &batches[..batches.len() / 2]), batches.len() / 2);
+    let first_session = clean.ops();
+    assert_eq!(run_workload(&clean, &batches[batches.len() / 2..]), batches.len() - batches.len() / 2);
+    let total_ops = clean.ops();
+    let derived: Vec<String> =
+        clean.paths().iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    assert!(derived.iter().any(|n| n == "log-ids-2.bin"), "the second close wrote a new id file: {derived:?}");
+    assert!(!derived.iter().any(|n| n == "log-ids-1.bin"), "and removed the first: {derived:?}");
+    let mut points = 0;
+    // Every write and fsync of the second session, its close (id file, snapshot, removal of
+    // the old id file) included.
+    for n in first_session + 1..=total_ops {
+        let vfs = FaultyVfs::new();
+        vfs.crash_at(n);
+        let acked = run_two_sessions(&vfs, &batches);
+        assert!(vfs.has_crashed(), "crash point {n} was reached");
+        for (k, tear) in TEARS.iter().enumerate() {
+            let image = vfs.crash_image(*tear, n * 4 + k as u64);
+            check_after_crash(&image, &batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
+            points += 1;
+        }
+    }
+    assert!(points >= 100, "only {points} crash points");
+    println!("{points} crash points over the second session's {} operations", total_ops - first_session);
+}

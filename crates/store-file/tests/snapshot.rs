@@ -16,6 +16,37 @@ fn snapshot(dir: &Path) -> PathBuf {
     dir.join("derived").join("log-index.bin")
 }
 
+/// Every file of the derived directory (the snapshot and the id file it names), by name.
+fn save_derived_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir.join("derived")).expect("derived") {
+        let entry = entry.expect("entry");
+        out.push((entry.file_name().to_string_lossy().into_owned(), std::fs::read(entry.path()).expect("read")));
+    }
+    out
+}
+
+/// Puts back what [`save_derived_files`] kept (as a crash before the next clean close leaves it).
+fn restore_derived_files(dir: &Path, saved: &[(String, Vec<u8>)]) {
+    let derived = dir.join("derived");
+    let _ = std::fs::remove_dir_all(&derived);
+    std::fs::create_dir_all(&derived).expect("mkdir");
+    for (name, bytes) in saved {
+        std::fs::write(derived.join(name), bytes).expect("restore");
+    }
+}
+
+/// The id file in `dir`'s derived directory.
+fn id_file(dir: &Path) -> PathBuf {
+    let names: Vec<PathBuf> = std::fs::read_dir(dir.join("derived"))
+        .expect("derived")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log-ids-")))
+        .collect();
+    assert_eq!(names.len(), 1, "one id file: {names:?}");
+    names[0].clone()
+}
+
 fn append(store: &FileStore, events: &[NewEvent]) {
     for chunk in events.chunks(9) {
         pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
@@ -83,14 +114,14 @@ fn a_stale_snapshot_is_caught_up_and_a_foreign_or_damaged_one_is_ignored() {
     let store = FileStore::open_with(dir.path(), small()).expect("open");
     append(&store, &events[..200]);
     drop(store);
-    let old = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    let old = save_derived_files(dir.path());
     let store = FileStore::open_with(dir.path(), small()).expect("open");
     append(&store, &events[200..events.len() - 1]);
     drop(store);
     let all = contents(&FileStore::open_read_only(dir.path()).expect("open"));
 
     // Stale: it covers 200 events; the rest is read from the log (a crash after more appends).
-    std::fs::write(snapshot(dir.path()), &old).expect("write");
+    restore_derived_files(dir.path(), &old);
     let store = FileStore::open_with(dir.path(), small()).expect("open with a stale snapshot");
     assert_eq!(store.recovery().from_snapshot, 200);
     assert_eq!(contents(&store), all);
@@ -185,12 +216,12 @@ fn a_torn_tail_after_the_snapshot_is_judged_as_a_full_read_judges_it() {
     drop(store);
     // The snapshot and head record of that close, kept: restored below, they make the events
     // appended next an unacknowledged tail that a snapshot stands before.
-    let saved_snapshot = std::fs::read(snapshot(dir.path())).expect("snapshot");
+    let saved_derived = save_derived_files(dir.path());
     let saved_head = std::fs::read(dir.path().join(rapport_store_file::HEAD_FILE)).expect("head");
     let store = FileStore::open_with(dir.path(), Options::default()).expect("reopen");
     append(&store, rest);
     drop(store);
-    std::fs::write(snapshot(dir.path()), &saved_snapshot).expect("restore snapshot");
+    restore_derived_files(dir.path(), &saved_derived);
     std::fs::write(dir.path().join(rapport_store_file::HEAD_FILE), &saved_head).expect("restore head");
     let segment = dir.path().join(rapport_store_file::segment_name(0));
     let whole = std::fs::read(&segment).expect("segment");
@@ -210,12 +241,11 @@ fn a_torn_tail_after_the_snapshot_is_judged_as_a_full_read_judges_it() {
             .into_iter()
             .map(|use_snapshot| {
                 let copy = TempDir::new("torn-copy");
-                std::fs::create_dir_all(copy.path().join(rapport_store_file::DERIVED_DIR)).expect("mkdir");
+                restore_derived_files(copy.path(), &saved_derived);
                 for name in [rapport_store_file::HEAD_FILE.to_string(), rapport_store_file::segment_name(0)] {
                     std::fs::copy(dir.path().join(&name), copy.path().join(&name)).expect("copy");
                 }
                 std::fs::write(copy.path().join(rapport_store_file::segment_name(0)), &bytes).expect("damage");
-                std::fs::write(snapshot(copy.path()), &saved_snapshot).expect("snapshot");
                 let options = Options { index_snapshot: use_snapshot, ..Options::default() };
                 let store = FileStore::open_with(copy.path(), options).unwrap_or_else(|e| panic!("{what}: {e}"));
                 let report = store.recovery().clone();
@@ -257,4 +287,98 @@ fn a_read_only_open_passes_over_the_snapshots_validation_state_and_refuses_prefl
     let writer = FileStore::open_with(dir.path(), small()).expect("writer");
     let answered = pollster::block_on(writer.preflight(&[], &ids)).expect("preflight");
     assert!(answered.logged.iter().all(Option::is_some), "every logged id is found");
+}
+
+#[test]
+fn the_ids_are_answered_from_the_id_file_and_a_missing_or_damaged_one_is_rebuilt() {
+    let dir = TempDir::new("snapshot-ids");
+    let events = history(10, 12, 6);
+    let (first, rest) = events.split_at(events.len() - 20);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, first);
+    drop(store);
+    let ids = id_file(dir.path());
+    // Every logged id is found through the file: re-appending the whole log adds nothing, and
+    // the same id with other content is a conflict (assert_same_as_a_full_read).
+    let store = FileStore::open_with(dir.path(), small()).expect("reopen");
+    assert_eq!(store.recovery().from_snapshot, first.len() as u64);
+    let again = pollster::block_on(store.append(first[..100].to_vec(), ExpectedVersion::Any)).expect("re-append");
+    assert_eq!((again.appended.len(), again.duplicates.len()), (0, 100));
+    append(&store, &rest[..10]);
+    assert_same_as_a_full_read(&store, dir.path(), &rest[10]);
+    drop(store);
+    // The close merged the file's ids with those appended since, into a new generation.
+    let merged = id_file(dir.path());
+    assert_ne!(merged, ids, "a new generation; the old file removed");
+    let store = FileStore::open_with(dir.path(), small()).expect("reopen");
+    assert!(store.recovery().from_snapshot > first.len() as u64);
+    let all = contents(&store);
+    let again = pollster::block_on(
+        store.append(all.iter().take(500).map(|e| e.to_new_event()).collect(), ExpectedVersion::Any),
+    )
+    .expect("re-append");
+    assert_eq!(again.duplicates.len(), all.len().min(500));
+    drop(store);
+
+    // Missing, or damaged anywhere but its data blocks: the snapshot is not used, and the
+    // open reads the whole log.
+    let good = save_derived_files(dir.path());
+    let bytes = std::fs::read(&merged).expect("id file");
+    let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("missing", None),
+        ("cut short", Some(bytes[..bytes.len() - 1].to_vec())),
+        (
+            "a flipped bit in its trailer",
+            Some({
+                let mut b = bytes.clone();
+                let at = b.len() - 20;
+                b[at] ^= 1;
+                b
+            }),
+        ),
+        (
+            "a flipped bit in its filter",
+            Some({
+                let mut b = bytes.clone();
+                let at = b.len() - 200;
+                b[at] ^= 1;
+                b
+            }),
+        ),
+    ];
+    for (what, damaged) in cases {
+        restore_derived_files(dir.path(), &good);
+        match damaged {
+            None => std::fs::remove_file(&merged).expect("remove"),
+            Some(b) => std::fs::write(&merged, b).expect("damage"),
+        }
+        let store = FileStore::open_with(dir.path(), small()).expect("open");
+        assert_eq!(store.recovery().from_snapshot, 0, "{what}: not used");
+        assert_eq!(contents(&store), all, "{what}");
+        let again = pollster::block_on(store.append(vec![all[3].to_new_event()], ExpectedVersion::Any)).expect("dup");
+        assert_eq!(again.duplicates.len(), 1, "{what}");
+    }
+
+    // A flipped bit in a data block: the open uses the snapshot (it reads the blocks only when
+    // asked), and a lookup in that block is an error naming the file and byte, never a wrong
+    // answer; the next clean close cannot merge it and saves no snapshot.
+    restore_derived_files(dir.path(), &good);
+    let mut b = bytes.clone();
+    b[10] ^= 1;
+    std::fs::write(&merged, b).expect("damage");
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    assert!(store.recovery().from_snapshot > 0);
+    let mut failed = 0;
+    for e in &all {
+        match pollster::block_on(store.append(vec![e.to_new_event()], ExpectedVersion::Any)) {
+            Ok(outcome) => assert_eq!(outcome.duplicates.len(), 1, "never appended twice"),
+            Err(AppendError::Storage(err)) => {
+                let text = err.to_string();
+                assert!(text.contains("log-ids-") && text.contains("at byte 0"), "{text}");
+                failed += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(failed > 0, "ids in the damaged block are errors");
 }

@@ -126,6 +126,21 @@ impl IdIndex {
         self.recent.reserve(n);
     }
 
+    /// Removes every id of both tiers and returns them with their positions, in no order.
+    pub(crate) fn take_all(&mut self) -> Vec<(EventId, Position)> {
+        let sealed = std::mem::take(&mut self.sealed);
+        let mut out: Vec<(EventId, Position)> = Vec::with_capacity(sealed.len() + self.recent.len());
+        out.extend(
+            sealed
+                .ids
+                .iter()
+                .zip(&sealed.positions)
+                .map(|(&id, &p)| (EventId::from_bytes(id.to_be_bytes()), Position(p))),
+        );
+        out.extend(self.recent.drain());
+        out
+    }
+
     /// How many ids are recorded.
     pub(crate) fn len(&self) -> usize {
         self.sealed.len() + self.recent.len()
@@ -237,6 +252,24 @@ mod tests {
         assert_eq!(again.len(), 1_001);
         assert_eq!(again.get(&id(6_000)), Some(Position(1_001)));
         assert_eq!(again.get(&id(0)), Some(Position(1)));
+    }
+
+    #[test]
+    fn take_all_empties_both_tiers() {
+        let mut index = IdIndex::default();
+        for n in 1..=50 {
+            index.insert_new(id(n), Position(n)).unwrap();
+        }
+        let mut index = from_bytes(&postcard_like(&index));
+        for n in 51..=60 {
+            index.insert_new(id(n), Position(n)).unwrap();
+        }
+        let mut all = index.take_all();
+        all.sort_unstable_by_key(|&(_, p)| p);
+        assert_eq!(all, (1..=60).map(|n| (id(n), Position(n))).collect::<Vec<_>>());
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.get(&id(3)), None);
+        assert_eq!(index.get(&id(55)), None);
     }
 
     #[test]
