@@ -520,19 +520,20 @@ fn main() {
     if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
         let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
         let accounts = env_usize("RAPPORT_BENCH_OPEN_ACCOUNTS", 10_000).max(1) as u32;
-        // The last `tail` events are appended after a first clean close, whose snapshot is kept
-        // to stand, below, for a crash that left them past the last snapshot.
+        // The last `tail` events are appended after a first clean close, whose derived files
+        // (the index snapshot and the id file it names) are kept to stand, below, for a crash
+        // that left them past the last snapshot.
         let tail = env_usize("RAPPORT_BENCH_OPEN_TAIL", big / 10).min(big);
         let bdir = dir.join("big");
-        let snapshot_file = bdir.join(rapport_store_file::DERIVED_DIR).join("log-index.bin");
-        let early_snapshot = {
+        let derived = bdir.join(rapport_store_file::DERIVED_DIR);
+        let (early, latest) = (dir.join("big-early-derived"), dir.join("big-latest-derived"));
+        {
             // About six events an account a month: enough months for `big` events, ending
             // before now (the store refuses events dated in the future).
             let months = ((big as u64).div_ceil(u64::from(accounts) * 6) + 1).clamp(12, 1_200) as u32;
             let start = Timestamp::now().add_nanos(-(i64::from(months) * 730 + 24) * 3_600 * 1_000_000_000);
             let mut events = generate(SynthConfig { accounts, months, seed: 5, start }).take(big);
-            let mut early = None;
-            for part in [big - tail, tail] {
+            for (k, part) in [big - tail, tail].into_iter().enumerate() {
                 let store = FileStore::open_with(&bdir, Options::default()).expect("open");
                 let mut batch = Vec::with_capacity(10_000);
                 for e in events.by_ref().take(part) {
@@ -544,10 +545,15 @@ fn main() {
                 }
                 pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
                 drop(store);
-                early.get_or_insert_with(|| std::fs::read(&snapshot_file).expect("the first close's snapshot"));
+                if k == 0 {
+                    std::fs::create_dir_all(&early).expect("mkdir");
+                    for entry in std::fs::read_dir(&derived).expect("derived") {
+                        let path = entry.expect("entry").path();
+                        std::fs::copy(&path, early.join(path.file_name().expect("name"))).expect("keep");
+                    }
+                }
             }
-            early.expect("a snapshot")
-        };
+        }
         // Each open alone in a fresh process, for its resident memory after the open: first
         // reading the whole log, then from the snapshot the clean close saved.
         let probes =
@@ -572,11 +578,12 @@ fn main() {
             ratio: "-".into(),
         });
         // As after a crash that left `tail` events past the last snapshot: the first close's
-        // snapshot put back (the head record, ahead of it, is what a crash leaves too).
-        let latest_snapshot = std::fs::read(&snapshot_file).expect("snapshot");
-        std::fs::write(&snapshot_file, &early_snapshot).expect("put the early snapshot back");
+        // derived files put back (the head record, ahead of them, is what a crash leaves too).
+        std::fs::rename(&derived, &latest).expect("set the latest derived files aside");
+        std::fs::rename(&early, &derived).expect("put the early ones back");
         let after_crash = [open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
-        std::fs::write(&snapshot_file, &latest_snapshot).expect("put the latest snapshot back");
+        std::fs::rename(&derived, &early).expect("set the early ones aside");
+        std::fs::rename(&latest, &derived).expect("put the latest back");
         rows.push(Row {
             what: format!("open with {tail} events past the last snapshot: writer / read-only"),
             ours: format!("{:.2} s / {:.2} s", after_crash[0].seconds, after_crash[1].seconds),

@@ -30,7 +30,8 @@ use crate::vfs::{Vfs, read_exact_at};
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
 const VERSION: u32 = 6;
-/// The largest snapshot saved or loaded (about 110 M events at 35 bytes each): a larger one is
+/// The largest snapshot saved or loaded (several hundred million events at about 5 bytes each,
+/// its ids being in their own file): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
 
