@@ -88,6 +88,12 @@ impl LogState {
         self.streams.get(account)
     }
 
+    /// Every stream's validation state held, in no order (for a store that saves them one by
+    /// one).
+    pub fn streams(&self) -> impl Iterator<Item = (&AccountId, &StreamState)> {
+        self.streams.iter()
+    }
+
     /// Installs a stream's validation state from a snapshot (a store that keeps snapshots
     /// instead of replaying). The snapshot's events are not in the id index: the store must
     /// find duplicates of stored events itself before calling [`prepare`](Self::prepare).

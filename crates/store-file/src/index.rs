@@ -12,6 +12,7 @@ use rapport_core::{AccountId, EventId, NewEvent, Position, StreamVersion, Timest
 use crate::id_file::IdFile;
 use crate::offsets::Offsets;
 use crate::positions::Positions;
+use crate::saved_states::SavedStates;
 
 pub(crate) struct Core {
     /// The validation state; its ids are those logged since the id file was written (all of
@@ -19,6 +20,9 @@ pub(crate) struct Core {
     pub(crate) state: LogState,
     /// The ids the index snapshot's id file holds (a writer opened from a snapshot).
     pub(crate) logged_ids: Option<IdFile>,
+    /// The streams' states the index snapshot holds, not yet in `state` (a writer opened
+    /// from a snapshot): an account's is moved into `state` when first touched.
+    pub(crate) saved_states: Option<SavedStates>,
     /// Appends handed to the writer and not yet committed, oldest first: what a duplicate of
     /// one of their events is compared with (committed events are read back from disk).
     pub(crate) in_flight: std::collections::VecDeque<InFlight>,
@@ -36,6 +40,23 @@ impl Core {
             Some(p) => Ok(Some(p)),
             None => self.logged_ids.as_ref().map_or(Ok(None), |f| f.get(id)),
         }
+    }
+
+    /// Moves the saved state of each of `accounts` that the validation state does not hold
+    /// yet into it, so that deciding an append or replaying an event sees the stream as it is.
+    ///
+    /// # Errors
+    /// A saved state that cannot be read, fails its checksum or does not decode.
+    pub(crate) fn load_streams<'a>(&mut self, accounts: impl Iterator<Item = &'a AccountId>) -> Result<(), String> {
+        let Some(saved) = &self.saved_states else { return Ok(()) };
+        for account in accounts {
+            if self.state.stream(account).is_none()
+                && let Some(stream) = saved.load(account)?
+            {
+                self.state.insert_stream(account.clone(), stream);
+            }
+        }
+        Ok(())
     }
 
     /// Tells the validation state about every id of `ids` that only the id file holds, so

@@ -66,6 +66,7 @@ mod options;
 mod positions;
 mod read;
 mod recovery;
+mod saved_states;
 mod shared;
 mod snapshot;
 mod store;

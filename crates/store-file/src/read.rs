@@ -239,7 +239,9 @@ impl FileStore {
         // what is at or below the committed head counts, so streams are read back when an
         // append is in flight, and logged events are read back from disk.
         let (states, found, in_flight) = {
-            let core = lock(&self.shared.core);
+            let mut core = lock(&self.shared.core);
+            core.load_streams(accounts.iter().take(READ_LIMIT_MAX))
+                .map_err(|why| ReadError::Storage(StorageError::new("preflight", why)))?;
             let committed = self.shared.committed.load(Ordering::Acquire);
             let in_flight = core.next_position - 1 > committed;
             let states: Vec<Option<StreamState>> =

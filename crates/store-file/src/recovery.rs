@@ -292,6 +292,7 @@ impl Scan {
         Core {
             state: LogState::with_capacity(0),
             logged_ids: None,
+            saved_states: None,
             in_flight: std::collections::VecDeque::new(),
             next_position: 1,
             last_recorded: Timestamp::from_unix_nanos(i64::MIN),
@@ -514,6 +515,7 @@ fn index_event(
         if let Some(at) = scan.core.logged_ids.as_ref().map(|f| f.get(&e.id)).transpose()?.flatten() {
             return Err(format!("position {position}: id {} is already logged at position {at}", e.id));
         }
+        scan.core.load_streams(std::iter::once(&e.account))?;
         scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
     } else {
         StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)

@@ -1,6 +1,8 @@
 //! The index snapshot: what an open rebuilds from the log (the validation state of every
-//! stream, the ids, where every record lies), saved at a clean close as the derived blob
-//! `derived/log-index.bin`, so the next open loads it and reads only the log after it.
+//! stream, where every record lies; the ids go to their own file, `id_file.rs`), saved at a
+//! clean close as the derived blob `derived/log-index.bin`, so the next open loads it and
+//! reads only the log after it. A writer decodes a stream's state only when it first touches
+//! the account (`saved_states.rs`).
 //!
 //! The log stays the only source of truth. The snapshot names the log (its id), the last
 //! position it covers, the segment and byte where that position's frame ends, and the chain
@@ -24,12 +26,13 @@ use crate::id_file::{self, IdFile, IdFileRef};
 use crate::index::{Core, Index, segment_name};
 use crate::offsets::Offsets;
 use crate::positions::Positions;
+use crate::saved_states::SavedStates;
 use crate::vfs::{Vfs, read_exact_at};
 
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
 const KIND: [u8; 8] = *b"LOGINDEX";
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
 /// The largest snapshot saved or loaded (several hundred million events at about 5 bytes each,
 /// its ids being in their own file): a larger one is
 /// not saved (logged), and a file this large is not read, whatever it claims.
@@ -49,21 +52,22 @@ pub(crate) struct Extent {
     pub(crate) last_epoch: u64,
 }
 
-/// The payload. The validation state is nested as bytes of its own, so that a read-only open,
-/// which keeps none, passes over it without decoding it.
+/// The payload. Each account's validation state is nested as bytes of its own, so that a
+/// read-only open, which keeps none, passes over them, and a writer's open decodes one only
+/// when the account is first touched (`saved_states.rs`).
 #[derive(Deserialize)]
 struct Payload<'a> {
     extent: Extent,
     last_recorded: Timestamp,
-    #[serde(borrow)]
-    state: &'a [u8],
-    /// The id file holding every id the snapshot covers (the state holds none).
+    /// The id file holding every id the snapshot covers.
     ids: IdFileRef,
     offsets: Offsets,
-    streams: Vec<(AccountId, Positions)>,
+    /// Each account's positions and validation state (a `StreamState` in postcard).
+    #[serde(borrow)]
+    streams: Vec<(AccountId, Positions, &'a [u8])>,
 }
 
-/// Bytes serialised as bytes (a length, then the bytes), as [`Payload::state`] reads them.
+/// Bytes serialised as bytes (a length, then the bytes), as [`Payload::streams`] reads them.
 struct Bytes<'a>(&'a [u8]);
 
 impl Serialize for Bytes<'_> {
@@ -77,10 +81,9 @@ impl Serialize for Bytes<'_> {
 struct PayloadRef<'a> {
     extent: Extent,
     last_recorded: Timestamp,
-    state: Bytes<'a>,
     ids: IdFileRef,
     offsets: &'a Offsets,
-    streams: Vec<(&'a AccountId, &'a Positions)>,
+    streams: Vec<(&'a AccountId, &'a Positions, Bytes<'a>)>,
 }
 
 /// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
@@ -101,6 +104,24 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         return;
     }
     let started = std::time::Instant::now();
+    // Each account's state: as held, or as the loaded snapshot saved it (never touched since).
+    let mut states: Vec<Vec<u8>> = Vec::with_capacity(index.streams.len());
+    for (account, _) in index.streams.iter() {
+        let state = match core.state.stream(account) {
+            Some(stream) => postcard::to_allocvec(stream).map_err(|e| e.to_string()),
+            None => match &core.saved_states {
+                Some(saved) => saved.bytes(account).and_then(|b| b.ok_or_else(|| "no saved state".into())),
+                None => Err("no state".into()),
+            },
+        };
+        match state {
+            Ok(state) => states.push(state),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), "index snapshot not saved: account {account}: {e}");
+                return;
+            }
+        }
+    }
     let recent = core.state.take_ids();
     let ids = match (&core.logged_ids, recent.is_empty()) {
         (Some(file), true) => file.at(),
@@ -115,20 +136,12 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
             }
         }
     };
-    let state = match postcard::to_allocvec(&core.state) {
-        Ok(state) => state,
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}");
-            return;
-        }
-    };
     let payload = PayloadRef {
         extent,
         last_recorded: core.last_recorded,
-        state: Bytes(&state),
         ids,
         offsets: &index.offsets,
-        streams: index.streams.iter().collect(),
+        streams: index.streams.iter().zip(&states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
     };
     let bytes = match postcard::to_allocvec(&payload) {
         Ok(payload) => derived::seal(
@@ -182,7 +195,8 @@ pub(crate) struct Loaded {
 /// `numbers` and whose head record is `head`; else `None`, with the reason logged.
 ///
 /// With `validate` false (a read-only handle, which decides no append and keeps no validation
-/// state) the snapshot's validation state and ids are passed over, not decoded.
+/// state) the streams' states are passed over and the id file is not opened; with it true
+/// the states are noted (`saved_states.rs`), not decoded.
 pub(crate) fn load(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -220,12 +234,7 @@ fn try_load(
     read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
     let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
     let payload: Payload<'_> = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
-    let (state, logged_ids): (LogState, _) = if validate {
-        let state = postcard::from_bytes(payload.state).map_err(|e| format!("decode the validation state: {e}"))?;
-        (state, Some(IdFile::open(vfs, dir, header.log_id, payload.ids)?))
-    } else {
-        (LogState::new(), None)
-    };
+    let logged_ids = if validate { Some(IdFile::open(vfs, dir, header.log_id, payload.ids)?) } else { None };
     let extent = payload.extent;
     if payload.ids.count != extent.position {
         return Err(format!("its id file holds {} ids for {} events", payload.ids.count, extent.position));
@@ -263,16 +272,21 @@ fn try_load(
     payload.offsets.check(extent.position)?;
     let mut index = Index { offsets: payload.offsets, ..Index::default() };
     index.segments = numbers.iter().take_while(|n| **n <= extent.segment).map(|n| dir.join(segment_name(*n))).collect();
-    for (account, positions) in payload.streams {
+    let mut saved_states = validate.then(|| SavedStates::new(path.to_path_buf(), file));
+    for (account, positions, state) in payload.streams {
         positions.check().map_err(|why| format!("account {account}: {why}"))?;
+        if let Some(saved) = &mut saved_states {
+            saved.note(&bytes, account.clone(), state)?;
+        }
         let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
         index.accounts.insert(account.clone(), first);
         index.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
         index.streams.insert(account, positions);
     }
     let core = Core {
-        state,
+        state: LogState::new(),
         logged_ids,
+        saved_states,
         in_flight: std::collections::VecDeque::new(),
         next_position: extent.position + 1,
         last_recorded: payload.last_recorded,

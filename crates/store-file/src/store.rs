@@ -90,6 +90,10 @@ impl FileStore {
         if let Err(why) = core.note_logged(batch.iter().map(|e| &e.id)) {
             return Err(AppendError::Storage(StorageError::new("look up logged ids", why)));
         }
+        // Streams whose state is still in the index snapshot are loaded first.
+        if let Err(why) = core.load_streams(batch.iter().map(|e| &e.account)) {
+            return Err(AppendError::Storage(StorageError::new("load a stream's validation state", why)));
+        }
         let mut read_failure: Option<ReadError> = None;
         let Core { state, in_flight, .. } = core;
         let decided = state.prepare(batch, expected, next, &admission, |p, e| {

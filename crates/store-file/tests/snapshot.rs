@@ -382,3 +382,90 @@ fn the_ids_are_answered_from_the_id_file_and_a_missing_or_damaged_one_is_rebuilt
     }
     assert!(failed > 0, "ids in the damaged block are errors");
 }
+
+/// An event like `e` under a new id (so it is judged by the rules, not as a duplicate).
+fn with_new_id(e: &NewEvent, n: u64) -> NewEvent {
+    let mut e = e.clone();
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&n.to_be_bytes());
+    bytes[8..].copy_from_slice(&0x5eed_u64.to_be_bytes());
+    bytes[6] = 0x40 | (bytes[6] & 0x0f);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    e.id = rapport_core::EventId::from_bytes(bytes);
+    e
+}
+
+#[test]
+fn a_stream_untouched_since_the_snapshot_decides_as_a_full_read_once_touched() {
+    let dir = TempDir::new("snapshot-lazy");
+    let events = history(12, 18, 21);
+    let (first, rest) = events.split_at(events.len() - 120);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, first);
+    drop(store);
+    let copy = TempDir::new("snapshot-lazy-copy");
+    common::copy_dir(dir.path(), copy.path());
+    let lazy = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
+    assert_eq!(lazy.recovery().from_snapshot, first.len() as u64);
+    let full = FileStore::open_with(copy.path(), Options { index_snapshot: false, ..small() }).expect("full read");
+    assert_eq!(full.recovery().from_snapshot, 0);
+    // The rest of the history (later steps of items made before the snapshot), and logged
+    // events again under new ids (an item made twice, a step on a closed item, a step dated
+    // before the last one): every decision the same, one event at a time.
+    let replayed: Vec<NewEvent> =
+        first.iter().step_by(7).enumerate().map(|(k, e)| with_new_id(e, k as u64 + 1)).collect();
+    let mut refused = 0;
+    for e in rest.iter().chain(&replayed) {
+        let a = pollster::block_on(lazy.append(vec![e.clone()], ExpectedVersion::Any)).map(|o| o.appended.len());
+        let b = pollster::block_on(full.append(vec![e.clone()], ExpectedVersion::Any)).map(|o| o.appended.len());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "event {} of {}", e.id, e.account);
+        refused += usize::from(a.is_err());
+    }
+    assert!(refused > 10, "the replayed events exercise the rules: {refused} refused");
+    assert_eq!(contents(&lazy).len(), contents(&full).len());
+    drop(lazy);
+    drop(full);
+    // The close saved the touched states and copied the untouched ones: a third open decides
+    // the same again.
+    let again = FileStore::open_with(dir.path(), small()).expect("reopen");
+    assert!(again.recovery().from_snapshot > first.len() as u64);
+    for e in replayed.iter().take(20) {
+        let outcome = pollster::block_on(again.append(vec![e.clone()], ExpectedVersion::Any));
+        if let Ok(o) = outcome {
+            assert_eq!((o.appended.len(), o.duplicates.len()), (0, 1), "appended before: a duplicate now");
+        }
+    }
+}
+
+#[test]
+fn a_saved_state_changed_under_the_open_store_is_an_error_never_a_wrong_decision() {
+    let dir = TempDir::new("snapshot-lazy-damage");
+    let events = history(8, 12, 23);
+    let (first, rest) = events.split_at(events.len() - 40);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, first);
+    drop(store);
+    let store = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
+    assert!(store.recovery().from_snapshot > 0);
+    // One account touched (its state loaded), then the snapshot file zeroed in place.
+    let touched = rest[0].account.clone();
+    pollster::block_on(store.append(vec![rest[0].clone()], ExpectedVersion::Any)).expect("append");
+    let len = std::fs::metadata(snapshot(dir.path())).expect("snapshot").len();
+    std::fs::write(snapshot(dir.path()), vec![0u8; len as usize]).expect("zero it");
+    let mut failed = 0;
+    let others: Vec<NewEvent> =
+        first.iter().step_by(13).enumerate().map(|(k, e)| with_new_id(e, k as u64 + 1)).collect();
+    for e in rest[1..].iter().chain(&others) {
+        match pollster::block_on(store.append(vec![e.clone()], ExpectedVersion::Any)) {
+            Ok(_) => assert_eq!(e.account, touched, "only the loaded stream decides"),
+            Err(AppendError::Invalid(_)) if e.account == touched => {}
+            Err(AppendError::Storage(err)) => {
+                let text = err.to_string();
+                assert!(text.contains("validation state of account") && text.contains(e.account.as_str()), "{text}");
+                failed += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(failed > 0);
+}

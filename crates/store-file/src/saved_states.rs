@@ -1,0 +1,92 @@
+//! [`SavedStates`]: the streams' validation states an index snapshot holds, left in the
+//! snapshot file and decoded one account at a time, when an append, a preflight or the
+//! replay of the log after the snapshot first touches that account. A writer's memory after
+//! open then holds, per account, where its state lies, not the state (which keeps every
+//! commitment and escalation key the account used, and so grows with its events).
+//!
+//! Invariants: every account the snapshot covers has an entry; an entry's bytes are checked
+//! against the CRC32C taken when the snapshot was loaded (its whole checksum verified then)
+//! before they are decoded; an account whose state the validation state holds is never read
+//! from here again (the held state is newer).
+
+use std::path::PathBuf;
+
+use rapport_core::AccountId;
+use rapport_core::backend::{KeyedMap, StreamState};
+
+use crate::vfs::{ReadFile, read_exact_at};
+
+/// Where one account's state lies in the snapshot file, and its checksum.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    offset: u64,
+    len: u32,
+    crc: u32,
+}
+
+/// The states a loaded snapshot holds: see the module documentation.
+pub(crate) struct SavedStates {
+    path: PathBuf,
+    /// The snapshot file as loaded; a later close replaces the file by a rename, and this
+    /// handle still reads the one loaded.
+    file: Box<dyn ReadFile>,
+    at: KeyedMap<AccountId, At>,
+}
+
+impl std::fmt::Debug for SavedStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedStates").field("path", &self.path).field("accounts", &self.at.len()).finish()
+    }
+}
+
+impl SavedStates {
+    /// No states yet, of the snapshot at `path` opened as `file` (read whole and checked by
+    /// the caller, which then [`note`](Self::note)s each account's state).
+    pub(crate) fn new(path: PathBuf, file: Box<dyn ReadFile>) -> Self {
+        Self { path, file, at: KeyedMap::default() }
+    }
+
+    /// Notes `account`'s state: `state`, a slice of `whole` (the snapshot's bytes as read).
+    ///
+    /// # Errors
+    /// A slice that is not inside `whole`, or longer than a state may be.
+    pub(crate) fn note(&mut self, whole: &[u8], account: AccountId, state: &[u8]) -> Result<(), String> {
+        let offset = state.as_ptr().addr().wrapping_sub(whole.as_ptr().addr());
+        if offset > whole.len() || whole.len() - offset < state.len() {
+            return Err(format!("the state of account {account} is not inside the snapshot"));
+        }
+        let len = u32::try_from(state.len()).map_err(|_| format!("the state of account {account} is too large"))?;
+        self.at.insert(account, At { offset: offset as u64, len, crc: crc32c::crc32c(state) });
+        Ok(())
+    }
+
+    /// The saved bytes of `account`'s state, checked, if the snapshot holds one.
+    ///
+    /// # Errors
+    /// The file cannot be read, or the bytes fail their checksum (named by file and byte).
+    pub(crate) fn bytes(&self, account: &AccountId) -> Result<Option<Vec<u8>>, String> {
+        let Some(at) = self.at.get(account) else { return Ok(None) };
+        let mut b = vec![0u8; at.len as usize];
+        read_exact_at(&*self.file, &mut b, at.offset)
+            .map_err(|e| format!("read {} at byte {}: {e}", self.path.display(), at.offset))?;
+        if crc32c::crc32c(&b) != at.crc {
+            return Err(format!(
+                "{}: the validation state of account {account} at byte {} changed since it was loaded",
+                self.path.display(),
+                at.offset
+            ));
+        }
+        Ok(Some(b))
+    }
+
+    /// `account`'s state, decoded, if the snapshot holds one.
+    ///
+    /// # Errors
+    /// As [`bytes`](Self::bytes), or bytes that do not decode.
+    pub(crate) fn load(&self, account: &AccountId) -> Result<Option<StreamState>, String> {
+        let Some(b) = self.bytes(account)? else { return Ok(None) };
+        postcard::from_bytes(&b).map(Some).map_err(|e| {
+            format!("{}: the validation state of account {account} does not decode: {e}", self.path.display())
+        })
+    }
+}
