@@ -586,7 +586,13 @@ fn main() {
         std::fs::rename(&latest, &derived).expect("put the latest back");
         rows.push(Row {
             what: format!("open with {tail} events past the last snapshot: writer / read-only"),
-            ours: format!("{:.2} s / {:.2} s", after_crash[0].seconds, after_crash[1].seconds),
+            ours: format!(
+                "{:.2} s / {:.2} s, resident after {:.0} / {:.0} MB",
+                after_crash[0].seconds,
+                after_crash[1].seconds,
+                after_crash[0].rss_kb as f64 / 1024.0,
+                after_crash[1].rss_kb as f64 / 1024.0
+            ),
             peer: "-".into(),
             ratio: "-".into(),
         });

@@ -29,21 +29,24 @@ use crate::blob::DERIVED_DIR;
 use crate::vfs::{ReadFile, Vfs, read_exact_at};
 
 /// Bytes in a data block.
-const BLOCK: usize = 4096;
+const BLOCK: usize = 1024;
 /// Bytes in an entry: the id and its position.
 const ENTRY: usize = 24;
-/// Entries in a full block (4,080 bytes, then the checksum).
-const PER_BLOCK: usize = 170;
+/// Entries in a full block (1,008 bytes, then the checksum). A lookup copies one block, so
+/// blocks are small (BENCHMARKS.md, "Ids on disk": 4 KiB blocks made a re-import 1.7× slower).
+const PER_BLOCK: usize = 42;
 /// Bytes in the trailer.
 const TRAILER: usize = 80;
 const MAGIC: [u8; 8] = *b"RPLOGIDS";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The filter's size per id.
 const FILTER_BITS_PER_ID: u64 = 12;
 /// Bits set per id, in one block of the filter.
 const PROBES: u32 = 6;
 /// Words (of 64 bits) in a block of the filter.
 const FILTER_BLOCK_WORDS: usize = 8;
+/// Blocks read at once by a merge, and written at once.
+const READ_BLOCKS: usize = 1024;
 /// The most ids a file holds (the index of firsts and the filter stay below 2 GiB).
 const IDS_MAX: u64 = 1 << 32;
 
@@ -232,19 +235,26 @@ impl IdFile {
         Ok(None)
     }
 
-    /// Every entry, in order of id, block by block (each block's checksum checked).
+    /// Every entry, in order of id, block by block (each block's checksum checked), read
+    /// [`READ_BLOCKS`] blocks at a time.
     fn for_each(&self, mut f: impl FnMut(u128, u64) -> Result<(), String>) -> Result<(), String> {
-        let mut block = vec![0u8; BLOCK];
-        for b in 0..self.firsts.len() {
-            let n = (self.at.count - (b * PER_BLOCK) as u64).min(PER_BLOCK as u64) as usize;
-            let offset = (b * BLOCK) as u64;
-            read_exact_at(&*self.file, &mut block, offset)
-                .map_err(|e| format!("read {} at byte {offset}: {e}", self.path.display()))?;
-            if crc32c::crc32c(&block[..n * ENTRY]) != u32_at(&block, PER_BLOCK * ENTRY) {
-                return Err(format!("{}: the block at byte {offset} fails its checksum", self.path.display()));
-            }
-            for e in block[..n * ENTRY].chunks_exact(ENTRY) {
-                f(u128_be_at(e, 0), u64_at(e, 16))?;
+        let blocks = self.firsts.len();
+        let mut buf = vec![0u8; READ_BLOCKS * BLOCK];
+        for first in (0..blocks).step_by(READ_BLOCKS) {
+            let take = (blocks - first).min(READ_BLOCKS);
+            let at = (first * BLOCK) as u64;
+            read_exact_at(&*self.file, &mut buf[..take * BLOCK], at)
+                .map_err(|e| format!("read {} at byte {at}: {e}", self.path.display()))?;
+            for (k, block) in buf[..take * BLOCK].chunks_exact(BLOCK).enumerate() {
+                let b = first + k;
+                let n = (self.at.count - (b * PER_BLOCK) as u64).min(PER_BLOCK as u64) as usize;
+                if crc32c::crc32c(&block[..n * ENTRY]) != u32_at(block, PER_BLOCK * ENTRY) {
+                    let offset = b * BLOCK;
+                    return Err(format!("{}: the block at byte {offset} fails its checksum", self.path.display()));
+                }
+                for e in block[..n * ENTRY].chunks_exact(ENTRY) {
+                    f(u128_be_at(e, 0), u64_at(e, 16))?;
+                }
             }
         }
         Ok(())
@@ -297,7 +307,7 @@ impl Writer {
         self.pending.extend_from_slice(&crc.to_le_bytes());
         self.pending.resize(self.pending.len() + BLOCK - PER_BLOCK * ENTRY - 4, 0);
         self.block.clear();
-        if self.pending.len() >= 256 * BLOCK {
+        if self.pending.len() >= READ_BLOCKS * BLOCK {
             self.flush()?;
         }
         Ok(())
@@ -365,7 +375,7 @@ fn write_to(
         out,
         tmp: tmp.clone(),
         block: Vec::with_capacity(PER_BLOCK * ENTRY),
-        pending: Vec::with_capacity(257 * BLOCK),
+        pending: Vec::with_capacity((READ_BLOCKS + 1) * BLOCK),
         firsts: Vec::with_capacity(n_blocks(most)),
         filter: vec![0; filter_words(most)],
         seed,
@@ -528,7 +538,7 @@ mod tests {
         assert!(IdFile::open(&StdVfs, &d, LOG, IdFileRef { generation: 1, count: 399 }).is_err(), "another count");
         assert!(IdFile::open(&StdVfs, &d, LOG, IdFileRef { generation: 2, count: 400 }).is_err(), "missing");
         // A flipped bit in the trailer or the index: refused at open.
-        for at_byte in [good.len() - 1, good.len() - TRAILER + 30, 3 * BLOCK + 5] {
+        for at_byte in [good.len() - 1, good.len() - TRAILER + 30, n_blocks(400) * BLOCK + 5] {
             let mut bad = good.clone();
             bad[at_byte] ^= 0x10;
             std::fs::write(&file, &bad).unwrap();
@@ -540,7 +550,8 @@ mod tests {
         std::fs::write(&file, &bad).unwrap();
         let f = IdFile::open(&StdVfs, &d, LOG, at).unwrap();
         let errors: Vec<String> = ids.iter().filter_map(|(i, _)| f.get(i).err()).collect();
-        assert!(!errors.is_empty() && errors.iter().all(|e| e.contains("at byte 4096")), "{errors:?}");
+        let named = format!("at byte {BLOCK}");
+        assert!(!errors.is_empty() && errors.iter().all(|e| e.contains(&named)), "{errors:?}");
         assert!(write(&StdVfs, &d, LOG, 2, Some(&f), Vec::new()).is_err(), "a merge reads every block");
     }
 }
