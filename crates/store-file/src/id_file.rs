@@ -196,6 +196,12 @@ impl IdFile {
         Ok(Self { path, file, at, seed, firsts, filter })
     }
 
+    /// Bytes held in memory: the block keys and the filter.
+    #[cfg(feature = "redb-comparison")]
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.firsts.len() * 16 + self.filter.len() * 8
+    }
+
     /// The generation and count the file holds.
     pub(crate) fn at(&self) -> IdFileRef {
         self.at

@@ -58,6 +58,9 @@ mod follow;
 pub mod format;
 mod head;
 mod id_file;
+#[cfg(feature = "redb-comparison")]
+#[doc(hidden)]
+pub mod id_file_probe;
 mod index;
 mod job;
 mod offsets;
