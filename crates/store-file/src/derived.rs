@@ -24,6 +24,12 @@ impl FileStore {
         if name == crate::snapshot::NAME {
             return Err(StorageError::new("save derived state", format!("{name:?} is the store's own index snapshot")));
         }
+        if name.starts_with(crate::id_file::PREFIX) {
+            return Err(StorageError::new(
+                "save derived state",
+                format!("names starting {:?} are the store's own id files", crate::id_file::PREFIX),
+            ));
+        }
         if self.is_read_only() {
             return Err(StorageError::new("save derived state", "the store is open read-only"));
         }

@@ -50,9 +50,12 @@ const READ_BLOCKS: usize = 1024;
 /// The most ids a file holds (the index of firsts and the filter stay below 2 GiB).
 const IDS_MAX: u64 = 1 << 32;
 
+/// How the id files' names start (reserved: `save_derived` refuses such names).
+pub(crate) const PREFIX: &str = "log-ids-";
+
 /// The file of `generation` in the store directory `dir`.
 pub(crate) fn path(dir: &Path, generation: u64) -> PathBuf {
-    dir.join(DERIVED_DIR).join(format!("log-ids-{generation}.bin"))
+    dir.join(DERIVED_DIR).join(format!("{PREFIX}{generation}.bin"))
 }
 
 /// What the snapshot records of its id file.
@@ -445,7 +448,7 @@ fn generations(vfs: &dyn Vfs, dir: &Path) -> Vec<(u64, String)> {
     names
         .into_iter()
         .filter_map(|name| {
-            let rest = name.strip_prefix("log-ids-")?;
+            let rest = name.strip_prefix(PREFIX)?;
             let number = rest.strip_suffix(".bin").or_else(|| rest.strip_suffix(".tmp"))?;
             Some((number.parse().ok()?, name))
         })

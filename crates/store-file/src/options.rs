@@ -36,9 +36,10 @@ pub struct Options {
     /// ([`Admission`](rapport_core::validate::Admission)); later ones are refused with
     /// [`ValidationError::OccursInTheFuture`](rapport_core::ValidationError::OccursInTheFuture).
     pub future_skew: std::time::Duration,
-    /// Save the indexes at a clean close (`derived/log-index.bin`) and load them at the next
-    /// open instead of reading the log they cover (see `docs/log-format.md`, "The index
-    /// snapshot"). On by default; off, every open reads the whole log.
+    /// Save the indexes at a clean close (`derived/log-index.bin`, with the ids in
+    /// `derived/log-ids-N.bin`) and load them at the next open instead of reading the log they
+    /// cover (see `docs/log-format.md`, "The index snapshot"). On by default; off, every open
+    /// reads the whole log (and a close saves nothing).
     pub index_snapshot: bool,
     /// Write zeros ahead of small appends (1 MiB at a time) so that their fdatasync changes no
     /// file size, which costs about a third less on the disks measured (BENCHMARKS.md,

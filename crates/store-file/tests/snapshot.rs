@@ -150,6 +150,9 @@ fn a_stale_snapshot_is_caught_up_and_a_foreign_or_damaged_one_is_ignored() {
     // The store's own blob name is reserved.
     let refused = pollster::block_on(store.save_derived("log-index", b"x"));
     assert!(refused.is_err());
+    // So are the id files' names, which a close would otherwise replace or remove.
+    let refused = pollster::block_on(store.save_derived("log-ids-7", b"x"));
+    assert!(refused.is_err());
 }
 
 #[test]
