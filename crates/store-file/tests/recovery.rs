@@ -284,59 +284,139 @@ fn a_failing_fsync_poisons_the_store() {
 mod model {
     use super::*;
     use proptest::prelude::*;
+    use rapport_core::{AppendError, MemoryStore};
 
     #[derive(Debug, Clone)]
     enum Op {
-        Append { len: usize },
-        Replay { start: usize, len: usize },
+        Append {
+            len: usize,
+        },
+        Replay {
+            start: usize,
+            len: usize,
+        },
+        /// A logged event with other content under its id: a conflict.
+        Conflict {
+            at: usize,
+        },
+        /// A logged event under a new id: judged by its stream's rules (an item made twice,
+        /// a step on a closed item, a step dated before the last one, or accepted).
+        Again {
+            at: usize,
+        },
         Reopen,
+        /// A crash that leaves the derived files of an earlier clean close (a stale snapshot
+        /// and the id file it names) under a log that went on.
+        StaleDerived,
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => (1usize..30).prop_map(|len| Op::Append { len }),
             1 => (0usize..400, 1usize..30).prop_map(|(start, len)| Op::Replay { start, len }),
+            1 => (0usize..400).prop_map(|at| Op::Conflict { at }),
+            2 => (0usize..400).prop_map(|at| Op::Again { at }),
             2 => Just(Op::Reopen),
+            1 => Just(Op::StaleDerived),
         ]
+    }
+
+    fn derived_files(vfs: &FaultyVfs) -> Vec<(PathBuf, Vec<u8>)> {
+        vfs.paths()
+            .into_iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with("derived")))
+            .filter_map(|p| Some((p.clone(), vfs.bytes(&p)?)))
+            .collect()
+    }
+
+    /// What an append decided, comparable across stores: appended and duplicate counts, or
+    /// the kind of refusal.
+    fn verdict(r: Result<rapport_core::AppendOutcome, AppendError>) -> String {
+        match r {
+            Ok(o) => format!("ok {} {}", o.appended.len(), o.duplicates.len()),
+            Err(AppendError::Invalid(e)) => format!("invalid {e}"),
+            Err(AppendError::IdConflict { .. }) => "conflict".into(),
+            Err(other) => format!("error {other}"),
+        }
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: rapport_core::testing::cases(24), ..ProptestConfig::default() })]
 
-        /// Random append sequences across reopens match a plain `Vec` model.
+        /// Random append sequences across reopens, stale snapshots, duplicates, conflicts and
+        /// rule checks decide as the in-memory store does, and hold what it holds.
         #[test]
-        fn prop_matches_a_vec_model_across_reopens(ops in proptest::collection::vec(op(), 1..25)) {
+        fn prop_matches_the_memory_store_across_reopens_and_stale_snapshots(ops in proptest::collection::vec(op(), 1..25)) {
             let events = history(6, 12, 13);
             let vfs = FaultyVfs::new();
             let mut store = open_mem(&vfs).unwrap();
-            let mut model: Vec<NewEvent> = Vec::new();
+            let model = MemoryStore::new();
+            let mut logged: Vec<NewEvent> = Vec::new();
             let mut cursor = 0usize;
+            let mut saved: Option<Vec<(PathBuf, Vec<u8>)>> = None;
+            let mut fresh = 0u64;
             for op in ops {
-                match op {
+                let batch = match op {
                     Op::Append { len } => {
                         // Appends walk the history in order so every batch is valid.
                         let end = (cursor + len).min(events.len());
                         let batch = events[cursor..end].to_vec();
                         cursor = end;
-                        let out = pollster::block_on(store.append(batch.clone(), ExpectedVersion::Any)).unwrap();
-                        prop_assert_eq!(out.appended.len(), batch.len());
-                        model.extend(batch);
+                        Some(batch)
                     }
                     Op::Replay { start, len } => {
-                        // Re-sending already-appended events is a no-op.
-                        let start = start.min(model.len());
-                        let end = (start + len).min(model.len());
-                        let out = pollster::block_on(store.append(model[start..end].to_vec(), ExpectedVersion::Any)).unwrap();
-                        prop_assert!(out.appended.is_empty());
+                        let start = start.min(logged.len());
+                        let end = (start + len).min(logged.len());
+                        Some(logged[start..end].to_vec())
                     }
+                    Op::Conflict { at } if !logged.is_empty() => {
+                        let mut e = logged[at % logged.len()].clone();
+                        e.occurred_at = e.occurred_at.add_nanos(-1);
+                        Some(vec![e])
+                    }
+                    Op::Again { at } if !logged.is_empty() => {
+                        fresh += 1;
+                        let mut e = logged[at % logged.len()].clone();
+                        let mut id = [0u8; 16];
+                        id[..8].copy_from_slice(&fresh.to_be_bytes());
+                        id[8..].copy_from_slice(&0xa9a1_u64.to_be_bytes());
+                        e.id = rapport_core::EventId::from_bytes(id);
+                        Some(vec![e])
+                    }
+                    Op::Conflict { .. } | Op::Again { .. } => None,
                     Op::Reopen => {
                         drop(store);
+                        saved = Some(derived_files(&vfs));
                         store = open_mem(&vfs).unwrap();
+                        None
                     }
+                    Op::StaleDerived => {
+                        drop(store);
+                        if let Some(old) = &saved {
+                            for (path, _) in derived_files(&vfs) {
+                                vfs.delete(&path);
+                            }
+                            for (path, bytes) in old {
+                                vfs.set_bytes(path, bytes.clone());
+                            }
+                        }
+                        store = open_mem(&vfs).unwrap();
+                        None
+                    }
+                };
+                if let Some(batch) = batch {
+                    let ours = pollster::block_on(store.append(batch.clone(), ExpectedVersion::Any));
+                    let theirs = pollster::block_on(model.append(batch.clone(), ExpectedVersion::Any));
+                    if let Ok(o) = &theirs {
+                        for c in &o.appended {
+                            logged.extend(batch.iter().filter(|e| e.id == c.id).cloned());
+                        }
+                    }
+                    prop_assert_eq!(verdict(ours), verdict(theirs));
                 }
                 let log = pollster::block_on(store.read_all(Position(1), 100_000)).unwrap();
-                prop_assert_eq!(log.len(), model.len());
-                for (env, new) in log.iter().zip(&model) {
+                prop_assert_eq!(log.len(), logged.len());
+                for (env, new) in log.iter().zip(&logged) {
                     prop_assert!(env.same_content(new));
                 }
             }
