@@ -52,9 +52,11 @@ enum Undo {
 /// records it; a store that cannot persist a prepared append poisons itself (its state no
 /// longer matches the log) and must be reopened.
 ///
-/// Serde-serialisable, so a store can save it beside its log and load it instead of
-/// replaying the log.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+/// A store that saves its state beside its log saves each stream's [`StreamState`] (which is
+/// serde-serialisable; [`streams`](Self::streams), [`insert_stream`](Self::insert_stream)) and
+/// its ids ([`take_ids`](Self::take_ids), [`note_logged_id`](Self::note_logged_id)) in forms of
+/// its own, rather than this whole state.
+#[derive(Debug, Default)]
 pub struct LogState {
     streams: KeyedMap<AccountId, StreamState>,
     ids: IdIndex,
