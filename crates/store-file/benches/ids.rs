@@ -63,7 +63,7 @@ fn main() {
 
     // Write N ids.
     let t = Instant::now();
-    let at = id_file_probe::write(&ours_dir, 1, None, logged.clone()).expect("write");
+    let at = id_file_probe::write(&ours_dir, 1, None, &logged).expect("write");
     let ours_write = t.elapsed();
     let t = Instant::now();
     let db = Database::create(&redb_path).expect("create");
@@ -141,7 +141,7 @@ fn main() {
     // A close after a tenth more: ours rewrites the file (merge), redb inserts them.
     let added: Vec<(EventId, Position)> = (2 * n + 1..=2 * n + more).map(|k| (event_id(id(k)), Position(k))).collect();
     let t = Instant::now();
-    id_file_probe::write(&ours_dir, 2, Some(&ours), added.clone()).expect("merge");
+    id_file_probe::write(&ours_dir, 2, Some(&ours), &added).expect("merge");
     let ours_merge = t.elapsed();
     let t = Instant::now();
     {

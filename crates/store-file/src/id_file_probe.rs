@@ -20,7 +20,7 @@ pub fn write(
     dir: &Path,
     generation: u64,
     old: Option<&Probe>,
-    recent: Vec<(EventId, Position)>,
+    recent: &[(EventId, Position)],
 ) -> Result<(u64, u64), String> {
     let at = id_file::write(&StdVfs, dir, [1; 16], generation, old.map(|p| &p.0), recent)?;
     Ok((at.generation, at.count))

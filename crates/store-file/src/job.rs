@@ -8,6 +8,15 @@ use std::task::{Context, Poll, Waker};
 
 use rapport_core::{AppendError, AppendOutcome, NewEvent, StreamVersion, Timestamp};
 
+/// What the writer thread is asked to do, in order.
+pub(crate) enum ToWriter {
+    /// Write a decided append.
+    Append(Job),
+    /// Make everything written durable, record the head record there, and answer where the
+    /// log ends (for an index snapshot saved while the store runs).
+    Checkpoint(std::sync::mpsc::Sender<Result<crate::snapshot::Extent, String>>),
+}
+
 /// A decided append on its way to the writer thread, which encodes it into one frame.
 pub(crate) struct Job {
     pub(crate) events: Arc<Vec<(NewEvent, StreamVersion)>>,

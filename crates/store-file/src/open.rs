@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
-use crate::job::Job;
+use crate::job::ToWriter;
 use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
 use crate::recovery;
 use crate::shared::{FollowState, Shared, lock};
@@ -120,7 +120,7 @@ impl FileStore {
             "opened: log recovered"
         );
         let writer = Writer::resume(file, Arc::clone(&vfs), dir, log_id, &scan);
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<ToWriter>();
         let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, Some(tx), Some(guard));
         let weak = Arc::downgrade(&shared);
         let handle = std::thread::Builder::new()

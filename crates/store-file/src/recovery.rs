@@ -169,7 +169,7 @@ pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, Ope
 /// [`OpenError::Corrupt`] for damage no crash explains, a log that ends before what `head`
 /// records, or a missing `HEAD` in a store that keeps one; I/O errors.
 ///
-/// With `snapshot`, an index snapshot saved at a clean close (`snapshot.rs`) that still
+/// With `snapshot`, an index snapshot saved at a clean close or on request (`snapshot.rs`) that still
 /// matches the log stands in for the log up to where it ends, and only what follows is read.
 ///
 /// `validate` false (a read-only open): no validation state is kept (neither the streams'

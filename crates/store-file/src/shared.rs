@@ -2,7 +2,7 @@
 //! thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
@@ -10,7 +10,7 @@ use rapport_core::watch::HeadWatch;
 
 use crate::format::Chain;
 use crate::index::{Core, Index};
-use crate::job::Job;
+use crate::job::ToWriter;
 use crate::options::{Options, RecoveryReport};
 use crate::recovery;
 use crate::snapshot::{self, Extent};
@@ -24,13 +24,15 @@ pub(crate) struct Shared {
     pub(crate) core: Mutex<Core>,
     pub(crate) index: RwLock<Index>,
     pub(crate) committed: AtomicU64,
+    /// The last position the index snapshot on disk covers (as loaded, or as last saved).
+    pub(crate) snapshot_at: AtomicU64,
     /// The committed head again, for subscribers to wait on (published right after
     /// `committed`).
     pub(crate) watch: HeadWatch,
     pub(crate) poisoned: OnceLock<String>,
     pub(crate) readers: RwLock<Vec<Option<Arc<dyn ReadFile>>>>,
     /// The writer thread's queue; `None` when read-only.
-    pub(crate) sender: Mutex<Option<Sender<Job>>>,
+    pub(crate) sender: Mutex<Option<Sender<ToWriter>>>,
     pub(crate) writer: Mutex<Option<std::thread::JoinHandle<Option<Extent>>>>,
     pub(crate) recovery: RecoveryReport,
     /// The writer's lock on the directory; `None` when read-only.
@@ -50,7 +52,7 @@ impl Shared {
         options: Options,
         scan: recovery::Scan,
         recovery: RecoveryReport,
-        sender: Option<Sender<Job>>,
+        sender: Option<Sender<ToWriter>>,
         lock: Option<Box<dyn LockGuard>>,
     ) -> Arc<Self> {
         let n_segments = scan.index.segments.len();
@@ -64,6 +66,7 @@ impl Shared {
             core: Mutex::new(scan.core),
             index: RwLock::new(scan.index),
             committed,
+            snapshot_at: AtomicU64::new(recovery.from_snapshot),
             watch,
             poisoned: OnceLock::new(),
             readers: RwLock::new(vec![None; n_segments]),
@@ -90,13 +93,15 @@ impl Drop for Shared {
             && let Ok(Some(extent)) = handle.join()
             && self.poisoned.get().is_none()
             && self.options.index_snapshot
-            // The snapshot this open loaded still covers everything: nothing to save.
-            && extent.position != self.recovery.from_snapshot
+            // The snapshot on disk still covers everything: nothing to save.
+            && extent.position != self.snapshot_at.load(Ordering::Acquire)
         {
             // Closed cleanly: save the indexes, so the next open reads only what follows.
             let core = self.core.get_mut().unwrap_or_else(|p| p.into_inner());
             let index = self.index.get_mut().unwrap_or_else(|p| p.into_inner());
-            snapshot::save(&*self.vfs, &self.dir, self.log_id, extent, core, index);
+            if let Err(e) = snapshot::save(&*self.vfs, &self.dir, self.log_id, extent, core, index) {
+                tracing::warn!(dir = %self.dir.display(), "index snapshot not saved: {e}");
+            }
         }
     }
 }

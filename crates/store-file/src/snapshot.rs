@@ -1,6 +1,7 @@
 //! The index snapshot: what an open rebuilds from the log (the validation state of every
 //! stream, where every record lies; the ids go to their own file, `id_file.rs`), saved at a
-//! clean close as the derived blob `derived/log-index.bin`, so the next open loads it and
+//! clean close, or while the store runs by `FileStore::save_index_snapshot`, as the derived
+//! blob `derived/log-index.bin`, so the next open loads it and
 //! reads only the log after it. A writer decodes a stream's state only when it first touches
 //! the account (`saved_states.rs`).
 //!
@@ -16,7 +17,7 @@ use std::path::Path;
 
 use rapport_core::backend::LogState;
 use rapport_core::derived::{self, DerivedHeader};
-use rapport_core::{AccountId, Position, Timestamp};
+use rapport_core::{AccountId, EventId, Position, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{DERIVED_DIR, write_blob};
@@ -38,7 +39,8 @@ const VERSION: u32 = 7;
 /// not saved (logged), and a file this large is not read, whatever it claims.
 const SNAPSHOT_BYTES_MAX: u64 = 4 << 30;
 
-/// Where the log covered by a snapshot ends, as the writer left it at a clean close.
+/// Where the log covered by a snapshot ends, as the writer left it at a clean close or a
+/// checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Extent {
     /// The last position covered.
@@ -93,15 +95,20 @@ struct PayloadRef<'a> {
 /// with those logged since), written before the snapshot that names it; files of other
 /// generations are removed once the snapshot is durable. A crash in between leaves the old
 /// snapshot naming the old file, both intact.
-pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, core: &mut Core, index: &Index) {
+pub(crate) fn save(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    log_id: [u8; 16],
+    extent: Extent,
+    core: &mut Core,
+    index: &Index,
+) -> Result<IdFileRef, String> {
     if core.next_position != extent.position + 1 || index.offsets.len() != extent.position {
-        tracing::warn!(
-            dir = %dir.display(),
-            "index snapshot not saved: the indexes do not end where the log does ({} against {})",
+        return Err(format!(
+            "the indexes do not end where the log does ({} against {})",
             core.next_position - 1,
             extent.position
-        );
-        return;
+        ));
     }
     let started = std::time::Instant::now();
     // Each account's state: as held, or as the loaded snapshot saved it (never touched since).
@@ -114,26 +121,52 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
                 None => Err("no state".into()),
             },
         };
-        match state {
-            Ok(state) => states.push(state),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), "index snapshot not saved: account {account}: {e}");
-                return;
+        states.push(state.map_err(|e| format!("account {account}: {e}"))?);
+    }
+    // The ids logged since the last id file leave the validation state for the new file; if
+    // anything fails, they go back.
+    let recent = core.state.take_ids();
+    let written = write_files(vfs, dir, log_id, extent, core, index, &states, &recent);
+    match &written {
+        Ok((ids, bytes)) => {
+            id_file::remove_others(vfs, dir, Some(ids.generation));
+            tracing::info!(
+                dir = %dir.display(),
+                events = extent.position,
+                bytes,
+                ids = ids.count,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                "index snapshot saved"
+            );
+        }
+        Err(_) => {
+            for (id, position) in recent {
+                core.state.note_logged_id(id, position);
             }
         }
     }
-    let recent = core.state.take_ids();
+    written.map(|(ids, _)| ids)
+}
+
+/// The id file (unless no id was logged since the loaded one), then the snapshot naming it.
+/// Returns the id file's reference and the snapshot's size.
+#[allow(clippy::too_many_arguments)] // One caller; the pieces of a snapshot, named.
+fn write_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    log_id: [u8; 16],
+    extent: Extent,
+    core: &Core,
+    index: &Index,
+    states: &[Vec<u8>],
+    recent: &[(EventId, Position)],
+) -> Result<(IdFileRef, usize), String> {
     let ids = match (&core.logged_ids, recent.is_empty()) {
         (Some(file), true) => file.at(),
         (old, _) => {
             let generation = id_file::next_generation(vfs, dir);
-            match id_file::write(vfs, dir, log_id, generation, old.as_ref(), recent) {
-                Ok(at) => at,
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), "index snapshot not saved: the id file: {e}");
-                    return;
-                }
-            }
+            id_file::write(vfs, dir, log_id, generation, old.as_ref(), recent)
+                .map_err(|e| format!("the id file: {e}"))?
         }
     };
     let payload = PayloadRef {
@@ -141,46 +174,17 @@ pub(crate) fn save(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], extent: Extent, 
         last_recorded: core.last_recorded,
         ids,
         offsets: &index.offsets,
-        streams: index.streams.iter().zip(&states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
+        streams: index.streams.iter().zip(states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
     };
-    let bytes = match postcard::to_allocvec(&payload) {
-        Ok(payload) => derived::seal(
-            &DerivedHeader {
-                kind: KIND,
-                version: VERSION,
-                log_id,
-                position: Position(extent.position + 1),
-                fingerprint: 0,
-            },
-            &payload,
-        ),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}");
-            return;
-        }
-    };
+    let payload = postcard::to_allocvec(&payload).map_err(|e| e.to_string())?;
+    let header =
+        DerivedHeader { kind: KIND, version: VERSION, log_id, position: Position(extent.position + 1), fingerprint: 0 };
+    let bytes = derived::seal(&header, &payload);
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
-        tracing::warn!(
-            dir = %dir.display(),
-            bytes = bytes.len(),
-            "index snapshot not saved: larger than {SNAPSHOT_BYTES_MAX} bytes (docs/scaling.md)"
-        );
-        return;
+        return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
     }
-    match write_blob(vfs, dir, NAME, &bytes) {
-        Ok(()) => {
-            id_file::remove_others(vfs, dir, Some(ids.generation));
-            tracing::info!(
-                dir = %dir.display(),
-                events = extent.position,
-                bytes = bytes.len(),
-                ids = ids.count,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                "index snapshot saved"
-            );
-        }
-        Err(e) => tracing::warn!(dir = %dir.display(), "index snapshot not saved: {e}"),
-    }
+    write_blob(vfs, dir, NAME, &bytes).map_err(|e| e.to_string())?;
+    Ok((ids, bytes.len()))
 }
 
 /// What a usable snapshot gives an open: the state after its last position, and where to

@@ -14,7 +14,7 @@ use crate::damage;
 use crate::format::{self, Chain, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
-use crate::job::{Completion, Job};
+use crate::job::{Completion, Job, ToWriter};
 use crate::options::Durability;
 use crate::shared::Shared;
 use crate::snapshot::Extent;
@@ -86,15 +86,35 @@ const GROUP_EVENTS_MAX: usize = 200_000;
 
 /// Runs until every handle is gone; then closes cleanly and returns where the log ends, for
 /// the index snapshot (`None` when the writer failed).
-pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mut w: Writer) -> Option<Extent> {
-    while let Ok(first) = rx.recv() {
+pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<ToWriter>, mut w: Writer) -> Option<Extent> {
+    // A checkpoint that ended the last group, answered after it.
+    let mut next: Option<ToWriter> = None;
+    loop {
+        let first = match next.take() {
+            Some(message) => message,
+            None => match rx.recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            },
+        };
+        let first = match first {
+            ToWriter::Append(job) => job,
+            ToWriter::Checkpoint(reply) => {
+                let _ = reply.send(checkpoint(&mut w));
+                continue;
+            }
+        };
         let mut group = vec![first];
         let mut events = group[0].events.len();
         while events < GROUP_EVENTS_MAX {
             match rx.try_recv() {
-                Ok(job) => {
+                Ok(ToWriter::Append(job)) => {
                     events += job.events.len();
                     group.push(job);
+                }
+                Ok(checkpoint) => {
+                    next = Some(checkpoint);
+                    break;
                 }
                 Err(_) => break,
             }
@@ -152,6 +172,33 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<Job>, mu
         }
     }
     close(&mut w)
+}
+
+/// A checkpoint while the store runs: everything written is made durable and recorded in the
+/// head record (an open refuses a snapshot ahead of the head record). Returns where the log
+/// ends, for an index snapshot.
+fn checkpoint(w: &mut Writer) -> Result<Extent, String> {
+    if w.failed {
+        return Err("the writer failed".into());
+    }
+    if w.written > w.synced {
+        w.file.sync_data().map_err(|e| format!("fsync for a checkpoint: {e}"))?;
+        w.synced = w.written;
+        w.synced_chain = w.chain;
+    }
+    if let Err(why) = record_head(w) {
+        w.failed = true;
+        return Err(why);
+    }
+    // The epoch as a close reports it: frames written next carry it, and a snapshot's epoch
+    // bounds what counts as a later sync when damage after it is judged.
+    Ok(Extent {
+        position: w.synced,
+        segment: w.segment_no,
+        len: w.segment_len,
+        chain: w.synced_chain,
+        last_epoch: w.epoch,
+    })
 }
 
 /// A clean close: everything written is made durable and recorded in the head record, so the

@@ -803,3 +803,91 @@ fn a_crash_at_every_write_of_a_snapshot_and_id_file_replacement_opens_the_acknow
     assert!(points >= 100, "only {points} crash points");
     println!("{points} crash points over the second session's {} operations", total_ops - first_session);
 }
+
+/// The workload with an index snapshot saved while the store runs, halfway, then a clean
+/// close. Returns how many batches were acknowledged.
+fn run_with_a_live_snapshot(vfs: &FaultyVfs, batches: &[Vec<NewEvent>]) -> usize {
+    let Ok(store) = open_mem(vfs) else { return 0 };
+    let mut acked = 0;
+    for (k, b) in batches.iter().enumerate() {
+        if k == batches.len() / 2 && store.save_index_snapshot().is_err() {
+            return acked;
+        }
+        match pollster::block_on(store.append(b.clone(), ExpectedVersion::Any)) {
+            Ok(_) => acked += 1,
+            Err(_) => break,
+        }
+    }
+    acked
+}
+
+#[test]
+fn a_snapshot_saved_while_running_stands_in_after_a_crash_and_keeps_every_id() {
+    let batches = workload();
+    let half: usize = batches[..batches.len() / 2].iter().map(Vec::len).sum();
+    let vfs = FaultyVfs::new();
+    let store = open_mem(&vfs).unwrap();
+    for b in &batches[..batches.len() / 2] {
+        pollster::block_on(store.append(b.clone(), ExpectedVersion::Any)).unwrap();
+    }
+    assert_eq!(store.save_index_snapshot().unwrap(), half as u64);
+    // A crash right after it: the head record was recorded where the snapshot ends, so the
+    // open stands on it (an open refuses a snapshot ahead of the head record).
+    let at_save = open_mem(&vfs.crash_image(Tear::KeepAll, 1)).unwrap();
+    assert_eq!(at_save.recovery().from_snapshot, half as u64);
+    assert_eq!(assert_log_invariants(&at_save).len(), half);
+    drop(at_save);
+    // The ids logged before the save left the validation state for the id file: still found.
+    let early: Vec<NewEvent> = batches[..batches.len() / 2].iter().flatten().cloned().collect();
+    for chunk in early.chunks(500) {
+        let out = pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        assert_eq!((out.appended.len(), out.duplicates.len()), (0, chunk.len()));
+    }
+    let mut changed = early[3].clone();
+    changed.occurred_at = changed.occurred_at.add_nanos(1);
+    assert!(matches!(
+        pollster::block_on(store.append(vec![changed], ExpectedVersion::Any)),
+        Err(rapport_core::AppendError::IdConflict { .. })
+    ));
+    for b in &batches[batches.len() / 2..] {
+        pollster::block_on(store.append(b.clone(), ExpectedVersion::Any)).unwrap();
+    }
+    let all = assert_log_invariants(&store);
+    // A crash now (the store never closes): the open stands on the snapshot saved halfway.
+    let image = vfs.crash_image(Tear::KeepAll, 0);
+    drop(store);
+    let reopened = open_mem(&image).unwrap();
+    assert_eq!(reopened.recovery().from_snapshot, half as u64);
+    assert_eq!(assert_log_invariants(&reopened), all);
+    let again: Vec<NewEvent> = batches.iter().flatten().cloned().collect();
+    for chunk in again.chunks(1_000) {
+        let out = pollster::block_on(reopened.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        assert!(out.appended.is_empty(), "logged events are duplicates, before and after the save");
+    }
+    // A read-only handle refuses to save one.
+    drop(reopened);
+    let reader = FileStore::open_read_only_on(Arc::new(image.clone()), Path::new(MEM_DIR)).unwrap();
+    assert!(reader.save_index_snapshot().is_err());
+}
+
+#[test]
+fn a_crash_at_every_write_of_a_snapshot_saved_while_running_opens_the_acknowledged_log() {
+    let batches = workload();
+    let clean = FaultyVfs::new();
+    assert_eq!(run_with_a_live_snapshot(&clean, &batches), batches.len());
+    let total_ops = clean.ops();
+    let mut points = 0;
+    for n in 1..=total_ops {
+        let vfs = FaultyVfs::new();
+        vfs.crash_at(n);
+        let acked = run_with_a_live_snapshot(&vfs, &batches);
+        assert!(vfs.has_crashed(), "crash point {n} was reached");
+        for (k, tear) in TEARS.iter().enumerate().step_by(2) {
+            let image = vfs.crash_image(*tear, n * 4 + k as u64);
+            check_after_crash(&image, &batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
+            points += 1;
+        }
+    }
+    assert!(points >= 200, "only {points} crash points");
+    println!("{points} crash points over {total_ops} write and fsync operations with a live snapshot");
+}
