@@ -91,24 +91,37 @@ fn check_after_crash(image: &FaultyVfs, batches: &[Vec<NewEvent>], acked: usize,
     }
 }
 
+/// Runs `run` with a crash at each write and fsync operation in `ops`, and checks every image
+/// a crash there can leave (every `tear_step`th kind of torn write). Returns how many images.
+fn crash_everywhere(
+    batches: &[Vec<NewEvent>],
+    ops: std::ops::RangeInclusive<u64>,
+    tear_step: usize,
+    run: fn(&FaultyVfs, &[Vec<NewEvent>]) -> usize,
+) -> usize {
+    let total_ops = *ops.end();
+    let mut points = 0;
+    for n in ops {
+        let vfs = FaultyVfs::new();
+        vfs.crash_at(n);
+        let acked = run(&vfs, batches);
+        assert!(vfs.has_crashed(), "crash point {n} was reached");
+        for (k, tear) in TEARS.iter().enumerate().step_by(tear_step) {
+            let image = vfs.crash_image(*tear, n * 4 + k as u64);
+            check_after_crash(&image, batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
+            points += 1;
+        }
+    }
+    points
+}
+
 #[test]
 fn crash_at_every_write_and_fsync_point() {
     let batches = workload();
     let clean = FaultyVfs::new();
     assert_eq!(run_workload(&clean, &batches), batches.len());
     let total_ops = clean.ops();
-    let mut points = 0;
-    for n in 1..=total_ops {
-        let vfs = FaultyVfs::new();
-        vfs.crash_at(n);
-        let acked = run_workload(&vfs, &batches);
-        assert!(vfs.has_crashed(), "crash point {n} was reached");
-        for (k, tear) in TEARS.iter().enumerate() {
-            let image = vfs.crash_image(*tear, n * 4 + k as u64);
-            check_after_crash(&image, &batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
-            points += 1;
-        }
-    }
+    let points = crash_everywhere(&batches, 1..=total_ops, 1, run_workload);
     assert!(points >= 1_000, "only {points} crash points");
     println!("{points} crash points over {total_ops} write and fsync operations");
 }
@@ -786,20 +799,9 @@ fn a_crash_at_every_write_of_a_snapshot_and_id_file_replacement_opens_the_acknow
         clean.paths().iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     assert!(derived.iter().any(|n| n == "log-ids-2.bin"), "the second close wrote a new id file: {derived:?}");
     assert!(!derived.iter().any(|n| n == "log-ids-1.bin"), "and removed the first: {derived:?}");
-    let mut points = 0;
     // Every write and fsync of the second session, its close (id file, snapshot, removal of
     // the old id file) included.
-    for n in first_session + 1..=total_ops {
-        let vfs = FaultyVfs::new();
-        vfs.crash_at(n);
-        let acked = run_two_sessions(&vfs, &batches);
-        assert!(vfs.has_crashed(), "crash point {n} was reached");
-        for (k, tear) in TEARS.iter().enumerate() {
-            let image = vfs.crash_image(*tear, n * 4 + k as u64);
-            check_after_crash(&image, &batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
-            points += 1;
-        }
-    }
+    let points = crash_everywhere(&batches, first_session + 1..=total_ops, 1, run_two_sessions);
     assert!(points >= 100, "only {points} crash points");
     println!("{points} crash points over the second session's {} operations", total_ops - first_session);
 }
@@ -876,18 +878,7 @@ fn a_crash_at_every_write_of_a_snapshot_saved_while_running_opens_the_acknowledg
     let clean = FaultyVfs::new();
     assert_eq!(run_with_a_live_snapshot(&clean, &batches), batches.len());
     let total_ops = clean.ops();
-    let mut points = 0;
-    for n in 1..=total_ops {
-        let vfs = FaultyVfs::new();
-        vfs.crash_at(n);
-        let acked = run_with_a_live_snapshot(&vfs, &batches);
-        assert!(vfs.has_crashed(), "crash point {n} was reached");
-        for (k, tear) in TEARS.iter().enumerate().step_by(2) {
-            let image = vfs.crash_image(*tear, n * 4 + k as u64);
-            check_after_crash(&image, &batches, acked, &format!("crash at op {n}/{total_ops}, {tear:?}"));
-            points += 1;
-        }
-    }
+    let points = crash_everywhere(&batches, 1..=total_ops, 2, run_with_a_live_snapshot);
     assert!(points >= 200, "only {points} crash points");
     println!("{points} crash points over {total_ops} write and fsync operations with a live snapshot");
 }
