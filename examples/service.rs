@@ -19,12 +19,15 @@
 //!   breached SLA… as it happens; each carries the signal's id.
 //! - `GET /status`: position, lag behind the log's head, accounts, checkpoint age.
 //!
-//! Ctrl-C saves a checkpoint and stops; the next start resumes from it. There is no
+//! Every minute it saves the runner's checkpoint, and the file store's index snapshot once
+//! 250,000 events have been logged since the last one, so that a start after a crash reads
+//! little of the log. Ctrl-C saves a checkpoint and stops; the next start resumes from it. There is no
 //! hand-written tailing or folding here: a [`Subscription`] feeds the runner, a clock task
 //! moves its time, and the handlers read it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -52,6 +55,10 @@ const MAX_AT_RISK: usize = 1_000;
 /// How often the clock task moves the runner's time, and how often it saves a checkpoint.
 const TICK: Duration = Duration::from_secs(1);
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+/// How many events past the file store's last index snapshot make the clock task save a new
+/// one, so that a start after a crash reads at most about this many events of the log
+/// (docs/scaling.md). Appends wait while it is saved.
+const INDEX_SNAPSHOT_EVERY_EVENTS: u64 = 250_000;
 /// How long `POST /events` waits for the runner to fold what it appended.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);
 
@@ -123,6 +130,8 @@ struct Shared {
     /// The runner's position after each batch it folds: `POST /events` waits on it.
     folded: watch::Sender<Position>,
     signals: broadcast::Sender<Signal>,
+    /// The last position the file store's index snapshot covers, when this process saved it.
+    index_saved_at: AtomicU64,
 }
 
 impl Service {
@@ -131,7 +140,13 @@ impl Service {
         let (folded, _) = watch::channel(runner.position());
         let (signals, _) = broadcast::channel(1_024);
         let from = runner.position();
-        let service = Self(Arc::new(Shared { store, runner: Mutex::new(runner), folded, signals }));
+        let service = Self(Arc::new(Shared {
+            store,
+            runner: Mutex::new(runner),
+            folded,
+            signals,
+            index_saved_at: AtomicU64::new(0),
+        }));
         tokio::spawn(service.clone().follow(from));
         tokio::spawn(service.clone().clock());
         service
@@ -192,7 +207,24 @@ impl Service {
                 if let Err(e) = self.save_checkpoint().await {
                     eprintln!("checkpoint not saved: {e}");
                 }
+                self.save_index_snapshot_if_due().await;
             }
+        }
+    }
+
+    /// Saves the file store's index snapshot when enough events were logged since the last
+    /// one (a clean close saves one too). It blocks while the files are written, so it runs
+    /// on a blocking thread.
+    async fn save_index_snapshot_if_due(&self) {
+        let since = self.0.store.recovery().from_snapshot.max(self.0.index_saved_at.load(Ordering::Relaxed));
+        if self.runner().position().0.saturating_sub(since) < INDEX_SNAPSHOT_EVERY_EVENTS {
+            return;
+        }
+        let store = Arc::clone(&self.0.store);
+        match tokio::task::spawn_blocking(move || store.save_index_snapshot()).await {
+            Ok(Ok(at)) => self.0.index_saved_at.store(at, Ordering::Relaxed),
+            Ok(Err(e)) => eprintln!("index snapshot not saved: {e}"),
+            Err(e) => eprintln!("index snapshot not saved: {e}"),
         }
     }
 
