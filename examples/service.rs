@@ -27,7 +27,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -130,8 +129,6 @@ struct Shared {
     /// The runner's position after each batch it folds: `POST /events` waits on it.
     folded: watch::Sender<Position>,
     signals: broadcast::Sender<Signal>,
-    /// The last position the file store's index snapshot covers, when this process saved it.
-    index_saved_at: AtomicU64,
 }
 
 impl Service {
@@ -140,13 +137,7 @@ impl Service {
         let (folded, _) = watch::channel(runner.position());
         let (signals, _) = broadcast::channel(1_024);
         let from = runner.position();
-        let service = Self(Arc::new(Shared {
-            store,
-            runner: Mutex::new(runner),
-            folded,
-            signals,
-            index_saved_at: AtomicU64::new(0),
-        }));
+        let service = Self(Arc::new(Shared { store, runner: Mutex::new(runner), folded, signals }));
         tokio::spawn(service.clone().follow(from));
         tokio::spawn(service.clone().clock());
         service
@@ -216,13 +207,12 @@ impl Service {
     /// one (a clean close saves one too). It blocks while the files are written, so it runs
     /// on a blocking thread.
     async fn save_index_snapshot_if_due(&self) {
-        let since = self.0.store.recovery().from_snapshot.max(self.0.index_saved_at.load(Ordering::Relaxed));
-        if self.runner().position().0.saturating_sub(since) < INDEX_SNAPSHOT_EVERY_EVENTS {
+        if self.runner().position().0.saturating_sub(self.0.store.index_snapshot_at()) < INDEX_SNAPSHOT_EVERY_EVENTS {
             return;
         }
         let store = Arc::clone(&self.0.store);
         match tokio::task::spawn_blocking(move || store.save_index_snapshot()).await {
-            Ok(Ok(at)) => self.0.index_saved_at.store(at, Ordering::Relaxed),
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => eprintln!("index snapshot not saved: {e}"),
             Err(e) => eprintln!("index snapshot not saved: {e}"),
         }

@@ -319,7 +319,7 @@ impl LogState {
     fn undo(&mut self, undo: Vec<Undo>) {
         for undo in undo.into_iter().rev() {
             match undo {
-                Undo::Id(id) => self.ids.remove_recent(&id),
+                Undo::Id(id) => self.ids.remove(&id),
                 Undo::Stream(account, undo) => {
                     let now_empty = match self.streams.get_mut(&account) {
                         Some(stream) => {

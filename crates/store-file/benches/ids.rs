@@ -47,6 +47,18 @@ fn size(path: &Path) -> u64 {
     }
 }
 
+/// Inserts `entries` into redb's table in one durable transaction.
+fn redb_insert(db: &Database, entries: &[(EventId, Position)]) {
+    let tx = db.begin_write().expect("tx");
+    {
+        let mut table = tx.open_table(TABLE).expect("table");
+        for (e, p) in entries {
+            table.insert(u128::from_be_bytes(e.to_bytes()), p.0).expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+}
+
 fn per_second(n: u64, t: std::time::Duration) -> String {
     format!("{:.2} M/s", n as f64 / t.as_secs_f64() / 1e6)
 }
@@ -67,16 +79,7 @@ fn main() {
     let ours_write = t.elapsed();
     let t = Instant::now();
     let db = Database::create(&redb_path).expect("create");
-    {
-        let tx = db.begin_write().expect("tx");
-        {
-            let mut table = tx.open_table(TABLE).expect("table");
-            for (e, p) in &logged {
-                table.insert(u128::from_be_bytes(e.to_bytes()), p.0).expect("insert");
-            }
-        }
-        tx.commit().expect("commit");
-    }
+    redb_insert(&db, &logged);
     let redb_write = t.elapsed();
     rows.push((
         "write N ids (durable)".into(),
@@ -144,16 +147,7 @@ fn main() {
     id_file_probe::write(&ours_dir, 2, Some(&ours), &added).expect("merge");
     let ours_merge = t.elapsed();
     let t = Instant::now();
-    {
-        let tx = db.begin_write().expect("tx");
-        {
-            let mut table = tx.open_table(TABLE).expect("table");
-            for (e, p) in &added {
-                table.insert(u128::from_be_bytes(e.to_bytes()), p.0).expect("insert");
-            }
-        }
-        tx.commit().expect("commit");
-    }
+    redb_insert(&db, &added);
     let redb_merge = t.elapsed();
     rows.push((
         format!("a close after {more} more ids (durable)"),

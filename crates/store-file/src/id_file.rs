@@ -222,16 +222,12 @@ impl IdFile {
         let Some(b) = self.firsts.partition_point(|&first| first <= id).checked_sub(1) else {
             return Ok(None);
         };
-        let n = (self.at.count - (b * PER_BLOCK) as u64).min(PER_BLOCK as u64) as usize;
         let offset = (b * BLOCK) as u64;
         let mut block = [0u8; BLOCK];
         read_exact_at(&*self.file, &mut block, offset)
             .map_err(|e| format!("read {} at byte {offset}: {e}", self.path.display()))?;
-        let entries = &block[..n * ENTRY];
-        if crc32c::crc32c(entries) != u32_at(&block, PER_BLOCK * ENTRY) {
-            return Err(format!("{}: the block at byte {offset} fails its checksum", self.path.display()));
-        }
-        let (mut lo, mut hi) = (0usize, n);
+        let entries = self.entries(b, &block)?;
+        let (mut lo, mut hi) = (0usize, entries.len() / ENTRY);
         while lo < hi {
             let mid = (lo + hi) / 2;
             let other = u128_be_at(entries, mid * ENTRY);
@@ -255,18 +251,22 @@ impl IdFile {
             read_exact_at(&*self.file, &mut buf[..take * BLOCK], at)
                 .map_err(|e| format!("read {} at byte {at}: {e}", self.path.display()))?;
             for (k, block) in buf[..take * BLOCK].chunks_exact(BLOCK).enumerate() {
-                let b = first + k;
-                let n = (self.at.count - (b * PER_BLOCK) as u64).min(PER_BLOCK as u64) as usize;
-                if crc32c::crc32c(&block[..n * ENTRY]) != u32_at(block, PER_BLOCK * ENTRY) {
-                    let offset = b * BLOCK;
-                    return Err(format!("{}: the block at byte {offset} fails its checksum", self.path.display()));
-                }
-                for e in block[..n * ENTRY].chunks_exact(ENTRY) {
+                for e in self.entries(first + k, block)?.chunks_exact(ENTRY) {
                     f(u128_be_at(e, 0), u64_at(e, 16))?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The entries of block `b` (its bytes as read), once its checksum holds.
+    fn entries<'b>(&self, b: usize, block: &'b [u8]) -> Result<&'b [u8], String> {
+        let n = (self.at.count - (b * PER_BLOCK) as u64).min(PER_BLOCK as u64) as usize;
+        let entries = &block[..n * ENTRY];
+        if crc32c::crc32c(entries) != u32_at(block, PER_BLOCK * ENTRY) {
+            return Err(format!("{}: the block at byte {} fails its checksum", self.path.display(), b * BLOCK));
+        }
+        Ok(entries)
     }
 }
 
@@ -504,7 +504,7 @@ mod tests {
         let absent: Vec<EventId> = (1_001..=11_000u64).map(id).collect();
         assert!(absent.iter().all(|a| f.get(a) == Ok(None)));
         let positives = absent.iter().filter(|a| maybe(&f.filter, u128::from_be_bytes(a.to_bytes()), f.seed)).count();
-        assert!(positives < 300, "{positives} false positives of 10,000 (about 1-2 % expected)");
+        assert!(positives < 300, "{positives} false positives of 10,000 (32-53 measured in three runs)");
         // A merge with more ids keeps both runs in order.
         let more: Vec<(EventId, Position)> = (1_001..=1_400u64).map(|n| (id(n), Position(n))).collect();
         let at2 = write(&StdVfs, &d, LOG, 2, Some(&f), &more).unwrap();

@@ -512,9 +512,10 @@ fn index_event(
     (segment, record_at, left): (u64, u64, u32),
 ) -> Result<(), String> {
     let version = if scan.validate {
-        if let Some(at) = scan.core.logged_ids.as_ref().map(|f| f.get(&e.id)).transpose()?.flatten() {
-            return Err(format!("position {position}: id {} is already logged at position {at}", e.id));
-        }
+        // What the snapshot left on disk (an id the file holds, the account's state) is told to
+        // the validation state first, so that replaying refuses a repeated id as it would in
+        // memory.
+        scan.core.note_logged(std::iter::once(&e.id))?;
         scan.core.load_streams(std::iter::once(&e.account))?;
         scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
     } else {

@@ -50,6 +50,12 @@ impl FileStore {
         &self.shared.recovery
     }
 
+    /// The last position the index snapshot on disk covers, as this open loaded it or as
+    /// this handle last saved it (0: none).
+    pub fn index_snapshot_at(&self) -> u64 {
+        self.shared.snapshot_at.load(Ordering::Acquire)
+    }
+
     /// Saves the index snapshot now, while the store runs, so that an open after a crash
     /// reads only the log written after this point (a clean close saves one too; without
     /// either, an open reads everything since the last one). Returns the last position it
@@ -156,18 +162,18 @@ impl FileStore {
         while core.in_flight.front().is_some_and(|f| f.first + f.events.len() as u64 - 1 <= committed) {
             core.in_flight.pop_front();
         }
-        // A reused id is judged by content: against the logged event, read back from disk
-        // (rare: duplicates are retries and re-imports, which an importer filters first), or
-        // against the event still on its way there.
         // Ids only the id file holds are told to the validation state first (most new ids
-        // pass its filter without a read).
+        // pass its filter without a read), and streams whose state is still in the index
+        // snapshot are loaded.
         if let Err(why) = core.note_logged(batch.iter().map(|e| &e.id)) {
             return Err(AppendError::Storage(StorageError::new("look up logged ids", why)));
         }
-        // Streams whose state is still in the index snapshot are loaded first.
         if let Err(why) = core.load_streams(batch.iter().map(|e| &e.account)) {
             return Err(AppendError::Storage(StorageError::new("load a stream's validation state", why)));
         }
+        // A reused id is judged by content: against the logged event, read back from disk
+        // (rare: duplicates are retries and re-imports, which an importer filters first), or
+        // against the event still on its way there.
         let mut read_failure: Option<ReadError> = None;
         let Core { state, in_flight, .. } = core;
         let decided = state.prepare(batch, expected, next, &admission, |p, e| {

@@ -832,11 +832,14 @@ fn a_snapshot_saved_while_running_stands_in_after_a_crash_and_keeps_every_id() {
     for b in &batches[..batches.len() / 2] {
         pollster::block_on(store.append(b.clone(), ExpectedVersion::Any)).unwrap();
     }
+    assert_eq!(store.index_snapshot_at(), 0);
     assert_eq!(store.save_index_snapshot().unwrap(), half as u64);
+    assert_eq!(store.index_snapshot_at(), half as u64);
     // A crash right after it: the head record was recorded where the snapshot ends, so the
     // open stands on it (an open refuses a snapshot ahead of the head record).
     let at_save = open_mem(&vfs.crash_image(Tear::KeepAll, 1)).unwrap();
     assert_eq!(at_save.recovery().from_snapshot, half as u64);
+    assert_eq!(at_save.index_snapshot_at(), half as u64);
     assert_eq!(assert_log_invariants(&at_save).len(), half);
     drop(at_save);
     // The ids logged before the save left the validation state for the id file: still found.

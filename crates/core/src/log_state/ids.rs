@@ -31,7 +31,7 @@ impl IdIndex {
     }
 
     /// Takes back an [`insert_new`](Self::insert_new).
-    pub(crate) fn remove_recent(&mut self, id: &EventId) {
+    pub(crate) fn remove(&mut self, id: &EventId) {
         self.ids.remove(id);
     }
 
@@ -65,7 +65,7 @@ mod tests {
         }
         assert_eq!(index.insert_new(id(7), Position(99)), Err(Position(7)));
         assert_eq!(index.get(&id(7)), Some(Position(7)));
-        index.remove_recent(&id(7));
+        index.remove(&id(7));
         assert_eq!(index.get(&id(7)), None);
         let mut all = index.take_all();
         all.sort_unstable_by_key(|&(_, p)| p);
