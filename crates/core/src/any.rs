@@ -14,6 +14,7 @@ use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::store::{
     AppendError, AppendOutcome, BackfillStore, DerivedStore, ExpectedVersion, Preflight, ReadError, StorageError, Store,
 };
+use crate::view::EnvelopeRef;
 
 /// A boxed, sendable future.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,6 +33,11 @@ trait DynStore: Send + Sync {
     fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>>;
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>>;
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>>;
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Boxed<'a, Result<Position, ReadError>>;
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>>;
     fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
     fn reserve(&self, events: usize);
@@ -69,6 +75,14 @@ impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
 
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>> {
         Box::pin(Store::wait_past(self, after))
+    }
+
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Boxed<'a, Result<Position, ReadError>> {
+        Box::pin(Store::scan(self, from, visit))
     }
 
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>> {
@@ -166,6 +180,14 @@ impl Store for AnyStore {
 
     fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send {
         self.0.wait_past(after)
+    }
+
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
+        self.0.scan(from, visit)
     }
 }
 

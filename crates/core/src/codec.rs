@@ -5,8 +5,8 @@
 //! the file store, beside the record format) checks that every event reads back as written.
 
 use crate::{
-    AccountId, AdvocacyKind, Channel, CommitmentKey, Envelope, EscalationKey, Event, EventId, NewEvent, Severity,
-    SurveyKey, SurveyScore, Timestamp,
+    AccountId, AccountRef, AdvocacyKind, Channel, Envelope, Event, EventId, EventRef, KeyRef, NewEvent, Severity,
+    SurveyScore, Timestamp,
 };
 
 /// Why bytes could not be read as an event.
@@ -265,8 +265,8 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn maybe(&mut self, what: &str) -> Read<Option<String>> {
-        Ok(if self.flag(what)? { Some(self.text(what)?.to_owned()) } else { None })
+    fn maybe(&mut self, what: &str) -> Read<Option<&'a str>> {
+        Ok(if self.flag(what)? { Some(self.text(what)?) } else { None })
     }
 
     #[inline]
@@ -276,11 +276,26 @@ impl<'a> Reader<'a> {
         table.get(usize::from(c)).copied().ok_or_else(|| fail(at, format!("unknown {what} code {c}")))
     }
 
+    /// A key (account id or item key), checked as the owned keys are.
     #[inline]
-    fn key<K>(&mut self, what: &str, new: impl FnOnce(&str) -> Result<K, crate::ParseIdError>) -> Read<K> {
+    fn key(&mut self, what: &str) -> Read<KeyRef<'a>> {
         let at = self.at;
-        new(self.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
+        KeyRef::new(self.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
     }
+}
+
+/// An event's content read in place by [`decode_content`]: what [`encode_event`] wrote, with
+/// the account, keys and text borrowed from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Content<'a> {
+    /// Its id.
+    pub id: EventId,
+    /// Its account.
+    pub account: AccountRef<'a>,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// What happened.
+    pub event: EventRef<'a>,
 }
 
 /// Reads the binary form [`encode_event`] wrote (all of `b`), sharing account ids through
@@ -292,64 +307,73 @@ pub fn decode_event(
     b: &[u8],
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<NewEvent, DecodeError> {
-    read_content(b, intern).map_err(|e| *e)
+    let c = decode_content(b)?;
+    // The account's text was checked; an interner may still refuse it (its own limits).
+    let account =
+        intern(c.account.as_str()).map_err(|e| DecodeError { offset: 16, reason: format!("account: {e}") })?;
+    Ok(NewEvent { id: c.id, account, occurred_at: c.occurred_at, event: c.event.to_event() })
 }
 
-fn read_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, String>) -> Read<NewEvent> {
+/// Reads the binary form [`encode_event`] wrote (all of `b`) in place: nothing is allocated.
+/// The one decoder of the format; [`decode_event`] owns what it reads.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules, with the offset in `b`.
+#[inline]
+pub fn decode_content(b: &[u8]) -> Result<Content<'_>, DecodeError> {
+    read_content(b).map_err(|e| *e)
+}
+
+#[inline]
+fn read_content(b: &[u8]) -> Read<Content<'_>> {
     let mut r = Reader { b, at: 0 };
     let mut id = [0u8; 16];
     id.copy_from_slice(r.bytes(16, "id")?);
     let at = r.at;
-    let account = intern(r.text("account")?).map_err(|e| fail(at, format!("account: {e}")))?;
+    let account = r.text("account")?;
+    crate::id::check_key(account).map_err(|e| fail(at, format!("account: {e}")))?;
+    let account = AccountRef::checked(account);
     let occurred_at = r.time("occurred_at")?;
     let at = r.at;
     let event = match r.varint("event type")? {
-        variant::COMMITMENT_MADE => Event::CommitmentMade {
-            commitment: r.key("commitment", CommitmentKey::new)?,
-            title: r.text("title")?.to_owned(),
+        variant::COMMITMENT_MADE => EventRef::CommitmentMade {
+            commitment: r.key("commitment")?,
+            title: r.text("title")?,
             due: r.time("due")?,
             weight: f64::from_le_bytes(r.eight("weight")?),
         },
-        variant::COMMITMENT_RENEGOTIATED => Event::CommitmentRenegotiated {
-            commitment: r.key("commitment", CommitmentKey::new)?,
+        variant::COMMITMENT_RENEGOTIATED => EventRef::CommitmentRenegotiated {
+            commitment: r.key("commitment")?,
             due: r.time("due")?,
             reason: r.maybe("reason")?,
         },
-        variant::COMMITMENT_DELIVERED => Event::CommitmentDelivered {
-            commitment: r.key("commitment", CommitmentKey::new)?,
-            accepted: r.flag("accepted")?,
-        },
-        variant::COMMITMENT_CANCELLED => Event::CommitmentCancelled {
-            commitment: r.key("commitment", CommitmentKey::new)?,
-            reason: r.maybe("reason")?,
-        },
-        variant::ESCALATION_RAISED => Event::EscalationRaised {
-            escalation: r.key("escalation", EscalationKey::new)?,
+        variant::COMMITMENT_DELIVERED => {
+            EventRef::CommitmentDelivered { commitment: r.key("commitment")?, accepted: r.flag("accepted")? }
+        }
+        variant::COMMITMENT_CANCELLED => {
+            EventRef::CommitmentCancelled { commitment: r.key("commitment")?, reason: r.maybe("reason")? }
+        }
+        variant::ESCALATION_RAISED => EventRef::EscalationRaised {
+            escalation: r.key("escalation")?,
             severity: r.code(&SEVERITIES, "severity")?,
             summary: r.maybe("summary")?,
         },
-        variant::ESCALATION_ACKNOWLEDGED => {
-            Event::EscalationAcknowledged { escalation: r.key("escalation", EscalationKey::new)? }
-        }
-        variant::ESCALATION_RESOLVED => {
-            Event::EscalationResolved { escalation: r.key("escalation", EscalationKey::new)? }
-        }
-        variant::ESCALATION_REOPENED => {
-            Event::EscalationReopened { escalation: r.key("escalation", EscalationKey::new)? }
-        }
+        variant::ESCALATION_ACKNOWLEDGED => EventRef::EscalationAcknowledged { escalation: r.key("escalation")? },
+        variant::ESCALATION_RESOLVED => EventRef::EscalationResolved { escalation: r.key("escalation")? },
+        variant::ESCALATION_REOPENED => EventRef::EscalationReopened { escalation: r.key("escalation")? },
         variant::SURVEY_ANSWERED => {
-            let survey = r.key("survey", SurveyKey::new)?;
+            let survey = r.key("survey")?;
             let measure: fn(u8) -> SurveyScore =
                 r.code(&[SurveyScore::Nps, SurveyScore::Csat, SurveyScore::Ces], "survey measure")?;
-            Event::SurveyAnswered { survey, score: measure(r.byte("survey value")?), comment: r.maybe("comment")? }
+            EventRef::SurveyAnswered { survey, score: measure(r.byte("survey value")?), comment: r.maybe("comment")? }
         }
-        variant::TOUCHPOINT => Event::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
-        variant::ISSUE_DISCLOSED => Event::IssueDisclosed { summary: r.maybe("summary")? },
-        variant::ADVOCACY_GIVEN => Event::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
+        variant::TOUCHPOINT => EventRef::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
+        variant::ISSUE_DISCLOSED => EventRef::IssueDisclosed { summary: r.maybe("summary")? },
+        variant::ADVOCACY_GIVEN => EventRef::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
         other => return Err(fail(at, format!("unknown event type {other}"))),
     };
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
     }
-    Ok(NewEvent { id: EventId::from_bytes(id), account, occurred_at, event })
+    Ok(Content { id: EventId::from_bytes(id), account, occurred_at, event })
 }

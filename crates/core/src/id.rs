@@ -40,7 +40,7 @@ pub enum ParseIdError {
     },
 }
 
-fn check_key(s: &str) -> Result<(), ParseIdError> {
+pub(crate) fn check_key(s: &str) -> Result<(), ParseIdError> {
     if s.is_empty() {
         return Err(ParseIdError::Empty);
     }
@@ -205,6 +205,18 @@ macro_rules! key_type {
                 let map_hash = <$map_hash>::interned(&mut keyed, s);
                 interner.insert(hash, &text, keyed);
                 Ok(Self { hash, map_hash, text })
+            }
+
+            /// Wraps `s`, which was checked already (a view's text).
+            pub(crate) fn from_checked(s: &str) -> Self {
+                debug_assert!(check_key(s).is_ok());
+                Self { hash: stable_hash(s), map_hash: <$map_hash>::of(s), text: Arc::from(s) }
+            }
+
+            /// The key borrowed, with its stable hash.
+            #[inline]
+            pub fn view(&self) -> crate::view::KeyRef<'_> {
+                crate::view::KeyRef::checked(&self.text, self.hash)
             }
 
             /// The text of the id.

@@ -8,6 +8,7 @@ use crate::id::{AccountId, Position, StreamVersion};
 use crate::memory::MemoryStore;
 use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, ReadError, Store};
 use crate::subscribe::Subscription;
+use crate::view::EnvelopeRef;
 
 /// The page size the ledger's scanning helpers read with.
 pub const SCAN_PAGE_EVENTS: usize = 4_096;
@@ -118,6 +119,33 @@ impl<S: Store> Ledger<S> {
         }
     }
 
+    /// Calls `f` on every event with position `>= from` up to the head this call finds, each
+    /// lent in place ([`Store::scan`]): the file store allocates nothing per event. Returns the
+    /// position after the last event seen. What a pass over the whole log (scoring every
+    /// account, an export) should use.
+    ///
+    /// ```
+    /// use rapport_core::{ExpectedVersion, Ledger, MemoryStore, NewEvent, Position};
+    ///
+    /// let ledger = Ledger::new(MemoryStore::new());
+    /// let line = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-01T09:00:00Z","channel":"call"}"#;
+    /// ledger.blocking().append(vec![NewEvent::from_json_line(line)?], ExpectedVersion::Any)?;
+    /// let mut accounts = Vec::new();
+    /// let next = ledger.blocking().scan(Position(1), |e| accounts.push(e.account.to_string()))?;
+    /// assert_eq!((accounts, next), (vec!["acme".to_owned()], Position(2)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The first [`ReadError`]; `f` has seen every event before it.
+    pub async fn scan(
+        &self,
+        from: Position,
+        mut f: impl FnMut(&EnvelopeRef<'_>) + Send,
+    ) -> Result<Position, ReadError> {
+        self.store.scan(from, &mut f).await
+    }
+
     /// Calls `f` on every event of `account`'s stream, in version order, page by page.
     ///
     /// # Errors
@@ -214,6 +242,14 @@ impl<S: Store> BlockingLedger<'_, S> {
     /// The first [`ReadError`].
     pub fn for_each(&self, from: Position, f: impl FnMut(&Envelope)) -> Result<Position, ReadError> {
         pollster::block_on(self.ledger.for_each(from, f))
+    }
+
+    /// Blocking [`Ledger::scan`].
+    ///
+    /// # Errors
+    /// The first [`ReadError`].
+    pub fn scan(&self, from: Position, f: impl FnMut(&EnvelopeRef<'_>) + Send) -> Result<Position, ReadError> {
+        pollster::block_on(self.ledger.scan(from, f))
     }
 
     /// Blocking [`Ledger::accounts`].

@@ -56,6 +56,7 @@ pub mod store;
 pub mod subscribe;
 pub mod timestamp;
 pub mod validate;
+pub mod view;
 pub mod watch;
 
 #[cfg(any(feature = "synth", feature = "testing"))]
@@ -78,3 +79,4 @@ pub use store::{
 pub use subscribe::Subscription;
 pub use timestamp::{ParseTimestampError, Timestamp};
 pub use validate::ValidationError;
+pub use view::{AccountRef, EnvelopeRef, EventRef, KeyRef};

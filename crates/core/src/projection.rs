@@ -11,8 +11,8 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::event::Envelope;
 use crate::timestamp::Timestamp;
+use crate::view::EnvelopeRef;
 
 /// A fold of events into state that can be evaluated at any instant.
 ///
@@ -31,8 +31,8 @@ pub trait Projection: Sized {
     /// The saved state.
     type Checkpoint: Serialize + DeserializeOwned;
 
-    /// Folds one event in.
-    fn apply(&mut self, event: &Envelope);
+    /// Folds one event in, lent in place ([`Envelope::view`](crate::Envelope::view) lends an owned one).
+    fn apply(&mut self, event: &EnvelopeRef<'_>);
 
     /// The projection's output at `at`.
     fn evaluate(&self, at: Timestamp) -> Self::Output;
@@ -65,7 +65,7 @@ pub trait AccountState: Clone + Default + std::fmt::Debug + Serialize + Deserial
     type Output;
 
     /// Folds one event in.
-    fn fold(&mut self, model: &Self::Prepared, event: &Envelope);
+    fn fold(&mut self, model: &Self::Prepared, event: &EnvelopeRef<'_>);
 
     /// The output at `at`.
     fn output(&self, model: &<Self::Prepared as PreparedModel>::Model, at: Timestamp) -> Self::Output;
@@ -110,7 +110,7 @@ impl<S: AccountState> Projection for Folded<S> {
     type Output = S::Output;
     type Checkpoint = Checkpoint<<S::Prepared as PreparedModel>::Model, S>;
 
-    fn apply(&mut self, event: &Envelope) {
+    fn apply(&mut self, event: &EnvelopeRef<'_>) {
         self.state.fold(&self.model, event);
     }
 
@@ -151,7 +151,7 @@ impl AsOf {
     }
 
     /// Whether `e` is visible from this point of view.
-    pub fn admits(&self, e: &Envelope) -> bool {
+    pub fn admits(&self, e: &EnvelopeRef<'_>) -> bool {
         e.occurred_at <= self.at && self.known_at.is_none_or(|k| e.recorded_at <= k)
     }
 }

@@ -12,6 +12,7 @@ use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::timestamp::Timestamp;
 use crate::validate::{StreamState, ValidationError};
+use crate::view::EnvelopeRef;
 
 /// The most events one append may carry.
 pub const BATCH_EVENTS_MAX: usize = 65_536;
@@ -242,6 +243,37 @@ pub trait Store: Send + Sync {
     /// The store closed or failed while waiting, or cannot see appends (a read-only handle of
     /// the file store sees only what was committed when it opened).
     fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send;
+
+    /// Calls `visit` on every event with position `>= from`, in position order, up to the head
+    /// this call finds, and returns the position after the last one visited (`from` when there
+    /// was none). What a full pass over the log uses ([`Ledger::scan`](crate::Ledger::scan)):
+    /// each event is lent as an [`EnvelopeRef`], so a store that decodes events in place (the
+    /// file store) allocates nothing per event. The default reads owned pages through
+    /// [`read_all`](Self::read_all) and lends each event of them.
+    ///
+    /// # Errors
+    /// The first [`ReadError`]; `visit` has seen every event before it.
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
+        async move {
+            let head = self.head().await?;
+            let mut next = Position(from.0.max(1));
+            while next <= head {
+                let page = self.read_all(next, READ_LIMIT_MAX).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for e in page.iter().take_while(|e| e.position <= head) {
+                    visit(&e.view());
+                    next = e.position.next();
+                }
+            }
+            Ok(next)
+        }
+    }
 }
 
 /// What a store answers about a chunk of events an importer is about to validate (see
@@ -376,6 +408,14 @@ macro_rules! forward_store {
 
             fn wait_past(&self, after: $crate::Position) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send {
                 (**self).wait_past(after)
+            }
+
+            fn scan<'a>(
+                &'a self,
+                from: $crate::Position,
+                visit: &'a mut (dyn FnMut(&$crate::EnvelopeRef<'_>) + Send),
+            ) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send + 'a {
+                (**self).scan(from, visit)
             }
         }
 

@@ -1,7 +1,7 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
 use rapport_core::backend::KeyedMap;
-use rapport_core::{AccountId, AsOf, Envelope, Ledger, Position, ReadError, Store, Timestamp};
+use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{HealthModel, PreparedHealth};
@@ -76,11 +76,10 @@ pub struct Portfolio {
     model: PreparedHealth,
     as_of: AsOf,
     then: Timestamp,
-    /// Account ids hash by the keyed hash of their text that each id carries (computed once,
-    /// under a per-process key no outsider knows), mixed again by the map's own random seed,
-    /// so crafted ids cannot pile into one bucket. Runs of one account skip the lookup via
-    /// `last`.
-    index: KeyedMap<AccountId, usize>,
+    /// Each account's entry by the text of its id, hashed under the map's random key, so
+    /// crafted ids cannot pile into one bucket; looked up with the borrowed text of each event.
+    /// Runs of one account skip the lookup via `last`.
+    index: KeyedMap<Box<str>, usize>,
     entries: Vec<(AccountId, Entry)>,
     /// The entry of the previous event: logs and backfills often hold runs of one account.
     last: usize,
@@ -93,28 +92,29 @@ impl Portfolio {
         Self { model: model.prepare(), as_of, then, index: KeyedMap::default(), entries: Vec::new(), last: usize::MAX }
     }
 
-    /// Folds one event in; events `as_of` does not admit are skipped.
-    pub fn apply(&mut self, e: &Envelope) {
+    /// Folds one event in; events `as_of` does not admit are skipped. Events before the trend
+    /// window fold in place; those inside it are kept (owned) until [`finish`](Self::finish).
+    pub fn apply(&mut self, e: &EnvelopeRef<'_>) {
         if !self.as_of.admits(e) {
             return;
         }
         let slot = match self.entries.get(self.last) {
-            Some((account, _)) if *account == e.account => self.last,
-            _ => match self.index.get(&e.account) {
+            Some((account, _)) if account.as_str() == e.account.as_str() => self.last,
+            _ => match self.index.get(e.account.as_str()) {
                 Some(&slot) => slot,
                 None => {
-                    self.entries.push((e.account.clone(), Entry::default()));
-                    self.index.insert(e.account.clone(), self.entries.len() - 1);
+                    self.entries.push((e.account.to_account_id(), Entry::default()));
+                    self.index.insert(Box::from(e.account.as_str()), self.entries.len() - 1);
                     self.entries.len() - 1
                 }
             },
         };
         self.last = slot;
-        let entry = &mut self.entries[slot].1;
+        let (account, entry) = &mut self.entries[slot];
         if e.occurred_at <= self.then {
             entry.state.apply(&self.model, e);
         } else {
-            entry.recent.push(e.clone());
+            entry.recent.push(e.to_envelope_in(account.clone()));
         }
     }
 
@@ -132,7 +132,7 @@ impl Portfolio {
                 let model = self.model.model();
                 let then = entry.state.evaluate(model, self.then);
                 for e in &entry.recent {
-                    entry.state.apply(&self.model, e);
+                    entry.state.apply(&self.model, &e.view());
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
                 let trend = Trend::between(model, &now, &then);
@@ -148,7 +148,8 @@ fn m_window(m: &HealthModel) -> f64 {
     m.trend_window_days.max(0.0)
 }
 
-/// Scores every account of `ledger` in one pass over `read_all`.
+/// Scores every account of `ledger` in one pass over the log ([`Ledger::scan`]: in place on the
+/// file store).
 ///
 /// # Errors
 /// The first [`ReadError`] from the store.
@@ -158,7 +159,7 @@ pub async fn score_all<S: Store>(
     as_of: AsOf,
 ) -> Result<Vec<AccountScores>, ReadError> {
     let mut portfolio = Portfolio::new(model, as_of);
-    ledger.for_each(Position(1), |e| portfolio.apply(e)).await?;
+    ledger.scan(Position(1), |e| portfolio.apply(e)).await?;
     Ok(portfolio.finish())
 }
 
@@ -173,7 +174,7 @@ pub async fn score_account<S: Store>(
     as_of: AsOf,
 ) -> Result<AccountScores, ReadError> {
     let mut portfolio = Portfolio::new(model, as_of);
-    ledger.for_each_in_stream(account, |e| portfolio.apply(e)).await?;
+    ledger.for_each_in_stream(account, |e| portfolio.apply(&e.view())).await?;
     let mut scored = portfolio.finish();
     Ok(scored.pop().unwrap_or_else(|| {
         // No events yet: the prior, graded grey.
@@ -267,7 +268,7 @@ pub fn timeline(
         .into_iter()
         .map(|t| {
             while let Some(e) = next.next_if(|e| e.occurred_at <= t) {
-                state.apply(&prepared, e);
+                state.apply(&prepared, &e.view());
             }
             (t, state.evaluate(model, t))
         })

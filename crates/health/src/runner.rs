@@ -501,16 +501,16 @@ impl Runner {
         view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
         view.last = view.last.max(e.position);
         if e.occurred_at <= self.then {
-            view.now_state.apply(&self.model, &e);
+            view.now_state.apply(&self.model, &e.view());
             if let Some(then_state) = &mut view.then_state {
-                then_state.apply(&self.model, &e);
+                then_state.apply(&self.model, &e.view());
             }
         } else {
             if view.then_state.is_none() {
                 // Until now both states held the same events.
                 view.then_state = Some(Box::new(view.now_state.clone()));
             }
-            view.now_state.apply(&self.model, &e);
+            view.now_state.apply(&self.model, &e.view());
             if view.leaving.is_none_or(|at| e.occurred_at < at) {
                 // The earlier entry, if any, is found stale when it comes up.
                 view.leaving = Some(e.occurred_at);
@@ -535,7 +535,7 @@ impl Runner {
             if let Some(Reverse(Dated(e))) = view.recent.pop()
                 && let Some(then_state) = &mut view.then_state
             {
-                then_state.apply(&self.model, &e);
+                then_state.apply(&self.model, &e.view());
             }
         }
         if view.recent.is_empty() {

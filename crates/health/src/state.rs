@@ -2,7 +2,7 @@
 //! advocacy and escalation history), and [`HealthProjection`].
 
 use rapport_core::projection::{AccountState, Checkpoint, Folded};
-use rapport_core::{Envelope, Event, SurveyScore, Timestamp};
+use rapport_core::{EnvelopeRef, EventRef, SurveyScore, Timestamp};
 use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
@@ -19,7 +19,7 @@ struct Count {
 
 impl Count {
     #[inline]
-    fn add(&mut self, e: &Envelope, rate: f64) {
+    fn add(&mut self, e: &EnvelopeRef<'_>, rate: f64) {
         self.sum.add_at_rate(e.occurred_at, 1.0, 0.0, rate);
         self.top.offer_at_rate(e.id, 1.0, e.occurred_at, rate);
     }
@@ -86,10 +86,10 @@ impl HealthState {
 
     /// Folds one event in, with the model prepared once ([`HealthModel::prepare`]).
     #[inline]
-    pub fn apply(&mut self, m: &PreparedHealth, e: &Envelope) {
+    pub fn apply(&mut self, m: &PreparedHealth, e: &EnvelopeRef<'_>) {
         // Touchpoints are the commonest event by far and the cheapest to fold: they take a
         // short path of their own, so they do not pay for the general one's large frame.
-        if let Event::TouchpointHeld { .. } = e.event {
+        if let EventRef::TouchpointHeld { .. } = e.event {
             self.trust.observe(&m.trust, e.occurred_at);
             self.engagement.add(e, m.engagement_rate);
         } else {
@@ -98,16 +98,16 @@ impl HealthState {
     }
 
     #[inline(never)]
-    fn apply_general(&mut self, m: &PreparedHealth, e: &Envelope) {
+    fn apply_general(&mut self, m: &PreparedHealth, e: &EnvelopeRef<'_>) {
         // Surveys, touchpoints and advocacy carry no trust evidence: trust only sees the time.
-        match &e.event {
-            Event::SurveyAnswered { .. } | Event::TouchpointHeld { .. } | Event::AdvocacyGiven { .. } => {
+        match e.event {
+            EventRef::SurveyAnswered { .. } | EventRef::TouchpointHeld { .. } | EventRef::AdvocacyGiven { .. } => {
                 self.trust.observe(&m.trust, e.occurred_at);
             }
             _ => self.trust.apply(&m.trust, e),
         }
-        match &e.event {
-            Event::SurveyAnswered { score, .. } => match *score {
+        match e.event {
+            EventRef::SurveyAnswered { score, .. } => match score {
                 SurveyScore::Nps(v) => {
                     let x = match v {
                         9..=10 => 1.0,
@@ -125,9 +125,9 @@ impl HealthState {
                     self.ces.add(&m.ces, e.id, x, 1.0, e.occurred_at);
                 }
             },
-            Event::TouchpointHeld { .. } => self.engagement.add(e, m.engagement_rate),
-            Event::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
-            Event::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
+            EventRef::TouchpointHeld { .. } => self.engagement.add(e, m.engagement_rate),
+            EventRef::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
+            EventRef::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
             _ => {}
         }
     }
@@ -205,7 +205,7 @@ impl AccountState for HealthState {
     type Output = Scores;
 
     #[inline]
-    fn fold(&mut self, model: &PreparedHealth, event: &Envelope) {
+    fn fold(&mut self, model: &PreparedHealth, event: &EnvelopeRef<'_>) {
         self.apply(model, event);
     }
 

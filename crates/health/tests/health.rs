@@ -22,7 +22,7 @@ impl Given {
         let mut p = HealthProjection::new(Arc::new(HealthModel::default()));
         let t = day(days);
         for e in self.events.iter().filter(|e| e.occurred_at <= t) {
-            p.apply(e);
+            p.apply(&e.view());
         }
         p.evaluate(t)
     }

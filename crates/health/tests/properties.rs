@@ -23,7 +23,7 @@ fn fold_with(model: &HealthModel, events: &[Envelope], at: Timestamp) -> BTreeMa
     let prepared = model.prepare();
     let mut states: HashMap<AccountId, HealthState> = HashMap::new();
     for e in events.iter().filter(|e| e.occurred_at <= at) {
-        states.entry(e.account.clone()).or_default().apply(&prepared, e);
+        states.entry(e.account.clone()).or_default().apply(&prepared, &e.view());
     }
     states.into_iter().map(|(a, s)| (a, s.evaluate(model, at))).collect()
 }
@@ -37,7 +37,7 @@ fn one(events: &[NewEvent], at: Timestamp) -> Scores {
     let p = m.prepare();
     let mut s = HealthState::new();
     for e in envelopes(events).iter().filter(|e| e.occurred_at <= at) {
-        s.apply(&p, e);
+        s.apply(&p, &e.view());
     }
     s.evaluate(&m, at)
 }
@@ -269,7 +269,7 @@ proptest! {
         let at = envs.iter().map(|e| e.occurred_at).max().unwrap_or(BASE).add_nanos(30 * DAY);
         let mut full = HealthState::new();
         for (i, e) in envs.iter().enumerate() {
-            full.apply(&p, e);
+            full.apply(&p, &e.view());
             // Evaluating along the way changes nothing.
             if probes > 0 && i % (probes + 1) == 0 {
                 let _ = full.evaluate(&m, at);
@@ -278,12 +278,12 @@ proptest! {
         let cut = cut.min(envs.len());
         let mut head = HealthState::new();
         for e in &envs[..cut] {
-            head.apply(&p, e);
+            head.apply(&p, &e.view());
         }
         let json = serde_json::to_string(&head).unwrap();
         let mut restored: HealthState = serde_json::from_str(&json).unwrap();
         for e in &envs[cut..] {
-            restored.apply(&p, e);
+            restored.apply(&p, &e.view());
         }
         let (a, b) = (full.evaluate(&m, at), restored.evaluate(&m, at));
         prop_assert!(same_score(&a.trust, &b.trust) && same_score(&a.health, &b.health));
@@ -304,7 +304,7 @@ proptest! {
         let p = m.prepare();
         let mut s = HealthState::new();
         for e in &envs {
-            s.apply(&p, e);
+            s.apply(&p, &e.view());
         }
         let (s0, s1) = (s.evaluate(&m, t0), s.evaluate(&m, t1));
         let empty = HealthState::new().evaluate(&m, t1);

@@ -12,7 +12,7 @@ const DAY: i64 = 86_400_000_000_000;
 fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<AccountScores> {
     let mut portfolio = Portfolio::new(model, AsOf::at(at));
     for e in events {
-        portfolio.apply(e);
+        portfolio.apply(&e.view());
     }
     portfolio.finish()
 }

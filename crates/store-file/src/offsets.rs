@@ -161,15 +161,16 @@ impl Walk {
         format::frame_header_bytes(self.version)
     }
 
-    /// Reads the frame header at the walk's offset from `bytes` (which start there).
-    pub(crate) fn enter_frame(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Reads the frame header at the walk's offset from `bytes` (which start there), and
+    /// returns it.
+    pub(crate) fn enter_frame(&mut self, bytes: &[u8]) -> Result<FrameHeader, String> {
         let h = FrameHeader::decode(bytes, self.version).map_err(|e| format!("frame header expected ({e:?})"))?;
         if h.first_position != self.position {
             return Err(format!("the frame here starts at position {}, not {}", h.first_position, self.position));
         }
         self.left = h.count;
         self.offset += h.header_len() as u64;
-        Ok(())
+        Ok(h)
     }
 
     /// Steps past the current record, whose prefix `prefix` (read at the walk's offset) gives

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use rapport_core::backend::StreamState;
 use rapport_core::{
-    AccountId, Envelope, EventId, Position, Preflight, READ_LIMIT_MAX, ReadError, StorageError, StreamVersion,
+    AccountId, Envelope, EnvelopeRef, EventId, Position, Preflight, READ_LIMIT_MAX, ReadError, StorageError,
+    StreamVersion,
 };
 
 use crate::format::{self, RECORD_PREFIX_BYTES};
@@ -21,6 +22,11 @@ const RANGE_CHUNK: usize = 256 * 1024;
 /// Bytes read at least at a time for scattered positions (a stream, logged duplicates): about
 /// a stride of small records.
 const SCATTERED_CHUNK: usize = 8 * 1024;
+/// Bytes read at least at a time by a scan of the log from a position to the head.
+const SCAN_CHUNK: usize = 256 * 1024;
+/// The largest frame payload a scan checks whole (read into its buffer at once); records of
+/// larger frames are checked one by one.
+const WHOLE_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 type IndexGuard<'a> = std::sync::RwLockReadGuard<'a, Index>;
 
@@ -35,6 +41,7 @@ struct Window {
 impl Window {
     /// `len` bytes of `segment` at `offset`, read (at least `chunk` of them) when the window
     /// does not hold them. The index lock is let go before reading and taken again after.
+    #[inline]
     fn get<'w>(
         &'w mut self,
         store: &FileStore,
@@ -47,29 +54,43 @@ impl Window {
             && offset >= self.start
             && offset + len as u64 <= self.start + self.bytes.len() as u64;
         if !held {
-            guard.take();
-            let file = store.reader(segment)?;
-            let want = len.max(self.chunk);
-            self.bytes.resize(want, 0);
-            let mut got = 0usize;
-            while got < want {
-                let n = file
-                    .read_at(&mut self.bytes[got..], offset + got as u64)
-                    .map_err(|e| StorageError::new("read segment", e))?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
-            }
-            self.bytes.truncate(got);
-            self.segment = segment;
-            self.start = offset;
-            if got < len {
-                return Err(store.corrupt_at(guard, segment, offset + got as u64, "the segment ends inside a record"));
-            }
+            self.fill(store, guard, segment, offset, len)?;
         }
         let at = (offset - self.start) as usize;
         Ok(&self.bytes[at..at + len])
+    }
+
+    /// Reads at least `len` bytes (and `chunk`) of `segment` from `offset` into the window.
+    #[cold]
+    fn fill(
+        &mut self,
+        store: &FileStore,
+        guard: &mut Option<IndexGuard<'_>>,
+        segment: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), ReadError> {
+        guard.take();
+        let file = store.reader(segment)?;
+        let want = len.max(self.chunk);
+        self.bytes.resize(want, 0);
+        let mut got = 0usize;
+        while got < want {
+            let n = file
+                .read_at(&mut self.bytes[got..], offset + got as u64)
+                .map_err(|e| StorageError::new("read segment", e))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        self.bytes.truncate(got);
+        self.segment = segment;
+        self.start = offset;
+        if got < len {
+            return Err(store.corrupt_at(guard, segment, offset + got as u64, "the segment ends inside a record"));
+        }
+        Ok(())
     }
 }
 
@@ -93,21 +114,79 @@ impl FileStore {
         Ok(f)
     }
 
-    /// Reads the events at `positions` (ascending, all committed), checking every record's
-    /// checksum. Each position is found by a walk from its anchor ([`crate::offsets`]); a
-    /// walk goes on to the next position when that is closer than the next one's anchor, so a
-    /// range is read in one pass. Segment bytes are read `chunk` bytes at a time at least.
+    /// Reads the events at `positions` (ascending, all committed) as owned envelopes that
+    /// share account ids with the index ([`Self::walk_records`]).
     pub(crate) fn read_positions(&self, positions: &[u64], chunk: usize) -> Result<Vec<Envelope>, ReadError> {
+        let mut out = Vec::with_capacity(positions.len());
+        self.walk_records(positions.iter().copied(), chunk, false, |body, q, guard| {
+            let index = guard.get_or_insert_with(|| self.shared.index.read().unwrap_or_else(|p| p.into_inner()));
+            let rec = format::decode_body_with(body, Position(q), &mut |s| index.intern(s)).map_err(|e| e.reason)?;
+            // The record read is the one the index meant: its account's stream holds this
+            // position at the record's version.
+            debug_assert_eq!(
+                rec.stream_version.0.checked_sub(1).and_then(|v| index.streams.get(&rec.account)?.get(v)),
+                Some(q),
+                "the record at position {q} is not the one the index placed there",
+            );
+            out.push(rec);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` on every committed event from position `from` to the head this call
+    /// finds, in position order, each decoded in place from the read buffer: nothing is
+    /// allocated per event. Returns the position after the last one visited. `visit` runs
+    /// with no lock of the store held.
+    pub(crate) fn scan_now(
+        &self,
+        from: Position,
+        visit: &mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Result<Position, ReadError> {
+        self.check_poison("read")?;
+        let head = self.shared.committed.load(Ordering::Acquire);
+        let first = from.0.max(1);
+        if first > head {
+            return Ok(Position(first));
+        }
+        self.walk_records(first..=head, SCAN_CHUNK, true, |body, q, guard| {
+            guard.take();
+            let e = format::decode_body_ref(body, Position(q)).map_err(|e| e.reason)?;
+            visit(&e);
+            Ok(())
+        })?;
+        Ok(Position(head + 1))
+    }
+
+    /// Hands `on_record` the body of each record at `positions` (ascending, all committed),
+    /// its checksum checked, with the index lock (`None` when let go). Each position is found
+    /// by a walk from its anchor ([`crate::offsets`]); a walk goes on to the next position when
+    /// that is closer than the next one's anchor, so a range is read in one pass. Segment bytes
+    /// are read `chunk` bytes at a time at least. An error from `on_record` names the record's
+    /// segment and byte.
+    ///
+    /// With `whole_frames` (the caller wants every record of each frame the walk enters at its
+    /// header), a frame's payload of at most [`WHOLE_FRAME_BYTES`] is checked against the
+    /// frame's checksum once, in one pass, instead of each record against its own: the
+    /// payload's checksum covers every byte of its records.
+    fn walk_records<'s>(
+        &'s self,
+        positions: impl IntoIterator<Item = u64>,
+        chunk: usize,
+        whole_frames: bool,
+        mut on_record: impl FnMut(&[u8], u64, &mut Option<IndexGuard<'s>>) -> Result<(), String>,
+    ) -> Result<(), ReadError> {
         let sh = &*self.shared;
         let version = sh.recovery.format_version;
-        // The index lock is held for placing and decoding (to share account ids), never across
+        // The index lock is held for placing (and for the caller's decoding), never across
         // I/O.
         let mut guard = Some(sh.index.read().unwrap_or_else(|p| p.into_inner()));
         let bases = guard.as_ref().map(|index| index.offsets.bases().to_vec()).unwrap_or_default();
         let mut window = Window { segment: u64::MAX, start: 0, bytes: Vec::new(), chunk };
-        let mut out = Vec::with_capacity(positions.len());
         let mut walk: Option<Walk> = None;
-        for &q in positions {
+        // Whether the frame the walk is in had its payload checked whole.
+        let mut frame_checked = false;
+        for q in positions {
             let w = match &mut walk {
                 // Going on is never longer than starting again from `q`'s anchor.
                 Some(w) if w.position <= q && w.position >= anchor_of(q) => w,
@@ -117,13 +196,27 @@ impl FileStore {
                         location: format!("position {q}"),
                         reason: "not in the store's index of record offsets".into(),
                     })?;
+                    frame_checked = false;
                     walk.insert(Walk::at(start, version))
                 }
             };
             loop {
                 if w.at_frame_header() {
                     let header = window.get(self, &mut guard, w.segment, w.offset, w.header_len())?;
-                    w.enter_frame(header).map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
+                    let h = w.enter_frame(header).map_err(|why| self.corrupt_at(&guard, w.segment, w.offset, &why))?;
+                    let len = h.payload_len as usize;
+                    frame_checked = whole_frames && len <= WHOLE_FRAME_BYTES && w.position == q;
+                    if frame_checked {
+                        let payload = window.get(self, &mut guard, w.segment, w.offset, len)?;
+                        if crc32c::crc32c(payload) != h.payload_crc {
+                            return Err(self.corrupt_at(
+                                &guard,
+                                w.segment,
+                                w.offset,
+                                "frame payload checksum mismatch",
+                            ));
+                        }
+                    }
                 }
                 if w.position == q {
                     break;
@@ -137,26 +230,14 @@ impl FileStore {
                 format::record_prefix(prefix).map_err(|why| self.corrupt_at(&guard, segment, offset, why))?;
             let record = window.get(self, &mut guard, segment, offset, RECORD_PREFIX_BYTES + len)?;
             let body = &record[RECORD_PREFIX_BYTES..];
-            if crc32c::crc32c(body) != crc {
+            if !frame_checked && crc32c::crc32c(body) != crc {
                 return Err(self.corrupt_at(&guard, segment, offset, "record checksum mismatch"));
             }
-            let index = guard.get_or_insert_with(|| sh.index.read().unwrap_or_else(|p| p.into_inner()));
-            let rec = match format::decode_body_with(body, Position(q), &mut |s| index.intern(s)) {
-                Ok(rec) => rec,
-                Err(e) => return Err(self.corrupt_at(&guard, segment, offset, &e.reason)),
-            };
-            // The record read is the one the index meant: its account's stream holds this
-            // position at the record's version.
-            debug_assert_eq!(
-                rec.stream_version.0.checked_sub(1).and_then(|v| index.streams.get(&rec.account)?.get(v)),
-                Some(q),
-                "the record at position {q} is not the one the index placed there",
-            );
-            out.push(rec);
+            on_record(body, q, &mut guard).map_err(|why| self.corrupt_at(&guard, segment, offset, &why))?;
             // Step past it, so that the next position, if it follows, goes on from here.
             w.pass_body(len, &bases);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads the events at `positions` (ascending, committed) that lie apart: a stream's, or

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use rapport_core::validate::Admission;
 use rapport_core::{
-    AccountId, AppendError, AppendOutcome, BackfillStore, Committed, Envelope, EventId, ExpectedVersion, NewEvent,
-    Position, Preflight, ReadError, StorageError, Store, StreamVersion, Timestamp,
+    AccountId, AppendError, AppendOutcome, BackfillStore, Committed, Envelope, EnvelopeRef, EventId, ExpectedVersion,
+    NewEvent, Position, Preflight, ReadError, StorageError, Store, StreamVersion, Timestamp,
 };
 
 use crate::index::{Core, InFlight};
@@ -277,6 +277,17 @@ impl Store for FileStore {
                 .map(|()| Position(self.shared.committed.load(Ordering::Acquire)))
                 .map_err(ReadError::from),
         )
+    }
+
+    /// Decodes each record in place from a reused read buffer: nothing is allocated per
+    /// event. The whole pass runs when this is called, on the calling thread (as every read of
+    /// this store does); an async service runs a long one on a blocking thread.
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
+        std::future::ready(self.scan_now(from, visit))
     }
 
     async fn wait_past(&self, after: Position) -> Result<Position, ReadError> {

@@ -204,6 +204,51 @@ fn damage_in_the_prefix_a_snapshot_covers_is_found_by_reads_and_verify_never_hid
     assert!(damaged.to_string().contains(&rapport_store_file::segment_name(0)), "{damaged}");
 }
 
+/// Every event a scan lends from `from`, owned.
+fn scan_from(store: &FileStore, from: u64) -> Result<Vec<rapport_core::Envelope>, rapport_core::ReadError> {
+    let mut out = Vec::new();
+    pollster::block_on(store.scan(rapport_core::Position(from), &mut |e| out.push(e.to_envelope())))?;
+    Ok(out)
+}
+
+#[test]
+fn a_scan_lends_each_event_in_place_across_segments_and_never_damaged_bytes() {
+    let dir = TempDir::new("scan-flip");
+    let events = history(40, 12, 8);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, &events[..2_500]);
+    let log = contents(&store);
+    // Whole frames (of 9 events) and frames entered in the middle, across segments: what
+    // reads return. Every seventh start, so every offset into a frame occurs.
+    for from in (1..=log.len() as u64 + 1).step_by(7).chain([log.len() as u64 + 1]) {
+        assert_eq!(scan_from(&store, from).expect("scan"), log[from as usize - 1..], "a scan from {from}");
+    }
+    drop(store);
+    let segments: Vec<_> = (0..3).map(|i| dir.path().join(rapport_store_file::segment_name(i))).collect();
+    assert!(segments.iter().all(|s| s.exists()), "the log spans three segments");
+    let clean = std::fs::read(&segments[1]).expect("segment");
+    for at in [clean.len() / 5, clean.len() / 3, clean.len() / 2] {
+        let mut bytes = clean.clone();
+        bytes[at] ^= 0x10;
+        std::fs::write(&segments[1], &bytes).expect("write");
+        // The snapshot covers the whole log: the open reads none of it.
+        let store = FileStore::open_read_only(dir.path()).expect("open");
+        let whole = scan_from(&store, 1).expect_err("a scan of the whole log meets the damage");
+        assert!(whole.to_string().contains(&rapport_store_file::segment_name(1)), "{whole}");
+        // From any position: the damage, named, or exactly the logged events.
+        for from in (1..=log.len() as u64).step_by(7) {
+            match scan_from(&store, from) {
+                Ok(read) => assert_eq!(read, log[from as usize - 1..], "a scan from {from} past a flip at {at}"),
+                Err(rapport_core::ReadError::Corrupt { location, .. }) => {
+                    assert!(location.contains(&rapport_store_file::segment_name(1)), "{location}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    std::fs::write(&segments[1], &clean).expect("write");
+}
+
 /// Damage done to a segment's bytes.
 type Damage = fn(&mut Vec<u8>);
 

@@ -21,7 +21,7 @@
 //!     Ok(Envelope::new(e, Timestamp::parse("2025-06-01T00:00:00Z").unwrap(), StreamVersion(1), Position(1)))
 //! };
 //! let mut trust = TrustProjection::new(Arc::new(TrustModel::default()));
-//! trust.apply(&line(r#"{"type":"commitment_made","account":"acme","occurred_at":"2025-03-01T09:00:00Z","commitment":"c-1","title":"SSO","due":"2025-04-01T00:00:00Z"}"#)?);
+//! trust.apply(&line(r#"{"type":"commitment_made","account":"acme","occurred_at":"2025-03-01T09:00:00Z","commitment":"c-1","title":"SSO","due":"2025-04-01T00:00:00Z"}"#)?.view());
 //! // Open past its due date: a failure at the due date, without any stored event.
 //! let overdue = trust.evaluate(Timestamp::parse("2025-04-15T00:00:00Z")?);
 //! let fresh = trust.evaluate(Timestamp::parse("2025-03-15T00:00:00Z")?);

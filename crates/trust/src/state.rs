@@ -2,7 +2,7 @@
 //! open items whose outcome depends on the evaluation time — and [`TrustProjection`].
 
 use rapport_core::projection::{AccountState, Checkpoint, Folded};
-use rapport_core::{Envelope, EscalationKey, Event, EventId, Severity, Timestamp};
+use rapport_core::{EnvelopeRef, EventId, EventRef, KeyRef, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{Decayed, Top3, decay};
@@ -258,16 +258,16 @@ impl TrustState {
 
     /// Folds one event in. Events of other kinds are ignored.
     #[inline]
-    pub fn apply(&mut self, prepared: &PreparedTrust, e: &Envelope) {
+    pub fn apply(&mut self, prepared: &PreparedTrust, e: &EnvelopeRef<'_>) {
         let at = e.occurred_at;
-        match &e.event {
-            Event::CommitmentMade { commitment, due, weight, .. } => {
+        match e.event {
+            EventRef::CommitmentMade { commitment, due, weight, .. } => {
                 self.push_commitment(CommitmentRec {
                     key: commitment.stable_hash(),
                     made_id: e.id,
                     made_at: at,
-                    due0: *due,
-                    due_eff: *due,
+                    due0: due,
+                    due_eff: due,
                     // Events logged before the bound existed may weigh more; clamped, no sum
                     // can overflow (see `WEIGHT_MAX`).
                     weight: weight.min(rapport_core::validate::WEIGHT_MAX),
@@ -276,26 +276,26 @@ impl TrustState {
                     end: End::Open,
                 });
             }
-            Event::CommitmentRenegotiated { commitment, due, .. } => {
+            EventRef::CommitmentRenegotiated { commitment, due, .. } => {
                 if let Some(c) = self.commitment(commitment.stable_hash()) {
                     if at <= c.due_eff {
-                        c.due_eff = *due;
+                        c.due_eff = due;
                         c.renegotiated_early = true;
                     } else {
                         c.renegotiated_late = true;
                     }
                 }
             }
-            Event::CommitmentDelivered { commitment, accepted, .. } => {
-                self.commitment_ended(commitment.stable_hash(), End::Delivered { at, accepted: *accepted, id: e.id });
+            EventRef::CommitmentDelivered { commitment, accepted, .. } => {
+                self.commitment_ended(commitment.stable_hash(), End::Delivered { at, accepted, id: e.id });
             }
-            Event::CommitmentCancelled { commitment, .. } => {
+            EventRef::CommitmentCancelled { commitment, .. } => {
                 self.commitment_ended(commitment.stable_hash(), End::Cancelled { at, id: e.id });
             }
-            Event::EscalationRaised { escalation, severity, .. } => {
+            EventRef::EscalationRaised { escalation, severity, .. } => {
                 self.push_escalation(EscalationRec {
                     key: escalation.stable_hash(),
-                    severity: *severity,
+                    severity,
                     raised_id: e.id,
                     raised_at: at,
                     open_since: at,
@@ -304,12 +304,12 @@ impl TrustState {
                     reopened: false,
                 });
             }
-            Event::EscalationAcknowledged { escalation } => {
+            EventRef::EscalationAcknowledged { escalation } => {
                 self.escalation_acknowledged(prepared, escalation, e.id, at)
             }
-            Event::EscalationResolved { escalation } => self.escalation_resolved(prepared, escalation, e.id, at),
-            Event::EscalationReopened { escalation } => self.escalation_reopened(prepared, escalation, e.id, at),
-            Event::IssueDisclosed { .. } => {
+            EventRef::EscalationResolved { escalation } => self.escalation_resolved(prepared, escalation, e.id, at),
+            EventRef::EscalationReopened { escalation } => self.escalation_reopened(prepared, escalation, e.id, at),
+            EventRef::IssueDisclosed { .. } => {
                 self.candour.add(&prepared.candour, e.id, 1.0, 1.0, at);
             }
             _ => {}
@@ -333,7 +333,7 @@ impl TrustState {
     /// The first acknowledgement of an escalation (not of a reopened one) is scored against
     /// its SLA.
     #[inline]
-    fn escalation_acknowledged(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+    fn escalation_acknowledged(&mut self, prepared: &PreparedTrust, key: KeyRef<'_>, id: EventId, at: Timestamp) {
         if let Some(i) = self.escalation_pos(key.stable_hash()) {
             let s = self.escalations[i];
             self.escalations[i].acked = true;
@@ -347,7 +347,7 @@ impl TrustState {
     /// (at its deadline); resolving unacknowledged acknowledges too. A reopened escalation
     /// scores only lateness.
     #[inline]
-    fn escalation_resolved(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+    fn escalation_resolved(&mut self, prepared: &PreparedTrust, key: KeyRef<'_>, id: EventId, at: Timestamp) {
         let Some(i) = self.escalation_pos(key.stable_hash()) else { return };
         let s = self.remove_escalation(i);
         self.push_resolved((s.key, s.severity));
@@ -368,7 +368,7 @@ impl TrustState {
 
     /// Reopening costs responsiveness at once, and the escalation is open again.
     #[inline]
-    fn escalation_reopened(&mut self, prepared: &PreparedTrust, key: &EscalationKey, id: EventId, at: Timestamp) {
+    fn escalation_reopened(&mut self, prepared: &PreparedTrust, key: KeyRef<'_>, id: EventId, at: Timestamp) {
         let Some(i) = self.resolved_pos(key.stable_hash()) else { return };
         let (key, severity) = self.remove_resolved(i);
         self.push_escalation(EscalationRec {
@@ -670,7 +670,7 @@ impl AccountState for TrustState {
     type Output = Score;
 
     #[inline]
-    fn fold(&mut self, model: &PreparedTrust, event: &Envelope) {
+    fn fold(&mut self, model: &PreparedTrust, event: &EnvelopeRef<'_>) {
         self.apply(model, event);
     }
 
@@ -683,7 +683,7 @@ impl AccountState for TrustState {
 mod tests {
     use proptest::prelude::*;
     use rapport_core::testing::strategies::{BASE, arb_plans};
-    use rapport_core::{AccountId, NewEvent, Position, StreamVersion, testing::synth::expand};
+    use rapport_core::{AccountId, Envelope, Event, NewEvent, Position, StreamVersion, testing::synth::expand};
 
     use super::*;
     use crate::lookup::TEST_LOOKUP_FROM;
@@ -696,7 +696,7 @@ mod tests {
         let m = TrustModel::default().prepare();
         let mut state = TrustState::new();
         for e in events {
-            state.apply(&m, e);
+            state.apply(&m, &e.view());
         }
         TEST_LOOKUP_FROM.with(|c| c.set(crate::lookup::LOOKUP_FROM));
         state
@@ -775,10 +775,10 @@ mod tests {
         };
         let mut s = TrustState::new();
         for i in 0..crate::lookup::LOOKUP_FROM {
-            s.apply(&m, &made(i));
+            s.apply(&m, &made(i).view());
         }
         assert!(s.lookup.0.is_none(), "{} open commitments are scanned", s.commitments.len());
-        s.apply(&m, &made(crate::lookup::LOOKUP_FROM));
+        s.apply(&m, &made(crate::lookup::LOOKUP_FROM).view());
         assert!(s.lookup.0.is_some(), "one more gets tables");
         assert!(s.heap_bytes() > s.commitments.capacity() * std::mem::size_of::<CommitmentRec>());
     }

@@ -18,7 +18,7 @@ impl Given {
     fn at(&self, days: f64) -> Score {
         let mut p = TrustProjection::new(Arc::new(TrustModel::default()));
         for e in self.story.envelopes().iter().filter(|e| e.occurred_at <= day(days)) {
-            p.apply(e);
+            p.apply(&e.view());
         }
         p.evaluate(day(days))
     }
@@ -121,12 +121,12 @@ fn checkpoint_restores_through_the_projection_contract() {
     let story = Story::new("a").commit("c", 0.0, 10.0).escalate("e", 1.0, Severity::High).deliver("c", 12.0, true);
     let envs = story.envelopes();
     let mut p = TrustProjection::new(Arc::new(TrustModel::default()));
-    p.apply(&envs[0]);
-    p.apply(&envs[1]);
+    p.apply(&envs[0].view());
+    p.apply(&envs[1].view());
     let saved = serde_json::to_string(&p.checkpoint()).unwrap();
     let mut q = TrustProjection::restore(serde_json::from_str(&saved).unwrap());
-    p.apply(&envs[2]);
-    q.apply(&envs[2]);
+    p.apply(&envs[2].view());
+    q.apply(&envs[2].view());
     assert_eq!(p.evaluate(day(30.0)), q.evaluate(day(30.0)));
 }
 

@@ -372,6 +372,41 @@ pub fn reads_are_paged<S: BackfillStore>(store: S) {
     assert_log_invariants(&store);
 }
 
+/// [`Store::scan`] lends every event from a position up to the head, once, in order, equal to
+/// what `read_all` returns (hostile text included), and returns the position after the last.
+pub fn scans_lend_every_event_once<S: BackfillStore>(store: S) {
+    let scan = |from: u64| {
+        let mut out = Vec::new();
+        let next = block(store.scan(Position(from), &mut |e| out.push(e.to_envelope()))).expect("scan");
+        (out, next)
+    };
+    assert_eq!(scan(0), (Vec::new(), Position(1)), "an empty log lends nothing");
+    let mut events: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 20, months: 6, seed: 4, ..Default::default() }).take(300).collect();
+    let odd = account("o'brien \"quoted\" ß \u{1F600}");
+    events.push(NewEvent::new(
+        odd,
+        t(0),
+        Event::IssueDisclosed { summary: Some("line\nbreak, \u{202e}bidi, \u{7} and '\"\\".into()) },
+    ));
+    for chunk in events.chunks(37) {
+        block(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+    }
+    let logged = all(&store);
+    let n = logged.len() as u64;
+    assert_eq!(n, events.len() as u64);
+    assert!(n > 200, "the log spans several appends: {n} events");
+    assert_eq!(scan(1), (logged.clone(), Position(n + 1)), "a scan from the start lends the whole log");
+    assert_eq!(scan(0).0, logged, "position 0 reads as 1");
+    for from in [2, 37, 38, 150, n] {
+        let (tail, next) = scan(from);
+        assert_eq!(tail, logged[from as usize - 1..], "a scan from {from} lends the rest");
+        assert_eq!(next, Position(n + 1));
+    }
+    assert_eq!(scan(n + 1), (Vec::new(), Position(n + 1)), "past the head lends nothing");
+    assert_eq!(scan(n + 50), (Vec::new(), Position(n + 50)), "far past the head lends nothing");
+}
+
 /// Awkward but valid text survives byte for byte: quotes, backslashes, control characters,
 /// unicode, 4 KiB.
 pub fn hostile_text_round_trips<S: BackfillStore>(store: S) {

@@ -237,6 +237,7 @@ macro_rules! conformance_suite {
             colliding_keys_stay_apart,
             oversized_batches_are_refused,
             reads_are_paged,
+            scans_lend_every_event_once,
             hostile_text_round_trips,
             concurrent_appenders_lose_nothing,
             new_events_pass_the_admission_rules,

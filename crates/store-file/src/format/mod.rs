@@ -7,7 +7,7 @@ use rapport_core::{Envelope, Position};
 
 mod record;
 
-pub use record::{EncodeError, decode_body, decode_body_with, decode_parts, encode_record};
+pub use record::{EncodeError, decode_body, decode_body_ref, decode_body_with, decode_parts, encode_record};
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";

@@ -5,7 +5,7 @@
 //! property test checks that every event reads back as written.
 
 use rapport_core::codec;
-use rapport_core::{AccountId, Envelope, NewEvent, Position, StreamVersion, Timestamp};
+use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, Timestamp};
 
 use super::{DecodeError, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
 
@@ -68,8 +68,39 @@ pub fn decode_body_with(
     position: Position,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<Envelope, DecodeError> {
-    let (new, recorded_at, stream_version) = decode_parts(body, intern)?;
-    Ok(Envelope::new(new, recorded_at, stream_version, position))
+    let e = decode_body_ref(body, position)?;
+    let account = intern(e.account.as_str()).map_err(|why| err(16, format!("account: {why}")))?;
+    Ok(e.to_envelope_in(account))
+}
+
+/// Decodes one record body (after its prefix) in place, as the event at `position`: the
+/// account, keys and text borrow from `body`.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules.
+#[inline]
+pub fn decode_body_ref(body: &[u8], position: Position) -> Result<EnvelopeRef<'_>, DecodeError> {
+    let (content, recorded_at, stream_version) = split_tail(body)?;
+    let c = codec::decode_content(content).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })?;
+    Ok(EnvelopeRef {
+        id: c.id,
+        account: c.account,
+        occurred_at: c.occurred_at,
+        recorded_at,
+        stream_version,
+        position,
+        event: c.event,
+    })
+}
+
+/// A record body's content, and its `recorded_at` and stream version from the fixed tail.
+#[inline]
+fn split_tail(body: &[u8]) -> Result<(&[u8], Timestamp, StreamVersion), DecodeError> {
+    if body.len() < RECORD_TAIL_BYTES {
+        return Err(err(0, "record body too short"));
+    }
+    let (content, tail) = body.split_at(body.len() - RECORD_TAIL_BYTES);
+    Ok((content, Timestamp::from_unix_nanos(u64_at(tail, 0) as i64), StreamVersion(u64_at(tail, 8))))
 }
 
 /// The parts of a record body: the event as submitted, `recorded_at` and the stream version.
@@ -80,19 +111,9 @@ pub fn decode_parts(
     body: &[u8],
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<(NewEvent, Timestamp, StreamVersion), DecodeError> {
-    if body.len() < RECORD_TAIL_BYTES {
-        return Err(err(0, "record body too short"));
-    }
-    let (content, tail) = body.split_at(body.len() - RECORD_TAIL_BYTES);
-    let new = take_content(content, intern)?;
-    let recorded_at = Timestamp::from_unix_nanos(u64_at(tail, 0) as i64);
-    let stream_version = StreamVersion(u64_at(tail, 8));
+    let (content, recorded_at, stream_version) = split_tail(body)?;
+    let new = codec::decode_event(content, intern).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })?;
     Ok((new, recorded_at, stream_version))
-}
-
-/// Reads the content `put_content` wrote, sharing account ids through `intern`.
-fn take_content(b: &[u8], intern: &mut dyn FnMut(&str) -> Result<AccountId, String>) -> Result<NewEvent, DecodeError> {
-    codec::decode_event(b, intern).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })
 }
 
 #[cfg(test)]

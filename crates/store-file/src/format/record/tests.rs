@@ -16,7 +16,8 @@ fn content(e: &NewEvent) -> Vec<u8> {
 }
 
 fn read(b: &[u8]) -> Result<NewEvent, DecodeError> {
-    take_content(b, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+    codec::decode_event(b, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+        .map_err(|e| DecodeError { offset: e.offset, reason: e.reason })
 }
 
 /// An event of type `ty` (0..12, in variant order) from raw parts.
@@ -93,8 +94,13 @@ proptest! {
         encode_record(&e, Timestamp::from_unix_nanos(recorded), StreamVersion(version), &mut record).unwrap();
         let (back, r, v) =
             decode_parts(&record[RECORD_PREFIX_BYTES..], &mut |s| AccountId::new(s).map_err(|e| e.to_string())).unwrap();
-        prop_assert_eq!(back, e);
+        prop_assert_eq!(&back, &e);
         prop_assert_eq!((r.unix_nanos(), v.0), (recorded, version));
+        // Read in place, the same event: its text borrowed from the record's bytes.
+        let body = &record[RECORD_PREFIX_BYTES..];
+        let view = decode_body_ref(body, Position(9)).unwrap();
+        prop_assert!(body.as_ptr_range().contains(&view.account.as_str().as_ptr()));
+        prop_assert_eq!(view.to_envelope(), Envelope::new(e, r, v, Position(9)));
     }
 
     /// Any bytes: an event or an error, never a panic; and what decodes encodes back to the
