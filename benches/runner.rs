@@ -29,7 +29,7 @@ fn runner_over(log: &[Envelope]) -> (Runner, Duration) {
     let mut runner = Runner::new(&HealthModel::default(), end);
     let t = Instant::now();
     for e in log {
-        runner.apply(e);
+        runner.apply(&e.view());
     }
     runner.go_live();
     (runner, t.elapsed())
@@ -191,7 +191,7 @@ fn append_to_runner() {
             loop {
                 let Ok(batch) = pollster::block_on(subscription.next_batch(1_024)) else { return };
                 for e in &batch {
-                    runner.apply(e);
+                    runner.apply(&e.view());
                 }
                 std::hint::black_box(runner.take_signals());
                 if tx.send(runner.position()).is_err() {

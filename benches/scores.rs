@@ -46,7 +46,7 @@ fn best_of_60(model: &HealthModel, as_of: AsOf, log: &[Envelope]) -> f64 {
         let t = std::time::Instant::now();
         let mut p = Portfolio::new(model, as_of);
         for e in log {
-            p.apply(&e.view());
+            p.apply_envelope(e);
         }
         best = best.min(t.elapsed().as_secs_f64());
         drop(std::hint::black_box(p));
@@ -78,7 +78,7 @@ fn scores(c: &mut Criterion) {
         b.iter_with_large_drop(|| {
             let mut p = Portfolio::new(&model, as_of);
             for e in &log {
-                p.apply(&e.view());
+                p.apply_envelope(e);
             }
             p
         })
@@ -91,7 +91,7 @@ fn scores(c: &mut Criterion) {
         b.iter_with_large_drop(|| {
             let mut p = Portfolio::new(&model, as_of);
             for e in &interleaved {
-                p.apply(&e.view());
+                p.apply_envelope(e);
             }
             p
         })
@@ -102,7 +102,7 @@ fn scores(c: &mut Criterion) {
             || {
                 let mut p = Portfolio::new(&model, as_of);
                 for e in &log {
-                    p.apply(&e.view());
+                    p.apply_envelope(e);
                 }
                 p
             },

@@ -104,7 +104,7 @@ fn prepare(dir: &Path, model: &HealthModel) -> Result<(Arc<FileStore>, Runner), 
     // `follow` judges each event at the instant it was committed: after a crash, the signals
     // raised again for events since the checkpoint carry the ids they had.
     let ledger = Ledger::new(Arc::clone(&store));
-    pollster::block_on(ledger.for_each(runner.position(), |e| runner.follow(e)))?;
+    pollster::block_on(ledger.scan(runner.position(), |e| runner.follow(e)))?;
     runner.advance(Timestamp::now());
     if !runner.is_live() {
         runner.go_live();
@@ -172,7 +172,7 @@ impl Service {
             };
             let (position, signals) = {
                 let mut runner = self.runner();
-                batch.iter().for_each(|e| runner.follow(e));
+                batch.iter().for_each(|e| runner.follow(&e.view()));
                 runner.advance(Timestamp::now());
                 (runner.position(), runner.take_signals())
             };

@@ -23,7 +23,7 @@ fn caught_up(ledger: &Ledger<AnyStore>, model: &HealthModel, now: Timestamp) -> 
         Err(e) => (Runner::new(model, now), format!("checkpoint not used ({e}): replayed the log")),
     };
     let position = runner.position();
-    pollster::block_on(ledger.for_each(position, |e| runner.follow(e)))?;
+    pollster::block_on(ledger.scan(position, |e| runner.follow(e)))?;
     runner.advance(now);
     Ok((runner, from))
 }
@@ -51,7 +51,7 @@ pub(crate) fn scores_from_checkpoint(
     runner.advance(at);
     let position = runner.position();
     let mut after = 0u64;
-    pollster::block_on(ledger.for_each(position, |e| {
+    pollster::block_on(ledger.scan(position, |e| {
         after += 1;
         runner.apply(e);
     }))?;
@@ -110,7 +110,7 @@ pub(crate) fn cmd_watch(
                 let batch = pollster::block_on(subscription.next_batch(4_096))?;
                 let signals = {
                     let mut runner = watch.runner();
-                    batch.iter().for_each(|e| runner.follow(e));
+                    batch.iter().for_each(|e| runner.follow(&e.view()));
                     runner.advance(Timestamp::now());
                     runner.take_signals()
                 };

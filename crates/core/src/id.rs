@@ -213,12 +213,6 @@ macro_rules! key_type {
                 Self { hash: stable_hash(s), map_hash: <$map_hash>::of(s), text: Arc::from(s) }
             }
 
-            /// The key borrowed, with its stable hash.
-            #[inline]
-            pub fn view(&self) -> crate::view::KeyRef<'_> {
-                crate::view::KeyRef::checked(&self.text, self.hash)
-            }
-
             /// The text of the id.
             pub fn as_str(&self) -> &str {
                 &self.text
@@ -357,6 +351,28 @@ key_type!(
     StableHashOnly,
     "Survey keys key no map: an answer needs no earlier step."
 );
+
+macro_rules! item_key_view {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The key borrowed, with its stable hash.
+            #[inline]
+            pub fn view(&self) -> crate::view::KeyRef<'_> {
+                crate::view::KeyRef::checked(&self.text, self.hash)
+            }
+        }
+    )*};
+}
+
+item_key_view!(CommitmentKey, EscalationKey, SurveyKey);
+
+impl AccountId {
+    /// The id borrowed, with the keyed hash it hashes as in maps.
+    #[inline]
+    pub fn view(&self) -> crate::view::AccountRef<'_> {
+        crate::view::AccountRef::with_hash(&self.text, self.map_hash.0)
+    }
+}
 
 /// The namespace for deterministic (UUID v5) event ids derived from canonical content.
 ///

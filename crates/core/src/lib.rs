@@ -52,6 +52,7 @@ pub mod ledger;
 mod log_state;
 pub mod memory;
 pub mod projection;
+mod slots;
 pub mod store;
 pub mod subscribe;
 pub mod timestamp;

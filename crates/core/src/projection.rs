@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::slots::AccountSlots;
 use crate::timestamp::Timestamp;
 use crate::view::EnvelopeRef;
 

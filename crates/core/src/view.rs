@@ -4,6 +4,7 @@
 //! one [`Envelope::view`] away, and a view is one [`EnvelopeRef::to_envelope`] away from owning.
 
 use crate::event::{AdvocacyKind, Channel, Envelope, Event, Severity, SurveyScore};
+use crate::hash::keyed_text_hash;
 use crate::id::{
     AccountId, CommitmentKey, EscalationKey, EventId, ParseIdError, Position, StreamVersion, SurveyKey, check_key,
     stable_hash,
@@ -49,9 +50,14 @@ impl<'a> KeyRef<'a> {
 }
 
 /// An account id borrowed from its text. Like [`AccountId`] it is always valid: non-empty, at
-/// most [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX) bytes, without control characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AccountRef<'a>(&'a str);
+/// most [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX) bytes, without control characters. It carries
+/// the keyed hash an [`AccountId`] of its text hashes as in maps ([`Self::keyed_hash`]) when
+/// it was lent by one; a view decoded from bytes computes it when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRef<'a> {
+    text: &'a str,
+    hash: Option<u64>,
+}
 
 impl<'a> AccountRef<'a> {
     /// Checks `text` as an account id and borrows it.
@@ -60,30 +66,77 @@ impl<'a> AccountRef<'a> {
     /// [`ParseIdError`] when `text` is empty, too long or holds a control character.
     pub fn new(text: &'a str) -> Result<Self, ParseIdError> {
         check_key(text)?;
-        Ok(Self(text))
+        Ok(Self::checked(text))
     }
 
     /// An account id's text, checked already.
     #[inline]
     pub(crate) fn checked(text: &'a str) -> Self {
         debug_assert!(check_key(text).is_ok());
-        Self(text)
+        Self { text, hash: None }
+    }
+
+    /// An account id's text with its keyed hash, known already (an owned id's).
+    #[inline]
+    pub(crate) fn with_hash(text: &'a str, hash: u64) -> Self {
+        debug_assert_eq!(keyed_text_hash(text), hash);
+        Self { text, hash: Some(hash) }
     }
 
     /// The id's text.
+    #[inline]
     pub fn as_str(&self) -> &'a str {
-        self.0
+        self.text
+    }
+
+    /// A hash of the text under a random key made once per process and never shown: the hash
+    /// an [`AccountId`] of the same text hashes as in maps, so a map of many accounts can be
+    /// searched by it without hashing the text again (a view of an owned id carries it; one
+    /// decoded from bytes hashes its text here). It differs in every process: never
+    /// persist it.
+    #[inline]
+    pub fn keyed_hash(&self) -> u64 {
+        self.hash.unwrap_or_else(|| keyed_text_hash(self.text))
     }
 
     /// The owned account id (a new allocation: share one where many events name it).
     pub fn to_account_id(&self) -> AccountId {
-        AccountId::from_checked(self.0)
+        AccountId::from_checked(self.text)
+    }
+}
+
+impl PartialEq for AccountRef<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        // Views of one shared id point at the same text: no need to compare it.
+        let hashes_differ = matches!((self.hash, other.hash), (Some(a), Some(b)) if a != b);
+        !hashes_differ && (std::ptr::eq(self.text, other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for AccountRef<'_> {}
+
+impl std::hash::Hash for AccountRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.keyed_hash());
+    }
+}
+
+impl PartialOrd for AccountRef<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AccountRef<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(other.text)
     }
 }
 
 impl std::fmt::Display for AccountRef<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.text)
     }
 }
 
@@ -201,7 +254,7 @@ impl Envelope {
     pub fn view(&self) -> EnvelopeRef<'_> {
         EnvelopeRef {
             id: self.id,
-            account: AccountRef::checked(self.account.as_str()),
+            account: self.account.view(),
             occurred_at: self.occurred_at,
             recorded_at: self.recorded_at,
             stream_version: self.stream_version,
@@ -333,6 +386,8 @@ mod tests {
             kinds.insert(e.event.kind());
             let v = e.view();
             assert_eq!(&v.to_envelope(), e);
+            let decoded = AccountRef::new(e.account.as_str()).expect("a valid id");
+            assert_eq!((decoded, decoded.keyed_hash()), (v.account, e.account.view().keyed_hash()));
             if let EventRef::CommitmentMade { commitment, .. } = v.event {
                 assert_eq!(commitment.stable_hash(), stable_hash(commitment.as_str()));
                 assert_eq!(KeyRef::new(commitment.as_str()), Ok(commitment));

@@ -1,6 +1,6 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
-use rapport_core::backend::KeyedMap;
+use rapport_core::projection::AccountSlots;
 use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, ReadError, Store, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -76,20 +76,16 @@ pub struct Portfolio {
     model: PreparedHealth,
     as_of: AsOf,
     then: Timestamp,
-    /// Each account's entry by the text of its id, hashed under the map's random key, so
-    /// crafted ids cannot pile into one bucket; looked up with the borrowed text of each event.
-    /// Runs of one account skip the lookup via `last`.
-    index: KeyedMap<Box<str>, usize>,
-    entries: Vec<(AccountId, Entry)>,
-    /// The entry of the previous event: logs and backfills often hold runs of one account.
-    last: usize,
+    /// Each account's number: its entry's index.
+    slots: AccountSlots,
+    entries: Vec<Entry>,
 }
 
 impl Portfolio {
     /// An empty fold for `as_of`, with its own [prepared](HealthModel::prepare) copy of `model`.
     pub fn new(model: &HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self { model: model.prepare(), as_of, then, index: KeyedMap::default(), entries: Vec::new(), last: usize::MAX }
+        Self { model: model.prepare(), as_of, then, slots: AccountSlots::default(), entries: Vec::new() }
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped. Events before the trend
@@ -98,23 +94,30 @@ impl Portfolio {
         if !self.as_of.admits(e) {
             return;
         }
-        let slot = match self.entries.get(self.last) {
-            Some((account, _)) if account.as_str() == e.account.as_str() => self.last,
-            _ => match self.index.get(e.account.as_str()) {
-                Some(&slot) => slot,
-                None => {
-                    self.entries.push((e.account.to_account_id(), Entry::default()));
-                    self.index.insert(Box::from(e.account.as_str()), self.entries.len() - 1);
-                    self.entries.len() - 1
-                }
-            },
-        };
-        self.last = slot;
-        let (account, entry) = &mut self.entries[slot];
+        let (slot, new) = self.slots.get_or_insert(&e.account);
+        self.fold(slot, new, e);
+    }
+
+    /// [`apply`](Self::apply) for an owned event: the portfolio shares its account id.
+    pub fn apply_envelope(&mut self, e: &Envelope) {
+        let e_view = e.view();
+        if !self.as_of.admits(&e_view) {
+            return;
+        }
+        let (slot, new) = self.slots.get_or_insert_id(&e.account);
+        self.fold(slot, new, &e_view);
+    }
+
+    #[inline]
+    fn fold(&mut self, slot: usize, new: bool, e: &EnvelopeRef<'_>) {
+        if new {
+            self.entries.push(Entry::default());
+        }
+        let entry = &mut self.entries[slot];
         if e.occurred_at <= self.then {
             entry.state.apply(&self.model, e);
         } else {
-            entry.recent.push(e.to_envelope_in(account.clone()));
+            entry.recent.push(e.to_envelope_in(self.slots.id(slot).clone()));
         }
     }
 
@@ -128,7 +131,8 @@ impl Portfolio {
         let mut out: Vec<AccountScores> = self
             .entries
             .into_iter()
-            .map(|(account, mut entry)| {
+            .zip(self.slots.ids())
+            .map(|(mut entry, account)| {
                 let model = self.model.model();
                 let then = entry.state.evaluate(model, self.then);
                 for e in &entry.recent {
@@ -136,7 +140,7 @@ impl Portfolio {
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
                 let trend = Trend::between(model, &now, &then);
-                AccountScores { account, as_of: self.as_of.at, scores: now, trend }
+                AccountScores { account: account.clone(), as_of: self.as_of.at, scores: now, trend }
             })
             .collect();
         out.sort_by(|a, b| a.account.cmp(&b.account));

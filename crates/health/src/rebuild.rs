@@ -39,7 +39,7 @@ pub async fn rebuild<S: Store>(
         let Some(last) = page.last() else { break };
         next = last.position.next();
         for e in page.iter().filter(|e| e.position < until) {
-            runner.apply(e);
+            runner.apply(&e.view());
         }
         progress(Progress { applied: next.0.min(until.0) - 1, target: until });
     }

@@ -12,8 +12,9 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use rapport_core::backend::KeyedMap;
-use rapport_core::{AccountId, DerivedStore, Envelope, Position, StorageError, Timestamp};
+use rapport_core::id::stable_hash;
+use rapport_core::projection::AccountSlots;
+use rapport_core::{AccountId, DerivedStore, Envelope, EnvelopeRef, Position, StorageError, Timestamp};
 
 use crate::checkpoint::{self, CheckpointError, Saved, SavedView, seal, unseal};
 use crate::model::{HealthModel, PreparedHealth};
@@ -42,7 +43,7 @@ pub const CHECKPOINT_NAME: &str = "runner";
 /// let mut runner = Runner::new(&HealthModel::default(), now);
 /// let line = r#"{"type":"escalation_raised","account":"acme","occurred_at":"2025-05-31T09:00:00Z","escalation":"e-1","severity":"critical"}"#;
 /// let event = NewEvent::from_json_line(line)?;
-/// runner.apply(&Envelope::new(event, now, StreamVersion(1), Position(1)));
+/// runner.apply(&Envelope::new(event, now, StreamVersion(1), Position(1)).view());
 /// let before = runner.scores(&"acme".parse()?).unwrap();
 /// // A day later the critical escalation has breached its SLA unacknowledged.
 /// runner.advance(Timestamp::parse("2025-06-02T00:00:00Z")?);
@@ -62,7 +63,8 @@ pub struct Runner {
     refresh: Option<Duration>,
     /// The position after the highest one applied.
     next: Position,
-    slots: KeyedMap<AccountId, usize>,
+    /// Each account's number: its view's index.
+    slots: AccountSlots,
     views: Vec<View>,
     /// Events dated after `now`, until their time.
     held: BinaryHeap<Reverse<Dated>>,
@@ -190,7 +192,7 @@ impl Runner {
             then: now.add_days(-model.trend_window_days.max(0.0)),
             refresh: Some(Duration::from_secs(3_600)),
             next: Position(1),
-            slots: KeyedMap::default(),
+            slots: AccountSlots::default(),
             views: Vec::new(),
             held: BinaryHeap::new(),
             leaving: BinaryHeap::new(),
@@ -228,7 +230,11 @@ impl Runner {
 
     /// Whether this runner owns `account`'s shard.
     pub fn owns(&self, account: &AccountId) -> bool {
-        self.shard.is_none_or(|(index, count)| account.stable_hash() % count == index)
+        self.owns_text(account.as_str())
+    }
+
+    fn owns_text(&self, account: &str) -> bool {
+        self.shard.is_none_or(|(index, count)| stable_hash(account) % count == index)
     }
 
     /// The margins band changes must clear before they are signalled.
@@ -317,7 +323,9 @@ impl Runner {
             if let Some(at) = leaving {
                 runner.leaving.push(Reverse((at, slot)));
             }
-            runner.slots.insert(v.account.clone(), slot);
+            if !runner.slots.get_or_insert(&v.account.view()).1 {
+                return Err(CheckpointError::Decode(format!("the account {} is saved twice", v.account)));
+            }
             runner.views.push(View {
                 account: v.account,
                 now_state: v.now_state,
@@ -394,15 +402,15 @@ impl Runner {
 
     /// Folds one event in (any order a valid log presents them in). An event dated after
     /// [`now`](Self::now) is held until time reaches it.
-    pub fn apply(&mut self, e: &Envelope) {
+    pub fn apply(&mut self, e: &EnvelopeRef<'_>) {
         self.next = self.next.max(e.position.next());
-        if !self.owns(&e.account) {
+        if !self.owns_text(e.account.as_str()) {
             return;
         }
         if e.occurred_at > self.now {
-            self.held.push(Reverse(Dated(e.clone())));
+            self.held.push(Reverse(Dated(e.to_envelope())));
         } else {
-            self.fold(e.clone());
+            self.fold(e);
         }
     }
 
@@ -411,7 +419,7 @@ impl Runner {
     /// events through `follow` gets each judged at the instant it was committed, so a runner
     /// replaying the same events after a restart judges them as the one that saw them live,
     /// and raises the same signals with the same ids.
-    pub fn follow(&mut self, e: &Envelope) {
+    pub fn follow(&mut self, e: &EnvelopeRef<'_>) {
         self.advance(e.recorded_at);
         self.apply(e);
     }
@@ -434,7 +442,7 @@ impl Runner {
         }
         while self.held.peek().is_some_and(|Reverse(d)| d.0.occurred_at <= now) {
             if let Some(Reverse(Dated(e))) = self.held.pop() {
-                self.fold(e);
+                self.fold(&e.view());
             }
         }
         match self.refresh {
@@ -456,7 +464,7 @@ impl Runner {
 
     /// `account`'s scores now, with its trend; `None` for an account with no events yet.
     pub fn scores(&self, account: &AccountId) -> Option<AccountScores> {
-        self.slots.get(account).map(|&slot| self.score(&self.views[slot]))
+        self.slots.get(&account.view()).map(|slot| self.score(&self.views[slot]))
     }
 
     /// Every account's scores now, sorted by account id (the order
@@ -475,48 +483,44 @@ impl Runner {
         self.ranking.iter().take(n).filter_map(|r| self.scores(&r.account)).collect()
     }
 
-    fn fold(&mut self, e: Envelope) {
-        let slot = match self.slots.get(&e.account) {
-            Some(&slot) => slot,
-            None => {
-                self.slots.insert(e.account.clone(), self.views.len());
-                self.views.push(View {
-                    account: e.account.clone(),
-                    now_state: HealthState::new(),
-                    then_state: None,
-                    recent: BinaryHeap::new(),
-                    rank: None,
-                    leaving: None,
-                    wake: None,
-                    dirty: false,
-                    cause: None,
-                    reported: None,
-                    checked_until: self.now,
-                    last: e.position,
-                });
-                self.views.len() - 1
-            }
-        };
+    fn fold(&mut self, e: &EnvelopeRef<'_>) {
+        let (slot, new) = self.slots.get_or_insert(&e.account);
+        if new {
+            self.views.push(View {
+                account: self.slots.id(slot).clone(),
+                now_state: HealthState::new(),
+                then_state: None,
+                recent: BinaryHeap::new(),
+                rank: None,
+                leaving: None,
+                wake: None,
+                dirty: false,
+                cause: None,
+                reported: None,
+                checked_until: self.now,
+                last: e.position,
+            });
+        }
         let view = &mut self.views[slot];
         view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
         view.last = view.last.max(e.position);
         if e.occurred_at <= self.then {
-            view.now_state.apply(&self.model, &e.view());
+            view.now_state.apply(&self.model, e);
             if let Some(then_state) = &mut view.then_state {
-                then_state.apply(&self.model, &e.view());
+                then_state.apply(&self.model, e);
             }
         } else {
             if view.then_state.is_none() {
                 // Until now both states held the same events.
                 view.then_state = Some(Box::new(view.now_state.clone()));
             }
-            view.now_state.apply(&self.model, &e.view());
+            view.now_state.apply(&self.model, e);
             if view.leaving.is_none_or(|at| e.occurred_at < at) {
                 // The earlier entry, if any, is found stale when it comes up.
                 view.leaving = Some(e.occurred_at);
                 self.leaving.push(Reverse((e.occurred_at, slot)));
             }
-            view.recent.push(Reverse(Dated(e)));
+            view.recent.push(Reverse(Dated(e.to_envelope_in(view.account.clone()))));
         }
         self.mark(slot);
         if self.live {

@@ -347,7 +347,7 @@ mod signals {
     fn run(history: &[Envelope], live: f64, later: &[Envelope], until: f64) -> Vec<Signal> {
         let mut runner = Runner::new(&HealthModel::default(), day(live));
         for e in history {
-            runner.apply(e);
+            runner.apply(&e.view());
         }
         runner.go_live();
         let mut signals = runner.take_signals();
@@ -356,7 +356,7 @@ mod signals {
         while at < day(until) {
             at = at.add_nanos(3_600_000_000_000);
             while let Some(e) = pending.next_if(|e| e.occurred_at <= at) {
-                runner.apply(e);
+                runner.apply(&e.view());
             }
             runner.advance(at);
             signals.extend(runner.take_signals());
@@ -404,7 +404,7 @@ mod signals {
         let (before, after): (Vec<&Envelope>, Vec<&Envelope>) =
             history.iter().partition(|e| e.occurred_at <= day(live));
         let mut original = Runner::new(&model, day(live));
-        before.iter().for_each(|e| original.follow(e));
+        before.iter().for_each(|e| original.follow(&e.view()));
         original.go_live();
         let (mut seen, mut checkpoint) = (Vec::new(), None);
         let mut pending = after.iter().peekable();
@@ -412,7 +412,7 @@ mod signals {
         while at < day(until) {
             at = at.add_nanos(HOUR);
             while let Some(e) = pending.next_if(|e| e.occurred_at <= at) {
-                original.follow(e);
+                original.follow(&e.view());
             }
             original.advance(at);
             let signals = original.take_signals();
@@ -429,7 +429,7 @@ mod signals {
         let mut replayed = Vec::new();
         let resume = restored.position();
         for e in after.iter().filter(|e| e.position >= resume) {
-            restored.follow(e);
+            restored.follow(&e.view());
         }
         let mut at = from;
         while at < day(until) {

@@ -81,7 +81,7 @@ proptest! {
         for (chunk, days) in steps {
             let upto = (applied + chunk).min(log.len());
             for e in &log[applied..upto] {
-                runner.apply(e);
+                runner.apply(&e.view());
             }
             applied = upto;
             at = at.add_nanos(days * DAY);
@@ -89,7 +89,7 @@ proptest! {
             check(&mut runner, &model, &log[..applied])?;
         }
         for e in &log[applied..] {
-            runner.apply(e);
+            runner.apply(&e.view());
         }
         runner.advance(at.add_nanos(DAY));
         check(&mut runner, &model, &log)?;
@@ -111,7 +111,7 @@ fn with_a_refresh_interval_the_ranking_catches_up_when_accounts_fall_due() {
     let start = log.iter().map(|e| e.occurred_at).max().unwrap_or(BASE);
     let mut runner = Runner::new(&model, start).with_refresh(Some(std::time::Duration::from_secs(3_600)));
     for e in &log {
-        runner.apply(e);
+        runner.apply(&e.view());
     }
     // Sixty days of quiet: scores decay; after the refresh interval every account has been
     // re-ranked, and the ranking is the reference's.
@@ -160,7 +160,7 @@ mod checkpoints {
             let cut = (log.len() as f64 * cut) as usize;
             let (mut signals_a, mut signals_b) = (Vec::new(), Vec::new());
             for (i, e) in log[..cut].iter().enumerate() {
-                a.apply(e);
+                a.apply(&e.view());
                 if i % 500 == 0 {
                     a.advance(e.occurred_at);
                     if e.occurred_at >= at(live_at) && !a.is_live() {
@@ -177,7 +177,7 @@ mod checkpoints {
             prop_assert_eq!(b.take_signals(), a.take_signals());
             for (i, e) in log[cut..].iter().enumerate() {
                 for r in [&mut a, &mut b] {
-                    r.apply(e);
+                    r.apply(&e.view());
                     if i % 500 == 0 {
                         r.advance(e.occurred_at);
                         if e.occurred_at >= at(live_at) && !r.is_live() {
@@ -229,7 +229,7 @@ mod checkpoints {
         let log = history();
         let mut runner = Runner::new(&model, log.last().unwrap().occurred_at);
         for e in &log {
-            runner.apply(e);
+            runner.apply(&e.view());
         }
         assert_eq!(runner.checkpoint_age(), None, "no checkpoint taken yet");
         let bytes = runner.checkpoint(LOG);
@@ -273,7 +273,7 @@ fn a_checkpoint_saved_beside_a_log_restores_there_and_is_refused_beside_another(
     let log = pollster::block_on(store.read_all(Position(1), 100_000)).unwrap();
     let mut runner = Runner::new(&model, log.iter().map(|e| e.occurred_at).max().unwrap());
     for e in &log {
-        runner.apply(e);
+        runner.apply(&e.view());
     }
     assert!(pollster::block_on(Runner::load_checkpoint(&store, &model, "runner")).unwrap().is_none());
     pollster::block_on(runner.save_checkpoint(&store, "runner")).unwrap();
@@ -304,9 +304,9 @@ proptest! {
         let mut shards: Vec<Runner> =
             (0..count).map(|i| Runner::new(&model, BASE).with_refresh(None).with_shard(i, count)).collect();
         for e in &log {
-            whole.apply(e);
+            whole.apply(&e.view());
             for s in &mut shards {
-                s.apply(e);
+                s.apply(&e.view());
             }
         }
         whole.advance(at);
@@ -348,7 +348,7 @@ fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling()
         HealthModel { weights: HealthWeights { nps: 0.4, ..HealthWeights::default() }, ..HealthModel::default() };
     let mut serving = Runner::new(&old_model, now);
     for e in pollster::block_on(store.read_all(Position(1), 100_000)).unwrap() {
-        serving.apply(&e);
+        serving.apply(&e.view());
     }
     serving.go_live();
     serving.take_signals();
@@ -362,8 +362,8 @@ fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling()
     let out = pollster::block_on(store.append(later.to_vec(), ExpectedVersion::Any)).unwrap();
     assert!(out.last_position().is_some());
     for e in pollster::block_on(store.read_all(target, 100_000)).unwrap() {
-        serving.apply(&e);
-        rebuilt.apply(&e);
+        serving.apply(&e.view());
+        rebuilt.apply(&e.view());
     }
     let old = take_over(&mut serving, rebuilt);
     assert_eq!(old.position(), serving.position());
@@ -372,7 +372,7 @@ fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling()
     // The runner now serving is the new model's, as if it had run from the start.
     let mut fresh = Runner::new(&new_model, now);
     for e in pollster::block_on(store.read_all(Position(1), 100_000)).unwrap() {
-        fresh.apply(&e);
+        fresh.apply(&e.view());
     }
     for s in fresh.at_risk(usize::MAX) {
         let got = serving.scores(&s.account).unwrap();
@@ -411,7 +411,7 @@ proptest! {
         for (step, (chunk, days, restarts)) in steps.into_iter().enumerate() {
             let upto = (applied + chunk).min(log.len());
             for s in &mut shards {
-                log[applied..upto].iter().for_each(|e| s.apply(e));
+                log[applied..upto].iter().for_each(|e| s.apply(&e.view()));
             }
             applied = upto;
             at = at.add_nanos(days * DAY);
@@ -428,7 +428,7 @@ proptest! {
                 model = &new_model;
                 for (i, s) in shards.iter_mut().enumerate() {
                     let mut rebuilt = shard(model, i as u64, at);
-                    log[..applied].iter().for_each(|e| rebuilt.apply(e));
+                    log[..applied].iter().for_each(|e| rebuilt.apply(&e.view()));
                     rebuilt.advance(at);
                     let old = rapport_health::take_over(s, rebuilt);
                     prop_assert_eq!(old.position(), s.position());
