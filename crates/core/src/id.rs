@@ -40,6 +40,7 @@ pub enum ParseIdError {
     },
 }
 
+#[inline]
 pub(crate) fn check_key(s: &str) -> Result<(), ParseIdError> {
     if s.is_empty() {
         return Err(ParseIdError::Empty);

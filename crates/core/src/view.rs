@@ -11,13 +11,14 @@ use crate::id::{
 };
 use crate::timestamp::Timestamp;
 
-/// An item key (commitment, escalation or survey) borrowed from its text, with its
-/// [`stable_hash`]. Like the owned keys it is always valid: non-empty, at most
-/// [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX) bytes, without control characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An item key (commitment, escalation or survey) borrowed from its text. Like the owned keys
+/// it is always valid: non-empty, at most [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX) bytes, without
+/// control characters. Its [`stable_hash`] comes with it when an owned key lent it; a key
+/// decoded from bytes computes it when asked.
+#[derive(Debug, Clone, Copy)]
 pub struct KeyRef<'a> {
     text: &'a str,
-    hash: u64,
+    hash: Option<u64>,
 }
 
 impl<'a> KeyRef<'a> {
@@ -25,16 +26,17 @@ impl<'a> KeyRef<'a> {
     ///
     /// # Errors
     /// [`ParseIdError`] when `text` is empty, too long or holds a control character.
+    #[inline]
     pub fn new(text: &'a str) -> Result<Self, ParseIdError> {
         check_key(text)?;
-        Ok(Self { text, hash: stable_hash(text) })
+        Ok(Self { text, hash: None })
     }
 
     /// A key already checked, with its stable hash.
     #[inline]
     pub(crate) fn checked(text: &'a str, hash: u64) -> Self {
         debug_assert!(check_key(text).is_ok() && stable_hash(text) == hash);
-        Self { text, hash }
+        Self { text, hash: Some(hash) }
     }
 
     /// The key's text.
@@ -45,9 +47,17 @@ impl<'a> KeyRef<'a> {
     /// The key's [`stable_hash`], as the owned key's.
     #[inline]
     pub fn stable_hash(&self) -> u64 {
-        self.hash
+        self.hash.unwrap_or_else(|| stable_hash(self.text))
     }
 }
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for KeyRef<'_> {}
 
 /// An account id borrowed from its text. Like [`AccountId`] it is always valid: non-empty, at
 /// most [`KEY_BYTES_MAX`](crate::KEY_BYTES_MAX) bytes, without control characters. It carries
