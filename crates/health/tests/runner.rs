@@ -9,12 +9,35 @@ use rapport_health::{AccountScores, HealthModel, Portfolio, Runner, Score, rank_
 
 const DAY: i64 = 86_400_000_000_000;
 
+/// A fold of `events` from scratch; the same three ways a portfolio is fed (views of owned
+/// events, owned events, views decoded in place from the binary form, whose ids carry no
+/// hash and whose text is not the owned events') must agree exactly.
 fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<AccountScores> {
-    let mut portfolio = Portfolio::new(model, AsOf::at(at));
+    let mut viewed = Portfolio::new(model, AsOf::at(at));
+    let mut owned = Portfolio::new(model, AsOf::at(at));
+    let mut decoded = Portfolio::new(model, AsOf::at(at));
+    let mut bytes = Vec::new();
     for e in events {
-        portfolio.apply(&e.view());
+        viewed.apply(&e.view());
+        owned.apply_envelope(e);
+        bytes.clear();
+        rapport_core::codec::encode_envelope(e, &mut bytes);
+        let c = rapport_core::codec::decode_content(&bytes).expect("reads back");
+        let view = rapport_core::EnvelopeRef {
+            id: c.id,
+            account: c.account,
+            occurred_at: c.occurred_at,
+            recorded_at: e.recorded_at,
+            stream_version: e.stream_version,
+            position: e.position,
+            event: c.event,
+        };
+        decoded.apply(&view);
     }
-    portfolio.finish()
+    let scores = viewed.finish();
+    assert_eq!(owned.finish(), scores, "owned events fold as their views");
+    assert_eq!(decoded.finish(), scores, "decoded views fold as views of owned events");
+    scores
 }
 
 fn close(a: f64, b: f64) -> bool {
