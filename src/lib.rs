@@ -33,8 +33,9 @@
 
 pub use rapport_core as core;
 pub use rapport_core::{
-    AccountId, AnyStore, AppendError, AppendOutcome, AsOf, BackfillStore, Envelope, Event, EventId, ExpectedVersion,
-    Ledger, MemoryStore, NewEvent, Position, ReadError, Store, StreamVersion, Timestamp, ValidationError,
+    AccountId, AnyStore, AppendError, AppendOutcome, AsOf, BackfillStore, Envelope, EnvelopeRef, Event, EventId,
+    EventRef, ExpectedVersion, Ledger, MemoryStore, NewEvent, Position, ReadError, Store, StreamVersion, Timestamp,
+    ValidationError,
 };
 pub use rapport_health as health;
 pub use rapport_import as import;

@@ -245,8 +245,8 @@ pub trait Store: Send + Sync {
     fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send;
 
     /// Calls `visit` on every event with position `>= from`, in position order, up to the head
-    /// this call finds, and returns the position after the last one visited (`from` when there
-    /// was none). What a full pass over the log uses ([`Ledger::scan`](crate::Ledger::scan)):
+    /// this call finds, and returns the position after the last one visited (when there was
+    /// none, `from`, or 1 for `from` 0). What a full pass over the log uses ([`Ledger::scan`](crate::Ledger::scan)):
     /// each event is lent as an [`EnvelopeRef`], so a store that decodes events in place (the
     /// file store) allocates nothing per event. The default reads owned pages through
     /// [`read_all`](Self::read_all) and lends each event of them.
