@@ -91,6 +91,21 @@ fn sqlite_insert(conn: &mut Connection, batch: &[NewEvent]) {
     tx.commit().expect("commit");
 }
 
+/// Events per second of a read of SQLite's table in position order, each row handed to
+/// `decode` (which says whether it decoded); asserts all `n` rows decoded.
+fn sqlite_scan(conn: &Connection, n: usize, decode: &mut dyn FnMut(Position, &rusqlite::Row<'_>) -> bool) -> f64 {
+    let t = Instant::now();
+    let mut decoded = 0usize;
+    let mut stmt = conn.prepare("SELECT position, record FROM events ORDER BY position").expect("select");
+    let mut rows = stmt.query([]).expect("query");
+    while let Some(r) = rows.next().expect("row") {
+        let position: i64 = r.get(0).expect("position");
+        decoded += usize::from(decode(Position(position as u64), r));
+    }
+    assert_eq!(decoded, n);
+    per_second(n, t.elapsed())
+}
+
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -262,34 +277,14 @@ fn main() {
     let ours_pages = per_second(n, t.elapsed());
     // SQLite reading every row and decoding it into an owned envelope (the peer), then
     // reading the blob in place and decoding it in place, as our scan does.
-    let t = Instant::now();
-    let mut seen = 0usize;
-    {
-        let mut stmt = conn.prepare("SELECT position, record FROM events ORDER BY position").expect("select");
-        let mut rows_ = stmt.query([]).expect("query");
-        while let Some(r) = rows_.next().expect("row") {
-            let position: i64 = r.get(0).expect("position");
-            let record: Vec<u8> = r.get(1).expect("record");
-            let _ = decode_body(&record, Position(position as u64)).expect("decode");
-            seen += 1;
-        }
-    }
-    assert_eq!(seen, n);
-    let peer = per_second(n, t.elapsed());
-    let t = Instant::now();
-    let mut seen = 0usize;
-    {
-        let mut stmt = conn.prepare("SELECT position, record FROM events ORDER BY position").expect("select");
-        let mut rows_ = stmt.query([]).expect("query");
-        while let Some(r) = rows_.next().expect("row") {
-            let position: i64 = r.get(0).expect("position");
-            let record = r.get_ref(1).expect("record").as_blob().expect("blob");
-            let e = decode_body_ref(record, Position(position as u64)).expect("decode");
-            seen += usize::from(e.position.0 > 0);
-        }
-    }
-    assert_eq!(seen, n);
-    let peer_in_place = per_second(n, t.elapsed());
+    let peer = sqlite_scan(&conn, n, &mut |position, r| {
+        let record: Vec<u8> = r.get(1).expect("record");
+        decode_body(&record, position).is_ok()
+    });
+    let peer_in_place = sqlite_scan(&conn, n, &mut |position, r| {
+        let record = r.get_ref(1).expect("record").as_blob().expect("blob");
+        decode_body_ref(record, position).is_ok()
+    });
     rows.push(row("full scan + decode (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
     rows.push(row(
         "full scan, owned pages (read_all)",
@@ -582,10 +577,35 @@ fn main() {
                 pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
                 if k == 1 {
                     // The tail's ids merged into the id file and the snapshot rewritten, while
-                    // the store runs (the close after it then has nothing to save).
-                    let t = Instant::now();
-                    store.save_index_snapshot().expect("save the index snapshot");
-                    live_save = Some(t.elapsed());
+                    // the store runs and a thread appends one event at a time to an account of
+                    // its own: the longest of those appends is the pause a save imposes.
+                    let stop = std::sync::atomic::AtomicBool::new(false);
+                    let (took, (longest, appended)) = std::thread::scope(|s| {
+                        let probe = s.spawn(|| {
+                            let account = rapport_core::AccountId::new("live-save-probe").expect("id");
+                            let at = Timestamp::now().add_nanos(-3_600_000_000_000);
+                            let (mut longest, mut n) = (Duration::ZERO, 0u64);
+                            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                                let e = NewEvent::new(
+                                    account.clone(),
+                                    at,
+                                    rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
+                                );
+                                let t = Instant::now();
+                                pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).expect("append");
+                                longest = longest.max(t.elapsed());
+                                n += 1;
+                            }
+                            (longest, n)
+                        });
+                        std::thread::sleep(Duration::from_millis(50));
+                        let t = Instant::now();
+                        store.save_index_snapshot().expect("save the index snapshot");
+                        let took = t.elapsed();
+                        stop.store(true, std::sync::atomic::Ordering::Release);
+                        (took, probe.join().expect("probe"))
+                    });
+                    live_save = Some((took, longest, appended));
                 }
                 drop(store);
                 if k == 0 {
@@ -597,13 +617,15 @@ fn main() {
                 }
             }
         }
+        // The big log, and the probe's events appended while the snapshot was saved.
+        let logged = big as u64 + live_save.map_or(0, |(_, _, appended)| appended);
         // Each open alone in a fresh process, for its resident memory after the open: first
         // reading the whole log, then from the snapshot the clean close saved.
         let probes =
             [open_in_child(&bdir, "whole"), open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
         let three = |f: &dyn Fn(&OpenProbe) -> String| probes.iter().map(f).collect::<Vec<_>>().join(" / ");
         rows.push(Row {
-            what: format!("open of {big} events over {accounts} accounts: whole log / snapshot / read-only"),
+            what: format!("open of {logged} events over {accounts} accounts: whole log / snapshot / read-only"),
             ours: three(&|p| format!("{:.2} s", p.seconds)),
             peer: "-".into(),
             ratio: "-".into(),
@@ -620,10 +642,12 @@ fn main() {
             peer: "-".into(),
             ratio: "-".into(),
         });
-        if let Some(took) = live_save {
+        if let Some((took, longest, appended)) = live_save {
             rows.push(Row {
-                what: format!("index snapshot saved while running, {tail} events after the last one"),
-                ours: format!("{:.2} s", took.as_secs_f64()),
+                what: format!(
+                    "index snapshot saved while running, {tail} events after the last one; longest of {appended} appends meanwhile"
+                ),
+                ours: format!("{:.2} s; {:.0} ms", took.as_secs_f64(), longest.as_secs_f64() * 1e3),
                 peer: "-".into(),
                 ratio: "-".into(),
             });

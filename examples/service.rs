@@ -56,7 +56,7 @@ const TICK: Duration = Duration::from_secs(1);
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// How many events past the file store's last index snapshot make the clock task save a new
 /// one, so that a start after a crash reads at most about this many events of the log
-/// (docs/scaling.md). Appends wait while it is saved.
+/// (docs/scaling.md). Appends wait only while its checkpoint is taken.
 const INDEX_SNAPSHOT_EVERY_EVENTS: u64 = 250_000;
 /// How long `POST /events` waits for the runner to fold what it appended.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);

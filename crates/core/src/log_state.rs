@@ -119,6 +119,19 @@ impl LogState {
         self.ids.take_all()
     }
 
+    /// Every recorded id with its position, in no order, kept: for a store that writes them
+    /// out while appends go on, then [`forget_ids_through`](Self::forget_ids_through) the
+    /// position it wrote them for.
+    pub fn ids(&self) -> Vec<(EventId, Position)> {
+        self.ids.all()
+    }
+
+    /// Forgets the recorded ids at positions up to `through` (a store keeps them elsewhere
+    /// now, see [`note_logged_id`](Self::note_logged_id)); later ones stay.
+    pub fn forget_ids_through(&mut self, through: Position) {
+        self.ids.forget_through(through);
+    }
+
     /// The position of the event with id `id`, if this state has recorded one.
     pub fn id_position(&self, id: &EventId) -> Option<Position> {
         self.ids.get(id)

@@ -19,7 +19,7 @@ pub(crate) struct Core {
     /// them when there is none).
     pub(crate) state: LogState,
     /// The ids the index snapshot's id file holds (a writer opened from a snapshot).
-    pub(crate) logged_ids: Option<IdFile>,
+    pub(crate) logged_ids: Option<Arc<IdFile>>,
     /// The streams' states the index snapshot holds, not yet in `state` (a writer opened
     /// from a snapshot): an account's is moved into `state` when first touched.
     pub(crate) saved_states: Option<SavedStates>,

@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) committed: AtomicU64,
     /// The last position the index snapshot on disk covers (as loaded, or as last saved).
     pub(crate) snapshot_at: AtomicU64,
+    /// Held while `FileStore::save_index_snapshot` runs: one save at a time.
+    pub(crate) saving: Mutex<()>,
     /// The committed head again, for subscribers to wait on (published right after
     /// `committed`).
     pub(crate) watch: HeadWatch,
@@ -67,6 +69,7 @@ impl Shared {
             index: RwLock::new(scan.index),
             committed,
             snapshot_at: AtomicU64::new(recovery.from_snapshot),
+            saving: Mutex::new(()),
             watch,
             poisoned: OnceLock::new(),
             readers: RwLock::new(vec![None; n_segments]),

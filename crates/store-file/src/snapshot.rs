@@ -14,6 +14,7 @@
 //! The snapshot covers a prefix; `verify` reads everything, checksums included.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rapport_core::backend::LogState;
 use rapport_core::derived::{self, DerivedHeader};
@@ -78,31 +79,46 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-/// [`Payload`] as written: borrowed from the open store, in the same field order.
+/// The first fields of [`Payload`] as written. The rest (`offsets`, `streams`) are serialized
+/// apart, at the checkpoint, and follow these bytes: postcard writes a struct as its fields
+/// one after another, with nothing around them, so the two parts read back as one `Payload`.
 #[derive(Serialize)]
-struct PayloadRef<'a> {
+struct PayloadHead {
     extent: Extent,
     last_recorded: Timestamp,
     ids: IdFileRef,
+}
+
+/// The last fields of [`Payload`] as written, borrowed from the open store.
+#[derive(Serialize)]
+struct PayloadTail<'a> {
     offsets: &'a Offsets,
     streams: Vec<(&'a AccountId, &'a Positions, Bytes<'a>)>,
 }
 
-/// Saves the snapshot of a log closed cleanly at `extent`. Failures are logged and ignored:
-/// the next open reads the log instead.
-///
-/// The ids go to an id file of a new generation (those of the file this open loaded, merged
-/// with those logged since), written before the snapshot that names it; files of other
-/// generations are removed once the snapshot is durable. A crash in between leaves the old
-/// snapshot naming the old file, both intact.
-pub(crate) fn save(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    log_id: [u8; 16],
+/// A snapshot taken at a checkpoint but not yet written: everything but its id file, as bytes
+/// and copies, so that writing it needs no lock of the store.
+pub(crate) struct Prepared {
     extent: Extent,
-    core: &mut Core,
-    index: &Index,
-) -> Result<IdFileRef, String> {
+    last_recorded: Timestamp,
+    /// [`PayloadTail`], serialized.
+    tail: Vec<u8>,
+    /// The ids the validation state held (logged since the id file, or found in it): with the
+    /// id file's, the ids the snapshot covers.
+    recent: Vec<(EventId, Position)>,
+}
+
+impl Prepared {
+    /// The last position the snapshot covers.
+    pub(crate) fn position(&self) -> u64 {
+        self.extent.position
+    }
+}
+
+/// Takes the snapshot of the store at `extent` (the writer's checkpoint or clean close), with
+/// the indexes as they stand there: each account's state (as held, or as the loaded snapshot
+/// saved it when never touched since) and the ids held, copied. Cheap next to writing it.
+pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prepared, String> {
     if core.next_position != extent.position + 1 || index.offsets.len() != extent.position {
         return Err(format!(
             "the indexes do not end where the log does ({} against {})",
@@ -110,8 +126,6 @@ pub(crate) fn save(
             extent.position
         ));
     }
-    let started = std::time::Instant::now();
-    // Each account's state: as held, or as the loaded snapshot saved it (never touched since).
     let mut states: Vec<Vec<u8>> = Vec::with_capacity(index.streams.len());
     for (account, _) in index.streams.iter() {
         let state = match core.state.stream(account) {
@@ -123,68 +137,76 @@ pub(crate) fn save(
         };
         states.push(state.map_err(|e| format!("account {account}: {e}"))?);
     }
-    // The ids logged since the last id file leave the validation state for the new file; if
-    // anything fails, they go back.
-    let recent = core.state.take_ids();
-    let written = write_files(vfs, dir, log_id, extent, core, index, &states, &recent);
-    match &written {
-        Ok((ids, bytes)) => {
-            id_file::remove_others(vfs, dir, Some(ids.generation));
-            tracing::info!(
-                dir = %dir.display(),
-                events = extent.position,
-                bytes,
-                ids = ids.count,
-                elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                "index snapshot saved"
-            );
-        }
-        Err(_) => {
-            for (id, position) in recent {
-                core.state.note_logged_id(id, position);
-            }
-        }
-    }
-    written.map(|(ids, _)| ids)
+    let tail = PayloadTail {
+        offsets: &index.offsets,
+        streams: index.streams.iter().zip(&states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
+    };
+    let tail = postcard::to_allocvec(&tail).map_err(|e| e.to_string())?;
+    Ok(Prepared { extent, last_recorded: core.last_recorded, tail, recent: core.state.ids() })
 }
 
-/// The id file (unless no id was logged since the loaded one), then the snapshot naming it.
-/// Returns the id file's reference and the snapshot's size.
-#[allow(clippy::too_many_arguments)] // One caller; the pieces of a snapshot, named.
-fn write_files(
+/// Writes a prepared snapshot: the id file of a new generation (`old`, the file the store
+/// answers from, merged with the ids prepared; `old` itself when no id was logged since), then
+/// the snapshot naming it. Needs no lock: `old` is only read. The caller removes other
+/// generations once it no longer answers from `old` (`id_file::remove_others`). A crash or an
+/// error leaves the previous snapshot naming the previous file, both intact.
+pub(crate) fn write(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    log_id: [u8; 16],
+    prepared: &Prepared,
+    old: Option<&IdFile>,
+) -> Result<IdFileRef, String> {
+    let started = std::time::Instant::now();
+    let ids = match (old, prepared.recent.is_empty()) {
+        (Some(file), true) => file.at(),
+        (old, _) => {
+            let generation = id_file::next_generation(vfs, dir);
+            id_file::write(vfs, dir, log_id, generation, old, &prepared.recent)
+                .map_err(|e| format!("the id file: {e}"))?
+        }
+    };
+    let head = PayloadHead { extent: prepared.extent, last_recorded: prepared.last_recorded, ids };
+    let mut payload = postcard::to_allocvec(&head).map_err(|e| e.to_string())?;
+    payload.extend_from_slice(&prepared.tail);
+    let header = DerivedHeader {
+        kind: KIND,
+        version: VERSION,
+        log_id,
+        position: Position(prepared.extent.position + 1),
+        fingerprint: 0,
+    };
+    let bytes = derived::seal(&header, &payload);
+    if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
+        return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
+    }
+    write_blob(vfs, dir, NAME, &bytes).map_err(|e| e.to_string())?;
+    tracing::info!(
+        dir = %dir.display(),
+        events = prepared.extent.position,
+        bytes = bytes.len(),
+        ids = ids.count,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "index snapshot saved"
+    );
+    Ok(ids)
+}
+
+/// Saves the snapshot of a log closed cleanly at `extent` ([`prepare`], then [`write`]), and
+/// removes the id files of other generations. Failures are logged by the caller and ignored:
+/// the next open reads the log instead.
+pub(crate) fn save(
     vfs: &dyn Vfs,
     dir: &Path,
     log_id: [u8; 16],
     extent: Extent,
     core: &Core,
     index: &Index,
-    states: &[Vec<u8>],
-    recent: &[(EventId, Position)],
-) -> Result<(IdFileRef, usize), String> {
-    let ids = match (&core.logged_ids, recent.is_empty()) {
-        (Some(file), true) => file.at(),
-        (old, _) => {
-            let generation = id_file::next_generation(vfs, dir);
-            id_file::write(vfs, dir, log_id, generation, old.as_ref(), recent)
-                .map_err(|e| format!("the id file: {e}"))?
-        }
-    };
-    let payload = PayloadRef {
-        extent,
-        last_recorded: core.last_recorded,
-        ids,
-        offsets: &index.offsets,
-        streams: index.streams.iter().zip(states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
-    };
-    let payload = postcard::to_allocvec(&payload).map_err(|e| e.to_string())?;
-    let header =
-        DerivedHeader { kind: KIND, version: VERSION, log_id, position: Position(extent.position + 1), fingerprint: 0 };
-    let bytes = derived::seal(&header, &payload);
-    if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
-        return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
-    }
-    write_blob(vfs, dir, NAME, &bytes).map_err(|e| e.to_string())?;
-    Ok((ids, bytes.len()))
+) -> Result<IdFileRef, String> {
+    let prepared = prepare(extent, core, index)?;
+    let ids = write(vfs, dir, log_id, &prepared, core.logged_ids.as_deref())?;
+    id_file::remove_others(vfs, dir, Some(ids.generation));
+    Ok(ids)
 }
 
 /// What a usable snapshot gives an open: the state after its last position, and where to
@@ -238,7 +260,7 @@ fn try_load(
     read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
     let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
     let payload: Payload<'_> = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
-    let logged_ids = if validate { Some(IdFile::open(vfs, dir, header.log_id, payload.ids)?) } else { None };
+    let logged_ids = if validate { Some(Arc::new(IdFile::open(vfs, dir, header.log_id, payload.ids)?)) } else { None };
     let extent = payload.extent;
     if payload.ids.count != extent.position {
         return Err(format!("its id file holds {} ids for {} events", payload.ids.count, extent.position));

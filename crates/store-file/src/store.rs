@@ -61,11 +61,14 @@ impl FileStore {
     /// either, an open reads everything since the last one). Returns the last position it
     /// covers.
     ///
-    /// Appends wait while it runs: the writer makes everything written durable and records
-    /// the head record there, then the id file (the previous one merged with the ids logged
-    /// since) and the snapshot are written. It blocks the calling thread for about as long as
-    /// writing those files takes (BENCHMARKS.md, "Index snapshot while running"); call it from
-    /// a thread that may wait, at a quiet moment.
+    /// Appends wait only while the checkpoint is taken: the writer makes everything written
+    /// durable and records the head record there, and the snapshot's contents are copied (each
+    /// touched account's state serialized, the indexes, the ids held). The id file (the
+    /// previous one merged with the ids logged since) and the snapshot are then written while
+    /// appends go on; appends keep finding the ids being written in memory until the new file
+    /// answers for them. One save runs at a time. It blocks the calling thread for about as long
+    /// as writing those files takes (BENCHMARKS.md, "Reads in place" and "Index snapshot while
+    /// running"); call it from a thread that may wait.
     ///
     /// ```
     /// # use rapport_core::{ExpectedVersion, Store, testing::synth::{generate, SynthConfig}};
@@ -95,39 +98,54 @@ impl FileStore {
         if !sh.options.index_snapshot {
             return Err(StorageError::new(OPERATION, "index snapshots are turned off (Options::index_snapshot)"));
         }
-        // No append is decided while the core is held; the writer needs only the index.
-        let mut core = lock(&sh.core);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sent = lock(&sh.sender).as_ref().is_some_and(|s| s.send(ToWriter::Checkpoint(tx)).is_ok());
-        let stopped = || StorageError::new(OPERATION, "the writer has stopped");
-        if !sent {
-            return Err(stopped());
-        }
-        let extent = match rx.recv() {
-            Ok(Ok(extent)) => extent,
-            Ok(Err(why)) => {
-                sh.poison(format!("a checkpoint: {why}"));
-                return Err(StorageError::new(OPERATION, why));
+        let _one_at_a_time = lock(&sh.saving);
+        // 1. Under the core lock (no append is decided meanwhile; the writer needs only the
+        //    index): the checkpoint, and the snapshot taken there, copied.
+        let (prepared, old) = {
+            let core = lock(&sh.core);
+            let (tx, rx) = std::sync::mpsc::channel();
+            let sent = lock(&sh.sender).as_ref().is_some_and(|s| s.send(ToWriter::Checkpoint(tx)).is_ok());
+            let stopped = || StorageError::new(OPERATION, "the writer has stopped");
+            if !sent {
+                return Err(stopped());
             }
-            Err(_) => return Err(stopped()),
-        };
-        self.check_poison(OPERATION)?;
-        let saved = {
+            let extent = match rx.recv() {
+                Ok(Ok(extent)) => extent,
+                Ok(Err(why)) => {
+                    sh.poison(format!("a checkpoint: {why}"));
+                    return Err(StorageError::new(OPERATION, why));
+                }
+                Err(_) => return Err(stopped()),
+            };
+            self.check_poison(OPERATION)?;
             let index = sh.index.read().unwrap_or_else(|p| p.into_inner());
-            crate::snapshot::save(&*sh.vfs, &sh.dir, sh.log_id, extent, &mut core, &index)
+            let prepared =
+                crate::snapshot::prepare(extent, &core, &index).map_err(|why| StorageError::new(OPERATION, why))?;
+            (prepared, core.logged_ids.clone())
         };
-        let at = saved.map_err(|why| StorageError::new(OPERATION, why))?;
-        // The ids logged since the last file left the validation state for the new one.
-        match crate::id_file::IdFile::open(&*sh.vfs, &sh.dir, sh.log_id, at) {
-            Ok(file) => core.logged_ids = Some(file),
+        // 2. With no lock, appends going on: the id file and the snapshot written. The ids
+        //    prepared stay in the validation state meanwhile, so appends still find them.
+        let at = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &prepared, old.as_deref())
+            .map_err(|why| StorageError::new(OPERATION, why))?;
+        let file = match crate::id_file::IdFile::open(&*sh.vfs, &sh.dir, sh.log_id, at) {
+            Ok(file) => Arc::new(file),
             Err(why) => {
                 let why = format!("the id file just written does not open: {why}");
                 sh.poison(why.clone());
                 return Err(StorageError::new(OPERATION, why));
             }
+        };
+        // 3. Under the core lock again: the new file answers for every id up to the
+        //    checkpoint, which leave the validation state; later ones stay.
+        {
+            let mut core = lock(&sh.core);
+            core.logged_ids = Some(file);
+            core.state.forget_ids_through(Position(prepared.position()));
         }
-        sh.snapshot_at.store(extent.position, Ordering::Release);
-        Ok(extent.position)
+        crate::id_file::remove_others(&*sh.vfs, &sh.dir, Some(at.generation));
+        let extent_position = prepared.position();
+        sh.snapshot_at.store(extent_position, Ordering::Release);
+        Ok(extent_position)
     }
 
     /// The directory.

@@ -876,6 +876,56 @@ fn a_snapshot_saved_while_running_stands_in_after_a_crash_and_keeps_every_id() {
 }
 
 #[test]
+fn appends_go_on_while_a_snapshot_is_saved_and_every_id_stays_found() {
+    let batches = workload();
+    let vfs = FaultyVfs::new();
+    let store = Arc::new(open_mem(&vfs).unwrap());
+    let appender = {
+        let store = Arc::clone(&store);
+        let batches = batches.clone();
+        std::thread::spawn(move || {
+            for b in &batches {
+                pollster::block_on(store.append(b.clone(), ExpectedVersion::Any)).unwrap();
+            }
+        })
+    };
+    // Saves while the appender runs: each covers what was committed at its checkpoint.
+    let mut saved = Vec::new();
+    while !appender.is_finished() {
+        saved.push(store.save_index_snapshot().unwrap());
+    }
+    appender.join().unwrap();
+    saved.push(store.save_index_snapshot().unwrap());
+    assert!(saved.windows(2).all(|w| w[0] <= w[1]), "saves cover more and more: {saved:?}");
+    let all = assert_log_invariants(&store);
+    let events: Vec<NewEvent> = batches.iter().flatten().cloned().collect();
+    assert_eq!(all.len(), events.len());
+    // Ids logged before, during and after each save: all found, as duplicates or conflicts.
+    for chunk in events.chunks(500) {
+        let out = pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        assert_eq!((out.appended.len(), out.duplicates.len()), (0, chunk.len()));
+    }
+    for i in [0, events.len() / 3, events.len() - 1] {
+        let mut changed = events[i].clone();
+        changed.occurred_at = changed.occurred_at.add_nanos(1);
+        assert!(matches!(
+            pollster::block_on(store.append(vec![changed], ExpectedVersion::Any)),
+            Err(rapport_core::AppendError::IdConflict { .. })
+        ));
+    }
+    // A crash now opens on the last save; every id is still found.
+    let image = vfs.crash_image(Tear::KeepAll, 0);
+    drop(store);
+    let reopened = open_mem(&image).unwrap();
+    assert_eq!(reopened.recovery().from_snapshot, *saved.last().unwrap());
+    assert_eq!(assert_log_invariants(&reopened), all);
+    for chunk in events.chunks(1_000) {
+        let out = pollster::block_on(reopened.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        assert!(out.appended.is_empty());
+    }
+}
+
+#[test]
 fn a_crash_at_every_write_of_a_snapshot_saved_while_running_opens_the_acknowledged_log() {
     let batches = workload();
     let clean = FaultyVfs::new();

@@ -44,6 +44,16 @@ impl IdIndex {
     pub(crate) fn take_all(&mut self) -> Vec<(EventId, Position)> {
         self.ids.drain().collect()
     }
+
+    /// Every id with its position, in no order; the index keeps them.
+    pub(crate) fn all(&self) -> Vec<(EventId, Position)> {
+        self.ids.iter().map(|(id, p)| (*id, *p)).collect()
+    }
+
+    /// Removes the ids at positions up to `through`.
+    pub(crate) fn forget_through(&mut self, through: Position) {
+        self.ids.retain(|_, p| *p > through);
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +81,20 @@ mod tests {
         all.sort_unstable_by_key(|&(_, p)| p);
         assert_eq!(all, (1..=60).filter(|&n| n != 7).map(|n| (id(n), Position(n))).collect::<Vec<_>>());
         assert_eq!(index.get(&id(3)), None);
+    }
+
+    #[test]
+    fn ids_are_copied_out_then_forgotten_up_to_a_position() {
+        let mut index = IdIndex::default();
+        for n in 1..=60 {
+            index.insert_new(id(n), Position(n)).unwrap();
+        }
+        let mut copied = index.all();
+        copied.sort_unstable_by_key(|&(_, p)| p);
+        assert_eq!(copied, (1..=60).map(|n| (id(n), Position(n))).collect::<Vec<_>>());
+        assert_eq!(index.get(&id(60)), Some(Position(60)), "copying keeps them");
+        index.forget_through(Position(40));
+        assert_eq!((index.get(&id(40)), index.get(&id(41))), (None, Some(Position(41))));
+        assert_eq!(index.all().len(), 20);
     }
 }
