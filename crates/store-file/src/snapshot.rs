@@ -192,7 +192,7 @@ pub(crate) fn write(
     Ok(ids)
 }
 
-/// Saves the snapshot of a log closed cleanly at `extent` ([`prepare`], then [`write`]), and
+/// Saves the snapshot of a log closed cleanly at `extent` ([`prepare`], then [`write()`](fn@write)), and
 /// removes the id files of other generations. Failures are logged by the caller and ignored:
 /// the next open reads the log instead.
 pub(crate) fn save(
