@@ -93,7 +93,7 @@ fn sqlite_insert(conn: &mut Connection, batch: &[NewEvent]) {
 
 /// Events per second of a read of SQLite's table in position order, each row handed to
 /// `decode` (which says whether it decoded); asserts all `n` rows decoded.
-fn sqlite_scan(conn: &Connection, n: usize, decode: &mut dyn FnMut(Position, &rusqlite::Row<'_>) -> bool) -> f64 {
+fn sqlite_read_rate(conn: &Connection, n: usize, decode: &mut dyn FnMut(Position, &rusqlite::Row<'_>) -> bool) -> f64 {
     let t = Instant::now();
     let mut decoded = 0usize;
     let mut stmt = conn.prepare("SELECT position, record FROM events ORDER BY position").expect("select");
@@ -277,11 +277,11 @@ fn main() {
     let ours_pages = per_second(n, t.elapsed());
     // SQLite reading every row and decoding it into an owned envelope (the issue's peer), then
     // reading the blob in place and decoding it in place, as our scan does.
-    let peer = sqlite_scan(&conn, n, &mut |position, r| {
+    let peer = sqlite_read_rate(&conn, n, &mut |position, r| {
         let record: Vec<u8> = r.get(1).expect("record");
         decode_body(&record, position).is_ok()
     });
-    let peer_in_place = sqlite_scan(&conn, n, &mut |position, r| {
+    let peer_in_place = sqlite_read_rate(&conn, n, &mut |position, r| {
         let record = r.get_ref(1).expect("record").as_blob().expect("blob");
         decode_body_ref(record, position).is_ok()
     });
@@ -311,6 +311,62 @@ fn main() {
         peer: "-".into(),
         ratio: "-".into(),
     });
+
+    // 2b. Scoring every account of the issue's store (#18: 4,000 accounts, 13 months, seed 11)
+    // against SQLite replaying (reading and decoding) as many events: a fold of the whole log
+    // (`score_all`, open excluded), and a runner that follows the log answering for all.
+    {
+        let issue: Vec<NewEvent> =
+            generate(SynthConfig { accounts: 4_000, months: 13, seed: 11, ..Default::default() }).collect();
+        let at = Timestamp::parse("2026-01-01T00:00:00Z").expect("instant");
+        let store = FileStore::open(dir.join("scores")).expect("open");
+        let mut conn = sqlite(&dir.join("scores.sqlite"));
+        for chunk in issue.chunks(10_000) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
+            sqlite_insert(&mut conn, chunk);
+        }
+        let m = issue.len();
+        let replay = (0..5).map(|_| {
+            sqlite_read_rate(&conn, m, &mut |p, r: &rusqlite::Row<'_>| {
+                let record: Vec<u8> = r.get(1).expect("record");
+                decode_body(&record, p).is_ok()
+            })
+        });
+        let replay = m as f64 / replay.fold(0.0, f64::max);
+        let model = rapport_health::HealthModel::default();
+        let ledger = rapport_core::Ledger::new(store);
+        let best = |f: &mut dyn FnMut()| {
+            (0..5)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed()
+                })
+                .min()
+                .expect("runs")
+        };
+        let fold = best(&mut || {
+            let all = pollster::block_on(rapport_health::score_all(&ledger, &model, rapport_core::AsOf::at(at)));
+            assert_eq!(all.expect("score").len(), 4_000);
+        });
+        let mut runner = rapport_health::Runner::new(&model, at);
+        pollster::block_on(ledger.scan(Position(1), |e| runner.apply(e))).expect("scan");
+        runner.advance(at);
+        let live = best(&mut || assert_eq!(runner.all_scores().len(), 4_000));
+        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+        let replay = Duration::from_secs_f64(replay);
+        for (what, took) in [
+            ("score all 4,000 accounts: fold of the log (score_all)", fold),
+            ("score all 4,000 accounts: a live runner (all_scores)", live),
+        ] {
+            rows.push(Row {
+                what: format!("{what}, {m} events; SQLite replays them"),
+                ours: ms(took),
+                peer: ms(replay),
+                ratio: format!("{:.2}x", replay.as_secs_f64() / took.as_secs_f64()),
+            });
+        }
+    }
 
     // 3. Single-event durable append latency.
     let singles = events(2_000, 7);
