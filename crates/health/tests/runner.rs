@@ -121,6 +121,40 @@ proptest! {
 }
 
 #[test]
+fn scores_answer_every_event_applied_even_before_time_moves() {
+    let model = HealthModel::default();
+    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
+        accounts: 12,
+        months: 12,
+        seed: 5,
+        ..Default::default()
+    })
+    .collect();
+    let log = envelopes(&events);
+    let end = log.iter().map(|e| e.occurred_at).max().unwrap_or(BASE);
+    // Half the log, then time moves to the end: every account is ranked there.
+    let (first, rest) = log.split_at(log.len() / 2);
+    let mut runner = Runner::new(&model, BASE);
+    for e in first {
+        runner.apply(&e.view());
+    }
+    runner.advance(end);
+    let ranked = runner.all_scores();
+    assert_eq!(ranked, reference(&model, first, end));
+    // The rest folds in without time moving (a runner not yet live settles nothing): every
+    // answer is the fold of everything applied, not what was ranked last.
+    for e in rest {
+        runner.apply(&e.view());
+    }
+    let want = reference(&model, &log, end);
+    assert_ne!(ranked, want, "the rest of the log changes some scores");
+    assert_eq!(runner.all_scores(), want);
+    for s in &want {
+        assert_eq!(runner.scores(&s.account).as_ref(), Some(s));
+    }
+}
+
+#[test]
 fn with_a_refresh_interval_the_ranking_catches_up_when_accounts_fall_due() {
     let model = HealthModel::default();
     let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
