@@ -290,6 +290,11 @@ fn is_json_number(s: &str) -> bool {
     i == b.len()
 }
 
+/// `cell` without the whitespace JSON allows around a value (space, tab, line feed, return).
+fn json_trim(cell: &str) -> &str {
+    cell.trim_matches([' ', '\t', '\n', '\r'])
+}
+
 /// One row as an event: its JSON object, with empty cells left out, parsed as a JSON line.
 ///
 /// # Errors
@@ -317,11 +322,12 @@ pub(crate) fn event(
         match ty {
             // Serialising a string cannot fail.
             FieldType::Text => json.push_str(&serde_json::to_string(cell).unwrap_or_default()),
-            FieldType::Number | FieldType::Integer if is_json_number(cell) => json.push_str(cell),
+            // Whitespace around a number is allowed, as JSON allows it around a value.
+            FieldType::Number | FieldType::Integer if is_json_number(json_trim(cell)) => json.push_str(json_trim(cell)),
             FieldType::Number | FieldType::Integer => {
                 return Err(format!("{name}: {:?} is not a number as JSON writes one", cell));
             }
-            FieldType::Bool if cell == "true" || cell == "false" => json.push_str(cell),
+            FieldType::Bool if matches!(json_trim(cell), "true" | "false") => json.push_str(json_trim(cell)),
             FieldType::Bool => return Err(format!("{name}: {:?} is not true or false", cell)),
         }
     }

@@ -116,6 +116,32 @@ fn csv_rows_and_json_lines_are_the_same_events() {
 }
 
 #[test]
+fn whitespace_around_a_csv_number_or_flag_is_ignored_as_json_ignores_it() {
+    let csv = "type,account,occurred_at,commitment,title,due,weight\n\
+               commitment_made,acme,2024-01-01T00:00:00Z,c-1,SSO,2024-02-01T00:00:00Z,\" 1.5\t\"\n";
+    let delivered =
+        "type,account,occurred_at,commitment,accepted\ncommitment_delivered,acme,2024-01-20T00:00:00Z,c-1, false \n";
+    let json = "{\"type\":\"commitment_made\",\"account\":\"acme\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"commitment\":\"c-1\",\"title\":\"SSO\",\"due\":\"2024-02-01T00:00:00Z\",\"weight\":1.5}\n\
+                {\"type\":\"commitment_delivered\",\"account\":\"acme\",\"occurred_at\":\"2024-01-20T00:00:00Z\",\"commitment\":\"c-1\",\"accepted\":false}\n";
+    let ledger = Ledger::memory();
+    let options = ImportOptions { format: Format::Csv, ..ImportOptions::default() };
+    let made = csv.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+    assert_eq!(
+        import_reader(&ledger, "t.csv", || Ok(made.as_bytes()), &options, None, &mut |_| {}).unwrap().appended,
+        1
+    );
+    assert_eq!(
+        import_reader(&ledger, "d.csv", || Ok(delivered.as_bytes()), &options, None, &mut |_| {}).unwrap().appended,
+        1
+    );
+    // The same events as the JSON lines with the bare values: duplicates, not conflicts.
+    let again = run(&ledger, json, &ImportOptions::default()).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 2));
+    // A number with other characters around it is refused.
+    assert!(csv_import("type,account,occurred_at,commitment,title,due,weight\ncommitment_made,acme,2024-01-01T00:00:00Z,c-1,SSO,2024-02-01T00:00:00Z,1.5x\n").is_err());
+}
+
+#[test]
 fn long_and_non_utf8_lines_among_thousands_are_rejected_by_number() {
     // Several parse chunks (1,024 lines each), parsed on two threads: the rejected lines keep
     // their numbers, and every other line lands as in a clean import.
