@@ -353,25 +353,11 @@ key_type!(
     "Survey keys key no map: an answer needs no earlier step."
 );
 
-macro_rules! item_key_view {
-    ($($name:ident),*) => {$(
-        impl $name {
-            /// The key borrowed, with its stable hash.
-            #[inline]
-            pub fn view(&self) -> crate::view::KeyRef<'_> {
-                crate::view::KeyRef::checked(&self.text, self.hash)
-            }
-        }
-    )*};
-}
-
-item_key_view!(CommitmentKey, EscalationKey, SurveyKey);
-
 impl AccountId {
-    /// The id borrowed, with the keyed hash it hashes as in maps.
+    /// The keyed hash it hashes as in maps (what its view carries, `view.rs`).
     #[inline]
-    pub fn view(&self) -> crate::view::AccountRef<'_> {
-        crate::view::AccountRef::with_hash(&self.text, self.map_hash.0)
+    pub(crate) fn keyed_hash(&self) -> u64 {
+        self.map_hash.0
     }
 }
 

@@ -258,6 +258,28 @@ pub struct EnvelopeRef<'a> {
     pub event: EventRef<'a>,
 }
 
+macro_rules! item_key_view {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// The key borrowed, with its stable hash.
+            #[inline]
+            pub fn view(&self) -> KeyRef<'_> {
+                KeyRef::checked(self.as_str(), self.stable_hash())
+            }
+        }
+    )*};
+}
+
+item_key_view!(CommitmentKey, EscalationKey, SurveyKey);
+
+impl AccountId {
+    /// The id borrowed, with the keyed hash it hashes as in maps.
+    #[inline]
+    pub fn view(&self) -> AccountRef<'_> {
+        AccountRef::with_hash(self.as_str(), self.keyed_hash())
+    }
+}
+
 impl Envelope {
     /// This event, borrowed: what projections fold.
     #[inline]
