@@ -54,7 +54,8 @@ enum Undo {
 ///
 /// A store that saves its state beside its log saves each stream's [`StreamState`] (which is
 /// serde-serialisable; [`streams`](Self::streams), [`insert_stream`](Self::insert_stream)) and
-/// its ids ([`take_ids`](Self::take_ids), [`note_logged_id`](Self::note_logged_id)) in forms of
+/// its ids ([`ids`](Self::ids), [`forget_ids_through`](Self::forget_ids_through),
+/// [`note_logged_id`](Self::note_logged_id)) in forms of
 /// its own, rather than this whole state.
 #[derive(Debug, Default)]
 pub struct LogState {
@@ -109,14 +110,6 @@ impl LogState {
     /// nothing, if the id is already recorded.
     pub fn note_logged_id(&mut self, id: EventId, position: Position) -> bool {
         self.ids.insert_new(id, position).is_ok()
-    }
-
-    /// Removes every recorded id and returns them with their positions, in no order: for a
-    /// store that keeps its ids elsewhere (on disk) and saves the rest of this state without
-    /// them. Later batches no longer find those ids: the store must find them itself (see
-    /// [`note_logged_id`](Self::note_logged_id)).
-    pub fn take_ids(&mut self) -> Vec<(EventId, Position)> {
-        self.ids.take_all()
     }
 
     /// Every recorded id with its position, in no order, kept: for a store that writes them

@@ -40,6 +40,17 @@ fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<Acc
     scores
 }
 
+/// A generated history of `accounts` accounts over `months` months.
+fn synth(accounts: u32, months: u32, seed: u64) -> Vec<NewEvent> {
+    rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
+        accounts,
+        months,
+        seed,
+        ..Default::default()
+    })
+    .collect()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
 }
@@ -123,13 +134,7 @@ proptest! {
 #[test]
 fn scores_answer_every_event_applied_even_before_time_moves() {
     let model = HealthModel::default();
-    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
-        accounts: 12,
-        months: 12,
-        seed: 5,
-        ..Default::default()
-    })
-    .collect();
+    let events: Vec<NewEvent> = synth(12, 12, 5);
     let log = envelopes(&events);
     let end = log.iter().map(|e| e.occurred_at).max().unwrap_or(BASE);
     // Half the log, then time moves to the end: every account is ranked there.
@@ -157,13 +162,7 @@ fn scores_answer_every_event_applied_even_before_time_moves() {
 #[test]
 fn with_a_refresh_interval_the_ranking_catches_up_when_accounts_fall_due() {
     let model = HealthModel::default();
-    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
-        accounts: 30,
-        months: 12,
-        seed: 11,
-        ..Default::default()
-    })
-    .collect();
+    let events: Vec<NewEvent> = synth(30, 12, 11);
     let log = envelopes(&events);
     let start = log.iter().map(|e| e.occurred_at).max().unwrap_or(BASE);
     let mut runner = Runner::new(&model, start).with_refresh(Some(std::time::Duration::from_secs(3_600)));
@@ -188,15 +187,7 @@ mod checkpoints {
     const LOG: [u8; 16] = [3; 16];
 
     fn history() -> Vec<Envelope> {
-        envelopes(
-            &rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
-                accounts: 40,
-                months: 18,
-                seed: 5,
-                ..Default::default()
-            })
-            .collect::<Vec<_>>(),
-        )
+        envelopes(&synth(40, 18, 5))
     }
 
     proptest! {
@@ -319,13 +310,7 @@ fn a_checkpoint_saved_beside_a_log_restores_there_and_is_refused_beside_another(
     use rapport_core::{ExpectedVersion, MemoryStore, Store};
     let model = HealthModel::default();
     let store = MemoryStore::new();
-    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
-        accounts: 5,
-        months: 6,
-        seed: 2,
-        ..Default::default()
-    })
-    .collect();
+    let events: Vec<NewEvent> = synth(5, 6, 2);
     pollster::block_on(store.append(events.clone(), ExpectedVersion::Any)).unwrap();
     let log = pollster::block_on(store.read_all(Position(1), 100_000)).unwrap();
     let mut runner = Runner::new(&model, log.iter().map(|e| e.occurred_at).max().unwrap());
@@ -390,13 +375,7 @@ fn a_model_change_rebuilds_in_the_background_and_takes_over_without_signalling()
     use rapport_core::{ExpectedVersion, MemoryStore, Store};
     use rapport_health::{HealthWeights, Progress, rebuild, take_over};
     let store = MemoryStore::new();
-    let events: Vec<NewEvent> = rapport_core::testing::synth::generate(rapport_core::testing::SynthConfig {
-        accounts: 12,
-        months: 12,
-        seed: 21,
-        ..Default::default()
-    })
-    .collect();
+    let events: Vec<NewEvent> = synth(12, 12, 21);
     let (first, later) = events.split_at(events.len() * 3 / 4);
     pollster::block_on(store.append(first.to_vec(), ExpectedVersion::Any)).unwrap();
     let now = events.iter().map(|e| e.occurred_at).max().unwrap();

@@ -319,15 +319,16 @@ pub(crate) fn event(
         json.push('"');
         json.push_str(name);
         json.push_str("\":");
+        // Whitespace around a number or a flag is allowed, as JSON allows it around a value.
+        let value = json_trim(cell);
         match ty {
             // Serialising a string cannot fail.
             FieldType::Text => json.push_str(&serde_json::to_string(cell).unwrap_or_default()),
-            // Whitespace around a number is allowed, as JSON allows it around a value.
-            FieldType::Number | FieldType::Integer if is_json_number(json_trim(cell)) => json.push_str(json_trim(cell)),
+            FieldType::Number | FieldType::Integer if is_json_number(value) => json.push_str(value),
             FieldType::Number | FieldType::Integer => {
                 return Err(format!("{name}: {:?} is not a number as JSON writes one", cell));
             }
-            FieldType::Bool if matches!(json_trim(cell), "true" | "false") => json.push_str(json_trim(cell)),
+            FieldType::Bool if matches!(value, "true" | "false") => json.push_str(value),
             FieldType::Bool => return Err(format!("{name}: {:?} is not true or false", cell)),
         }
     }

@@ -116,9 +116,14 @@ impl FileStore {
 
     /// Reads the events at `positions` (ascending, all committed) as owned envelopes that
     /// share account ids with the index ([`Self::walk_records`]).
-    pub(crate) fn read_positions(&self, positions: &[u64], chunk: usize) -> Result<Vec<Envelope>, ReadError> {
-        let mut out = Vec::with_capacity(positions.len());
-        self.walk_records(positions.iter().copied(), chunk, false, |body, q, guard| {
+    pub(crate) fn read_positions(
+        &self,
+        positions: impl IntoIterator<Item = u64>,
+        chunk: usize,
+    ) -> Result<Vec<Envelope>, ReadError> {
+        let positions = positions.into_iter();
+        let mut out = Vec::with_capacity(positions.size_hint().0);
+        self.walk_records(positions, chunk, false, |body, q, guard| {
             let index = guard.get_or_insert_with(|| self.shared.index.read().unwrap_or_else(|p| p.into_inner()));
             let rec = format::decode_body_with(body, Position(q), &mut |s| index.intern(s)).map_err(|e| e.reason)?;
             // The record read is the one the index meant: its account's stream holds this
@@ -243,7 +248,7 @@ impl FileStore {
     /// Reads the events at `positions` (ascending, committed) that lie apart: a stream's, or
     /// logged events an append compares with.
     pub(crate) fn read_scattered(&self, positions: &[u64]) -> Result<Vec<Envelope>, ReadError> {
-        self.read_positions(positions, SCATTERED_CHUNK)
+        self.read_positions(positions.iter().copied(), SCATTERED_CHUNK)
     }
 
     /// A read error naming the segment file and byte.
@@ -264,8 +269,7 @@ impl FileStore {
             return Ok(Vec::new());
         }
         let last = head.min(first + limit.min(READ_LIMIT_MAX) as u64 - 1);
-        let positions: Vec<u64> = (first..=last).collect();
-        self.read_positions(&positions, RANGE_CHUNK)
+        self.read_positions(first..=last, RANGE_CHUNK)
     }
 
     pub(crate) fn read_stream_now(
@@ -287,7 +291,7 @@ impl FileStore {
                     .collect(),
             }
         };
-        self.read_positions(&positions, SCATTERED_CHUNK)
+        self.read_positions(positions, SCATTERED_CHUNK)
     }
 
     /// `account`'s stream state replayed from its committed events (the decision state may
@@ -344,7 +348,7 @@ impl FileStore {
         let mut by_position = found;
         by_position.sort_unstable_by_key(|&(_, p)| p);
         let positions: Vec<u64> = by_position.iter().map(|&(_, p)| p).collect();
-        let logged_events = self.read_positions(&positions, SCATTERED_CHUNK)?;
+        let logged_events = self.read_positions(positions, SCATTERED_CHUNK)?;
         let mut logged = vec![None; ids.len().min(READ_LIMIT_MAX)];
         for ((i, _), e) in by_position.into_iter().zip(logged_events) {
             logged[i] = Some(e.to_new_event().fingerprint());

@@ -40,11 +40,6 @@ impl IdIndex {
         self.ids.reserve(n);
     }
 
-    /// Removes every id and returns them with their positions, in no order.
-    pub(crate) fn take_all(&mut self) -> Vec<(EventId, Position)> {
-        self.ids.drain().collect()
-    }
-
     /// Every id with its position, in no order; the index keeps them.
     pub(crate) fn all(&self) -> Vec<(EventId, Position)> {
         self.ids.iter().map(|(id, p)| (*id, *p)).collect()
@@ -77,7 +72,8 @@ mod tests {
         assert_eq!(index.get(&id(7)), Some(Position(7)));
         index.remove(&id(7));
         assert_eq!(index.get(&id(7)), None);
-        let mut all = index.take_all();
+        let mut all = index.all();
+        index.forget_through(Position(u64::MAX));
         all.sort_unstable_by_key(|&(_, p)| p);
         assert_eq!(all, (1..=60).filter(|&n| n != 7).map(|n| (id(n), Position(n))).collect::<Vec<_>>());
         assert_eq!(index.get(&id(3)), None);
