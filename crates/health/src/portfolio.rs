@@ -2,6 +2,7 @@
 
 use rapport_core::projection::AccountSlots;
 use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, ReadError, Store, Timestamp};
+use rapport_trust::Weighed;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{HealthModel, PreparedHealth};
@@ -31,10 +32,10 @@ pub struct Trend {
 }
 
 impl Trend {
-    /// The trend from `then` to `now`, given the model's noise multiplier.
-    pub fn between(m: &HealthModel, now: &Scores, then: &Scores) -> Self {
-        let delta = now.health.score - then.health.score;
-        let noise = m.trend_noise_z * (now.health.noise.powi(2) + then.health.noise.powi(2)).sqrt();
+    /// The trend of health from `then` to `now`, given the model's noise multiplier.
+    pub fn between(m: &HealthModel, now: Weighed, then: Weighed) -> Self {
+        let delta = now.score - then.score;
+        let noise = m.trend_noise_z * (now.noise.powi(2) + then.noise.powi(2)).sqrt();
         let direction = if delta > noise {
             Direction::Rising
         } else if delta < -noise {
@@ -134,12 +135,12 @@ impl Portfolio {
             .zip(self.slots.ids())
             .map(|(mut entry, account)| {
                 let model = self.model.model();
-                let then = entry.state.evaluate(model, self.then);
+                let then = entry.state.weigh_health(model, self.then);
                 for e in &entry.recent {
                     entry.state.apply(&self.model, &e.view());
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
-                let trend = Trend::between(model, &now, &then);
+                let trend = Trend::between(model, now.health.weighed(), then);
                 AccountScores { account: account.clone(), as_of: self.as_of.at, scores: now, trend }
             })
             .collect();
@@ -183,7 +184,7 @@ pub async fn score_account<S: Store>(
     Ok(scored.pop().unwrap_or_else(|| {
         // No events yet: the prior, graded grey.
         let now = HealthState::new().evaluate(model, as_of.at);
-        let trend = Trend::between(model, &now, &now);
+        let trend = Trend::between(model, now.health.weighed(), now.health.weighed());
         AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend }
     }))
 }

@@ -575,8 +575,8 @@ impl Runner {
     fn score(&self, view: &View) -> AccountScores {
         let m = self.model.model();
         let now = view.now_state.evaluate(m, self.now);
-        let then = view.then_state.as_deref().unwrap_or(&view.now_state).evaluate(m, self.then);
-        let trend = Trend::between(m, &now, &then);
+        let then = view.then_state.as_deref().unwrap_or(&view.now_state).weigh_health(m, self.then);
+        let trend = Trend::between(m, now.health.weighed(), then);
         AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend }
     }
 

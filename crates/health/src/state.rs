@@ -5,7 +5,7 @@ use rapport_core::projection::{AccountState, Checkpoint, Folded};
 use rapport_core::{EnvelopeRef, EventRef, SurveyScore, Timestamp};
 use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
-use rapport_trust::{ChannelParams, FactorInput, Score, TrustState, beta_sd, compose};
+use rapport_trust::{ChannelParams, FactorInput, Score, TopEvents, TrustState, Weighed, beta_sd, compose, weigh};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{HealthModel, PreparedHealth};
@@ -134,9 +134,36 @@ impl HealthState {
 
     /// Trust and health at `at`. Every applied event should have `occurred_at <= at`.
     pub fn evaluate(&self, m: &HealthModel, at: Timestamp) -> Scores {
-        let trust = self.trust.evaluate(&m.trust, at);
-        let w = &m.weights;
+        let trust_inputs = self.trust.inputs(&m.trust, at);
+        let c = compose(&self.inputs(m, at, &trust_inputs));
+        let health = Score {
+            score: c.score,
+            confidence: c.confidence,
+            band: m.bands.band(c.score, c.confidence),
+            factors: c.factors,
+            noise: c.noise,
+            model: m.stamp(),
+        };
+        Scores { trust: TrustState::score(&m.trust, &trust_inputs), health }
+    }
 
+    /// Health's score, confidence and noise at `at`: [`evaluate`](Self::evaluate)'s, without
+    /// building factors (what a trend needs of its earlier score).
+    pub fn weigh_health(&self, m: &HealthModel, at: Timestamp) -> Weighed {
+        weigh(&self.inputs(m, at, &self.trust.inputs(&m.trust, at)))
+    }
+
+    /// The inputs health is composed of at `at`, given trust's.
+    fn inputs(&self, m: &HealthModel, at: Timestamp, trust_inputs: &[FactorInput; 3]) -> [FactorInput; 7] {
+        let trust = weigh(trust_inputs);
+        // The trust factor's events: the first of each trust factor that has any.
+        let mut trust_top = TopEvents::new();
+        for input in trust_inputs {
+            if let Some(&id) = input.top_events.first() {
+                trust_top.push(id);
+            }
+        }
+        let w = &m.weights;
         let mut load = 0.0;
         for (severity, since) in self.trust.open_escalations() {
             let sla = m.trust.sla.get(severity);
@@ -165,14 +192,14 @@ impl HealthState {
             sd: beta_sd(value, confidence, 1.0),
             top_events: top.ids(),
         };
-        let c = compose(vec![
+        [
             FactorInput {
                 name: "trust",
                 value: trust.score / 100.0,
                 weight: w.trust,
                 confidence: trust.confidence,
                 sd: trust.noise / 100.0,
-                top_events: trust.factors.iter().flat_map(|f| f.top_events.first().copied()).collect(),
+                top_events: trust_top,
             },
             beta_input("nps", w.nps, &self.nps, &m.nps, at),
             beta_input("csat", w.csat, &self.csat, &m.csat, at),
@@ -180,16 +207,7 @@ impl HealthState {
             simple("escalation_load", load_value, w.escalation_load, load_conf, &self.escalations_seen.top),
             simple("engagement", engagement, w.engagement, engagement_conf, &self.engagement.top),
             simple("advocacy", advocacy, w.advocacy, advocacy_conf, &self.advocacy.top),
-        ]);
-        let health = Score {
-            score: c.score,
-            confidence: c.confidence,
-            band: m.bands.band(c.score, c.confidence),
-            factors: c.factors,
-            noise: c.noise,
-            model: m.stamp(),
-        };
-        Scores { trust, health }
+        ]
     }
 }
 

@@ -154,6 +154,28 @@ proptest! {
         }
     }
 
+    /// 1b. What a trend reads of an earlier score (`weigh_health`, which builds no factors) is
+    /// exactly the health `evaluate` gives, and every factor's events are its channel's.
+    #[test]
+    fn prop_weighed_health_is_the_evaluated_health(events in arb_portfolio(), at in at_strategy()) {
+        let m = HealthModel::default();
+        let p = m.prepare();
+        let mut states: HashMap<AccountId, HealthState> = HashMap::new();
+        for e in envelopes(&events).iter().filter(|e| e.occurred_at <= at) {
+            states.entry(e.account.clone()).or_default().apply(&p, &e.view());
+        }
+        for s in states.values() {
+            let full = s.evaluate(&m, at);
+            let w = s.weigh_health(&m, at);
+            prop_assert_eq!(w, full.health.weighed());
+            prop_assert_eq!(w.score.to_bits(), full.health.score.to_bits());
+            prop_assert_eq!(w.noise.to_bits(), full.health.noise.to_bits());
+            let trust = full.health.factor("trust").expect("a trust factor");
+            let firsts: Vec<_> = full.trust.factors.iter().filter_map(|f| f.top_events.first().copied()).collect();
+            prop_assert_eq!(&trust.top_events[..], &firsts[..]);
+        }
+    }
+
     /// 2a. Good news never lowers: an on-time accepted delivery, an in-SLA acknowledgement, a
     /// promoter answer.
     #[test]

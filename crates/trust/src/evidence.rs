@@ -6,6 +6,7 @@ use rapport_core::{EventId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::fastmath::{exp2, key_log2};
+use crate::top_events::TopEvents;
 
 /// Nanoseconds in a day, as a float.
 pub const NANOS_PER_DAY_F: f64 = 86_400e9;
@@ -171,8 +172,8 @@ impl Top3 {
     }
 
     /// The ids, most influential first.
-    pub fn ids(&self) -> Vec<EventId> {
-        self.ids.iter().filter(|id| **id != 0).map(|id| EventId::from_bytes(id.to_be_bytes())).collect()
+    pub fn ids(&self) -> TopEvents {
+        TopEvents::from_slots(self.ids.map(|id| (id != 0).then(|| EventId::from_bytes(id.to_be_bytes()))))
     }
 }
 

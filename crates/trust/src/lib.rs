@@ -8,7 +8,8 @@
 //! - [`TrustState`]: one account's evidence; `apply` events (with the model
 //!   [prepared](TrustModel::prepare) once), `evaluate` at any instant.
 //! - [`TrustProjection`]: the [`rapport_core::Projection`] for one account.
-//! - [`Score`], [`Factor`], [`Band`]: what every score carries, shared with health.
+//! - [`Score`], [`Factor`], [`Band`], [`TopEvents`]: what every score carries, shared with
+//!   health.
 //!
 //! # Example
 //! ```
@@ -38,7 +39,9 @@ mod lookup;
 pub mod model;
 pub mod score;
 pub mod state;
+mod top_events;
 
 pub use model::{ChannelParams, PreparedChannel, PreparedTrust, SeverityParams, Sla, TrustModel};
-pub use score::{Band, Bands, Composed, Factor, FactorInput, Score, beta_sd, compose};
+pub use score::{Band, Bands, Composed, Factor, FactorInput, Score, Weighed, beta_sd, compose, weigh};
 pub use state::{Deadline, TrustCheckpoint, TrustProjection, TrustState};
+pub use top_events::TopEvents;

@@ -3,8 +3,9 @@
 
 use std::borrow::Cow;
 
-use rapport_core::EventId;
 use serde::{Deserialize, Serialize};
+
+use crate::top_events::TopEvents;
 
 /// A coarse reading of a score, for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -79,7 +80,7 @@ pub struct Factor {
     /// How much of the value is evidence rather than prior, 0–1.
     pub confidence: f64,
     /// The events that moved it most, most influential first (at most three).
-    pub top_events: Vec<EventId>,
+    pub top_events: TopEvents,
 }
 
 /// A score: trust or health.
@@ -101,6 +102,11 @@ pub struct Score {
 }
 
 impl Score {
+    /// Its score, confidence and noise.
+    pub fn weighed(&self) -> Weighed {
+        Weighed { score: self.score, confidence: self.confidence, noise: self.noise }
+    }
+
     /// The factor with the largest contribution shortfall or gain relative to its weight, for
     /// a one-line explanation: the factor whose value is furthest from 1 (worst), weighted.
     pub fn top_factor(&self) -> Option<&Factor> {
@@ -114,7 +120,7 @@ impl Score {
 }
 
 /// One input of [`compose`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FactorInput {
     /// The factor's name.
     pub name: &'static str,
@@ -126,8 +132,8 @@ pub struct FactorInput {
     pub confidence: f64,
     /// One standard error of `value`, 0–0.5.
     pub sd: f64,
-    /// The events that moved it most.
-    pub top_events: Vec<EventId>,
+    /// The events that moved it most, most influential first.
+    pub top_events: TopEvents,
 }
 
 /// One standard error of a Beta-like value `v` whose confidence is `conf` under a prior of
@@ -135,6 +141,18 @@ pub struct FactorInput {
 pub fn beta_sd(v: f64, conf: f64, n0: f64) -> f64 {
     let n = n0.max(1e-9) / (1.0 - conf.clamp(0.0, 1.0 - 1e-12));
     (v.clamp(0.0, 1.0) * (1.0 - v.clamp(0.0, 1.0)) / (n + 1.0)).sqrt()
+}
+
+/// What inputs weigh to: the score, its confidence and its noise (one standard error, in
+/// points), without the factors that explain them. A trend needs no more of its earlier score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighed {
+    /// 0–100.
+    pub score: f64,
+    /// 0–1.
+    pub confidence: f64,
+    /// One standard error, in points.
+    pub noise: f64,
 }
 
 /// What [`compose`] yields: the score, its confidence, its noise (one standard error, in
@@ -151,38 +169,47 @@ pub struct Composed {
     pub factors: Vec<Factor>,
 }
 
-/// Builds factors and the weighted score, confidence and noise from inputs. Weights are
-/// normalised, so scaling every weight by one constant changes nothing.
-pub fn compose(inputs: Vec<FactorInput>) -> Composed {
+/// The sum of the weights, or 1 when none is positive: what each weight is divided by.
+fn weight_total(inputs: &[FactorInput]) -> f64 {
     let total: f64 = inputs.iter().map(|r| r.weight).sum();
-    let total = if total > 0.0 { total } else { 1.0 };
+    if total > 0.0 { total } else { 1.0 }
+}
+
+/// The weighted score, confidence and noise of inputs: what [`compose`] gives, without the
+/// factors. Weights are normalised, so scaling every weight by one constant changes nothing.
+pub fn weigh(inputs: &[FactorInput]) -> Weighed {
+    let total = weight_total(inputs);
     let mut score = 0.0;
     let mut confidence = 0.0;
     let mut variance = 0.0;
+    for r in inputs {
+        let weight = r.weight / total;
+        score += 100.0 * weight * r.value.clamp(0.0, 1.0);
+        confidence += weight * r.confidence.clamp(0.0, 1.0);
+        variance += (weight * r.sd) * (weight * r.sd);
+    }
+    Weighed { score: score.clamp(0.0, 100.0), confidence: confidence.clamp(0.0, 1.0), noise: 100.0 * variance.sqrt() }
+}
+
+/// Builds factors and the weighted score, confidence and noise from inputs ([`weigh`]'s
+/// numbers, and a factor for each input in their order).
+pub fn compose(inputs: &[FactorInput]) -> Composed {
+    let total = weight_total(inputs);
+    let Weighed { score, confidence, noise } = weigh(inputs);
     let factors = inputs
-        .into_iter()
+        .iter()
         .map(|r| {
             let value = r.value.clamp(0.0, 1.0);
-            let conf = r.confidence.clamp(0.0, 1.0);
             let weight = r.weight / total;
-            let contribution = 100.0 * weight * value;
-            score += contribution;
-            confidence += weight * conf;
-            variance += (weight * r.sd) * (weight * r.sd);
             Factor {
                 name: Cow::Borrowed(r.name),
                 value,
                 weight,
-                contribution,
-                confidence: conf,
+                contribution: 100.0 * weight * value,
+                confidence: r.confidence.clamp(0.0, 1.0),
                 top_events: r.top_events,
             }
         })
         .collect();
-    Composed {
-        score: score.clamp(0.0, 100.0),
-        confidence: confidence.clamp(0.0, 1.0),
-        noise: 100.0 * variance.sqrt(),
-        factors,
-    }
+    Composed { score, confidence, noise, factors }
 }

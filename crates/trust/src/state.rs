@@ -534,6 +534,20 @@ impl TrustState {
 
     /// Trust at `at`. Every applied event should have `occurred_at <= at`.
     pub fn evaluate(&self, m: &TrustModel, at: Timestamp) -> Score {
+        Self::score(m, &self.inputs(m, at))
+    }
+
+    /// The score of [`inputs`](Self::inputs) under `m`: composed, banded and stamped.
+    pub fn score(m: &TrustModel, inputs: &[FactorInput]) -> Score {
+        let c = compose(inputs);
+        let band = m.bands.band(c.score, c.confidence);
+        Score { score: c.score, confidence: c.confidence, band, factors: c.factors, noise: c.noise, model: m.stamp() }
+    }
+
+    /// The inputs trust is composed of at `at` (reliability, candour, responsiveness), with
+    /// the overdue commitments and the missed SLAs of open escalations counted in. Their
+    /// [`weigh`](crate::weigh) is [`evaluate`](Self::evaluate)'s numbers without the factors.
+    pub fn inputs(&self, m: &TrustModel, at: Timestamp) -> [FactorInput; 3] {
         let mut rel = Pending::new(&self.reliability, &m.reliability, at);
         let mut cand = Pending::new(&self.candour, &m.candour, at);
         let mut resp = Pending::new(&self.responsiveness, &m.responsiveness, at);
@@ -557,13 +571,11 @@ impl TrustState {
                 resp.add(Term { id: s.opened_by, x: 0.0, w: sla.weight, tau: resolve_deadline });
             }
         }
-        let c = compose(vec![
+        [
             rel.input("reliability", m.reliability_weight),
             cand.input("candour", m.candour_weight),
             resp.input("responsiveness", m.responsiveness_weight),
-        ]);
-        let band = m.bands.band(c.score, c.confidence);
-        Score { score: c.score, confidence: c.confidence, band, factors: c.factors, noise: c.noise, model: m.stamp() }
+        ]
     }
 }
 

@@ -101,7 +101,7 @@ fn disclosure_builds_candour_and_factors_name_their_events() {
     let s = given(story).at(10.0);
     let candour = s.factor("candour").unwrap();
     assert!(candour.value > TrustModel::default().candour.prior_mean);
-    assert_eq!(candour.top_events, vec![ids[1], ids[0]], "the more recent disclosure weighs more");
+    assert_eq!(candour.top_events[..], [ids[1], ids[0]], "the more recent disclosure weighs more");
     assert_eq!(s.model, "rapport-trust/1");
 }
 

@@ -1,0 +1,122 @@
+//! [`TopEvents`]: the few events that explain a factor, held inline.
+
+use std::fmt;
+use std::ops::Deref;
+
+use rapport_core::EventId;
+use serde::{Deserialize, Serialize};
+
+/// The events that moved a factor most, most influential first: at most [`TopEvents::MAX`],
+/// held inline, so a score of ten factors allocates no list per factor (a runner answering
+/// every account's scores made about ten allocations an account for these lists alone). Reads
+/// as a slice of event ids; serialises as a list.
+///
+/// Equality and hashing see the unused slots too, which are always nil.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TopEvents {
+    /// Filled from slot 0; slots at `len` and beyond are nil.
+    ids: [EventId; TopEvents::MAX],
+    len: u8,
+}
+
+impl Default for TopEvents {
+    fn default() -> Self {
+        Self { ids: [EventId::from_bytes([0; 16]); Self::MAX], len: 0 }
+    }
+}
+
+impl TopEvents {
+    /// How many events a factor names at most.
+    pub const MAX: usize = 3;
+
+    /// No events.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `id` after those held; false (and nothing added) when [`MAX`](Self::MAX) are held.
+    pub fn push(&mut self, id: EventId) -> bool {
+        let len = usize::from(self.len);
+        if len == Self::MAX {
+            return false;
+        }
+        self.ids[len] = id;
+        self.len += 1;
+        true
+    }
+
+    /// The events of `slots` up to the first empty one.
+    pub fn from_slots(slots: [Option<EventId>; TopEvents::MAX]) -> Self {
+        let mut top = Self::new();
+        for id in slots.into_iter().map_while(|id| id) {
+            top.push(id);
+        }
+        top
+    }
+}
+
+impl Deref for TopEvents {
+    type Target = [EventId];
+
+    fn deref(&self) -> &[EventId] {
+        &self.ids[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for TopEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for TopEvents {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for TopEvents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ids = Vec::<EventId>::deserialize(d)?;
+        let mut top = Self::new();
+        for id in &ids {
+            if !top.push(*id) {
+                return Err(serde::de::Error::custom(format!("{} top events, at most {}", ids.len(), Self::MAX)));
+            }
+        }
+        Ok(top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> EventId {
+        EventId::from_bytes([n; 16])
+    }
+
+    #[test]
+    fn holds_three_in_order_and_refuses_a_fourth() {
+        let mut top = TopEvents::new();
+        assert!(top.is_empty());
+        for n in 1..=3 {
+            assert!(top.push(id(n)));
+        }
+        assert!(!top.push(id(4)));
+        assert_eq!(&top[..], &[id(1), id(2), id(3)]);
+        assert_eq!(TopEvents::from_slots([Some(id(1)), None, Some(id(3))]).to_vec(), vec![id(1)]);
+    }
+
+    #[test]
+    fn serialises_as_a_list_and_refuses_more_than_three() {
+        let top = TopEvents::from_slots([Some(id(1)), Some(id(2)), None]);
+        let json = serde_json::to_string(&top).unwrap();
+        assert_eq!(json, serde_json::to_string(&vec![id(1), id(2)]).unwrap());
+        assert_eq!(serde_json::from_str::<TopEvents>(&json).unwrap(), top);
+        assert_eq!(format!("{top:?}"), format!("{:?}", vec![id(1), id(2)]));
+        let four = serde_json::to_string(&vec![id(1); 4]).unwrap();
+        let err = serde_json::from_str::<TopEvents>(&four).unwrap_err().to_string();
+        assert!(err.contains("4 top events, at most 3"), "{err}");
+    }
+}
