@@ -106,6 +106,13 @@ fn sqlite_read_rate(conn: &Connection, n: usize, decode: &mut dyn FnMut(Position
     per_second(n, t.elapsed())
 }
 
+/// How many passes a read measures, keeping the fastest (the same for ours and SQLite's).
+const READS: usize = 3;
+
+fn best_rate(pass: &mut dyn FnMut() -> f64) -> f64 {
+    (0..READS).map(|_| pass()).fold(0.0, f64::max)
+}
+
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -257,33 +264,42 @@ fn main() {
     let store = FileStore::open(dir.join("file")).expect("reopen");
     let snapshot_open_time = t.elapsed();
     assert_eq!(store.recovery().from_snapshot, n as u64, "the open stood on the snapshot");
-    // The scan a pass over the log uses (`Store::scan`): each event decoded in place.
-    let t = Instant::now();
-    let mut seen = 0usize;
-    let next = pollster::block_on(store.scan(Position(1), &mut |_| seen += 1)).expect("scan");
-    assert_eq!((seen, next), (n, Position(n as u64 + 1)));
-    let ours = per_second(n, t.elapsed());
+    // The scan a pass over the log uses (`Store::scan`): each event decoded in place. Every
+    // read below, ours and SQLite's, is the best of `READS` passes over the same data.
+    let ours = best_rate(&mut || {
+        let t = Instant::now();
+        let mut seen = 0usize;
+        let next = pollster::block_on(store.scan(Position(1), &mut |_| seen += 1)).expect("scan");
+        assert_eq!((seen, next), (n, Position(n as u64 + 1)));
+        per_second(n, t.elapsed())
+    });
     // Owned pages (`read_all`), what a subscription or a paged reader gets.
-    let t = Instant::now();
-    let mut next = Position(1);
-    let mut seen = 0usize;
-    loop {
-        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
-        let Some(last) = page.last() else { break };
-        next = last.position.next();
-        seen += page.len();
-    }
-    assert_eq!(seen, n);
-    let ours_pages = per_second(n, t.elapsed());
+    let ours_pages = best_rate(&mut || {
+        let t = Instant::now();
+        let mut next = Position(1);
+        let mut seen = 0usize;
+        loop {
+            let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
+            let Some(last) = page.last() else { break };
+            next = last.position.next();
+            seen += page.len();
+        }
+        assert_eq!(seen, n);
+        per_second(n, t.elapsed())
+    });
     // SQLite reading every row and decoding it into an owned envelope (the peer), then
     // reading the blob in place and decoding it in place, as our scan does.
-    let peer = sqlite_read_rate(&conn, n, &mut |position, r| {
-        let record: Vec<u8> = r.get(1).expect("record");
-        decode_body(&record, position).is_ok()
+    let peer = best_rate(&mut || {
+        sqlite_read_rate(&conn, n, &mut |position, r| {
+            let record: Vec<u8> = r.get(1).expect("record");
+            decode_body(&record, position).is_ok()
+        })
     });
-    let peer_in_place = sqlite_read_rate(&conn, n, &mut |position, r| {
-        let record = r.get_ref(1).expect("record").as_blob().expect("blob");
-        decode_body_ref(record, position).is_ok()
+    let peer_in_place = best_rate(&mut || {
+        sqlite_read_rate(&conn, n, &mut |position, r| {
+            let record = r.get_ref(1).expect("record").as_blob().expect("blob");
+            decode_body_ref(record, position).is_ok()
+        })
     });
     rows.push(row("full scan + decode (events/s)", format!("{ours:.0}"), format!("{peer:.0}"), ours / peer));
     rows.push(row(
