@@ -267,6 +267,30 @@ fn csv_import_uses_the_documented_columns() {
 }
 
 #[test]
+fn sort_by_time_imports_a_csv_export_listed_by_kind() {
+    let tmp = Tmp::new("sorted");
+    let file = tmp.join("tickets.csv");
+    // The status changes listed before the tickets: only valid once ordered by time.
+    std::fs::write(
+        &file,
+        "type,account,occurred_at,escalation,severity\n\
+         escalation_resolved,acme,2024-03-03T09:00:00Z,t-2,\n\
+         escalation_resolved,acme,2024-03-01T12:00:00Z,t-1,\n\
+         escalation_raised,acme,2024-03-01T09:00:00Z,t-1,high\n\
+         escalation_raised,acme,2024-03-02T09:00:00Z,t-2,low\n",
+    )
+    .unwrap();
+    let store = tmp.join("store");
+    let plain = rapport(&["import", "--store", p(&store), "--format", "csv", p(&file)]);
+    assert_eq!(plain.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("tickets.csv:2: "), "{plain:?}");
+    let out = ok(&["import", "--store", p(&store), "--format", "csv", "--sort-by-time", p(&file)]);
+    assert!(out.contains("appended 4, duplicates 0"), "{out}");
+    let again = ok(&["import", "--store", p(&store), "--format", "csv", "--sort-by-time", p(&file)]);
+    assert!(again.contains("appended 0, duplicates 4"), "{again}");
+}
+
+#[test]
 fn generate_is_deterministic() {
     let a = ok(&["generate", "--accounts", "2", "--months", "3", "--seed", "7"]);
     let b = ok(&["generate", "--accounts", "2", "--months", "3", "--seed", "7"]);

@@ -92,6 +92,24 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
             |asking: &mut VecDeque<(Lines, Asked<'_>)>, keep, shadow: &mut Shadow, refusals: &mut Refusals<'_, '_>| {
                 check_asked(asking, keep, shadow, options, &mut buffer, refusals).map_err(|e| e.map_read(read_err))
             };
+        // An event goes into the pending chunk, which is asked about and checked once full (a
+        // macro: the chunk's answers borrow the thread scope, which a closure cannot name).
+        macro_rules! take {
+            ($line:expr, $e:expr) => {
+                pending.lines.push($line);
+                pending.events.push($e);
+                if pending.events.len() >= CHECK_CHUNK {
+                    let chunk = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
+                    let answers = shadow.ask(scope, ledger, &chunk.events);
+                    asking.push_back((chunk, answers));
+                    check_up_to(&mut asking, ASKING_MAX, &mut shadow, &mut refusals)?;
+                }
+            };
+        }
+        // With `sort_by_time`, every event is held here (within `buffer_events_max`) and
+        // checked once the input has ended, in time order; unreadable lines are refused as
+        // they come, in line order.
+        let mut held: Option<Vec<(u64, NewEvent)>> = options.sort_by_time.then(Vec::new);
         for chunk in rx {
             let parsed = match chunk? {
                 Chunk::Parsed(p) => p,
@@ -105,13 +123,18 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
                 match parsed {
                     Ok(e) => {
                         events += 1;
-                        pending.lines.push(line);
-                        pending.events.push(e);
-                        if pending.events.len() >= CHECK_CHUNK {
-                            let chunk = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
-                            let answers = shadow.ask(scope, ledger, &chunk.events);
-                            asking.push_back((chunk, answers));
-                            check_up_to(&mut asking, ASKING_MAX, &mut shadow, &mut refusals)?;
+                        match &mut held {
+                            Some(held) if held.len() >= options.buffer_events_max => {
+                                return Err(ImportError::TooLargeToSort {
+                                    source_name: source_name.to_owned(),
+                                    line,
+                                    limit: options.buffer_events_max,
+                                });
+                            }
+                            Some(held) => held.push((line, e)),
+                            None => {
+                                take!(line, e);
+                            }
                         }
                     }
                     Err(unreadable) => {
@@ -126,10 +149,18 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
             }
             progress(Progress::Validating { bytes: parsed.bytes });
         }
+        if let Some(mut held) = held {
+            // Stable: events of one instant keep their input order.
+            held.sort_by_key(|(_, e)| e.occurred_at);
+            for (line, e) in held {
+                take!(line, e);
+            }
+        }
         let answers = shadow.ask(scope, ledger, &pending.events);
         asking.push_back((pending, answers));
         check_up_to(&mut asking, 0, &mut shadow, &mut refusals)
     })?;
+    debug_assert!(!options.sort_by_time || buffer.is_some(), "events ordered by time are appended from the buffer");
     let admitted = events - refusals.events_refused;
     Ok(Validated { buffer, last_line, rejected: refusals.lines, events, admitted })
 }

@@ -13,6 +13,10 @@
 //! - **Idempotent and re-runnable.** A line without an `id` gets a UUID v5 of its canonical
 //!   content, so re-importing the same file appends nothing and reports duplicates. An import
 //!   killed mid-way leaves the store valid (whole batches only); running it again completes it.
+//! - **In file order, or in time order.** Lines are validated as the file lists them; with
+//!   [`ImportOptions::sort_by_time`] a file's events are ordered by `occurred_at` first (for
+//!   exports listed by kind rather than by time), holding the whole file in memory within
+//!   [`ImportOptions::buffer_events_max`].
 //! - **Streaming.** Memory stays flat in the file's size: parsed events are kept between the
 //!   passes only up to [`ImportOptions::buffer_events_max`]; beyond that the file is read
 //!   again, up to the last line pass 1 saw (lines a writer adds meanwhile are left for the
@@ -90,6 +94,11 @@ pub struct ImportOptions {
     /// [`Admission`](rapport_core::validate::Admission)); the store checks again with its own
     /// setting when it appends.
     pub future_skew: std::time::Duration,
+    /// Order the input's events by `occurred_at` (ties in input order) before validating and
+    /// appending them, for exports that are not in time order. The whole input is then held
+    /// in memory, up to [`buffer_events_max`](Self::buffer_events_max) events; a larger one
+    /// fails with [`ImportError::TooLargeToSort`] before anything is appended.
+    pub sort_by_time: bool,
 }
 
 impl Default for ImportOptions {
@@ -100,6 +109,7 @@ impl Default for ImportOptions {
             batch_events: 10_000,
             buffer_events_max: 1_000_000,
             future_skew: rapport_core::validate::FUTURE_SKEW_DEFAULT,
+            sort_by_time: false,
         }
     }
 }
@@ -188,6 +198,20 @@ pub enum ImportError {
     /// Writing the rejects file failed.
     #[error("writing rejects: {0}")]
     Rejects(io::Error),
+    /// With [`ImportOptions::sort_by_time`], the input held more events than may be held in
+    /// memory to sort them. Nothing was appended.
+    #[error(
+        "{}:{line}: more than {limit} events to order by time (the import's buffer_events_max); split the file or raise the limit",
+        one_line(source_name)
+    )]
+    TooLargeToSort {
+        /// The source.
+        source_name: String,
+        /// The line holding the first event past the limit.
+        line: u64,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Where an import is, for progress bars.
@@ -299,6 +323,13 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
     /// How much later than now an event may say it occurred (default five minutes).
     pub fn future_skew(mut self, skew: Duration) -> Self {
         self.options.future_skew = skew;
+        self
+    }
+
+    /// Order the input's events by `occurred_at` before validating them (default `false`);
+    /// see [`ImportOptions::sort_by_time`].
+    pub fn sort_by_time(mut self, sort: bool) -> Self {
+        self.options.sort_by_time = sort;
         self
     }
 

@@ -2,7 +2,7 @@
 //! re-read path for inputs larger than the buffer, and resuming a cut-short import.
 
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{Ledger, MemoryStore, Position, Store};
+use rapport_core::{EventKind, Ledger, MemoryStore, Position, Store};
 use rapport_import::{Format, ImportError, ImportOptions, Importer};
 
 /// The tests' way of calling the importer: every setting, an optional rejects sink, and a
@@ -638,4 +638,87 @@ mod csv_against_json {
             }
         }
     }
+}
+
+/// An export listed by kind rather than by time: every ticket's status change after all the
+/// tickets, newest first, as helpdesks write them.
+fn out_of_time_order(tickets: usize) -> (String, usize) {
+    let mut raised = Vec::new();
+    let mut later = Vec::new();
+    for t in 0..tickets {
+        let day = 1 + t % 27;
+        raised.push(format!(
+            "{{\"type\":\"escalation_raised\",\"account\":\"acct-{}\",\"occurred_at\":\"2024-03-{day:02}T09:00:00Z\",\"escalation\":\"t-{t}\",\"severity\":\"high\"}}",
+            t % 5
+        ));
+        later.push(format!(
+            "{{\"type\":\"escalation_acknowledged\",\"account\":\"acct-{}\",\"occurred_at\":\"2024-03-{day:02}T09:30:00Z\",\"escalation\":\"t-{t}\"}}",
+            t % 5
+        ));
+        later.push(format!(
+            "{{\"type\":\"escalation_resolved\",\"account\":\"acct-{}\",\"occurred_at\":\"2024-03-{day:02}T16:00:00Z\",\"escalation\":\"t-{t}\"}}",
+            t % 5
+        ));
+    }
+    later.reverse();
+    let lines: Vec<String> = raised.into_iter().chain(later).collect();
+    let n = lines.len();
+    (lines.join("\n") + "\n", n)
+}
+
+#[test]
+fn sort_by_time_imports_an_export_that_is_not_in_time_order() {
+    let (text, n) = out_of_time_order(40);
+    // As written, a resolution comes before its acknowledgement: refused, naming a line.
+    let plain = Ledger::memory();
+    let err = run(&plain, &text, &ImportOptions::default()).unwrap_err();
+    assert!(matches!(err, ImportError::Invalid { line, .. } if line > 40), "{err}");
+    assert!(log(&plain).is_empty(), "nothing appended");
+
+    let sorted = ImportOptions { sort_by_time: true, batch_events: 7, ..ImportOptions::default() };
+    let ledger = Ledger::memory();
+    let report = run(&ledger, &text, &sorted).unwrap();
+    assert_eq!((report.events, report.appended), (n as u64, n as u64));
+    let logged = log(&ledger);
+    assert!(logged.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at), "appended in time order");
+    // Idempotent as any import: again, nothing appended.
+    let again = run(&ledger, &text, &sorted).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, n as u64));
+}
+
+#[test]
+fn sort_by_time_keeps_the_input_order_of_events_at_one_instant() {
+    // Made and delivered at the same instant: only valid in this order, which sorting keeps.
+    let text = "{\"type\":\"touchpoint\",\"account\":\"a\",\"occurred_at\":\"2024-03-02T00:00:00Z\",\"channel\":\"call\"}\n\
+        {\"type\":\"commitment_made\",\"account\":\"a\",\"occurred_at\":\"2024-03-01T00:00:00Z\",\"commitment\":\"c\",\"title\":\"t\",\"due\":\"2024-04-01T00:00:00Z\"}\n\
+        {\"type\":\"commitment_delivered\",\"account\":\"a\",\"occurred_at\":\"2024-03-01T00:00:00Z\",\"commitment\":\"c\",\"accepted\":true}\n";
+    let ledger = Ledger::memory();
+    let options = ImportOptions { sort_by_time: true, ..ImportOptions::default() };
+    assert_eq!(run(&ledger, text, &options).unwrap().appended, 3);
+    let kinds: Vec<EventKind> = log(&ledger).iter().map(|e| e.event.kind()).collect();
+    assert_eq!(kinds, [EventKind::CommitmentMade, EventKind::CommitmentDelivered, EventKind::TouchpointHeld]);
+}
+
+#[test]
+fn sort_by_time_refuses_more_events_than_it_may_hold_and_appends_nothing() {
+    let (text, _) = out_of_time_order(4);
+    let ledger = Ledger::memory();
+    let options = ImportOptions { sort_by_time: true, buffer_events_max: 5, ..ImportOptions::default() };
+    let err = run(&ledger, &text, &options).unwrap_err();
+    assert!(matches!(err, ImportError::TooLargeToSort { line: 6, limit: 5, .. }), "{err:?}");
+    assert!(err.to_string().starts_with("t.jsonl:6: more than 5 events"), "{err}");
+    assert!(log(&ledger).is_empty());
+}
+
+#[test]
+fn sort_by_time_rejects_unreadable_lines_and_orders_the_rest() {
+    let (mut text, n) = out_of_time_order(6);
+    text.insert_str(0, "{\"type\":\"touchpoint\"\n");
+    let ledger = Ledger::memory();
+    let options = ImportOptions { sort_by_time: true, skip_invalid: true, ..ImportOptions::default() };
+    let mut rejects = Vec::new();
+    let report =
+        import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, Some(&mut rejects), &mut |_| {}).unwrap();
+    assert_eq!((report.appended, report.rejected), (n as u64, 1));
+    assert!(String::from_utf8(rejects).unwrap().contains("\"line\":1"));
 }
