@@ -18,7 +18,7 @@ use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
 use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
-use rapport_import::{Format, ImportError, Importer, Progress};
+use rapport_import::{Format, ImportError, Importer, Mapping, Progress};
 use rapport_store_file::{
     BackupError, FileStore, OpenError, Options, RecoveryReport, UpgradeError, VerifyError, backup, upgrade, verify,
 };
@@ -64,6 +64,11 @@ enum Command {
         /// anything is appended.
         #[arg(long)]
         sort_by_time: bool,
+        /// A jq program each input record goes through (a JSON line, or a CSV row as an object
+        /// keyed by its header), yielding zero or more events in the canonical form; see
+        /// docs/mapping.md and examples/mappings/.
+        #[arg(long, value_name = "MAPPING.jq")]
+        map: Option<PathBuf>,
     },
     /// Print trust and health per account.
     Score {
@@ -357,14 +362,17 @@ fn note_skipped(recovery: &RecoveryReport) {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Import { store, files, format, skip_invalid, future_skew, sort_by_time } => {
+        Command::Import { store, files, format, skip_invalid, future_skew, sort_by_time, map } => {
             // Outputs are checked before anything is written, the store included.
             let protected = Protected::new(store.store.as_deref(), &files);
             if let Some(rejects) = &skip_invalid {
                 protected.check("--skip-invalid", rejects)?;
             }
+            // The mapping is read and checked before the store is opened (or created).
+            let mapping = map.as_deref().map(Mapping::from_file).transpose().map_err(|e| fail(2, e.into()))?;
             let ledger = open_store(&store, Access::Write(future_skew))?;
-            cmd_import(&ledger, &files, format, skip_invalid.as_deref(), &protected, future_skew, sort_by_time)
+            let settings = ImportSettings { format, future_skew, sort_by_time, mapping };
+            cmd_import(&ledger, &files, &settings, skip_invalid.as_deref(), &protected)
         }
         Command::Score { store, account, as_of, known_at, format, no_checkpoint } => {
             let ledger = open_store(&store, Access::Read)?;
@@ -621,15 +629,23 @@ fn cmd_timeline(
     Ok(())
 }
 
+/// How `rapport import` reads its files.
+struct ImportSettings {
+    format: InputFormat,
+    future_skew: std::time::Duration,
+    sort_by_time: bool,
+    mapping: Option<Mapping>,
+}
+
 fn cmd_import(
     ledger: &Ledger<AnyStore>,
     files: &[PathBuf],
-    format: InputFormat,
+    settings: &ImportSettings,
     skip_invalid: Option<&Path>,
     protected: &Protected,
-    future_skew: std::time::Duration,
-    sort_by_time: bool,
 ) -> Result<(), Failure> {
+    let ImportSettings { format, future_skew, sort_by_time, mapping } = settings;
+    let (future_skew, sort_by_time) = (*future_skew, *sort_by_time);
     let format = match format {
         InputFormat::Jsonl => Format::Jsonl,
         InputFormat::Csv => Format::Csv,
@@ -658,6 +674,9 @@ fn cmd_import(
             .future_skew(future_skew)
             .sort_by_time(sort_by_time)
             .on_progress(&mut on_progress);
+        if let Some(m) = mapping {
+            importer = importer.mapping(m.clone());
+        }
         if let Some(w) = rejects.as_mut() {
             importer = importer.rejects(w);
         }

@@ -9,6 +9,7 @@ use rapport_core::{AppendError, AppendOutcome, BackfillStore, EventId, Ledger, N
 
 use crate::check::Validated;
 use crate::input::for_each_event;
+use crate::lines::Places;
 use crate::{ImportError, ImportOptions, ImportReport, Progress};
 
 /// Appends the importer keeps in flight. A store that overlaps consecutive appends
@@ -50,11 +51,15 @@ pub(crate) fn append<S: BackfillStore, R: Read>(
         None => {
             let reader = reopen().map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?;
             let (last_line, rejected) = (validated.last_line, &validated.rejected);
-            for_each_event(source_name, reader, options.format, &mut |_| {}, &mut |line, parsed| match parsed {
-                Ok(e) if line <= last_line && !rejected.contains(&line) => {
-                    appender.push(line, e, report, &mut on_outcome)
+            let mut places = Places::default();
+            for_each_event(source_name, reader, options, &mut |_| {}, &mut |line, parsed| {
+                let place = places.next(line);
+                match parsed {
+                    Ok(e) if line <= last_line && !rejected.contains(&(line, place)) => {
+                        appender.push(line, e, report, &mut on_outcome)
+                    }
+                    _ => Ok(()),
                 }
-                _ => Ok(()),
             })?;
         }
     }

@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use rapport_core::backend::LogState;
 use rapport_core::{BackfillStore, Ledger, NewEvent, Position, ReadError};
 
-use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Unreadable, parse_lines, read_chunks};
-use crate::lines::{Buffered, Lines};
+use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Records, Unreadable, parse_lines, read_chunks};
+use crate::lines::{Buffered, Lines, Places};
 use crate::shadow::{Asked, Shadow};
 use crate::{ImportError, ImportOptions, Progress};
 
@@ -25,8 +25,9 @@ pub(crate) struct Validated {
     /// The last event-bearing line read: a second reading stops there, so lines added to the
     /// input meanwhile (a log still being written) are not appended unvalidated.
     pub(crate) last_line: u64,
-    /// Lines refused (with `skip_invalid`), which the second reading skips.
-    pub(crate) rejected: HashSet<u64>,
+    /// Events refused (with `skip_invalid`), by line and place among the line's events, which
+    /// the second reading skips.
+    pub(crate) rejected: HashSet<(u64, u32)>,
     /// Event-bearing lines read.
     pub(crate) events: u64,
     /// Events validation admitted: what pass 2 appends.
@@ -64,11 +65,10 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     let mut events = 0u64;
     std::thread::scope(|scope| -> Result<(), ImportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
-        let format = options.format;
         scope.spawn(move || {
             // A closed channel means pass 1 stopped early (it has its error): stop reading.
             let stopped = std::cell::Cell::new(false);
-            let result = read_chunks(source_name, reader, format, &mut |msg| {
+            let result = read_chunks(source_name, reader, options, &mut |msg| {
                 tx.send(Ok(msg)).map_err(|_| {
                     stopped.set(true);
                     ImportError::Io {
@@ -84,6 +84,7 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
             }
         });
         let mut interner = rapport_core::Interner::default();
+        let records = Records::new(options)?;
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
         // Chunks whose questions to the store are in flight, oldest first: a database store
         // answers several at once while earlier chunks are validated.
@@ -95,9 +96,8 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         // An event goes into the pending chunk, which is asked about and checked once full (a
         // macro: the chunk's answers borrow the thread scope, which a closure cannot name).
         macro_rules! take {
-            ($line:expr, $e:expr) => {
-                pending.lines.push($line);
-                pending.events.push($e);
+            ($line:expr, $place:expr, $e:expr) => {
+                pending.push($line, $place, $e);
                 if pending.events.len() >= CHECK_CHUNK {
                     let chunk = std::mem::replace(&mut pending, Lines::with_capacity(CHECK_CHUNK));
                     let answers = shadow.ask(scope, ledger, &chunk.events);
@@ -109,17 +109,19 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         // With `sort_by_time`, every event is held here (within `buffer_events_max`) and
         // checked once the input has ended, in time order; unreadable lines are refused as
         // they come, in line order.
-        let mut held: Option<Vec<(u64, NewEvent)>> = options.sort_by_time.then(Vec::new);
+        let mut held: Option<Vec<(u64, u32, NewEvent)>> = options.sort_by_time.then(Vec::new);
+        let mut places = Places::default();
         for chunk in rx {
             let parsed = match chunk? {
                 Chunk::Parsed(p) => p,
                 Chunk::Unparsed(u) => {
                     let bytes = u.bytes;
-                    Parsed { lines: parse_lines(u, &mut interner), bytes }
+                    Parsed { lines: parse_lines(u, &mut interner, &records), bytes }
                 }
             };
             for (line, parsed) in parsed.lines {
                 last_line = line;
+                let place = places.next(line);
                 match parsed {
                     Ok(e) => {
                         events += 1;
@@ -131,9 +133,9 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
                                     limit: options.buffer_events_max,
                                 });
                             }
-                            Some(held) => held.push((line, e)),
+                            Some(held) => held.push((line, place, e)),
                             None => {
-                                take!(line, e);
+                                take!(line, place, e);
                             }
                         }
                     }
@@ -143,7 +145,7 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
                         let answers = shadow.ask(scope, ledger, &chunk.events);
                         asking.push_back((chunk, answers));
                         check_up_to(&mut asking, 0, &mut shadow, &mut refusals)?;
-                        refusals.refuse(line, unreadable.reason.clone(), Rejected::Text(&unreadable))?;
+                        refusals.refuse(line, place, unreadable.reason.clone(), Rejected::Text(&unreadable))?;
                     }
                 }
             }
@@ -151,9 +153,9 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         }
         if let Some(mut held) = held {
             // Stable: events of one instant keep their input order.
-            held.sort_by_key(|(_, e)| e.occurred_at);
-            for (line, e) in held {
-                take!(line, e);
+            held.sort_by_key(|(_, _, e)| e.occurred_at);
+            for (line, place, e) in held {
+                take!(line, place, e);
             }
         }
         let answers = shadow.ask(scope, ledger, &pending.events);
@@ -239,14 +241,14 @@ pub(crate) fn check(
     }
     // One by one, to name (or reject) exactly the bad lines.
     let mut kept = Lines::with_capacity(events.events.len());
-    for (line, e) in events.lines.into_iter().zip(events.events) {
+    for ((line, place), e) in events.lines.into_iter().zip(events.places).zip(events.events) {
         let one = [e];
         match shadow.admit(&one, &[line], buffer.as_ref(), Some(&kept)) {
             Ok(()) => {
-                kept.lines.push(line);
-                kept.events.extend(one);
+                let [e] = one;
+                kept.push(line, place, e);
             }
-            Err(reason) => refusals.refuse(line, reason, Rejected::Event(&one[0]))?,
+            Err(reason) => refusals.refuse(line, place, reason, Rejected::Event(&one[0]))?,
         }
     }
     keep(kept, buffer, shadow);
@@ -259,7 +261,8 @@ pub(crate) struct Refusals<'s, 'w> {
     source_name: &'s str,
     skip_invalid: bool,
     sink: Option<&'w mut dyn Write>,
-    lines: HashSet<u64>,
+    /// Each refused event's line and place among its line's events.
+    lines: HashSet<(u64, u32)>,
     /// Refused lines that parsed: events validation refused.
     events_refused: u64,
 }
@@ -273,7 +276,7 @@ pub(crate) enum Rejected<'a> {
 }
 
 impl Refusals<'_, '_> {
-    fn refuse(&mut self, line: u64, reason: String, what: Rejected<'_>) -> Result<(), ImportError> {
+    fn refuse(&mut self, line: u64, place: u32, reason: String, what: Rejected<'_>) -> Result<(), ImportError> {
         let source_name = self.source_name;
         if !self.skip_invalid {
             return Err(ImportError::Invalid { source_name: source_name.to_owned(), line, reason });
@@ -301,7 +304,7 @@ impl Refusals<'_, '_> {
         if matches!(what, Rejected::Event(_)) {
             self.events_refused += 1;
         }
-        self.lines.insert(line);
+        self.lines.insert((line, place));
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use rapport_core::{LINE_BYTES_MAX, NewEvent};
 
 use crate::csv;
-use crate::{Format, ImportError, Progress};
+use crate::{Format, ImportError, ImportOptions, Progress};
 
 /// Lines per message from the parsing thread.
 pub(crate) const PARSE_CHUNK: usize = 1_024;
@@ -53,12 +53,13 @@ pub(crate) struct Parsed {
 pub(crate) fn read_chunks<R: Read>(
     source_name: &str,
     reader: R,
-    format: Format,
+    options: &ImportOptions,
     send: &mut dyn FnMut(Chunk) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    match format {
+    match options.format {
         Format::Jsonl => {
             let mut interner = rapport_core::Interner::default();
+            let records = Records::new(options)?;
             let mut k = 0u64;
             split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
                 k += 1;
@@ -66,7 +67,7 @@ pub(crate) fn read_chunks<R: Read>(
                 let msg = if k.is_multiple_of(3) {
                     Chunk::Unparsed(chunk)
                 } else {
-                    Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner), bytes })
+                    Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner, &records), bytes })
                 };
                 send(msg)
             })
@@ -77,7 +78,7 @@ pub(crate) fn read_chunks<R: Read>(
             let result = for_each_event(
                 source_name,
                 reader,
-                format,
+                options,
                 &mut |p| {
                     if let Progress::Validating { bytes: b } = p {
                         bytes.set(b);
@@ -104,15 +105,16 @@ pub(crate) fn read_chunks<R: Read>(
 pub(crate) fn for_each_event<R: Read>(
     source_name: &str,
     reader: R,
-    format: Format,
+    options: &ImportOptions,
     progress: &mut dyn FnMut(Progress),
     f: &mut dyn FnMut(u64, ParsedLine) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let mut interner = rapport_core::Interner::default();
-    match format {
+    let records = Records::new(options)?;
+    match options.format {
         Format::Jsonl => {
             split_jsonl(source_name, reader, &mut |b| progress(Progress::Validating { bytes: b }), &mut |chunk| {
-                for (line, parsed) in parse_lines(chunk, &mut interner) {
+                for (line, parsed) in parse_lines(chunk, &mut interner, &records) {
                     f(line, parsed)?;
                 }
                 Ok(())
@@ -128,7 +130,12 @@ pub(crate) fn for_each_event<R: Read>(
                 reason: format!("header: {reason}"),
             };
             let names = header.fields.clone().map_err(invalid_header)?;
-            let columns = csv::columns(&names).map_err(invalid_header)?;
+            // A mapping reads any header; the canonical form only its own columns.
+            let columns = match records {
+                Records::Canonical => Some(csv::columns(&names).map_err(invalid_header)?),
+                #[cfg(feature = "mapping")]
+                Records::Mapped(_) => None,
+            };
             let mut n = 0u64;
             while let Some(record) = r.next_record().map_err(io_err)? {
                 n += 1;
@@ -136,11 +143,26 @@ pub(crate) fn for_each_event<R: Read>(
                     progress(Progress::Validating { bytes: r.bytes() });
                 }
                 let truncated = record.text.len() >= LINE_BYTES_MAX;
-                let parsed = record
-                    .fields
-                    .and_then(|row| csv::event(&columns, &row, &mut interner))
-                    .map_err(|reason| Unreadable::new(reason, &record.text, truncated));
-                f(record.line, parsed)?;
+                let unreadable = |reason| Unreadable::new(reason, &record.text, truncated);
+                match (&records, &columns) {
+                    (Records::Canonical, Some(columns)) => {
+                        let parsed =
+                            record.fields.and_then(|row| csv::event(columns, &row, &mut interner)).map_err(unreadable);
+                        f(record.line, parsed)?;
+                    }
+                    #[cfg(feature = "mapping")]
+                    (Records::Mapped(m), _) => match &record.fields {
+                        Ok(row) => {
+                            let mut outputs = Vec::new();
+                            m.run(crate::mapping::csv_record(&names, row), &mut interner, &mut |r| outputs.push(r));
+                            for parsed in outputs {
+                                f(record.line, parsed.map_err(unreadable))?;
+                            }
+                        }
+                        Err(reason) => f(record.line, Err(unreadable(reason.clone())))?,
+                    },
+                    (Records::Canonical, None) => unreachable!("canonical CSV has its columns"),
+                }
             }
             progress(Progress::Validating { bytes: r.bytes() });
         }
@@ -204,9 +226,32 @@ pub(crate) fn split_jsonl<R: Read>(
     Ok(())
 }
 
+/// What turns an input record into events on one thread: the canonical parser, or a mapping
+/// compiled for this thread.
+pub(crate) enum Records {
+    Canonical,
+    #[cfg(feature = "mapping")]
+    Mapped(crate::mapping::Compiled),
+}
+
+impl Records {
+    pub(crate) fn new(options: &ImportOptions) -> Result<Self, ImportError> {
+        #[cfg(feature = "mapping")]
+        if let Some(m) = &options.mapping {
+            return Ok(Self::Mapped(m.compile()?));
+        }
+        let _ = options;
+        Ok(Self::Canonical)
+    }
+}
+
 /// Parses a chunk of lines: each event-bearing line with its event or the `field: reason` it
-/// was refused for. Blank lines are skipped.
-pub(crate) fn parse_lines(chunk: Unparsed, interner: &mut rapport_core::Interner) -> Vec<(u64, ParsedLine)> {
+/// was refused for (a mapped line with each of its events, in order). Blank lines are skipped.
+pub(crate) fn parse_lines(
+    chunk: Unparsed,
+    interner: &mut rapport_core::Interner,
+    records: &Records,
+) -> Vec<(u64, ParsedLine)> {
     let mut out = Vec::with_capacity(chunk.lines.len());
     for (line, range, too_long) in chunk.lines {
         let bytes = &chunk.data[range];
@@ -222,9 +267,21 @@ pub(crate) fn parse_lines(chunk: Unparsed, interner: &mut rapport_core::Interner
                 continue;
             }
         };
-        if !text.is_empty() {
-            let parsed = NewEvent::from_json_line_in(text, interner);
-            out.push((line, parsed.map_err(|e| Unreadable::new(e.to_string(), bytes, false))));
+        if text.is_empty() {
+            continue;
+        }
+        match records {
+            Records::Canonical => {
+                let parsed = NewEvent::from_json_line_in(text, interner);
+                out.push((line, parsed.map_err(|e| Unreadable::new(e.to_string(), bytes, false))));
+            }
+            #[cfg(feature = "mapping")]
+            Records::Mapped(m) => match crate::mapping::json_record(text.as_bytes()) {
+                Ok(record) => m.run(record, interner, &mut |parsed| {
+                    out.push((line, parsed.map_err(|reason| Unreadable::new(reason, bytes, false))));
+                }),
+                Err(reason) => out.push((line, Err(Unreadable::new(reason, bytes, false)))),
+            },
         }
     }
     out

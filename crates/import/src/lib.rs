@@ -1,7 +1,9 @@
 //! rapport-import: backfill years of history from old logs into any store.
 //!
 //! An [`Importer`] reads JSON Lines in the canonical form (`docs/event-format.md`) or CSV with
-//! the same field names as columns, and appends it through the store's contract. It is:
+//! the same field names as columns, or any JSON or CSV export through a jq [`Mapping`]
+//! (`docs/mapping.md`; feature `mapping`, on by default), and appends it through the store's
+//! contract. It is:
 //!
 //! - **Atomic by default.** Pass 1 parses every line and validates it against a shadow of the
 //!   affected streams, seeded with their committed state and the logged ids the file repeats
@@ -32,8 +34,8 @@
 //! run it on a blocking thread.
 //!
 //! The code: `lib.rs` (the API), `input.rs` (reading and parsing lines), `csv.rs` (the strict
-//! CSV reader), `check.rs` (pass 1), `shadow.rs` (the state pass 1 validates against),
-//! `append.rs` (pass 2).
+//! CSV reader), `mapping.rs` (jq mappings), `check.rs` (pass 1), `shadow.rs` (the state pass 1
+//! validates against), `lines.rs` (what pass 1 hands pass 2), `append.rs` (pass 2).
 //!
 //! # Example
 //! ```
@@ -64,7 +66,12 @@ mod check;
 mod csv;
 mod input;
 mod lines;
+#[cfg(feature = "mapping")]
+mod mapping;
 mod shadow;
+
+#[cfg(feature = "mapping")]
+pub use mapping::{MAPPED_EVENTS_MAX, MAPPING_BYTES_MAX, Mapping, MappingError};
 
 /// The input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +106,10 @@ pub struct ImportOptions {
     /// in memory, up to [`buffer_events_max`](Self::buffer_events_max) events; a larger one
     /// fails with [`ImportError::TooLargeToSort`] before anything is appended.
     pub sort_by_time: bool,
+    /// A mapping each input record goes through (a JSON line, or a CSV row as an object keyed
+    /// by its header), yielding the events to import; `None` reads the canonical form.
+    #[cfg(feature = "mapping")]
+    pub mapping: Option<Mapping>,
 }
 
 impl Default for ImportOptions {
@@ -110,6 +121,8 @@ impl Default for ImportOptions {
             buffer_events_max: 1_000_000,
             future_skew: rapport_core::validate::FUTURE_SKEW_DEFAULT,
             sort_by_time: false,
+            #[cfg(feature = "mapping")]
+            mapping: None,
         }
     }
 }
@@ -198,6 +211,10 @@ pub enum ImportError {
     /// Writing the rejects file failed.
     #[error("writing rejects: {0}")]
     Rejects(io::Error),
+    /// The mapping did not compile (see [`Mapping`]). Nothing was appended.
+    #[cfg(feature = "mapping")]
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
     /// With [`ImportOptions::sort_by_time`], the input held more events than may be held in
     /// memory to sort them. Nothing was appended.
     #[error(
@@ -326,6 +343,14 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
         self
     }
 
+    /// Each input record goes through `mapping` (default: none, the canonical form); see
+    /// [`ImportOptions::mapping`] and `docs/mapping.md`.
+    #[cfg(feature = "mapping")]
+    pub fn mapping(mut self, mapping: Mapping) -> Self {
+        self.options.mapping = Some(mapping);
+        self
+    }
+
     /// Order the input's events by `occurred_at` before validating them (default `false`);
     /// see [`ImportOptions::sort_by_time`].
     pub fn sort_by_time(mut self, sort: bool) -> Self {
@@ -432,7 +457,8 @@ pub fn parse_each<R: Read>(
     format: Format,
     f: &mut dyn FnMut(u64, Result<NewEvent, String>),
 ) -> Result<(), ImportError> {
-    input::for_each_event(source_name, reader, format, &mut |_| {}, &mut |line, parsed| {
+    let options = ImportOptions { format, ..ImportOptions::default() };
+    input::for_each_event(source_name, reader, &options, &mut |_| {}, &mut |line, parsed| {
         f(line, parsed.map_err(|u| u.reason));
         Ok(())
     })

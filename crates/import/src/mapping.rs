@@ -1,0 +1,220 @@
+//! Mappings: a jq program (run by the `jaq` crates) that turns each record of a foreign export
+//! into zero or more events in the canonical form (`docs/mapping.md`).
+//!
+//! A [`Mapping`] holds the program's text and is checked when made; each parsing thread
+//! compiles its own [`Compiled`] copy (jaq's values are reference-counted, not shared between
+//! threads). A record's outputs are written as JSON and parsed by the canonical parser, so a
+//! mapped event is validated, limited and identified exactly as the same line would be.
+
+use std::fmt::Write as _;
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_json::Val;
+use rapport_core::escape::one_line;
+use rapport_core::{Interner, NewEvent};
+use thiserror::Error;
+
+/// Events one record may become at most (a runaway program stops there, refused).
+pub const MAPPED_EVENTS_MAX: usize = 64;
+
+/// The largest mapping program accepted, in bytes.
+pub const MAPPING_BYTES_MAX: usize = 1 << 20;
+
+/// Definitions every mapping may call, beside jq's own (see `docs/mapping.md`).
+const PRELUDE: &str = r#"
+def from_epoch_s: todate;
+def from_epoch_ms: . / 1000 | todate;
+def from_local($offset): .[0:10] + "T" + .[11:] + $offset;
+"#;
+
+/// Why a mapping could not be made.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum MappingError {
+    /// The program does not parse or names what jq does not define: `NAME:LINE:COLUMN: what`.
+    #[error("mapping {}:{line}:{column}: {reason}", one_line(name))]
+    Invalid {
+        /// The mapping's name (its file, as given).
+        name: String,
+        /// The 1-based line of the program.
+        line: usize,
+        /// The 1-based column (in characters).
+        column: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The program is longer than [`MAPPING_BYTES_MAX`].
+    #[error("mapping {}: {bytes} bytes, at most {MAPPING_BYTES_MAX}", one_line(name))]
+    TooLarge {
+        /// The mapping's name.
+        name: String,
+        /// Its size.
+        bytes: usize,
+    },
+    /// Reading the mapping's file failed.
+    #[error("mapping {}: {source}", one_line(name))]
+    Io {
+        /// The mapping's name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A jq program that maps each input record to zero or more canonical events.
+///
+/// ```
+/// use rapport_import::Mapping;
+///
+/// let m = Mapping::new("calls.jq", r#"{type: "touchpoint", account: .customer, occurred_at: (.at | from_epoch_s), channel: "call"}"#)?;
+/// assert_eq!(m.name(), "calls.jq");
+/// assert!(Mapping::new("bad.jq", "{type: ").is_err());
+/// # Ok::<(), rapport_import::MappingError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    name: String,
+    program: String,
+}
+
+impl Mapping {
+    /// A mapping named `name` (for errors) running `program`; checked here.
+    ///
+    /// # Errors
+    /// [`MappingError::Invalid`] naming the line and column, or [`MappingError::TooLarge`].
+    pub fn new(name: impl Into<String>, program: impl Into<String>) -> Result<Self, MappingError> {
+        let m = Self { name: name.into(), program: program.into() };
+        if m.program.len() > MAPPING_BYTES_MAX {
+            return Err(MappingError::TooLarge { name: m.name, bytes: m.program.len() });
+        }
+        m.compile()?;
+        Ok(m)
+    }
+
+    /// The mapping in the file at `path`, named by the path.
+    ///
+    /// # Errors
+    /// [`MappingError`].
+    pub fn from_file(path: &std::path::Path) -> Result<Self, MappingError> {
+        let name = path.display().to_string();
+        let size = std::fs::metadata(path).map_err(|source| MappingError::Io { name: name.clone(), source })?.len();
+        if size > MAPPING_BYTES_MAX as u64 {
+            return Err(MappingError::TooLarge { name, bytes: usize::try_from(size).unwrap_or(usize::MAX) });
+        }
+        let program =
+            std::fs::read_to_string(path).map_err(|source| MappingError::Io { name: name.clone(), source })?;
+        Self::new(name, program)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Compiles the program for one thread.
+    pub(crate) fn compile(&self) -> Result<Compiled, MappingError> {
+        let code = format!("{PRELUDE}\n{}", self.program);
+        let prelude_lines = PRELUDE.lines().count() + 1;
+        // Where a slice the loader or compiler names lies in the program (the prelude's lines
+        // are not the user's).
+        let at = |s: &str, reason: String| {
+            let offset = (s.as_ptr() as usize).saturating_sub(code.as_ptr() as usize).min(code.len());
+            let before = code.get(..offset).unwrap_or(&code);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            MappingError::Invalid { name: self.name.clone(), line: line.saturating_sub(prelude_lines), column, reason }
+        };
+        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader.load(&arena, File { code: code.as_str(), path: () }).map_err(|errs| {
+            let (_, e) = errs.into_iter().next().expect("a failed load names an error");
+            match e {
+                jaq_core::load::Error::Io(v) => {
+                    let (s, why) = v.into_iter().next().expect("an error");
+                    at(s, format!("cannot import {s:?}: {why}"))
+                }
+                jaq_core::load::Error::Lex(v) => {
+                    let (expect, s) = v.into_iter().next().expect("an error");
+                    at(s, format!("expected {}", expect.as_str()))
+                }
+                jaq_core::load::Error::Parse(v) => {
+                    let (expect, s) = v.into_iter().next().expect("an error");
+                    at(s, format!("expected {}", expect.as_str()))
+                }
+            }
+        })?;
+        let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errs| {
+            let (_, undefined) = errs.into_iter().next().expect("a failed compile names an error");
+            let (s, what) = undefined.into_iter().next().expect("an error");
+            at(s, format!("undefined {} {s}", what.as_str()))
+        })?;
+        Ok(Compiled { name: self.name.clone(), filter })
+    }
+}
+
+/// A mapping compiled for one thread.
+pub(crate) struct Compiled {
+    name: String,
+    filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
+}
+
+impl Compiled {
+    /// Runs the mapping on one record (a JSON value, or a CSV row as an object) and parses each
+    /// output as a canonical line: `f` gets each event or why it was refused (`mapping NAME:
+    /// output K: field: reason`, or the program's error). At most [`MAPPED_EVENTS_MAX`]
+    /// outputs are taken; one more is refused.
+    pub(crate) fn run(&self, record: Val, interner: &mut Interner, f: &mut dyn FnMut(Result<NewEvent, String>)) {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        let mut text = Vec::new();
+        for (k, out) in self.filter.id.run((ctx, record)).map(unwrap_valr).enumerate() {
+            let name = one_line(&self.name);
+            if k == MAPPED_EVENTS_MAX {
+                f(Err(format!("mapping {name}: more than {MAPPED_EVENTS_MAX} events from one record")));
+                return;
+            }
+            let v = match out {
+                Ok(v) => v,
+                Err(e) => {
+                    // A string error (`error("why")`) reads as its text, anything else as JSON.
+                    let why = match e.into_val() {
+                        Val::TStr(b) => String::from_utf8_lossy(&b).into_owned(),
+                        other => other.to_string(),
+                    };
+                    f(Err(format!("mapping {name}: output {}: {}", k + 1, one_line(&why))));
+                    return;
+                }
+            };
+            if !matches!(v, Val::Obj(_)) {
+                let mut shown = String::new();
+                let _ = write!(shown, "{v}");
+                let shown: String = shown.chars().take(80).collect();
+                f(Err(format!("mapping {name}: output {}: not an object: {}", k + 1, one_line(&shown))));
+                continue;
+            }
+            text.clear();
+            jaq_json::write::write(&mut text, &Default::default(), 0, &v).expect("writing to memory");
+            let parsed = std::str::from_utf8(&text)
+                .map_err(|e| format!("not UTF-8: {e}"))
+                .and_then(|line| NewEvent::from_json_line_in(line, interner).map_err(|e| e.to_string()));
+            f(parsed.map_err(|e| format!("mapping {name}: output {}: {e}", k + 1)));
+        }
+    }
+}
+
+/// A JSON record as jaq's value, or why it is not JSON.
+pub(crate) fn json_record(bytes: &[u8]) -> Result<Val, String> {
+    jaq_json::read::parse_single(bytes).map_err(|e| format!("not JSON: {e}"))
+}
+
+/// A CSV row as an object keyed by the header: every cell a string, an empty cell null.
+pub(crate) fn csv_record(header: &[String], row: &[String]) -> Val {
+    let mut m = jaq_json::Map::default();
+    for (name, cell) in header.iter().zip(row) {
+        let v = if cell.is_empty() { Val::Null } else { Val::from(cell.clone()) };
+        m.insert(Val::from(name.clone()), v);
+    }
+    Val::obj(m)
+}
