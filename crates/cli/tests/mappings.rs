@@ -60,6 +60,90 @@ fn helpdesk_export() -> String {
     out
 }
 
+/// The survey sample, a CSV: four quarterly campaigns of 2024, six respondents of each company
+/// a campaign, each asked the NPS and the CSAT question; `happyco` answers as promoters and
+/// satisfied, `grumpyco` as detractors; some answers blank, some comments quoted with commas.
+fn survey_export() -> String {
+    let mut rng = Lcg(7);
+    let mut out = String::from("Response ID,Campaign,Company ID,Question,Score,Comment,Submitted At\n");
+    let mut id = 5000;
+    for (q, month) in [("2024-q1", 2), ("2024-q2", 5), ("2024-q3", 8), ("2024-q4", 11)] {
+        for (company, happy) in [("happyco", true), ("grumpyco", false)] {
+            for respondent in 0..6u64 {
+                let day = 3 + respondent * 4 + rng.below(3);
+                let (hour, minute) = (9 + rng.below(8), rng.below(60));
+                let at = format!("{day:02}/{month:02}/2024 {hour:02}:{minute:02}");
+                let nps = if happy { 9 + rng.below(2) } else { 2 + rng.below(5) };
+                let csat = if happy { 4 + rng.below(2) } else { 1 + rng.below(3) };
+                let blank = rng.below(10) == 0;
+                let comment = match (happy, respondent % 3) {
+                    (_, 0) => String::new(),
+                    (true, _) => "\"Fast, friendly, and they kept their word\"".into(),
+                    (false, _) => "\"Slow answers, again\"".into(),
+                };
+                for (question, score) in
+                    [("How likely are you to recommend us?", nps), ("How satisfied were you with support?", csat)]
+                {
+                    id += 1;
+                    let score = if blank { String::new() } else { score.to_string() };
+                    out.push_str(&format!("{id},{q},{company},{question},{score},{comment},{at}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The CRM sample: a year of activities of two accounts, meetings and calls, notes, and tasks
+/// with due dates; `reliableco`'s tasks are completed before they are due, `latecorp`'s after,
+/// or never. Times carry a +02:00 offset.
+fn crm_export() -> String {
+    let mut rng = Lcg(11);
+    let start = Timestamp::parse("2024-01-08T07:00:00Z").unwrap();
+    let mut out = String::new();
+    let mut id = 700;
+    let local = |t: Timestamp| t.add_nanos(2 * HOUR).to_string().replace('Z', "+02:00");
+    for (account, reliable) in [("reliableco", true), ("latecorp", false)] {
+        for week in 0..50i64 {
+            id += 1;
+            let at = start.add_nanos((week * 7 * 24 + rng.below(48) as i64) * HOUR);
+            let line = match week % 5 {
+                0 | 3 => {
+                    let kind = if week % 5 == 0 { "meeting" } else { "call" };
+                    format!(
+                        "{{\"id\":{id},\"kind\":\"{kind}\",\"account\":{{\"id\":\"{account}\"}},\"subject\":\"{kind} {id}\",\"start\":\"{}\"}}",
+                        local(at)
+                    )
+                }
+                4 => format!(
+                    "{{\"id\":{id},\"kind\":\"note\",\"account\":{{\"id\":\"{account}\"}},\"subject\":\"note {id}\",\"created_at\":\"{}\"}}",
+                    local(at)
+                ),
+                _ => {
+                    let due_days = 5 + rng.below(10) as i64;
+                    let due = at.add_nanos(due_days * 24 * HOUR);
+                    let due_date = &due.to_string()[..10];
+                    let completed = if reliable {
+                        Some(at.add_nanos((1 + rng.below(due_days as u64 - 1) as i64) * 24 * HOUR))
+                    } else if week % 3 != 0 {
+                        Some(due.add_nanos((3 + rng.below(20) as i64) * 24 * HOUR))
+                    } else {
+                        None
+                    };
+                    let completed = completed.map_or("null".to_owned(), |c| format!("\"{}\"", local(c)));
+                    format!(
+                        "{{\"id\":{id},\"kind\":\"task\",\"account\":{{\"id\":\"{account}\"}},\"subject\":\"Follow-up {id}\",\"created_at\":\"{}\",\"due_date\":\"{due_date}\",\"completed_at\":{completed}}}",
+                        local(at)
+                    )
+                }
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The committed sample is the generator's: `RAPPORT_WRITE_SAMPLES=1` rewrites it.
 fn sample(name: &str, generated: &str) -> PathBuf {
     let path = examples().join(name);
@@ -93,4 +177,48 @@ fn the_helpdesk_export_maps_to_escalations_and_slow_replies_cost_responsiveness(
     let slow = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "slowpoke", "--format", "json"]);
     let (f, s) = (factor(&fast, "trust", "responsiveness"), factor(&slow, "trust", "responsiveness"));
     assert!(f > s + 0.2, "fast replies keep responsiveness high: {f} against {s}");
+}
+
+#[test]
+fn the_survey_export_maps_to_answers_and_promoters_raise_nps() {
+    let export = sample("surveys.csv", &survey_export());
+    let mapping = examples().join("surveys.jq");
+    let tmp = Tmp::new("surveys");
+    let store = tmp.join("store");
+    // Every answer with a score (the fifth column, before any quoted comment) is an event.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let rows = text.lines().skip(1).filter(|l| l.splitn(6, ',').nth(4).is_some_and(|s| !s.is_empty())).count();
+    let first = ok(&["import", "--store", p(&store), "--format", "csv", "--map", p(&mapping), p(&export)]);
+    assert!(first.contains(&format!("appended {rows}, duplicates 0, rejected 0")), "{first}");
+    let again = ok(&["import", "--store", p(&store), "--format", "csv", "--map", p(&mapping), p(&export)]);
+    assert!(again.contains(&format!("appended 0, duplicates {rows}")), "{again}");
+    let at = "2025-01-15T00:00:00Z";
+    let happy = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "happyco", "--format", "json"]);
+    let grumpy = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "grumpyco", "--format", "json"]);
+    for name in ["nps", "csat"] {
+        let (h, g) = (factor(&happy, "health", name), factor(&grumpy, "health", name));
+        assert!(h > g + 0.2, "{name}: promoters and satisfied answers rate higher: {h} against {g}");
+    }
+}
+
+#[test]
+fn the_crm_log_maps_to_touchpoints_and_tasks_and_late_tasks_cost_reliability() {
+    let export = sample("crm.jsonl", &crm_export());
+    let mapping = examples().join("crm.jq");
+    let tmp = Tmp::new("crm");
+    let store = tmp.join("store");
+    let text = std::fs::read_to_string(&export).unwrap();
+    let expected = text.lines().filter(|l| !l.contains("\"note\"")).count()
+        + text.lines().filter(|l| l.contains("\"task\"") && !l.contains("\"completed_at\":null")).count();
+    let first = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
+    assert!(first.contains(&format!("appended {expected}, duplicates 0, rejected 0")), "{first}");
+    let again = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
+    assert!(again.contains(&format!("appended 0, duplicates {expected}")), "{again}");
+    let at = "2025-01-15T00:00:00Z";
+    let kept = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "reliableco", "--format", "json"]);
+    let late = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "latecorp", "--format", "json"]);
+    let (k, l) = (factor(&kept, "trust", "reliability"), factor(&late, "trust", "reliability"));
+    assert!(k > l + 0.2, "tasks done before their due dates keep reliability: {k} against {l}");
+    let (k, l) = (factor(&kept, "health", "engagement"), factor(&late, "health", "engagement"));
+    assert!((k - l).abs() < 0.05, "both held as many meetings and calls: {k} against {l}");
 }
