@@ -130,11 +130,17 @@ pub(crate) fn for_each_event<R: Read>(
                 reason: format!("header: {reason}"),
             };
             let names = header.fields.clone().map_err(invalid_header)?;
-            // A mapping reads any header; the canonical form only its own columns.
+            // A mapping reads any header (each name once); the canonical form only its own
+            // columns.
             let columns = match records {
                 Records::Canonical => Some(csv::columns(&names).map_err(invalid_header)?),
                 #[cfg(feature = "mapping")]
-                Records::Mapped(_) => None,
+                Records::Mapped(_) => {
+                    if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
+                        return Err(invalid_header(format!("{name:?}: the column appears twice (column {})", i + 1)));
+                    }
+                    None
+                }
             };
             let mut n = 0u64;
             while let Some(record) = r.next_record().map_err(io_err)? {

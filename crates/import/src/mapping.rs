@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 use rapport_core::escape::one_line;
 use rapport_core::{Interner, NewEvent};
@@ -20,6 +20,11 @@ pub const MAPPED_EVENTS_MAX: usize = 64;
 
 /// The largest mapping program accepted, in bytes.
 pub const MAPPING_BYTES_MAX: usize = 1 << 20;
+
+/// jq's functions a mapping may not call (see [`Mapping::compile`]).
+const EXCLUDED: [&str; 6] = ["halt", "env", "now", "localtime", "strflocaltime", "stderr_empty"];
+/// jq's definitions made of [`EXCLUDED`] functions.
+const EXCLUDED_DEFS: [&str; 3] = ["stderr", "halt", "halt_error"];
 
 /// Definitions every mapping may call, beside jq's own (see `docs/mapping.md`).
 const PRELUDE: &str = r#"
@@ -125,8 +130,17 @@ impl Mapping {
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             MappingError::Invalid { name: self.name.clone(), line: line.saturating_sub(prelude_lines), column, reason }
         };
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-        let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+        // A mapping is a function of its record: nothing that reads the clock, the
+        // environment or the local time zone (a re-import would derive other ids), writes to
+        // stderr, or ends the process (`halt` exits it); with the definitions built on them.
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs())
+            .filter(|d| !EXCLUDED_DEFS.contains(&d.name));
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs())
+            .filter(|(name, ..)| !EXCLUDED.contains(name));
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let modules = loader.load(&arena, File { code: code.as_str(), path: () }).map_err(|errs| {
@@ -169,7 +183,7 @@ impl Compiled {
     pub(crate) fn run(&self, record: Val, interner: &mut Interner, f: &mut dyn FnMut(Result<NewEvent, String>)) {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut text = Vec::new();
-        for (k, out) in self.filter.id.run((ctx, record)).map(unwrap_valr).enumerate() {
+        for (k, out) in self.filter.id.run((ctx, record)).enumerate() {
             let name = one_line(&self.name);
             if k == MAPPED_EVENTS_MAX {
                 f(Err(format!("mapping {name}: more than {MAPPED_EVENTS_MAX} events from one record")));
@@ -177,11 +191,14 @@ impl Compiled {
             }
             let v = match out {
                 Ok(v) => v,
-                Err(e) => {
+                Err(exn) => {
                     // A string error (`error("why")`) reads as its text, anything else as JSON.
-                    let why = match e.into_val() {
-                        Val::TStr(b) => String::from_utf8_lossy(&b).into_owned(),
-                        other => other.to_string(),
+                    // (jaq's own unwrapping exits the process on `halt`, which a mapping cannot
+                    // call; anything but an error is refused here all the same.)
+                    let why = match exn.get_err().map(jaq_core::Error::into_val) {
+                        Ok(Val::TStr(b)) => String::from_utf8_lossy(&b).into_owned(),
+                        Ok(other) => other.to_string(),
+                        Err(_) => "the program stopped without an error".to_owned(),
                     };
                     f(Err(format!("mapping {name}: output {}: {}", k + 1, one_line(&why))));
                     return;

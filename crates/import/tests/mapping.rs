@@ -88,6 +88,23 @@ fn a_program_that_does_not_compile_is_named_with_its_line_and_column() {
     assert_eq!(err.to_string(), "mapping m.jq:2:6: undefined filter frobnicate");
     let err = Mapping::new("m.jq", "{a: }").unwrap_err();
     assert!(matches!(err, MappingError::Invalid { line: 1, .. }), "{err:?}");
+    // A mapping is a function of its record: no clock, environment, local zone, stderr, nor
+    // `halt` (which would end the importing process).
+    for call in [
+        "now",
+        "env",
+        "$ENV",
+        "localtime",
+        "strflocaltime(\"%c\")",
+        "stderr",
+        "halt",
+        "halt_error",
+        "halt_error(1)",
+        "input",
+    ] {
+        let err = Mapping::new("m.jq", format!("{{t: ({call})}}")).unwrap_err().to_string();
+        assert!(err.contains("undefined"), "{call}: {err}");
+    }
 }
 
 #[test]
@@ -96,8 +113,12 @@ fn a_csv_row_is_an_object_keyed_by_its_header_with_empty_cells_null() {
     let program = "select(.Kind) | {type: \"touchpoint\", account: .Org, occurred_at: .When, channel: .Kind, note: (.Note // \"none\")} | del(.note)";
     let ledger = Ledger::memory();
     let options = ImportOptions { format: Format::Csv, ..mapped(program) };
-    let report = Importer::new(&ledger).options(options).reader("calls.csv", || Ok(csv.as_bytes())).unwrap();
+    let report = Importer::new(&ledger).options(options.clone()).reader("calls.csv", || Ok(csv.as_bytes())).unwrap();
     assert_eq!((report.events, report.appended), (1, 1));
+    // Any names, but each once: a repeated one would hide a column.
+    let twice = "Org,When,Org\nacme,2024-03-01T09:00:00Z,other\n";
+    let err = Importer::new(&ledger).options(options).reader("calls.csv", || Ok(twice.as_bytes())).unwrap_err();
+    assert_eq!(err.to_string(), "calls.csv:1: header: \"Org\": the column appears twice (column 3)");
 }
 
 #[test]
