@@ -169,8 +169,9 @@ impl<'a> Fields<'_, 'a> {
         self.key("escalation", &self.raw.escalation, EscalationKey::new, EscalationKey::new_in)
     }
 
-    /// Refuses every known field outside `allowed` (a mask of [`field`] bits) that the line
-    /// sets, naming the first in [`OPTIONAL_FIELDS`] order.
+    /// Refuses every known field outside `allowed` (a mask: bit `i` for the `i`th of
+    /// [`OPTIONAL_FIELDS`], see [`allowed`]) that the line sets, naming the first in
+    /// [`OPTIONAL_FIELDS`] order.
     pub(super) fn only(&self, allowed: u32) -> Parse<()> {
         let r = self.raw;
         let present = [
@@ -254,24 +255,87 @@ pub(super) const OPTIONAL_FIELDS: [&str; 16] = {
     names
 };
 
-/// The [`Fields::only`] bit of each of [`OPTIONAL_FIELDS`].
-pub(super) mod field {
-    pub(in crate::json) const COMMITMENT: u32 = 1 << 0;
-    pub(in crate::json) const TITLE: u32 = 1 << 1;
-    pub(in crate::json) const DUE: u32 = 1 << 2;
-    pub(in crate::json) const WEIGHT: u32 = 1 << 3;
-    pub(in crate::json) const REASON: u32 = 1 << 4;
-    pub(in crate::json) const ACCEPTED: u32 = 1 << 5;
-    pub(in crate::json) const ESCALATION: u32 = 1 << 6;
-    pub(in crate::json) const SEVERITY: u32 = 1 << 7;
-    pub(in crate::json) const SUMMARY: u32 = 1 << 8;
-    pub(in crate::json) const SURVEY: u32 = 1 << 9;
-    pub(in crate::json) const NPS: u32 = 1 << 10;
-    pub(in crate::json) const CSAT: u32 = 1 << 11;
-    pub(in crate::json) const CES: u32 = 1 << 12;
-    pub(in crate::json) const COMMENT: u32 = 1 << 13;
-    pub(in crate::json) const CHANNEL: u32 = 1 << 14;
-    pub(in crate::json) const KIND: u32 = 1 << 15;
+/// Whether an event type needs one of its fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The type refuses a line without it.
+    Required,
+    /// The type takes it or not.
+    Optional,
+}
+
+/// Each event type's own fields (after `type`, `id`, `account` and `occurred_at`, which every
+/// type has), in canonical order, with whether the type needs each: the one per-type table.
+/// The parser refuses every field a type does not list (its masks are built from this table)
+/// and `docs/event.schema.json` is generated from it ([`event_schema`](super::event_schema)).
+/// A survey answer needs exactly one of `nps`, `csat` and `ces`, each listed as optional. In
+/// [`EventKind::ALL`] order.
+pub const TYPE_FIELDS: [(EventKind, &[(&str, Need)]); 12] = {
+    use Need::{Optional, Required};
+    [
+        (
+            EventKind::CommitmentMade,
+            &[("commitment", Required), ("title", Required), ("due", Required), ("weight", Optional)],
+        ),
+        (EventKind::CommitmentRenegotiated, &[("commitment", Required), ("due", Required), ("reason", Optional)]),
+        (EventKind::CommitmentDelivered, &[("commitment", Required), ("accepted", Optional)]),
+        (EventKind::CommitmentCancelled, &[("commitment", Required), ("reason", Optional)]),
+        (EventKind::EscalationRaised, &[("escalation", Required), ("severity", Required), ("summary", Optional)]),
+        (EventKind::EscalationAcknowledged, &[("escalation", Required)]),
+        (EventKind::EscalationResolved, &[("escalation", Required)]),
+        (EventKind::EscalationReopened, &[("escalation", Required)]),
+        (
+            EventKind::SurveyAnswered,
+            &[("survey", Required), ("nps", Optional), ("csat", Optional), ("ces", Optional), ("comment", Optional)],
+        ),
+        (EventKind::TouchpointHeld, &[("channel", Required)]),
+        (EventKind::IssueDisclosed, &[("summary", Optional)]),
+        (EventKind::AdvocacyGiven, &[("kind", Required)]),
+    ]
+};
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Each type's allowed fields as a [`Fields::only`] mask (bit `i` for the `i`th of
+/// [`OPTIONAL_FIELDS`]), built from [`TYPE_FIELDS`] when compiling; a name missing from the
+/// field table, or the table out of [`EventKind::ALL`] order, fails the build.
+const ALLOWED: [u32; 12] = {
+    let mut masks = [0u32; 12];
+    let mut t = 0;
+    while t < TYPE_FIELDS.len() {
+        assert!(TYPE_FIELDS[t].0 as usize == t, "TYPE_FIELDS is in EventKind::ALL order");
+        let fields = TYPE_FIELDS[t].1;
+        let mut j = 0;
+        while j < fields.len() {
+            let mut i = 0;
+            while i < OPTIONAL_FIELDS.len() && !same(OPTIONAL_FIELDS[i], fields[j].0) {
+                i += 1;
+            }
+            assert!(i < OPTIONAL_FIELDS.len(), "every type field is in SUBMITTED_FIELDS");
+            masks[t] |= 1 << i;
+            j += 1;
+        }
+        t += 1;
+    }
+    masks
+};
+
+/// The fields `kind` takes, as a [`Fields::only`] mask.
+pub(super) fn allowed(kind: EventKind) -> u32 {
+    ALLOWED[kind as usize]
 }
 
 pub(super) fn parse_severity(s: &str) -> Option<Severity> {
@@ -338,9 +402,9 @@ pub fn advocacy_tag(k: AdvocacyKind) -> &'static str {
 
 pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
     let r = f.raw;
+    f.only(allowed(f.kind))?;
     let event = match f.kind {
         EventKind::CommitmentMade => {
-            f.only(field::COMMITMENT | field::TITLE | field::DUE | field::WEIGHT)?;
             let weight = r.weight.unwrap_or(1.0);
             if !(weight.is_finite() && weight > 0.0) {
                 return Err(invalid("weight", format!("{weight} is not a finite positive number")));
@@ -354,43 +418,27 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
                 weight,
             }
         }
-        EventKind::CommitmentRenegotiated => {
-            f.only(field::COMMITMENT | field::DUE | field::REASON)?;
-            Event::CommitmentRenegotiated {
-                commitment: f.commitment()?,
-                due: f.time("due", &r.due)?,
-                reason: f.text("reason", &r.reason)?,
-            }
-        }
+        EventKind::CommitmentRenegotiated => Event::CommitmentRenegotiated {
+            commitment: f.commitment()?,
+            due: f.time("due", &r.due)?,
+            reason: f.text("reason", &r.reason)?,
+        },
         EventKind::CommitmentDelivered => {
-            f.only(field::COMMITMENT | field::ACCEPTED)?;
             Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
         }
         EventKind::CommitmentCancelled => {
-            f.only(field::COMMITMENT | field::REASON)?;
             Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
         }
         EventKind::EscalationRaised => {
-            f.only(field::ESCALATION | field::SEVERITY | field::SUMMARY)?;
             let s = f.req("severity", &r.severity)?;
             let severity = parse_severity(s)
                 .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
             Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
         }
-        EventKind::EscalationAcknowledged => {
-            f.only(field::ESCALATION)?;
-            Event::EscalationAcknowledged { escalation: f.escalation()? }
-        }
-        EventKind::EscalationResolved => {
-            f.only(field::ESCALATION)?;
-            Event::EscalationResolved { escalation: f.escalation()? }
-        }
-        EventKind::EscalationReopened => {
-            f.only(field::ESCALATION)?;
-            Event::EscalationReopened { escalation: f.escalation()? }
-        }
+        EventKind::EscalationAcknowledged => Event::EscalationAcknowledged { escalation: f.escalation()? },
+        EventKind::EscalationResolved => Event::EscalationResolved { escalation: f.escalation()? },
+        EventKind::EscalationReopened => Event::EscalationReopened { escalation: f.escalation()? },
         EventKind::SurveyAnswered => {
-            f.only(field::SURVEY | field::NPS | field::CSAT | field::CES | field::COMMENT)?;
             let survey = f.key("survey", &r.survey, SurveyKey::new, SurveyKey::new_in)?;
             let score = match (r.nps, r.csat, r.ces) {
                 (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
@@ -410,18 +458,13 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
             Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
         }
         EventKind::TouchpointHeld => {
-            f.only(field::CHANNEL)?;
             let s = f.req("channel", &r.channel)?;
             let channel = parse_channel(s)
                 .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
             Event::TouchpointHeld { channel }
         }
-        EventKind::IssueDisclosed => {
-            f.only(field::SUMMARY)?;
-            Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
-        }
+        EventKind::IssueDisclosed => Event::IssueDisclosed { summary: f.text("summary", &r.summary)? },
         EventKind::AdvocacyGiven => {
-            f.only(field::KIND)?;
             let s = f.req("kind", &r.kind)?;
             let kind = parse_advocacy(s).ok_or_else(|| {
                 invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))

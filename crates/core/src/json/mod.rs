@@ -81,15 +81,17 @@ impl ParseEventError {
 
 mod fields;
 mod scan;
+mod schema;
 #[cfg(test)]
 mod tests;
 mod write;
 
-pub use fields::{FieldType, SUBMITTED_FIELDS, advocacy_tag, channel_tag, severity_tag};
+pub use fields::{FieldType, Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag};
 use fields::{Fields, Parse, RawLine, Text, build_event, invalid, refuse_present};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use scan::compact_scan_agrees;
 use scan::scan_compact;
+pub use schema::event_schema;
 use write::JsonForm;
 
 /// Reads `line`'s fields into `raw`, which must be empty (`RawLine::default()`). Filled in

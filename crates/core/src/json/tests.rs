@@ -275,29 +275,16 @@ fn the_scanner_and_the_field_checks_follow_the_one_field_table() {
         assert_eq!(field_bit(name), Some(bit as u32), "{name}");
     }
     assert_eq!(field_bit("recorded"), None);
-    // Each per-type check bit names the table's optional field of that index.
-    let bits = [
-        (field::COMMITMENT, "commitment"),
-        (field::TITLE, "title"),
-        (field::DUE, "due"),
-        (field::WEIGHT, "weight"),
-        (field::REASON, "reason"),
-        (field::ACCEPTED, "accepted"),
-        (field::ESCALATION, "escalation"),
-        (field::SEVERITY, "severity"),
-        (field::SUMMARY, "summary"),
-        (field::SURVEY, "survey"),
-        (field::NPS, "nps"),
-        (field::CSAT, "csat"),
-        (field::CES, "ces"),
-        (field::COMMENT, "comment"),
-        (field::CHANNEL, "channel"),
-        (field::KIND, "kind"),
-    ];
-    for (bit, name) in bits {
-        assert_eq!(OPTIONAL_FIELDS[bit.trailing_zeros() as usize], name);
+    // Each type's check allows exactly the fields the per-type table lists for it.
+    for (t, (kind, fields)) in TYPE_FIELDS.iter().enumerate() {
+        assert_eq!(EventKind::ALL[t], *kind);
+        let mask = allowed(*kind);
+        let named: Vec<&str> =
+            (0..OPTIONAL_FIELDS.len()).filter(|i| mask & (1 << i) != 0).map(|i| OPTIONAL_FIELDS[i]).collect();
+        let mut listed: Vec<&str> = fields.iter().map(|f| f.0).collect();
+        listed.sort_by_key(|n| OPTIONAL_FIELDS.iter().position(|o| o == n));
+        assert_eq!(named, listed, "{kind:?}");
     }
-    assert_eq!(bits.len(), OPTIONAL_FIELDS.len());
 }
 
 #[test]
