@@ -161,20 +161,44 @@ fn factor(json: &str, score: &str, name: &str) -> f64 {
     f["value"].as_f64().unwrap()
 }
 
+/// A store made from `export` through examples/mappings/`mapping` (with `format`'s flags),
+/// which must append `events` and, imported again, none; each account's scores as JSON.
+struct Mapped {
+    _tmp: Tmp,
+    store: PathBuf,
+}
+
+impl Mapped {
+    fn import(export: &std::path::Path, mapping: &str, format: &[&str], events: usize) -> Self {
+        let mapping = examples().join(mapping);
+        let tmp = Tmp::new(mapping.file_stem().unwrap().to_str().unwrap());
+        let store = tmp.join("store");
+        let args = |s: &PathBuf| -> Vec<String> {
+            let mut a: Vec<String> = ["import", "--store", p(s), "--map", p(&mapping)].map(String::from).to_vec();
+            a.extend(format.iter().map(|f| f.to_string()));
+            a.push(p(export).to_owned());
+            a
+        };
+        let run = |s: &PathBuf| ok(&args(s).iter().map(String::as_str).collect::<Vec<_>>());
+        let first = run(&store);
+        assert!(first.contains(&format!("appended {events}, duplicates 0, rejected 0")), "{first}");
+        let again = run(&store);
+        assert!(again.contains(&format!("appended 0, duplicates {events}")), "{again}");
+        Self { _tmp: tmp, store }
+    }
+
+    fn scores(&self, account: &str) -> String {
+        let at = "2025-01-15T00:00:00Z";
+        ok(&["score", "--store", p(&self.store), "--as-of", at, "--account", account, "--format", "json"])
+    }
+}
+
 #[test]
 fn the_helpdesk_export_maps_to_escalations_and_slow_replies_cost_responsiveness() {
     let export = sample("helpdesk.jsonl", &helpdesk_export());
-    let mapping = examples().join("helpdesk.jq");
-    let tmp = Tmp::new("helpdesk");
-    let store = tmp.join("store");
     // 48 tickets: each raised, 46 answered, 44 solved.
-    let first = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
-    assert!(first.contains("appended 138, duplicates 0, rejected 0"), "{first}");
-    let again = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
-    assert!(again.contains("appended 0, duplicates 138"), "{again}");
-    let at = "2025-01-15T00:00:00Z";
-    let fast = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "brightline", "--format", "json"]);
-    let slow = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "slowpoke", "--format", "json"]);
+    let store = Mapped::import(&export, "helpdesk.jq", &[], 138);
+    let (fast, slow) = (store.scores("brightline"), store.scores("slowpoke"));
     let (f, s) = (factor(&fast, "trust", "responsiveness"), factor(&slow, "trust", "responsiveness"));
     assert!(f > s + 0.2, "fast replies keep responsiveness high: {f} against {s}");
 }
@@ -182,19 +206,11 @@ fn the_helpdesk_export_maps_to_escalations_and_slow_replies_cost_responsiveness(
 #[test]
 fn the_survey_export_maps_to_answers_and_promoters_raise_nps() {
     let export = sample("surveys.csv", &survey_export());
-    let mapping = examples().join("surveys.jq");
-    let tmp = Tmp::new("surveys");
-    let store = tmp.join("store");
     // Every answer with a score (the fifth column, before any quoted comment) is an event.
     let text = std::fs::read_to_string(&export).unwrap();
     let rows = text.lines().skip(1).filter(|l| l.split(',').nth(4).is_some_and(|s| !s.is_empty())).count();
-    let first = ok(&["import", "--store", p(&store), "--format", "csv", "--map", p(&mapping), p(&export)]);
-    assert!(first.contains(&format!("appended {rows}, duplicates 0, rejected 0")), "{first}");
-    let again = ok(&["import", "--store", p(&store), "--format", "csv", "--map", p(&mapping), p(&export)]);
-    assert!(again.contains(&format!("appended 0, duplicates {rows}")), "{again}");
-    let at = "2025-01-15T00:00:00Z";
-    let happy = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "happyco", "--format", "json"]);
-    let grumpy = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "grumpyco", "--format", "json"]);
+    let store = Mapped::import(&export, "surveys.jq", &["--format", "csv"], rows);
+    let (happy, grumpy) = (store.scores("happyco"), store.scores("grumpyco"));
     for name in ["nps", "csat"] {
         let (h, g) = (factor(&happy, "health", name), factor(&grumpy, "health", name));
         assert!(h > g + 0.2, "{name}: promoters and satisfied answers rate higher: {h} against {g}");
@@ -204,19 +220,11 @@ fn the_survey_export_maps_to_answers_and_promoters_raise_nps() {
 #[test]
 fn the_crm_log_maps_to_touchpoints_and_tasks_and_late_tasks_cost_reliability() {
     let export = sample("crm.jsonl", &crm_export());
-    let mapping = examples().join("crm.jq");
-    let tmp = Tmp::new("crm");
-    let store = tmp.join("store");
     let text = std::fs::read_to_string(&export).unwrap();
-    let expected = text.lines().filter(|l| !l.contains("\"note\"")).count()
+    let events = text.lines().filter(|l| !l.contains("\"note\"")).count()
         + text.lines().filter(|l| l.contains("\"task\"") && !l.contains("\"completed_at\":null")).count();
-    let first = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
-    assert!(first.contains(&format!("appended {expected}, duplicates 0, rejected 0")), "{first}");
-    let again = ok(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
-    assert!(again.contains(&format!("appended 0, duplicates {expected}")), "{again}");
-    let at = "2025-01-15T00:00:00Z";
-    let kept = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "reliableco", "--format", "json"]);
-    let late = ok(&["score", "--store", p(&store), "--as-of", at, "--account", "latecorp", "--format", "json"]);
+    let store = Mapped::import(&export, "crm.jq", &[], events);
+    let (kept, late) = (store.scores("reliableco"), store.scores("latecorp"));
     let (k, l) = (factor(&kept, "trust", "reliability"), factor(&late, "trust", "reliability"));
     assert!(k > l + 0.2, "tasks done before their due dates keep reliability: {k} against {l}");
     let (k, l) = (factor(&kept, "health", "engagement"), factor(&late, "health", "engagement"));
