@@ -334,7 +334,7 @@ const ALLOWED: [u32; 12] = {
 };
 
 /// The fields `kind` takes, as a [`Fields::only`] mask.
-pub(super) fn allowed(kind: EventKind) -> u32 {
+pub(super) const fn allowed(kind: EventKind) -> u32 {
     ALLOWED[kind as usize]
 }
 
@@ -402,9 +402,11 @@ pub fn advocacy_tag(k: AdvocacyKind) -> &'static str {
 
 pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
     let r = f.raw;
-    f.only(allowed(f.kind))?;
+    // Each arm checks its type's fields with its own mask, a constant (so the check reads
+    // only the fields that mask refuses).
     let event = match f.kind {
         EventKind::CommitmentMade => {
+            f.only(allowed(EventKind::CommitmentMade))?;
             let weight = r.weight.unwrap_or(1.0);
             if !(weight.is_finite() && weight > 0.0) {
                 return Err(invalid("weight", format!("{weight} is not a finite positive number")));
@@ -418,27 +420,43 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
                 weight,
             }
         }
-        EventKind::CommitmentRenegotiated => Event::CommitmentRenegotiated {
-            commitment: f.commitment()?,
-            due: f.time("due", &r.due)?,
-            reason: f.text("reason", &r.reason)?,
-        },
+        EventKind::CommitmentRenegotiated => {
+            f.only(allowed(EventKind::CommitmentRenegotiated))?;
+            Event::CommitmentRenegotiated {
+                commitment: f.commitment()?,
+                due: f.time("due", &r.due)?,
+                reason: f.text("reason", &r.reason)?,
+            }
+        }
         EventKind::CommitmentDelivered => {
+            f.only(allowed(EventKind::CommitmentDelivered))?;
             Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
         }
         EventKind::CommitmentCancelled => {
+            f.only(allowed(EventKind::CommitmentCancelled))?;
             Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
         }
         EventKind::EscalationRaised => {
+            f.only(allowed(EventKind::EscalationRaised))?;
             let s = f.req("severity", &r.severity)?;
             let severity = parse_severity(s)
                 .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
             Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
         }
-        EventKind::EscalationAcknowledged => Event::EscalationAcknowledged { escalation: f.escalation()? },
-        EventKind::EscalationResolved => Event::EscalationResolved { escalation: f.escalation()? },
-        EventKind::EscalationReopened => Event::EscalationReopened { escalation: f.escalation()? },
+        EventKind::EscalationAcknowledged => {
+            f.only(allowed(EventKind::EscalationAcknowledged))?;
+            Event::EscalationAcknowledged { escalation: f.escalation()? }
+        }
+        EventKind::EscalationResolved => {
+            f.only(allowed(EventKind::EscalationResolved))?;
+            Event::EscalationResolved { escalation: f.escalation()? }
+        }
+        EventKind::EscalationReopened => {
+            f.only(allowed(EventKind::EscalationReopened))?;
+            Event::EscalationReopened { escalation: f.escalation()? }
+        }
         EventKind::SurveyAnswered => {
+            f.only(allowed(EventKind::SurveyAnswered))?;
             let survey = f.key("survey", &r.survey, SurveyKey::new, SurveyKey::new_in)?;
             let score = match (r.nps, r.csat, r.ces) {
                 (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
@@ -458,13 +476,18 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
             Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
         }
         EventKind::TouchpointHeld => {
+            f.only(allowed(EventKind::TouchpointHeld))?;
             let s = f.req("channel", &r.channel)?;
             let channel = parse_channel(s)
                 .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
             Event::TouchpointHeld { channel }
         }
-        EventKind::IssueDisclosed => Event::IssueDisclosed { summary: f.text("summary", &r.summary)? },
+        EventKind::IssueDisclosed => {
+            f.only(allowed(EventKind::IssueDisclosed))?;
+            Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
+        }
         EventKind::AdvocacyGiven => {
+            f.only(allowed(EventKind::AdvocacyGiven))?;
             let s = f.req("kind", &r.kind)?;
             let kind = parse_advocacy(s).ok_or_else(|| {
                 invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
