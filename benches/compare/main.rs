@@ -28,6 +28,10 @@ use rapport_store_file::format::{decode_body, decode_body_ref, encode_record};
 use rapport_store_file::{FileStore, Options};
 use rusqlite::{Connection, params};
 
+mod large;
+mod mapped;
+mod scores;
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -113,6 +117,20 @@ fn best_rate(pass: &mut dyn FnMut() -> f64) -> f64 {
     (0..READS).map(|_| pass()).fold(0.0, f64::max)
 }
 
+/// Reads `store`'s whole log through `read_all`, 4,096 events a page (owned events, as a
+/// subscription or a paged reader gets them); how many it held.
+fn read_all_pages<S: Store>(store: &S) -> usize {
+    let mut next = Position(1);
+    let mut seen = 0;
+    loop {
+        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
+        let Some(last) = page.last() else { break };
+        next = last.position.next();
+        seen += page.len();
+    }
+    seen
+}
+
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -165,61 +183,9 @@ fn pin_to_one_core() {
     std::process::exit(status.code().unwrap_or(1));
 }
 
-/// An open measured in a process of its own (see [`open_in_child`]).
-struct OpenProbe {
-    seconds: f64,
-    rss_kb: u64,
-    hwm_kb: u64,
-}
-
-/// Opens the store in `dir` in a fresh run of this bench (`RAPPORT_BENCH_OPEN_ONLY`), which
-/// prints how long the open took and its resident memory after it.
-/// `mode`: `whole` (a writer's open reading the whole log), `snapshot` (a writer's open from
-/// the index snapshot) or `read-only` (a read-only open from the snapshot).
-fn open_in_child(dir: &std::path::Path, mode: &str) -> OpenProbe {
-    let out = std::process::Command::new(std::env::current_exe().expect("the bench's own path"))
-        .env("RAPPORT_BENCH_OPEN_ONLY", dir)
-        .env("RAPPORT_BENCH_OPEN_MODE", mode)
-        .output()
-        .expect("run the open probe");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("open-probe ")).unwrap_or_else(|| panic!("no probe line: {text}"));
-    let f: Vec<&str> = line.split_whitespace().collect();
-    OpenProbe {
-        seconds: f[1].parse().expect("seconds"),
-        rss_kb: f[2].parse().expect("rss"),
-        hwm_kb: f[3].parse().expect("hwm"),
-    }
-}
-
-/// The probe's side: open, then report `VmRSS` and `VmHWM` from `/proc/self/status`.
-fn open_probe(dir: &str) {
-    let mode = std::env::var("RAPPORT_BENCH_OPEN_MODE").unwrap_or_default();
-    let t = Instant::now();
-    let store = match mode.as_str() {
-        "read-only" => FileStore::open_read_only(dir),
-        "whole" => FileStore::open_with(dir, Options { index_snapshot: false, ..Options::default() }),
-        _ => FileStore::open(dir),
-    }
-    .expect("open");
-    let seconds = t.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    println!("open-probe {seconds} {} {}", kb("VmRSS:"), kb("VmHWM:"));
-    // Not closed: a close after a whole-log open would save a snapshot.
-    std::mem::forget(store);
-}
-
 fn main() {
     if let Ok(dir) = std::env::var("RAPPORT_BENCH_OPEN_ONLY") {
-        open_probe(&dir);
+        large::open_probe(&dir);
         return;
     }
     // `cargo bench` passes `--bench`; nothing else is accepted.
@@ -276,15 +242,7 @@ fn main() {
     // Owned pages (`read_all`), what a subscription or a paged reader gets.
     let ours_pages = best_rate(&mut || {
         let t = Instant::now();
-        let mut next = Position(1);
-        let mut seen = 0usize;
-        loop {
-            let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
-            let Some(last) = page.last() else { break };
-            next = last.position.next();
-            seen += page.len();
-        }
-        assert_eq!(seen, n);
+        assert_eq!(read_all_pages(&store), n);
         per_second(n, t.elapsed())
     });
     // SQLite reading every row and decoding it into an owned envelope (the issue's peer), then
@@ -328,62 +286,7 @@ fn main() {
         ratio: "-".into(),
     });
 
-    // 2b. Scoring every account of the issue's store (#18: 4,000 accounts, 13 months, seed 11)
-    // against SQLite replaying (reading and decoding) as many events: a fold of the whole log
-    // (`score_all`, open excluded), and a runner that follows the log answering for all.
-    {
-        let issue: Vec<NewEvent> =
-            generate(SynthConfig { accounts: 4_000, months: 13, seed: 11, ..Default::default() }).collect();
-        let at = Timestamp::parse("2026-01-01T00:00:00Z").expect("instant");
-        let store = FileStore::open(dir.join("scores")).expect("open");
-        let mut conn = sqlite(&dir.join("scores.sqlite"));
-        for chunk in issue.chunks(10_000) {
-            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).expect("append");
-            sqlite_insert(&mut conn, chunk);
-        }
-        let m = issue.len();
-        let replay = (0..5).map(|_| {
-            sqlite_read_rate(&conn, m, &mut |p, r: &rusqlite::Row<'_>| {
-                let record: Vec<u8> = r.get(1).expect("record");
-                decode_body(&record, p).is_ok()
-            })
-        });
-        let replay = m as f64 / replay.fold(0.0, f64::max);
-        let model = rapport_health::HealthModel::default();
-        let ledger = rapport_core::Ledger::new(store);
-        let best = |f: &mut dyn FnMut()| {
-            (0..5)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed()
-                })
-                .min()
-                .expect("runs")
-        };
-        let fold = best(&mut || {
-            let all = pollster::block_on(rapport_health::score_all(&ledger, &model, rapport_core::AsOf::at(at)));
-            assert_eq!(all.expect("score").len(), 4_000);
-        });
-        // Caught up, then live, as a service's runner is: every account ranked at `at`.
-        let mut runner = rapport_health::Runner::new(&model, at);
-        pollster::block_on(ledger.scan(Position(1), |e| runner.apply(e))).expect("scan");
-        runner.go_live();
-        let live = best(&mut || assert_eq!(runner.all_scores().len(), 4_000));
-        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
-        let replay = Duration::from_secs_f64(replay);
-        for (what, took) in [
-            ("score all 4,000 accounts: fold of the log (score_all)", fold),
-            ("score all 4,000 accounts: a live runner (all_scores)", live),
-        ] {
-            rows.push(Row {
-                what: format!("{what}, {m} events; SQLite replays them"),
-                ours: ms(took),
-                peer: ms(replay),
-                ratio: format!("{:.2}x", replay.as_secs_f64() / took.as_secs_f64()),
-            });
-        }
-    }
+    scores::score_all_against_replay(&dir, &mut rows);
 
     // 3. Single-event durable append latency.
     let singles = events(2_000, 7);
@@ -530,64 +433,7 @@ fn main() {
         backfill = Some((file, ours, peer));
     }
 
-    // 5b. A mapped import (issue #19): the shipped helpdesk export scaled up (its tickets
-    // repeated over 2,000 organisations with new ids) through examples/mappings/helpdesk.jq,
-    // against canonical lines of the same size, both into empty stores on the same core.
-    {
-        let records = env_usize("RAPPORT_BENCH_MAPPED_RECORDS", 100_000);
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/mappings");
-        let sample: Vec<serde_json::Value> = std::fs::read_to_string(root.join("helpdesk.jsonl"))
-            .expect("sample")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("sample line"))
-            .collect();
-        let mapped_file = dir.join("helpdesk.jsonl");
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&mapped_file).expect("export"));
-        for i in 0..records {
-            let mut r = sample[i % sample.len()].clone();
-            let org = r["ticket"]["organization"]["external_id"].as_str().unwrap_or_default().to_owned();
-            r["ticket"]["id"] = (100_000 + i).into();
-            r["ticket"]["organization"]["external_id"] = format!("{org}-{}", i % 1_000).into();
-            writeln!(w, "{r}").expect("write");
-        }
-        w.flush().expect("flush");
-        drop(w);
-        let size = std::fs::metadata(&mapped_file).expect("size").len();
-        let canonical_file = dir.join("canonical-same-size.jsonl");
-        let mut w = std::io::BufWriter::new(std::fs::File::create(&canonical_file).expect("canonical"));
-        let (mut written, mut lines) = (0u64, 0usize);
-        for e in events(records * 3, 13) {
-            let line = e.to_json_line();
-            if written + line.len() as u64 + 1 > size {
-                break;
-            }
-            writeln!(w, "{line}").expect("write");
-            written += line.len() as u64 + 1;
-            lines += 1;
-        }
-        w.flush().expect("flush");
-        drop(w);
-        assert!(written * 10 >= size * 9, "the canonical file is about as large as the export");
-        let mapping = rapport_import::Mapping::from_file(&root.join("helpdesk.jq")).expect("mapping");
-        let ledger = rapport_core::Ledger::new(FileStore::open(dir.join("mapped")).expect("open"));
-        let t = Instant::now();
-        let report = rapport_import::Importer::new(&ledger).mapping(mapping).file(&mapped_file).expect("mapped import");
-        let mapped = per_second(records, t.elapsed());
-        let events_mapped = report.appended;
-        let ledger = rapport_core::Ledger::new(FileStore::open(dir.join("canonical")).expect("open"));
-        let t = Instant::now();
-        let report = rapport_import::Importer::new(&ledger).file(&canonical_file).expect("import");
-        let canonical = per_second(lines, t.elapsed());
-        assert_eq!(report.appended as usize, lines);
-        rows.push(Row {
-            what: format!(
-                "mapped helpdesk import, {records} records ({events_mapped} events, {size} bytes); peer: canonical lines of that size (records/s)"
-            ),
-            ours: format!("{mapped:.0}"),
-            peer: format!("{canonical:.0}"),
-            ratio: format!("{:.3}x", mapped / canonical),
-        });
-    }
+    mapped::mapped_import(&dir, &mut rows);
 
     // 6. PostgreSQL on loopback, when RAPPORT_PG_URL is set: each figure against the file
     //    store (first ratio) and SQLite (second), from this same run.
@@ -604,15 +450,7 @@ fn main() {
         }
         let batched = per_second(n_pg, t.elapsed());
         let t = Instant::now();
-        let mut next = Position(1);
-        let mut seen = 0;
-        loop {
-            let page = pollster::block_on(pg.read_all(next, 4_096)).expect("pg read");
-            let Some(last) = page.last() else { break };
-            next = last.position.next();
-            seen += page.len();
-        }
-        assert_eq!(seen, n_pg);
+        assert_eq!(read_all_pages(&pg), n_pg);
         let replay = per_second(n_pg, t.elapsed());
         pg.drop_schema().expect("drop schema");
         // Each measure gets a fresh schema: the generated histories reuse account names.
@@ -678,144 +516,8 @@ fn main() {
         pg.drop_schema().expect("drop schema");
     }
 
-    // 6. Optional: open + full scan of a large log.
-    if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
-        let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
-        let accounts = env_usize("RAPPORT_BENCH_OPEN_ACCOUNTS", 10_000).max(1) as u32;
-        // The last `tail` events are appended after a first clean close, whose derived files
-        // (the index snapshot and the id file it names) are kept to stand, below, for a crash
-        // that left them past the last snapshot.
-        let tail = env_usize("RAPPORT_BENCH_OPEN_TAIL", big / 10).min(big);
-        let bdir = dir.join("big");
-        let derived = bdir.join(rapport_store_file::DERIVED_DIR);
-        let (early, latest) = (dir.join("big-early-derived"), dir.join("big-latest-derived"));
-        let mut live_save = None;
-        {
-            // About six events an account a month: enough months for `big` events, ending
-            // before now (the store refuses events dated in the future).
-            let months = ((big as u64).div_ceil(u64::from(accounts) * 6) + 1).clamp(12, 1_200) as u32;
-            let start = Timestamp::now().add_nanos(-(i64::from(months) * 730 + 24) * 3_600 * 1_000_000_000);
-            let mut events = generate(SynthConfig { accounts, months, seed: 5, start }).take(big);
-            for (k, part) in [big - tail, tail].into_iter().enumerate() {
-                let store = FileStore::open_with(&bdir, Options::default()).expect("open");
-                let mut batch = Vec::with_capacity(10_000);
-                for e in events.by_ref().take(part) {
-                    batch.push(e);
-                    if batch.len() == 10_000 {
-                        pollster::block_on(store.append(std::mem::take(&mut batch), ExpectedVersion::Any))
-                            .expect("append");
-                    }
-                }
-                pollster::block_on(store.append(batch, ExpectedVersion::Any)).expect("append");
-                if k == 1 {
-                    // The tail's ids merged into the id file and the snapshot rewritten, while
-                    // the store runs and a thread appends one event at a time to an account of
-                    // its own: the longest of those appends is the pause a save imposes.
-                    let stop = std::sync::atomic::AtomicBool::new(false);
-                    let (took, (longest, appended)) = std::thread::scope(|s| {
-                        let probe = s.spawn(|| {
-                            let account = rapport_core::AccountId::new("live-save-probe").expect("id");
-                            let at = Timestamp::now().add_nanos(-3_600_000_000_000);
-                            let (mut longest, mut n) = (Duration::ZERO, 0u64);
-                            while !stop.load(std::sync::atomic::Ordering::Acquire) {
-                                let e = NewEvent::new(
-                                    account.clone(),
-                                    at,
-                                    rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
-                                );
-                                let t = Instant::now();
-                                pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).expect("append");
-                                longest = longest.max(t.elapsed());
-                                n += 1;
-                            }
-                            (longest, n)
-                        });
-                        std::thread::sleep(Duration::from_millis(50));
-                        let t = Instant::now();
-                        store.save_index_snapshot().expect("save the index snapshot");
-                        let took = t.elapsed();
-                        stop.store(true, std::sync::atomic::Ordering::Release);
-                        (took, probe.join().expect("probe"))
-                    });
-                    live_save = Some((took, longest, appended));
-                }
-                drop(store);
-                if k == 0 {
-                    std::fs::create_dir_all(&early).expect("mkdir");
-                    for entry in std::fs::read_dir(&derived).expect("derived") {
-                        let path = entry.expect("entry").path();
-                        std::fs::copy(&path, early.join(path.file_name().expect("name"))).expect("keep");
-                    }
-                }
-            }
-        }
-        // The big log, and the probe's events appended while the snapshot was saved.
-        let logged = big as u64 + live_save.map_or(0, |(_, _, appended)| appended);
-        // Each open alone in a fresh process, for its resident memory after the open: first
-        // reading the whole log, then from the snapshot the clean close saved.
-        let probes =
-            [open_in_child(&bdir, "whole"), open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
-        let three = |f: &dyn Fn(&OpenProbe) -> String| probes.iter().map(f).collect::<Vec<_>>().join(" / ");
-        rows.push(Row {
-            what: format!("open of {logged} events over {accounts} accounts: whole log / snapshot / read-only"),
-            ours: three(&|p| format!("{:.2} s", p.seconds)),
-            peer: "-".into(),
-            ratio: "-".into(),
-        });
-        rows.push(Row {
-            what: "resident memory after that open (MB): whole log / snapshot / read-only".into(),
-            ours: three(&|p| format!("{:.0}", p.rss_kb as f64 / 1024.0)),
-            peer: "-".into(),
-            ratio: "-".into(),
-        });
-        rows.push(Row {
-            what: "peak resident memory during that open (MB): whole log / snapshot / read-only".into(),
-            ours: three(&|p| format!("{:.0}", p.hwm_kb as f64 / 1024.0)),
-            peer: "-".into(),
-            ratio: "-".into(),
-        });
-        if let Some((took, longest, appended)) = live_save {
-            rows.push(Row {
-                what: format!(
-                    "index snapshot saved while running, {tail} events after the last one; longest of {appended} appends meanwhile"
-                ),
-                ours: format!("{:.2} s; {:.0} ms", took.as_secs_f64(), longest.as_secs_f64() * 1e3),
-                peer: "-".into(),
-                ratio: "-".into(),
-            });
-        }
-        // As after a crash that left `tail` events past the last snapshot: the first close's
-        // derived files put back (the head record, ahead of them, is what a crash leaves too).
-        std::fs::rename(&derived, &latest).expect("set the latest derived files aside");
-        std::fs::rename(&early, &derived).expect("put the early ones back");
-        let after_crash = [open_in_child(&bdir, "snapshot"), open_in_child(&bdir, "read-only")];
-        std::fs::rename(&derived, &early).expect("set the early ones aside");
-        std::fs::rename(&latest, &derived).expect("put the latest back");
-        rows.push(Row {
-            what: format!("open with {tail} events past the last snapshot: writer / read-only"),
-            ours: format!(
-                "{:.2} s / {:.2} s, resident after {:.0} / {:.0} MB",
-                after_crash[0].seconds,
-                after_crash[1].seconds,
-                after_crash[0].rss_kb as f64 / 1024.0,
-                after_crash[1].rss_kb as f64 / 1024.0
-            ),
-            peer: "-".into(),
-            ratio: "-".into(),
-        });
-        let t = Instant::now();
-        let store = FileStore::open(&bdir).expect("open big");
-        let opened = t.elapsed();
-        let mut seen = 0usize;
-        pollster::block_on(store.scan(Position(1), &mut |_| seen += 1)).expect("scan");
-        let total = t.elapsed();
-        rows.push(Row {
-            what: format!("open + full scan of {seen} events"),
-            ours: format!("{:.2} s (open {:.2} s)", total.as_secs_f64(), opened.as_secs_f64()),
-            peer: "-".into(),
-            ratio: "-".into(),
-        });
-    }
+    // 7. Optional: the large-log figures.
+    large::large_log(&dir, &mut rows);
 
     println!("\n{:<78} {:>16} {:>22} {:>16}", "measure", "file store", "sqlite", "ratio");
     for r in rows {
