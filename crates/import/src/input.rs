@@ -131,15 +131,15 @@ pub(crate) fn for_each_event<R: Read>(
             };
             let names = header.fields.clone().map_err(invalid_header)?;
             // A mapping reads any header (each name once); the canonical form only its own
-            // columns.
+            // columns (none for a mapping).
             let columns = match records {
-                Records::Canonical => Some(csv::columns(&names).map_err(invalid_header)?),
+                Records::Canonical => csv::columns(&names).map_err(invalid_header)?,
                 #[cfg(feature = "mapping")]
                 Records::Mapped(_) => {
                     if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
                         return Err(invalid_header(format!("{name:?}: the column appears twice (column {})", i + 1)));
                     }
-                    None
+                    Vec::new()
                 }
             };
             let mut n = 0u64;
@@ -150,14 +150,14 @@ pub(crate) fn for_each_event<R: Read>(
                 }
                 let truncated = record.text.len() >= LINE_BYTES_MAX;
                 let unreadable = |reason| Unreadable::new(reason, &record.text, truncated);
-                match (&records, &columns) {
-                    (Records::Canonical, Some(columns)) => {
+                match &records {
+                    Records::Canonical => {
                         let parsed =
-                            record.fields.and_then(|row| csv::event(columns, &row, &mut interner)).map_err(unreadable);
+                            record.fields.and_then(|row| csv::event(&columns, &row, &mut interner)).map_err(unreadable);
                         f(record.line, parsed)?;
                     }
                     #[cfg(feature = "mapping")]
-                    (Records::Mapped(m), _) => match &record.fields {
+                    Records::Mapped(m) => match &record.fields {
                         Ok(row) => {
                             let mut outputs = Vec::new();
                             m.run(crate::mapping::csv_record(&names, row), &mut interner, &mut |r| outputs.push(r));
@@ -167,7 +167,6 @@ pub(crate) fn for_each_event<R: Read>(
                         }
                         Err(reason) => f(record.line, Err(unreadable(reason.clone())))?,
                     },
-                    (Records::Canonical, None) => unreachable!("canonical CSV has its columns"),
                 }
             }
             progress(Progress::Validating { bytes: r.bytes() });

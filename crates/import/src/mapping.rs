@@ -165,12 +165,13 @@ impl Mapping {
             let (s, what) = undefined.into_iter().next().expect("an error");
             at(s, format!("undefined {} {s}", what.as_str()))
         })?;
-        Ok(Compiled { name: self.name.clone(), filter })
+        Ok(Compiled { name: one_line(&self.name).into_owned(), filter })
     }
 }
 
 /// A mapping compiled for one thread.
 pub(crate) struct Compiled {
+    /// The mapping's name, escaped once for one-line errors.
     name: String,
     filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
 }
@@ -184,7 +185,7 @@ impl Compiled {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut text = Vec::new();
         for (k, out) in self.filter.id.run((ctx, record)).enumerate() {
-            let name = one_line(&self.name);
+            let name = &self.name;
             if k == MAPPED_EVENTS_MAX {
                 f(Err(format!("mapping {name}: more than {MAPPED_EVENTS_MAX} events from one record")));
                 return;

@@ -7,9 +7,9 @@ use rapport_core::EventId;
 use serde::{Deserialize, Serialize};
 
 /// The events that moved a factor most, most influential first: at most [`TopEvents::MAX`],
-/// held inline, so a score of ten factors allocates no list per factor (a runner answering
-/// every account's scores made about ten allocations an account for these lists alone). Reads
-/// as a slice of event ids; serialises as a list.
+/// held inline, so a score of ten factors allocates no list per factor (a list each made twenty
+/// allocations an account when a runner scored it now and a window ago). Reads as a slice of
+/// event ids; serialises as a list.
 ///
 /// Equality and hashing see the unused slots too, which are always nil.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
