@@ -69,7 +69,8 @@ fn sqlite(path: &Path) -> Connection {
 
 fn encoded(e: &NewEvent) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
-    encode_record(e, Timestamp::now(), StreamVersion(1), &mut out).expect("encode");
+    encode_record(e, Timestamp::now(), StreamVersion(1), rapport_store_file::format::FORMAT_VERSION, &mut out)
+        .expect("encode");
     out.split_off(8)
 }
 

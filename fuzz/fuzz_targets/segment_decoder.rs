@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // Frame headers and record splitting on their own, at every offset of a short input.
     for at in 0..data.len().min(64) {
-        for version in [1, 2] {
+        for version in [1, 2, 3] {
             let _ = rapport_store_file::format::FrameHeader::decode(&data[at..], version);
         }
     }

@@ -149,9 +149,9 @@ enum Command {
         #[arg(long, value_name = "POSITION:CHAIN")]
         expect: Option<String>,
     },
-    /// Rewrite a file store created by an older build (format 1, frames chained by CRC32C)
-    /// as format 2 (chained by BLAKE3) in a new directory, and verify it. The old store is
-    /// left as it is; stop its writer first.
+    /// Rewrite a file store created by an older build (format 1, frames chained by CRC32C;
+    /// or format 2, without room for metadata) as format 3 in a new directory, and verify it.
+    /// The old store is left as it is; stop its writer first.
     Upgrade {
         /// The file-store directory to upgrade.
         #[arg(long)]
@@ -405,9 +405,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(r) => {
                 let mut out = Out::new();
                 out.line(format_args!(
-                    "upgraded: {} events in {} segments, format 2, verified: {}",
+                    "upgraded: {} events in {} segments, format {}, verified: {}",
                     r.n_events,
                     r.n_segments,
+                    rapport_store_file::format::FORMAT_VERSION,
                     shown(&dest)
                 ))?;
                 out.line(format_args!("head: position {}, chain {}", r.n_events, r.head_chain.display(2)))?;
@@ -480,10 +481,10 @@ fn verify_files(dir: &std::path::Path, expect: Option<&str>) -> Result<(), Failu
     };
     let mut out = Out::new();
     out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
-    let kind = if version == 1 {
-        "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 2"
-    } else {
-        "blake3, format 2"
+    let kind = match version {
+        1 => "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 3".to_owned(),
+        2 => "blake3, format 2: holds no metadata; `rapport upgrade` rewrites it as format 3".to_owned(),
+        v => format!("blake3, format {v}"),
     };
     out.line(format_args!("head: position {}, chain {} ({kind})", r.n_events, r.head_chain.display(version)))?;
     if let Some((position, chain)) = expected {

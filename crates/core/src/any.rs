@@ -32,6 +32,7 @@ trait DynStore: Send + Sync {
     fn read_all(&self, from: Position, limit: usize) -> Boxed<'_, Result<Vec<Envelope>, ReadError>>;
     fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>>;
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>>;
+    fn holds_metadata(&self) -> bool;
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>>;
     fn scan<'a>(
         &'a self,
@@ -71,6 +72,10 @@ impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
 
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>> {
         Box::pin(Store::head(self))
+    }
+
+    fn holds_metadata(&self) -> bool {
+        Store::holds_metadata(self)
     }
 
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>> {
@@ -176,6 +181,10 @@ impl Store for AnyStore {
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {
         self.0.head()
+    }
+
+    fn holds_metadata(&self) -> bool {
+        self.0.holds_metadata()
     }
 
     fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send {

@@ -4,9 +4,11 @@
 //! and the decoder [`decode_event`] mirror each other field by field, and a property test (in
 //! the file store, beside the record format) checks that every event reads back as written.
 
+use crate::event::SCHEMA_VERSION_CURRENT;
+use crate::meta::{SectionReader, read_section};
 use crate::{
-    AccountId, AccountRef, AdvocacyKind, Channel, Envelope, Event, EventId, EventRef, KeyRef, NewEvent, Severity,
-    SurveyScore, Timestamp,
+    AccountId, AccountRef, AdvocacyKind, Channel, Envelope, Event, EventId, EventRef, KeyRef, MetaRef, Metadata,
+    NewEvent, Severity, SurveyScore, Timestamp,
 };
 
 /// Why bytes could not be read as an event.
@@ -22,10 +24,16 @@ pub struct DecodeError {
 // Encoding rules (the spec's "content" grammar): the id as its 16
 // bytes; i64 and f64 as 8 little-endian bytes; u8 and bool as one byte (a bool is 0 or 1); a
 // string as its length in unsigned LEB128 (the shortest form) and its UTF-8 bytes; an optional
-// string as a 0 byte, or a 1 byte and the string; the event type as its variant index in
-// LEB128, then its fields in the spec's table order.
+// string as a 0 byte, or a 1 byte and the string; the event type as its type code in LEB128
+// (its variant index plus TYPE_CODE_STRIDE times its schema version less one), then its fields
+// in the spec's table order, then (schema version 2) the metadata section.
 
-/// Variant indexes, frozen for version 1 of the format.
+/// Type codes of one schema version are `variant + TYPE_CODE_STRIDE * (version - 1)`: version 1
+/// (every record the first builds wrote) is the variant index alone, so those records read as
+/// they always did, and each later version takes the next block of 32 codes.
+const TYPE_CODE_STRIDE: u64 = 32;
+
+/// Variant indexes, frozen since version 1 of the format.
 mod variant {
     pub(super) const COMMITMENT_MADE: u64 = 0;
     pub(super) const COMMITMENT_RENEGOTIATED: u64 = 1;
@@ -60,31 +68,65 @@ fn measure_code(s: &SurveyScore) -> u8 {
     }
 }
 
-/// Appends `e`'s binary form to `out`.
+/// Appends `e`'s binary form to `out`, its type at the schema version this build writes
+/// ([`EventKind::schema_version`](crate::EventKind::schema_version)), metadata included.
 pub fn encode_event(e: &NewEvent, out: &mut Vec<u8>) {
-    encode_parts(e.id, &e.account, e.occurred_at, &e.event, out);
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), out);
 }
 
 /// Appends the binary form of the event `e` holds to `out`: its content, as
 /// [`encode_event`] writes it; the fields the log assigned are the caller's to keep.
 pub fn encode_envelope(e: &Envelope, out: &mut Vec<u8>) {
-    encode_parts(e.id, &e.account, e.occurred_at, &e.event, out);
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), out);
 }
 
-fn encode_parts(id: EventId, account: &AccountId, occurred_at: Timestamp, event: &Event, out: &mut Vec<u8>) {
-    #[inline]
-    fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
+/// The event holds metadata, which schema version 1 has no place for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event carries metadata, which schema version 1 cannot hold")]
+pub struct MetadataNotHeld;
+
+/// Appends `e`'s binary form at schema version 1, the form logs created by earlier builds hold
+/// (the file store's format versions 1 and 2 keep writing it, so older builds still read them).
+///
+/// # Errors
+/// [`MetadataNotHeld`] when `e` carries metadata; nothing is written then.
+pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), MetadataNotHeld> {
+    if !e.meta.is_empty() {
+        return Err(MetadataNotHeld);
     }
-    #[inline]
-    fn text(out: &mut Vec<u8>, s: &str) {
-        varint(out, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, None, out);
+    Ok(())
+}
+
+#[inline]
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
     }
+    out.push(v as u8);
+}
+
+#[inline]
+fn text(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `meta`: `None` writes schema version 1 (no metadata section), `Some` the current version.
+fn encode_parts(
+    id: EventId,
+    account: &AccountId,
+    occurred_at: Timestamp,
+    event: &Event,
+    meta: Option<&Metadata>,
+    out: &mut Vec<u8>,
+) {
+    let block = match meta {
+        None => 0,
+        Some(_) => TYPE_CODE_STRIDE * u64::from(SCHEMA_VERSION_CURRENT - 1),
+    };
+    let code = |out: &mut Vec<u8>, variant: u64| varint(out, variant + block);
     #[inline]
     fn maybe(out: &mut Vec<u8>, s: Option<&str>) {
         match s {
@@ -101,65 +143,68 @@ fn encode_parts(id: EventId, account: &AccountId, occurred_at: Timestamp, event:
     time(out, &occurred_at);
     match event {
         Event::CommitmentMade { commitment, title, due, weight } => {
-            varint(out, variant::COMMITMENT_MADE);
+            code(out, variant::COMMITMENT_MADE);
             text(out, commitment.as_str());
             text(out, title);
             time(out, due);
             out.extend_from_slice(&weight.to_le_bytes());
         }
         Event::CommitmentRenegotiated { commitment, due, reason } => {
-            varint(out, variant::COMMITMENT_RENEGOTIATED);
+            code(out, variant::COMMITMENT_RENEGOTIATED);
             text(out, commitment.as_str());
             time(out, due);
             maybe(out, reason.as_deref());
         }
         Event::CommitmentDelivered { commitment, accepted } => {
-            varint(out, variant::COMMITMENT_DELIVERED);
+            code(out, variant::COMMITMENT_DELIVERED);
             text(out, commitment.as_str());
             out.push(u8::from(*accepted));
         }
         Event::CommitmentCancelled { commitment, reason } => {
-            varint(out, variant::COMMITMENT_CANCELLED);
+            code(out, variant::COMMITMENT_CANCELLED);
             text(out, commitment.as_str());
             maybe(out, reason.as_deref());
         }
         Event::EscalationRaised { escalation, severity, summary } => {
-            varint(out, variant::ESCALATION_RAISED);
+            code(out, variant::ESCALATION_RAISED);
             text(out, escalation.as_str());
             out.push(code_of(&SEVERITIES, severity));
             maybe(out, summary.as_deref());
         }
         Event::EscalationAcknowledged { escalation } => {
-            varint(out, variant::ESCALATION_ACKNOWLEDGED);
+            code(out, variant::ESCALATION_ACKNOWLEDGED);
             text(out, escalation.as_str());
         }
         Event::EscalationResolved { escalation } => {
-            varint(out, variant::ESCALATION_RESOLVED);
+            code(out, variant::ESCALATION_RESOLVED);
             text(out, escalation.as_str());
         }
         Event::EscalationReopened { escalation } => {
-            varint(out, variant::ESCALATION_REOPENED);
+            code(out, variant::ESCALATION_REOPENED);
             text(out, escalation.as_str());
         }
         Event::SurveyAnswered { survey, score, comment } => {
-            varint(out, variant::SURVEY_ANSWERED);
+            code(out, variant::SURVEY_ANSWERED);
             text(out, survey.as_str());
             out.push(measure_code(score));
             out.push(score.value());
             maybe(out, comment.as_deref());
         }
         Event::TouchpointHeld { channel } => {
-            varint(out, variant::TOUCHPOINT);
+            code(out, variant::TOUCHPOINT);
             out.push(code_of(&CHANNELS, channel));
         }
         Event::IssueDisclosed { summary } => {
-            varint(out, variant::ISSUE_DISCLOSED);
+            code(out, variant::ISSUE_DISCLOSED);
             maybe(out, summary.as_deref());
         }
         Event::AdvocacyGiven { kind } => {
-            varint(out, variant::ADVOCACY_GIVEN);
+            code(out, variant::ADVOCACY_GIVEN);
             out.push(code_of(&ADVOCACY, kind));
         }
+    }
+    if let Some(meta) = meta {
+        meta.encode(out, text, varint);
     }
 }
 
@@ -284,6 +329,32 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl<'a> SectionReader<'a> for Reader<'a> {
+    type Error = Box<DecodeError>;
+    fn text(&mut self, what: &'static str) -> Read<&'a str> {
+        Reader::text(self, what)
+    }
+    fn count(&mut self, what: &'static str) -> Read<u64> {
+        self.varint(what)
+    }
+    fn fail(&self, reason: String) -> Box<DecodeError> {
+        fail(self.at, reason)
+    }
+}
+
+/// Reads a metadata section (all of `b`): the bytes a [`Content::meta`] read from a record
+/// holds, checked when it was read.
+pub(crate) fn decode_metadata(b: &[u8]) -> Result<Metadata, DecodeError> {
+    let mut r = Reader { b, at: 0 };
+    let mut meta = Metadata::new();
+    let flags = r.byte("metadata").map_err(|e| *e)?;
+    read_section(flags, &mut r, Some(&mut meta)).map_err(|e| *e)?;
+    if r.at != b.len() {
+        return Err(DecodeError { offset: r.at as u64, reason: "bytes after the metadata".into() });
+    }
+    Ok(meta)
+}
+
 /// An event's content read in place by [`decode_content`]: what [`encode_event`] wrote, with
 /// the account, keys and text borrowed from the bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -296,6 +367,11 @@ pub struct Content<'a> {
     pub occurred_at: Timestamp,
     /// What happened.
     pub event: EventRef<'a>,
+    /// Its metadata (empty for a record of schema version 1).
+    pub meta: MetaRef<'a>,
+    /// The schema version of its type the record was written in: older versions were upcast
+    /// to the current one ([`EventKind::schema_version`](crate::EventKind::schema_version)).
+    pub schema_version: u32,
 }
 
 /// Reads the binary form [`encode_event`] wrote (all of `b`), sharing account ids through
@@ -311,7 +387,13 @@ pub fn decode_event(
     // The account's text was checked; an interner may still refuse it (its own limits).
     let account =
         intern(c.account.as_str()).map_err(|e| DecodeError { offset: 16, reason: format!("account: {e}") })?;
-    Ok(NewEvent { id: c.id, account, occurred_at: c.occurred_at, event: c.event.to_event() })
+    Ok(NewEvent {
+        id: c.id,
+        account,
+        occurred_at: c.occurred_at,
+        event: c.event.to_event(),
+        meta: c.meta.to_metadata(),
+    })
 }
 
 /// Reads the binary form [`encode_event`] wrote (all of `b`) in place: nothing is allocated.
@@ -335,7 +417,17 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     let account = AccountRef::checked(account);
     let occurred_at = r.time("occurred_at")?;
     let at = r.at;
-    let event = match r.varint("event type")? {
+    let code = r.varint("event type")?;
+    let schema_version = code / TYPE_CODE_STRIDE + 1;
+    if schema_version > u64::from(SCHEMA_VERSION_CURRENT) {
+        return Err(fail(
+            at,
+            format!(
+                "event type code {code} is schema version {schema_version}; this build reads 1 to {SCHEMA_VERSION_CURRENT}"
+            ),
+        ));
+    }
+    let event = match code % TYPE_CODE_STRIDE {
         variant::COMMITMENT_MADE => EventRef::CommitmentMade {
             commitment: r.key("commitment")?,
             title: r.text("title")?,
@@ -372,8 +464,25 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
         variant::ADVOCACY_GIVEN => EventRef::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
         other => return Err(fail(at, format!("unknown event type {other}"))),
     };
+    let meta = if schema_version == 1 {
+        // The upcast from version 1 to 2: the same fields; version 2 adds metadata, which a
+        // version-1 record has none of.
+        MetaRef::EMPTY
+    } else {
+        let start = r.at;
+        let flags = r.byte("metadata")?;
+        read_section(flags, &mut r, None)?;
+        MetaRef::encoded(&b[start..r.at])
+    };
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
     }
-    Ok(Content { id: EventId::from_bytes(id), account, occurred_at, event })
+    Ok(Content {
+        id: EventId::from_bytes(id),
+        account,
+        occurred_at,
+        event,
+        meta,
+        schema_version: schema_version as u32,
+    })
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
+use crate::meta::Metadata;
 use crate::timestamp::Timestamp;
 
 /// The longest free text (title, reason, summary, comment), in bytes.
@@ -252,7 +253,18 @@ impl EventKind {
     pub fn from_tag(tag: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.tag() == tag)
     }
+
+    /// The schema version of this type that this build writes, and the one every older version
+    /// is upcast to when read ([`crate::upcast`]; `docs/event-format.md`, "Schema versions").
+    /// Version 1 is each type as the first builds wrote it; version 2 adds the event's
+    /// [`Metadata`], the same for every type.
+    pub const fn schema_version(self) -> u32 {
+        SCHEMA_VERSION_CURRENT
+    }
 }
+
+/// The schema version every event type is at in this build (see [`EventKind::schema_version`]).
+pub(crate) const SCHEMA_VERSION_CURRENT: u32 = 2;
 
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -306,15 +318,24 @@ pub struct NewEvent {
     pub occurred_at: Timestamp,
     /// What happened.
     pub event: Event,
+    /// Who recorded it, from where, and why: stored and read back, but not part of its content
+    /// (see [`same_content`](Self::same_content)).
+    pub meta: Metadata,
 }
 
 impl NewEvent {
-    /// A new event with a fresh v7 id.
+    /// A new event with a fresh v7 id and no metadata.
     pub fn new(account: AccountId, occurred_at: Timestamp, event: Event) -> Self {
-        Self { id: EventId::new_v7(), account, occurred_at, event }
+        Self { id: EventId::new_v7(), account, occurred_at, event, meta: Metadata::new() }
     }
 
-    /// A keyed 64-bit hash of everything the event says (id, account, time, event), for
+    /// This event with `meta` as its metadata.
+    pub fn with_meta(self, meta: Metadata) -> Self {
+        Self { meta, ..self }
+    }
+
+    /// A keyed 64-bit hash of the event's content (id, account, time, event; not its
+    /// metadata), for
     /// in-memory duplicate checks where the logged event itself is not at hand.
     ///
     /// It is the standard library's SipHash under a random key made once per process and never
@@ -406,11 +427,16 @@ impl NewEvent {
         }
     }
 
-    /// Whether `other` says the same thing: same id, account, time and event.
+    /// Whether `other` says the same thing: same id, account, time and event. Metadata is
+    /// not compared: it says how the fact reached the log, so the same fact from another
+    /// source (or actor) is the same event.
     ///
     /// Two submissions with the same id are duplicates exactly when this holds.
     pub fn same_content(&self, other: &NewEvent) -> bool {
-        self == other
+        self.id == other.id
+            && self.account == other.account
+            && self.occurred_at == other.occurred_at
+            && self.event == other.event
     }
 }
 
@@ -431,16 +457,19 @@ pub struct Envelope {
     pub position: Position,
     /// What happened.
     pub event: Event,
+    /// Its metadata, as the first submission of its content carried it.
+    pub meta: Metadata,
 }
 
 impl Envelope {
     /// Wraps a submitted event with what the store assigned to it.
     pub fn new(new: NewEvent, recorded_at: Timestamp, stream_version: StreamVersion, position: Position) -> Self {
-        let NewEvent { id, account, occurred_at, event } = new;
-        Self { id, account, occurred_at, recorded_at, stream_version, position, event }
+        let NewEvent { id, account, occurred_at, event, meta } = new;
+        Self { id, account, occurred_at, recorded_at, stream_version, position, event, meta }
     }
 
-    /// Whether this holds the same content as the submission `new` (id, account, time, event).
+    /// Whether this holds the same content as the submission `new` (id, account, time, event;
+    /// not metadata, see [`NewEvent::same_content`]).
     pub fn same_content(&self, new: &NewEvent) -> bool {
         self.id == new.id
             && self.account == new.account
@@ -455,6 +484,7 @@ impl Envelope {
             account: self.account.clone(),
             occurred_at: self.occurred_at,
             event: self.event.clone(),
+            meta: self.meta.clone(),
         }
     }
 }

@@ -51,11 +51,13 @@ pub mod json;
 pub mod ledger;
 mod log_state;
 pub mod memory;
+pub mod meta;
 pub mod projection;
 mod slots;
 pub mod store;
 pub mod subscribe;
 pub mod timestamp;
+pub mod upcast;
 pub mod validate;
 pub mod view;
 pub mod watch;
@@ -72,6 +74,7 @@ pub use id::{
 pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
 pub use memory::MemoryStore;
+pub use meta::{MetaRef, Metadata, MetadataError};
 pub use projection::{AsOf, Projection};
 pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, DerivedStore, ExpectedVersion, Preflight,

@@ -144,6 +144,15 @@ pub enum AppendError {
     /// A validation rule was broken.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The store cannot hold something the event carries: metadata, in a file store of an
+    /// older format (see [`Store::holds_metadata`]). Nothing of the batch was written.
+    #[error("event {id}: {reason}")]
+    Unsupported {
+        /// The event.
+        id: EventId,
+        /// What the store cannot hold, and what to do.
+        reason: String,
+    },
     /// An expected version was given for a batch spanning several accounts.
     #[error("an expected version applies to one stream, but the batch spans accounts {first} and {second}")]
     MixedAccounts {
@@ -234,6 +243,13 @@ pub trait Store: Send + Sync {
 
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
+
+    /// Whether the store keeps events' [`Metadata`](crate::Metadata). Every store does, but a
+    /// file store in an older format (version 1 or 2, until upgraded) has no place for it and
+    /// refuses an event that carries any; an importer asks before stamping a `source`.
+    fn holds_metadata(&self) -> bool {
+        true
+    }
 
     /// Waits until the head is past `after`, and returns it: at once when it already is. The
     /// wake-up a [`Subscription`](crate::Subscription) waits on once it has read everything;

@@ -9,6 +9,7 @@ use crate::id::{
     AccountId, CommitmentKey, EscalationKey, EventId, ParseIdError, Position, StreamVersion, SurveyKey, check_key,
     stable_hash,
 };
+use crate::meta::MetaRef;
 use crate::timestamp::Timestamp;
 
 /// An item key (commitment, escalation or survey) borrowed from its text. Like the owned keys
@@ -256,6 +257,8 @@ pub struct EnvelopeRef<'a> {
     pub position: Position,
     /// What happened.
     pub event: EventRef<'a>,
+    /// Its metadata.
+    pub meta: MetaRef<'a>,
 }
 
 macro_rules! item_key_view {
@@ -292,6 +295,7 @@ impl Envelope {
             stream_version: self.stream_version,
             position: self.position,
             event: self.event.view(),
+            meta: self.meta.view(),
         }
     }
 }
@@ -390,6 +394,7 @@ impl EnvelopeRef<'_> {
             stream_version: self.stream_version,
             position: self.position,
             event: self.event.to_event(),
+            meta: self.meta.to_metadata(),
         }
     }
 

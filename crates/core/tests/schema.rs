@@ -39,10 +39,17 @@ fn valid(schema: &Value, v: &Value) -> bool {
             .as_object()
             .is_none_or(|o| s.as_object().unwrap().iter().all(|(name, sub)| o.get(name).is_none_or(|x| valid(sub, x)))),
         "additionalProperties" => {
-            assert_eq!(s, &Value::Bool(false));
-            let known = schema["properties"].as_object().unwrap();
-            v.as_object().is_none_or(|o| o.keys().all(|k| known.contains_key(k)))
+            let known = schema.get("properties").and_then(Value::as_object);
+            let unknown = |k: &String| known.is_none_or(|p| !p.contains_key(k));
+            v.as_object().is_none_or(|o| {
+                o.iter().filter(|(k, _)| unknown(k)).all(|(_, x)| match s {
+                    Value::Bool(false) => false,
+                    sub => valid(sub, x),
+                })
+            })
         }
+        "propertyNames" => v.as_object().is_none_or(|o| o.keys().all(|k| valid(s, &Value::from(k.as_str())))),
+        "maxProperties" => v.as_object().is_none_or(|o| o.len() as u64 <= s.as_u64().unwrap()),
         "oneOf" => s.as_array().unwrap().iter().filter(|sub| valid(sub, v)).count() == 1,
         "minimum" => v.as_f64().is_none_or(|x| x >= s.as_f64().unwrap()),
         "maximum" => v.as_f64().is_none_or(|x| x <= s.as_f64().unwrap()),

@@ -110,7 +110,13 @@ fn acct(events: &[NewEvent]) -> AccountId {
 }
 
 fn new_event(account: &AccountId, at: Timestamp, event: Event) -> NewEvent {
-    let mut e = NewEvent { id: EventId::from_bytes([0; 16]), account: account.clone(), occurred_at: at, event };
+    let mut e = NewEvent {
+        id: EventId::from_bytes([0; 16]),
+        account: account.clone(),
+        occurred_at: at,
+        event,
+        meta: Default::default(),
+    };
     e.id = EventId::derive(&e.canonical_content());
     e
 }

@@ -31,6 +31,7 @@ fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<Acc
             stream_version: e.stream_version,
             position: e.position,
             event: c.event,
+            meta: Default::default(),
         };
         decoded.apply(&view);
     }

@@ -16,6 +16,7 @@
 use std::io::{self, BufRead};
 
 use rapport_core::json::{FieldType, SUBMITTED_FIELDS};
+use rapport_core::upcast::Upcasters;
 use rapport_core::{Interner, LINE_BYTES_MAX, NewEvent};
 
 /// One record read: its first line, its fields (or why it was refused) and its text.
@@ -235,21 +236,44 @@ impl Scanner {
     }
 }
 
-/// The columns of a header row, checked: each a known field, each once.
+/// A CSV column: a field of the canonical form, or one tag (`tags.NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Column {
+    /// A field of [`SUBMITTED_FIELDS`] with its JSON type (never `tags`).
+    Field(&'static str, FieldType),
+    /// The tag of this name.
+    Tag(String),
+}
+
+/// The prefix of a tag's column.
+const TAG_COLUMN: &str = "tags.";
+
+/// The columns of a header row, checked: each a known field or a tag column, each once.
 ///
 /// # Errors
 /// `column: reason` for the first bad column.
-pub(crate) fn columns(header: &[String]) -> Result<Vec<(&'static str, FieldType)>, String> {
-    let mut out: Vec<(&'static str, FieldType)> = Vec::with_capacity(header.len());
+pub(crate) fn columns(header: &[String]) -> Result<Vec<Column>, String> {
+    let mut out: Vec<Column> = Vec::with_capacity(header.len());
     for h in header {
-        let Some(&(name, ty)) = SUBMITTED_FIELDS.iter().find(|(n, _)| *n == h.as_str()) else {
-            let known: Vec<&str> = SUBMITTED_FIELDS.iter().map(|(n, _)| *n).collect();
-            return Err(format!("{:?}: unknown column; columns are {}", h, known.join(", ")));
+        let column = match h.strip_prefix(TAG_COLUMN) {
+            Some(tag) if !tag.is_empty() => Column::Tag(tag.to_owned()),
+            _ => match SUBMITTED_FIELDS.iter().find(|(n, ty)| *n == h.as_str() && *ty != FieldType::Object) {
+                Some(&(name, ty)) => Column::Field(name, ty),
+                None => {
+                    let known: Vec<&str> = SUBMITTED_FIELDS
+                        .iter()
+                        .filter(|(_, ty)| *ty != FieldType::Object)
+                        .map(|(n, _)| *n)
+                        .chain(["tags.NAME"])
+                        .collect();
+                    return Err(format!("{:?}: unknown column; columns are {}", h, known.join(", ")));
+                }
+            },
         };
-        if out.iter().any(|(n, _)| *n == name) {
-            return Err(format!("{name}: the column appears twice"));
+        if out.contains(&column) {
+            return Err(format!("{h}: the column appears twice"));
         }
-        out.push((name, ty));
+        out.push(column);
     }
     Ok(out)
 }
@@ -295,24 +319,34 @@ fn json_trim(cell: &str) -> &str {
     cell.trim_matches([' ', '\t', '\n', '\r'])
 }
 
-/// One row as an event: its JSON object, with empty cells left out, parsed as a JSON line.
+/// One row as an event: its JSON object, with empty cells left out (its tag columns as the
+/// `tags` object), parsed as a JSON line, older shapes through `upcasters`.
 ///
 /// # Errors
 /// `field: reason`, as for a JSON line.
 pub(crate) fn event(
-    columns: &[(&'static str, FieldType)],
+    columns: &[Column],
     row: &[String],
     interner: &mut Interner,
+    upcasters: &Upcasters,
 ) -> Result<NewEvent, String> {
     if row.len() != columns.len() {
         return Err(format!("the row has {} fields, the header {}", row.len(), columns.len()));
     }
     let mut json = String::with_capacity(row.iter().map(|c| c.len() + 16).sum::<usize>() + 2);
     json.push('{');
-    for (&(name, ty), cell) in columns.iter().zip(row) {
+    let mut tags = serde_json::Map::new();
+    for (column, cell) in columns.iter().zip(row) {
         if cell.is_empty() {
             continue;
         }
+        let (name, ty) = match column {
+            Column::Field(name, ty) => (*name, *ty),
+            Column::Tag(tag) => {
+                tags.insert(tag.clone(), serde_json::Value::from(cell.as_str()));
+                continue;
+            }
+        };
         if json.len() > 1 {
             json.push(',');
         }
@@ -330,10 +364,19 @@ pub(crate) fn event(
             }
             FieldType::Bool if matches!(value, "true" | "false") => json.push_str(value),
             FieldType::Bool => return Err(format!("{name}: {:?} is not true or false", cell)),
+            // `columns` gives the tags object no column of its own.
+            FieldType::Object => return Err(format!("{name}: not a column")),
         }
     }
+    if !tags.is_empty() {
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push_str("\"tags\":");
+        json.push_str(&serde_json::Value::Object(tags).to_string());
+    }
     json.push('}');
-    NewEvent::from_json_line_in(&json, interner).map_err(|e| e.to_string())
+    NewEvent::from_json_line_in_with(&json, interner, upcasters).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -390,5 +433,8 @@ mod tests {
         assert!(h(&["type", "account", "weight"]).is_ok());
         assert!(h(&["type", "weight", "weight"]).unwrap_err().contains("twice"));
         assert!(h(&["type", "wieght"]).unwrap_err().contains("unknown column"));
+        assert!(h(&["type", "tags"]).unwrap_err().contains("unknown column"), "tags take a column each");
+        assert!(h(&["type", "tags.region", "tags.tier"]).is_ok());
+        assert!(h(&["type", "tags.region", "tags.region"]).unwrap_err().contains("twice"));
     }
 }

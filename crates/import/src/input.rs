@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use rapport_core::upcast::Upcasters;
 use rapport_core::{LINE_BYTES_MAX, NewEvent};
 
 use crate::csv;
@@ -132,10 +133,10 @@ pub(crate) fn for_each_event<R: Read>(
             let names = header.fields.clone().map_err(invalid_header)?;
             // A mapping reads any header (each name once); the canonical form only its own
             // columns (none for a mapping).
-            let columns = match records {
-                Records::Canonical => csv::columns(&names).map_err(invalid_header)?,
+            let columns = match records.kind {
+                RecordKind::Canonical => csv::columns(&names).map_err(invalid_header)?,
                 #[cfg(feature = "mapping")]
-                Records::Mapped(_) => {
+                RecordKind::Mapped(_) => {
                     if let Some((i, name)) = names.iter().enumerate().find(|(i, n)| names[..*i].contains(n)) {
                         return Err(invalid_header(format!("{name:?}: the column appears twice (column {})", i + 1)));
                     }
@@ -150,17 +151,20 @@ pub(crate) fn for_each_event<R: Read>(
                 }
                 let truncated = record.text.len() >= LINE_BYTES_MAX;
                 let unreadable = |reason| Unreadable::new(reason, &record.text, truncated);
-                match &records {
-                    Records::Canonical => {
-                        let parsed =
-                            record.fields.and_then(|row| csv::event(&columns, &row, &mut interner)).map_err(unreadable);
+                match &records.kind {
+                    RecordKind::Canonical => {
+                        let parsed = record
+                            .fields
+                            .and_then(|row| csv::event(&columns, &row, &mut interner, &records.upcasters))
+                            .map_err(unreadable);
                         f(record.line, parsed)?;
                     }
                     #[cfg(feature = "mapping")]
-                    Records::Mapped(m) => match &record.fields {
+                    RecordKind::Mapped(m) => match &record.fields {
                         Ok(row) => {
                             let mut outputs = Vec::new();
-                            m.run(crate::mapping::csv_record(&names, row), &mut interner, &mut |r| outputs.push(r));
+                            let mapped = crate::mapping::csv_record(&names, row);
+                            m.run(mapped, &mut interner, &records.upcasters, &mut |r| outputs.push(r));
                             for parsed in outputs {
                                 f(record.line, parsed.map_err(unreadable))?;
                             }
@@ -233,7 +237,13 @@ pub(crate) fn split_jsonl<R: Read>(
 
 /// What turns an input record into events on one thread: the canonical parser, or a mapping
 /// compiled for this thread.
-pub(crate) enum Records {
+pub(crate) struct Records {
+    kind: RecordKind,
+    /// What reads an older shape: the options' upcasters.
+    upcasters: std::sync::Arc<Upcasters>,
+}
+
+enum RecordKind {
     Canonical,
     #[cfg(feature = "mapping")]
     Mapped(crate::mapping::Compiled),
@@ -241,12 +251,16 @@ pub(crate) enum Records {
 
 impl Records {
     pub(crate) fn new(options: &ImportOptions) -> Result<Self, ImportError> {
+        let upcasters = options.upcasters.clone();
         #[cfg(feature = "mapping")]
         if let Some(m) = &options.mapping {
-            return Ok(Self::Mapped(m.compile()?));
+            let mut compiled = m.compile()?;
+            if !options.stamp_source {
+                compiled.source = None;
+            }
+            return Ok(Self { kind: RecordKind::Mapped(compiled), upcasters });
         }
-        let _ = options;
-        Ok(Self::Canonical)
+        Ok(Self { kind: RecordKind::Canonical, upcasters })
     }
 }
 
@@ -275,14 +289,14 @@ pub(crate) fn parse_lines(
         if text.is_empty() {
             continue;
         }
-        match records {
-            Records::Canonical => {
-                let parsed = NewEvent::from_json_line_in(text, interner);
+        match &records.kind {
+            RecordKind::Canonical => {
+                let parsed = NewEvent::from_json_line_in_with(text, interner, &records.upcasters);
                 out.push((line, parsed.map_err(|e| Unreadable::new(e.to_string(), bytes, false))));
             }
             #[cfg(feature = "mapping")]
-            Records::Mapped(m) => match crate::mapping::json_record(text.as_bytes()) {
-                Ok(record) => m.run(record, interner, &mut |parsed| {
+            RecordKind::Mapped(m) => match crate::mapping::json_record(text.as_bytes()) {
+                Ok(record) => m.run(record, interner, &records.upcasters, &mut |parsed| {
                     out.push((line, parsed.map_err(|reason| Unreadable::new(reason, bytes, false))));
                 }),
                 Err(reason) => out.push((line, Err(Unreadable::new(reason, bytes, false)))),

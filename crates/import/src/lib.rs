@@ -58,6 +58,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rapport_core::escape::one_line;
+use rapport_core::upcast::Upcasters;
 use rapport_core::{AppendError, BackfillStore, Ledger, NewEvent, ReadError};
 use thiserror::Error;
 
@@ -110,6 +111,13 @@ pub struct ImportOptions {
     /// by its header), yielding the events to import; `None` reads the canonical form.
     #[cfg(feature = "mapping")]
     pub mapping: Option<Mapping>,
+    /// What reads lines (and mapped outputs) of an older shape: rapport's own upcasters, and
+    /// any a service registered ([`rapport_core::upcast`]).
+    pub upcasters: std::sync::Arc<Upcasters>,
+    /// Stamp the mapping's [`source`](Mapping::source) on each mapped event that names none.
+    /// The [`Importer`] turns it off for a store that holds no metadata (a file store in
+    /// format version 1 or 2), which would refuse such events.
+    pub stamp_source: bool,
 }
 
 impl Default for ImportOptions {
@@ -123,6 +131,8 @@ impl Default for ImportOptions {
             sort_by_time: false,
             #[cfg(feature = "mapping")]
             mapping: None,
+            upcasters: std::sync::Arc::new(Upcasters::builtin().clone()),
+            stamp_source: true,
         }
     }
 }
@@ -351,6 +361,13 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
         self
     }
 
+    /// Reads lines of an older shape through `upcasters` (default: rapport's own); see
+    /// [`ImportOptions::upcasters`].
+    pub fn upcasters(mut self, upcasters: std::sync::Arc<Upcasters>) -> Self {
+        self.options.upcasters = upcasters;
+        self
+    }
+
     /// Order the input's events by `occurred_at` before validating them (default `false`);
     /// see [`ImportOptions::sort_by_time`].
     pub fn sort_by_time(mut self, sort: bool) -> Self {
@@ -405,9 +422,14 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
             None => &mut ignore,
         };
         let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
+        let mut options = self.options;
+        if options.stamp_source && !self.ledger.store().holds_metadata() {
+            tracing::info!("the store holds no metadata (an older format): no source is stamped");
+            options.stamp_source = false;
+        }
         let reader = open().map_err(io_err)?;
         let validated =
-            check::validate(self.ledger, source_name, reader, &self.options, self.rejects, progress, events_hint)
+            check::validate(self.ledger, source_name, reader, &options, self.rejects, progress, events_hint)
                 .inspect_err(|e| tracing::warn!(error = %e, "import refused in pass 1"))?;
         tracing::debug!(
             events = validated.events,
@@ -421,7 +443,7 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
             rejected: validated.rejected.len() as u64,
             ..ImportReport::default()
         };
-        append::append(self.ledger, source_name, validated, open, &self.options, &mut report, progress)
+        append::append(self.ledger, source_name, validated, open, &options, &mut report, progress)
             .inspect_err(|e| tracing::warn!(error = %e, "import failed in pass 2"))?;
         report.elapsed = started.elapsed();
         tracing::info!(

@@ -12,7 +12,8 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 use rapport_core::escape::one_line;
-use rapport_core::{Interner, NewEvent};
+use rapport_core::upcast::Upcasters;
+use rapport_core::{Interner, Metadata, MetadataError, NewEvent};
 use thiserror::Error;
 
 /// Events one record may become at most (a runaway program stops there, refused).
@@ -81,6 +82,8 @@ pub enum MappingError {
 pub struct Mapping {
     name: String,
     program: String,
+    /// What the importer stamps as an event's `source` when the mapping's output has none.
+    source: Option<String>,
 }
 
 impl Mapping {
@@ -89,7 +92,11 @@ impl Mapping {
     /// # Errors
     /// [`MappingError::Invalid`] naming the line and column, or [`MappingError::TooLarge`].
     pub fn new(name: impl Into<String>, program: impl Into<String>) -> Result<Self, MappingError> {
-        let m = Self { name: name.into(), program: program.into() };
+        let name = name.into();
+        // The file's stem (`helpdesk` for `mappings/helpdesk.jq`), when it is a valid source.
+        let stem = std::path::Path::new(&name).file_stem().and_then(|s| s.to_str()).unwrap_or(&name);
+        let source = Metadata::new().with_source(stem).ok().map(|_| stem.to_owned());
+        let m = Self { program: program.into(), source, name };
         if m.program.len() > MAPPING_BYTES_MAX {
             return Err(MappingError::TooLarge { name: m.name, bytes: m.program.len() });
         }
@@ -115,6 +122,24 @@ impl Mapping {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The `source` the importer stamps on each mapped event whose output names none: by
+    /// default the stem of the mapping's name (`helpdesk` for `mappings/helpdesk.jq`), or
+    /// none when that is not a valid source.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
+    /// This mapping stamping `source` instead (see [`source`](Self::source)).
+    ///
+    /// # Errors
+    /// [`MetadataError`] when `source` is not a valid `source` value.
+    pub fn with_source(mut self, source: impl Into<String>) -> Result<Self, MetadataError> {
+        let source = source.into();
+        Metadata::new().with_source(source.as_str())?;
+        self.source = Some(source);
+        Ok(self)
     }
 
     /// Compiles the program for one thread.
@@ -165,7 +190,7 @@ impl Mapping {
             let (s, what) = undefined.into_iter().next().expect("an error");
             at(s, format!("undefined {} {s}", what.as_str()))
         })?;
-        Ok(Compiled { name: one_line(&self.name).into_owned(), filter })
+        Ok(Compiled { name: one_line(&self.name).into_owned(), filter, source: self.source.clone() })
     }
 }
 
@@ -174,6 +199,8 @@ pub(crate) struct Compiled {
     /// The mapping's name, escaped once for one-line errors.
     name: String,
     filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
+    /// The `source` stamped on an event that names none; `None` stamps nothing.
+    pub(crate) source: Option<String>,
 }
 
 impl Compiled {
@@ -181,7 +208,13 @@ impl Compiled {
     /// output as a canonical line: `f` gets each event or why it was refused (`mapping NAME:
     /// output K: field: reason`, or the program's error). At most [`MAPPED_EVENTS_MAX`]
     /// outputs are taken; one more is refused.
-    pub(crate) fn run(&self, record: Val, interner: &mut Interner, f: &mut dyn FnMut(Result<NewEvent, String>)) {
+    pub(crate) fn run(
+        &self,
+        record: Val,
+        interner: &mut Interner,
+        upcasters: &Upcasters,
+        f: &mut dyn FnMut(Result<NewEvent, String>),
+    ) {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut text = Vec::new();
         for (k, out) in self.filter.id.run((ctx, record)).enumerate() {
@@ -216,7 +249,14 @@ impl Compiled {
             jaq_json::write::write(&mut text, &Default::default(), 0, &v).expect("writing to memory");
             let parsed = std::str::from_utf8(&text)
                 .map_err(|e| format!("not UTF-8: {e}"))
-                .and_then(|line| NewEvent::from_json_line_in(line, interner).map_err(|e| e.to_string()));
+                .and_then(|line| NewEvent::from_json_line_in_with(line, interner, upcasters).map_err(|e| e.to_string()))
+                .and_then(|mut e| {
+                    if let Some(source) = self.source.as_deref().filter(|_| e.meta.source().is_none()) {
+                        // Checked to be a valid source when the mapping was made.
+                        e.meta = std::mem::take(&mut e.meta).with_source(source).map_err(|e| e.to_string())?;
+                    }
+                    Ok(e)
+                });
             f(parsed.map_err(|e| format!("mapping {name}: output {}: {e}", k + 1)));
         }
     }

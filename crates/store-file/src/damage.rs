@@ -81,6 +81,21 @@ pub(crate) fn torn_zeros(bytes: &[u8], start: usize, end: usize) -> bool {
     false
 }
 
+/// Where a torn sector begins inside the frame header at `bytes[at..at + header_len]`,
+/// counted from the header's start: the first sector boundary inside the header, when the
+/// bytes from it on are zero for at least [`ZERO_RUN_EVIDENCE`] bytes (to the sector's end or
+/// beyond). Those bytes were never written: they held the header's last bytes and its payload,
+/// which a frame never holds as such a run. A one-bit difference located there is a written
+/// byte that had one bit set, zeroed by the tear, not a flipped bit.
+pub(crate) fn torn_inside_header(bytes: &[u8], at: usize, header_len: usize) -> Option<usize> {
+    let boundary = (at + 1).next_multiple_of(SECTOR_BYTES);
+    if boundary >= at + header_len {
+        return None;
+    }
+    let zeros = bytes.get(boundary..)?.iter().take(SECTOR_BYTES).take_while(|&&b| b == 0).count();
+    (zeros >= ZERO_RUN_EVIDENCE).then_some(boundary - at)
+}
+
 /// The longest run of zero bytes in `bytes`.
 pub(crate) fn longest_zero_run(bytes: &[u8]) -> usize {
     let (mut best, mut run) = (0, 0);

@@ -568,13 +568,26 @@ fn judge(bytes: &[u8], d: &Damage, last_epoch: u64, version: u32, base: u64) -> 
             let header = &bytes[at..at + header_len];
             let stored =
                 u32::from_le_bytes([header[crc_at], header[crc_at + 1], header[crc_at + 2], header[crc_at + 3]]);
-            if crc32c::crc32c(&header[..crc_at]) == stored {
+            let diff = crc32c::crc32c(&header[..crc_at]) ^ stored;
+            if diff == 0 {
                 return Verdict::Corrupt("a frame header whose checksum passes holds impossible values".into());
             }
-            if (crc32c::crc32c(&header[..crc_at]) ^ stored).count_ones() == 1 {
+            // A difference in bytes a torn sector zeroed is the tear's (see
+            // `damage::torn_inside_header`); anywhere else, one bit is a flipped bit.
+            let torn = damage::torn_inside_header(bytes, at, header_len);
+            let in_tear = |byte: usize| torn.is_some_and(|t| byte >= t);
+            if diff.count_ones() == 1 && !in_tear(crc_at + diff.trailing_zeros() as usize / 8) {
                 return Verdict::Corrupt(format!("{reason}: one flipped bit in its checksum, not a torn write"));
             }
-            (at, at + crc_at, stored)
+            if let Some((byte, bit)) = damage::single_bit_flip(&header[..crc_at], stored)
+                && !in_tear(byte)
+            {
+                return Verdict::Corrupt(format!(
+                    "{reason}: one flipped bit (byte {}, bit {bit}), not a torn write",
+                    base + (at + byte) as u64
+                ));
+            }
+            (at, at, stored)
         }
     };
     if let Some((byte, bit)) = damage::single_bit_flip(&bytes[start..end], crc) {
@@ -669,4 +682,48 @@ fn check_against_head(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame header whose last byte starts a sector, in a log of format `version`, with a
+    /// checksum whose last byte has exactly one bit set; then bytes that are not zero.
+    fn header_across_a_sector(version: u32) -> (usize, Vec<u8>) {
+        let header_len = format::frame_header_bytes(version);
+        let header = (1u64..)
+            .map(|epoch| {
+                let link = Chain::START;
+                FrameHeader { version, payload_len: 100, first_position: 5, count: 1, epoch, link, payload_crc: 7 }
+                    .encode()
+            })
+            .find(|b| b[header_len - 1].count_ones() == 1)
+            .unwrap_or_default();
+        let at = damage::SECTOR_BYTES - (header_len - 1);
+        let mut file = vec![0x5a; 4 * damage::SECTOR_BYTES];
+        file[at..at + header_len].copy_from_slice(&header);
+        (at, file)
+    }
+
+    #[test]
+    fn a_header_torn_inside_its_checksum_is_a_torn_write_though_one_bit_differs() {
+        for version in [format::FORMAT_VERSION_1, format::FORMAT_VERSION] {
+            let (at, file) = header_across_a_sector(version);
+            let d = Damage { at, kind: Kind::InvalidHeader, header: None };
+            let last = at + format::frame_header_bytes(version) - 1;
+            // The sector holding the checksum's last byte and the payload never reached the
+            // disk: its zeros differ from the written byte by one bit, and explain it.
+            let mut torn = file.clone();
+            torn[last..2 * damage::SECTOR_BYTES].fill(0);
+            assert!(matches!(judge(&torn, &d, 0, version, 0), Verdict::Torn(_)), "version {version}");
+            // The same bit flipped with the payload written: a flipped bit, refused.
+            let mut flipped = file.clone();
+            flipped[last] = 0;
+            match judge(&flipped, &d, 0, version, 0) {
+                Verdict::Corrupt(why) => assert!(why.contains("one flipped bit in its checksum"), "{why}"),
+                _ => panic!("version {version}: a flipped bit was taken for a tear"),
+            }
+        }
+    }
 }

@@ -171,6 +171,18 @@ impl FileStore {
         }
         self.check_poison("append")?;
         let sh = &*self.shared;
+        if !self.holds_metadata()
+            && let Some(e) = batch.iter().find(|e| !e.meta.is_empty())
+        {
+            let version = sh.recovery.format_version;
+            return Err(AppendError::Unsupported {
+                id: e.id,
+                reason: format!(
+                    "it carries metadata, which a format-version-{version} log cannot hold; upgrade the store to version {} (`rapport upgrade`)",
+                    crate::format::FORMAT_VERSION
+                ),
+            });
+        }
         let mut guard = lock(&sh.core);
         let core = &mut *guard;
         let next = Position(core.next_position);
@@ -287,6 +299,11 @@ impl Store for FileStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<AccountId>, ReadError>> + Send {
         std::future::ready(self.accounts_now(after, limit))
+    }
+
+    /// Format version 3 does; a log of version 1 or 2 (until upgraded) does not.
+    fn holds_metadata(&self) -> bool {
+        self.shared.recovery.format_version >= crate::format::FORMAT_VERSION
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {

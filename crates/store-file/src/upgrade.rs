@@ -1,11 +1,13 @@
-//! [`upgrade`]: the explicit step that turns a version-1 log into a version-2 one, whose frames
-//! are chained by BLAKE3 (`docs/log-format.md`, "Version history"). A version-1 log is never
-//! changed in place: it keeps opening and taking appends as version 1, and this writes a new
-//! store beside it.
+//! [`upgrade`]: the explicit step that turns a version-1 or version-2 log into a version-3 one,
+//! whose frames are chained by BLAKE3 and whose records may hold metadata (`docs/log-format.md`,
+//! "Version history"). An older log is never changed in place: it keeps opening and taking
+//! appends in its own version, and this writes a new store beside it.
 //!
 //! The copy holds the same events at the same positions, in the same segments and frames, with
 //! the same log id: each frame's payload (its records, with their checksums) is copied byte for
-//! byte, and only the frame headers are new. So checkpoints of derived state taken on the old
+//! byte, and only the segment and frame headers are new (a version-2 frame header is a
+//! version-3 one already; a version-1 frame gets its BLAKE3 chain value). Records stay at
+//! schema version 1, read through the upcast to the current version like every older record. So checkpoints of derived state taken on the old
 //! log still describe the new one. The source is held under its writer lock throughout, so
 //! the copy is the whole log; the copy is synced, given a head record, and verified.
 
@@ -13,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::backup::{Refused, check_destination};
-use crate::format::{self, Chain, FORMAT_VERSION, FORMAT_VERSION_1, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
 use crate::options::{OpenError, Options};
@@ -94,8 +96,8 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
     move |source| UpgradeError::Io { operation, path: path.to_path_buf(), source }
 }
 
-/// Writes the version-1 store in `src` as a version-2 store in `dest` (a directory that must
-/// not exist), and verifies it. The source is opened as its writer (so no process appends
+/// Writes the version-1 or version-2 store in `src` as a version-3 store in `dest` (a
+/// directory that must not exist), and verifies it. The source is opened as its writer (so no process appends
 /// meanwhile, and a torn tail a crash left is cut as any writer's open would) and is otherwise
 /// left unchanged; switch a service to `dest` once this returns. Derived state (`derived/`) is
 /// not copied: it is rebuilt from the log (a runner's checkpoint may be copied over by hand:
@@ -103,12 +105,12 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("rapport-upgrade-doc-{}", std::process::id()));
-/// # let dest = dir.with_extension("v2");
+/// # let dest = dir.with_extension("v3");
 /// # let _ = std::fs::remove_dir_all(&dir);
 /// # drop(rapport_store_file::FileStore::open(&dir)?);
-/// // A store this build created is in version 2 already:
+/// // A store this build created is in version 3 already:
 /// let refused = rapport_store_file::upgrade(&dir, &dest).unwrap_err();
-/// assert!(matches!(refused, rapport_store_file::UpgradeError::Current { version: 2, .. }));
+/// assert!(matches!(refused, rapport_store_file::UpgradeError::Current { version: 3, .. }));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -120,7 +122,7 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
     let _span = tracing::info_span!("rapport.upgrade", src = %src.display(), dest = %dest.display()).entered();
     let store = FileStore::open_with(src, Options { create_if_missing: false, ..Options::default() })?;
     let version = store.recovery().format_version;
-    if version != FORMAT_VERSION_1 {
+    if version >= FORMAT_VERSION {
         return Err(UpgradeError::Current { path: src.to_path_buf(), version });
     }
     check_destination(src, dest).map_err(|refused| match refused {
@@ -128,7 +130,7 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
         Refused::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
     })?;
     std::fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let result = rewrite(&store, dest).and_then(|report| check(dest, report));
+    let result = rewrite(&store, version, dest).and_then(|report| check(dest, report));
     match &result {
         Ok(report) => tracing::info!(events = report.n_events, segments = report.n_segments, "log upgraded"),
         Err(e) => {
@@ -139,8 +141,8 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
     result
 }
 
-/// Rewrites every segment of the (locked) source, then the head record.
-fn rewrite(store: &FileStore, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
+/// Rewrites every segment of the (locked) source, in format `version`, then the head record.
+fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
     let n_segments = store.recovery().n_segments;
     let mut next = 1u64;
     let mut chain = Chain::START;
@@ -159,7 +161,7 @@ fn rewrite(store: &FileStore, dest: &Path) -> Result<UpgradeReport, UpgradeError
         out.extend_from_slice(&SegmentHeader { version: FORMAT_VERSION, head_tracked: true, ..header }.encode());
         let mut at = SEGMENT_HEADER_BYTES;
         while at < bytes.len() {
-            let h = match FrameHeader::decode(&bytes[at..], FORMAT_VERSION_1) {
+            let h = match FrameHeader::decode(&bytes[at..], version) {
                 Ok(h) => h,
                 // Space a writer preallocated: the end of the log.
                 Err(_) if bytes[at..].iter().all(|&b| b == 0) => break,

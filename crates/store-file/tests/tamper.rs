@@ -1,4 +1,4 @@
-//! Format version 2: frames chained by BLAKE3. An event edited with every checksum recomputed
+//! Format versions 2 and 3: frames chained by BLAKE3. An event edited with every checksum recomputed
 //! is found by `verify`, naming its positions; a rewrite of the whole chain changes the head's
 //! value, which `chain_at` compares with one recorded earlier. The frozen v2 fixture opens; a
 //! version-1 log opens as it is and is upgraded only by `upgrade`, into a new directory.
@@ -24,7 +24,7 @@ fn small_segments() -> Options {
     Options { segment_bytes_max: 64 * 1024, ..Options::default() }
 }
 
-/// A closed version-2 store of several segments, appended in batches of 7.
+/// A closed store of several segments in today's format, appended in batches of 7.
 fn written_store(tag: &str) -> (TempDir, Vec<Envelope>) {
     let dir = TempDir::new(tag);
     let store = FileStore::open_with(dir.path(), small_segments()).unwrap();
@@ -32,7 +32,7 @@ fn written_store(tag: &str) -> (TempDir, Vec<Envelope>) {
         pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
     }
     let log = contents(&store);
-    assert_eq!(store.recovery().format_version, 2);
+    assert_eq!(store.recovery().format_version, format::FORMAT_VERSION);
     drop(store);
     (dir, log)
 }
@@ -105,7 +105,7 @@ fn edit_a_title(segment: &Path, nth: usize) -> (u64, u64) {
 fn an_edited_event_with_every_checksum_recomputed_is_found_naming_its_positions() {
     let (dir, _) = written_store("tamper");
     let before = verify(dir.path()).unwrap();
-    assert_eq!(before.format_version, 2);
+    assert_eq!(before.format_version, format::FORMAT_VERSION);
     let segment = dir.path().join(rapport_store_file::segment_name(0));
     let (first, last) = edit_a_title(&segment, 3);
     match verify(dir.path()) {
@@ -186,8 +186,13 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
     let log_id = SegmentHeader::decode(&std::fs::read(dir.path().join(rapport_store_file::segment_name(0))).unwrap())
         .unwrap()
         .log_id;
-    let forged =
-        rapport_store_file::HeadRecord { version: 2, log_id, last_segment: last_segment_no, position: head, chain };
+    let forged = rapport_store_file::HeadRecord {
+        version: format::FORMAT_VERSION,
+        log_id,
+        last_segment: last_segment_no,
+        position: head,
+        chain,
+    };
     std::fs::write(dir.path().join(rapport_store_file::HEAD_FILE), forged.encode()).unwrap();
     std::fs::remove_dir_all(dir.path().join(rapport_store_file::DERIVED_DIR)).unwrap();
     let rewritten = verify(dir.path()).unwrap_or_else(|e| panic!("a consistently rewritten log verifies: {e}"));
@@ -275,7 +280,7 @@ fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
         (0..2).map(|n| std::fs::read(src.path().join(rapport_store_file::segment_name(n))).unwrap()).collect();
     let dest_root = TempDir::new("upgrade-dest");
     std::fs::create_dir_all(dest_root.path()).unwrap();
-    let dest = dest_root.path().join("v2");
+    let dest = dest_root.path().join("v3");
     // A writer holding the source stops an upgrade.
     {
         let _writer = FileStore::open_with(src.path(), small_segments()).unwrap();
@@ -292,7 +297,7 @@ fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
         assert_eq!(&std::fs::read(src.path().join(rapport_store_file::segment_name(n as u64))).unwrap(), before);
     }
     let verified = verify(&dest).unwrap();
-    assert_eq!((verified.format_version, verified.head_chain), (2, report.head_chain));
+    assert_eq!((verified.format_version, verified.head_chain), (format::FORMAT_VERSION, report.head_chain));
     // The same events at the same positions, with the same recording times and log id.
     let store = FileStore::open_with(&dest, small_segments()).unwrap();
     assert_eq!(contents(&store), original);
@@ -301,7 +306,7 @@ fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
     drop(store);
     assert_eq!(verify(&dest).unwrap().n_events, original.len() as u64 + 20);
     // Nothing to do twice, and an existing destination is never overwritten.
-    assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 2, .. })));
+    assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 3, .. })));
     assert!(matches!(upgrade(src.path(), &dest), Err(UpgradeError::Destination { .. })));
     assert!(matches!(upgrade(src.path(), src.path().join("inside")), Err(UpgradeError::Destination { .. })));
 }
@@ -318,7 +323,7 @@ fn a_segment_in_another_format_version_than_the_log_is_refused() {
     match verify(dir.path()) {
         Err(VerifyError::Damaged { file, offset: 8, reason }) => {
             assert_eq!(file, path);
-            assert!(reason.contains("format version 1, the log before it in 2"), "{reason}");
+            assert!(reason.contains("format version 1, the log before it in 3"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

@@ -456,7 +456,7 @@ async fn decide(
     for (k, e) in batch.iter().enumerate() {
         let id = e.id.as_uuid();
         let same = match (known.get(&id), forecast.and_then(|f| f.ids.get(&id))) {
-            (Some(logged), _) => Some(logged == e),
+            (Some(logged), _) => Some(logged.same_content(e)),
             (None, Some(&fingerprint)) => Some(fingerprint == e.fingerprint()),
             (None, None) => None,
         };

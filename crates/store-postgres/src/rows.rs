@@ -1,6 +1,7 @@
 //! Rows and events: a stored row read back as an event (whole-line rows of older schema
 //! versions too), the column arrays of an insert, and the binary `COPY` rows of the bulk path.
 
+use rapport_core::upcast;
 use rapport_core::validate::StreamState;
 use rapport_core::{
     AccountId, Envelope, EventId, NewEvent, Position, ReadError, StorageError, StreamVersion, Timestamp,
@@ -10,43 +11,49 @@ use uuid::Uuid;
 use crate::{pg_error, storage};
 
 /// The columns that make up a stored event, in the order [`stored_event`] reads them.
-pub(crate) const LINE_COLUMNS: &str = "type, id, account, occurred_at_ns, payload";
+pub(crate) const LINE_COLUMNS: &str = "type, id, account, occurred_at_ns, payload, schema_version";
 
 /// A stored event, from a row that starts with [`LINE_COLUMNS`]. Since schema version 3
-/// `payload` holds only the event's own fields ([`NewEvent::to_body_json`]); rows written
-/// before hold the whole canonical line.
+/// `payload` holds only the event's own fields and, since version 5, its metadata
+/// ([`NewEvent::to_body_json`]); rows written before version 3 hold the whole canonical line.
 pub(crate) fn stored_event(row: &tokio_postgres::Row) -> Result<NewEvent, String> {
-    event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4))
+    event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5))
 }
 
-/// [`stored_event`] from the column values.
+/// [`stored_event`] from the column values. A row of an older schema version of its type
+/// (every row written before schema 5: version 1) reads through rapport's upcast to the
+/// current version.
 pub(crate) fn event_of(
     tag: &str,
     id: Uuid,
     account: &str,
     occurred_ns: i64,
     payload: &str,
+    schema_version: i16,
 ) -> Result<NewEvent, String> {
-    if payload.starts_with("{\"type\":") {
-        return NewEvent::from_json_line(payload).map_err(|e| e.to_string());
-    }
-    let id = EventId::from_uuid(id).map_err(|e| format!("id: {e}"))?;
-    let account = AccountId::new(account).map_err(|e| format!("account: {e}"))?;
-    NewEvent::from_body_json(tag, id, account, Timestamp::from_unix_nanos(occurred_ns), payload)
-        .map_err(|e| e.to_string())
+    let e = if payload.starts_with("{\"type\":") {
+        NewEvent::from_json_line(payload).map_err(|e| e.to_string())?
+    } else {
+        let id = EventId::from_uuid(id).map_err(|e| format!("id: {e}"))?;
+        let account = AccountId::new(account).map_err(|e| format!("account: {e}"))?;
+        NewEvent::from_body_json(tag, id, account, Timestamp::from_unix_nanos(occurred_ns), payload)
+            .map_err(|e| e.to_string())?
+    };
+    let version = u32::try_from(schema_version).map_err(|_| format!("schema_version: {schema_version}"))?;
+    upcast::upcast_decoded(version, e).map_err(|e| e.to_string())
 }
 
 /// A stored event from a row: [`LINE_COLUMNS`], then `recorded_at_ns`, `stream_version` and
 /// `position`.
 pub(crate) fn decode_row(row: &tokio_postgres::Row) -> Result<Envelope, ReadError> {
-    let position: i64 = row.get(7);
+    let position: i64 = row.get(8);
     let corrupt =
         |reason: String| ReadError::Corrupt { location: format!("rapport_events position {position}"), reason };
     let e = stored_event(row).map_err(corrupt)?;
     Ok(Envelope::new(
         e,
-        Timestamp::from_unix_nanos(row.get(5)),
-        StreamVersion(row.get::<_, i64>(6) as u64),
+        Timestamp::from_unix_nanos(row.get(6)),
+        StreamVersion(row.get::<_, i64>(7) as u64),
         Position(position as u64),
     ))
 }
@@ -68,6 +75,7 @@ pub(crate) struct Rows {
     pub(crate) occurred: Vec<i64>,
     pub(crate) types: Vec<String>,
     pub(crate) payloads: Vec<String>,
+    pub(crate) schema_versions: Vec<i16>,
 }
 
 impl Rows {
@@ -79,6 +87,7 @@ impl Rows {
             occurred: Vec::with_capacity(n),
             types: Vec::with_capacity(n),
             payloads: Vec::with_capacity(n),
+            schema_versions: Vec::with_capacity(n),
         }
     }
 
@@ -90,6 +99,7 @@ impl Rows {
         self.occurred.push(e.occurred_at.unix_nanos());
         self.types.push(e.event.kind().tag().to_owned());
         self.payloads.push(e.to_body_json());
+        self.schema_versions.push(schema_version(e));
     }
 
     /// Inserts the rows (with their stream `versions`, and `recorded` as `recorded_at`) through
@@ -112,15 +122,23 @@ impl Rows {
                 &recorded,
                 &self.types,
                 &self.payloads,
+                &self.schema_versions,
             ],
         )
         .await
     }
 }
 
+/// The schema version a row of `e` is written in: its type's current one.
+fn schema_version(e: &NewEvent) -> i16 {
+    // Versions are small (2 today); a larger one would be a build's bug, refused by the
+    // column's reader rather than wrapped.
+    i16::try_from(e.event.kind().schema_version()).unwrap_or(i16::MAX)
+}
+
 /// The bulk path's copy into the events table; the columns are those [`CopyRows`] encodes.
 pub(crate) const COPY_SQL: &str = "COPY rapport_events
-         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version)
      FROM STDIN BINARY";
 
 /// A bulk batch encoded as the rows of a binary `COPY` into the events table (`COPY_SQL`),
@@ -147,7 +165,7 @@ const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 /// The fields of a row, and where the position's value starts (after the field count and the
 /// position's length).
-const COPY_FIELDS: i16 = 8;
+const COPY_FIELDS: i16 = 9;
 const POSITION_AT: usize = 2 + 4;
 
 impl CopyRows {
@@ -174,6 +192,7 @@ impl CopyRows {
             field(&mut buf, &0i64.to_be_bytes())?;
             field(&mut buf, e.event.kind().tag().as_bytes())?;
             field(&mut buf, e.to_body_json().as_bytes())?;
+            field(&mut buf, &schema_version(e).to_be_bytes())?;
             rows.push(RowAt { start, version, recorded });
         }
         Ok(Self { buf, rows })

@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 use crate::pool_reason;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
 pub(crate) const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
@@ -52,6 +52,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE IF NOT EXISTS rapport_log (id uuid NOT NULL);
     INSERT INTO rapport_log (id) SELECT gen_random_uuid() WHERE NOT EXISTS (SELECT 1 FROM rapport_log);
+",
+    "
+    -- Version 5: each row carries the schema version of its event type; rows written before
+    -- are version 1 (the default, so adding the column rewrites nothing) and read through the
+    -- upcast to the current version. New rows keep the event's metadata in payload.
+    ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS schema_version smallint NOT NULL DEFAULT 1;
+    COMMENT ON COLUMN rapport_events.schema_version IS
+        'the schema version of the event type the row was written in (EventKind::schema_version)';
 ",
 ];
 

@@ -8,9 +8,9 @@ pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 /// `LIMIT` keeps the planner from turning the probes into a join it may run as a scan of the
 /// whole table (it did, with `id = ANY($1)`, on a table whose statistics were stale: about
 /// 100 ms for 1,024 ids instead of a few).
-pub(crate) const IDS_SQL: &str = "SELECT e.type, e.id, e.account, e.occurred_at_ns, e.payload
+pub(crate) const IDS_SQL: &str = "SELECT e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version
      FROM unnest($1::uuid[]) AS q(id)
-     CROSS JOIN LATERAL (SELECT type, id, account, occurred_at_ns, payload FROM rapport_events r
+     CROSS JOIN LATERAL (SELECT type, id, account, occurred_at_ns, payload, schema_version FROM rapport_events r
                          WHERE r.id = q.id LIMIT 1) AS e";
 pub(crate) const SNAPSHOTS_SQL: &str = "SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)";
 /// The head, and the database clock. recorded_at never decreases along positions, so the last
@@ -19,10 +19,11 @@ pub(crate) const HEAD_SQL: &str = "SELECT e.position, e.recorded_at_ns, (extract
      FROM (SELECT 1) AS one
      LEFT JOIN LATERAL (SELECT position, recorded_at_ns, id FROM rapport_events ORDER BY position DESC LIMIT 1) AS e ON true";
 pub(crate) const INSERT_SQL: &str = "INSERT INTO rapport_events
-         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload)
-     SELECT p, a, v, i, o, $6, t, b
-     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[])
-          AS x(p, a, v, i, o, t, b)";
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version)
+     SELECT p, a, v, i, o, $6, t, b, s
+     FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[],
+                 $9::smallint[])
+          AS x(p, a, v, i, o, t, b, s)";
 pub(crate) const SNAPSHOT_UPSERT_SQL: &str = "INSERT INTO rapport_accounts (account, version, state)
      SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])
      ON CONFLICT (account) DO UPDATE SET version = excluded.version, state = excluded.state";

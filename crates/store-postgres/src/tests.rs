@@ -140,21 +140,32 @@ fn a_stored_event_is_read_back_exactly() {
     }
     let kinds: std::collections::BTreeSet<_> = events.iter().map(|e| e.event.kind()).collect();
     assert_eq!(kinds.len(), rapport_core::EventKind::ALL.len(), "every type");
-    for e in &events {
-        let read = |payload: &str| {
+    let meta = rapport_core::Metadata::new().with_actor("ann \" o'hara").unwrap().with_tag("k", "v \\ w").unwrap();
+    let with_meta: Vec<NewEvent> = events.iter().map(|e| e.clone().with_meta(meta.clone())).collect();
+    for e in events.iter().chain(&with_meta) {
+        let read = |payload: &str, version: i16| {
             let (tag, id) = (e.event.kind().tag(), e.id.as_uuid());
-            super::rows::event_of(tag, id, e.account.as_str(), e.occurred_at.unix_nanos(), payload)
+            super::rows::event_of(tag, id, e.account.as_str(), e.occurred_at.unix_nanos(), payload, version)
         };
         let body = e.to_body_json();
-        assert_eq!(read(&body).as_ref(), Ok(e), "from the body {body}");
-        assert_eq!(read(&body).unwrap().to_json_line(), e.to_json_line());
-        // Rows written before schema version 3 hold the whole line.
-        assert_eq!(read(&e.to_json_line()).as_ref(), Ok(e));
+        assert_eq!(read(&body, 2).as_ref(), Ok(e), "from the body {body}");
+        assert_eq!(read(&body, 2).unwrap().to_json_line(), e.to_json_line());
+        // Rows written before schema 5 are version 1: read through the upcast, without
+        // metadata (a version-1 row that holds any is refused); rows written before schema 3
+        // hold the whole line.
+        if e.meta.is_empty() {
+            assert_eq!(read(&body, 1).as_ref(), Ok(e));
+            assert_eq!(read(&e.to_json_line(), 1).as_ref(), Ok(e));
+        } else {
+            assert!(read(&body, 1).unwrap_err().contains("schema version 1 has no metadata"));
+        }
+        // A version this build does not know is refused.
+        assert!(read(&body, 3).unwrap_err().contains("no upcaster"), "{body}");
     }
     // A body that is not the type's fields, or that carries fields kept apart, is refused.
     let id = uuid::Uuid::from_u128(7);
     for bad in ["[]", r#"{"severity":"high"}"#, r#"{"channel":"call","account":"b"}"#, "{"] {
-        assert!(super::rows::event_of("touchpoint", id, "a", 0, bad).is_err(), "{bad}");
+        assert!(super::rows::event_of("touchpoint", id, "a", 0, bad, 2).is_err(), "{bad}");
     }
 }
 
@@ -222,6 +233,62 @@ fn rows_holding_whole_lines_still_read() {
     });
     assert_eq!(bodies.len(), new.len());
     assert!(bodies.iter().all(|b| !b.contains("\"account\"")), "{bodies:?}");
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn rows_of_schema_4_read_through_the_upcast_and_new_rows_keep_metadata() {
+    // Rows as schema 4 wrote them: the event's own fields, no schema_version (the column's
+    // default, 1, stands for every row written before it existed).
+    let Some(store) = test_store("rapport_unitv4", Duration::from_secs(1)) else { return };
+    let all = batch("w", 8);
+    let events: Vec<NewEvent> = all.iter().filter(|e| e.account == all[0].account).take(8).cloned().collect();
+    let (old, new) = events.split_at(4);
+    let pool = store.inner.pool.clone();
+    let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = old
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let (account, tag) = (e.account.as_str().to_owned(), e.event.kind().tag().to_owned());
+            (i as i64 + 1, account, i as i64 + 1, e.id.as_uuid(), e.occurred_at.unix_nanos(), tag, e.to_body_json())
+        })
+        .collect();
+    store.block(async move {
+        let client = pool.get().await.unwrap();
+        for (position, account, version, id, occurred, tag, body) in &rows {
+            client
+                .execute(
+                    "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
+                             recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                    &[position, account, version, id, occurred, tag, body],
+                )
+                .await
+                .unwrap();
+        }
+        client.execute("INSERT INTO rapport_accounts (account, version) VALUES ($1, 4)", &[&rows[0].1]).await.unwrap();
+    });
+    assert!(old.iter().all(|e| e.account == old[0].account), "one stream");
+    let meta = rapport_core::Metadata::new().with_source("crm").unwrap().with_correlation_id("c-1").unwrap();
+    let new: Vec<NewEvent> = new.iter().map(|e| e.clone().with_meta(meta.clone())).collect();
+    pollster::block_on(store.append(new.clone(), rapport_core::ExpectedVersion::Any)).unwrap();
+    // Metadata is not content: the old half again, now with metadata, is all duplicates.
+    let again: Vec<NewEvent> = old.iter().map(|e| e.clone().with_meta(meta.clone())).collect();
+    let out = pollster::block_on(store.append(again, rapport_core::ExpectedVersion::Any)).unwrap();
+    assert_eq!((out.appended.len(), out.duplicates.len()), (0, old.len()));
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    let want: Vec<&NewEvent> = old.iter().chain(&new).collect();
+    assert_eq!(log.len(), want.len());
+    for (l, e) in log.iter().zip(want) {
+        assert!(l.same_content(e));
+        assert_eq!(l.meta, e.meta, "read back with its own metadata, none for the old rows");
+    }
+    let pool = store.inner.pool.clone();
+    let versions: Vec<i16> = store.block(async move {
+        let client = pool.get().await.unwrap();
+        let rows = client.query("SELECT schema_version FROM rapport_events ORDER BY position", &[]).await.unwrap();
+        rows.iter().map(|r| r.get(0)).collect()
+    });
+    assert_eq!(versions, [1, 1, 1, 1, 2, 2, 2, 2]);
     store.drop_schema().unwrap();
 }
 

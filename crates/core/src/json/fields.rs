@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::ParseEventError;
 use crate::event::{AdvocacyKind, Channel, Event, EventKind, Severity, SurveyScore, TEXT_BYTES_MAX};
 use crate::id::{CommitmentKey, EscalationKey, Interner, ParseIdError, SurveyKey};
+use crate::meta::{Metadata, MetadataError, TAGS_MAX};
 use crate::timestamp::Timestamp;
 
 #[derive(Deserialize, Default, Debug, PartialEq)]
@@ -52,6 +53,45 @@ pub(super) struct RawLine<'a> {
     pub(super) channel: Option<Text<'a>>,
     #[serde(borrow)]
     pub(super) kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) actor: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) source: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) correlation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) causation_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) tags: Option<Tags<'a>>,
+    pub(super) schema_version: Option<u64>,
+}
+
+/// The `tags` object, its entries in the order written; more than [`TAGS_MAX`] entries are
+/// refused while reading, before they are kept.
+#[derive(Debug, PartialEq, Default)]
+pub(super) struct Tags<'a>(pub(super) Vec<(Text<'a>, Text<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Tags<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Tags<'a>, M::Error> {
+                let mut tags = Vec::new();
+                while let Some(entry) = m.next_entry::<Text<'a>, Text<'a>>()? {
+                    if tags.len() == TAGS_MAX {
+                        return Err(serde::de::Error::custom(format_args!("tags: more than the {TAGS_MAX} allowed")));
+                    }
+                    tags.push(entry);
+                }
+                Ok(Tags(tags))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// A JSON string field that borrows from the line unless it holds escapes. (serde's own
@@ -214,12 +254,15 @@ pub enum FieldType {
     Integer,
     /// `true` or `false` (`accepted`).
     Bool,
+    /// An object of string values (`tags`).
+    Object,
 }
 
 /// Every field a submitted event may hold, with its JSON type: the canonical form's one field
-/// table (`docs/event-format.md`). The CSV importer's columns are these names. The first four
-/// are every event's; the rest only some types carry.
-pub const SUBMITTED_FIELDS: [(&str, FieldType); 20] = [
+/// table (`docs/event-format.md`). The CSV importer's columns are these names (`tags` as one
+/// column per tag, `tags.NAME`). The first four are every event's; the next sixteen only some
+/// types carry; the last six any event may (metadata, and the schema version of its shape).
+pub const SUBMITTED_FIELDS: [(&str, FieldType); 26] = [
     ("type", FieldType::Text),
     ("id", FieldType::Text),
     ("account", FieldType::Text),
@@ -240,7 +283,17 @@ pub const SUBMITTED_FIELDS: [(&str, FieldType); 20] = [
     ("comment", FieldType::Text),
     ("channel", FieldType::Text),
     ("kind", FieldType::Text),
+    ("actor", FieldType::Text),
+    ("source", FieldType::Text),
+    ("correlation_id", FieldType::Text),
+    ("causation_id", FieldType::Text),
+    ("tags", FieldType::Object),
+    ("schema_version", FieldType::Integer),
 ];
+
+/// The fields any event may carry beyond its type's own: its metadata and `schema_version`.
+pub const ENVELOPE_EXTRA_FIELDS: [&str; 6] =
+    ["actor", "source", "correlation_id", "causation_id", "tags", "schema_version"];
 
 /// The fields that only some event types carry, in the order a refusal names them; bit `i` of
 /// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching
@@ -496,4 +549,37 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
         }
     };
     Ok(event)
+}
+
+fn meta_error(e: MetadataError) -> ParseEventError {
+    match e {
+        MetadataError::Invalid { field, reason } => invalid(field, reason),
+        other => invalid("tags", other),
+    }
+}
+
+/// The metadata a line carries.
+pub(super) fn build_meta(r: &RawLine<'_>) -> Parse<Metadata> {
+    let mut m = Metadata::new();
+    if let Some(v) = &r.actor {
+        m = m.with_actor(&**v).map_err(meta_error)?;
+    }
+    if let Some(v) = &r.source {
+        m = m.with_source(&**v).map_err(meta_error)?;
+    }
+    if let Some(v) = &r.correlation_id {
+        m = m.with_correlation_id(&**v).map_err(meta_error)?;
+    }
+    if let Some(v) = &r.causation_id {
+        m = m.with_causation_id(&**v).map_err(meta_error)?;
+    }
+    if let Some(tags) = &r.tags {
+        for (i, (name, value)) in tags.0.iter().enumerate() {
+            if tags.0[..i].iter().any(|(n, _)| **n == **name) {
+                return Err(invalid("tags", format!("the tag {:?} is repeated", &**name)));
+            }
+            m = m.with_tag(&**name, &**value).map_err(meta_error)?;
+        }
+    }
+    Ok(m)
 }

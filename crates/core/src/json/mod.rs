@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use crate::event::{Envelope, EventKind, NewEvent};
 use crate::id::{AccountId, EventId, Interner, Position, StreamVersion};
 use crate::timestamp::Timestamp;
+use crate::upcast::{self, Upcasters};
 
 /// The longest JSON line accepted, in bytes. Generous: the longest valid event is about 25 KiB
 /// even with every text byte escaped.
@@ -64,6 +65,20 @@ pub enum ParseEventError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The line is an older (or newer) schema version of its type than this build reads, and
+    /// no upcaster took it to the current one (see [`crate::upcast`]).
+    #[error("schema_version: {kind} version {version}, and this build reads version {current}")]
+    SchemaVersion {
+        /// The event type.
+        kind: EventKind,
+        /// The version the line states.
+        version: u64,
+        /// The version this build reads.
+        current: u32,
+    },
+    /// An upcaster refused or failed the line.
+    #[error("{0}")]
+    Upcast(#[from] crate::upcast::UpcastError),
 }
 
 impl ParseEventError {
@@ -74,6 +89,7 @@ impl ParseEventError {
             | Self::FieldNotAllowed { field, .. }
             | Self::InvalidField { field, .. } => Some(field),
             Self::UnknownType { .. } => Some("type"),
+            Self::SchemaVersion { .. } => Some("schema_version"),
             _ => None,
         }
     }
@@ -86,8 +102,10 @@ mod schema;
 mod tests;
 mod write;
 
-pub use fields::{FieldType, Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag};
-use fields::{Fields, Parse, RawLine, Text, build_event, invalid, refuse_present};
+pub use fields::{
+    ENVELOPE_EXTRA_FIELDS, FieldType, Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag,
+};
+use fields::{Fields, Parse, RawLine, Text, build_event, build_meta, invalid, refuse_present};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use scan::compact_scan_agrees;
 use scan::scan_compact;
@@ -136,6 +154,7 @@ fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<(Optio
     // `ok_or_else`: the error's `String` was otherwise built, and freed, for every line.
     let tag = raw.ty.as_deref().ok_or_else(|| ParseEventError::Json { reason: "missing field `type`".into() })?;
     let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
+    check_version(kind, raw.schema_version)?;
     let f = Fields { raw, kind, interner: std::cell::RefCell::new(interner) };
     let account = f.key("account", &raw.account, AccountId::new, AccountId::new_in)?;
     let occurred_at = f.time("occurred_at", &raw.occurred_at)?;
@@ -144,9 +163,20 @@ fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<(Optio
         Some(s) => Some(s.parse::<EventId>().map_err(|e| invalid("id", e))?),
     };
     let event = build_event(&f)?;
+    let meta = build_meta(raw)?;
     // The placeholder id is replaced by the caller; nil never escapes.
-    let new = NewEvent { id: EventId::from_bytes([0; 16]), account, occurred_at, event };
+    let new = NewEvent { id: EventId::from_bytes([0; 16]), account, occurred_at, event, meta };
     Ok((id, new))
+}
+
+/// A line may state its type's schema version; any but the current one needs an upcaster.
+fn check_version(kind: EventKind, version: Option<u64>) -> Parse<()> {
+    match version {
+        Some(v) if v != u64::from(kind.schema_version()) => {
+            Err(ParseEventError::SchemaVersion { kind, version: v, current: kind.schema_version() })
+        }
+        _ => Ok(()),
+    }
 }
 
 impl NewEvent {
@@ -169,7 +199,7 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
-        Self::parse_line(line, None)
+        Self::from_json_line_with(line, Upcasters::builtin())
     }
 
     /// Like [`from_json_line`](Self::from_json_line), sharing key texts through `interner`:
@@ -178,7 +208,43 @@ impl NewEvent {
     /// # Errors
     /// [`ParseEventError`] naming the field at fault.
     pub fn from_json_line_in(line: &str, interner: &mut Interner) -> Result<Self, ParseEventError> {
-        Self::parse_line(line, Some(interner))
+        Self::from_json_line_in_with(line, interner, Upcasters::builtin())
+    }
+
+    /// Like [`from_json_line`](Self::from_json_line), taking a line of an older shape (one
+    /// that states an older `schema_version`, or has a `type` only an upcaster knows) through
+    /// `upcasters` first. A line in the current shape never reaches them.
+    ///
+    /// # Errors
+    /// [`ParseEventError`] naming the field at fault; [`ParseEventError::Upcast`] when an
+    /// upcaster is missing or fails.
+    pub fn from_json_line_with(line: &str, upcasters: &Upcasters) -> Result<Self, ParseEventError> {
+        match Self::parse_line(line, None) {
+            Err(e) if upcast::wants_upcast(&e) => match upcasters.upcast_line(line)? {
+                Some(line) => Self::parse_line(&line, None),
+                None => Err(e),
+            },
+            parsed => parsed,
+        }
+    }
+
+    /// [`from_json_line_with`](Self::from_json_line_with) sharing key texts through
+    /// `interner`.
+    ///
+    /// # Errors
+    /// As [`from_json_line_with`](Self::from_json_line_with).
+    pub fn from_json_line_in_with(
+        line: &str,
+        interner: &mut Interner,
+        upcasters: &Upcasters,
+    ) -> Result<Self, ParseEventError> {
+        match Self::parse_line(line, Some(interner)) {
+            Err(e) if upcast::wants_upcast(&e) => match upcasters.upcast_line(line)? {
+                Some(line) => Self::parse_line(&line, Some(interner)),
+                None => Err(e),
+            },
+            parsed => parsed,
+        }
     }
 
     fn parse_line(line: &str, interner: Option<&mut Interner>) -> Result<Self, ParseEventError> {
@@ -225,6 +291,7 @@ impl NewEvent {
             ("id", raw.id.is_some()),
             ("account", raw.account.is_some()),
             ("occurred_at", raw.occurred_at.is_some()),
+            ("schema_version", raw.schema_version.is_some()),
         ];
         let reason = "is not one of the event's own fields";
         refuse_present(&apart, reason)?;
@@ -233,7 +300,7 @@ impl NewEvent {
         raw.ty = Some(Text(Cow::Borrowed(tag)));
         let f = Fields { raw: &raw, kind, interner: std::cell::RefCell::new(None) };
         let event = build_event(&f)?;
-        Ok(NewEvent { id, account, occurred_at, event })
+        Ok(NewEvent { id, account, occurred_at, event, meta: build_meta(&raw)? })
     }
 
     /// The canonical JSON line (without a trailing newline).
@@ -242,13 +309,16 @@ impl NewEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The canonical JSON of everything but the id: what a derived v5 id is computed from.
+    /// The canonical JSON of everything but the id and the metadata: what a derived v5 id is
+    /// computed from (so the same fact from two sources derives one id).
     pub fn canonical_content(&self) -> Vec<u8> {
-        serde_json::to_vec(&JsonForm { new: self, header: true, with_id: false, stored: None }).unwrap_or_default()
+        serde_json::to_vec(&JsonForm { new: self, header: true, with_id: false, with_meta: false, stored: None })
+            .unwrap_or_default()
     }
 
-    /// The canonical JSON of the event's own fields: the line without `type`, `id`, `account`
-    /// and `occurred_at`, for stores that keep those in columns of their own. The line is
+    /// The canonical JSON of the event's own fields and its metadata: the line without
+    /// `type`, `id`, `account` and `occurred_at`, for stores that keep those in columns of
+    /// their own. The line is
     /// `{"type":…,"id":…,"account":…,"occurred_at":…` followed by the body's fields.
     ///
     /// ```
@@ -260,7 +330,8 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn to_body_json(&self) -> String {
-        serde_json::to_string(&JsonForm { new: self, header: false, with_id: false, stored: None }).unwrap_or_default()
+        serde_json::to_string(&JsonForm { new: self, header: false, with_id: false, with_meta: true, stored: None })
+            .unwrap_or_default()
     }
 }
 
@@ -271,6 +342,25 @@ impl Envelope {
     /// # Errors
     /// [`ParseEventError`] naming the field at fault.
     pub fn from_json_line(line: &str) -> Result<Self, ParseEventError> {
+        Self::from_json_line_with(line, Upcasters::builtin())
+    }
+
+    /// Like [`from_json_line`](Self::from_json_line), taking a line of an older shape through
+    /// `upcasters` first (see [`NewEvent::from_json_line_with`]).
+    ///
+    /// # Errors
+    /// As [`NewEvent::from_json_line_with`].
+    pub fn from_json_line_with(line: &str, upcasters: &Upcasters) -> Result<Self, ParseEventError> {
+        match Self::parse_stored(line) {
+            Err(e) if upcast::wants_upcast(&e) => match upcasters.upcast_line(line)? {
+                Some(line) => Self::parse_stored(&line),
+                None => Err(e),
+            },
+            parsed => parsed,
+        }
+    }
+
+    fn parse_stored(line: &str) -> Result<Self, ParseEventError> {
         let mut raw = RawLine::default();
         parse_raw(line, &mut raw, true)?;
         let (id, mut new) = build_new(&raw, None)?;

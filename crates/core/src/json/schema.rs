@@ -4,9 +4,12 @@
 
 use serde_json::{Value, json};
 
-use super::fields::{Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag};
+use super::fields::{
+    ENVELOPE_EXTRA_FIELDS, Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag,
+};
 use crate::event::{AdvocacyKind, Channel, EventKind, Severity, TEXT_BYTES_MAX};
 use crate::id::KEY_BYTES_MAX;
+use crate::meta::{META_TEXT_BYTES_MAX, TAG_NAME_BYTES_MAX, TAGS_MAX};
 use crate::validate::WEIGHT_MAX;
 
 /// The JSON Schema (draft 2020-12) of one submitted event in canonical form: one object per
@@ -33,7 +36,8 @@ fn type_schema(kind: EventKind, fields: &[(&str, Need)]) -> Value {
     let mut properties = serde_json::Map::new();
     properties.insert("type".into(), json!({ "const": kind.tag() }));
     let common = [("id", Need::Optional), ("account", Need::Required), ("occurred_at", Need::Required)];
-    for &(name, need) in common.iter().chain(fields) {
+    let extra = ENVELOPE_EXTRA_FIELDS.map(|name| (name, Need::Optional));
+    for &(name, need) in common.iter().chain(fields).chain(&extra) {
         let mut field = field_schema(name);
         // The parser reads a field set to null as absent: an optional one may be null.
         if need == Need::Optional {
@@ -43,6 +47,9 @@ fn type_schema(kind: EventKind, fields: &[(&str, Need)]) -> Value {
             }
         }
         properties.insert(name.into(), field);
+    }
+    if let Some(version) = properties.get_mut("schema_version") {
+        version["const"] = json!(kind.schema_version());
     }
     let mut required = vec!["type", "account", "occurred_at"];
     required.extend(fields.iter().filter(|f| f.1 == Need::Required).map(|f| f.0));
@@ -108,6 +115,24 @@ fn field_schema(name: &str) -> Value {
                 .map(advocacy_tag)
                 .to_vec(),
         ),
+        "actor" | "source" | "correlation_id" | "causation_id" => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": META_TEXT_BYTES_MAX,
+            "description": format!("metadata, not part of the content: 1-{META_TEXT_BYTES_MAX} bytes, no control characters"),
+        }),
+        "tags" => json!({
+            "type": "object",
+            "maxProperties": TAGS_MAX,
+            "propertyNames": { "minLength": 1, "maxLength": TAG_NAME_BYTES_MAX },
+            "additionalProperties": { "type": "string", "maxLength": META_TEXT_BYTES_MAX },
+            "description": format!("metadata: at most {TAGS_MAX} tags, names 1-{TAG_NAME_BYTES_MAX} bytes, values at most {META_TEXT_BYTES_MAX} bytes, no control characters"),
+        }),
+        "schema_version" => json!({
+            "type": "integer",
+            "const": EventKind::CommitmentMade.schema_version(),
+            "description": "the schema version of the event's shape; absent: the current one; an older one needs an upcaster",
+        }),
         "nps" => range(0, 10),
         "csat" => range(1, 5),
         "ces" => range(1, 7),
@@ -121,6 +146,7 @@ fn field_schema(name: &str) -> Value {
                     super::FieldType::Number => "number",
                     super::FieldType::Integer => "integer",
                     super::FieldType::Bool => "boolean",
+                    super::FieldType::Object => "object",
                 }),
         "{name}'s schema type is the field table's"
     );

@@ -19,6 +19,8 @@ pub(super) struct JsonForm<'a> {
     /// With `type`, `account` and `occurred_at` (and `id` if `with_id`).
     pub(super) header: bool,
     pub(super) with_id: bool,
+    /// With the metadata fields, after the event's own.
+    pub(super) with_meta: bool,
     pub(super) stored: Option<Stored>,
 }
 
@@ -84,13 +86,31 @@ impl Serialize for JsonForm<'_> {
             Event::IssueDisclosed { summary } => opt(&mut m, "summary", summary)?,
             Event::AdvocacyGiven { kind } => m.serialize_entry("kind", advocacy_tag(*kind))?,
         }
+        if self.with_meta && !n.meta.is_empty() {
+            for (name, value) in n.meta.texts() {
+                if let Some(value) = value {
+                    m.serialize_entry(name, value)?;
+                }
+            }
+            if n.meta.tags().next().is_some() {
+                m.serialize_entry("tags", &TagsForm(&n.meta))?;
+            }
+        }
         m.end()
+    }
+}
+
+struct TagsForm<'a>(&'a crate::meta::Metadata);
+
+impl Serialize for TagsForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.tags())
     }
 }
 
 impl Serialize for NewEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        JsonForm { new: self, header: true, with_id: true, stored: None }.serialize(s)
+        JsonForm { new: self, header: true, with_id: true, with_meta: true, stored: None }.serialize(s)
     }
 }
 
@@ -99,7 +119,7 @@ impl Serialize for Envelope {
         let new = self.to_new_event();
         let stored =
             Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
-        JsonForm { new: &new, header: true, with_id: true, stored: Some(stored) }.serialize(s)
+        JsonForm { new: &new, header: true, with_id: true, with_meta: true, stored: Some(stored) }.serialize(s)
     }
 }
 

@@ -430,6 +430,44 @@ pub fn hostile_text_round_trips<S: BackfillStore>(store: S) {
     }
 }
 
+/// Metadata is stored and read back by every read (a stream, the log, a scan's views), awkward
+/// text included; it is not content: the same event again with other metadata is a duplicate,
+/// and the log keeps the first submission's. (A store that holds no metadata, a file store of
+/// an older format, refuses it instead, which its own tests check.)
+pub fn metadata_is_kept_and_is_not_content<S: BackfillStore>(store: S) {
+    if !store.holds_metadata() {
+        return;
+    }
+    let a = account("acme");
+    let meta = crate::Metadata::new()
+        .with_actor("o'brien \"quoted\" \\ é")
+        .and_then(|m| m.with_source("helpdesk"))
+        .and_then(|m| m.with_correlation_id("req-1"))
+        .and_then(|m| m.with_causation_id("evt-0"))
+        .and_then(|m| m.with_tag("region", "emea"))
+        .and_then(|m| m.with_tag("flag", ""))
+        .expect("valid metadata");
+    let events = vec![made(&a, "c-1", 0).with_meta(meta.clone()), touch(&a, 1), delivered(&a, "c-1", 2)];
+    block(store.append(events.clone(), ExpectedVersion::Any)).expect("append");
+    let log = assert_log_invariants(&store);
+    assert_eq!(
+        log.iter().map(|e| e.meta.clone()).collect::<Vec<_>>(),
+        [meta.clone(), Default::default(), Default::default()]
+    );
+    assert_eq!(stream(&store, &a)[0].meta, meta, "read_stream returns it");
+    let mut viewed = Vec::new();
+    block(store.scan(Position(1), &mut |e| viewed.push(e.meta.to_metadata()))).expect("scan");
+    assert_eq!(viewed[0], meta, "a scan lends it");
+    // Another source's copy of the same facts: duplicates, and the first metadata stays.
+    let other = crate::Metadata::new().with_source("crm").expect("valid");
+    let again: Vec<NewEvent> = events.iter().map(|e| e.clone().with_meta(other.clone())).collect();
+    let out = block(store.append(again.clone(), ExpectedVersion::Any)).expect("append again");
+    assert_eq!((out.appended.len(), out.duplicates.len()), (0, 3));
+    let out = block(store.append_bulk(again)).expect("bulk again");
+    assert_eq!((out.appended.len(), out.duplicates.len()), (0, 3));
+    assert_eq!(assert_log_invariants(&store), log);
+}
+
 /// Several threads appending at once: nothing lost, nothing duplicated, no gaps.
 pub fn concurrent_appenders_lose_nothing<S: BackfillStore + 'static>(store: S) {
     const THREADS: usize = 4;

@@ -239,6 +239,7 @@ macro_rules! conformance_suite {
             reads_are_paged,
             scans_lend_every_event_once,
             hostile_text_round_trips,
+            metadata_is_kept_and_is_not_content,
             concurrent_appenders_lose_nothing,
             new_events_pass_the_admission_rules,
             forged_twins_are_conflicts,

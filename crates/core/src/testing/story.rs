@@ -39,8 +39,13 @@ impl Story {
 
     /// Adds an event at `days`, with an id derived from the account and its index.
     pub fn at(mut self, days: f64, event: Event) -> Self {
-        let mut e =
-            NewEvent { id: EventId::from_bytes([0; 16]), account: self.account.clone(), occurred_at: day(days), event };
+        let mut e = NewEvent {
+            id: EventId::from_bytes([0; 16]),
+            account: self.account.clone(),
+            occurred_at: day(days),
+            event,
+            meta: Default::default(),
+        };
         let mut seed = e.canonical_content();
         seed.extend_from_slice(format!("#{}", self.events.len()).as_bytes());
         e.id = EventId::derive(&seed);

@@ -4,8 +4,9 @@
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::event::{AdvocacyKind, Channel, NewEvent, Severity, SurveyScore};
-use crate::id::AccountId;
+use crate::event::{AdvocacyKind, Channel, Event, NewEvent, Severity, SurveyScore};
+use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, SurveyKey};
+use crate::meta::Metadata;
 use crate::testing::synth::{CommitmentEnding, ItemPlan, expand};
 use crate::timestamp::Timestamp;
 
@@ -143,5 +144,87 @@ pub fn arb_portfolio() -> impl Strategy<Value = Vec<NewEvent>> {
             turn += 1;
         }
         out
+    })
+}
+
+/// Any one event of any type, with arbitrary valid keys, text and values (not tied to a
+/// history: for codecs and forms, which take every event the parser does).
+pub fn arb_event() -> impl Strategy<Value = Event> {
+    let key = || "[a-zA-Z0-9_.:é-]{1,24}";
+    let text = || "\\PC{0,60}";
+    let maybe = || proptest::option::of("\\PC{0,60}");
+    let time = || (-2_000_000_000i64..7_000_000_000).prop_map(Timestamp::from_unix_seconds);
+    let ck = |k: String| CommitmentKey::new(&k).ok();
+    let ek = |k: String| EscalationKey::new(&k).ok();
+    prop_oneof![
+        (key(), text(), time(), 0.01f64..100.0).prop_filter_map("key", move |(k, title, due, weight)| {
+            Some(Event::CommitmentMade { commitment: ck(k)?, title, due, weight })
+        }),
+        (key(), time(), maybe()).prop_filter_map("key", move |(k, due, reason)| {
+            Some(Event::CommitmentRenegotiated { commitment: ck(k)?, due, reason })
+        }),
+        (key(), any::<bool>()).prop_filter_map("key", move |(k, accepted)| {
+            Some(Event::CommitmentDelivered { commitment: ck(k)?, accepted })
+        }),
+        (key(), maybe())
+            .prop_filter_map("key", move |(k, reason)| Some(Event::CommitmentCancelled { commitment: ck(k)?, reason })),
+        (key(), arb_severity(), maybe()).prop_filter_map("key", move |(k, severity, summary)| {
+            Some(Event::EscalationRaised { escalation: ek(k)?, severity, summary })
+        }),
+        (key(), 0u8..3).prop_filter_map("key", move |(k, which)| {
+            let escalation = ek(k)?;
+            Some(match which {
+                0 => Event::EscalationAcknowledged { escalation },
+                1 => Event::EscalationResolved { escalation },
+                _ => Event::EscalationReopened { escalation },
+            })
+        }),
+        (key(), arb_survey_score(), maybe()).prop_filter_map("key", |(k, score, comment)| {
+            Some(Event::SurveyAnswered { survey: SurveyKey::new(&k).ok()?, score, comment })
+        }),
+        arb_channel().prop_map(|channel| Event::TouchpointHeld { channel }),
+        maybe().prop_map(|summary| Event::IssueDisclosed { summary }),
+        arb_advocacy_kind().prop_map(|kind| Event::AdvocacyGiven { kind }),
+    ]
+}
+
+/// Any valid metadata: each field set or not, up to five tags.
+pub fn arb_metadata() -> impl Strategy<Value = Metadata> {
+    let value = || proptest::option::of("\\PC{1,40}");
+    (value(), value(), value(), value(), vec(("[a-z0-9_.:-]{1,12}", "\\PC{0,20}"), 0..5)).prop_filter_map(
+        "valid metadata",
+        |(actor, source, correlation, causation, tags)| {
+            let mut m = Metadata::new();
+            if let Some(v) = actor {
+                m = m.with_actor(v).ok()?;
+            }
+            if let Some(v) = source {
+                m = m.with_source(v).ok()?;
+            }
+            if let Some(v) = correlation {
+                m = m.with_correlation_id(v).ok()?;
+            }
+            if let Some(v) = causation {
+                m = m.with_causation_id(v).ok()?;
+            }
+            for (name, value) in tags {
+                m = m.with_tag(name, value).ok()?;
+            }
+            Some(m)
+        },
+    )
+}
+
+/// Any one submitted event of any type ([`arb_event`]), with an arbitrary id, account and
+/// time, and no metadata.
+pub fn arb_new_event() -> impl Strategy<Value = NewEvent> {
+    (1u128.., arb_account_id(), (-2_000_000_000i64..7_000_000_000), arb_event()).prop_map(|(id, account, t, event)| {
+        NewEvent {
+            id: EventId::from_bytes(id.to_be_bytes()),
+            account,
+            occurred_at: Timestamp::from_unix_seconds(t),
+            event,
+            meta: Metadata::new(),
+        }
     })
 }

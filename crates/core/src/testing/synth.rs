@@ -164,6 +164,7 @@ impl Steps<'_> {
             account: self.account.clone(),
             occurred_at,
             event,
+            meta: Default::default(),
         });
     }
 

@@ -15,8 +15,12 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";
 pub const FRAME_MAGIC: [u8; 4] = *b"RPB2";
 /// The first four bytes of every batch frame of a version-1 log.
 pub const FRAME_MAGIC_V1: [u8; 4] = *b"RPB1";
-/// The format version new logs are written in: frames chained by BLAKE3.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version new logs are written in: frames chained by BLAKE3 (as in version 2),
+/// records at the current schema version of their type, with metadata.
+pub const FORMAT_VERSION: u32 = 3;
+/// The second format version: frames chained by BLAKE3, every record at schema version 1 (no
+/// metadata). Still read, and still written to a log created in it until it is upgraded.
+pub const FORMAT_VERSION_2: u32 = 2;
 /// The first format version, still read, and still written to a log created in it (frames
 /// chained by CRC32C) until it is upgraded (`crate::upgrade`).
 pub const FORMAT_VERSION_1: u32 = 1;
@@ -27,7 +31,8 @@ pub const FRAME_HEADER_BYTES: usize = 68;
 /// Bytes in a frame header of a version-1 log.
 pub const FRAME_HEADER_BYTES_V1: usize = 40;
 
-/// Bytes in a frame header of a log in format `version` (1 or 2).
+/// Bytes in a frame header of a log in format `version` (1, 2 or 3: versions 2 and 3 share
+/// their frames).
 pub const fn frame_header_bytes(version: u32) -> usize {
     if version == FORMAT_VERSION_1 { FRAME_HEADER_BYTES_V1 } else { FRAME_HEADER_BYTES }
 }
@@ -74,7 +79,7 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
-    /// The format version (1 or 2), the same in every segment of one log.
+    /// The format version (1, 2 or 3), the same in every segment of one log.
     pub version: u32,
     /// The log's id, the same in every segment of one log.
     pub log_id: [u8; 16],

@@ -7,7 +7,7 @@
 use rapport_core::codec;
 use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, Timestamp};
 
-use super::{DecodeError, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
+use super::{DecodeError, FORMAT_VERSION, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
 
 /// Fixed bytes at the end of every record body: `recorded_at` (i64) and `stream_version` (u64).
 const RECORD_TAIL_BYTES: usize = 16;
@@ -24,20 +24,29 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
-/// Appends one record (prefix and body) for `e` to `out`.
+/// Appends one record (prefix and body) for `e` to `out`, in the record form of the log's
+/// `format_version`: every type at its current schema version with its metadata (version 3),
+/// or at schema version 1 (versions 1 and 2, which older builds read).
 ///
 /// # Errors
-/// An event type without an encoding, or a record over [`RECORD_BYTES_MAX`].
+/// Metadata in a log of version 1 or 2, or a record over [`RECORD_BYTES_MAX`]. Nothing is
+/// appended to `out` then.
 pub fn encode_record(
     e: &NewEvent,
     recorded_at: Timestamp,
     stream_version: StreamVersion,
+    format_version: u32,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; RECORD_PREFIX_BYTES]);
     let body_start = out.len();
-    codec::encode_event(e, out);
+    if format_version >= FORMAT_VERSION {
+        codec::encode_event(e, out);
+    } else if let Err(e) = codec::encode_event_v1(e, out) {
+        out.truncate(start);
+        return Err(EncodeError(format!("{e}, and a version-{format_version} log holds only that version")));
+    }
     out.extend_from_slice(&recorded_at.unix_nanos().to_le_bytes());
     out.extend_from_slice(&stream_version.0.to_le_bytes());
     let body_len = out.len() - body_start;
@@ -90,6 +99,7 @@ pub fn decode_body_ref(body: &[u8], position: Position) -> Result<EnvelopeRef<'_
         stream_version,
         position,
         event: c.event,
+        meta: c.meta,
     })
 }
 

@@ -3,6 +3,8 @@
 //! 512-byte sector granularity, and loses directory changes (new files and directories,
 //! removals, renames) not yet made durable by syncing their directory.
 
+#![allow(dead_code)] // Each test file uses its own part.
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,27 @@ use std::sync::{Arc, Mutex};
 
 use rapport_core::testing::synth::SplitMix64;
 use rapport_store_file::vfs::{AppendFile, LockGuard, ReadFile, Vfs};
+use rapport_store_file::{FileStore, OpenError, Options};
+
+/// Where the stores of these tests live in the in-memory file system.
+pub(crate) const MEM_DIR: &str = "/mem/db";
+
+/// Options with small segments, so a workload rolls over several.
+pub(crate) fn small_segments() -> Options {
+    Options { segment_bytes_max: 64 * 1024, ..Options::default() }
+}
+
+/// The store at [`MEM_DIR`] on `vfs`.
+pub(crate) fn open_mem(vfs: &FaultyVfs) -> Result<FileStore, OpenError> {
+    FileStore::open_on(Arc::new(vfs.clone()), Path::new(MEM_DIR), small_segments())
+}
+
+/// The segment files on `vfs`, in order.
+pub(crate) fn segment_paths(vfs: &FaultyVfs) -> Vec<PathBuf> {
+    let mut p: Vec<PathBuf> = vfs.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "rpl")).collect();
+    p.sort();
+    p
+}
 
 /// Sector size for tearing.
 pub(crate) const SECTOR: usize = 512;

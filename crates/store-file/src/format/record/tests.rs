@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use rapport_core::{
-    AccountId, AdvocacyKind, Channel, CommitmentKey, EscalationKey, Event, EventId, NewEvent, Severity, StreamVersion,
-    SurveyKey, SurveyScore, Timestamp,
+    AccountId, AdvocacyKind, Channel, CommitmentKey, EscalationKey, Event, EventId, Metadata, NewEvent, Severity,
+    StreamVersion, SurveyKey, SurveyScore, Timestamp,
 };
 
 use super::*;
@@ -62,6 +62,7 @@ fn sample() -> NewEvent {
         account: AccountId::new("acme").unwrap(),
         occurred_at: Timestamp::from_unix_seconds(1),
         event: event(1, "c-1", "", Some("late".into()), (0, 5, 1.0, false)),
+        meta: Default::default(),
     }
 }
 
@@ -88,10 +89,10 @@ proptest! {
             id: EventId::from_bytes(id.to_be_bytes()),
             account: AccountId::new(&account).unwrap(),
             occurred_at: Timestamp::from_unix_nanos(t.wrapping_mul(3)),
-            event: event(ty, &key, &text, maybe, (n, t, w, flag)),
-        };
+            event: event(ty, &key, &text, maybe, (n, t, w, flag)), meta: Default::default() };
         let mut record = Vec::new();
-        encode_record(&e, Timestamp::from_unix_nanos(recorded), StreamVersion(version), &mut record).unwrap();
+        encode_record(&e, Timestamp::from_unix_nanos(recorded), StreamVersion(version), FORMAT_VERSION, &mut record)
+            .unwrap();
         let (back, r, v) =
             decode_parts(&record[RECORD_PREFIX_BYTES..], &mut |s| AccountId::new(s).map_err(|e| e.to_string())).unwrap();
         prop_assert_eq!(&back, &e);
@@ -103,30 +104,80 @@ proptest! {
         prop_assert_eq!(view.to_envelope(), Envelope::new(e, r, v, Position(9)));
     }
 
-    /// Any bytes: an event or an error, never a panic; and what decodes encodes back to the
-    /// same bytes (so the decoder accepts one form per event).
+    /// Any bytes: an event or an error, never a panic; and what decodes encodes back, at the
+    /// schema version it was read in, to the same bytes (so the decoder accepts one form per
+    /// event and version).
     #[test]
     fn arbitrary_content_decodes_or_is_refused_and_round_trips(b in proptest::collection::vec(any::<u8>(), 0..80)) {
         if let Ok(e) = read(&b) {
-            prop_assert_eq!(content(&e), b);
+            let again = match codec::decode_content(&b).map(|c| c.schema_version) {
+                Ok(1) => {
+                    let mut v1 = Vec::new();
+                    codec::encode_event_v1(&e, &mut v1).unwrap();
+                    v1
+                }
+                _ => content(&e),
+            };
+            prop_assert_eq!(again, b);
         }
     }
 }
 
 #[test]
 fn the_bytes_are_the_specifications() {
-    // docs/log-format.md, "Records": id, account, occurred_at, variant 1, commitment, due,
-    // reason as an optional string.
-    let mut want = vec![7u8; 16];
-    want.extend([4]);
-    want.extend(b"acme");
-    want.extend(1_000_000_000i64.to_le_bytes());
-    want.extend([1, 3]);
+    // docs/log-format.md, "Records": id, account, occurred_at, type code 33 (variant 1 at
+    // schema version 2), commitment, due, reason as an optional string, no metadata.
+    let mut v1 = vec![7u8; 16];
+    v1.extend([4]);
+    v1.extend(b"acme");
+    v1.extend(1_000_000_000i64.to_le_bytes());
+    let mut want = v1.clone();
+    want.extend([33, 3]);
     want.extend(b"c-1");
     want.extend(5i64.to_le_bytes());
     want.extend([1, 4]);
     want.extend(b"late");
+    want.push(0);
     assert_eq!(content(&sample()), want);
+    // Schema version 1 (every record of a version-1 or version-2 log): type code 1, no
+    // metadata section; it reads as the same event.
+    v1.extend([1, 3]);
+    v1.extend(b"c-1");
+    v1.extend(5i64.to_le_bytes());
+    v1.extend([1, 4]);
+    v1.extend(b"late");
+    let mut written = Vec::new();
+    codec::encode_event_v1(&sample(), &mut written).unwrap();
+    assert_eq!(written, v1);
+    assert_eq!(read(&v1).unwrap(), sample());
+    assert_eq!(codec::decode_content(&v1).unwrap().schema_version, 1);
+    // Metadata: flags (actor 1, source 2, correlation 4, causation 8, tags 16), each value,
+    // then the tag count and each name and value, names ascending.
+    let meta = Metadata::new()
+        .with_actor("ann")
+        .unwrap()
+        .with_causation_id("e-9")
+        .unwrap()
+        .with_tag("tier", "gold")
+        .unwrap()
+        .with_tag("region", "")
+        .unwrap();
+    let mut want_meta = want.clone();
+    want_meta.pop();
+    want_meta.extend([1 | 8 | 16, 3]);
+    want_meta.extend(b"ann");
+    want_meta.push(3);
+    want_meta.extend(b"e-9");
+    want_meta.extend([2, 6]);
+    want_meta.extend(b"region");
+    want_meta.push(0);
+    want_meta.push(4);
+    want_meta.extend(b"tier");
+    want_meta.push(4);
+    want_meta.extend(b"gold");
+    let e = sample().with_meta(meta);
+    assert_eq!(content(&e), want_meta);
+    assert_eq!(read(&want_meta).unwrap(), e);
 }
 
 #[test]
@@ -142,7 +193,7 @@ fn lengths_at_every_leb128_boundary_round_trip() {
         } else {
             3
         };
-        assert_eq!(b.len(), 16 + 5 + 8 + 1 + 4 + header + len + 16, "{len}");
+        assert_eq!(b.len(), 16 + 5 + 8 + 1 + 4 + header + len + 16 + 1, "{len}");
         assert_eq!(read(&b).unwrap(), e, "{len}");
         let e = NewEvent { event: event(10, "k", "", Some(long), (0, 0, 1.0, false)), ..sample() };
         assert_eq!(read(&content(&e)).unwrap(), e, "{len}");
@@ -170,18 +221,36 @@ fn malformed_content_is_refused_naming_where() {
     refused(&long, "shortest form");
     // The optional reason's flag neither 0 nor 1.
     let mut flag = good.clone();
-    let at = good.len() - 6;
+    let at = good.len() - 7;
     assert_eq!(flag[at], 1);
     flag[at] = 2;
     refused(&flag, "neither 0 nor 1");
-    // An unknown event type, and an unknown code.
+    // An unknown event type, a schema version this build does not know, and an unknown code.
     let mut ty = good.clone();
     ty[16 + 5 + 8] = 12;
     refused(&ty, "unknown event type 12");
+    ty[16 + 5 + 8] = 64 + 1;
+    refused(&ty, "schema version 3; this build reads 1 to 2");
     let touch = content(&NewEvent { event: Event::TouchpointHeld { channel: Channel::Visit }, ..sample() });
     let mut code = touch.clone();
-    *code.last_mut().unwrap() = 5;
+    let at = code.len() - 2;
+    code[at] = 5;
     refused(&code, "unknown channel code 5");
+    // Metadata: unknown flags, a value that breaks its rules, tags out of order or none.
+    let with_meta = |flags_and_values: &[u8]| {
+        let mut b = good.clone();
+        b.pop();
+        b.extend(flags_and_values);
+        b
+    };
+    refused(&with_meta(&[0x20]), "unknown bits");
+    refused(&with_meta(&[1, 0]), "actor: the value is empty");
+    refused(&with_meta(&[2, 2, b'a', 0x07]), "control character");
+    refused(&with_meta(&[16, 0]), "0 tags");
+    refused(&with_meta(&[16, 2, 1, b'b', 0, 1, b'a', 0]), "out of order or repeated");
+    refused(&with_meta(&[16, 2, 1, b'a', 0, 1, b'a', 0]), "out of order or repeated");
+    refused(&with_meta(&[16, 1, 0, 0]), "the tag name");
+    refused(&with_meta(&[1, 1, b'a', 0]), "1 bytes after");
     // An integer past 64 bits.
     let mut over = good[..16].to_vec();
     over.extend([0xff; 9]);

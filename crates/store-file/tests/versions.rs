@@ -1,0 +1,249 @@
+//! Format and schema versions. The frozen stores of every format version open and read as
+//! they were written; their records carry the schema version of their type, and a record of an
+//! older version reads through the upcast to today's (the log is never rewritten). Metadata
+//! needs format version 3: an older log refuses it, naming the event, until `upgrade` makes a
+//! version-3 copy, which then takes it.
+
+#[path = "support/common.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use rapport_core::testing::conformance::assert_log_invariants;
+use rapport_core::{AppendError, Envelope, ExpectedVersion, Metadata, NewEvent, Store, codec};
+use rapport_store_file::format::{self, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader, split_records};
+use rapport_store_file::{FileStore, Options, upgrade, verify};
+
+use common::{TempDir, contents, copy_dir, history};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn small_segments() -> Options {
+    Options { segment_bytes_max: 64 * 1024, ..Options::default() }
+}
+
+/// Each record's schema version and whether it holds metadata, read from the segment files
+/// as the store wrote them, in position order.
+fn stored_schema_versions(dir: &Path) -> Vec<(u32, bool)> {
+    let mut out = Vec::new();
+    for n in 0.. {
+        let Ok(bytes) = std::fs::read(dir.join(rapport_store_file::segment_name(n))) else { break };
+        let version = SegmentHeader::decode(&bytes).unwrap().version;
+        let mut at = SEGMENT_HEADER_BYTES;
+        while let Ok(h) = FrameHeader::decode(&bytes[at..], version) {
+            let start = at + h.header_len();
+            for (_, body) in split_records(&bytes[start..start + h.payload_len as usize], h.count).unwrap() {
+                // A body is the content, then `recorded_at` and the stream version (16 bytes).
+                let c = codec::decode_content(&body[..body.len() - 16]).unwrap();
+                out.push((c.schema_version, !c.meta.is_empty()));
+            }
+            at = start + h.payload_len as usize;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_frozen_v1_fixture_still_opens() {
+    let fixture = fixtures().join("v1");
+    // How the fixture was written (by the build of its time: today's build would also write a
+    // head record and flag its segments, which the frozen fixture must not have).
+    if std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        let options = Options { segment_bytes_max: 64 * 1024, ..Options::default() };
+        let store = FileStore::open_with(&fixture, options).unwrap();
+        for chunk in history(25, 12, 2024).chunks(50) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        }
+        let log = assert_log_invariants(&store);
+        drop(store);
+        let lines: Vec<String> = log.iter().map(Envelope::to_json_line).collect();
+        std::fs::write(fixture.with_extension("jsonl"), lines.join("\n") + "\n").unwrap();
+    }
+    let tmp = TempDir::new("fixture");
+    copy_dir(&fixture, tmp.path());
+    let store = FileStore::open_with(tmp.path(), Options { create_if_missing: false, ..Options::default() })
+        .unwrap_or_else(|e| panic!("the v1 fixture no longer opens: {e}"));
+    assert!(store.recovery().truncated.is_empty(), "{:?}", store.recovery());
+    let log = assert_log_invariants(&store);
+    let expected = std::fs::read_to_string(fixture.with_extension("jsonl")).unwrap();
+    let expected: Vec<Envelope> = expected.lines().map(|l| Envelope::from_json_line(l).unwrap()).collect();
+    assert_eq!(log, expected);
+    assert!(store.recovery().n_segments >= 2);
+}
+
+/// Events with metadata of every shape: each field alone, all of them, tags.
+fn with_metadata(account: &str) -> Vec<NewEvent> {
+    let metas = [
+        Metadata::new().with_actor("ann@vendor.example").unwrap(),
+        Metadata::new().with_source("helpdesk").unwrap(),
+        Metadata::new().with_correlation_id("req-1").unwrap().with_causation_id("evt-0").unwrap(),
+        Metadata::new()
+            .with_actor("bot")
+            .unwrap()
+            .with_source("crm")
+            .unwrap()
+            .with_tag("region", "emea")
+            .unwrap()
+            .with_tag("tier", "")
+            .unwrap(),
+        Metadata::new(),
+    ];
+    metas
+        .into_iter()
+        .enumerate()
+        .map(|(d, meta)| {
+            NewEvent::from_json_line(&format!(
+                r#"{{"type":"touchpoint","account":"{account}","occurred_at":"2026-03-{:02}T09:00:00Z","channel":"call"}}"#,
+                d + 1
+            ))
+            .unwrap()
+            .with_meta(meta)
+        })
+        .collect()
+}
+
+#[test]
+fn the_frozen_v3_fixture_still_opens() {
+    let fixture = fixtures().join("v3");
+    let head_file = fixtures().join("v3.head");
+    // How the fixture was written: by the build that introduced version 3, closed cleanly; the
+    // index snapshot is derived state and is left out of the fixture.
+    if std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some() {
+        let _ = std::fs::remove_dir_all(&fixture);
+        let store = FileStore::open_with(&fixture, small_segments()).unwrap();
+        let mut events = history(20, 12, 2027);
+        events.extend(with_metadata("meta-acme"));
+        for chunk in events.chunks(50) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        }
+        let log = contents(&store);
+        drop(store);
+        std::fs::remove_dir_all(fixture.join(rapport_store_file::DERIVED_DIR)).unwrap();
+        let lines: Vec<String> = log.iter().map(Envelope::to_json_line).collect();
+        std::fs::write(fixture.with_extension("jsonl"), lines.join("\n") + "\n").unwrap();
+        let report = verify(&fixture).unwrap();
+        std::fs::write(&head_file, format!("{}:{}\n", report.n_events, report.head_chain.display(3))).unwrap();
+    }
+    let tmp = TempDir::new("fixture-v3");
+    copy_dir(&fixture, tmp.path());
+    let expected: Vec<Envelope> = std::fs::read_to_string(fixture.with_extension("jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| Envelope::from_json_line(l).unwrap())
+        .collect();
+    assert_eq!(expected.iter().filter(|e| !e.meta.is_empty()).count(), 4, "the fixture holds metadata");
+    let pinned = std::fs::read_to_string(&head_file).unwrap();
+    let (position, chain) = pinned.trim().split_once(':').unwrap();
+    let report = verify(tmp.path()).unwrap_or_else(|e| panic!("the v3 fixture no longer verifies: {e}"));
+    assert_eq!(
+        (report.format_version, report.n_events, report.head_chain.display(3)),
+        (3, position.parse::<u64>().unwrap(), chain.to_owned())
+    );
+    let store = FileStore::open_with(tmp.path(), Options { create_if_missing: false, ..Options::default() })
+        .unwrap_or_else(|e| panic!("the v3 fixture no longer opens: {e}"));
+    assert!(store.holds_metadata());
+    assert_eq!(contents(&store), expected);
+}
+
+#[test]
+fn records_carry_their_schema_version_and_older_ones_read_through_the_upcast() {
+    // Versions 1 and 2 hold every record at schema version 1, which reads as today's type with
+    // no metadata (the fixtures' own tests compare every event); version 3 writes the current
+    // version, metadata or not.
+    for (dir, schema) in [("v1", 1), ("v2", 1), ("v3", 2)] {
+        let versions = stored_schema_versions(&fixtures().join(dir));
+        assert!(versions.len() > 100, "{dir}");
+        assert!(versions.iter().all(|&(v, _)| v == schema), "{dir}: {versions:?}");
+        assert_eq!(versions.iter().filter(|(_, meta)| *meta).count(), if schema == 1 { 0 } else { 4 }, "{dir}");
+    }
+}
+
+#[test]
+fn an_older_log_refuses_metadata_until_upgraded() {
+    let src = TempDir::new("meta-v2");
+    copy_dir(&fixtures().join("v2"), src.path());
+    let events = with_metadata("meta-co");
+    let before = {
+        let store = FileStore::open_with(src.path(), small_segments()).unwrap();
+        assert!(!store.holds_metadata());
+        let head = contents(&store).len();
+        // The whole batch is refused, naming the first event that carries metadata.
+        match pollster::block_on(store.append(events.clone(), ExpectedVersion::Any)) {
+            Err(AppendError::Unsupported { id, reason }) => {
+                assert_eq!(id, events[0].id);
+                assert!(reason.contains("format-version-2") && reason.contains("rapport upgrade"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(contents(&store).len(), head);
+        // Without metadata it takes the events, at schema version 1.
+        let plain: Vec<NewEvent> = events.iter().map(|e| e.clone().with_meta(Metadata::new())).collect();
+        pollster::block_on(store.append(plain[..2].to_vec(), ExpectedVersion::Any)).unwrap();
+        contents(&store)
+    };
+    assert!(stored_schema_versions(src.path()).iter().all(|&v| v == (1, false)));
+    let root = TempDir::new("meta-v3");
+    std::fs::create_dir_all(root.path()).unwrap();
+    let dest = root.path().join("v3");
+    let report = upgrade(src.path(), &dest).unwrap();
+    assert_eq!(report.n_events, before.len() as u64);
+    let store = FileStore::open_with(&dest, small_segments()).unwrap();
+    assert!(store.holds_metadata());
+    assert_eq!(contents(&store), before, "the same events, read through the upcast");
+    // The first two are duplicates (metadata is not content); the rest are appended with it.
+    let outcome = pollster::block_on(store.append(events.clone(), ExpectedVersion::Any)).unwrap();
+    assert_eq!((outcome.duplicates.len(), outcome.appended.len()), (2, 3));
+    let after = contents(&store);
+    assert_eq!(after.len(), before.len() + 3);
+    assert!(after[before.len() - 2..before.len()].iter().all(|e| e.meta.is_empty()), "a duplicate adds no metadata");
+    for (got, sent) in after[before.len()..].iter().zip(&events[2..]) {
+        assert_eq!(got.meta, sent.meta);
+    }
+    drop(store);
+    let versions = stored_schema_versions(&dest);
+    assert!(versions[..before.len()].iter().all(|&v| v == (1, false)));
+    assert_eq!(versions[before.len()..], [(2, true), (2, true), (2, false)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(256)))]
+
+    /// Every event type, written at schema version 1 (as a version-1 or version-2 log holds
+    /// it), reads back through the upcast as the same event without metadata; written at the
+    /// current version with any metadata, it reads back whole.
+    #[test]
+    fn every_type_reads_back_from_each_schema_version(
+        e in rapport_core::testing::strategies::arb_new_event(),
+        meta in rapport_core::testing::strategies::arb_metadata(),
+    ) {
+        let mut v1 = Vec::new();
+        codec::encode_event_v1(&e.clone().with_meta(Metadata::new()), &mut v1).unwrap();
+        let c = codec::decode_content(&v1).unwrap();
+        prop_assert_eq!(c.schema_version, 1);
+        prop_assert!(c.meta.is_empty());
+        prop_assert_eq!(c.event.to_event(), e.event.clone());
+        let e = e.with_meta(meta);
+        prop_assert_eq!(codec::encode_event_v1(&e, &mut Vec::new()).is_err(), !e.meta.is_empty());
+        let mut now = Vec::new();
+        codec::encode_event(&e, &mut now);
+        let back = codec::decode_event(&now, &mut |s| rapport_core::AccountId::new(s).map_err(|e| e.to_string())).unwrap();
+        prop_assert_eq!(codec::decode_content(&now).unwrap().schema_version, 2);
+        prop_assert_eq!(back, e);
+    }
+}
+
+#[test]
+fn the_record_formats_of_each_version_are_written_by_encode_record() {
+    let e = with_metadata("acme").remove(0);
+    for version in [format::FORMAT_VERSION_1, format::FORMAT_VERSION_2] {
+        let refused =
+            format::encode_record(&e, e.occurred_at, rapport_core::StreamVersion(1), version, &mut Vec::new());
+        assert!(refused.is_err_and(|r| r.0.contains("metadata")), "version {version}");
+    }
+    let mut out = Vec::new();
+    format::encode_record(&e, e.occurred_at, rapport_core::StreamVersion(1), format::FORMAT_VERSION, &mut out).unwrap();
+}
