@@ -187,6 +187,12 @@ impl Mapped {
         Self { _tmp: tmp, store }
     }
 
+    /// Every event the store holds.
+    fn events(&self) -> Vec<rapport_core::Envelope> {
+        let store = rapport_store_file::FileStore::open_read_only(&self.store).expect("open");
+        rapport_core::testing::conformance::assert_log_invariants(&store)
+    }
+
     fn scores(&self, account: &str) -> String {
         let at = "2025-01-15T00:00:00Z";
         ok(&["score", "--store", p(&self.store), "--as-of", at, "--account", account, "--format", "json"])
@@ -201,6 +207,26 @@ fn the_helpdesk_export_maps_to_escalations_and_slow_replies_cost_responsiveness(
     let (fast, slow) = (store.scores("brightline"), store.scores("slowpoke"));
     let (f, s) = (factor(&fast, "trust", "responsiveness"), factor(&slow, "trust", "responsiveness"));
     assert!(f > s + 0.2, "fast replies keep responsiveness high: {f} against {s}");
+    assert!(store.events().iter().all(|e| e.meta.source() == Some("helpdesk")), "stamped with the mapping's name");
+}
+
+#[test]
+fn a_mapped_import_into_a_store_without_metadata_stamps_nothing() {
+    // A copy of the frozen format-2 store: it holds no metadata, so the importer stamps no
+    // source, and the mapped events append as they would have before.
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../store-file/tests/fixtures/v2");
+    let tmp = Tmp::new("mapped-v2");
+    let store = tmp.join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), store.join(entry.file_name())).unwrap();
+    }
+    let export = sample("helpdesk.jsonl", &helpdesk_export());
+    let said = ok(&["import", "--store", p(&store), "--map", p(&examples().join("helpdesk.jq")), p(&export)]);
+    assert!(said.contains("appended 138, duplicates 0, rejected 0"), "{said}");
+    let verified = ok(&["verify", "--store", p(&store)]);
+    assert!(verified.contains("format 2: holds no metadata"), "{verified}");
 }
 
 #[test]

@@ -471,7 +471,9 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     } else {
         let start = r.at;
         let flags = r.byte("metadata")?;
-        read_section(flags, &mut r, None)?;
+        if flags != 0 {
+            read_section(flags, &mut r, None)?;
+        }
         MetaRef::encoded(&b[start..r.at])
     };
     if r.at != b.len() {

@@ -407,7 +407,7 @@ impl EventId {
     }
 
     /// The id from 16 big-endian bytes (may be nil: used by stores decoding what they wrote).
-    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(Uuid::from_bytes(bytes))
     }
 }

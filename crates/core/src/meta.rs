@@ -212,7 +212,12 @@ impl Metadata {
     /// Appends the binary form (`docs/log-format.md`, "Metadata"): a byte of flags (bit 0
     /// actor, 1 source, 2 correlation id, 3 causation id, 4 tags), then each value set as a
     /// LEB128 length and its bytes, then (with bit 4) the tag count and each name and value.
+    #[inline]
     pub(crate) fn encode(&self, out: &mut Vec<u8>, text: fn(&mut Vec<u8>, &str), count: fn(&mut Vec<u8>, u64)) {
+        if self.0.is_none() {
+            out.push(0);
+            return;
+        }
         let texts = self.texts();
         let mut flags = 0u8;
         for (i, (_, v)) in texts.iter().enumerate() {

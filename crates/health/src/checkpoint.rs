@@ -25,8 +25,10 @@ use crate::state::HealthState;
 pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// The payload's format version.
 /// 2: the event ids a factor keeps (`Top3`) as its filled slots only; 3: each account's latest
-/// event position (signal ids name it); 4: held and window events in binary, not JSON lines.
-pub(crate) const VERSION: u32 = 4;
+/// event position (signal ids name it); 4: held and window events in binary, not JSON lines;
+/// 5: those events at their type's current schema version, with metadata (a version-4
+/// checkpoint is refused and rebuilt, as any other version is).
+pub(crate) const VERSION: u32 = 5;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]

@@ -722,3 +722,61 @@ fn sort_by_time_rejects_unreadable_lines_and_orders_the_rest() {
     assert_eq!((report.appended, report.rejected), (n as u64, 1));
     assert!(String::from_utf8(rejects).unwrap().contains("\"line\":1"));
 }
+
+#[test]
+fn metadata_arrives_through_json_lines_and_csv_columns() {
+    let ledger = Ledger::memory();
+    let csv = "type,account,occurred_at,channel,actor,source,correlation_id,tags.region,tags.tier\n\
+        touchpoint,acme,2025-03-01T09:00:00Z,call,ann,crm,req-1,emea,\n\
+        touchpoint,acme,2025-03-02T09:00:00Z,email,,,,,gold\n";
+    Importer::new(&ledger).format(Format::Csv).reader("calls.csv", || Ok(csv.as_bytes())).unwrap();
+    let json = r#"{"type":"touchpoint","account":"acme","occurred_at":"2025-03-03T09:00:00Z","channel":"visit","causation_id":"evt-7","tags":{"b":"2","a":"1"}}"#;
+    Importer::new(&ledger).reader("visit.jsonl", || Ok(json.as_bytes())).unwrap();
+    let log = ledger.blocking().read_all_page(Position(1), 10).unwrap();
+    let m = &log[0].meta;
+    assert_eq!((m.actor(), m.source(), m.correlation_id()), (Some("ann"), Some("crm"), Some("req-1")));
+    assert_eq!(m.tags().collect::<Vec<_>>(), [("region", "emea")], "an empty tag cell sets no tag");
+    assert_eq!(log[1].meta.tags().collect::<Vec<_>>(), [("tier", "gold")]);
+    assert_eq!(log[2].meta.causation_id(), Some("evt-7"));
+    assert_eq!(log[2].meta.tags().collect::<Vec<_>>(), [("a", "1"), ("b", "2")], "sorted by name");
+    // Limits: too many tags, a control character, a repeated name; each names its line.
+    let refused = |line: &str| {
+        let err = Importer::new(&Ledger::memory()).reader("bad.jsonl", || Ok(line.as_bytes())).unwrap_err();
+        err.to_string()
+    };
+    let tags: Vec<String> = (0..17).map(|i| format!("\"t{i}\":\"v\"")).collect();
+    let many = json.replace(r#"{"b":"2","a":"1"}"#, &format!("{{{}}}", tags.join(",")));
+    assert!(refused(&many).contains("bad.jsonl:1: tags: more than the 16 allowed"), "{}", refused(&many));
+    let control = json.replace("evt-7", "evt\\u0007");
+    assert!(refused(&control).contains("causation_id: the value holds the control character"), "{}", refused(&control));
+    let twice = json.replace(r#""a":"1""#, r#""b":"3""#);
+    assert!(refused(&twice).contains("tags: the tag \"b\" is repeated"), "{}", refused(&twice));
+}
+
+#[test]
+fn an_importer_reads_older_shapes_through_the_upcasters_it_is_given() {
+    let mut upcasters = rapport_core::upcast::Upcasters::new();
+    upcasters
+        .register("nps_answered", 1, |obj| {
+            let score = obj.remove("score").ok_or("score: missing")?;
+            obj.insert("type".into(), "survey_answered".into());
+            obj.insert("nps".into(), score);
+            Ok(())
+        })
+        .unwrap();
+    let old = "{\"type\":\"nps_answered\",\"account\":\"acme\",\"occurred_at\":\"2025-03-01T09:00:00Z\",\"survey\":\"q1\",\"score\":9}\n\
+        {\"type\":\"touchpoint\",\"schema_version\":1,\"account\":\"acme\",\"occurred_at\":\"2025-03-02T09:00:00Z\",\"channel\":\"call\"}\n";
+    let ledger = Ledger::memory();
+    let refused = Importer::new(&ledger).reader("old.jsonl", || Ok(old.as_bytes())).unwrap_err();
+    assert!(refused.to_string().contains("old.jsonl:1:"), "{refused}");
+    let report = Importer::new(&ledger)
+        .upcasters(std::sync::Arc::new(upcasters))
+        .reader("old.jsonl", || Ok(old.as_bytes()))
+        .unwrap();
+    assert_eq!(report.appended, 2);
+    let log = ledger.blocking().read_all_page(Position(1), 10).unwrap();
+    assert!(matches!(
+        log[0].event,
+        rapport_core::Event::SurveyAnswered { score: rapport_core::SurveyScore::Nps(9), .. }
+    ));
+}

@@ -155,3 +155,29 @@ fn a_mapped_event_is_parsed_and_limited_as_a_canonical_line() {
     let canonical = NewEvent::from_json_line("{\"type\":\"touchpoint\",\"account\":\"acme\",\"occurred_at\":\"2024-01-01T00:00:00Z\",\"channel\":\"call\",\"extra\":1}").unwrap_err().to_string();
     assert_eq!(err, format!("tickets.jsonl:1: mapping tickets.jq: output 1: {canonical}"));
 }
+
+#[test]
+fn mapped_events_carry_the_mapping_as_source_unless_they_name_one() {
+    let program = r#"{type: "touchpoint", account: .account, occurred_at: (.created | from_epoch_s), channel: "call"}
+        + (if .by then {source: .by, actor: "agent-\(.id)"} else {} end)"#;
+    let export = "{\"id\":1,\"account\":\"acme\",\"created\":1709280000,\"by\":null}\n\
+        {\"id\":2,\"account\":\"acme\",\"created\":1709290000,\"by\":\"phone-system\"}\n";
+    let ledger = Ledger::memory();
+    run(&ledger, export, mapped(program)).unwrap();
+    let logged = log(&ledger);
+    assert_eq!(logged[0].meta.source(), Some("tickets"), "the mapping's file stem");
+    assert_eq!((logged[1].meta.source(), logged[1].meta.actor()), (Some("phone-system"), Some("agent-2")));
+    // Metadata is not content: the same records through a mapping named otherwise (or with
+    // another source) are duplicates, and the log keeps what it had.
+    let other = Mapping::new("crm/calls.jq", program).unwrap();
+    assert_eq!(other.source(), Some("calls"));
+    let other = other.with_source("crm").unwrap();
+    let again = run(&ledger, export, ImportOptions { mapping: Some(other), ..ImportOptions::default() }).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 2));
+    assert_eq!(log(&ledger), logged);
+    // Stamping can be turned off; a source that breaks the rules is refused when set.
+    let plain = Ledger::memory();
+    run(&plain, export, ImportOptions { stamp_source: false, ..mapped(program) }).unwrap();
+    assert!(log(&plain)[0].meta.is_empty());
+    assert!(Mapping::new("t.jq", program).unwrap().with_source("bad\nsource").is_err());
+}

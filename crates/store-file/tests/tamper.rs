@@ -1,7 +1,7 @@
 //! Format versions 2 and 3: frames chained by BLAKE3. An event edited with every checksum recomputed
 //! is found by `verify`, naming its positions; a rewrite of the whole chain changes the head's
-//! value, which `chain_at` compares with one recorded earlier. The frozen v2 fixture opens; a
-//! version-1 log opens as it is and is upgraded only by `upgrade`, into a new directory.
+//! value, which `chain_at` compares with one recorded earlier. A version-1 log opens as it is
+//! and is upgraded only by `upgrade`, into a new directory. (The frozen fixtures: `versions.rs`.)
 
 #[path = "support/common.rs"]
 mod common;
@@ -202,45 +202,6 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
     assert_ne!(chain_at(dir.path(), head).unwrap(), recorded.head_chain);
     // Before the edit, the history is what it was.
     assert_eq!(chain_at(dir.path(), early).unwrap(), early_chain);
-}
-
-#[test]
-fn the_frozen_v2_fixture_still_opens() {
-    let fixture = fixtures().join("v2");
-    let head_file = fixtures().join("v2.head");
-    // How the fixture was written: by this build, closed cleanly; the index snapshot is
-    // derived state and is left out of the fixture.
-    if std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some() {
-        let _ = std::fs::remove_dir_all(&fixture);
-        let store = FileStore::open_with(&fixture, small_segments()).unwrap();
-        for chunk in history(25, 12, 2026).chunks(50) {
-            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
-        }
-        let log = contents(&store);
-        drop(store);
-        std::fs::remove_dir_all(fixture.join(rapport_store_file::DERIVED_DIR)).unwrap();
-        let lines: Vec<String> = log.iter().map(Envelope::to_json_line).collect();
-        std::fs::write(fixture.with_extension("jsonl"), lines.join("\n") + "\n").unwrap();
-        let report = verify(&fixture).unwrap();
-        std::fs::write(&head_file, format!("{}:{}\n", report.n_events, report.head_chain.display(2))).unwrap();
-    }
-    let tmp = TempDir::new("fixture-v2");
-    copy_dir(&fixture, tmp.path());
-    let expected: Vec<Envelope> = std::fs::read_to_string(fixture.with_extension("jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| Envelope::from_json_line(l).unwrap())
-        .collect();
-    let pinned = std::fs::read_to_string(&head_file).unwrap();
-    let (position, chain) = pinned.trim().split_once(':').unwrap();
-    let (position, chain) = (position.parse::<u64>().unwrap(), Chain::parse(chain, 2).unwrap());
-    let report = verify(tmp.path()).unwrap_or_else(|e| panic!("the v2 fixture no longer verifies: {e}"));
-    assert_eq!((report.format_version, report.n_events, report.head_chain), (2, position, chain));
-    assert!(report.n_segments >= 2);
-    let store = FileStore::open_with(tmp.path(), Options { create_if_missing: false, ..Options::default() })
-        .unwrap_or_else(|e| panic!("the v2 fixture no longer opens: {e}"));
-    assert!(store.recovery().truncated.is_empty(), "{:?}", store.recovery());
-    assert_eq!(contents(&store), expected);
 }
 
 /// Twenty calls with `account`, a day apart.

@@ -1,5 +1,5 @@
 //! Format and schema versions. The frozen stores of every format version open and read as
-//! they were written; their records carry the schema version of their type, and a record of an
+//! they were written (the v2 and v3 ones verify with their pinned head chain values); their records carry the schema version of their type, and a record of an
 //! older version reads through the upcast to today's (the log is never rewritten). Metadata
 //! needs format version 3: an older log refuses it, naming the event, until `upgrade` makes a
 //! version-3 copy, which then takes it.
@@ -106,18 +106,18 @@ fn with_metadata(account: &str) -> Vec<NewEvent> {
         .collect()
 }
 
-#[test]
-fn the_frozen_v3_fixture_still_opens() {
-    let fixture = fixtures().join("v3");
-    let head_file = fixtures().join("v3.head");
-    // How the fixture was written: by the build that introduced version 3, closed cleanly; the
-    // index snapshot is derived state and is left out of the fixture.
-    if std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some() {
+/// The frozen store `name` of format `version`: it verifies with the head chain value pinned
+/// in `NAME.head`, opens with nothing cut, and reads as `NAME.jsonl`. With
+/// `RAPPORT_WRITE_FIXTURE` set and `write` given, it is written first from `write`'s events,
+/// by this build, closed cleanly, derived state left out (only the current version can be:
+/// an older fixture was written by the build of its time). Returns its events.
+fn frozen(name: &str, version: u32, write: Option<&dyn Fn() -> Vec<NewEvent>>) -> Vec<Envelope> {
+    let fixture = fixtures().join(name);
+    let head_file = fixtures().join(format!("{name}.head"));
+    if let Some(events) = write.filter(|_| std::env::var_os("RAPPORT_WRITE_FIXTURE").is_some()) {
         let _ = std::fs::remove_dir_all(&fixture);
         let store = FileStore::open_with(&fixture, small_segments()).unwrap();
-        let mut events = history(20, 12, 2027);
-        events.extend(with_metadata("meta-acme"));
-        for chunk in events.chunks(50) {
+        for chunk in events().chunks(50) {
             pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
         }
         let log = contents(&store);
@@ -126,27 +126,46 @@ fn the_frozen_v3_fixture_still_opens() {
         let lines: Vec<String> = log.iter().map(Envelope::to_json_line).collect();
         std::fs::write(fixture.with_extension("jsonl"), lines.join("\n") + "\n").unwrap();
         let report = verify(&fixture).unwrap();
-        std::fs::write(&head_file, format!("{}:{}\n", report.n_events, report.head_chain.display(3))).unwrap();
+        std::fs::write(&head_file, format!("{}:{}\n", report.n_events, report.head_chain.display(version))).unwrap();
     }
-    let tmp = TempDir::new("fixture-v3");
+    let tmp = TempDir::new(&format!("fixture-{name}"));
     copy_dir(&fixture, tmp.path());
     let expected: Vec<Envelope> = std::fs::read_to_string(fixture.with_extension("jsonl"))
         .unwrap()
         .lines()
         .map(|l| Envelope::from_json_line(l).unwrap())
         .collect();
-    assert_eq!(expected.iter().filter(|e| !e.meta.is_empty()).count(), 4, "the fixture holds metadata");
     let pinned = std::fs::read_to_string(&head_file).unwrap();
     let (position, chain) = pinned.trim().split_once(':').unwrap();
-    let report = verify(tmp.path()).unwrap_or_else(|e| panic!("the v3 fixture no longer verifies: {e}"));
+    let report = verify(tmp.path()).unwrap_or_else(|e| panic!("the {name} fixture no longer verifies: {e}"));
     assert_eq!(
-        (report.format_version, report.n_events, report.head_chain.display(3)),
-        (3, position.parse::<u64>().unwrap(), chain.to_owned())
+        (report.format_version, report.n_events, report.head_chain.display(version)),
+        (version, position.parse::<u64>().unwrap(), chain.to_owned())
     );
+    assert!(report.n_segments >= 2);
     let store = FileStore::open_with(tmp.path(), Options { create_if_missing: false, ..Options::default() })
-        .unwrap_or_else(|e| panic!("the v3 fixture no longer opens: {e}"));
-    assert!(store.holds_metadata());
+        .unwrap_or_else(|e| panic!("the {name} fixture no longer opens: {e}"));
+    assert!(store.recovery().truncated.is_empty(), "{:?}", store.recovery());
+    assert_eq!(store.holds_metadata(), version >= 3);
     assert_eq!(contents(&store), expected);
+    expected
+}
+
+#[test]
+fn the_frozen_v2_fixture_still_opens() {
+    // Written by the build that introduced version 2, from `history(25, 12, 2026)`.
+    frozen("v2", 2, None);
+}
+
+#[test]
+fn the_frozen_v3_fixture_still_opens() {
+    let events = || {
+        let mut events = history(20, 12, 2027);
+        events.extend(with_metadata("meta-acme"));
+        events
+    };
+    let log = frozen("v3", 3, Some(&events));
+    assert_eq!(log.iter().filter(|e| !e.meta.is_empty()).count(), 4, "the fixture holds metadata");
 }
 
 #[test]

@@ -169,36 +169,38 @@ fn a_stored_event_is_read_back_exactly() {
     }
 }
 
-#[test]
-fn rows_holding_whole_lines_still_read() {
-    // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
-    // without a snapshot; version 3 keeps only the event's own fields. Both must read,
-    // validate against, and tell duplicates.
-    let Some(store) = test_store("rapport_unitv2", Duration::from_secs(1)) else { return };
-    let events: Vec<NewEvent> = batch("v", 9);
-    let (old, new) = events.split_at(events.len() / 2);
-    let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = {
-        let mut versions: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-        old.iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let v = versions.entry(e.account.as_str()).or_default();
-                *v += 1;
-                let tag = e.event.kind().tag().to_owned();
-                let account = e.account.as_str().to_owned();
-                (i as i64 + 1, account, *v, e.id.as_uuid(), e.occurred_at.unix_nanos(), tag, e.to_json_line())
-            })
-            .collect()
-    };
+/// Inserts `events` as rows of an older schema: no `schema_version` (the column's default, 1,
+/// stands for them), `payload` as `payload` writes it (the whole line before schema 3, the
+/// body since), no stream snapshot (as schema 1 left them); stream versions counted here.
+fn insert_as_older_schemas_did(store: &PgStore, events: &[NewEvent], payload: fn(&NewEvent) -> String) {
+    let mut versions: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let account = e.account.as_str().to_owned();
+            let v = versions.entry(account.clone()).or_default();
+            *v += 1;
+            (
+                i as i64 + 1,
+                account,
+                *v,
+                e.id.as_uuid(),
+                e.occurred_at.unix_nanos(),
+                e.event.kind().tag().into(),
+                payload(e),
+            )
+        })
+        .collect();
     let pool = store.inner.pool.clone();
     store.block(async move {
         let client = pool.get().await.unwrap();
-        for (position, account, version, id, occurred, tag, line) in &rows {
+        for (position, account, version, id, occurred, tag, payload) in &rows {
             client
                 .execute(
                     "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
                              recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
-                    &[position, account, version, id, occurred, tag, line],
+                    &[position, account, version, id, occurred, tag, payload],
                 )
                 .await
                 .unwrap();
@@ -212,6 +214,17 @@ fn rows_holding_whole_lines_still_read() {
                 .unwrap();
         }
     });
+}
+
+#[test]
+fn rows_holding_whole_lines_still_read() {
+    // Schema version 2 kept the whole canonical line in `payload` and could leave a stream
+    // without a snapshot; version 3 keeps only the event's own fields. Both must read,
+    // validate against, and tell duplicates.
+    let Some(store) = test_store("rapport_unitv2", Duration::from_secs(1)) else { return };
+    let events: Vec<NewEvent> = batch("v", 9);
+    let (old, new) = events.split_at(events.len() / 2);
+    insert_as_older_schemas_did(&store, old, NewEvent::to_json_line);
     // The new half validates against the old rows (replayed: they have no snapshot).
     let out = pollster::block_on(store.append_bulk(new.to_vec())).unwrap();
     assert_eq!(out.appended.len(), new.len());
@@ -244,29 +257,7 @@ fn rows_of_schema_4_read_through_the_upcast_and_new_rows_keep_metadata() {
     let all = batch("w", 8);
     let events: Vec<NewEvent> = all.iter().filter(|e| e.account == all[0].account).take(8).cloned().collect();
     let (old, new) = events.split_at(4);
-    let pool = store.inner.pool.clone();
-    let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = old
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let (account, tag) = (e.account.as_str().to_owned(), e.event.kind().tag().to_owned());
-            (i as i64 + 1, account, i as i64 + 1, e.id.as_uuid(), e.occurred_at.unix_nanos(), tag, e.to_body_json())
-        })
-        .collect();
-    store.block(async move {
-        let client = pool.get().await.unwrap();
-        for (position, account, version, id, occurred, tag, body) in &rows {
-            client
-                .execute(
-                    "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
-                             recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
-                    &[position, account, version, id, occurred, tag, body],
-                )
-                .await
-                .unwrap();
-        }
-        client.execute("INSERT INTO rapport_accounts (account, version) VALUES ($1, 4)", &[&rows[0].1]).await.unwrap();
-    });
+    insert_as_older_schemas_did(&store, old, NewEvent::to_body_json);
     assert!(old.iter().all(|e| e.account == old[0].account), "one stream");
     let meta = rapport_core::Metadata::new().with_source("crm").unwrap().with_correlation_id("c-1").unwrap();
     let new: Vec<NewEvent> = new.iter().map(|e| e.clone().with_meta(meta.clone())).collect();

@@ -168,7 +168,12 @@ pub(super) struct Fields<'r, 'a> {
 
 impl<'a> Fields<'_, 'a> {
     pub(super) fn req<'v, T>(&self, field: &'static str, v: &'v Option<T>) -> Parse<&'v T> {
-        v.as_ref().ok_or(ParseEventError::MissingField { field, kind: self.kind })
+        // A `match`, not `ok_or`: that builds the error for every present field and drops it,
+        // through a call since the error has variants holding strings (3 % of an import).
+        match v {
+            Some(v) => Ok(v),
+            None => Err(ParseEventError::MissingField { field, kind: self.kind }),
+        }
     }
 
     pub(super) fn text(&self, field: &'static str, v: &Option<Text<'a>>) -> Parse<Option<String>> {
@@ -559,7 +564,21 @@ fn meta_error(e: MetadataError) -> ParseEventError {
 }
 
 /// The metadata a line carries.
+#[inline]
 pub(super) fn build_meta(r: &RawLine<'_>) -> Parse<Metadata> {
+    if r.actor.is_none()
+        && r.source.is_none()
+        && r.correlation_id.is_none()
+        && r.causation_id.is_none()
+        && r.tags.is_none()
+    {
+        return Ok(Metadata::new());
+    }
+    build_meta_set(r)
+}
+
+#[cold]
+fn build_meta_set(r: &RawLine<'_>) -> Parse<Metadata> {
     let mut m = Metadata::new();
     if let Some(v) = &r.actor {
         m = m.with_actor(&**v).map_err(meta_error)?;

@@ -149,8 +149,13 @@ fn json_error(e: serde_json::Error, stored: bool) -> ParseEventError {
 /// The fields a store assigns: in the stored form, refused in a submission.
 const STORE_ASSIGNED: [&str; 3] = ["recorded_at", "stream_version", "position"];
 
-/// Builds the event and envelope fields shared by both forms; `id` is `None` when absent.
-fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<(Option<EventId>, NewEvent)> {
+/// The id a line without one is built with until its own is known: nil, which no line can
+/// give (a nil id is refused), so it stands for "absent".
+const ABSENT_ID: EventId = EventId::from_bytes([0; 16]);
+
+/// Builds the event and envelope fields shared by both forms; its id is [`ABSENT_ID`] when the
+/// line has none. (One struct, not an id beside it: every line's result is moved several times.)
+fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<NewEvent> {
     // `ok_or_else`: the error's `String` was otherwise built, and freed, for every line.
     let tag = raw.ty.as_deref().ok_or_else(|| ParseEventError::Json { reason: "missing field `type`".into() })?;
     let kind = EventKind::from_tag(tag).ok_or_else(|| ParseEventError::UnknownType { tag: tag.to_owned() })?;
@@ -159,14 +164,13 @@ fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<(Optio
     let account = f.key("account", &raw.account, AccountId::new, AccountId::new_in)?;
     let occurred_at = f.time("occurred_at", &raw.occurred_at)?;
     let id = match &raw.id {
-        None => None,
-        Some(s) => Some(s.parse::<EventId>().map_err(|e| invalid("id", e))?),
+        None => ABSENT_ID,
+        Some(s) => s.parse::<EventId>().map_err(|e| invalid("id", e))?,
     };
     let event = build_event(&f)?;
     let meta = build_meta(raw)?;
-    // The placeholder id is replaced by the caller; nil never escapes.
-    let new = NewEvent { id: EventId::from_bytes([0; 16]), account, occurred_at, event, meta };
-    Ok((id, new))
+    // An absent id is replaced by the caller; nil never escapes.
+    Ok(NewEvent { id, account, occurred_at, event, meta })
 }
 
 /// A line may state its type's schema version; any but the current one needs an upcaster.
@@ -220,11 +224,26 @@ impl NewEvent {
     /// upcaster is missing or fails.
     pub fn from_json_line_with(line: &str, upcasters: &Upcasters) -> Result<Self, ParseEventError> {
         match Self::parse_line(line, None) {
-            Err(e) if upcast::wants_upcast(&e) => match upcasters.upcast_line(line)? {
-                Some(line) => Self::parse_line(&line, None),
-                None => Err(e),
-            },
-            parsed => parsed,
+            Ok(e) => Ok(e),
+            Err(e) => Self::upcast_refused(line, e, None, upcasters),
+        }
+    }
+
+    /// A refused line again, through `upcasters` when one of them takes it; otherwise the
+    /// refusal `e` as it was.
+    #[cold]
+    fn upcast_refused(
+        line: &str,
+        e: ParseEventError,
+        interner: Option<&mut Interner>,
+        upcasters: &Upcasters,
+    ) -> Result<Self, ParseEventError> {
+        if !upcast::wants_upcast(&e) {
+            return Err(e);
+        }
+        match upcasters.upcast_line(line)? {
+            Some(line) => Self::parse_line(&line, interner),
+            None => Err(e),
         }
     }
 
@@ -238,12 +257,9 @@ impl NewEvent {
         interner: &mut Interner,
         upcasters: &Upcasters,
     ) -> Result<Self, ParseEventError> {
-        match Self::parse_line(line, Some(interner)) {
-            Err(e) if upcast::wants_upcast(&e) => match upcasters.upcast_line(line)? {
-                Some(line) => Self::parse_line(&line, Some(interner)),
-                None => Err(e),
-            },
-            parsed => parsed,
+        match Self::parse_line(line, Some(&mut *interner)) {
+            Ok(e) => Ok(e),
+            Err(e) => Self::upcast_refused(line, e, Some(interner), upcasters),
         }
     }
 
@@ -251,11 +267,10 @@ impl NewEvent {
         let mut raw = RawLine::default();
         parse_raw(line, &mut raw, false)?;
         refuse_present(&raw.store_assigned(), "is assigned by the store and cannot be submitted")?;
-        let (id, mut new) = build_new(&raw, interner)?;
-        new.id = match id {
-            Some(id) => id,
-            None => EventId::derive(&new.canonical_content()),
-        };
+        let mut new = build_new(&raw, interner)?;
+        if new.id == ABSENT_ID {
+            new.id = EventId::derive(&new.canonical_content());
+        }
         Ok(new)
     }
 
@@ -363,14 +378,16 @@ impl Envelope {
     fn parse_stored(line: &str) -> Result<Self, ParseEventError> {
         let mut raw = RawLine::default();
         parse_raw(line, &mut raw, true)?;
-        let (id, mut new) = build_new(&raw, None)?;
+        let new = build_new(&raw, None)?;
         let kind = new.event.kind();
         let missing = |field| ParseEventError::MissingField { field, kind };
-        new.id = id.ok_or(missing("id"))?;
-        let recorded_at = Timestamp::parse(raw.recorded_at.as_deref().ok_or(missing("recorded_at"))?)
+        if new.id == ABSENT_ID {
+            return Err(missing("id"));
+        }
+        let recorded_at = Timestamp::parse(raw.recorded_at.as_deref().ok_or_else(|| missing("recorded_at"))?)
             .map_err(|e| invalid("recorded_at", e))?;
-        let stream_version = StreamVersion(raw.stream_version.ok_or(missing("stream_version"))?);
-        let position = Position(raw.position.ok_or(missing("position"))?);
+        let stream_version = StreamVersion(raw.stream_version.ok_or_else(|| missing("stream_version"))?);
+        let position = Position(raw.position.ok_or_else(|| missing("position"))?);
         Ok(Envelope::new(new, recorded_at, stream_version, position))
     }
 
