@@ -99,7 +99,7 @@ pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), MetadataNo
 }
 
 #[inline]
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -108,7 +108,7 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 #[inline]
-fn text(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn text(out: &mut Vec<u8>, s: &str) {
     varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -204,7 +204,7 @@ fn encode_parts(
         }
     }
     if let Some(meta) = meta {
-        meta.encode(out, text, varint);
+        meta.encode(out);
     }
 }
 
@@ -352,7 +352,7 @@ pub(crate) fn decode_metadata(b: &[u8]) -> Result<Metadata, DecodeError> {
     if r.at != b.len() {
         return Err(DecodeError { offset: r.at as u64, reason: "bytes after the metadata".into() });
     }
-    Ok(meta)
+    Ok(meta.finish_read())
 }
 
 /// An event's content read in place by [`decode_content`]: what [`encode_event`] wrote, with
@@ -470,11 +470,13 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
         MetaRef::EMPTY
     } else {
         let start = r.at;
-        let flags = r.byte("metadata")?;
-        if flags != 0 {
-            read_section(flags, &mut r, None)?;
+        match r.byte("metadata")? {
+            0 => MetaRef::EMPTY,
+            flags => {
+                read_section(flags, &mut r, None)?;
+                MetaRef::encoded(&b[start..r.at])
+            }
         }
-        MetaRef::encoded(&b[start..r.at])
     };
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));

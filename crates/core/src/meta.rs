@@ -55,6 +55,37 @@ struct Values {
     causation_id: Option<String>,
     /// Sorted by name, names unique.
     tags: Vec<(String, String)>,
+    /// The binary form of the values above (`docs/log-format.md`, "Metadata"), kept beside
+    /// them so that writing a record copies it and a view lends it ([`MetaRef`]); remade by
+    /// [`Values::refresh`] whenever a value changes.
+    encoded: Vec<u8>,
+}
+
+impl Values {
+    /// Remakes [`encoded`](Self::encoded): a byte of flags (bit 0 actor, 1 source,
+    /// 2 correlation id, 3 causation id, 4 tags), then each value set as a LEB128 length and
+    /// its bytes, then (with bit 4) the tag count and each name and value.
+    fn refresh(&mut self) {
+        use crate::codec::{text, varint};
+        let texts = [&self.actor, &self.source, &self.correlation_id, &self.causation_id];
+        let mut flags = u8::from(!self.tags.is_empty()) << 4;
+        for (i, v) in texts.iter().enumerate() {
+            flags |= u8::from(v.is_some()) << i;
+        }
+        let out = &mut self.encoded;
+        out.clear();
+        out.push(flags);
+        for v in texts.into_iter().flatten() {
+            text(out, v);
+        }
+        if !self.tags.is_empty() {
+            varint(out, self.tags.len() as u64);
+            for (n, v) in &self.tags {
+                text(out, n);
+                text(out, v);
+            }
+        }
+    }
 }
 
 /// A text value's rules: at most `max` bytes, no control characters, and (unless `empty_ok`)
@@ -111,7 +142,9 @@ impl Metadata {
         slot: fn(&mut Values) -> &mut Option<String>,
     ) -> Result<Self, MetadataError> {
         check_text(field, None, &value, META_TEXT_BYTES_MAX, false)?;
-        *slot(self.values()) = Some(value);
+        let values = self.values();
+        *slot(values) = Some(value);
+        values.refresh();
         Ok(self)
     }
 
@@ -157,12 +190,14 @@ impl Metadata {
         let (name, value) = (name.into(), value.into());
         check_text("tags", Some(&name), &name, TAG_NAME_BYTES_MAX, false)?;
         check_text("tags", Some(&name), &value, META_TEXT_BYTES_MAX, true)?;
-        let tags = &mut self.values().tags;
+        let values = self.values();
+        let tags = &mut values.tags;
         match tags.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
             Ok(at) => tags[at].1 = value,
             Err(_) if tags.len() == TAGS_MAX => return Err(MetadataError::TooManyTags { max: TAGS_MAX }),
             Err(at) => tags.insert(at, (name, value)),
         }
+        values.refresh();
         Ok(self)
     }
 
@@ -204,38 +239,29 @@ impl Metadata {
     /// This metadata, borrowed.
     pub fn view(&self) -> MetaRef<'_> {
         match &self.0 {
-            None => MetaRef(Repr::Empty),
-            Some(v) => MetaRef(Repr::Owned(v)),
+            None => MetaRef::EMPTY,
+            Some(v) => MetaRef(&v.encoded),
         }
     }
 
-    /// Appends the binary form (`docs/log-format.md`, "Metadata"): a byte of flags (bit 0
-    /// actor, 1 source, 2 correlation id, 3 causation id, 4 tags), then each value set as a
-    /// LEB128 length and its bytes, then (with bit 4) the tag count and each name and value.
+    /// Appends the binary form (`docs/log-format.md`, "Metadata"; [`Values::refresh`]): the
+    /// single byte 0 when nothing is set.
     #[inline]
-    pub(crate) fn encode(&self, out: &mut Vec<u8>, text: fn(&mut Vec<u8>, &str), count: fn(&mut Vec<u8>, u64)) {
-        if self.0.is_none() {
-            out.push(0);
-            return;
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            None => out.push(0),
+            Some(v) => out.extend_from_slice(&v.encoded),
         }
-        let texts = self.texts();
-        let mut flags = 0u8;
-        for (i, (_, v)) in texts.iter().enumerate() {
-            flags |= u8::from(v.is_some()) << i;
+    }
+
+    /// The values a record's metadata section set (read by [`read_section`] into this),
+    /// with their binary form made again (the same bytes: a section is read only in its one
+    /// canonical form).
+    pub(crate) fn finish_read(mut self) -> Self {
+        if let Some(v) = self.0.as_deref_mut() {
+            v.refresh();
         }
-        let tags: &[(String, String)] = self.0.as_ref().map_or(&[], |v| &v.tags);
-        flags |= u8::from(!tags.is_empty()) << 4;
-        out.push(flags);
-        for v in texts.iter().filter_map(|(_, v)| *v) {
-            text(out, v);
-        }
-        if !tags.is_empty() {
-            count(out, tags.len() as u64);
-            for (n, v) in tags {
-                text(out, n);
-                text(out, v);
-            }
-        }
+        self
     }
 }
 
@@ -299,48 +325,37 @@ pub(crate) fn read_section<'a, R: SectionReader<'a>>(
     Ok(())
 }
 
-/// An event's metadata borrowed: from an owned [`Metadata`], or the binary form a record
-/// holds (checked when the record was read, turned into values only when asked), so a pass
-/// over the log reads no metadata it does not use.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MetaRef<'a>(Repr<'a>);
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Repr<'a> {
-    Empty,
-    Owned(&'a Values),
-    /// The binary form, checked by [`crate::codec`] (a flags byte that is not zero first).
-    Encoded(&'a [u8]),
-}
-
-impl Default for MetaRef<'_> {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
+/// An event's metadata borrowed: its binary form, lent by an owned [`Metadata`] or by the
+/// record it was read from (checked then, turned into values only when asked), so a pass over
+/// the log reads no metadata it does not use.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MetaRef<'a>(&'a [u8]);
 
 impl<'a> MetaRef<'a> {
     /// No metadata.
-    pub const EMPTY: Self = Self(Repr::Empty);
+    pub const EMPTY: Self = Self(&[]);
 
     /// The binary form of a record's metadata, already checked.
+    #[inline]
     pub(crate) fn encoded(bytes: &'a [u8]) -> Self {
-        if bytes.first().is_none_or(|&f| f == 0) { Self::EMPTY } else { Self(Repr::Encoded(bytes)) }
+        if bytes.first().is_none_or(|&f| f == 0) { Self::EMPTY } else { Self(bytes) }
     }
 
     /// Whether nothing is set.
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        matches!(self.0, Repr::Empty)
+        self.0.is_empty()
     }
 
     /// The owned metadata.
     pub fn to_metadata(&self) -> Metadata {
-        match self.0 {
-            Repr::Empty => Metadata::new(),
-            Repr::Owned(v) => Metadata(Some(Box::new(v.clone()))),
-            // Checked when the record was read, so this decodes; an empty value is the answer
-            // a failure could only give if the bytes changed under the view, which they cannot.
-            Repr::Encoded(b) => crate::codec::decode_metadata(b).unwrap_or_default(),
+        if self.0.is_empty() {
+            return Metadata::new();
         }
+        // Checked when it was read or made, so this decodes; an empty value is the answer a
+        // failure could only give if the bytes changed under the view, which they cannot.
+        let decoded = crate::codec::decode_metadata(self.0);
+        debug_assert!(decoded.is_ok(), "{decoded:?}");
+        decoded.unwrap_or_default()
     }
 }
