@@ -318,7 +318,10 @@ impl<'a> Reader<'a> {
     fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
         let at = self.at;
         let c = self.byte(what)?;
-        table.get(usize::from(c)).copied().ok_or_else(|| fail(at, format!("unknown {what} code {c}")))
+        match table.get(usize::from(c)) {
+            Some(&v) => Ok(v),
+            None => Err(fail(at, format!("unknown {what} code {c}"))),
+        }
     }
 
     /// A key (account id or item key), checked as the owned keys are.
@@ -406,6 +409,16 @@ pub fn decode_content(b: &[u8]) -> Result<Content<'_>, DecodeError> {
     read_content(b).map_err(|e| *e)
 }
 
+/// A type code past the current schema version's block.
+#[cold]
+fn newer_schema(at: usize, code: u64) -> Box<DecodeError> {
+    let version = code / TYPE_CODE_STRIDE + 1;
+    fail(
+        at,
+        format!("event type code {code} is schema version {version}; this build reads 1 to {SCHEMA_VERSION_CURRENT}"),
+    )
+}
+
 #[inline]
 fn read_content(b: &[u8]) -> Read<Content<'_>> {
     let mut r = Reader { b, at: 0 };
@@ -418,14 +431,8 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     let occurred_at = r.time("occurred_at")?;
     let at = r.at;
     let code = r.varint("event type")?;
-    let schema_version = code / TYPE_CODE_STRIDE + 1;
-    if schema_version > u64::from(SCHEMA_VERSION_CURRENT) {
-        return Err(fail(
-            at,
-            format!(
-                "event type code {code} is schema version {schema_version}; this build reads 1 to {SCHEMA_VERSION_CURRENT}"
-            ),
-        ));
+    if code >= TYPE_CODE_STRIDE * u64::from(SCHEMA_VERSION_CURRENT) {
+        return Err(newer_schema(at, code));
     }
     let event = match code % TYPE_CODE_STRIDE {
         variant::COMMITMENT_MADE => EventRef::CommitmentMade {
@@ -464,7 +471,7 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
         variant::ADVOCACY_GIVEN => EventRef::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
         other => return Err(fail(at, format!("unknown event type {other}"))),
     };
-    let meta = if schema_version == 1 {
+    let meta = if code < TYPE_CODE_STRIDE {
         // The upcast from version 1 to 2: the same fields; version 2 adds metadata, which a
         // version-1 record has none of.
         MetaRef::EMPTY
@@ -481,12 +488,7 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
     }
-    Ok(Content {
-        id: EventId::from_bytes(id),
-        account,
-        occurred_at,
-        event,
-        meta,
-        schema_version: schema_version as u32,
-    })
+    // Below the bound checked above, so at most the current version.
+    let schema_version = (code / TYPE_CODE_STRIDE) as u32 + 1;
+    Ok(Content { id: EventId::from_bytes(id), account, occurred_at, event, meta, schema_version })
 }
