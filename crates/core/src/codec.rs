@@ -4,22 +4,14 @@
 //! and the decoder [`decode_event`] mirror each other field by field, and a property test (in
 //! the file store, beside the record format) checks that every event reads back as written.
 
+pub use crate::bytes::DecodeError;
+use crate::bytes::{Read, Reader, fail, text, varint};
 use crate::event::SCHEMA_VERSION_CURRENT;
-use crate::meta::{SectionReader, read_section};
+use crate::meta::read_section;
 use crate::{
     AccountId, AccountRef, AdvocacyKind, Channel, Envelope, Event, EventId, EventRef, KeyRef, MetaRef, Metadata,
     NewEvent, Severity, SurveyScore, Timestamp,
 };
-
-/// Why bytes could not be read as an event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("byte {offset}: {reason}")]
-pub struct DecodeError {
-    /// Where the problem starts, from the start of the bytes given.
-    pub offset: u64,
-    /// What is wrong.
-    pub reason: String,
-}
 
 // Encoding rules (the spec's "content" grammar): the id as its 16
 // bytes; i64 and f64 as 8 little-endian bytes; u8 and bool as one byte (a bool is 0 or 1); a
@@ -96,21 +88,6 @@ pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), MetadataNo
     }
     encode_parts(e.id, &e.account, e.occurred_at, &e.event, None, out);
     Ok(())
-}
-
-#[inline]
-pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-pub(crate) fn text(out: &mut Vec<u8>, s: &str) {
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// `meta`: `None` writes schema version 1 (no metadata section), `Some` the current version.
@@ -208,154 +185,11 @@ fn encode_parts(
     }
 }
 
-/// A read's result. The error is boxed: a reader's methods return it through many `?`s, and a
-/// pointer-sized error keeps every result in registers on the path that does not fail.
-type Read<T> = Result<T, Box<DecodeError>>;
-
-#[cold]
-fn fail(offset: usize, reason: impl Into<String>) -> Box<DecodeError> {
-    Box::new(DecodeError { offset: offset as u64, reason: reason.into() })
-}
-
-/// Reads what [`encode_event`] wrote, strictly: every byte must be accounted for, and
-/// any other shape (a long-form length, a flag other than 0 or 1, an unknown code) is an
-/// error naming its offset in the content.
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    #[inline]
-    fn bytes(&mut self, n: usize, what: &str) -> Read<&'a [u8]> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.b.len());
-        let Some(end) = end else { return Err(fail(self.at, format!("{what}: the record ends early"))) };
-        let out = &self.b[self.at..end];
-        self.at = end;
-        Ok(out)
-    }
-
-    #[inline]
-    fn byte(&mut self, what: &str) -> Read<u8> {
-        Ok(self.bytes(1, what)?[0])
-    }
-
-    #[inline]
-    fn eight(&mut self, what: &str) -> Read<[u8; 8]> {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(self.bytes(8, what)?);
-        Ok(w)
-    }
-
-    #[inline]
-    fn time(&mut self, what: &str) -> Read<Timestamp> {
-        Ok(Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?)))
-    }
-
-    /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
-    #[inline]
-    fn varint(&mut self, what: &str) -> Read<u64> {
-        // Nearly every one is a single byte: a length under 128, a variant index.
-        match self.b.get(self.at) {
-            Some(&byte) if byte < 0x80 => {
-                self.at += 1;
-                Ok(u64::from(byte))
-            }
-            _ => self.long_varint(what),
-        }
-    }
-
-    #[cold]
-    fn long_varint(&mut self, what: &str) -> Read<u64> {
-        let start = self.at;
-        let mut v: u64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let byte = self.byte(what)?;
-            let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
-                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
-            }
-            v |= bits << shift;
-            if byte & 0x80 == 0 {
-                if byte == 0 && shift > 0 {
-                    return Err(fail(start, format!("{what}: the integer is not in its shortest form")));
-                }
-                return Ok(v);
-            }
-            shift += 7;
-            if shift > 63 {
-                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
-            }
-        }
-    }
-
-    #[inline]
-    fn flag(&mut self, what: &str) -> Read<bool> {
-        let at = self.at;
-        match self.byte(what)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(fail(at, format!("{what}: {other} is neither 0 nor 1"))),
-        }
-    }
-
-    #[inline]
-    fn text(&mut self, what: &str) -> Read<&'a str> {
-        let len = self.varint(what)?;
-        let at = self.at;
-        let len = usize::try_from(len).map_err(|_| fail(at, format!("{what}: length {len} is too large")))?;
-        let bytes = self.bytes(len, what)?;
-        std::str::from_utf8(bytes).map_err(|e| fail(at, format!("{what}: not UTF-8 ({e})")))
-    }
-
-    #[inline]
-    fn maybe(&mut self, what: &str) -> Read<Option<&'a str>> {
-        Ok(if self.flag(what)? { Some(self.text(what)?) } else { None })
-    }
-
-    #[inline]
-    fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
-        let at = self.at;
-        let c = self.byte(what)?;
-        match table.get(usize::from(c)) {
-            Some(&v) => Ok(v),
-            None => Err(fail(at, format!("unknown {what} code {c}"))),
-        }
-    }
-
-    /// A key (account id or item key), checked as the owned keys are.
-    #[inline]
-    fn key(&mut self, what: &str) -> Read<KeyRef<'a>> {
-        let at = self.at;
-        KeyRef::new(self.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
-    }
-}
-
-impl<'a> SectionReader<'a> for Reader<'a> {
-    type Error = Box<DecodeError>;
-    fn text(&mut self, what: &'static str) -> Read<&'a str> {
-        Reader::text(self, what)
-    }
-    fn count(&mut self, what: &'static str) -> Read<u64> {
-        self.varint(what)
-    }
-    fn fail(&self, reason: String) -> Box<DecodeError> {
-        fail(self.at, reason)
-    }
-}
-
-/// Reads a metadata section (all of `b`): the bytes a [`Content::meta`] read from a record
-/// holds, checked when it was read.
-pub(crate) fn decode_metadata(b: &[u8]) -> Result<Metadata, DecodeError> {
-    let mut r = Reader { b, at: 0 };
-    let mut meta = Metadata::new();
-    let flags = r.byte("metadata").map_err(|e| *e)?;
-    read_section(flags, &mut r, Some(&mut meta)).map_err(|e| *e)?;
-    if r.at != b.len() {
-        return Err(DecodeError { offset: r.at as u64, reason: "bytes after the metadata".into() });
-    }
-    Ok(meta.finish_read())
+/// A key (account id or item key), checked as the owned keys are.
+#[inline]
+fn key<'a>(r: &mut Reader<'a>, what: &str) -> Read<KeyRef<'a>> {
+    let at = r.at;
+    KeyRef::new(r.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
 }
 
 /// An event's content read in place by [`decode_content`]: what [`encode_event`] wrote, with
@@ -436,32 +270,32 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     }
     let event = match code % TYPE_CODE_STRIDE {
         variant::COMMITMENT_MADE => EventRef::CommitmentMade {
-            commitment: r.key("commitment")?,
+            commitment: key(&mut r, "commitment")?,
             title: r.text("title")?,
             due: r.time("due")?,
             weight: f64::from_le_bytes(r.eight("weight")?),
         },
         variant::COMMITMENT_RENEGOTIATED => EventRef::CommitmentRenegotiated {
-            commitment: r.key("commitment")?,
+            commitment: key(&mut r, "commitment")?,
             due: r.time("due")?,
             reason: r.maybe("reason")?,
         },
         variant::COMMITMENT_DELIVERED => {
-            EventRef::CommitmentDelivered { commitment: r.key("commitment")?, accepted: r.flag("accepted")? }
+            EventRef::CommitmentDelivered { commitment: key(&mut r, "commitment")?, accepted: r.flag("accepted")? }
         }
         variant::COMMITMENT_CANCELLED => {
-            EventRef::CommitmentCancelled { commitment: r.key("commitment")?, reason: r.maybe("reason")? }
+            EventRef::CommitmentCancelled { commitment: key(&mut r, "commitment")?, reason: r.maybe("reason")? }
         }
         variant::ESCALATION_RAISED => EventRef::EscalationRaised {
-            escalation: r.key("escalation")?,
+            escalation: key(&mut r, "escalation")?,
             severity: r.code(&SEVERITIES, "severity")?,
             summary: r.maybe("summary")?,
         },
-        variant::ESCALATION_ACKNOWLEDGED => EventRef::EscalationAcknowledged { escalation: r.key("escalation")? },
-        variant::ESCALATION_RESOLVED => EventRef::EscalationResolved { escalation: r.key("escalation")? },
-        variant::ESCALATION_REOPENED => EventRef::EscalationReopened { escalation: r.key("escalation")? },
+        variant::ESCALATION_ACKNOWLEDGED => EventRef::EscalationAcknowledged { escalation: key(&mut r, "escalation")? },
+        variant::ESCALATION_RESOLVED => EventRef::EscalationResolved { escalation: key(&mut r, "escalation")? },
+        variant::ESCALATION_REOPENED => EventRef::EscalationReopened { escalation: key(&mut r, "escalation")? },
         variant::SURVEY_ANSWERED => {
-            let survey = r.key("survey")?;
+            let survey = key(&mut r, "survey")?;
             let measure: fn(u8) -> SurveyScore =
                 r.code(&[SurveyScore::Nps, SurveyScore::Csat, SurveyScore::Ces], "survey measure")?;
             EventRef::SurveyAnswered { survey, score: measure(r.byte("survey value")?), comment: r.maybe("comment")? }

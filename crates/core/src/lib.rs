@@ -41,6 +41,7 @@
 
 pub mod any;
 pub mod backend;
+mod bytes;
 pub mod codec;
 pub mod derived;
 pub mod escape;

@@ -15,6 +15,11 @@
 //! # Ok::<(), rapport_core::MetadataError>(())
 //! ```
 
+use crate::bytes::{DecodeError, Read, Reader, fail};
+
+/// The JSON names of the metadata fields, in canonical order.
+pub const FIELDS: [&str; 5] = ["actor", "source", "correlation_id", "causation_id", "tags"];
+
 /// The longest `actor`, `source`, `correlation_id`, `causation_id` or tag value, in bytes.
 pub const META_TEXT_BYTES_MAX: usize = 256;
 /// The most tags an event may carry.
@@ -66,7 +71,7 @@ impl Values {
     /// 2 correlation id, 3 causation id, 4 tags), then each value set as a LEB128 length and
     /// its bytes, then (with bit 4) the tag count and each name and value.
     fn refresh(&mut self) {
-        use crate::codec::{text, varint};
+        use crate::bytes::{text, varint};
         let texts = [&self.actor, &self.source, &self.correlation_id, &self.causation_id];
         let mut flags = u8::from(!self.tags.is_empty()) << 4;
         for (i, v) in texts.iter().enumerate() {
@@ -257,7 +262,7 @@ impl Metadata {
     /// The values a record's metadata section set (read by [`read_section`] into this),
     /// with their binary form made again (the same bytes: a section is read only in its one
     /// canonical form).
-    pub(crate) fn finish_read(mut self) -> Self {
+    fn finish_read(mut self) -> Self {
         if let Some(v) = self.0.as_deref_mut() {
             v.refresh();
         }
@@ -265,34 +270,18 @@ impl Metadata {
     }
 }
 
-/// What [`read_section`] reads values through: a record reader.
-pub(crate) trait SectionReader<'a> {
-    /// The reader's error.
-    type Error;
-    /// The next length-prefixed text, as `what`.
-    fn text(&mut self, what: &'static str) -> Result<&'a str, Self::Error>;
-    /// The next LEB128 count.
-    fn count(&mut self, what: &'static str) -> Result<u64, Self::Error>;
-    /// An error at the reader's place.
-    fn fail(&self, reason: String) -> Self::Error;
-}
-
 /// Reads the metadata section [`Metadata::encode`] wrote, after its `flags` byte: checks every
 /// value by the rules a [`Metadata`] holds to (without allocating), refuses unknown flag bits
 /// and tags out of order or repeated, and sets each value into `keep` when there is one.
-pub(crate) fn read_section<'a, R: SectionReader<'a>>(
-    flags: u8,
-    r: &mut R,
-    mut keep: Option<&mut Metadata>,
-) -> Result<(), R::Error> {
+pub(crate) fn read_section(flags: u8, r: &mut Reader<'_>, mut keep: Option<&mut Metadata>) -> Read<()> {
     if flags >> 5 != 0 {
-        return Err(r.fail(format!("metadata: flags {flags:#04x} set unknown bits")));
+        return Err(fail(r.at, format!("metadata: flags {flags:#04x} set unknown bits")));
     }
     const FIELDS: [&str; 4] = ["actor", "source", "correlation_id", "causation_id"];
     for (i, field) in FIELDS.into_iter().enumerate() {
         if flags & (1 << i) != 0 {
             let v = r.text(field)?;
-            check_text(field, None, v, META_TEXT_BYTES_MAX, false).map_err(|e| r.fail(e.to_string()))?;
+            check_text(field, None, v, META_TEXT_BYTES_MAX, false).map_err(|e| fail(r.at, e.to_string()))?;
             if let Some(m) = keep.as_deref_mut() {
                 let values = m.values();
                 let slots =
@@ -304,17 +293,17 @@ pub(crate) fn read_section<'a, R: SectionReader<'a>>(
         }
     }
     if flags & (1 << 4) != 0 {
-        let n = r.count("tags")?;
+        let n = r.varint("tags")?;
         if n == 0 || n > TAGS_MAX as u64 {
-            return Err(r.fail(format!("tags: {n} tags; a record holds 1 to {TAGS_MAX}")));
+            return Err(fail(r.at, format!("tags: {n} tags; a record holds 1 to {TAGS_MAX}")));
         }
         let mut last: Option<&str> = None;
         for _ in 0..n {
             let (name, value) = (r.text("tags")?, r.text("tags")?);
-            check_text("tags", Some(name), name, TAG_NAME_BYTES_MAX, false).map_err(|e| r.fail(e.to_string()))?;
-            check_text("tags", Some(name), value, META_TEXT_BYTES_MAX, true).map_err(|e| r.fail(e.to_string()))?;
+            check_text("tags", Some(name), name, TAG_NAME_BYTES_MAX, false).map_err(|e| fail(r.at, e.to_string()))?;
+            check_text("tags", Some(name), value, META_TEXT_BYTES_MAX, true).map_err(|e| fail(r.at, e.to_string()))?;
             if last.is_some_and(|l| l >= name) {
-                return Err(r.fail(format!("tags: {name:?} is out of order or repeated")));
+                return Err(fail(r.at, format!("tags: {name:?} is out of order or repeated")));
             }
             last = Some(name);
             if let Some(m) = keep.as_deref_mut() {
@@ -323,6 +312,19 @@ pub(crate) fn read_section<'a, R: SectionReader<'a>>(
         }
     }
     Ok(())
+}
+
+/// Reads a metadata section (all of `b`): the bytes a [`MetaRef`] lends, checked when they
+/// were read or made.
+fn decode(b: &[u8]) -> Result<Metadata, DecodeError> {
+    let mut r = Reader { b, at: 0 };
+    let mut meta = Metadata::new();
+    let flags = r.byte("metadata").map_err(|e| *e)?;
+    read_section(flags, &mut r, Some(&mut meta)).map_err(|e| *e)?;
+    if r.at != b.len() {
+        return Err(DecodeError { offset: r.at as u64, reason: "bytes after the metadata".into() });
+    }
+    Ok(meta.finish_read())
 }
 
 /// An event's metadata borrowed: its binary form, lent by an owned [`Metadata`] or by the
@@ -354,7 +356,7 @@ impl<'a> MetaRef<'a> {
         }
         // Checked when it was read or made, so this decodes; an empty value is the answer a
         // failure could only give if the bytes changed under the view, which they cannot.
-        let decoded = crate::codec::decode_metadata(self.0);
+        let decoded = decode(self.0);
         debug_assert!(decoded.is_ok(), "{decoded:?}");
         decoded.unwrap_or_default()
     }

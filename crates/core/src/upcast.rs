@@ -43,7 +43,6 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Map, Value};
 
 use crate::event::EventKind;
-use crate::json::{LINE_BYTES_MAX, ParseEventError};
 
 /// The longest chain of steps one object may take.
 pub const UPCAST_STEPS_MAX: usize = 16;
@@ -140,7 +139,7 @@ impl Default for Upcasters {
 /// rapport's own step from version 1 of every type to version 2: the same fields; version 2
 /// adds metadata, so a version-1 object that carries any is refused.
 fn v1_to_v2(obj: &mut Map<String, Value>) -> Result<(), String> {
-    match crate::json::ENVELOPE_EXTRA_FIELDS.iter().find(|f| obj.contains_key(**f)) {
+    match crate::meta::FIELDS.iter().find(|f| obj.contains_key(**f)) {
         Some(field) => Err(format!("{field}: schema version 1 has no metadata")),
         None => {
             obj.insert("schema_version".into(), Value::from(2));
@@ -216,20 +215,10 @@ impl Upcasters {
         Err(UpcastError::NoProgress { tag, version })
     }
 
-    /// A JSON line upcast to the current shape, as a line; `None` when no step takes the
-    /// line's own `(type, version)` (the parser's refusal then stands as it was).
-    pub(crate) fn upcast_line(&self, line: &str) -> Result<Option<String>, ParseEventError> {
-        let Ok(mut obj) = serde_json::from_str::<Map<String, Value>>(line) else { return Ok(None) };
-        let Ok((tag, version)) = shape(&obj) else { return Ok(None) };
-        if u32::try_from(version).map_or(true, |v| !self.steps.contains_key(&(tag, v))) {
-            return Ok(None);
-        }
-        self.upcast(&mut obj)?;
-        let out = serde_json::to_string(&obj).map_err(|e| UpcastError::Shape(e.to_string()))?;
-        if out.len() > LINE_BYTES_MAX {
-            return Err(ParseEventError::LineTooLong { len: out.len(), max: LINE_BYTES_MAX });
-        }
-        Ok(Some(out))
+    /// Whether a step takes `obj`'s own `(type, version)`: when none does, an object the
+    /// parser refused stays refused as it was.
+    pub(crate) fn takes(&self, obj: &Map<String, Value>) -> bool {
+        shape(obj).is_ok_and(|(tag, version)| u32::try_from(version).is_ok_and(|v| self.steps.contains_key(&(tag, v))))
     }
 }
 
@@ -266,12 +255,4 @@ fn shape(obj: &Map<String, Value>) -> Result<(String, u64), UpcastError> {
         Some(v) => v.as_u64().ok_or_else(|| UpcastError::Shape("schema_version: not a whole number".into()))?,
     };
     Ok((tag, version))
-}
-
-/// Whether a refused line may be an older shape an upcaster mends: any refusal but a line
-/// too long to read (an older shape's fields are refused as unknown before its type is seen).
-/// [`Upcasters::upcast_line`] then looks for a step for the line's `(type, version)`, and
-/// without one the refusal stands; a current line never gets here.
-pub(crate) fn wants_upcast(e: &ParseEventError) -> bool {
-    !matches!(e, ParseEventError::LineTooLong { .. })
 }

@@ -296,9 +296,12 @@ pub const SUBMITTED_FIELDS: [(&str, FieldType); 26] = [
     ("schema_version", FieldType::Integer),
 ];
 
-/// The fields any event may carry beyond its type's own: its metadata and `schema_version`.
-pub const ENVELOPE_EXTRA_FIELDS: [&str; 6] =
-    ["actor", "source", "correlation_id", "causation_id", "tags", "schema_version"];
+/// The fields any event may carry beyond its type's own: its metadata
+/// ([`meta::FIELDS`](crate::meta::FIELDS)) and `schema_version`.
+pub const ENVELOPE_EXTRA_FIELDS: [&str; 6] = {
+    let m = crate::meta::FIELDS;
+    [m[0], m[1], m[2], m[3], m[4], "schema_version"]
+};
 
 /// The fields that only some event types carry, in the order a refusal names them; bit `i` of
 /// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching

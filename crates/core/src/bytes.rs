@@ -1,0 +1,147 @@
+//! The binary form's primitives, shared by the event codec ([`crate::codec`]) and the metadata
+//! section ([`crate::meta`]): LEB128 integers and length-prefixed text, written and read
+//! strictly (`docs/log-format.md`, "Records").
+
+use crate::Timestamp;
+
+/// Why bytes could not be read as an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte {offset}: {reason}")]
+pub struct DecodeError {
+    /// Where the problem starts, from the start of the bytes given.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+#[inline]
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+#[inline]
+pub(crate) fn text(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A read's result. The error is boxed: a reader's methods return it through many `?`s, and a
+/// pointer-sized error keeps every result in registers on the path that does not fail.
+pub(crate) type Read<T> = Result<T, Box<DecodeError>>;
+
+#[cold]
+pub(crate) fn fail(offset: usize, reason: impl Into<String>) -> Box<DecodeError> {
+    Box::new(DecodeError { offset: offset as u64, reason: reason.into() })
+}
+
+/// Reads what [`encode_event`](crate::codec::encode_event) wrote, strictly: every byte must be accounted for, and
+/// any other shape (a long-form length, a flag other than 0 or 1, an unknown code) is an
+/// error naming its offset in the content.
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) at: usize,
+}
+
+impl<'a> Reader<'a> {
+    #[inline]
+    pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Read<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.b.len());
+        let Some(end) = end else { return Err(fail(self.at, format!("{what}: the record ends early"))) };
+        let out = &self.b[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    #[inline]
+    pub(crate) fn byte(&mut self, what: &str) -> Read<u8> {
+        Ok(self.bytes(1, what)?[0])
+    }
+
+    #[inline]
+    pub(crate) fn eight(&mut self, what: &str) -> Read<[u8; 8]> {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(self.bytes(8, what)?);
+        Ok(w)
+    }
+
+    #[inline]
+    pub(crate) fn time(&mut self, what: &str) -> Read<Timestamp> {
+        Ok(Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?)))
+    }
+
+    /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
+    #[inline]
+    pub(crate) fn varint(&mut self, what: &str) -> Read<u64> {
+        // Nearly every one is a single byte: a length under 128, a variant index.
+        match self.b.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_varint(what),
+        }
+    }
+
+    #[cold]
+    fn long_varint(&mut self, what: &str) -> Read<u64> {
+        let start = self.at;
+        let mut v: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let byte = self.byte(what)?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
+            }
+            v |= bits << shift;
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    return Err(fail(start, format!("{what}: the integer is not in its shortest form")));
+                }
+                return Ok(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return Err(fail(start, format!("{what}: the integer overflows 64 bits")));
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn flag(&mut self, what: &str) -> Read<bool> {
+        let at = self.at;
+        match self.byte(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(fail(at, format!("{what}: {other} is neither 0 nor 1"))),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn text(&mut self, what: &str) -> Read<&'a str> {
+        let len = self.varint(what)?;
+        let at = self.at;
+        let len = usize::try_from(len).map_err(|_| fail(at, format!("{what}: length {len} is too large")))?;
+        let bytes = self.bytes(len, what)?;
+        std::str::from_utf8(bytes).map_err(|e| fail(at, format!("{what}: not UTF-8 ({e})")))
+    }
+
+    #[inline]
+    pub(crate) fn maybe(&mut self, what: &str) -> Read<Option<&'a str>> {
+        Ok(if self.flag(what)? { Some(self.text(what)?) } else { None })
+    }
+
+    #[inline]
+    pub(crate) fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
+        let at = self.at;
+        let c = self.byte(what)?;
+        match table.get(usize::from(c)) {
+            Some(&v) => Ok(v),
+            None => Err(fail(at, format!("unknown {what} code {c}"))),
+        }
+    }
+}
