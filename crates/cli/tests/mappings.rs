@@ -227,6 +227,15 @@ fn a_mapped_import_into_a_store_without_metadata_stamps_nothing() {
     assert!(said.contains("appended 138, duplicates 0, rejected 0"), "{said}");
     let verified = ok(&["verify", "--store", p(&store)]);
     assert!(verified.contains("format 2: holds no metadata"), "{verified}");
+    // A mapping that sets metadata itself is refused in the first pass, naming the line, so
+    // nothing of the file is appended.
+    let tmp_map = tmp.join("with-actor.jq");
+    std::fs::write(&tmp_map, "{type: \"touchpoint\", account: .ticket.organization.external_id, occurred_at: (.ticket.created_at | from_local(\"+00:00\")), channel: \"email\", actor: \"agent\"}").unwrap();
+    let refused = support::rapport(&["import", "--store", p(&store), "--map", p(&tmp_map), p(&export)]);
+    assert_ne!(refused.status.code(), Some(0));
+    let said = support::stderr(&refused);
+    assert!(said.contains("helpdesk.jsonl:1:") && said.contains("rapport upgrade"), "{said}");
+    assert_eq!(ok(&["verify", "--store", p(&store)]).lines().next(), verified.lines().next(), "nothing appended");
 }
 
 #[test]

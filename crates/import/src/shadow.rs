@@ -32,6 +32,9 @@ pub(crate) struct Shadow {
     /// The store had no events when the import began.
     store_empty: bool,
     future_skew: std::time::Duration,
+    /// Whether the store keeps metadata ([`Store::holds_metadata`](rapport_core::Store::holds_metadata)):
+    /// one that does not refuses an event carrying any, so pass 1 refuses its line first.
+    holds_metadata: bool,
 }
 
 /// What the shadow knows of the event holding one of its positions, to tell a later line with
@@ -58,8 +61,13 @@ fn find_line<'a>(chunks: impl IntoIterator<Item = &'a Lines>, line: u64) -> Opti
 impl Shadow {
     /// A shadow over `state` (empty, with room reserved), for a store that `store_empty`
     /// says held no events when the import began.
-    pub(crate) fn new(state: LogState, store_empty: bool, future_skew: std::time::Duration) -> Self {
-        Self { state, loaded: KeyedSet::default(), known: Vec::new(), store_empty, future_skew }
+    pub(crate) fn new(
+        state: LogState,
+        store_empty: bool,
+        future_skew: std::time::Duration,
+        holds_metadata: bool,
+    ) -> Self {
+        Self { state, loaded: KeyedSet::default(), known: Vec::new(), store_empty, future_skew, holds_metadata }
     }
 
     /// Asks the store, on a thread of its own, what it knows about `batch`: the committed state
@@ -141,6 +149,14 @@ impl Shadow {
         kept: Option<&Lines>,
     ) -> Result<(), String> {
         debug_assert_eq!(batch.len(), lines.len());
+        if !self.holds_metadata
+            && let Some(e) = batch.iter().find(|e| !e.meta.is_empty())
+        {
+            return Err(format!(
+                "event {}: metadata: the store (a file store of format 1 or 2) holds none; `rapport upgrade` makes a copy that does",
+                e.id
+            ));
+        }
         let next = Position(self.known.len() as u64 + 1);
         let known = &self.known;
         let admission = Admission { recorded_at: Timestamp::now(), future_skew: self.future_skew };
