@@ -192,6 +192,23 @@ fn key<'a>(r: &mut Reader<'a>, what: &str) -> Read<KeyRef<'a>> {
     KeyRef::new(r.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))
 }
 
+/// The schema version a content's event was written at, read from its type code alone (the
+/// rest is not checked): for a reader that must refuse versions a container does not hold.
+///
+/// # Errors
+/// The bytes end before the type code, or it is in the long form.
+pub fn schema_version_of(b: &[u8]) -> Result<u32, DecodeError> {
+    let mut r = Reader { b, at: 16 };
+    let len = r.varint("account").map_err(|e| *e)?;
+    r.at = usize::try_from(len)
+        .ok()
+        .and_then(|n| r.at.checked_add(n))
+        .and_then(|at| at.checked_add(8))
+        .unwrap_or(usize::MAX);
+    let code = r.varint("event type").map_err(|e| *e)?;
+    Ok(u32::try_from(code / TYPE_CODE_STRIDE).unwrap_or(u32::MAX).saturating_add(1))
+}
+
 /// An event's content read in place by [`decode_content`]: what [`encode_event`] wrote, with
 /// the account, keys and text borrowed from the bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -123,8 +123,10 @@ impl FileStore {
     ) -> Result<Vec<Envelope>, ReadError> {
         let positions = positions.into_iter();
         let mut out = Vec::with_capacity(positions.size_hint().0);
+        let format_version = self.shared.recovery.format_version;
         self.walk_records(positions, chunk, false, |body, q, guard| {
             let index = guard.get_or_insert_with(|| self.shared.index.read().unwrap_or_else(|p| p.into_inner()));
+            format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
             let rec = format::decode_body_with(body, Position(q), &mut |s| index.intern(s)).map_err(|e| e.reason)?;
             // The record read is the one the index meant: its account's stream holds this
             // position at the record's version.
@@ -154,8 +156,10 @@ impl FileStore {
         if first > head {
             return Ok(Position(first));
         }
+        let format_version = self.shared.recovery.format_version;
         self.walk_records(first..=head, SCAN_CHUNK, true, |body, q, guard| {
             guard.take();
+            format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
             let e = format::decode_body_ref(body, Position(q)).map_err(|e| e.reason)?;
             visit(&e);
             Ok(())

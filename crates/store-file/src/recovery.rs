@@ -488,7 +488,8 @@ pub(crate) fn scan_frames(
             let position = Position(h.first_position + k as u64);
             let record_at = base + (start + off) as u64;
             let index = &scan.index;
-            let (new, recorded_at, version) = format::decode_parts(body, &mut |s| index.intern(s))
+            let (new, recorded_at, version) = format::check_schema_version(body, scan.version)
+                .and_then(|()| format::decode_parts(body, &mut |s| index.intern(s)))
                 .map_err(|e| corrupt(record_at - base, format!("position {position}: {}", e.reason)))?;
             let left = h.count - k as u32;
             index_event(scan, &new, position, recorded_at, version, (n, record_at, left))

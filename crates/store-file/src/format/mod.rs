@@ -7,7 +7,9 @@ use rapport_core::{Envelope, Position};
 
 mod record;
 
-pub use record::{EncodeError, decode_body, decode_body_ref, decode_body_with, decode_parts, encode_record};
+pub use record::{
+    EncodeError, check_schema_version, decode_body, decode_body_ref, decode_body_with, decode_parts, encode_record,
+};
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";
@@ -465,7 +467,8 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
         let bodies = split_records(payload, h.count).map_err(|e| err(payload_start + e.offset as usize, e.reason))?;
         for (i, (off, body)) in bodies.into_iter().enumerate() {
             let position = Position(next + i as u64);
-            let rec = decode_body(body, position)
+            let rec = check_schema_version(body, header.version)
+                .and_then(|()| decode_body(body, position))
                 .map_err(|e| err(payload_start + off, format!("position {}: {}", position, e.reason)))?;
             records.push(rec);
         }

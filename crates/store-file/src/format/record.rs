@@ -103,6 +103,28 @@ pub fn decode_body_ref(body: &[u8], position: Position) -> Result<EnvelopeRef<'_
     })
 }
 
+/// Refuses a record body whose event is at a schema version its log's format does not hold:
+/// a log of format 1 or 2 holds schema version 1 only, so a later one there is damage or an
+/// edit, never a write (older builds would refuse it too). Costs nothing for a format-3 log.
+///
+/// # Errors
+/// The version, and the format that does not hold it.
+#[inline]
+pub fn check_schema_version(body: &[u8], format_version: u32) -> Result<(), DecodeError> {
+    if format_version >= FORMAT_VERSION {
+        return Ok(());
+    }
+    let (content, ..) = split_tail(body)?;
+    match codec::schema_version_of(content) {
+        Ok(1) => Ok(()),
+        Ok(v) => Err(err(
+            16,
+            format!("an event at schema version {v} in a format-{format_version} log, which holds version 1 only"),
+        )),
+        Err(e) => Err(DecodeError { offset: e.offset, reason: e.reason }),
+    }
+}
+
 /// A record body's content, and its `recorded_at` and stream version from the fixed tail.
 #[inline]
 fn split_tail(body: &[u8]) -> Result<(&[u8], Timestamp, StreamVersion), DecodeError> {

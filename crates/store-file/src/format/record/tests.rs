@@ -264,3 +264,23 @@ fn malformed_content_is_refused_naming_where() {
     utf[17] = 0xff;
     refused(&utf, "not UTF-8");
 }
+
+#[test]
+fn a_log_of_format_1_or_2_holds_schema_version_1_only() {
+    let body = |v1: bool| {
+        let mut record = Vec::new();
+        let format = if v1 { super::super::FORMAT_VERSION_2 } else { FORMAT_VERSION };
+        encode_record(&sample(), Timestamp::from_unix_seconds(2), StreamVersion(1), format, &mut record).unwrap();
+        record.split_off(RECORD_PREFIX_BYTES)
+    };
+    let (old, new) = (body(true), body(false));
+    for format in [super::super::FORMAT_VERSION_1, super::super::FORMAT_VERSION_2] {
+        assert_eq!(check_schema_version(&old, format), Ok(()));
+        let refused = check_schema_version(&new, format).unwrap_err();
+        assert!(refused.reason.contains(&format!("schema version 2 in a format-{format} log")), "{refused}");
+    }
+    assert_eq!(check_schema_version(&new, FORMAT_VERSION), Ok(()));
+    assert_eq!(check_schema_version(&old, FORMAT_VERSION), Ok(()), "a format-3 log holds both");
+    // A body cut before its type code is refused, not read past.
+    assert!(check_schema_version(&new[..20], super::super::FORMAT_VERSION_2).is_err());
+}
