@@ -234,10 +234,10 @@ impl Metadata {
     /// The four text fields with their JSON names, in canonical order.
     pub(crate) fn texts(&self) -> [(&'static str, Option<&str>); 4] {
         [
-            ("actor", self.actor()),
-            ("source", self.source()),
-            ("correlation_id", self.correlation_id()),
-            ("causation_id", self.causation_id()),
+            (FIELDS[0], self.actor()),
+            (FIELDS[1], self.source()),
+            (FIELDS[2], self.correlation_id()),
+            (FIELDS[3], self.causation_id()),
         ]
     }
 
@@ -277,8 +277,8 @@ pub(crate) fn read_section(flags: u8, r: &mut Reader<'_>, mut keep: Option<&mut 
     if flags >> 5 != 0 {
         return Err(fail(r.at, format!("metadata: flags {flags:#04x} set unknown bits")));
     }
-    const FIELDS: [&str; 4] = ["actor", "source", "correlation_id", "causation_id"];
-    for (i, field) in FIELDS.into_iter().enumerate() {
+    // The four text fields, in the flags' bit order (tags, the fifth, below).
+    for (i, &field) in FIELDS[..4].iter().enumerate() {
         if flags & (1 << i) != 0 {
             let v = r.text(field)?;
             check_text(field, None, v, META_TEXT_BYTES_MAX, false).map_err(|e| fail(r.at, e.to_string()))?;

@@ -466,6 +466,12 @@ pub fn metadata_is_kept_and_is_not_content<S: BackfillStore>(store: S) {
     let out = block(store.append_bulk(again)).expect("bulk again");
     assert_eq!((out.appended.len(), out.duplicates.len()), (0, 3));
     assert_eq!(assert_log_invariants(&store), log);
+    // The bulk path (a database's COPY) keeps it too.
+    let b = account("globex");
+    let bulk = vec![touch(&b, 4).with_meta(meta.clone()), touch(&b, 5)];
+    block(store.append_bulk(bulk)).expect("bulk append");
+    let read = stream(&store, &b);
+    assert_eq!((read[0].meta.clone(), read[1].meta.is_empty()), (meta, true));
 }
 
 /// Several threads appending at once: nothing lost, nothing duplicated, no gaps.
