@@ -8,8 +8,12 @@ use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{ExpectedVersion, NewEvent, Position, Store};
+use rapport_core::{ExpectedVersion, NewEvent, Store};
 use rapport_store_file::{FileStore, Options};
+
+#[path = "support/pages.rs"]
+mod pages;
+use pages::read_all_pages;
 
 const N: usize = 100_000;
 
@@ -21,18 +25,6 @@ fn dir(tag: &str) -> PathBuf {
 
 fn events() -> Vec<NewEvent> {
     generate(SynthConfig { accounts: (N / 50) as u32, months: 12, seed: 3, ..Default::default() }).take(N).collect()
-}
-
-fn scan(store: &FileStore) -> usize {
-    let mut next = Position(1);
-    let mut seen = 0;
-    loop {
-        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
-        let Some(last) = page.last() else { break };
-        next = last.position.next();
-        seen += page.len();
-    }
-    seen
 }
 
 fn file_store(c: &mut Criterion) {
@@ -67,7 +59,7 @@ fn file_store(c: &mut Criterion) {
         }
     }
     let store = FileStore::open(&d).expect("reopen");
-    group.bench_function("full_scan_and_decode", |b| b.iter(|| assert_eq!(scan(&store) as u64, n)));
+    group.bench_function("full_scan_and_decode", |b| b.iter(|| assert_eq!(read_all_pages(&store) as u64, n)));
     drop(store);
     let whole = Options { index_snapshot: false, ..Options::default() };
     group.bench_function("open_reading_the_whole_log", |b| {

@@ -14,6 +14,10 @@ use rapport_core::{AccountId, Envelope, ExpectedVersion, Position, Store, Subscr
 use rapport_health::{HealthModel, Runner};
 use rapport_store_file::FileStore;
 
+#[path = "support/pages.rs"]
+mod pages;
+use pages::read_all_pages;
+
 fn log(accounts: u32, months: u32) -> Vec<Envelope> {
     let events: Vec<_> = generate(SynthConfig { accounts, months, seed: 11, ..Default::default() }).collect();
     rapport_core::testing::envelopes(&events)
@@ -126,15 +130,7 @@ fn subscription_against_scan() {
     let mut sub = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();
-        let mut next = Position(1);
-        let mut seen = 0;
-        loop {
-            let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
-            let Some(last) = page.last() else { break };
-            next = last.position.next();
-            seen += page.len();
-        }
-        assert_eq!(seen, n);
+        assert_eq!(read_all_pages(&*store), n);
         scan.push(t.elapsed());
         let t = Instant::now();
         let mut subscription = Subscription::new(Arc::clone(&store), Position(1));

@@ -30,7 +30,11 @@ use rusqlite::{Connection, params};
 
 mod large;
 mod mapped;
+#[path = "../support/pages.rs"]
+mod pages;
 mod scores;
+
+use pages::read_all_pages;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -116,20 +120,6 @@ const READS: usize = 3;
 
 fn best_rate(pass: &mut dyn FnMut() -> f64) -> f64 {
     (0..READS).map(|_| pass()).fold(0.0, f64::max)
-}
-
-/// Reads `store`'s whole log through `read_all`, 4,096 events a page (owned events, as a
-/// subscription or a paged reader gets them); how many it held.
-fn read_all_pages<S: Store>(store: &S) -> usize {
-    let mut next = Position(1);
-    let mut seen = 0;
-    loop {
-        let page = pollster::block_on(store.read_all(next, 4_096)).expect("read");
-        let Some(last) = page.last() else { break };
-        next = last.position.next();
-        seen += page.len();
-    }
-    seen
 }
 
 fn per_second(n: usize, d: Duration) -> f64 {

@@ -93,21 +93,32 @@ impl Values {
     }
 }
 
-/// A text value's rules: at most `max` bytes, no control characters, and (unless `empty_ok`)
-/// not empty. `tag`: the tag whose name or value this is (for the message, made only on a
-/// refusal: records are checked with this on every read).
-fn check_text(
-    field: &'static str,
-    tag: Option<&str>,
-    s: &str,
-    max: usize,
-    empty_ok: bool,
-) -> Result<(), MetadataError> {
+/// Which text [`check_text`] checks: it sets the field named in a refusal, the limit, and
+/// whether it may be empty.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    /// The value of `actor`, `source`, `correlation_id` or `causation_id`.
+    Value(&'static str),
+    /// A tag's name.
+    TagName,
+    /// The value of the tag of this name.
+    TagValue(&'a str),
+}
+
+/// A text's rules: at most its limit in bytes, no control characters, and (but a tag's value)
+/// not empty. The message is made only on a refusal: records are checked with this on every
+/// read.
+fn check_text(which: Text<'_>, s: &str) -> Result<(), MetadataError> {
+    let (field, max, empty_ok) = match which {
+        Text::Value(field) => (field, META_TEXT_BYTES_MAX, false),
+        Text::TagName => ("tags", TAG_NAME_BYTES_MAX, false),
+        Text::TagValue(_) => ("tags", META_TEXT_BYTES_MAX, true),
+    };
     let fail = |reason: String| {
-        let what = match tag {
-            None => "the value".to_owned(),
-            Some(name) if max == TAG_NAME_BYTES_MAX => format!("the tag name {name:?}"),
-            Some(name) => format!("tag {name:?}"),
+        let what = match which {
+            Text::Value(_) => "the value".to_owned(),
+            Text::TagName => format!("the tag name {s:?}"),
+            Text::TagValue(name) => format!("tag {name:?}"),
         };
         MetadataError::Invalid { field, reason: format!("{what} {reason}") }
     };
@@ -146,7 +157,7 @@ impl Metadata {
         value: String,
         slot: fn(&mut Values) -> &mut Option<String>,
     ) -> Result<Self, MetadataError> {
-        check_text(field, None, &value, META_TEXT_BYTES_MAX, false)?;
+        check_text(Text::Value(field), &value)?;
         let values = self.values();
         *slot(values) = Some(value);
         values.refresh();
@@ -193,8 +204,8 @@ impl Metadata {
     /// [`MetadataError`] naming the tag.
     pub fn with_tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Result<Self, MetadataError> {
         let (name, value) = (name.into(), value.into());
-        check_text("tags", Some(&name), &name, TAG_NAME_BYTES_MAX, false)?;
-        check_text("tags", Some(&name), &value, META_TEXT_BYTES_MAX, true)?;
+        check_text(Text::TagName, &name)?;
+        check_text(Text::TagValue(&name), &value)?;
         let values = self.values();
         let tags = &mut values.tags;
         match tags.binary_search_by(|(n, _)| n.as_str().cmp(&name)) {
@@ -281,7 +292,7 @@ pub(crate) fn read_section(flags: u8, r: &mut Reader<'_>, mut keep: Option<&mut 
     for (i, &field) in FIELDS[..4].iter().enumerate() {
         if flags & (1 << i) != 0 {
             let v = r.text(field)?;
-            check_text(field, None, v, META_TEXT_BYTES_MAX, false).map_err(|e| fail(r.at, e.to_string()))?;
+            check_text(Text::Value(field), v).map_err(|e| fail(r.at, e.to_string()))?;
             if let Some(m) = keep.as_deref_mut() {
                 let values = m.values();
                 let slots =
@@ -300,8 +311,8 @@ pub(crate) fn read_section(flags: u8, r: &mut Reader<'_>, mut keep: Option<&mut 
         let mut last: Option<&str> = None;
         for _ in 0..n {
             let (name, value) = (r.text("tags")?, r.text("tags")?);
-            check_text("tags", Some(name), name, TAG_NAME_BYTES_MAX, false).map_err(|e| fail(r.at, e.to_string()))?;
-            check_text("tags", Some(name), value, META_TEXT_BYTES_MAX, true).map_err(|e| fail(r.at, e.to_string()))?;
+            check_text(Text::TagName, name).map_err(|e| fail(r.at, e.to_string()))?;
+            check_text(Text::TagValue(name), value).map_err(|e| fail(r.at, e.to_string()))?;
             if last.is_some_and(|l| l >= name) {
                 return Err(fail(r.at, format!("tags: {name:?} is out of order or repeated")));
             }

@@ -169,7 +169,7 @@ pub(super) struct Fields<'r, 'a> {
 impl<'a> Fields<'_, 'a> {
     pub(super) fn req<'v, T>(&self, field: &'static str, v: &'v Option<T>) -> Parse<&'v T> {
         // A `match`, not `ok_or`: that builds the error for every present field and drops it,
-        // through a call since the error has variants holding strings (3 % of an import).
+        // through a call, since the error has variants holding strings.
         match v {
             Some(v) => Ok(v),
             None => Err(ParseEventError::MissingField { field, kind: self.kind }),
