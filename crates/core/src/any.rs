@@ -32,7 +32,7 @@ trait DynStore: Send + Sync {
     fn read_all(&self, from: Position, limit: usize) -> Boxed<'_, Result<Vec<Envelope>, ReadError>>;
     fn accounts(&self, after: Option<AccountId>, limit: usize) -> Boxed<'_, Result<Vec<AccountId>, ReadError>>;
     fn head(&self) -> Boxed<'_, Result<Position, ReadError>>;
-    fn holds_metadata(&self) -> bool;
+    fn schema_version_max(&self) -> u32;
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>>;
     fn scan<'a>(
         &'a self,
@@ -74,8 +74,8 @@ impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
         Box::pin(Store::head(self))
     }
 
-    fn holds_metadata(&self) -> bool {
-        Store::holds_metadata(self)
+    fn schema_version_max(&self) -> u32 {
+        Store::schema_version_max(self)
     }
 
     fn wait_past(&self, after: Position) -> Boxed<'_, Result<Position, ReadError>> {
@@ -183,8 +183,8 @@ impl Store for AnyStore {
         self.0.head()
     }
 
-    fn holds_metadata(&self) -> bool {
-        self.0.holds_metadata()
+    fn schema_version_max(&self) -> u32 {
+        self.0.schema_version_max()
     }
 
     fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, ReadError>> + Send {

@@ -8,6 +8,7 @@ pub use crate::bytes::DecodeError;
 use crate::bytes::{Read, Reader, fail, text, varint};
 use crate::event::SCHEMA_VERSION_CURRENT;
 use crate::meta::read_section;
+use crate::profile::read_profile;
 use crate::{
     AccountId, AccountRef, AdvocacyKind, Channel, Envelope, Event, EventId, EventRef, KeyRef, MetaRef, Metadata,
     NewEvent, Severity, SurveyScore, Timestamp,
@@ -39,6 +40,10 @@ mod variant {
     pub(super) const TOUCHPOINT: u64 = 9;
     pub(super) const ISSUE_DISCLOSED: u64 = 10;
     pub(super) const ADVOCACY_GIVEN: u64 = 11;
+    /// Added at schema version 2: no version-1 code.
+    pub(super) const ACCOUNT_PROFILED: u64 = 12;
+    /// Added at schema version 2: no version-1 code.
+    pub(super) const ASSESSMENT_RECORDED: u64 = 13;
 }
 
 /// The one-byte codes of enumerated fields, in the spec's order: index `i` is code `i`.
@@ -72,19 +77,32 @@ pub fn encode_envelope(e: &Envelope, out: &mut Vec<u8>) {
     encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), out);
 }
 
-/// The event holds metadata, which schema version 1 has no place for.
+/// The event needs a later schema version than 1 ([`NewEvent::min_schema_version`]): it
+/// carries metadata, or is of a type added since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the event carries metadata, which schema version 1 cannot hold")]
-pub struct MetadataNotHeld;
+#[non_exhaustive]
+pub enum NotInVersion1 {
+    /// It carries metadata.
+    #[error("the event carries metadata, which schema version 1 cannot hold")]
+    Metadata,
+    /// Its type was added after version 1.
+    #[error("{0} events were added at schema version 2; version 1 cannot hold them")]
+    Type(crate::EventKind),
+}
 
 /// Appends `e`'s binary form at schema version 1, the form logs created by earlier builds hold
 /// (the file store's format versions 1 and 2 keep writing it, so older builds still read them).
 ///
 /// # Errors
-/// [`MetadataNotHeld`] when `e` carries metadata; nothing is written then.
-pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), MetadataNotHeld> {
+/// [`NotInVersion1`] when `e` carries metadata or is of a type added since; nothing is
+/// written then.
+pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), NotInVersion1> {
     if !e.meta.is_empty() {
-        return Err(MetadataNotHeld);
+        return Err(NotInVersion1::Metadata);
+    }
+    let kind = e.event.kind();
+    if kind.first_schema_version() > 1 {
+        return Err(NotInVersion1::Type(kind));
     }
     encode_parts(e.id, &e.account, e.occurred_at, &e.event, None, out);
     Ok(())
@@ -179,6 +197,22 @@ fn encode_parts(
             code(out, variant::ADVOCACY_GIVEN);
             out.push(code_of(&ADVOCACY, kind));
         }
+        Event::AccountProfiled { profile } => {
+            code(out, variant::ACCOUNT_PROFILED);
+            profile.encode(out);
+        }
+        Event::AssessmentRecorded { sentiment, reason, valid_until } => {
+            code(out, variant::ASSESSMENT_RECORDED);
+            out.push(*sentiment);
+            text(out, reason);
+            match valid_until {
+                None => out.push(0),
+                Some(t) => {
+                    out.push(1);
+                    time(out, t);
+                }
+            }
+        }
     }
     if let Some(meta) = meta {
         meta.encode(out);
@@ -260,6 +294,19 @@ pub fn decode_content(b: &[u8]) -> Result<Content<'_>, DecodeError> {
     read_content(b).map_err(|e| *e)
 }
 
+/// An assessment's fields, checked by the rules [`check_event`](crate::validate::check_event)
+/// applies (but the one that needs `occurred_at`, which its caller checks).
+fn read_assessment<'a>(r: &mut Reader<'a>) -> Read<EventRef<'a>> {
+    let at = r.at;
+    let sentiment = r.byte("sentiment")?;
+    if !crate::event::SENTIMENT_RANGE.contains(&sentiment) {
+        return Err(fail(at, format!("sentiment: {sentiment} is outside 1..=5")));
+    }
+    let reason = r.text("reason")?;
+    let valid_until = if r.flag("valid_until")? { Some(r.time("valid_until")?) } else { None };
+    Ok(EventRef::AssessmentRecorded { sentiment, reason, valid_until })
+}
+
 /// A type code past the current schema version's block.
 #[cold]
 fn newer_schema(at: usize, code: u64) -> Box<DecodeError> {
@@ -320,7 +367,11 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
         variant::TOUCHPOINT => EventRef::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
         variant::ISSUE_DISCLOSED => EventRef::IssueDisclosed { summary: r.maybe("summary")? },
         variant::ADVOCACY_GIVEN => EventRef::AdvocacyGiven { kind: r.code(&ADVOCACY, "advocacy")? },
-        other => return Err(fail(at, format!("unknown event type {other}"))),
+        variant::ACCOUNT_PROFILED if code >= TYPE_CODE_STRIDE => {
+            EventRef::AccountProfiled { profile: read_profile(&mut r, account.as_str())? }
+        }
+        variant::ASSESSMENT_RECORDED if code >= TYPE_CODE_STRIDE => read_assessment(&mut r)?,
+        other => return Err(fail(at, format!("unknown event type {other} (code {code})"))),
     };
     let meta = if code < TYPE_CODE_STRIDE {
         // The upcast from version 1 to 2: the same fields; version 2 adds metadata, which a

@@ -4,10 +4,14 @@ use std::fmt;
 
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, Position, StreamVersion, SurveyKey};
 use crate::meta::Metadata;
+use crate::profile::Profile;
 use crate::timestamp::Timestamp;
 
 /// The longest free text (title, reason, summary, comment), in bytes.
 pub const TEXT_BYTES_MAX: usize = 4 * 1024;
+
+/// The range of an assessment's `sentiment`: 1 (very poor) to 5 (very good).
+pub const SENTIMENT_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
 
 /// How severe an escalation is. It sets the SLA targets and the weight of the outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -182,6 +186,22 @@ pub enum Event {
         /// How.
         kind: AdvocacyKind,
     },
+    /// What the account is, from now on (`account_profiled`): the whole profile, each field
+    /// left out unknown (see [`crate::profile`]). Boxed: it is large and rare.
+    AccountProfiled {
+        /// The profile.
+        profile: Box<Profile>,
+    },
+    /// A person's judgement of the relationship (`assessment_recorded`), valid for a while.
+    AssessmentRecorded {
+        /// 1 (very poor) to 5 (very good).
+        sentiment: u8,
+        /// Why: what the person saw.
+        reason: String,
+        /// Until when it holds; the scoring model's default validity after `occurred_at`
+        /// when absent. Later than `occurred_at`.
+        valid_until: Option<Timestamp>,
+    },
 }
 
 /// The kind of an [`Event`], without its data: the JSON `type` tag.
@@ -212,11 +232,15 @@ pub enum EventKind {
     IssueDisclosed,
     /// `advocacy_given`
     AdvocacyGiven,
+    /// `account_profiled`
+    AccountProfiled,
+    /// `assessment_recorded`
+    AssessmentRecorded,
 }
 
 impl EventKind {
     /// Every kind, in schema order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::CommitmentMade,
         Self::CommitmentRenegotiated,
         Self::CommitmentDelivered,
@@ -229,6 +253,8 @@ impl EventKind {
         Self::TouchpointHeld,
         Self::IssueDisclosed,
         Self::AdvocacyGiven,
+        Self::AccountProfiled,
+        Self::AssessmentRecorded,
     ];
 
     /// The snake_case `type` tag of the JSON form.
@@ -246,6 +272,8 @@ impl EventKind {
             Self::TouchpointHeld => "touchpoint",
             Self::IssueDisclosed => "issue_disclosed",
             Self::AdvocacyGiven => "advocacy_given",
+            Self::AccountProfiled => "account_profiled",
+            Self::AssessmentRecorded => "assessment_recorded",
         }
     }
 
@@ -260,6 +288,16 @@ impl EventKind {
     /// [`Metadata`], the same for every type.
     pub const fn schema_version(self) -> u32 {
         SCHEMA_VERSION_CURRENT
+    }
+
+    /// The first schema version of this type: 1 for the types the first builds knew, 2 for
+    /// `account_profiled` and `assessment_recorded`, which were added at version 2 and have
+    /// no version-1 form (a log that holds only version 1 cannot hold them).
+    pub const fn first_schema_version(self) -> u32 {
+        match self {
+            Self::AccountProfiled | Self::AssessmentRecorded => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -288,6 +326,8 @@ impl Event {
             Self::TouchpointHeld { .. } => EventKind::TouchpointHeld,
             Self::IssueDisclosed { .. } => EventKind::IssueDisclosed,
             Self::AdvocacyGiven { .. } => EventKind::AdvocacyGiven,
+            Self::AccountProfiled { .. } => EventKind::AccountProfiled,
+            Self::AssessmentRecorded { .. } => EventKind::AssessmentRecorded,
         }
     }
 
@@ -302,6 +342,7 @@ impl Event {
                 summary.as_deref().map(|s| ("summary", s))
             }
             Self::SurveyAnswered { comment, .. } => comment.as_deref().map(|c| ("comment", c)),
+            Self::AssessmentRecorded { reason, .. } => Some(("reason", reason)),
             _ => None,
         }
     }
@@ -332,6 +373,14 @@ impl NewEvent {
     /// This event with `meta` as its metadata.
     pub fn with_meta(self, meta: Metadata) -> Self {
         Self { meta, ..self }
+    }
+
+    /// The oldest schema version that can hold this event: 2 when it carries metadata or is of
+    /// a type added at version 2 ([`EventKind::first_schema_version`]), else 1. A store that
+    /// writes only version 1 (a file store of format 1 or 2) refuses it.
+    pub fn min_schema_version(&self) -> u32 {
+        let meta = if self.meta.is_empty() { 1 } else { 2 };
+        self.event.kind().first_schema_version().max(meta)
     }
 
     /// A keyed 64-bit hash of the event's content (id, account, time, event; not its
@@ -424,6 +473,18 @@ impl NewEvent {
             Event::TouchpointHeld { channel } => out.push(*channel as u8),
             Event::IssueDisclosed { summary } => maybe(out, summary),
             Event::AdvocacyGiven { kind } => out.push(*kind as u8),
+            Event::AccountProfiled { profile } => profile.encode(out),
+            Event::AssessmentRecorded { sentiment, reason, valid_until } => {
+                out.push(*sentiment);
+                text(out, reason);
+                match valid_until {
+                    Some(t) => {
+                        out.push(1);
+                        time(out, t);
+                    }
+                    None => out.push(0),
+                }
+            }
         }
     }
 

@@ -53,6 +53,7 @@ pub mod ledger;
 mod log_state;
 pub mod memory;
 pub mod meta;
+pub mod profile;
 pub mod projection;
 mod slots;
 pub mod store;
@@ -76,6 +77,7 @@ pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
 pub use memory::MemoryStore;
 pub use meta::{MetaRef, Metadata, MetadataError};
+pub use profile::{Profile, ProfileRef};
 pub use projection::{AsOf, Projection};
 pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, DerivedStore, ExpectedVersion, Preflight,

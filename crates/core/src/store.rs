@@ -244,11 +244,15 @@ pub trait Store: Send + Sync {
     /// The position of the last committed event; `Position(0)` when the log is empty.
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send;
 
-    /// Whether the store keeps events' [`Metadata`](crate::Metadata). Every store does, but a
-    /// file store in an older format (version 1 or 2, until upgraded) has no place for it and
-    /// refuses an event that carries any; an importer asks before stamping a `source`.
-    fn holds_metadata(&self) -> bool {
-        true
+    /// The newest schema version of events this store can write: the current one
+    /// ([`EventKind::schema_version`](crate::EventKind::schema_version)) for every store but a
+    /// file store in an older format (version 1 or 2, until upgraded), which holds version 1
+    /// only. Such a store refuses an event that needs more
+    /// ([`NewEvent::min_schema_version`](crate::NewEvent::min_schema_version): one carrying
+    /// [`Metadata`](crate::Metadata), or of a type added since); an importer asks before
+    /// stamping a `source`.
+    fn schema_version_max(&self) -> u32 {
+        crate::event::SCHEMA_VERSION_CURRENT
     }
 
     /// Waits until the head is past `after`, and returns it: at once when it already is. The

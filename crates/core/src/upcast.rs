@@ -136,7 +136,7 @@ impl Default for Upcasters {
     }
 }
 
-/// rapport's own step from version 1 of every type to version 2: the same fields; version 2
+/// rapport's own step from version 1 of every type that has one to version 2: the same fields; version 2
 /// adds metadata, so a version-1 object that carries any is refused.
 fn v1_to_v2(obj: &mut Map<String, Value>) -> Result<(), String> {
     match crate::meta::FIELDS.iter().find(|f| obj.contains_key(**f)) {
@@ -152,7 +152,8 @@ impl Upcasters {
     /// rapport's own steps, and room for a service's.
     pub fn new() -> Self {
         let mut steps: HashMap<(String, u32), Arc<Step>> = HashMap::new();
-        for kind in EventKind::ALL {
+        // The types added at version 2 have no version 1 to step from.
+        for kind in EventKind::ALL.into_iter().filter(|k| k.first_schema_version() == 1) {
             steps.insert((kind.tag().to_owned(), 1), Arc::new(v1_to_v2));
         }
         Self { steps }
@@ -239,7 +240,7 @@ pub fn upcast_decoded(version: u32, e: crate::NewEvent) -> Result<crate::NewEven
             version: 1,
             reason: "schema version 1 has no metadata".into(),
         }),
-        v if v == kind.schema_version() || v == 1 => Ok(e),
+        v if v == kind.schema_version() || (v == 1 && kind.first_schema_version() == 1) => Ok(e),
         other => Err(UpcastError::Missing { tag: kind.tag().to_owned(), version: u64::from(other) }),
     }
 }

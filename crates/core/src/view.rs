@@ -10,6 +10,7 @@ use crate::id::{
     stable_hash,
 };
 use crate::meta::MetaRef;
+use crate::profile::ProfileRef;
 use crate::timestamp::Timestamp;
 
 /// An item key (commitment, escalation or survey) borrowed from its text. Like the owned keys
@@ -237,6 +238,20 @@ pub enum EventRef<'a> {
         /// How.
         kind: AdvocacyKind,
     },
+    /// [`Event::AccountProfiled`].
+    AccountProfiled {
+        /// The profile.
+        profile: ProfileRef<'a>,
+    },
+    /// [`Event::AssessmentRecorded`].
+    AssessmentRecorded {
+        /// 1 to 5.
+        sentiment: u8,
+        /// Why.
+        reason: &'a str,
+        /// Until when it holds, when stated.
+        valid_until: Option<Timestamp>,
+    },
 }
 
 /// An event as the log holds it, borrowed: [`Envelope`] with its account, keys and text in
@@ -333,6 +348,10 @@ impl Event {
             Self::TouchpointHeld { channel } => EventRef::TouchpointHeld { channel: *channel },
             Self::IssueDisclosed { summary } => EventRef::IssueDisclosed { summary: summary.as_deref() },
             Self::AdvocacyGiven { kind } => EventRef::AdvocacyGiven { kind: *kind },
+            Self::AccountProfiled { profile } => EventRef::AccountProfiled { profile: profile.lend() },
+            Self::AssessmentRecorded { sentiment, reason, valid_until } => {
+                EventRef::AssessmentRecorded { sentiment: *sentiment, reason, valid_until: *valid_until }
+            }
         }
     }
 }
@@ -373,6 +392,12 @@ impl EventRef<'_> {
             Self::TouchpointHeld { channel } => Event::TouchpointHeld { channel: *channel },
             Self::IssueDisclosed { summary } => Event::IssueDisclosed { summary: own(summary) },
             Self::AdvocacyGiven { kind } => Event::AdvocacyGiven { kind: *kind },
+            Self::AccountProfiled { profile } => Event::AccountProfiled { profile: Box::new(profile.to_profile()) },
+            Self::AssessmentRecorded { sentiment, reason, valid_until } => Event::AssessmentRecorded {
+                sentiment: *sentiment,
+                reason: (*reason).to_owned(),
+                valid_until: *valid_until,
+            },
         }
     }
 }

@@ -86,12 +86,18 @@ proptest! {
         prop_assert_eq!(env, Envelope::new(e, Timestamp::from_unix_seconds(1_893_456_000), StreamVersion(3), Position(9)));
     }
 
-    /// rapport's own version 1: the same fields, no metadata; any event of any type.
+    /// rapport's own version 1: the same fields, no metadata; any event of any type that has a
+    /// version 1 (the types added at version 2 refuse it).
     #[test]
     fn rapport_version_1_lines_read_through_the_built_in_step(e in arb_new_event()) {
         let mut line: Map<String, Value> = serde_json::from_str(&e.to_json_line()).unwrap();
         line.insert("schema_version".into(), json!(1));
         let line = Value::Object(line).to_string();
+        if e.event.kind().first_schema_version() > 1 {
+            let refused = NewEvent::from_json_line(&line);
+            prop_assert!(matches!(refused, Err(ParseEventError::SchemaVersion { version: 1, .. })), "{:?}", refused);
+            return Ok(());
+        }
         prop_assert_eq!(NewEvent::from_json_line(&line), Ok(e.clone()));
         // Stating the current version is the same line.
         let current = line.replace("\"schema_version\":1", "\"schema_version\":2");

@@ -52,9 +52,9 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     // A store with no events holds no streams and no ids: pass 1 need not ask it about either
     // (a backfill into a new PostgreSQL database saves a query per chunk of lines).
     let store_empty = pollster::block_on(ledger.store().head()).map_err(read_err)? == Position(0);
-    let holds_metadata = ledger.store().holds_metadata();
+    let schema_version_max = ledger.store().schema_version_max();
     let mut shadow =
-        Shadow::new(LogState::with_capacity(events_hint), store_empty, options.future_skew, holds_metadata);
+        Shadow::new(LogState::with_capacity(events_hint), store_empty, options.future_skew, schema_version_max);
     let mut refusals = Refusals {
         source_name,
         skip_invalid: options.skip_invalid,

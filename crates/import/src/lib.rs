@@ -423,7 +423,7 @@ impl<'a, S: BackfillStore> Importer<'a, S> {
         };
         let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
         let mut options = self.options;
-        if options.stamp_source && !self.ledger.store().holds_metadata() {
+        if options.stamp_source && self.ledger.store().schema_version_max() < 2 {
             tracing::info!("the store holds no metadata (an older format): no source is stamped");
             options.stamp_source = false;
         }

@@ -32,9 +32,10 @@ pub(crate) struct Shadow {
     /// The store had no events when the import began.
     store_empty: bool,
     future_skew: std::time::Duration,
-    /// Whether the store keeps metadata ([`Store::holds_metadata`](rapport_core::Store::holds_metadata)):
-    /// one that does not refuses an event carrying any, so pass 1 refuses its line first.
-    holds_metadata: bool,
+    /// The newest schema version the store writes
+    /// ([`Store::schema_version_max`](rapport_core::Store::schema_version_max)): it refuses an
+    /// event needing a later one (metadata, a newer type), so pass 1 refuses its line first.
+    schema_version_max: u32,
 }
 
 /// What the shadow knows of the event holding one of its positions, to tell a later line with
@@ -65,9 +66,9 @@ impl Shadow {
         state: LogState,
         store_empty: bool,
         future_skew: std::time::Duration,
-        holds_metadata: bool,
+        schema_version_max: u32,
     ) -> Self {
-        Self { state, loaded: KeyedSet::default(), known: Vec::new(), store_empty, future_skew, holds_metadata }
+        Self { state, loaded: KeyedSet::default(), known: Vec::new(), store_empty, future_skew, schema_version_max }
     }
 
     /// Asks the store, on a thread of its own, what it knows about `batch`: the committed state
@@ -149,13 +150,13 @@ impl Shadow {
         kept: Option<&Lines>,
     ) -> Result<(), String> {
         debug_assert_eq!(batch.len(), lines.len());
-        if !self.holds_metadata
-            && let Some(e) = batch.iter().find(|e| !e.meta.is_empty())
-        {
-            return Err(format!(
-                "event {}: metadata: the store (a file store of format 1 or 2) holds none; `rapport upgrade` makes a copy that does",
-                e.id
-            ));
+        if let Some(e) = batch.iter().find(|e| e.min_schema_version() > self.schema_version_max) {
+            let what = if e.meta.is_empty() {
+                "type: the store (a file store of format 1 or 2) cannot hold this type"
+            } else {
+                "metadata: the store (a file store of format 1 or 2) holds none"
+            };
+            return Err(format!("event {}: {what}; `rapport upgrade` makes a copy that can", e.id));
         }
         let next = Position(self.known.len() as u64 + 1);
         let known = &self.known;

@@ -171,14 +171,18 @@ impl FileStore {
         }
         self.check_poison("append")?;
         let sh = &*self.shared;
-        if !self.holds_metadata()
-            && let Some(e) = batch.iter().find(|e| !e.meta.is_empty())
-        {
+        let held = self.schema_version_max();
+        if let Some(e) = batch.iter().find(|e| e.min_schema_version() > held) {
             let version = sh.recovery.format_version;
+            let what = if e.meta.is_empty() {
+                format!("it is an {} event, a type", e.event.kind())
+            } else {
+                "it carries metadata, which".to_owned()
+            };
             return Err(AppendError::Unsupported {
                 id: e.id,
                 reason: format!(
-                    "it carries metadata, which a format-version-{version} log cannot hold; upgrade the store to version {} (`rapport upgrade`)",
+                    "{what} a format-version-{version} log cannot hold; upgrade the store to version {} (`rapport upgrade`)",
                     crate::format::FORMAT_VERSION
                 ),
             });
@@ -301,9 +305,14 @@ impl Store for FileStore {
         std::future::ready(self.accounts_now(after, limit))
     }
 
-    /// Format version 3 does; a log of version 1 or 2 (until upgraded) does not.
-    fn holds_metadata(&self) -> bool {
-        self.shared.recovery.format_version >= crate::format::FORMAT_VERSION
+    /// The current version in format version 3; 1 in a log of version 1 or 2 (until
+    /// upgraded).
+    fn schema_version_max(&self) -> u32 {
+        if self.shared.recovery.format_version >= crate::format::FORMAT_VERSION {
+            rapport_core::EventKind::AdvocacyGiven.schema_version()
+        } else {
+            1
+        }
     }
 
     fn head(&self) -> impl Future<Output = Result<Position, ReadError>> + Send {

@@ -14,7 +14,7 @@ use rapport_core::testing::conformance::assert_log_invariants;
 use rapport_core::{AccountId, ExpectedVersion, NewEvent, Store};
 use rapport_store_file::{FileStore, OpenError, Options};
 
-use common::history;
+use common::{history, history_v1};
 use faulty::{FaultyVfs, MEM_DIR, Tear, open_mem, segment_paths, small_segments};
 
 /// Events whose encoding holds as many zero bytes as valid events can: ids of nearly all zero
@@ -143,7 +143,7 @@ fn a_flipped_bit_in_a_legacy_last_batch_of_nul_text_is_refused() {
         e.id = rapport_core::EventId::from_uuid(uuid::Uuid::from_u128(k as u128 + 7)).unwrap();
         e
     };
-    let batches = vec![history(1, 1, 4), (0..6).map(nul).collect::<Vec<_>>()];
+    let batches = vec![history_v1(1, 1, 4), (0..6).map(nul).collect::<Vec<_>>()];
     let bytes = legacy_segment(&batches);
     let first = FaultyVfs::new();
     first.set_bytes(Path::new("/mem/db/seg-0000000000.rpl"), bytes.clone());

@@ -54,6 +54,24 @@ pub(super) struct RawLine<'a> {
     #[serde(borrow)]
     pub(super) kind: Option<Text<'a>>,
     #[serde(borrow)]
+    pub(super) segment: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) tier: Option<Text<'a>>,
+    pub(super) arr: Option<f64>,
+    #[serde(borrow)]
+    pub(super) currency: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) parent: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) lifecycle: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) renews_at: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub(super) owner: Option<Text<'a>>,
+    pub(super) sentiment: Option<i64>,
+    #[serde(borrow)]
+    pub(super) valid_until: Option<Text<'a>>,
+    #[serde(borrow)]
     pub(super) actor: Option<Text<'a>>,
     #[serde(borrow)]
     pub(super) source: Option<Text<'a>>,
@@ -236,6 +254,16 @@ impl<'a> Fields<'_, 'a> {
             r.comment.is_some(),
             r.channel.is_some(),
             r.kind.is_some(),
+            r.segment.is_some(),
+            r.tier.is_some(),
+            r.arr.is_some(),
+            r.currency.is_some(),
+            r.parent.is_some(),
+            r.lifecycle.is_some(),
+            r.renews_at.is_some(),
+            r.owner.is_some(),
+            r.sentiment.is_some(),
+            r.valid_until.is_some(),
         ];
         let set = present.iter().enumerate().fold(0u32, |m, (i, &p)| m | (u32::from(p) << i));
         match set & !allowed {
@@ -253,9 +281,9 @@ impl<'a> Fields<'_, 'a> {
 pub enum FieldType {
     /// A string.
     Text,
-    /// A number (`weight`).
+    /// A number (`weight`, `arr`).
     Number,
-    /// An integer (`nps`, `csat`, `ces`).
+    /// An integer (`nps`, `csat`, `ces`, `sentiment`).
     Integer,
     /// `true` or `false` (`accepted`).
     Bool,
@@ -265,9 +293,10 @@ pub enum FieldType {
 
 /// Every field a submitted event may hold, with its JSON type: the canonical form's one field
 /// table (`docs/event-format.md`). The CSV importer's columns are these names (`tags` as one
-/// column per tag, `tags.NAME`). The first four are every event's; the next sixteen only some
-/// types carry; the last six any event may (metadata, and the schema version of its shape).
-pub const SUBMITTED_FIELDS: [(&str, FieldType); 26] = [
+/// column per tag, `tags.NAME`). The first four are every event's; the next twenty-six only
+/// some types carry; the last six any event may (metadata, and the schema version of its
+/// shape).
+pub const SUBMITTED_FIELDS: [(&str, FieldType); 36] = [
     ("type", FieldType::Text),
     ("id", FieldType::Text),
     ("account", FieldType::Text),
@@ -288,6 +317,16 @@ pub const SUBMITTED_FIELDS: [(&str, FieldType); 26] = [
     ("comment", FieldType::Text),
     ("channel", FieldType::Text),
     ("kind", FieldType::Text),
+    ("segment", FieldType::Text),
+    ("tier", FieldType::Text),
+    ("arr", FieldType::Number),
+    ("currency", FieldType::Text),
+    ("parent", FieldType::Text),
+    ("lifecycle", FieldType::Text),
+    ("renews_at", FieldType::Text),
+    ("owner", FieldType::Text),
+    ("sentiment", FieldType::Integer),
+    ("valid_until", FieldType::Text),
     ("actor", FieldType::Text),
     ("source", FieldType::Text),
     ("correlation_id", FieldType::Text),
@@ -306,10 +345,10 @@ pub const ENVELOPE_EXTRA_FIELDS: [&str; 6] = {
 /// The fields that only some event types carry, in the order a refusal names them; bit `i` of
 /// a [`Fields::only`] mask stands for the `i`th. A mask rather than a list of names: matching
 /// names cost a string comparison per field per line.
-pub(super) const OPTIONAL_FIELDS: [&str; 16] = {
-    let mut names = [""; 16];
+pub(super) const OPTIONAL_FIELDS: [&str; 26] = {
+    let mut names = [""; 26];
     let mut i = 0;
-    while i < 16 {
+    while i < 26 {
         names[i] = SUBMITTED_FIELDS[i + 4].0;
         i += 1;
     }
@@ -331,7 +370,7 @@ pub enum Need {
 /// and `docs/event.schema.json` is generated from it ([`event_schema`](super::event_schema)).
 /// A survey answer needs exactly one of `nps`, `csat` and `ces`, each listed as optional. In
 /// [`EventKind::ALL`] order.
-pub const TYPE_FIELDS: [(EventKind, &[(&str, Need)]); 12] = {
+pub const TYPE_FIELDS: [(EventKind, &[(&str, Need)]); 14] = {
     use Need::{Optional, Required};
     [
         (
@@ -352,6 +391,20 @@ pub const TYPE_FIELDS: [(EventKind, &[(&str, Need)]); 12] = {
         (EventKind::TouchpointHeld, &[("channel", Required)]),
         (EventKind::IssueDisclosed, &[("summary", Optional)]),
         (EventKind::AdvocacyGiven, &[("kind", Required)]),
+        (
+            EventKind::AccountProfiled,
+            &[
+                ("segment", Optional),
+                ("tier", Optional),
+                ("arr", Optional),
+                ("currency", Optional),
+                ("parent", Optional),
+                ("lifecycle", Optional),
+                ("renews_at", Optional),
+                ("owner", Optional),
+            ],
+        ),
+        (EventKind::AssessmentRecorded, &[("sentiment", Required), ("reason", Required), ("valid_until", Optional)]),
     ]
 };
 
@@ -373,8 +426,8 @@ const fn same(a: &str, b: &str) -> bool {
 /// Each type's allowed fields as a [`Fields::only`] mask (bit `i` for the `i`th of
 /// [`OPTIONAL_FIELDS`]), built from [`TYPE_FIELDS`] when compiling; a name missing from the
 /// field table, or the table out of [`EventKind::ALL`] order, fails the build.
-const ALLOWED: [u32; 12] = {
-    let mut masks = [0u32; 12];
+const ALLOWED: [u32; 14] = {
+    let mut masks = [0u32; 14];
     let mut t = 0;
     while t < TYPE_FIELDS.len() {
         assert!(TYPE_FIELDS[t].0 as usize == t, "TYPE_FIELDS is in EventKind::ALL order");
@@ -554,6 +607,14 @@ pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
                 invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
             })?;
             Event::AdvocacyGiven { kind }
+        }
+        EventKind::AccountProfiled => {
+            f.only(allowed(EventKind::AccountProfiled))?;
+            super::account::build_profile(f)?
+        }
+        EventKind::AssessmentRecorded => {
+            f.only(allowed(EventKind::AssessmentRecorded))?;
+            super::account::build_assessment(f)?
         }
     };
     Ok(event)

@@ -95,6 +95,7 @@ impl ParseEventError {
     }
 }
 
+mod account;
 mod fields;
 mod scan;
 mod schema;

@@ -23,7 +23,7 @@ fn scan_compact_fields<'a>(line: &'a str, raw: &mut RawLine<'a>) -> Option<()> {
     if b.len() == 2 {
         return Some(());
     }
-    let mut seen = 0u32;
+    let mut seen = 0u64;
     let mut i = 1;
     loop {
         let (key, next) = scan_plain_string(line, i)?;
@@ -72,6 +72,16 @@ pub(super) fn field_bit(key: &str) -> Option<u32> {
         "comment" => Some(20),
         "channel" => Some(21),
         "kind" => Some(22),
+        "segment" => Some(23),
+        "tier" => Some(24),
+        "arr" => Some(25),
+        "currency" => Some(26),
+        "parent" => Some(27),
+        "lifecycle" => Some(28),
+        "renews_at" => Some(29),
+        "owner" => Some(30),
+        "sentiment" => Some(31),
+        "valid_until" => Some(32),
         _ => None,
     }
 }
@@ -94,9 +104,14 @@ fn scan_value<'a>(line: &'a str, i: usize, bit: u32, raw: &mut RawLine<'a>) -> O
             }
             end
         }
-        10 => {
+        10 | 25 => {
             let end = end()?;
-            raw.weight = Some(scan_decimal(&line[i..end])?);
+            let v = Some(scan_decimal(&line[i..end])?);
+            if bit == 10 {
+                raw.weight = v
+            } else {
+                raw.arr = v
+            }
             end
         }
         12 => {
@@ -108,13 +123,14 @@ fn scan_value<'a>(line: &'a str, i: usize, bit: u32, raw: &mut RawLine<'a>) -> O
             });
             end
         }
-        17..=19 => {
+        17..=19 | 31 => {
             let end = end()?;
             let v = Some(scan_integer(&b[i..end])?);
             match bit {
                 17 => raw.nps = v,
                 18 => raw.csat = v,
-                _ => raw.ces = v,
+                19 => raw.ces = v,
+                _ => raw.sentiment = v,
             }
             end
         }
@@ -137,7 +153,15 @@ fn scan_value<'a>(line: &'a str, i: usize, bit: u32, raw: &mut RawLine<'a>) -> O
                 16 => raw.survey = value,
                 20 => raw.comment = value,
                 21 => raw.channel = value,
-                _ => raw.kind = value,
+                22 => raw.kind = value,
+                23 => raw.segment = value,
+                24 => raw.tier = value,
+                26 => raw.currency = value,
+                27 => raw.parent = value,
+                28 => raw.lifecycle = value,
+                29 => raw.renews_at = value,
+                30 => raw.owner = value,
+                _ => raw.valid_until = value,
             }
             next
         }

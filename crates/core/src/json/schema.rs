@@ -10,6 +10,7 @@ use super::fields::{
 use crate::event::{AdvocacyKind, Channel, EventKind, Severity, TEXT_BYTES_MAX};
 use crate::id::KEY_BYTES_MAX;
 use crate::meta::{META_TEXT_BYTES_MAX, TAG_NAME_BYTES_MAX, TAGS_MAX};
+use crate::profile::{self, ARR_MAX, Lifecycle, OWNER_BYTES_MAX};
 use crate::validate::WEIGHT_MAX;
 
 /// The JSON Schema (draft 2020-12) of one submitted event in canonical form: one object per
@@ -20,7 +21,7 @@ use crate::validate::WEIGHT_MAX;
 ///
 /// ```
 /// let schema = rapport_core::json::event_schema();
-/// assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(12));
+/// assert_eq!(schema["oneOf"].as_array().map(Vec::len), Some(14));
 /// ```
 pub fn event_schema() -> Value {
     let types: Vec<Value> = TYPE_FIELDS.iter().map(|(kind, fields)| type_schema(*kind, fields)).collect();
@@ -60,6 +61,18 @@ fn type_schema(kind: EventKind, fields: &[(&str, Need)]) -> Value {
         "required": required,
         "additionalProperties": false,
     });
+    if kind == EventKind::AccountProfiled {
+        // At least one field states something; arr and its currency come together (both
+        // absent or null, or both set).
+        let some = |f: &str| json!({ "properties": { f: { "not": { "type": "null" } } }, "required": [f] });
+        let one_set: Vec<Value> = profile::FIELDS.iter().map(|f| some(f)).collect();
+        let neither = json!({ "properties": { "arr": { "type": "null" }, "currency": { "type": "null" } } });
+        let both = json!({
+            "properties": { "arr": { "type": "number" }, "currency": { "type": "string" } },
+            "required": ["arr", "currency"],
+        });
+        schema["allOf"] = json!([{ "anyOf": one_set }, { "anyOf": [neither, both] }]);
+    }
     if kind == EventKind::SurveyAnswered {
         // Exactly one measure holds a number (the others absent or null).
         let one = |m: &str| json!({ "properties": { m: { "type": "integer" } }, "required": [m] });
@@ -133,6 +146,30 @@ fn field_schema(name: &str) -> Value {
             "const": EventKind::CommitmentMade.schema_version(),
             "description": "the schema version of the event's shape; absent: the current one; an older one needs an upcaster",
         }),
+        "segment" => key("the customer segment, which picks the scoring model"),
+        "tier" => key("the service tier"),
+        "parent" => key("the parent account, never the account itself"),
+        "arr" => json!({
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": ARR_MAX,
+            "description": "the annual contract value, stated with its currency",
+        }),
+        "currency" => json!({
+            "type": "string",
+            "minLength": 3,
+            "maxLength": 3,
+            "description": "the ISO 4217 code of arr's currency (three upper-case letters), stated with arr",
+        }),
+        "lifecycle" => tags(Lifecycle::ALL.map(Lifecycle::tag).to_vec()),
+        "renews_at" | "valid_until" => instant(),
+        "owner" => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": OWNER_BYTES_MAX,
+            "description": format!("who owns the relationship: 1-{OWNER_BYTES_MAX} bytes, no control characters"),
+        }),
+        "sentiment" => range(1, 5),
         "nps" => range(0, 10),
         "csat" => range(1, 5),
         "ces" => range(1, 7),

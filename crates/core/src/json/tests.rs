@@ -23,6 +23,10 @@ const LINES: &[&str] = &[
     r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0b","account":"acme","occurred_at":"2025-03-07T10:00:00Z","summary":"we double-billed"}"#,
     r#"{"type":"issue_disclosed","id":"0192f0c1-7a4b-7cde-8f01-23456789ab1b","account":"acme","occurred_at":"2025-03-07T10:00:00Z"}"#,
     r#"{"type":"advocacy_given","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0c","account":"acme","occurred_at":"2025-03-08T10:00:00.5Z","kind":"case_study"}"#,
+    r#"{"type":"account_profiled","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0d","account":"acme","occurred_at":"2025-01-01T00:00:00Z","segment":"enterprise","tier":"gold","arr":120000.5,"currency":"EUR","parent":"acme-group","lifecycle":"adoption","renews_at":"2026-01-01T00:00:00Z","owner":"Ann Lee"}"#,
+    r#"{"type":"account_profiled","id":"0192f0c1-7a4b-7cde-8f01-23456789ab1d","account":"acme","occurred_at":"2025-02-01T00:00:00Z","lifecycle":"expansion"}"#,
+    r#"{"type":"assessment_recorded","id":"0192f0c1-7a4b-7cde-8f01-23456789ab0e","account":"acme","occurred_at":"2025-03-09T10:00:00Z","sentiment":2,"reason":"champion left","valid_until":"2025-04-09T10:00:00Z"}"#,
+    r#"{"type":"assessment_recorded","id":"0192f0c1-7a4b-7cde-8f01-23456789ab1e","account":"acme","occurred_at":"2025-03-09T10:00:00Z","sentiment":5,"reason":"renewed early"}"#,
 ];
 
 #[test]
@@ -122,7 +126,7 @@ fn refusals_name_the_field() {
         NewEvent::from_json_line(&format!(r#"{{"type":"{ty}",{base},{fields}}}"#)).unwrap();
         for extra in OPTIONAL_FIELDS.iter().filter(|f| !fields.contains(&format!(r#""{f}""#))) {
             let value = match *extra {
-                "weight" | "nps" | "csat" | "ces" => "1",
+                "weight" | "nps" | "csat" | "ces" | "arr" | "sentiment" => "1",
                 "accepted" => "true",
                 _ => r#""x""#,
             };
@@ -269,13 +273,13 @@ fn the_scanner_and_the_field_checks_follow_the_one_field_table() {
         .iter()
         .map(|f| f.0)
         .chain(STORE_ASSIGNED)
-        .chain(SUBMITTED_FIELDS[4..20].iter().map(|f| f.0))
+        .chain(SUBMITTED_FIELDS[4..30].iter().map(|f| f.0))
         .collect();
-    assert_eq!(names.len(), 23);
+    assert_eq!(names.len(), 33);
     for (bit, name) in names.iter().enumerate() {
         assert_eq!(field_bit(name), Some(bit as u32), "{name}");
     }
-    assert_eq!(SUBMITTED_FIELDS[20..].iter().map(|f| f.0).collect::<Vec<_>>(), ENVELOPE_EXTRA_FIELDS);
+    assert_eq!(SUBMITTED_FIELDS[30..].iter().map(|f| f.0).collect::<Vec<_>>(), ENVELOPE_EXTRA_FIELDS);
     for name in ENVELOPE_EXTRA_FIELDS.into_iter().chain(["recorded"]) {
         assert_eq!(field_bit(name), None, "{name}");
     }

@@ -85,6 +85,32 @@ impl Serialize for JsonForm<'_> {
             Event::TouchpointHeld { channel } => m.serialize_entry("channel", channel_tag(*channel))?,
             Event::IssueDisclosed { summary } => opt(&mut m, "summary", summary)?,
             Event::AdvocacyGiven { kind } => m.serialize_entry("kind", advocacy_tag(*kind))?,
+            Event::AccountProfiled { profile } => {
+                let p = &**profile;
+                opt(&mut m, "segment", &p.segment)?;
+                opt(&mut m, "tier", &p.tier)?;
+                if let Some(arr) = &p.arr {
+                    m.serialize_entry("arr", &arr.amount)?;
+                    m.serialize_entry("currency", arr.currency.as_str())?;
+                }
+                if let Some(parent) = &p.parent {
+                    m.serialize_entry("parent", parent)?;
+                }
+                if let Some(l) = p.lifecycle {
+                    m.serialize_entry("lifecycle", l.tag())?;
+                }
+                if let Some(t) = &p.renews_at {
+                    m.serialize_entry("renews_at", t)?;
+                }
+                opt(&mut m, "owner", &p.owner)?;
+            }
+            Event::AssessmentRecorded { sentiment, reason, valid_until } => {
+                m.serialize_entry("sentiment", sentiment)?;
+                m.serialize_entry("reason", reason)?;
+                if let Some(t) = valid_until {
+                    m.serialize_entry("valid_until", t)?;
+                }
+            }
         }
         if self.with_meta && !n.meta.is_empty() {
             for (name, value) in n.meta.texts() {

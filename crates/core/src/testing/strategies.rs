@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use crate::event::{AdvocacyKind, Channel, Event, NewEvent, Severity, SurveyScore};
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, SurveyKey};
 use crate::meta::Metadata;
+use crate::profile::{Arr, Currency, Lifecycle, Profile};
 use crate::testing::synth::{CommitmentEnding, ItemPlan, expand};
 use crate::timestamp::Timestamp;
 
@@ -98,8 +99,46 @@ pub fn arb_item_plan() -> impl Strategy<Value = ItemPlan> {
         2 => (at.clone(), arb_survey_score()).prop_map(|(at_hours, score)| ItemPlan::Survey { at_hours, score }),
         3 => (at.clone(), arb_channel()).prop_map(|(at_hours, channel)| ItemPlan::Touchpoint { at_hours, channel }),
         1 => at.clone().prop_map(|at_hours| ItemPlan::Disclosure { at_hours }),
-        1 => (at, arb_advocacy_kind()).prop_map(|(at_hours, kind)| ItemPlan::Advocacy { at_hours, kind }),
+        1 => (at.clone(), arb_advocacy_kind()).prop_map(|(at_hours, kind)| ItemPlan::Advocacy { at_hours, kind }),
+        1 => (at.clone(), arb_profile(), proptest::option::of(1u32..24 * 400)).prop_map(
+            |(at_hours, profile, renews_after_hours)| {
+                // No parent (the plan knows no other account), and never empty without it.
+                let lifecycle = profile.lifecycle.or(Some(Lifecycle::Adoption));
+                let profile = Box::new(Profile { parent: None, lifecycle, ..profile });
+                ItemPlan::Profile { at_hours, profile, renews_after_hours }
+            }
+        ),
+        1 => (at, 1u8..=5, proptest::option::of(1u32..24 * 200)).prop_map(|(at_hours, sentiment, valid_hours)| {
+            ItemPlan::Assessment { at_hours, sentiment, valid_hours }
+        }),
     ]
+}
+
+/// Any valid profile (of an account other than its `parent`, which is an `acct-N` id or
+/// none; [`arb_new_event`] keeps it apart from the account).
+pub fn arb_profile() -> impl Strategy<Value = Profile> {
+    let key = || proptest::option::of("[a-z0-9_é-]{1,16}");
+    let arr = proptest::option::of((0.01f64..1e9, "[A-Z]{3}"));
+    let lifecycle = proptest::option::of(proptest::sample::select(Lifecycle::ALL.to_vec()));
+    let time = proptest::option::of((-2_000_000_000i64..7_000_000_000).prop_map(Timestamp::from_unix_seconds));
+    let parent = proptest::option::of((0u32..50).prop_map(|n| format!("parent-{n}")));
+    let owner =
+        proptest::option::of("\\PC{1,30}".prop_filter("no control characters", |s| !s.chars().any(char::is_control)));
+    (key(), key(), arr, parent, lifecycle, time, owner).prop_filter_map(
+        "a valid profile",
+        |(segment, tier, arr, parent, lifecycle, renews_at, owner)| {
+            let arr = match arr {
+                Some((amount, code)) => Some(Arr { amount, currency: Currency::new(&code).ok()? }),
+                None => None,
+            };
+            let parent = match parent {
+                Some(p) => Some(AccountId::new(&p).ok()?),
+                None => None,
+            };
+            let p = Profile { segment, tier, arr, parent, lifecycle, renews_at, owner };
+            p.check("").is_ok().then_some(p)
+        },
+    )
 }
 
 /// An account id, sometimes with awkward but valid characters.
@@ -185,6 +224,10 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
         arb_channel().prop_map(|channel| Event::TouchpointHeld { channel }),
         maybe().prop_map(|summary| Event::IssueDisclosed { summary }),
         arb_advocacy_kind().prop_map(|kind| Event::AdvocacyGiven { kind }),
+        arb_profile().prop_map(|profile| Event::AccountProfiled { profile: Box::new(profile) }),
+        (1u8..=5, text(), proptest::option::of(time())).prop_map(|(sentiment, reason, valid_until)| {
+            Event::AssessmentRecorded { sentiment, reason, valid_until }
+        }),
     ]
 }
 
@@ -216,15 +259,27 @@ pub fn arb_metadata() -> impl Strategy<Value = Metadata> {
 }
 
 /// Any one submitted event of any type ([`arb_event`]), with an arbitrary id, account and
-/// time, and no metadata.
+/// time, and no metadata; valid by [`check_event`](crate::validate::check_event) (a profile's
+/// parent is not the account, an assessment's `valid_until` is after its time).
 pub fn arb_new_event() -> impl Strategy<Value = NewEvent> {
-    (1u128.., arb_account_id(), (-2_000_000_000i64..7_000_000_000), arb_event()).prop_map(|(id, account, t, event)| {
-        NewEvent {
-            id: EventId::from_bytes(id.to_be_bytes()),
-            account,
-            occurred_at: Timestamp::from_unix_seconds(t),
-            event,
-            meta: Metadata::new(),
-        }
-    })
+    (1u128.., arb_account_id(), (-2_000_000_000i64..7_000_000_000), arb_event()).prop_filter_map(
+        "a profile of its own parent",
+        |(id, account, t, mut event)| {
+            let occurred_at = Timestamp::from_unix_seconds(t);
+            match &mut event {
+                Event::AccountProfiled { profile } if profile.check(account.as_str()).is_err() => return None,
+                Event::AssessmentRecorded { valid_until: Some(until), .. } if *until <= occurred_at => {
+                    *until = occurred_at.add_nanos(crate::timestamp::NANOS_PER_HOUR);
+                }
+                _ => {}
+            }
+            Some(NewEvent {
+                id: EventId::from_bytes(id.to_be_bytes()),
+                account,
+                occurred_at,
+                event,
+                meta: Metadata::new(),
+            })
+        },
+    )
 }

@@ -6,6 +6,7 @@
 
 use crate::event::{AdvocacyKind, Channel, Event, NewEvent, Severity, SurveyScore};
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId, SurveyKey};
+use crate::profile::{Arr, Currency, Lifecycle, Profile};
 use crate::timestamp::{NANOS_PER_HOUR, Timestamp};
 
 /// How a planned commitment ends. Offsets are hours after the commitment was made.
@@ -91,6 +92,24 @@ pub enum ItemPlan {
         /// How.
         kind: AdvocacyKind,
     },
+    /// A profile of the account.
+    Profile {
+        /// When.
+        at_hours: u32,
+        /// The profile (its `renews_at` set from `renews_after_hours` when given).
+        profile: Box<Profile>,
+        /// The renewal date, in hours after the profile.
+        renews_after_hours: Option<u32>,
+    },
+    /// A manual assessment.
+    Assessment {
+        /// When.
+        at_hours: u32,
+        /// 1 to 5.
+        sentiment: u8,
+        /// Valid for this many hours, or the model's default when `None`.
+        valid_hours: Option<u32>,
+    },
 }
 
 /// Expands plans into one account's valid history, sorted by `occurred_at`.
@@ -132,6 +151,24 @@ pub fn expand(
             }
             ItemPlan::Advocacy { at_hours, kind } => {
                 steps.push(u64::from(*at_hours), Event::AdvocacyGiven { kind: *kind });
+            }
+            ItemPlan::Profile { at_hours, profile, renews_after_hours } => {
+                let mut profile = profile.clone();
+                if let Some(h) = renews_after_hours {
+                    let hours = i64::from(*at_hours) + i64::from(*h);
+                    profile.renews_at = Some(base.add_nanos(hours.saturating_mul(NANOS_PER_HOUR)));
+                }
+                steps.push(u64::from(*at_hours), Event::AccountProfiled { profile });
+            }
+            ItemPlan::Assessment { at_hours, sentiment, valid_hours } => {
+                let valid_until = valid_hours.map(|h| {
+                    base.add_nanos((i64::from(*at_hours) + i64::from(h.max(1))).saturating_mul(NANOS_PER_HOUR))
+                });
+                let reason = format!("quarterly review {i}");
+                steps.push(
+                    u64::from(*at_hours),
+                    Event::AssessmentRecorded { sentiment: *sentiment, reason, valid_until },
+                );
             }
         }
     }
@@ -389,6 +426,64 @@ pub fn plan_account(rng: &mut SplitMix64, months: u32, quality: f64) -> Vec<Item
     plans
 }
 
+/// Plans account `n`'s profiles and assessments, from a generator of their own (so the
+/// rest of a portfolio is the same with or without them). A profile at the start, restated
+/// (ARR grown or shrunk with `quality`, the next renewal date) at each yearly renewal; in
+/// groups of five, the first account of every other group is the parent of the four after it.
+/// Every quarter, most accounts get a CSM's assessment: usually close to `quality`, sometimes
+/// an optimistic "green" whatever the evidence, sometimes with a stated validity of 30 days.
+pub fn plan_profile(rng: &mut SplitMix64, n: u32, months: u32, quality: f64) -> Vec<ItemPlan> {
+    let months = months.min(MONTHS_MAX);
+    let mut plans = Vec::new();
+    let segments = ["smb", "mid_market", "enterprise"];
+    let mut arr = [12_000.0, 60_000.0, 250_000.0][rng.below(3) as usize] * (0.5 + rng.unit());
+    let parent = (!n.is_multiple_of(5) && (n / 5).is_multiple_of(2)).then(|| key(AccountId::new, "acct", (n - n % 5) as usize));
+    let owner = format!("csm-{}", rng.below(12));
+    for year in 0..months.div_ceil(12) {
+        let at_hours = year * 12 * HOURS_PER_MONTH + u32::from(year > 0) * rng.below(48);
+        let segment = if arr >= 100_000.0 {
+            2
+        } else if arr >= 30_000.0 {
+            1
+        } else {
+            0
+        };
+        let lifecycle = match year {
+            0 => Lifecycle::Onboarding,
+            _ if quality < 0.25 && rng.chance(0.3) => Lifecycle::Churned,
+            _ if quality > 0.7 => Lifecycle::Expansion,
+            _ => Lifecycle::Adoption,
+        };
+        let profile = Profile {
+            segment: Some(segments[segment].to_owned()),
+            tier: Some(["bronze", "silver", "gold"][segment].to_owned()),
+            arr: Currency::new("USD").ok().map(|currency| Arr { amount: (arr * 100.0).round() / 100.0, currency }),
+            parent: parent.clone(),
+            lifecycle: Some(lifecycle),
+            renews_at: None,
+            owner: Some(owner.clone()),
+        };
+        let renews_after_hours = Some((year + 1) * 12 * HOURS_PER_MONTH - at_hours);
+        plans.push(ItemPlan::Profile { at_hours, profile: Box::new(profile), renews_after_hours });
+        arr = (arr * (0.8 + 0.5 * quality)).clamp(1_000.0, 50_000_000.0);
+    }
+    for quarter in 0..months / 3 {
+        if !rng.chance(0.7) {
+            continue;
+        }
+        let at_hours = (quarter * 3 + 2) * HOURS_PER_MONTH + rng.below(HOURS_PER_MONTH);
+        let sentiment = if rng.chance(0.15) {
+            4 + rng.below(2) as u8
+        } else {
+            let noisy = (quality * 4.0 + 1.0 + (rng.unit() - 0.5) * 1.5).round();
+            noisy.clamp(1.0, 5.0) as u8
+        };
+        let valid_hours = rng.chance(0.2).then_some(30 * 24);
+        plans.push(ItemPlan::Assessment { at_hours, sentiment, valid_hours });
+    }
+    plans
+}
+
 /// A deterministic portfolio history: account after account, each sorted by time.
 ///
 /// Memory stays flat: one account's events are buffered at a time.
@@ -428,7 +523,11 @@ impl Iterator for Generate {
             let account = key(AccountId::new, "acct", n as usize);
             // Qualities spread from struggling to excellent, skewed towards good.
             let quality = 1.0 - (self.rng.unit() * self.rng.unit());
-            let plans = plan_account(&mut self.rng, self.config.months, quality);
+            let mut plans = plan_account(&mut self.rng, self.config.months, quality);
+            // Their own generator: the rest of the portfolio is the same as before they existed.
+            let mut own =
+                SplitMix64::new(self.config.seed ^ u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5052_4F46);
+            plans.extend(plan_profile(&mut own, n, self.config.months, quality));
             let until = self.config.end();
             self.buffer = expand(&account, self.config.start, &plans, self.config.seed, Some(until)).into_iter();
         }

@@ -204,6 +204,20 @@ pub enum ValidationError {
         /// The limit.
         max: usize,
     },
+    /// A field of a profile or an assessment that breaks its rules
+    /// ([`ProfileFields::check`](crate::profile::ProfileFields::check); a sentiment outside
+    /// 1-5; a `valid_until` not after `occurred_at`).
+    #[error("account {account}, event {event}: {field}: {reason}")]
+    FieldInvalid {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A commitment weight above [`WEIGHT_MAX`] (an admission rule, see [`Admission`]).
     #[error("account {account}, event {event}: weight {weight:e} is larger than the {max:e} allowed")]
     WeightTooLarge {
@@ -269,6 +283,7 @@ impl ValidationError {
             | Self::TimestampOutOfRange { event, .. }
             | Self::WeightInvalid { event, .. }
             | Self::TextTooLong { event, .. }
+            | Self::FieldInvalid { event, .. }
             | Self::WeightTooLarge { event, .. }
             | Self::TextHoldsNul { event, .. }
             | Self::OccursInTheFuture { event, .. } => *event,
@@ -292,6 +307,7 @@ impl ValidationError {
             Self::SurveyOutOfRange { measure, .. } => measure,
             Self::TimestampOutOfRange { field, .. }
             | Self::TextTooLong { field, .. }
+            | Self::FieldInvalid { field, .. }
             | Self::TextHoldsNul { field, .. } => field,
             Self::WeightInvalid { .. } | Self::WeightTooLarge { .. } => "weight",
             Self::OccursInTheFuture { .. } => "occurred_at",
@@ -345,6 +361,40 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
                 min: *range.start(),
                 max: *range.end(),
             });
+        }
+        Event::AccountProfiled { profile } => {
+            if let Err(err) = profile.check(e.account.as_str()) {
+                return Err(ValidationError::FieldInvalid {
+                    account: account(),
+                    event: e.id,
+                    field: err.field,
+                    reason: err.reason,
+                });
+            }
+        }
+        Event::AssessmentRecorded { sentiment, valid_until, .. } => {
+            let field = |field, reason: String| ValidationError::FieldInvalid {
+                account: account(),
+                event: e.id,
+                field,
+                reason,
+            };
+            if !crate::event::SENTIMENT_RANGE.contains(sentiment) {
+                return Err(field("sentiment", format!("{sentiment} is outside 1..=5")));
+            }
+            if let Some(until) = valid_until {
+                if !until.in_range() {
+                    return Err(ValidationError::TimestampOutOfRange {
+                        account: account(),
+                        event: e.id,
+                        field: "valid_until",
+                        at: *until,
+                    });
+                }
+                if *until <= e.occurred_at {
+                    return Err(field("valid_until", format!("{until} is not after occurred_at {}", e.occurred_at)));
+                }
+            }
         }
         _ => {}
     }

@@ -168,7 +168,9 @@ impl StreamState {
             Event::SurveyAnswered { .. }
             | Event::TouchpointHeld { .. }
             | Event::IssueDisclosed { .. }
-            | Event::AdvocacyGiven { .. } => Ok(()),
+            | Event::AdvocacyGiven { .. }
+            | Event::AccountProfiled { .. }
+            | Event::AssessmentRecorded { .. } => Ok(()),
         }
     }
 

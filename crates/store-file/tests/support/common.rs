@@ -37,6 +37,13 @@ pub(crate) fn history(accounts: u32, months: u32, seed: u64) -> Vec<NewEvent> {
     generate(SynthConfig { accounts, months, seed, ..Default::default() }).collect()
 }
 
+/// [`history`] without the types added at schema version 2 (profiles, assessments): what a
+/// log of format 1 or 2 can hold.
+#[allow(dead_code)]
+pub(crate) fn history_v1(accounts: u32, months: u32, seed: u64) -> Vec<NewEvent> {
+    history(accounts, months, seed).into_iter().filter(|e| e.min_schema_version() == 1).collect()
+}
+
 pub(crate) fn contents(store: &FileStore) -> Vec<Envelope> {
     assert_log_invariants(store)
 }
