@@ -47,8 +47,22 @@ fn refuse(field: &'static str, reason: impl Into<String>) -> ProfileError {
 
 /// An ISO 4217 currency code: three upper-case ASCII letters (`EUR`, `USD`). Only the shape is
 /// checked: the list of codes changes, and a ledger must keep reading what it once accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Currency([u8; 3]);
+
+impl TryFrom<String> for Currency {
+    type Error = ProfileError;
+    fn try_from(code: String) -> Result<Self, ProfileError> {
+        Self::new(&code)
+    }
+}
+
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.as_str().to_owned()
+    }
+}
 
 impl Currency {
     /// Checks `code` and keeps it.
@@ -83,7 +97,7 @@ impl std::fmt::Display for Currency {
 
 /// An account's annual contract value: an amount and its currency. Projections use it as a
 /// weight (rollups), never for accounting.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Arr {
     /// The amount: finite, positive, at most [`ARR_MAX`].
     pub amount: f64,
@@ -130,8 +144,9 @@ impl Lifecycle {
 
 /// What an account is, as one `account_profiled` event states it. Every field is optional,
 /// but a profile states at least one; [`check`](Self::check) holds the rules (the stores
-/// apply them through [`check_event`](crate::validate::check_event)).
-#[derive(Debug, Clone, PartialEq, Default)]
+/// apply them through [`check_event`](crate::validate::check_event)). Serde is for derived
+/// state (a runner's checkpoint); the canonical form is the event's JSON line.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Profile {
     /// The customer segment, which picks the scoring model (`enterprise`, `smb`): a key
     /// (1-128 bytes, no control characters).

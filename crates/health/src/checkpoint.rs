@@ -28,7 +28,7 @@ pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// event position (signal ids name it); 4: held and window events in binary, not JSON lines;
 /// 5: those events at their type's current schema version, with metadata (a version-4
 /// checkpoint is refused and rebuilt, as any other version is).
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]

@@ -2,7 +2,9 @@
 //!
 //! HEALTH = 100 · Σ Wⱼ·vⱼ / Σ Wⱼ over trust, NPS, CSAT, CES, open escalation load, engagement
 //! and advocacy. A measure without evidence contributes its prior with confidence 0; coverage
-//! (Σ Wⱼ·confidenceⱼ) below 0.35 makes the band grey. `docs/scoring.md` documents the model.
+//! (Σ Wⱼ·confidenceⱼ) below 0.35 makes the band grey. Manual assessments then take a share
+//! (10 %) whose prior is that evidence, so they move health only while valid and never hide
+//! it ([`Scores::evidence`]). `docs/scoring.md` documents the model.
 //!
 //! - [`HealthModel`]: every parameter (including the trust model), as a serde config.
 //! - [`HealthState`] / [`HealthProjection`]: one account; [`Scores`] holds trust and health.
@@ -32,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod assessment;
 pub mod checkpoint;
 pub mod model;
 pub mod portfolio;
@@ -40,6 +43,7 @@ pub mod runner;
 pub mod signal;
 pub mod state;
 
+pub use assessment::AssessmentParams;
 pub use checkpoint::{CheckpointError, model_fingerprint};
 pub use model::{HealthModel, HealthWeights, PreparedHealth};
 pub use portfolio::{
@@ -49,4 +53,4 @@ pub use rapport_trust::{Band, Factor, Score};
 pub use rebuild::{Progress, rebuild, take_over};
 pub use runner::{CHECKPOINT_NAME, Runner, merge_at_risk};
 pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
-pub use state::{HealthCheckpoint, HealthProjection, HealthState, Scores};
+pub use state::{HealthCheckpoint, HealthProjection, HealthState, ProfileAt, Reading, Scores};

@@ -65,6 +65,8 @@ pub struct HealthModel {
     pub advocacy_half_life_days: f64,
     /// Band thresholds; `grey_below` applies to coverage.
     pub bands: Bands,
+    /// Manual assessments: their share of health, validity and lapse.
+    pub assessment: crate::AssessmentParams,
     /// The trend compares the score now with the score this many days earlier.
     pub trend_window_days: f64,
     /// A trend is shown only when |Δ| exceeds this many standard errors of the difference.
@@ -87,6 +89,7 @@ impl Default for HealthModel {
             engagement_prior: 0.4,
             advocacy_half_life_days: 365.0,
             bands: Bands { green_from: 75.0, yellow_from: 50.0, grey_below: 0.35 },
+            assessment: crate::AssessmentParams::default(),
             trend_window_days: 30.0,
             trend_noise_z: 1.0,
         }

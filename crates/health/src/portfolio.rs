@@ -202,7 +202,7 @@ pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> st
         "account", "trust", "health", "band", "conf", "cov", "trend", ""
     )?;
     for s in scores {
-        let Scores { trust, health } = &s.scores;
+        let Scores { trust, health, .. } = &s.scores;
         let top = health.top_factor().map(|f| format!("{} {:.2}", f.name, f.value)).unwrap_or_default();
         let direction = match s.trend.direction {
             Direction::Rising => "rising",

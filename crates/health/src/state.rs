@@ -1,13 +1,15 @@
 //! [`HealthState`]: one account's health evidence (its trust state plus surveys, engagement,
-//! advocacy and escalation history), and [`HealthProjection`].
+//! advocacy, escalation history and manual assessments) and its profile, and
+//! [`HealthProjection`].
 
 use rapport_core::projection::{AccountState, Checkpoint, Folded};
-use rapport_core::{EnvelopeRef, EventRef, SurveyScore, Timestamp};
+use rapport_core::{EnvelopeRef, EventRef, Position, Profile, SurveyScore, Timestamp};
 use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TopEvents, TrustState, Weighed, beta_sd, compose, weigh};
 use serde::{Deserialize, Serialize};
 
+use crate::assessment::Assessments;
 use crate::model::{HealthModel, PreparedHealth};
 
 /// A decayed count with its most influential events.
@@ -39,6 +41,21 @@ pub struct HealthState {
     engagement: Count,
     advocacy: Count,
     escalations_seen: Count,
+    assessments: Assessments,
+    /// The latest profile by `occurred_at` (then position): the profile as of the newest
+    /// event applied.
+    profile: Option<Box<ProfileAt>>,
+}
+
+/// A profile and when it was stated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileAt {
+    /// Its event's `occurred_at`.
+    pub at: Timestamp,
+    /// Its event's position (of two profiles at one instant, the later position holds).
+    pub position: Position,
+    /// The profile.
+    pub profile: Profile,
 }
 
 /// Trust and health for one account at one instant.
@@ -46,8 +63,21 @@ pub struct HealthState {
 pub struct Scores {
     /// Trust.
     pub trust: Score,
-    /// Health.
+    /// Health, manual assessments included (`docs/scoring.md`, "Assessments").
     pub health: Score,
+    /// Health from the evidence alone: without manual assessments.
+    pub evidence: Reading,
+}
+
+/// A score's value, confidence and band, without its factors.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// 0–100.
+    pub score: f64,
+    /// 0–1.
+    pub confidence: f64,
+    /// The band.
+    pub band: rapport_trust::Band,
 }
 
 fn beta_input(name: &'static str, weight: f64, c: &Channel, p: &ChannelParams, at: Timestamp) -> FactorInput {
@@ -79,6 +109,13 @@ impl HealthState {
         self.trust.horizon()
     }
 
+    /// The profile as of the newest event applied: the `account_profiled` event that occurred
+    /// last (of two at one instant, the later position), whatever order they were applied in.
+    /// Folded as of T, it is the profile as it was at T.
+    pub fn profile(&self) -> Option<&ProfileAt> {
+        self.profile.as_deref()
+    }
+
     /// Heap bytes held by open items.
     pub fn heap_bytes(&self) -> usize {
         self.trust.heap_bytes()
@@ -99,9 +136,14 @@ impl HealthState {
 
     #[inline(never)]
     fn apply_general(&mut self, m: &PreparedHealth, e: &EnvelopeRef<'_>) {
-        // Surveys, touchpoints and advocacy carry no trust evidence: trust only sees the time.
+        // Surveys, touchpoints, advocacy, profiles and assessments carry no trust evidence:
+        // trust only sees the time.
         match e.event {
-            EventRef::SurveyAnswered { .. } | EventRef::TouchpointHeld { .. } | EventRef::AdvocacyGiven { .. } => {
+            EventRef::SurveyAnswered { .. }
+            | EventRef::TouchpointHeld { .. }
+            | EventRef::AdvocacyGiven { .. }
+            | EventRef::AccountProfiled { .. }
+            | EventRef::AssessmentRecorded { .. } => {
                 self.trust.observe(&m.trust, e.occurred_at);
             }
             _ => self.trust.apply(&m.trust, e),
@@ -128,6 +170,14 @@ impl HealthState {
             EventRef::TouchpointHeld { .. } => self.engagement.add(e, m.engagement_rate),
             EventRef::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
             EventRef::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
+            EventRef::AssessmentRecorded { .. } => self.assessments.apply(&m.model().assessment, e),
+            EventRef::AccountProfiled { profile } => {
+                let newer = self.profile.as_ref().is_none_or(|p| (p.at, p.position) <= (e.occurred_at, e.position));
+                if newer {
+                    let at = ProfileAt { at: e.occurred_at, position: e.position, profile: profile.to_profile() };
+                    self.profile = Some(Box::new(at));
+                }
+            }
             _ => {}
         }
     }
@@ -135,25 +185,66 @@ impl HealthState {
     /// Trust and health at `at`. Every applied event should have `occurred_at <= at`.
     pub fn evaluate(&self, m: &HealthModel, at: Timestamp) -> Scores {
         let trust_inputs = self.trust.inputs(&m.trust, at);
-        let c = compose(&self.inputs(m, at, &trust_inputs));
+        let w = self.weighed_inputs(m, at, &trust_inputs);
+        let c = compose(w.inputs());
         let health = Score {
             score: c.score,
             confidence: c.confidence,
             band: m.bands.band(c.score, c.confidence),
             factors: c.factors,
-            noise: c.noise,
+            noise: w.noise,
             model: m.stamp(),
         };
-        Scores { trust: TrustState::score(&m.trust, &trust_inputs), health }
+        let e = w.evidence;
+        let evidence = Reading { score: e.score, confidence: e.confidence, band: m.bands.band(e.score, e.confidence) };
+        Scores { trust: TrustState::score(&m.trust, &trust_inputs), health, evidence }
     }
 
     /// Health's score, confidence and noise at `at`: [`evaluate`](Self::evaluate)'s, without
     /// building factors (what a trend needs of its earlier score).
     pub fn weigh_health(&self, m: &HealthModel, at: Timestamp) -> Weighed {
-        weigh(&self.inputs(m, at, &self.trust.inputs(&m.trust, at)))
+        let w = self.weighed_inputs(m, at, &self.trust.inputs(&m.trust, at));
+        Weighed { noise: w.noise, ..weigh(w.inputs()) }
     }
 
-    /// The inputs health is composed of at `at`, given trust's.
+    /// Health's inputs at `at`: the evidence's, then (for an account that has assessments)
+    /// the assessment channel and, when a valid assessment disagrees strongly with the
+    /// evidence, a factor of weight 0 that says so.
+    fn weighed_inputs(&self, m: &HealthModel, at: Timestamp, trust_inputs: &[FactorInput; 3]) -> Inputs {
+        let evidence_inputs = self.inputs(m, at, trust_inputs);
+        let evidence = weigh(&evidence_inputs);
+        let mut inputs = [evidence_inputs[0]; 9];
+        inputs[..7].copy_from_slice(&evidence_inputs);
+        if self.assessments.is_empty() {
+            // Nothing to blend: health is the evidence's, and has no assessment factor.
+            return Inputs { inputs, len: 7, evidence, noise: evidence.noise };
+        }
+        let total: f64 = evidence_inputs.iter().map(|i| i.weight).sum();
+        let h0 = evidence.score / 100.0;
+        let r = self.assessments.read(&m.assessment, at, h0, evidence.confidence, total);
+        inputs[7] = r.input;
+        let mut len = 8;
+        let p = &m.assessment;
+        if let Some((x, coverage)) = r.valid
+            && (x - h0).abs() > p.disagreement
+            && coverage >= p.disagreement_coverage
+            && evidence.confidence >= p.disagreement_coverage
+        {
+            inputs[8] = FactorInput {
+                name: if x > h0 { "assessment_above_evidence" } else { "assessment_below_evidence" },
+                value: 1.0 - (x - h0).abs(),
+                weight: 0.0,
+                confidence: coverage,
+                sd: 0.0,
+                top_events: r.input.top_events,
+            };
+            len = 9;
+        }
+        let noise = (evidence.noise * evidence.noise + (100.0 * r.extra_sd) * (100.0 * r.extra_sd)).sqrt();
+        Inputs { inputs, len, evidence, noise }
+    }
+
+    /// The inputs health's evidence is composed of at `at`, given trust's.
     fn inputs(&self, m: &HealthModel, at: Timestamp, trust_inputs: &[FactorInput; 3]) -> [FactorInput; 7] {
         let trust = weigh(trust_inputs);
         // The trust factor's events: the first of each trust factor that has any.
@@ -208,6 +299,22 @@ impl HealthState {
             simple("engagement", engagement, w.engagement, engagement_conf, &self.engagement.top),
             simple("advocacy", advocacy, w.advocacy, advocacy_conf, &self.advocacy.top),
         ]
+    }
+}
+
+/// Health's inputs: the evidence's seven, the assessment channel, maybe a disagreement flag.
+struct Inputs {
+    inputs: [FactorInput; 9],
+    len: usize,
+    /// Health from the evidence alone.
+    evidence: Weighed,
+    /// Health's noise: the evidence's, and what the assessments add.
+    noise: f64,
+}
+
+impl Inputs {
+    fn inputs(&self) -> &[FactorInput] {
+        &self.inputs[..self.len]
     }
 }
 

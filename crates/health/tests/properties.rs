@@ -425,6 +425,8 @@ fn shift_event(e: &NewEvent, by: i64) -> NewEvent {
     e.occurred_at = e.occurred_at.add_nanos(by);
     match &mut e.event {
         Event::CommitmentMade { due, .. } | Event::CommitmentRenegotiated { due, .. } => *due = due.add_nanos(by),
+        Event::AssessmentRecorded { valid_until: Some(until), .. } => *until = until.add_nanos(by),
+        Event::AccountProfiled { profile } => profile.renews_at = profile.renews_at.map(|t| t.add_nanos(by)),
         _ => {}
     }
     e

@@ -116,6 +116,32 @@ fn csv_rows_and_json_lines_are_the_same_events() {
 }
 
 #[test]
+fn profiles_and_assessments_import_from_csv_as_from_json() {
+    let csv = "type,account,occurred_at,segment,arr,currency,parent,lifecycle,renews_at,sentiment,reason,valid_until\n\
+               account_profiled,acme,2024-01-01T00:00:00Z,enterprise,120000.5,EUR,acme-group,adoption,2025-01-01T00:00:00Z,,,\n\
+               assessment_recorded,acme,2024-02-01T00:00:00Z,,,,,,,4,\"new sponsor, keen\",2024-03-01T00:00:00Z\n";
+    let json = concat!(
+        r#"{"type":"account_profiled","account":"acme","occurred_at":"2024-01-01T00:00:00Z","segment":"enterprise","arr":120000.5,"currency":"EUR","parent":"acme-group","lifecycle":"adoption","renews_at":"2025-01-01T00:00:00Z"}"#,
+        "\n",
+        r#"{"type":"assessment_recorded","account":"acme","occurred_at":"2024-02-01T00:00:00Z","sentiment":4,"reason":"new sponsor, keen","valid_until":"2024-03-01T00:00:00Z"}"#,
+        "\n"
+    );
+    let ledger = Ledger::memory();
+    let options = ImportOptions { format: Format::Csv, ..ImportOptions::default() };
+    let report = import_reader(&ledger, "t.csv", || Ok(csv.as_bytes()), &options, None, &mut |_| {}).unwrap();
+    assert_eq!(report.appended, 2);
+    let again = run(&ledger, json, &ImportOptions::default()).unwrap();
+    assert_eq!((again.appended, again.duplicates), (0, 2), "the same derived ids");
+    // A profile's rules hold in CSV too: an account is not its own parent.
+    let own = "type,account,occurred_at,parent\naccount_profiled,acme,2024-01-01T00:00:00Z,acme\n";
+    let err = import_reader(&Ledger::memory(), "own.csv", || Ok(own.as_bytes()), &options, None, &mut |_| {});
+    assert!(
+        err.as_ref().is_err_and(|e| e.to_string().contains("own.csv:2") && e.to_string().contains("parent")),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn whitespace_around_a_csv_number_or_flag_is_ignored_as_json_ignores_it() {
     let csv = "type,account,occurred_at,commitment,title,due,weight\n\
                commitment_made,acme,2024-01-01T00:00:00Z,c-1,SSO,2024-02-01T00:00:00Z,\" 1.5\t\"\n";

@@ -123,6 +123,18 @@ impl Story {
         self.at(at, Event::AdvocacyGiven { kind: AdvocacyKind::Reference })
     }
 
+    /// A manual assessment at `at`: `sentiment` 1-5, valid for `valid_days` (the model's
+    /// default when `None`).
+    pub fn assess(self, at: f64, sentiment: u8, valid_days: Option<f64>) -> Self {
+        let valid_until = valid_days.map(|d| day(at + d));
+        self.at(at, Event::AssessmentRecorded { sentiment, reason: format!("assessed {sentiment}"), valid_until })
+    }
+
+    /// A profile stated at `at`.
+    pub fn profile(self, at: f64, profile: crate::profile::Profile) -> Self {
+        self.at(at, Event::AccountProfiled { profile: Box::new(profile) })
+    }
+
     /// The events as submitted, in the order written.
     pub fn events(&self) -> &[NewEvent] {
         &self.events

@@ -437,7 +437,8 @@ pub fn plan_profile(rng: &mut SplitMix64, n: u32, months: u32, quality: f64) -> 
     let mut plans = Vec::new();
     let segments = ["smb", "mid_market", "enterprise"];
     let mut arr = [12_000.0, 60_000.0, 250_000.0][rng.below(3) as usize] * (0.5 + rng.unit());
-    let parent = (!n.is_multiple_of(5) && (n / 5).is_multiple_of(2)).then(|| key(AccountId::new, "acct", (n - n % 5) as usize));
+    let parent =
+        (!n.is_multiple_of(5) && (n / 5).is_multiple_of(2)).then(|| key(AccountId::new, "acct", (n - n % 5) as usize));
     let owner = format!("csm-{}", rng.below(12));
     for year in 0..months.div_ceil(12) {
         let at_hours = year * 12 * HOURS_PER_MONTH + u32::from(year > 0) * rng.below(48);
