@@ -483,7 +483,7 @@ fn verify_files(dir: &std::path::Path, expect: Option<&str>) -> Result<(), Failu
     out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
     let kind = match version {
         1 => "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 3".to_owned(),
-        2 => "blake3, format 2: holds no metadata; `rapport upgrade` rewrites it as format 3".to_owned(),
+        2 => "blake3, format 2: holds no metadata, profiles or assessments; `rapport upgrade` rewrites it as format 3".to_owned(),
         v => format!("blake3, format {v}"),
     };
     out.line(format_args!("head: position {}, chain {} ({kind})", r.n_events, r.head_chain.display(version)))?;

@@ -144,8 +144,9 @@ pub enum AppendError {
     /// A validation rule was broken.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
-    /// The store cannot hold something the event carries: metadata, in a file store of an
-    /// older format (see [`Store::holds_metadata`]). Nothing of the batch was written.
+    /// The store cannot hold something the event carries: metadata, or a type added at schema
+    /// version 2, in a file store of an older format (see [`Store::schema_version_max`]).
+    /// Nothing of the batch was written.
     #[error("event {id}: {reason}")]
     Unsupported {
         /// The event.
