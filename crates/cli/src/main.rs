@@ -26,6 +26,7 @@ use rapport_store_postgres::{PgOptions, PgStore};
 
 mod live;
 mod outputs;
+mod renewals;
 mod svg;
 
 use outputs::Protected;
@@ -121,6 +122,22 @@ enum Command {
     Checkpoint {
         #[command(flatten)]
         store: StoreArg,
+    },
+    /// The accounts whose contract renews within a window (from their profiles' renewal
+    /// dates), most at risk first: by health at renewal, its trend carried forward, less one
+    /// standard error.
+    Renewals {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The window, in days from the evaluated instant (`90d` or `90`).
+        #[arg(long, default_value = "90d")]
+        within: String,
+        /// Evaluate as of this instant (RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
     /// Trust and health of one account over time.
     Timeline {
@@ -419,6 +436,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Err(e) => Err(e.into()),
         },
         Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
+        Command::Renewals { store, within, as_of, format } => {
+            renewals::cmd_renewals(&open_store(&store, Access::Read)?, &within, &as_of, format)
+        }
         Command::Timeline { store, account, every, as_of, svg } => {
             let protected = Protected::new(store.store.as_deref(), &[]);
             if let Some(out) = &svg {
@@ -483,7 +503,8 @@ fn verify_files(dir: &std::path::Path, expect: Option<&str>) -> Result<(), Failu
     out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
     let kind = match version {
         1 => "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 3".to_owned(),
-        2 => "blake3, format 2: holds no metadata, profiles or assessments; `rapport upgrade` rewrites it as format 3".to_owned(),
+        2 => "blake3, format 2: holds no metadata, profiles or assessments; `rapport upgrade` rewrites it as format 3"
+            .to_owned(),
         v => format!("blake3, format {v}"),
     };
     out.line(format_args!("head: position {}, chain {} ({kind})", r.n_events, r.head_chain.display(version)))?;
@@ -587,12 +608,7 @@ fn cmd_timeline(
     protected: &Protected,
 ) -> Result<(), Failure> {
     let id = AccountId::new(account).map_err(|e| fail(2, anyhow!("--account {account:?}: {e}")))?;
-    let step: f64 = every
-        .trim_end_matches('d')
-        .parse()
-        .ok()
-        .filter(|d: &f64| *d >= 1.0 / 24.0 && d.is_finite())
-        .ok_or_else(|| fail(2, anyhow!("--every {every:?}: expected days, like 30d")))?;
+    let step = renewals::days(every, "every")?;
     let end = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
     let events = ledger.blocking().read_stream(&id)?;
     let Some(first) = events.iter().map(|e| e.occurred_at).min() else {
@@ -729,7 +745,9 @@ fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFor
                     "as_of": s.as_of,
                     "trust": s.scores.trust,
                     "health": s.scores.health,
+                    "evidence": s.scores.evidence,
                     "trend": s.trend,
+                    "profile": s.profile.as_ref().map(|p| &p.profile),
                     "model": model.stamp(),
                 });
                 out.line(format_args!("{obj}"))?;

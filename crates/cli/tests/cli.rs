@@ -41,6 +41,36 @@ fn import_then_score_then_reimport_is_idempotent() {
 }
 
 #[test]
+fn renewals_list_the_accounts_renewing_within_the_window_most_at_risk_first() {
+    let tmp = Tmp::new("renewals");
+    // Generated histories start on 2024-01-01 (the CLI's default); the first profiles renew a
+    // year on.
+    let file = generate(&tmp, "h.jsonl", "6", "12", "3");
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let as_of = "2024-11-15T00:00:00Z";
+    let table = ok(&["renewals", "--store", p(&store), "--as-of", as_of, "--within", "90d"]);
+    assert!(table.starts_with("account"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("acct-")).count(), 6, "{table}");
+    let json = ok(&["renewals", "--store", p(&store), "--as-of", as_of, "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 6);
+    let risk: Vec<f64> = rows.iter().map(|r| r["at_renewal"].as_f64().unwrap()).collect();
+    assert!(risk.windows(2).all(|w| w[0] <= w[1]), "most at risk first: {risk:?}");
+    assert!(rows.iter().all(|r| r["days_left"].as_f64().unwrap() <= 90.0));
+    // A window that holds no renewal says so; a malformed one is a usage error.
+    let none = ok(&["renewals", "--store", p(&store), "--as-of", as_of, "--within", "1d"]);
+    assert!(none.contains("no account renews within 1 days"), "{none}");
+    let out = rapport(&["renewals", "--store", p(&store), "--within", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    // The scores carry the profile as of the instant and health from the evidence alone.
+    let json = ok(&["score", "--store", p(&store), "--as-of", as_of, "--format", "json", "--account", "acct-2"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert!(v["profile"]["segment"].is_string(), "{v}");
+    assert!(v["evidence"]["score"].is_number(), "{v}");
+}
+
+#[test]
 fn a_bad_line_fails_atomically_and_names_the_line() {
     let tmp = Tmp::new("atomic");
     let file = generate(&tmp, "h.jsonl", "3", "6", "1");

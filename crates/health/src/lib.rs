@@ -12,6 +12,8 @@
 //! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
 //!   [`rank_at_risk`] orders them.
 //! - [`timeline`]: one account at many instants in one pass.
+//! - [`renewals`]: the accounts renewing within a window, most at risk first; [`rollups`]: a
+//!   parent account's health from its children's, weighted by contract value.
 //! - [`Runner`]: every account kept current as events arrive and time passes, with the
 //!   at-risk ranking kept as an index (for a service following the log).
 //!
@@ -39,6 +41,8 @@ pub mod checkpoint;
 pub mod model;
 pub mod portfolio;
 pub mod rebuild;
+pub mod renewal;
+pub mod rollup;
 pub mod runner;
 pub mod signal;
 pub mod state;
@@ -51,6 +55,8 @@ pub use portfolio::{
 };
 pub use rapport_trust::{Band, Factor, Score};
 pub use rebuild::{Progress, rebuild, take_over};
+pub use renewal::{Renewal, renewals};
+pub use rollup::{Rollup, Rollups, Weighting, rollups};
 pub use runner::{CHECKPOINT_NAME, Runner, merge_at_risk};
 pub use signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 pub use state::{HealthCheckpoint, HealthProjection, HealthState, ProfileAt, Reading, Scores};

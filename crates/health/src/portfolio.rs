@@ -6,7 +6,7 @@ use rapport_trust::Weighed;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{HealthModel, PreparedHealth};
-use crate::state::{HealthState, Scores};
+use crate::state::{HealthState, ProfileAt, Scores};
 
 /// Which way health moved over the trend window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +59,9 @@ pub struct AccountScores {
     pub scores: Scores,
     /// Health's trend over the model's window.
     pub trend: Trend,
+    /// The account's profile as of the instant evaluated, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub profile: Option<std::sync::Arc<ProfileAt>>,
 }
 
 #[derive(Debug, Default)]
@@ -141,7 +144,8 @@ impl Portfolio {
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
                 let trend = Trend::between(model, now.health.weighed(), then);
-                AccountScores { account: account.clone(), as_of: self.as_of.at, scores: now, trend }
+                let profile = entry.state.profile_shared();
+                AccountScores { account: account.clone(), as_of: self.as_of.at, scores: now, trend, profile }
             })
             .collect();
         out.sort_by(|a, b| a.account.cmp(&b.account));
@@ -185,7 +189,7 @@ pub async fn score_account<S: Store>(
         // No events yet: the prior, graded grey.
         let now = HealthState::new().evaluate(model, as_of.at);
         let trend = Trend::between(model, now.health.weighed(), now.health.weighed());
-        AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend }
+        AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend, profile: None }
     }))
 }
 

@@ -44,7 +44,7 @@ pub struct HealthState {
     assessments: Assessments,
     /// The latest profile by `occurred_at` (then position): the profile as of the newest
     /// event applied.
-    profile: Option<Box<ProfileAt>>,
+    profile: Option<std::sync::Arc<ProfileAt>>,
 }
 
 /// A profile and when it was stated.
@@ -116,6 +116,11 @@ impl HealthState {
         self.profile.as_deref()
     }
 
+    /// [`profile`](Self::profile), shared (a count, not a copy).
+    pub fn profile_shared(&self) -> Option<std::sync::Arc<ProfileAt>> {
+        self.profile.clone()
+    }
+
     /// Heap bytes held by open items.
     pub fn heap_bytes(&self) -> usize {
         self.trust.heap_bytes()
@@ -175,7 +180,7 @@ impl HealthState {
                 let newer = self.profile.as_ref().is_none_or(|p| (p.at, p.position) <= (e.occurred_at, e.position));
                 if newer {
                     let at = ProfileAt { at: e.occurred_at, position: e.position, profile: profile.to_profile() };
-                    self.profile = Some(Box::new(at));
+                    self.profile = Some(std::sync::Arc::new(at));
                 }
             }
             _ => {}
