@@ -192,14 +192,7 @@ impl HealthState {
         let trust_inputs = self.trust.inputs(&m.trust, at);
         let w = self.weighed_inputs(m, at, &trust_inputs);
         let c = compose(w.inputs());
-        let health = Score {
-            score: c.score,
-            confidence: c.confidence,
-            band: m.bands.band(c.score, c.confidence),
-            factors: c.factors,
-            noise: w.noise,
-            model: m.stamp(),
-        };
+        let health = Score::new(rapport_trust::Composed { noise: w.noise, ..c }, &m.bands, m.stamp());
         let e = w.evidence;
         let evidence = Reading { score: e.score, confidence: e.confidence, band: m.bands.band(e.score, e.confidence) };
         Scores { trust: TrustState::score(&m.trust, &trust_inputs), health, evidence }

@@ -35,6 +35,7 @@
 
 pub mod evidence;
 mod fastmath;
+pub mod interval;
 mod lookup;
 pub mod model;
 pub mod score;

@@ -66,8 +66,10 @@ impl Bands {
     }
 }
 
-/// One input of a score and what it contributed.
+/// One input of a score and what it contributed. Serialised with its 80 % interval
+/// ([`interval`](Self::interval)), computed then.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "FactorForm", from = "FactorForm")]
 pub struct Factor {
     /// Its name, such as `reliability` or `nps`.
     pub name: Cow<'static, str>,
@@ -79,8 +81,50 @@ pub struct Factor {
     pub contribution: f64,
     /// How much of the value is evidence rather than prior, 0–1.
     pub confidence: f64,
+    /// One standard error of the value.
+    pub sd: f64,
     /// The events that moved it most, most influential first (at most three).
     pub top_events: TopEvents,
+}
+
+impl Factor {
+    /// The central interval the value lies in with probability `level` (read as the Beta with
+    /// the value's mean and standard error; `docs/scoring.md`, "Intervals"). Computed on
+    /// demand: scoring does not pay for it.
+    pub fn interval(&self, level: f64) -> [f64; 2] {
+        crate::interval::beta_interval(self.value, self.sd, level)
+    }
+}
+
+/// [`Factor`] as serialised: its fields and its interval at [`INTERVAL_LEVEL`](crate::interval::INTERVAL_LEVEL).
+#[derive(Serialize, Deserialize)]
+struct FactorForm {
+    name: Cow<'static, str>,
+    value: f64,
+    weight: f64,
+    contribution: f64,
+    confidence: f64,
+    #[serde(default)]
+    sd: f64,
+    /// Written, and ignored when read (it follows from `value` and `sd`).
+    #[serde(default)]
+    interval: Option<[f64; 2]>,
+    top_events: TopEvents,
+}
+
+impl From<Factor> for FactorForm {
+    fn from(f: Factor) -> Self {
+        let interval = Some(f.interval(crate::interval::INTERVAL_LEVEL));
+        let Factor { name, value, weight, contribution, confidence, sd, top_events } = f;
+        Self { name, value, weight, contribution, confidence, sd, interval, top_events }
+    }
+}
+
+impl From<FactorForm> for Factor {
+    fn from(f: FactorForm) -> Self {
+        let FactorForm { name, value, weight, contribution, confidence, sd, top_events, .. } = f;
+        Self { name, value, weight, contribution, confidence, sd, top_events }
+    }
 }
 
 /// A score: trust or health.
@@ -97,11 +141,27 @@ pub struct Score {
     /// One standard error of the score, in points: the noise a change must exceed to mean
     /// something.
     pub noise: f64,
+    /// The central 80 % interval of the score, in points: `score ± 1.28 · noise`, clipped.
+    pub interval: [f64; 2],
+    /// Whether the interval straddles a band edge (the yellow or green threshold), so the
+    /// band could as well be its neighbour: read it as tentative. Never for grey.
+    pub tentative: bool,
     /// The model that computed it, as `id/version`.
     pub model: String,
 }
 
 impl Score {
+    /// A score of `composed` under `bands`: its band, 80 % interval and whether the band is
+    /// tentative follow from the score, confidence and noise.
+    pub fn new(composed: Composed, bands: &Bands, model: String) -> Self {
+        let Composed { score, confidence, noise, factors } = composed;
+        let band = bands.band(score, confidence);
+        let interval = crate::interval::score_interval_z(score, noise, crate::interval::Z_80);
+        let tentative = band != Band::Grey
+            && [bands.yellow_from, bands.green_from].iter().any(|&e| interval[0] < e && e <= interval[1]);
+        Self { score, confidence, band, factors, noise, interval, tentative, model }
+    }
+
     /// Its score, confidence and noise.
     pub fn weighed(&self) -> Weighed {
         Weighed { score: self.score, confidence: self.confidence, noise: self.noise }
@@ -207,6 +267,7 @@ pub fn compose(inputs: &[FactorInput]) -> Composed {
                 weight,
                 contribution: 100.0 * weight * value,
                 confidence: r.confidence.clamp(0.0, 1.0),
+                sd: r.sd,
                 top_events: r.top_events,
             }
         })

@@ -539,9 +539,7 @@ impl TrustState {
 
     /// The score of [`inputs`](Self::inputs) under `m`: composed, banded and stamped.
     pub fn score(m: &TrustModel, inputs: &[FactorInput]) -> Score {
-        let c = compose(inputs);
-        let band = m.bands.band(c.score, c.confidence);
-        Score { score: c.score, confidence: c.confidence, band, factors: c.factors, noise: c.noise, model: m.stamp() }
+        Score::new(compose(inputs), &m.bands, m.stamp())
     }
 
     /// The inputs trust is composed of at `at` (reliability, candour, responsiveness), with
