@@ -17,7 +17,7 @@ use rapport_core::escape::one_line;
 use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
 use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
-use rapport_health::{AccountScores, HealthModel, score_account, score_all, timeline, write_table};
+use rapport_health::{AccountScores, ScoringConfig, score_account_with, score_all_with, write_table};
 use rapport_import::{Format, ImportError, Importer, Mapping, Progress};
 use rapport_store_file::{
     BackupError, FileStore, OpenError, Options, RecoveryReport, UpgradeError, VerifyError, backup, upgrade, verify,
@@ -25,9 +25,11 @@ use rapport_store_file::{
 use rapport_store_postgres::{PgOptions, PgStore};
 
 mod live;
+mod models;
 mod outputs;
 mod renewals;
 mod svg;
+mod timeline;
 
 use outputs::Protected;
 
@@ -91,6 +93,8 @@ enum Command {
         /// answer: by default a matching checkpoint is read, and only the events after it.
         #[arg(long)]
         no_checkpoint: bool,
+        #[command(flatten)]
+        model: models::ModelArg,
     },
     /// Print signals as they happen (band changes, overdue commitments, breached SLAs...)
     /// while other processes append, one line each, until interrupted.
@@ -138,6 +142,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+        #[command(flatten)]
+        model: models::ModelArg,
     },
     /// Trust and health of one account over time.
     Timeline {
@@ -155,6 +161,8 @@ enum Command {
         /// Also write an SVG chart here.
         #[arg(long, value_name = "OUT.svg")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        model: models::ModelArg,
     },
     /// Check every record, checksum and validation rule; for a file store also the hash
     /// chain, and print its value at the head (record it to prove the history later).
@@ -391,9 +399,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let settings = ImportSettings { format, future_skew, sort_by_time, mapping };
             cmd_import(&ledger, &files, &settings, skip_invalid.as_deref(), &protected)
         }
-        Command::Score { store, account, as_of, known_at, format, no_checkpoint } => {
+        Command::Score { store, account, as_of, known_at, format, no_checkpoint, model } => {
+            let config = model.load()?;
             let ledger = open_store(&store, Access::Read)?;
-            cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint)
+            cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint, &config)
         }
         Command::Watch { store, format, tick, count } => {
             let ledger = match &store.store {
@@ -436,15 +445,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Err(e) => Err(e.into()),
         },
         Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
-        Command::Renewals { store, within, as_of, format } => {
-            renewals::cmd_renewals(&open_store(&store, Access::Read)?, &within, &as_of, format)
+        Command::Renewals { store, within, as_of, format, model } => {
+            let config = model.load()?;
+            renewals::cmd_renewals(&open_store(&store, Access::Read)?, &within, &as_of, format, &config)
         }
-        Command::Timeline { store, account, every, as_of, svg } => {
+        Command::Timeline { store, account, every, as_of, svg, model } => {
             let protected = Protected::new(store.store.as_deref(), &[]);
             if let Some(out) = &svg {
                 protected.check("--svg", out)?;
             }
-            cmd_timeline(&open_store(&store, Access::Read)?, &account, &every, &as_of, svg.as_deref(), &protected)
+            timeline::cmd_timeline(
+                &open_store(&store, Access::Read)?,
+                &account,
+                &every,
+                &as_of,
+                svg.as_deref(),
+                &protected,
+                &model.load()?,
+            )
         }
         Command::Verify { store, expect } => match (&store.store, &store.postgres) {
             (Some(dir), _) => verify_files(dir, expect.as_deref()),
@@ -567,6 +585,7 @@ fn cmd_score(
     known_at: &Option<String>,
     format: OutputFormat,
     use_checkpoint: bool,
+    config: &ScoringConfig,
 ) -> Result<(), Failure> {
     let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
     let known_at = instant(known_at, "known-at")?;
@@ -574,76 +593,31 @@ fn cmd_score(
     if let Some(k) = known_at {
         view = view.known_at(k);
     }
-    let model = HealthModel::default();
+    let model = &config.default;
     let account = match account {
         Some(a) => Some(AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?),
         None => None,
     };
-    // The runner's checkpoint knows everything recorded: it answers only without --known-at.
+    // The runner's checkpoint knows everything recorded: it answers only without --known-at,
+    // and only under one model (it keeps no model per segment).
     if use_checkpoint
         && known_at.is_none()
-        && let Some(mut scores) = live::scores_from_checkpoint(ledger, &model, at)?
+        && !config.has_segments()
+        && let Some(mut scores) = live::scores_from_checkpoint(ledger, model, at)?
     {
         if let Some(id) = &account {
             scores.retain(|s| &s.account == id);
             if scores.is_empty() {
-                scores.push(pollster::block_on(score_account(ledger, &model, id, view))?);
+                scores.push(pollster::block_on(score_account_with(ledger, config, id, view))?);
             }
         }
-        return print_scores(&scores, &model, format);
+        return print_scores(&scores, format);
     }
     let scores = match &account {
-        Some(id) => vec![pollster::block_on(score_account(ledger, &model, id, view))?],
-        None => pollster::block_on(score_all(ledger, &model, view))?,
+        Some(id) => vec![pollster::block_on(score_account_with(ledger, config, id, view))?],
+        None => pollster::block_on(score_all_with(ledger, config, view))?,
     };
-    print_scores(&scores, &model, format)
-}
-
-fn cmd_timeline(
-    ledger: &Ledger<AnyStore>,
-    account: &str,
-    every: &str,
-    as_of: &Option<String>,
-    svg: Option<&Path>,
-    protected: &Protected,
-) -> Result<(), Failure> {
-    let id = AccountId::new(account).map_err(|e| fail(2, anyhow!("--account {account:?}: {e}")))?;
-    let step = renewals::days(every, "every")?;
-    let end = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
-    let events = ledger.blocking().read_stream(&id)?;
-    let Some(first) = events.iter().map(|e| e.occurred_at).min() else {
-        return Err(fail(1, anyhow!("account {account:?} has no events")));
-    };
-    let mut instants = Vec::new();
-    let mut t = first;
-    while t <= end && instants.len() < 10_000 {
-        instants.push(t);
-        t = t.add_days(step);
-    }
-    instants.push(end);
-    let model = HealthModel::default();
-    let line = timeline(&model, events, &instants, None);
-    let mut out = Out::new();
-    out.line(format_args!("{:<22} {:>6} {:<7} {:>7} {:<7}", "as_of", "trust", "band", "health", "band"))?;
-    for (t, s) in &line {
-        out.line(format_args!(
-            "{:<22} {:>6.1} {:<7} {:>7.1} {:<7}",
-            t.to_string(),
-            s.trust.score,
-            s.trust.band.name(),
-            s.health.score,
-            s.health.band.name()
-        ))?;
-    }
-    out.finish()?;
-    if let Some(path) = svg {
-        let mut file = protected.create("--svg", path)?;
-        file.write_all(svg::chart(account, &line, &model).as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", shown(path)))?;
-        note(format_args!("wrote {}", shown(path)));
-    }
-    Ok(())
+    print_scores(&scores, format)
 }
 
 /// How `rapport import` reads its files.
@@ -735,7 +709,7 @@ fn progress_bar(file: &Path) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFormat) -> Result<(), Failure> {
+fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Result<(), Failure> {
     let mut out = Out::new();
     match format {
         OutputFormat::Json => {
@@ -748,7 +722,8 @@ fn print_scores(scores: &[AccountScores], model: &HealthModel, format: OutputFor
                     "evidence": s.scores.evidence,
                     "trend": s.trend,
                     "profile": s.profile.as_ref().map(|p| &p.profile),
-                    "model": model.stamp(),
+                    "model": s.model.name,
+                    "fingerprint": s.model.fingerprint,
                 });
                 out.line(format_args!("{obj}"))?;
             }

@@ -4,7 +4,7 @@
 use anyhow::anyhow;
 use rapport_core::escape::one_line;
 use rapport_core::{AnyStore, AsOf, Ledger, Timestamp};
-use rapport_health::{HealthModel, Renewal, renewals, score_all};
+use rapport_health::{Renewal, ScoringConfig, renewals, score_all_with};
 
 use crate::{Failure, Out, OutputFormat, fail, instant};
 
@@ -23,12 +23,12 @@ pub(crate) fn cmd_renewals(
     within: &str,
     as_of: &Option<String>,
     format: OutputFormat,
+    config: &ScoringConfig,
 ) -> Result<(), Failure> {
     let within = days(within, "within")?;
     let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
-    let model = HealthModel::default();
-    let scores = pollster::block_on(score_all(ledger, &model, AsOf::at(at)))?;
-    let due = renewals(&model, &scores, within);
+    let scores = pollster::block_on(score_all_with(ledger, config, AsOf::at(at)))?;
+    let due = renewals(&config.default, &scores, within);
     let mut out = Out::new();
     match format {
         OutputFormat::Json => {

@@ -83,6 +83,40 @@ fn renewals_list_the_accounts_renewing_within_the_window_most_at_risk_first() {
 }
 
 #[test]
+fn a_model_file_scores_each_segment_under_its_model_and_says_which() {
+    let tmp = Tmp::new("models");
+    let file = generate(&tmp, "h.jsonl", "10", "12", "3");
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let model = tmp.join("model.json");
+    std::fs::write(
+        &model,
+        r#"{"default": {"id": "acme"}, "segments": {"enterprise": {"id": "acme-enterprise", "version": 3}}}"#,
+    )
+    .unwrap();
+    let as_of = "2024-11-15T00:00:00Z";
+    let json = ok(&["score", "--store", p(&store), "--as-of", as_of, "--format", "json", "--model", p(&model)]);
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 10);
+    for r in &rows {
+        let want = if r["profile"]["segment"] == "enterprise" { "acme-enterprise/3" } else { "acme/1" };
+        assert_eq!(r["model"], want, "{r}");
+        assert_eq!(r["health"]["model"], want);
+        assert_eq!(r["fingerprint"].as_str().map(str::len), Some(16), "{r}");
+    }
+    assert!(rows.iter().any(|r| r["model"] == "acme-enterprise/3") && rows.iter().any(|r| r["model"] == "acme/1"));
+    // The timeline names the model on its first line.
+    let acct = rows.iter().find(|r| r["model"] == "acme-enterprise/3").unwrap()["account"].as_str().unwrap().to_owned();
+    let line = ok(&["timeline", "--store", p(&store), "--account", &acct, "--as-of", as_of, "--model", p(&model)]);
+    assert!(line.lines().nth(1).is_some_and(|l| l.ends_with("acme-enterprise/3")), "{line}");
+    // A model file that is not one is refused before anything is read, naming the file.
+    std::fs::write(&model, r#"{"default": {"weights": 1}}"#).unwrap();
+    let out = rapport(&["score", "--store", p(&store), "--model", p(&model)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.json"));
+}
+
+#[test]
 fn a_bad_line_fails_atomically_and_names_the_line() {
     let tmp = Tmp::new("atomic");
     let file = generate(&tmp, "h.jsonl", "3", "6", "1");

@@ -38,6 +38,7 @@
 
 pub mod assessment;
 pub mod checkpoint;
+pub mod config;
 pub mod model;
 pub mod portfolio;
 pub mod rebuild;
@@ -49,9 +50,11 @@ pub mod state;
 
 pub use assessment::AssessmentParams;
 pub use checkpoint::{CheckpointError, model_fingerprint};
+pub use config::{ConfigError, ModelStamp, ScoringConfig};
 pub use model::{HealthModel, HealthWeights, PreparedHealth};
 pub use portfolio::{
-    AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_all, timeline, write_table,
+    AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_account_with, score_all,
+    score_all_with, segments_as_of, timeline, timeline_with, write_table,
 };
 pub use rapport_trust::{Band, Factor, Score};
 pub use rebuild::{Progress, rebuild, take_over};

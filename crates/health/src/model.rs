@@ -121,6 +121,7 @@ pub struct PreparedHealth {
     pub(crate) engagement_rate: f64,
     pub(crate) advocacy_rate: f64,
     pub(crate) load_confidence_rate: f64,
+    stamp: crate::config::ModelStamp,
 }
 
 impl rapport_core::projection::PreparedModel for PreparedHealth {
@@ -146,6 +147,7 @@ impl PreparedHealth {
             engagement_rate: decay_rate(model.engagement_half_life_days),
             advocacy_rate: decay_rate(model.advocacy_half_life_days),
             load_confidence_rate: decay_rate(model.load_confidence_half_life_days),
+            stamp: crate::config::ModelStamp::of(&model),
             model,
         }
     }
@@ -154,5 +156,11 @@ impl PreparedHealth {
     #[inline]
     pub fn model(&self) -> &HealthModel {
         &self.model
+    }
+
+    /// The model's name and fingerprint, computed once.
+    #[inline]
+    pub fn stamp(&self) -> &crate::config::ModelStamp {
+        &self.stamp
     }
 }

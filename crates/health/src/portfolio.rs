@@ -1,10 +1,13 @@
 //! Scores for many accounts in one pass, trends, the at-risk ranking, and timelines.
 
+use std::collections::HashMap;
+
 use rapport_core::projection::AccountSlots;
 use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, ReadError, Store, Timestamp};
 use rapport_trust::Weighed;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ModelStamp, ScoringConfig};
 use crate::model::{HealthModel, PreparedHealth};
 use crate::state::{HealthState, ProfileAt, Scores};
 
@@ -62,12 +65,16 @@ pub struct AccountScores {
     /// The account's profile as of the instant evaluated, if it has one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub profile: Option<std::sync::Arc<ProfileAt>>,
+    /// The model that scored it: its name and fingerprint.
+    pub model: ModelStamp,
 }
 
 #[derive(Debug, Default)]
 struct Entry {
     state: HealthState,
     recent: Vec<Envelope>,
+    /// Its model's index in [`Portfolio::models`].
+    model: usize,
 }
 
 /// A fold of many accounts at once: feed it every event (in log order or any valid order) and
@@ -77,7 +84,10 @@ struct Entry {
 /// by default), so the score one window ago and now come from the same pass.
 #[derive(Debug)]
 pub struct Portfolio {
-    model: PreparedHealth,
+    /// The default model first, then each segment model some account uses.
+    models: Vec<PreparedHealth>,
+    /// The model index of each account that does not use the default.
+    assigned: HashMap<AccountId, usize>,
     as_of: AsOf,
     then: Timestamp,
     /// Each account's number: its entry's index.
@@ -89,7 +99,25 @@ impl Portfolio {
     /// An empty fold for `as_of`, with its own [prepared](HealthModel::prepare) copy of `model`.
     pub fn new(model: &HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
-        Self { model: model.prepare(), as_of, then, slots: AccountSlots::default(), entries: Vec::new() }
+        let (slots, entries, assigned) = (AccountSlots::default(), Vec::new(), HashMap::new());
+        Self { models: vec![model.prepare()], assigned, as_of, then, slots, entries }
+    }
+
+    /// An empty fold for `as_of` that scores each account under its segment's model in
+    /// `config`: `segments` holds each account's segment as of `as_of` ([`segments_as_of`]).
+    /// The trend window is the default model's.
+    pub fn with_segments(config: &ScoringConfig, as_of: AsOf, segments: &HashMap<AccountId, String>) -> Self {
+        let mut p = Self::new(&config.default, as_of);
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (account, segment) in segments {
+            let Some(model) = config.segments.get(segment) else { continue };
+            let i = *index.entry(segment.as_str()).or_insert_with(|| {
+                p.models.push(model.prepare());
+                p.models.len() - 1
+            });
+            p.assigned.insert(account.clone(), i);
+        }
+        p
     }
 
     /// Folds one event in; events `as_of` does not admit are skipped. Events before the trend
@@ -115,14 +143,20 @@ impl Portfolio {
     #[inline]
     fn fold(&mut self, slot: usize, new: bool, e: &EnvelopeRef<'_>) {
         if new {
-            self.entries.push(Entry::default());
+            let model = if self.assigned.is_empty() { 0 } else { self.model_of(slot) };
+            self.entries.push(Entry { model, ..Entry::default() });
         }
         let entry = &mut self.entries[slot];
         if e.occurred_at <= self.then {
-            entry.state.apply(&self.model, e);
+            entry.state.apply(&self.models[entry.model], e);
         } else {
             entry.recent.push(e.to_envelope_in(self.slots.id(slot).clone()));
         }
+    }
+
+    #[cold]
+    fn model_of(&self, slot: usize) -> usize {
+        self.assigned.get(self.slots.id(slot)).copied().unwrap_or(0)
     }
 
     /// How many accounts have been seen.
@@ -137,15 +171,24 @@ impl Portfolio {
             .into_iter()
             .zip(self.slots.ids())
             .map(|(mut entry, account)| {
-                let model = self.model.model();
+                let prepared = &self.models[entry.model];
+                let model = prepared.model();
                 let then = entry.state.weigh_health(model, self.then);
                 for e in &entry.recent {
-                    entry.state.apply(&self.model, &e.view());
+                    entry.state.apply(prepared, &e.view());
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
                 let trend = Trend::between(model, now.health.weighed(), then);
                 let profile = entry.state.profile_shared();
-                AccountScores { account: account.clone(), as_of: self.as_of.at, scores: now, trend, profile }
+                let stamp = prepared.stamp().clone();
+                AccountScores {
+                    account: account.clone(),
+                    as_of: self.as_of.at,
+                    scores: now,
+                    trend,
+                    profile,
+                    model: stamp,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.account.cmp(&b.account));
@@ -172,6 +215,145 @@ pub async fn score_all<S: Store>(
     Ok(portfolio.finish())
 }
 
+/// Each account's segment as of `as_of`: the `segment` of its last profile admitted (by
+/// `occurred_at`, then position), for the accounts whose profile states one. One pass over the
+/// log, reading only profiles.
+///
+/// # Errors
+/// The first [`ReadError`] from the store.
+pub async fn segments_as_of<S: Store>(
+    ledger: &Ledger<S>,
+    as_of: AsOf,
+) -> Result<HashMap<AccountId, String>, ReadError> {
+    let mut latest: HashMap<AccountId, (Timestamp, Position, Option<String>)> = HashMap::new();
+    ledger.scan(Position(1), |e| note_segment(&mut latest, as_of, e)).await?;
+    Ok(latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect())
+}
+
+fn note_segment(
+    latest: &mut HashMap<AccountId, (Timestamp, Position, Option<String>)>,
+    as_of: AsOf,
+    e: &EnvelopeRef<'_>,
+) {
+    let rapport_core::EventRef::AccountProfiled { profile } = e.event else { return };
+    if !as_of.admits(e) {
+        return;
+    }
+    let key = (e.occurred_at, e.position);
+    let segment = profile.fields().segment.map(str::to_owned);
+    // Profiles are rare: an owned id for each costs nothing that matters.
+    let held = latest.entry(e.account.to_account_id()).or_insert((key.0, key.1, None));
+    if (held.0, held.1) <= key {
+        *held = (key.0, key.1, segment);
+    }
+}
+
+/// [`score_all`] under a [`ScoringConfig`]: each account under its segment's model as of the
+/// instant. With segment models this reads the log twice (first the profiles,
+/// [`segments_as_of`]); without, once.
+///
+/// # Errors
+/// The first [`ReadError`] from the store.
+pub async fn score_all_with<S: Store>(
+    ledger: &Ledger<S>,
+    config: &ScoringConfig,
+    as_of: AsOf,
+) -> Result<Vec<AccountScores>, ReadError> {
+    if !config.has_segments() {
+        return score_all(ledger, &config.default, as_of).await;
+    }
+    let segments = segments_as_of(ledger, as_of).await?;
+    let mut portfolio = Portfolio::with_segments(config, as_of, &segments);
+    ledger.scan(Position(1), |e| portfolio.apply(e)).await?;
+    Ok(portfolio.finish())
+}
+
+/// [`score_account`] under a [`ScoringConfig`]: the account under its segment's model as of
+/// the instant.
+///
+/// # Errors
+/// The first [`ReadError`] from the store.
+pub async fn score_account_with<S: Store>(
+    ledger: &Ledger<S>,
+    config: &ScoringConfig,
+    account: &AccountId,
+    as_of: AsOf,
+) -> Result<AccountScores, ReadError> {
+    if !config.has_segments() {
+        return score_account(ledger, &config.default, account, as_of).await;
+    }
+    let mut events = Vec::new();
+    ledger.for_each_in_stream(account, |e| events.push(e.clone())).await?;
+    let mut latest = HashMap::new();
+    for e in &events {
+        note_segment(&mut latest, as_of, &e.view());
+    }
+    let segments = latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect();
+    let model = config.model_for(None);
+    let mut portfolio = Portfolio::with_segments(config, as_of, &segments);
+    for e in &events {
+        portfolio.apply_envelope(e);
+    }
+    match portfolio.finish().pop() {
+        Some(scored) => Ok(scored),
+        None => score_account(ledger, model, account, as_of).await,
+    }
+}
+
+/// [`timeline`] under a [`ScoringConfig`]: at each instant the account is scored under the
+/// model of its segment as of that instant; where that model changes, the fold starts again
+/// under the new one (a score's `model` names it, so a reader sees where it changed).
+pub fn timeline_with(
+    config: &ScoringConfig,
+    events: impl IntoIterator<Item = Envelope>,
+    instants: &[Timestamp],
+    known_at: Option<Timestamp>,
+) -> Vec<(Timestamp, Scores)> {
+    if !config.has_segments() {
+        return timeline(&config.default, events, instants, known_at);
+    }
+    let mut events: Vec<Envelope> =
+        events.into_iter().filter(|e| known_at.is_none_or(|k| e.recorded_at <= k)).collect();
+    events.sort_by_key(|e| e.occurred_at);
+    let mut profiles: Vec<(Timestamp, Position, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            rapport_core::Event::AccountProfiled { profile } => {
+                Some((e.occurred_at, e.position, profile.segment.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    profiles.sort_by_key(|p| (p.0, p.1));
+    let mut instants = instants.to_vec();
+    instants.sort();
+    let (mut seen, mut folded) = (0, 0);
+    let mut current: Option<(&HealthModel, PreparedHealth, HealthState)> = None;
+    let mut out = Vec::with_capacity(instants.len());
+    for t in instants {
+        while profiles.get(seen).is_some_and(|p| p.0 <= t) {
+            seen += 1;
+        }
+        let segment = seen.checked_sub(1).and_then(|i| profiles[i].2.as_deref());
+        let model = config.model_for(segment);
+        let (m, prepared, state) = match current.take() {
+            Some(c) if std::ptr::eq(c.0, model) => c,
+            _ => {
+                folded = 0;
+                (model, model.prepare(), HealthState::new())
+            }
+        };
+        let mut state = state;
+        while let Some(e) = events.get(folded).filter(|e| e.occurred_at <= t) {
+            state.apply(&prepared, &e.view());
+            folded += 1;
+        }
+        out.push((t, state.evaluate(m, t)));
+        current = Some((m, prepared, state));
+    }
+    out
+}
+
 /// Scores one account, reading only its stream.
 ///
 /// # Errors
@@ -189,7 +371,8 @@ pub async fn score_account<S: Store>(
         // No events yet: the prior, graded grey.
         let now = HealthState::new().evaluate(model, as_of.at);
         let trend = Trend::between(model, now.health.weighed(), now.health.weighed());
-        AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend, profile: None }
+        let model = ModelStamp::of(model);
+        AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend, profile: None, model }
     }))
 }
 

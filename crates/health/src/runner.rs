@@ -578,7 +578,8 @@ impl Runner {
         let then = view.then_state.as_deref().unwrap_or(&view.now_state).weigh_health(m, self.then);
         let trend = Trend::between(m, now.health.weighed(), then);
         let profile = view.now_state.profile_shared();
-        AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend, profile }
+        let model = self.model.stamp().clone();
+        AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend, profile, model }
     }
 
     /// Refreshes `slot`'s place in the ranking and what was reported of it (signalling the

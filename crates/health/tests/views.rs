@@ -33,6 +33,7 @@ fn scored(account: &str, health: f64, profile: Option<Profile>) -> AccountScores
         trend: Trend { delta: 0.0, noise: 1.0, direction: Direction::Steady },
         profile: profile
             .map(|profile| Arc::new(ProfileAt { at: day(0.0), position: rapport_core::Position(1), profile })),
+        model: rapport_health::ModelStamp::of(&HealthModel::default()),
     }
 }
 

@@ -1,0 +1,27 @@
+//! `--model FILE`: the scoring configuration a command scores under (a health model per
+//! segment and a default; `rapport_health::ScoringConfig`, `docs/scoring.md`).
+
+use std::path::PathBuf;
+
+use rapport_health::ScoringConfig;
+
+use crate::{Failure, fail};
+
+/// The `--model` option of the scoring commands.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ModelArg {
+    /// A scoring configuration (JSON: `{"default": MODEL, "segments": {"NAME": MODEL}}`, each
+    /// model's omitted fields at their calibrated defaults); default: the built-in model.
+    #[arg(long = "model", value_name = "MODEL.json")]
+    file: Option<PathBuf>,
+}
+
+impl ModelArg {
+    /// The configuration named, checked (exit 2 when it is refused), or the built-in model.
+    pub(crate) fn load(&self) -> Result<ScoringConfig, Failure> {
+        match &self.file {
+            None => Ok(ScoringConfig::default()),
+            Some(path) => ScoringConfig::from_file(path).map_err(|e| fail(2, e.into())),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Scoring configurations: a health model per customer segment, and a default
+//! (`docs/scoring.md`, "Models per segment").
+//!
+//! A configuration is a JSON file a service loads (`ScoringConfig::from_file`; the CLI's
+//! `--model FILE`):
+//!
+//! ```json
+//! {"default": {"id": "acme", "version": 3},
+//!  "segments": {"enterprise": {"id": "acme-enterprise", "version": 3, "weights": {"trust": 0.45, "nps": 0.15, "csat": 0.10, "ces": 0.05, "escalation_load": 0.15, "engagement": 0.05, "advocacy": 0.05}}}}
+//! ```
+//!
+//! Each model is a [`HealthModel`] (every field optional, the calibrated default filling the
+//! rest; unknown fields refused). An account is scored as of T under the model of its segment
+//! as of T (its profile then), or the default when it has none or its segment has no model. Each
+//! model has a name (`id/version`) and a fingerprint ([`model_fingerprint`]), and every score
+//! carries both ([`AccountScores`](crate::AccountScores)).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::model_fingerprint;
+use crate::model::HealthModel;
+
+/// The largest configuration file read, in bytes.
+pub const CONFIG_BYTES_MAX: u64 = 1 << 20;
+
+/// The most segment models a configuration may name.
+pub const SEGMENTS_MAX: usize = 256;
+
+/// Why a configuration was refused. Each names the file (when read from one) and the model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`CONFIG_BYTES_MAX`].
+    #[error("{path}: {len} bytes, more than the {CONFIG_BYTES_MAX} a configuration may hold")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: u64,
+    },
+    /// Not a configuration: JSON syntax, an unknown field, a value of the wrong type.
+    #[error("{path}: {reason}")]
+    Shape {
+        /// The file (`<text>` when parsed from text).
+        path: String,
+        /// serde_json's message, with its line and column.
+        reason: String,
+    },
+    /// A model's parameter is out of its range.
+    #[error("{path}: model {model}: {reason}")]
+    Invalid {
+        /// The file (`<text>` when parsed from text).
+        path: String,
+        /// `default`, or `segments.NAME`.
+        model: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A health model per segment, and a default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// The model of an account without a profile, or whose segment has no model of its own.
+    #[serde(default)]
+    pub default: HealthModel,
+    /// The model of each segment (a profile's `segment`).
+    #[serde(default)]
+    pub segments: BTreeMap<String, HealthModel>,
+}
+
+impl ScoringConfig {
+    /// One model for every account.
+    pub fn single(model: HealthModel) -> Self {
+        Self { default: model, segments: BTreeMap::new() }
+    }
+
+    /// Whether any segment has a model of its own.
+    pub fn has_segments(&self) -> bool {
+        !self.segments.is_empty()
+    }
+
+    /// The model of `segment` (the default for `None` or a segment without one).
+    pub fn model_for(&self, segment: Option<&str>) -> &HealthModel {
+        segment.and_then(|s| self.segments.get(s)).unwrap_or(&self.default)
+    }
+
+    /// Every model with its key: `default` first, then `segments.NAME` in name order.
+    pub fn models(&self) -> impl Iterator<Item = (String, &HealthModel)> {
+        std::iter::once(("default".to_owned(), &self.default))
+            .chain(self.segments.iter().map(|(k, m)| (format!("segments.{k}"), m)))
+    }
+
+    /// Parses a configuration from JSON text and checks every model.
+    ///
+    /// # Errors
+    /// [`ConfigError::Shape`] or [`ConfigError::Invalid`], naming `<text>`.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, "<text>")
+    }
+
+    /// Reads a configuration file (at most [`CONFIG_BYTES_MAX`]) and checks every model.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let io = |source| ConfigError::Io { path: shown.clone(), source };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge { path: shown, len });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::parse(&text, &shown)
+    }
+
+    fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let config: Self = serde_json::from_str(text)
+            .map_err(|e| ConfigError::Shape { path: path.to_owned(), reason: e.to_string() })?;
+        if config.segments.len() > SEGMENTS_MAX {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                model: "segments".into(),
+                reason: format!("{} segment models; at most {SEGMENTS_MAX}", config.segments.len()),
+            });
+        }
+        for (key, model) in config.models() {
+            check_model(model).map_err(|reason| ConfigError::Invalid { path: path.to_owned(), model: key, reason })?;
+        }
+        Ok(config)
+    }
+}
+
+/// A model's name and fingerprint, as every score carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStamp {
+    /// `id/version`.
+    pub name: String,
+    /// [`model_fingerprint`], as 16 hexadecimal digits.
+    pub fingerprint: String,
+}
+
+impl ModelStamp {
+    /// The stamp of `model`.
+    pub fn of(model: &HealthModel) -> Self {
+        Self { name: model.stamp(), fingerprint: format!("{:016x}", model_fingerprint(model)) }
+    }
+}
+
+/// The ranges a loaded model's parameters must lie in: every weight, strength and half-life
+/// finite; weights not negative and not all zero; half-lives and the trend window positive;
+/// means and band thresholds in their ranges.
+fn check_model(m: &HealthModel) -> Result<(), String> {
+    let w = &m.weights;
+    let weights = [w.trust, w.nps, w.csat, w.ces, w.escalation_load, w.engagement, w.advocacy];
+    if weights.iter().any(|x| !x.is_finite() || *x < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
+        return Err("weights: each finite and not negative, and not all zero".into());
+    }
+    let positive = [
+        ("nps.half_life_days", m.nps.half_life_days),
+        ("csat.half_life_days", m.csat.half_life_days),
+        ("ces.half_life_days", m.ces.half_life_days),
+        ("nps.prior_strength", m.nps.prior_strength),
+        ("csat.prior_strength", m.csat.prior_strength),
+        ("ces.prior_strength", m.ces.prior_strength),
+        ("load_divisor", m.load_divisor),
+        ("load_confidence_half_life_days", m.load_confidence_half_life_days),
+        ("engagement_half_life_days", m.engagement_half_life_days),
+        ("advocacy_half_life_days", m.advocacy_half_life_days),
+        ("trend_window_days", m.trend_window_days),
+        ("assessment.validity_days", m.assessment.validity_days),
+        ("assessment.lapse_half_life_days", m.assessment.lapse_half_life_days),
+        ("assessment.prior_strength", m.assessment.prior_strength),
+    ];
+    if let Some((name, v)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        return Err(format!("{name}: {v} is not a positive number"));
+    }
+    let unit = [
+        ("nps.prior_mean", m.nps.prior_mean),
+        ("csat.prior_mean", m.csat.prior_mean),
+        ("ces.prior_mean", m.ces.prior_mean),
+        ("engagement_prior", m.engagement_prior),
+        ("assessment.weight", m.assessment.weight),
+        ("bands.grey_below", m.bands.grey_below),
+    ];
+    if let Some((name, v)) = unit.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        return Err(format!("{name}: {v} is outside 0-1"));
+    }
+    let b = &m.bands;
+    if !(0.0 <= b.yellow_from && b.yellow_from <= b.green_from && b.green_from <= 100.0) {
+        return Err(format!(
+            "bands: need 0 <= yellow_from ({}) <= green_from ({}) <= 100",
+            b.yellow_from, b.green_from
+        ));
+    }
+    Ok(())
+}
