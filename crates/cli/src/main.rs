@@ -721,7 +721,7 @@ fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Result<(), Fa
                     "health": s.scores.health,
                     "evidence": s.scores.evidence,
                     "trend": s.trend,
-                    "profile": s.profile.as_ref().map(|p| &p.profile),
+                    "profile": s.profile.as_ref().map(|p| p.profile()),
                     "model": s.model.name,
                     "fingerprint": s.model.fingerprint,
                 });

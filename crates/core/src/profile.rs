@@ -347,6 +347,32 @@ impl<'a> ProfileRef<'a> {
     }
 }
 
+impl<'a> ProfileRef<'a> {
+    /// Appends the profile's binary form (`docs/log-format.md`, "Account profiles"): what a
+    /// record holds, so a fold can keep a profile without owning its text (one buffer, reused).
+    pub fn write_encoded(&self, out: &mut Vec<u8>) {
+        match self.0 {
+            Lent::Owned(p) => p.encode(out),
+            Lent::Encoded(b) => out.extend_from_slice(b),
+        }
+    }
+
+    /// Reads a profile's binary form (all of `bytes`), as [`write_encoded`](Self::write_encoded)
+    /// wrote it, checking every field as a record's are checked (the parent against `account`;
+    /// pass `""` when the account is not at hand).
+    ///
+    /// # Errors
+    /// Malformed bytes, or a field that breaks the rules, with the offset.
+    pub fn from_encoded(bytes: &'a [u8], account: &str) -> Result<Self, crate::bytes::DecodeError> {
+        let mut r = Reader { b: bytes, at: 0 };
+        let read = read_profile(&mut r, account).map_err(|e| *e)?;
+        if r.at != bytes.len() {
+            return Err(crate::bytes::DecodeError { offset: r.at as u64, reason: "bytes after the profile".into() });
+        }
+        Ok(read)
+    }
+}
+
 impl PartialEq for ProfileRef<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.fields() == other.fields()

@@ -120,6 +120,11 @@ impl Assessments {
         }
     }
 
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.kept.capacity() * std::mem::size_of::<Assessed>()
+    }
+
     /// Whether any assessment was recorded.
     pub(crate) fn is_empty(&self) -> bool {
         self.kept.is_empty()
@@ -132,7 +137,8 @@ impl Assessments {
         let lapse = half_life_nanos(p.lapse_half_life_days.max(1e-9));
         let (mut n, mut pos, mut n_valid, mut pos_valid) = (0.0, 0.0, 0.0, 0.0);
         let mut top = TopEvents::new();
-        let seen: Vec<&Assessed> = self.kept.iter().filter(|a| a.at <= at).collect();
+        // Kept in time order: those made by `at` are a prefix.
+        let seen = &self.kept[..self.kept.partition_point(|a| a.at <= at)];
         for (i, a) in seen.iter().enumerate() {
             // A later assessment supersedes this one: its validity ends then.
             let end = match seen.get(i + 1) {

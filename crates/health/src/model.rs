@@ -121,7 +121,7 @@ pub struct PreparedHealth {
     pub(crate) engagement_rate: f64,
     pub(crate) advocacy_rate: f64,
     pub(crate) load_confidence_rate: f64,
-    stamp: crate::config::ModelStamp,
+    stamp: std::sync::Arc<crate::config::ModelStamp>,
 }
 
 impl rapport_core::projection::PreparedModel for PreparedHealth {
@@ -147,7 +147,7 @@ impl PreparedHealth {
             engagement_rate: decay_rate(model.engagement_half_life_days),
             advocacy_rate: decay_rate(model.advocacy_half_life_days),
             load_confidence_rate: decay_rate(model.load_confidence_half_life_days),
-            stamp: crate::config::ModelStamp::of(&model),
+            stamp: std::sync::Arc::new(crate::config::ModelStamp::of(&model)),
             model,
         }
     }
@@ -160,7 +160,7 @@ impl PreparedHealth {
 
     /// The model's name and fingerprint, computed once.
     #[inline]
-    pub fn stamp(&self) -> &crate::config::ModelStamp {
+    pub fn stamp(&self) -> &std::sync::Arc<crate::config::ModelStamp> {
         &self.stamp
     }
 }

@@ -64,16 +64,16 @@ pub struct AccountScores {
     pub trend: Trend,
     /// The account's profile as of the instant evaluated, if it has one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub profile: Option<std::sync::Arc<ProfileAt>>,
-    /// The model that scored it: its name and fingerprint.
-    pub model: ModelStamp,
+    pub profile: Option<ProfileAt>,
+    /// The model that scored it: its name and fingerprint (shared by every account it scored).
+    pub model: std::sync::Arc<ModelStamp>,
 }
 
 #[derive(Debug, Default)]
 struct Entry {
     state: HealthState,
     recent: Vec<Envelope>,
-    /// Its model's index in [`Portfolio::models`].
+    /// Its model: 0 the default, `i` the `i`th of [`Portfolio::segment_models`].
     model: usize,
 }
 
@@ -84,8 +84,10 @@ struct Entry {
 /// by default), so the score one window ago and now come from the same pass.
 #[derive(Debug)]
 pub struct Portfolio {
-    /// The default model first, then each segment model some account uses.
-    models: Vec<PreparedHealth>,
+    /// The default model (model index 0).
+    model: PreparedHealth,
+    /// Each segment model some account uses (model index 1 and up).
+    segment_models: Vec<PreparedHealth>,
     /// The model index of each account that does not use the default.
     assigned: HashMap<AccountId, usize>,
     as_of: AsOf,
@@ -100,7 +102,7 @@ impl Portfolio {
     pub fn new(model: &HealthModel, as_of: AsOf) -> Self {
         let then = as_of.at.add_days(-m_window(model));
         let (slots, entries, assigned) = (AccountSlots::default(), Vec::new(), HashMap::new());
-        Self { models: vec![model.prepare()], assigned, as_of, then, slots, entries }
+        Self { model: model.prepare(), segment_models: Vec::new(), assigned, as_of, then, slots, entries }
     }
 
     /// An empty fold for `as_of` that scores each account under its segment's model in
@@ -112,8 +114,8 @@ impl Portfolio {
         for (account, segment) in segments {
             let Some(model) = config.segments.get(segment) else { continue };
             let i = *index.entry(segment.as_str()).or_insert_with(|| {
-                p.models.push(model.prepare());
-                p.models.len() - 1
+                p.segment_models.push(model.prepare());
+                p.segment_models.len()
             });
             p.assigned.insert(account.clone(), i);
         }
@@ -148,7 +150,8 @@ impl Portfolio {
         }
         let entry = &mut self.entries[slot];
         if e.occurred_at <= self.then {
-            entry.state.apply(&self.models[entry.model], e);
+            let model = if entry.model == 0 { &self.model } else { &self.segment_models[entry.model - 1] };
+            entry.state.apply(model, e);
         } else {
             entry.recent.push(e.to_envelope_in(self.slots.id(slot).clone()));
         }
@@ -171,7 +174,7 @@ impl Portfolio {
             .into_iter()
             .zip(self.slots.ids())
             .map(|(mut entry, account)| {
-                let prepared = &self.models[entry.model];
+                let prepared = if entry.model == 0 { &self.model } else { &self.segment_models[entry.model - 1] };
                 let model = prepared.model();
                 let then = entry.state.weigh_health(model, self.then);
                 for e in &entry.recent {
@@ -179,7 +182,7 @@ impl Portfolio {
                 }
                 let now = entry.state.evaluate(model, self.as_of.at);
                 let trend = Trend::between(model, now.health.weighed(), then);
-                let profile = entry.state.profile_shared();
+                let profile = entry.state.profile();
                 let stamp = prepared.stamp().clone();
                 AccountScores {
                     account: account.clone(),
@@ -371,7 +374,7 @@ pub async fn score_account<S: Store>(
         // No events yet: the prior, graded grey.
         let now = HealthState::new().evaluate(model, as_of.at);
         let trend = Trend::between(model, now.health.weighed(), now.health.weighed());
-        let model = ModelStamp::of(model);
+        let model = std::sync::Arc::new(ModelStamp::of(model));
         AccountScores { account: account.clone(), as_of: as_of.at, scores: now, trend, profile: None, model }
     }))
 }

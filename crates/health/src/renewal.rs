@@ -47,7 +47,8 @@ pub fn renewals(model: &HealthModel, scores: &[AccountScores], within_days: f64)
     let mut out: Vec<Renewal> = scores
         .iter()
         .filter_map(|s| {
-            let renews_at = s.profile.as_ref()?.profile.renews_at?;
+            let profile = s.profile.as_ref()?.fields();
+            let renews_at = profile.renews_at?;
             let days_left = renews_at.days_since(s.as_of);
             if !(days_left > 0.0 && days_left <= within_days) {
                 return None;
@@ -59,7 +60,7 @@ pub fn renewals(model: &HealthModel, scores: &[AccountScores], within_days: f64)
                 _ => s.trend.delta / window,
             };
             let at_renewal = ((health.score + slope * days_left).clamp(0.0, 100.0) - health.noise).clamp(0.0, 100.0);
-            let arr = s.profile.as_ref()?.profile.arr.map(|a| (a.amount, a.currency.as_str().to_owned()));
+            let arr = profile.arr.map(|a| (a.amount, a.currency.as_str().to_owned()));
             Some(Renewal {
                 account: s.account.clone(),
                 renews_at,

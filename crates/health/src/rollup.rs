@@ -71,8 +71,11 @@ struct Node {
 /// Rolls up every parent named by the profiles in `scores` (all evaluated at one instant).
 pub fn rollups(model: &HealthModel, scores: &[AccountScores]) -> Rollups {
     let by_id: HashMap<&AccountId, &AccountScores> = scores.iter().map(|s| (&s.account, s)).collect();
-    let parent_of: HashMap<&AccountId, &AccountId> =
-        scores.iter().filter_map(|s| Some((&s.account, s.profile.as_ref()?.profile.parent.as_ref()?))).collect();
+    let parents: HashMap<&AccountId, AccountId> = scores
+        .iter()
+        .filter_map(|s| Some((&s.account, s.profile.as_ref()?.fields().parent?.to_account_id())))
+        .collect();
+    let parent_of: HashMap<&AccountId, &AccountId> = parents.iter().map(|(c, p)| (*c, p)).collect();
     let mut children: BTreeMap<&AccountId, Vec<&AccountId>> = BTreeMap::new();
     for (&child, &parent) in &parent_of {
         children.entry(parent).or_default().push(child);
@@ -100,7 +103,7 @@ pub fn rollups(model: &HealthModel, scores: &[AccountScores]) -> Rollups {
         let own = by_id.get(a).map(|s| Node {
             health: s.scores.health.score,
             coverage: s.scores.health.confidence,
-            arr: s.profile.as_ref().and_then(|p| p.profile.arr).map(|x| (x.amount, x.currency.as_str().to_owned())),
+            arr: s.profile.as_ref().and_then(|p| p.fields().arr).map(|x| (x.amount, x.currency.as_str().to_owned())),
         });
         let node = match children.get(a) {
             None => own,

@@ -577,7 +577,7 @@ impl Runner {
         let now = view.now_state.evaluate(m, self.now);
         let then = view.then_state.as_deref().unwrap_or(&view.now_state).weigh_health(m, self.then);
         let trend = Trend::between(m, now.health.weighed(), then);
-        let profile = view.now_state.profile_shared();
+        let profile = view.now_state.profile();
         let model = self.model.stamp().clone();
         AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend, profile, model }
     }

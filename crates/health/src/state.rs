@@ -43,19 +43,87 @@ pub struct HealthState {
     escalations_seen: Count,
     assessments: Assessments,
     /// The latest profile by `occurred_at` (then position): the profile as of the newest
-    /// event applied.
-    profile: Option<std::sync::Arc<ProfileAt>>,
+    /// event applied, in its binary form (one allocation per profile, shared by every score
+    /// made from this state).
+    profile: Option<ProfileAt>,
 }
 
-/// A profile and when it was stated.
+/// A profile and when it was stated, kept in its binary form (shared: cloning one copies no
+/// text): [`fields`](Self::fields) reads it in place, [`profile`](Self::profile) owns it.
+/// Serialised as `at`, `position` and the owned `profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "ProfileAtForm", try_from = "ProfileAtForm")]
 pub struct ProfileAt {
     /// Its event's `occurred_at`.
     pub at: Timestamp,
     /// Its event's position (of two profiles at one instant, the later position holds).
     pub position: Position,
-    /// The profile.
-    pub profile: Profile,
+    /// [`rapport_core::ProfileRef::write_encoded`]'s bytes, checked when made.
+    bytes: std::sync::Arc<[u8]>,
+}
+
+impl ProfileAt {
+    /// `profile`, stated at `at` by the event at `position`.
+    ///
+    /// # Errors
+    /// The profile breaks its rules ([`Profile::check`]; its parent is not checked against an
+    /// account, which is not at hand).
+    pub fn new(
+        at: Timestamp,
+        position: Position,
+        profile: &Profile,
+    ) -> Result<Self, rapport_core::profile::ProfileError> {
+        profile.check("")?;
+        let mut bytes = Vec::new();
+        profile.lend().write_encoded(&mut bytes);
+        Ok(Self { at, position, bytes: bytes.into() })
+    }
+
+    /// A profile lent by an event (checked when it was read or made): its bytes copied once.
+    fn lent(at: Timestamp, position: Position, profile: rapport_core::ProfileRef<'_>) -> Self {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let bytes = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            profile.write_encoded(&mut s);
+            std::sync::Arc::from(s.as_slice())
+        });
+        Self { at, position, bytes }
+    }
+
+    /// Its fields, read in place (nothing is allocated).
+    pub fn fields(&self) -> rapport_core::profile::ProfileFields<'_> {
+        // Checked when made: it reads; the empty answer could only come from bytes changed
+        // under it, which they cannot be.
+        rapport_core::ProfileRef::from_encoded(&self.bytes, "").map(|p| p.fields()).unwrap_or_default()
+    }
+
+    /// The owned profile.
+    pub fn profile(&self) -> Profile {
+        self.fields().to_profile()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileAtForm {
+    at: Timestamp,
+    position: Position,
+    profile: Profile,
+}
+
+impl From<ProfileAt> for ProfileAtForm {
+    fn from(p: ProfileAt) -> Self {
+        Self { at: p.at, position: p.position, profile: p.profile() }
+    }
+}
+
+impl TryFrom<ProfileAtForm> for ProfileAt {
+    type Error = rapport_core::profile::ProfileError;
+    fn try_from(f: ProfileAtForm) -> Result<Self, Self::Error> {
+        Self::new(f.at, f.position, &f.profile)
+    }
 }
 
 /// Trust and health for one account at one instant.
@@ -112,18 +180,14 @@ impl HealthState {
     /// The profile as of the newest event applied: the `account_profiled` event that occurred
     /// last (of two at one instant, the later position), whatever order they were applied in.
     /// Folded as of T, it is the profile as it was at T.
-    pub fn profile(&self) -> Option<&ProfileAt> {
-        self.profile.as_deref()
-    }
-
-    /// [`profile`](Self::profile), shared (a count, not a copy).
-    pub fn profile_shared(&self) -> Option<std::sync::Arc<ProfileAt>> {
+    /// Shared: a count, not a copy.
+    pub fn profile(&self) -> Option<ProfileAt> {
         self.profile.clone()
     }
 
-    /// Heap bytes held by open items.
+    /// Heap bytes held by open items, assessments and the profile.
     pub fn heap_bytes(&self) -> usize {
-        self.trust.heap_bytes()
+        self.trust.heap_bytes() + self.assessments.heap_bytes() + self.profile.as_ref().map_or(0, |p| p.bytes.len())
     }
 
     /// Folds one event in, with the model prepared once ([`HealthModel::prepare`]).
@@ -176,12 +240,11 @@ impl HealthState {
             EventRef::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
             EventRef::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
             EventRef::AssessmentRecorded { .. } => self.assessments.apply(&m.model().assessment, e),
-            EventRef::AccountProfiled { profile } => {
-                let newer = self.profile.as_ref().is_none_or(|p| (p.at, p.position) <= (e.occurred_at, e.position));
-                if newer {
-                    let at = ProfileAt { at: e.occurred_at, position: e.position, profile: profile.to_profile() };
-                    self.profile = Some(std::sync::Arc::new(at));
-                }
+            // The latest by time (then position) holds, whatever order they arrive in.
+            EventRef::AccountProfiled { profile }
+                if self.profile.as_ref().is_none_or(|p| (p.at, p.position) <= (e.occurred_at, e.position)) =>
+            {
+                self.profile = Some(ProfileAt::lent(e.occurred_at, e.position, profile));
             }
             _ => {}
         }
@@ -192,8 +255,12 @@ impl HealthState {
         let trust_inputs = self.trust.inputs(&m.trust, at);
         let w = self.weighed_inputs(m, at, &trust_inputs);
         let c = compose(w.inputs());
-        let health = Score::new(rapport_trust::Composed { noise: w.noise, ..c }, &m.bands, m.stamp());
-        let e = w.evidence;
+        let (e, noise) = match w.blend {
+            Some(blend) => (blend.evidence, blend.noise),
+            // Without assessments health is the evidence.
+            None => (Weighed { score: c.score, confidence: c.confidence, noise: c.noise }, c.noise),
+        };
+        let health = Score::new(rapport_trust::Composed { noise, ..c }, &m.bands, m.stamp());
         let evidence = Reading { score: e.score, confidence: e.confidence, band: m.bands.band(e.score, e.confidence) };
         Scores { trust: TrustState::score(&m.trust, &trust_inputs), health, evidence }
     }
@@ -202,7 +269,11 @@ impl HealthState {
     /// building factors (what a trend needs of its earlier score).
     pub fn weigh_health(&self, m: &HealthModel, at: Timestamp) -> Weighed {
         let w = self.weighed_inputs(m, at, &self.trust.inputs(&m.trust, at));
-        Weighed { noise: w.noise, ..weigh(w.inputs()) }
+        let weighed = weigh(w.inputs());
+        match w.blend {
+            Some(blend) => Weighed { noise: blend.noise, ..weighed },
+            None => weighed,
+        }
     }
 
     /// Health's inputs at `at`: the evidence's, then (for an account that has assessments)
@@ -210,13 +281,13 @@ impl HealthState {
     /// evidence, a factor of weight 0 that says so.
     fn weighed_inputs(&self, m: &HealthModel, at: Timestamp, trust_inputs: &[FactorInput; 3]) -> Inputs {
         let evidence_inputs = self.inputs(m, at, trust_inputs);
-        let evidence = weigh(&evidence_inputs);
         let mut inputs = [evidence_inputs[0]; 9];
         inputs[..7].copy_from_slice(&evidence_inputs);
         if self.assessments.is_empty() {
             // Nothing to blend: health is the evidence's, and has no assessment factor.
-            return Inputs { inputs, len: 7, evidence, noise: evidence.noise };
+            return Inputs { inputs, len: 7, blend: None };
         }
+        let evidence = weigh(&evidence_inputs);
         let total: f64 = evidence_inputs.iter().map(|i| i.weight).sum();
         let h0 = evidence.score / 100.0;
         let r = self.assessments.read(&m.assessment, at, h0, evidence.confidence, total);
@@ -239,7 +310,7 @@ impl HealthState {
             len = 9;
         }
         let noise = (evidence.noise * evidence.noise + (100.0 * r.extra_sd) * (100.0 * r.extra_sd)).sqrt();
-        Inputs { inputs, len, evidence, noise }
+        Inputs { inputs, len, blend: Some(Blend { evidence, noise }) }
     }
 
     /// The inputs health's evidence is composed of at `at`, given trust's.
@@ -304,9 +375,13 @@ impl HealthState {
 struct Inputs {
     inputs: [FactorInput; 9],
     len: usize,
-    /// Health from the evidence alone.
+    /// With assessments: what they are blended with. Without, health is the evidence.
+    blend: Option<Blend>,
+}
+
+/// Health from the evidence alone, and health's noise with the assessments' added.
+struct Blend {
     evidence: Weighed,
-    /// Health's noise: the evidence's, and what the assessments add.
     noise: f64,
 }
 

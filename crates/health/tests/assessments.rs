@@ -17,7 +17,7 @@ fn fold(events: &[Envelope], days: f64) -> (Scores, Option<Profile>) {
     for e in events.iter().filter(|e| e.occurred_at <= t) {
         p.apply(&e.view());
     }
-    (p.evaluate(t), p.state().profile().map(|p| p.profile.clone()))
+    (p.evaluate(t), p.state().profile().map(|p| p.profile()))
 }
 
 fn at(story: &Story, days: f64) -> Scores {

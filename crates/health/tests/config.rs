@@ -48,8 +48,8 @@ fn an_account_is_scored_under_its_segments_model_from_its_profiles_time() {
     let (before, after) = (at(90.0), at(120.0));
     let big = |v: &[rapport_health::AccountScores]| v.iter().find(|s| s.account.as_str() == "big").unwrap().clone();
     // Before its profile, the default; from it, the enterprise model (whose stamp it carries).
-    assert_eq!(big(&before).model, ModelStamp::of(&config.default));
-    assert_eq!(big(&after).model, ModelStamp::of(&enterprise()));
+    assert_eq!(*big(&before).model, ModelStamp::of(&config.default));
+    assert_eq!(*big(&after).model, ModelStamp::of(&enterprise()));
     assert_eq!(big(&after).scores.health.model, "acme-enterprise/3");
     // A segment without a model of its own takes the default.
     let small = after.iter().find(|s| s.account.as_str() == "small").unwrap();

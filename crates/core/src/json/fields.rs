@@ -1,13 +1,13 @@
-//! The field table and the typed event built from a line's fields: which fields exist, their
-//! JSON types, which belong to which event type, and the checks each value passes.
+//! The field table: which fields exist, their JSON types, which belong to which event type,
+//! and the checks a field's value passes (`build.rs` builds the typed event from them).
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
 use super::ParseEventError;
-use crate::event::{AdvocacyKind, Channel, Event, EventKind, Severity, SurveyScore, TEXT_BYTES_MAX};
-use crate::id::{CommitmentKey, EscalationKey, Interner, ParseIdError, SurveyKey};
+use crate::event::{AdvocacyKind, Channel, EventKind, Severity, TEXT_BYTES_MAX};
+use crate::id::{CommitmentKey, EscalationKey, Interner, ParseIdError};
 use crate::meta::{Metadata, MetadataError, TAGS_MAX};
 use crate::timestamp::Timestamp;
 
@@ -452,37 +452,6 @@ pub(super) const fn allowed(kind: EventKind) -> u32 {
     ALLOWED[kind as usize]
 }
 
-pub(super) fn parse_severity(s: &str) -> Option<Severity> {
-    Some(match s {
-        "low" => Severity::Low,
-        "medium" => Severity::Medium,
-        "high" => Severity::High,
-        "critical" => Severity::Critical,
-        _ => return None,
-    })
-}
-
-pub(super) fn parse_channel(s: &str) -> Option<Channel> {
-    Some(match s {
-        "meeting" => Channel::Meeting,
-        "call" => Channel::Call,
-        "email" => Channel::Email,
-        "chat" => Channel::Chat,
-        "visit" => Channel::Visit,
-        _ => return None,
-    })
-}
-
-pub(super) fn parse_advocacy(s: &str) -> Option<AdvocacyKind> {
-    Some(match s {
-        "referral" => AdvocacyKind::Referral,
-        "reference" => AdvocacyKind::Reference,
-        "case_study" => AdvocacyKind::CaseStudy,
-        "review" => AdvocacyKind::Review,
-        _ => return None,
-    })
-}
-
 /// The JSON name of a severity.
 pub fn severity_tag(s: Severity) -> &'static str {
     match s {
@@ -512,112 +481,6 @@ pub fn advocacy_tag(k: AdvocacyKind) -> &'static str {
         AdvocacyKind::CaseStudy => "case_study",
         AdvocacyKind::Review => "review",
     }
-}
-
-pub(super) fn build_event(f: &Fields<'_, '_>) -> Parse<Event> {
-    let r = f.raw;
-    // Each arm checks its type's fields with its own mask, a constant (so the check reads
-    // only the fields that mask refuses).
-    let event = match f.kind {
-        EventKind::CommitmentMade => {
-            f.only(allowed(EventKind::CommitmentMade))?;
-            let weight = r.weight.unwrap_or(1.0);
-            if !(weight.is_finite() && weight > 0.0) {
-                return Err(invalid("weight", format!("{weight} is not a finite positive number")));
-            }
-            Event::CommitmentMade {
-                commitment: f.commitment()?,
-                title: f
-                    .text("title", &r.title)?
-                    .ok_or(ParseEventError::MissingField { field: "title", kind: f.kind })?,
-                due: f.time("due", &r.due)?,
-                weight,
-            }
-        }
-        EventKind::CommitmentRenegotiated => {
-            f.only(allowed(EventKind::CommitmentRenegotiated))?;
-            Event::CommitmentRenegotiated {
-                commitment: f.commitment()?,
-                due: f.time("due", &r.due)?,
-                reason: f.text("reason", &r.reason)?,
-            }
-        }
-        EventKind::CommitmentDelivered => {
-            f.only(allowed(EventKind::CommitmentDelivered))?;
-            Event::CommitmentDelivered { commitment: f.commitment()?, accepted: r.accepted.unwrap_or(true) }
-        }
-        EventKind::CommitmentCancelled => {
-            f.only(allowed(EventKind::CommitmentCancelled))?;
-            Event::CommitmentCancelled { commitment: f.commitment()?, reason: f.text("reason", &r.reason)? }
-        }
-        EventKind::EscalationRaised => {
-            f.only(allowed(EventKind::EscalationRaised))?;
-            let s = f.req("severity", &r.severity)?;
-            let severity = parse_severity(s)
-                .ok_or_else(|| invalid("severity", format!("{s:?} is not one of low, medium, high, critical")))?;
-            Event::EscalationRaised { escalation: f.escalation()?, severity, summary: f.text("summary", &r.summary)? }
-        }
-        EventKind::EscalationAcknowledged => {
-            f.only(allowed(EventKind::EscalationAcknowledged))?;
-            Event::EscalationAcknowledged { escalation: f.escalation()? }
-        }
-        EventKind::EscalationResolved => {
-            f.only(allowed(EventKind::EscalationResolved))?;
-            Event::EscalationResolved { escalation: f.escalation()? }
-        }
-        EventKind::EscalationReopened => {
-            f.only(allowed(EventKind::EscalationReopened))?;
-            Event::EscalationReopened { escalation: f.escalation()? }
-        }
-        EventKind::SurveyAnswered => {
-            f.only(allowed(EventKind::SurveyAnswered))?;
-            let survey = f.key("survey", &r.survey, SurveyKey::new, SurveyKey::new_in)?;
-            let score = match (r.nps, r.csat, r.ces) {
-                (Some(v), None, None) => (SurveyScore::Nps as fn(u8) -> SurveyScore, "nps", v),
-                (None, Some(v), None) => (SurveyScore::Csat as fn(u8) -> SurveyScore, "csat", v),
-                (None, None, Some(v)) => (SurveyScore::Ces as fn(u8) -> SurveyScore, "ces", v),
-                (None, None, None) => {
-                    return Err(invalid("nps", "a survey answer needs exactly one of nps, csat or ces"));
-                }
-                _ => return Err(invalid("nps", "a survey answer holds exactly one of nps, csat or ces")),
-            };
-            let (make, field, v) = score;
-            let answer = u8::try_from(v).map(make).map_err(|_| invalid(field, format!("{v} is out of range")))?;
-            if !answer.in_range() {
-                let range = answer.range();
-                return Err(invalid(field, format!("{v} is outside {}..={}", range.start(), range.end())));
-            }
-            Event::SurveyAnswered { survey, score: answer, comment: f.text("comment", &r.comment)? }
-        }
-        EventKind::TouchpointHeld => {
-            f.only(allowed(EventKind::TouchpointHeld))?;
-            let s = f.req("channel", &r.channel)?;
-            let channel = parse_channel(s)
-                .ok_or_else(|| invalid("channel", format!("{s:?} is not one of meeting, call, email, chat, visit")))?;
-            Event::TouchpointHeld { channel }
-        }
-        EventKind::IssueDisclosed => {
-            f.only(allowed(EventKind::IssueDisclosed))?;
-            Event::IssueDisclosed { summary: f.text("summary", &r.summary)? }
-        }
-        EventKind::AdvocacyGiven => {
-            f.only(allowed(EventKind::AdvocacyGiven))?;
-            let s = f.req("kind", &r.kind)?;
-            let kind = parse_advocacy(s).ok_or_else(|| {
-                invalid("kind", format!("{s:?} is not one of referral, reference, case_study, review"))
-            })?;
-            Event::AdvocacyGiven { kind }
-        }
-        EventKind::AccountProfiled => {
-            f.only(allowed(EventKind::AccountProfiled))?;
-            super::account::build_profile(f)?
-        }
-        EventKind::AssessmentRecorded => {
-            f.only(allowed(EventKind::AssessmentRecorded))?;
-            super::account::build_assessment(f)?
-        }
-    };
-    Ok(event)
 }
 
 fn meta_error(e: MetadataError) -> ParseEventError {

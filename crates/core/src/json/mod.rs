@@ -95,7 +95,7 @@ impl ParseEventError {
     }
 }
 
-mod account;
+mod build;
 mod fields;
 mod scan;
 mod schema;
@@ -103,10 +103,11 @@ mod schema;
 mod tests;
 mod write;
 
+use build::build_event;
 pub use fields::{
     ENVELOPE_EXTRA_FIELDS, FieldType, Need, SUBMITTED_FIELDS, TYPE_FIELDS, advocacy_tag, channel_tag, severity_tag,
 };
-use fields::{Fields, Parse, RawLine, Text, build_event, build_meta, invalid, refuse_present};
+use fields::{Fields, Parse, RawLine, Text, build_meta, invalid, refuse_present};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use scan::compact_scan_agrees;
 use scan::scan_compact;
