@@ -21,7 +21,6 @@
 use crate::bytes::{Read, Reader, fail, text};
 use crate::id::{AccountId, check_key};
 use crate::timestamp::Timestamp;
-use crate::view::AccountRef;
 
 /// The longest `owner`, in bytes.
 pub const OWNER_BYTES_MAX: usize = 256;
@@ -173,7 +172,7 @@ impl Profile {
             segment: self.segment.as_deref(),
             tier: self.tier.as_deref(),
             arr: self.arr,
-            parent: self.parent.as_ref().map(AccountId::view),
+            parent: self.parent.as_ref().map(AccountId::as_str),
             lifecycle: self.lifecycle,
             renews_at: self.renews_at,
             owner: self.owner.as_deref(),
@@ -203,7 +202,7 @@ impl Profile {
             out.extend_from_slice(&arr.currency.0);
         }
         if let Some(parent) = v.parent {
-            text(out, parent.as_str());
+            text(out, parent);
         }
         if let Some(l) = v.lifecycle {
             out.push(l as u8);
@@ -228,8 +227,8 @@ pub struct ProfileFields<'a> {
     pub tier: Option<&'a str>,
     /// [`Profile::arr`].
     pub arr: Option<Arr>,
-    /// [`Profile::parent`].
-    pub parent: Option<AccountRef<'a>>,
+    /// [`Profile::parent`] (an account id's text, checked).
+    pub parent: Option<&'a str>,
     /// [`Profile::lifecycle`].
     pub lifecycle: Option<Lifecycle>,
     /// [`Profile::renews_at`].
@@ -277,7 +276,7 @@ impl ProfileFields<'_> {
             return Err(refuse("arr", format!("{} is not a positive amount of at most {ARR_MAX:e}", arr.amount)));
         }
         if let Some(parent) = self.parent
-            && parent.as_str() == account
+            && parent == account
         {
             return Err(refuse("parent", "an account cannot be its own parent"));
         }
@@ -303,7 +302,7 @@ impl ProfileFields<'_> {
             segment: self.segment.map(str::to_owned),
             tier: self.tier.map(str::to_owned),
             arr: self.arr,
-            parent: self.parent.map(|p| p.to_account_id()),
+            parent: self.parent.map(AccountId::from_checked),
             lifecycle: self.lifecycle,
             renews_at: self.renews_at,
             owner: self.owner.map(str::to_owned),
@@ -422,7 +421,8 @@ fn read_fields<'a>(r: &mut Reader<'a>) -> Read<ProfileFields<'a>> {
     if set(3) {
         let at = r.at;
         let parent = r.text("parent")?;
-        f.parent = Some(AccountRef::new(parent).map_err(|e| fail(at, format!("parent: {e}")))?);
+        check_key(parent).map_err(|e| fail(at, format!("parent: {e}")))?;
+        f.parent = Some(parent);
     }
     if set(4) {
         f.lifecycle = Some(r.code(&Lifecycle::ALL, "lifecycle")?);

@@ -17,7 +17,7 @@ use rapport_core::derived::{self, DerivedError, DerivedHeader};
 use rapport_core::{AccountId, Envelope, Position, StreamVersion, Timestamp};
 use rapport_trust::Band;
 
-use crate::model::HealthModel;
+use crate::model::{HealthModel, model_fingerprint};
 use crate::signal::Hysteresis;
 use crate::state::HealthState;
 
@@ -67,13 +67,6 @@ pub enum CheckpointError {
     /// The store could not read it.
     #[error("reading the checkpoint: {0}")]
     Read(#[from] rapport_core::ReadError),
-}
-
-/// A model's fingerprint: a hash of its whole binary form, so any change of any parameter
-/// changes it (FNV-1a, frozen: it is saved in checkpoints).
-pub fn model_fingerprint(model: &HealthModel) -> u64 {
-    let bytes = postcard::to_allocvec(model).unwrap_or_default();
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The payload.

@@ -12,15 +12,14 @@
 //! Each model is a [`HealthModel`] (every field optional, the calibrated default filling the
 //! rest; unknown fields refused). An account is scored as of T under the model of its segment
 //! as of T (its profile then), or the default when it has none or its segment has no model. Each
-//! model has a name (`id/version`) and a fingerprint ([`model_fingerprint`]), and every score
-//! carries both ([`AccountScores`](crate::AccountScores)).
+//! model has a name (`id/version`) and a fingerprint ([`model_fingerprint`](crate::model_fingerprint)), and every score
+//! carries both ([`ModelStamp`](crate::ModelStamp), in [`AccountScores`](crate::AccountScores)).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::model_fingerprint;
 use crate::model::HealthModel;
 
 /// The largest configuration file read, in bytes.
@@ -140,22 +139,6 @@ impl ScoringConfig {
             check_model(model).map_err(|reason| ConfigError::Invalid { path: path.to_owned(), model: key, reason })?;
         }
         Ok(config)
-    }
-}
-
-/// A model's name and fingerprint, as every score carries them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelStamp {
-    /// `id/version`.
-    pub name: String,
-    /// [`model_fingerprint`], as 16 hexadecimal digits.
-    pub fingerprint: String,
-}
-
-impl ModelStamp {
-    /// The stamp of `model`.
-    pub fn of(model: &HealthModel) -> Self {
-        Self { name: model.stamp(), fingerprint: format!("{:016x}", model_fingerprint(model)) }
     }
 }
 

@@ -49,9 +49,9 @@ pub mod signal;
 pub mod state;
 
 pub use assessment::AssessmentParams;
-pub use checkpoint::{CheckpointError, model_fingerprint};
-pub use config::{ConfigError, ModelStamp, ScoringConfig};
-pub use model::{HealthModel, HealthWeights, PreparedHealth};
+pub use checkpoint::CheckpointError;
+pub use config::{ConfigError, ScoringConfig};
+pub use model::{HealthModel, HealthWeights, ModelStamp, PreparedHealth, model_fingerprint};
 pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_account_with, score_all,
     score_all_with, segments_as_of, timeline, timeline_with, write_table,

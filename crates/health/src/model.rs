@@ -121,7 +121,7 @@ pub struct PreparedHealth {
     pub(crate) engagement_rate: f64,
     pub(crate) advocacy_rate: f64,
     pub(crate) load_confidence_rate: f64,
-    stamp: std::sync::Arc<crate::config::ModelStamp>,
+    stamp: std::sync::Arc<ModelStamp>,
 }
 
 impl rapport_core::projection::PreparedModel for PreparedHealth {
@@ -147,7 +147,7 @@ impl PreparedHealth {
             engagement_rate: decay_rate(model.engagement_half_life_days),
             advocacy_rate: decay_rate(model.advocacy_half_life_days),
             load_confidence_rate: decay_rate(model.load_confidence_half_life_days),
-            stamp: std::sync::Arc::new(crate::config::ModelStamp::of(&model)),
+            stamp: std::sync::Arc::new(ModelStamp::of(&model)),
             model,
         }
     }
@@ -160,7 +160,30 @@ impl PreparedHealth {
 
     /// The model's name and fingerprint, computed once.
     #[inline]
-    pub fn stamp(&self) -> &std::sync::Arc<crate::config::ModelStamp> {
+    pub fn stamp(&self) -> &std::sync::Arc<ModelStamp> {
         &self.stamp
+    }
+}
+
+/// A model's fingerprint: a hash of its whole binary form, so any change of any parameter
+/// changes it (FNV-1a, frozen: it is saved in checkpoints).
+pub fn model_fingerprint(model: &HealthModel) -> u64 {
+    let bytes = postcard::to_allocvec(model).unwrap_or_default();
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A model's name and fingerprint, as every score carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelStamp {
+    /// `id/version`.
+    pub name: String,
+    /// [`model_fingerprint`], as 16 hexadecimal digits.
+    pub fingerprint: String,
+}
+
+impl ModelStamp {
+    /// The stamp of `model`.
+    pub fn of(model: &HealthModel) -> Self {
+        Self { name: model.stamp(), fingerprint: format!("{:016x}", model_fingerprint(model)) }
     }
 }

@@ -7,7 +7,8 @@ use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, Rea
 use rapport_trust::Weighed;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ModelStamp, ScoringConfig};
+use crate::config::ScoringConfig;
+use crate::model::ModelStamp;
 use crate::model::{HealthModel, PreparedHealth};
 use crate::state::{HealthState, ProfileAt, Scores};
 

@@ -73,7 +73,7 @@ pub fn rollups(model: &HealthModel, scores: &[AccountScores]) -> Rollups {
     let by_id: HashMap<&AccountId, &AccountScores> = scores.iter().map(|s| (&s.account, s)).collect();
     let parents: HashMap<&AccountId, AccountId> = scores
         .iter()
-        .filter_map(|s| Some((&s.account, s.profile.as_ref()?.fields().parent?.to_account_id())))
+        .filter_map(|s| Some((&s.account, AccountId::new(s.profile.as_ref()?.fields().parent?).ok()?)))
         .collect();
     let parent_of: HashMap<&AccountId, &AccountId> = parents.iter().map(|(c, p)| (*c, p)).collect();
     let mut children: BTreeMap<&AccountId, Vec<&AccountId>> = BTreeMap::new();
