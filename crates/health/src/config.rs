@@ -142,16 +142,14 @@ impl ScoringConfig {
     }
 }
 
-/// The ranges a loaded model's parameters must lie in: every weight, strength and half-life
-/// finite; weights not negative and not all zero; half-lives and the trend window positive;
-/// means and band thresholds in their ranges.
+/// The ranges a loaded model's parameters must lie in, the trust model's included (its
+/// errors start `trust.`): every weight, strength and half-life finite; weights not negative
+/// and not all zero; half-lives, strengths, SLA targets and the trend window positive; means,
+/// outcomes and shares in 0–1; band thresholds in order.
 fn check_model(m: &HealthModel) -> Result<(), String> {
     let w = &m.weights;
-    let weights = [w.trust, w.nps, w.csat, w.ces, w.escalation_load, w.engagement, w.advocacy];
-    if weights.iter().any(|x| !x.is_finite() || *x < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
-        return Err("weights: each finite and not negative, and not all zero".into());
-    }
-    let positive = [
+    weights("weights", &[w.trust, w.nps, w.csat, w.ces, w.escalation_load, w.engagement, w.advocacy])?;
+    positive(&[
         ("nps.half_life_days", m.nps.half_life_days),
         ("csat.half_life_days", m.csat.half_life_days),
         ("ces.half_life_days", m.ces.half_life_days),
@@ -166,25 +164,84 @@ fn check_model(m: &HealthModel) -> Result<(), String> {
         ("assessment.validity_days", m.assessment.validity_days),
         ("assessment.lapse_half_life_days", m.assessment.lapse_half_life_days),
         ("assessment.prior_strength", m.assessment.prior_strength),
-    ];
-    if let Some((name, v)) = positive.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
-        return Err(format!("{name}: {v} is not a positive number"));
-    }
-    let unit = [
+        ("assessment.strength", m.assessment.strength),
+    ])?;
+    unit(&[
         ("nps.prior_mean", m.nps.prior_mean),
         ("csat.prior_mean", m.csat.prior_mean),
         ("ces.prior_mean", m.ces.prior_mean),
         ("engagement_prior", m.engagement_prior),
         ("assessment.weight", m.assessment.weight),
-        ("bands.grey_below", m.bands.grey_below),
-    ];
-    if let Some((name, v)) = unit.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
-        return Err(format!("{name}: {v} is outside 0-1"));
+        ("assessment.disagreement", m.assessment.disagreement),
+        ("assessment.disagreement_coverage", m.assessment.disagreement_coverage),
+    ])?;
+    bands("bands", &m.bands)?;
+    check_trust(&m.trust).map_err(|e| format!("trust.{e}"))
+}
+
+fn check_trust(t: &rapport_trust::TrustModel) -> Result<(), String> {
+    weights(
+        "reliability_weight, candour_weight, responsiveness_weight",
+        &[t.reliability_weight, t.candour_weight, t.responsiveness_weight],
+    )?;
+    let s = &t.sla;
+    positive(&[
+        ("reliability.half_life_days", t.reliability.half_life_days),
+        ("candour.half_life_days", t.candour.half_life_days),
+        ("responsiveness.half_life_days", t.responsiveness.half_life_days),
+        ("reliability.prior_strength", t.reliability.prior_strength),
+        ("candour.prior_strength", t.candour.prior_strength),
+        ("responsiveness.prior_strength", t.responsiveness.prior_strength),
+        ("late_half_life_days", t.late_half_life_days),
+        ("sla.low.acknowledge_hours", s.low.acknowledge_hours),
+        ("sla.low.resolve_hours", s.low.resolve_hours),
+        ("sla.medium.acknowledge_hours", s.medium.acknowledge_hours),
+        ("sla.medium.resolve_hours", s.medium.resolve_hours),
+        ("sla.high.acknowledge_hours", s.high.acknowledge_hours),
+        ("sla.high.resolve_hours", s.high.resolve_hours),
+        ("sla.critical.acknowledge_hours", s.critical.acknowledge_hours),
+        ("sla.critical.resolve_hours", s.critical.resolve_hours),
+    ])?;
+    weights("sla weights", &[s.low.weight, s.medium.weight, s.high.weight, s.critical.weight])?;
+    unit(&[
+        ("reliability.prior_mean", t.reliability.prior_mean),
+        ("candour.prior_mean", t.candour.prior_mean),
+        ("responsiveness.prior_mean", t.responsiveness.prior_mean),
+        ("early_bonus_max", t.early_bonus_max),
+        ("renegotiated_outcome", t.renegotiated_outcome),
+        ("late_outcome", t.late_outcome),
+        ("reopen_weight", t.reopen_weight),
+    ])?;
+    bands("bands", &t.bands)
+}
+
+/// Weights: each finite and not negative, not all zero.
+fn weights(name: &str, w: &[f64]) -> Result<(), String> {
+    if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+        return Err(format!("{name}: each finite and not negative, and not all zero"));
     }
-    let b = &m.bands;
+    Ok(())
+}
+
+fn positive(values: &[(&str, f64)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        Some((name, v)) => Err(format!("{name}: {v} is not a positive number")),
+        None => Ok(()),
+    }
+}
+
+fn unit(values: &[(&str, f64)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| !(0.0..=1.0).contains(v)) {
+        Some((name, v)) => Err(format!("{name}: {v} is outside 0-1")),
+        None => Ok(()),
+    }
+}
+
+fn bands(name: &str, b: &rapport_trust::Bands) -> Result<(), String> {
+    unit(&[("bands.grey_below", b.grey_below)])?;
     if !(0.0 <= b.yellow_from && b.yellow_from <= b.green_from && b.green_from <= 100.0) {
         return Err(format!(
-            "bands: need 0 <= yellow_from ({}) <= green_from ({}) <= 100",
+            "{name}: need 0 <= yellow_from ({}) <= green_from ({}) <= 100",
             b.yellow_from, b.green_from
         ));
     }

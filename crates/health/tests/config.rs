@@ -81,6 +81,12 @@ fn a_configuration_file_is_checked_and_its_errors_name_the_model() {
     assert!(e.to_string().contains("model segments.smb: nps.half_life_days"), "{e}");
     let e = bad(r#"{"default": {"bands": {"green_from": 40, "yellow_from": 50, "grey_below": 0.3}}}"#);
     assert!(e.to_string().contains("model default: bands"), "{e}");
+    // The trust model inside is checked too, its fields named from `trust.`.
+    let e = bad(r#"{"default": {"trust": {"late_half_life_days": 0}}}"#);
+    assert!(e.to_string().contains("model default: trust.late_half_life_days: 0 is not a positive number"), "{e}");
+    let sla = r#"{"low": {"acknowledge_hours": 72, "resolve_hours": 336, "weight": 0.5}, "medium": {"acknowledge_hours": 24, "resolve_hours": 168, "weight": 1}, "high": {"acknowledge_hours": -4, "resolve_hours": 72, "weight": 2}, "critical": {"acknowledge_hours": 1, "resolve_hours": 24, "weight": 4}}"#;
+    let e = bad(&format!(r#"{{"segments": {{"smb": {{"trust": {{"sla": {sla}}}}}}}}}"#));
+    assert!(e.to_string().contains("model segments.smb: trust.sla.high.acknowledge_hours"), "{e}");
     // A file: its name in the error, and a size limit.
     let dir = std::env::temp_dir().join(format!("rapport-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
