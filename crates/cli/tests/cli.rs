@@ -68,7 +68,7 @@ fn renewals_list_the_accounts_renewing_within_the_window_most_at_risk_first() {
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert!(v["profile"]["segment"].is_string(), "{v}");
     assert!(v["evidence"]["score"].is_number(), "{v}");
-    // Every score and factor reports its 80 % interval, and whether the band is tentative.
+    // Every score and factor reports its interval, and whether the band is tentative.
     let interval =
         |x: &serde_json::Value| x["interval"].as_array().map(|a| (a[0].as_f64().unwrap(), a[1].as_f64().unwrap()));
     let (lo, hi) = interval(&v["health"]).unwrap();

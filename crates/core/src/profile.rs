@@ -240,7 +240,7 @@ pub struct ProfileFields<'a> {
 /// The JSON names of a profile's fields, in declaration (and flag bit) order.
 pub const FIELDS: [&str; 7] = ["segment", "tier", "arr", "parent", "lifecycle", "renews_at", "owner"];
 
-impl ProfileFields<'_> {
+impl<'a> ProfileFields<'a> {
     fn flags(&self) -> u8 {
         let set = [
             self.segment.is_some(),
@@ -294,6 +294,21 @@ impl ProfileFields<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reads a profile's binary form (all of `bytes`; [`ProfileRef::write_encoded`]'s) into
+    /// its fields, checked as a record's are (the parent against `account`, or not for `""`).
+    ///
+    /// # Errors
+    /// Malformed bytes, or a field that breaks the rules, with the offset.
+    pub fn from_encoded(bytes: &'a [u8], account: &str) -> Result<Self, crate::bytes::DecodeError> {
+        let mut r = Reader { b: bytes, at: 0 };
+        let fields = read_fields(&mut r).map_err(|e| *e)?;
+        fields.check(account).map_err(|e| crate::bytes::DecodeError { offset: 0, reason: format!("profile: {e}") })?;
+        if r.at != bytes.len() {
+            return Err(crate::bytes::DecodeError { offset: r.at as u64, reason: "bytes after the profile".into() });
+        }
+        Ok(fields)
     }
 
     /// The owned profile.
@@ -363,12 +378,8 @@ impl<'a> ProfileRef<'a> {
     /// # Errors
     /// Malformed bytes, or a field that breaks the rules, with the offset.
     pub fn from_encoded(bytes: &'a [u8], account: &str) -> Result<Self, crate::bytes::DecodeError> {
-        let mut r = Reader { b: bytes, at: 0 };
-        let read = read_profile(&mut r, account).map_err(|e| *e)?;
-        if r.at != bytes.len() {
-            return Err(crate::bytes::DecodeError { offset: r.at as u64, reason: "bytes after the profile".into() });
-        }
-        Ok(read)
+        ProfileFields::from_encoded(bytes, account)?;
+        Ok(Self(Lent::Encoded(bytes)))
     }
 }
 

@@ -105,7 +105,7 @@ impl Assessments {
     /// Records an `assessment_recorded` view (other events are ignored).
     pub(crate) fn apply(&mut self, p: &AssessmentParams, e: &EnvelopeRef<'_>) {
         let rapport_core::EventRef::AssessmentRecorded { sentiment, valid_until, .. } = e.event else { return };
-        let default_until = e.occurred_at.add_nanos(half_life_nanos(p.validity_days.max(0.0)) as i64);
+        let default_until = e.occurred_at.add_days(p.validity_days.max(0.0));
         let a = Assessed {
             at: e.occurred_at,
             position: e.position,

@@ -3,8 +3,8 @@
 //! HEALTH = 100 · Σ Wⱼ·vⱼ / Σ Wⱼ over trust, NPS, CSAT, CES, open escalation load, engagement
 //! and advocacy. A measure without evidence contributes its prior with confidence 0; coverage
 //! (Σ Wⱼ·confidenceⱼ) below 0.35 makes the band grey. Manual assessments then take a share
-//! (10 %) whose prior is that evidence, so they move health only while valid and never hide
-//! it ([`Scores::evidence`]). `docs/scoring.md` documents the model.
+//! ([`AssessmentParams::weight`]) whose prior is that evidence, so they move health only while
+//! valid and never hide it ([`Scores::evidence`]). `docs/scoring.md` documents the model.
 //!
 //! - [`HealthModel`]: every parameter (including the trust model), as a serde config.
 //! - [`HealthState`] / [`HealthProjection`]: one account; [`Scores`] holds trust and health.

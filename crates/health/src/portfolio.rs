@@ -231,7 +231,12 @@ pub async fn segments_as_of<S: Store>(
 ) -> Result<HashMap<AccountId, String>, ReadError> {
     let mut latest: HashMap<AccountId, (Timestamp, Position, Option<String>)> = HashMap::new();
     ledger.scan(Position(1), |e| note_segment(&mut latest, as_of, e)).await?;
-    Ok(latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect())
+    Ok(segments_of(latest))
+}
+
+/// The segments [`note_segment`] found: each account's, when its last profile states one.
+fn segments_of(latest: HashMap<AccountId, (Timestamp, Position, Option<String>)>) -> HashMap<AccountId, String> {
+    latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect()
 }
 
 fn note_segment(
@@ -292,7 +297,7 @@ pub async fn score_account_with<S: Store>(
     for e in &events {
         note_segment(&mut latest, as_of, &e.view());
     }
-    let segments = latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect();
+    let segments = segments_of(latest);
     let model = config.model_for(None);
     let mut portfolio = Portfolio::with_segments(config, as_of, &segments);
     for e in &events {
@@ -313,9 +318,6 @@ pub fn timeline_with(
     instants: &[Timestamp],
     known_at: Option<Timestamp>,
 ) -> Vec<(Timestamp, Scores)> {
-    if !config.has_segments() {
-        return timeline(&config.default, events, instants, known_at);
-    }
     let mut events: Vec<Envelope> =
         events.into_iter().filter(|e| known_at.is_none_or(|k| e.recorded_at <= k)).collect();
     events.sort_by_key(|e| e.occurred_at);
@@ -451,22 +453,5 @@ pub fn timeline(
     instants: &[Timestamp],
     known_at: Option<Timestamp>,
 ) -> Vec<(Timestamp, Scores)> {
-    let mut events: Vec<Envelope> =
-        events.into_iter().filter(|e| known_at.is_none_or(|k| e.recorded_at <= k)).collect();
-    // A stable sort keeps each item's lifecycle steps in log order when their times tie.
-    events.sort_by_key(|e| e.occurred_at);
-    let mut instants = instants.to_vec();
-    instants.sort();
-    let mut state = HealthState::new();
-    let prepared = model.prepare();
-    let mut next = events.iter().peekable();
-    instants
-        .into_iter()
-        .map(|t| {
-            while let Some(e) = next.next_if(|e| e.occurred_at <= t) {
-                state.apply(&prepared, &e.view());
-            }
-            (t, state.evaluate(model, t))
-        })
-        .collect()
+    timeline_with(&ScoringConfig::single(model.clone()), events, instants, known_at)
 }

@@ -81,23 +81,16 @@ impl ProfileAt {
 
     /// A profile lent by an event (checked when it was read or made): its bytes copied once.
     fn lent(at: Timestamp, position: Position, profile: rapport_core::ProfileRef<'_>) -> Self {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let bytes = SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            s.clear();
-            profile.write_encoded(&mut s);
-            std::sync::Arc::from(s.as_slice())
-        });
-        Self { at, position, bytes }
+        let mut bytes = Vec::new();
+        profile.write_encoded(&mut bytes);
+        Self { at, position, bytes: bytes.into() }
     }
 
     /// Its fields, read in place (nothing is allocated).
     pub fn fields(&self) -> rapport_core::profile::ProfileFields<'_> {
         // Checked when made: it reads; the empty answer could only come from bytes changed
         // under it, which they cannot be.
-        rapport_core::ProfileRef::from_encoded(&self.bytes, "").map(|p| p.fields()).unwrap_or_default()
+        rapport_core::profile::ProfileFields::from_encoded(&self.bytes, "").unwrap_or_default()
     }
 
     /// The owned profile.

@@ -1,5 +1,5 @@
-//! Intervals: the central range a value lies in with a stated probability (80 % by default),
-//! beside its confidence (`docs/scoring.md`, "Intervals").
+//! Intervals: the central range a value lies in with a stated probability
+//! ([`INTERVAL_LEVEL`] for what scores report), beside its confidence (`docs/scoring.md`, "Intervals").
 //!
 //! A factor's value is (or, for composite factors, is read as) a Beta posterior: the Beta with
 //! the factor's mean and standard error (for a Beta channel that is its posterior exactly:
@@ -9,7 +9,8 @@
 //! noise`, clipped to 0–100, as its noise propagates the factors' variances through the
 //! weights.
 
-/// The probability the reported intervals hold: 80 %.
+/// The probability the intervals scores report hold; why this level: `docs/scoring.md`,
+/// "Intervals".
 pub const INTERVAL_LEVEL: f64 = 0.8;
 
 /// The standard normal quantile for a central interval of `level` (at most 0.999): z with
@@ -171,7 +172,7 @@ mod tests {
 
     #[test]
     fn beta_quantiles_match_closed_forms() {
-        // Beta(1, 1) is uniform: its 10 % and 90 % quantiles are 0.1 and 0.9.
+        // Beta(1, 1) is uniform: each quantile equals its probability.
         let [lo, hi] = beta_interval(0.5, (1.0f64 / 12.0).sqrt(), 0.8);
         assert!((lo - 0.1).abs() < 1e-9 && (hi - 0.9).abs() < 1e-9, "{lo} {hi}");
         // Beta(2, 1) has F(x) = x², so its p quantile is √p.
