@@ -12,6 +12,8 @@
 //! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
 //!   [`rank_at_risk`] orders them.
 //! - [`timeline`]: one account at many instants in one pass.
+//! - [`explain`]: what changed in one account between two instants (or two models), by factor,
+//!   split into the model's part, time's and the events', with the events that moved it most.
 //! - [`renewals`]: the accounts renewing within a window, most at risk first; [`rollups`]: a
 //!   parent account's health from its children's, weighted by contract value.
 //! - [`Runner`]: every account kept current as events arrive and time passes, with the
@@ -39,6 +41,7 @@
 pub mod assessment;
 pub mod checkpoint;
 pub mod config;
+pub mod explain;
 pub mod model;
 pub mod portfolio;
 pub mod rebuild;
@@ -51,6 +54,7 @@ pub mod state;
 pub use assessment::AssessmentParams;
 pub use checkpoint::CheckpointError;
 pub use config::{ConfigError, ScoringConfig};
+pub use explain::{Change, ExplainError, Explanation, FactorChange, Mover, Side, explain, explain_account};
 pub use model::{HealthModel, HealthWeights, ModelStamp, PreparedHealth, model_fingerprint};
 pub use portfolio::{
     AccountScores, Direction, Portfolio, Trend, rank_at_risk, score_account, score_account_with, score_all,

@@ -257,6 +257,22 @@ fn note_segment(
     }
 }
 
+/// The segment of one account as of `as_of`, from its events: the `segment` of its last
+/// admitted profile (by `occurred_at`, then position), if that profile states one.
+pub(crate) fn segment_of(events: &[Envelope], as_of: AsOf) -> Option<&str> {
+    events
+        .iter()
+        .filter(|e| as_of.admits(&e.view()))
+        .filter_map(|e| match &e.event {
+            rapport_core::Event::AccountProfiled { profile } => {
+                Some(((e.occurred_at, e.position), profile.segment.as_deref()))
+            }
+            _ => None,
+        })
+        .max_by_key(|p| p.0)
+        .and_then(|p| p.1)
+}
+
 /// [`score_all`] under a [`ScoringConfig`]: each account under its segment's model as of the
 /// instant. With segment models this reads the log twice (first the profiles,
 /// [`segments_as_of`]); without, once.
@@ -293,11 +309,8 @@ pub async fn score_account_with<S: Store>(
     }
     let mut events = Vec::new();
     ledger.for_each_in_stream(account, |e| events.push(e.clone())).await?;
-    let mut latest = HashMap::new();
-    for e in &events {
-        note_segment(&mut latest, as_of, &e.view());
-    }
-    let segments = segments_of(latest);
+    let segments: HashMap<AccountId, String> =
+        segment_of(&events, as_of).map(|s| (account.clone(), s.to_owned())).into_iter().collect();
     let model = config.model_for(None);
     let mut portfolio = Portfolio::with_segments(config, as_of, &segments);
     for e in &events {

@@ -102,7 +102,9 @@ impl CommitmentRec {
 }
 
 /// An instant at which an open item falls behind: what a host reacting to time watches for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialised with its `kind` (`commitment_due`, `acknowledge_sla`, `resolve_sla`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Deadline {
     /// A commitment still open when it fell due: named by the event that made it.
     CommitmentDue {
