@@ -24,6 +24,7 @@ use rapport_store_file::{
 };
 use rapport_store_postgres::{PgOptions, PgStore};
 
+mod explain;
 mod live;
 mod models;
 mod outputs;
@@ -161,6 +162,37 @@ enum Command {
         /// Also write an SVG chart here.
         #[arg(long, value_name = "OUT.svg")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        model: models::ModelArg,
+    },
+    /// What changed in one account between two instants (--from, --to), or under two models
+    /// at one instant (--at with --from-model and --model): trust and health split by factor,
+    /// each factor's change into the model's part, time's (decay, items falling overdue) and
+    /// the events', with the events that moved it most.
+    Explain {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// The start (RFC 3339).
+        #[arg(long, conflicts_with = "at")]
+        from: Option<String>,
+        /// The end (RFC 3339); default now.
+        #[arg(long, conflicts_with = "at")]
+        to: Option<String>,
+        /// One instant, for comparing two models (both ends at it).
+        #[arg(long)]
+        at: Option<String>,
+        /// Only count events the log had recorded by this instant (RFC 3339), at both ends.
+        #[arg(long)]
+        known_at: Option<String>,
+        /// The scoring configuration of the start (default: that of the end, --model).
+        #[arg(long, value_name = "MODEL.json")]
+        from_model: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
         #[command(flatten)]
         model: models::ModelArg,
     },
@@ -463,6 +495,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 &protected,
                 &model.load()?,
             )
+        }
+        Command::Explain { store, account, from, to, at, known_at, from_model, format, model } => {
+            let config = model.load()?;
+            let from_config = from_model.as_deref().map(models::load).transpose()?;
+            let request = explain::Request {
+                account: &account,
+                from: instant(&from, "from")?,
+                to: instant(&to, "to")?,
+                at: instant(&at, "at")?,
+                known_at: &known_at,
+                model: &config,
+                from_model: from_config.as_ref(),
+            };
+            explain::cmd_explain(&open_store(&store, Access::Read)?, &request, format)
         }
         Command::Verify { store, expect } => match (&store.store, &store.postgres) {
             (Some(dir), _) => verify_files(dir, expect.as_deref()),

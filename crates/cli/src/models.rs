@@ -1,7 +1,7 @@
 //! `--model FILE`: the scoring configuration a command scores under (a health model per
 //! segment and a default; `rapport_health::ScoringConfig`, `docs/scoring.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rapport_health::ScoringConfig;
 
@@ -19,9 +19,11 @@ pub(crate) struct ModelArg {
 impl ModelArg {
     /// The configuration named, checked (exit 2 when it is refused), or the built-in model.
     pub(crate) fn load(&self) -> Result<ScoringConfig, Failure> {
-        match &self.file {
-            None => Ok(ScoringConfig::default()),
-            Some(path) => ScoringConfig::from_file(path).map_err(|e| fail(2, e.into())),
-        }
+        self.file.as_deref().map_or_else(|| Ok(ScoringConfig::default()), load)
     }
+}
+
+/// The configuration in `path`, checked (exit 2 when it is refused).
+pub(crate) fn load(path: &Path) -> Result<ScoringConfig, Failure> {
+    ScoringConfig::from_file(path).map_err(|e| fail(2, e.into()))
 }

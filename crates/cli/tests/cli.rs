@@ -117,6 +117,65 @@ fn a_model_file_scores_each_segment_under_its_model_and_says_which() {
 }
 
 #[test]
+fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
+    let tmp = Tmp::new("explain");
+    let file = generate(&tmp, "h.jsonl", "5", "12", "4");
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    let (from, to) = ("2024-06-01T00:00:00Z", "2024-12-01T00:00:00Z");
+    let args = ["explain", "--store", p(&store), "--account", "acct-2", "--from", from, "--to", to];
+    let table = ok(&args);
+    assert!(table.starts_with(&format!("acct-2: {from} → {to};")), "{table}");
+    for line in ["trust ", "health ", "  reliability ", "  engagement "] {
+        assert!(table.lines().any(|l| l.starts_with(line)), "no {line:?} in {table}");
+    }
+    // JSON: the factors add up to each score's change, whose ends are what `score` says.
+    let json: serde_json::Value = serde_json::from_str(&ok(&[&args[..], &["--format", "json"]].concat())).unwrap();
+    for score in ["trust", "health"] {
+        let c = &json[score];
+        let sum: f64 = c["factors"].as_array().unwrap().iter().map(|f| f["delta"].as_f64().unwrap()).sum();
+        assert!((sum - c["delta"].as_f64().unwrap()).abs() < 1e-9, "{c}");
+        for (end, at) in [("from", from), ("to", to)] {
+            let s = ok(&["score", "--store", p(&store), "--account", "acct-2", "--as-of", at, "--format", "json"]);
+            let s: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+            let (a, b) = (c[end]["score"].as_f64().unwrap(), s[score]["score"].as_f64().unwrap());
+            assert!((a - b).abs() < 1e-9, "{score} {end}: {a} vs {b}");
+        }
+    }
+    assert!(json["window_events"].as_u64().unwrap() > 0);
+    // Two models at one instant: the change is the model's alone.
+    let model = tmp.join("model.json");
+    std::fs::write(&model, r#"{"default": {"id": "trusting", "weights": {"trust": 0.8}}}"#).unwrap();
+    let base = tmp.join("base.json");
+    std::fs::write(&base, "{}").unwrap();
+    let at = [
+        "explain",
+        "--store",
+        p(&store),
+        "--account",
+        "acct-2",
+        "--at",
+        to,
+        "--from-model",
+        p(&base),
+        "--model",
+        p(&model),
+    ];
+    let json = ok(&[&at[..], &["--format", "json"]].concat());
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["model_from"]["name"], "rapport-health/1");
+    assert_eq!(json["model_to"]["name"], "trusting/1");
+    for f in json["health"]["factors"].as_array().unwrap() {
+        assert_eq!((f["time"].as_f64(), f["events"].as_f64()), (Some(0.0), Some(0.0)), "{f}");
+    }
+    assert!(ok(&at).lines().next().unwrap().contains("model rapport-health/1 ("), "both models are named");
+    // Refused: an end before the start, no instant, an account without events.
+    refused(&["explain", "--store", p(&store), "--account", "acct-2", "--from", to, "--to", from], 2, "later than");
+    refused(&["explain", "--store", p(&store), "--account", "acct-2"], 2, "--from");
+    refused(&["explain", "--store", p(&store), "--account", "nobody", "--at", to], 1, "has no events");
+}
+
+#[test]
 fn a_bad_line_fails_atomically_and_names_the_line() {
     let tmp = Tmp::new("atomic");
     let file = generate(&tmp, "h.jsonl", "3", "6", "1");

@@ -5,9 +5,10 @@ use rapport_trust::evidence::decay_rate;
 use rapport_trust::{Bands, ChannelParams, PreparedChannel, PreparedTrust, TrustModel};
 use serde::{Deserialize, Serialize};
 
-/// The weight of each measure in health. Only their ratios matter.
+/// The weight of each measure in health. Only their ratios matter. A weight left out of a
+/// model file takes its default.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HealthWeights {
     /// Trust (0.35).
     pub trust: f64,
