@@ -7,6 +7,24 @@
 //! (up to rounding): the state as of `from` under `from`'s model at `from`; the same events
 //! under `to`'s model at `from` (the **model** part); at `to` (the **time** part); with the
 //! events of the window folded in (the **events** part).
+//!
+//! # Example
+//! ```
+//! use rapport_core::SurveyScore;
+//! use rapport_core::testing::story::{Story, day};
+//! use rapport_health::{ScoringConfig, Side, explain};
+//!
+//! // A promoter, then a detractor inside the window.
+//! let story = Story::new("acme").survey(5.0, SurveyScore::Nps(10)).survey(40.0, SurveyScore::Nps(2));
+//! let config = ScoringConfig::default();
+//! let (from, to) = (Side { at: day(30.0), config: &config }, Side { at: day(50.0), config: &config });
+//! let x = explain(story.account(), &story.envelopes(), from, to, None)?;
+//! let nps = x.health.factors.iter().find(|f| f.name == "nps").unwrap();
+//! assert!(nps.events < 0.0 && nps.movers[0].kind == "survey_answered");
+//! let sum: f64 = x.health.factors.iter().map(|f| f.delta).sum();
+//! assert!((sum - x.health.delta).abs() < 1e-9);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::borrow::Cow;
 use std::sync::Arc;
