@@ -81,7 +81,8 @@ impl ProfileAt {
 
     /// A profile lent by an event (checked when it was read or made): its bytes copied once.
     fn lent(at: Timestamp, position: Position, profile: rapport_core::ProfileRef<'_>) -> Self {
-        let mut bytes = Vec::new();
+        // Room for a typical profile's form, so writing it does not grow the buffer.
+        let mut bytes = Vec::with_capacity(128);
         profile.write_encoded(&mut bytes);
         Self { at, position, bytes: bytes.into() }
     }
