@@ -12,7 +12,7 @@
 //! - [`Portfolio`], [`score_all`]: every account in one pass over the log, with [`Trend`]s;
 //!   [`rank_at_risk`] orders them.
 //! - [`timeline`]: one account at many instants in one pass.
-//! - [`explain`]: what changed in one account between two instants (or two models), by factor,
+//! - [`mod@explain`]: what changed in one account between two instants (or two models), by factor,
 //!   split into the model's part, time's and the events', with the events that moved it most.
 //! - [`renewals`]: the accounts renewing within a window, most at risk first; [`rollups`]: a
 //!   parent account's health from its children's, weighted by contract value.

@@ -396,8 +396,9 @@ pub async fn score_account<S: Store>(
 }
 
 /// Writes `scores` as the plain-text table `rapport score` prints: one line per account with
-/// trust, health, band, confidences, trend and the factor holding health back most, then the
-/// five accounts most at risk ([`rank_at_risk`]).
+/// trust, health, band (with `?` when it is tentative: its interval straddles a band edge),
+/// confidences, trend and the factor holding health back most, then the five accounts most at
+/// risk ([`rank_at_risk`]).
 ///
 /// # Errors
 /// Those of `out`.
@@ -421,7 +422,7 @@ pub fn write_table(out: &mut dyn std::io::Write, scores: &[AccountScores]) -> st
             rapport_core::escape::one_line(s.account.as_str()),
             trust.score,
             health.score,
-            health.band.name(),
+            format!("{}{}", health.band.name(), if health.tentative { "?" } else { "" }),
             trust.confidence,
             health.confidence,
             s.trend.delta,

@@ -149,3 +149,21 @@ proptest! {
         prop_assert!(after >= before - 1e-9, "{} -> {}", before, after);
     }
 }
+
+#[test]
+fn the_score_table_marks_a_tentative_band() {
+    // Health 74 ± 1.28·2 straddles green's 75: yellow, tentative. 40 is plainly red.
+    let with_health = |account: &str, health: f64| {
+        let mut s = scored(account, health, None);
+        let composed = rapport_trust::Composed { score: health, confidence: 0.6, noise: 2.0, factors: Vec::new() };
+        s.scores.health = rapport_trust::Score::new(composed, &rapport_trust::Bands::default(), "m/1".into());
+        s
+    };
+    let (near, clear) = (with_health("near-edge", 74.0), with_health("clear", 40.0));
+    assert!(near.scores.health.tentative && !clear.scores.health.tentative);
+    let mut out = Vec::new();
+    rapport_health::write_table(&mut out, &[near, clear]).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("near-edge") && l.contains(" yellow? ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("clear") && l.contains(" red ") && !l.contains('?')), "{text}");
+}
