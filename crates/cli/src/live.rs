@@ -6,36 +6,38 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use rapport_core::{AnyStore, Ledger, Subscription, Timestamp};
-use rapport_health::{AccountScores, CHECKPOINT_NAME, HealthModel, Runner, Signal};
+use rapport_health::{AccountScores, CHECKPOINT_NAME, Runner, ScoringConfig, Signal};
 
 use crate::{Failure, OutputFormat, fail, note};
 
-/// A runner of `ledger` under `model`, from the saved checkpoint when it matches (else a
+/// A runner of `ledger` under `config`, from the saved checkpoint when it matches (else a
 /// new one), caught up to the log's head and standing at `now` or later. Also says whether
 /// the checkpoint was used, and why not when it was not.
-fn caught_up(ledger: &Ledger<AnyStore>, model: &HealthModel, now: Timestamp) -> Result<(Runner, String), Failure> {
-    let (mut runner, from) = match pollster::block_on(Runner::load_checkpoint(ledger.store(), model, CHECKPOINT_NAME)) {
+fn caught_up(ledger: &Ledger<AnyStore>, config: &ScoringConfig, now: Timestamp) -> Result<(Runner, String), Failure> {
+    let loaded = pollster::block_on(Runner::load_checkpoint_with(ledger.store(), config, CHECKPOINT_NAME));
+    let (mut runner, from) = match loaded {
         Ok(Some(runner)) => {
             let position = runner.position();
             (runner, format!("from the checkpoint at position {position}"))
         }
-        Ok(None) => (Runner::new(model, now), "no checkpoint: replayed the log".to_owned()),
-        Err(e) => (Runner::new(model, now), format!("checkpoint not used ({e}): replayed the log")),
+        Ok(None) => (Runner::with_config(config, now), "no checkpoint: replayed the log".to_owned()),
+        Err(e) => (Runner::with_config(config, now), format!("checkpoint not used ({e}): replayed the log")),
     };
     let position = runner.position();
     pollster::block_on(ledger.scan(position, |e| runner.follow(e)))?;
+    pollster::block_on(runner.refold_from(ledger.store()))?;
     runner.advance(now);
     Ok((runner, from))
 }
 
 /// `rapport score` for every account (or one) as of `at`, from the runner's checkpoint, when
-/// there is one for this log and model that `at` is not before. `None`: use the log.
+/// there is one for this log and configuration that `at` is not before. `None`: use the log.
 pub(crate) fn scores_from_checkpoint(
     ledger: &Ledger<AnyStore>,
-    model: &HealthModel,
+    config: &ScoringConfig,
     at: Timestamp,
 ) -> Result<Option<Vec<AccountScores>>, Failure> {
-    let runner = match pollster::block_on(Runner::load_checkpoint(ledger.store(), model, CHECKPOINT_NAME)) {
+    let runner = match pollster::block_on(Runner::load_checkpoint_with(ledger.store(), config, CHECKPOINT_NAME)) {
         Ok(Some(runner)) if runner.now() <= at => runner,
         Ok(Some(runner)) => {
             note(format_args!("the checkpoint stands at {}, after --as-of: scoring from the log", runner.now()));
@@ -55,15 +57,15 @@ pub(crate) fn scores_from_checkpoint(
         after += 1;
         runner.apply(e);
     }))?;
+    pollster::block_on(runner.refold_from(ledger.store()))?;
     runner.advance(at);
     note(format_args!("scored from the checkpoint at position {} and the {after} events after it", position.0 - 1));
     Ok(Some(runner.all_scores()))
 }
 
 /// `rapport checkpoint`: the runner's checkpoint brought up to the log's head and saved.
-pub(crate) fn cmd_checkpoint(ledger: &Ledger<AnyStore>) -> Result<(), Failure> {
-    let model = HealthModel::default();
-    let (mut runner, from) = caught_up(ledger, &model, Timestamp::now())?;
+pub(crate) fn cmd_checkpoint(ledger: &Ledger<AnyStore>, config: &ScoringConfig) -> Result<(), Failure> {
+    let (mut runner, from) = caught_up(ledger, config, Timestamp::now())?;
     pollster::block_on(runner.save_checkpoint(ledger.store(), CHECKPOINT_NAME))?;
     let mut out = crate::Out::new();
     out.line(format_args!(
@@ -82,10 +84,10 @@ pub(crate) fn cmd_watch(
     format: OutputFormat,
     tick: Duration,
     count: Option<u64>,
+    config: &ScoringConfig,
 ) -> Result<(), Failure> {
-    let model = HealthModel::default();
     let ledger = Ledger::new(store);
-    let (mut runner, from) = caught_up(&ledger, &model, Timestamp::now())?;
+    let (mut runner, from) = caught_up(&ledger, config, Timestamp::now())?;
     // A live checkpoint (a service's) resumes its signals: those raised since it are printed.
     if !runner.is_live() {
         runner.go_live();
@@ -105,12 +107,14 @@ pub(crate) fn cmd_watch(
         let store = Arc::clone(&store);
         std::thread::Builder::new().name("rapport-watch".into()).spawn(move || -> Result<(), Failure> {
             let from = watch.runner().position();
-            let mut subscription = Subscription::new(store, from);
+            let mut subscription = Subscription::new(Arc::clone(&store), from);
             loop {
                 let batch = pollster::block_on(subscription.next_batch(4_096))?;
                 let signals = {
                     let mut runner = watch.runner();
                     batch.iter().for_each(|e| runner.follow(&e.view()));
+                    // An account whose segment changed model is folded again from its stream.
+                    pollster::block_on(runner.refold_from(&*store))?;
                     runner.advance(Timestamp::now());
                     runner.take_signals()
                 };

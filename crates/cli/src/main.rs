@@ -112,6 +112,8 @@ enum Command {
         /// Stop after this many signals.
         #[arg(long)]
         count: Option<u64>,
+        #[command(flatten)]
+        model: models::ModelArg,
     },
     /// Copy a file store, consistently and verified, while a writer keeps appending. The
     /// copy holds the log up to the last batch written when it began.
@@ -127,6 +129,8 @@ enum Command {
     Checkpoint {
         #[command(flatten)]
         store: StoreArg,
+        #[command(flatten)]
+        model: models::ModelArg,
     },
     /// The accounts whose contract renews within a window (from their profiles' renewal
     /// dates), most at risk first: by health at renewal, its trend carried forward, less one
@@ -436,12 +440,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let ledger = open_store(&store, Access::Read)?;
             cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint, &config)
         }
-        Command::Watch { store, format, tick, count } => {
+        Command::Watch { store, format, tick, count, model } => {
+            let config = model.load()?;
             let ledger = match &store.store {
                 Some(dir) => Ledger::new(AnyStore::new(opened(FileStore::open_following(dir, tick))?)),
                 None => open_store(&store, Access::Read)?,
             };
-            live::cmd_watch(ledger.into_store(), format, tick, count)
+            live::cmd_watch(ledger.into_store(), format, tick, count, &config)
         }
         Command::Backup { store, dest } => match backup(&store, &dest) {
             Ok(r) => {
@@ -476,7 +481,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Err(e @ (UpgradeError::Destination { .. } | UpgradeError::Current { .. })) => Err(fail(2, e.into())),
             Err(e) => Err(e.into()),
         },
-        Command::Checkpoint { store } => live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?),
+        Command::Checkpoint { store, model } => {
+            let config = model.load()?;
+            live::cmd_checkpoint(&open_store(&store, Access::Write(FUTURE_SKEW_DEFAULT))?, &config)
+        }
         Command::Renewals { store, within, as_of, format, model } => {
             let config = model.load()?;
             renewals::cmd_renewals(&open_store(&store, Access::Read)?, &within, &as_of, format, &config)
@@ -639,17 +647,15 @@ fn cmd_score(
     if let Some(k) = known_at {
         view = view.known_at(k);
     }
-    let model = &config.default;
     let account = match account {
         Some(a) => Some(AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?),
         None => None,
     };
-    // The runner's checkpoint knows everything recorded: it answers only without --known-at,
-    // and only under one model (it keeps no model per segment).
+    // The runner's checkpoint knows everything recorded: it answers only without --known-at
+    // (and only when saved under this configuration).
     if use_checkpoint
         && known_at.is_none()
-        && !config.has_segments()
-        && let Some(mut scores) = live::scores_from_checkpoint(ledger, model, at)?
+        && let Some(mut scores) = live::scores_from_checkpoint(ledger, config, at)?
     {
         if let Some(id) = &account {
             scores.retain(|s| &s.account == id);

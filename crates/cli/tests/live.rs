@@ -42,6 +42,37 @@ fn assert_same_scores(a: &str, b: &str) {
 }
 
 #[test]
+fn a_checkpoint_under_segment_models_answers_score_under_them_and_no_other() {
+    let tmp = Tmp::new("segments");
+    let (store, _) = generated_store(&tmp, "8", "12", "5");
+    let model = tmp.0.join("model.json");
+    std::fs::write(
+        &model,
+        r#"{"segments": {"enterprise": {"id": "big", "weights": {"trust": 0.7}}, "smb": {"id": "small"}}}"#,
+    )
+    .expect("write");
+    let saved = stdout(&ok(&["checkpoint", "--store", p(&store), "--model", p(&model)]));
+    assert!(saved.starts_with("checkpoint saved: 8 accounts"), "{saved}");
+    let at = Timestamp::now().add_days(1.0).to_string();
+    let with = |extra: &[&str]| {
+        let args = [&["score", "--store", p(&store), "--as-of", &at, "--format", "json"][..], extra].concat();
+        ok(&args)
+    };
+    let from_checkpoint = with(&["--model", p(&model)]);
+    assert!(stderr(&from_checkpoint).contains("scored from the checkpoint"), "{}", stderr(&from_checkpoint));
+    let from_log = with(&["--model", p(&model), "--no-checkpoint"]);
+    assert_same_scores(&stdout(&from_checkpoint), &stdout(&from_log));
+    let models: Vec<String> = stdout(&from_checkpoint)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["model"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(models.iter().any(|m| m == "big/1") && models.iter().any(|m| m != "big/1"), "{models:?}");
+    // Under the built-in model the checkpoint is another configuration's: the log answers.
+    let builtin = with(&[]);
+    assert!(stderr(&builtin).contains("checkpoint not used"), "{}", stderr(&builtin));
+}
+
+#[test]
 fn score_reads_the_checkpoint_and_only_the_events_after_it() {
     let tmp = Tmp::new("checkpoint");
     let (store, _) = generated_store(&tmp, "6", "12", "3");

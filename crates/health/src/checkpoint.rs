@@ -1,7 +1,7 @@
 //! The checkpoint format: how a [`Runner`](crate::Runner) is saved and started again
 //! (`Runner::checkpoint`, `Runner::restore`) instead of replaying the log: a
 //! [derived-state](rapport_core::derived) envelope (kind `RUNNERCK`, the log's id, the
-//! position covered, the model's fingerprint, a checksum) around a binary payload (postcard
+//! position covered, the scoring configuration's fingerprint, a checksum) around a binary payload (postcard
 //! over the states' serde form; timestamps as nanoseconds, ids as 16 bytes; events inside the
 //! trend window or held for later in the binary form of [`rapport_core::codec`], the one the
 //! file store's records hold; signals raised and not yet taken as JSON).
@@ -17,7 +17,6 @@ use rapport_core::derived::{self, DerivedError, DerivedHeader};
 use rapport_core::{AccountId, Envelope, Position, StreamVersion, Timestamp};
 use rapport_trust::Band;
 
-use crate::model::{HealthModel, model_fingerprint};
 use crate::signal::Hysteresis;
 use crate::state::HealthState;
 
@@ -27,8 +26,9 @@ pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// 2: the event ids a factor keeps (`Top3`) as its filled slots only; 3: each account's latest
 /// event position (signal ids name it); 4: held and window events in binary, not JSON lines;
 /// 5: those events at their type's current schema version, with metadata (a version-4
-/// checkpoint is refused and rebuilt, as any other version is).
-pub(crate) const VERSION: u32 = 6;
+/// checkpoint is refused and rebuilt, as any other version is); 7: each account's model
+/// (segment models) and whether it awaits its history, under the configuration's fingerprint.
+pub(crate) const VERSION: u32 = 7;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]
@@ -45,12 +45,12 @@ pub enum CheckpointError {
         /// This log, in hex.
         expected: String,
     },
-    /// Saved under another scoring model: its states are not this model's.
+    /// Saved under another scoring model (or configuration): its states are not this one's.
     #[error("saved under another model (fingerprint {found:016x}, this one's {expected:016x})")]
     OtherModel {
-        /// Its model's fingerprint.
+        /// Its model's (or configuration's) fingerprint.
         found: u64,
-        /// This model's.
+        /// This one's ([`ScoringConfig::fingerprint`](crate::ScoringConfig::fingerprint)).
         expected: u64,
     },
     /// The payload does not decode (a format this build does not read, or a bug).
@@ -98,6 +98,10 @@ pub(crate) struct SavedView {
     pub(crate) reported: Option<(Band, Band, bool)>,
     pub(crate) checked_until: Timestamp,
     pub(crate) last: rapport_core::Position,
+    /// Its model's index: 0 the default, then the segment models in name order.
+    pub(crate) model: usize,
+    /// Whether it awaits its history under that model.
+    pub(crate) stale: bool,
 }
 
 /// An event a runner holds: its binary form (`rapport_core::codec`) and what the log assigned.
@@ -152,26 +156,20 @@ pub(crate) fn signals_from_json(lines: Vec<String>) -> Result<Vec<crate::signal:
     lines.iter().map(|l| serde_json::from_str(l).map_err(|e| CheckpointError::Decode(e.to_string()))).collect()
 }
 
-pub(crate) fn seal(saved: &Saved, log_id: [u8; 16], position: rapport_core::Position, model: &HealthModel) -> Vec<u8> {
+pub(crate) fn seal(saved: &Saved, log_id: [u8; 16], position: rapport_core::Position, fingerprint: u64) -> Vec<u8> {
     // The payload's types serialise without fail (no maps of unknown length, no non-string
     // keys); an empty payload would be refused on load rather than trusted.
     let payload = postcard::to_allocvec(saved).unwrap_or_default();
-    let header =
-        DerivedHeader { kind: KIND, version: VERSION, log_id, position, fingerprint: model_fingerprint(model) };
+    let header = DerivedHeader { kind: KIND, version: VERSION, log_id, position, fingerprint };
     derived::seal(&header, &payload)
 }
 
-pub(crate) fn unseal(
-    bytes: &[u8],
-    log_id: [u8; 16],
-    model: &HealthModel,
-) -> Result<(DerivedHeader, Saved), CheckpointError> {
+pub(crate) fn unseal(bytes: &[u8], log_id: [u8; 16], expected: u64) -> Result<(DerivedHeader, Saved), CheckpointError> {
     let (header, payload) = derived::open(bytes, KIND, VERSION)?;
     if header.log_id != log_id {
         let hex = |id: &[u8; 16]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
         return Err(CheckpointError::OtherLog { found: hex(&header.log_id), expected: hex(&log_id) });
     }
-    let expected = model_fingerprint(model);
     if header.fingerprint != expected {
         return Err(CheckpointError::OtherModel { found: header.fingerprint, expected });
     }

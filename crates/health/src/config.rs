@@ -96,6 +96,19 @@ impl ScoringConfig {
         segment.and_then(|s| self.segments.get(s)).unwrap_or(&self.default)
     }
 
+    /// The configuration's fingerprint: its default model's ([`model_fingerprint`]) when it
+    /// has no segment models, else a hash of its whole binary form (segment names included),
+    /// so any change of any model or segment changes it. A runner's checkpoint is saved under it.
+    ///
+    /// [`model_fingerprint`]: crate::model_fingerprint
+    pub fn fingerprint(&self) -> u64 {
+        if self.has_segments() {
+            crate::model::fnv1a(&postcard::to_allocvec(self).unwrap_or_default())
+        } else {
+            crate::model_fingerprint(&self.default)
+        }
+    }
+
     /// Every model with its key: `default` first, then `segments.NAME` in name order.
     pub fn models(&self) -> impl Iterator<Item = (String, &HealthModel)> {
         std::iter::once(("default".to_owned(), &self.default))

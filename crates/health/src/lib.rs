@@ -61,7 +61,7 @@ pub use portfolio::{
     score_all_with, segments_as_of, timeline, timeline_with, write_table,
 };
 pub use rapport_trust::{Band, Factor, Score};
-pub use rebuild::{Progress, rebuild, take_over};
+pub use rebuild::{Progress, rebuild, rebuild_with, take_over};
 pub use renewal::{Renewal, renewals};
 pub use rollup::{Rollup, Rollups, Weighting, rollups};
 pub use runner::{CHECKPOINT_NAME, Runner, merge_at_risk};

@@ -169,7 +169,11 @@ impl PreparedHealth {
 /// A model's fingerprint: a hash of its whole binary form, so any change of any parameter
 /// changes it (FNV-1a, frozen: it is saved in checkpoints).
 pub fn model_fingerprint(model: &HealthModel) -> u64 {
-    let bytes = postcard::to_allocvec(model).unwrap_or_default();
+    fnv1a(&postcard::to_allocvec(model).unwrap_or_default())
+}
+
+/// FNV-1a over `bytes` (frozen: fingerprints are saved in checkpoints).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 

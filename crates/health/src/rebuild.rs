@@ -5,6 +5,7 @@
 
 use rapport_core::{Position, ReadError, Store, Timestamp};
 
+use crate::config::ScoringConfig;
 use crate::model::HealthModel;
 use crate::runner::Runner;
 
@@ -31,7 +32,22 @@ pub async fn rebuild<S: Store>(
     until: Position,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Runner, ReadError> {
-    let mut runner = Runner::new(model, now);
+    rebuild_with(store, &ScoringConfig::single(model.clone()), now, until, progress).await
+}
+
+/// [`rebuild`] under a [`ScoringConfig`]: each account under its segment's model (the
+/// accounts whose segment changed model are folded again from their streams at the end).
+///
+/// # Errors
+/// The store's read errors.
+pub async fn rebuild_with<S: Store>(
+    store: &S,
+    config: &ScoringConfig,
+    now: Timestamp,
+    until: Position,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Runner, ReadError> {
+    let mut runner = Runner::with_config(config, now);
     let mut next = Position(1);
     while next < until {
         let limit = usize::try_from(until.0 - next.0).unwrap_or(usize::MAX).min(4_096);
@@ -43,6 +59,7 @@ pub async fn rebuild<S: Store>(
         }
         progress(Progress { applied: next.0.min(until.0) - 1, target: until });
     }
+    runner.refold_from(store).await?;
     tracing::info!(target: "rapport.runner", position = runner.position().0, accounts = runner.n_accounts(), "rebuilt under a new model");
     Ok(runner)
 }

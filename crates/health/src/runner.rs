@@ -9,19 +9,22 @@
 //! ordered index, updated when an account changes and when its refresh is due.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use rapport_core::id::stable_hash;
 use rapport_core::projection::AccountSlots;
-use rapport_core::{AccountId, DerivedStore, Envelope, EnvelopeRef, Position, StorageError, Timestamp};
+use rapport_core::{AccountId, Envelope, EnvelopeRef, Position, Timestamp};
 
-use crate::checkpoint::{self, CheckpointError, Saved, SavedView, seal, unseal};
+use crate::config::ScoringConfig;
 use crate::model::{HealthModel, PreparedHealth};
 use crate::portfolio::{AccountScores, Direction, Trend};
 use crate::signal::{Cause, Hysteresis, Measure, Signal, SignalKind};
 use crate::state::HealthState;
 use rapport_trust::{Band, Deadline};
+
+mod history;
+mod saved;
 
 /// The name a runner's checkpoint is saved under beside the log by the service example, and
 /// read by `rapport score` and `rapport watch` (`rapport checkpoint` writes it).
@@ -53,7 +56,12 @@ pub const CHECKPOINT_NAME: &str = "runner";
 /// ```
 #[derive(Debug)]
 pub struct Runner {
-    model: PreparedHealth,
+    /// The models: 0 the configuration's default, then one per segment with its own.
+    models: Vec<PreparedHealth>,
+    /// Each segment with a model of its own, and that model's index in `models`.
+    segments: BTreeMap<String, usize>,
+    /// The configuration's fingerprint, which checkpoints are sealed under.
+    fingerprint: u64,
     now: Timestamp,
     /// The trend window, in days, and the instant one window before `now`.
     window_days: f64,
@@ -123,6 +131,11 @@ struct View {
     checked_until: Timestamp,
     /// The position of the latest event folded: what a change caused by time comes after.
     last: Position,
+    /// Its model's index in `Runner::models`: that of its segment as of now.
+    model: usize,
+    /// Its segment's model changed: its states were dropped, and it awaits its history
+    /// ([`Runner::refold`]); until then it has no scores.
+    stale: bool,
 }
 
 /// An event ordered by when it occurred, then by position.
@@ -185,8 +198,26 @@ impl Runner {
     /// A runner with no accounts yet, at instant `now`, refreshing each account's place in
     /// the at-risk ranking at least hourly (see [`with_refresh`](Self::with_refresh)).
     pub fn new(model: &HealthModel, now: Timestamp) -> Self {
+        Self::with_config(&ScoringConfig::single(model.clone()), now)
+    }
+
+    /// [`new`](Self::new) under a [`ScoringConfig`]: each account is kept under the model of
+    /// its segment as of now, as [`score_all_with`](crate::score_all_with) scores it. When an
+    /// account's segment changes to one with another model, its history must be folded anew:
+    /// the host gives it ([`refold_from`](Self::refold_from) after applying events). The trend
+    /// window is the default model's.
+    pub fn with_config(config: &ScoringConfig, now: Timestamp) -> Self {
+        let model = &config.default;
+        let mut models = vec![model.prepare()];
+        let mut segments = BTreeMap::new();
+        for (name, m) in &config.segments {
+            segments.insert(name.clone(), models.len());
+            models.push(m.prepare());
+        }
         Self {
-            model: model.prepare(),
+            models,
+            segments,
+            fingerprint: config.fingerprint(),
             now,
             window_days: model.trend_window_days.max(0.0),
             then: now.add_days(-model.trend_window_days.max(0.0)),
@@ -271,88 +302,6 @@ impl Runner {
     pub fn take_signals(&mut self) -> Vec<Signal> {
         self.settle();
         std::mem::take(&mut self.signals)
-    }
-
-    pub(crate) fn model(&self) -> &HealthModel {
-        self.model.model()
-    }
-
-    /// What a checkpoint saves, brought up to date first, and the position it covers.
-    pub(crate) fn save(&mut self) -> (Saved, Position) {
-        self.settle();
-        let views = self
-            .views
-            .iter()
-            .map(|v| SavedView {
-                account: v.account.clone(),
-                now_state: v.now_state.clone(),
-                then_state: v.then_state.as_deref().cloned(),
-                recent: checkpoint::save_events(v.recent.iter().map(|Reverse(d)| &d.0)),
-                reported: v.reported.map(|r| (r.trust, r.health, r.falling)),
-                checked_until: v.checked_until,
-                last: v.last,
-            })
-            .collect();
-        let saved = Saved {
-            now: self.now,
-            refresh_nanos: self.refresh.map(|r| u64::try_from(r.as_nanos()).unwrap_or(u64::MAX)),
-            hysteresis: self.hysteresis,
-            live: self.live,
-            views,
-            held: checkpoint::save_events(self.held.iter().map(|Reverse(d)| &d.0)),
-            pending: checkpoint::signals_to_json(&self.signals),
-            shard: self.shard,
-        };
-        (saved, self.next)
-    }
-
-    /// A runner from what [`save`](Self::save) saved, at `position`.
-    pub(crate) fn load(model: &HealthModel, position: Position, saved: Saved) -> Result<Runner, CheckpointError> {
-        let mut runner = Runner::new(model, saved.now)
-            .with_refresh(saved.refresh_nanos.map(Duration::from_nanos))
-            .with_hysteresis(saved.hysteresis);
-        runner.live = saved.live;
-        runner.checkpointed = Some(std::time::Instant::now());
-        runner.next = position;
-        runner.shard = saved.shard.filter(|(index, count)| index < count);
-        for v in saved.views {
-            let slot = runner.views.len();
-            let recent: BinaryHeap<Reverse<Dated>> =
-                checkpoint::load_events(v.recent, Some(&v.account))?.into_iter().map(|e| Reverse(Dated(e))).collect();
-            let leaving = recent.peek().map(|Reverse(d)| d.0.occurred_at);
-            if let Some(at) = leaving {
-                runner.leaving.push(Reverse((at, slot)));
-            }
-            if !runner.slots.get_or_insert(&v.account.view()).1 {
-                return Err(CheckpointError::Decode(format!("the account {} is saved twice", v.account)));
-            }
-            runner.views.push(View {
-                account: v.account,
-                now_state: v.now_state,
-                then_state: v.then_state.map(Box::new),
-                recent,
-                rank: None,
-                leaving,
-                wake: None,
-                dirty: false,
-                cause: None,
-                reported: v.reported.map(|(trust, health, falling)| Reported { trust, health, falling }),
-                checked_until: v.checked_until,
-                last: v.last,
-            });
-            runner.mark(slot);
-        }
-        runner.held = checkpoint::load_events(saved.held, None)?.into_iter().map(|e| Reverse(Dated(e))).collect();
-        runner.settle();
-        runner.signals = checkpoint::signals_from_json(saved.pending)?;
-        tracing::info!(
-            target: "rapport.runner",
-            accounts = runner.views.len(),
-            position = position.0,
-            live = runner.live,
-            "restored from a checkpoint"
-        );
-        Ok(runner)
     }
 
     /// How far it trails a log whose head is `head`: the events committed but not applied.
@@ -462,15 +411,16 @@ impl Runner {
         self.settle();
     }
 
-    /// `account`'s scores now, with its trend; `None` for an account with no events yet.
+    /// `account`'s scores now, with its trend; `None` for an account with no events yet, or
+    /// one awaiting its history under its new segment's model ([`refold`](Self::refold)).
     pub fn scores(&self, account: &AccountId) -> Option<AccountScores> {
-        self.slots.get(&account.view()).map(|slot| self.score(&self.views[slot]))
+        self.slots.get(&account.view()).map(|slot| &self.views[slot]).filter(|v| !v.stale).map(|v| self.score(v))
     }
 
     /// Every account's scores now, sorted by account id (the order
-    /// [`score_all`](crate::score_all) gives).
+    /// [`score_all`](crate::score_all) gives); accounts awaiting their history are left out.
     pub fn all_scores(&self) -> Vec<AccountScores> {
-        let mut all: Vec<AccountScores> = self.views.iter().map(|v| self.score(v)).collect();
+        let mut all: Vec<AccountScores> = self.views.iter().filter(|v| !v.stale).map(|v| self.score(v)).collect();
         all.sort_by(|a, b| a.account.cmp(&b.account));
         all
     }
@@ -486,6 +436,11 @@ impl Runner {
     fn fold(&mut self, e: &EnvelopeRef<'_>) {
         let (slot, new) = self.slots.get_or_insert(&e.account);
         if new {
+            // Its first event: a profile names its model at once, with nothing to fold again.
+            let model = match e.event {
+                rapport_core::EventRef::AccountProfiled { profile } => self.model_for(profile.fields().segment),
+                _ => 0,
+            };
             self.views.push(View {
                 account: self.slots.id(slot).clone(),
                 now_state: HealthState::new(),
@@ -499,28 +454,19 @@ impl Runner {
                 reported: None,
                 checked_until: self.now,
                 last: e.position,
+                model,
+                stale: false,
             });
         }
         let view = &mut self.views[slot];
         view.cause = Some(view.cause.map_or(e.position, |p| p.max(e.position)));
         view.last = view.last.max(e.position);
-        if e.occurred_at <= self.then {
-            view.now_state.apply(&self.model, e);
-            if let Some(then_state) = &mut view.then_state {
-                then_state.apply(&self.model, e);
+        // A stale account's events are read again with its history.
+        if !view.stale {
+            self.fold_into(slot, e);
+            if let rapport_core::EventRef::AccountProfiled { .. } = e.event {
+                self.check_model(slot);
             }
-        } else {
-            if view.then_state.is_none() {
-                // Until now both states held the same events.
-                view.then_state = Some(Box::new(view.now_state.clone()));
-            }
-            view.now_state.apply(&self.model, e);
-            if view.leaving.is_none_or(|at| e.occurred_at < at) {
-                // The earlier entry, if any, is found stale when it comes up.
-                view.leaving = Some(e.occurred_at);
-                self.leaving.push(Reverse((e.occurred_at, slot)));
-            }
-            view.recent.push(Reverse(Dated(e.to_envelope_in(view.account.clone()))));
         }
         self.mark(slot);
         if self.live {
@@ -528,6 +474,31 @@ impl Runner {
             // it, however the events were batched, so a replay after a restart names the same
             // cause (and the signal gets the same id).
             self.settle();
+        }
+    }
+
+    /// Folds `e` into `slot`'s states under its model: both, or (inside the trend window)
+    /// the one of now, keeping the event until it leaves the window.
+    fn fold_into(&mut self, slot: usize, e: &EnvelopeRef<'_>) {
+        let view = &mut self.views[slot];
+        let model = &self.models[view.model];
+        if e.occurred_at <= self.then {
+            view.now_state.apply(model, e);
+            if let Some(then_state) = &mut view.then_state {
+                then_state.apply(model, e);
+            }
+        } else {
+            if view.then_state.is_none() {
+                // Until now both states held the same events.
+                view.then_state = Some(Box::new(view.now_state.clone()));
+            }
+            view.now_state.apply(model, e);
+            if view.leaving.is_none_or(|at| e.occurred_at < at) {
+                // The earlier entry, if any, is found stale when it comes up.
+                view.leaving = Some(e.occurred_at);
+                self.leaving.push(Reverse((e.occurred_at, slot)));
+            }
+            view.recent.push(Reverse(Dated(e.to_envelope_in(view.account.clone()))));
         }
     }
 
@@ -539,7 +510,7 @@ impl Runner {
             if let Some(Reverse(Dated(e))) = view.recent.pop()
                 && let Some(then_state) = &mut view.then_state
             {
-                then_state.apply(&self.model, &e.view());
+                then_state.apply(&self.models[view.model], &e.view());
             }
         }
         if view.recent.is_empty() {
@@ -573,18 +544,26 @@ impl Runner {
     }
 
     fn score(&self, view: &View) -> AccountScores {
-        let m = self.model.model();
+        let prepared = &self.models[view.model];
+        let m = prepared.model();
         let now = view.now_state.evaluate(m, self.now);
         let then = view.then_state.as_deref().unwrap_or(&view.now_state).weigh_health(m, self.then);
         let trend = Trend::between(m, now.health.weighed(), then);
         let profile = view.now_state.profile();
-        let model = self.model.stamp().clone();
+        let model = prepared.stamp().clone();
         AccountScores { account: view.account.clone(), as_of: self.now, scores: now, trend, profile, model }
     }
 
     /// Refreshes `slot`'s place in the ranking and what was reported of it (signalling the
     /// changes, once live), and when it is next due.
     fn rerank(&mut self, slot: usize) {
+        if self.views[slot].stale {
+            // No scores until its history is folded again: out of the ranking meanwhile.
+            if let Some(old) = self.views[slot].rank.take() {
+                self.ranking.remove(&old);
+            }
+            return;
+        }
         let scored = self.score(&self.views[slot]);
         self.report(slot, &scored);
         let view = &mut self.views[slot];
@@ -603,7 +582,9 @@ impl Runner {
             let phase = (view.account.stable_hash() % interval as u64) as i64;
             let wait = (phase - self.now.unix_nanos()).rem_euclid(interval);
             let mut due = self.now.add_nanos(if wait == 0 { interval } else { wait });
-            if let Some(deadline) = view.now_state.trust().next_deadline(&self.model.model().trust, self.now) {
+            if let Some(deadline) =
+                view.now_state.trust().next_deadline(&self.models[view.model].model().trust, self.now)
+            {
                 due = due.min(deadline);
             }
             if view.wake.is_none_or(|at| due < at) {
@@ -617,8 +598,8 @@ impl Runner {
     /// Compares `scored` with what was last reported of `slot`: deadlines passed since, bands
     /// settled past the hysteresis, a trend turned falling. Signalled once live; noted always.
     fn report(&mut self, slot: usize, scored: &AccountScores) {
-        let m = self.model.model();
         let view = &mut self.views[slot];
+        let m = self.models[view.model].model();
         let cause = view.cause.take().map_or(Cause::Time, Cause::Event);
         let (trust, health) = (&scored.scores.trust, &scored.scores.health);
         let falling = scored.trend.direction == Direction::Falling;
@@ -664,60 +645,6 @@ impl Runner {
         }
         view.reported = Some(settled);
         view.checked_until = self.now;
-    }
-}
-
-impl Runner {
-    /// Everything the runner holds, sealed for `log_id` (the log it follows) at its
-    /// [`position`](Self::position), under its model's fingerprint. Write it atomically; give
-    /// it to [`restore`](Self::restore) to start again without replaying the log.
-    pub fn checkpoint(&mut self, log_id: [u8; 16]) -> Vec<u8> {
-        self.checkpointed = Some(std::time::Instant::now());
-        let (saved, position) = self.save();
-        seal(&saved, log_id, position, self.model())
-    }
-
-    /// A runner from a [`checkpoint`](Self::checkpoint) of the log `log_id` under `model`; it
-    /// continues from the checkpoint's position (subscribe from
-    /// [`position`](Self::position)). Live if it was live: signals already reported are not
-    /// reported again.
-    ///
-    /// # Errors
-    /// [`CheckpointError`]: damaged, another log, another model, another format.
-    pub fn restore(model: &HealthModel, log_id: [u8; 16], bytes: &[u8]) -> Result<Runner, CheckpointError> {
-        let (header, saved) = unseal(bytes, log_id, model)?;
-        Runner::load(model, header.position, saved)
-    }
-}
-
-impl Runner {
-    /// Saves a [`checkpoint`](Self::checkpoint) beside `store`'s log, as its derived blob
-    /// `name` (replaced atomically).
-    ///
-    /// # Errors
-    /// The store's.
-    pub async fn save_checkpoint<S: DerivedStore>(&mut self, store: &S, name: &str) -> Result<(), StorageError> {
-        let bytes = self.checkpoint(store.log_id());
-        let saved = store.save_derived(name, &bytes).await;
-        tracing::info!(target: "rapport.runner", name, bytes = bytes.len(), position = self.position().0, ok = saved.is_ok(), "checkpoint saved");
-        saved
-    }
-
-    /// The runner saved beside `store`'s log as `name`, under `model`; `None` when none was
-    /// saved. A checkpoint of another log or model, or a damaged one, is an error naming why:
-    /// the host then starts a new runner and replays the log.
-    ///
-    /// # Errors
-    /// [`CheckpointError`].
-    pub async fn load_checkpoint<S: DerivedStore>(
-        store: &S,
-        model: &HealthModel,
-        name: &str,
-    ) -> Result<Option<Runner>, CheckpointError> {
-        let Some(bytes) = store.load_derived(name).await? else { return Ok(None) };
-        Runner::restore(model, store.log_id(), &bytes).map(Some).inspect_err(|e| {
-            tracing::warn!(target: "rapport.runner", name, error = %e, "checkpoint not used: replaying the log");
-        })
     }
 }
 
