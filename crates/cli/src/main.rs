@@ -16,8 +16,7 @@ use rapport_core::backend::LogState;
 use rapport_core::escape::one_line;
 use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
-use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Position, Timestamp};
-use rapport_health::{AccountScores, ScoringConfig, score_account_with, score_all_with, write_table};
+use rapport_core::{AnyStore, Ledger, Position, Timestamp};
 use rapport_import::{Format, ImportError, Importer, Mapping, Progress};
 use rapport_store_file::{
     BackupError, FileStore, OpenError, Options, RecoveryReport, UpgradeError, VerifyError, backup, upgrade, verify,
@@ -25,10 +24,12 @@ use rapport_store_file::{
 use rapport_store_postgres::{PgOptions, PgStore};
 
 mod explain;
+mod export;
 mod live;
 mod models;
 mod outputs;
 mod renewals;
+mod score;
 mod svg;
 mod timeline;
 
@@ -199,6 +200,18 @@ enum Command {
         format: OutputFormat,
         #[command(flatten)]
         model: models::ModelArg,
+    },
+    /// Write every event of one account as JSON lines in the canonical form, metadata
+    /// included (a subject access request; the lines import into another store as they are).
+    Export {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The account.
+        #[arg(long)]
+        account: String,
+        /// Write here instead of stdout (a file that is not one of the store's).
+        #[arg(long, value_name = "OUT.jsonl")]
+        out: Option<PathBuf>,
     },
     /// Check every record, checksum and validation rule; for a file store also the hash
     /// chain, and print its value at the head (record it to prove the history later).
@@ -438,7 +451,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Score { store, account, as_of, known_at, format, no_checkpoint, model } => {
             let config = model.load()?;
             let ledger = open_store(&store, Access::Read)?;
-            cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint, &config)
+            score::cmd_score(&ledger, &account, &as_of, &known_at, format, !no_checkpoint, &config)
         }
         Command::Watch { store, format, tick, count, model } => {
             let config = model.load()?;
@@ -517,6 +530,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 from_model: from_config.as_ref(),
             };
             explain::cmd_explain(&open_store(&store, Access::Read)?, &request, format)
+        }
+        Command::Export { store, account, out } => {
+            let protected = Protected::new(store.store.as_deref(), &[]);
+            if let Some(path) = &out {
+                protected.check("--out", path)?;
+            }
+            export::cmd_export(&open_store(&store, Access::Read)?, &account, out.as_deref(), &protected)
         }
         Command::Verify { store, expect } => match (&store.store, &store.postgres) {
             (Some(dir), _) => verify_files(dir, expect.as_deref()),
@@ -632,46 +652,6 @@ fn verify_log(ledger: &Ledger<AnyStore>) -> Result<(), Failure> {
     }
 }
 
-fn cmd_score(
-    ledger: &Ledger<AnyStore>,
-    account: &Option<String>,
-    as_of: &Option<String>,
-    known_at: &Option<String>,
-    format: OutputFormat,
-    use_checkpoint: bool,
-    config: &ScoringConfig,
-) -> Result<(), Failure> {
-    let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
-    let known_at = instant(known_at, "known-at")?;
-    let mut view = AsOf::at(at);
-    if let Some(k) = known_at {
-        view = view.known_at(k);
-    }
-    let account = match account {
-        Some(a) => Some(AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?),
-        None => None,
-    };
-    // The runner's checkpoint knows everything recorded: it answers only without --known-at
-    // (and only when saved under this configuration).
-    if use_checkpoint
-        && known_at.is_none()
-        && let Some(mut scores) = live::scores_from_checkpoint(ledger, config, at)?
-    {
-        if let Some(id) = &account {
-            scores.retain(|s| &s.account == id);
-            if scores.is_empty() {
-                scores.push(pollster::block_on(score_account_with(ledger, config, id, view))?);
-            }
-        }
-        return print_scores(&scores, format);
-    }
-    let scores = match &account {
-        Some(id) => vec![pollster::block_on(score_account_with(ledger, config, id, view))?],
-        None => pollster::block_on(score_all_with(ledger, config, view))?,
-    };
-    print_scores(&scores, format)
-}
-
 /// How `rapport import` reads its files.
 struct ImportSettings {
     format: InputFormat,
@@ -759,28 +739,4 @@ fn progress_bar(file: &Path) -> Option<indicatif::ProgressBar> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     Some(bar)
-}
-
-fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Result<(), Failure> {
-    let mut out = Out::new();
-    match format {
-        OutputFormat::Json => {
-            for s in scores {
-                let obj = serde_json::json!({
-                    "account": s.account,
-                    "as_of": s.as_of,
-                    "trust": s.scores.trust,
-                    "health": s.scores.health,
-                    "evidence": s.scores.evidence,
-                    "trend": s.trend,
-                    "profile": s.profile.as_ref().map(|p| p.profile()),
-                    "model": s.model.name,
-                    "fingerprint": s.model.fingerprint,
-                });
-                out.line(format_args!("{obj}"))?;
-            }
-        }
-        OutputFormat::Table => write_table(&mut out.0, scores).map_err(stdout_error)?,
-    }
-    out.finish()
 }

@@ -33,8 +33,10 @@
 //! It blocks the calling thread (store calls) and uses one more for reading; async services
 //! run it on a blocking thread.
 //!
+//! [`export_account`] writes one account's events back out in the canonical form.
+//!
 //! The code: `lib.rs` (the API), `input.rs` (reading and parsing lines), `csv.rs` (the strict
-//! CSV reader), `mapping.rs` (jq mappings), `check.rs` (pass 1), `shadow.rs` (the state pass 1
+//! CSV reader), `export.rs` (an account's events out), `mapping.rs` (jq mappings), `check.rs` (pass 1), `shadow.rs` (the state pass 1
 //! validates against), `lines.rs` (what pass 1 hands pass 2), `append.rs` (pass 2).
 //!
 //! # Example
@@ -65,12 +67,14 @@ use thiserror::Error;
 mod append;
 mod check;
 mod csv;
+mod export;
 mod input;
 mod lines;
 #[cfg(feature = "mapping")]
 mod mapping;
 mod shadow;
 
+pub use export::{ExportError, export_account};
 #[cfg(feature = "mapping")]
 pub use mapping::{MAPPED_EVENTS_MAX, MAPPING_BYTES_MAX, Mapping, MappingError};
 

@@ -1,0 +1,72 @@
+//! `rapport score`: trust and health per account, from the runner's checkpoint when it can
+//! answer, else folded from the log; a table or JSON lines.
+
+use anyhow::anyhow;
+use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Timestamp};
+use rapport_health::{AccountScores, ScoringConfig, score_account_with, score_all_with, write_table};
+
+use crate::{Failure, Out, OutputFormat, fail, instant, live, stdout_error};
+
+pub(crate) fn cmd_score(
+    ledger: &Ledger<AnyStore>,
+    account: &Option<String>,
+    as_of: &Option<String>,
+    known_at: &Option<String>,
+    format: OutputFormat,
+    use_checkpoint: bool,
+    config: &ScoringConfig,
+) -> Result<(), Failure> {
+    let at = instant(as_of, "as-of")?.unwrap_or_else(Timestamp::now);
+    let known_at = instant(known_at, "known-at")?;
+    let mut view = AsOf::at(at);
+    if let Some(k) = known_at {
+        view = view.known_at(k);
+    }
+    let account = match account {
+        Some(a) => Some(AccountId::new(a).map_err(|e| fail(2, anyhow!("--account {a:?}: {e}")))?),
+        None => None,
+    };
+    // The runner's checkpoint knows everything recorded: it answers only without --known-at
+    // (and only when saved under this configuration).
+    if use_checkpoint
+        && known_at.is_none()
+        && let Some(mut scores) = live::scores_from_checkpoint(ledger, config, at)?
+    {
+        if let Some(id) = &account {
+            scores.retain(|s| &s.account == id);
+            if scores.is_empty() {
+                scores.push(pollster::block_on(score_account_with(ledger, config, id, view))?);
+            }
+        }
+        return print_scores(&scores, format);
+    }
+    let scores = match &account {
+        Some(id) => vec![pollster::block_on(score_account_with(ledger, config, id, view))?],
+        None => pollster::block_on(score_all_with(ledger, config, view))?,
+    };
+    print_scores(&scores, format)
+}
+
+pub(crate) fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Result<(), Failure> {
+    let mut out = Out::new();
+    match format {
+        OutputFormat::Json => {
+            for s in scores {
+                let obj = serde_json::json!({
+                    "account": s.account,
+                    "as_of": s.as_of,
+                    "trust": s.scores.trust,
+                    "health": s.scores.health,
+                    "evidence": s.scores.evidence,
+                    "trend": s.trend,
+                    "profile": s.profile.as_ref().map(|p| p.profile()),
+                    "model": s.model.name,
+                    "fingerprint": s.model.fingerprint,
+                });
+                out.line(format_args!("{obj}"))?;
+            }
+        }
+        OutputFormat::Table => write_table(&mut out.0, scores).map_err(stdout_error)?,
+    }
+    out.finish()
+}
