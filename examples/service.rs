@@ -4,11 +4,12 @@
 //! ```sh
 //! cargo run --release --example service                  # store in a temp dir, 127.0.0.1:3000
 //! cargo run --release --example service -- DIR 127.0.0.1:8080
+//! cargo run --release --example service -- DIR 127.0.0.1:8080 models.json  # a model per segment
 //! ```
 //!
 //! At start it backfills the bundled `examples/data/sample.jsonl` (idempotent: a restart
-//! appends nothing), loads the runner's checkpoint if one matches the log and the model (else
-//! replays the log), catches up, and serves:
+//! appends nothing), loads the runner's checkpoint if one matches the log and the scoring
+//! configuration (else replays the log), catches up, and serves:
 //!
 //! - `POST /events`: JSON Lines in the canonical form (`docs/event-format.md`), at most 1,000
 //!   events and 1 MiB. Appended atomically; the answer comes once the runner has folded them
@@ -23,7 +24,9 @@
 //! 250,000 events have been logged since the last one, so that a start after a crash reads
 //! little of the log. Ctrl-C saves a checkpoint and stops; the next start resumes from it. There is no
 //! hand-written tailing or folding here: a [`Subscription`] feeds the runner, a clock task
-//! moves its time, and the handlers read it.
+//! moves its time, and the handlers read it. Under a configuration with segment models, an
+//! account whose segment changes model is folded again from its stream after the batch that
+//! changed it (read outside the runner's lock).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,7 +41,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rapport::core::{DerivedStore, Subscription};
-use rapport::health::{HealthModel, Runner, Signal};
+use rapport::health::{Runner, ScoringConfig, Signal};
 use rapport::import::Importer;
 use rapport::{AccountId, AppendError, ExpectedVersion, FileStore, Ledger, NewEvent, Position, Store, Timestamp};
 use serde::Deserialize;
@@ -66,8 +69,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.next().map_or_else(|| std::env::temp_dir().join("rapport-service"), PathBuf::from);
     let addr: SocketAddr = args.next().as_deref().unwrap_or("127.0.0.1:3000").parse()?;
 
-    let model = HealthModel::default();
-    let (store, runner) = prepare(&dir, &model)?;
+    let config = match args.next() {
+        Some(file) => ScoringConfig::from_file(Path::new(&file))?,
+        None => ScoringConfig::default(),
+    };
+    let (store, runner) = prepare(&dir, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -91,20 +97,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Opens the store, backfills the bundled sample, and brings a runner up to the log's head:
 /// from the saved checkpoint when it matches, else from the start. History is never
 /// signalled: the runner goes live once caught up.
-fn prepare(dir: &Path, model: &HealthModel) -> Result<(Arc<FileStore>, Runner), Box<dyn std::error::Error>> {
+fn prepare(dir: &Path, config: &ScoringConfig) -> Result<(Arc<FileStore>, Runner), Box<dyn std::error::Error>> {
     let ledger = rapport::open(dir)?;
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.jsonl");
     println!("{}", Importer::new(&ledger).file(&sample)?.summary());
     let store = Arc::new(ledger.into_store());
 
     let started = Instant::now();
-    let restored = pollster::block_on(Runner::load_checkpoint(&*store, model, CHECKPOINT)).ok().flatten();
+    let restored = pollster::block_on(Runner::load_checkpoint_with(&*store, config, CHECKPOINT)).ok().flatten();
     let from_checkpoint = restored.is_some();
-    let mut runner = restored.unwrap_or_else(|| Runner::new(model, Timestamp::now()));
+    let mut runner = restored.unwrap_or_else(|| Runner::with_config(config, Timestamp::now()));
     // `follow` judges each event at the instant it was committed: after a crash, the signals
     // raised again for events since the checkpoint carry the ids they had.
     let ledger = Ledger::new(Arc::clone(&store));
     pollster::block_on(ledger.scan(runner.position(), |e| runner.follow(e)))?;
+    pollster::block_on(runner.refold_from(&*store))?;
     runner.advance(Timestamp::now());
     if !runner.is_live() {
         runner.go_live();
@@ -170,9 +177,24 @@ impl Service {
                     return;
                 }
             };
-            let (position, signals) = {
+            let awaiting = {
                 let mut runner = self.runner();
                 batch.iter().for_each(|e| runner.follow(&e.view()));
+                runner.awaiting_history()
+            };
+            // Accounts whose segment changed model: their streams are read without the lock
+            // (the runner applies nothing meanwhile: this task is its only feeder).
+            for account in awaiting {
+                let mut history = Vec::new();
+                let ledger = Ledger::new(Arc::clone(&self.0.store));
+                if let Err(e) = ledger.for_each_in_stream(&account, |e| history.push(e.clone())).await {
+                    eprintln!("history of {account} not read: {e}");
+                    continue;
+                }
+                self.runner().refold(&account, &history);
+            }
+            let (position, signals) = {
+                let mut runner = self.runner();
                 runner.advance(Timestamp::now());
                 (runner.position(), runner.take_signals())
             };
@@ -419,8 +441,10 @@ mod tests {
     fn the_service_serves_scores_appends_and_signals_over_http() {
         let dir = TempDir(std::env::temp_dir().join(format!("rapport-service-e2e-{}", std::process::id())));
         let _ = std::fs::remove_dir_all(&dir.0);
-        let model = HealthModel::default();
-        let (store, runner) = prepare(&dir.0, &model).expect("prepare");
+        let mut config = ScoringConfig::default();
+        let enterprise = rapport::health::HealthModel { id: "enterprise".into(), ..Default::default() };
+        config.segments.insert("enterprise".into(), enterprise);
+        let (store, runner) = prepare(&dir.0, &config).expect("prepare");
         let sample_accounts = runner.n_accounts();
         assert!(sample_accounts > 0, "the sample was backfilled and folded");
         let runtime =
@@ -480,6 +504,18 @@ mod tests {
             let future = format!("{{\"type\":\"touchpoint\",\"account\":\"e2e-acme\",\"occurred_at\":\"{far}\",\"channel\":\"call\"}}");
             assert_eq!(request(addr, "POST", "/events", &future).await.0, 422);
 
+            // A profile moves the account to a segment with its own model: it is folded again
+            // from its stream, and the answer (read-your-writes) is already under that model.
+            let profiled = format!(
+                "{{\"type\":\"account_profiled\",\"account\":\"e2e-acme\",\"occurred_at\":\"{now}\",\"segment\":\"enterprise\"}}\n"
+            );
+            let (status, answer) = request(addr, "POST", "/events", &profiled).await;
+            assert_eq!(status, 201, "{answer}");
+            assert_eq!(answer["accounts"][0]["model"]["name"], "enterprise/1", "{answer}");
+            let (_, scores) = request(addr, "GET", "/accounts/e2e-acme", "").await;
+            assert_eq!(scores["model"]["name"], "enterprise/1", "{scores}");
+            assert!(scores["health"]["factors"].is_array(), "{scores}");
+
             let (status, state) = request(addr, "GET", "/status", "").await;
             assert_eq!(status, 200);
             assert_eq!(state["lag"], 0, "{state}");
@@ -488,7 +524,8 @@ mod tests {
             // A restart resumes from the checkpoint, with the new account and nothing to replay.
             service.save_checkpoint().await.expect("checkpoint");
             let position = service.runner().position();
-            let restored = Runner::load_checkpoint(&*service.0.store, &model, CHECKPOINT).await.expect("a matching checkpoint");
+            let restored =
+                Runner::load_checkpoint_with(&*service.0.store, &config, CHECKPOINT).await.expect("a matching checkpoint");
             let restored = restored.expect("a checkpoint was saved");
             assert_eq!(restored.position(), position);
             assert!(restored.scores(&"e2e-acme".parse().expect("id")).is_some());
