@@ -4,7 +4,7 @@
 use anyhow::anyhow;
 use rapport_core::escape::one_line;
 use rapport_core::{AccountId, AnyStore, Ledger, Timestamp};
-use rapport_health::{Change, ExplainError, Explanation, ScoringConfig, Side, explain};
+use rapport_health::{Change, Direction, ExplainError, Explanation, ScoringConfig, Side, explain};
 use rapport_trust::Deadline;
 
 use crate::{Failure, Out, OutputFormat, fail, instant};
@@ -84,13 +84,19 @@ fn write_text(out: &mut Out, x: &Explanation) -> Result<(), Failure> {
 }
 
 fn write_change(out: &mut Out, name: &str, c: &Change) -> Result<(), Failure> {
+    let direction = match c.direction {
+        Direction::Rising => "rising",
+        Direction::Falling => "falling",
+        Direction::Steady => "steady",
+    };
     out.line(format_args!(
-        "{name:<7} {:>5.1} {:<6} → {:>5.1} {:<6} {:>+6.1}",
+        "{name:<7} {:>5.1} {:<6} → {:>5.1} {:<6} {:>+6.1}  {direction} (noise ±{:.1})",
         c.from.score,
         c.from.band.name(),
         c.to.score,
         c.to.band.name(),
-        c.delta
+        c.delta,
+        c.noise
     ))?;
     out.line(format_args!(
         "  {:<28} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}",

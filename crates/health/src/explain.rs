@@ -34,7 +34,7 @@ use rapport_trust::{Deadline, Score};
 use serde::Serialize;
 
 use crate::config::ScoringConfig;
-use crate::model::ModelStamp;
+use crate::model::{HealthModel, ModelStamp};
 use crate::portfolio::segment_of;
 use crate::state::{HealthState, Reading, Scores};
 
@@ -120,6 +120,12 @@ pub struct Change {
     pub to: Reading,
     /// `to.score − from.score`, in points: the sum of the factors' deltas.
     pub delta: f64,
+    /// The smallest |delta| that counts as a move: the end model's `trend_noise_z` standard
+    /// errors of the difference (as a [`Trend`](crate::Trend) reads it).
+    pub noise: f64,
+    /// Rising or falling by more than the noise, else steady: whether the change means
+    /// something or is within what the evidence cannot tell apart.
+    pub direction: crate::Direction,
     /// Every factor present at either end, in the end's model order (then those only the
     /// start had).
     pub factors: Vec<FactorChange>,
@@ -251,8 +257,8 @@ pub fn explain(
         known_at,
         model_from: p_from.stamp().clone(),
         model_to: p_to.stamp().clone(),
-        trust: change(&readings, &without, |s| &s.trust),
-        health: change(&readings, &without, |s| &s.health),
+        trust: change(m_to, &readings, &without, |s| &s.trust),
+        health: change(m_to, &readings, &without, |s| &s.health),
         window_events: window.len(),
         movers_considered: without.len(),
         deadlines,
@@ -275,7 +281,12 @@ fn contribution(score: &Score, name: &str) -> f64 {
 
 /// One score's change over the four readings (start; model changed; time passed; end), with
 /// each factor's movers found in the readings without each event.
-fn change(readings: &[Scores; 4], without: &[(&Envelope, Scores)], pick: impl Fn(&Scores) -> &Score) -> Change {
+fn change(
+    m: &HealthModel,
+    readings: &[Scores; 4],
+    without: &[(&Envelope, Scores)],
+    pick: impl Fn(&Scores) -> &Score,
+) -> Change {
     let [first, modelled, aged, last] = readings.each_ref().map(&pick);
     let mut names: Vec<Cow<'static, str>> = last.factors.iter().map(|f| f.name.clone()).collect();
     for f in &first.factors {
@@ -312,5 +323,13 @@ fn change(readings: &[Scores; 4], without: &[(&Envelope, Scores)], pick: impl Fn
         })
         .collect();
     let reading = |s: &Score| Reading { score: s.score, confidence: s.confidence, band: s.band };
-    Change { from: reading(first), to: reading(last), delta: last.score - first.score, factors }
+    let moved = crate::Trend::between(m, last.weighed(), first.weighed());
+    Change {
+        from: reading(first),
+        to: reading(last),
+        delta: last.score - first.score,
+        noise: moved.noise,
+        direction: moved.direction,
+        factors,
+    }
 }

@@ -9,8 +9,8 @@ use rapport_core::testing::{cases, envelopes};
 use rapport_core::{AccountId, Envelope, Event, EventId, ExpectedVersion, Ledger, NewEvent, SurveyScore, Timestamp};
 use rapport_health::explain::MOVER_EVENTS_MAX;
 use rapport_health::{
-    Change, ExplainError, Explanation, HealthModel, ModelStamp, ScoringConfig, Side, explain, explain_account,
-    timeline_with,
+    Change, Direction, ExplainError, Explanation, HealthModel, ModelStamp, ScoringConfig, Side, explain,
+    explain_account, timeline_with,
 };
 use rapport_trust::Deadline;
 
@@ -69,6 +69,10 @@ fn a_commitment_fallen_due_in_the_window_is_time_not_events() {
     assert_adds_up(&x.health);
     let reliability = factor(&x.trust, "reliability");
     assert!(reliability.time < -1.0, "{reliability:?}");
+    // Two commitments are thin evidence: a fall of 15 points is within the noise, and the
+    // explanation says so rather than calling it a move.
+    assert!(x.trust.delta < -10.0 && x.trust.delta.abs() <= x.trust.noise, "{:?}", x.trust);
+    assert_eq!(x.trust.direction, Direction::Steady);
     assert_eq!(reliability.events, 0.0, "the meeting carries no reliability evidence");
     assert!(reliability.movers.is_empty());
     assert_eq!(reliability.model, 0.0);
@@ -201,6 +205,9 @@ fn a_start_after_the_end_is_refused_naming_the_account() {
     let err = explain(story.account(), &story.envelopes(), side(day(9.0), &c), side(day(3.0), &c), None).unwrap_err();
     assert!(matches!(err, ExplainError::FromAfterTo { .. }));
     assert!(err.to_string().contains("acme"), "{err}");
+    // One instant, one model: nothing moved.
+    let same = explain(story.account(), &story.envelopes(), side(day(3.0), &c), side(day(3.0), &c), None).unwrap();
+    assert_eq!((same.health.delta, same.health.direction), (0.0, Direction::Steady));
 }
 
 #[test]
@@ -276,6 +283,10 @@ proptest! {
         let (from, to) = (BASE.add_nanos(from_days * DAY), BASE.add_nanos((from_days + span_days) * DAY));
         let x = explain(&account, &events, side(from, &from_config), side(to, &to_config), None).unwrap();
         for c in [&x.trust, &x.health] {
+            // The direction reads the change against its noise.
+            let direction = if c.delta > c.noise { Direction::Rising } else if c.delta < -c.noise { Direction::Falling } else { Direction::Steady };
+            prop_assert_eq!(c.direction, direction);
+            prop_assert!(c.noise >= 0.0 && c.noise.is_finite());
             let sum: f64 = c.factors.iter().map(|f| f.delta).sum();
             prop_assert!((sum - c.delta).abs() <= 1e-9, "factors {} vs {}", sum, c.delta);
             for f in &c.factors {
