@@ -6,7 +6,10 @@
 //! Events move from the first to the second as time passes, through one heap of due instants
 //! for the whole portfolio, so advancing time touches only the accounts something happened
 //! to. Events dated later than now are held until their time. The at-risk ranking is an
-//! ordered index, updated when an account changes and when its refresh is due.
+//! ordered index, updated when an account changes and when its refresh is due. Under a
+//! configuration with segment models each account has its segment's model; one whose segment
+//! changes model is folded again from its stream (`runner/history.rs`). Saving and restoring
+//! is in `runner/saved.rs`.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
