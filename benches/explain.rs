@@ -24,16 +24,13 @@ fn explain(c: &mut Criterion) {
     let config = ScoringConfig::default();
     let account = AccountId::new("acct-17").expect("id");
     let at = |s: &str| Timestamp::parse(s).expect("instant");
-    let (from, to) = (
-        Side { at: at("2020-06-01T00:00:00Z"), config: &config },
-        Side { at: at("2020-12-31T00:00:00Z"), config: &config },
-    );
+    let (from, to) = (Side::at(at("2020-06-01T00:00:00Z"), &config), Side::at(at("2020-12-31T00:00:00Z"), &config));
     let mut group = c.benchmark_group("explain");
     group.sample_size(50);
     group.bench_function("open_and_explain_one_of_10000_accounts", |b| {
         b.iter(|| {
             let ledger = Ledger::new(FileStore::open_read_only(&dir).expect("open"));
-            let x = pollster::block_on(explain_account(&ledger, &account, from, to, None)).expect("explain");
+            let x = pollster::block_on(explain_account(&ledger, &account, from, to)).expect("explain");
             assert!(x.window_events > 0);
             x
         })
@@ -49,18 +46,18 @@ fn explain(c: &mut Criterion) {
     let year =
         Ledger::new(FileStore::open_read_only(&dir).expect("open")).blocking().read_stream(&account).expect("read");
     group.bench_function("explain_one_account_read", |b| {
-        b.iter(|| rapport_health::explain(&account, &year, from, to, None).expect("explain"))
+        b.iter(|| rapport_health::explain(&account, &year, from, to).expect("explain"))
     });
     let long = rapport_core::testing::envelopes(
         &generate(SynthConfig { accounts: 1, months: 360, seed: 5, ..Default::default() }).collect::<Vec<_>>(),
     );
     let long_account = long[0].account.clone();
-    let whole = Side { at: at("2020-01-01T00:00:00Z"), config: &config };
-    let end = Side { at: at("2050-01-01T00:00:00Z"), config: &config };
-    let x = rapport_health::explain(&long_account, &long, whole, end, None).expect("explain");
+    let whole = Side::at(at("2020-01-01T00:00:00Z"), &config);
+    let end = Side::at(at("2050-01-01T00:00:00Z"), &config);
+    let x = rapport_health::explain(&long_account, &long, whole, end).expect("explain");
     println!("long window: {} events, movers sought among {}", x.window_events, x.movers_considered);
     group.bench_function("explain_a_window_past_the_movers_bound", |b| {
-        b.iter(|| rapport_health::explain(&long_account, &long, whole, end, None).expect("explain"))
+        b.iter(|| rapport_health::explain(&long_account, &long, whole, end).expect("explain"))
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,7 +7,7 @@ use rapport_core::{AccountId, AnyStore, Ledger, Timestamp};
 use rapport_health::{Change, Direction, ExplainError, Explanation, ScoringConfig, Side, explain};
 use rapport_trust::Deadline;
 
-use crate::{Failure, Out, OutputFormat, fail, instant};
+use crate::{Failure, Out, OutputFormat, fail};
 
 /// The instants and models of an explanation, as the command line gave them.
 pub(crate) struct Request<'a> {
@@ -15,7 +15,8 @@ pub(crate) struct Request<'a> {
     pub(crate) from: Option<Timestamp>,
     pub(crate) to: Option<Timestamp>,
     pub(crate) at: Option<Timestamp>,
-    pub(crate) known_at: &'a Option<String>,
+    pub(crate) known_at: Option<Timestamp>,
+    pub(crate) from_known_at: Option<Timestamp>,
     pub(crate) model: &'a ScoringConfig,
     pub(crate) from_model: Option<&'a ScoringConfig>,
 }
@@ -28,15 +29,20 @@ pub(crate) fn cmd_explain(ledger: &Ledger<AnyStore>, r: &Request<'_>, format: Ou
         (None, None, _) => return Err(fail(2, anyhow!("give --from (and --to, default now), or --at"))),
         (Some(_), _, _) => return Err(fail(2, anyhow!("--at is one instant: give it without --from and --to"))),
     };
-    let known_at = instant(r.known_at, "known-at")?;
-    let from_side = Side { at: from, config: r.from_model.unwrap_or(r.model) };
-    let to_side = Side { at: to, config: r.model };
+    let mut from_side = Side::at(from, r.from_model.unwrap_or(r.model));
+    let mut to_side = Side::at(to, r.model);
+    if let Some(k) = r.known_at {
+        to_side = to_side.known_at(k);
+    }
+    if let Some(k) = r.from_known_at.or(r.known_at) {
+        from_side = from_side.known_at(k);
+    }
     let events = ledger.blocking().read_stream(&account)?;
     if events.is_empty() {
         return Err(fail(1, anyhow!("account {:?} has no events", r.account)));
     }
-    let x = explain(&account, &events, from_side, to_side, known_at).map_err(|e| match e {
-        e @ ExplainError::FromAfterTo { .. } => fail(2, e.into()),
+    let x = explain(&account, &events, from_side, to_side).map_err(|e| match e {
+        e @ (ExplainError::FromAfterTo { .. } | ExplainError::KnownAfterEnd { .. }) => fail(2, e.into()),
         e => fail(1, e.into()),
     })?;
     let mut out = Out::new();
@@ -64,6 +70,10 @@ fn write_text(out: &mut Out, x: &Explanation) -> Result<(), Failure> {
         x.to,
         x.window_events
     ))?;
+    if x.from_known_at.is_some() || x.to_known_at.is_some() {
+        let shown = |k: Option<rapport_core::Timestamp>| k.map_or_else(|| "now".to_owned(), |t| t.to_string());
+        out.line(format_args!("known at {} → {}", shown(x.from_known_at), shown(x.to_known_at)))?;
+    }
     if x.movers_considered < x.window_events {
         out.line(format_args!("(events that moved a factor are sought among the last {})", x.movers_considered))?;
     }

@@ -189,9 +189,14 @@ enum Command {
         /// One instant, for comparing two models (both ends at it).
         #[arg(long)]
         at: Option<String>,
-        /// Only count events the log had recorded by this instant (RFC 3339), at both ends.
+        /// Only count events the log had recorded by this instant (RFC 3339), at the end (and
+        /// at the start, unless --from-known-at says otherwise).
         #[arg(long)]
         known_at: Option<String>,
+        /// Only count events recorded by this instant at the start: with a later --known-at
+        /// (or none), what was recorded in between, such as a backfill, is the change.
+        #[arg(long)]
+        from_known_at: Option<String>,
         /// The scoring configuration of the start (default: that of the end, --model).
         #[arg(long, value_name = "MODEL.json")]
         from_model: Option<PathBuf>,
@@ -517,7 +522,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 &model.load()?,
             )
         }
-        Command::Explain { store, account, from, to, at, known_at, from_model, format, model } => {
+        Command::Explain { store, account, from, to, at, known_at, from_known_at, from_model, format, model } => {
             let config = model.load()?;
             let from_config = from_model.as_deref().map(models::load).transpose()?;
             let request = explain::Request {
@@ -525,7 +530,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 from: instant(&from, "from")?,
                 to: instant(&to, "to")?,
                 at: instant(&at, "at")?,
-                known_at: &known_at,
+                known_at: instant(&known_at, "known-at")?,
+                from_known_at: instant(&from_known_at, "from-known-at")?,
                 model: &config,
                 from_model: from_config.as_ref(),
             };

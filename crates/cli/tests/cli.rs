@@ -169,6 +169,43 @@ fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
         assert_eq!((f["time"].as_f64(), f["events"].as_f64()), (Some(0.0), Some(0.0)), "{f}");
     }
     assert!(ok(&at).lines().next().unwrap().contains("model rapport-health/1 ("), "both models are named");
+    // What a backfill changed: the same instant, known before it and after it.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let before = rapport_core::Timestamp::now().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let old = tmp.join("old.jsonl");
+    let line = r#"{"type":"survey_answered","account":"acct-2","occurred_at":"2024-02-01T00:00:00Z","survey":"s-old","nps":1}"#;
+    std::fs::write(&old, format!("{line}\n")).unwrap();
+    ok(&["import", "--store", p(&store), p(&old)]);
+    let backfill = ["explain", "--store", p(&store), "--account", "acct-2", "--at", to, "--from-known-at", &before];
+    let json: serde_json::Value = serde_json::from_str(&ok(&[&backfill[..], &["--format", "json"]].concat())).unwrap();
+    assert_eq!(json["window_events"], 1, "{json}");
+    assert!(
+        json["health"]["factors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "nps" && f["events"].as_f64() < Some(0.0))
+    );
+    assert!(ok(&backfill).contains(&format!("known at {before} → now")));
+    refused(
+        &[
+            "explain",
+            "--store",
+            p(&store),
+            "--account",
+            "acct-2",
+            "--at",
+            to,
+            "--known-at",
+            to,
+            "--from-known-at",
+            &before,
+        ],
+        2,
+        "later than the end",
+    );
+
     // Refused: an end before the start, no instant, an account without events.
     refused(&["explain", "--store", p(&store), "--account", "acct-2", "--from", to, "--to", from], 2, "later than");
     refused(&["explain", "--store", p(&store), "--account", "acct-2"], 2, "--from");

@@ -17,8 +17,7 @@
 //! // A promoter, then a detractor inside the window.
 //! let story = Story::new("acme").survey(5.0, SurveyScore::Nps(10)).survey(40.0, SurveyScore::Nps(2));
 //! let config = ScoringConfig::default();
-//! let (from, to) = (Side { at: day(30.0), config: &config }, Side { at: day(50.0), config: &config });
-//! let x = explain(story.account(), &story.envelopes(), from, to, None)?;
+//! let x = explain(story.account(), &story.envelopes(), Side::at(day(30.0), &config), Side::at(day(50.0), &config))?;
 //! let nps = x.health.factors.iter().find(|f| f.name == "nps").unwrap();
 //! assert!(nps.events < 0.0 && nps.movers[0].kind == "survey_answered");
 //! let sum: f64 = x.health.factors.iter().map(|f| f.delta).sum();
@@ -46,14 +45,34 @@ pub const MOVER_EVENTS_MAX: usize = 512;
 /// How many events each factor names as having moved it most.
 pub const MOVERS_PER_FACTOR: usize = 3;
 
-/// One side of an explanation: an instant and the configuration scoring it (the account is
-/// scored under the model of its segment as of that instant).
+/// One side of an explanation: an instant, the configuration scoring it (the account is
+/// scored under the model of its segment as of that instant), and optionally what the log had
+/// recorded by then (as [`AsOf::known_at`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Side<'a> {
     /// The instant.
     pub at: Timestamp,
     /// The models.
     pub config: &'a ScoringConfig,
+    /// If set, only events recorded at or before this instant count.
+    pub known_at: Option<Timestamp>,
+}
+
+impl<'a> Side<'a> {
+    /// Everything that occurred by `at`, as known now, under `config`.
+    pub fn at(at: Timestamp, config: &'a ScoringConfig) -> Self {
+        Self { at, config, known_at: None }
+    }
+
+    /// Only what the log had recorded by `known_at`: a start known before a backfill and an
+    /// end known after it tell what the backfill changed.
+    pub fn known_at(self, known_at: Timestamp) -> Self {
+        Self { known_at: Some(known_at), ..self }
+    }
+
+    fn as_of(&self) -> AsOf {
+        AsOf { at: self.at, known_at: self.known_at }
+    }
 }
 
 /// Why an explanation could not be made.
@@ -68,6 +87,17 @@ pub enum ExplainError {
         /// The start.
         from: Timestamp,
         /// The end.
+        to: Timestamp,
+    },
+    /// The start knows of events the end does not: its `known_at` is later than the end's
+    /// (or unset while the end's is set).
+    #[error("explaining account {account}: the start is known at {}, later than the end ({to})", from.map_or_else(|| "now".to_owned(), |t| t.to_string()))]
+    KnownAfterEnd {
+        /// The account.
+        account: AccountId,
+        /// The start's `known_at` (`None`: now).
+        from: Option<Timestamp>,
+        /// The end's.
         to: Timestamp,
     },
     /// The account's events could not be read.
@@ -90,9 +120,12 @@ pub struct Explanation {
     pub from: Timestamp,
     /// The end.
     pub to: Timestamp,
-    /// Only events the log had recorded by then count, on both sides.
+    /// Only events the log had recorded by then count at the start.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub known_at: Option<Timestamp>,
+    pub from_known_at: Option<Timestamp>,
+    /// Only events the log had recorded by then count at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_known_at: Option<Timestamp>,
     /// The model that scored the start.
     pub model_from: Arc<ModelStamp>,
     /// The model that scored the end.
@@ -101,7 +134,8 @@ pub struct Explanation {
     pub trust: Change,
     /// Health's change.
     pub health: Change,
-    /// How many events count at the end but not at the start (those that occurred in between).
+    /// How many events count at the end but not at the start (those that occurred in between,
+    /// or were recorded in between when the sides' `known_at` differ).
     pub window_events: usize,
     /// How many of them were left out in turn to find each factor's movers: all of them, or
     /// the last [`MOVER_EVENTS_MAX`] in log order.
@@ -170,38 +204,42 @@ pub struct Mover {
 /// Explains how `account` changed from `from` to `to`, reading only its stream.
 ///
 /// # Errors
-/// [`ExplainError::FromAfterTo`], or [`ExplainError::Read`] with the store's error.
+/// As [`explain`]'s, or [`ExplainError::Read`] with the store's error.
 pub async fn explain_account<S: Store>(
     ledger: &Ledger<S>,
     account: &AccountId,
     from: Side<'_>,
     to: Side<'_>,
-    known_at: Option<Timestamp>,
 ) -> Result<Explanation, ExplainError> {
     let mut events = Vec::new();
     ledger
         .for_each_in_stream(account, |e| events.push(e.clone()))
         .await
         .map_err(|source| ExplainError::Read { account: account.clone(), source })?;
-    explain(account, &events, from, to, known_at)
+    explain(account, &events, from, to)
 }
 
 /// Explains how `account` changed from `from` to `to`, given its events (in log order, as its
 /// stream reads): see the [module](self).
 ///
 /// # Errors
-/// [`ExplainError::FromAfterTo`] when `from.at` is later than `to.at`.
+/// [`ExplainError::FromAfterTo`] when `from.at` is later than `to.at`;
+/// [`ExplainError::KnownAfterEnd`] when the start would know of events the end does not.
 pub fn explain(
     account: &AccountId,
     events: &[Envelope],
     from: Side<'_>,
     to: Side<'_>,
-    known_at: Option<Timestamp>,
 ) -> Result<Explanation, ExplainError> {
     if from.at > to.at {
         return Err(ExplainError::FromAfterTo { account: account.clone(), from: from.at, to: to.at });
     }
-    let (as_from, as_to) = (AsOf { at: from.at, known_at }, AsOf { at: to.at, known_at });
+    if let Some(end) = to.known_at
+        && from.known_at.is_none_or(|start| start > end)
+    {
+        return Err(ExplainError::KnownAfterEnd { account: account.clone(), from: from.known_at, to: end });
+    }
+    let (as_from, as_to) = (from.as_of(), to.as_of());
     let m_from = from.config.model_for(segment_of(events, as_from));
     let m_to = to.config.model_for(segment_of(events, as_to));
     let (p_from, p_to) = (m_from.prepare(), m_to.prepare());
@@ -254,7 +292,8 @@ pub fn explain(
         account: account.clone(),
         from: from.at,
         to: to.at,
-        known_at,
+        from_known_at: from.known_at,
+        to_known_at: to.known_at,
         model_from: p_from.stamp().clone(),
         model_to: p_to.stamp().clone(),
         trust: change(m_to, &readings, &without, |s| &s.trust),

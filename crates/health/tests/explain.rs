@@ -32,11 +32,11 @@ fn segmented() -> ScoringConfig {
 }
 
 fn side(at: Timestamp, config: &ScoringConfig) -> Side<'_> {
-    Side { at, config }
+    Side::at(at, config)
 }
 
 fn explained(story: &Story, from: f64, to: f64, config: &ScoringConfig) -> Explanation {
-    explain(story.account(), &story.envelopes(), side(day(from), config), side(day(to), config), None).unwrap()
+    explain(story.account(), &story.envelopes(), side(day(from), config), side(day(to), config)).unwrap()
 }
 
 fn factor<'a>(c: &'a Change, name: &str) -> &'a rapport_health::FactorChange {
@@ -120,7 +120,7 @@ fn two_models_at_one_instant_differ_by_the_model_part_only() {
         .survey(30.0, SurveyScore::Nps(3))
         .meeting(35.0);
     let (old, new) = (ScoringConfig::default(), ScoringConfig::single(enterprise()));
-    let x = explain(story.account(), &story.envelopes(), side(day(60.0), &old), side(day(60.0), &new), None).unwrap();
+    let x = explain(story.account(), &story.envelopes(), side(day(60.0), &old), side(day(60.0), &new)).unwrap();
     assert_adds_up(&x.trust);
     assert_adds_up(&x.health);
     assert_eq!(*x.model_from, ModelStamp::of(&old.default));
@@ -180,21 +180,14 @@ fn the_readings_are_the_scores_at_each_end_and_the_store_gives_the_same() {
         story.account(),
         side(day(10.0), &config),
         side(day(50.0), &config),
-        None,
     ))
     .unwrap();
     assert_adds_up(&from_store.health);
     assert!((from_store.health.delta - x.health.delta).abs() <= 1e-9);
     // Known-at: an instant before anything was recorded sees no events on either side.
     let early = Timestamp::from_unix_seconds(0);
-    let blind = pollster::block_on(explain_account(
-        &ledger,
-        story.account(),
-        side(day(10.0), &config),
-        side(day(50.0), &config),
-        Some(early),
-    ))
-    .unwrap();
+    let (from, to) = (side(day(10.0), &config).known_at(early), side(day(50.0), &config).known_at(early));
+    let blind = pollster::block_on(explain_account(&ledger, story.account(), from, to)).unwrap();
     assert_eq!(blind.window_events, 0);
 }
 
@@ -202,12 +195,44 @@ fn the_readings_are_the_scores_at_each_end_and_the_store_gives_the_same() {
 fn a_start_after_the_end_is_refused_naming_the_account() {
     let story = Story::new("acme").meeting(1.0);
     let c = ScoringConfig::default();
-    let err = explain(story.account(), &story.envelopes(), side(day(9.0), &c), side(day(3.0), &c), None).unwrap_err();
+    let err = explain(story.account(), &story.envelopes(), side(day(9.0), &c), side(day(3.0), &c)).unwrap_err();
     assert!(matches!(err, ExplainError::FromAfterTo { .. }));
     assert!(err.to_string().contains("acme"), "{err}");
     // One instant, one model: nothing moved.
-    let same = explain(story.account(), &story.envelopes(), side(day(3.0), &c), side(day(3.0), &c), None).unwrap();
+    let same = explain(story.account(), &story.envelopes(), side(day(3.0), &c), side(day(3.0), &c)).unwrap();
     assert_eq!((same.health.delta, same.health.direction), (0.0, Direction::Steady));
+}
+
+#[test]
+fn what_a_backfill_changed_is_the_window_between_two_known_ats() {
+    // Given live events recorded on day 50 and a backfill of older history recorded on day 60,
+    // the change as of day 70 between "known on day 55" and "known on day 65" is the
+    // backfill's: all events, named, none of it time or model.
+    let story = Story::new("acme")
+        .meeting(40.0)
+        .survey(45.0, SurveyScore::Nps(9))
+        .commit("old", 1.0, 10.0)
+        .deliver("old", 20.0, false);
+    let mut events = story.envelopes();
+    for (i, e) in events.iter_mut().enumerate() {
+        e.recorded_at = if i < 2 { day(50.0) } else { day(60.0) };
+    }
+    let c = ScoringConfig::default();
+    let (before, after) = (side(day(70.0), &c).known_at(day(55.0)), side(day(70.0), &c).known_at(day(65.0)));
+    let x = explain(story.account(), &events, before, after).unwrap();
+    assert_adds_up(&x.trust);
+    assert_eq!((x.window_events, x.from_known_at, x.to_known_at), (2, Some(day(55.0)), Some(day(65.0))));
+    let reliability = factor(&x.trust, "reliability");
+    assert!(reliability.events < 0.0 && reliability.time == 0.0 && reliability.model == 0.0, "{reliability:?}");
+    // The commitment is named; its refused delivery is not: without it the commitment would
+    // be overdue, failed all the same.
+    let named: Vec<EventId> = reliability.movers.iter().map(|m| m.event).collect();
+    assert_eq!(named, vec![events[2].id]);
+    // The start may not know more than the end.
+    let err = explain(story.account(), &events, after, before).unwrap_err();
+    assert!(matches!(err, ExplainError::KnownAfterEnd { .. }), "{err}");
+    let err = explain(story.account(), &events, side(day(70.0), &c), before).unwrap_err();
+    assert!(err.to_string().contains("known at now"), "{err}");
 }
 
 #[test]
@@ -281,7 +306,7 @@ proptest! {
         let to_config = segmented();
         let from_config = if other_model { ScoringConfig::single(enterprise()) } else { segmented() };
         let (from, to) = (BASE.add_nanos(from_days * DAY), BASE.add_nanos((from_days + span_days) * DAY));
-        let x = explain(&account, &events, side(from, &from_config), side(to, &to_config), None).unwrap();
+        let x = explain(&account, &events, side(from, &from_config), side(to, &to_config)).unwrap();
         for c in [&x.trust, &x.health] {
             // The direction reads the change against its noise.
             let direction = if c.delta > c.noise { Direction::Rising } else if c.delta < -c.noise { Direction::Falling } else { Direction::Steady };
