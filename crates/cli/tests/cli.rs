@@ -12,6 +12,15 @@ fn generate(tmp: &Tmp, name: &str, accounts: &str, months: &str, seed: &str) -> 
     file
 }
 
+/// A file store in `tmp` holding `rapport generate --accounts A --months M --seed S`, and the
+/// generated file.
+fn generated_store(tmp: &Tmp, accounts: &str, months: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let file = generate(tmp, "h.jsonl", accounts, months, seed);
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&file)]);
+    (store, file)
+}
+
 const AS_OF: &str = "2025-01-15T00:00:00Z";
 
 #[test]
@@ -45,9 +54,7 @@ fn renewals_list_the_accounts_renewing_within_the_window_most_at_risk_first() {
     let tmp = Tmp::new("renewals");
     // Generated histories start on 2024-01-01 (the CLI's default); the first profiles renew a
     // year on.
-    let file = generate(&tmp, "h.jsonl", "6", "12", "3");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, _) = generated_store(&tmp, "6", "12", "3");
     let as_of = "2024-11-15T00:00:00Z";
     let table = ok(&["renewals", "--store", p(&store), "--as-of", as_of, "--within", "90d"]);
     assert!(table.starts_with("account"), "{table}");
@@ -85,9 +92,7 @@ fn renewals_list_the_accounts_renewing_within_the_window_most_at_risk_first() {
 #[test]
 fn a_model_file_scores_each_segment_under_its_model_and_says_which() {
     let tmp = Tmp::new("models");
-    let file = generate(&tmp, "h.jsonl", "10", "12", "3");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, _) = generated_store(&tmp, "10", "12", "3");
     let model = tmp.join("model.json");
     std::fs::write(
         &model,
@@ -119,9 +124,7 @@ fn a_model_file_scores_each_segment_under_its_model_and_says_which() {
 #[test]
 fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
     let tmp = Tmp::new("explain");
-    let file = generate(&tmp, "h.jsonl", "5", "12", "4");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, _) = generated_store(&tmp, "5", "12", "4");
     let (from, to) = ("2024-06-01T00:00:00Z", "2024-12-01T00:00:00Z");
     let args = ["explain", "--store", p(&store), "--account", "acct-2", "--from", from, "--to", to];
     let table = ok(&args);
@@ -361,9 +364,7 @@ fn a_killed_import_completes_on_rerun_with_the_same_scores() {
 #[test]
 fn verify_names_the_file_and_offset_of_damage() {
     let tmp = Tmp::new("verify");
-    let file = generate(&tmp, "h.jsonl", "3", "6", "2");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, _) = generated_store(&tmp, "3", "6", "2");
     let seg = store.join("seg-0000000000.rpl");
     let mut bytes = std::fs::read(&seg).unwrap();
     let at = bytes.len() / 2;
@@ -393,9 +394,7 @@ fn missing_store_is_an_error_for_everything_but_import() {
 #[test]
 fn timeline_writes_a_valid_svg() {
     let tmp = Tmp::new("svg");
-    let file = generate(&tmp, "h.jsonl", "3", "12", "4");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, _) = generated_store(&tmp, "3", "12", "4");
     let svg = tmp.join("acct.svg");
     let table = ok(&["timeline", "--store", p(&store), "--account", "acct-1", "--as-of", AS_OF, "--svg", p(&svg)]);
     assert!(table.lines().count() > 10, "{table}");
@@ -528,9 +527,7 @@ fn refused(args: &[&str], code: i32, says: &str) {
 #[test]
 fn outputs_are_refused_by_identity_through_links_and_dot_dot() {
     let tmp = Tmp::new("identity");
-    let file = generate(&tmp, "h.jsonl", "2", "2", "5");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, file) = generated_store(&tmp, "2", "2", "5");
     let seg = segment_of(&store);
     let head = store.join("HEAD");
     let kept = (std::fs::read(&seg).unwrap(), std::fs::read(&head).unwrap());
@@ -654,9 +651,7 @@ fn reading_commands_write_nothing_and_run_beside_a_writer() {
 #[test]
 fn a_closed_or_full_output_is_reported_never_a_panic() {
     let tmp = Tmp::new("pipes");
-    let file = generate(&tmp, "h.jsonl", "40", "12", "4");
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
+    let (store, file) = generated_store(&tmp, "40", "12", "4");
     let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     for args in [
         &["verify", "--store", p(&store)][..],

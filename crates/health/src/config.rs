@@ -162,13 +162,8 @@ impl ScoringConfig {
 fn check_model(m: &HealthModel) -> Result<(), String> {
     let w = &m.weights;
     weights("weights", &[w.trust, w.nps, w.csat, w.ces, w.escalation_load, w.engagement, w.advocacy])?;
+    channels(&[("nps", &m.nps), ("csat", &m.csat), ("ces", &m.ces)])?;
     positive(&[
-        ("nps.half_life_days", m.nps.half_life_days),
-        ("csat.half_life_days", m.csat.half_life_days),
-        ("ces.half_life_days", m.ces.half_life_days),
-        ("nps.prior_strength", m.nps.prior_strength),
-        ("csat.prior_strength", m.csat.prior_strength),
-        ("ces.prior_strength", m.ces.prior_strength),
         ("load_divisor", m.load_divisor),
         ("load_confidence_half_life_days", m.load_confidence_half_life_days),
         ("engagement_half_life_days", m.engagement_half_life_days),
@@ -180,9 +175,6 @@ fn check_model(m: &HealthModel) -> Result<(), String> {
         ("assessment.strength", m.assessment.strength),
     ])?;
     unit(&[
-        ("nps.prior_mean", m.nps.prior_mean),
-        ("csat.prior_mean", m.csat.prior_mean),
-        ("ces.prior_mean", m.ces.prior_mean),
         ("engagement_prior", m.engagement_prior),
         ("assessment.weight", m.assessment.weight),
         ("assessment.disagreement", m.assessment.disagreement),
@@ -197,14 +189,9 @@ fn check_trust(t: &rapport_trust::TrustModel) -> Result<(), String> {
         "reliability_weight, candour_weight, responsiveness_weight",
         &[t.reliability_weight, t.candour_weight, t.responsiveness_weight],
     )?;
+    channels(&[("reliability", &t.reliability), ("candour", &t.candour), ("responsiveness", &t.responsiveness)])?;
     let s = &t.sla;
     positive(&[
-        ("reliability.half_life_days", t.reliability.half_life_days),
-        ("candour.half_life_days", t.candour.half_life_days),
-        ("responsiveness.half_life_days", t.responsiveness.half_life_days),
-        ("reliability.prior_strength", t.reliability.prior_strength),
-        ("candour.prior_strength", t.candour.prior_strength),
-        ("responsiveness.prior_strength", t.responsiveness.prior_strength),
         ("late_half_life_days", t.late_half_life_days),
         ("sla.low.acknowledge_hours", s.low.acknowledge_hours),
         ("sla.low.resolve_hours", s.low.resolve_hours),
@@ -217,9 +204,6 @@ fn check_trust(t: &rapport_trust::TrustModel) -> Result<(), String> {
     ])?;
     weights("sla weights", &[s.low.weight, s.medium.weight, s.high.weight, s.critical.weight])?;
     unit(&[
-        ("reliability.prior_mean", t.reliability.prior_mean),
-        ("candour.prior_mean", t.candour.prior_mean),
-        ("responsiveness.prior_mean", t.responsiveness.prior_mean),
         ("early_bonus_max", t.early_bonus_max),
         ("renegotiated_outcome", t.renegotiated_outcome),
         ("late_outcome", t.late_outcome),
@@ -232,6 +216,17 @@ fn check_trust(t: &rapport_trust::TrustModel) -> Result<(), String> {
 fn weights(name: &str, w: &[f64]) -> Result<(), String> {
     if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
         return Err(format!("{name}: each finite and not negative, and not all zero"));
+    }
+    Ok(())
+}
+
+/// Beta channels' parameters, each error naming `CHANNEL.FIELD`: half-life and prior strength
+/// positive, prior mean in 0–1.
+fn channels(list: &[(&str, &rapport_trust::ChannelParams)]) -> Result<(), String> {
+    for (name, c) in list {
+        positive(&[("half_life_days", c.half_life_days), ("prior_strength", c.prior_strength)])
+            .and_then(|()| unit(&[("prior_mean", c.prior_mean)]))
+            .map_err(|e| format!("{name}.{e}"))?;
     }
     Ok(())
 }

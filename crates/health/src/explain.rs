@@ -242,7 +242,10 @@ pub fn explain(
     let (as_from, as_to) = (from.as_of(), to.as_of());
     let m_from = from.config.model_for(segment_of(events, as_from));
     let m_to = to.config.model_for(segment_of(events, as_to));
-    let (p_from, p_to) = (m_from.prepare(), m_to.prepare());
+    // One model at both ends (the common case) is prepared and folded once.
+    let same = m_from == m_to;
+    let p_from = m_from.prepare();
+    let p_to = if same { p_from.clone() } else { m_to.prepare() };
     let start: Vec<&Envelope> = events.iter().filter(|e| as_from.admits(&e.view())).collect();
     let window: Vec<&Envelope> =
         events.iter().filter(|e| as_to.admits(&e.view()) && !as_from.admits(&e.view())).collect();
@@ -254,7 +257,7 @@ pub fn explain(
     };
     let mut s_from = HealthState::new();
     fold(&mut s_from, &p_from, &start);
-    let s_start = if m_from == m_to {
+    let s_start = if same {
         s_from.clone()
     } else {
         let mut s = HealthState::new();

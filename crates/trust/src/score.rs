@@ -66,8 +66,9 @@ impl Bands {
     }
 }
 
-/// One input of a score and what it contributed. Serialised with its 80 % interval
-/// ([`interval`](Self::interval)), computed then.
+/// One input of a score and what it contributed. Serialised with its interval at
+/// [`INTERVAL_LEVEL`](crate::interval::INTERVAL_LEVEL) ([`interval`](Self::interval)), computed
+/// then.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "FactorForm", from = "FactorForm")]
 pub struct Factor {
@@ -141,7 +142,8 @@ pub struct Score {
     /// One standard error of the score, in points: the noise a change must exceed to mean
     /// something.
     pub noise: f64,
-    /// The central 80 % interval of the score, in points: `score ± 1.28 · noise`, clipped.
+    /// The central interval of the score at [`INTERVAL_LEVEL`](crate::interval::INTERVAL_LEVEL),
+    /// in points: `score ± z · noise` (z its normal quantile), clipped.
     pub interval: [f64; 2],
     /// Whether the interval straddles a band edge (the yellow or green threshold), so the
     /// band could as well be its neighbour: read it as tentative. Never for grey.
@@ -151,7 +153,7 @@ pub struct Score {
 }
 
 impl Score {
-    /// A score of `composed` under `bands`: its band, 80 % interval and whether the band is
+    /// A score of `composed` under `bands`: its band, interval and whether the band is
     /// tentative follow from the score, confidence and noise.
     pub fn new(composed: Composed, bands: &Bands, model: String) -> Self {
         let Composed { score, confidence, noise, factors } = composed;

@@ -7,13 +7,10 @@
 
 use std::cmp::Reverse;
 
-use rapport_core::{AccountId, Envelope, ReadError, Store, StreamVersion};
+use rapport_core::{AccountId, Envelope, Ledger, ReadError, Store};
 
 use super::Runner;
 use crate::state::HealthState;
-
-/// How many events a page of an account's history holds when read from a store.
-const PAGE_EVENTS: usize = 4_096;
 
 impl Runner {
     /// The index of `segment`'s model: its own, or the default's (0).
@@ -89,19 +86,10 @@ impl Runner {
     /// The store's read errors (accounts not yet refolded keep waiting).
     pub async fn refold_from<S: Store>(&mut self, store: &S) -> Result<usize, ReadError> {
         let accounts = self.awaiting_history();
+        let ledger = Ledger::new(store);
         for account in &accounts {
             let mut events = Vec::new();
-            let mut from = StreamVersion::FIRST;
-            loop {
-                let page = store.read_stream(account, from, PAGE_EVENTS).await?;
-                let Some(last) = page.last() else { break };
-                from = StreamVersion(last.stream_version.0 + 1);
-                let done = page.len() < PAGE_EVENTS;
-                events.extend(page);
-                if done {
-                    break;
-                }
-            }
+            ledger.for_each_in_stream(account, |e| events.push(e.clone())).await?;
             self.refold(account, &events);
         }
         Ok(accounts.len())
