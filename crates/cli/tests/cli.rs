@@ -151,19 +151,8 @@ fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
     std::fs::write(&model, r#"{"default": {"id": "trusting", "weights": {"trust": 0.8}}}"#).unwrap();
     let base = tmp.join("base.json");
     std::fs::write(&base, "{}").unwrap();
-    let at = [
-        "explain",
-        "--store",
-        p(&store),
-        "--account",
-        "acct-2",
-        "--at",
-        to,
-        "--from-model",
-        p(&base),
-        "--model",
-        p(&model),
-    ];
+    let explain = ["explain", "--store", p(&store), "--account", "acct-2"];
+    let at = [&explain[..], &["--at", to, "--from-model", p(&base), "--model", p(&model)]].concat();
     let json = ok(&[&at[..], &["--format", "json"]].concat());
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["model_from"]["name"], "rapport-health/1");
@@ -180,7 +169,7 @@ fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
     let line = r#"{"type":"survey_answered","account":"acct-2","occurred_at":"2024-02-01T00:00:00Z","survey":"s-old","nps":1}"#;
     std::fs::write(&old, format!("{line}\n")).unwrap();
     ok(&["import", "--store", p(&store), p(&old)]);
-    let backfill = ["explain", "--store", p(&store), "--account", "acct-2", "--at", to, "--from-known-at", &before];
+    let backfill = [&explain[..], &["--at", to, "--from-known-at", &before]].concat();
     let json: serde_json::Value = serde_json::from_str(&ok(&[&backfill[..], &["--format", "json"]].concat())).unwrap();
     assert_eq!(json["window_events"], 1, "{json}");
     assert!(
@@ -191,23 +180,8 @@ fn explain_splits_a_change_by_factor_and_tells_a_model_change_apart() {
             .any(|f| f["name"] == "nps" && f["events"].as_f64() < Some(0.0))
     );
     assert!(ok(&backfill).contains(&format!("known at {before} → now")));
-    refused(
-        &[
-            "explain",
-            "--store",
-            p(&store),
-            "--account",
-            "acct-2",
-            "--at",
-            to,
-            "--known-at",
-            to,
-            "--from-known-at",
-            &before,
-        ],
-        2,
-        "later than the end",
-    );
+    let later = [&explain[..], &["--at", to, "--known-at", to, "--from-known-at", &before]].concat();
+    refused(&later, 2, "later than the end");
 
     // Refused: an end before the start, no instant, an account without events.
     refused(&["explain", "--store", p(&store), "--account", "acct-2", "--from", to, "--to", from], 2, "later than");
