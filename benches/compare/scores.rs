@@ -19,7 +19,7 @@ pub(crate) fn score_all_against_replay(dir: &Path, rows: &mut Vec<Row>) {
     let replay = (0..5).map(|_| {
         sqlite_read_rate(&conn, m, &mut |p, r: &rusqlite::Row<'_>| {
             let record: Vec<u8> = r.get(1).expect("record");
-            decode_body(&record, p).is_ok()
+            decode_body(&record, p, rapport_store_file::format::FORMAT_VERSION_3).is_ok()
         })
     });
     let replay = m as f64 / replay.fold(0.0, f64::max);

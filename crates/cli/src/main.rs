@@ -23,6 +23,7 @@ use rapport_store_file::{
 };
 use rapport_store_postgres::{PgOptions, PgStore};
 
+mod erase;
 mod explain;
 mod export;
 mod live;
@@ -218,6 +219,29 @@ enum Command {
         #[arg(long, value_name = "OUT.jsonl")]
         out: Option<PathBuf>,
     },
+    /// Erase personal text (free text and who recorded each event): one account's
+    /// (`--account`), or every account's older than an age (`--older-than`, a retention
+    /// policy); or list the erasures recorded (`--list`). The keys that sealed the text are
+    /// destroyed; events and scores stay (docs/privacy.md).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["account", "older_than", "list"])))]
+    Erase {
+        #[command(flatten)]
+        store: StoreArg,
+        /// The account whose text to erase.
+        #[arg(long)]
+        account: Option<String>,
+        /// Erase every account's text of events that occurred this long ago or more (whole
+        /// months: the text of the month this reaches into stays until that month is older):
+        /// `730d`, `24h`…
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Print the erasures recorded, oldest first.
+        #[arg(long)]
+        list: bool,
+        /// Why (kept for good with the erasure): a request or policy id, never a person.
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Check every record, checksum and validation rule; for a file store also the hash
     /// chain, and print its value at the head (record it to prove the history later).
     Verify {
@@ -229,8 +253,9 @@ enum Command {
         expect: Option<String>,
     },
     /// Rewrite a file store created by an older build (format 1, frames chained by CRC32C;
-    /// or format 2, without room for metadata) as format 3 in a new directory, and verify it.
-    /// The old store is left as it is; stop its writer first.
+    /// format 2, without room for metadata; format 3, its free text in the clear) as format 4
+    /// (text sealed) in a new directory, and verify it. The old store is left as it is; stop
+    /// its writer first, and remove the old store once the new one serves.
     Upgrade {
         /// The file-store directory to upgrade.
         #[arg(long)]
@@ -544,6 +569,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             export::cmd_export(&open_store(&store, Access::Read)?, &account, out.as_deref(), &protected)
         }
+        Command::Erase { store, account, older_than, list, reason } => {
+            let target = match (account, older_than) {
+                _ if list => erase::Target::List,
+                (Some(a), _) => erase::Target::Account(a),
+                (None, Some(age)) => erase::Target::OlderThan(age),
+                (None, None) => return Err(fail(2, anyhow!("say --account, --older-than or --list"))),
+            };
+            if let Some(dir) = &store.store
+                && !dir.exists()
+            {
+                return Err(fail(2, anyhow!("no store at {}", shown(dir))));
+            }
+            let access = if list { Access::Read } else { Access::Write(FUTURE_SKEW_DEFAULT) };
+            erase::cmd_erase(&open_store(&store, access)?, target, reason.as_deref())
+        }
         Command::Verify { store, expect } => match (&store.store, &store.postgres) {
             (Some(dir), _) => verify_files(dir, expect.as_deref()),
             (None, Some(_)) if expect.is_some() => {
@@ -600,8 +640,10 @@ fn verify_files(dir: &std::path::Path, expect: Option<&str>) -> Result<(), Failu
     let mut out = Out::new();
     out.line(format_args!("ok: {} events, {} accounts", r.n_events, r.n_accounts))?;
     let kind = match version {
-        1 => "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 3".to_owned(),
-        2 => "blake3, format 2: holds no metadata, profiles or assessments; `rapport upgrade` rewrites it as format 3"
+        1 => "crc32c, format 1: not tamper-evident; `rapport upgrade` rewrites it as format 4".to_owned(),
+        2 => "blake3, format 2: holds no metadata, profiles or assessments; `rapport upgrade` rewrites it as format 4"
+            .to_owned(),
+        3 => "blake3, format 3: free text in the clear, not erasable; `rapport upgrade` rewrites it as format 4"
             .to_owned(),
         v => format!("blake3, format {v}"),
     };

@@ -224,7 +224,7 @@ fn verify_prints_the_chain_and_proves_a_recorded_history_later() {
     let tmp = Tmp::new("chain");
     let (store, _) = generated_store(&tmp, "3", "4", "8");
     let first = stdout(&ok(&["verify", "--store", p(&store)]));
-    assert!(first.contains("(blake3, format 3)"), "{first}");
+    assert!(first.contains("(blake3, format 4)"), "{first}");
     let (position, chain) = head_line(&first);
     assert_eq!(chain.len(), 64);
     // More history later; the recorded prefix is still proved.
@@ -276,5 +276,5 @@ fn upgrade_rewrites_a_version_1_store_in_a_new_directory() {
     assert_eq!(scores(&old), scores(&new));
     let twice = rapport(&["upgrade", "--store", p(&new), p(&tmp.0.join("again"))]);
     assert_eq!(twice.status.code(), Some(2), "{}", stderr(&twice));
-    assert!(stderr(&twice).contains("already in format version 3"), "{}", stderr(&twice));
+    assert!(stderr(&twice).contains("already in format version 4"), "{}", stderr(&twice));
 }

@@ -9,11 +9,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::erase::{EraseError, ErasingStore, Erasure};
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, EventId, Position, StreamVersion};
 use crate::store::{
     AppendError, AppendOutcome, BackfillStore, DerivedStore, ExpectedVersion, Preflight, ReadError, StorageError, Store,
 };
+use crate::timestamp::Timestamp;
 use crate::view::EnvelopeRef;
 
 /// A boxed, sendable future.
@@ -45,10 +47,13 @@ trait DynStore: Send + Sync {
     fn log_id(&self) -> [u8; 16];
     fn save_derived(&self, name: String, bytes: Vec<u8>) -> Boxed<'_, Result<(), StorageError>>;
     fn load_derived(&self, name: String) -> Boxed<'_, Result<Option<Vec<u8>>, ReadError>>;
+    fn erase(&self, account: AccountId, reason: String) -> Boxed<'_, Result<Erasure, EraseError>>;
+    fn erase_before(&self, before: Timestamp, reason: String) -> Boxed<'_, Result<Erasure, EraseError>>;
+    fn erasures(&self) -> Boxed<'_, Result<Vec<Erasure>, ReadError>>;
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
 
-impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
+impl<S: BackfillStore + DerivedStore + ErasingStore + std::fmt::Debug> DynStore for S {
     fn append(&self, batch: Vec<NewEvent>, expected: ExpectedVersion) -> Boxed<'_, Result<AppendOutcome, AppendError>> {
         Box::pin(Store::append(self, batch, expected))
     }
@@ -114,13 +119,25 @@ impl<S: BackfillStore + DerivedStore + std::fmt::Debug> DynStore for S {
         Box::pin(async move { DerivedStore::load_derived(self, &name).await })
     }
 
+    fn erase(&self, account: AccountId, reason: String) -> Boxed<'_, Result<Erasure, EraseError>> {
+        Box::pin(async move { ErasingStore::erase(self, &account, &reason).await })
+    }
+
+    fn erase_before(&self, before: Timestamp, reason: String) -> Boxed<'_, Result<Erasure, EraseError>> {
+        Box::pin(async move { ErasingStore::erase_before(self, before, &reason).await })
+    }
+
+    fn erasures(&self) -> Boxed<'_, Result<Vec<Erasure>, ReadError>> {
+        Box::pin(ErasingStore::erasures(self))
+    }
+
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(self, f)
     }
 }
 
-/// Any store, chosen at run time: a [`Store`], [`BackfillStore`] and [`DerivedStore`] like the
-/// one it holds.
+/// Any store, chosen at run time: a [`Store`], [`BackfillStore`], [`DerivedStore`] and
+/// [`ErasingStore`] like the one it holds.
 /// Clone it cheaply to share.
 ///
 /// ```
@@ -138,7 +155,7 @@ pub struct AnyStore(Arc<dyn DynStore>);
 
 impl AnyStore {
     /// Holds `store`.
-    pub fn new<S: BackfillStore + DerivedStore + std::fmt::Debug + 'static>(store: S) -> Self {
+    pub fn new<S: BackfillStore + DerivedStore + ErasingStore + std::fmt::Debug + 'static>(store: S) -> Self {
         Self(Arc::new(store))
     }
 }
@@ -230,5 +247,23 @@ impl DerivedStore for AnyStore {
 
     fn load_derived(&self, name: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReadError>> + Send {
         self.0.load_derived(name.to_owned())
+    }
+}
+
+impl ErasingStore for AnyStore {
+    fn erase(&self, account: &AccountId, reason: &str) -> impl Future<Output = Result<Erasure, EraseError>> + Send {
+        self.0.erase(account.clone(), reason.to_owned())
+    }
+
+    fn erase_before(
+        &self,
+        before: Timestamp,
+        reason: &str,
+    ) -> impl Future<Output = Result<Erasure, EraseError>> + Send {
+        self.0.erase_before(before, reason.to_owned())
+    }
+
+    fn erasures(&self) -> impl Future<Output = Result<Vec<Erasure>, ReadError>> + Send {
+        self.0.erasures()
     }
 }

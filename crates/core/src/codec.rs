@@ -68,13 +68,20 @@ fn measure_code(s: &SurveyScore) -> u8 {
 /// Appends `e`'s binary form to `out`, its type at the schema version this build writes
 /// ([`EventKind::schema_version`](crate::EventKind::schema_version)), metadata included.
 pub fn encode_event(e: &NewEvent, out: &mut Vec<u8>) {
-    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), out);
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), false, out);
+}
+
+/// Appends the binary form of `e`'s stripped form ([`crate::personal`]): as
+/// [`encode_event`], with a required text empty, an optional one and the profile's owner
+/// absent, and no actor. What a store that seals personal text writes beside the sealed text.
+pub fn encode_event_stripped(e: &NewEvent, out: &mut Vec<u8>) {
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), true, out);
 }
 
 /// Appends the binary form of the event `e` holds to `out`: its content, as
 /// [`encode_event`] writes it; the fields the log assigned are the caller's to keep.
 pub fn encode_envelope(e: &Envelope, out: &mut Vec<u8>) {
-    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), out);
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, Some(&e.meta), false, out);
 }
 
 /// The event needs a later schema version than 1 ([`NewEvent::min_schema_version`]): it
@@ -104,7 +111,7 @@ pub fn encode_event_v1(e: &NewEvent, out: &mut Vec<u8>) -> Result<(), NotInVersi
     if kind.first_schema_version() > 1 {
         return Err(NotInVersion1::Type(kind));
     }
-    encode_parts(e.id, &e.account, e.occurred_at, &e.event, None, out);
+    encode_parts(e.id, &e.account, e.occurred_at, &e.event, None, false, out);
     Ok(())
 }
 
@@ -115,6 +122,7 @@ fn encode_parts(
     occurred_at: Timestamp,
     event: &Event,
     meta: Option<&Metadata>,
+    strip: bool,
     out: &mut Vec<u8>,
 ) {
     let block = match meta {
@@ -123,8 +131,8 @@ fn encode_parts(
     };
     let code = |out: &mut Vec<u8>, variant: u64| varint(out, variant + block);
     #[inline]
-    fn maybe(out: &mut Vec<u8>, s: Option<&str>) {
-        match s {
+    fn maybe(out: &mut Vec<u8>, s: Option<&str>, strip: bool) {
+        match s.filter(|_| !strip) {
             None => out.push(0),
             Some(s) => {
                 out.push(1);
@@ -140,7 +148,7 @@ fn encode_parts(
         Event::CommitmentMade { commitment, title, due, weight } => {
             code(out, variant::COMMITMENT_MADE);
             text(out, commitment.as_str());
-            text(out, title);
+            text(out, if strip { "" } else { title });
             time(out, due);
             out.extend_from_slice(&weight.to_le_bytes());
         }
@@ -148,7 +156,7 @@ fn encode_parts(
             code(out, variant::COMMITMENT_RENEGOTIATED);
             text(out, commitment.as_str());
             time(out, due);
-            maybe(out, reason.as_deref());
+            maybe(out, reason.as_deref(), strip);
         }
         Event::CommitmentDelivered { commitment, accepted } => {
             code(out, variant::COMMITMENT_DELIVERED);
@@ -158,13 +166,13 @@ fn encode_parts(
         Event::CommitmentCancelled { commitment, reason } => {
             code(out, variant::COMMITMENT_CANCELLED);
             text(out, commitment.as_str());
-            maybe(out, reason.as_deref());
+            maybe(out, reason.as_deref(), strip);
         }
         Event::EscalationRaised { escalation, severity, summary } => {
             code(out, variant::ESCALATION_RAISED);
             text(out, escalation.as_str());
             out.push(code_of(&SEVERITIES, severity));
-            maybe(out, summary.as_deref());
+            maybe(out, summary.as_deref(), strip);
         }
         Event::EscalationAcknowledged { escalation } => {
             code(out, variant::ESCALATION_ACKNOWLEDGED);
@@ -183,7 +191,7 @@ fn encode_parts(
             text(out, survey.as_str());
             out.push(measure_code(score));
             out.push(score.value());
-            maybe(out, comment.as_deref());
+            maybe(out, comment.as_deref(), strip);
         }
         Event::TouchpointHeld { channel } => {
             code(out, variant::TOUCHPOINT);
@@ -191,7 +199,7 @@ fn encode_parts(
         }
         Event::IssueDisclosed { summary } => {
             code(out, variant::ISSUE_DISCLOSED);
-            maybe(out, summary.as_deref());
+            maybe(out, summary.as_deref(), strip);
         }
         Event::AdvocacyGiven { kind } => {
             code(out, variant::ADVOCACY_GIVEN);
@@ -199,12 +207,16 @@ fn encode_parts(
         }
         Event::AccountProfiled { profile } => {
             code(out, variant::ACCOUNT_PROFILED);
-            profile.encode(out);
+            if strip {
+                profile.encode_stripped(out);
+            } else {
+                profile.encode(out);
+            }
         }
         Event::AssessmentRecorded { sentiment, reason, valid_until } => {
             code(out, variant::ASSESSMENT_RECORDED);
             out.push(*sentiment);
-            text(out, reason);
+            text(out, if strip { "" } else { reason });
             match valid_until {
                 None => out.push(0),
                 Some(t) => {
@@ -214,8 +226,10 @@ fn encode_parts(
             }
         }
     }
-    if let Some(meta) = meta {
-        meta.encode(out);
+    match meta {
+        Some(meta) if strip => meta.encode_stripped(out),
+        Some(meta) => meta.encode(out),
+        None => {}
     }
 }
 

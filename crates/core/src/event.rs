@@ -393,6 +393,20 @@ impl NewEvent {
     /// chance with odds of 2^-64. It differs in every process: never persist it, and compare
     /// only fingerprints made in this process.
     pub fn fingerprint(&self) -> u64 {
+        self.fingerprint_in(0)
+    }
+
+    /// The fingerprint a logged event whose personal text was erased answers with
+    /// ([`Envelope::fingerprint`]): this event's stripped form ([`crate::personal`]) hashed
+    /// apart from every [`fingerprint`](Self::fingerprint), so it matches only an erased
+    /// event that equals this one but for the text.
+    pub fn fingerprint_erased(&self) -> u64 {
+        let mut stripped = self.clone();
+        crate::PersonalText::take(&mut stripped.event, &mut stripped.meta);
+        stripped.fingerprint_in(1)
+    }
+
+    fn fingerprint_in(&self, domain: u8) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
         thread_local! {
@@ -403,6 +417,7 @@ impl NewEvent {
         PACKED.with(|packed| {
             let mut packed = packed.borrow_mut();
             packed.clear();
+            packed.push(domain);
             self.pack(&mut packed);
             let mut h = KEY.get_or_init(std::collections::hash_map::RandomState::new).build_hasher();
             h.write(&packed);
@@ -520,22 +535,68 @@ pub struct Envelope {
     pub event: Event,
     /// Its metadata, as the first submission of its content carried it.
     pub meta: Metadata,
+    /// Whether its personal text is here ([`crate::personal`]): present, withheld by a read
+    /// that did not open it, or erased (the event then in its stripped form).
+    pub text: crate::TextState,
 }
 
 impl Envelope {
     /// Wraps a submitted event with what the store assigned to it.
     pub fn new(new: NewEvent, recorded_at: Timestamp, stream_version: StreamVersion, position: Position) -> Self {
         let NewEvent { id, account, occurred_at, event, meta } = new;
-        Self { id, account, occurred_at, recorded_at, stream_version, position, event, meta }
+        Self {
+            id,
+            account,
+            occurred_at,
+            recorded_at,
+            stream_version,
+            position,
+            event,
+            meta,
+            text: crate::TextState::Present,
+        }
     }
 
     /// Whether this holds the same content as the submission `new` (id, account, time, event;
-    /// not metadata, see [`NewEvent::same_content`]).
+    /// not metadata, see [`NewEvent::same_content`]). An event whose personal text is not
+    /// here (erased, or withheld by the read) holds the same content as a submission that
+    /// equals it but for that text: once the text is gone, a re-submission cannot be told from
+    /// one that changed only the text, and it is taken as the duplicate (`docs/privacy.md`).
     pub fn same_content(&self, new: &NewEvent) -> bool {
         self.id == new.id
             && self.account == new.account
             && self.occurred_at == new.occurred_at
-            && self.event == new.event
+            && match self.text {
+                crate::TextState::Present => self.event == new.event,
+                _ => {
+                    let (mut event, mut meta) = (new.event.clone(), crate::Metadata::new());
+                    crate::PersonalText::take(&mut event, &mut meta);
+                    self.event == event
+                }
+            }
+    }
+
+    /// The fingerprint of its content ([`NewEvent::fingerprint`]), or, when its personal text
+    /// is not here, the one [`NewEvent::fingerprint_erased`] gives a submission that equals it
+    /// but for the text.
+    pub fn fingerprint(&self) -> u64 {
+        let new = self.to_new_event();
+        match self.text {
+            crate::TextState::Present => new.fingerprint(),
+            _ => new.fingerprint_in(1),
+        }
+    }
+
+    /// This event as a store that seals personal text lends it in a scan: in its stripped
+    /// form ([`crate::personal`]), the text [`Withheld`](crate::TextState::Withheld) (or
+    /// left [`Erased`](crate::TextState::Erased)); as it is when it holds no text.
+    pub fn withheld(&self) -> Envelope {
+        let mut e = self.clone();
+        if e.text == crate::TextState::Present && crate::PersonalText::is_in(&e.event, &e.meta) {
+            crate::PersonalText::take(&mut e.event, &mut e.meta);
+            e.text = crate::TextState::Withheld;
+        }
+        e
     }
 
     /// The submitted event, without what the store assigned.

@@ -3,11 +3,13 @@
 
 use std::future::Future;
 
+use crate::erase::{EraseError, ErasingStore, Erasure};
 use crate::event::{Envelope, NewEvent};
 use crate::id::{AccountId, Position, StreamVersion};
 use crate::memory::MemoryStore;
 use crate::store::{AppendError, AppendOutcome, BackfillStore, ExpectedVersion, ReadError, Store};
 use crate::subscribe::Subscription;
+use crate::timestamp::Timestamp;
 use crate::view::EnvelopeRef;
 
 /// The page size the ledger's scanning helpers read with.
@@ -197,6 +199,59 @@ impl<S: BackfillStore> Ledger<S> {
         batch: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendOutcome, AppendError>> + Send + '_ {
         self.store.append_bulk(batch)
+    }
+}
+
+impl<S: ErasingStore> Ledger<S> {
+    /// Erases every personal text `account` has logged ([`crate::personal`]): the store
+    /// destroys the keys that sealed it, and records the erasure with `reason` (a request or
+    /// policy, never a person). Events, positions and scores stay as they are; the text reads
+    /// as [`TextState::Erased`](crate::TextState::Erased). See `docs/privacy.md`.
+    ///
+    /// ```
+    /// use rapport_core::{ExpectedVersion, Ledger, NewEvent, TextState};
+    ///
+    /// let ledger = Ledger::memory();
+    /// let line = r#"{"type":"survey_answered","account":"acme","occurred_at":"2025-03-01T09:00:00Z","survey":"q1","nps":3,"comment":"Ann Lee was rude"}"#;
+    /// ledger.blocking().append(vec![NewEvent::from_json_line(line)?], ExpectedVersion::Any)?;
+    /// let acme = "acme".parse()?;
+    /// let erased = pollster::block_on(ledger.erase(&acme, "request 2025-117"))?;
+    /// assert_eq!(erased.keys_destroyed, 1);
+    /// let read = ledger.blocking().read_stream(&acme)?;
+    /// assert_eq!(read[0].text, TextState::Erased);
+    /// assert!(!read[0].to_json_line().contains("Ann"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`EraseError`]: nothing was erased.
+    pub fn erase<'a>(
+        &'a self,
+        account: &'a AccountId,
+        reason: &'a str,
+    ) -> impl Future<Output = Result<Erasure, EraseError>> + Send + 'a {
+        self.store.erase(account, reason)
+    }
+
+    /// A retention run: erases the personal text of every event that occurred before the
+    /// start of `before`'s month ([`ErasingStore::erase_before`]).
+    ///
+    /// # Errors
+    /// [`EraseError`]: nothing was erased.
+    pub fn erase_before<'a>(
+        &'a self,
+        before: Timestamp,
+        reason: &'a str,
+    ) -> impl Future<Output = Result<Erasure, EraseError>> + Send + 'a {
+        self.store.erase_before(before, reason)
+    }
+
+    /// Every erasure the store recorded, oldest first.
+    ///
+    /// # Errors
+    /// [`ReadError`].
+    pub fn erasures(&self) -> impl Future<Output = Result<Vec<Erasure>, ReadError>> + Send + '_ {
+        self.store.erasures()
     }
 }
 

@@ -44,6 +44,7 @@ pub mod backend;
 mod bytes;
 pub mod codec;
 pub mod derived;
+pub mod erase;
 pub mod escape;
 pub mod event;
 mod hash;
@@ -53,8 +54,10 @@ pub mod ledger;
 mod log_state;
 pub mod memory;
 pub mod meta;
+pub mod personal;
 pub mod profile;
 pub mod projection;
+pub mod seal;
 mod slots;
 pub mod store;
 pub mod subscribe;
@@ -68,6 +71,7 @@ pub mod watch;
 pub mod testing;
 
 pub use any::AnyStore;
+pub use erase::{EraseError, ErasingStore, Erasure};
 pub use event::{AdvocacyKind, Channel, Envelope, Event, EventKind, NewEvent, Severity, SurveyScore, TEXT_BYTES_MAX};
 pub use id::{
     AccountId, CommitmentKey, EscalationKey, EventId, Interner, KEY_BYTES_MAX, ParseIdError, Position, StreamVersion,
@@ -77,6 +81,7 @@ pub use json::{LINE_BYTES_MAX, ParseEventError};
 pub use ledger::{BlockingLedger, Ledger};
 pub use memory::MemoryStore;
 pub use meta::{MetaRef, Metadata, MetadataError};
+pub use personal::{PersonalText, TextState};
 pub use profile::{Profile, ProfileRef};
 pub use projection::{AsOf, Projection};
 pub use store::{

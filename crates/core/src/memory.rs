@@ -41,6 +41,7 @@ struct Inner {
     streams: HashMap<AccountId, Vec<usize>>,
     accounts: BTreeSet<AccountId>,
     last_recorded: Timestamp,
+    erasures: Vec<crate::erase::Erasure>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -223,7 +224,7 @@ impl BackfillStore for MemoryStore {
             .take(READ_LIMIT_MAX)
             .map(|id| {
                 let p = inner.state.id_position(id)?;
-                inner.log.get((p.0 - 1) as usize).map(|e| e.to_new_event().fingerprint())
+                inner.log.get((p.0 - 1) as usize).map(Envelope::fingerprint)
             })
             .collect();
         ready(Ok(Preflight { states, logged }))
@@ -249,5 +250,71 @@ impl crate::store::DerivedStore for MemoryStore {
             Err(ReadError::Storage(StorageError::new("load derived state", "not a derived blob's name")))
         };
         ready(loaded)
+    }
+}
+
+/// Memory holds no copy on disk: erasing takes the text out of the events in place (their
+/// stripped form, [`TextState::Erased`](crate::TextState::Erased)), as a store that seals text
+/// reads them once their keys are destroyed.
+impl crate::erase::ErasingStore for MemoryStore {
+    fn erase(
+        &self,
+        account: &AccountId,
+        reason: &str,
+    ) -> impl Future<Output = Result<crate::erase::Erasure, crate::erase::EraseError>> + Send {
+        ready(self.erase_now(Some(account), i32::MAX, reason))
+    }
+
+    fn erase_before(
+        &self,
+        before: Timestamp,
+        reason: &str,
+    ) -> impl Future<Output = Result<crate::erase::Erasure, crate::erase::EraseError>> + Send {
+        ready(self.erase_now(None, crate::personal::key_month(before), reason))
+    }
+
+    fn erasures(&self) -> impl Future<Output = Result<Vec<crate::erase::Erasure>, ReadError>> + Send {
+        ready(Ok(self.read().erasures.clone()))
+    }
+}
+
+impl MemoryStore {
+    fn erase_now(
+        &self,
+        account: Option<&AccountId>,
+        month_below: i32,
+        reason: &str,
+    ) -> Result<crate::erase::Erasure, crate::erase::EraseError> {
+        use crate::personal::{PersonalText, TextState, key_month, key_month_start};
+        crate::erase::check_reason(reason)?;
+        let mut guard = self.write();
+        let inner = &mut *guard;
+        let targets: Vec<usize> = match account {
+            Some(a) => {
+                inner.streams.get(a).cloned().ok_or_else(|| crate::erase::EraseError::UnknownAccount(a.clone()))?
+            }
+            None => (0..inner.log.len()).collect(),
+        };
+        let mut months = std::collections::HashSet::new();
+        for i in targets {
+            let e = &mut inner.log[i];
+            let month = key_month(e.occurred_at);
+            if e.text != TextState::Present || month >= month_below || !PersonalText::is_in(&e.event, &e.meta) {
+                continue;
+            }
+            PersonalText::take(&mut e.event, &mut e.meta);
+            e.text = TextState::Erased;
+            months.insert((e.account.clone(), month));
+        }
+        let before = (month_below != i32::MAX).then(|| key_month_start(month_below));
+        let erasure = crate::erase::Erasure {
+            at: (self.clock)(),
+            account: account.cloned(),
+            before,
+            reason: reason.to_owned(),
+            keys_destroyed: months.len() as u64,
+        };
+        inner.erasures.push(erasure.clone());
+        Ok(erasure)
     }
 }

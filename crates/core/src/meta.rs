@@ -217,6 +217,28 @@ impl Metadata {
         Ok(self)
     }
 
+    /// Takes the actor out (personal text, [`crate::personal`]); metadata left with nothing
+    /// set becomes none.
+    pub(crate) fn take_actor(&mut self) -> Option<String> {
+        let values = self.0.as_deref_mut()?;
+        let actor = values.actor.take()?;
+        let empty = [&values.source, &values.correlation_id, &values.causation_id].iter().all(|v| v.is_none())
+            && values.tags.is_empty();
+        if empty {
+            self.0 = None;
+        } else {
+            values.refresh();
+        }
+        Some(actor)
+    }
+
+    /// Puts back an actor [`take_actor`](Self::take_actor) took (checked when it was set).
+    pub(crate) fn put_actor(&mut self, actor: String) {
+        let values = self.values();
+        values.actor = Some(actor);
+        values.refresh();
+    }
+
     /// Who recorded the event.
     pub fn actor(&self) -> Option<&str> {
         self.0.as_ref()?.actor.as_deref()
@@ -267,6 +289,18 @@ impl Metadata {
         match &self.0 {
             None => out.push(0),
             Some(v) => out.extend_from_slice(&v.encoded),
+        }
+    }
+
+    /// [`encode`](Self::encode) without the actor (the stripped form, [`crate::personal`]).
+    pub(crate) fn encode_stripped(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Some(v) if v.actor.is_some() => {
+                let mut rest = Self(Some(v.clone()));
+                rest.take_actor();
+                rest.encode(out);
+            }
+            _ => self.encode(out),
         }
     }
 

@@ -187,32 +187,52 @@ impl Profile {
         self.view().check(account)
     }
 
+    /// [`check`](Self::check) as a logged profile is judged: without "at least one field", a
+    /// rule for new events only, since a profile whose only field was its owner states none
+    /// once its personal text is taken out ([`crate::personal`]).
+    pub(crate) fn check_stored(&self, account: &str) -> Result<(), ProfileError> {
+        self.view().check_stored(account)
+    }
+
+    /// Whether it states no field (refused for a new event, [`crate::validate::Admission`]).
+    pub(crate) fn states_nothing(&self) -> bool {
+        self.view().flags() == 0
+    }
+
     /// Appends the binary form (`docs/log-format.md`, "Account profiles"): a byte of flags
     /// (bit `i` set when the `i`th field, in declaration order, is), then each field set:
     /// texts as a LEB128 length and bytes, `arr` as its amount (8 bytes, little-endian) and
     /// its three letters, `lifecycle` as its one-byte code, `renews_at` as 8 bytes.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
-        let v = self.view();
-        out.push(v.flags());
-        for t in [v.segment, v.tier].into_iter().flatten() {
-            text(out, t);
-        }
-        if let Some(arr) = v.arr {
-            out.extend_from_slice(&arr.amount.to_le_bytes());
-            out.extend_from_slice(&arr.currency.0);
-        }
-        if let Some(parent) = v.parent {
-            text(out, parent);
-        }
-        if let Some(l) = v.lifecycle {
-            out.push(l as u8);
-        }
-        if let Some(t) = v.renews_at {
-            out.extend_from_slice(&t.unix_nanos().to_le_bytes());
-        }
-        if let Some(owner) = v.owner {
-            text(out, owner);
-        }
+        encode_fields(self.view(), out);
+    }
+
+    /// [`encode`](Self::encode) of the profile's stripped form: without its owner.
+    pub(crate) fn encode_stripped(&self, out: &mut Vec<u8>) {
+        encode_fields(ProfileFields { owner: None, ..self.view() }, out);
+    }
+}
+
+fn encode_fields(v: ProfileFields<'_>, out: &mut Vec<u8>) {
+    out.push(v.flags());
+    for t in [v.segment, v.tier].into_iter().flatten() {
+        text(out, t);
+    }
+    if let Some(arr) = v.arr {
+        out.extend_from_slice(&arr.amount.to_le_bytes());
+        out.extend_from_slice(&arr.currency.0);
+    }
+    if let Some(parent) = v.parent {
+        text(out, parent);
+    }
+    if let Some(l) = v.lifecycle {
+        out.push(l as u8);
+    }
+    if let Some(t) = v.renews_at {
+        out.extend_from_slice(&t.unix_nanos().to_le_bytes());
+    }
+    if let Some(owner) = v.owner {
+        text(out, owner);
     }
 }
 
@@ -265,6 +285,12 @@ impl<'a> ProfileFields<'a> {
         if self.flags() == 0 {
             return Err(refuse("segment", "a profile states at least one field"));
         }
+        self.check_stored(account)
+    }
+
+    /// [`check`](Self::check) as a stored profile is read: a profile whose only field was its
+    /// owner states none once its personal text is taken out ([`crate::personal`]).
+    fn check_stored(&self, account: &str) -> Result<(), ProfileError> {
         for (field, v) in [("segment", self.segment), ("tier", self.tier)] {
             if let Some(v) = v {
                 check_key(v).map_err(|e| refuse(field, e.to_string()))?;
@@ -304,7 +330,9 @@ impl<'a> ProfileFields<'a> {
     pub fn from_encoded(bytes: &'a [u8], account: &str) -> Result<Self, crate::bytes::DecodeError> {
         let mut r = Reader { b: bytes, at: 0 };
         let fields = read_fields(&mut r).map_err(|e| *e)?;
-        fields.check(account).map_err(|e| crate::bytes::DecodeError { offset: 0, reason: format!("profile: {e}") })?;
+        fields
+            .check_stored(account)
+            .map_err(|e| crate::bytes::DecodeError { offset: 0, reason: format!("profile: {e}") })?;
         if r.at != bytes.len() {
             return Err(crate::bytes::DecodeError { offset: r.at as u64, reason: "bytes after the profile".into() });
         }
@@ -371,6 +399,17 @@ impl<'a> ProfileRef<'a> {
         }
     }
 
+    /// [`write_encoded`](Self::write_encoded) without the owner (personal text,
+    /// [`crate::personal`]): what a fold keeps, since no score needs it.
+    pub fn write_encoded_stripped(&self, out: &mut Vec<u8>) {
+        let fields = self.fields();
+        if fields.owner.is_none() {
+            self.write_encoded(out);
+        } else {
+            encode_fields(ProfileFields { owner: None, ..fields }, out);
+        }
+    }
+
     /// Reads a profile's binary form (all of `bytes`), as [`write_encoded`](Self::write_encoded)
     /// wrote it, checking every field as a record's are checked (the parent against `account`;
     /// pass `""` when the account is not at hand).
@@ -401,7 +440,7 @@ impl Profile {
 pub(crate) fn read_profile<'a>(r: &mut Reader<'a>, account: &str) -> Read<ProfileRef<'a>> {
     let start = r.at;
     let fields = read_fields(r)?;
-    fields.check(account).map_err(|e| fail(start, format!("profile: {e}")))?;
+    fields.check_stored(account).map_err(|e| fail(start, format!("profile: {e}")))?;
     Ok(ProfileRef(Lent::Encoded(&r.b[start..r.at])))
 }
 

@@ -274,6 +274,9 @@ pub struct EnvelopeRef<'a> {
     pub event: EventRef<'a>,
     /// Its metadata.
     pub meta: MetaRef<'a>,
+    /// Whether its personal text is here: a store that seals text lends it withheld (the
+    /// event in its stripped form, [`crate::personal`]).
+    pub text: crate::TextState,
 }
 
 macro_rules! item_key_view {
@@ -311,6 +314,7 @@ impl Envelope {
             position: self.position,
             event: self.event.view(),
             meta: self.meta.view(),
+            text: self.text,
         }
     }
 }
@@ -420,6 +424,7 @@ impl EnvelopeRef<'_> {
             position: self.position,
             event: self.event.to_event(),
             meta: self.meta.to_metadata(),
+            text: self.text,
         }
     }
 

@@ -63,7 +63,8 @@ pub struct ProfileAt {
 }
 
 impl ProfileAt {
-    /// `profile`, stated at `at` by the event at `position`.
+    /// `profile`, stated at `at` by the event at `position`, without its owner (personal
+    /// text, which no score needs; a fold keeps profiles so too).
     ///
     /// # Errors
     /// The profile breaks its rules ([`Profile::check`]; its parent is not checked against an
@@ -75,15 +76,17 @@ impl ProfileAt {
     ) -> Result<Self, rapport_core::profile::ProfileError> {
         profile.check("")?;
         let mut bytes = Vec::new();
-        profile.lend().write_encoded(&mut bytes);
+        profile.lend().write_encoded_stripped(&mut bytes);
         Ok(Self { at, position, bytes: bytes.into() })
     }
 
-    /// A profile lent by an event (checked when it was read or made): its bytes copied once.
+    /// A profile lent by an event (checked when it was read or made): its bytes copied once,
+    /// without the owner (personal text, which no score needs, so scores and checkpoints never
+    /// hold it and read the same whether the store lent it or withheld it).
     fn lent(at: Timestamp, position: Position, profile: rapport_core::ProfileRef<'_>) -> Self {
         // Room for a typical profile's form, so writing it does not grow the buffer.
         let mut bytes = Vec::with_capacity(128);
-        profile.write_encoded(&mut bytes);
+        profile.write_encoded_stripped(&mut bytes);
         Self { at, position, bytes: bytes.into() }
     }
 

@@ -163,7 +163,8 @@ impl Shadow {
         let admission = Admission { recorded_at: Timestamp::now(), future_skew: self.future_skew };
         let decided = self.state.admit(batch, ExpectedVersion::Any, next, &admission, |p, x| {
             match known.get((p.0 - 1) as usize) {
-                Some(Known::Fingerprint(f)) => *f == x.fingerprint(),
+                // A logged event whose text was erased answers with the erased fingerprint.
+                Some(Known::Fingerprint(f)) => *f == x.fingerprint() || *f == x.fingerprint_erased(),
                 Some(Known::Line(line)) => {
                     let chunks = buffer.into_iter().flat_map(|b| b.chunks.iter()).chain(kept);
                     let earlier = find_line(chunks, *line);

@@ -7,7 +7,8 @@
 //! is written last. The copy is then verified like any store, and must hold exactly the events
 //! read. A writer appending meanwhile only adds bytes after the copied extent, which the copy
 //! never reads. Derived state (`derived/`) is left out: it is rebuilt from the log, and a
-//! checkpoint of the source may cover positions the copy does not hold.
+//! checkpoint of the source may cover positions the copy does not hold. The key file is copied
+//! after the segments (or left out on request, [`BackupKeys`]).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,32 @@ impl FileStore {
 /// # Errors
 /// [`BackupError`]; a failed backup removes the directory it created.
 pub fn backup(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<BackupReport, BackupError> {
+    backup_with(src, dest, BackupKeys::Copied)
+}
+
+/// Whether a backup copies the key file (`KEYS`, the keys that seal personal text; see
+/// `docs/privacy.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackupKeys {
+    /// The copy holds the key file as it was once the segments were copied: a whole store.
+    Copied,
+    /// The copy holds no key file: its events and scores read, its personal text does not
+    /// (a read that needs it fails, naming the missing key) until a key file is put beside
+    /// it. Keep the key file in a backup of its own, kept for a shorter time, so an erasure
+    /// reaches every backup once that one expires.
+    LeftOut,
+}
+
+/// [`backup`], saying whether the copy holds the key file.
+///
+/// # Errors
+/// [`BackupError`]; a failed backup removes the directory it created.
+pub fn backup_with(
+    src: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+    keys: BackupKeys,
+) -> Result<BackupReport, BackupError> {
     let (src, dest) = (src.as_ref(), dest.as_ref());
     let _span = tracing::info_span!("rapport.backup", src = %src.display(), dest = %dest.display()).entered();
     let started = std::time::Instant::now();
@@ -115,7 +142,7 @@ pub fn backup(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<BackupRep
         Refused::Io { operation, path, source } => BackupError::Io { operation, path, source },
     })?;
     std::fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let result = copy_log(&store, dest).and_then(|report| check_copy(dest, report));
+    let result = copy_log(&store, dest, keys).and_then(|report| check_copy(dest, report));
     match &result {
         Ok(report) => tracing::info!(
             events = report.n_events,
@@ -162,7 +189,7 @@ pub(crate) fn check_destination(src: &Path, dest: &Path) -> Result<(), Refused> 
 }
 
 /// Copies the segments up to the extent the read-only open read, then the head record.
-fn copy_log(store: &FileStore, dest: &Path) -> Result<BackupReport, BackupError> {
+fn copy_log(store: &FileStore, dest: &Path, keys: BackupKeys) -> Result<BackupReport, BackupError> {
     let sh = &*store.shared;
     let follow = lock(&sh.follow).clone().ok_or_else(|| BackupError::Verify {
         path: dest.to_path_buf(),
@@ -187,6 +214,12 @@ fn copy_log(store: &FileStore, dest: &Path) -> Result<BackupReport, BackupError>
         position: n_events,
         chain: follow.chain,
     };
+    // The key file after the segments: every key a copied record names was durable before
+    // the record was written, so it is in the file read now.
+    let key_file = sh.dir.join(crate::keys::KEYS_FILE);
+    if keys == BackupKeys::Copied && key_file.exists() {
+        bytes += copy_segment(&key_file, &dest.join(crate::keys::KEYS_FILE), None)?;
+    }
     if last.is_some() {
         head::write(&StdVfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
     }

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::format::{Chain, FORMAT_VERSION, FORMAT_VERSION_1, FORMAT_VERSION_2};
+use crate::format::{Chain, FORMAT_VERSION, FORMAT_VERSION_1, FORMAT_VERSION_2, FORMAT_VERSION_3};
 use crate::vfs::{Vfs, read_exact_at};
 
 /// The head record's file name in the store's directory.
@@ -38,7 +38,7 @@ pub struct HeadRecord {
 }
 
 impl HeadRecord {
-    /// The record's bytes: 64 for version 1, 96 for versions 2 and 3.
+    /// The record's bytes: 64 for version 1, 96 for versions 2 to 4.
     pub fn encode(&self) -> Vec<u8> {
         let v1 = self.version == FORMAT_VERSION_1;
         let len = if v1 { HEAD_BYTES_V1 } else { HEAD_BYTES };
@@ -78,7 +78,7 @@ impl HeadRecord {
         let version = word(8);
         let expected_len = match version {
             FORMAT_VERSION_1 => HEAD_BYTES_V1,
-            FORMAT_VERSION_2 | FORMAT_VERSION => HEAD_BYTES,
+            FORMAT_VERSION_2 | FORMAT_VERSION_3 | FORMAT_VERSION => HEAD_BYTES,
             other => return Err(format!("version {other}; this build reads {FORMAT_VERSION_1} to {FORMAT_VERSION}")),
         };
         if len != expected_len {

@@ -20,6 +20,8 @@ pub(crate) enum ToWriter {
 /// A decided append on its way to the writer thread, which encodes it into one frame.
 pub(crate) struct Job {
     pub(crate) events: Arc<Vec<(NewEvent, StreamVersion)>>,
+    /// The events' personal text, sealed (a log of format 4; nothing before).
+    pub(crate) sealed: crate::sealing::Sealed,
     pub(crate) first_position: u64,
     pub(crate) recorded_at: Timestamp,
     pub(crate) done: Completion,

@@ -10,6 +10,7 @@ use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
 use crate::job::ToWriter;
+use crate::keys::Keys;
 use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
 use crate::recovery;
 use crate::shared::{FollowState, Shared, lock};
@@ -38,6 +39,18 @@ fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
 /// damage, refused.
 fn read_head(vfs: &dyn Vfs, dir: &Path) -> Result<Option<HeadRecord>, OpenError> {
     head::read(vfs, dir).map_err(|(path, reason)| OpenError::Corrupt { segment: path, offset: 0, reason })
+}
+
+/// The key file of a log of format 4 (none before: its text is in the clear).
+fn open_keys(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], version: u32, writable: bool) -> Result<Keys, OpenError> {
+    if version < crate::format::FORMAT_VERSION {
+        return Ok(Keys::empty(log_id));
+    }
+    Keys::open(vfs, dir, log_id, writable).map_err(|reason| OpenError::Corrupt {
+        segment: dir.join(crate::keys::KEYS_FILE),
+        offset: 0,
+        reason,
+    })
 }
 
 impl FileStore {
@@ -119,9 +132,10 @@ impl FileStore {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "opened: log recovered"
         );
+        let keys = open_keys(&*vfs, dir, log_id, scan.version, true)?;
         let writer = Writer::resume(file, Arc::clone(&vfs), dir, log_id, &scan);
         let (tx, rx) = mpsc::channel::<ToWriter>();
-        let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, Some(tx), Some(guard));
+        let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, keys, Some(tx), Some(guard));
         let weak = Arc::downgrade(&shared);
         let handle = std::thread::Builder::new()
             .name("rapport-writer".into())
@@ -195,7 +209,8 @@ impl FileStore {
             head_chain: scan.chain,
         };
         let follow = FollowState::after(&scan);
-        let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, None, None);
+        let keys = open_keys(&*vfs, dir, log_id, scan.version, false)?;
+        let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, keys, None, None);
         *lock(&shared.follow) = Some(follow);
         Ok(Self { shared })
     }

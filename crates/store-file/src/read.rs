@@ -30,6 +30,20 @@ const WHOLE_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 type IndexGuard<'a> = std::sync::RwLockReadGuard<'a, Index>;
 
+/// A read that failed, and whether for a key the key file lacked.
+enum Missing {
+    Key(ReadError),
+    Other(ReadError),
+}
+
+impl Missing {
+    fn into_error(self) -> ReadError {
+        match self {
+            Self::Key(e) | Self::Other(e) => e,
+        }
+    }
+}
+
 /// Bytes of one segment read ahead: `bytes` are the segment's from byte `start`.
 struct Window {
     segment: u64,
@@ -116,18 +130,42 @@ impl FileStore {
 
     /// Reads the events at `positions` (ascending, all committed) as owned envelopes that
     /// share account ids with the index ([`Self::walk_records`]).
+    ///
+    /// Sealed personal text is opened ([`crate::keys`]): an event whose key was destroyed
+    /// reads erased; sealed text that does not open, or a key the key file lacks, is an error
+    /// naming the position. A read-only handle that lacks a key reads the key file again
+    /// once (the writer may have made it since this handle last read the file).
     pub(crate) fn read_positions(
+        &self,
+        positions: impl IntoIterator<Item = u64> + Clone,
+        chunk: usize,
+    ) -> Result<Vec<Envelope>, ReadError> {
+        match self.read_positions_once(positions.clone(), chunk) {
+            Err(Missing::Key(_)) if self.is_read_only() => {
+                self.reload_keys()?;
+                self.read_positions_once(positions, chunk).map_err(Missing::into_error)
+            }
+            other => other.map_err(Missing::into_error),
+        }
+    }
+
+    fn read_positions_once(
         &self,
         positions: impl IntoIterator<Item = u64>,
         chunk: usize,
-    ) -> Result<Vec<Envelope>, ReadError> {
+    ) -> Result<Vec<Envelope>, Missing> {
         let positions = positions.into_iter();
         let mut out = Vec::with_capacity(positions.size_hint().0);
         let format_version = self.shared.recovery.format_version;
-        self.walk_records(positions, chunk, false, |body, q, guard| {
+        let keys = self.shared.keys.read().unwrap_or_else(|p| p.into_inner());
+        let mut missing = None;
+        let mut openers = crate::keys::Openers::default();
+        let walked = self.walk_records(positions, chunk, false, |body, q, guard| {
             let index = guard.get_or_insert_with(|| self.shared.index.read().unwrap_or_else(|p| p.into_inner()));
             format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
-            let rec = format::decode_body_with(body, Position(q), &mut |s| index.intern(s)).map_err(|e| e.reason)?;
+            let (mut rec, sealed) =
+                format::decode_body_with(body, Position(q), format_version, &mut |s| index.intern(s))
+                    .map_err(|e| e.reason)?;
             // The record read is the one the index meant: its account's stream holds this
             // position at the record's version.
             debug_assert_eq!(
@@ -135,10 +173,31 @@ impl FileStore {
                 Some(q),
                 "the record at position {q} is not the one the index placed there",
             );
+            if let Some(sealed) = sealed {
+                crate::keys::unseal(&keys, &mut openers, &mut rec, sealed).map_err(|why| {
+                    if why.missing {
+                        missing = Some(sealed.key);
+                    }
+                    why.reason
+                })?;
+            }
             out.push(rec);
             Ok(())
-        })?;
-        Ok(out)
+        });
+        match (walked, missing) {
+            (Ok(()), _) => Ok(out),
+            (Err(e), Some(_)) => Err(Missing::Key(e)),
+            (Err(e), None) => Err(Missing::Other(e)),
+        }
+    }
+
+    /// Reads the key file again (a read-only handle, after a key it lacked).
+    fn reload_keys(&self) -> Result<(), ReadError> {
+        let sh = &*self.shared;
+        let keys = crate::keys::Keys::open(&*sh.vfs, &sh.dir, sh.log_id, false)
+            .map_err(|why| ReadError::Storage(StorageError::new("read the key file", why)))?;
+        *sh.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(())
     }
 
     /// Calls `visit` on every committed event from position `from` to the head this call
@@ -160,7 +219,7 @@ impl FileStore {
         self.walk_records(first..=head, SCAN_CHUNK, true, |body, q, guard| {
             guard.take();
             format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
-            let e = format::decode_body_ref(body, Position(q)).map_err(|e| e.reason)?;
+            let e = format::decode_body_ref(body, Position(q), format_version).map_err(|e| e.reason)?;
             visit(&e);
             Ok(())
         })?;
@@ -355,7 +414,7 @@ impl FileStore {
         let logged_events = self.read_positions(positions, SCATTERED_CHUNK)?;
         let mut logged = vec![None; ids.len().min(READ_LIMIT_MAX)];
         for ((i, _), e) in by_position.into_iter().zip(logged_events) {
-            logged[i] = Some(e.to_new_event().fingerprint());
+            logged[i] = Some(e.fingerprint());
         }
         Ok(Preflight { states, logged })
     }

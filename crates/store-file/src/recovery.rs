@@ -489,7 +489,7 @@ pub(crate) fn scan_frames(
             let record_at = base + (start + off) as u64;
             let index = &scan.index;
             let (new, recorded_at, version) = format::check_schema_version(body, scan.version)
-                .and_then(|()| format::decode_parts(body, &mut |s| index.intern(s)))
+                .and_then(|()| format::decode_parts(body, scan.version, &mut |s| index.intern(s)))
                 .map_err(|e| corrupt(record_at - base, format!("position {position}: {}", e.reason)))?;
             let left = h.count - k as u32;
             index_event(scan, &new, position, recorded_at, version, (n, record_at, left))

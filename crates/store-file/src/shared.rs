@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub(crate) follow: Mutex<Option<FollowState>>,
     /// Whether a thread keeps this read-only handle following the log.
     pub(crate) following: AtomicBool,
+    /// The keys that seal personal text, and the erasures (`crate::keys`). Appends that
+    /// make keys hold the append lock (`core`) while they do; an erasure holds both.
+    pub(crate) keys: RwLock<crate::keys::Keys>,
 }
 
 impl Shared {
@@ -54,6 +57,7 @@ impl Shared {
         options: Options,
         scan: recovery::Scan,
         recovery: RecoveryReport,
+        keys: crate::keys::Keys,
         sender: Option<Sender<ToWriter>>,
         lock: Option<Box<dyn LockGuard>>,
     ) -> Arc<Self> {
@@ -79,6 +83,7 @@ impl Shared {
             lock,
             follow: Mutex::new(None),
             following: AtomicBool::new(false),
+            keys: RwLock::new(keys),
         })
     }
 }

@@ -233,6 +233,18 @@ impl FileStore {
                 duplicates: prepared.duplicates.clone(),
             }))));
         }
+        // Personal text sealed, its keys made durable first (a log of format 4).
+        let sealed = if sh.recovery.format_version >= crate::format::FORMAT_VERSION {
+            match crate::sealing::seal(&sh.keys, &prepared.events) {
+                Ok(sealed) => sealed,
+                Err(why) => {
+                    sh.poison(format!("seal personal text: {why}"));
+                    return Err(AppendError::Storage(StorageError::new("seal personal text", why)));
+                }
+            }
+        } else {
+            crate::sealing::Sealed::default()
+        };
         let mut outcome = AppendOutcome {
             appended: Vec::with_capacity(prepared.events.len()),
             duplicates: prepared.duplicates.clone(),
@@ -257,7 +269,7 @@ impl FileStore {
         let done = Completion::default();
         let events = Arc::new(std::mem::take(&mut prepared.events));
         core.in_flight.push_back(InFlight { first: next.0, events: Arc::clone(&events) });
-        let job = Job { events, first_position: next.0, recorded_at, done: done.clone(), outcome };
+        let job = Job { events, sealed, first_position: next.0, recorded_at, done: done.clone(), outcome };
         let sent = lock(&sh.sender).as_ref().map(|tx| tx.send(ToWriter::Append(job)).is_ok()).unwrap_or(false);
         drop(guard);
         if !sent {
@@ -305,10 +317,10 @@ impl Store for FileStore {
         std::future::ready(self.accounts_now(after, limit))
     }
 
-    /// The current version in format version 3; 1 in a log of version 1 or 2 (until
+    /// The current version in format versions 3 and 4; 1 in a log of version 1 or 2 (until
     /// upgraded).
     fn schema_version_max(&self) -> u32 {
-        if self.shared.recovery.format_version >= crate::format::FORMAT_VERSION {
+        if self.shared.recovery.format_version >= crate::format::FORMAT_VERSION_3 {
             rapport_core::EventKind::AdvocacyGiven.schema_version()
         } else {
             1

@@ -1,23 +1,29 @@
-//! [`upgrade`]: the explicit step that turns a version-1 or version-2 log into a version-3 one,
-//! whose frames are chained by BLAKE3 and whose records may hold metadata (`docs/log-format.md`,
-//! "Version history"). An older log is never changed in place: it keeps opening and taking
+//! [`upgrade`]: the explicit step that turns a log of format 1, 2 or 3 into one of format 4,
+//! whose frames are chained by BLAKE3, whose records may hold metadata, and whose personal text
+//! is sealed under keys of a key file (`docs/log-format.md`, "Version history";
+//! `docs/privacy.md`). An older log is never changed in place: it keeps opening and taking
 //! appends in its own version, and this writes a new store beside it.
 //!
 //! The copy holds the same events at the same positions, in the same segments and frames, with
-//! the same log id: each frame's payload (its records, with their checksums) is copied byte for
-//! byte, and only the segment and frame headers are new (a version-2 frame header is a
-//! version-3 one already; a version-1 frame gets its BLAKE3 chain value). Records stay at
-//! schema version 1, read through the upcast to the current version like every older record. So checkpoints of derived state taken on the old
-//! log still describe the new one. The source is held under its writer lock throughout, so
-//! the copy is the whole log; the copy is synced, given a head record, and verified.
+//! the same log id, `recorded_at` and stream versions: each record is read in its version and
+//! written again in the current record form, its personal text sealed (and nothing else
+//! changed: records of schema version 1 stay at it, read through the upcast like every older
+//! record), and each frame gets its new checksum and BLAKE3 chain value. So checkpoints of
+//! derived state taken on the old log still describe the new one. The source is held under its
+//! writer lock throughout, so the copy is the whole log; the copy is synced, given a head
+//! record, and verified. The source keeps its text in the clear: delete it once the copy
+//! serves.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use rapport_core::AccountId;
 
 use crate::backup::{Refused, check_destination};
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
+use crate::keys::Keys;
 use crate::options::{OpenError, Options};
 use crate::store::FileStore;
 use crate::verify::{VerifyError, verify};
@@ -96,7 +102,7 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
     move |source| UpgradeError::Io { operation, path: path.to_path_buf(), source }
 }
 
-/// Writes the version-1 or version-2 store in `src` as a version-3 store in `dest` (a
+/// Writes the store of format 1, 2 or 3 in `src` as a format-4 store in `dest` (a
 /// directory that must not exist), and verifies it. The source is opened as its writer (so no process appends
 /// meanwhile, and a torn tail a crash left is cut as any writer's open would) and is otherwise
 /// left unchanged; switch a service to `dest` once this returns. Derived state (`derived/`) is
@@ -105,12 +111,12 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("rapport-upgrade-doc-{}", std::process::id()));
-/// # let dest = dir.with_extension("v3");
+/// # let dest = dir.with_extension("v4");
 /// # let _ = std::fs::remove_dir_all(&dir);
 /// # drop(rapport_store_file::FileStore::open(&dir)?);
-/// // A store this build created is in version 3 already:
+/// // A store this build created is in version 4 already:
 /// let refused = rapport_store_file::upgrade(&dir, &dest).unwrap_err();
-/// assert!(matches!(refused, rapport_store_file::UpgradeError::Current { version: 3, .. }));
+/// assert!(matches!(refused, rapport_store_file::UpgradeError::Current { version: 4, .. }));
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -144,6 +150,9 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
 /// Rewrites every segment of the (locked) source, in format `version`, then the head record.
 fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
     let n_segments = store.recovery().n_segments;
+    let keys = Keys::open(&StdVfs, dest, store.shared.log_id, true)
+        .map_err(|reason| UpgradeError::Verify { path: dest.join(crate::keys::KEYS_FILE), reason })?;
+    let keys = std::sync::RwLock::new(keys);
     let mut next = 1u64;
     let mut chain = Chain::START;
     let mut old_chain = Chain::START;
@@ -174,10 +183,18 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
                 return Err(fail(at, "frame position or payload checksum is wrong".into()));
             }
             old_chain = h.chain_after(&old_chain, payload).ok_or_else(|| fail(at, "frame breaks the chain".into()))?;
-            chain = chain.after(h.first_position, h.count, payload);
-            let new = FrameHeader { version: FORMAT_VERSION, link: chain, ..h };
+            let payload = sealed_payload(payload, h.count, version, &keys)
+                .map_err(|(offset, reason)| fail(start + offset, reason))?;
+            chain = chain.after(h.first_position, h.count, &payload);
+            let new = FrameHeader {
+                version: FORMAT_VERSION,
+                link: chain,
+                payload_len: payload.len() as u32,
+                payload_crc: crc32c::crc32c(&payload),
+                ..h
+            };
             out.extend_from_slice(&new.encode());
-            out.extend_from_slice(payload);
+            out.extend_from_slice(&payload);
             next += u64::from(h.count);
             at = start + h.payload_len as usize;
         }
@@ -205,6 +222,34 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
         std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync directory", parent))?;
     }
     Ok(UpgradeReport { n_events, n_segments, head_chain: chain })
+}
+
+/// A frame's records written again in the current record form: each event read in its
+/// version, its personal text sealed under a key of the new key file (made durable first),
+/// its `recorded_at` and stream version kept.
+fn sealed_payload(
+    payload: &[u8],
+    count: u32,
+    version: u32,
+    keys: &std::sync::RwLock<Keys>,
+) -> Result<Vec<u8>, (usize, String)> {
+    let bodies = format::split_records(payload, count).map_err(|e| (e.offset as usize, e.reason))?;
+    let mut events = Vec::with_capacity(bodies.len());
+    let mut kept = Vec::with_capacity(bodies.len());
+    for (off, body) in &bodies {
+        let (e, recorded_at, stream_version) = format::check_schema_version(body, version)
+            .and_then(|()| format::decode_parts(body, version, &mut |s| AccountId::new(s).map_err(|e| e.to_string())))
+            .map_err(|e| (*off, e.reason))?;
+        events.push((e, stream_version));
+        kept.push(recorded_at);
+    }
+    let sealed = crate::sealing::seal(keys, &events).map_err(|why| (0, format!("seal personal text: {why}")))?;
+    let mut out = Vec::with_capacity(payload.len() + payload.len() / 4);
+    for (i, ((e, stream_version), recorded_at)) in events.iter().zip(kept).enumerate() {
+        format::encode_record(e, sealed.get(i), recorded_at, *stream_version, FORMAT_VERSION, &mut out)
+            .map_err(|why| (bodies[i].0, why.0))?;
+    }
+    Ok(out)
 }
 
 fn write_synced(to: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {

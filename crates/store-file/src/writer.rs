@@ -261,11 +261,11 @@ fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<(u64, u
         frame.clear();
         frame.resize(header_len, 0);
         let mut rel_offsets = Vec::with_capacity(job.events.len());
-        for (e, version) in job.events.iter() {
+        for (i, (e, version)) in job.events.iter().enumerate() {
             rel_offsets.push(frame.len() as u64);
             // Validated events always encode (every field is within the record's limits); a
             // failure here is a bug, and poisons the store rather than writing a bad frame.
-            format::encode_record(e, job.recorded_at, *version, w.version, frame)
+            format::encode_record(e, job.sealed.get(i), job.recorded_at, *version, w.version, frame)
                 .map_err(|err| format!("encode position {}: {err}", job.first_position))?;
         }
         let payload_crc = crc32c::crc32c(&frame[header_len..]);

@@ -103,6 +103,7 @@ fn legacy_segment(batches: &[Vec<NewEvent>]) -> Vec<u8> {
             *v += 1;
             encode_record(
                 e,
+                None,
                 rapport_core::Timestamp::from_unix_seconds(1_700_000_000),
                 rapport_core::StreamVersion(*v),
                 header.version,
@@ -265,11 +266,18 @@ mod zero_runs {
             version in prop_oneof![Just(1u64), Just(256), Just(1 << 32), 1u64..u64::MAX],
             position in prop_oneof![Just(1u64), Just(256), 1u64..1 << 50],
             epoch in prop_oneof![Just(1u64), 1u64..1 << 40],
-            format in 1u32..=3,
+            format in 1u32..=4,
         ) {
             let mut payload = Vec::new();
+            let sealer = rapport_core::seal::SealKey::from_bytes([3; 32]).sealer();
             for e in &events {
-                encode_record(e, recorded, StreamVersion(version), format, &mut payload).unwrap();
+                // Format 4 seals the personal text (what the store does, in `sealing.rs`).
+                let (mut plain, mut sealed) = (Vec::new(), Vec::new());
+                let has_text = rapport_core::PersonalText::encode_of(&e.event, &e.meta, &mut plain);
+                sealer.seal(e.id, e.account.as_str(), &plain, &mut sealed);
+                let sealed = (format == 4 && has_text)
+                    .then_some(rapport_store_file::format::SealedRef { key: 1, bytes: &sealed });
+                encode_record(e, sealed, recorded, StreamVersion(version), format, &mut payload).unwrap();
             }
             let count = events.len() as u32;
             let link = if format == 1 { Chain::START } else { Chain::START.after(position, count, &payload) };

@@ -54,11 +54,12 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
     out
 }
 
-/// Rewrites one letter of a commitment title in the `nth` frame of `segment` that holds one
+/// Rewrites the lowest byte of a commitment's weight (in the clear in every format, where the
+/// title is sealed in format 4; still a valid weight) in the `nth` frame of `segment` that holds one
 /// (a sealed segment, so the edit cannot be taken for a torn write), and recomputes every
 /// checksum an editor can: the record's, the payload's and the frame header's, and in a
 /// version-1 log the next frame's link to it. Returns the positions of the edited frame.
-fn edit_a_title(segment: &Path, nth: usize) -> (u64, u64) {
+fn edit_a_weight(segment: &Path, nth: usize) -> (u64, u64) {
     let mut bytes = std::fs::read(segment).unwrap();
     let all = frames(&bytes);
     let mut seen = 0;
@@ -67,19 +68,17 @@ fn edit_a_title(segment: &Path, nth: usize) -> (u64, u64) {
         let payload = bytes[start..start + f.header.payload_len as usize].to_vec();
         for (i, (off, body)) in split_records(&payload, f.header.count).unwrap().into_iter().enumerate() {
             let position = f.header.first_position + i as u64;
-            let env = decode_body(body, rapport_core::Position(position)).unwrap();
-            let Event::CommitmentMade { title, .. } = &env.event else { continue };
-            if title.len() < 4 {
-                continue;
-            }
+            let env = decode_body(body, rapport_core::Position(position), f.header.version).unwrap();
+            let Event::CommitmentMade { weight, .. } = &env.event else { continue };
             if seen < nth {
                 seen += 1;
                 break;
             }
-            // The title's first letter, changed to another letter.
-            let found = body.windows(title.len()).position(|w| w == title.as_bytes()).unwrap();
+            // The weight's lowest byte changed: still a valid weight, another event.
+            let content = &body[..body.len() - 16];
+            let found = content.windows(8).rposition(|w| w == weight.to_le_bytes()).unwrap();
             let at = start + off + 8 + found;
-            bytes[at] = if bytes[at] == b'X' { b'Y' } else { b'X' };
+            bytes[at] ^= 1;
             let body_len = body.len();
             let body_at = start + off + 8;
             let crc = crc32c::crc32c(&bytes[body_at..body_at + body_len]);
@@ -107,7 +106,7 @@ fn an_edited_event_with_every_checksum_recomputed_is_found_naming_its_positions(
     let before = verify(dir.path()).unwrap();
     assert_eq!(before.format_version, format::FORMAT_VERSION);
     let segment = dir.path().join(rapport_store_file::segment_name(0));
-    let (first, last) = edit_a_title(&segment, 3);
+    let (first, last) = edit_a_weight(&segment, 3);
     match verify(dir.path()) {
         Err(VerifyError::Damaged { file, offset, reason }) => {
             assert_eq!(file, segment);
@@ -134,7 +133,7 @@ fn a_version_1_log_cannot_tell_the_same_edit() {
     assert_eq!(before.format_version, 1);
     // Its chain value (the last frame's payload CRC32C) is found at the head by the header walk.
     assert_eq!(chain_at(dir.path(), before.n_events).unwrap(), before.head_chain);
-    let (first, _) = edit_a_title(&dir.path().join(rapport_store_file::segment_name(0)), 3);
+    let (first, _) = edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 3);
     let after = verify(dir.path()).unwrap_or_else(|e| panic!("version 1 was expected to miss the edit: {e}"));
     assert_eq!(after.n_events, before.n_events);
     let original: Vec<Envelope> = std::fs::read_to_string(fixtures().join("v1.jsonl"))
@@ -165,7 +164,7 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
     // The editor goes further: every frame's chain recomputed from the edit on, in every
     // segment, the head record rewritten and the index snapshot removed. The log verifies…
     let n_segments = recorded.n_segments;
-    edit_a_title(&dir.path().join(rapport_store_file::segment_name(0)), 2);
+    edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 2);
     let mut chain = Chain::START;
     let mut last_segment_no = 0;
     for n in 0..n_segments {
@@ -267,7 +266,7 @@ fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
     drop(store);
     assert_eq!(verify(&dest).unwrap().n_events, original.len() as u64 + 20);
     // Nothing to do twice, and an existing destination is never overwritten.
-    assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 3, .. })));
+    assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 4, .. })));
     assert!(matches!(upgrade(src.path(), &dest), Err(UpgradeError::Destination { .. })));
     assert!(matches!(upgrade(src.path(), src.path().join("inside")), Err(UpgradeError::Destination { .. })));
 }
@@ -284,7 +283,7 @@ fn a_segment_in_another_format_version_than_the_log_is_refused() {
     match verify(dir.path()) {
         Err(VerifyError::Damaged { file, offset: 8, reason }) => {
             assert_eq!(file, path);
-            assert!(reason.contains("format version 1, the log before it in 3"), "{reason}");
+            assert!(reason.contains("format version 1, the log before it in 4"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

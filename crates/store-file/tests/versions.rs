@@ -36,8 +36,22 @@ fn stored_schema_versions(dir: &Path) -> Vec<(u32, bool)> {
         while let Ok(h) = FrameHeader::decode(&bytes[at..], version) {
             let start = at + h.header_len();
             for (_, body) in split_records(&bytes[start..start + h.payload_len as usize], h.count).unwrap() {
-                // A body is the content, then `recorded_at` and the stream version (16 bytes).
-                let c = codec::decode_content(&body[..body.len() - 16]).unwrap();
+                // A body is the content, then `recorded_at` and the stream version (16 bytes);
+                // in version 4 the sealed section comes first (its length, a LEB128 varint).
+                let mut content = &body[..body.len() - 16];
+                if version >= 4 {
+                    let (mut len, mut shift, mut at) = (0usize, 0, 0);
+                    loop {
+                        len |= usize::from(content[at] & 0x7f) << shift;
+                        shift += 7;
+                        at += 1;
+                        if content[at - 1] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    content = &content[at + len..];
+                }
+                let c = codec::decode_content(content).unwrap();
                 out.push((c.schema_version, !c.meta.is_empty()));
             }
             at = start + h.payload_len as usize;
@@ -159,13 +173,26 @@ fn the_frozen_v2_fixture_still_opens() {
 
 #[test]
 fn the_frozen_v3_fixture_still_opens() {
+    // Written by the build that introduced version 3, from `history(20, 12, 2027)` and
+    // `with_metadata("meta-acme")`.
+    let log = frozen("v3", 3, None);
+    assert_eq!(log.iter().filter(|e| !e.meta.is_empty()).count(), 4, "the fixture holds metadata");
+}
+
+#[test]
+fn the_frozen_v4_fixture_still_opens_and_opens_its_sealed_text() {
     let events = || {
-        let mut events = history(20, 12, 2027);
+        let mut events = history(20, 12, 2028);
         events.extend(with_metadata("meta-acme"));
         events
     };
-    let log = frozen("v3", 3, Some(&events));
+    let log = frozen("v4", 4, Some(&events));
     assert_eq!(log.iter().filter(|e| !e.meta.is_empty()).count(), 4, "the fixture holds metadata");
+    assert!(log.iter().all(|e| e.text == rapport_core::TextState::Present), "every text opens");
+    let titles = log
+        .iter()
+        .filter(|e| matches!(&e.event, rapport_core::Event::CommitmentMade { title, .. } if !title.is_empty()));
+    assert!(titles.count() > 100, "with its key file, the titles read back");
 }
 
 #[test]
@@ -173,11 +200,17 @@ fn records_carry_their_schema_version_and_older_ones_read_through_the_upcast() {
     // Versions 1 and 2 hold every record at schema version 1, which reads as today's type with
     // no metadata (the fixtures' own tests compare every event); version 3 writes the current
     // version, metadata or not.
-    for (dir, schema) in [("v1", 1), ("v2", 1), ("v3", 2)] {
+    for (dir, schema) in [("v1", 1), ("v2", 1), ("v3", 2), ("v4", 2)] {
         let versions = stored_schema_versions(&fixtures().join(dir));
         assert!(versions.len() > 100, "{dir}");
         assert!(versions.iter().all(|&(v, _)| v == schema), "{dir}: {versions:?}");
-        assert_eq!(versions.iter().filter(|(_, meta)| *meta).count(), if schema == 1 { 0 } else { 4 }, "{dir}");
+        // In version 4 the one metadata that holds only an actor is sealed whole.
+        let with_meta = match dir {
+            "v1" | "v2" => 0,
+            "v3" => 4,
+            _ => 3,
+        };
+        assert_eq!(versions.iter().filter(|(_, meta)| *meta).count(), with_meta, "{dir}");
     }
 }
 
@@ -205,9 +238,9 @@ fn an_older_log_refuses_metadata_until_upgraded() {
         contents(&store)
     };
     assert!(stored_schema_versions(src.path()).iter().all(|&v| v == (1, false)));
-    let root = TempDir::new("meta-v3");
+    let root = TempDir::new("meta-v4");
     std::fs::create_dir_all(root.path()).unwrap();
-    let dest = root.path().join("v3");
+    let dest = root.path().join("v4");
     let report = upgrade(src.path(), &dest).unwrap();
     assert_eq!(report.n_events, before.len() as u64);
     let store = FileStore::open_with(&dest, small_segments()).unwrap();
@@ -223,8 +256,9 @@ fn an_older_log_refuses_metadata_until_upgraded() {
         assert_eq!(got.meta, sent.meta);
     }
     drop(store);
+    // The upgrade wrote every record again, in the current record form.
     let versions = stored_schema_versions(&dest);
-    assert!(versions[..before.len()].iter().all(|&v| v == (1, false)));
+    assert!(versions[..before.len()].iter().all(|&v| v == (2, false)));
     assert_eq!(versions[before.len()..], [(2, true), (2, true), (2, false)]);
 }
 
@@ -273,9 +307,15 @@ fn the_record_formats_of_each_version_are_written_by_encode_record() {
     let e = with_metadata("acme").remove(0);
     for version in [format::FORMAT_VERSION_1, format::FORMAT_VERSION_2] {
         let refused =
-            format::encode_record(&e, e.occurred_at, rapport_core::StreamVersion(1), version, &mut Vec::new());
+            format::encode_record(&e, None, e.occurred_at, rapport_core::StreamVersion(1), version, &mut Vec::new());
         assert!(refused.is_err_and(|r| r.0.contains("metadata")), "version {version}");
     }
+    let at = (e.occurred_at, rapport_core::StreamVersion(1));
     let mut out = Vec::new();
-    format::encode_record(&e, e.occurred_at, rapport_core::StreamVersion(1), format::FORMAT_VERSION, &mut out).unwrap();
+    format::encode_record(&e, None, at.0, at.1, format::FORMAT_VERSION_3, &mut out).unwrap();
+    // Format 4 writes personal text only sealed.
+    let refused = format::encode_record(&e, None, at.0, at.1, format::FORMAT_VERSION, &mut Vec::new());
+    assert!(refused.is_err_and(|r| r.0.contains("sealed")));
+    let sealed = format::SealedRef { key: 1, bytes: &[0; 20] };
+    format::encode_record(&e, Some(sealed), at.0, at.1, format::FORMAT_VERSION, &mut out).unwrap();
 }

@@ -700,3 +700,30 @@ impl rapport_core::DerivedStore for PgStore {
         }
     }
 }
+
+/// PostgreSQL keeps personal text in the clear in this build: erasing is refused, saying so.
+impl rapport_core::ErasingStore for PgStore {
+    fn erase(
+        &self,
+        _account: &AccountId,
+        _reason: &str,
+    ) -> impl Future<Output = Result<rapport_core::Erasure, rapport_core::EraseError>> + Send {
+        std::future::ready(Err(rapport_core::EraseError::Unsupported(
+            "the PostgreSQL store keeps personal text in the clear in this build, so it cannot erase it".into(),
+        )))
+    }
+
+    fn erase_before(
+        &self,
+        _before: rapport_core::Timestamp,
+        _reason: &str,
+    ) -> impl Future<Output = Result<rapport_core::Erasure, rapport_core::EraseError>> + Send {
+        std::future::ready(Err(rapport_core::EraseError::Unsupported(
+            "the PostgreSQL store keeps personal text in the clear in this build, so it cannot erase it".into(),
+        )))
+    }
+
+    fn erasures(&self) -> impl Future<Output = Result<Vec<rapport_core::Erasure>, ReadError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+}

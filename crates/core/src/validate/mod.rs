@@ -363,7 +363,7 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
             });
         }
         Event::AccountProfiled { profile } => {
-            if let Err(err) = profile.check(e.account.as_str()) {
+            if let Err(err) = profile.check_stored(e.account.as_str()) {
                 return Err(ValidationError::FieldInvalid {
                     account: account(),
                     event: e.id,
@@ -429,7 +429,9 @@ pub const FUTURE_SKEW_DEFAULT: std::time::Duration = std::time::Duration::from_s
 /// - a weight is at most [`WEIGHT_MAX`];
 /// - free text holds no NUL character (the file store relies on this: a record never holds a
 ///   long run of zero bytes, so zeros in a damaged tail mark a torn write, never data);
-/// - `occurred_at` is at most `future_skew` later than `recorded_at`.
+/// - `occurred_at` is at most `future_skew` later than `recorded_at`;
+/// - a profile states at least one field (a logged one may state none once its owner, its
+///   only field, is erased: `crate::personal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admission {
     /// The `recorded_at` the log will stamp on the events (an estimate no earlier than the
@@ -486,6 +488,16 @@ impl Admission {
             && let Some(at) = memchr_nul(text.as_bytes())
         {
             return Err(ValidationError::TextHoldsNul { account: e.account.clone(), event: e.id, field, at });
+        }
+        if let Event::AccountProfiled { profile } = &e.event
+            && profile.states_nothing()
+        {
+            return Err(ValidationError::FieldInvalid {
+                account: e.account.clone(),
+                event: e.id,
+                field: "segment",
+                reason: "a profile states at least one field".into(),
+            });
         }
         Ok(())
     }

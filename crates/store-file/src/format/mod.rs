@@ -8,7 +8,8 @@ use rapport_core::{Envelope, Position};
 mod record;
 
 pub use record::{
-    EncodeError, check_schema_version, decode_body, decode_body_ref, decode_body_with, decode_parts, encode_record,
+    EncodeError, SealedRef, check_schema_version, decode_body, decode_body_ref, decode_body_with, decode_parts,
+    encode_record,
 };
 
 /// The first eight bytes of every segment file.
@@ -17,9 +18,14 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RAPPORTL";
 pub const FRAME_MAGIC: [u8; 4] = *b"RPB2";
 /// The first four bytes of every batch frame of a version-1 log.
 pub const FRAME_MAGIC_V1: [u8; 4] = *b"RPB1";
-/// The format version new logs are written in: frames chained by BLAKE3 (as in version 2),
-/// records at the current schema version of their type, with metadata.
-pub const FORMAT_VERSION: u32 = 3;
+/// The format version new logs are written in: as version 3, and each record's personal text
+/// sealed under a key of the key file (`KEYS`) in a section before its content, the content
+/// in its stripped form (`rapport_core::personal`).
+pub const FORMAT_VERSION: u32 = 4;
+/// The third format version: frames chained by BLAKE3 (as in version 2), records at the
+/// current schema version of their type, with metadata, personal text in the clear. Still
+/// read, and still written to a log created in it until it is upgraded.
+pub const FORMAT_VERSION_3: u32 = 3;
 /// The second format version: frames chained by BLAKE3, every record at schema version 1 (no
 /// metadata). Still read, and still written to a log created in it until it is upgraded.
 pub const FORMAT_VERSION_2: u32 = 2;
@@ -33,7 +39,7 @@ pub const FRAME_HEADER_BYTES: usize = 68;
 /// Bytes in a frame header of a version-1 log.
 pub const FRAME_HEADER_BYTES_V1: usize = 40;
 
-/// Bytes in a frame header of a log in format `version` (1, 2 or 3: versions 2 and 3 share
+/// Bytes in a frame header of a log in format `version` (1 to 4: versions 2 to 4 share
 /// their frames).
 pub const fn frame_header_bytes(version: u32) -> usize {
     if version == FORMAT_VERSION_1 { FRAME_HEADER_BYTES_V1 } else { FRAME_HEADER_BYTES }
@@ -81,7 +87,7 @@ pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
 /// A segment's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
-    /// The format version (1, 2 or 3), the same in every segment of one log.
+    /// The format version (1 to 4), the same in every segment of one log.
     pub version: u32,
     /// The log's id, the same in every segment of one log.
     pub log_id: [u8; 16],
@@ -468,7 +474,7 @@ pub fn decode_segment(bytes: &[u8]) -> Result<DecodedSegment, DecodeError> {
         for (i, (off, body)) in bodies.into_iter().enumerate() {
             let position = Position(next + i as u64);
             let rec = check_schema_version(body, header.version)
-                .and_then(|()| decode_body(body, position))
+                .and_then(|()| decode_body(body, position, header.version))
                 .map_err(|e| err(payload_start + off, format!("position {}: {}", position, e.reason)))?;
             records.push(rec);
         }

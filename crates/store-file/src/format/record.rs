@@ -5,9 +5,9 @@
 //! property test checks that every event reads back as written.
 
 use rapport_core::codec;
-use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, Timestamp};
+use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, TextState, Timestamp};
 
-use super::{DecodeError, FORMAT_VERSION, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
+use super::{DecodeError, FORMAT_VERSION, FORMAT_VERSION_3, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
 
 /// Fixed bytes at the end of every record body: `recorded_at` (i64) and `stream_version` (u64).
 const RECORD_TAIL_BYTES: usize = 16;
@@ -24,15 +24,28 @@ impl std::fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+/// A version-4 record's sealed personal text: the id of its key in the key file and the
+/// sealed bytes (`rapport_core::seal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedRef<'a> {
+    /// The key's id.
+    pub key: u32,
+    /// The ciphertext and its tag.
+    pub bytes: &'a [u8],
+}
+
 /// Appends one record (prefix and body) for `e` to `out`, in the record form of the log's
-/// `format_version`: every type at its current schema version with its metadata (version 3),
-/// or at schema version 1 (versions 1 and 2, which older builds read).
+/// `format_version`: in version 4, the sealed section (`sealed`, the event's personal text
+/// sealed, or none) and the event's stripped form; in version 3 every type at its current
+/// schema version with its metadata; in versions 1 and 2 at schema version 1, which older
+/// builds read.
 ///
 /// # Errors
-/// Metadata in a log of version 1 or 2, or a record over [`RECORD_BYTES_MAX`]. Nothing is
-/// appended to `out` then.
+/// Metadata in a log of version 1 or 2, personal text without its sealed form in a log of
+/// version 4, or a record over [`RECORD_BYTES_MAX`]. Nothing is appended to `out` then.
 pub fn encode_record(
     e: &NewEvent,
+    sealed: Option<SealedRef<'_>>,
     recorded_at: Timestamp,
     stream_version: StreamVersion,
     format_version: u32,
@@ -42,6 +55,26 @@ pub fn encode_record(
     out.extend_from_slice(&[0u8; RECORD_PREFIX_BYTES]);
     let body_start = out.len();
     if format_version >= FORMAT_VERSION {
+        match sealed {
+            Some(s) => {
+                let mut key = Vec::with_capacity(5);
+                put_varint(&mut key, u64::from(s.key));
+                put_varint(out, (key.len() + s.bytes.len()) as u64);
+                out.extend_from_slice(&key);
+                out.extend_from_slice(s.bytes);
+                codec::encode_event_stripped(e, out);
+            }
+            None => {
+                // Personal text is never written in the clear.
+                if rapport_core::PersonalText::is_in(&e.event, &e.meta) {
+                    out.truncate(start);
+                    return Err(EncodeError(format!("event {}: personal text without its sealed form", e.id)));
+                }
+                out.push(0);
+                codec::encode_event(e, out);
+            }
+        }
+    } else if format_version == FORMAT_VERSION_3 {
         codec::encode_event(e, out);
     } else if let Err(e) = codec::encode_event_v1(e, out) {
         out.truncate(start);
@@ -60,38 +93,101 @@ pub fn encode_record(
     Ok(())
 }
 
-/// Decodes one record body (after its prefix) as the event at `position`.
-///
-/// # Errors
-/// Malformed bytes, or a field that breaks the schema's rules.
-pub fn decode_body(body: &[u8], position: Position) -> Result<Envelope, DecodeError> {
-    decode_body_with(body, position, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
-/// [`decode_body`] with an account interner, so a scan shares one `AccountId` per account.
+fn read_varint(b: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some(&byte) = b.get(*at) else {
+            return Err(err(*at, "sealed section: a varint overruns the record"));
+        };
+        *at += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(err(*at, "sealed section: a varint longer than ten bytes"))
+}
+
+/// A record's content split from its sealed section (version 4; none before).
+#[inline]
+fn split_sealed(content: &[u8], format_version: u32) -> Result<(Option<SealedRef<'_>>, &[u8]), DecodeError> {
+    if format_version < FORMAT_VERSION {
+        return Ok((None, content));
+    }
+    if content.first() == Some(&0) {
+        return Ok((None, &content[1..]));
+    }
+    let mut at = 0;
+    let len = read_varint(content, &mut at)?;
+    let end = usize::try_from(len).ok().and_then(|n| at.checked_add(n)).filter(|&e| e <= content.len());
+    let Some(end) = end else {
+        return Err(err(at, format!("sealed section of {len} bytes overruns the record")));
+    };
+    let key = read_varint(&content[..end], &mut at)?;
+    let key = u32::try_from(key).map_err(|_| err(at, format!("sealed section: key id {key} over 2^32")))?;
+    if end - at < rapport_core::seal::TAG_BYTES {
+        return Err(err(at, "sealed section shorter than its tag"));
+    }
+    Ok((Some(SealedRef { key, bytes: &content[at..end] }), &content[end..]))
+}
+
+/// Decodes one record body (after its prefix) as the event at `position`, in the record form
+/// of `format_version`; sealed personal text is left sealed (the event stripped, its text
+/// [`TextState::Withheld`]).
 ///
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules.
-pub fn decode_body_with(
-    body: &[u8],
+pub fn decode_body(body: &[u8], position: Position, format_version: u32) -> Result<Envelope, DecodeError> {
+    decode_body_with(body, position, format_version, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+        .map(|(e, _)| e)
+}
+
+/// [`decode_body`] with an account interner, so a scan shares one `AccountId` per account, and
+/// the sealed text, for the caller to open.
+///
+/// # Errors
+/// Malformed bytes, or a field that breaks the schema's rules.
+pub fn decode_body_with<'b>(
+    body: &'b [u8],
     position: Position,
+    format_version: u32,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
-) -> Result<Envelope, DecodeError> {
-    let e = decode_body_ref(body, position)?;
+) -> Result<(Envelope, Option<SealedRef<'b>>), DecodeError> {
+    let (e, sealed) = decode_record_ref(body, position, format_version)?;
     let account = intern(e.account.as_str()).map_err(|why| err(16, format!("account: {why}")))?;
-    Ok(e.to_envelope_in(account))
+    Ok((e.to_envelope_in(account), sealed))
 }
 
 /// Decodes one record body (after its prefix) in place, as the event at `position`: the
-/// account, keys and text borrow from `body`.
+/// account, keys and text borrow from `body`; sealed personal text is withheld.
 ///
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules.
 #[inline]
-pub fn decode_body_ref(body: &[u8], position: Position) -> Result<EnvelopeRef<'_>, DecodeError> {
+pub fn decode_body_ref(body: &[u8], position: Position, format_version: u32) -> Result<EnvelopeRef<'_>, DecodeError> {
+    decode_record_ref(body, position, format_version).map(|(e, _)| e)
+}
+
+#[inline]
+fn decode_record_ref(
+    body: &[u8],
+    position: Position,
+    format_version: u32,
+) -> Result<(EnvelopeRef<'_>, Option<SealedRef<'_>>), DecodeError> {
     let (content, recorded_at, stream_version) = split_tail(body)?;
-    let c = codec::decode_content(content).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })?;
-    Ok(EnvelopeRef {
+    let (sealed, content) = split_sealed(content, format_version)?;
+    let shift = (body.len() - RECORD_TAIL_BYTES - content.len()) as u64;
+    let c = codec::decode_content(content).map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
+    let text = if sealed.is_some() { TextState::Withheld } else { TextState::Present };
+    let e = EnvelopeRef {
         id: c.id,
         account: c.account,
         occurred_at: c.occurred_at,
@@ -100,18 +196,21 @@ pub fn decode_body_ref(body: &[u8], position: Position) -> Result<EnvelopeRef<'_
         position,
         event: c.event,
         meta: c.meta,
-    })
+        text,
+    };
+    Ok((e, sealed))
 }
 
 /// Refuses a record body whose event is at a schema version its log's format does not hold:
 /// a log of format 1 or 2 holds schema version 1 only, so a later one there is damage or an
-/// edit, never a write (older builds would refuse it too). Costs nothing for a format-3 log.
+/// edit, never a write (older builds would refuse it too). Costs nothing for a log of format
+/// 3 or later.
 ///
 /// # Errors
 /// The version, and the format that does not hold it.
 #[inline]
 pub fn check_schema_version(body: &[u8], format_version: u32) -> Result<(), DecodeError> {
-    if format_version >= FORMAT_VERSION {
+    if format_version >= FORMAT_VERSION_3 {
         return Ok(());
     }
     let (content, ..) = split_tail(body)?;
@@ -141,9 +240,11 @@ fn split_tail(body: &[u8]) -> Result<(&[u8], Timestamp, StreamVersion), DecodeEr
 /// Malformed bytes, or a field that breaks the schema's rules.
 pub fn decode_parts(
     body: &[u8],
+    format_version: u32,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<(NewEvent, Timestamp, StreamVersion), DecodeError> {
     let (content, recorded_at, stream_version) = split_tail(body)?;
+    let (_, content) = split_sealed(content, format_version)?;
     let new = codec::decode_event(content, intern).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })?;
     Ok((new, recorded_at, stream_version))
 }

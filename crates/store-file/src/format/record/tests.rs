@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use rapport_core::{
     AccountId, AdvocacyKind, Channel, CommitmentKey, EscalationKey, Event, EventId, Metadata, NewEvent, Severity,
-    StreamVersion, SurveyKey, SurveyScore, Timestamp,
+    StreamVersion, SurveyKey, SurveyScore, TextState, Timestamp,
 };
 
 use super::*;
@@ -91,17 +91,49 @@ proptest! {
             occurred_at: Timestamp::from_unix_nanos(t.wrapping_mul(3)),
             event: event(ty, &key, &text, maybe, (n, t, w, flag)), meta: Default::default() };
         let mut record = Vec::new();
-        encode_record(&e, Timestamp::from_unix_nanos(recorded), StreamVersion(version), FORMAT_VERSION, &mut record)
-            .unwrap();
-        let (back, r, v) =
-            decode_parts(&record[RECORD_PREFIX_BYTES..], &mut |s| AccountId::new(s).map_err(|e| e.to_string())).unwrap();
+        let (recorded_at, stream_version) = (Timestamp::from_unix_nanos(recorded), StreamVersion(version));
+        encode_record(&e, None, recorded_at, stream_version, FORMAT_VERSION_3, &mut record).unwrap();
+        let intern = &mut |s: &str| AccountId::new(s).map_err(|e| e.to_string());
+        let (back, r, v) = decode_parts(&record[RECORD_PREFIX_BYTES..], FORMAT_VERSION_3, intern).unwrap();
         prop_assert_eq!(&back, &e);
         prop_assert_eq!((r.unix_nanos(), v.0), (recorded, version));
         // Read in place, the same event: its text borrowed from the record's bytes.
         let body = &record[RECORD_PREFIX_BYTES..];
-        let view = decode_body_ref(body, Position(9)).unwrap();
+        let view = decode_body_ref(body, Position(9), FORMAT_VERSION_3).unwrap();
         prop_assert!(body.as_ptr_range().contains(&view.account.as_str().as_ptr()));
-        prop_assert_eq!(view.to_envelope(), Envelope::new(e, r, v, Position(9)));
+        let whole = Envelope::new(e.clone(), r, v, Position(9));
+        prop_assert_eq!(view.to_envelope(), whole.clone());
+
+        // Format 4: the personal text sealed before the stripped form, withheld in place, and
+        // opened back to the same event.
+        let key = rapport_core::seal::SealKey::from_bytes([7; 32]);
+        let mut plain = Vec::new();
+        let has_text = rapport_core::PersonalText::encode_of(&e.event, &e.meta, &mut plain);
+        let mut sealed_bytes = Vec::new();
+        key.sealer().seal(e.id, e.account.as_str(), &plain, &mut sealed_bytes);
+        let sealed = has_text.then_some(SealedRef { key: 300, bytes: &sealed_bytes });
+        let mut record = Vec::new();
+        prop_assert_eq!(
+            encode_record(&e, None, recorded_at, stream_version, FORMAT_VERSION, &mut Vec::new()).is_err(),
+            has_text,
+            "personal text is never written in the clear"
+        );
+        encode_record(&e, sealed, recorded_at, stream_version, FORMAT_VERSION, &mut record).unwrap();
+        let body = &record[RECORD_PREFIX_BYTES..];
+        if let Some(t) = text.as_bytes().get(..8).filter(|_| has_text) {
+            prop_assert!(!body.windows(8).any(|w| w == t), "the text is not in the record");
+        }
+        let (mut opened, found) = decode_body_with(body, Position(9), FORMAT_VERSION, intern).unwrap();
+        prop_assert_eq!(found, sealed);
+        let view = decode_body_ref(body, Position(9), FORMAT_VERSION).unwrap();
+        prop_assert_eq!(view.to_envelope(), opened.clone());
+        prop_assert_eq!(opened.text, if has_text { TextState::Withheld } else { TextState::Present });
+        if let Some(found) = found {
+            let plain = key.sealer().open(e.id, e.account.as_str(), found.bytes).unwrap();
+            rapport_core::PersonalText::decode(&plain).unwrap().restore(&mut opened.event, &mut opened.meta);
+            opened.text = TextState::Present;
+        }
+        prop_assert_eq!(opened, whole);
     }
 
     /// Any bytes: an event or an error, never a panic; and what decodes encodes back, at the
@@ -269,8 +301,8 @@ fn malformed_content_is_refused_naming_where() {
 fn a_log_of_format_1_or_2_holds_schema_version_1_only() {
     let body = |v1: bool| {
         let mut record = Vec::new();
-        let format = if v1 { super::super::FORMAT_VERSION_2 } else { FORMAT_VERSION };
-        encode_record(&sample(), Timestamp::from_unix_seconds(2), StreamVersion(1), format, &mut record).unwrap();
+        let format = if v1 { super::super::FORMAT_VERSION_2 } else { FORMAT_VERSION_3 };
+        encode_record(&sample(), None, Timestamp::from_unix_seconds(2), StreamVersion(1), format, &mut record).unwrap();
         record.split_off(RECORD_PREFIX_BYTES)
     };
     let (old, new) = (body(true), body(false));
@@ -279,8 +311,8 @@ fn a_log_of_format_1_or_2_holds_schema_version_1_only() {
         let refused = check_schema_version(&new, format).unwrap_err();
         assert!(refused.reason.contains(&format!("schema version 2 in a format-{format} log")), "{refused}");
     }
-    assert_eq!(check_schema_version(&new, FORMAT_VERSION), Ok(()));
-    assert_eq!(check_schema_version(&old, FORMAT_VERSION), Ok(()), "a format-3 log holds both");
+    assert_eq!(check_schema_version(&new, FORMAT_VERSION_3), Ok(()));
+    assert_eq!(check_schema_version(&old, FORMAT_VERSION_3), Ok(()), "a format-3 log holds both");
     // A body cut before its type code is refused, not read past.
     assert!(check_schema_version(&new[..20], super::super::FORMAT_VERSION_2).is_err());
 }

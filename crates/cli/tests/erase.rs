@@ -1,0 +1,91 @@
+//! `rapport erase`: an account's personal text erased (scores, `verify` and re-imports
+//! unchanged), a retention run, the erasures listed, and what is refused.
+
+mod support;
+use support::{Tmp, ok, p, rapport, stderr};
+
+const AS_OF: &str = "2025-06-01T00:00:00Z";
+
+/// Every file under `dir` that holds `needle`.
+fn holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(holding(&path, needle));
+        } else if std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn erase_takes_the_text_and_keeps_scores_verify_and_re_imports() {
+    let tmp = Tmp::new("erase");
+    let history = tmp.join("h.jsonl");
+    std::fs::write(&history, ok(&["generate", "--accounts", "4", "--months", "12", "--seed", "9"])).unwrap();
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&history)]);
+    let noted = tmp.join("noted.jsonl");
+    std::fs::write(
+        &noted,
+        r#"{"type":"survey_answered","account":"acct-1","occurred_at":"2024-06-03T10:00:00Z","survey":"q-dana","nps":4,"comment":"Dana Secretperson was unhelpful","actor":"dana@example.com"}
+"#,
+    )
+    .unwrap();
+    ok(&["import", "--store", p(&store), p(&noted)]);
+    let scores = || ok(&["score", "--store", p(&store), "--as-of", AS_OF, "--format", "json", "--no-checkpoint"]);
+    let before = scores();
+    let export = || ok(&["export", "--store", p(&store), "--account", "acct-1"]);
+    assert!(export().contains("Dana Secretperson") && export().contains("dana@example.com"));
+    for secret in ["Dana Secretperson", "dana@example.com"] {
+        assert_eq!(holding(&store, secret), Vec::<String>::new(), "sealed at rest");
+    }
+
+    let erased = ok(&["erase", "--store", p(&store), "--account", "acct-1", "--reason", "request 2026-7"]);
+    assert!(erased.starts_with("erased: ") && erased.contains("account acct-1") && erased.contains("request 2026-7"));
+    assert_eq!(scores(), before, "scores are unchanged");
+    ok(&["verify", "--store", p(&store)]);
+    let after = export();
+    assert!(!after.contains("Dana") && !after.contains("dana@"), "{after}");
+    assert_eq!(after.lines().count(), before_lines(&history, &noted, "acct-1"));
+    // The original lines again: every one a duplicate, erased or not.
+    for file in [&history, &noted] {
+        assert!(ok(&["import", "--store", p(&store), p(file)]).contains("appended 0"));
+    }
+    let listed = ok(&["erase", "--store", p(&store), "--list"]);
+    assert_eq!(listed.lines().count(), 1);
+    assert!(listed.contains("account acct-1") && listed.contains("request 2026-7"), "{listed}");
+
+    // A retention run over every account.
+    let kept = ok(&["export", "--store", p(&store), "--account", "acct-2"]);
+    let retained = ok(&["erase", "--store", p(&store), "--older-than", "1d", "--reason", "retention 1d"]);
+    assert!(retained.contains("every account"), "{retained}");
+    assert_ne!(ok(&["export", "--store", p(&store), "--account", "acct-2"]), kept, "acct-2's text is gone too");
+    assert_eq!(scores(), before);
+    assert_eq!(ok(&["erase", "--store", p(&store), "--list"]).lines().count(), 2);
+
+    // Refused, exit 2: no reason, an unknown account, a control character, no store.
+    for args in [
+        vec!["--account", "acct-1"],
+        vec!["--account", "nobody", "--reason", "r"],
+        vec!["--account", "acct-1", "--reason", "a\u{7}b"],
+    ] {
+        let mut all = vec!["erase", "--store", p(&store)];
+        all.extend(args.iter().copied());
+        let out = rapport(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let missing = rapport(&["erase", "--store", p(&tmp.join("none")), "--account", "a", "--reason", "r"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(!tmp.join("none").exists(), "erase creates no store");
+}
+
+fn before_lines(history: &std::path::Path, noted: &std::path::Path, account: &str) -> usize {
+    [history, noted]
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.contains(&format!("\"account\":\"{account}\"")))
+        .count()
+}

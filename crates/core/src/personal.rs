@@ -1,0 +1,249 @@
+//! Personal text: the free text of an event (a commitment's title, a renegotiation's or
+//! cancellation's reason, an escalation's or disclosure's summary, a survey comment, an
+//! assessment's reason, a profile's owner) and who recorded it (metadata `actor`). Scores never
+//! read it, so a store may keep it sealed apart from the rest of the event ([`crate::seal`]) and
+//! destroy its key to erase it (`docs/privacy.md`).
+//!
+//! [`PersonalText::take`] takes it out of an event, leaving the event's **stripped form**: a
+//! required text (`title`, an assessment's `reason`) empty, an optional one (reasons, summaries,
+//! comments, the owner) absent, no actor. [`PersonalText::restore`] puts it back. Every event
+//! type holds at most one free-text field, so the personal text is two slots: the text and the
+//! actor.
+
+use crate::bytes::{DecodeError, Reader, text};
+use crate::{Event, Metadata, TEXT_BYTES_MAX, Timestamp};
+
+/// Whether an event's personal text is here ([`Envelope::text`](crate::Envelope::text),
+/// [`EnvelopeRef::text`](crate::EnvelopeRef::text)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[non_exhaustive]
+pub enum TextState {
+    /// Here as it was recorded (or the event has none).
+    #[default]
+    Present,
+    /// Sealed in the store and not opened by this read: a scan lends events so (folding needs
+    /// no text, and opening costs time). The event is in its stripped form; an owned read
+    /// (`read_stream`, `read_all`) opens it.
+    Withheld,
+    /// Erased: the key that sealed it was destroyed (`Ledger::erase`, a retention policy). The
+    /// event is in its stripped form for good; everything else about it is as recorded.
+    Erased,
+}
+
+/// An event's personal text, taken out of it. Its `Debug` shows lengths, never the text.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PersonalText {
+    text: Option<String>,
+    actor: Option<String>,
+}
+
+impl std::fmt::Debug for PersonalText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersonalText")
+            .field("text_bytes", &self.text.as_ref().map(String::len))
+            .field("actor_bytes", &self.actor.as_ref().map(String::len))
+            .finish()
+    }
+}
+
+/// The event's one free-text field, if its type has one.
+enum Slot<'a> {
+    Required(&'a mut String),
+    Optional(&'a mut Option<String>),
+}
+
+fn slot(event: &mut Event) -> Option<Slot<'_>> {
+    Some(match event {
+        Event::CommitmentMade { title, .. } => Slot::Required(title),
+        Event::AssessmentRecorded { reason, .. } => Slot::Required(reason),
+        Event::CommitmentRenegotiated { reason, .. } | Event::CommitmentCancelled { reason, .. } => {
+            Slot::Optional(reason)
+        }
+        Event::EscalationRaised { summary, .. } | Event::IssueDisclosed { summary } => Slot::Optional(summary),
+        Event::SurveyAnswered { comment, .. } => Slot::Optional(comment),
+        Event::AccountProfiled { profile } => Slot::Optional(&mut profile.owner),
+        Event::CommitmentDelivered { .. }
+        | Event::EscalationAcknowledged { .. }
+        | Event::EscalationResolved { .. }
+        | Event::EscalationReopened { .. }
+        | Event::TouchpointHeld { .. }
+        | Event::AdvocacyGiven { .. } => return None,
+    })
+}
+
+/// The event's free text, if it has any.
+fn text_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::CommitmentMade { title, .. } => Some(title.as_str()),
+        Event::AssessmentRecorded { reason, .. } => Some(reason.as_str()),
+        Event::CommitmentRenegotiated { reason, .. } | Event::CommitmentCancelled { reason, .. } => reason.as_deref(),
+        Event::EscalationRaised { summary, .. } | Event::IssueDisclosed { summary } => summary.as_deref(),
+        Event::SurveyAnswered { comment, .. } => comment.as_deref(),
+        Event::AccountProfiled { profile } => profile.owner.as_deref(),
+        _ => None,
+    }
+}
+
+impl PersonalText {
+    /// Takes the personal text out of `event` and `meta`, leaving their stripped form.
+    pub fn take(event: &mut Event, meta: &mut Metadata) -> Self {
+        let text = match slot(event) {
+            Some(Slot::Required(s)) => Some(std::mem::take(s)),
+            Some(Slot::Optional(s)) => s.take(),
+            None => None,
+        };
+        Self { text, actor: meta.take_actor() }
+    }
+
+    /// Puts the text back into `event` and `meta` (their stripped form, as
+    /// [`take`](Self::take) left them).
+    pub fn restore(self, event: &mut Event, meta: &mut Metadata) {
+        match slot(event) {
+            Some(Slot::Required(s)) => *s = self.text.unwrap_or_default(),
+            Some(Slot::Optional(s)) => *s = self.text,
+            None => {}
+        }
+        if let Some(actor) = self.actor {
+            meta.put_actor(actor);
+        }
+    }
+
+    /// Whether `event` and `meta` hold any personal text (a store that seals text must seal
+    /// theirs).
+    pub fn is_in(event: &Event, meta: &Metadata) -> bool {
+        text_of(event).is_some() || meta.actor().is_some()
+    }
+
+    /// Appends the plaintext form ([`encode`](Self::encode)) of the personal text `event` and
+    /// `meta` hold, without taking it out; returns whether there was any (when not, nothing
+    /// needs sealing and `out` holds two absent slots).
+    pub fn encode_of(event: &Event, meta: &Metadata, out: &mut Vec<u8>) -> bool {
+        let text = text_of(event);
+        let actor = meta.actor();
+        for s in [text, actor] {
+            match s {
+                None => out.push(0),
+                Some(s) => {
+                    out.push(1);
+                    crate::bytes::text(out, s);
+                }
+            }
+        }
+        text.is_some() || actor.is_some()
+    }
+
+    /// Whether there is no text at all (the event needs nothing sealed).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_none() && self.actor.is_none()
+    }
+
+    /// Appends the plaintext form sealed at rest: two slots (the text, the actor), each a `0`
+    /// byte when absent or a `1` byte and the string (LEB128 length, UTF-8 bytes).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for s in [&self.text, &self.actor] {
+            match s {
+                None => out.push(0),
+                Some(s) => {
+                    out.push(1);
+                    text(out, s);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote (all of `bytes`).
+    ///
+    /// # Errors
+    /// Malformed bytes, a text over [`TEXT_BYTES_MAX`], or bytes left over.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader { b: bytes, at: 0 };
+        let mut read = |what: &str| -> Result<Option<String>, Box<DecodeError>> {
+            let s = r.maybe(what)?;
+            match s {
+                Some(s) if s.len() > TEXT_BYTES_MAX => {
+                    Err(crate::bytes::fail(r.at, format!("{what}: {} bytes, over {TEXT_BYTES_MAX}", s.len())))
+                }
+                s => Ok(s.map(str::to_owned)),
+            }
+        };
+        let text = read("personal text").map_err(|e| *e)?;
+        let actor = read("actor").map_err(|e| *e)?;
+        if r.at != bytes.len() {
+            return Err(DecodeError { offset: r.at as u64, reason: "bytes after the personal text".into() });
+        }
+        Ok(Self { text, actor })
+    }
+}
+
+/// The key month of an instant: whole calendar months (UTC) since January 1970, negative
+/// before. A store keeps one key per account and key month of `occurred_at`, so a retention
+/// policy erases the text of whole months by destroying their keys.
+pub fn key_month(t: Timestamp) -> i32 {
+    let d = t.to_offset_date_time();
+    (d.year() - 1970) * 12 + i32::from(u8::from(d.month())) - 1
+}
+
+/// The first instant of a key month ([`key_month`]).
+pub fn key_month_start(month: i32) -> Timestamp {
+    let year = 1970 + month.div_euclid(12);
+    let m = (month.rem_euclid(12) + 1) as u8;
+    let date = time::Date::from_calendar_date(year, time::Month::try_from(m).unwrap_or(time::Month::January), 1)
+        .unwrap_or(time::Date::MIN);
+    let nanos = date.midnight().assume_utc().unix_timestamp_nanos();
+    Timestamp::from_unix_nanos(i64::try_from(nanos).unwrap_or(i64::MIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CommitmentKey, Profile, SurveyKey, SurveyScore};
+
+    #[test]
+    fn taking_and_restoring_gives_the_event_back() {
+        let events = [
+            Event::CommitmentMade {
+                commitment: CommitmentKey::new("c").unwrap(),
+                title: "Ann's SSO".into(),
+                due: Timestamp::UNIX_EPOCH,
+                weight: 1.0,
+            },
+            Event::SurveyAnswered { survey: SurveyKey::new("q").unwrap(), score: SurveyScore::Nps(3), comment: None },
+            Event::AccountProfiled {
+                profile: Box::new(Profile {
+                    owner: Some("Bo".into()),
+                    tier: Some("gold".into()),
+                    ..Profile::default()
+                }),
+            },
+        ];
+        for event in events {
+            let meta = Metadata::new().with_actor("ann@example.com").unwrap().with_source("crm").unwrap();
+            let (mut e, mut m) = (event.clone(), meta.clone());
+            let text = PersonalText::take(&mut e, &mut m);
+            assert!(!text.is_empty());
+            assert_eq!(m.actor(), None);
+            assert_eq!(m.source(), Some("crm"));
+            let mut bytes = Vec::new();
+            text.encode(&mut bytes);
+            let mut of = Vec::new();
+            assert!(PersonalText::encode_of(&event, &meta, &mut of));
+            assert_eq!(of, bytes);
+            let back = PersonalText::decode(&bytes).unwrap();
+            assert_eq!(back, text);
+            back.restore(&mut e, &mut m);
+            assert_eq!((e, m), (event, meta));
+        }
+        assert!(!format!("{:?}", PersonalText { text: Some("secret".into()), actor: None }).contains("secret"));
+        assert!(PersonalText::decode(&[0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn key_months_start_where_they_say() {
+        for s in ["1970-01-01T00:00:00Z", "2024-02-29T23:59:59Z", "1969-12-31T23:59:59Z", "2031-12-01T00:00:00Z"] {
+            let t = Timestamp::parse(s).unwrap();
+            let m = key_month(t);
+            assert!(key_month_start(m) <= t && t < key_month_start(m + 1), "{s}");
+        }
+        assert_eq!(key_month(Timestamp::parse("1970-02-03T00:00:00Z").unwrap()), 1);
+    }
+}

@@ -1,0 +1,365 @@
+//! Personal text at rest (`docs/privacy.md`): sealed in the segments, erased by destroying its
+//! keys, with no byte of it left in the store directory; scans and the hash chain unchanged;
+//! re-submissions of erased events taken as duplicates; retention by month; tampered text or
+//! a wrong key reported with the position, never shown; a crash at every write of an erasure
+//! leaving the keys or the erasure.
+
+#[path = "support/common.rs"]
+mod common;
+#[path = "support/faulty.rs"]
+mod faulty;
+
+use std::path::Path;
+
+use rapport_core::erase::ErasingStore;
+use rapport_core::{
+    AccountId, AppendError, CommitmentKey, Envelope, Event, ExpectedVersion, Metadata, NewEvent, Position, Profile,
+    Store, StreamVersion, SurveyKey, SurveyScore, TextState, Timestamp,
+};
+use rapport_store_file::{FileStore, KEYS_FILE, verify};
+
+use common::{TempDir, contents, history};
+use faulty::{FaultyVfs, TEARS, open_mem};
+
+const SECRETS: [&str; 4] =
+    ["Ann Lee promised SSO", "Bob Stone was rude on the phone", "ann.lee@acme.example", "Carla Owner-Person"];
+
+fn t(day: i64) -> Timestamp {
+    Timestamp::parse("2024-01-01T00:00:00Z").unwrap().add_nanos(day * 86_400 * 1_000_000_000)
+}
+
+/// An account's events carrying each secret once: a title, a comment, an actor, an owner;
+/// spread over three months.
+fn secret_events(account: &str) -> Vec<NewEvent> {
+    let a = AccountId::new(account).unwrap();
+    let id = |n: u32| rapport_core::EventId::derive(format!("{account}/{n}").as_bytes());
+    let ann = Metadata::new().with_actor(SECRETS[2]).unwrap();
+    vec![
+        NewEvent {
+            id: id(1),
+            account: a.clone(),
+            occurred_at: t(1),
+            event: Event::CommitmentMade {
+                commitment: CommitmentKey::new("c-1").unwrap(),
+                title: SECRETS[0].into(),
+                due: t(90),
+                weight: 1.0,
+            },
+            meta: ann.clone(),
+        },
+        NewEvent {
+            id: id(2),
+            account: a.clone(),
+            occurred_at: t(40),
+            event: Event::SurveyAnswered {
+                survey: SurveyKey::new("q1").unwrap(),
+                score: SurveyScore::Nps(2),
+                comment: Some(SECRETS[1].into()),
+            },
+            meta: Metadata::new(),
+        },
+        NewEvent {
+            id: id(3),
+            account: a.clone(),
+            occurred_at: t(70),
+            event: Event::AccountProfiled {
+                profile: Box::new(Profile { owner: Some(SECRETS[3].into()), ..Profile::default() }),
+            },
+            meta: Metadata::new(),
+        },
+        NewEvent {
+            id: id(4),
+            account: a,
+            occurred_at: t(75),
+            event: Event::CommitmentDelivered { commitment: CommitmentKey::new("c-1").unwrap(), accepted: true },
+            meta: Metadata::new(),
+        },
+    ]
+}
+
+/// Every file under `dir`, with its path.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(files(&entry.path()));
+        } else {
+            out.push((entry.path(), std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    out
+}
+
+fn found_in(dir: &Path, needle: &[u8]) -> Vec<String> {
+    files(dir)
+        .into_iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle))
+        .map(|(p, _)| p.display().to_string())
+        .collect()
+}
+
+/// The keys of `account` in a key file, read by its documented layout (`docs/log-format.md`,
+/// "The key file"): after the 32-byte header, records of length, CRC32C and body; a keys
+/// body is kind 1 then, per key, its id, month, account and 32 bytes.
+fn keys_of(key_file: &[u8], account: &str) -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    let mut at = 32;
+    while at + 8 <= key_file.len() {
+        let len = u32::from_le_bytes(key_file[at..at + 4].try_into().unwrap()) as usize;
+        let body = &key_file[at + 8..at + 8 + len];
+        if body[0] == 1 {
+            let mut p = 1;
+            while p < body.len() {
+                p += 8;
+                let n = body[p] as usize;
+                let name = &body[p + 1..p + 1 + n];
+                p += 1 + n;
+                if name == account.as_bytes() {
+                    out.push(body[p..p + 32].try_into().unwrap());
+                }
+                p += 32;
+            }
+        }
+        at += 8 + len;
+    }
+    out
+}
+
+fn scan(store: &FileStore) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    pollster::block_on(store.scan(Position(1), &mut |e| out.push(e.to_envelope()))).unwrap();
+    out
+}
+
+fn stream(store: &FileStore, account: &str) -> Vec<Envelope> {
+    pollster::block_on(store.read_stream(&AccountId::new(account).unwrap(), StreamVersion::FIRST, 1_000)).unwrap()
+}
+
+#[test]
+fn personal_text_is_sealed_and_an_erasure_leaves_no_byte_of_it_nor_of_its_keys() {
+    let dir = TempDir::new("privacy-erase");
+    let store = FileStore::open(dir.path()).unwrap();
+    let background = history(4, 3, 5);
+    pollster::block_on(store.append(background.clone(), ExpectedVersion::Any)).unwrap();
+    let acme = secret_events("acme");
+    pollster::block_on(store.append(acme.clone(), ExpectedVersion::Any)).unwrap();
+    pollster::block_on(store.append(secret_events("globex"), ExpectedVersion::Any)).unwrap();
+    // Read back whole; never on disk in the clear, not even before an erasure.
+    let read = stream(&store, "acme");
+    assert!(read.iter().all(|e| e.text == TextState::Present));
+    assert_eq!(read.iter().map(Envelope::to_new_event).collect::<Vec<_>>(), acme);
+    store.save_index_snapshot().unwrap();
+    for s in SECRETS {
+        assert_eq!(found_in(dir.path(), s.as_bytes()), Vec::<String>::new(), "{s:?} in the clear");
+    }
+    let scanned = scan(&store);
+    let chain = verify(dir.path()).unwrap().head_chain;
+    let acme_keys = keys_of(&std::fs::read(dir.path().join(KEYS_FILE)).unwrap(), "acme");
+    assert_eq!(acme_keys.len(), 3, "one key per month with text");
+
+    let erased = pollster::block_on(store.erase(&AccountId::new("acme").unwrap(), "request 2026-117")).unwrap();
+    assert_eq!((erased.keys_destroyed, erased.account.as_ref().map(AccountId::as_str)), (3, Some("acme")));
+    // The events read, their text erased; the other account's text whole; scans (what
+    // projections fold) and the chain unchanged.
+    let read = stream(&store, "acme");
+    assert!(read.iter().take(3).all(|e| e.text == TextState::Erased), "{read:?}");
+    assert_eq!(read[3].text, TextState::Present, "a delivery has no text");
+    for (e, was) in read.iter().zip(&acme) {
+        assert_eq!(
+            e.to_new_event(),
+            Envelope::new(was.clone(), e.recorded_at, e.stream_version, e.position).withheld().to_new_event()
+        );
+        assert!(SECRETS.iter().all(|s| !e.to_json_line().contains(s)));
+    }
+    assert!(stream(&store, "globex").iter().all(|e| e.text == TextState::Present));
+    assert_eq!(scan(&store), scanned);
+    drop(store);
+    for key in &acme_keys {
+        assert_eq!(found_in(dir.path(), key), Vec::<String>::new(), "a destroyed key is left");
+    }
+    let verified = verify(dir.path()).unwrap();
+    assert_eq!(verified.head_chain, chain, "the hash chain holds: nothing logged was touched");
+    // Reopened: still erased, and the erasure recorded (when and why, not the text).
+    let store = FileStore::open(dir.path()).unwrap();
+    assert!(stream(&store, "acme").iter().take(3).all(|e| e.text == TextState::Erased));
+    let recorded = pollster::block_on(store.erasures()).unwrap();
+    assert_eq!(recorded, vec![erased]);
+    // Re-submitting the erased events: duplicates (their text cannot be compared any more,
+    // and is not stored again); the same id with another weight is still a conflict.
+    let again = pollster::block_on(store.append(acme.clone(), ExpectedVersion::Any)).unwrap();
+    assert_eq!((again.appended.len(), again.duplicates.len()), (0, 4));
+    let mut changed = acme[0].clone();
+    if let Event::CommitmentMade { weight, .. } = &mut changed.event {
+        *weight = 2.0;
+    }
+    let refused = pollster::block_on(store.append(vec![changed], ExpectedVersion::Any)).unwrap_err();
+    assert!(matches!(refused, AppendError::IdConflict { .. }), "{refused}");
+    // New events of the erased account are sealed under new keys and read whole.
+    let later = NewEvent {
+        id: rapport_core::EventId::derive(b"acme/later"),
+        account: AccountId::new("acme").unwrap(),
+        occurred_at: t(80),
+        event: Event::IssueDisclosed { summary: Some("a later summary".into()) },
+        meta: Metadata::new(),
+    };
+    pollster::block_on(store.append(vec![later.clone()], ExpectedVersion::Any)).unwrap();
+    let last = stream(&store, "acme").pop().unwrap();
+    assert_eq!((last.text, last.to_new_event()), (TextState::Present, later));
+    // Unknown accounts and bad reasons erase nothing.
+    let unknown = pollster::block_on(store.erase(&AccountId::new("nobody").unwrap(), "r"));
+    assert!(matches!(unknown, Err(rapport_core::EraseError::UnknownAccount(_))));
+    let bad = pollster::block_on(store.erase(&AccountId::new("globex").unwrap(), "line\nbreak"));
+    assert!(matches!(bad, Err(rapport_core::EraseError::InvalidReason(_))));
+    assert!(stream(&store, "globex").iter().all(|e| e.text == TextState::Present));
+    assert_eq!(contents(&store).len(), background.len() + 9);
+}
+
+#[test]
+fn retention_erases_the_text_of_whole_months_before_the_cutoff() {
+    let dir = TempDir::new("privacy-retention");
+    let store = FileStore::open(dir.path()).unwrap();
+    for a in ["acme", "globex"] {
+        pollster::block_on(store.append(secret_events(a), ExpectedVersion::Any)).unwrap();
+    }
+    // Events on days 1 (January), 40 (February), 70 and 75 (March); the cutoff in February.
+    let erased = pollster::block_on(store.erase_before(t(45), "keep 30 days")).unwrap();
+    assert_eq!(erased.before, Some(Timestamp::parse("2024-02-01T00:00:00Z").unwrap()));
+    assert_eq!((erased.account, erased.keys_destroyed), (None, 2), "January's key of each account");
+    for a in ["acme", "globex"] {
+        let texts: Vec<TextState> = stream(&store, a).iter().map(|e| e.text).collect();
+        assert_eq!(texts, [TextState::Erased, TextState::Present, TextState::Present, TextState::Present]);
+    }
+    // Again later: February goes too; March stays.
+    let erased = pollster::block_on(store.erase_before(t(65), "keep 30 days")).unwrap();
+    assert_eq!(erased.keys_destroyed, 2);
+    let texts: Vec<TextState> = stream(&store, "acme").iter().map(|e| e.text).collect();
+    assert_eq!(texts, [TextState::Erased, TextState::Erased, TextState::Present, TextState::Present]);
+    assert_eq!(pollster::block_on(store.erasures()).unwrap().len(), 2);
+}
+
+/// The byte offsets of a record's sealed section in the first segment: the record of
+/// `position`, found by decoding every frame.
+fn sealed_at(segment: &[u8], position: u64) -> (usize, usize, usize) {
+    use rapport_store_file::format::{FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader, split_records};
+    let version = SegmentHeader::decode(segment).unwrap().version;
+    let mut at = SEGMENT_HEADER_BYTES;
+    while let Ok(h) = FrameHeader::decode(&segment[at..], version) {
+        let start = at + h.header_len();
+        let payload = &segment[start..start + h.payload_len as usize];
+        for (i, (off, _)) in split_records(payload, h.count).unwrap().into_iter().enumerate() {
+            if h.first_position + i as u64 == position {
+                return (at, start, start + off);
+            }
+        }
+        at = start + h.payload_len as usize;
+    }
+    panic!("no position {position}");
+}
+
+#[test]
+fn tampered_text_or_a_wrong_key_is_reported_with_the_position_and_never_shown() {
+    let dir = TempDir::new("privacy-tamper");
+    let store = FileStore::open(dir.path()).unwrap();
+    pollster::block_on(store.append(secret_events("acme"), ExpectedVersion::Any)).unwrap();
+    drop(store);
+    // A byte of the first record's sealed text flipped, every checksum recomputed.
+    let path = dir.path().join(rapport_store_file::segment_name(0));
+    let clean = std::fs::read(&path).unwrap();
+    let mut bytes = clean.clone();
+    let (frame, payload, record) = sealed_at(&bytes, 1);
+    let body_len = u32::from_le_bytes(bytes[record..record + 4].try_into().unwrap()) as usize;
+    bytes[record + 8 + 3] ^= 0x40; // inside the ciphertext: after its length and key id
+    let crc = crc32c::crc32c(&bytes[record + 8..record + 8 + body_len]);
+    bytes[record + 4..record + 8].copy_from_slice(&crc.to_le_bytes());
+    let version = rapport_store_file::format::SegmentHeader::decode(&bytes).unwrap().version;
+    let h = rapport_store_file::format::FrameHeader::decode(&bytes[frame..], version).unwrap();
+    let payload_crc = crc32c::crc32c(&bytes[payload..payload + h.payload_len as usize]);
+    rapport_store_file::format::FrameHeader { payload_crc, ..h }.encode_into(&mut bytes[frame..payload]);
+    std::fs::write(&path, &bytes).unwrap();
+    let store = FileStore::open_read_only(dir.path()).unwrap();
+    let err = pollster::block_on(store.read_stream(&AccountId::new("acme").unwrap(), StreamVersion::FIRST, 10))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("position 1") && err.contains("does not open"), "{err}");
+    assert!(SECRETS.iter().all(|s| !err.contains(s)));
+    // The hash chain catches the edit too.
+    assert!(verify(dir.path()).is_err());
+    drop(store);
+
+    // The segment as written, and a key changed (its record's checksum recomputed): the text
+    // sealed under it does not open.
+    std::fs::write(&path, &clean).unwrap();
+    let key_path = dir.path().join(KEYS_FILE);
+    let mut keys = std::fs::read(&key_path).unwrap();
+    let len = u32::from_le_bytes(keys[32..36].try_into().unwrap()) as usize;
+    let last_key_byte = 32 + 8 + len - 1;
+    keys[last_key_byte] ^= 1;
+    let crc = crc32c::crc32c(&keys[40..40 + len]);
+    keys[36..40].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&key_path, &keys).unwrap();
+    let store = FileStore::open_read_only(dir.path()).unwrap();
+    let err = pollster::block_on(store.read_all(Position(1), 10)).unwrap_err().to_string();
+    assert!(err.contains("does not open"), "{err}");
+    assert!(SECRETS.iter().all(|s| !err.contains(s)));
+    // The scan, which needs no text, still reads.
+    assert_eq!(scan(&store).len(), 4);
+    drop(store);
+    // No key file at all: reads name the missing key.
+    std::fs::remove_file(&key_path).unwrap();
+    let store = FileStore::open_read_only(dir.path()).unwrap();
+    let err = pollster::block_on(store.read_all(Position(1), 10)).unwrap_err().to_string();
+    assert!(err.contains("not in the key file") && err.contains("position 1"), "{err}");
+}
+
+#[test]
+fn a_crash_at_every_write_of_an_erasure_leaves_the_keys_or_the_erasure() {
+    let acme = AccountId::new("acme").unwrap();
+    let prepare = |vfs: &FaultyVfs| {
+        let store = open_mem(vfs).unwrap();
+        for a in ["acme", "globex"] {
+            pollster::block_on(store.append(secret_events(a), ExpectedVersion::Any)).unwrap();
+        }
+        store
+    };
+    let ops = {
+        let vfs = FaultyVfs::new();
+        let store = prepare(&vfs);
+        let before = vfs.ops();
+        pollster::block_on(store.erase(&acme, "request 1")).unwrap();
+        vfs.ops() - before
+    };
+    assert!(ops >= 4, "{ops} operations");
+    let (mut kept, mut erased) = (0, 0);
+    for n in 1..=ops {
+        let vfs = FaultyVfs::new();
+        let store = prepare(&vfs);
+        vfs.crash_at(n);
+        assert!(pollster::block_on(store.erase(&acme, "request 1")).is_err(), "crash point {n} is reached");
+        drop(store);
+        for (k, tear) in TEARS.iter().enumerate() {
+            let image = vfs.crash_image(*tear, n * 4 + k as u64);
+            let store = open_mem(&image).unwrap_or_else(|e| panic!("crash at {n}, {tear:?}: {e}"));
+            let read = pollster::block_on(store.read_stream(&acme, StreamVersion::FIRST, 10))
+                .unwrap_or_else(|e| panic!("crash at {n}, {tear:?}: {e}"));
+            let recorded = pollster::block_on(store.erasures()).unwrap();
+            let texts: Vec<TextState> = read.iter().take(3).map(|e| e.text).collect();
+            if recorded.is_empty() {
+                assert_eq!(texts, [TextState::Present; 3], "crash at {n}, {tear:?}: no erasure, the keys");
+                kept += 1;
+            } else {
+                assert_eq!(texts, [TextState::Erased; 3], "crash at {n}, {tear:?}: the erasure, no keys");
+                erased += 1;
+            }
+            // The other account is untouched, and erasing works after the crash.
+            let globex = stream_of(&store, "globex");
+            assert!(globex.iter().all(|e| e.text == TextState::Present), "crash at {n}, {tear:?}");
+            pollster::block_on(store.erase(&acme, "request 1")).unwrap();
+        }
+    }
+    assert!(kept > 0 && erased > 0, "both outcomes seen: {kept} kept, {erased} erased");
+}
+
+fn stream_of(store: &FileStore, account: &str) -> Vec<Envelope> {
+    pollster::block_on(store.read_stream(&AccountId::new(account).unwrap(), StreamVersion::FIRST, 100)).unwrap()
+}
