@@ -56,6 +56,23 @@ impl SealKey {
         Ok(Self(key))
     }
 
+    /// `n` new keys from one request to the operating system's randomness.
+    ///
+    /// # Errors
+    /// [`SealError::Random`] when the system has none to give.
+    pub fn generate_many(n: usize) -> Result<Vec<Self>, SealError> {
+        let mut bytes = vec![0u8; n * KEY_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| SealError::Random(e.to_string()))?;
+        Ok(bytes
+            .chunks_exact(KEY_BYTES)
+            .map(|c| {
+                let mut key = [0u8; KEY_BYTES];
+                key.copy_from_slice(c);
+                Self(key)
+            })
+            .collect())
+    }
+
     /// A key from its bytes (as a key store keeps it).
     pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
         Self(bytes)

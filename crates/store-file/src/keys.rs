@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use rapport_core::backend::KeyedMap;
 use rapport_core::seal::{KEY_BYTES, SealKey};
 use rapport_core::{AccountId, Envelope, PersonalText, TextState, Timestamp};
 
@@ -52,10 +53,11 @@ struct Key {
 
 /// The keys in memory, and the file they are appended to (a writer's).
 pub(crate) struct Keys {
-    by_id: HashMap<u32, Key>,
-    current: HashMap<(AccountId, i32), u32>,
+    by_id: KeyedMap<u32, Key>,
+    /// Each account's live keys by month (a few dozen at most: a scan beats a map).
+    current: KeyedMap<AccountId, Vec<(i32, u32)>>,
     /// Destroyed key id to the index of the erasure that destroyed it.
-    destroyed: HashMap<u32, usize>,
+    destroyed: KeyedMap<u32, usize>,
     erasures: Vec<ErasureRecord>,
     next_id: u32,
     log_id: [u8; 16],
@@ -187,9 +189,9 @@ impl Keys {
     /// No keys, no file (a read-only handle of a log without one, or a log of an older format).
     pub(crate) fn empty(log_id: [u8; 16]) -> Self {
         Self {
-            by_id: HashMap::new(),
-            current: HashMap::new(),
-            destroyed: HashMap::new(),
+            by_id: KeyedMap::default(),
+            current: KeyedMap::default(),
+            destroyed: KeyedMap::default(),
             erasures: Vec::new(),
             next_id: 1,
             log_id,
@@ -321,7 +323,11 @@ impl Keys {
         if self.by_id.contains_key(&id) || self.destroyed.contains_key(&id) {
             return Err(format!("key {id} appears twice"));
         }
-        self.current.insert((key.account.clone(), key.month), id);
+        let months = self.current.entry(key.account.clone()).or_default();
+        match months.iter_mut().find(|(m, _)| *m == key.month) {
+            Some(slot) => slot.1 = slot.1.max(id),
+            None => months.push((key.month, id)),
+        }
         self.by_id.insert(id, key);
         self.next_id = self.next_id.max(id.saturating_add(1));
         Ok(())
@@ -332,9 +338,12 @@ impl Keys {
         let index = self.erasures.len();
         for id in &e.keys {
             if let Some(k) = self.by_id.remove(id)
-                && self.current.get(&(k.account.clone(), k.month)) == Some(id)
+                && let Some(months) = self.current.get_mut(&k.account)
             {
-                self.current.remove(&(k.account, k.month));
+                months.retain(|(m, i)| !(*m == k.month && i == id));
+                if months.is_empty() {
+                    self.current.remove(&k.account);
+                }
             }
             self.destroyed.insert(*id, index);
             self.next_id = self.next_id.max(id.saturating_add(1));
@@ -353,7 +362,7 @@ impl Keys {
 
     /// The key of `account`'s `month`, if there is one.
     pub(crate) fn current(&self, account: &AccountId, month: i32) -> Option<(u32, &SealKey)> {
-        let id = *self.current.get(&(account.clone(), month))?;
+        let (_, id) = *self.current.get(account)?.iter().find(|(m, _)| *m == month)?;
         Some((id, &self.by_id.get(&id)?.key))
     }
 
@@ -364,20 +373,22 @@ impl Keys {
     /// No randomness, or the write or sync failed (the caller poisons the store: the file
     /// may hold a torn record, which the next open cuts).
     pub(crate) fn create(&mut self, wanted: &[(AccountId, i32)]) -> Result<(), String> {
-        let mut fresh: Vec<(u32, Key)> = Vec::new();
-        for (account, month) in wanted {
-            if self.current.contains_key(&(account.clone(), *month))
-                || fresh.iter().any(|(_, k)| &k.account == account && k.month == *month)
-            {
-                continue;
-            }
-            let key = SealKey::generate().map_err(|e| e.to_string())?;
-            let id = self.next_id + fresh.len() as u32;
-            fresh.push((id, Key { account: account.clone(), month: *month, key }));
-        }
-        if fresh.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let needed: Vec<&(AccountId, i32)> =
+            wanted.iter().filter(|(a, m)| self.current(a, *m).is_none() && seen.insert((a, *m))).collect();
+        if needed.is_empty() {
             return Ok(());
         }
+        // One request to the system for every new key.
+        let made = SealKey::generate_many(needed.len()).map_err(|e| e.to_string())?;
+        let fresh: Vec<(u32, Key)> = needed
+            .into_iter()
+            .zip(made)
+            .enumerate()
+            .map(|(i, ((account, month), key))| {
+                (self.next_id + i as u32, Key { account: account.clone(), month: *month, key })
+            })
+            .collect();
         let bytes = record(&keys_body(fresh.iter().map(|(id, k)| (*id, k))));
         let file = self.file.as_mut().ok_or("the key file is not open for writing")?;
         let file = file.get_mut().unwrap_or_else(|p| p.into_inner());

@@ -4,8 +4,7 @@
 //! is decided and before it is handed to the writer, so the writer never needs a key and a
 //! record never names one that is not on disk.
 
-use std::collections::HashMap;
-
+use rapport_core::backend::KeyedMap;
 use rapport_core::personal::key_month;
 use rapport_core::seal::Sealer;
 use rapport_core::{NewEvent, PersonalText, StreamVersion};
@@ -58,7 +57,8 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
         keys.write().unwrap_or_else(|p| p.into_inner()).create(&wanted)?;
     }
     let keys = keys.read().unwrap_or_else(|p| p.into_inner());
-    let mut sealers: HashMap<u32, Sealer> = HashMap::new();
+    // Each key's schedule is computed once a batch.
+    let mut sealers: KeyedMap<u32, Sealer> = KeyedMap::default();
     let mut out = Sealed { bytes: Vec::new(), at: Vec::with_capacity(events.len()) };
     let mut plain = Vec::new();
     for ((e, _), month) in events.iter().zip(months) {
