@@ -4,21 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod support;
-use support::{Tmp, ok, p, rapport};
+use support::{Tmp, generated_store, ok, p, rapport};
 
 fn generate(tmp: &Tmp, name: &str, accounts: &str, months: &str, seed: &str) -> PathBuf {
     let file = tmp.join(name);
     std::fs::write(&file, ok(&["generate", "--accounts", accounts, "--months", months, "--seed", seed])).unwrap();
     file
-}
-
-/// A file store in `tmp` holding `rapport generate --accounts A --months M --seed S`, and the
-/// generated file.
-fn generated_store(tmp: &Tmp, accounts: &str, months: &str, seed: &str) -> (PathBuf, PathBuf) {
-    let file = generate(tmp, "h.jsonl", accounts, months, seed);
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&file)]);
-    (store, file)
 }
 
 const AS_OF: &str = "2025-01-15T00:00:00Z";

@@ -2,7 +2,7 @@
 //! unchanged), a retention run, the erasures listed, and what is refused.
 
 mod support;
-use support::{Tmp, ok, p, rapport, stderr};
+use support::{Tmp, generated_store, ok, p, rapport, stderr};
 
 const AS_OF: &str = "2025-06-01T00:00:00Z";
 
@@ -23,10 +23,7 @@ fn holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
 #[test]
 fn erase_takes_the_text_and_keeps_scores_verify_and_re_imports() {
     let tmp = Tmp::new("erase");
-    let history = tmp.join("h.jsonl");
-    std::fs::write(&history, ok(&["generate", "--accounts", "4", "--months", "12", "--seed", "9"])).unwrap();
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&history)]);
+    let (store, history) = generated_store(&tmp, "4", "12", "9");
     let noted = tmp.join("noted.jsonl");
     std::fs::write(
         &noted,

@@ -2,17 +2,14 @@
 //! back into another store with the same scores.
 
 mod support;
-use support::{Tmp, ok, p, rapport, stderr, succeeds};
+use support::{Tmp, generated_store, ok, p, rapport, stderr, succeeds};
 
 const AS_OF: &str = "2025-06-01T00:00:00Z";
 
 #[test]
 fn export_then_import_into_a_fresh_store_gives_the_same_scores() {
     let tmp = Tmp::new("export");
-    let history = tmp.join("h.jsonl");
-    std::fs::write(&history, ok(&["generate", "--accounts", "4", "--months", "12", "--seed", "9"])).unwrap();
-    let store = tmp.join("store");
-    ok(&["import", "--store", p(&store), p(&history)]);
+    let (store, _) = generated_store(&tmp, "4", "12", "9");
     let noted = tmp.join("noted.jsonl");
     std::fs::write(
         &noted,

@@ -2,7 +2,7 @@
 //! another process appends.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,18 +10,7 @@ use std::time::Duration;
 use rapport_core::Timestamp;
 
 mod support;
-use support::{Tmp, p, rapport, stderr, stdout, succeeds as ok};
-
-/// A file store in `tmp` holding `rapport generate --accounts A --months M --seed S`, and the
-/// generated file.
-fn generated_store(tmp: &Tmp, accounts: &str, months: &str, seed: &str) -> (PathBuf, PathBuf) {
-    let store = tmp.0.join("store");
-    let history = tmp.0.join("h.jsonl");
-    std::fs::write(&history, stdout(&ok(&["generate", "--accounts", accounts, "--months", months, "--seed", seed])))
-        .expect("write");
-    ok(&["import", "--store", p(&store), p(&history)]);
-    (store, history)
-}
+use support::{Tmp, generated_store, p, rapport, stderr, stdout, succeeds as ok};
 
 /// Two `score --format json` outputs agree: same accounts and bands, scores within 1e-9.
 fn assert_same_scores(a: &str, b: &str) {

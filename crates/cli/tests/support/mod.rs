@@ -61,3 +61,13 @@ pub(crate) fn stderr(out: &Output) -> String {
 pub(crate) fn p(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
+
+/// A file store in `tmp` holding `rapport generate --accounts A --months M --seed S`, and the
+/// generated file.
+pub(crate) fn generated_store(tmp: &Tmp, accounts: &str, months: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let history = tmp.join("h.jsonl");
+    std::fs::write(&history, ok(&["generate", "--accounts", accounts, "--months", months, "--seed", seed])).unwrap();
+    let store = tmp.join("store");
+    ok(&["import", "--store", p(&store), p(&history)]);
+    (store, history)
+}
