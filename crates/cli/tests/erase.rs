@@ -36,6 +36,9 @@ fn erase_takes_the_text_and_keeps_scores_verify_and_re_imports() {
     let before = scores();
     let export = || ok(&["export", "--store", p(&store), "--account", "acct-1"]);
     assert!(export().contains("Dana Secretperson") && export().contains("dana@example.com"));
+    // A runner's checkpoint and the index snapshot beside the log hold none of it either.
+    ok(&["checkpoint", "--store", p(&store)]);
+    assert!(std::fs::read_dir(store.join("derived")).unwrap().count() >= 2, "a checkpoint and the index snapshot");
     for secret in ["Dana Secretperson", "dana@example.com"] {
         assert_eq!(holding(&store, secret), Vec::<String>::new(), "sealed at rest");
     }
@@ -44,6 +47,8 @@ fn erase_takes_the_text_and_keeps_scores_verify_and_re_imports() {
     assert!(erased.starts_with("erased: ") && erased.contains("account acct-1") && erased.contains("request 2026-7"));
     assert_eq!(scores(), before, "scores are unchanged");
     ok(&["verify", "--store", p(&store)]);
+    let from_checkpoint = ok(&["score", "--store", p(&store), "--as-of", AS_OF, "--format", "json"]);
+    assert_eq!(from_checkpoint, before, "the checkpoint taken before the erasure still answers the same");
     let after = export();
     assert!(!after.contains("Dana") && !after.contains("dana@"), "{after}");
     assert_eq!(after.lines().count(), before_lines(&history, &noted, "acct-1"));
