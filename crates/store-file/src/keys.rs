@@ -61,8 +61,6 @@ pub(crate) struct Keys {
     erasures: Vec<ErasureRecord>,
     next_id: u32,
     log_id: [u8; 16],
-    /// The file's length as read or written.
-    len: u64,
     /// A mutex only to make the keys `Sync`: the file is written through `&mut self`.
     file: Option<std::sync::Mutex<Box<dyn AppendFile>>>,
 }
@@ -195,7 +193,6 @@ impl Keys {
             erasures: Vec::new(),
             next_id: 1,
             log_id,
-            len: 0,
             file: None,
         }
     }
@@ -209,76 +206,51 @@ impl Keys {
     /// before its last record.
     pub(crate) fn open(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], writable: bool) -> Result<Self, String> {
         let path = dir.join(KEYS_FILE);
-        let fail = |why: String| why;
         let mut keys = Self::empty(log_id);
         if !vfs.exists(&path) {
             if writable {
-                replace(vfs, dir, &header(log_id)).map_err(|(what, e)| fail(format!("{what}: {e}")))?;
-                keys.len = HEADER_BYTES as u64;
-                keys.file =
-                    Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| fail(e.to_string()))?));
+                replace(vfs, dir, &header(log_id)).map_err(|(what, e)| format!("{what}: {e}"))?;
+                keys.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
             }
             return Ok(keys);
         }
-        let f = vfs.open_read(&path).map_err(|e| fail(e.to_string()))?;
-        let size = f.size().map_err(|e| fail(e.to_string()))?;
+        let f = vfs.open_read(&path).map_err(|e| e.to_string())?;
+        let size = f.size().map_err(|e| e.to_string())?;
         if size < HEADER_BYTES as u64 || size > RECORD_BYTES_MAX {
-            return Err(fail(format!("{size} bytes is no key file")));
+            return Err(format!("{size} bytes is no key file"));
         }
         let mut b = vec![0u8; size as usize];
-        read_exact_at(&*f, &mut b, 0).map_err(|e| fail(e.to_string()))?;
+        read_exact_at(&*f, &mut b, 0).map_err(|e| e.to_string())?;
         drop(f);
         if b[..8] != MAGIC || crc32c::crc32c(&b[..28]).to_le_bytes() != b[28..32] {
-            return Err(fail("the header is not a key file's (magic or checksum)".into()));
+            return Err("the header is not a key file's (magic or checksum)".into());
         }
         let version = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
         if version != VERSION {
-            return Err(fail(format!("key file version {version}; this build reads {VERSION}")));
+            return Err(format!("key file version {version}; this build reads {VERSION}"));
         }
         if b[12..28] != log_id {
-            return Err(fail("the key file belongs to another log".into()));
+            return Err("the key file belongs to another log".into());
         }
         let mut at = HEADER_BYTES;
         while at < b.len() {
-            let torn = |at: usize| format!("byte {at}: a torn or damaged last record");
             let Some((body, end)) = record_at(&b, at) else {
                 // Each append is one record, synced before the next: a crash tears only the
                 // last, and nothing valid follows it. A valid record after a bad one means
                 // the bad one was synced once: damage, which is never cut.
                 if let Some(next) = (at + 1..b.len()).find(|&n| record_at(&b, n).is_some()) {
-                    return Err(fail(format!("byte {at}: a damaged record, and a valid one at byte {next} after it")));
+                    return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
                 }
-                keys.cut_or_fail(vfs, &path, at, writable, torn(at))?;
+                torn_tail(vfs, &path, at, writable)?;
                 break;
             };
-            keys.apply(body).map_err(|why| fail(format!("byte {at}: {why}")))?;
+            keys.apply(body).map_err(|why| format!("byte {at}: {why}"))?;
             at = end;
         }
-        if keys.len == 0 {
-            keys.len = b.len() as u64;
-        }
         if writable {
-            keys.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| fail(e.to_string()))?));
+            keys.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
         }
         Ok(keys)
-    }
-
-    /// A torn last record: a writer cuts it (the append it began was never acknowledged, and no
-    /// record was sealed under its keys); a reader ignores it (the writer may be appending it).
-    fn cut_or_fail(
-        &mut self,
-        vfs: &dyn Vfs,
-        path: &Path,
-        at: usize,
-        writable: bool,
-        why: String,
-    ) -> Result<(), String> {
-        if writable {
-            tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
-            vfs.truncate(path, at as u64).map_err(|e| format!("{}: cut {why}: {e}", path.display()))?;
-        }
-        self.len = at as u64;
-        Ok(())
     }
 
     fn apply(&mut self, body: &[u8]) -> Result<(), String> {
@@ -394,7 +366,6 @@ impl Keys {
         let file = file.get_mut().unwrap_or_else(|p| p.into_inner());
         file.append(&bytes).map_err(|e| format!("append to {KEYS_FILE}: {e}"))?;
         file.sync_data().map_err(|e| format!("fsync {KEYS_FILE}: {e}"))?;
-        self.len += bytes.len() as u64;
         for (id, key) in fresh {
             self.insert(id, key)?;
         }
@@ -441,7 +412,6 @@ impl Keys {
         let reopened = vfs.open_append(&path, false).map_err(|e| format!("reopen {KEYS_FILE}: {e}"));
         replaced?;
         self.file = Some(std::sync::Mutex::new(reopened?));
-        self.len = bytes.len() as u64;
         self.destroy(erasure.clone());
         Ok(erasure)
     }
@@ -450,6 +420,17 @@ impl Keys {
     pub(crate) fn erasures(&self) -> &[ErasureRecord] {
         &self.erasures
     }
+}
+
+/// A torn last record at byte `at`: a writer cuts it (the append it began was never
+/// acknowledged, and no record was sealed under its keys); a reader leaves it (the writer may
+/// be appending it).
+fn torn_tail(vfs: &dyn Vfs, path: &Path, at: usize, writable: bool) -> Result<(), String> {
+    if writable {
+        tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
+        vfs.truncate(path, at as u64).map_err(|e| format!("cut the torn record at byte {at}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Why sealed text did not open.
