@@ -10,7 +10,7 @@
 //! type holds at most one free-text field, so the personal text is two slots: the text and the
 //! actor.
 
-use crate::bytes::{DecodeError, Reader, text};
+use crate::bytes::{DecodeError, Reader};
 use crate::{Event, Metadata, TEXT_BYTES_MAX, Timestamp};
 
 /// Whether an event's personal text is here ([`Envelope::text`](crate::Envelope::text),
@@ -71,16 +71,24 @@ fn slot(event: &mut Event) -> Option<Slot<'_>> {
     })
 }
 
-/// The event's free text, if it has any.
+/// The event's free text ([`Event::text`]) or a profile's owner, if it has either.
 fn text_of(event: &Event) -> Option<&str> {
     match event {
-        Event::CommitmentMade { title, .. } => Some(title.as_str()),
-        Event::AssessmentRecorded { reason, .. } => Some(reason.as_str()),
-        Event::CommitmentRenegotiated { reason, .. } | Event::CommitmentCancelled { reason, .. } => reason.as_deref(),
-        Event::EscalationRaised { summary, .. } | Event::IssueDisclosed { summary } => summary.as_deref(),
-        Event::SurveyAnswered { comment, .. } => comment.as_deref(),
         Event::AccountProfiled { profile } => profile.owner.as_deref(),
-        _ => None,
+        _ => event.text().map(|(_, text)| text),
+    }
+}
+
+/// Writes the two slots of the plaintext form ([`PersonalText::encode`]).
+fn write_slots(text: Option<&str>, actor: Option<&str>, out: &mut Vec<u8>) {
+    for s in [text, actor] {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                crate::bytes::text(out, s);
+            }
+        }
     }
 }
 
@@ -118,17 +126,8 @@ impl PersonalText {
     /// `meta` hold, without taking it out; returns whether there was any (when not, nothing
     /// needs sealing and `out` holds two absent slots).
     pub fn encode_of(event: &Event, meta: &Metadata, out: &mut Vec<u8>) -> bool {
-        let text = text_of(event);
-        let actor = meta.actor();
-        for s in [text, actor] {
-            match s {
-                None => out.push(0),
-                Some(s) => {
-                    out.push(1);
-                    crate::bytes::text(out, s);
-                }
-            }
-        }
+        let (text, actor) = (text_of(event), meta.actor());
+        write_slots(text, actor, out);
         text.is_some() || actor.is_some()
     }
 
@@ -140,15 +139,7 @@ impl PersonalText {
     /// Appends the plaintext form sealed at rest: two slots (the text, the actor), each a `0`
     /// byte when absent or a `1` byte and the string (LEB128 length, UTF-8 bytes).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        for s in [&self.text, &self.actor] {
-            match s {
-                None => out.push(0),
-                Some(s) => {
-                    out.push(1);
-                    text(out, s);
-                }
-            }
-        }
+        write_slots(self.text.as_deref(), self.actor.as_deref(), out);
     }
 
     /// Reads what [`encode`](Self::encode) wrote (all of `bytes`).

@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rapport_core::backend::KeyedMap;
+use rapport_core::backend::{KeyedMap, KeyedSet};
 use rapport_core::seal::{KEY_BYTES, SealKey};
 use rapport_core::{AccountId, Envelope, PersonalText, TextState, Timestamp};
 
 use crate::format::SealedRef;
+use crate::leb128::put as put_varint;
 
 use crate::vfs::{AppendFile, Vfs, read_exact_at};
 
@@ -56,8 +57,8 @@ pub(crate) struct Keys {
     by_id: KeyedMap<u32, Key>,
     /// Each account's live keys by month (a few dozen at most: a scan beats a map).
     current: KeyedMap<AccountId, Vec<(i32, u32)>>,
-    /// Destroyed key id to the index of the erasure that destroyed it.
-    destroyed: KeyedMap<u32, usize>,
+    /// The ids of destroyed keys.
+    destroyed: KeyedSet<u32>,
     erasures: Vec<ErasureRecord>,
     next_id: u32,
     log_id: [u8; 16],
@@ -68,7 +69,7 @@ pub(crate) struct Keys {
 /// What a sealed record's key is now.
 pub(crate) enum Lookup<'k> {
     Key(&'k SealKey),
-    /// Destroyed by the erasure at this index.
+    /// Destroyed by an erasure.
     Erased,
     /// Not in the key file: damage, or a key file from elsewhere.
     Missing,
@@ -77,14 +78,6 @@ pub(crate) enum Lookup<'k> {
 fn put_text(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 struct Cursor<'a> {
@@ -100,15 +93,9 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
     fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.take(1)?[0];
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a varint longer than ten bytes".into())
+        let (v, used) = crate::leb128::get(&self.b[self.at..]).ok_or("a varint overruns its record")?;
+        self.at += used;
+        Ok(v)
     }
     fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
@@ -189,7 +176,7 @@ impl Keys {
         Self {
             by_id: KeyedMap::default(),
             current: KeyedMap::default(),
-            destroyed: KeyedMap::default(),
+            destroyed: KeyedSet::default(),
             erasures: Vec::new(),
             next_id: 1,
             log_id,
@@ -292,7 +279,7 @@ impl Keys {
     }
 
     fn insert(&mut self, id: u32, key: Key) -> Result<(), String> {
-        if self.by_id.contains_key(&id) || self.destroyed.contains_key(&id) {
+        if self.by_id.contains_key(&id) || self.destroyed.contains(&id) {
             return Err(format!("key {id} appears twice"));
         }
         let months = self.current.entry(key.account.clone()).or_default();
@@ -307,7 +294,6 @@ impl Keys {
 
     /// Forgets the keys `e` destroyed and records it.
     fn destroy(&mut self, e: ErasureRecord) {
-        let index = self.erasures.len();
         for id in &e.keys {
             if let Some(k) = self.by_id.remove(id)
                 && let Some(months) = self.current.get_mut(&k.account)
@@ -317,7 +303,7 @@ impl Keys {
                     self.current.remove(&k.account);
                 }
             }
-            self.destroyed.insert(*id, index);
+            self.destroyed.insert(*id);
             self.next_id = self.next_id.max(id.saturating_add(1));
         }
         self.erasures.push(e);
@@ -327,7 +313,7 @@ impl Keys {
     pub(crate) fn lookup(&self, id: u32) -> Lookup<'_> {
         match self.by_id.get(&id) {
             Some(k) => Lookup::Key(&k.key),
-            None if self.destroyed.contains_key(&id) => Lookup::Erased,
+            None if self.destroyed.contains(&id) => Lookup::Erased,
             None => Lookup::Missing,
         }
     }

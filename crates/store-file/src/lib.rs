@@ -65,6 +65,7 @@ pub mod id_file_probe;
 mod index;
 mod job;
 mod keys;
+mod leb128;
 mod offsets;
 mod open;
 mod options;

@@ -41,16 +41,7 @@ impl Positions {
         if self.len.is_multiple_of(MARK_EVERY) {
             self.marks.push((self.bytes.len() as u64, self.last));
         }
-        let mut delta = position - self.last;
-        loop {
-            let low = (delta & 0x7f) as u8;
-            delta >>= 7;
-            if delta == 0 {
-                self.bytes.push(low);
-                break;
-            }
-            self.bytes.push(low | 0x80);
-        }
+        crate::leb128::put(&mut self.bytes, position - self.last);
         self.len += 1;
         self.last = position;
     }
@@ -84,7 +75,8 @@ impl Positions {
             {
                 return Err(format!("stream positions: no mark, or another, at entry {n}"));
             }
-            let (delta, used) = varint(&self.bytes[at..]).ok_or("stream positions: a delta does not decode")?;
+            let (delta, used) =
+                crate::leb128::get(&self.bytes[at..]).ok_or("stream positions: a delta does not decode")?;
             if delta == 0 {
                 return Err("stream positions do not increase".into());
             }
@@ -100,23 +92,6 @@ impl Positions {
         }
         Ok(())
     }
-}
-
-/// A LEB128 value at the start of `b`, and its length: `None` if it runs off the end or past
-/// 64 bits.
-fn varint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut value = 0u64;
-    for (i, &byte) in b.iter().enumerate().take(10) {
-        let low = u64::from(byte & 0x7f);
-        if i == 9 && low > 1 {
-            return None;
-        }
-        value |= low << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 /// Positions from a given entry on (see [`Positions::iter_from`]).
@@ -139,7 +114,7 @@ impl Iterator for Iter<'_> {
                 return None;
             }
             // A table that does not decode ends here (`check` refuses one when it is loaded).
-            let Some((delta, used)) = varint(self.bytes.get(self.at..)?) else {
+            let Some((delta, used)) = crate::leb128::get(self.bytes.get(self.at..)?) else {
                 self.left = 0;
                 return None;
             };

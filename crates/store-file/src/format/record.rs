@@ -58,8 +58,8 @@ pub fn encode_record(
         match sealed {
             Some(s) => {
                 let mut key = Vec::with_capacity(5);
-                put_varint(&mut key, u64::from(s.key));
-                put_varint(out, (key.len() + s.bytes.len()) as u64);
+                crate::leb128::put(&mut key, u64::from(s.key));
+                crate::leb128::put(out, (key.len() + s.bytes.len()) as u64);
                 out.extend_from_slice(&key);
                 out.extend_from_slice(s.bytes);
                 codec::encode_event_stripped(e, out);
@@ -93,27 +93,11 @@ pub fn encode_record(
     Ok(())
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn read_varint(b: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let Some(&byte) = b.get(*at) else {
-            return Err(err(*at, "sealed section: a varint overruns the record"));
-        };
-        *at += 1;
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(err(*at, "sealed section: a varint longer than ten bytes"))
+    let (v, used) =
+        crate::leb128::get(&b[*at..]).ok_or_else(|| err(*at, "sealed section: a varint overruns the record"))?;
+    *at += used;
+    Ok(v)
 }
 
 /// A record's content split from its sealed section (version 4; none before).
