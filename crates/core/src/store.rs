@@ -281,18 +281,7 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
         async move {
             let head = self.head().await?;
-            let mut next = Position(from.0.max(1));
-            while next <= head {
-                let page = self.read_all(next, READ_LIMIT_MAX).await?;
-                if page.is_empty() {
-                    break;
-                }
-                for e in page.iter().take_while(|e| e.position <= head) {
-                    visit(&e.view());
-                    next = e.position.next();
-                }
-            }
-            Ok(next)
+            crate::backend::scan_pages(head, from, |next| self.read_all(next, READ_LIMIT_MAX), visit).await
         }
     }
 }
@@ -469,6 +458,20 @@ macro_rules! forward_store {
 
             fn reserve(&self, events: usize) {
                 (**self).reserve(events);
+            }
+        }
+
+        impl<S: $crate::ErasingStore, $($gen)*> $crate::ErasingStore for $ty {
+            fn erase(&self, account: &$crate::AccountId, reason: &str) -> impl ::std::future::Future<Output = Result<$crate::Erasure, $crate::EraseError>> + Send {
+                (**self).erase(account, reason)
+            }
+
+            fn erase_before(&self, before: $crate::Timestamp, reason: &str) -> impl ::std::future::Future<Output = Result<$crate::Erasure, $crate::EraseError>> + Send {
+                (**self).erase_before(before, reason)
+            }
+
+            fn erasures(&self) -> impl ::std::future::Future<Output = Result<Vec<$crate::Erasure>, $crate::ReadError>> + Send {
+                (**self).erasures()
             }
         }
     };

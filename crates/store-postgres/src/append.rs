@@ -14,7 +14,8 @@ use rapport_core::{
 use uuid::Uuid;
 
 use crate::pipeline::{Chain, Cover, Forecast, Lock, Turn, settle};
-use crate::rows::{CopyRows, Rows, replay_stream, saved_snapshot, stored_event};
+use crate::rows::{Copied, CopyRows, Rows, replay_stream, saved_snapshot, stored_event};
+use crate::sealing::{KeyRing, Openers, find_or_make_keys};
 use crate::sql::Statements;
 use crate::{pg_error, storage};
 
@@ -147,13 +148,17 @@ impl Append<'_> {
             turn.committed();
             return Ok(Attempt::Done(Ok(AppendOutcome { appended: Vec::new(), duplicates })));
         }
-        let placed = self.place(&fresh, decided.head, decided.recorded, copy_rows.is_some());
+        // The keys, under cover (no other writer makes or erases keys meanwhile), and the text
+        // sealed. Keys an uncommitted predecessor made come with its forecast.
+        let mut ring = decided.ring;
+        find_or_make_keys(&tx, &self.st.keys, fresh.iter().map(|&(k, _)| &self.batch[k]), &mut ring).await?;
+        let placed = self.place(&fresh, decided.head, decided.recorded, copy_rows.is_some(), &ring)?;
         // Copied rows go first: the server inserts them while the snapshots are serialised and
         // the forecast is handed on (and, in a chain, while the predecessor commits).
         let copy = match copy_rows {
             Some(encoded) => {
                 use futures_util::SinkExt;
-                let data = encoded.finish(&placed.copied, decided.recorded);
+                let data = encoded.finish(&placed.copied, decided.recorded).map_err(|e| storage(self.op, e))?;
                 let mut sink = Box::pin(tx.copy_in(&self.st.insert).await.map_err(db)?);
                 sink.send(bytes::Bytes::from(data)).await.map_err(db)?;
                 Some(sink)
@@ -177,7 +182,8 @@ impl Append<'_> {
         );
         // The next append on this handle may decide against this one, while this append holds
         // the only strong reference to its forecast (dropped when it ends).
-        let _forecast = self.hand_on_forecast(turn, cover, state, &fresh, &placed, decided.head, decided.recorded);
+        let _forecast =
+            self.hand_on_forecast(turn, cover, state, &fresh, &placed, (decided.head, decided.recorded), ring);
         let n = placed.appended.len();
         let insert = async {
             match copy {
@@ -243,7 +249,7 @@ impl Append<'_> {
             // Covered by the chain: the log will be the forecast one if the predecessor
             // commits, which is checked before this append commits.
             self.lock.stats.joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Decided { head: f.head, recorded: f.recorded.max(now), plan: Ok(plan) });
+            return Ok(Decided { head: f.head, recorded: f.recorded.max(now), plan: Ok(plan), ring: f.keys.clone() });
         }
         if let Cover::Chain { settled, .. } = cover
             && !*settled
@@ -266,19 +272,27 @@ impl Append<'_> {
             // it would be: then it committed, and nobody appended after it. Otherwise someone
             // else appended in between, or the predecessor failed: decide again.
             if f.head == head && Some(f.last_id) == last.get::<_, Option<Uuid>>(3) {
-                return Ok(Decided { head, recorded, plan: Ok(plan) });
+                return Ok(Decided { head, recorded, plan: Ok(plan), ring: KeyRing::new() });
             }
         }
         let all = self.keys.names(|_| true);
         let (known, snapshots, last) = read_log(tx, &self.st, lock, &self.keys.ids, &all).await.map_err(db)?;
         turn.locked();
         let (head, recorded) = head_of(&last);
-        Ok(Decided { head, recorded, plan: decide(tx, self, recorded, known, snapshots, None).await? })
+        let plan = decide(tx, self, recorded, known, snapshots, None).await?;
+        Ok(Decided { head, recorded, plan, ring: KeyRing::new() })
     }
 
-    /// Positions after `head` for the plan's new events, in order: as insert columns, or (when
-    /// copying) as the patches the copy rows need.
-    fn place(&self, fresh: &[(usize, StreamVersion)], head: i64, recorded: i64, copying: bool) -> Placed {
+    /// Positions after `head` for the plan's new events, in order, their text sealed under the
+    /// keys of `ring`: as insert columns, or (when copying) as what the copy rows need.
+    fn place(
+        &self,
+        fresh: &[(usize, StreamVersion)],
+        head: i64,
+        recorded: i64,
+        copying: bool,
+        ring: &KeyRing,
+    ) -> Result<Placed, StorageError> {
         let recorded_at = Timestamp::from_unix_nanos(recorded);
         let n = fresh.len();
         let mut placed = Placed {
@@ -287,14 +301,16 @@ impl Append<'_> {
             versions: Vec::with_capacity(n),
             copied: Vec::with_capacity(if copying { n } else { 0 }),
         };
+        let mut sealers = HashMap::new();
         for (i, &(k, version)) in fresh.iter().enumerate() {
             let e = &self.batch[k];
             let position = head + 1 + i as i64;
             placed.versions.push(version.0 as i64);
+            let sealed = crate::sealing::seal(e, ring, &mut sealers).map_err(|why| storage(self.op, why))?;
             if copying {
-                placed.copied.push((k, position, version.0 as i64));
+                placed.copied.push(Copied { index: k, position, version: version.0 as i64, sealed });
             } else {
-                placed.rows.push(e, position);
+                placed.rows.push(e, position, sealed);
             }
             placed.appended.push(Committed {
                 id: e.id,
@@ -304,7 +320,7 @@ impl Append<'_> {
             });
         }
         debug_assert!(placed.appended.windows(2).all(|w| w[1].position.0 == w[0].position.0 + 1), "gapless positions");
-        placed
+        Ok(placed)
     }
 
     /// New snapshots (from `state`) for the streams the new events `fresh` grew.
@@ -333,8 +349,8 @@ impl Append<'_> {
         state: LogState,
         fresh: &[(usize, StreamVersion)],
         placed: &Placed,
-        head: i64,
-        recorded: i64,
+        (head, recorded): (i64, i64),
+        keys: KeyRing,
     ) -> Option<Arc<Forecast>> {
         if !turn.wants_forecast() {
             return None;
@@ -346,7 +362,8 @@ impl Append<'_> {
             Cover::Chain { chain, .. } => Some(Arc::downgrade(chain)),
             Cover::Lock => None,
         };
-        let f = Arc::new(Forecast { head: head + placed.appended.len() as i64, last_id, recorded, state, ids, chain });
+        let head = head + placed.appended.len() as i64;
+        let f = Arc::new(Forecast { head, last_id, recorded, state, ids, keys, chain });
         turn.forecast(&f);
         Some(f)
     }
@@ -358,6 +375,9 @@ struct Decided {
     head: i64,
     recorded: i64,
     plan: Result<Plan, AppendError>,
+    /// The keys known before the log shows them: an uncommitted predecessor's, when decided
+    /// against its forecast.
+    ring: KeyRing,
 }
 
 /// The new events placed after the head.
@@ -366,8 +386,8 @@ struct Placed {
     rows: Rows,
     appended: Vec<Committed>,
     versions: Vec<i64>,
-    /// Batch index, position and stream version of each copied row (a bulk append).
-    copied: Vec<(usize, i64, i64)>,
+    /// What each copied row needs (a bulk append).
+    copied: Vec<Copied>,
 }
 
 /// The streams' new snapshots, as upsert columns.
@@ -443,10 +463,12 @@ async fn decide(
     let (op, batch, expected, admission) = (a.op, a.batch, a.expected, a.admission(recorded_ns));
     // Duplicates of logged (or forecast) events: the same content is a duplicate, other
     // content a conflict.
-    let known: HashMap<Uuid, NewEvent> = known
+    let mut openers = Openers::default();
+    let known: HashMap<Uuid, rapport_core::Envelope> = known
         .iter()
         .map(|r| {
-            let e = stored_event(r).map_err(|e| storage(op, format!("stored event {}: {e}", r.get::<_, Uuid>(1))))?;
+            let e = stored_event(r, &mut openers)
+                .map_err(|e| storage(op, format!("stored event {}: {e}", r.get::<_, Uuid>(1))))?;
             Ok((r.get::<_, Uuid>(1), e))
         })
         .collect::<Result<_, StorageError>>()?;

@@ -46,11 +46,13 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 mod append;
+mod erase;
 mod listen;
 mod password;
 mod pipeline;
 mod rows;
 mod schema;
+mod sealing;
 mod sql;
 #[cfg(test)]
 mod tests;
@@ -59,9 +61,10 @@ use append::append_tx;
 use listen::{AbortOnDrop, Listener};
 use pipeline::{Lock, Turn, TurnSignals};
 use rapport_core::watch::HeadWatch;
-use rows::{LINE_COLUMNS, decode_row, saved_snapshot, stored_event};
+use rows::{EVENTS_FROM, LINE_COLUMNS, LINE_COLUMNS_WITHHELD, decode_row, saved_snapshot, stored_event};
 pub use schema::SCHEMA_VERSION;
 use schema::{APPEND_LOCK, MigrateFailure, migrate};
+use sealing::Openers;
 use sql::{HEAD_POSITION_SQL, IDS_SQL, SNAPSHOTS_SQL};
 
 /// Why a store could not connect or migrate.
@@ -359,27 +362,41 @@ impl PgStore {
         async move { handle.await.map_err(|e| storage(operation, format!("task failed: {e}")))? }
     }
 
-    /// Reads envelopes selected by `filter` (the SQL after `FROM rapport_events`) on the store's
-    /// runtime.
+    /// Reads envelopes selected by `filter` (the SQL after `FROM rapport_events e`, joined
+    /// with the keys) on the store's runtime, their personal text opened or, with `withheld`,
+    /// left sealed.
     fn read_events(
         &self,
         operation: &'static str,
         filter: &'static str,
         params: Vec<Param>,
+        withheld: bool,
     ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send + 'static {
         let pool = self.inner.pool.clone();
+        let columns = if withheld { LINE_COLUMNS_WITHHELD } else { LINE_COLUMNS };
         let fut = self.spawn(operation, async move {
             let client = pool.get().await.map_err(|e| storage(operation, e))?;
             let sql =
-                format!("SELECT {LINE_COLUMNS}, recorded_at_ns, stream_version, position FROM rapport_events {filter}");
+                format!("SELECT {columns}, e.recorded_at_ns, e.stream_version, e.position FROM {EVENTS_FROM} {filter}");
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
             client.query(&sql, &refs).await.map_err(|e| pg_error(operation, e))
         });
         async move {
             let rows = fut.await?;
-            rows.iter().map(decode_row).collect()
+            let mut openers = Openers::default();
+            rows.iter().map(|r| decode_row(r, &mut openers)).collect()
         }
+    }
+
+    /// A page of the log from `from`, its personal text withheld (see [`Store::scan`]).
+    fn read_all_withheld(
+        &self,
+        from: Position,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send + 'static {
+        let params: Vec<Param> = vec![Box::new(from.0.max(1) as i64), Box::new(limit_of(limit))];
+        self.read_events("scan", "WHERE e.position >= $1 ORDER BY e.position LIMIT $2", params, true)
     }
 
     /// Runs one append transaction (plain or bulk) on the store's runtime.
@@ -492,14 +509,31 @@ impl Store for PgStore {
             vec![Box::new(account.as_str().to_owned()), Box::new(from.0.max(1) as i64), Box::new(limit_of(limit))];
         self.read_events(
             "read_stream",
-            "WHERE account = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3",
+            "WHERE e.account = $1 AND e.stream_version >= $2 ORDER BY e.stream_version LIMIT $3",
             params,
+            false,
         )
     }
 
     fn read_all(&self, from: Position, limit: usize) -> impl Future<Output = Result<Vec<Envelope>, ReadError>> + Send {
         let params: Vec<Param> = vec![Box::new(from.0.max(1) as i64), Box::new(limit_of(limit))];
-        self.read_events("read_all", "WHERE position >= $1 ORDER BY position LIMIT $2", params)
+        self.read_events("read_all", "WHERE e.position >= $1 ORDER BY e.position LIMIT $2", params, false)
+    }
+
+    /// Pages of the log with the personal text withheld ([`TextState::Withheld`]): neither
+    /// the sealed bytes nor the keys are fetched, so folding never decrypts.
+    ///
+    /// [`TextState::Withheld`]: rapport_core::TextState::Withheld
+    fn scan<'a>(
+        &'a self,
+        from: Position,
+        visit: &'a mut (dyn FnMut(&rapport_core::EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
+        async move {
+            let head = self.head().await?;
+            rapport_core::backend::scan_pages(head, from, |next| self.read_all_withheld(next, READ_LIMIT_MAX), visit)
+                .await
+        }
     }
 
     fn accounts(
@@ -615,11 +649,13 @@ impl BackfillStore for PgStore {
         async move {
             let (asked_ids, id_rows, snapshot_rows) = fut.await?;
             let mut found: HashMap<Uuid, u64> = HashMap::new();
+            let mut openers = Openers::default();
             for r in id_rows {
                 let id: Uuid = r.get(1);
                 let corrupt =
                     |reason: String| ReadError::Corrupt { location: format!("rapport_events id {id}"), reason };
-                found.insert(id, stored_event(&r).map_err(corrupt)?.fingerprint());
+                // An erased event answers with its erased fingerprint (`Envelope::fingerprint`).
+                found.insert(id, stored_event(&r, &mut openers).map_err(corrupt)?.fingerprint());
             }
             let logged = asked_ids.iter().map(|id| found.get(id).copied()).collect();
             let mut saved: HashMap<String, Option<StreamState>> =
@@ -698,32 +734,5 @@ impl rapport_core::DerivedStore for PgStore {
                 None => Err(ReadError::Storage(StorageError::new(OP, "not a derived blob's name"))),
             }
         }
-    }
-}
-
-/// PostgreSQL keeps personal text in the clear in this build: erasing is refused, saying so.
-impl rapport_core::ErasingStore for PgStore {
-    fn erase(
-        &self,
-        _account: &AccountId,
-        _reason: &str,
-    ) -> impl Future<Output = Result<rapport_core::Erasure, rapport_core::EraseError>> + Send {
-        std::future::ready(Err(rapport_core::EraseError::Unsupported(
-            "the PostgreSQL store keeps personal text in the clear in this build, so it cannot erase it".into(),
-        )))
-    }
-
-    fn erase_before(
-        &self,
-        _before: rapport_core::Timestamp,
-        _reason: &str,
-    ) -> impl Future<Output = Result<rapport_core::Erasure, rapport_core::EraseError>> + Send {
-        std::future::ready(Err(rapport_core::EraseError::Unsupported(
-            "the PostgreSQL store keeps personal text in the clear in this build, so it cannot erase it".into(),
-        )))
-    }
-
-    fn erasures(&self) -> impl Future<Output = Result<Vec<rapport_core::Erasure>, ReadError>> + Send {
-        std::future::ready(Ok(Vec::new()))
     }
 }

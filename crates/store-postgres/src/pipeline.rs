@@ -174,6 +174,8 @@ pub(crate) struct Forecast {
     pub(crate) ids: HashMap<Uuid, u64>,
     /// The `recorded_at` of its rows.
     pub(crate) recorded: i64,
+    /// The keys it sealed with, some of them made by it (the log shows them once it commits).
+    pub(crate) keys: crate::sealing::KeyRing,
     /// The chain it belongs to, if it is a bulk append.
     pub(crate) chain: Option<std::sync::Weak<Chain>>,
 }

@@ -8,16 +8,32 @@ use rapport_core::{
 };
 use uuid::Uuid;
 
+use crate::sealing::{Openers, RowText, open};
 use crate::{pg_error, storage};
 
-/// The columns that make up a stored event, in the order [`stored_event`] reads them.
-pub(crate) const LINE_COLUMNS: &str = "type, id, account, occurred_at_ns, payload, schema_version";
+/// The events joined with the keys of their sealed text (`e` and `k`).
+pub(crate) const EVENTS_FROM: &str = "rapport_events e LEFT JOIN rapport_keys k ON k.id = e.key_id";
 
-/// A stored event, from a row that starts with [`LINE_COLUMNS`]. Since schema version 3
-/// `payload` holds only the event's own fields and, since version 5, its metadata
-/// ([`NewEvent::to_body_json`]); rows written before version 3 hold the whole canonical line.
-pub(crate) fn stored_event(row: &tokio_postgres::Row) -> Result<NewEvent, String> {
-    event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5))
+/// The columns that make up a stored event, in the order [`stored_event`] reads them, from
+/// [`EVENTS_FROM`]: the personal text opened.
+pub(crate) const LINE_COLUMNS: &str =
+    "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, e.sealed, k.key";
+
+/// [`LINE_COLUMNS`] with the personal text withheld: neither the sealed bytes nor the key
+/// (an empty key says it exists), for reads that do not need the text (scans).
+pub(crate) const LINE_COLUMNS_WITHHELD: &str = "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, NULL::bytea, CASE WHEN k.id IS NULL THEN NULL ELSE ''::bytea END";
+
+/// A stored event, from a row that starts with [`LINE_COLUMNS`] (or
+/// [`LINE_COLUMNS_WITHHELD`]), as an envelope at position 0 (the caller places it). Since
+/// schema version 3 `payload` holds only the event's own fields and, since version 5, its
+/// metadata ([`NewEvent::to_body_json`]); rows written before version 3 hold the whole
+/// canonical line. Since version 6 a row with personal text holds its stripped form, the text
+/// sealed apart (`crate::sealing`).
+pub(crate) fn stored_event(row: &tokio_postgres::Row, openers: &mut Openers) -> Result<Envelope, String> {
+    let e = event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5))?;
+    let mut e = Envelope::new(e, Timestamp::from_unix_nanos(0), StreamVersion(0), Position(0));
+    open(&mut e, RowText { key_id: row.get(6), sealed: row.get(7), key: row.get(8) }, openers)?;
+    Ok(e)
 }
 
 /// [`stored_event`] from the column values. A row of an older schema version of its type
@@ -43,19 +59,17 @@ pub(crate) fn event_of(
     upcast::upcast_decoded(version, e).map_err(|e| e.to_string())
 }
 
-/// A stored event from a row: [`LINE_COLUMNS`], then `recorded_at_ns`, `stream_version` and
-/// `position`.
-pub(crate) fn decode_row(row: &tokio_postgres::Row) -> Result<Envelope, ReadError> {
-    let position: i64 = row.get(8);
+/// A stored event from a row: [`LINE_COLUMNS`] (or [`LINE_COLUMNS_WITHHELD`]), then
+/// `recorded_at_ns`, `stream_version` and `position`.
+pub(crate) fn decode_row(row: &tokio_postgres::Row, openers: &mut Openers) -> Result<Envelope, ReadError> {
+    let position: i64 = row.get(11);
     let corrupt =
         |reason: String| ReadError::Corrupt { location: format!("rapport_events position {position}"), reason };
-    let e = stored_event(row).map_err(corrupt)?;
-    Ok(Envelope::new(
-        e,
-        Timestamp::from_unix_nanos(row.get(6)),
-        StreamVersion(row.get::<_, i64>(7) as u64),
-        Position(position as u64),
-    ))
+    let mut e = stored_event(row, openers).map_err(corrupt)?;
+    e.recorded_at = Timestamp::from_unix_nanos(row.get(9));
+    e.stream_version = StreamVersion(row.get::<_, i64>(10) as u64);
+    e.position = Position(position as u64);
+    Ok(e)
 }
 
 /// A stream's saved snapshot from a `rapport_accounts` row (account, version, state), when it
@@ -76,6 +90,8 @@ pub(crate) struct Rows {
     pub(crate) types: Vec<String>,
     pub(crate) payloads: Vec<String>,
     pub(crate) schema_versions: Vec<i16>,
+    pub(crate) key_ids: Vec<Option<i64>>,
+    pub(crate) sealed: Vec<Option<Vec<u8>>>,
 }
 
 impl Rows {
@@ -88,18 +104,23 @@ impl Rows {
             types: Vec::with_capacity(n),
             payloads: Vec::with_capacity(n),
             schema_versions: Vec::with_capacity(n),
+            key_ids: Vec::with_capacity(n),
+            sealed: Vec::with_capacity(n),
         }
     }
 
-    /// Adds `e`'s row at `position`.
-    pub(crate) fn push(&mut self, e: &NewEvent, position: i64) {
+    /// Adds `e`'s row at `position`, with its personal text `sealed` under a key (its id).
+    pub(crate) fn push(&mut self, e: &NewEvent, position: i64, sealed: Option<(i64, Vec<u8>)>) {
         self.positions.push(position);
         self.accounts.push(e.account.as_str().to_owned());
         self.ids.push(e.id.as_uuid());
         self.occurred.push(e.occurred_at.unix_nanos());
         self.types.push(e.event.kind().tag().to_owned());
-        self.payloads.push(e.to_body_json());
+        self.payloads.push(crate::sealing::stored_payload(e));
         self.schema_versions.push(schema_version(e));
+        let (key_id, sealed) = sealed.unzip();
+        self.key_ids.push(key_id);
+        self.sealed.push(sealed);
     }
 
     /// Inserts the rows (with their stream `versions`, and `recorded` as `recorded_at`) through
@@ -123,6 +144,8 @@ impl Rows {
                 &self.types,
                 &self.payloads,
                 &self.schema_versions,
+                &self.key_ids,
+                &self.sealed,
             ],
         )
         .await
@@ -138,13 +161,15 @@ fn schema_version(e: &NewEvent) -> i16 {
 
 /// The bulk path's copy into the events table; the columns are those [`CopyRows`] encodes.
 pub(crate) const COPY_SQL: &str = "COPY rapport_events
-         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version)
+         (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version,
+          key_id, sealed)
      FROM STDIN BINARY";
 
 /// A bulk batch encoded as the rows of a binary `COPY` into the events table (`COPY_SQL`),
 /// before the append lock is taken. A row's position, stream version and `recorded_at` are
 /// known only once the append is decided: they are fixed-width fields, written as zeros here
-/// and patched in then, so no lock is held while the batch is encoded.
+/// and patched in then, so no lock is held while the batch is encoded. The key and the sealed
+/// text, made under the lock, end each row; they are added as the rows are copied out.
 pub(crate) struct CopyRows {
     /// The binary copy header, then one row per event of the batch.
     buf: Vec<u8>,
@@ -163,9 +188,10 @@ struct RowAt {
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The field count that ends a binary copy.
 const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
-/// The fields of a row, and where the position's value starts (after the field count and the
+/// The fields of a row (the last two, the key's id and the sealed text, added by
+/// [`CopyRows::finish`]), and where the position's value starts (after the field count and the
 /// position's length).
-const COPY_FIELDS: i16 = 9;
+const COPY_FIELDS: i16 = 11;
 const POSITION_AT: usize = 2 + 4;
 
 impl CopyRows {
@@ -191,39 +217,52 @@ impl CopyRows {
             let recorded = buf.len() + 4;
             field(&mut buf, &0i64.to_be_bytes())?;
             field(&mut buf, e.event.kind().tag().as_bytes())?;
-            field(&mut buf, e.to_body_json().as_bytes())?;
+            field(&mut buf, crate::sealing::stored_payload(e).as_bytes())?;
             field(&mut buf, &schema_version(e).to_be_bytes())?;
             rows.push(RowAt { start, version, recorded });
         }
         Ok(Self { buf, rows })
     }
 
-    /// The copy data for the rows `fresh` names (batch index, position, stream version), in
-    /// that order, all recorded at `recorded`.
-    pub(crate) fn finish(mut self, fresh: &[(usize, i64, i64)], recorded: i64) -> Vec<u8> {
+    /// The copy data for the rows `fresh` names (batch index, position, stream version, and
+    /// the sealed text with its key's id), in that order, all recorded at `recorded`.
+    pub(crate) fn finish(mut self, fresh: &[Copied], recorded: i64) -> Result<Vec<u8>, String> {
         let patch = |buf: &mut [u8], at: usize, v: i64| buf[at..at + 8].copy_from_slice(&v.to_be_bytes());
-        for &(k, position, version) in fresh {
-            let r = self.rows[k];
-            patch(&mut self.buf, r.start + POSITION_AT, position);
-            patch(&mut self.buf, r.version, version);
+        let sealed_bytes: usize = fresh.iter().filter_map(|c| c.sealed.as_ref()).map(|(_, s)| s.len() + 8).sum();
+        let mut out = Vec::with_capacity(self.buf.len() + fresh.len() * 16 + sealed_bytes + COPY_TRAILER.len());
+        out.extend_from_slice(COPY_HEADER);
+        for c in fresh {
+            let r = self.rows[c.index];
+            patch(&mut self.buf, r.start + POSITION_AT, c.position);
+            patch(&mut self.buf, r.version, c.version);
             patch(&mut self.buf, r.recorded, recorded);
-        }
-        let in_order = fresh.len() == self.rows.len() && fresh.iter().enumerate().all(|(i, f)| f.0 == i);
-        let mut out = if in_order {
-            self.buf
-        } else {
-            // Some events were duplicates: copy only the others.
-            let end = |k: usize| self.rows.get(k + 1).map_or(self.buf.len(), |r| r.start);
-            let mut out = Vec::with_capacity(self.buf.len());
-            out.extend_from_slice(COPY_HEADER);
-            for &(k, ..) in fresh {
-                out.extend_from_slice(&self.buf[self.rows[k].start..end(k)]);
+            let end = self.rows.get(c.index + 1).map_or(self.buf.len(), |r| r.start);
+            out.extend_from_slice(&self.buf[r.start..end]);
+            match &c.sealed {
+                Some((key_id, sealed)) => {
+                    out.extend_from_slice(&8i32.to_be_bytes());
+                    out.extend_from_slice(&key_id.to_be_bytes());
+                    let len =
+                        i32::try_from(sealed.len()).map_err(|_| format!("sealed text of {} bytes", sealed.len()))?;
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(sealed);
+                }
+                // Two NULLs.
+                None => (0..2).for_each(|_| out.extend_from_slice(&(-1i32).to_be_bytes())),
             }
-            out
-        };
+        }
         out.extend_from_slice(&COPY_TRAILER);
-        out
+        Ok(out)
     }
+}
+
+/// A copied row's place: its batch index, position and stream version, and its sealed text
+/// with the key's id.
+pub(crate) struct Copied {
+    pub(crate) index: usize,
+    pub(crate) position: i64,
+    pub(crate) version: i64,
+    pub(crate) sealed: Option<(i64, Vec<u8>)>,
 }
 
 /// A stream's validation state, replayed from its events (for rows without a snapshot).
@@ -233,16 +272,17 @@ pub(crate) async fn replay_stream(
 ) -> Result<StreamState, StorageError> {
     let rows = tx
         .query(
-            &format!("SELECT {LINE_COLUMNS} FROM rapport_events WHERE account = $1 ORDER BY stream_version"),
+            &format!("SELECT {LINE_COLUMNS} FROM {EVENTS_FROM} WHERE e.account = $1 ORDER BY e.stream_version"),
             &[&account.as_str()],
         )
         .await
         .map_err(|e| pg_error("replay stream", e))?;
     let mut stream = StreamState::default();
+    let mut openers = Openers::default();
     for r in rows {
         let bad = |err: String| storage("replay stream", format!("stored event {}: {err}", r.get::<_, Uuid>(1)));
-        let e = stored_event(&r).map_err(bad)?;
-        let _ = stream.check_and_apply(&e);
+        let e = stored_event(&r, &mut openers).map_err(bad)?;
+        let _ = stream.check_and_apply(&e.to_new_event());
     }
     Ok(stream)
 }

@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 use crate::pool_reason;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The key of the advisory lock that serialises appends (and migrations), "rapport" in ASCII.
 pub(crate) const APPEND_LOCK: i64 = 0x0072_6170_706f_7274;
@@ -60,6 +60,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS schema_version smallint NOT NULL DEFAULT 1;
     COMMENT ON COLUMN rapport_events.schema_version IS
         'the schema version of the event type the row was written in (EventKind::schema_version)';
+",
+    "
+    -- Version 6: personal text sealed (docs/privacy.md). One key per account and month of
+    -- occurred_at, made under the append lock; ids come from a sequence and are never reused,
+    -- so a row whose key was destroyed never meets another key. New rows with personal text
+    -- keep their stripped form in payload and the sealed text in sealed, under key_id. Rows
+    -- written before hold their text in the clear (text_in_clear: the default for rows that
+    -- exist when the column is added, so nothing is rewritten now); an erasure that reaches
+    -- them strips their payload and clears the flag.
+    CREATE SEQUENCE IF NOT EXISTS rapport_key_ids;
+    CREATE TABLE IF NOT EXISTS rapport_keys (
+        id       bigint   PRIMARY KEY,
+        account  text     NOT NULL,
+        month    integer  NOT NULL,
+        key      bytea    NOT NULL,
+        UNIQUE (account, month)
+    );
+    CREATE TABLE IF NOT EXISTS rapport_erasures (
+        seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ns           bigint NOT NULL,
+        account         text,
+        before_ns       bigint,
+        reason          text   NOT NULL,
+        keys_destroyed  bigint NOT NULL
+    );
+    ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS key_id bigint;
+    ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS sealed bytea;
+    ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS text_in_clear boolean NOT NULL DEFAULT true;
+    ALTER TABLE rapport_events ALTER COLUMN text_in_clear SET DEFAULT false;
 ",
 ];
 

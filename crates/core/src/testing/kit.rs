@@ -245,6 +245,7 @@ macro_rules! conformance_suite {
             forged_twins_are_conflicts,
             subscriptions_never_skip_or_repeat,
             derived_state_round_trips,
+            erasure_keeps_everything_but_the_text,
         );
     };
     (@tests (required) $make:expr; $($check:ident),* $(,)?) => {
