@@ -524,16 +524,13 @@ impl Store for PgStore {
     /// the sealed bytes nor the keys are fetched, so folding never decrypts.
     ///
     /// [`TextState::Withheld`]: rapport_core::TextState::Withheld
-    fn scan<'a>(
-        &'a self,
+    async fn scan(
+        &self,
         from: Position,
-        visit: &'a mut (dyn FnMut(&rapport_core::EnvelopeRef<'_>) + Send),
-    ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
-        async move {
-            let head = self.head().await?;
-            rapport_core::backend::scan_pages(head, from, |next| self.read_all_withheld(next, READ_LIMIT_MAX), visit)
-                .await
-        }
+        visit: &mut (dyn FnMut(&rapport_core::EnvelopeRef<'_>) + Send),
+    ) -> Result<Position, ReadError> {
+        let head = self.head().await?;
+        rapport_core::backend::scan_pages(head, from, |next| self.read_all_withheld(next, READ_LIMIT_MAX), visit).await
     }
 
     fn accounts(

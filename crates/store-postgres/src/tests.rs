@@ -174,7 +174,8 @@ fn a_stored_event_is_read_back_exactly() {
 
 /// Inserts `events` as rows of an older schema: no `schema_version` (the column's default, 1,
 /// stands for them), `payload` as `payload` writes it (the whole line before schema 3, the
-/// body since), no stream snapshot (as schema 1 left them); stream versions counted here.
+/// body since), text in the clear (as migration 6 marks the rows it finds), no stream snapshot
+/// (as schema 1 left them); stream versions counted here.
 fn insert_as_older_schemas_did(store: &PgStore, events: &[NewEvent], payload: fn(&NewEvent) -> String) {
     let mut versions: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = events
@@ -202,7 +203,7 @@ fn insert_as_older_schemas_did(store: &PgStore, events: &[NewEvent], payload: fn
             client
                 .execute(
                     "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
-                             recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
+                             recorded_at_ns, type, payload, text_in_clear) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, true)",
                     &[position, account, version, id, occurred, tag, payload],
                 )
                 .await
@@ -298,5 +299,90 @@ fn a_zero_bulk_lock_span_copies_one_batch_at_a_time() {
     let log = rapport_core::testing::conformance::assert_log_invariants(&store);
     assert_eq!(log.len(), batches.iter().map(Vec::len).sum::<usize>());
     assert_eq!(store.stats().chains_started, 0, "no chain was started");
+    store.drop_schema().unwrap();
+}
+
+/// Runs `sql` on one of the store's connections and returns the first column of each row.
+fn query_column<T: for<'a> tokio_postgres::types::FromSql<'a> + Send + 'static>(store: &PgStore, sql: &str) -> Vec<T> {
+    let pool = store.inner.pool.clone();
+    let sql = sql.to_owned();
+    store.block(async move {
+        let client = pool.get().await.unwrap();
+        client.query(&sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect()
+    })
+}
+
+#[test]
+fn rows_written_in_the_clear_are_stripped_by_the_erasure_that_reaches_them() {
+    use rapport_core::{ErasingStore, PersonalText, TextState, Timestamp};
+    let Some(store) = test_store("rapport_unitclear", Duration::from_secs(1)) else { return };
+    let events: Vec<NewEvent> = batch("k", 21).into_iter().filter(|e| e.min_schema_version() == 1).collect();
+    let with_text = |e: &NewEvent| PersonalText::is_in(&e.event, &e.meta);
+    let first = events.iter().find(|e| with_text(e)).unwrap().account.clone();
+    assert!(events.iter().any(|e| e.account != first && with_text(e)), "another account has text too");
+    insert_as_older_schemas_did(&store, &events, NewEvent::to_body_json);
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert!(log.iter().zip(&events).all(|(l, e)| l.same_content(e) && l.text == TextState::Present));
+    pollster::block_on(store.erase(&first, "request 1")).unwrap();
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    for (l, e) in log.iter().zip(&events) {
+        let erased = e.account == first && with_text(e);
+        assert_eq!(l.text, if erased { TextState::Erased } else { TextState::Present }, "{}", l.position);
+        assert!(l.same_content(e), "everything but the text is kept");
+    }
+    let cleared: Vec<String> = query_column(&store, "SELECT account FROM rapport_events WHERE NOT text_in_clear");
+    assert!(!cleared.is_empty() && cleared.iter().all(|a| a == first.as_str()), "only the erased account's rows");
+    // A stripped payload holds no text: every title is gone from the account's rows.
+    let payloads: Vec<String> = query_column(
+        &store,
+        &format!("SELECT payload FROM rapport_events WHERE account = '{}' AND key_id IS NOT NULL", first.as_str()),
+    );
+    assert!(
+        !payloads.is_empty() && payloads.iter().all(|p| !p.contains("\"title\":\"") || p.contains("\"title\":\"\""))
+    );
+    // A retention run reaches the rest; a second pass finds nothing left in the clear.
+    pollster::block_on(store.erase_before(Timestamp::from_unix_seconds(4_102_444_800), "retention")).unwrap();
+    let log = rapport_core::testing::conformance::assert_log_invariants(&store);
+    assert!(log.iter().zip(&events).all(|(l, e)| (l.text == TextState::Erased) == with_text(e)));
+    let in_clear: Vec<i64> = query_column(&store, "SELECT count(*) FROM rapport_events WHERE text_in_clear");
+    assert_eq!(in_clear, [0]);
+    // The old rows again: duplicates of what they were.
+    let out = pollster::block_on(store.append(events.clone(), rapport_core::ExpectedVersion::Any)).unwrap();
+    assert_eq!((out.appended.len(), out.duplicates.len()), (0, events.len()));
+    store.drop_schema().unwrap();
+}
+
+#[test]
+fn tampered_or_moved_sealed_text_is_reported_with_its_position_never_shown() {
+    use rapport_core::{Ledger, ReadError};
+    let Some(store) = test_store("rapport_unittamper", Duration::from_secs(1)) else { return };
+    let events = batch("t", 22);
+    pollster::block_on(store.append_bulk(events)).unwrap();
+    let sealed: Vec<i64> =
+        query_column(&store, "SELECT position FROM rapport_events WHERE sealed IS NOT NULL ORDER BY position");
+    assert!(sealed.len() >= 2);
+    let (p, q) = (sealed[0], sealed[1]);
+    let pool = store.inner.pool.clone();
+    let flip =
+        format!("UPDATE rapport_events SET sealed = set_byte(sealed, 0, get_byte(sealed, 0) # 1) WHERE position = {p}");
+    store.block(async move { pool.get().await.unwrap().batch_execute(&flip).await.unwrap() });
+    let err = pollster::block_on(Ledger::new(&store).read_all_page(rapport_core::Position(1), 10_000)).unwrap_err();
+    assert!(
+        matches!(&err, ReadError::Corrupt { location, .. } if location == &format!("rapport_events position {p}")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not open"), "{err}");
+    // The scan does not open text, so folding still works.
+    let mut seen = 0;
+    pollster::block_on(store.scan(rapport_core::Position(1), &mut |_| seen += 1)).unwrap();
+    assert!(seen > 0);
+    // Sealed text moved to another event does not open either.
+    let pool = store.inner.pool.clone();
+    let mv = format!(
+        "UPDATE rapport_events SET sealed = (SELECT sealed FROM rapport_events WHERE position = {q}) WHERE position = {p}"
+    );
+    store.block(async move { pool.get().await.unwrap().batch_execute(&mv).await.unwrap() });
+    let err = pollster::block_on(Ledger::new(&store).read_all_page(rapport_core::Position(1), 10_000)).unwrap_err();
+    assert!(err.to_string().contains(&format!("position {p}")), "{err}");
     store.drop_schema().unwrap();
 }

@@ -722,7 +722,10 @@ pub fn erasure_keeps_everything_but_the_text<S: BackfillStore + crate::ErasingSt
         let erased = now.account == a && crate::PersonalText::is_in(&was.event, &was.meta);
         let expect = if erased { TextState::Erased } else { TextState::Present };
         assert_eq!(now.text, expect, "position {}", now.position);
-        assert_eq!((now.position, now.stream_version, now.recorded_at), (was.position, was.stream_version, was.recorded_at));
+        assert_eq!(
+            (now.position, now.stream_version, now.recorded_at),
+            (was.position, was.stream_version, was.recorded_at)
+        );
         let mut stripped = was.to_new_event();
         if erased {
             crate::PersonalText::take(&mut stripped.event, &mut stripped.meta);
