@@ -91,3 +91,35 @@ fn before_lines(history: &std::path::Path, noted: &std::path::Path, account: &st
         .filter(|l| l.contains(&format!("\"account\":\"{account}\"")))
         .count()
 }
+
+#[test]
+fn erase_works_in_postgres_too() {
+    let Some(url) = rapport_core::testing::pg_url() else { return };
+    let tmp = Tmp::new("erase-pg");
+    // A unique account, so runs sharing the database do not collide.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let account = format!("erase{}x{nanos}", std::process::id());
+    let lines = tmp.join("noted.jsonl");
+    std::fs::write(
+        &lines,
+        format!(
+            r#"{{"type":"commitment_made","account":"{account}","occurred_at":"2024-06-01T10:00:00Z","commitment":"c-1","title":"Dana's roadmap","due":"2024-07-01T00:00:00Z"}}
+{{"type":"survey_answered","account":"{account}","occurred_at":"2024-06-03T10:00:00Z","survey":"q-dana","nps":4,"comment":"Dana Secretperson was unhelpful","actor":"dana@example.com"}}
+"#
+        ),
+    )
+    .unwrap();
+    assert!(ok(&["import", "--postgres", &url, p(&lines)]).contains("appended 2"));
+    let score = || ok(&["score", "--postgres", &url, "--account", &account, "--as-of", AS_OF, "--format", "json"]);
+    let export = || ok(&["export", "--postgres", &url, "--account", &account]);
+    let before = score();
+    assert!(export().contains("Dana Secretperson") && export().contains("dana@example.com"));
+    let erased = ok(&["erase", "--postgres", &url, "--account", &account, "--reason", "request pg-7"]);
+    assert!(erased.starts_with("erased: ") && erased.contains("request pg-7"), "{erased}");
+    assert_eq!(score(), before, "scores are unchanged");
+    let after = export();
+    assert!(!after.contains("Dana") && !after.contains("dana@"), "{after}");
+    assert_eq!(after.lines().count(), 2);
+    assert!(ok(&["import", "--postgres", &url, p(&lines)]).contains("appended 0, duplicates 2"));
+    assert!(ok(&["erase", "--postgres", &url, "--list"]).contains("request pg-7"));
+}
