@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::pipeline::{Chain, Cover, Forecast, Lock, Turn, settle};
 use crate::rows::{Copied, CopyRows, Rows, replay_stream, saved_snapshot, stored_event};
-use crate::sealing::{KeyRing, Openers, find_or_make_keys};
+use crate::sealing::{KeyAsk, KeyRing, Openers, find_or_make_keys, take_keys};
 use crate::sql::Statements;
 use crate::{pg_error, storage};
 
@@ -134,7 +134,8 @@ impl Append<'_> {
     ) -> Result<Attempt, StorageError> {
         let db = |e: tokio_postgres::Error| pg_error(self.op, e);
         let tx = client.transaction().await.map_err(db)?;
-        let early = self.decide_early(&tx, forecast.as_deref()).await?;
+        let in_chain = matches!(cover, Cover::Chain { settled: false, .. });
+        let early = self.decide_early(&tx, forecast.as_deref(), in_chain).await?;
         let decided = self.decide_under_cover(&tx, turn, cover, early, forecast.as_deref()).await?;
         let Plan { duplicates, fresh, state } = match decided.plan {
             Ok(plan) => plan,
@@ -148,10 +149,12 @@ impl Append<'_> {
             turn.committed();
             return Ok(Attempt::Done(Ok(AppendOutcome { appended: Vec::new(), duplicates })));
         }
-        // The keys, under cover (no other writer makes or erases keys meanwhile), and the text
-        // sealed. Keys an uncommitted predecessor made come with its forecast.
+        // Existing keys were found with the first statements under cover (no other writer
+        // makes or erases keys meanwhile), and keys an uncommitted predecessor made came with
+        // its forecast; the new events' missing ones are made now. Then the text is sealed.
         let mut ring = decided.ring;
-        find_or_make_keys(&tx, &self.st.keys, fresh.iter().map(|&(k, _)| &self.batch[k]), &mut ring).await?;
+        let statements = (&self.st.find_keys, &self.st.keys);
+        find_or_make_keys(&tx, statements, fresh.iter().map(|&(k, _)| &self.batch[k]), &mut ring).await?;
         let placed = self.place(&fresh, decided.head, decided.recorded, copy_rows.is_some(), &ring)?;
         // Copied rows go first: the server inserts them while the snapshots are serialised and
         // the forecast is handed on (and, in a chain, while the predecessor commits).
@@ -218,18 +221,25 @@ impl Append<'_> {
     /// Decides early, against the predecessor's forecast, when there is one and the
     /// predecessor is still running (once it has ended, deciding under the lock costs one round
     /// trip fewer). Returns the plan and the database clock, or `None` (no forecast, or a
-    /// refusal, which stands only once decided from the log).
+    /// refusal, which stands only once decided from the log). `in_chain`: the predecessor's
+    /// chain holds the lock, so the keys the forecast lacks are looked up here too.
     async fn decide_early(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
         forecast: Option<&Forecast>,
-    ) -> Result<Option<(Plan, i64)>, StorageError> {
+        in_chain: bool,
+    ) -> Result<Option<Early>, StorageError> {
         let Some(f) = forecast else { return Ok(None) };
         let others = self.keys.names(|a| f.state.stream(a).is_none());
-        let (known, snapshots, now) =
-            read_log(tx, &self.st, None, &self.keys.ids, &others).await.map_err(|e| pg_error(self.op, e))?;
-        let now: i64 = now.get(2);
-        Ok(decide(tx, self, now, known, snapshots, Some(f)).await?.ok().map(|p| (p, now)))
+        let ask = if in_chain { KeyAsk::find(self.batch.iter(), &f.keys) } else { None };
+        let read = read_log(tx, &self.st, None, &self.keys.ids, &others, ask.as_ref())
+            .await
+            .map_err(|e| pg_error(self.op, e))?;
+        let now: i64 = read.head.get(2);
+        let mut ring = KeyRing::new();
+        take_keys(&read.keys, &mut ring)?;
+        let plan = decide(tx, self, now, read.known, read.snapshots, Some(f)).await?;
+        Ok(plan.ok().map(|plan| Early { plan, now, ring }))
     }
 
     /// Under cover (the lock, taken here for a plain append; a chain of its own; or the
@@ -240,16 +250,17 @@ impl Append<'_> {
         tx: &tokio_postgres::Transaction<'_>,
         turn: &mut Turn,
         cover: &mut Cover,
-        mut early: Option<(Plan, i64)>,
+        mut early: Option<Early>,
         forecast: Option<&Forecast>,
     ) -> Result<Decided, StorageError> {
         let db = |e: tokio_postgres::Error| pg_error(self.op, e);
         let joined_early = matches!(cover, Cover::Chain { settled: false, .. }) && early.is_some();
-        if joined_early && let (Some((plan, now)), Some(f)) = (early.take(), forecast) {
+        if joined_early && let (Some(Early { plan, now, mut ring }), Some(f)) = (early.take(), forecast) {
             // Covered by the chain: the log will be the forecast one if the predecessor
-            // commits, which is checked before this append commits.
+            // commits, which is checked before this append commits. Its keys are this one's.
             self.lock.stats.joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Decided { head: f.head, recorded: f.recorded.max(now), plan: Ok(plan), ring: f.keys.clone() });
+            ring.extend(f.keys.iter().map(|(k, v)| (k.clone(), v.clone())));
+            return Ok(Decided { head: f.head, recorded: f.recorded.max(now), plan: Ok(plan), ring });
         }
         if let Cover::Chain { settled, .. } = cover
             && !*settled
@@ -260,11 +271,22 @@ impl Append<'_> {
             *settled = true;
         }
         let mut lock = matches!(cover, Cover::Lock).then_some(self.lock.key);
-        if let (Some((plan, _)), Some(f)) = (early, forecast) {
-            let (_, last) =
-                futures_util::future::try_join(lock_if(tx, &self.st, lock), tx.query_one(&self.st.head, &[]))
+        // Keys found before the predecessor ended (under its chain's lock) are committed ones;
+        // the forecast's are not, and count only if the forecast holds.
+        let mut ring = early.as_mut().map(|e| std::mem::take(&mut e.ring)).unwrap_or_default();
+        if let (Some(Early { plan, .. }), Some(f)) = (early, forecast) {
+            let ask = KeyAsk::find(self.batch.iter(), &ring);
+            let keys = async {
+                match &ask {
+                    Some(ask) => ask.run(tx, &self.st.find_keys, &self.st.keys).await,
+                    None => Ok(Vec::new()),
+                }
+            };
+            let (_, last, keys) =
+                futures_util::future::try_join3(lock_if(tx, &self.st, lock), tx.query_one(&self.st.head, &[]), keys)
                     .await
                     .map_err(db)?;
+            take_keys(&keys, &mut ring)?;
             turn.locked();
             lock = None;
             let (head, recorded) = head_of(&last);
@@ -272,15 +294,17 @@ impl Append<'_> {
             // it would be: then it committed, and nobody appended after it. Otherwise someone
             // else appended in between, or the predecessor failed: decide again.
             if f.head == head && Some(f.last_id) == last.get::<_, Option<Uuid>>(3) {
-                return Ok(Decided { head, recorded, plan: Ok(plan), ring: KeyRing::new() });
+                return Ok(Decided { head, recorded, plan: Ok(plan), ring });
             }
         }
         let all = self.keys.names(|_| true);
-        let (known, snapshots, last) = read_log(tx, &self.st, lock, &self.keys.ids, &all).await.map_err(db)?;
+        let ask = KeyAsk::find(self.batch.iter(), &ring);
+        let read = read_log(tx, &self.st, lock, &self.keys.ids, &all, ask.as_ref()).await.map_err(db)?;
+        take_keys(&read.keys, &mut ring)?;
         turn.locked();
-        let (head, recorded) = head_of(&last);
-        let plan = decide(tx, self, recorded, known, snapshots, None).await?;
-        Ok(Decided { head, recorded, plan, ring: KeyRing::new() })
+        let (head, recorded) = head_of(&read.head);
+        let plan = decide(tx, self, recorded, read.known, read.snapshots, None).await?;
+        Ok(Decided { head, recorded, plan, ring })
     }
 
     /// Positions after `head` for the plan's new events, in order, their text sealed under the
@@ -398,24 +422,48 @@ struct Snapshots {
     states: Vec<String>,
 }
 
-/// The logged events among `ids`, the snapshots of `accounts`' streams, and the head's row
-/// (with the database clock), after taking the transaction-scoped lock when `lock` names it:
-/// pipelined, and run by the server in that order.
+/// An early decision: the plan, the database clock, and the committed keys found for it.
+struct Early {
+    plan: Plan,
+    now: i64,
+    ring: KeyRing,
+}
+
+/// What [`read_log`] read.
+struct LogRead {
+    known: Vec<tokio_postgres::Row>,
+    snapshots: Vec<tokio_postgres::Row>,
+    head: tokio_postgres::Row,
+    keys: Vec<tokio_postgres::Row>,
+}
+
+/// The logged events among `ids`, the snapshots of `accounts`' streams, the head's row (with
+/// the database clock), and the existing keys `keys` asks for, after
+/// taking the transaction-scoped lock when `lock` names it: pipelined, and run by the server in
+/// that order.
 async fn read_log(
     tx: &tokio_postgres::Transaction<'_>,
     st: &Statements,
     lock: Option<i64>,
     ids: &[Uuid],
     accounts: &[&str],
-) -> Result<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>, tokio_postgres::Row), tokio_postgres::Error> {
-    let (_, known, snapshots, head) = futures_util::future::try_join4(
+    keys: Option<&KeyAsk>,
+) -> Result<LogRead, tokio_postgres::Error> {
+    let found = async {
+        match keys {
+            Some(ask) => ask.run(tx, &st.find_keys, &st.keys).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (_, known, snapshots, head, keys) = futures_util::future::try_join5(
         lock_if(tx, st, lock),
         tx.query(&st.ids, &[&ids]),
         tx.query(&st.snapshots, &[&accounts]),
         tx.query_one(&st.head, &[]),
+        found,
     )
     .await?;
-    Ok((known, snapshots, head))
+    Ok(LogRead { known, snapshots, head, keys })
 }
 
 /// The transaction-scoped append lock, when `lock` names it (plain appends); nothing otherwise.

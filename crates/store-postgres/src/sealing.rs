@@ -19,18 +19,29 @@ use crate::{pg_error, storage};
 /// The keys an append seals with: by account and key month, the key's id and the key.
 pub(crate) type KeyRing = HashMap<(AccountId, i32), (i64, SealKey)>;
 
+/// Finds the keys of the account-months `$1`/`$2` (each probed through the unique index): what
+/// an append asks with the first statements it sends under cover.
+pub(crate) const FIND_KEYS_SQL: &str = "SELECT k.id, w.account, w.month, k.key
+     FROM unnest($1::text[], $2::int[]) AS w(account, month)
+     CROSS JOIN LATERAL (SELECT id, key FROM rapport_keys r WHERE r.account = w.account AND r.month = w.month LIMIT 1) AS k";
+
 /// Finds the keys of the account-months `$1`/`$2`, making the missing ones from the candidate
-/// keys `$3` (ids from the sequence, so never reused). Runs under the append lock, so no other
-/// transaction makes keys meanwhile; the statement's snapshot does not see the rows it
-/// inserts, so every pair comes back once.
-pub(crate) const KEYS_SQL: &str = "WITH want AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[]) AS w(account, month, key)),
+/// keys `$3` (ids from the sequence, so never reused): what an append runs, once decided, for
+/// its new events' account-months that had no key. Runs under the append lock, so no other
+/// transaction makes keys meanwhile. Each pair is probed through the unique index (the
+/// `LIMIT` keeps the planner from scanning the whole table instead, as it did for a join on a
+/// table without statistics: the statement's time grew with the table).
+pub(crate) const KEYS_SQL: &str =
+    "WITH want AS (SELECT * FROM unnest($1::text[], $2::int[], $3::bytea[]) AS w(account, month, candidate)),
+     found AS (SELECT f.id, w.account, w.month, f.key, w.candidate FROM want w
+               LEFT JOIN LATERAL (SELECT k.id, k.key FROM rapport_keys k
+                                  WHERE k.account = w.account AND k.month = w.month LIMIT 1) AS f ON true),
      made AS (INSERT INTO rapport_keys (id, account, month, key)
-              SELECT nextval('rapport_key_ids'), w.account, w.month, w.key FROM want w
-              WHERE NOT EXISTS (SELECT 1 FROM rapport_keys k WHERE k.account = w.account AND k.month = w.month)
+              SELECT nextval('rapport_key_ids'), account, month, candidate FROM found WHERE id IS NULL
               RETURNING id, account, month, key)
      SELECT id, account, month, key FROM made
      UNION ALL
-     SELECT k.id, k.account, k.month, k.key FROM rapport_keys k JOIN want w ON k.account = w.account AND k.month = w.month";
+     SELECT id, account, month, key FROM found WHERE id IS NOT NULL";
 
 /// The stored `payload` of `e`: its body JSON, in its stripped form when it holds personal
 /// text (the text goes into `sealed`).
@@ -44,42 +55,106 @@ pub(crate) fn stored_payload(e: &NewEvent) -> String {
     }
 }
 
-/// Adds to `ring` the keys `events` need that it lacks, finding or making them in `tx` (under
-/// the append lock).
+/// What an append asks for keys: the account-months of its events with personal text that its
+/// ring lacks. A **find** ([`FIND_KEYS_SQL`]) goes with the other statements of the first round
+/// trip under cover (`crate::append`), so finding existing keys costs no round trip of its own;
+/// a **make** ([`KEYS_SQL`], with a candidate key per pair) runs once the append is decided,
+/// for its new events only, so duplicates and refusals never make a key.
+pub(crate) struct KeyAsk {
+    accounts: Vec<String>,
+    months: Vec<i32>,
+    /// Empty for a find.
+    candidates: Vec<Vec<u8>>,
+}
+
+impl KeyAsk {
+    /// A find of `events`' keys that `have` lacks; `None` when it lacks none.
+    pub(crate) fn find<'a>(events: impl Iterator<Item = &'a NewEvent>, have: &KeyRing) -> Option<Self> {
+        let wanted = Self::wanted(events, have);
+        (!wanted.is_empty()).then(|| Self {
+            accounts: wanted.iter().map(|(a, _)| a.as_str().to_owned()).collect(),
+            months: wanted.iter().map(|&(_, m)| m).collect(),
+            candidates: Vec::new(),
+        })
+    }
+
+    /// A make of `events`' keys that `have` lacks; `None` when it lacks none.
+    ///
+    /// # Errors
+    /// No randomness for the candidate keys.
+    fn make<'a>(events: impl Iterator<Item = &'a NewEvent>, have: &KeyRing) -> Result<Option<Self>, StorageError> {
+        let wanted = Self::wanted(events, have);
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let candidates = SealKey::generate_many(wanted.len()).map_err(|e| storage("find or make keys", e))?;
+        Ok(Some(Self {
+            accounts: wanted.iter().map(|(a, _)| a.as_str().to_owned()).collect(),
+            months: wanted.iter().map(|&(_, m)| m).collect(),
+            candidates: candidates.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        }))
+    }
+
+    fn wanted<'a>(events: impl Iterator<Item = &'a NewEvent>, have: &KeyRing) -> Vec<(&'a AccountId, i32)> {
+        let mut wanted: Vec<(&AccountId, i32)> = events
+            .filter(|e| PersonalText::is_in(&e.event, &e.meta))
+            .map(|e| (&e.account, key_month(e.occurred_at)))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted.retain(|&(a, m)| !have.contains_key(&(a.clone(), m)));
+        wanted
+    }
+
+    /// Runs the ask: [`FIND_KEYS_SQL`] prepared as `find`, or [`KEYS_SQL`] as `make`.
+    pub(crate) async fn run(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        find: &tokio_postgres::Statement,
+        make: &tokio_postgres::Statement,
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        if self.candidates.is_empty() {
+            tx.query(find, &[&self.accounts, &self.months]).await
+        } else {
+            tx.query(make, &[&self.accounts, &self.months, &self.candidates]).await
+        }
+    }
+}
+
+/// Adds the keys [`FIND_KEYS_SQL`] or [`KEYS_SQL`] answered with to `ring`.
+///
+/// # Errors
+/// A malformed key row.
+pub(crate) fn take_keys(rows: &[tokio_postgres::Row], ring: &mut KeyRing) -> Result<(), StorageError> {
+    const OP: &str = "find or make keys";
+    for r in rows {
+        let (id, account, month, key): (i64, &str, i32, &[u8]) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let account = AccountId::new(account).map_err(|e| storage(OP, format!("key {id}: account: {e}")))?;
+        ring.insert((account, month), (id, key_of(key).map_err(|e| storage(OP, format!("key {id}: {e}")))?));
+    }
+    Ok(())
+}
+
+/// Adds to `ring` the keys the new `events` need that it still lacks, finding or making them in
+/// `tx` (under cover); no round trip when it lacks none.
 ///
 /// # Errors
 /// The database failed, gave a malformed key, or no randomness was to be had.
 pub(crate) async fn find_or_make_keys<'a>(
     tx: &tokio_postgres::Transaction<'_>,
-    statement: &tokio_postgres::Statement,
-    events: impl Iterator<Item = &'a NewEvent>,
+    (find, make): (&tokio_postgres::Statement, &tokio_postgres::Statement),
+    events: impl Iterator<Item = &'a NewEvent> + Clone,
     ring: &mut KeyRing,
 ) -> Result<(), StorageError> {
-    const OP: &str = "find or make keys";
-    let mut wanted: Vec<(AccountId, i32)> = events
-        .filter(|e| PersonalText::is_in(&e.event, &e.meta))
-        .map(|e| (e.account.clone(), key_month(e.occurred_at)))
-        .filter(|pair| !ring.contains_key(pair))
-        .collect();
-    wanted.sort_unstable();
-    wanted.dedup();
-    if wanted.is_empty() {
-        return Ok(());
+    if let Some(ask) = KeyAsk::make(events.clone(), ring)? {
+        let rows = ask.run(tx, find, make).await.map_err(|e| pg_error("find or make keys", e))?;
+        take_keys(&rows, ring)?;
     }
-    let candidates = SealKey::generate_many(wanted.len()).map_err(|e| storage(OP, e))?;
-    let accounts: Vec<&str> = wanted.iter().map(|(a, _)| a.as_str()).collect();
-    let months: Vec<i32> = wanted.iter().map(|&(_, m)| m).collect();
-    let keys: Vec<&[u8]> = candidates.iter().map(|k| &k.as_bytes()[..]).collect();
-    let rows = tx.query(statement, &[&accounts, &months, &keys]).await.map_err(|e| pg_error(OP, e))?;
-    for r in &rows {
-        let (id, account, month, key): (i64, &str, i32, &[u8]) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        let account = AccountId::new(account).map_err(|e| storage(OP, format!("key {id}: account: {e}")))?;
-        ring.insert((account, month), (id, key_of(key).map_err(|e| storage(OP, format!("key {id}: {e}")))?));
-    }
-    match wanted.iter().find(|pair| !ring.contains_key(*pair)) {
-        Some((account, month)) => {
-            Err(storage(OP, format!("account {account}: no key for month {month} after making it")))
-        }
+    match KeyAsk::find(events, ring) {
+        Some(ask) => Err(storage(
+            "find or make keys",
+            format!("account {}: no key for month {} after making it", ask.accounts[0], ask.months[0]),
+        )),
         None => Ok(()),
     }
 }

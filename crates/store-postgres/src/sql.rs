@@ -46,6 +46,7 @@ pub(crate) struct Statements {
     pub(crate) upsert: tokio_postgres::Statement,
     pub(crate) notify: tokio_postgres::Statement,
     pub(crate) keys: tokio_postgres::Statement,
+    pub(crate) find_keys: tokio_postgres::Statement,
 }
 
 /// The log's head: the last position, through the primary key (no row: an empty log).
@@ -65,6 +66,7 @@ impl Statements {
             upsert: client.prepare_cached(SNAPSHOT_UPSERT_SQL).await?,
             notify: client.prepare_cached(NOTIFY_SQL).await?,
             keys: client.prepare_cached(crate::sealing::KEYS_SQL).await?,
+            find_keys: client.prepare_cached(crate::sealing::FIND_KEYS_SQL).await?,
         })
     }
 }
