@@ -5,6 +5,7 @@
 //! cargo run --release --example service                  # store in a temp dir, 127.0.0.1:3000
 //! cargo run --release --example service -- DIR 127.0.0.1:8080
 //! cargo run --release --example service -- DIR 127.0.0.1:8080 models.json  # a model per segment
+//! RAPPORT_RETAIN_DAYS=730 cargo run --release --example service  # erase personal text after two years
 //! ```
 //!
 //! At start it backfills the bundled `examples/data/sample.jsonl` (idempotent: a restart
@@ -22,7 +23,9 @@
 //!
 //! Every minute it saves the runner's checkpoint, and the file store's index snapshot once
 //! 250,000 events have been logged since the last one, so that a start after a crash reads
-//! little of the log. Ctrl-C saves a checkpoint and stops; the next start resumes from it. There is no
+//! little of the log. With `RAPPORT_RETAIN_DAYS` set, it runs that retention policy
+//! ([`RetentionPolicy`]) at start and every hour: each month's personal text is erased once the
+//! whole month is older than that (`docs/privacy.md`, "Retention"); scores do not change. Ctrl-C saves a checkpoint and stops; the next start resumes from it. There is no
 //! hand-written tailing or folding here: a [`Subscription`] feeds the runner, a clock task
 //! moves its time, and the handlers read it. Under a configuration with segment models, an
 //! account whose segment changes model is folded again from its stream after the batch that
@@ -40,7 +43,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rapport::core::{DerivedStore, Subscription};
+use rapport::core::{DerivedStore, ErasingStore, RetentionPolicy, Subscription};
 use rapport::health::{Runner, ScoringConfig, Signal};
 use rapport::import::Importer;
 use rapport::{AccountId, AppendError, ExpectedVersion, FileStore, Ledger, NewEvent, Position, Store, Timestamp};
@@ -61,6 +64,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// one, so that a start after a crash reads at most about this many events of the log
 /// (docs/scaling.md). Appends wait only while its checkpoint is taken.
 const INDEX_SNAPSHOT_EVERY_EVENTS: u64 = 250_000;
+/// How often the clock task runs the retention policy, if there is one.
+const RETENTION_EVERY: Duration = Duration::from_secs(3_600);
 /// How long `POST /events` waits for the runner to fold what it appended.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);
 
@@ -73,6 +78,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(file) => ScoringConfig::from_file(Path::new(&file))?,
         None => ScoringConfig::default(),
     };
+    let retention = match std::env::var("RAPPORT_RETAIN_DAYS") {
+        Ok(days) => {
+            let days: u64 = days.parse().map_err(|_| format!("RAPPORT_RETAIN_DAYS={days:?}: a number of days"))?;
+            let keep = Duration::from_secs(days.saturating_mul(86_400));
+            Some(RetentionPolicy::new(keep, &format!("retention policy: {days} days"))?)
+        }
+        Err(_) => None,
+    };
     let (store, runner) = prepare(&dir, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -83,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             addr,
             dir.display()
         );
-        let service = Service::start(store, runner);
+        let service = Service::start(store, runner, retention);
         let stop = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -136,15 +149,16 @@ struct Shared {
     /// The runner's position after each batch it folds: `POST /events` waits on it.
     folded: watch::Sender<Position>,
     signals: broadcast::Sender<Signal>,
+    retention: Option<RetentionPolicy>,
 }
 
 impl Service {
     /// Spawns the follower (subscription → runner) and the clock on the current runtime.
-    fn start(store: Arc<FileStore>, runner: Runner) -> Self {
+    fn start(store: Arc<FileStore>, runner: Runner, retention: Option<RetentionPolicy>) -> Self {
         let (folded, _) = watch::channel(runner.position());
         let (signals, _) = broadcast::channel(1_024);
         let from = runner.position();
-        let service = Self(Arc::new(Shared { store, runner: Mutex::new(runner), folded, signals }));
+        let service = Self(Arc::new(Shared { store, runner: Mutex::new(runner), folded, signals, retention }));
         tokio::spawn(service.clone().follow(from));
         tokio::spawn(service.clone().clock());
         service
@@ -203,11 +217,16 @@ impl Service {
         }
     }
 
-    /// Moves the runner's time forward every tick (due dates, SLAs, decay) and saves a
-    /// checkpoint now and then.
+    /// Moves the runner's time forward every tick (due dates, SLAs, decay), saves a
+    /// checkpoint now and then, and runs the retention policy at start and every hour.
     async fn clock(self) {
         let mut last_saved = Instant::now();
+        let mut last_retention: Option<Instant> = None;
         loop {
+            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+                last_retention = Some(Instant::now());
+                self.apply_retention().await;
+            }
             tokio::time::sleep(TICK).await;
             let signals = {
                 let mut runner = self.runner();
@@ -237,6 +256,24 @@ impl Service {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => eprintln!("index snapshot not saved: {e}"),
             Err(e) => eprintln!("index snapshot not saved: {e}"),
+        }
+    }
+
+    /// Runs the retention policy, if any: it erases only when a month has newly passed its
+    /// age (a restart does not run it again). Erasing writes and syncs the key file, so it
+    /// runs on a blocking thread; appends wait meanwhile.
+    async fn apply_retention(&self) {
+        let Some(policy) = self.0.retention.clone() else { return };
+        let store = Arc::clone(&self.0.store);
+        let run = tokio::task::spawn_blocking(move || pollster::block_on(policy.apply(&store, Timestamp::now())));
+        match run.await {
+            Ok(Ok(Some(erasure))) => {
+                let before = erasure.before.map(|t| t.to_string()).unwrap_or_default();
+                println!("retention: personal text before {before} erased ({} keys)", erasure.keys_destroyed);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => eprintln!("retention not run: {e}"),
+            Err(e) => eprintln!("retention not run: {e}"),
         }
     }
 
@@ -452,7 +489,10 @@ mod tests {
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let addr = listener.local_addr().expect("address");
-            let service = Service::start(store, runner);
+            // A retention policy older than the sample: its first run records itself and
+            // erases nothing.
+            let policy = RetentionPolicy::new(Duration::from_secs(100 * 365 * 86_400), "e2e retention").expect("policy");
+            let service = Service::start(store, runner, Some(policy));
             tokio::spawn(axum::serve(listener, service.router()).into_future());
 
             // Scores of a backfilled account, and the at-risk list.
@@ -529,6 +569,8 @@ mod tests {
             let restored = restored.expect("a checkpoint was saved");
             assert_eq!(restored.position(), position);
             assert!(restored.scores(&"e2e-acme".parse().expect("id")).is_some());
+            let erasures = service.0.store.erasures().await.expect("erasures");
+            assert!(erasures.iter().any(|e| e.reason == "e2e retention" && e.keys_destroyed == 0), "{erasures:?}");
         });
     }
 }

@@ -57,6 +57,7 @@ pub mod meta;
 pub mod personal;
 pub mod profile;
 pub mod projection;
+pub mod retention;
 pub mod seal;
 mod slots;
 pub mod store;
@@ -84,6 +85,7 @@ pub use meta::{MetaRef, Metadata, MetadataError};
 pub use personal::{PersonalText, TextState};
 pub use profile::{Profile, ProfileRef};
 pub use projection::{AsOf, Projection};
+pub use retention::{RetentionError, RetentionPolicy};
 pub use store::{
     AppendError, AppendOutcome, BATCH_EVENTS_MAX, BackfillStore, Committed, DerivedStore, ExpectedVersion, Preflight,
     READ_LIMIT_MAX, ReadError, StorageError, Store,
