@@ -386,3 +386,45 @@ fn tampered_or_moved_sealed_text_is_reported_with_its_position_never_shown() {
     assert!(err.to_string().contains(&format!("position {p}")), "{err}");
     store.drop_schema().unwrap();
 }
+
+#[test]
+fn an_erasure_that_fails_at_any_of_its_writes_leaves_the_keys_and_no_record() {
+    use rapport_core::{EraseError, ErasingStore, Ledger, TextState};
+    let Some(store) = test_store("rapport_uniterase", Duration::from_secs(1)) else { return };
+    let events = batch("e", 23);
+    let account = events.iter().find(|e| rapport_core::PersonalText::is_in(&e.event, &e.meta)).unwrap().account.clone();
+    pollster::block_on(store.append_bulk(events)).unwrap();
+    let before = pollster::block_on(Ledger::new(&store).read_all_page(rapport_core::Position(1), 10_000)).unwrap();
+    let keys = |store: &PgStore| query_column::<i64>(store, "SELECT count(*) FROM rapport_keys")[0];
+    let n_keys = keys(&store);
+    // Each write of an erasure fails in turn (a trigger raises): deleting the keys, writing
+    // the record. The transaction rolls back whole.
+    for (table, when) in [("rapport_keys", "DELETE"), ("rapport_erasures", "INSERT")] {
+        let pool = store.inner.pool.clone();
+        let sql = format!(
+            "CREATE OR REPLACE FUNCTION rapport_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'failed for a test'; END $$;
+             DROP TRIGGER IF EXISTS rapport_fail ON rapport_keys;
+             DROP TRIGGER IF EXISTS rapport_fail ON rapport_erasures;
+             CREATE TRIGGER rapport_fail BEFORE {when} ON {table} FOR EACH ROW EXECUTE FUNCTION rapport_fail();"
+        );
+        store.block(async move { pool.get().await.unwrap().batch_execute(&sql).await.unwrap() });
+        let err = pollster::block_on(store.erase(&account, "request 9")).unwrap_err();
+        assert!(matches!(&err, EraseError::Storage(e) if e.to_string().contains("failed for a test")), "{err}");
+        assert_eq!(keys(&store), n_keys, "{table}: every key is still there");
+        assert!(pollster::block_on(store.erasures()).unwrap().is_empty(), "{table}: no erasure recorded");
+        let now = pollster::block_on(Ledger::new(&store).read_all_page(rapport_core::Position(1), 10_000)).unwrap();
+        assert_eq!(now, before, "{table}: every text reads as before");
+    }
+    let pool = store.inner.pool.clone();
+    store.block(async move {
+        let client = pool.get().await.unwrap();
+        client.batch_execute("DROP TRIGGER rapport_fail ON rapport_erasures").await.unwrap();
+    });
+    let erased = pollster::block_on(store.erase(&account, "request 9")).unwrap();
+    assert!(erased.keys_destroyed > 0);
+    assert!(keys(&store) < n_keys);
+    let read = pollster::block_on(Ledger::new(&store).read_all_page(rapport_core::Position(1), 10_000)).unwrap();
+    assert!(read.iter().any(|e| e.text == TextState::Erased));
+    store.drop_schema().unwrap();
+}
