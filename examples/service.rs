@@ -43,7 +43,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rapport::core::{DerivedStore, ErasingStore, RetentionPolicy, Subscription};
+use rapport::core::{DerivedStore, RetentionPolicy, Subscription};
 use rapport::health::{Runner, ScoringConfig, Signal};
 use rapport::import::Importer;
 use rapport::{AccountId, AppendError, ExpectedVersion, FileStore, Ledger, NewEvent, Position, Store, Timestamp};
@@ -569,7 +569,7 @@ mod tests {
             let restored = restored.expect("a checkpoint was saved");
             assert_eq!(restored.position(), position);
             assert!(restored.scores(&"e2e-acme".parse().expect("id")).is_some());
-            let erasures = service.0.store.erasures().await.expect("erasures");
+            let erasures = rapport::core::ErasingStore::erasures(&*service.0.store).await.expect("erasures");
             assert!(erasures.iter().any(|e| e.reason == "e2e retention" && e.keys_destroyed == 0), "{erasures:?}");
         });
     }
