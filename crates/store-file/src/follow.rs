@@ -21,7 +21,7 @@ use crate::options::{OpenError, io_err};
 use crate::recovery::{self, Frames, Scan};
 use crate::shared::{FollowState, Shared, lock};
 use crate::store::FileStore;
-use crate::vfs::{StdVfs, Vfs, read_exact_at};
+use crate::vfs::{StdVfs, Vfs, read_at_most};
 
 impl FileStore {
     /// Opens the store in `dir` read-only (see [`open_read_only`](Self::open_read_only)) and
@@ -106,7 +106,11 @@ fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadErro
         }
         if size > state.len {
             let mut bytes = vec![0u8; usize::try_from(size - state.len).unwrap_or(usize::MAX)];
-            read_exact_at(&*file, &mut bytes, state.len).map_err(|e| StorageError::new("read segment to follow", e))?;
+            // The file may end before `size` by now: its writer cuts the preallocated zeros at
+            // close and when the segment is sealed. What was read is scanned as usual.
+            let n = read_at_most(&*file, &mut bytes, state.len)
+                .map_err(|e| StorageError::new("read segment to follow", e))?;
+            bytes.truncate(n);
             let from = if state.len == 0 {
                 if bytes.len() < SEGMENT_HEADER_BYTES {
                     return done(sh, sealed, state, &path, "an incomplete segment header");

@@ -14,7 +14,7 @@ use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err};
 use crate::snapshot;
-use crate::vfs::{Vfs, read_exact_at};
+use crate::vfs::{Vfs, read_at_most};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
 /// unwritten. Nothing in it was acknowledged.
@@ -125,12 +125,15 @@ enum Verdict {
     Corrupt(String),
 }
 
-/// The bytes of the file at `path` from byte `offset` to its end.
+/// The bytes of the file at `path` from byte `offset` to its end. The end may come before the
+/// size read first: a read-only handle opens while its writer may cut preallocated zeros (at
+/// close, or sealing a segment).
 fn read_from(vfs: &dyn Vfs, path: &Path, offset: u64) -> Result<Vec<u8>, OpenError> {
     let f = vfs.open_read(path).map_err(io_err("open", path))?;
     let len = f.size().map_err(io_err("stat", path))?;
     let mut buf = vec![0u8; usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX)];
-    read_exact_at(&*f, &mut buf, offset).map_err(io_err("read", path))?;
+    let n = read_at_most(&*f, &mut buf, offset).map_err(io_err("read", path))?;
+    buf.truncate(n);
     Ok(buf)
 }
 
@@ -139,7 +142,8 @@ fn read_header(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
     let f = vfs.open_read(path).map_err(io_err("open", path))?;
     let len = f.size().map_err(io_err("stat", path))?.min(SEGMENT_HEADER_BYTES as u64);
     let mut buf = vec![0u8; len as usize];
-    read_exact_at(&*f, &mut buf, 0).map_err(io_err("read", path))?;
+    let n = read_at_most(&*f, &mut buf, 0).map_err(io_err("read", path))?;
+    buf.truncate(n);
     Ok(buf)
 }
 

@@ -253,15 +253,27 @@ impl Vfs for StdVfs {
 ///
 /// # Errors
 /// I/O errors, or [`io::ErrorKind::UnexpectedEof`] if the file is shorter.
-pub fn read_exact_at(f: &dyn ReadFile, buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub fn read_exact_at(f: &dyn ReadFile, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    if read_at_most(f, buf, offset)? < buf.len() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ends early"));
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes at `offset`, stopping at the end of the file; returns how
+/// many it read.
+///
+/// # Errors
+/// I/O errors.
+pub fn read_at_most(f: &dyn ReadFile, buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         let n = f.read_at(&mut buf[done..], offset)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file ends early"));
+            break;
         }
         done += n;
         offset += n as u64;
     }
-    Ok(())
+    Ok(done)
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use rapport_core::{ExpectedVersion, Position, ReadError, Store, Subscription};
+use rapport_store_file::vfs::StdVfs;
 use rapport_store_file::{FileStore, Options, segment_name};
 
 use common::{TempDir, contents, history};
@@ -90,4 +91,73 @@ fn an_unfinished_frame_is_waited_for_and_damage_in_a_sealed_segment_is_refused()
     let err = reader.refresh().expect_err("damage in a sealed segment");
     let text = err.to_string();
     assert!(text.contains(&segment_name(0)) && text.contains("sealed"), "{text}");
+}
+
+/// The real file system, but a segment's size reads larger than the file is: as when the
+/// writer cuts its preallocated zeros (at close, or sealing a segment) between a follower's
+/// look at the size and its read.
+struct ShrinkingVfs;
+
+struct Shrunk(Box<dyn rapport_store_file::vfs::ReadFile>);
+
+impl rapport_store_file::vfs::ReadFile for Shrunk {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.0.size()? + 4_096)
+    }
+}
+
+impl rapport_store_file::vfs::Vfs for ShrinkingVfs {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        StdVfs.create_dir_all(dir)
+    }
+    fn exists(&self, path: &std::path::Path) -> bool {
+        StdVfs.exists(path)
+    }
+    fn list(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        StdVfs.list(dir)
+    }
+    fn open_read(&self, path: &std::path::Path) -> std::io::Result<Box<dyn rapport_store_file::vfs::ReadFile>> {
+        let file = StdVfs.open_read(path)?;
+        let segment = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".rpl"));
+        Ok(if segment { Box::new(Shrunk(file)) } else { file })
+    }
+    fn open_append(
+        &self,
+        path: &std::path::Path,
+        create_new: bool,
+    ) -> std::io::Result<Box<dyn rapport_store_file::vfs::AppendFile>> {
+        StdVfs.open_append(path, create_new)
+    }
+    fn truncate(&self, path: &std::path::Path, len: u64) -> std::io::Result<()> {
+        StdVfs.truncate(path, len)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        StdVfs.remove(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        StdVfs.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        StdVfs.sync_dir(dir)
+    }
+    fn lock_dir(&self, dir: &std::path::Path) -> std::io::Result<Box<dyn rapport_store_file::vfs::LockGuard>> {
+        StdVfs.lock_dir(dir)
+    }
+}
+
+#[test]
+fn a_segment_that_ends_before_the_size_the_follower_saw_is_read_as_far_as_it_goes() {
+    let dir = TempDir::new("follow-shrunk");
+    let events = history(3, 6, 5);
+    let writer = FileStore::open(dir.path()).expect("open");
+    pollster::block_on(writer.append(events[..10].to_vec(), ExpectedVersion::Any)).expect("append");
+    let reader = FileStore::open_read_only_on(std::sync::Arc::new(ShrinkingVfs), dir.path()).expect("open read-only");
+    pollster::block_on(writer.append(events[10..20].to_vec(), ExpectedVersion::Any)).expect("append");
+    drop(writer);
+    assert_eq!(reader.refresh().expect("the shorter file is no error"), Position(20));
+    assert_eq!(contents(&reader), contents(&FileStore::open_read_only(dir.path()).expect("open")));
 }
