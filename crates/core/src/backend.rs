@@ -16,39 +16,8 @@ pub use crate::log_state::{Admitted, LogState, PreparedAppend};
 pub use crate::validate::{Admission, StreamState};
 
 use crate::id::AccountId;
+pub use crate::store::scan_pages;
 use crate::store::{ReadError, Store};
-use crate::{Envelope, EnvelopeRef, Position};
-
-/// A [`Store::scan`] made of owned pages: lends `visit` every event of the pages `page` reads
-/// (each from the position given), in order, up to `head`; returns the position after the last
-/// one visited. The default scan reads its pages with [`Store::read_all`]; a store may read
-/// them otherwise (the PostgreSQL store leaves the personal text sealed).
-///
-/// # Errors
-/// The first [`ReadError`] of `page`; `visit` has seen every event before it.
-pub async fn scan_pages<F, Fut>(
-    head: Position,
-    from: Position,
-    mut page: F,
-    visit: &mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
-) -> Result<Position, ReadError>
-where
-    F: FnMut(Position) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Envelope>, ReadError>>,
-{
-    let mut next = Position(from.0.max(1));
-    while next <= head {
-        let events = page(next).await?;
-        if events.is_empty() {
-            break;
-        }
-        for e in events.iter().take_while(|e| e.position <= head) {
-            visit(&e.view());
-            next = e.position.next();
-        }
-    }
-    Ok(next)
-}
 
 /// The validation state of `account`'s committed stream, replayed from its events; `None` when
 /// it has none. For a store with no saved state for a stream.
