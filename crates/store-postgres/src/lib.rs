@@ -17,6 +17,10 @@
 //!   session level, copy at once, and commit in order, so reads stay gapless. A chain takes
 //!   new members for [`PgOptions::bulk_lock_span`] (a second by default), so other writers
 //!   are not kept waiting longer.
+//! - **Personal text sealed** (schema 6, `docs/privacy.md`): each row's free text and actor
+//!   under a key per account and month in `rapport_keys`, made in the append's transaction;
+//!   scans never fetch keys; [`ErasingStore`](rapport_core::ErasingStore) deletes keys and
+//!   rewrites the key table.
 //! - **Only parameterised queries.** The connection URL's password never appears in errors.
 //!
 //! ```no_run
