@@ -399,8 +399,8 @@ struct Decided {
     head: i64,
     recorded: i64,
     plan: Result<Plan, AppendError>,
-    /// The keys known before the log shows them: an uncommitted predecessor's, when decided
-    /// against its forecast.
+    /// The keys of the batch's account-months found so far: committed ones, and an uncommitted
+    /// predecessor's when decided against its forecast.
     ring: KeyRing,
 }
 
