@@ -246,6 +246,7 @@ macro_rules! conformance_suite {
             subscriptions_never_skip_or_repeat,
             derived_state_round_trips,
             erasure_keeps_everything_but_the_text,
+            erasure_orders_with_appends,
         );
     };
     (@tests (required) $make:expr; $($check:ident),* $(,)?) => {
