@@ -162,7 +162,7 @@ fn schema_version(e: &NewEvent) -> i16 {
 /// The bulk path's copy into the events table; the columns are those [`CopyRows`] encodes.
 pub(crate) const COPY_SQL: &str = "COPY rapport_events
          (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version,
-          key_id, sealed)
+          key_id, sealed, text_in_clear)
      FROM STDIN BINARY";
 
 /// A bulk batch encoded as the rows of a binary `COPY` into the events table (`COPY_SQL`),
@@ -188,10 +188,10 @@ struct RowAt {
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// The field count that ends a binary copy.
 const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
-/// The fields of a row (the last two, the key's id and the sealed text, added by
-/// [`CopyRows::finish`]), and where the position's value starts (after the field count and the
-/// position's length).
-const COPY_FIELDS: i16 = 11;
+/// The fields of a row (the last three, the key's id, the sealed text and `text_in_clear`,
+/// always false, added by [`CopyRows::finish`]), and where the position's value starts (after
+/// the field count and the position's length).
+const COPY_FIELDS: i16 = 12;
 const POSITION_AT: usize = 2 + 4;
 
 impl CopyRows {
@@ -229,7 +229,7 @@ impl CopyRows {
     pub(crate) fn finish(mut self, fresh: &[Copied], recorded: i64) -> Result<Vec<u8>, String> {
         let patch = |buf: &mut [u8], at: usize, v: i64| buf[at..at + 8].copy_from_slice(&v.to_be_bytes());
         let sealed_bytes: usize = fresh.iter().filter_map(|c| c.sealed.as_ref()).map(|(_, s)| s.len() + 8).sum();
-        let mut out = Vec::with_capacity(self.buf.len() + fresh.len() * 16 + sealed_bytes + COPY_TRAILER.len());
+        let mut out = Vec::with_capacity(self.buf.len() + fresh.len() * 21 + sealed_bytes + COPY_TRAILER.len());
         out.extend_from_slice(COPY_HEADER);
         for c in fresh {
             let r = self.rows[c.index];
@@ -250,6 +250,9 @@ impl CopyRows {
                 // Two NULLs.
                 None => (0..2).for_each(|_| out.extend_from_slice(&(-1i32).to_be_bytes())),
             }
+            // text_in_clear: false, one byte.
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.push(0);
         }
         out.extend_from_slice(&COPY_TRAILER);
         Ok(out)

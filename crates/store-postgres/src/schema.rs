@@ -66,8 +66,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     -- occurred_at, made under the append lock; ids come from a sequence and are never reused,
     -- so a row whose key was destroyed never meets another key. New rows with personal text
     -- keep their stripped form in payload and the sealed text in sealed, under key_id. Rows
-    -- written before hold their text in the clear (text_in_clear: the default for rows that
-    -- exist when the column is added, so nothing is rewritten now); an erasure that reaches
+    -- written before hold their text in the clear (text_in_clear: the default, so rows that
+    -- exist when the column is added are marked without being rewritten, and so are rows an
+    -- older build still running writes; this build writes false); an erasure that reaches
     -- them strips their payload and clears the flag.
     CREATE SEQUENCE IF NOT EXISTS rapport_key_ids;
     CREATE TABLE IF NOT EXISTS rapport_keys (
@@ -88,7 +89,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS key_id bigint;
     ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS sealed bytea;
     ALTER TABLE rapport_events ADD COLUMN IF NOT EXISTS text_in_clear boolean NOT NULL DEFAULT true;
-    ALTER TABLE rapport_events ALTER COLUMN text_in_clear SET DEFAULT false;
 ",
 ];
 

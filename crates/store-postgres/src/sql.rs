@@ -24,8 +24,8 @@ pub(crate) const HEAD_SQL: &str = "SELECT e.position, e.recorded_at_ns, (extract
      LEFT JOIN LATERAL (SELECT position, recorded_at_ns, id FROM rapport_events ORDER BY position DESC LIMIT 1) AS e ON true";
 pub(crate) const INSERT_SQL: &str = "INSERT INTO rapport_events
          (position, account, stream_version, id, occurred_at_ns, recorded_at_ns, type, payload, schema_version,
-          key_id, sealed)
-     SELECT p, a, v, i, o, $6, t, b, s, k, x.sealed
+          key_id, sealed, text_in_clear)
+     SELECT p, a, v, i, o, $6, t, b, s, k, x.sealed, false
      FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::bigint[], $7::text[], $8::text[],
                  $9::smallint[], $10::bigint[], $11::bytea[])
           AS x(p, a, v, i, o, t, b, s, k, sealed)";

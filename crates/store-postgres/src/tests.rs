@@ -174,8 +174,9 @@ fn a_stored_event_is_read_back_exactly() {
 
 /// Inserts `events` as rows of an older schema: no `schema_version` (the column's default, 1,
 /// stands for them), `payload` as `payload` writes it (the whole line before schema 3, the
-/// body since), text in the clear (as migration 6 marks the rows it finds), no stream snapshot
-/// (as schema 1 left them); stream versions counted here.
+/// body since), text in the clear (naming none of schema 6's columns, as an older build still
+/// running during a rolling upgrade writes them: the column's default marks them so), no stream
+/// snapshot (as schema 1 left them); stream versions counted here.
 fn insert_as_older_schemas_did(store: &PgStore, events: &[NewEvent], payload: fn(&NewEvent) -> String) {
     let mut versions: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
     let rows: Vec<(i64, String, i64, uuid::Uuid, i64, String, String)> = events
@@ -203,7 +204,7 @@ fn insert_as_older_schemas_did(store: &PgStore, events: &[NewEvent], payload: fn
             client
                 .execute(
                     "INSERT INTO rapport_events (position, account, stream_version, id, occurred_at_ns,
-                             recorded_at_ns, type, payload, text_in_clear) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, true)",
+                             recorded_at_ns, type, payload) VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
                     &[position, account, version, id, occurred, tag, payload],
                 )
                 .await
@@ -357,7 +358,12 @@ fn tampered_or_moved_sealed_text_is_reported_with_its_position_never_shown() {
     use rapport_core::{Ledger, ReadError};
     let Some(store) = test_store("rapport_unittamper", Duration::from_secs(1)) else { return };
     let events = batch("t", 22);
-    pollster::block_on(store.append_bulk(events)).unwrap();
+    let (plain, bulk) = events.split_at(events.len() / 2);
+    pollster::block_on(store.append(plain.to_vec(), rapport_core::ExpectedVersion::Any)).unwrap();
+    pollster::block_on(store.append_bulk(bulk.to_vec())).unwrap();
+    // This build marks its rows as holding no text in the clear, through both paths.
+    let in_clear: Vec<i64> = query_column(&store, "SELECT count(*) FROM rapport_events WHERE text_in_clear");
+    assert_eq!(in_clear, [0]);
     let sealed: Vec<i64> =
         query_column(&store, "SELECT position FROM rapport_events WHERE sealed IS NOT NULL ORDER BY position");
     assert!(sealed.len() >= 2);
