@@ -26,6 +26,8 @@ fn export_then_import_into_a_fresh_store_gives_the_same_scores() {
     assert_eq!(text, ok(&["export", "--store", p(&store), "--account", "acct-1"]), "stdout holds the same lines");
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.iter().all(|l| l["account"] == "acct-1" && l["id"].is_string() && l.get("position").is_none()));
+    // Each line states its type's schema version, for a later build to upcast.
+    assert!(lines.iter().all(|l| l["schema_version"] == 2), "{text}");
     let with_meta = lines.iter().find(|l| l["actor"] == "dana@example.com").expect("the metadata is exported");
     assert_eq!((&with_meta["source"], &with_meta["tags"]["region"]), (&"crm".into(), &"emea".into()));
 

@@ -38,7 +38,8 @@ pub enum ExportError {
 
 /// Writes every event of `account` to `out` as JSON lines in the canonical form (with its
 /// `id` and metadata; without what the store assigned, so the lines import into another
-/// store as they are, idempotently), in stream order. Returns how many; 0 for an account
+/// store as they are, idempotently), in stream order. Each line states its type's
+/// `schema_version`, so that a later build reads it through its upcasters. Returns how many; 0 for an account
 /// without events. Blocks the calling thread on the store, as an import does.
 ///
 /// ```
@@ -72,7 +73,7 @@ pub fn export_account<S: Store>(
         let Some(last) = page.last() else { break };
         from = StreamVersion(last.stream_version.0 + 1);
         for e in &page {
-            let line = e.to_new_event().to_json_line();
+            let line = e.to_new_event().to_json_line_versioned();
             out.write_all(line.as_bytes()).and_then(|()| out.write_all(b"\n")).map_err(|source| {
                 ExportError::Write { account: account.clone(), version: e.stream_version.0, source }
             })?;

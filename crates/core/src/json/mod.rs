@@ -345,11 +345,38 @@ impl NewEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The canonical line stating its type's `schema_version`: what an export writes, so that a
+    /// later build, whose type may have moved on, reads it through its upcasters
+    /// ([`crate::upcast`]) rather than as its own version. This build reads it as it reads the
+    /// line without it.
+    ///
+    /// ```
+    /// # use rapport_core::NewEvent;
+    /// let line = r#"{"type":"touchpoint","id":"0195f3a2-7c1e-7000-8000-000000000001","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"}"#;
+    /// let e = NewEvent::from_json_line(line)?;
+    /// let versioned = e.to_json_line_versioned();
+    /// assert!(versioned.contains(r#""occurred_at":"2025-03-06T10:00:00Z","schema_version":2,"#));
+    /// assert_eq!(NewEvent::from_json_line(&versioned)?, e);
+    /// # Ok::<(), rapport_core::ParseEventError>(())
+    /// ```
+    pub fn to_json_line_versioned(&self) -> String {
+        let form =
+            JsonForm { new: self, header: true, with_id: true, with_meta: true, with_version: true, stored: None };
+        serde_json::to_string(&form).unwrap_or_default()
+    }
+
     /// The canonical JSON of everything but the id and the metadata: what a derived v5 id is
     /// computed from (so the same fact from two sources derives one id).
     pub fn canonical_content(&self) -> Vec<u8> {
-        serde_json::to_vec(&JsonForm { new: self, header: true, with_id: false, with_meta: false, stored: None })
-            .unwrap_or_default()
+        serde_json::to_vec(&JsonForm {
+            new: self,
+            header: true,
+            with_id: false,
+            with_meta: false,
+            with_version: false,
+            stored: None,
+        })
+        .unwrap_or_default()
     }
 
     /// The canonical JSON of the event's own fields and its metadata: the line without
@@ -366,8 +393,15 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn to_body_json(&self) -> String {
-        serde_json::to_string(&JsonForm { new: self, header: false, with_id: false, with_meta: true, stored: None })
-            .unwrap_or_default()
+        serde_json::to_string(&JsonForm {
+            new: self,
+            header: false,
+            with_id: false,
+            with_meta: true,
+            with_version: false,
+            stored: None,
+        })
+        .unwrap_or_default()
     }
 }
 

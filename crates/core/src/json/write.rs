@@ -21,6 +21,8 @@ pub(super) struct JsonForm<'a> {
     pub(super) with_id: bool,
     /// With the metadata fields, after the event's own.
     pub(super) with_meta: bool,
+    /// With `schema_version` (the type's current one) after the header.
+    pub(super) with_version: bool,
     pub(super) stored: Option<Stored>,
 }
 
@@ -35,6 +37,9 @@ impl Serialize for JsonForm<'_> {
             }
             m.serialize_entry("account", &n.account)?;
             m.serialize_entry("occurred_at", &n.occurred_at)?;
+            if self.with_version {
+                m.serialize_entry("schema_version", &n.event.kind().schema_version())?;
+            }
         }
         if let Some(st) = &self.stored {
             m.serialize_entry("recorded_at", &st.recorded_at)?;
@@ -136,7 +141,8 @@ impl Serialize for TagsForm<'_> {
 
 impl Serialize for NewEvent {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        JsonForm { new: self, header: true, with_id: true, with_meta: true, stored: None }.serialize(s)
+        JsonForm { new: self, header: true, with_id: true, with_meta: true, with_version: false, stored: None }
+            .serialize(s)
     }
 }
 
@@ -145,7 +151,8 @@ impl Serialize for Envelope {
         let new = self.to_new_event();
         let stored =
             Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
-        JsonForm { new: &new, header: true, with_id: true, with_meta: true, stored: Some(stored) }.serialize(s)
+        JsonForm { new: &new, header: true, with_id: true, with_meta: true, with_version: false, stored: Some(stored) }
+            .serialize(s)
     }
 }
 
