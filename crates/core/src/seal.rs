@@ -9,9 +9,14 @@
 //! the same event again gives the same bytes. The event's id and account are the associated
 //! data: sealed text moved to another event does not open.
 
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use thiserror::Error;
+
+use crate::{Envelope, PersonalText, TextState};
 
 use crate::EventId;
 
@@ -41,6 +46,9 @@ pub enum SealError {
     /// event, or the key is not the one that sealed them.
     #[error("the sealed text does not open: it was altered, moved from another event, or sealed under another key")]
     Forged,
+    /// The sealed bytes opened, but are not personal text ([`PersonalText::decode`]).
+    #[error("the sealed text opened but is malformed: {0}")]
+    Malformed(String),
 }
 
 impl SealKey {
@@ -132,6 +140,20 @@ impl Sealer {
         out.extend_from_slice(&tag);
     }
 
+    /// Opens the personal text sealed for `e`, which holds its stripped form, and puts it back
+    /// into the event: its text is then [`TextState::Present`]. What a store's owned read does
+    /// with each sealed event.
+    ///
+    /// # Errors
+    /// [`SealError::Forged`] (see [`open`](Self::open)); [`SealError::Malformed`].
+    pub fn open_into(&self, e: &mut Envelope, sealed: &[u8]) -> Result<(), SealError> {
+        let plain = self.open(e.id, e.account.as_str(), sealed)?;
+        let text = PersonalText::decode(&plain).map_err(|why| SealError::Malformed(why.to_string()))?;
+        text.restore(&mut e.event, &mut e.meta);
+        e.text = TextState::Present;
+        Ok(())
+    }
+
     /// Opens what [`seal`](Self::seal) made for the event `id` of `account`.
     ///
     /// # Errors
@@ -148,6 +170,36 @@ impl Sealer {
             .decrypt_in_place_detached(&nonce(id).into(), &aad[..aad_len], &mut plain, &tag)
             .map_err(|_| SealError::Forged)?;
         Ok(plain)
+    }
+}
+
+/// Keys made ready to open text during one read, by the store's key id: a key's schedule is
+/// computed once, not per event. Bounded: past [`MAX`](Self::MAX) keys it starts over, since a
+/// read of the whole log meets every key. Its `Debug` shows how many keys it holds, never them.
+pub struct Openers<K>(HashMap<K, Sealer>);
+
+impl<K> std::fmt::Debug for Openers<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Openers").field("keys", &self.0.len()).finish()
+    }
+}
+
+impl<K> Default for Openers<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: Hash + Eq> Openers<K> {
+    /// The most keys kept at once.
+    pub const MAX: usize = 256;
+
+    /// The key `id`, `key`, ready to open text.
+    pub fn get(&mut self, id: K, key: &SealKey) -> &Sealer {
+        if self.0.len() >= Self::MAX && !self.0.contains_key(&id) {
+            self.0.clear();
+        }
+        self.0.entry(id).or_insert_with(|| key.sealer())
     }
 }
 

@@ -7,12 +7,11 @@
 //! An erasure rewrites the file without the destroyed keys (beside it, synced, renamed over
 //! it, the directory synced): a crash leaves the keys or the erasure, never half of one.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rapport_core::backend::{KeyedMap, KeyedSet};
-use rapport_core::seal::{KEY_BYTES, SealKey};
-use rapport_core::{AccountId, Envelope, PersonalText, TextState, Timestamp};
+use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
+use rapport_core::{AccountId, Envelope, TextState, Timestamp};
 
 use crate::format::SealedRef;
 use crate::leb128::put as put_varint;
@@ -432,45 +431,26 @@ pub(crate) struct UnsealError {
 /// # Errors
 /// A key the file lacks, or sealed text that does not open (altered, moved, or another key):
 /// never shown as text.
-/// Keys made ready to open text during one read (a key's schedule is computed once, not per
-/// event); bounded, since a read of the whole log meets every key.
-#[derive(Default)]
-pub(crate) struct Openers(HashMap<u32, rapport_core::seal::Sealer>);
-
-impl Openers {
-    const MAX: usize = 256;
-
-    fn get(&mut self, id: u32, key: &SealKey) -> &rapport_core::seal::Sealer {
-        if self.0.len() >= Self::MAX && !self.0.contains_key(&id) {
-            self.0.clear();
-        }
-        self.0.entry(id).or_insert_with(|| key.sealer())
-    }
-}
-
 pub(crate) fn unseal(
     keys: &Keys,
-    openers: &mut Openers,
+    openers: &mut Openers<u32>,
     e: &mut Envelope,
     sealed: SealedRef<'_>,
 ) -> Result<(), UnsealError> {
-    let fail = |missing: bool, why: String| UnsealError {
-        missing,
-        reason: format!("position {}: event {} of account {}: {why}", e.position, e.id, e.account),
-    };
+    fn fail(e: &Envelope, missing: bool, why: String) -> UnsealError {
+        UnsealError {
+            missing,
+            reason: format!("position {}: event {} of account {}: {why}", e.position, e.id, e.account),
+        }
+    }
     match keys.lookup(sealed.key) {
         Lookup::Key(key) => {
-            let plain = openers
-                .get(sealed.key, key)
-                .open(e.id, e.account.as_str(), sealed.bytes)
-                .map_err(|why| fail(false, format!("personal text under key {}: {why}", sealed.key)))?;
-            let text = PersonalText::decode(&plain)
-                .map_err(|why| fail(false, format!("personal text opened but malformed: {why}")))?;
-            text.restore(&mut e.event, &mut e.meta);
-            e.text = TextState::Present;
+            if let Err(why) = openers.get(sealed.key, key).open_into(e, sealed.bytes) {
+                return Err(fail(e, false, format!("personal text under key {}: {why}", sealed.key)));
+            }
         }
         Lookup::Erased => e.text = TextState::Erased,
-        Lookup::Missing => return Err(fail(true, format!("its key {} is not in the key file", sealed.key))),
+        Lookup::Missing => return Err(fail(e, true, format!("its key {} is not in the key file", sealed.key))),
     }
     Ok(())
 }

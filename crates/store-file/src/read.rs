@@ -159,7 +159,7 @@ impl FileStore {
         let format_version = self.shared.recovery.format_version;
         let keys = self.shared.keys.read().unwrap_or_else(|p| p.into_inner());
         let mut missing = None;
-        let mut openers = crate::keys::Openers::default();
+        let mut openers = rapport_core::seal::Openers::default();
         let walked = self.walk_records(positions, chunk, false, |body, q, guard| {
             let index = guard.get_or_insert_with(|| self.shared.index.read().unwrap_or_else(|p| p.into_inner()));
             format::check_schema_version(body, format_version).map_err(|e| e.reason)?;

@@ -15,9 +15,10 @@ use uuid::Uuid;
 
 use crate::pipeline::{Chain, Cover, Forecast, Lock, Turn, settle};
 use crate::rows::{Copied, CopyRows, Rows, replay_stream, saved_snapshot, stored_event};
-use crate::sealing::{KeyAsk, KeyRing, Openers, find_or_make_keys, take_keys};
+use crate::sealing::{BatchSealer, KeyAsk, KeyRing, find_or_make_keys, take_keys};
 use crate::sql::Statements;
 use crate::{pg_error, storage};
+use rapport_core::seal::Openers;
 
 /// One append in one transaction. Statements that do not depend on each other's answers are
 /// pipelined (sent together, answered in order).
@@ -325,12 +326,12 @@ impl Append<'_> {
             versions: Vec::with_capacity(n),
             copied: Vec::with_capacity(if copying { n } else { 0 }),
         };
-        let mut sealers = HashMap::new();
+        let mut sealer = BatchSealer::new(ring);
         for (i, &(k, version)) in fresh.iter().enumerate() {
             let e = &self.batch[k];
             let position = head + 1 + i as i64;
             placed.versions.push(version.0 as i64);
-            let sealed = crate::sealing::seal(e, ring, &mut sealers).map_err(|why| storage(self.op, why))?;
+            let sealed = sealer.seal(e).map_err(|why| storage(self.op, why))?;
             if copying {
                 placed.copied.push(Copied { index: k, position, version: version.0 as i64, sealed });
             } else {

@@ -19,7 +19,6 @@ use crate::sql::LOCK_SQL;
 use crate::{PgStore, pg_error, storage};
 
 /// What an erasure reaches.
-#[derive(Clone)]
 enum Scope {
     /// All of an account's text.
     Account(AccountId),
@@ -163,6 +162,8 @@ async fn strip_rows_in_clear(tx: &tokio_postgres::Transaction<'_>, scope: &Scope
         "SELECT type, id, account, occurred_at_ns, payload, schema_version, position FROM rapport_events
          WHERE text_in_clear AND {filter} AND position > $2 ORDER BY position LIMIT {STRIP_PAGE}"
     );
+    // The id the stripped rows point at: the sequence's, so no key ever has it; one for the
+    // whole erasure, taken when the first row with text turns up.
     let mut marker: Option<i64> = None;
     let mut after = 0i64;
     let mut stripped = 0u64;
@@ -170,41 +171,38 @@ async fn strip_rows_in_clear(tx: &tokio_postgres::Transaction<'_>, scope: &Scope
         let rows = tx.query(&select, &[&*param, &after]).await.map_err(db)?;
         let Some(last) = rows.last() else { return Ok(stripped) };
         after = last.get(6);
-        let (mut positions, mut payloads, mut versions) = (Vec::new(), Vec::new(), Vec::new());
-        let mut cleared: Vec<i64> = Vec::with_capacity(rows.len());
+        // Per row: its position, and its stripped payload and schema version if it had text.
+        let mut positions: Vec<i64> = Vec::with_capacity(rows.len());
+        let mut payloads: Vec<Option<String>> = Vec::with_capacity(rows.len());
+        let mut versions: Vec<Option<i16>> = Vec::with_capacity(rows.len());
         for r in &rows {
             let position: i64 = r.get(6);
-            cleared.push(position);
             let mut e = event_of(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)).map_err(|why| {
                 EraseError::Storage(StorageError::new(OP, format!("rapport_events position {position}: {why}")))
             })?;
-            if PersonalText::is_in(&e.event, &e.meta) {
+            let had_text = PersonalText::is_in(&e.event, &e.meta);
+            if had_text {
                 PersonalText::take(&mut e.event, &mut e.meta);
-                positions.push(position);
-                payloads.push(e.to_body_json());
-                versions.push(i16::try_from(e.event.kind().schema_version()).unwrap_or(i16::MAX));
+                stripped += 1;
             }
+            positions.push(position);
+            payloads.push(had_text.then(|| e.to_body_json()));
+            versions.push(had_text.then(|| i16::try_from(e.event.kind().schema_version()).unwrap_or(i16::MAX)));
         }
-        if !positions.is_empty() {
-            let id = match marker {
-                Some(id) => id,
-                None => {
-                    let id: i64 = tx.query_one("SELECT nextval('rapport_key_ids')", &[]).await.map_err(db)?.get(0);
-                    *marker.insert(id)
-                }
-            };
-            stripped += tx
-                .execute(
-                    "UPDATE rapport_events AS r SET payload = x.payload, schema_version = x.version, key_id = $4
-                     FROM unnest($1::bigint[], $2::text[], $3::smallint[]) AS x(position, payload, version)
-                     WHERE r.position = x.position",
-                    &[&positions, &payloads, &versions, &id],
-                )
-                .await
-                .map_err(db)?;
+        if marker.is_none() && payloads.iter().any(Option::is_some) {
+            marker = Some(tx.query_one("SELECT nextval('rapport_key_ids')", &[]).await.map_err(db)?.get(0));
         }
-        tx.execute("UPDATE rapport_events SET text_in_clear = false WHERE position = ANY($1)", &[&cleared])
-            .await
-            .map_err(db)?;
+        // One write a row: every row loses the flag; those with text get their stripped form.
+        tx.execute(
+            "UPDATE rapport_events AS r SET text_in_clear = false,
+                 payload = COALESCE(x.payload, r.payload),
+                 schema_version = COALESCE(x.version, r.schema_version),
+                 key_id = CASE WHEN x.payload IS NULL THEN r.key_id ELSE $4 END
+             FROM unnest($1::bigint[], $2::text[], $3::smallint[]) AS x(position, payload, version)
+             WHERE r.position = x.position",
+            &[&positions, &payloads, &versions, &marker],
+        )
+        .await
+        .map_err(db)?;
     }
 }

@@ -64,11 +64,11 @@ mod tests;
 use append::append_tx;
 use listen::{AbortOnDrop, Listener};
 use pipeline::{Lock, Turn, TurnSignals};
+use rapport_core::seal::Openers;
 use rapport_core::watch::HeadWatch;
 use rows::{EVENTS_FROM, LINE_COLUMNS, LINE_COLUMNS_WITHHELD, decode_row, saved_snapshot, stored_event};
 pub use schema::SCHEMA_VERSION;
 use schema::{APPEND_LOCK, MigrateFailure, migrate};
-use sealing::Openers;
 use sql::{HEAD_POSITION_SQL, IDS_SQL, SNAPSHOTS_SQL};
 
 /// Why a store could not connect or migrate.

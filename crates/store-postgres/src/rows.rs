@@ -8,8 +8,9 @@ use rapport_core::{
 };
 use uuid::Uuid;
 
-use crate::sealing::{Openers, RowText, open};
+use crate::sealing::{RowText, open};
 use crate::{pg_error, storage};
+use rapport_core::seal::Openers;
 
 /// The events joined with the keys of their sealed text (`e` and `k`).
 pub(crate) const EVENTS_FROM: &str = "rapport_events e LEFT JOIN rapport_keys k ON k.id = e.key_id";
@@ -29,7 +30,7 @@ pub(crate) const LINE_COLUMNS_WITHHELD: &str = "e.type, e.id, e.account, e.occur
 /// metadata ([`NewEvent::to_body_json`]); rows written before version 3 hold the whole
 /// canonical line. Since version 6 a row with personal text holds its stripped form, the text
 /// sealed apart (`crate::sealing`).
-pub(crate) fn stored_event(row: &tokio_postgres::Row, openers: &mut Openers) -> Result<Envelope, String> {
+pub(crate) fn stored_event(row: &tokio_postgres::Row, openers: &mut Openers<i64>) -> Result<Envelope, String> {
     let e = event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5))?;
     let mut e = Envelope::new(e, Timestamp::from_unix_nanos(0), StreamVersion(0), Position(0));
     open(&mut e, RowText { key_id: row.get(6), sealed: row.get(7), key: row.get(8) }, openers)?;
@@ -61,7 +62,7 @@ pub(crate) fn event_of(
 
 /// A stored event from a row: [`LINE_COLUMNS`] (or [`LINE_COLUMNS_WITHHELD`]), then
 /// `recorded_at_ns`, `stream_version` and `position`.
-pub(crate) fn decode_row(row: &tokio_postgres::Row, openers: &mut Openers) -> Result<Envelope, ReadError> {
+pub(crate) fn decode_row(row: &tokio_postgres::Row, openers: &mut Openers<i64>) -> Result<Envelope, ReadError> {
     let position: i64 = row.get(11);
     let corrupt =
         |reason: String| ReadError::Corrupt { location: format!("rapport_events position {position}"), reason };

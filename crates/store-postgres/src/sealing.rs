@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use rapport_core::personal::key_month;
-use rapport_core::seal::{KEY_BYTES, SealKey, Sealer};
+use rapport_core::seal::{KEY_BYTES, Openers, SealKey, Sealer};
 use rapport_core::{AccountId, Envelope, NewEvent, PersonalText, StorageError, TextState};
 
 use crate::{pg_error, storage};
@@ -136,27 +136,22 @@ pub(crate) fn take_keys(rows: &[tokio_postgres::Row], ring: &mut KeyRing) -> Res
 }
 
 /// Adds to `ring` the keys the new `events` need that it still lacks, finding or making them in
-/// `tx` (under cover); no round trip when it lacks none.
+/// `tx` (under cover); no round trip when it lacks none. (A key still missing afterwards is
+/// reported by [`BatchSealer::seal`].)
 ///
 /// # Errors
 /// The database failed, gave a malformed key, or no randomness was to be had.
 pub(crate) async fn find_or_make_keys<'a>(
     tx: &tokio_postgres::Transaction<'_>,
     (find, make): (&tokio_postgres::Statement, &tokio_postgres::Statement),
-    events: impl Iterator<Item = &'a NewEvent> + Clone,
+    events: impl Iterator<Item = &'a NewEvent>,
     ring: &mut KeyRing,
 ) -> Result<(), StorageError> {
-    if let Some(ask) = KeyAsk::make(events.clone(), ring)? {
+    if let Some(ask) = KeyAsk::make(events, ring)? {
         let rows = ask.run(tx, find, make).await.map_err(|e| pg_error("find or make keys", e))?;
         take_keys(&rows, ring)?;
     }
-    match KeyAsk::find(events, ring) {
-        Some(ask) => Err(storage(
-            "find or make keys",
-            format!("account {}: no key for month {} after making it", ask.accounts[0], ask.months[0]),
-        )),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 fn key_of(bytes: &[u8]) -> Result<SealKey, String> {
@@ -165,45 +160,39 @@ fn key_of(bytes: &[u8]) -> Result<SealKey, String> {
         .map_err(|_| format!("{} bytes, not {KEY_BYTES}", bytes.len()))
 }
 
-/// The sealed text of `e` under its key in `ring`, with the key's id; `None` when it holds no
-/// personal text.
-///
-/// # Errors
-/// The ring lacks its key (a bug: [`find_or_make_keys`] ran first).
-pub(crate) fn seal(
-    e: &NewEvent,
-    ring: &KeyRing,
-    sealers: &mut HashMap<i64, Sealer>,
-) -> Result<Option<(i64, Vec<u8>)>, String> {
-    let mut plain = Vec::new();
-    if !PersonalText::encode_of(&e.event, &e.meta, &mut plain) {
-        return Ok(None);
-    }
-    let month = key_month(e.occurred_at);
-    let (id, key) = ring
-        .get(&(e.account.clone(), month))
-        .ok_or_else(|| format!("account {}: no key for month {month} (a bug)", e.account))?;
-    let mut out = Vec::with_capacity(plain.len() + rapport_core::seal::TAG_BYTES);
-    sealers.entry(*id).or_insert_with(|| key.sealer()).seal(e.id, e.account.as_str(), &plain, &mut out);
-    Ok(Some((*id, out)))
+/// Seals a batch's text under the keys of its ring: each key's schedule made once a batch,
+/// one buffer for the plaintext.
+pub(crate) struct BatchSealer<'a> {
+    ring: &'a KeyRing,
+    sealers: HashMap<i64, Sealer>,
+    plain: Vec<u8>,
 }
 
-/// Keys made ready to open text during one read (a key's schedule is computed once, not per
-/// row); bounded, since a read of many accounts meets many keys.
-#[derive(Default)]
-pub(crate) struct Openers(HashMap<i64, Sealer>);
+impl<'a> BatchSealer<'a> {
+    pub(crate) fn new(ring: &'a KeyRing) -> Self {
+        Self { ring, sealers: HashMap::new(), plain: Vec::new() }
+    }
 
-impl Openers {
-    const MAX: usize = 256;
-
-    fn get(&mut self, id: i64, key: &[u8]) -> Result<&Sealer, String> {
-        if !self.0.contains_key(&id) {
-            if self.0.len() >= Self::MAX {
-                self.0.clear();
-            }
-            self.0.insert(id, key_of(key)?.sealer());
+    /// The sealed text of `e` under its key in the ring, with the key's id; `None` when it
+    /// holds no personal text.
+    ///
+    /// # Errors
+    /// The ring lacks its key (a bug: [`find_or_make_keys`] ran first).
+    pub(crate) fn seal(&mut self, e: &NewEvent) -> Result<Option<(i64, Vec<u8>)>, String> {
+        if !PersonalText::is_in(&e.event, &e.meta) {
+            return Ok(None);
         }
-        Ok(&self.0[&id])
+        self.plain.clear();
+        PersonalText::encode_of(&e.event, &e.meta, &mut self.plain);
+        let month = key_month(e.occurred_at);
+        let (id, key) = self
+            .ring
+            .get(&(e.account.clone(), month))
+            .ok_or_else(|| format!("account {}: no key for month {month} (a bug)", e.account))?;
+        let mut out = Vec::with_capacity(self.plain.len() + rapport_core::seal::TAG_BYTES);
+        let sealer = self.sealers.entry(*id).or_insert_with(|| key.sealer());
+        sealer.seal(e.id, e.account.as_str(), &self.plain, &mut out);
+        Ok(Some((*id, out)))
     }
 }
 
@@ -221,20 +210,14 @@ pub(crate) struct RowText<'a> {
 /// # Errors
 /// The sealed text does not open (altered, moved from another event, under another key) or is
 /// malformed: never shown as text.
-pub(crate) fn open(e: &mut Envelope, row: RowText<'_>, openers: &mut Openers) -> Result<(), String> {
+pub(crate) fn open(e: &mut Envelope, row: RowText<'_>, openers: &mut Openers<i64>) -> Result<(), String> {
     let Some(id) = row.key_id else { return Ok(()) };
     match (row.key, row.sealed) {
         (None, _) => e.text = TextState::Erased,
         (Some([]), _) => e.text = TextState::Withheld,
         (Some(key), Some(sealed)) => {
-            let plain = openers
-                .get(id, key)
-                .map_err(|why| format!("key {id}: {why}"))?
-                .open(e.id, e.account.as_str(), sealed)
-                .map_err(|why| format!("personal text under key {id}: {why}"))?;
-            let text =
-                PersonalText::decode(&plain).map_err(|why| format!("personal text opened but malformed: {why}"))?;
-            text.restore(&mut e.event, &mut e.meta);
+            let key = key_of(key).map_err(|why| format!("key {id}: {why}"))?;
+            openers.get(id, &key).open_into(e, sealed).map_err(|why| format!("personal text under key {id}: {why}"))?;
         }
         (Some(_), None) => return Err(format!("key {id} named but no sealed text")),
     }

@@ -341,6 +341,18 @@ fn rows_written_in_the_clear_are_stripped_by_the_erasure_that_reaches_them() {
     assert!(
         !payloads.is_empty() && payloads.iter().all(|p| !p.contains("\"title\":\"") || p.contains("\"title\":\"\""))
     );
+    // And none of the account's texts, whatever field held it, is in any of its rows.
+    let all: Vec<String> =
+        query_column(&store, &format!("SELECT payload FROM rapport_events WHERE account = '{}'", first.as_str()));
+    let texts: Vec<&str> = events
+        .iter()
+        .filter(|e| e.account == first)
+        .filter_map(|e| e.event.text().map(|(_, t)| t).filter(|t| !t.is_empty()))
+        .collect();
+    assert!(!texts.is_empty());
+    for text in texts {
+        assert!(all.iter().all(|p| !p.contains(&serde_json::to_string(text).unwrap())), "{text:?} is stripped");
+    }
     // A retention run reaches the rest; a second pass finds nothing left in the clear.
     pollster::block_on(store.erase_before(Timestamp::from_unix_seconds(4_102_444_800), "retention")).unwrap();
     let log = rapport_core::testing::conformance::assert_log_invariants(&store);
