@@ -15,7 +15,8 @@
 //! PostgreSQL on loopback, as ratios to the file store and to SQLite), `RAPPORT_BENCH_CORE` (if
 //! set to a CPU number, the bench runs itself again pinned to that one CPU with `taskset`, so
 //! every thread of both sides shares one core: `RAPPORT_BENCH_CORE=0 cargo bench --bench
-//! compare` gives the one-core figures).
+//! compare` gives the one-core figures), `RAPPORT_BENCH_MAPPED_ONLY` (if set, only section 5b,
+//! the mapped import).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,14 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; nothing else is accepted.
     pin_to_one_core();
+    if std::env::var_os("RAPPORT_BENCH_MAPPED_ONLY").is_some() {
+        let dir = bench_dir("mapped");
+        let mut rows = Vec::new();
+        mapped::mapped_import(&dir, &mut rows);
+        print_rows(rows);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let n = env_usize("RAPPORT_BENCH_EVENTS", 200_000);
     let evs = events(n, 42);
     let n = evs.len();
@@ -511,11 +520,15 @@ fn main() {
     // 7. Optional: the large-log figures.
     large::large_log(&dir, &mut rows);
 
+    print_rows(rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn print_rows(rows: Vec<Row>) {
     println!("\n{:<78} {:>16} {:>22} {:>16}", "measure", "file store", "sqlite", "ratio");
     for r in rows {
         println!("{:<78} {:>16} {:>22} {:>16}", r.what, r.ours, r.peer, r.ratio);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Each of `events` appended alone, durably, one after another: the latencies, sorted.

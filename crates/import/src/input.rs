@@ -163,7 +163,7 @@ pub(crate) fn for_each_event<R: Read>(
                     RecordKind::Mapped(m) => match &record.fields {
                         Ok(row) => {
                             let mut outputs = Vec::new();
-                            let mapped = crate::mapping::csv_record(&names, row);
+                            let mapped = crate::mapping::Record::Csv(&names, row);
                             m.run(mapped, &mut interner, &records.upcasters, &mut |r| outputs.push(r));
                             for parsed in outputs {
                                 f(record.line, parsed.map_err(unreadable))?;
@@ -295,12 +295,11 @@ pub(crate) fn parse_lines(
                 out.push((line, parsed.map_err(|e| Unreadable::new(e.to_string(), bytes, false))));
             }
             #[cfg(feature = "mapping")]
-            RecordKind::Mapped(m) => match crate::mapping::json_record(text.as_bytes()) {
-                Ok(record) => m.run(record, interner, &records.upcasters, &mut |parsed| {
+            RecordKind::Mapped(m) => {
+                m.run(crate::mapping::Record::Json(text), interner, &records.upcasters, &mut |parsed| {
                     out.push((line, parsed.map_err(|reason| Unreadable::new(reason, bytes, false))));
-                }),
-                Err(reason) => out.push((line, Err(Unreadable::new(reason, bytes, false)))),
-            },
+                });
+            }
         }
     }
     out

@@ -8,6 +8,12 @@
 
 use std::fmt::Write as _;
 
+mod compile;
+mod eval;
+#[cfg(test)]
+mod tests;
+mod value;
+
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -15,6 +21,7 @@ use rapport_core::escape::one_line;
 use rapport_core::upcast::Upcasters;
 use rapport_core::{Interner, Metadata, MetadataError, NewEvent};
 use thiserror::Error;
+use value::{Bail, V};
 
 /// Events one record may become at most (a runaway program stops there, refused).
 pub const MAPPED_EVENTS_MAX: usize = 64;
@@ -190,25 +197,108 @@ impl Mapping {
             let (s, what) = undefined.into_iter().next().expect("an error");
             at(s, format!("undefined {} {s}", what.as_str()))
         })?;
-        Ok(Compiled { name: one_line(&self.name).into_owned(), filter, source: self.source.clone() })
+        let fast = compile::compile(&code);
+        Ok(Compiled { name: one_line(&self.name).into_owned(), filter, fast, source: self.source.clone() })
     }
 }
 
-/// A mapping compiled for one thread.
+/// A mapping compiled for one thread: jaq's filter, and the compiled path when the program
+/// stays within what it runs (`compile.rs`).
 pub(crate) struct Compiled {
     /// The mapping's name, escaped once for one-line errors.
     name: String,
     filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
+    /// The program compiled for records run without jaq; `None` runs every record in jaq.
+    fast: Option<compile::Node>,
     /// The `source` stamped on an event that names none; `None` stamps nothing.
     pub(crate) source: Option<String>,
 }
 
+/// An input record: a JSON line, or a CSV row with its header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Record<'r> {
+    Json(&'r str),
+    Csv(&'r [String], &'r [String]),
+}
+
 impl Compiled {
-    /// Runs the mapping on one record (a JSON value, or a CSV row as an object) and parses each
-    /// output as a canonical line: `f` gets each event or why it was refused (`mapping NAME:
-    /// output K: field: reason`, or the program's error). At most [`MAPPED_EVENTS_MAX`]
-    /// outputs are taken; one more is refused.
+    /// Runs the mapping on one record and parses each output as a canonical line: `f` gets
+    /// each event or why it was refused (`mapping NAME: output K: field: reason`, the
+    /// program's error, or `not JSON: …`). At most [`MAPPED_EVENTS_MAX`] outputs are taken;
+    /// one more is refused.
+    ///
+    /// The compiled path runs the record first; whenever it is not sure to give jaq's answer
+    /// (any error, anything refused) jaq runs it from the start, so what `f` gets is always
+    /// what jaq gives.
     pub(crate) fn run(
+        &self,
+        record: Record<'_>,
+        interner: &mut Interner,
+        upcasters: &Upcasters,
+        f: &mut dyn FnMut(Result<NewEvent, String>),
+    ) {
+        if let Some(events) = self.fast.as_ref().and_then(|node| self.run_compiled(node, record, interner, upcasters)) {
+            events.into_iter().for_each(|e| f(Ok(e)));
+            return;
+        }
+        let value = match record {
+            Record::Json(text) => match json_record(text.as_bytes()) {
+                Ok(v) => v,
+                Err(reason) => return f(Err(reason)),
+            },
+            Record::Csv(header, row) => csv_record(header, row),
+        };
+        self.run_jaq(value, interner, upcasters, f);
+    }
+
+    /// The record's events through the compiled path, or `None` to run it in jaq.
+    fn run_compiled(
+        &self,
+        node: &compile::Node,
+        record: Record<'_>,
+        interner: &mut Interner,
+        upcasters: &Upcasters,
+    ) -> Option<Vec<NewEvent>> {
+        let input = match record {
+            Record::Json(text) => V::from_json(text).ok()?,
+            Record::Csv(header, row) => V::from_csv(header, row),
+        };
+        let mut outputs = Vec::new();
+        let mut run = eval::Run::default();
+        node.run(&mut run, input, &mut |_, v| {
+            if outputs.len() == MAPPED_EVENTS_MAX {
+                return Err(Bail);
+            }
+            outputs.push(v);
+            Ok(())
+        })
+        .ok()?;
+        let mut line = String::new();
+        let mut events = Vec::with_capacity(outputs.len());
+        for v in &outputs {
+            if !matches!(v, V::Obj(_)) {
+                return None;
+            }
+            line.clear();
+            v.write_json(&mut line).ok()?;
+            events.push(self.event(&line, interner, upcasters).ok()?);
+        }
+        Some(events)
+    }
+
+    /// One output, written as a JSON line, as its event: parsed by the canonical parser, with
+    /// the mapping's `source` stamped when it names none.
+    fn event(&self, line: &str, interner: &mut Interner, upcasters: &Upcasters) -> Result<NewEvent, String> {
+        let mut e = NewEvent::from_json_line_in_with(line, interner, upcasters).map_err(|e| e.to_string())?;
+        if let Some(source) = self.source.as_deref().filter(|_| e.meta.source().is_none()) {
+            // Checked to be a valid source when the mapping was made.
+            e.meta = std::mem::take(&mut e.meta).with_source(source).map_err(|e| e.to_string())?;
+        }
+        Ok(e)
+    }
+
+    /// Runs the record in jaq.
+    fn run_jaq(
         &self,
         record: Val,
         interner: &mut Interner,
@@ -249,26 +339,19 @@ impl Compiled {
             jaq_json::write::write(&mut text, &Default::default(), 0, &v).expect("writing to memory");
             let parsed = std::str::from_utf8(&text)
                 .map_err(|e| format!("not UTF-8: {e}"))
-                .and_then(|line| NewEvent::from_json_line_in_with(line, interner, upcasters).map_err(|e| e.to_string()))
-                .and_then(|mut e| {
-                    if let Some(source) = self.source.as_deref().filter(|_| e.meta.source().is_none()) {
-                        // Checked to be a valid source when the mapping was made.
-                        e.meta = std::mem::take(&mut e.meta).with_source(source).map_err(|e| e.to_string())?;
-                    }
-                    Ok(e)
-                });
+                .and_then(|line| self.event(line, interner, upcasters));
             f(parsed.map_err(|e| format!("mapping {name}: output {}: {e}", k + 1)));
         }
     }
 }
 
 /// A JSON record as jaq's value, or why it is not JSON.
-pub(crate) fn json_record(bytes: &[u8]) -> Result<Val, String> {
+fn json_record(bytes: &[u8]) -> Result<Val, String> {
     jaq_json::read::parse_single(bytes).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// A CSV row as an object keyed by the header: every cell a string, an empty cell null.
-pub(crate) fn csv_record(header: &[String], row: &[String]) -> Val {
+fn csv_record(header: &[String], row: &[String]) -> Val {
     let mut m = jaq_json::Map::default();
     for (name, cell) in header.iter().zip(row) {
         let v = if cell.is_empty() { Val::Null } else { Val::from(cell.clone()) };

@@ -1,0 +1,320 @@
+//! The compiled path against jaq: wherever the compiled path answers, its answer is jaq's.
+
+use proptest::prelude::*;
+use rapport_core::upcast::Upcasters;
+use rapport_core::{Interner, NewEvent};
+
+use super::value::V;
+use super::{Compiled, Mapping, Record, compile, eval};
+
+fn compiled(program: &str) -> Compiled {
+    Mapping::new("t.jq", program).expect("mapping").compile().expect("compile")
+}
+
+/// The compiled path's outputs as JSON texts, or `None` where it sends the record to jaq.
+fn compiled_values(c: &Compiled, text: &str) -> Option<Vec<String>> {
+    let node = c.fast.as_ref().expect("the program compiles to the compiled path");
+    let input = V::from_json(text).ok()?;
+    let mut outputs = Vec::new();
+    node.run(&mut eval::Run::default(), input, &mut |_, v| {
+        outputs.push(v);
+        Ok(())
+    })
+    .ok()?;
+    outputs
+        .iter()
+        .map(|v| {
+            let mut s = String::new();
+            v.write_json(&mut s).ok().map(|()| s)
+        })
+        .collect()
+}
+
+/// jaq's outputs as JSON texts, or `None` when it stops with an error.
+fn jaq_values(c: &Compiled, text: &str) -> Option<Vec<String>> {
+    use jaq_core::{Ctx, Vars, data};
+    let record = super::json_record(text.as_bytes()).ok()?;
+    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&c.filter.lut, Vars::new([]));
+    c.filter.id.run((ctx, record)).take(1000).map(|r| r.ok().map(|v| v.to_string())).collect()
+}
+
+/// Both as JSON values (numbers compared as values, not as written).
+fn same_values(ours: &[String], theirs: &[String]) -> bool {
+    let parse = |s: &String| serde_json::from_str::<serde_json::Value>(s).ok();
+    ours.len() == theirs.len() && ours.iter().zip(theirs).all(|(a, b)| parse(a).is_some() && parse(a) == parse(b))
+}
+
+/// Every event (or refusal) `Compiled::run` gives, and whether the compiled path answered.
+fn events(c: &Compiled, record: Record<'_>) -> (Vec<Result<NewEvent, String>>, bool) {
+    let mut interner = Interner::default();
+    let upcasters = Upcasters::builtin();
+    let fast = c.fast.as_ref().and_then(|n| c.run_compiled(n, record, &mut interner, upcasters)).is_some();
+    let mut out = Vec::new();
+    c.run(record, &mut interner, upcasters, &mut |r| out.push(r));
+    (out, fast)
+}
+
+/// What jaq alone gives for the record.
+fn jaq_events(c: &Compiled, record: Record<'_>) -> Vec<Result<NewEvent, String>> {
+    let mut interner = Interner::default();
+    let mut out = Vec::new();
+    let value = match record {
+        Record::Json(text) => match super::json_record(text.as_bytes()) {
+            Ok(v) => v,
+            Err(e) => return vec![Err(e)],
+        },
+        Record::Csv(h, r) => super::csv_record(h, r),
+    };
+    c.run_jaq(value, &mut interner, Upcasters::builtin(), &mut |r| out.push(r));
+    out
+}
+
+fn shipped(name: &str) -> (Compiled, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mappings");
+    let c = Mapping::from_file(&root.join(format!("{name}.jq"))).expect("mapping").compile().expect("compile");
+    let data = std::fs::read_dir(&root)
+        .expect("examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_stem().is_some_and(|s| s == name) && p.extension().is_some_and(|e| e != "jq"))
+        .expect("sample export");
+    (c, std::fs::read_to_string(data).expect("sample"))
+}
+
+#[test]
+fn every_sample_record_of_the_shipped_mappings_runs_compiled_and_gives_jaqs_events() {
+    for name in ["helpdesk", "crm"] {
+        let (c, data) = shipped(name);
+        assert!(c.fast.is_some(), "{name}.jq compiles");
+        for line in data.lines() {
+            let (ours, fast) = events(&c, Record::Json(line));
+            assert!(fast, "{name}: the compiled path runs {line}");
+            assert_eq!(ours, jaq_events(&c, Record::Json(line)), "{name}: {line}");
+            assert!(ours.iter().all(Result::is_ok), "{name}: {line}: {ours:?}");
+        }
+    }
+    let (c, data) = shipped("surveys");
+    assert!(c.fast.is_some(), "surveys.jq compiles");
+    let mut reader = crate::csv::Reader::new(data.as_bytes());
+    let mut rows = std::iter::from_fn(|| reader.next_record().expect("read")).map(|r| r.fields.expect("row"));
+    let header = rows.next().expect("header");
+    let mut answered = 0;
+    for row in rows {
+        let (ours, fast) = events(&c, Record::Csv(&header, &row));
+        assert!(fast, "surveys: the compiled path runs {row:?}");
+        assert_eq!(ours, jaq_events(&c, Record::Csv(&header, &row)), "surveys: {row:?}");
+        answered += ours.len();
+    }
+    assert!(answered > 10, "the sample has answers");
+}
+
+#[test]
+fn programs_outside_the_compiled_part_run_in_jaq_alone() {
+    for program in [
+        "reduce .[] as $x (0; . + $x)",
+        "def f: f; f",
+        "def f(g): g; f(.a)",
+        ".. | numbers",
+        ".a |= 1",
+        "label $out | 1",
+        "try error catch .",
+        "[.[] | numbers] | add",
+        "@base64 \"\\(.a)\"",
+        ". as [$a] | $a",
+        "test(\"a\")",
+    ] {
+        assert!(compiled(program).fast.is_none(), "{program}");
+    }
+    // A definition shadows the builtin of its name.
+    let c = compiled("def length: 7; length");
+    assert_eq!(compiled_values(&c, "[]"), Some(vec!["7".to_owned()]));
+}
+
+/// Programs over every construct the compiled path runs.
+const PROGRAMS: &[&str] = &[
+    ".",
+    ".a",
+    ".a.b?",
+    ".[\"a\"]",
+    ".list[]",
+    ".list[]?",
+    ".list[1]",
+    ".list[-1]",
+    ".s[0:3]",
+    ".s[2:]",
+    ".list[:2]",
+    ".[]",
+    ".a // .b // \"z\"",
+    ".a // empty",
+    "[.list[]? | . + 1]",
+    "1 as $x | {a, $x, \"c\": 2}",
+    "{a: .n, b: .s}",
+    "{(.s): .n}",
+    "{a} + {b: 2} + {a: 3}",
+    "\"k-\\(.id)-\\(.n)\"",
+    "\"\\u00e9\\t\\(.s)\"",
+    ".n + 1",
+    ".n - .m",
+    ".n * 3",
+    ".n % 7",
+    ".n / 1000",
+    "-.n",
+    ".s + .t",
+    ".list + .list",
+    ".a == .b",
+    ".a != .b",
+    ".n < .m",
+    ".s >= .t",
+    ".a and .b",
+    ".a or .b",
+    "(.a, .b) | not",
+    "if .a then .n elif .b then .m else \"none\" end",
+    "if .a then 1 end",
+    "select(.n > 2)",
+    ".n as $x | .m as $y | [$x, $y]",
+    "def f($x; $y): [$x, $y, .n]; f(.a; .b)",
+    "def g: .n; def f($x): g + $x; f(1)",
+    ".list | map(. * 2)",
+    ".list | length",
+    ".s | length",
+    ".a | length",
+    ".n | tostring",
+    ".s | tonumber",
+    ".s | ascii_downcase",
+    ".s | ascii_upcase",
+    ".s | startswith(\"a\")",
+    ".s | endswith(\"z\")",
+    ".s | ltrimstr(\"ab\")",
+    ".s | rtrimstr(\"yz\")",
+    ".n | todate",
+    ".n / 1000 | todate",
+    ".t | fromdate",
+    ".t | strptime(\"%Y-%m-%d %H:%M:%S\") | mktime",
+    ".t | strptime(\"%d/%m/%Y %H:%M\") | mktime | todate",
+    ".t | from_local(\"+01:00\")",
+    ".n | from_epoch_s",
+    ".n | from_epoch_ms",
+    "null, true, false, 1.5, 2, \"x\"",
+    "[.a, .b] | .[0]",
+    "error(\"no\")",
+    "try .n",
+    ".n?",
+];
+
+/// A JSON record for the programs: a small object whose fields take odd shapes too.
+fn record() -> impl Strategy<Value = String> {
+    let scalar = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        (-5i64..2_000_000_000_000).prop_map(|n| n.to_string()),
+        Just("9223372036854775807".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("-0".to_owned()),
+        Just("1.5".to_owned()),
+        Just("1e2".to_owned()),
+        Just("2.0".to_owned()),
+        Just("0".to_owned()),
+        Just("\"abcxyz\"".to_owned()),
+        Just("\"ABC\"".to_owned()),
+        Just("\"é€\"".to_owned()),
+        Just("\"a\\\"b\\\\c\\n\"".to_owned()),
+        Just("\"12\"".to_owned()),
+        Just("\"007\"".to_owned()),
+        Just("\"-3\"".to_owned()),
+        Just("\"2024-01-03 15:42:00\"".to_owned()),
+        Just("\"2024-01-03T15:42:00Z\"".to_owned()),
+        Just("\"2024-01-03T15:42:00.25Z\"".to_owned()),
+        Just("\"03/01/2024 15:42\"".to_owned()),
+        Just("\"\"".to_owned()),
+    ];
+    let value = scalar.prop_recursive(2, 8, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
+            proptest::collection::vec(("[abn]", inner), 0..3).prop_map(|kv| {
+                let fields: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                format!("{{{}}}", fields.join(","))
+            }),
+        ]
+    });
+    proptest::collection::vec(("a|b|n|m|s|t|id|list|a", value), 0..8).prop_map(|kv| {
+        // Keys may repeat: jaq keeps the last value at the first place.
+        let fields: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!("{{{}}}", fields.join(","))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(256)))]
+
+    /// Wherever the compiled path answers, jaq answers the same values.
+    #[test]
+    fn prop_the_compiled_path_answers_as_jaq(text in record(), k in 0..PROGRAMS.len()) {
+        let program = PROGRAMS[k];
+        let c = compiled(program);
+        if let Some(ours) = compiled_values(&c, &text) {
+            let theirs = jaq_values(&c, &text);
+            prop_assert!(
+                theirs.as_ref().is_some_and(|t| same_values(&ours, t)),
+                "{program} on {text}: compiled {ours:?}, jaq {theirs:?}"
+            );
+        }
+    }
+
+    /// The shipped mappings on records shaped like theirs, with fields missing or odd: the
+    /// events (or refusals) are jaq's.
+    #[test]
+    fn prop_shipped_mappings_give_jaqs_events(
+        id in prop_oneof![Just("1".to_owned()), Just("\"x\"".to_owned()), Just("null".to_owned()), Just("1.5".to_owned())],
+        org in prop_oneof![Just("\"acme\"".to_owned()), Just("null".to_owned()), Just("7".to_owned()), Just("\"a b\"".to_owned())],
+        priority in prop_oneof![Just("\"urgent\"".to_owned()), Just("\"odd\"".to_owned()), Just("null".to_owned()), Just("3".to_owned())],
+        created in prop_oneof![Just("\"2024-01-03 15:42:00\"".to_owned()), Just("\"2024-01-03\"".to_owned()), Just("\"é\"".to_owned()), Just("5".to_owned())],
+        reply in prop_oneof![Just("1704293580000".to_owned()), Just("null".to_owned()), Just("\"soon\"".to_owned()), Just("1704293580123".to_owned()), Just("1e300".to_owned())],
+        solved in prop_oneof![Just("1704315360".to_owned()), Just("null".to_owned()), Just("-1".to_owned()), Just("0".to_owned()), Just("99999999999999".to_owned())],
+    ) {
+        let (c, _) = shipped("helpdesk");
+        let text = format!(
+            r#"{{"ticket":{{"id":{id},"subject":"S","priority":{priority},"created_at":{created},"organization":{{"external_id":{org}}}}},"metrics":{{"first_reply_at_ms":{reply},"solved_at":{solved}}}}}"#
+        );
+        let (ours, _) = events(&c, Record::Json(&text));
+        prop_assert_eq!(ours, jaq_events(&c, Record::Json(&text)), "{}", text);
+    }
+}
+
+/// Records on which each of [`PROGRAMS`] but `error` answers in the compiled path.
+const RECORDS: &[&str] = &[
+    r#"{"a":{"b":1},"b":2,"n":1704293580123,"m":3,"s":"abcxyz","t":"2024-01-03 15:42:00","id":7,"list":[1,2,3]}"#,
+    r#"{"a":null,"b":"q","n":12,"m":12,"s":"12","t":"2024-01-03T15:42:00Z","list":[]}"#,
+    r#"{"a":false,"b":null,"n":5,"m":-4,"s":"ABCXYZ","t":"03/01/2024 15:42","list":[5]}"#,
+];
+
+#[test]
+fn each_program_of_the_property_runs_compiled_somewhere_and_as_jaq() {
+    for program in PROGRAMS.iter().filter(|p| !p.starts_with("error")) {
+        let c = compiled(program);
+        let mut answered = 0;
+        for text in RECORDS {
+            if let Some(ours) = compiled_values(&c, text) {
+                answered += 1;
+                let theirs = jaq_values(&c, text);
+                assert!(
+                    theirs.as_ref().is_some_and(|t| same_values(&ours, t)),
+                    "{program} on {text}: {ours:?} {theirs:?}"
+                );
+            }
+        }
+        assert!(answered > 0, "{program} runs compiled on one of the records");
+    }
+}
+
+#[test]
+fn the_node_count_is_bounded() {
+    // Each level of definitions doubles the inlined body.
+    let mut program = String::from("def f0: .a;");
+    for i in 1..20 {
+        program.push_str(&format!(" def f{i}: f{} + f{};", i - 1, i - 1));
+    }
+    program.push_str(" f19");
+    assert!(compile::compile(&program).is_none());
+    assert!(compile::compile("def f0: .a; def f1: f0 + f0; f1").is_some());
+}
