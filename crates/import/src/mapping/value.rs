@@ -160,7 +160,7 @@ impl<'a> V<'a> {
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
     let mut rest = s;
-    while let Some(at) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+    while let Some(at) = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < b' ') {
         out.push_str(&rest[..at]);
         let c = rest[at..].chars().next().unwrap_or_default();
         match c {
