@@ -8,16 +8,19 @@ use std::io::Read;
 use rapport_core::{AppendError, AppendOutcome, BackfillStore, EventId, Ledger, NewEvent};
 
 use crate::check::Validated;
-use crate::input::for_each_event;
+use crate::input::{ParsedLine, THREAD_STACK, for_each_event};
 use crate::lines::Places;
 use crate::{ImportError, ImportOptions, ImportReport, Progress};
 
 /// Appends the importer keeps in flight. A store that overlaps consecutive appends
 /// (PostgreSQL copies two batches at once) has the next one ready when the oldest commits.
 const APPENDS_IN_FLIGHT: usize = 3;
+/// Lines the reread sends the appending side at once, and batches of them in flight.
+const REREAD_BATCH: usize = 4_096;
+const REREAD_IN_FLIGHT: usize = 4;
 /// Pass 2: appends what `validated` kept, or (when it did not keep it all) reads the input
 /// again through `reopen`, skipping refused lines and stopping at the last line validated.
-pub(crate) fn append<S: BackfillStore, R: Read>(
+pub(crate) fn append<S: BackfillStore, R: Read + Send>(
     ledger: &Ledger<S>,
     source_name: &str,
     validated: Validated,
@@ -49,17 +52,41 @@ pub(crate) fn append<S: BackfillStore, R: Read>(
             }
         }
         None => {
-            let reader = reopen().map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?;
+            let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
+            let reader = reopen().map_err(io_err)?;
             let (last_line, rejected) = (validated.last_line, &validated.rejected);
             let mut places = Places::default();
-            for_each_event(source_name, reader, options, &mut |_| {}, &mut |line, parsed| {
-                let place = places.next(line);
-                match parsed {
-                    Ok(e) if line <= last_line && !rejected.contains(&(line, place)) => {
-                        appender.push(line, e, report, &mut on_outcome)
+            // The file is read and parsed again on a thread of the importer's own (a mapping
+            // needs its stack, `THREAD_STACK`), in batches, while this one appends.
+            std::thread::scope(|scope| -> Result<(), ImportError> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, ParsedLine)>>(REREAD_IN_FLIGHT);
+                let reading = std::thread::Builder::new().name("rapport-import-reread".into()).stack_size(THREAD_STACK);
+                let reading = reading
+                    .spawn_scoped(scope, move || {
+                        let mut batch = Vec::with_capacity(REREAD_BATCH);
+                        for_each_event(source_name, reader, options, &mut |_| {}, &mut |line, parsed| {
+                            batch.push((line, parsed));
+                            if batch.len() == REREAD_BATCH {
+                                let full = std::mem::replace(&mut batch, Vec::with_capacity(REREAD_BATCH));
+                                // A closed channel: the appending side stopped, with its error.
+                                tx.send(full).map_err(|_| io_err(std::io::ErrorKind::Interrupted.into()))?;
+                            }
+                            Ok(())
+                        })?;
+                        let _ = tx.send(batch);
+                        Ok(())
+                    })
+                    .map_err(io_err)?;
+                for (line, parsed) in rx.into_iter().flatten() {
+                    let place = places.next(line);
+                    match parsed {
+                        Ok(e) if line <= last_line && !rejected.contains(&(line, place)) => {
+                            appender.push(line, e, report, &mut on_outcome)?;
+                        }
+                        _ => {}
                     }
-                    _ => Ok(()),
                 }
+                reading.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })?;
         }
     }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use rapport_core::backend::LogState;
 use rapport_core::{BackfillStore, Ledger, NewEvent, Position, ReadError};
 
-use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Records, Unreadable, parse_lines, read_chunks};
+use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Records, THREAD_STACK, Unreadable, parse_lines, read_chunks};
 use crate::lines::{Buffered, Lines, Places};
 use crate::shadow::{Asked, Shadow};
 use crate::{ImportError, ImportOptions, Progress};
@@ -67,7 +67,8 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     let mut events = 0u64;
     std::thread::scope(|scope| -> Result<(), ImportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
-        scope.spawn(move || {
+        let reading = std::thread::Builder::new().name("rapport-import-read".into()).stack_size(THREAD_STACK);
+        let reading = reading.spawn_scoped(scope, move || {
             // A closed channel means pass 1 stopped early (it has its error): stop reading.
             let stopped = std::cell::Cell::new(false);
             let result = read_chunks(source_name, reader, options, &mut |msg| {
@@ -85,8 +86,11 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
                 let _ = tx.send(Err(e));
             }
         });
+        reading.map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?;
         let mut interner = rapport_core::Interner::default();
-        let records = Records::new(options)?;
+        // Only for the chunks the reader leaves unparsed, which a mapped import has none of:
+        // made when the first one comes.
+        let mut records: Option<Records> = None;
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
         // Chunks whose questions to the store are in flight, oldest first: a database store
         // answers several at once while earlier chunks are validated.
@@ -118,7 +122,12 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
                 Chunk::Parsed(p) => p,
                 Chunk::Unparsed(u) => {
                     let bytes = u.bytes;
-                    Parsed { lines: parse_lines(u, &mut interner, &records), bytes }
+                    let records = match &mut records {
+                        Some(r) => r,
+                        None => records.insert(Records::new(options)?),
+                    };
+                    debug_assert!(!records.is_mapped(), "a mapped import parses on the reading thread");
+                    Parsed { lines: parse_lines(u, &mut interner, records), bytes }
                 }
             };
             for (line, parsed) in parsed.lines {

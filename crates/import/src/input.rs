@@ -47,10 +47,18 @@ pub(crate) struct Parsed {
     pub(crate) bytes: u64,
 }
 
+/// The stack of the importer's own threads: a mapping runs in jaq, which recurses once a level
+/// of the program and of the record; the limits on both (`mapping/shape.rs`) are set well
+/// within 2 MiB for an optimised build, and an unoptimised one takes several times more.
+/// Reserved, not committed: only the pages a thread touches are used.
+pub(crate) const THREAD_STACK: usize = 64 << 20;
+
 /// Reads `reader` on the calling thread (the importer's second one) and hands chunks to
 /// `send`: JSON Lines split here, two chunks in three parsed here too and the third left to the
 /// validating thread, so both cores parse and finish together (validating costs about half as
-/// much as parsing); CSV parsed here whole. Returns when the input ends or `send` refuses.
+/// much as parsing); every chunk of a mapped import is parsed here (the validating thread is
+/// the caller's, whose stack is not the importer's to size); CSV parsed here whole. Returns
+/// when the input ends or `send` refuses.
 pub(crate) fn read_chunks<R: Read>(
     source_name: &str,
     reader: R,
@@ -65,7 +73,7 @@ pub(crate) fn read_chunks<R: Read>(
             split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
                 k += 1;
                 let bytes = chunk.bytes;
-                let msg = if k.is_multiple_of(3) {
+                let msg = if k.is_multiple_of(3) && !records.is_mapped() {
                     Chunk::Unparsed(chunk)
                 } else {
                     Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner, &records), bytes })
@@ -261,6 +269,14 @@ impl Records {
             return Ok(Self { kind: RecordKind::Mapped(compiled), upcasters });
         }
         Ok(Self { kind: RecordKind::Canonical, upcasters })
+    }
+}
+
+impl Records {
+    /// Whether a mapping turns the records into events (which then runs only on the
+    /// importer's own threads, [`THREAD_STACK`]).
+    pub(crate) fn is_mapped(&self) -> bool {
+        !matches!(self.kind, RecordKind::Canonical)
     }
 }
 

@@ -26,9 +26,12 @@
 //!   validation state holds an id index of the file's events (about 40 bytes per event) and
 //!   the state of the streams it touches.
 //! - **Fast.** A second thread reads and splits the input and parses two thirds of it while
-//!   the calling thread parses the rest and validates; the append pass keeps three batches in
-//!   flight through [`append_bulk`](rapport_core::BackfillStore::append_bulk) (PostgreSQL's
-//!   `COPY` path). Figures are in `BENCHMARKS.md`.
+//!   the calling thread parses the rest and validates (a mapped import parses it all on the
+//!   second thread: mappings run only on the importer's own threads, whose stack it sizes); the
+//!   append pass keeps three batches in flight through
+//!   [`append_bulk`](rapport_core::BackfillStore::append_bulk) (PostgreSQL's `COPY` path),
+//!   and when it reads the input again, it parses on a thread of its own. Figures are in
+//!   `BENCHMARKS.md`.
 //!
 //! It blocks the calling thread (store calls) and uses one more for reading; async services
 //! run it on a blocking thread.

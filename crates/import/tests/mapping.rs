@@ -181,3 +181,30 @@ fn mapped_events_carry_the_mapping_as_source_unless_they_name_one() {
     assert!(log(&plain)[0].meta.is_empty());
     assert!(Mapping::new("t.jq", program).unwrap().with_source("bad\nsource").is_err());
 }
+
+#[test]
+fn deep_programs_and_records_are_refused_not_overflowed() {
+    // jaq recurses once a level: past the limits the program is refused where it goes too
+    // deep, and the importing thread (2 MiB of stack) never sees it.
+    let deep = format!("# deep\n{}.a{}", "(".repeat(65), ")".repeat(65));
+    let err = Mapping::new("m.jq", deep).unwrap_err();
+    assert_eq!(err.to_string(), "mapping m.jq:2:65: brackets nested more than 64 deep");
+    let chain = vec!["."; 2_000].join(" | ");
+    assert!(Mapping::new("m.jq", chain).unwrap_err().to_string().ends_with("more than 1000 operators"));
+    // Just within both limits, the import runs on its own threads.
+    let touch = r#"{type: "touchpoint", account: "a", occurred_at: "2024-01-01T00:00:00Z", channel: "call"}"#;
+    let within = format!("{}{}{touch}{}", "(".repeat(63), ". | ".repeat(990), ")".repeat(63));
+    let ledger = Ledger::memory();
+    assert_eq!(run(&ledger, "{}\n", mapped(&within)).unwrap().appended, 1);
+    let ifs = format!("{}{touch}{}", "if true then ".repeat(500), " end".repeat(500));
+    assert_eq!(run(&ledger, "{}\n", mapped(&ifs)).unwrap().duplicates, 1);
+    // The same when pass 2 reads the input again (it parses on a thread of its own too).
+    let reread = ImportOptions { buffer_events_max: 0, ..mapped(&ifs) };
+    assert_eq!(run(&ledger, "{}\n{\"x\":1}\n", reread).unwrap().duplicates, 2);
+    // A record nested deeper than the reader goes is refused, naming its line.
+    let record = format!("{{}}\n{}{}\n", "[".repeat(30_000), "]".repeat(30_000));
+    let err = run(&ledger, &record, mapped(touch)).unwrap_err().to_string();
+    assert_eq!(err, "tickets.jsonl:2: not JSON a mapping reads: nested more than 128 deep");
+    let record = format!("{}{}\n", "[".repeat(127), "]".repeat(127));
+    assert_eq!(run(&ledger, &record, mapped(touch)).unwrap().duplicates, 1);
+}

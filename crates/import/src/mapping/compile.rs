@@ -16,6 +16,10 @@ use jaq_core::path::{Opt, Part};
 
 use super::value::V;
 
+/// The deepest a compiled tree may be (running it recurses once a level); a deeper one runs
+/// in jaq.
+const LEVELS_MAX: usize = 256;
+
 /// The most nodes a program may compile to (definitions are inlined where called); a larger
 /// one runs in jaq.
 const NODES_MAX: usize = 10_000;
@@ -146,6 +150,8 @@ impl<'s, 't> Scope<'s, 't> {
 /// A compiler of one program.
 pub(super) struct Compiler {
     nodes: usize,
+    /// How deep the term being compiled is.
+    level: usize,
 }
 
 /// Compiles `code` (the prelude and the mapping's program), or `None` when it uses what the
@@ -153,7 +159,7 @@ pub(super) struct Compiler {
 pub(super) fn compile(code: &str) -> Option<Node> {
     let term = jaq_core::load::parse(code, |p| p.term())?;
     let root = Scope { entry: None, up: None };
-    Compiler { nodes: 0 }.term(&term, &root, 0)
+    Compiler { nodes: 0, level: 0 }.term(&term, &root, 0)
 }
 
 impl Compiler {
@@ -164,9 +170,13 @@ impl Compiler {
     /// `t` in `scope`, where `depth` variables are bound when it runs.
     fn term<'s>(&mut self, t: &Term<&'s str>, scope: &Scope<'s, '_>, depth: usize) -> Option<Node> {
         self.nodes += 1;
-        if self.nodes > NODES_MAX {
-            return None;
-        }
+        self.level += 1;
+        let node = if self.nodes > NODES_MAX || self.level > LEVELS_MAX { None } else { self.term_at(t, scope, depth) };
+        self.level -= 1;
+        node
+    }
+
+    fn term_at<'s>(&mut self, t: &Term<&'s str>, scope: &Scope<'s, '_>, depth: usize) -> Option<Node> {
         Some(match t {
             Term::Id => Node::Id,
             Term::Num(n) => Node::Const(number(n)?),

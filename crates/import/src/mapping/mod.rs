@@ -10,10 +10,12 @@ use std::fmt::Write as _;
 
 mod compile;
 mod eval;
+mod shape;
 #[cfg(test)]
 mod tests;
 mod value;
 
+use crate::input::THREAD_STACK;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -107,7 +109,15 @@ impl Mapping {
         if m.program.len() > MAPPING_BYTES_MAX {
             return Err(MappingError::TooLarge { name: m.name, bytes: m.program.len() });
         }
-        m.compile()?;
+        // jaq compiles by recursion: on a thread whose stack the importer sizes, as its own
+        // threads are (the caller's may be small).
+        std::thread::scope(|scope| {
+            let compiling = std::thread::Builder::new().name("rapport-mapping".into()).stack_size(THREAD_STACK);
+            match compiling.spawn_scoped(scope, || m.compile().map(drop)) {
+                Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(source) => Err(MappingError::Io { name: m.name.clone(), source }),
+            }
+        })?;
         Ok(m)
     }
 
@@ -162,6 +172,10 @@ impl Mapping {
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             MappingError::Invalid { name: self.name.clone(), line: line.saturating_sub(prelude_lines), column, reason }
         };
+        if let Some((offset, reason)) = shape::too_deep(&self.program) {
+            let from = code.len() - self.program.len() + offset;
+            return Err(at(code.get(from..).unwrap_or_default(), reason));
+        }
         // A mapping is a function of its record: nothing that reads the clock, the
         // environment or the local time zone (a re-import would derive other ids), writes to
         // stderr, or ends the process (`halt` exits it); with the definitions built on them.
@@ -242,6 +256,9 @@ impl Compiled {
             return;
         }
         let value = match record {
+            Record::Json(text) if shape::record_too_deep(text.as_bytes()) => {
+                return f(Err(format!("not JSON a mapping reads: nested more than {} deep", shape::RECORD_DEPTH_MAX)));
+            }
             Record::Json(text) => match json_record(text.as_bytes()) {
                 Ok(v) => v,
                 Err(reason) => return f(Err(reason)),
