@@ -8,7 +8,7 @@ use std::io::Read;
 use rapport_core::{AppendError, AppendOutcome, BackfillStore, EventId, Ledger, NewEvent};
 
 use crate::check::Validated;
-use crate::input::{ParsedLine, THREAD_STACK, for_each_event};
+use crate::input::{ParsedLine, for_each_event};
 use crate::lines::Places;
 use crate::{ImportError, ImportOptions, ImportReport, Progress};
 
@@ -57,11 +57,10 @@ pub(crate) fn append<S: BackfillStore, R: Read + Send>(
             let (last_line, rejected) = (validated.last_line, &validated.rejected);
             let mut places = Places::default();
             // The file is read and parsed again on a thread of the importer's own (a mapping
-            // needs its stack, `THREAD_STACK`), in batches, while this one appends.
+            // needs its stack, `threads.rs`), in batches, while this one appends.
             std::thread::scope(|scope| -> Result<(), ImportError> {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, ParsedLine)>>(REREAD_IN_FLIGHT);
-                let reading = std::thread::Builder::new().name("rapport-import-reread".into()).stack_size(THREAD_STACK);
-                let reading = reading
+                let reading = crate::threads::sized("rapport-import-reread")
                     .spawn_scoped(scope, move || {
                         let mut batch = Vec::with_capacity(REREAD_BATCH);
                         for_each_event(source_name, reader, options, &mut |_| {}, &mut |line, parsed| {

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use rapport_core::backend::LogState;
 use rapport_core::{BackfillStore, Ledger, NewEvent, Position, ReadError};
 
-use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Records, THREAD_STACK, Unreadable, parse_lines, read_chunks};
+use crate::input::{Chunk, PARSED_IN_FLIGHT, Parsed, Records, Unreadable, parse_lines, read_chunks};
 use crate::lines::{Buffered, Lines, Places};
 use crate::shadow::{Asked, Shadow};
 use crate::{ImportError, ImportOptions, Progress};
@@ -67,8 +67,7 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     let mut events = 0u64;
     std::thread::scope(|scope| -> Result<(), ImportError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, ImportError>>(PARSED_IN_FLIGHT);
-        let reading = std::thread::Builder::new().name("rapport-import-read".into()).stack_size(THREAD_STACK);
-        let reading = reading.spawn_scoped(scope, move || {
+        let reading = crate::threads::sized("rapport-import-read").spawn_scoped(scope, move || {
             // A closed channel means pass 1 stopped early (it has its error): stop reading.
             let stopped = std::cell::Cell::new(false);
             let result = read_chunks(source_name, reader, options, &mut |msg| {

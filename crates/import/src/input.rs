@@ -47,12 +47,6 @@ pub(crate) struct Parsed {
     pub(crate) bytes: u64,
 }
 
-/// The stack of the importer's own threads: a mapping runs in jaq, which recurses once a level
-/// of the program and of the record; the limits on both (`mapping/shape.rs`) are set well
-/// within 2 MiB for an optimised build, and an unoptimised one takes several times more.
-/// Reserved, not committed: only the pages a thread touches are used.
-pub(crate) const THREAD_STACK: usize = 64 << 20;
-
 /// Reads `reader` on the calling thread (the importer's second one) and hands chunks to
 /// `send`: JSON Lines split here, two chunks in three parsed here too and the third left to the
 /// validating thread, so both cores parse and finish together (validating costs about half as
@@ -274,7 +268,7 @@ impl Records {
 
 impl Records {
     /// Whether a mapping turns the records into events (which then runs only on the
-    /// importer's own threads, [`THREAD_STACK`]).
+    /// importer's own threads, [`crate::threads`]).
     pub(crate) fn is_mapped(&self) -> bool {
         !matches!(self.kind, RecordKind::Canonical)
     }

@@ -39,8 +39,10 @@
 //! [`export_account`] writes one account's events back out in the canonical form.
 //!
 //! The code: `lib.rs` (the API), `input.rs` (reading and parsing lines), `csv.rs` (the strict
-//! CSV reader), `export.rs` (an account's events out), `mapping.rs` (jq mappings), `check.rs` (pass 1), `shadow.rs` (the state pass 1
-//! validates against), `lines.rs` (what pass 1 hands pass 2), `append.rs` (pass 2).
+//! CSV reader), `export.rs` (an account's events out), `mapping/` (jq mappings, run compiled or
+//! by jaq), `check.rs` (pass 1), `shadow.rs` (the state pass 1 validates against), `lines.rs`
+//! (what pass 1 hands pass 2), `append.rs` (pass 2), `threads.rs` (the stack of the
+//! importer's own threads).
 //!
 //! # Example
 //! ```
@@ -76,6 +78,7 @@ mod lines;
 #[cfg(feature = "mapping")]
 mod mapping;
 mod shadow;
+mod threads;
 
 pub use export::{ExportError, export_account};
 #[cfg(feature = "mapping")]

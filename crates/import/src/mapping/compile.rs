@@ -292,42 +292,22 @@ impl Compiler {
         depth: usize,
     ) -> Option<Node> {
         let two = |c: &mut Self| Some((c.boxed(l, scope, depth)?, c.boxed(r, scope, depth)?));
-        Some(match op {
-            BinaryOp::Pipe(None) => {
-                let (l, r) = two(self)?;
-                Node::Pipe(l, r)
-            }
+        let make: fn(Box<Node>, Box<Node>) -> Node = match op {
             BinaryOp::Pipe(Some(Pattern::Var(name))) => {
                 let left = self.boxed(l, scope, depth)?;
                 let inner = scope.with(Entry::Var(name, depth));
-                Node::Bind(left, depth, self.boxed(r, &inner, depth + 1)?)
+                return Some(Node::Bind(left, depth, self.boxed(r, &inner, depth + 1)?));
             }
-            BinaryOp::Comma => {
-                let (l, r) = two(self)?;
-                Node::Comma(l, r)
-            }
-            BinaryOp::Alt => {
-                let (l, r) = two(self)?;
-                Node::Alt(l, r)
-            }
-            BinaryOp::And => {
-                let (l, r) = two(self)?;
-                Node::And(l, r)
-            }
-            BinaryOp::Or => {
-                let (l, r) = two(self)?;
-                Node::Or(l, r)
-            }
-            BinaryOp::Math(m) => {
-                let (l, r) = two(self)?;
-                Node::Math(l, *m, r)
-            }
-            BinaryOp::Cmp(c) => {
-                let (l, r) = two(self)?;
-                Node::Cmp(l, *c, r)
-            }
+            BinaryOp::Math(m) => return two(self).map(|(l, r)| Node::Math(l, *m, r)),
+            BinaryOp::Cmp(c) => return two(self).map(|(l, r)| Node::Cmp(l, *c, r)),
+            BinaryOp::Pipe(None) => Node::Pipe,
+            BinaryOp::Comma => Node::Comma,
+            BinaryOp::Alt => Node::Alt,
+            BinaryOp::And => Node::And,
+            BinaryOp::Or => Node::Or,
             _ => return None,
-        })
+        };
+        two(self).map(|(l, r)| make(l, r))
     }
 
     /// `def …; body`: the definitions are put in scope and inlined where called.

@@ -3,8 +3,10 @@
 //!
 //! A [`Mapping`] holds the program's text and is checked when made; each parsing thread
 //! compiles its own [`Compiled`] copy (jaq's values are reference-counted, not shared between
-//! threads). A record's outputs are written as JSON and parsed by the canonical parser, so a
-//! mapped event is validated, limited and identified exactly as the same line would be.
+//! threads): jaq's filter, and the compiled tree (`compile.rs`, `eval.rs`, `value.rs`) when
+//! the program keeps to the part of jq it runs, tried first on each record. A record's
+//! outputs are written as JSON and parsed by the canonical parser, so a mapped event is
+//! validated, limited and identified exactly as the same line would be.
 
 use std::fmt::Write as _;
 
@@ -15,7 +17,6 @@ mod shape;
 mod tests;
 mod value;
 
-use crate::input::THREAD_STACK;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
@@ -112,8 +113,7 @@ impl Mapping {
         // jaq compiles by recursion: on a thread whose stack the importer sizes, as its own
         // threads are (the caller's may be small).
         std::thread::scope(|scope| {
-            let compiling = std::thread::Builder::new().name("rapport-mapping".into()).stack_size(THREAD_STACK);
-            match compiling.spawn_scoped(scope, || m.compile().map(drop)) {
+            match crate::threads::sized("rapport-mapping").spawn_scoped(scope, || m.compile().map(drop)) {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 Err(source) => Err(MappingError::Io { name: m.name.clone(), source }),
             }
