@@ -87,9 +87,11 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         });
         reading.map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?;
         let mut interner = rapport_core::Interner::default();
-        // Only for the chunks the reader leaves unparsed, which a mapped import has none of:
-        // made when the first one comes.
+        // For the chunks the reader leaves unparsed, made when the first one comes: parsed
+        // here, or (a mapping, which runs only on the importer's own threads) on a helper
+        // thread while this one waits.
         let mut records: Option<Records> = None;
+        let mut helper: Option<Helper> = None;
         let mut pending = Lines::with_capacity(CHECK_CHUNK);
         // Chunks whose questions to the store are in flight, oldest first: a database store
         // answers several at once while earlier chunks are validated.
@@ -119,13 +121,19 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
         for chunk in rx {
             let parsed = match chunk? {
                 Chunk::Parsed(p) => p,
+                Chunk::Unparsed(u) if mapped(options) => {
+                    let helper = match &mut helper {
+                        Some(h) => h,
+                        None => helper.insert(Helper::spawn(scope, options, source_name)?),
+                    };
+                    helper.parse(u).map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?
+                }
                 Chunk::Unparsed(u) => {
                     let bytes = u.bytes;
                     let records = match &mut records {
                         Some(r) => r,
                         None => records.insert(Records::new(options)?),
                     };
-                    debug_assert!(!records.is_mapped(), "a mapped import parses on the reading thread");
                     Parsed { lines: parse_lines(u, &mut interner, records), bytes }
                 }
             };
@@ -175,6 +183,54 @@ pub(crate) fn validate<S: BackfillStore, R: Read + Send>(
     debug_assert!(!options.sort_by_time || buffer.is_some(), "events ordered by time are appended from the buffer");
     let admitted = events - refusals.events_refused;
     Ok(Validated { buffer, last_line, rejected: refusals.lines, events, admitted })
+}
+
+/// Whether a mapping turns the records into events.
+fn mapped(options: &ImportOptions) -> bool {
+    #[cfg(feature = "mapping")]
+    return options.mapping.is_some();
+    #[cfg(not(feature = "mapping"))]
+    return false;
+}
+
+/// A thread of the importer's own that parses, one chunk at a time, what the reader left
+/// unparsed of a mapped import (the validating thread is the caller's: no mapping runs there).
+struct Helper {
+    chunks: std::sync::mpsc::SyncSender<crate::input::Unparsed>,
+    parsed: std::sync::mpsc::Receiver<Parsed>,
+}
+
+impl Helper {
+    fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        options: &'scope ImportOptions,
+        source_name: &str,
+    ) -> Result<Self, ImportError> {
+        let (chunks, to_parse) = std::sync::mpsc::sync_channel::<crate::input::Unparsed>(1);
+        let (done, parsed) = std::sync::mpsc::sync_channel(1);
+        crate::threads::sized("rapport-import-parse")
+            .spawn_scoped(scope, move || {
+                // A compiled mapping stays on its thread. (It compiled on the reader's
+                // already; were it to fail here, `parse` reports the thread gone.)
+                let Ok(records) = Records::new(options) else { return };
+                let mut interner = rapport_core::Interner::default();
+                for u in to_parse {
+                    let bytes = u.bytes;
+                    if done.send(Parsed { lines: parse_lines(u, &mut interner, &records), bytes }).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| ImportError::Io { source_name: source_name.to_owned(), source })?;
+        Ok(Self { chunks, parsed })
+    }
+
+    /// The chunk parsed on the helper thread.
+    fn parse(&self, u: crate::input::Unparsed) -> std::io::Result<Parsed> {
+        let gone = || std::io::Error::other("the importer's parsing thread stopped");
+        self.chunks.send(u).map_err(|_| gone())?;
+        self.parsed.recv().map_err(|_| gone())
+    }
 }
 
 /// Why a validation chunk stopped the import.

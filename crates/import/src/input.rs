@@ -50,9 +50,9 @@ pub(crate) struct Parsed {
 /// Reads `reader` on the calling thread (the importer's second one) and hands chunks to
 /// `send`: JSON Lines split here, two chunks in three parsed here too and the third left to the
 /// validating thread, so both cores parse and finish together (validating costs about half as
-/// much as parsing); every chunk of a mapped import is parsed here (the validating thread is
-/// the caller's, whose stack is not the importer's to size); CSV parsed here whole. Returns
-/// when the input ends or `send` refuses.
+/// much as parsing; a mapped import's third goes on to a helper thread of the importer's, the
+/// validating thread being the caller's); CSV parsed here whole. Returns when the input ends
+/// or `send` refuses.
 pub(crate) fn read_chunks<R: Read>(
     source_name: &str,
     reader: R,
@@ -67,7 +67,7 @@ pub(crate) fn read_chunks<R: Read>(
             split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
                 k += 1;
                 let bytes = chunk.bytes;
-                let msg = if k.is_multiple_of(3) && !records.is_mapped() {
+                let msg = if k.is_multiple_of(3) {
                     Chunk::Unparsed(chunk)
                 } else {
                     Chunk::Parsed(Parsed { lines: parse_lines(chunk, &mut interner, &records), bytes })
@@ -263,14 +263,6 @@ impl Records {
             return Ok(Self { kind: RecordKind::Mapped(compiled), upcasters });
         }
         Ok(Self { kind: RecordKind::Canonical, upcasters })
-    }
-}
-
-impl Records {
-    /// Whether a mapping turns the records into events (which then runs only on the
-    /// importer's own threads, [`crate::threads`]).
-    pub(crate) fn is_mapped(&self) -> bool {
-        !matches!(self.kind, RecordKind::Canonical)
     }
 }
 

@@ -198,9 +198,14 @@ fn deep_programs_and_records_are_refused_not_overflowed() {
     assert_eq!(run(&ledger, "{}\n", mapped(&within)).unwrap().appended, 1);
     let ifs = format!("{}{touch}{}", "if true then ".repeat(500), " end".repeat(500));
     assert_eq!(run(&ledger, "{}\n", mapped(&ifs)).unwrap().duplicates, 1);
-    // The same when pass 2 reads the input again (it parses on a thread of its own too).
-    let reread = ImportOptions { buffer_events_max: 0, ..mapped(&ifs) };
-    assert_eq!(run(&ledger, "{}\n{\"x\":1}\n", reread).unwrap().duplicates, 2);
+    // The same when pass 2 reads the input again (it parses on a thread of its own too), and
+    // over enough records that the reader hands every third chunk (1,024 lines) to the
+    // importer's helper thread.
+    let records: String = (0..4_000).map(|i| format!("{{\"x\":{i}}}\n")).collect();
+    for buffer in [usize::MAX, 0] {
+        let options = ImportOptions { buffer_events_max: buffer, ..mapped(&ifs) };
+        assert_eq!(run(&ledger, &records, options).unwrap().duplicates, 4_000);
+    }
     // A record nested deeper than the reader goes is refused, naming its line.
     let record = format!("{{}}\n{}{}\n", "[".repeat(30_000), "]".repeat(30_000));
     let err = run(&ledger, &record, mapped(touch)).unwrap_err().to_string();

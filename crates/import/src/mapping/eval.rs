@@ -72,6 +72,10 @@ impl Node {
             Node::Pipe(l, r) => l.run(rt, input, &mut |rt, v| r.run(rt, v, out)),
             Node::Bind(l, slot, r) => l.run(rt, input.clone(), &mut |rt, v| {
                 // Whatever `l` bound for itself sits above `slot` while its output is used.
+                debug_assert!(*slot <= rt.vars.len(), "a node's variables are bound below its depth");
+                if *slot > rt.vars.len() {
+                    return Err(Bail);
+                }
                 let above = rt.vars.split_off(*slot);
                 rt.vars.push(v);
                 let done = r.run(rt, input.clone(), out);
