@@ -94,6 +94,8 @@ pub struct Mapping {
     program: String,
     /// What the importer stamps as an event's `source` when the mapping's output has none.
     source: Option<String>,
+    /// Whether the program compiles to the compiled path (`compile.rs`).
+    compiled: bool,
 }
 
 impl Mapping {
@@ -106,19 +108,41 @@ impl Mapping {
         // The file's stem (`helpdesk` for `mappings/helpdesk.jq`), when it is a valid source.
         let stem = std::path::Path::new(&name).file_stem().and_then(|s| s.to_str()).unwrap_or(&name);
         let source = Metadata::new().with_source(stem).ok().map(|_| stem.to_owned());
-        let m = Self { program: program.into(), source, name };
+        let mut m = Self { program: program.into(), source, name, compiled: false };
         if m.program.len() > MAPPING_BYTES_MAX {
             return Err(MappingError::TooLarge { name: m.name, bytes: m.program.len() });
         }
         // jaq compiles by recursion: on a thread whose stack the importer sizes, as its own
         // threads are (the caller's may be small).
-        std::thread::scope(|scope| {
-            match crate::threads::sized("rapport-mapping").spawn_scoped(scope, || m.compile().map(drop)) {
+        let check = |m: &Self| m.compile().map(|c| c.fast.is_some());
+        m.compiled = std::thread::scope(|scope| {
+            match crate::threads::sized("rapport-mapping").spawn_scoped(scope, || check(&m)) {
                 Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
                 Err(source) => Err(MappingError::Io { name: m.name.clone(), source }),
             }
         })?;
+        if !m.compiled {
+            tracing::info!(
+                mapping = %one_line(&m.name),
+                "the mapping uses what the compiled path does not run: every record runs in jaq (docs/mapping.md)"
+            );
+        }
         Ok(m)
+    }
+
+    /// Whether the program keeps to the part of jq the importer runs compiled (`docs/mapping.md`,
+    /// "How a mapping runs"). When it does not, every record runs in jaq: the same events,
+    /// about three times slower.
+    ///
+    /// ```
+    /// use rapport_import::Mapping;
+    ///
+    /// assert!(Mapping::new("m.jq", r#"{type: "touchpoint", account: .a, occurred_at: (.t | todate), channel: "call"}"#)?.runs_compiled());
+    /// assert!(!Mapping::new("m.jq", "reduce .[] as $x (0; . + $x)")?.runs_compiled());
+    /// # Ok::<(), rapport_import::MappingError>(())
+    /// ```
+    pub fn runs_compiled(&self) -> bool {
+        self.compiled
     }
 
     /// The mapping in the file at `path`, named by the path.
@@ -212,7 +236,8 @@ impl Mapping {
             at(s, format!("undefined {} {s}", what.as_str()))
         })?;
         let fast = compile::compile(&code);
-        Ok(Compiled { name: one_line(&self.name).into_owned(), filter, fast, source: self.source.clone() })
+        let name = one_line(&self.name).into_owned();
+        Ok(Compiled { name, filter, fast, counts: Default::default(), source: self.source.clone() })
     }
 }
 
@@ -224,6 +249,8 @@ pub(crate) struct Compiled {
     filter: jaq_core::compile::Filter<jaq_core::Native<data::JustLut<Val>>>,
     /// The program compiled for records run without jaq; `None` runs every record in jaq.
     fast: Option<compile::Node>,
+    /// Records the compiled path answered, and records that ran in jaq (logged when dropped).
+    counts: std::cell::Cell<(u64, u64)>,
     /// The `source` stamped on an event that names none; `None` stamps nothing.
     pub(crate) source: Option<String>,
 }
@@ -251,10 +278,13 @@ impl Compiled {
         upcasters: &Upcasters,
         f: &mut dyn FnMut(Result<NewEvent, String>),
     ) {
+        let (compiled, in_jaq) = self.counts.get();
         if let Some(events) = self.fast.as_ref().and_then(|node| self.run_compiled(node, record, interner, upcasters)) {
+            self.counts.set((compiled + 1, in_jaq));
             events.into_iter().for_each(|e| f(Ok(e)));
             return;
         }
+        self.counts.set((compiled, in_jaq + 1));
         let value = match record {
             Record::Json(text) if shape::record_too_deep(text.as_bytes()) => {
                 return f(Err(format!("not JSON a mapping reads: nested more than {} deep", shape::RECORD_DEPTH_MAX)));
@@ -358,6 +388,15 @@ impl Compiled {
                 .map_err(|e| format!("not UTF-8: {e}"))
                 .and_then(|line| self.event(line, interner, upcasters));
             f(parsed.map_err(|e| format!("mapping {name}: output {}: {e}", k + 1)));
+        }
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        let (compiled, in_jaq) = self.counts.get();
+        if compiled + in_jaq > 0 {
+            tracing::debug!(mapping = %self.name, compiled, in_jaq, "mapped records, by the path that ran them");
         }
     }
 }

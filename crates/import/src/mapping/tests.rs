@@ -86,12 +86,14 @@ fn every_sample_record_of_the_shipped_mappings_runs_compiled_and_gives_jaqs_even
     for name in ["helpdesk", "crm"] {
         let (c, data) = shipped(name);
         assert!(c.fast.is_some(), "{name}.jq compiles");
+        assert_eq!(c.counts.get(), (0, 0));
         for line in data.lines() {
             let (ours, fast) = events(&c, Record::Json(line));
             assert!(fast, "{name}: the compiled path runs {line}");
             assert_eq!(ours, jaq_events(&c, Record::Json(line)), "{name}: {line}");
             assert!(ours.iter().all(Result::is_ok), "{name}: {line}: {ours:?}");
         }
+        assert_eq!(c.counts.get(), (data.lines().count() as u64, 0), "{name}: every record ran compiled");
     }
     let (c, data) = shipped("surveys");
     assert!(c.fast.is_some(), "surveys.jq compiles");
@@ -124,6 +126,7 @@ fn programs_outside_the_compiled_part_run_in_jaq_alone() {
         "test(\"a\")",
     ] {
         assert!(compiled(program).fast.is_none(), "{program}");
+        assert!(!Mapping::new("t.jq", program).unwrap().runs_compiled(), "{program}");
     }
     // A definition shadows the builtin of its name.
     let c = compiled("def length: 7; length");
