@@ -310,6 +310,29 @@ fn each_program_of_the_property_runs_compiled_somewhere_and_as_jaq() {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(rapport_core::testing::cases(128)))]
+
+    /// The survey mapping on CSV rows with odd cells (blank, non-numeric, other dates and
+    /// questions): the events (or refusals) are jaq's.
+    #[test]
+    fn prop_csv_rows_give_jaqs_events(
+        score in prop_oneof![Just(""), Just("10"), Just("3"), Just("x"), Just("007"), Just("-1"), Just("4.5")],
+        question in prop_oneof![Just("How likely are you to recommend us?"), Just("How satisfied were you?"), Just("Other")],
+        comment in prop_oneof![Just(""), Just("fine"), Just("\"quoted\" é")],
+        at in prop_oneof![Just("05/02/2024 16:33"), Just("2024-02-05"), Just("31/02/2024 10:00"), Just("")],
+        company in prop_oneof![Just("happyco"), Just(""), Just("a b")],
+    ) {
+        let (c, _) = shipped("surveys");
+        let header: Vec<String> = ["Response ID", "Campaign", "Company ID", "Question", "Score", "Comment", "Submitted At"]
+            .map(String::from)
+            .to_vec();
+        let row: Vec<String> = ["1", "2024-q1", company, question, score, comment, at].map(String::from).to_vec();
+        let (ours, _) = events(&c, Record::Csv(&header, &row));
+        prop_assert_eq!(ours, jaq_events(&c, Record::Csv(&header, &row)), "{:?}", row);
+    }
+}
+
 #[test]
 fn the_node_count_is_bounded() {
     // Each level of definitions doubles the inlined body.
