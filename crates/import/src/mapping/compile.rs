@@ -47,8 +47,6 @@ pub(super) enum Node {
     If(Box<Node>, Box<Node>, Box<Node>),
     Var(usize),
     Path(Box<Node>, Vec<(Step, bool)>),
-    /// `try t` / `t?`: an error in `t` sends the record to jaq.
-    Try(Box<Node>),
     Call(Builtin, Vec<Node>),
 }
 
@@ -208,7 +206,8 @@ impl Compiler {
             }
             Term::Neg(t) => Node::Neg(self.boxed(t, scope, depth)?),
             Term::BinOp(l, op, r) => self.binop(l, op, r, scope, depth)?,
-            Term::TryCatch(t, None) => Node::Try(self.boxed(t, scope, depth)?),
+            // `try t` / `t?` is `t` here: an error in `t` sends the record to jaq anyway.
+            Term::TryCatch(t, None) => return self.term(t, scope, depth),
             Term::IfThenElse(branches, otherwise) => {
                 let mut node = match otherwise {
                     Some(t) => self.term(t, scope, depth)?,
@@ -233,11 +232,10 @@ impl Compiler {
                 let mut steps = Vec::with_capacity(path.0.len());
                 for (part, opt) in &path.0 {
                     let step = match part {
-                        Part::Index(Term::Str(None, parts)) if matches!(parts.as_slice(), [StrPart::Str(_)]) => {
-                            let [StrPart::Str(s)] = parts.as_slice() else { return None };
-                            Step::Field(Rc::from(*s))
-                        }
-                        Part::Index(t) => Step::Index(self.term(t, scope, depth)?),
+                        Part::Index(t) => match literal(t) {
+                            Some(s) => Step::Field(Rc::from(s)),
+                            None => Step::Index(self.term(t, scope, depth)?),
+                        },
                         Part::Range(None, None) => Step::Iter,
                         Part::Range(from, to) => Step::Slice(
                             match from {
@@ -271,11 +269,11 @@ impl Compiler {
                 let key = Node::Const(V::own(name.strip_prefix('$')?.to_owned()));
                 Some((key, self.term(k, scope, depth)?))
             }
-            (Term::Str(None, parts), None) => {
-                let [StrPart::Str(s)] = parts.as_slice() else { return None };
+            (Term::Str(..), None) => {
+                let s = literal(k)?;
                 Some((
-                    Node::Const(V::own((*s).to_owned())),
-                    Node::Path(Box::new(Node::Id), vec![(Step::Field(Rc::from(*s)), false)]),
+                    Node::Const(V::own(s.to_owned())),
+                    Node::Path(Box::new(Node::Id), vec![(Step::Field(Rc::from(s)), false)]),
                 ))
             }
             (k, Some(v)) => Some((self.term(k, scope, depth)?, self.term(v, scope, depth)?)),
@@ -397,6 +395,17 @@ impl Compiler {
             }
             _ => None,
         }
+    }
+}
+
+/// The text of a string literal without escapes or interpolation (`"a"`, or `a` in `.a`).
+fn literal<'s>(t: &Term<&'s str>) -> Option<&'s str> {
+    match t {
+        Term::Str(None, parts) => match parts.as_slice() {
+            [StrPart::Str(s)] => Some(s),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

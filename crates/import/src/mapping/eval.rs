@@ -138,7 +138,6 @@ impl Node {
                 out(rt, v)
             }
             Node::Path(base, steps) => base.run(rt, input.clone(), &mut |rt, v| follow(steps, v, rt, &input, out)),
-            Node::Try(n) => n.run(rt, input, out),
             Node::Call(b, args) => call(*b, args, rt, input, out),
         }
     }
@@ -292,18 +291,19 @@ fn call<'a>(b: Builtin, args: &[Node], rt: &mut Run<'a>, input: V<'a>, out: Out<
         Builtin::Not => out(rt, V::Bool(!input.truthy())),
         Builtin::Select => each_arg(rt, &mut |rt, c| if c.truthy() { out(rt, input.clone()) } else { Ok(()) }),
         Builtin::Map => {
+            // `[.[] | f]`: an array's items, or an object's values.
             let f = args.first().ok_or(Bail)?;
-            let values: Vec<V<'a>> = match &input {
-                V::Arr(a) => a.to_vec(),
-                V::Obj(o) => o.unique()?.iter().map(|(_, v)| v.clone()).collect(),
-                _ => return Err(Bail),
-            };
-            let mut items = Vec::with_capacity(values.len());
-            for v in values {
-                f.run(rt, v, &mut |_, x| {
+            let mut items = Vec::new();
+            let mut each = |rt: &mut Run<'a>, v: &V<'a>| {
+                f.run(rt, v.clone(), &mut |_, x| {
                     items.push(x);
                     Ok(())
-                })?;
+                })
+            };
+            match &input {
+                V::Arr(a) => a.iter().try_for_each(|v| each(rt, v))?,
+                V::Obj(o) => o.unique()?.iter().try_for_each(|(_, v)| each(rt, v))?,
+                _ => return Err(Bail),
             }
             out(rt, V::Arr(Rc::new(items)))
         }
@@ -338,15 +338,10 @@ fn call<'a>(b: Builtin, args: &[Node], rt: &mut Run<'a>, input: V<'a>, out: Out<
             out(rt, V::Bool(if b == Builtin::StartsWith { s.starts_with(fix) } else { s.ends_with(fix) }))
         }),
         Builtin::LtrimStr | Builtin::RtrimStr => each_arg(rt, &mut |rt, fix| {
-            let fix = fix.str()?;
-            let strip = |w: &'a str| if b == Builtin::LtrimStr { w.strip_prefix(fix) } else { w.strip_suffix(fix) };
+            let (fix, left) = (fix.str()?, b == Builtin::LtrimStr);
             let kept = match &input {
-                V::Str(Str::In(w)) => strip(w).map(|k| V::Str(Str::In(k))),
-                V::Str(Str::Own(w)) => {
-                    let w: &str = w;
-                    (if b == Builtin::LtrimStr { w.strip_prefix(fix) } else { w.strip_suffix(fix) })
-                        .map(|k| V::own(k.to_owned()))
-                }
+                V::Str(Str::In(w)) => trim(w, fix, left).map(|k| V::Str(Str::In(k))),
+                V::Str(Str::Own(w)) => trim(w, fix, left).map(|k| V::own(k.to_owned())),
                 _ => return Err(Bail),
             };
             out(rt, kept.unwrap_or_else(|| input.clone()))
@@ -359,6 +354,11 @@ fn call<'a>(b: Builtin, args: &[Node], rt: &mut Run<'a>, input: V<'a>, out: Out<
         }),
         Builtin::Mktime => out(rt, time::mktime(&input)?),
     }
+}
+
+/// `w` without the prefix (`left`) or suffix `fix`, when it has it.
+fn trim<'w>(w: &'w str, fix: &str, left: bool) -> Option<&'w str> {
+    if left { w.strip_prefix(fix) } else { w.strip_suffix(fix) }
 }
 
 /// A JSON integer as jq's `tonumber` reads it, when the compiled path reads it the same:

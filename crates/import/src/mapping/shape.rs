@@ -30,6 +30,8 @@ enum In {
 pub(super) fn too_deep(code: &str) -> Option<(usize, String)> {
     let b = code.as_bytes();
     let mut stack: Vec<In> = Vec::new();
+    // Brackets and interpolations open on the stack (strings are not counted).
+    let mut depth = 0usize;
     let mut operators = 0usize;
     let mut i = 0;
     while i < b.len() {
@@ -38,6 +40,7 @@ pub(super) fn too_deep(code: &str) -> Option<(usize, String)> {
             match c {
                 b'\\' if b.get(i + 1) == Some(&b'(') => {
                     stack.push(In::Interpolation);
+                    depth += 1;
                     i += 1;
                 }
                 b'\\' => i += 1,
@@ -54,11 +57,12 @@ pub(super) fn too_deep(code: &str) -> Option<(usize, String)> {
                     }
                 }
                 b'"' => stack.push(In::Str),
-                b'(' | b'[' | b'{' => stack.push(In::Bracket(c)),
-                b')' | b']' | b'}' => {
-                    // An unbalanced closer is jaq's to report.
-                    stack.pop();
+                b'(' | b'[' | b'{' => {
+                    stack.push(In::Bracket(c));
+                    depth += 1;
                 }
+                // An unbalanced closer is jaq's to report.
+                b')' | b']' | b'}' if stack.pop().is_some() => depth -= 1,
                 b',' if stack.last() == Some(&In::Bracket(b'{')) => {}
                 b'|' | b',' | b'+' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' => operators += 1,
                 // Also a negation, which jaq's recursion takes about twice the stack for.
@@ -82,7 +86,6 @@ pub(super) fn too_deep(code: &str) -> Option<(usize, String)> {
                 _ => {}
             }
         }
-        let depth = stack.iter().filter(|s| **s != In::Str).count();
         if depth > DEPTH_MAX {
             return Some((i, format!("brackets nested more than {DEPTH_MAX} deep")));
         }
