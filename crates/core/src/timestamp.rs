@@ -165,12 +165,63 @@ impl From<OffsetDateTime> for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with a `Z`; fractional seconds only when non-zero.
+    /// RFC 3339 in UTC with a `Z`; fractional seconds only when non-zero, without trailing
+    /// zeros: what `time`'s RFC 3339 formatting writes (a test compares them), without its
+    /// `String` per call (this runs for every id derived and every timestamp written).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_offset_date_time().format(&Rfc3339) {
-            Ok(s) => f.write_str(&s),
-            Err(_) => write!(f, "@{}ns", self.0),
+        let mut buf = [0u8; RFC3339_MAX];
+        let len = self.write_rfc3339(&mut buf);
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// The longest text [`Timestamp::write_rfc3339`] writes: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+const RFC3339_MAX: usize = 30;
+
+impl Timestamp {
+    /// Writes the RFC 3339 text into `out` and returns its length. Every `i64` of nanoseconds
+    /// falls in the years 1677–2262, so the year always has four digits.
+    fn write_rfc3339(self, out: &mut [u8; RFC3339_MAX]) -> usize {
+        let secs = self.0.div_euclid(NANOS_PER_SECOND);
+        let mut nanos = self.0.rem_euclid(NANOS_PER_SECOND);
+        let (days, in_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // The inverse of `parse_canonical_utc`'s day count (years counted from March).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut put = |at: usize, width: usize, mut v: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, in_day / 3_600);
+        put(14, 2, in_day / 60 % 60);
+        put(17, 2, in_day % 60);
+        let mut len = 19;
+        if nanos != 0 {
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            put(20, digits, nanos);
+            len = 20 + digits;
         }
+        for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
+            out[at] = c;
+        }
+        out[len] = b'Z';
+        len + 1
     }
 }
 
@@ -268,6 +319,33 @@ mod tests {
             let fast = parse_canonical_utc(s.as_bytes());
             assert!(fast.is_none() || fast == general(s), "{s}: {fast:?} vs {:?}", general(s));
             assert_eq!(Timestamp::parse(s).ok(), general(s), "{s}");
+        }
+    }
+
+    /// The formatter writes what `time`'s RFC 3339 formatting writes, at the ends of `i64`,
+    /// around the epoch and leap days, and over random instants with every fraction length.
+    #[test]
+    fn the_text_is_times_rfc3339() {
+        let times = |t: Timestamp| t.to_offset_date_time().format(&Rfc3339).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut cases = vec![i64::MIN, i64::MIN + 1, i64::MAX, -1, 0, 1, 999_999_999, -NANOS_PER_SECOND, 10];
+        cases.extend([Timestamp::MIN.0, Timestamp::MAX.0, 951_782_400 * NANOS_PER_SECOND - 1]);
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let v = state as i64;
+            // Whole seconds and shorter fractions too, not only nine digits.
+            cases.push(v - v % 10i64.pow((state >> 60) as u32 % 10));
+        }
+        for v in cases {
+            let t = Timestamp(v);
+            assert_eq!(t.to_string(), times(t), "{v}");
+        }
+        let mut day = Timestamp::MIN;
+        while day <= Timestamp::MAX {
+            assert_eq!(day.to_string(), times(day));
+            day = day.add_nanos(NANOS_PER_DAY - 1);
         }
     }
 

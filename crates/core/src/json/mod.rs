@@ -368,15 +368,15 @@ impl NewEvent {
     /// The canonical JSON of everything but the id and the metadata: what a derived v5 id is
     /// computed from (so the same fact from two sources derives one id).
     pub fn canonical_content(&self) -> Vec<u8> {
-        serde_json::to_vec(&JsonForm {
-            new: self,
-            header: true,
-            with_id: false,
-            with_meta: false,
-            with_version: false,
-            stored: None,
-        })
-        .unwrap_or_default()
+        let form =
+            JsonForm { new: self, header: true, with_id: false, with_meta: false, with_version: false, stored: None };
+        // Room for a typical event at once: `to_vec` starts at 128 bytes and grew twice an
+        // event on the importer's id derivation.
+        let mut out = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut out, &form) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The canonical JSON of the event's own fields and its metadata: the line without

@@ -3,10 +3,11 @@
 
 use std::borrow::Cow;
 
-use super::fields::{RawLine, Text};
+use super::fields::{RawLine, Tags, Text};
+use crate::meta::TAGS_MAX;
 
-/// Reads the shape the canonical form writes — one flat object, no whitespace, strings
-/// without escapes, plain numbers — without serde's general machinery (about twice as fast).
+/// Reads the shape the canonical form writes — one object, flat but for `tags` (an object of
+/// strings), no whitespace, strings without escapes, plain numbers — without serde's general machinery (about twice as fast).
 /// Anything else returns `false` (leaving `raw` partly filled) and goes to serde_json, which
 /// accepts it or says why not; so on every line where this returns `true`, `raw` equals what
 /// serde_json reads (a property test and the `event_line` fuzz target check it). `raw` must
@@ -82,6 +83,12 @@ pub(super) fn field_bit(key: &str) -> Option<u32> {
         "owner" => Some(30),
         "sentiment" => Some(31),
         "valid_until" => Some(32),
+        "actor" => Some(33),
+        "source" => Some(34),
+        "correlation_id" => Some(35),
+        "causation_id" => Some(36),
+        "tags" => Some(37),
+        "schema_version" => Some(38),
         _ => None,
     }
 }
@@ -93,16 +100,21 @@ fn scan_value<'a>(line: &'a str, i: usize, bit: u32, raw: &mut RawLine<'a>) -> O
     let b = line.as_bytes();
     let end = || b[i..].iter().position(|&c| c == b',' || c == b'}').map(|k| i + k);
     let after = match bit {
-        5 | 6 => {
+        5 | 6 | 38 => {
             let end = end()?;
             let v = scan_integer(&b[i..end])?;
-            let v = u64::try_from(v).ok()?;
-            if bit == 5 {
-                raw.stream_version = Some(v)
-            } else {
-                raw.position = Some(v)
+            let v = Some(u64::try_from(v).ok()?);
+            match bit {
+                5 => raw.stream_version = v,
+                6 => raw.position = v,
+                _ => raw.schema_version = v,
             }
             end
+        }
+        37 => {
+            let (tags, next) = scan_tags(line, i)?;
+            raw.tags = Some(tags);
+            next
         }
         10 | 25 => {
             let end = end()?;
@@ -161,12 +173,45 @@ fn scan_value<'a>(line: &'a str, i: usize, bit: u32, raw: &mut RawLine<'a>) -> O
                 28 => raw.lifecycle = value,
                 29 => raw.renews_at = value,
                 30 => raw.owner = value,
-                _ => raw.valid_until = value,
+                32 => raw.valid_until = value,
+                33 => raw.actor = value,
+                34 => raw.source = value,
+                35 => raw.correlation_id = value,
+                _ => raw.causation_id = value,
             }
             next
         }
     };
     Some(after)
+}
+
+/// A `tags` object starting at `line[i]`: plain string names and values, at most
+/// [`TAGS_MAX`] entries (serde_json refuses more, saying so), in the order written (a repeated
+/// name is kept, as serde keeps it, for the metadata check to refuse). The index after its
+/// closing brace.
+fn scan_tags(line: &str, mut i: usize) -> Option<(Tags<'_>, usize)> {
+    let b = line.as_bytes();
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut tags = Vec::new();
+    if b.get(i) == Some(&b'}') {
+        return Some((Tags(tags), i + 1));
+    }
+    loop {
+        let (name, next) = scan_plain_string(line, i)?;
+        if b.get(next) != Some(&b':') || tags.len() == TAGS_MAX {
+            return None;
+        }
+        let (value, next) = scan_plain_string(line, next + 1)?;
+        tags.push((Text(Cow::Borrowed(name)), Text(Cow::Borrowed(value))));
+        match b.get(next) {
+            Some(b',') => i = next + 1,
+            Some(b'}') => return Some((Tags(tags), next + 1)),
+            _ => return None,
+        }
+    }
 }
 
 /// Whether the compact scanner, where it reads `line`, reads what serde_json reads. For the

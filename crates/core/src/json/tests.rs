@@ -196,14 +196,41 @@ fn the_compact_scanner_reads_what_serde_reads() {
         r#"{"type""#.to_string(),
         r#"{"type":}"#.to_string(),
         r#"{,}"#.to_string(),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","source":"crm","actor":"ana"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","source":"c\u0072m"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","source":7}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","correlation_id":"r","causation_id":"c"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":"1","b":""}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":"1","a":"2"}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":1}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":{{"b":"c"}}}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":"1",}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a""1"}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":"1"}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":["a"]}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":null}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{"a":"1"}},"tags":{{}}}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","schema_version":2}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","schema_version":-1}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","schema_version":2.0}}"#),
+        format!(r#"{{"type":"touchpoint",{base},"channel":"call","schema_version":"2"}}"#),
     ] {
         assert!(compact_scan_agrees(&line), "{line}");
     }
-    // The common shapes do take the fast path.
+    // The common shapes do take the fast path, metadata and a stated version included.
     let canonical = format!(
         r#"{{"type":"commitment_made",{base},"commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":1.5}}"#
     );
     assert!(scan_compact(&canonical, &mut RawLine::default()));
+    let with_meta = format!(
+        r#"{{"type":"touchpoint",{base},"schema_version":2,"channel":"call","actor":"ana","source":"crm","correlation_id":"r","causation_id":"c","tags":{{"a":"1","b":""}}}}"#
+    );
+    assert!(scan_compact(&with_meta, &mut RawLine::default()));
+    let many = (0..=crate::meta::TAGS_MAX).map(|i| format!(r#""t{i}":"v""#)).collect::<Vec<_>>().join(",");
+    let too_many = format!(r#"{{"type":"touchpoint",{base},"channel":"call","tags":{{{many}}}}}"#);
+    assert!(!scan_compact(&too_many, &mut RawLine::default()), "more tags than allowed go to serde, which says why");
+    assert!(NewEvent::from_json_line(&too_many).unwrap_err().to_string().contains("more than the"));
 }
 
 proptest::proptest! {
@@ -248,6 +275,33 @@ proptest::proptest! {
             }
         }
     }
+
+    /// The same with metadata and the stated schema version an export writes.
+    #[test]
+    fn compact_scanner_agrees_on_lines_with_metadata(
+        events in crate::testing::strategies::arb_account_history(),
+        meta in proptest::collection::vec(crate::testing::strategies::arb_metadata(), 1..4),
+        edits in proptest::collection::vec((0usize..4096, 0u8..128), 0..4),
+    ) {
+        for (i, e) in events.iter().enumerate() {
+            let mut e = e.clone();
+            e.meta = meta[i % meta.len()].clone();
+            let line = if i % 2 == 0 { e.to_json_line() } else { e.to_json_line_versioned() };
+            if !line.contains('\\') {
+                proptest::prop_assert!(scan_compact(&line, &mut RawLine::default()), "{}", line);
+            }
+            proptest::prop_assert!(compact_scan_agrees(&line), "{}", line);
+            proptest::prop_assert_eq!(&NewEvent::from_json_line(&line).unwrap(), &e);
+            let mut bytes = line.clone().into_bytes();
+            for &(at, byte) in &edits {
+                let at = at % bytes.len();
+                bytes[at] = byte;
+            }
+            if let Ok(mutated) = std::str::from_utf8(&bytes) {
+                proptest::prop_assert!(compact_scan_agrees(mutated), "{}", mutated);
+            }
+        }
+    }
 }
 
 #[test]
@@ -267,20 +321,20 @@ fn an_unknown_field_is_refused_naming_only_the_fields_the_form_takes() {
 #[test]
 fn the_scanner_and_the_field_checks_follow_the_one_field_table() {
     // The scanner's bits are RawLine's fields in order: the table's four common fields, the
-    // three a store assigns, then the fields only some types take. Metadata and
-    // `schema_version` have none: a line with them takes serde's path.
+    // three a store assigns, the fields only some types take, then metadata and
+    // `schema_version`.
     let names: Vec<&str> = SUBMITTED_FIELDS[..4]
         .iter()
         .map(|f| f.0)
         .chain(STORE_ASSIGNED)
-        .chain(SUBMITTED_FIELDS[4..30].iter().map(|f| f.0))
+        .chain(SUBMITTED_FIELDS[4..].iter().map(|f| f.0))
         .collect();
-    assert_eq!(names.len(), 33);
+    assert_eq!(names.len(), 39);
     for (bit, name) in names.iter().enumerate() {
         assert_eq!(field_bit(name), Some(bit as u32), "{name}");
     }
     assert_eq!(SUBMITTED_FIELDS[30..].iter().map(|f| f.0).collect::<Vec<_>>(), ENVELOPE_EXTRA_FIELDS);
-    for name in ENVELOPE_EXTRA_FIELDS.into_iter().chain(["recorded"]) {
+    for name in ["recorded", "tag", ""] {
         assert_eq!(field_bit(name), None, "{name}");
     }
     // Each type's check allows exactly the fields the per-type table lists for it.
