@@ -122,6 +122,9 @@ pub struct Interner {
     /// By [`stable_hash`], which anyone can aim at one value: the map's own hashing is seeded.
     /// Each text's keyed hash is computed when an account id first needs it.
     texts: crate::hash::KeyedMap<u64, (Arc<str>, Option<KeyedHash>)>,
+    /// The metadata of the last line parsed with this interner that had some (and no tags),
+    /// shared by the next lines that carry the same.
+    pub(crate) last_meta: crate::meta::Metadata,
 }
 
 impl Interner {

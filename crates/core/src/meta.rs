@@ -15,6 +15,8 @@
 //! # Ok::<(), rapport_core::MetadataError>(())
 //! ```
 
+use std::sync::Arc;
+
 use crate::bytes::{DecodeError, Read, Reader, fail};
 
 /// The JSON names of the metadata fields, in canonical order.
@@ -48,9 +50,11 @@ pub enum MetadataError {
     },
 }
 
-/// An event's metadata: empty (nothing allocated) or a box of the values set.
+/// An event's metadata: empty (nothing allocated) or the values set, shared: a clone copies
+/// no text (the importer gives every event of a mapping the one `source`), and setting a value
+/// copies them first when they are shared.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Metadata(Option<Box<Values>>);
+pub struct Metadata(Option<Arc<Values>>);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct Values {
@@ -148,7 +152,7 @@ impl Metadata {
     }
 
     fn values(&mut self) -> &mut Values {
-        self.0.get_or_insert_with(Box::default)
+        Arc::make_mut(self.0.get_or_insert_with(Arc::default))
     }
 
     fn set(
@@ -220,7 +224,9 @@ impl Metadata {
     /// Takes the actor out (personal text, [`crate::personal`]); metadata left with nothing
     /// set becomes none.
     pub(crate) fn take_actor(&mut self) -> Option<String> {
-        let values = self.0.as_deref_mut()?;
+        let shared = self.0.as_mut()?;
+        shared.actor.as_ref()?;
+        let values = Arc::make_mut(shared);
         let actor = values.actor.take()?;
         let empty = [&values.source, &values.correlation_id, &values.causation_id].iter().all(|v| v.is_none())
             && values.tags.is_empty();
@@ -296,7 +302,7 @@ impl Metadata {
     pub(crate) fn encode_stripped(&self, out: &mut Vec<u8>) {
         match &self.0 {
             Some(v) if v.actor.is_some() => {
-                let mut rest = Self(Some(v.clone()));
+                let mut rest = Self(Some(Arc::clone(v)));
                 rest.take_actor();
                 rest.encode(out);
             }
@@ -308,8 +314,8 @@ impl Metadata {
     /// with their binary form made again (the same bytes: a section is read only in its one
     /// canonical form).
     fn finish_read(mut self) -> Self {
-        if let Some(v) = self.0.as_deref_mut() {
-            v.refresh();
+        if let Some(v) = self.0.as_mut() {
+            Arc::make_mut(v).refresh();
         }
         self
     }

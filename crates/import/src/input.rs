@@ -258,7 +258,7 @@ impl Records {
         if let Some(m) = &options.mapping {
             let mut compiled = m.compile()?;
             if !options.stamp_source {
-                compiled.source = None;
+                compiled.stamp = rapport_core::Metadata::new();
             }
             return Ok(Self { kind: RecordKind::Mapped(compiled), upcasters });
         }

@@ -490,9 +490,11 @@ fn meta_error(e: MetadataError) -> ParseEventError {
     }
 }
 
-/// The metadata a line carries.
+/// The metadata a line carries. With an interner, a line whose metadata (without tags) is the
+/// last such line's shares it instead of making its own: an export's lines mostly carry one
+/// `source`.
 #[inline]
-pub(super) fn build_meta(r: &RawLine<'_>) -> Parse<Metadata> {
+pub(super) fn build_meta(r: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<Metadata> {
     if r.actor.is_none()
         && r.source.is_none()
         && r.correlation_id.is_none()
@@ -501,10 +503,20 @@ pub(super) fn build_meta(r: &RawLine<'_>) -> Parse<Metadata> {
     {
         return Ok(Metadata::new());
     }
-    build_meta_set(r)
+    let Some(interner) = interner.filter(|_| r.tags.is_none()) else { return build_meta_set(r) };
+    let last = &interner.last_meta;
+    let texts = [&r.actor, &r.source, &r.correlation_id, &r.causation_id];
+    let same = last.tags().next().is_none()
+        && !last.is_empty()
+        && last.texts().iter().zip(texts).all(|((_, kept), read)| *kept == read.as_deref());
+    if same {
+        return Ok(last.clone());
+    }
+    let m = build_meta_set(r)?;
+    interner.last_meta = m.clone();
+    Ok(m)
 }
 
-#[cold]
 fn build_meta_set(r: &RawLine<'_>) -> Parse<Metadata> {
     let mut m = Metadata::new();
     if let Some(v) = &r.actor {

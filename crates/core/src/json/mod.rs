@@ -170,7 +170,7 @@ fn build_new(raw: &RawLine<'_>, interner: Option<&mut Interner>) -> Parse<NewEve
         Some(s) => s.parse::<EventId>().map_err(|e| invalid("id", e))?,
     };
     let event = build_event(&f)?;
-    let meta = build_meta(raw)?;
+    let meta = build_meta(raw, f.interner.into_inner())?;
     // An absent id is replaced by the caller; nil never escapes.
     Ok(NewEvent { id, account, occurred_at, event, meta })
 }
@@ -336,7 +336,7 @@ impl NewEvent {
         raw.ty = Some(Text(Cow::Borrowed(tag)));
         let f = Fields { raw: &raw, kind, interner: std::cell::RefCell::new(None) };
         let event = build_event(&f)?;
-        Ok(NewEvent { id, account, occurred_at, event, meta: build_meta(&raw)? })
+        Ok(NewEvent { id, account, occurred_at, event, meta: build_meta(&raw, None)? })
     }
 
     /// The canonical JSON line (without a trailing newline).

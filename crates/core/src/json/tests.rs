@@ -276,6 +276,30 @@ proptest::proptest! {
         }
     }
 
+    /// Lines parsed in a row with one interner (which shares one line's metadata with the
+    /// next lines that carry the same) read as each line alone: metadata repeated, changed,
+    /// dropped, with tags, and lines refused between them.
+    #[test]
+    fn shared_metadata_reads_as_each_line_alone(
+        events in crate::testing::strategies::arb_account_history(),
+        meta in proptest::collection::vec(crate::testing::strategies::arb_metadata(), 1..4),
+        picks in proptest::collection::vec(0usize..6, 1..40),
+    ) {
+        let mut interner = crate::id::Interner::default();
+        for (i, e) in events.iter().enumerate() {
+            let pick = picks[i % picks.len()];
+            let mut e = e.clone();
+            e.meta = meta.get(pick).cloned().unwrap_or_default();
+            let line = if pick == 5 { "{\"type\":\"touchpoint\",\"source\":\"x\"}".to_owned() } else { e.to_json_line() };
+            let alone = NewEvent::from_json_line(&line);
+            let shared = NewEvent::from_json_line_in(&line, &mut interner);
+            proptest::prop_assert_eq!(&shared, &alone, "{}", line);
+            if pick != 5 {
+                proptest::prop_assert_eq!(shared.unwrap(), e);
+            }
+        }
+    }
+
     /// The same with metadata and the stated schema version an export writes.
     #[test]
     fn compact_scanner_agrees_on_lines_with_metadata(

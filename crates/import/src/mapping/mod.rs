@@ -237,7 +237,12 @@ impl Mapping {
         })?;
         let fast = compile::compile(&code);
         let name = one_line(&self.name).into_owned();
-        Ok(Compiled { name, filter, fast, counts: Default::default(), source: self.source.clone() })
+        let stamp = match &self.source {
+            // Checked to be a valid source when the mapping was made.
+            Some(source) => Metadata::new().with_source(source.as_str()).unwrap_or_default(),
+            None => Metadata::new(),
+        };
+        Ok(Compiled { name, filter, fast, counts: Default::default(), stamp })
     }
 }
 
@@ -251,8 +256,10 @@ pub(crate) struct Compiled {
     fast: Option<compile::Node>,
     /// Records the compiled path answered, and records that ran in jaq (logged when dropped).
     counts: std::cell::Cell<(u64, u64)>,
-    /// The `source` stamped on an event that names none; `None` stamps nothing.
-    pub(crate) source: Option<String>,
+    /// The metadata stamped on an event that has none (the mapping's `source`), made once and
+    /// shared; empty stamps nothing. An event with metadata but no `source` gets the source
+    /// added.
+    pub(crate) stamp: Metadata,
 }
 
 /// An input record: a JSON line, or a CSV row with its header.
@@ -320,7 +327,8 @@ impl Compiled {
             Ok(())
         })
         .ok()?;
-        let mut line = String::new();
+        // Room for a typical event's line at once.
+        let mut line = String::with_capacity(256);
         let mut events = Vec::with_capacity(outputs.len());
         for v in &outputs {
             if !matches!(v, V::Obj(_)) {
@@ -337,9 +345,12 @@ impl Compiled {
     /// the mapping's `source` stamped when it names none.
     fn event(&self, line: &str, interner: &mut Interner, upcasters: &Upcasters) -> Result<NewEvent, String> {
         let mut e = NewEvent::from_json_line_in_with(line, interner, upcasters).map_err(|e| e.to_string())?;
-        if let Some(source) = self.source.as_deref().filter(|_| e.meta.source().is_none()) {
-            // Checked to be a valid source when the mapping was made.
-            e.meta = std::mem::take(&mut e.meta).with_source(source).map_err(|e| e.to_string())?;
+        if let Some(source) = self.stamp.source().filter(|_| e.meta.source().is_none()) {
+            e.meta = if e.meta.is_empty() {
+                self.stamp.clone()
+            } else {
+                std::mem::take(&mut e.meta).with_source(source).map_err(|e| e.to_string())?
+            };
         }
         Ok(e)
     }
