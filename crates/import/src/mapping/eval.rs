@@ -228,11 +228,20 @@ fn math<'a>(a: V<'a>, op: Math, b: V<'a>) -> Result<V<'a>, Bail> {
     Ok(match (op, a, b) {
         (Math::Add, V::Null, x) | (Math::Add, x, V::Null) => x,
         (Math::Add, V::Int(x), V::Int(y)) => V::Int(x.checked_add(y).ok_or(Bail)?),
-        (Math::Add, V::Str(x), V::Str(y)) => V::own(format!("{}{}", x.as_str(), y.as_str())),
+        (Math::Add, V::Str(x), V::Str(y)) => {
+            let (x, y) = (x.as_str(), y.as_str());
+            let mut joined = String::with_capacity(x.len() + y.len());
+            joined.push_str(x);
+            joined.push_str(y);
+            V::own(joined)
+        }
         (Math::Add, V::Arr(x), V::Arr(y)) => V::Arr(Rc::new(x.iter().chain(y.iter()).cloned().collect())),
         (Math::Add, V::Obj(x), V::Obj(y)) => {
-            let mut merged = Obj { entries: x.unique()?.to_vec(), dups: false };
-            for (k, v) in y.unique()? {
+            let (x, y) = (x.unique()?, y.unique()?);
+            let mut entries = Vec::with_capacity(x.len() + y.len());
+            entries.extend_from_slice(x);
+            let mut merged = Obj { entries, dups: false };
+            for (k, v) in y {
                 merged.insert(k.clone(), v.clone());
             }
             V::Obj(Rc::new(merged))

@@ -156,11 +156,25 @@ impl<'a> V<'a> {
     }
 }
 
+/// The bytes a JSON string must escape: a quote, a backslash, control characters.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// A JSON string; escapes only what JSON requires.
 fn write_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let mut rest = s;
-    while let Some(at) = rest.bytes().position(|b| b == b'"' || b == b'\\' || b < b' ') {
+    while let Some(at) = rest.bytes().position(|b| ESCAPED[usize::from(b)]) {
         out.push_str(&rest[..at]);
         let c = rest[at..].chars().next().unwrap_or_default();
         match c {
@@ -255,7 +269,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(V::Arr(Rc::new(items)))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<V<'de>, A::Error> {
-        let mut obj = Obj::default();
+        // serde_json gives no size hint: room for a typical export's objects at once.
+        let mut obj = Obj { entries: Vec::with_capacity(map.size_hint().unwrap_or(8).min(64)), dups: false };
         while let Some(key) = map.next_key::<Str<'de>>()? {
             let value = map.next_value()?;
             obj.entries.push((key, value));
