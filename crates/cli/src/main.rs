@@ -474,6 +474,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             // The mapping is read and checked before the store is opened (or created).
             let mapping = map.as_deref().map(Mapping::from_file).transpose().map_err(|e| fail(2, e.into()))?;
+            if let Some(m) = mapping.as_ref().filter(|m| !m.runs_compiled()) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "rapport: note: mapping {} uses jq beyond the part rapport compiles, so every record runs in jaq, a few times slower (docs/mapping.md, \"How a mapping runs\")",
+                    one_line(m.name())
+                );
+            }
             let ledger = open_store(&store, Access::Write(future_skew))?;
             let settings = ImportSettings { format, future_skew, sort_by_time, mapping };
             cmd_import(&ledger, &files, &settings, skip_invalid.as_deref(), &protected)

@@ -238,6 +238,32 @@ fn a_mapped_import_into_a_store_without_metadata_stamps_nothing() {
     assert_eq!(ok(&["verify", "--store", p(&store)]).lines().next(), verified.lines().next(), "nothing appended");
 }
 
+/// The CLI says when a mapping runs every record in jaq, and only then; the events are the
+/// same either way.
+#[test]
+fn a_mapping_outside_the_compiled_part_is_named_and_imports_the_same() {
+    let tmp = Tmp::new("mapped-in-jaq");
+    let export = sample("helpdesk.jsonl", &helpdesk_export());
+    let shipped = std::fs::read_to_string(examples().join("helpdesk.jq")).unwrap();
+    // `reduce` is outside the compiled part; this one leaves every record as it is.
+    // Named like the shipped one, so that both stamp the source `helpdesk`.
+    std::fs::create_dir_all(tmp.join("in-jaq")).unwrap();
+    let in_jaq = tmp.join("in-jaq/helpdesk.jq");
+    std::fs::write(&in_jaq, format!("reduce empty as $x (.; .) | {shipped}")).unwrap();
+    let mut exports = Vec::new();
+    for (name, mapping) in [("compiled", examples().join("helpdesk.jq")), ("in-jaq", in_jaq)] {
+        let store = tmp.join(name);
+        let run = support::rapport(&["import", "--store", p(&store), "--map", p(&mapping), p(&export)]);
+        assert_eq!(run.status.code(), Some(0), "{}", support::stderr(&run));
+        let said = support::stderr(&run);
+        assert_eq!(said.contains("every record runs in jaq"), name == "in-jaq", "{name}: {said}");
+        let accounts = ["brightline", "slowpoke"];
+        exports.push(accounts.map(|a| ok(&["export", "--store", p(&store), "--account", a])).concat());
+    }
+    assert_eq!(exports[0].lines().count(), 138);
+    assert_eq!(exports[0], exports[1]);
+}
+
 #[test]
 fn the_survey_export_maps_to_answers_and_promoters_raise_nps() {
     let export = sample("surveys.csv", &survey_export());
