@@ -4,7 +4,6 @@
 //! is decided and before it is handed to the writer, so the writer never needs a key and a
 //! record never names one that is not on disk.
 
-use rapport_core::backend::KeyedMap;
 use rapport_core::personal::key_month;
 use rapport_core::seal::Sealer;
 use rapport_core::{NewEvent, PersonalText, StreamVersion};
@@ -57,23 +56,33 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
         keys.write().unwrap_or_else(|p| p.into_inner()).create(&wanted)?;
     }
     let keys = keys.read().unwrap_or_else(|p| p.into_inner());
-    // Each key's schedule is computed once a batch.
-    let mut sealers: KeyedMap<u32, Sealer> = KeyedMap::default();
-    let mut out = Sealed { bytes: Vec::new(), at: Vec::with_capacity(events.len()) };
+    // The events to seal, by key: each key's schedule (an AES key expansion, about a kilobyte)
+    // is made once a batch, where a map of them cost a copy of each into the map and again at
+    // every growth.
+    let mut by_key = Vec::with_capacity(events.len());
+    for (i, ((e, _), month)) in events.iter().zip(months).enumerate() {
+        if let Some(month) = month {
+            let (id, key) = keys
+                .current(&e.account, month)
+                .ok_or_else(|| format!("account {}: no key for month {month} after making it (a bug)", e.account))?;
+            by_key.push((id, i, key));
+        }
+    }
+    by_key.sort_unstable_by_key(|&(id, i, _)| (id, i));
+    let mut out = Sealed { bytes: Vec::new(), at: vec![(0, 0, 0); events.len()] };
     let mut plain = Vec::new();
-    for ((e, _), month) in events.iter().zip(months) {
-        let Some(month) = month else {
-            out.at.push((0, 0, 0));
-            continue;
+    let mut sealer: Option<(u32, Sealer)> = None;
+    for (id, i, key) in by_key {
+        let sealer = match &mut sealer {
+            Some((made_for, s)) if *made_for == id => s,
+            slot => &slot.insert((id, key.sealer())).1,
         };
-        let (id, key) = keys
-            .current(&e.account, month)
-            .ok_or_else(|| format!("account {}: no key for month {month} after making it (a bug)", e.account))?;
+        let e = &events[i].0;
         plain.clear();
         PersonalText::encode_of(&e.event, &e.meta, &mut plain);
         let start = out.bytes.len();
-        sealers.entry(id).or_insert_with(|| key.sealer()).seal(e.id, e.account.as_str(), &plain, &mut out.bytes);
-        out.at.push((id, start as u32, out.bytes.len() as u32));
+        sealer.seal(e.id, e.account.as_str(), &plain, &mut out.bytes);
+        out.at[i] = (id, start as u32, out.bytes.len() as u32);
     }
     Ok(out)
 }

@@ -136,6 +136,27 @@ fn stream(store: &FileStore, account: &str) -> Vec<Envelope> {
     pollster::block_on(store.read_stream(&AccountId::new(account).unwrap(), StreamVersion::FIRST, 1_000)).unwrap()
 }
 
+/// One append whose events interleave accounts and months (so its text is sealed under many
+/// keys, in an order that is not the events'): every event reads back whole.
+#[test]
+fn one_append_sealed_under_many_keys_reads_back_whole() {
+    let dir = TempDir::new("privacy-many-keys");
+    let store = FileStore::open(dir.path()).unwrap();
+    let accounts = ["acme", "globex", "initech"];
+    let per: Vec<Vec<NewEvent>> = accounts.iter().map(|a| secret_events(a)).collect();
+    // acme's first, globex's first, initech's first, acme's second, …
+    let batch: Vec<NewEvent> = (0..per[0].len()).flat_map(|i| per.iter().map(move |p| p[i].clone())).collect();
+    pollster::block_on(store.append(batch, ExpectedVersion::Any)).unwrap();
+    for (account, events) in accounts.iter().zip(&per) {
+        let read = stream(&store, account);
+        assert!(read.iter().all(|e| e.text == TextState::Present));
+        assert_eq!(&read.iter().map(Envelope::to_new_event).collect::<Vec<_>>(), events, "{account}");
+    }
+    drop(store);
+    let reopened = FileStore::open(dir.path()).unwrap();
+    assert_eq!(stream(&reopened, "globex").iter().map(Envelope::to_new_event).collect::<Vec<_>>(), per[1]);
+}
+
 #[test]
 fn personal_text_is_sealed_and_an_erasure_leaves_no_byte_of_it_nor_of_its_keys() {
     let dir = TempDir::new("privacy-erase");
