@@ -49,21 +49,13 @@ pub(crate) fn check_key(s: &str) -> Result<(), ParseIdError> {
         return Err(ParseIdError::TooLong { len: s.len(), max: KEY_BYTES_MAX });
     }
     // Fast path: pure ASCII without controls (the usual id) needs no char decoding.
-    if printable_ascii(s.as_bytes()) {
+    if crate::bytes::printable_ascii(s.as_bytes()) {
         return Ok(());
     }
     if let Some((at, ch)) = s.char_indices().find(|(_, c)| c.is_control()) {
         return Err(ParseIdError::ControlCharacter { ch, at });
     }
     Ok(())
-}
-
-/// Whether every byte is printable ASCII (0x20..0x7f). Without an early exit, so the compiler
-/// checks many bytes at once: the texts it sees are short and bounded (keys, metadata), and the
-/// byte-at-a-time loop was a tenth of a full scan.
-#[inline]
-pub(crate) fn printable_ascii(b: &[u8]) -> bool {
-    b.iter().fold(true, |ok, &c| ok & (c.wrapping_sub(0x20) < 0x5f))
 }
 
 /// The multiplier of [`stable_hash`].
@@ -512,20 +504,6 @@ impl fmt::Display for Position {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    proptest::proptest! {
-        /// The check without an early exit answers as the byte-at-a-time one, at every
-        /// length and with the outlier anywhere.
-        #[test]
-        fn printable_ascii_is_the_byte_loop(
-            bytes in proptest::collection::vec(
-                proptest::prop_oneof![8 => 0x20u8..0x7f, 1 => proptest::sample::select(vec![0x00, 0x1f, 0x7f, 0x80, 0xc3, 0xff])],
-                0..300,
-            ),
-        ) {
-            proptest::prop_assert_eq!(printable_ascii(&bytes), bytes.iter().all(|b| (0x20..0x7f).contains(b)));
-        }
-    }
 
     #[test]
     fn account_id_limits() {

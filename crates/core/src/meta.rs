@@ -132,7 +132,7 @@ fn check_text(which: Text<'_>, s: &str) -> Result<(), MetadataError> {
     if s.len() > max {
         return Err(fail(format!("is {} bytes, more than the {max} allowed", s.len())));
     }
-    if !crate::id::printable_ascii(s.as_bytes())
+    if !crate::bytes::printable_ascii(s.as_bytes())
         && let Some((at, ch)) = s.char_indices().find(|(_, c)| c.is_control())
     {
         return Err(fail(format!("holds the control character {ch:?} at byte {at}")));
