@@ -226,9 +226,7 @@ impl Metadata {
     pub(crate) fn take_actor(&mut self) -> Option<String> {
         let shared = self.0.as_mut()?;
         // Without an actor there is nothing to take, and nothing to copy.
-        if shared.actor.is_none() {
-            return None;
-        }
+        shared.actor.as_ref()?;
         let values = Arc::make_mut(shared);
         let actor = values.actor.take()?;
         let empty = [&values.source, &values.correlation_id, &values.causation_id].iter().all(|v| v.is_none())
