@@ -30,8 +30,8 @@ pub(crate) fn text(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether every byte is printable ASCII (0x20..0x7f). Without an early exit, so the compiler
-/// checks many bytes at once: the texts it sees are short and bounded (keys, metadata), and the
-/// byte-at-a-time loop was a tenth of a full scan.
+/// checks many bytes at once: the texts it sees are short and bounded (keys, metadata), and a
+/// scan checks several an event (docs/decisions.md).
 #[inline]
 pub(crate) fn printable_ascii(b: &[u8]) -> bool {
     b.iter().fold(true, |ok, &c| ok & (c.wrapping_sub(0x20) < 0x5f))

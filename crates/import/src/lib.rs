@@ -26,8 +26,8 @@
 //!   validation state holds an id index of the file's events (about 40 bytes per event) and
 //!   the state of the streams it touches.
 //! - **Fast.** A second thread reads and splits the input and parses two thirds of it while
-//!   the calling thread parses the rest and validates (a mapped import parses it all on the
-//!   second thread: mappings run only on the importer's own threads, whose stack it sizes); the
+//!   the calling thread parses the rest and validates (a mapped import parses that third on a
+//!   helper thread: mappings run only on the importer's own threads, whose stack it sizes); the
 //!   append pass keeps three batches in flight through
 //!   [`append_bulk`](rapport_core::BackfillStore::append_bulk) (PostgreSQL's `COPY` path),
 //!   and when it reads the input again, it parses on a thread of its own. Figures are in

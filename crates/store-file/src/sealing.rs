@@ -56,9 +56,9 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
         keys.write().unwrap_or_else(|p| p.into_inner()).create(&wanted)?;
     }
     let keys = keys.read().unwrap_or_else(|p| p.into_inner());
-    // The events to seal, by key: each key's schedule (an AES key expansion, about a kilobyte)
-    // is made once a batch, where a map of them cost a copy of each into the map and again at
-    // every growth.
+    // The events to seal, by key: each key's schedule (an AES key expansion, large beside a
+    // pointer) is made once a batch and used for its run, with no map of schedules to copy
+    // them into (docs/decisions.md).
     let mut by_key = Vec::with_capacity(events.len());
     for (i, ((e, _), month)) in events.iter().zip(months).enumerate() {
         if let Some(month) = month {

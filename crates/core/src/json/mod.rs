@@ -370,8 +370,8 @@ impl NewEvent {
     pub fn canonical_content(&self) -> Vec<u8> {
         let form =
             JsonForm { new: self, header: true, with_id: false, with_meta: false, with_version: false, stored: None };
-        // Room for a typical event at once: `to_vec` starts at 128 bytes and grew twice an
-        // event on the importer's id derivation.
+        // Room for a typical event at once: `to_vec` starts smaller, and grew its buffer for
+        // nearly every id the importer derived.
         let mut out = Vec::with_capacity(512);
         match serde_json::to_writer(&mut out, &form) {
             Ok(()) => out,
