@@ -93,4 +93,63 @@ mod tests {
         assert_eq!((index.get(&id(40)), index.get(&id(41))), (None, Some(Position(41))));
         assert_eq!(index.all().len(), 20);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u64, u64),
+        Remove(u64),
+        Forget(u64),
+        Reserve(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0..200u64, 0..1_000u64).prop_map(|(n, p)| Op::Insert(n, p)),
+            3 => (0..200u64).prop_map(Op::Remove),
+            1 => (0..1_000u64).prop_map(Op::Forget),
+            1 => (0..300usize).prop_map(Op::Reserve),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The index answers as a plain map would, whatever mix of inserts, removals (not
+        /// only of the last entry), forgetting and reserving, and keeps its invariant.
+        #[test]
+        fn the_index_answers_as_a_map(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut index = IdIndex::default();
+            let mut model = std::collections::HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(n, p) => {
+                        let want = match model.get(&n) {
+                            Some(&at) => Err(Position(at)),
+                            None => {
+                                model.insert(n, p);
+                                Ok(())
+                            }
+                        };
+                        proptest::prop_assert_eq!(index.insert_new(id(n), Position(p)), want);
+                    }
+                    Op::Remove(n) => {
+                        model.remove(&n);
+                        index.remove(&id(n));
+                    }
+                    Op::Forget(through) => {
+                        model.retain(|_, p| *p > through);
+                        index.forget_through(Position(through));
+                    }
+                    Op::Reserve(k) => index.reserve(k),
+                }
+            }
+            for n in 0..200 {
+                proptest::prop_assert_eq!(index.get(&id(n)), model.get(&n).map(|&p| Position(p)));
+            }
+            let mut all = index.all();
+            all.sort_unstable();
+            let mut want: Vec<_> = model.iter().map(|(&n, &p)| (id(n), Position(p))).collect();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(all, want);
+        }
+    }
 }
