@@ -8,10 +8,12 @@
 //!   replaying the stream ([`replayed_stream_state`] replays it).
 //! - [`KeyedMap`] and [`KeyedSet`] are the maps to key by outside input (ids, account names):
 //!   hashed by a fast hasher under a random per-process key.
+//! - [`write_json_string`] writes a JSON string as serde_json and the canonical writers do.
 //!
 //! Applications use [`Ledger`](crate::Ledger) and the store types, never these.
 
 pub use crate::hash::{KeyedMap, KeyedSet, KeyedState};
+pub use crate::json::write_json_string;
 pub use crate::log_state::{Admitted, LogState, PreparedAppend};
 pub use crate::validate::{Admission, StreamState};
 

@@ -179,6 +179,14 @@ impl fmt::Display for Timestamp {
 const RFC3339_MAX: usize = 30;
 
 impl Timestamp {
+    /// Appends the RFC 3339 text ([`Display`](fmt::Display)'s) to `out`.
+    pub(crate) fn push_rfc3339(self, out: &mut String) {
+        let mut buf = [0u8; RFC3339_MAX];
+        let len = self.write_rfc3339(&mut buf);
+        // Digits, dashes, colons, a dot, `T` and `Z`: ASCII.
+        out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+    }
+
     /// Writes the RFC 3339 text into `out` and returns its length. Every `i64` of nanoseconds
     /// falls in the years 1677–2262, so the year always has four digits.
     fn write_rfc3339(self, out: &mut [u8; RFC3339_MAX]) -> usize {

@@ -113,6 +113,7 @@ pub(crate) use scan::compact_scan_agrees;
 use scan::scan_compact;
 pub use schema::event_schema;
 use write::JsonForm;
+pub use write::write_json_string;
 
 /// Reads `line`'s fields into `raw`, which must be empty (`RawLine::default()`). Filled in
 /// place rather than returned: `RawLine` is over 500 bytes, and moving it out of the scanner
@@ -341,8 +342,8 @@ impl NewEvent {
 
     /// The canonical JSON line (without a trailing newline).
     pub fn to_json_line(&self) -> String {
-        // Serialising our own types into a String cannot fail: every map key is a string.
-        serde_json::to_string(self).unwrap_or_default()
+        JsonForm { new: self, header: true, with_id: true, with_meta: true, with_version: false, stored: None }
+            .to_line()
     }
 
     /// The canonical line stating its type's `schema_version`: what an export writes, so that a
@@ -360,23 +361,15 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn to_json_line_versioned(&self) -> String {
-        let form =
-            JsonForm { new: self, header: true, with_id: true, with_meta: true, with_version: true, stored: None };
-        serde_json::to_string(&form).unwrap_or_default()
+        JsonForm { new: self, header: true, with_id: true, with_meta: true, with_version: true, stored: None }.to_line()
     }
 
     /// The canonical JSON of everything but the id and the metadata: what a derived v5 id is
     /// computed from (so the same fact from two sources derives one id).
     pub fn canonical_content(&self) -> Vec<u8> {
-        let form =
-            JsonForm { new: self, header: true, with_id: false, with_meta: false, with_version: false, stored: None };
-        // Room for a typical event at once: `to_vec` starts smaller, and grew its buffer for
-        // nearly every id the importer derived.
-        let mut out = Vec::with_capacity(512);
-        match serde_json::to_writer(&mut out, &form) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
-        }
+        JsonForm { new: self, header: true, with_id: false, with_meta: false, with_version: false, stored: None }
+            .to_line()
+            .into_bytes()
     }
 
     /// The canonical JSON of the event's own fields and its metadata: the line without
@@ -393,15 +386,8 @@ impl NewEvent {
     /// # Ok::<(), rapport_core::ParseEventError>(())
     /// ```
     pub fn to_body_json(&self) -> String {
-        serde_json::to_string(&JsonForm {
-            new: self,
-            header: false,
-            with_id: false,
-            with_meta: true,
-            with_version: false,
-            stored: None,
-        })
-        .unwrap_or_default()
+        JsonForm { new: self, header: false, with_id: false, with_meta: true, with_version: false, stored: None }
+            .to_line()
     }
 }
 

@@ -9,6 +9,7 @@
 use std::fmt::{self, Write as _};
 use std::rc::Rc;
 
+use rapport_core::backend::write_json_string;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The compiled path cannot give jaq's answer for this record with certainty: jaq runs it.
@@ -128,7 +129,7 @@ impl<'a> V<'a> {
                 let _ = write!(out, "{f:?}");
             }
             V::Float(_) => return Err(Bail),
-            V::Str(s) => write_string(s.as_str(), out),
+            V::Str(s) => write_json_string(s.as_str(), out),
             V::Arr(a) => {
                 out.push('[');
                 for (k, v) in a.iter().enumerate() {
@@ -145,7 +146,7 @@ impl<'a> V<'a> {
                     if k > 0 {
                         out.push(',');
                     }
-                    write_string(key.as_str(), out);
+                    write_json_string(key.as_str(), out);
                     out.push(':');
                     v.write_json(out)?;
                 }
@@ -154,43 +155,6 @@ impl<'a> V<'a> {
         }
         Ok(())
     }
-}
-
-/// The bytes a JSON string must escape: a quote, a backslash, control characters.
-const ESCAPED: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
-/// A JSON string; escapes only what JSON requires.
-fn write_string(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut rest = s;
-    while let Some(at) = rest.bytes().position(|b| ESCAPED[usize::from(b)]) {
-        out.push_str(&rest[..at]);
-        let c = rest[at..].chars().next().unwrap_or_default();
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-        }
-        rest = &rest[at + c.len_utf8()..];
-    }
-    out.push_str(rest);
-    out.push('"');
 }
 
 /// Why serde stopped: only that the record is not for the compiled path.
