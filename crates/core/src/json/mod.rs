@@ -434,6 +434,6 @@ impl Envelope {
 
     /// The stored JSON form (without a trailing newline).
     pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        write::stored_line(self)
     }
 }

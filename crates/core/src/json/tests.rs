@@ -443,5 +443,8 @@ proptest::proptest! {
         proptest::prop_assert_eq!(e.to_json_line(), serde_json::to_string(&e).unwrap());
         let canonical = write::JsonForm { new: &e, header: true, with_id: false, with_meta: false, with_version: false, stored: None };
         proptest::prop_assert_eq!(e.canonical_content(), serde_json::to_vec(&canonical).unwrap());
+        let recorded_at = e.occurred_at.add_nanos(nanos / 3 + 1);
+        let env = Envelope::new(e, recorded_at, StreamVersion(nanos as u64 % 1_000 + 1), Position(nanos as u64 + 1));
+        proptest::prop_assert_eq!(env.to_json_line(), serde_json::to_string(&env).unwrap());
     }
 }

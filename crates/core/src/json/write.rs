@@ -339,13 +339,21 @@ impl Serialize for NewEvent {
     }
 }
 
+/// Gives `f` the stored form of `env`.
+fn with_stored_form<T>(env: &Envelope, f: impl FnOnce(&JsonForm<'_>) -> T) -> T {
+    let new = env.to_new_event();
+    let stored = Stored { recorded_at: env.recorded_at, stream_version: env.stream_version, position: env.position };
+    f(&JsonForm { new: &new, header: true, with_id: true, with_meta: true, with_version: false, stored: Some(stored) })
+}
+
+/// The stored form of `env` as one JSON line, written directly.
+pub(super) fn stored_line(env: &Envelope) -> String {
+    with_stored_form(env, |form| form.to_line())
+}
+
 impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let new = self.to_new_event();
-        let stored =
-            Stored { recorded_at: self.recorded_at, stream_version: self.stream_version, position: self.position };
-        JsonForm { new: &new, header: true, with_id: true, with_meta: true, with_version: false, stored: Some(stored) }
-            .serialize(s)
+        with_stored_form(self, |form| form.serialize(s))
     }
 }
 
