@@ -14,7 +14,7 @@ use jaq_core::load::parse::{BinaryOp, Def, Pattern, Term};
 use jaq_core::ops::{Cmp, Math};
 use jaq_core::path::{Opt, Part};
 
-use super::value::V;
+use super::value::{Obj, V};
 
 /// The deepest a compiled tree may be (running it recurses once a level); a deeper one runs
 /// in jaq.
@@ -118,6 +118,17 @@ impl Builtin {
     }
 }
 
+/// The object an object term of constant keys and values makes, made once when compiling
+/// rather than for every record, as running it would make it (each key set in order).
+fn constant_object(entries: &[(Node, Node)]) -> Option<V<'static>> {
+    let mut obj = Obj { entries: Vec::with_capacity(entries.len()), dups: false };
+    for (k, v) in entries {
+        let (Node::Const(V::Str(key)), Node::Const(value)) = (k, v) else { return None };
+        obj.insert(key.clone(), value.clone());
+    }
+    Some(V::Obj(Rc::new(obj)))
+}
+
 /// What a name in scope is.
 enum Entry<'s, 't> {
     /// A variable at a slot.
@@ -202,7 +213,7 @@ impl Compiler {
                 for (k, v) in entries {
                     out.push(self.entry(k, v.as_ref(), scope, depth)?);
                 }
-                Node::Obj(out)
+                constant_object(&out).map_or(Node::Obj(out), Node::Const)
             }
             Term::Neg(t) => Node::Neg(self.boxed(t, scope, depth)?),
             Term::BinOp(l, op, r) => self.binop(l, op, r, scope, depth)?,
