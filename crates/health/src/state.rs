@@ -313,11 +313,15 @@ impl HealthState {
     /// The inputs health's evidence is composed of at `at`, given trust's.
     fn inputs(&self, m: &HealthModel, at: Timestamp, trust_inputs: &[FactorInput; 3]) -> [FactorInput; 7] {
         let trust = weigh(trust_inputs);
-        // The trust factor's events: the first of each trust factor that has any.
+        // The trust factor's events: the first of each trust factor, then the second of each,
+        // and so on, each event once (one commitment's event moves both reliability and
+        // candour), up to the most a factor names.
         let mut trust_top = TopEvents::new();
-        for input in trust_inputs {
-            if let Some(&id) = input.top_events.first() {
-                trust_top.push(id);
+        for rank in 0..TopEvents::MAX {
+            for input in trust_inputs {
+                if let Some(&id) = input.top_events.get(rank) {
+                    trust_top.push(id);
+                }
             }
         }
         let w = &m.weights;

@@ -155,6 +155,10 @@ proptest! {
                 for f in &score.factors {
                     prop_assert!((0.0..=1.0).contains(&f.value) && (0.0..=1.0).contains(&f.confidence), "{f:?}");
                     prop_assert!(f.top_events.len() <= 3);
+                    let mut ids = f.top_events.to_vec();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    prop_assert_eq!(ids.len(), f.top_events.len(), "{} names an event twice", f.name);
                 }
             }
         }
@@ -177,8 +181,21 @@ proptest! {
             prop_assert_eq!(w.score.to_bits(), full.health.score.to_bits());
             prop_assert_eq!(w.noise.to_bits(), full.health.noise.to_bits());
             let trust = full.health.factor("trust").expect("a trust factor");
-            let firsts: Vec<_> = full.trust.factors.iter().filter_map(|f| f.top_events.first().copied()).collect();
-            prop_assert_eq!(&trust.top_events[..], &firsts[..]);
+            // Trust's own factors' events, each once: every factor's first among them, as
+            // many as there are up to three, and nothing else.
+            let named = &trust.top_events[..];
+            let mut union: Vec<_> = full.trust.factors.iter().flat_map(|f| f.top_events.iter().copied()).collect();
+            union.sort_unstable();
+            union.dedup();
+            prop_assert_eq!(named.len(), union.len().min(3), "{:?} of {:?}", named, union);
+            for (k, id) in named.iter().enumerate() {
+                prop_assert!(union.contains(id) && !named[..k].contains(id), "{:?}", named);
+            }
+            for f in &full.trust.factors {
+                if let Some(first) = f.top_events.first() {
+                    prop_assert!(named.contains(first), "{}'s first event is named: {:?}", f.name, named);
+                }
+            }
         }
     }
 

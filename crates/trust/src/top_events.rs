@@ -34,9 +34,13 @@ impl TopEvents {
         Self::default()
     }
 
-    /// Adds `id` after those held; false (and nothing added) when [`MAX`](Self::MAX) are held.
+    /// Adds `id` after those held, unless it is held already (an event is named once); false
+    /// (and nothing added) when [`MAX`](Self::MAX) others are held.
     pub fn push(&mut self, id: EventId) -> bool {
         let len = usize::from(self.len);
+        if self.contains(&id) {
+            return true;
+        }
         if len == Self::MAX {
             return false;
         }
@@ -78,11 +82,14 @@ impl Serialize for TopEvents {
 impl<'de> Deserialize<'de> for TopEvents {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let ids = Vec::<EventId>::deserialize(d)?;
+        if ids.len() > Self::MAX {
+            return Err(serde::de::Error::custom(format!("{} top events, at most {}", ids.len(), Self::MAX)));
+        }
+        // A list naming an event twice (written before `push` kept each once) reads as the
+        // events it names.
         let mut top = Self::new();
-        for id in &ids {
-            if !top.push(*id) {
-                return Err(serde::de::Error::custom(format!("{} top events, at most {}", ids.len(), Self::MAX)));
-            }
+        for id in ids {
+            top.push(id);
         }
         Ok(top)
     }
@@ -104,7 +111,11 @@ mod tests {
             assert!(top.push(id(n)));
         }
         assert!(!top.push(id(4)));
+        assert!(top.push(id(2)), "an event held already is held");
         assert_eq!(&top[..], &[id(1), id(2), id(3)]);
+        let mut twice = TopEvents::new();
+        assert!(twice.push(id(5)) && twice.push(id(5)) && twice.push(id(6)));
+        assert_eq!(&twice[..], &[id(5), id(6)], "each event once");
         assert_eq!(TopEvents::from_slots([Some(id(1)), None, Some(id(3))]).to_vec(), vec![id(1)]);
     }
 
@@ -118,5 +129,7 @@ mod tests {
         let four = serde_json::to_string(&vec![id(1); 4]).unwrap();
         let err = serde_json::from_str::<TopEvents>(&four).unwrap_err().to_string();
         assert!(err.contains("4 top events, at most 3"), "{err}");
+        let repeated = serde_json::to_string(&vec![id(1), id(2), id(1)]).unwrap();
+        assert_eq!(&serde_json::from_str::<TopEvents>(&repeated).unwrap()[..], &[id(1), id(2)]);
     }
 }
