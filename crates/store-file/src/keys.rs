@@ -218,6 +218,9 @@ impl Keys {
         if b[12..28] != log_id {
             return Err("the key file belongs to another log".into());
         }
+        // Room for as many keys as the file can hold (an entry takes at least its id, month,
+        // a one-byte account with its length, and the key), so the map never grows on the way.
+        keys.by_id.reserve((b.len() - HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
         let mut at = HEADER_BYTES;
         while at < b.len() {
             let Some((body, end)) = record_at(&b, at) else {
@@ -243,10 +246,18 @@ impl Keys {
         let mut c = Cursor { b: body, at: 1 };
         match body.first() {
             Some(&KIND_KEYS) => {
+                // A record lists an account's months one after another: the account is read
+                // once for them.
+                let mut last: Option<AccountId> = None;
                 while c.at < body.len() {
                     let id = c.u32()?;
                     let month = c.i32()?;
-                    let account = AccountId::new(c.text()?).map_err(|e| format!("key {id}: account: {e}"))?;
+                    let text = c.text()?;
+                    let account = match last.take() {
+                        Some(a) if a.as_str() == text => a,
+                        _ => AccountId::new(text).map_err(|e| format!("key {id}: account: {e}"))?,
+                    };
+                    last = Some(account.clone());
                     let key: [u8; KEY_BYTES] = c.take(KEY_BYTES)?.try_into().unwrap_or([0; KEY_BYTES]);
                     self.insert(id, Key { account, month, key: SealKey::from_bytes(key) })?;
                 }
@@ -468,4 +479,34 @@ fn replace(vfs: &dyn Vfs, dir: &Path, bytes: &[u8]) -> Result<(), (&'static str,
     drop(f);
     vfs.rename(&tmp, &dir.join(KEYS_FILE)).map_err(|e| ("rename KEYS.tmp to KEYS", e))?;
     vfs.sync_dir(dir).map_err(|e| ("fsync the store directory", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::StdVfs;
+
+    /// Keys made in one record for accounts whose months come together and apart read back,
+    /// after a reopen, under the account and month each was made for (the reader reuses an
+    /// account it has just read).
+    #[test]
+    fn keys_read_back_under_their_own_accounts() {
+        let dir = std::env::temp_dir().join(format!("rapport-keys-accounts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = [3u8; 16];
+        let a = |s: &str| AccountId::new(s).unwrap();
+        let wanted = [(a("acme"), 1), (a("acme"), 2), (a("beta"), 1), (a("acme"), 3), (a("ceres"), 5), (a("beta"), 2)];
+        let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+        keys.create(&wanted).unwrap();
+        let made: Vec<u32> = wanted.iter().map(|(acct, m)| keys.current(acct, *m).unwrap().0).collect();
+        drop(keys);
+        let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+        for ((acct, m), id) in wanted.iter().zip(&made) {
+            assert_eq!(again.current(acct, *m).map(|(id, _)| id), Some(*id), "{acct} month {m}");
+        }
+        assert_eq!(again.current(&a("beta"), 3), None);
+        assert_eq!(again.current(&a("ceres"), 1), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
