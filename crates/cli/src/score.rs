@@ -52,21 +52,37 @@ pub(crate) fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Re
     match format {
         OutputFormat::Json => {
             for s in scores {
-                let obj = serde_json::json!({
-                    "account": s.account,
-                    "as_of": s.as_of,
-                    "trust": s.scores.trust,
-                    "health": s.scores.health,
-                    "evidence": s.scores.evidence,
-                    "trend": s.trend,
-                    "profile": s.profile.as_ref().map(|p| p.profile()),
-                    "model": s.model.name,
-                    "fingerprint": s.model.fingerprint,
-                });
-                out.line(format_args!("{obj}"))?;
+                let line = JsonLine {
+                    account: &s.account,
+                    as_of: s.as_of,
+                    evidence: &s.scores.evidence,
+                    fingerprint: &s.model.fingerprint,
+                    health: &s.scores.health,
+                    model: &s.model.name,
+                    profile: s.profile.as_ref().map(|p| p.profile()),
+                    trend: &s.trend,
+                    trust: &s.scores.trust,
+                };
+                serde_json::to_writer(&mut out.0, &line).map_err(|e| stdout_error(e.into()))?;
+                out.line(format_args!(""))?;
             }
         }
         OutputFormat::Table => write_table(&mut out.0, scores).map_err(stdout_error)?,
     }
     out.finish()
+}
+
+/// One account's line of `rapport score --format json`, written straight from the scores (its
+/// keys in alphabetical order; nested objects in their types' field order).
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    account: &'a AccountId,
+    as_of: Timestamp,
+    evidence: &'a rapport_health::Reading,
+    fingerprint: &'a str,
+    health: &'a rapport_trust::Score,
+    model: &'a str,
+    profile: Option<rapport_core::Profile>,
+    trend: &'a rapport_health::Trend,
+    trust: &'a rapport_trust::Score,
 }

@@ -29,6 +29,10 @@ fn import_then_score_then_reimport_is_idempotent() {
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(v["account"], "acct-2");
     assert_eq!(v["model"], "rapport-health/1");
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let want = ["account", "as_of", "evidence", "fingerprint", "health", "model", "profile", "trend", "trust"];
+    assert_eq!(keys, want, "{v}");
+    assert!(v["profile"]["segment"].is_string() && v["trend"]["direction"].is_string() && v["as_of"] == AS_OF, "{v}");
     for k in ["score", "confidence", "band", "factors"] {
         assert!(v["trust"].get(k).is_some() && v["health"].get(k).is_some(), "{k} in {v}");
     }
