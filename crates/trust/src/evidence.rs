@@ -173,7 +173,7 @@ impl Top3 {
 
     /// The ids, most influential first.
     pub fn ids(&self) -> TopEvents {
-        TopEvents::from_slots(self.ids.map(|id| (id != 0).then(|| EventId::from_bytes(id.to_be_bytes()))))
+        TopEvents::from_distinct_slots(self.ids.map(|id| (id != 0).then(|| EventId::from_bytes(id.to_be_bytes()))))
     }
 }
 
