@@ -47,10 +47,7 @@ pub(crate) fn cmd_explain(ledger: &Ledger<AnyStore>, r: &Request<'_>, format: Ou
     })?;
     let mut out = Out::new();
     match format {
-        OutputFormat::Json => {
-            let line = serde_json::to_string(&x).map_err(|e| fail(1, e.into()))?;
-            out.line(format_args!("{line}"))?;
-        }
+        OutputFormat::Json => out.json(&x)?,
         OutputFormat::Table => write_text(&mut out, &x)?,
     }
     out.finish()

@@ -168,7 +168,7 @@ impl Watch {
                 break;
             }
             match printer.format {
-                OutputFormat::Json => out.line(format_args!("{}", serde_json::to_string(signal)?))?,
+                OutputFormat::Json => out.json(signal)?,
                 OutputFormat::Table => out.line(format_args!("{signal}"))?,
             }
             printer.printed += 1;

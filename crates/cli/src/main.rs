@@ -28,12 +28,14 @@ mod explain;
 mod export;
 mod live;
 mod models;
+mod out;
 mod outputs;
 mod renewals;
 mod score;
 mod svg;
 mod timeline;
 
+use out::{Out, stdout_error};
 use outputs::Protected;
 
 #[derive(Parser)]
@@ -356,27 +358,6 @@ fn note(msg: std::fmt::Arguments<'_>) {
 /// A closed pipe (`rapport score | head`) is a normal end, not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
-}
-
-/// Standard output, where a failed write (a full device) is an error naming it.
-struct Out(std::io::BufWriter<std::io::StdoutLock<'static>>);
-
-impl Out {
-    fn new() -> Self {
-        Out(std::io::BufWriter::new(std::io::stdout().lock()))
-    }
-
-    fn line(&mut self, text: std::fmt::Arguments<'_>) -> Result<(), Failure> {
-        writeln!(self.0, "{text}").map_err(stdout_error)
-    }
-
-    fn finish(mut self) -> Result<(), Failure> {
-        self.0.flush().map_err(stdout_error)
-    }
-}
-
-fn stdout_error(e: std::io::Error) -> Failure {
-    fail(1, anyhow::Error::new(e).context("writing to standard output"))
 }
 
 /// `250ms`, `300s`, `5m`, `2h`, `1d`, or a number of seconds.

@@ -33,8 +33,7 @@ pub(crate) fn cmd_renewals(
     match format {
         OutputFormat::Json => {
             for r in &due {
-                let line = serde_json::to_string(r).map_err(|e| fail(1, e.into()))?;
-                out.line(format_args!("{line}"))?;
+                out.json(r)?;
             }
         }
         OutputFormat::Table => {

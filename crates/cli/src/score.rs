@@ -63,8 +63,7 @@ pub(crate) fn print_scores(scores: &[AccountScores], format: OutputFormat) -> Re
                     trend: &s.trend,
                     trust: &s.scores.trust,
                 };
-                serde_json::to_writer(&mut out.0, &line).map_err(|e| stdout_error(e.into()))?;
-                out.line(format_args!(""))?;
+                out.json(&line)?;
             }
         }
         OutputFormat::Table => write_table(&mut out.0, scores).map_err(stdout_error)?,

@@ -169,9 +169,7 @@ impl fmt::Display for Timestamp {
     /// zeros: what `time`'s RFC 3339 formatting writes (a test compares them), without its
     /// `String` per call (this runs for every id derived and every timestamp written).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut buf = [0u8; RFC3339_MAX];
-        let len = self.write_rfc3339(&mut buf);
-        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+        self.with_rfc3339(|text| f.write_str(text))
     }
 }
 
@@ -181,10 +179,15 @@ const RFC3339_MAX: usize = 30;
 impl Timestamp {
     /// Appends the RFC 3339 text ([`Display`](fmt::Display)'s) to `out`.
     pub(crate) fn push_rfc3339(self, out: &mut String) {
+        self.with_rfc3339(|text| out.push_str(text));
+    }
+
+    /// Gives `f` the RFC 3339 text, written on the stack.
+    fn with_rfc3339<T>(self, f: impl FnOnce(&str) -> T) -> T {
         let mut buf = [0u8; RFC3339_MAX];
         let len = self.write_rfc3339(&mut buf);
         // Digits, dashes, colons, a dot, `T` and `Z`: ASCII.
-        out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+        f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
     }
 
     /// Writes the RFC 3339 text into `out` and returns its length. Every `i64` of nanoseconds

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rapport_core::backend::{KeyedMap, KeyedSet};
 use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
-use rapport_core::{AccountId, Envelope, TextState, Timestamp};
+use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 
 use crate::format::SealedRef;
 use crate::leb128::put as put_varint;
@@ -221,6 +221,7 @@ impl Keys {
         // Room for as many keys as the file can hold (an entry takes at least its id, month,
         // a one-byte account with its length, and the key), so the map never grows on the way.
         keys.by_id.reserve((b.len() - HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
+        let mut interner = Interner::default();
         let mut at = HEADER_BYTES;
         while at < b.len() {
             let Some((body, end)) = record_at(&b, at) else {
@@ -233,7 +234,7 @@ impl Keys {
                 torn_tail(vfs, &path, at, writable)?;
                 break;
             };
-            keys.apply(body).map_err(|why| format!("byte {at}: {why}"))?;
+            keys.apply(body, &mut interner).map_err(|why| format!("byte {at}: {why}"))?;
             at = end;
         }
         if writable {
@@ -242,22 +243,16 @@ impl Keys {
         Ok(keys)
     }
 
-    fn apply(&mut self, body: &[u8]) -> Result<(), String> {
+    fn apply(&mut self, body: &[u8], interner: &mut Interner) -> Result<(), String> {
         let mut c = Cursor { b: body, at: 1 };
         match body.first() {
             Some(&KIND_KEYS) => {
-                // A record lists an account's months one after another: the account is read
-                // once for them.
-                let mut last: Option<AccountId> = None;
                 while c.at < body.len() {
                     let id = c.u32()?;
                     let month = c.i32()?;
-                    let text = c.text()?;
-                    let account = match last.take() {
-                        Some(a) if a.as_str() == text => a,
-                        _ => AccountId::new(text).map_err(|e| format!("key {id}: account: {e}"))?,
-                    };
-                    last = Some(account.clone());
+                    // An account has a key a month: interned, its id is checked and made once.
+                    let account =
+                        AccountId::new_in(c.text()?, interner).map_err(|e| format!("key {id}: account: {e}"))?;
                     let key: [u8; KEY_BYTES] = c.take(KEY_BYTES)?.try_into().unwrap_or([0; KEY_BYTES]);
                     self.insert(id, Key { account, month, key: SealKey::from_bytes(key) })?;
                 }
@@ -487,8 +482,8 @@ mod tests {
     use crate::vfs::StdVfs;
 
     /// Keys made in one record for accounts whose months come together and apart read back,
-    /// after a reopen, under the account and month each was made for (the reader reuses an
-    /// account it has just read).
+    /// after a reopen, under the account and month each was made for (the reader interns
+    /// accounts).
     #[test]
     fn keys_read_back_under_their_own_accounts() {
         let dir = std::env::temp_dir().join(format!("rapport-keys-accounts-{}", std::process::id()));

@@ -7,11 +7,11 @@ use super::fields::{RawLine, Tags, Text};
 use crate::meta::TAGS_MAX;
 
 /// Reads the shape the canonical form writes — one object, flat but for `tags` (an object of
-/// strings), no whitespace, strings without escapes, plain numbers — without serde's general machinery (about twice as fast).
-/// Anything else returns `false` (leaving `raw` partly filled) and goes to serde_json, which
-/// accepts it or says why not; so on every line where this returns `true`, `raw` equals what
-/// serde_json reads (a property test and the `event_line` fuzz target check it). `raw` must
-/// be empty on entry.
+/// strings), no whitespace, strings without escapes, plain numbers — without serde's general
+/// machinery (docs/decisions.md, "Parsing"). Anything else returns `false` (leaving `raw`
+/// partly filled) and goes to serde_json, which accepts it or says why not; so on every line
+/// where this returns `true`, `raw` equals what serde_json reads (a property test and the
+/// `event_line` fuzz target check it). `raw` must be empty on entry.
 pub(super) fn scan_compact<'a>(line: &'a str, raw: &mut RawLine<'a>) -> bool {
     scan_compact_fields(line, raw).is_some()
 }

@@ -137,10 +137,7 @@ impl JsonForm<'_> {
     /// and formatting machinery, which ran for every id derived.
     pub(super) fn to_line(&self) -> String {
         let mut line = Line { out: String::with_capacity(256), first: true };
-        match self.entries(&mut line) {
-            Ok(()) => {}
-            Err(never) => match never {},
-        }
+        let Ok(()) = self.entries(&mut line);
         if line.first {
             line.out.push('{');
         }
@@ -196,7 +193,7 @@ struct Line {
 
 impl Line {
     fn key(&mut self, key: &'static str) {
-        debug_assert!(key.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'), "{key:?}");
+        debug_assert!(needs_no_escape(key), "{key:?}");
         self.out.push(if self.first { '{' } else { ',' });
         self.first = false;
         self.out.push('"');
@@ -214,7 +211,7 @@ impl Entries for Line {
     }
     fn tag(&mut self, key: &'static str, value: &'static str) -> Result<(), Self::Error> {
         self.key(key);
-        debug_assert!(value.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'), "{value:?}");
+        debug_assert!(needs_no_escape(value), "{value:?}");
         self.out.push('"');
         self.out.push_str(value);
         self.out.push('"');
@@ -283,14 +280,20 @@ const ESCAPE: [u8; 256] = {
     table
 };
 
+/// Whether `s` is written in JSON as it is, between quotes (no control character, quote or
+/// backslash). Checked without an early exit, so that the compiler checks many bytes at a
+/// time: most strings need no escape.
+#[inline]
+fn needs_no_escape(s: &str) -> bool {
+    s.bytes().fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+}
+
 /// Appends `s` to `out` as a JSON string, escaped exactly as serde_json escapes it (a quote, a
 /// backslash and control characters; `\b \f \n \r \t` by letter, the others as `\u00xx`).
 pub fn write_json_string(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
-    // Checked without an early exit, so that the compiler checks many bytes at a time: most
-    // strings need no escape.
-    if s.bytes().fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\')) {
+    if needs_no_escape(s) {
         out.push_str(s);
         out.push('"');
         return;
