@@ -2,7 +2,7 @@
 //! section ([`crate::meta`]): LEB128 integers and length-prefixed text, written and read
 //! strictly (`docs/log-format.md`, "Records").
 
-use crate::Timestamp;
+use crate::{TEXT_BYTES_MAX, Timestamp};
 
 /// Why bytes could not be read as an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +46,12 @@ pub(crate) fn fail(offset: usize, reason: impl Into<String>) -> Box<DecodeError>
     Box::new(DecodeError { offset: offset as u64, reason: reason.into() })
 }
 
+/// An instant outside the years events may lie in.
+#[cold]
+fn out_of_range(offset: usize, what: &str, t: Timestamp) -> Box<DecodeError> {
+    fail(offset, format!("{what}: {t:?} is outside the years 1900-2199"))
+}
+
 /// Reads what [`encode_event`](crate::codec::encode_event) wrote, strictly: every byte must be accounted for, and
 /// any other shape (a long-form length, a flag other than 0 or 1, an unknown code) is an
 /// error naming its offset in the content.
@@ -76,9 +82,13 @@ impl<'a> Reader<'a> {
         Ok(w)
     }
 
+    /// An event's instant: within the years every build has admitted (1900–2199), so a
+    /// record no build could have written is refused as it is read.
     #[inline]
     pub(crate) fn time(&mut self, what: &str) -> Read<Timestamp> {
-        Ok(Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?)))
+        let at = self.at;
+        let t = Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?));
+        if t.in_range() { Ok(t) } else { Err(out_of_range(at, what, t)) }
     }
 
     /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
@@ -129,11 +139,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string: no field of an event is longer than [`TEXT_BYTES_MAX`] (free text's bound, the
+    /// largest; keys, metadata and profile fields have smaller ones, checked by their callers).
     #[inline]
     pub(crate) fn text(&mut self, what: &str) -> Read<&'a str> {
         let len = self.varint(what)?;
         let at = self.at;
-        let len = usize::try_from(len).map_err(|_| fail(at, format!("{what}: length {len} is too large")))?;
+        if len > TEXT_BYTES_MAX as u64 {
+            return Err(fail(at, format!("{what}: {len} bytes, more than the {TEXT_BYTES_MAX} any field holds")));
+        }
+        let len = len as usize;
         let bytes = self.bytes(len, what)?;
         std::str::from_utf8(bytes).map_err(|e| fail(at, format!("{what}: not UTF-8 ({e})")))
     }

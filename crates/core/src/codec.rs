@@ -308,17 +308,34 @@ pub fn decode_content(b: &[u8]) -> Result<Content<'_>, DecodeError> {
     read_content(b).map_err(|e| *e)
 }
 
-/// An assessment's fields, checked by the rules [`check_event`](crate::validate::check_event)
-/// applies (but the one that needs `occurred_at`, which its caller checks).
-fn read_assessment<'a>(r: &mut Reader<'a>) -> Read<EventRef<'a>> {
+/// An assessment's fields (of an event that occurred at `occurred_at`), checked by the rules
+/// [`check_event`](crate::validate::check_event) applies.
+fn read_assessment<'a>(r: &mut Reader<'a>, occurred_at: Timestamp) -> Read<EventRef<'a>> {
     let at = r.at;
     let sentiment = r.byte("sentiment")?;
     if !crate::event::SENTIMENT_RANGE.contains(&sentiment) {
         return Err(fail(at, format!("sentiment: {sentiment} is outside 1..=5")));
     }
     let reason = r.text("reason")?;
-    let valid_until = if r.flag("valid_until")? { Some(r.time("valid_until")?) } else { None };
+    let valid_until = if r.flag("valid_until")? {
+        let at = r.at;
+        let until = r.time("valid_until")?;
+        if until <= occurred_at {
+            return Err(fail(at, format!("valid_until: {until} is not after occurred_at {occurred_at}")));
+        }
+        Some(until)
+    } else {
+        None
+    };
     Ok(EventRef::AssessmentRecorded { sentiment, reason, valid_until })
+}
+
+/// A commitment's weight: finite and positive, as every build has admitted.
+#[inline]
+fn weight(r: &mut Reader<'_>) -> Read<f64> {
+    let at = r.at;
+    let w = f64::from_le_bytes(r.eight("weight")?);
+    if w.is_finite() && w > 0.0 { Ok(w) } else { Err(fail(at, format!("weight: {w} is not a finite positive number"))) }
 }
 
 /// A type code past the current schema version's block.
@@ -351,7 +368,7 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
             commitment: key(&mut r, "commitment")?,
             title: r.text("title")?,
             due: r.time("due")?,
-            weight: f64::from_le_bytes(r.eight("weight")?),
+            weight: weight(&mut r)?,
         },
         variant::COMMITMENT_RENEGOTIATED => EventRef::CommitmentRenegotiated {
             commitment: key(&mut r, "commitment")?,
@@ -376,7 +393,12 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
             let survey = key(&mut r, "survey")?;
             let measure: fn(u8) -> SurveyScore =
                 r.code(&[SurveyScore::Nps, SurveyScore::Csat, SurveyScore::Ces], "survey measure")?;
-            EventRef::SurveyAnswered { survey, score: measure(r.byte("survey value")?), comment: r.maybe("comment")? }
+            let at = r.at;
+            let score = measure(r.byte("survey value")?);
+            if !score.in_range() {
+                return Err(fail(at, format!("survey value: {} is outside {:?}", score.value(), score.range())));
+            }
+            EventRef::SurveyAnswered { survey, score, comment: r.maybe("comment")? }
         }
         variant::TOUCHPOINT => EventRef::TouchpointHeld { channel: r.code(&CHANNELS, "channel")? },
         variant::ISSUE_DISCLOSED => EventRef::IssueDisclosed { summary: r.maybe("summary")? },
@@ -384,7 +406,7 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
         variant::ACCOUNT_PROFILED if code >= TYPE_CODE_STRIDE => {
             EventRef::AccountProfiled { profile: read_profile(&mut r, account.as_str())? }
         }
-        variant::ASSESSMENT_RECORDED if code >= TYPE_CODE_STRIDE => read_assessment(&mut r)?,
+        variant::ASSESSMENT_RECORDED if code >= TYPE_CODE_STRIDE => read_assessment(&mut r, occurred_at)?,
         other => return Err(fail(at, format!("unknown event type {other} (code {code})"))),
     };
     let meta = if code < TYPE_CODE_STRIDE {

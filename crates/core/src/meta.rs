@@ -401,6 +401,13 @@ impl<'a> MetaRef<'a> {
         self.0.is_empty()
     }
 
+    /// Whether an `actor` is set (personal text, [`crate::personal`]).
+    #[inline]
+    pub fn has_actor(&self) -> bool {
+        // The flags byte's first bit is the first of FIELDS.
+        self.0.first().is_some_and(|flags| flags & 1 != 0)
+    }
+
     /// The owned metadata.
     pub fn to_metadata(&self) -> Metadata {
         if self.0.is_empty() {

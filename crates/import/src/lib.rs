@@ -84,6 +84,12 @@ pub use export::{ExportError, export_account};
 #[cfg(feature = "mapping")]
 pub use mapping::{MAPPED_EVENTS_MAX, MAPPING_BYTES_MAX, Mapping, MappingError};
 
+/// Checks for tests and fuzzing (feature `testing`): not part of the importer's API.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use crate::mapping::paths::{PROGRAMS, PathCheck};
+}
+
 /// The input format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {

@@ -12,6 +12,8 @@ use std::fmt::Write as _;
 
 mod compile;
 mod eval;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod paths;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -292,17 +294,10 @@ impl Compiled {
             return;
         }
         self.counts.set((compiled, in_jaq + 1));
-        let value = match record {
-            Record::Json(text) if shape::record_too_deep(text.as_bytes()) => {
-                return f(Err(format!("not JSON a mapping reads: nested more than {} deep", shape::RECORD_DEPTH_MAX)));
-            }
-            Record::Json(text) => match json_record(text.as_bytes()) {
-                Ok(v) => v,
-                Err(reason) => return f(Err(reason)),
-            },
-            Record::Csv(header, row) => csv_record(header, row),
-        };
-        self.run_jaq(value, interner, upcasters, f);
+        match jaq_record(record) {
+            Ok(value) => self.run_jaq(value, interner, upcasters, f),
+            Err(reason) => f(Err(reason)),
+        }
     }
 
     /// The record's events through the compiled path, or `None` to run it in jaq.
@@ -412,9 +407,15 @@ impl Drop for Compiled {
     }
 }
 
-/// A JSON record as jaq's value, or why it is not JSON.
-fn json_record(bytes: &[u8]) -> Result<Val, String> {
-    jaq_json::read::parse_single(bytes).map_err(|e| format!("not JSON: {e}"))
+/// The record as jaq's value, or why it is not JSON a mapping reads.
+fn jaq_record(record: Record<'_>) -> Result<Val, String> {
+    match record {
+        Record::Json(text) if shape::record_too_deep(text.as_bytes()) => {
+            Err(format!("not JSON a mapping reads: nested more than {} deep", shape::RECORD_DEPTH_MAX))
+        }
+        Record::Json(text) => jaq_json::read::parse_single(text.as_bytes()).map_err(|e| format!("not JSON: {e}")),
+        Record::Csv(header, row) => Ok(csv_record(header, row)),
+    }
 }
 
 /// A CSV row as an object keyed by the header: every cell a string, an empty cell null.

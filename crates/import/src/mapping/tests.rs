@@ -1,72 +1,12 @@
 //! The compiled path against jaq: wherever the compiled path answers, its answer is jaq's.
 
 use proptest::prelude::*;
-use rapport_core::upcast::Upcasters;
-use rapport_core::{Interner, NewEvent};
 
-use super::value::V;
-use super::{Compiled, Mapping, Record, compile, eval};
+use super::paths::{PROGRAMS, compiled_values, events, jaq_events, jaq_values, same_values};
+use super::{Compiled, Mapping, Record, compile};
 
 fn compiled(program: &str) -> Compiled {
     Mapping::new("t.jq", program).expect("mapping").compile().expect("compile")
-}
-
-/// The compiled path's outputs as JSON texts, or `None` where it sends the record to jaq.
-fn compiled_values(c: &Compiled, text: &str) -> Option<Vec<String>> {
-    let node = c.fast.as_ref().expect("the program compiles to the compiled path");
-    let input = V::from_json(text).ok()?;
-    let mut outputs = Vec::new();
-    node.run(&mut eval::Run::default(), input, &mut |_, v| {
-        outputs.push(v);
-        Ok(())
-    })
-    .ok()?;
-    outputs
-        .iter()
-        .map(|v| {
-            let mut s = String::new();
-            v.write_json(&mut s).ok().map(|()| s)
-        })
-        .collect()
-}
-
-/// jaq's outputs as JSON texts, or `None` when it stops with an error.
-fn jaq_values(c: &Compiled, text: &str) -> Option<Vec<String>> {
-    use jaq_core::{Ctx, Vars, data};
-    let record = super::json_record(text.as_bytes()).ok()?;
-    let ctx = Ctx::<data::JustLut<jaq_json::Val>>::new(&c.filter.lut, Vars::new([]));
-    c.filter.id.run((ctx, record)).take(1000).map(|r| r.ok().map(|v| v.to_string())).collect()
-}
-
-/// Both as JSON values (numbers compared as values, not as written).
-fn same_values(ours: &[String], theirs: &[String]) -> bool {
-    let parse = |s: &String| serde_json::from_str::<serde_json::Value>(s).ok();
-    ours.len() == theirs.len() && ours.iter().zip(theirs).all(|(a, b)| parse(a).is_some() && parse(a) == parse(b))
-}
-
-/// Every event (or refusal) `Compiled::run` gives, and whether the compiled path answered.
-fn events(c: &Compiled, record: Record<'_>) -> (Vec<Result<NewEvent, String>>, bool) {
-    let mut interner = Interner::default();
-    let upcasters = Upcasters::builtin();
-    let fast = c.fast.as_ref().and_then(|n| c.run_compiled(n, record, &mut interner, upcasters)).is_some();
-    let mut out = Vec::new();
-    c.run(record, &mut interner, upcasters, &mut |r| out.push(r));
-    (out, fast)
-}
-
-/// What jaq alone gives for the record.
-fn jaq_events(c: &Compiled, record: Record<'_>) -> Vec<Result<NewEvent, String>> {
-    let mut interner = Interner::default();
-    let mut out = Vec::new();
-    let value = match record {
-        Record::Json(text) => match super::json_record(text.as_bytes()) {
-            Ok(v) => v,
-            Err(e) => return vec![Err(e)],
-        },
-        Record::Csv(h, r) => super::csv_record(h, r),
-    };
-    c.run_jaq(value, &mut interner, Upcasters::builtin(), &mut |r| out.push(r));
-    out
 }
 
 fn shipped(name: &str) -> (Compiled, String) {
@@ -132,81 +72,6 @@ fn programs_outside_the_compiled_part_run_in_jaq_alone() {
     let c = compiled("def length: 7; length");
     assert_eq!(compiled_values(&c, "[]"), Some(vec!["7".to_owned()]));
 }
-
-/// Programs over every construct the compiled path runs.
-const PROGRAMS: &[&str] = &[
-    ".",
-    ".a",
-    ".a.b?",
-    ".[\"a\"]",
-    ".list[]",
-    ".list[]?",
-    ".list[1]",
-    ".list[-1]",
-    ".s[0:3]",
-    ".s[2:]",
-    ".list[:2]",
-    ".[]",
-    ".a // .b // \"z\"",
-    ".a // empty",
-    "[.list[]? | . + 1]",
-    "1 as $x | {a, $x, \"c\": 2}",
-    "{a: .n, b: .s}",
-    "{(.s): .n}",
-    "{a} + {b: 2} + {a: 3}",
-    "{\"x\": 1, y: \"z\", \"x\": 2}",
-    "{\"x\": [2, null], y: {z: 1}}",
-    "{\"abcxyz\": \"hit\", \"12\": \"twelve\"}[.s] // \"none\"",
-    "{} + {a: .n}",
-    "\"k-\\(.id)-\\(.n)\"",
-    "\"\\u00e9\\t\\(.s)\"",
-    ".n + 1",
-    ".n - .m",
-    ".n * 3",
-    ".n % 7",
-    ".n / 1000",
-    "-.n",
-    ".s + .t",
-    ".list + .list",
-    ".a == .b",
-    ".a != .b",
-    ".n < .m",
-    ".s >= .t",
-    ".a and .b",
-    ".a or .b",
-    "(.a, .b) | not",
-    "if .a then .n elif .b then .m else \"none\" end",
-    "if .a then 1 end",
-    "select(.n > 2)",
-    ".n as $x | .m as $y | [$x, $y]",
-    "def f($x; $y): [$x, $y, .n]; f(.a; .b)",
-    "def g: .n; def f($x): g + $x; f(1)",
-    ".list | map(. * 2)",
-    ".list | length",
-    ".s | length",
-    ".a | length",
-    ".n | tostring",
-    ".s | tonumber",
-    ".s | ascii_downcase",
-    ".s | ascii_upcase",
-    ".s | startswith(\"a\")",
-    ".s | endswith(\"z\")",
-    ".s | ltrimstr(\"ab\")",
-    ".s | rtrimstr(\"yz\")",
-    ".n | todate",
-    ".n / 1000 | todate",
-    ".t | fromdate",
-    ".t | strptime(\"%Y-%m-%d %H:%M:%S\") | mktime",
-    ".t | strptime(\"%d/%m/%Y %H:%M\") | mktime | todate",
-    ".t | from_local(\"+01:00\")",
-    ".n | from_epoch_s",
-    ".n | from_epoch_ms",
-    "null, true, false, 1.5, 2, \"x\"",
-    "[.a, .b] | .[0]",
-    "error(\"no\")",
-    "try .n",
-    ".n?",
-];
 
 /// A JSON record for the programs: a small object whose fields take odd shapes too.
 fn record() -> impl Strategy<Value = String> {

@@ -5,7 +5,9 @@
 //! property test checks that every event reads back as written.
 
 use rapport_core::codec;
-use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, TextState, Timestamp};
+use rapport_core::{
+    AccountId, Envelope, EnvelopeRef, NewEvent, PersonalText, Position, StreamVersion, TextState, Timestamp,
+};
 
 use super::{DecodeError, FORMAT_VERSION, FORMAT_VERSION_3, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
 
@@ -170,6 +172,9 @@ fn decode_record_ref(
     let (sealed, content) = split_sealed(content, format_version)?;
     let shift = (body.len() - RECORD_TAIL_BYTES - content.len()) as u64;
     let c = codec::decode_content(content).map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
+    if format_version >= FORMAT_VERSION && !PersonalText::in_written_form(&c.event, &c.meta, sealed.is_some()) {
+        return Err(text_in_the_clear(shift, sealed.is_some()));
+    }
     let text = if sealed.is_some() { TextState::Withheld } else { TextState::Present };
     let e = EnvelopeRef {
         id: c.id,
@@ -228,9 +233,27 @@ pub fn decode_parts(
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<(NewEvent, Timestamp, StreamVersion), DecodeError> {
     let (content, recorded_at, stream_version) = split_tail(body)?;
-    let (_, content) = split_sealed(content, format_version)?;
-    let new = codec::decode_event(content, intern).map_err(|e| DecodeError { offset: e.offset, reason: e.reason })?;
+    let (sealed, content) = split_sealed(content, format_version)?;
+    let shift = (body.len() - RECORD_TAIL_BYTES - content.len()) as u64;
+    let new =
+        codec::decode_event(content, intern).map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
+    if format_version >= FORMAT_VERSION
+        && !PersonalText::in_written_form(&new.event.view(), &new.meta.view(), sealed.is_some())
+    {
+        return Err(text_in_the_clear(shift, sealed.is_some()));
+    }
     Ok((new, recorded_at, stream_version))
+}
+
+/// A format-4 record whose event holds personal text outside a sealed section.
+#[cold]
+fn text_in_the_clear(offset: u64, sealed: bool) -> DecodeError {
+    let reason = if sealed {
+        "personal text beside the sealed section (a sealed record holds its event stripped)"
+    } else {
+        "personal text in the clear without a sealed section"
+    };
+    DecodeError { offset, reason: reason.into() }
 }
 
 #[cfg(test)]

@@ -79,8 +79,10 @@ proptest! {
         text in "\\PC{0,150}",
         maybe in proptest::option::of("\\PC{0,150}"),
         n in any::<u8>(),
-        t in any::<i64>(),
-        w in any::<f64>().prop_filter("NaN is not equal to itself", |w| !w.is_nan()),
+        // Instants and weights as every build admits them (the decoder refuses others).
+        t in Timestamp::MIN.unix_nanos()..=Timestamp::MAX.unix_nanos(),
+        occurred in Timestamp::MIN.unix_nanos()..=Timestamp::MAX.unix_nanos(),
+        w in f64::MIN_POSITIVE..=f64::MAX,
         flag in any::<bool>(),
         recorded in any::<i64>(),
         version in any::<u64>(),
@@ -88,7 +90,7 @@ proptest! {
         let e = NewEvent {
             id: EventId::from_bytes(id.to_be_bytes()),
             account: AccountId::new(&account).unwrap(),
-            occurred_at: Timestamp::from_unix_nanos(t.wrapping_mul(3)),
+            occurred_at: Timestamp::from_unix_nanos(occurred),
             event: event(ty, &key, &text, maybe, (n, t, w, flag)), meta: Default::default() };
         let mut record = Vec::new();
         let (recorded_at, stream_version) = (Timestamp::from_unix_nanos(recorded), StreamVersion(version));
@@ -214,7 +216,7 @@ fn the_bytes_are_the_specifications() {
 
 #[test]
 fn lengths_at_every_leb128_boundary_round_trip() {
-    for len in [0, 1, 127, 128, 129, 16_383, 16_384, 16_385, 20_000] {
+    for len in [0, 1, 127, 128, 129, 4_095, 4_096, 4_097, 16_383, 16_384, 16_385, 20_000] {
         let long = "x".repeat(len);
         let e = NewEvent { event: event(0, "c-1", &long, None, (0, 5, 1.0, false)), ..sample() };
         let b = content(&e);
@@ -226,10 +228,54 @@ fn lengths_at_every_leb128_boundary_round_trip() {
             3
         };
         assert_eq!(b.len(), 16 + 5 + 8 + 1 + 4 + header + len + 16 + 1, "{len}");
-        assert_eq!(read(&b).unwrap(), e, "{len}");
-        let e = NewEvent { event: event(10, "k", "", Some(long), (0, 0, 1.0, false)), ..sample() };
-        assert_eq!(read(&content(&e)).unwrap(), e, "{len}");
+        let optional = NewEvent { event: event(10, "k", "", Some(long), (0, 0, 1.0, false)), ..sample() };
+        if len <= rapport_core::TEXT_BYTES_MAX {
+            assert_eq!(read(&b).unwrap(), e, "{len}");
+            assert_eq!(read(&content(&optional)).unwrap(), optional, "{len}");
+        } else {
+            // Longer than any field of an event a build admits.
+            for b in [b, content(&optional)] {
+                let refused = read(&b).unwrap_err();
+                assert!(refused.reason.contains(&format!("{len} bytes, more than the 4096")), "{len}: {refused}");
+            }
+        }
     }
+}
+
+/// Fields no build admits are refused as they are read, wherever a record comes from: an
+/// instant outside 1900–2199, a weight that is not finite and positive, a survey answer
+/// outside its measure's range, an assessment valid only until before it occurred.
+#[test]
+fn values_no_build_admits_are_refused() {
+    let refused = |e: &NewEvent, says: &str| {
+        let err = read(&content(e)).unwrap_err();
+        assert!(err.reason.contains(says), "{says:?} not in {err}");
+    };
+    let before_1900 = Timestamp::from_unix_nanos(Timestamp::MIN.unix_nanos() - 1);
+    let after_2199 = Timestamp::from_unix_nanos(Timestamp::MAX.unix_nanos() + 1);
+    for t in [before_1900, after_2199] {
+        refused(&NewEvent { occurred_at: t, ..sample() }, "occurred_at: ");
+        refused(&NewEvent { event: event(1, "c-1", "", None, (0, t.unix_nanos(), 1.0, false)), ..sample() }, "due: ");
+    }
+    for edge in [Timestamp::MIN, Timestamp::MAX] {
+        let e = NewEvent { occurred_at: edge, ..sample() };
+        assert_eq!(read(&content(&e)).unwrap(), e);
+    }
+    for w in [0.0, -1.0, f64::NAN, f64::INFINITY, -0.0] {
+        refused(&NewEvent { event: event(0, "c-1", "t", None, (0, 5, w, false)), ..sample() }, "weight: ");
+    }
+    for score in [SurveyScore::Nps(11), SurveyScore::Csat(0), SurveyScore::Csat(6), SurveyScore::Ces(8)] {
+        let e = Event::SurveyAnswered { survey: SurveyKey::new("s").unwrap(), score, comment: None };
+        refused(&NewEvent { event: e, ..sample() }, "survey value: ");
+    }
+    let assessed = |until: Timestamp| NewEvent {
+        event: Event::AssessmentRecorded { sentiment: 3, reason: "r".into(), valid_until: Some(until) },
+        occurred_at: Timestamp::from_unix_seconds(100),
+        ..sample()
+    };
+    refused(&assessed(Timestamp::from_unix_seconds(100)), "valid_until: ");
+    let later = assessed(Timestamp::from_unix_seconds(101));
+    assert_eq!(read(&content(&later)).unwrap(), later);
 }
 
 #[test]
@@ -315,4 +361,65 @@ fn a_log_of_format_1_or_2_holds_schema_version_1_only() {
     assert_eq!(check_schema_version(&old, FORMAT_VERSION_3), Ok(()), "a format-3 log holds both");
     // A body cut before its type code is refused, not read past.
     assert!(check_schema_version(&new[..20], super::super::FORMAT_VERSION_2).is_err());
+}
+
+/// A format-4 record holds personal text only sealed: beside a sealed section its event is
+/// stripped, and without one it has no personal text (so an erasure reaches all of it).
+#[test]
+fn format_4_holds_no_personal_text_in_the_clear() {
+    // A body of format 4 by hand: the sealed section (or its absence), the content, the tail.
+    let body = |sealed: Option<&[u8]>, content: &[u8]| {
+        let mut b = Vec::new();
+        match sealed {
+            Some(bytes) => {
+                crate::leb128::put(&mut b, 1 + bytes.len() as u64);
+                b.push(5);
+                b.extend_from_slice(bytes);
+            }
+            None => b.push(0),
+        }
+        b.extend_from_slice(content);
+        b.extend_from_slice(&[0; RECORD_TAIL_BYTES]);
+        b
+    };
+    let decodes = |b: &[u8]| {
+        let owned = decode_parts(b, FORMAT_VERSION, &mut |s| AccountId::new(s).map_err(|e| e.to_string()));
+        let in_place = decode_body_ref(b, Position(1), FORMAT_VERSION);
+        assert_eq!(owned.is_ok(), in_place.is_ok(), "the decoders agree");
+        match (owned, in_place) {
+            (Ok(_), Ok(_)) => Ok(()),
+            (Err(e), Err(f)) => {
+                assert_eq!(e, f);
+                Err(e.reason)
+            }
+            _ => unreachable!(),
+        }
+    };
+    let tag = [9u8; rapport_core::seal::TAG_BYTES];
+    let summary = |s: Option<&str>| NewEvent {
+        event: Event::EscalationRaised {
+            escalation: EscalationKey::new("e-1").unwrap(),
+            severity: Severity::High,
+            summary: s.map(String::from),
+        },
+        ..sample()
+    };
+    let titled = |t: &str| NewEvent { event: event(0, "c-1", t, None, (0, 5, 1.0, false)), ..sample() };
+    let acted = summary(None).with_meta(Metadata::new().with_actor("ann").unwrap());
+    // What a store writes.
+    assert_eq!(decodes(&body(Some(&tag), &content(&summary(None)))), Ok(()));
+    assert_eq!(decodes(&body(None, &content(&summary(None)))), Ok(()));
+    assert_eq!(decodes(&body(Some(&tag), &content(&titled("")))), Ok(()));
+    // Text in the clear: beside a sealed section, or without one.
+    for (sealed, e) in [
+        (Some(&tag[..]), summary(Some("late again"))),
+        (Some(&tag[..]), titled("deliverable")),
+        (Some(&tag[..]), acted.clone()),
+        (None, summary(Some("late again"))),
+        (None, titled("")),
+        (None, acted),
+    ] {
+        let why = decodes(&body(sealed, &content(&e))).unwrap_err();
+        assert!(why.contains("personal text"), "{e:?}: {why}");
+    }
 }
