@@ -276,16 +276,31 @@ pub struct Content<'a> {
     pub schema_version: u32,
 }
 
+/// Where the bytes being read keep their event's personal text ([`crate::personal`]): what the
+/// content may then hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPlace {
+    /// In the content itself (the file store's formats 1 to 3, a runner's checkpoint).
+    Content,
+    /// Sealed beside the content (a format-4 record with a sealed section): the content holds
+    /// the stripped form, its free-text slot empty (`""` where the type requires text, absent
+    /// where it is optional), no profile owner, no `actor`.
+    Sealed,
+    /// Nowhere (a format-4 record without a sealed section): the event has no personal text.
+    Nowhere,
+}
+
 /// Reads the binary form [`encode_event`] wrote (all of `b`), sharing account ids through
-/// `intern`.
+/// `intern`; `place` says where its personal text is kept.
 ///
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules, with the offset in `b`.
 pub fn decode_event(
     b: &[u8],
+    place: TextPlace,
     intern: &mut dyn FnMut(&str) -> Result<AccountId, String>,
 ) -> Result<NewEvent, DecodeError> {
-    let c = decode_content(b)?;
+    let c = decode_content(b, place)?;
     // The account's text was checked; an interner may still refuse it (its own limits).
     let account =
         intern(c.account.as_str()).map_err(|e| DecodeError { offset: 16, reason: format!("account: {e}") })?;
@@ -304,8 +319,8 @@ pub fn decode_event(
 /// # Errors
 /// Malformed bytes, or a field that breaks the schema's rules, with the offset in `b`.
 #[inline]
-pub fn decode_content(b: &[u8]) -> Result<Content<'_>, DecodeError> {
-    read_content(b).map_err(|e| *e)
+pub fn decode_content(b: &[u8], place: TextPlace) -> Result<Content<'_>, DecodeError> {
+    read_content(b, place).map_err(|e| *e)
 }
 
 /// An assessment's fields (of an event that occurred at `occurred_at`), checked by the rules
@@ -338,6 +353,41 @@ fn weight(r: &mut Reader<'_>) -> Read<f64> {
     if w.is_finite() && w > 0.0 { Ok(w) } else { Err(fail(at, format!("weight: {w} is not a finite positive number"))) }
 }
 
+/// Whether a record's content holds no more personal text than `place` lets it: beside a
+/// sealed section, the stripped form; without one, none.
+#[inline]
+fn text_in_place(event: &EventRef<'_>, meta: &MetaRef<'_>, place: TextPlace) -> bool {
+    // The free-text slot: whether the type requires its text, and whether the content fills it.
+    let (required, filled) = match event {
+        EventRef::CommitmentMade { title: text, .. } | EventRef::AssessmentRecorded { reason: text, .. } => {
+            (true, !text.is_empty())
+        }
+        EventRef::CommitmentRenegotiated { reason: text, .. }
+        | EventRef::CommitmentCancelled { reason: text, .. }
+        | EventRef::EscalationRaised { summary: text, .. }
+        | EventRef::IssueDisclosed { summary: text }
+        | EventRef::SurveyAnswered { comment: text, .. } => (false, text.is_some()),
+        EventRef::AccountProfiled { profile } => (false, profile.has_owner()),
+        EventRef::CommitmentDelivered { .. }
+        | EventRef::EscalationAcknowledged { .. }
+        | EventRef::EscalationResolved { .. }
+        | EventRef::EscalationReopened { .. }
+        | EventRef::TouchpointHeld { .. }
+        | EventRef::AdvocacyGiven { .. } => (false, false),
+    };
+    !filled && !meta.has_actor() && (place == TextPlace::Sealed || !required)
+}
+
+/// Personal text where `place` lets none be: out of an erasure's reach.
+#[cold]
+fn text_in_the_clear(place: TextPlace) -> Box<DecodeError> {
+    let reason = match place {
+        TextPlace::Sealed => "personal text beside the sealed section (a sealed record holds its event stripped)",
+        _ => "personal text in the clear without a sealed section",
+    };
+    fail(0, reason)
+}
+
 /// A type code past the current schema version's block.
 #[cold]
 fn newer_schema(at: usize, code: u64) -> Box<DecodeError> {
@@ -349,7 +399,7 @@ fn newer_schema(at: usize, code: u64) -> Box<DecodeError> {
 }
 
 #[inline]
-fn read_content(b: &[u8]) -> Read<Content<'_>> {
+fn read_content(b: &[u8], place: TextPlace) -> Read<Content<'_>> {
     let mut r = Reader { b, at: 0 };
     let mut id = [0u8; 16];
     id.copy_from_slice(r.bytes(16, "id")?);
@@ -425,6 +475,9 @@ fn read_content(b: &[u8]) -> Read<Content<'_>> {
     };
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
+    }
+    if place != TextPlace::Content && !text_in_place(&event, &meta, place) {
+        return Err(text_in_the_clear(place));
     }
     // Below the bound checked above, so at most the current version.
     let schema_version = (code / TYPE_CODE_STRIDE) as u32 + 1;

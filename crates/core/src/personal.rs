@@ -11,8 +11,7 @@
 //! actor.
 
 use crate::bytes::{DecodeError, Reader};
-use crate::meta::MetaRef;
-use crate::{Event, EventRef, Metadata, TEXT_BYTES_MAX, Timestamp};
+use crate::{Event, Metadata, TEXT_BYTES_MAX, Timestamp};
 
 /// Whether an event's personal text is here ([`Envelope::text`](crate::Envelope::text),
 /// [`EnvelopeRef::text`](crate::EnvelopeRef::text)).
@@ -121,33 +120,6 @@ impl PersonalText {
     /// theirs).
     pub fn is_in(event: &Event, meta: &Metadata) -> bool {
         text_of(event).is_some() || meta.actor().is_some()
-    }
-
-    /// Whether a record's event, read as `event` and `meta`, is in the form a store that seals
-    /// personal text writes: beside a sealed section (`sealed`), the stripped form (the free
-    /// text slot empty: `""` where the type requires text, absent where it is optional; no
-    /// owner, no `actor`); without one, an event with no personal text at all. Anything else
-    /// holds text in the clear that no build wrote and an erasure would not reach.
-    pub fn in_written_form(event: &EventRef<'_>, meta: &MetaRef<'_>, sealed: bool) -> bool {
-        // The slot: whether the type requires its text, and the text the record holds.
-        let (required, text) = match *event {
-            EventRef::CommitmentMade { title, .. } => (true, Some(title)),
-            EventRef::AssessmentRecorded { reason, .. } => (true, Some(reason)),
-            EventRef::CommitmentRenegotiated { reason, .. } | EventRef::CommitmentCancelled { reason, .. } => {
-                (false, reason)
-            }
-            EventRef::EscalationRaised { summary, .. } | EventRef::IssueDisclosed { summary } => (false, summary),
-            EventRef::SurveyAnswered { comment, .. } => (false, comment),
-            EventRef::AccountProfiled { profile } => (false, profile.fields().owner),
-            EventRef::CommitmentDelivered { .. }
-            | EventRef::EscalationAcknowledged { .. }
-            | EventRef::EscalationResolved { .. }
-            | EventRef::EscalationReopened { .. }
-            | EventRef::TouchpointHeld { .. }
-            | EventRef::AdvocacyGiven { .. } => (false, None),
-        };
-        let stripped = if required { text == Some("") } else { text.is_none() };
-        !meta.has_actor() && stripped && (sealed || !required)
     }
 
     /// Appends the plaintext form ([`encode`](Self::encode)) of the personal text `event` and

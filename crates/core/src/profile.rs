@@ -366,6 +366,16 @@ enum Lent<'a> {
 }
 
 impl<'a> ProfileRef<'a> {
+    /// Whether it names an owner (personal text, [`crate::personal`]), without decoding it.
+    #[inline]
+    pub fn has_owner(&self) -> bool {
+        match self.0 {
+            Lent::Owned(p) => p.owner.is_some(),
+            // The flags byte comes first; the owner is its seventh field.
+            Lent::Encoded(b) => b.first().is_some_and(|flags| flags & (1 << OWNER_FIELD) != 0),
+        }
+    }
+
     /// Its fields.
     pub fn fields(&self) -> ProfileFields<'a> {
         match self.0 {
@@ -437,6 +447,10 @@ impl Profile {
 
 /// Reads a profile's binary form at `r` (what [`Profile::encode`] wrote) for an event of
 /// `account`, checks it by the rules of [`ProfileFields::check`], and lends its bytes.
+/// The flags' bit of `owner`, the last field.
+const OWNER_FIELD: usize = 6;
+const _: () = assert!(OWNER_FIELD == FIELDS.len() - 1);
+
 pub(crate) fn read_profile<'a>(r: &mut Reader<'a>, account: &str) -> Read<ProfileRef<'a>> {
     let start = r.at;
     let fields = read_fields(r)?;
@@ -480,7 +494,7 @@ fn read_fields<'a>(r: &mut Reader<'a>) -> Read<ProfileFields<'a>> {
     if set(5) {
         f.renews_at = Some(r.time("renews_at")?);
     }
-    if set(6) {
+    if set(OWNER_FIELD) {
         f.owner = Some(r.text("owner")?);
     }
     Ok(f)

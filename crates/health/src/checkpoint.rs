@@ -141,7 +141,7 @@ pub(crate) fn load_events(
     saved
         .into_iter()
         .map(|e| {
-            let new = codec::decode_event(&e.content, &mut intern)
+            let new = codec::decode_event(&e.content, codec::TextPlace::Content, &mut intern)
                 .map_err(|source| CheckpointError::Event { position: e.position, source })?;
             Ok(Envelope::new(new, e.recorded_at, StreamVersion(e.stream_version), Position(e.position)))
         })

@@ -23,7 +23,8 @@ fn reference(model: &HealthModel, events: &[Envelope], at: Timestamp) -> Vec<Acc
         bytes.clear();
         // The stripped form a store that seals personal text lends: the same scores.
         rapport_core::codec::encode_event_stripped(&e.to_new_event(), &mut bytes);
-        let c = rapport_core::codec::decode_content(&bytes).expect("reads back");
+        let c =
+            rapport_core::codec::decode_content(&bytes, rapport_core::codec::TextPlace::Content).expect("reads back");
         let view = rapport_core::EnvelopeRef {
             id: c.id,
             account: c.account,

@@ -51,7 +51,7 @@ fn stored_schema_versions(dir: &Path) -> Vec<(u32, bool)> {
                     }
                     content = &content[at + len..];
                 }
-                let c = codec::decode_content(content).unwrap();
+                let c = codec::decode_content(content, codec::TextPlace::Content).unwrap();
                 out.push((c.schema_version, !c.meta.is_empty()));
             }
             at = start + h.payload_len as usize;
@@ -277,7 +277,7 @@ proptest! {
         let bare = e.clone().with_meta(Metadata::new());
         if e.event.kind().first_schema_version() == 1 {
             codec::encode_event_v1(&bare, &mut v1).unwrap();
-            let c = codec::decode_content(&v1).unwrap();
+            let c = codec::decode_content(&v1, codec::TextPlace::Content).unwrap();
             prop_assert_eq!(c.schema_version, 1);
             prop_assert!(c.meta.is_empty());
             prop_assert_eq!(c.event.to_event(), e.event.clone());
@@ -289,15 +289,15 @@ proptest! {
             let code_at = 16 + 1 + bare.account.as_str().len() + 8;
             if bare.account.as_str().len() < 128 && now[code_at] >= 32 {
                 now[code_at] -= 32;
-                prop_assert!(codec::decode_content(&now).is_err());
+                prop_assert!(codec::decode_content(&now, codec::TextPlace::Content).is_err());
             }
         }
         let e = e.with_meta(meta);
         prop_assert_eq!(codec::encode_event_v1(&e, &mut Vec::new()).is_err(), e.min_schema_version() > 1);
         let mut now = Vec::new();
         codec::encode_event(&e, &mut now);
-        let back = codec::decode_event(&now, &mut |s| rapport_core::AccountId::new(s).map_err(|e| e.to_string())).unwrap();
-        prop_assert_eq!(codec::decode_content(&now).unwrap().schema_version, 2);
+        let back = codec::decode_event(&now, codec::TextPlace::Content, &mut |s| rapport_core::AccountId::new(s).map_err(|e| e.to_string())).unwrap();
+        prop_assert_eq!(codec::decode_content(&now, codec::TextPlace::Content).unwrap().schema_version, 2);
         prop_assert_eq!(back, e);
     }
 }

@@ -171,10 +171,8 @@ fn decode_record_ref(
     let (content, recorded_at, stream_version) = split_tail(body)?;
     let (sealed, content) = split_sealed(content, format_version)?;
     let shift = (body.len() - RECORD_TAIL_BYTES - content.len()) as u64;
-    let c = codec::decode_content(content).map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
-    if format_version >= FORMAT_VERSION && !PersonalText::in_written_form(&c.event, &c.meta, sealed.is_some()) {
-        return Err(text_in_the_clear(shift, sealed.is_some()));
-    }
+    let c = codec::decode_content(content, text_place(format_version, sealed))
+        .map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
     let text = if sealed.is_some() { TextState::Withheld } else { TextState::Present };
     let e = EnvelopeRef {
         id: c.id,
@@ -235,25 +233,20 @@ pub fn decode_parts(
     let (content, recorded_at, stream_version) = split_tail(body)?;
     let (sealed, content) = split_sealed(content, format_version)?;
     let shift = (body.len() - RECORD_TAIL_BYTES - content.len()) as u64;
-    let new =
-        codec::decode_event(content, intern).map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
-    if format_version >= FORMAT_VERSION
-        && !PersonalText::in_written_form(&new.event.view(), &new.meta.view(), sealed.is_some())
-    {
-        return Err(text_in_the_clear(shift, sealed.is_some()));
-    }
+    let new = codec::decode_event(content, text_place(format_version, sealed), intern)
+        .map_err(|e| DecodeError { offset: e.offset + shift, reason: e.reason })?;
     Ok((new, recorded_at, stream_version))
 }
 
-/// A format-4 record whose event holds personal text outside a sealed section.
-#[cold]
-fn text_in_the_clear(offset: u64, sealed: bool) -> DecodeError {
-    let reason = if sealed {
-        "personal text beside the sealed section (a sealed record holds its event stripped)"
-    } else {
-        "personal text in the clear without a sealed section"
-    };
-    DecodeError { offset, reason: reason.into() }
+/// Where a record of `format_version` keeps its event's personal text: from version 4 sealed
+/// (`sealed`) or nowhere, never in the content.
+#[inline]
+fn text_place(format_version: u32, sealed: Option<SealedRef<'_>>) -> codec::TextPlace {
+    match (format_version >= FORMAT_VERSION, sealed) {
+        (false, _) => codec::TextPlace::Content,
+        (true, Some(_)) => codec::TextPlace::Sealed,
+        (true, None) => codec::TextPlace::Nowhere,
+    }
 }
 
 #[cfg(test)]

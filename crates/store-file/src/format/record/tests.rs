@@ -16,7 +16,7 @@ fn content(e: &NewEvent) -> Vec<u8> {
 }
 
 fn read(b: &[u8]) -> Result<NewEvent, DecodeError> {
-    codec::decode_event(b, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
+    codec::decode_event(b, codec::TextPlace::Content, &mut |s| AccountId::new(s).map_err(|e| e.to_string()))
         .map_err(|e| DecodeError { offset: e.offset, reason: e.reason })
 }
 
@@ -144,7 +144,7 @@ proptest! {
     #[test]
     fn arbitrary_content_decodes_or_is_refused_and_round_trips(b in proptest::collection::vec(any::<u8>(), 0..80)) {
         if let Ok(e) = read(&b) {
-            let again = match codec::decode_content(&b).map(|c| c.schema_version) {
+            let again = match codec::decode_content(&b, codec::TextPlace::Content).map(|c| c.schema_version) {
                 Ok(1) => {
                     let mut v1 = Vec::new();
                     codec::encode_event_v1(&e, &mut v1).unwrap();
@@ -184,7 +184,7 @@ fn the_bytes_are_the_specifications() {
     codec::encode_event_v1(&sample(), &mut written).unwrap();
     assert_eq!(written, v1);
     assert_eq!(read(&v1).unwrap(), sample());
-    assert_eq!(codec::decode_content(&v1).unwrap().schema_version, 1);
+    assert_eq!(codec::decode_content(&v1, codec::TextPlace::Content).unwrap().schema_version, 1);
     // Metadata: flags (actor 1, source 2, correlation 4, causation 8, tags 16), each value,
     // then the tag count and each name and value, names ascending.
     let meta = Metadata::new()
