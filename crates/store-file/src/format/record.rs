@@ -5,9 +5,7 @@
 //! property test checks that every event reads back as written.
 
 use rapport_core::codec;
-use rapport_core::{
-    AccountId, Envelope, EnvelopeRef, NewEvent, PersonalText, Position, StreamVersion, TextState, Timestamp,
-};
+use rapport_core::{AccountId, Envelope, EnvelopeRef, NewEvent, Position, StreamVersion, TextState, Timestamp};
 
 use super::{DecodeError, FORMAT_VERSION, FORMAT_VERSION_3, RECORD_BYTES_MAX, RECORD_PREFIX_BYTES, err, u64_at};
 
