@@ -39,7 +39,7 @@ pub(crate) fn stored_event(row: &tokio_postgres::Row, openers: &mut Openers<i64>
 
 /// [`stored_event`] from the column values. A row of an older schema version of its type
 /// (every row written before schema 5: version 1) reads through rapport's upcast to the
-/// current version.
+/// current version. A row whose values no build admits (`check_event`'s rules) is refused.
 pub(crate) fn event_of(
     tag: &str,
     id: Uuid,
@@ -57,7 +57,11 @@ pub(crate) fn event_of(
             .map_err(|e| e.to_string())?
     };
     let version = u32::try_from(schema_version).map_err(|_| format!("schema_version: {schema_version}"))?;
-    upcast::upcast_decoded(version, e).map_err(|e| e.to_string())
+    let e = upcast::upcast_decoded(version, e).map_err(|e| e.to_string())?;
+    // Every row was checked by these rules when it was written; one that breaks them was
+    // changed since (an edit by hand), and is refused as the file store refuses such a record.
+    rapport_core::validate::check_event(&e).map_err(|e| e.to_string())?;
+    Ok(e)
 }
 
 /// A stored event from a row: [`LINE_COLUMNS`] (or [`LINE_COLUMNS_WITHHELD`]), then

@@ -171,6 +171,50 @@ fn a_newer_schema_is_refused() {
     store.drop_schema().unwrap();
 }
 
+/// A row changed by hand into values no build admits (an instant before 1900, a weight below
+/// zero) is refused on read as corrupt, naming its position, not folded into scores.
+#[test]
+fn a_row_edited_past_the_rules_is_refused_on_read() {
+    let Some(url) = url() else { return };
+    let schema = format!("rapport_edit{}", std::process::id());
+    let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
+    let _drop = DropSchema(pg.clone());
+    let made = |account: &str| {
+        NewEvent::new(
+            AccountId::new(account).unwrap(),
+            Timestamp::from_unix_seconds(1_700_000_000),
+            Event::CommitmentMade {
+                commitment: rapport_core::CommitmentKey::new("c-1").unwrap(),
+                title: "Ship".into(),
+                due: Timestamp::from_unix_seconds(1_700_086_400),
+                weight: 2.0,
+            },
+        )
+    };
+    pollster::block_on(pg.append(vec![made("acme"), made("globex")], ExpectedVersion::Any)).unwrap();
+    assert_eq!(pollster::block_on(pg.read_all(Position(1), 10)).unwrap().len(), 2);
+    let edits = [
+        format!("UPDATE \"{schema}\".rapport_events SET occurred_at_ns = -2208988800000000001 WHERE position = 1"),
+        format!(
+            "UPDATE \"{schema}\".rapport_events SET payload = replace(payload, '\"weight\":2.0', '\"weight\":-2.0') WHERE position = 2"
+        ),
+    ];
+    for (position, edit) in [(1, &edits[0]), (2, &edits[1])] {
+        let raw = std::process::Command::new("psql").args([url.as_str(), "-qAtc", edit]).output();
+        match raw {
+            Ok(o) if o.status.success() => {}
+            _ => {
+                assert!(std::env::var_os("CI").is_none(), "psql must run in CI");
+                return eprintln!("psql unavailable: skipping the edited-row check");
+            }
+        }
+        let refused = pollster::block_on(pg.read_all(Position(position), 1)).unwrap_err().to_string();
+        assert!(refused.contains(&format!("position {position}")), "{refused}");
+        let says = if position == 1 { "outside the years 1900-2199" } else { "not a finite positive number" };
+        assert!(refused.contains(says), "{refused}");
+    }
+}
+
 #[test]
 fn errors_never_show_the_password() {
     let Some(url) = url() else { return };
