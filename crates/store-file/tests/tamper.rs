@@ -1,7 +1,9 @@
 //! Format versions 2 and 3: frames chained by BLAKE3. An event edited with every checksum recomputed
 //! is found by `verify`, naming its positions; a rewrite of the whole chain changes the head's
 //! value, which `chain_at` compares with one recorded earlier. A version-1 log opens as it is
-//! and is upgraded only by `upgrade`, into a new directory. (The frozen fixtures: `versions.rs`.)
+//! and is upgraded only by `upgrade`, into a new directory. A value no build admits, edited into
+//! a version-1 log with every checksum recomputed, is still refused on open and by `verify`. (The
+//! frozen fixtures: `versions.rs`.)
 
 #[path = "support/common.rs"]
 mod common;
@@ -54,12 +56,17 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
     out
 }
 
-/// Rewrites the lowest byte of a commitment's weight (in the clear in every format, where the
-/// title is sealed in format 4; still a valid weight) in the `nth` frame of `segment` that holds one
-/// (a sealed segment, so the edit cannot be taken for a torn write), and recomputes every
-/// checksum an editor can: the record's, the payload's and the frame header's, and in a
-/// version-1 log the next frame's link to it. Returns the positions of the edited frame.
-fn edit_a_weight(segment: &Path, nth: usize) -> (u64, u64) {
+/// The weight with its lowest bit flipped: still a valid weight, another event.
+fn flip_lowest_bit(w: f64) -> f64 {
+    f64::from_bits(w.to_bits() ^ 1)
+}
+
+/// Rewrites a commitment's weight as `to` makes it (in the clear in every format, where the
+/// title is sealed in format 4) in the `nth` frame of `segment` that holds one (a sealed
+/// segment, so the edit cannot be taken for a torn write), and recomputes every checksum an
+/// editor can: the record's, the payload's and the frame header's, and in a version-1 log the
+/// next frame's link to it. Returns the positions of the edited frame.
+fn edit_a_weight(segment: &Path, nth: usize, to: fn(f64) -> f64) -> (u64, u64) {
     let mut bytes = std::fs::read(segment).unwrap();
     let all = frames(&bytes);
     let mut seen = 0;
@@ -74,11 +81,10 @@ fn edit_a_weight(segment: &Path, nth: usize) -> (u64, u64) {
                 seen += 1;
                 break;
             }
-            // The weight's lowest byte changed: still a valid weight, another event.
             let content = &body[..body.len() - 16];
             let found = content.windows(8).rposition(|w| w == weight.to_le_bytes()).unwrap();
             let at = start + off + 8 + found;
-            bytes[at] ^= 1;
+            bytes[at..at + 8].copy_from_slice(&to(*weight).to_le_bytes());
             let body_len = body.len();
             let body_at = start + off + 8;
             let crc = crc32c::crc32c(&bytes[body_at..body_at + body_len]);
@@ -106,7 +112,7 @@ fn an_edited_event_with_every_checksum_recomputed_is_found_naming_its_positions(
     let before = verify(dir.path()).unwrap();
     assert_eq!(before.format_version, format::FORMAT_VERSION);
     let segment = dir.path().join(rapport_store_file::segment_name(0));
-    let (first, last) = edit_a_weight(&segment, 3);
+    let (first, last) = edit_a_weight(&segment, 3, flip_lowest_bit);
     match verify(dir.path()) {
         Err(VerifyError::Damaged { file, offset, reason }) => {
             assert_eq!(file, segment);
@@ -133,7 +139,7 @@ fn a_version_1_log_cannot_tell_the_same_edit() {
     assert_eq!(before.format_version, 1);
     // Its chain value (the last frame's payload CRC32C) is found at the head by the header walk.
     assert_eq!(chain_at(dir.path(), before.n_events).unwrap(), before.head_chain);
-    let (first, _) = edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 3);
+    let (first, _) = edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 3, flip_lowest_bit);
     let after = verify(dir.path()).unwrap_or_else(|e| panic!("version 1 was expected to miss the edit: {e}"));
     assert_eq!(after.n_events, before.n_events);
     let original: Vec<Envelope> = std::fs::read_to_string(fixtures().join("v1.jsonl"))
@@ -147,6 +153,32 @@ fn a_version_1_log_cannot_tell_the_same_edit() {
         edited.iter().zip(&original).filter(|(a, b)| a != b).map(|(a, _)| a.position.get()).collect();
     assert_eq!(differs.len(), 1, "one event was edited");
     assert!(differs[0] >= first);
+}
+
+#[test]
+fn a_weight_no_build_admits_is_refused_where_the_chain_cannot_tell() {
+    // In a version-1 log an editor can recompute every checksum; a weight no build admits
+    // (NaN, negative) is still refused wherever the record is read, naming its place.
+    for (tag, to) in [("nan", (|_| f64::NAN) as fn(f64) -> f64), ("negative", |w: f64| -w)] {
+        let dir = TempDir::new(&format!("tamper-weight-{tag}"));
+        copy_dir(&fixtures().join("v1"), dir.path());
+        let segment = dir.path().join(rapport_store_file::segment_name(0));
+        edit_a_weight(&segment, 3, to);
+        match verify(dir.path()) {
+            Err(VerifyError::Damaged { file, reason, .. }) => {
+                assert_eq!(file, segment);
+                assert!(reason.contains("is not a finite positive number"), "{tag}: {reason}");
+            }
+            other => panic!("{tag}: a weight no build admits verified: {other:?}"),
+        }
+        // Neither a reader nor a writer opens it (naming the segment, byte and position), so
+        // nothing folds the value into a score.
+        let refused = FileStore::open_read_only(dir.path()).map(|_| ()).unwrap_err().to_string();
+        assert!(refused.contains("seg-0000000000.rpl") && refused.contains(": weight: "), "{tag}: {refused}");
+        assert!(refused.contains("position "), "{tag}: {refused}");
+        let opened = FileStore::open_with(dir.path(), Options { create_if_missing: false, ..small_segments() });
+        assert!(opened.is_err_and(|e| e.to_string().contains(": weight: ")), "{tag}");
+    }
 }
 
 #[test]
@@ -164,7 +196,7 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
     // The editor goes further: every frame's chain recomputed from the edit on, in every
     // segment, the head record rewritten and the index snapshot removed. The log verifies…
     let n_segments = recorded.n_segments;
-    edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 2);
+    edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 2, flip_lowest_bit);
     let mut chain = Chain::START;
     let mut last_segment_no = 0;
     for n in 0..n_segments {
