@@ -350,32 +350,11 @@ fn read_assessment<'a>(r: &mut Reader<'a>, occurred_at: Timestamp) -> Read<Event
 fn weight(r: &mut Reader<'_>) -> Read<f64> {
     let at = r.at;
     let w = f64::from_le_bytes(r.eight("weight")?);
-    if w.is_finite() && w > 0.0 { Ok(w) } else { Err(fail(at, format!("weight: {w} is not a finite positive number"))) }
-}
-
-/// Whether a record's content holds no more personal text than `place` lets it: beside a
-/// sealed section, the stripped form; without one, none.
-#[inline]
-fn text_in_place(event: &EventRef<'_>, meta: &MetaRef<'_>, place: TextPlace) -> bool {
-    // The free-text slot: whether the type requires its text, and whether the content fills it.
-    let (required, filled) = match event {
-        EventRef::CommitmentMade { title: text, .. } | EventRef::AssessmentRecorded { reason: text, .. } => {
-            (true, !text.is_empty())
-        }
-        EventRef::CommitmentRenegotiated { reason: text, .. }
-        | EventRef::CommitmentCancelled { reason: text, .. }
-        | EventRef::EscalationRaised { summary: text, .. }
-        | EventRef::IssueDisclosed { summary: text }
-        | EventRef::SurveyAnswered { comment: text, .. } => (false, text.is_some()),
-        EventRef::AccountProfiled { profile } => (false, profile.has_owner()),
-        EventRef::CommitmentDelivered { .. }
-        | EventRef::EscalationAcknowledged { .. }
-        | EventRef::EscalationResolved { .. }
-        | EventRef::EscalationReopened { .. }
-        | EventRef::TouchpointHeld { .. }
-        | EventRef::AdvocacyGiven { .. } => (false, false),
-    };
-    !filled && !meta.has_actor() && (place == TextPlace::Sealed || !required)
+    if crate::validate::weight_is_valid(w) {
+        Ok(w)
+    } else {
+        Err(fail(at, format!("weight: {w} is not a finite positive number")))
+    }
 }
 
 /// Personal text where `place` lets none be: out of an erasure's reach.
@@ -476,7 +455,7 @@ fn read_content(b: &[u8], place: TextPlace) -> Read<Content<'_>> {
     if r.at != b.len() {
         return Err(fail(r.at, format!("{} bytes after the event's last field", b.len() - r.at)));
     }
-    if place != TextPlace::Content && !text_in_place(&event, &meta, place) {
+    if place != TextPlace::Content && !crate::personal::content_holds_none(&event, &meta, place == TextPlace::Sealed) {
         return Err(text_in_the_clear(place));
     }
     // Below the bound checked above, so at most the current version.

@@ -11,7 +11,8 @@
 //! actor.
 
 use crate::bytes::{DecodeError, Reader};
-use crate::{Event, Metadata, TEXT_BYTES_MAX, Timestamp};
+use crate::meta::MetaRef;
+use crate::{Event, EventRef, Metadata, TEXT_BYTES_MAX, Timestamp};
 
 /// Whether an event's personal text is here ([`Envelope::text`](crate::Envelope::text),
 /// [`EnvelopeRef::text`](crate::EnvelopeRef::text)).
@@ -69,6 +70,34 @@ fn slot(event: &mut Event) -> Option<Slot<'_>> {
         | Event::TouchpointHeld { .. }
         | Event::AdvocacyGiven { .. } => return None,
     })
+}
+
+/// Whether a record's content (its event read in place) holds no personal text but what a
+/// sealing store leaves in it: beside a sealed section (`sealed`), the stripped form (the
+/// free-text slot empty: `""` where [`slot`] is required, absent where optional; no profile
+/// owner, no `actor`); without one, none at all (so no type whose text is required). The
+/// table is [`slot`]'s, read from a view; the codec checks format-4 records with it.
+#[inline]
+pub(crate) fn content_holds_none(event: &EventRef<'_>, meta: &MetaRef<'_>, sealed: bool) -> bool {
+    // Whether the type requires its text, and whether the content fills the slot.
+    let (required, filled) = match event {
+        EventRef::CommitmentMade { title: text, .. } | EventRef::AssessmentRecorded { reason: text, .. } => {
+            (true, !text.is_empty())
+        }
+        EventRef::CommitmentRenegotiated { reason: text, .. }
+        | EventRef::CommitmentCancelled { reason: text, .. }
+        | EventRef::EscalationRaised { summary: text, .. }
+        | EventRef::IssueDisclosed { summary: text }
+        | EventRef::SurveyAnswered { comment: text, .. } => (false, text.is_some()),
+        EventRef::AccountProfiled { profile } => (false, profile.has_owner()),
+        EventRef::CommitmentDelivered { .. }
+        | EventRef::EscalationAcknowledged { .. }
+        | EventRef::EscalationResolved { .. }
+        | EventRef::EscalationReopened { .. }
+        | EventRef::TouchpointHeld { .. }
+        | EventRef::AdvocacyGiven { .. } => (false, false),
+    };
+    !filled && !meta.has_actor() && (sealed || !required)
 }
 
 /// The event's free text ([`Event::text`]) or a profile's owner, if it has either.

@@ -331,7 +331,7 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
     }
     match &e.event {
         Event::CommitmentMade { due, weight, .. } => {
-            if !(weight.is_finite() && *weight > 0.0) {
+            if !weight_is_valid(*weight) {
                 return Err(ValidationError::WeightInvalid { account: account(), event: e.id, weight: *weight });
             }
             if !due.in_range() {
@@ -408,6 +408,13 @@ pub fn check_event(e: &NewEvent) -> Result<(), ValidationError> {
         });
     }
     Ok(())
+}
+
+/// Whether `weight` is one a commitment may carry at all: finite and positive (a rule since
+/// the first build; the record decoders hold stored events to it too).
+#[inline]
+pub fn weight_is_valid(weight: f64) -> bool {
+    weight.is_finite() && weight > 0.0
 }
 
 /// The largest commitment weight a new event may carry. Below it no sum of evidence can
