@@ -151,6 +151,15 @@ impl PersonalText {
         text_of(event).is_some() || meta.actor().is_some()
     }
 
+    /// Whether `event` and `meta`, as a store that seals text read them from where it keeps
+    /// events, hold no personal text in the clear: with their text sealed apart (`sealed`), the
+    /// stripped form ([`take`](Self::take)'s); without, none at all. A store refuses an event
+    /// that breaks this as damage: text in the clear there is text an erasure, destroying
+    /// the sealing key, would never reach.
+    pub fn none_in_the_clear(event: &Event, meta: &Metadata, sealed: bool) -> bool {
+        content_holds_none(&event.view(), &meta.view(), sealed)
+    }
+
     /// Appends the plaintext form ([`encode`](Self::encode)) of the personal text `event` and
     /// `meta` hold, without taking it out; returns whether there was any (when not, nothing
     /// needs sealing and `out` holds two absent slots).

@@ -4,7 +4,7 @@
 use rapport_core::upcast;
 use rapport_core::validate::StreamState;
 use rapport_core::{
-    AccountId, Envelope, EventId, NewEvent, Position, ReadError, StorageError, StreamVersion, Timestamp,
+    AccountId, Envelope, EventId, NewEvent, PersonalText, Position, ReadError, StorageError, StreamVersion, Timestamp,
 };
 use uuid::Uuid;
 
@@ -17,23 +17,31 @@ pub(crate) const EVENTS_FROM: &str = "rapport_events e LEFT JOIN rapport_keys k 
 
 /// The columns that make up a stored event, in the order [`stored_event`] reads them, from
 /// [`EVENTS_FROM`]: the personal text opened.
-pub(crate) const LINE_COLUMNS: &str =
-    "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, e.sealed, k.key";
+pub(crate) const LINE_COLUMNS: &str = "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, e.sealed, k.key, e.text_in_clear";
 
 /// [`LINE_COLUMNS`] with the personal text withheld: neither the sealed bytes nor the key
 /// (an empty key says it exists), for reads that do not need the text (scans).
-pub(crate) const LINE_COLUMNS_WITHHELD: &str = "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, NULL::bytea, CASE WHEN k.id IS NULL THEN NULL ELSE ''::bytea END";
+pub(crate) const LINE_COLUMNS_WITHHELD: &str = "e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, NULL::bytea, CASE WHEN k.id IS NULL THEN NULL ELSE ''::bytea END, e.text_in_clear";
 
 /// A stored event, from a row that starts with [`LINE_COLUMNS`] (or
 /// [`LINE_COLUMNS_WITHHELD`]), as an envelope at position 0 (the caller places it). Since
 /// schema version 3 `payload` holds only the event's own fields and, since version 5, its
 /// metadata ([`NewEvent::to_body_json`]); rows written before version 3 hold the whole
 /// canonical line. Since version 6 a row with personal text holds its stripped form, the text
-/// sealed apart (`crate::sealing`).
+/// sealed apart (`crate::sealing`), and is marked so (`text_in_clear` false): such a row
+/// holding text in its payload all the same is refused, as the file store refuses a record
+/// holding it beside its sealed section.
 pub(crate) fn stored_event(row: &tokio_postgres::Row, openers: &mut Openers<i64>) -> Result<Envelope, String> {
     let e = event_of(row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5))?;
+    let (key_id, text_in_clear): (Option<i64>, bool) = (row.get(6), row.get(9));
+    if !text_in_clear && !PersonalText::none_in_the_clear(&e.event, &e.meta, key_id.is_some()) {
+        return Err(format!(
+            "personal text in the clear in a row written to hold none{} (an erasure would not reach it)",
+            if key_id.is_some() { " beside its sealed text" } else { "" }
+        ));
+    }
     let mut e = Envelope::new(e, Timestamp::from_unix_nanos(0), StreamVersion(0), Position(0));
-    open(&mut e, RowText { key_id: row.get(6), sealed: row.get(7), key: row.get(8) }, openers)?;
+    open(&mut e, RowText { key_id, sealed: row.get(7), key: row.get(8) }, openers)?;
     Ok(e)
 }
 
@@ -67,12 +75,12 @@ pub(crate) fn event_of(
 /// A stored event from a row: [`LINE_COLUMNS`] (or [`LINE_COLUMNS_WITHHELD`]), then
 /// `recorded_at_ns`, `stream_version` and `position`.
 pub(crate) fn decode_row(row: &tokio_postgres::Row, openers: &mut Openers<i64>) -> Result<Envelope, ReadError> {
-    let position: i64 = row.get(11);
+    let position: i64 = row.get(12);
     let corrupt =
         |reason: String| ReadError::Corrupt { location: format!("rapport_events position {position}"), reason };
     let mut e = stored_event(row, openers).map_err(corrupt)?;
-    e.recorded_at = Timestamp::from_unix_nanos(row.get(9));
-    e.stream_version = StreamVersion(row.get::<_, i64>(10) as u64);
+    e.recorded_at = Timestamp::from_unix_nanos(row.get(10));
+    e.stream_version = StreamVersion(row.get::<_, i64>(11) as u64);
     e.position = Position(position as u64);
     Ok(e)
 }

@@ -11,9 +11,11 @@ pub(crate) const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The personal text comes with them, opened (`rows::LINE_COLUMNS`): a duplicate is judged by
 /// the whole content.
 pub(crate) const IDS_SQL: &str =
-    "SELECT e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, e.sealed, k.key
+    "SELECT e.type, e.id, e.account, e.occurred_at_ns, e.payload, e.schema_version, e.key_id, e.sealed, k.key,
+            e.text_in_clear
      FROM unnest($1::uuid[]) AS q(id)
-     CROSS JOIN LATERAL (SELECT type, id, account, occurred_at_ns, payload, schema_version, key_id, sealed
+     CROSS JOIN LATERAL (SELECT type, id, account, occurred_at_ns, payload, schema_version, key_id, sealed,
+                                text_in_clear
                          FROM rapport_events r WHERE r.id = q.id LIMIT 1) AS e
      LEFT JOIN rapport_keys k ON k.id = e.key_id";
 pub(crate) const SNAPSHOTS_SQL: &str = "SELECT account, version, state FROM rapport_accounts WHERE account = ANY($1)";

@@ -215,6 +215,60 @@ fn a_row_edited_past_the_rules_is_refused_on_read() {
     }
 }
 
+/// A row this build wrote holds its personal text sealed (`text_in_clear` false). Text put
+/// back into its payload by hand, or its key taken away, is refused on read naming the row:
+/// an erasure, which destroys keys, would never reach text in the clear.
+#[test]
+fn a_row_holding_text_in_the_clear_beside_its_sealed_text_is_refused() {
+    let Some(url) = url() else { return };
+    let schema = format!("rapport_clear{}", std::process::id());
+    let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
+    let _drop = DropSchema(pg.clone());
+    let made = |account: &str, title: &str| {
+        NewEvent::new(
+            AccountId::new(account).unwrap(),
+            Timestamp::from_unix_seconds(1_700_000_000),
+            Event::CommitmentMade {
+                commitment: rapport_core::CommitmentKey::new("c-1").unwrap(),
+                title: title.into(),
+                due: Timestamp::from_unix_seconds(1_700_086_400),
+                weight: 2.0,
+            },
+        )
+    };
+    let events = vec![made("acme", "Ship the fix"), made("globex", "Call back"), made("initech", "Write up")];
+    pollster::block_on(pg.append(events, ExpectedVersion::Any)).unwrap();
+    let edits = [
+        (
+            1,
+            format!(
+                "UPDATE \"{schema}\".rapport_events SET payload = replace(payload, '\"title\":\"\"', '\"title\":\"Ship the fix\"') WHERE position = 1"
+            ),
+            " beside its sealed text",
+        ),
+        (2, format!("UPDATE \"{schema}\".rapport_events SET key_id = NULL, sealed = NULL WHERE position = 2"), " (an"),
+    ];
+    for (position, edit, says) in &edits {
+        let raw = std::process::Command::new("psql").args([url.as_str(), "-qAtc", edit]).output();
+        match raw {
+            Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).is_empty() => {}
+            _ => {
+                assert!(std::env::var_os("CI").is_none(), "psql must run in CI");
+                return eprintln!("psql unavailable: skipping the text-in-the-clear check");
+            }
+        }
+        let refused = pollster::block_on(pg.read_all(Position(*position), 1)).unwrap_err().to_string();
+        assert!(refused.contains(&format!("position {position}")), "{refused}");
+        assert!(
+            refused.contains(&format!("personal text in the clear in a row written to hold none{says}")),
+            "{refused}"
+        );
+    }
+    // The row left alone reads, its text opened.
+    let third = pollster::block_on(pg.read_all(Position(3), 1)).unwrap();
+    assert!(matches!(&third[0].event, Event::CommitmentMade { title, .. } if title == "Write up"));
+}
+
 #[test]
 fn errors_never_show_the_password() {
     let Some(url) = url() else { return };
