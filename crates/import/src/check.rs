@@ -301,7 +301,7 @@ pub(crate) fn check(
         }
     };
     // What the store knows about the chunk was asked once, whichever way it is admitted.
-    if events.events.len() > 1 && shadow.admit(&events.events, &events.lines, buffer.as_ref(), None).is_ok() {
+    if events.events.len() > 1 && shadow.admit(&events.events, 0, buffer.as_ref(), None).is_ok() {
         keep(events, buffer, shadow);
         return Ok(());
     }
@@ -309,7 +309,7 @@ pub(crate) fn check(
     let mut kept = Lines::with_capacity(events.events.len());
     for ((line, place), e) in events.lines.into_iter().zip(events.places).zip(events.events) {
         let one = [e];
-        match shadow.admit(&one, &[line], buffer.as_ref(), Some(&kept)) {
+        match shadow.admit(&one, kept.events.len(), buffer.as_ref(), Some(&kept)) {
             Ok(()) => {
                 let [e] = one;
                 kept.push(line, place, e);

@@ -46,17 +46,22 @@ enum Known {
     /// A logged event (the store's fingerprint of it), or one of this import's that the buffer
     /// no longer holds.
     Fingerprint(u64),
-    /// One of this import's events, by its line: the buffer holds it (or the chunk being
-    /// checked does), and it is compared with whole.
-    Line(u64),
+    /// One of this import's events, by where it is kept: event `at` of the buffer's chunk
+    /// `chunk`, or of the chunk being checked, which becomes the buffer's next chunk. It is
+    /// compared with whole. (Not by its line: a mapped record's events share one, and with
+    /// `sort_by_time` the chunks are not in line order.)
+    Held { chunk: u32, at: u32 },
 }
 
-/// The event of `line` among `chunks` (each in line order, one after another), if there.
-fn find_line<'a>(chunks: impl IntoIterator<Item = &'a Lines>, line: u64) -> Option<&'a NewEvent> {
-    chunks.into_iter().find_map(|c| {
-        c.lines.last().filter(|last| **last >= line)?;
-        c.lines.binary_search(&line).ok().map(|k| &c.events[k])
-    })
+/// The event [`Known::Held`] names: in `chunks` (the buffer's), or in `then`, the chunk after
+/// them.
+fn held<'a>(chunks: &'a [Lines], then: Option<&'a Lines>, chunk: u32, at: u32) -> Option<&'a NewEvent> {
+    let c = match chunks.get(chunk as usize) {
+        Some(c) => c,
+        None if chunk as usize == chunks.len() => then?,
+        None => return None,
+    };
+    c.events.get(at as usize)
 }
 
 impl Shadow {
@@ -129,27 +134,28 @@ impl Shadow {
     /// it) into that event's fingerprint, before the buffer is dropped.
     pub(crate) fn forget_buffer(&mut self, buffer: &Buffered, last: &Lines) {
         for k in self.known.iter_mut() {
-            if let Known::Line(line) = *k {
-                let e = find_line(buffer.chunks.iter().chain([last]), line);
-                // Every event a `Line` names was kept: in the buffer, or in `last`.
-                let e = e.unwrap_or_else(|| unreachable!("line {line} of the shadow is in no kept chunk"));
+            if let Known::Held { chunk, at } = *k {
+                // Every event `Held` names was kept: in the buffer, or in `last`.
+                let e = held(&buffer.chunks, Some(last), chunk, at)
+                    .unwrap_or_else(|| unreachable!("event {at} of chunk {chunk} of the shadow is in no kept chunk"));
                 *k = Known::Fingerprint(e.fingerprint());
             }
         }
     }
 
-    /// Checks `batch` (part of a chunk whose answers are installed; `lines` its line numbers)
-    /// as one batch and records it; on refusal nothing is recorded and the reason names the
-    /// first bad event. `buffer` holds the events kept so far, `kept` those kept so far of the
-    /// chunk being checked line by line: where an earlier line with a repeated id is found.
+    /// Checks `batch` (part of a chunk whose answers are installed) as one batch and records
+    /// it; on refusal nothing is recorded and the reason names the first bad event. `buffer`
+    /// holds the events kept so far, `kept` those kept so far of the chunk being checked event
+    /// by event: where an earlier event with a repeated id is found. Once admitted, the batch's
+    /// events are to be kept as the buffer's next chunk from its event `at` on (the whole
+    /// chunk, `at` 0; or pushed onto `kept`, `at` its length).
     pub(crate) fn admit(
         &mut self,
         batch: &[NewEvent],
-        lines: &[u64],
+        at: usize,
         buffer: Option<&Buffered>,
         kept: Option<&Lines>,
     ) -> Result<(), String> {
-        debug_assert_eq!(batch.len(), lines.len());
         if let Some(e) = batch.iter().find(|e| e.min_schema_version() > self.schema_version_max) {
             let what = if e.meta.is_empty() {
                 "type: the store (a file store of format 1 or 2) cannot hold this type"
@@ -165,10 +171,13 @@ impl Shadow {
             match known.get((p.0 - 1) as usize) {
                 // A logged event whose text was erased answers with the erased fingerprint.
                 Some(Known::Fingerprint(f)) => *f == x.fingerprint() || *f == x.fingerprint_erased(),
-                Some(Known::Line(line)) => {
-                    let chunks = buffer.into_iter().flat_map(|b| b.chunks.iter()).chain(kept);
-                    let earlier = find_line(chunks, *line);
-                    assert!(earlier.is_some(), "line {line} of the shadow is neither buffered nor in this chunk");
+                Some(&Known::Held { chunk, at }) => {
+                    let chunks = buffer.map_or(&[][..], |b| &b.chunks[..]);
+                    let earlier = held(chunks, kept, chunk, at);
+                    assert!(
+                        earlier.is_some(),
+                        "event {at} of chunk {chunk} of the shadow is neither buffered nor in this chunk"
+                    );
                     earlier.is_some_and(|e| e.same_content(x))
                 }
                 None => false,
@@ -176,10 +185,11 @@ impl Shadow {
         });
         match decided {
             Ok(admitted) => {
-                // The new events take the next shadow positions, in batch order: by line while
-                // the buffer keeps them, else by fingerprint.
-                if buffer.is_some() {
-                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Line(lines[k])));
+                // The new events take the next shadow positions, in batch order: by where the
+                // buffer will keep them, else by fingerprint.
+                if let Some(buffer) = buffer {
+                    let chunk = buffer.chunks.len() as u32;
+                    self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Held { chunk, at: (at + k) as u32 }));
                 } else {
                     self.known.extend(admitted.fresh.iter().map(|&(k, _)| Known::Fingerprint(batch[k].fingerprint())));
                 }
