@@ -59,3 +59,121 @@ fn a_record_exported_twice_gives_duplicates_of_each_of_its_events() {
     let report = run(&Ledger::memory(), &input, mapped(2_000));
     assert_eq!((report.events, report.appended, report.duplicates), (3_006, 3_003, 3));
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use rapport_core::testing::synth::{SynthConfig, generate};
+    use rapport_core::{Ledger, NewEvent, Position};
+    use rapport_import::ImportOptions;
+
+    /// Enough events for several chunks of pass 1 (1,024 events each).
+    fn base() -> Vec<NewEvent> {
+        let events: Vec<NewEvent> =
+            generate(SynthConfig { accounts: 40, months: 10, seed: 3, ..Default::default() }).collect();
+        assert!(events.len() > 2_048, "{} events", events.len());
+        events
+    }
+
+    /// `records` (each a run of consecutive events of `base`), with copies of some inserted
+    /// later in the input: record `k` again after record `at`, for each `(k, at)`, `at >= k`;
+    /// and after record `at`, for each `(bad, at)` in `refused`, a line that does not parse
+    /// (`bad` even) or an event no stream admits (odd).
+    fn input(
+        records: &[Vec<NewEvent>],
+        copies: &[(usize, usize)],
+        refused: &[(usize, usize)],
+        line: impl Fn(&[NewEvent]) -> String,
+    ) -> String {
+        let mut out = String::new();
+        for (at, record) in records.iter().enumerate() {
+            out.push_str(&line(record));
+            for &(k, _) in copies.iter().filter(|&&(_, after)| after == at) {
+                out.push_str(&line(&records[k]));
+            }
+            for &(bad, _) in refused.iter().filter(|&&(_, after)| after == at) {
+                if bad % 2 == 0 {
+                    out.push_str("not json\n");
+                } else {
+                    // A delivery of a commitment never made, in an account of its own.
+                    let e = format!(
+                        "{{\"type\":\"commitment_delivered\",\"account\":\"zz-{bad}\",\"occurred_at\":\"2020-02-01T00:00:00Z\",\"commitment\":\"none\",\"accepted\":true}}"
+                    );
+                    out.push_str(&line(&[NewEvent::from_json_line(&e).unwrap()]));
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: rapport_core::testing::cases(24), ..ProptestConfig::default() })]
+
+        /// However the input repeats its records (mapped, several events to a record, or one
+        /// canonical line each), sorted by time or not, with the buffer holding the whole
+        /// input or overflowing, with refused lines among them (checked one by one): every
+        /// repeat is a duplicate, every bad line is refused, and the log holds each event once.
+        #[test]
+        fn prop_repeated_records_are_duplicates_however_the_import_runs(
+            sizes in proptest::collection::vec(1usize..=3, 1_200),
+            picks in proptest::collection::vec((any::<proptest::sample::Index>(), any::<proptest::sample::Index>()), 0..40),
+            bad in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+            mapped in any::<bool>(),
+            sorted in any::<bool>(),
+            small_buffer in any::<bool>(),
+        ) {
+            let base = base();
+            let mut records: Vec<Vec<NewEvent>> = Vec::new();
+            let mut rest = &base[..];
+            for &n in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                // Unmapped, a line holds one event.
+                let n = if mapped { n.min(rest.len()) } else { 1 };
+                records.push(rest[..n].to_vec());
+                rest = &rest[n..];
+            }
+            let copies: Vec<(usize, usize)> = picks
+                .iter()
+                .map(|(k, at)| {
+                    let k = k.index(records.len());
+                    (k, k + at.index(records.len() - k))
+                })
+                .collect();
+            let refused: Vec<(usize, usize)> =
+                bad.iter().enumerate().map(|(n, at)| (n, at.index(records.len()))).collect();
+            let text = if mapped {
+                let record = |r: &[NewEvent]| {
+                    let lines: Vec<String> = r.iter().map(NewEvent::to_json_line).collect();
+                    format!("[{}]\n", lines.join(","))
+                };
+                input(&records, &copies, &refused, record)
+            } else {
+                input(&records, &copies, &refused, |r| r[0].to_json_line() + "\n")
+            };
+            let options = ImportOptions {
+                mapping: mapped.then(|| rapport_import::Mapping::new("split.jq", ".[]").unwrap()),
+                sort_by_time: sorted,
+                skip_invalid: true,
+                // Sorting holds the whole input; else a small buffer overflows early on.
+                buffer_events_max: if small_buffer && !sorted { 1_500 } else { 1_000_000 },
+                ..ImportOptions::default()
+            };
+            let ledger = Ledger::memory();
+            let report = super::run(&ledger, &text, options);
+            let repeated: usize = copies.iter().map(|&(k, _)| records[k].len()).sum();
+            // Odd `bad`s are events (refused by validation), even ones lines that do not parse.
+            let invalid = bad.len() / 2;
+            prop_assert_eq!(
+                (report.events, report.appended, report.duplicates, report.rejected),
+                ((base.len() + repeated + invalid) as u64, base.len() as u64, repeated as u64, bad.len() as u64)
+            );
+            let mut logged: Vec<_> =
+                ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap().iter().map(|e| e.to_new_event()).collect();
+            let mut expected = base.clone();
+            logged.sort_by_key(|e| e.id);
+            expected.sort_by_key(|e| e.id);
+            prop_assert!(logged.iter().zip(&expected).all(|(a, b)| a.same_content(b)) && logged.len() == expected.len());
+        }
+    }
+}
