@@ -120,6 +120,7 @@ mod properties {
             mapped in any::<bool>(),
             sorted in any::<bool>(),
             small_buffer in any::<bool>(),
+            logged_before in 0usize..1_500,
         ) {
             let base = base();
             let mut records: Vec<Vec<NewEvent>> = Vec::new();
@@ -159,14 +160,22 @@ mod properties {
                 buffer_events_max: if small_buffer && !sorted { 1_500 } else { 1_000_000 },
                 ..ImportOptions::default()
             };
+            // Some of the events in the store already: asked of it chunk by chunk.
             let ledger = Ledger::memory();
+            let before: String = base[..logged_before].iter().map(|e| e.to_json_line() + "\n").collect();
+            super::run(&ledger, &before, ImportOptions::default());
             let report = super::run(&ledger, &text, options);
             let repeated: usize = copies.iter().map(|&(k, _)| records[k].len()).sum();
             // Odd `bad`s are events (refused by validation), even ones lines that do not parse.
             let invalid = bad.len() / 2;
             prop_assert_eq!(
                 (report.events, report.appended, report.duplicates, report.rejected),
-                ((base.len() + repeated + invalid) as u64, base.len() as u64, repeated as u64, bad.len() as u64)
+                (
+                    (base.len() + repeated + invalid) as u64,
+                    (base.len() - logged_before) as u64,
+                    (repeated + logged_before) as u64,
+                    bad.len() as u64
+                )
             );
             let mut logged: Vec<_> =
                 ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap().iter().map(|e| e.to_new_event()).collect();
