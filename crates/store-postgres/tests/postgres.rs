@@ -493,6 +493,73 @@ fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
 }
 
 #[test]
+fn two_pipelined_handles_appending_the_same_history_log_each_event_once() {
+    // Two service instances backfill the same history at once (a retried job started twice),
+    // cut into batches differently: each keeps two appends in flight (bulk and plain in turn),
+    // so batches decide against forecasts while the other handle's copies of some of their
+    // events commit. Every event must be logged once, by whichever handle got there first, and
+    // be a duplicate for the other.
+    let Some(url) = url() else { return };
+    let schema = format!("rapport_twice{}", std::process::id());
+    let handles: Vec<PgStore> = (0..2)
+        .map(|_| {
+            PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap()
+        })
+        .collect();
+    let history: Vec<NewEvent> =
+        generate(SynthConfig { accounts: 6, months: 6, seed: 90, ..Default::default() }).collect();
+    // Cut differently, so a batch of one handle is partly the other's.
+    let cut = |n: usize| -> Vec<Vec<NewEvent>> { history.chunks(n).map(<[NewEvent]>::to_vec).collect() };
+    let work = [cut(25), cut(9)];
+    let outcomes: Vec<Vec<(usize, usize)>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = handles
+            .iter()
+            .zip(&work)
+            .map(|(store, batches)| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = _> + Send>>> = None;
+                    for (k, batch) in batches.iter().enumerate() {
+                        let next: std::pin::Pin<
+                            Box<dyn Future<Output = Result<rapport_core::AppendOutcome, AppendError>> + Send>,
+                        > = if k % 2 == 0 {
+                            Box::pin(store.append_bulk(batch.clone()))
+                        } else {
+                            Box::pin(store.append(batch.clone(), ExpectedVersion::Any))
+                        };
+                        if let Some(previous) = in_flight.replace(next) {
+                            let out = pollster::block_on(previous).expect("every batch is valid in order");
+                            done.push((out.appended.len(), out.duplicates.len()));
+                        }
+                    }
+                    if let Some(last) = in_flight {
+                        let out = pollster::block_on(last).expect("every batch is valid in order");
+                        done.push((out.appended.len(), out.duplicates.len()));
+                    }
+                    done
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (h, (done, batches)) in outcomes.iter().zip(&work).enumerate() {
+        assert_eq!(done.len(), batches.len());
+        for ((appended, duplicates), batch) in done.iter().zip(batches) {
+            assert_eq!(appended + duplicates, batch.len(), "handle {h}: every event appended or a duplicate");
+        }
+    }
+    let appended: usize = outcomes.iter().flatten().map(|(a, _)| a).sum();
+    assert_eq!(appended, history.len(), "each event appended by one handle");
+    let log = rapport_core::testing::conformance::assert_log_invariants(&handles[0]);
+    assert_eq!(log.len(), history.len());
+    let mut ids: Vec<_> = log.iter().map(|e| e.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), history.len(), "no id twice");
+    handles[0].drop_schema().unwrap();
+}
+
+#[test]
 fn bulk_chains_keep_reads_gapless_and_let_other_writers_in() {
     // One handle keeps three bulk appends in flight, as the importer does, so consecutive
     // batches copy at once inside one chain; another handle appends single events meanwhile,
