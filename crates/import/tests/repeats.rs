@@ -2,10 +2,14 @@
 //! repeat is judged against the very event that took its id (a duplicate when the content is
 //! the same), while the import's buffer holds that event and after the buffer is gone.
 
-use rapport_core::{Ledger, MemoryStore};
+use rapport_core::Ledger;
 use rapport_import::{ImportOptions, Importer};
 
-fn run(ledger: &Ledger<MemoryStore>, text: &str, options: ImportOptions) -> rapport_import::ImportReport {
+fn run<S: rapport_core::BackfillStore>(
+    ledger: &Ledger<S>,
+    text: &str,
+    options: ImportOptions,
+) -> rapport_import::ImportReport {
     Importer::new(ledger).options(options).reader("repeats.jsonl", || Ok(text.as_bytes())).unwrap()
 }
 
@@ -65,6 +69,24 @@ mod properties {
     use rapport_core::testing::synth::{SynthConfig, generate};
     use rapport_core::{Ledger, NewEvent, Position};
     use rapport_import::ImportOptions;
+    use rapport_store_file::FileStore;
+
+    /// A directory of its own under the system's temporary one, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Self(std::env::temp_dir().join(format!("rapport-repeats-{}-{n}", std::process::id())))
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 
     /// Enough events for several chunks of pass 1 (1,024 events each).
     fn base() -> Vec<NewEvent> {
@@ -110,8 +132,9 @@ mod properties {
 
         /// However the input repeats its records (mapped, several events to a record, or one
         /// canonical line each), sorted by time or not, with the buffer holding the whole
-        /// input or overflowing, with refused lines among them (checked one by one): every
-        /// repeat is a duplicate, every bad line is refused, and the log holds each event once.
+        /// input or overflowing, with refused lines among them (checked one by one), into a
+        /// memory store or a file store that already holds some of the events: every repeat
+        /// is a duplicate, every bad line is refused, and the log holds each event once.
         #[test]
         fn prop_repeated_records_are_duplicates_however_the_import_runs(
             sizes in proptest::collection::vec(1usize..=3, 1_200),
@@ -121,6 +144,7 @@ mod properties {
             sorted in any::<bool>(),
             small_buffer in any::<bool>(),
             logged_before in 0usize..1_500,
+            file_store in any::<bool>(),
         ) {
             let base = base();
             let mut records: Vec<Vec<NewEvent>> = Vec::new();
@@ -160,11 +184,21 @@ mod properties {
                 buffer_events_max: if small_buffer && !sorted { 1_500 } else { 1_000_000 },
                 ..ImportOptions::default()
             };
-            // Some of the events in the store already: asked of it chunk by chunk.
-            let ledger = Ledger::memory();
+            // Some of the events in the store already: asked of it chunk by chunk. A file
+            // store is closed and opened again in between, so it answers from its id file.
             let before: String = base[..logged_before].iter().map(|e| e.to_json_line() + "\n").collect();
-            super::run(&ledger, &before, ImportOptions::default());
-            let report = super::run(&ledger, &text, options);
+            let (report, logged) = if file_store {
+                let dir = TempDir::new();
+                super::run(&Ledger::new(FileStore::open(&dir.0).unwrap()), &before, ImportOptions::default());
+                let ledger = Ledger::new(FileStore::open(&dir.0).unwrap());
+                let report = super::run(&ledger, &text, options);
+                (report, ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap())
+            } else {
+                let ledger = Ledger::memory();
+                super::run(&ledger, &before, ImportOptions::default());
+                let report = super::run(&ledger, &text, options);
+                (report, ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap())
+            };
             let repeated: usize = copies.iter().map(|&(k, _)| records[k].len()).sum();
             // Odd `bad`s are events (refused by validation), even ones lines that do not parse.
             let invalid = bad.len() / 2;
@@ -177,8 +211,7 @@ mod properties {
                     bad.len() as u64
                 )
             );
-            let mut logged: Vec<_> =
-                ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap().iter().map(|e| e.to_new_event()).collect();
+            let mut logged: Vec<NewEvent> = logged.iter().map(|e| e.to_new_event()).collect();
             let mut expected = base.clone();
             logged.sort_by_key(|e| e.id);
             expected.sort_by_key(|e| e.id);
