@@ -54,9 +54,10 @@ enum Command {
         /// Files to import, in order; - reads stdin.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Input format.
-        #[arg(long, value_enum, default_value_t = InputFormat::Jsonl)]
-        format: InputFormat,
+        /// Input format [default: each file's by its name: csv for a name ending in `.csv`,
+        /// jsonl for any other and for stdin].
+        #[arg(long, value_enum)]
+        format: Option<InputFormat>,
         /// Append the valid lines; write one JSON object per rejected line to this file: its
         /// source, line number and reason, and what it held (`text`, as read, for a line that
         /// does not parse; `event`, in canonical form, for one validation refused).
@@ -690,7 +691,7 @@ fn verify_log(ledger: &Ledger<AnyStore>) -> Result<(), Failure> {
 
 /// How `rapport import` reads its files.
 struct ImportSettings {
-    format: InputFormat,
+    format: Option<InputFormat>,
     future_skew: std::time::Duration,
     sort_by_time: bool,
     mapping: Option<Mapping>,
@@ -705,9 +706,12 @@ fn cmd_import(
 ) -> Result<(), Failure> {
     let ImportSettings { format, future_skew, sort_by_time, mapping } = settings;
     let (future_skew, sort_by_time) = (*future_skew, *sort_by_time);
-    let format = match format {
-        InputFormat::Jsonl => Format::Jsonl,
-        InputFormat::Csv => Format::Csv,
+    // Asked for, or by the file's name.
+    let format_of = |file: &Path| match format {
+        Some(InputFormat::Csv) => Format::Csv,
+        Some(InputFormat::Jsonl) => Format::Jsonl,
+        None if file.extension().is_some_and(|x| x.eq_ignore_ascii_case("csv")) => Format::Csv,
+        None => Format::Jsonl,
     };
     let mut rejects = match skip_invalid {
         Some(p) => Some(std::io::BufWriter::new(protected.create("--skip-invalid", p)?)),
@@ -728,7 +732,7 @@ fn cmd_import(
             }
         };
         let mut importer = Importer::new(ledger)
-            .format(format)
+            .format(format_of(file))
             .skip_invalid(skip_invalid.is_some())
             .future_skew(future_skew)
             .sort_by_time(sort_by_time)

@@ -399,9 +399,13 @@ fn csv_import_uses_the_documented_columns() {
     let store = tmp.join("store");
     let out = ok(&["import", "--store", p(&store), "--format", "csv", p(&file)]);
     assert!(out.contains("appended 4"), "{out}");
+    // A `.csv` file is CSV without `--format`; `--format jsonl` reads it as JSON Lines.
+    assert!(ok(&["import", "--store", p(&store), p(&file)]).contains("appended 0, duplicates 4"));
+    let as_json = rapport(&["import", "--store", p(&store), "--format", "jsonl", p(&file)]);
+    assert!(String::from_utf8_lossy(&as_json.stderr).contains("h.csv:1: "), "{as_json:?}");
     let bad = tmp.join("bad.csv");
     std::fs::write(&bad, "type,acount\ntouchpoint,acme\n").unwrap();
-    let out = rapport(&["import", "--store", p(&store), "--format", "csv", p(&bad)]);
+    let out = rapport(&["import", "--store", p(&store), p(&bad)]);
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.csv:1: header: \"acount\": unknown column"));
 }
