@@ -124,7 +124,13 @@ fn parse_raw<'a>(line: &'a str, raw: &mut RawLine<'a>, stored: bool) -> Parse<()
         return Err(ParseEventError::LineTooLong { len: line.len(), max: LINE_BYTES_MAX });
     }
     if !scan_compact(line, raw) {
-        *raw = serde_json::from_str(line).map_err(|e| json_error(e, stored))?;
+        *raw = serde_json::from_str(line).map_err(|e| match line.trim_start().as_bytes().first() {
+            // serde's word for an array read as an event is about its first element.
+            Some(b'[') => ParseEventError::Json {
+                reason: "a JSON array, not an event: JSON Lines hold one event object a line".into(),
+            },
+            _ => json_error(e, stored),
+        })?;
     }
     Ok(())
 }
