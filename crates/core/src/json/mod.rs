@@ -129,7 +129,12 @@ fn parse_raw<'a>(line: &'a str, raw: &mut RawLine<'a>, stored: bool) -> Parse<()
             Some(b'[') => ParseEventError::Json {
                 reason: "a JSON array, not an event: JSON Lines hold one event object a line".into(),
             },
-            _ => json_error(e, stored),
+            _ => match e.classify() {
+                // serde names the JSON type it expected, not the field.
+                serde_json::error::Category::Data => field_of_wrong_type(line)
+                    .map_or_else(|| json_error(e, stored), |reason| ParseEventError::Json { reason }),
+                _ => json_error(e, stored),
+            },
         })?;
     }
     Ok(())
@@ -153,6 +158,43 @@ fn json_error(e: serde_json::Error, stored: bool) -> ParseEventError {
         reason = format!("{}, expected one of {}{}", &reason[..from], list.join(", "), &reason[to..]);
     }
     ParseEventError::Json { reason: crate::escape::one_line(&reason).into_owned() }
+}
+
+/// The first field of `line` (an object, read again as a map: a refusal's cold path) that
+/// holds another JSON type than its field's, named with both: what serde's "invalid type"
+/// leaves out. `None` if there is none (serde refused something else).
+fn field_of_wrong_type(line: &str) -> Option<String> {
+    let serde_json::Value::Object(fields) = serde_json::from_str(line).ok()? else { return None };
+    fields.iter().find_map(|(name, value)| {
+        let &(_, kind) = SUBMITTED_FIELDS.iter().find(|(n, _)| n == name)?;
+        let (fits, expected) = match kind {
+            FieldType::Text => (value.is_string(), "a string"),
+            FieldType::Number => (value.is_number(), "a number"),
+            FieldType::Integer => (value.is_i64() || value.is_u64(), "an integer"),
+            FieldType::Bool => (value.is_boolean(), "true or false"),
+            FieldType::Object => (value.is_object(), "an object"),
+        };
+        // `null` is absent for the parser, whatever the field.
+        (!fits && !value.is_null()).then(|| {
+            let got = match value {
+                serde_json::Value::String(s) => format!("the string {}", crate::escape::one_line(&excerpt(s))),
+                serde_json::Value::Number(n) => format!("the number {n}"),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Array(_) => "an array".into(),
+                serde_json::Value::Object(_) => "an object".into(),
+                serde_json::Value::Null => "null".into(),
+            };
+            format!("{name}: {expected} is expected, not {got}")
+        })
+    })
+}
+
+/// At most 40 characters of `s`, quoted, with `…` where it was cut.
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((at, _)) => format!("{:?}…", &s[..at]),
+        None => format!("{s:?}"),
+    }
 }
 
 /// The fields a store assigns: in the stored form, refused in a submission.

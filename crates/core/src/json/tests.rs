@@ -448,3 +448,43 @@ proptest::proptest! {
         proptest::prop_assert_eq!(env.to_json_line(), serde_json::to_string(&env).unwrap());
     }
 }
+
+/// A field holding another JSON type than its own is named, with what it should hold and what
+/// it held; a JSON array is named as one. (serde says only which type it expected, where.)
+#[test]
+fn a_value_of_the_wrong_json_type_names_its_field() {
+    let refusal = |line: &str| NewEvent::from_json_line(line).unwrap_err().to_string();
+    let touch = |extra: &str| {
+        format!(
+            r#"{{"type":"touchpoint","account":"acme","occurred_at":"2025-03-06T10:00:00Z","channel":"call"{extra}}}"#
+        )
+    };
+    let cases = [
+        (touch(r#","schema_version":"1""#), r#"schema_version: an integer is expected, not the string "1""#),
+        (touch(r#","tags":["a"]"#), "tags: an object is expected, not an array"),
+        (
+            r#"{"type":"commitment_delivered","account":"acme","occurred_at":"2025-03-06T10:00:00Z","commitment":"c","accepted":"yes"}"#.into(),
+            r#"accepted: true or false is expected, not the string "yes""#,
+        ),
+        (
+            r#"{"type":"survey_answered","account":"acme","occurred_at":"2025-03-06T10:00:00Z","survey":"s","nps":9.5}"#.into(),
+            "nps: an integer is expected, not the number 9.5",
+        ),
+        (
+            r#"{"type":"touchpoint","account":"acme","occurred_at":1741255200,"channel":"call"}"#.into(),
+            "occurred_at: a string is expected, not the number 1741255200",
+        ),
+    ];
+    for (line, says) in cases {
+        assert!(refusal(&line).contains(says), "{line}: {}", refusal(&line));
+    }
+    let long = touch(&format!(r#","source":{{"a":"{}"}}"#, "x".repeat(100)));
+    assert!(refusal(&long).contains("source: a string is expected, not an object"), "{}", refusal(&long));
+    let weight = r#"{"type":"commitment_made","account":"acme","occurred_at":"2025-03-06T10:00:00Z","commitment":"c","title":"t","due":"2025-04-01T00:00:00Z","weight":"a very long string of words that goes on past forty characters"}"#;
+    assert!(
+        refusal(weight).ends_with(r#"not the string "a very long string of words that goes on"…"#),
+        "{}",
+        refusal(weight)
+    );
+    assert!(refusal(&format!("[{}]", touch(""))).contains("a JSON array, not an event"));
+}
