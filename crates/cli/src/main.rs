@@ -47,7 +47,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Import JSON Lines or CSV files (or - for stdin) into a store, creating it if missing.
+    /// Import JSON Lines or CSV files (or - for stdin) into a store, creating it if missing
+    /// (in a new or empty directory).
     Import {
         #[command(flatten)]
         store: StoreArg,

@@ -247,8 +247,8 @@ fn a_mapping_outside_the_compiled_part_is_named_and_imports_the_same() {
     let shipped = std::fs::read_to_string(examples().join("helpdesk.jq")).unwrap();
     // `reduce` is outside the compiled part; this one leaves every record as it is.
     // Named like the shipped one, so that both stamp the source `helpdesk`.
-    std::fs::create_dir_all(tmp.join("in-jaq")).unwrap();
-    let in_jaq = tmp.join("in-jaq/helpdesk.jq");
+    std::fs::create_dir_all(tmp.join("mapping")).unwrap();
+    let in_jaq = tmp.join("mapping/helpdesk.jq");
     std::fs::write(&in_jaq, format!("reduce empty as $x (.; .) | {shipped}")).unwrap();
     let mut exports = Vec::new();
     for (name, mapping) in [("compiled", examples().join("helpdesk.jq")), ("in-jaq", in_jaq)] {

@@ -21,7 +21,7 @@ use crate::vfs::{AppendFile, Vfs, read_exact_at};
 /// The key file's name in the store directory: the keys that seal personal text.
 pub const KEYS_FILE: &str = "KEYS";
 /// Where a replacement is written before it is renamed over [`KEYS_FILE`].
-const KEYS_TMP_FILE: &str = "KEYS.tmp";
+pub(crate) const KEYS_TMP_FILE: &str = "KEYS.tmp";
 const MAGIC: [u8; 8] = *b"RPKEYS01";
 const VERSION: u32 = 1;
 const HEADER_BYTES: usize = 32;

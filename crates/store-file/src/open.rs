@@ -18,6 +18,28 @@ use crate::store::FileStore;
 use crate::vfs::{StdVfs, Vfs};
 use crate::writer::{Writer, writer_loop};
 
+/// Whether `name`, at the top of a store's directory, is one of the store's own (or one a
+/// file system puts at the root of a volume).
+fn ours(name: &str) -> bool {
+    use crate::keys::{KEYS_FILE, KEYS_TMP_FILE};
+    matches!(name, HEAD_FILE | head::HEAD_TMP_FILE | KEYS_FILE | KEYS_TMP_FILE | crate::blob::DERIVED_DIR | "LOCK")
+        || crate::index::parse_segment_name(name).is_some()
+        || name == "lost+found"
+}
+
+/// Refuses to make a store in a directory that holds other files and no store (no head
+/// record, no segment): `--store .` in the wrong directory, or a path mistyped as another
+/// program's, would scatter a store among its files. A missing or empty directory is made
+/// one; an existing store is opened whatever else its directory holds.
+fn refuse_foreign(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
+    let names = vfs.entries(dir).map_err(io_err("list", dir))?;
+    let is_store = names.iter().any(|n| n == HEAD_FILE || crate::index::parse_segment_name(n).is_some());
+    match names.iter().find(|n| !ours(n)) {
+        Some(other) if !is_store => Err(OpenError::NotAStore { dir: dir.to_path_buf(), holds: other.clone() }),
+        _ => Ok(()),
+    }
+}
+
 /// Creates `dir` and any missing parents, and makes each new directory's entry durable (a
 /// power loss must not take away a store whose appends were acknowledged).
 fn create_dir_durably(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
@@ -54,7 +76,9 @@ fn open_keys(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], version: u32, writable
 }
 
 impl FileStore {
-    /// Opens (or creates) the store in `dir` with default options.
+    /// Opens (or creates) the store in `dir` with default options. A new store is made only
+    /// in a missing or empty directory: one that holds other files and no store is refused
+    /// ([`OpenError::NotAStore`]).
     ///
     /// # Errors
     /// [`OpenError`].
@@ -96,6 +120,7 @@ impl FileStore {
             }
             Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
+        refuse_foreign(&*vfs, dir)?;
         let head = read_head(&*vfs, dir)?;
         let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot, true)?;
         let truncated = cut_torn_tail(&*vfs, &scan)?;

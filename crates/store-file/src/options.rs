@@ -30,7 +30,8 @@ pub struct Options {
     /// A segment is sealed and a new one started once it would grow past this many bytes.
     /// At least 64 KiB; at most 4 GiB.
     pub segment_bytes_max: u64,
-    /// Create the directory (and a new log) if it does not exist.
+    /// Create the directory (and a new log) if it does not exist. An existing directory
+    /// becomes a new store only when empty ([`OpenError::NotAStore`]).
     pub create_if_missing: bool,
     /// How much later than its `recorded_at` a new event may say it occurred
     /// ([`Admission`](rapport_core::validate::Admission)); later ones are refused with
@@ -70,6 +71,17 @@ pub enum OpenError {
     Missing {
         /// The directory.
         dir: PathBuf,
+    },
+    /// The directory holds other files and no store: a new store is made only in a missing or
+    /// empty directory.
+    #[error(
+        "{dir} holds other files ({holds:?}) and no rapport store: a new store is made only in a missing or empty directory"
+    )]
+    NotAStore {
+        /// The directory.
+        dir: PathBuf,
+        /// One of the files it holds (the first listed that is not a store's).
+        holds: String,
     },
     /// Another writer (this process or another) has the store open.
     #[error("the store at {dir} is open for writing elsewhere (its directory is locked)")]

@@ -63,6 +63,15 @@ pub trait Vfs: Send + Sync + 'static {
     /// I/O errors.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
 
+    /// The names of everything directly in `dir`, directories too (what decides whether a
+    /// directory may become a new store). By default [`list`](Self::list)'s files.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn entries(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.list(dir)
+    }
+
     /// Opens an existing file for reading.
     ///
     /// # Errors
@@ -187,6 +196,10 @@ impl Vfs for StdVfs {
             }
         }
         Ok(out)
+    }
+
+    fn entries(&self, dir: &Path) -> io::Result<Vec<String>> {
+        std::fs::read_dir(dir)?.map(|e| Ok(e?.file_name().to_string_lossy().into_owned())).collect()
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn ReadFile>> {

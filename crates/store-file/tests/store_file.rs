@@ -278,3 +278,39 @@ mod sparse_offsets {
         }
     }
 }
+
+/// A store is made only in a missing or empty directory (or a volume's root, which holds
+/// `lost+found`): a directory holding other files and no store is refused, naming one of them,
+/// and left as it was. An existing store opens whatever else its directory holds.
+#[test]
+fn a_new_store_is_made_only_in_a_missing_or_empty_directory() {
+    let tmp = TempDir::new("foreign");
+    let with = |name: &str, file: &str, is_dir: bool| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if is_dir {
+            std::fs::create_dir_all(dir.join(file)).unwrap();
+        } else {
+            std::fs::write(dir.join(file), b"notes").unwrap();
+        }
+        dir
+    };
+    for (dir, holds) in [(with("notes", "readme.txt", false), "readme.txt"), (with("repo", ".git", true), ".git")] {
+        match FileStore::open(&dir) {
+            Err(e @ OpenError::NotAStore { .. }) => {
+                assert!(e.to_string().contains(&format!("({holds:?}) and no rapport store")), "{e}");
+            }
+            other => panic!("{}: expected NotAStore, got {other:?}", dir.display()),
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, [holds], "nothing made in {}", dir.display());
+    }
+    // A volume's root, and an empty directory, become stores.
+    drop(FileStore::open(with("volume", "lost+found", true)).unwrap());
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    drop(FileStore::open(&empty).unwrap());
+    // A store opens with a file of someone else's beside it.
+    std::fs::write(empty.join("NOTES.txt"), b"ours").unwrap();
+    drop(FileStore::open(&empty).unwrap());
+}
