@@ -171,26 +171,49 @@ fn a_newer_schema_is_refused() {
     store.drop_schema().unwrap();
 }
 
+/// A store in a schema of its own (named `prefix` and the process id), for tests that edit
+/// its rows by hand: the server's URL, the schema, the store, and what drops the schema.
+fn edited_store(prefix: &str) -> Option<(String, String, PgStore, DropSchema)> {
+    let url = url()?;
+    let schema = format!("{prefix}{}", std::process::id());
+    let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
+    let drop = DropSchema(pg.clone());
+    Some((url, schema, pg, drop))
+}
+
+/// Commitment `c-1` of `account`, titled `title` (personal text, sealed), weight 2.
+fn commitment(account: &str, title: &str) -> NewEvent {
+    NewEvent::new(
+        AccountId::new(account).unwrap(),
+        Timestamp::from_unix_seconds(1_700_000_000),
+        Event::CommitmentMade {
+            commitment: rapport_core::CommitmentKey::new("c-1").unwrap(),
+            title: title.into(),
+            due: Timestamp::from_unix_seconds(1_700_086_400),
+            weight: 2.0,
+        },
+    )
+}
+
+/// Runs `sql` through `psql` on `url` (an edit by hand); false, having said so, where psql is
+/// unavailable outside CI. In CI it must run.
+fn psql(url: &str, sql: &str) -> bool {
+    match std::process::Command::new("psql").args([url, "-qAtc", sql]).output() {
+        Ok(o) if o.status.success() => true,
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "psql must run in CI");
+            eprintln!("psql unavailable: skipping an edited-row check");
+            false
+        }
+    }
+}
+
 /// A row changed by hand into values no build admits (an instant before 1900, a weight below
 /// zero) is refused on read as corrupt, naming its position, not folded into scores.
 #[test]
 fn a_row_edited_past_the_rules_is_refused_on_read() {
-    let Some(url) = url() else { return };
-    let schema = format!("rapport_edit{}", std::process::id());
-    let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
-    let _drop = DropSchema(pg.clone());
-    let made = |account: &str| {
-        NewEvent::new(
-            AccountId::new(account).unwrap(),
-            Timestamp::from_unix_seconds(1_700_000_000),
-            Event::CommitmentMade {
-                commitment: rapport_core::CommitmentKey::new("c-1").unwrap(),
-                title: "Ship".into(),
-                due: Timestamp::from_unix_seconds(1_700_086_400),
-                weight: 2.0,
-            },
-        )
-    };
+    let Some((url, schema, pg, _drop)) = edited_store("rapport_edit") else { return };
+    let made = |account: &str| commitment(account, "Ship");
     pollster::block_on(pg.append(vec![made("acme"), made("globex")], ExpectedVersion::Any)).unwrap();
     assert_eq!(pollster::block_on(pg.read_all(Position(1), 10)).unwrap().len(), 2);
     let edits = [
@@ -200,13 +223,8 @@ fn a_row_edited_past_the_rules_is_refused_on_read() {
         ),
     ];
     for (position, edit) in [(1, &edits[0]), (2, &edits[1])] {
-        let raw = std::process::Command::new("psql").args([url.as_str(), "-qAtc", edit]).output();
-        match raw {
-            Ok(o) if o.status.success() => {}
-            _ => {
-                assert!(std::env::var_os("CI").is_none(), "psql must run in CI");
-                return eprintln!("psql unavailable: skipping the edited-row check");
-            }
+        if !psql(&url, edit) {
+            return;
         }
         let refused = pollster::block_on(pg.read_all(Position(position), 1)).unwrap_err().to_string();
         assert!(refused.contains(&format!("position {position}")), "{refused}");
@@ -220,23 +238,9 @@ fn a_row_edited_past_the_rules_is_refused_on_read() {
 /// an erasure, which destroys keys, would never reach text in the clear.
 #[test]
 fn a_row_holding_text_in_the_clear_beside_its_sealed_text_is_refused() {
-    let Some(url) = url() else { return };
-    let schema = format!("rapport_clear{}", std::process::id());
-    let pg = PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap();
-    let _drop = DropSchema(pg.clone());
-    let made = |account: &str, title: &str| {
-        NewEvent::new(
-            AccountId::new(account).unwrap(),
-            Timestamp::from_unix_seconds(1_700_000_000),
-            Event::CommitmentMade {
-                commitment: rapport_core::CommitmentKey::new("c-1").unwrap(),
-                title: title.into(),
-                due: Timestamp::from_unix_seconds(1_700_086_400),
-                weight: 2.0,
-            },
-        )
-    };
-    let events = vec![made("acme", "Ship the fix"), made("globex", "Call back"), made("initech", "Write up")];
+    let Some((url, schema, pg, _drop)) = edited_store("rapport_clear") else { return };
+    let events =
+        vec![commitment("acme", "Ship the fix"), commitment("globex", "Call back"), commitment("initech", "Write up")];
     pollster::block_on(pg.append(events, ExpectedVersion::Any)).unwrap();
     let edits = [
         (
@@ -249,13 +253,8 @@ fn a_row_holding_text_in_the_clear_beside_its_sealed_text_is_refused() {
         (2, format!("UPDATE \"{schema}\".rapport_events SET key_id = NULL, sealed = NULL WHERE position = 2"), " (an"),
     ];
     for (position, edit, says) in &edits {
-        let raw = std::process::Command::new("psql").args([url.as_str(), "-qAtc", edit]).output();
-        match raw {
-            Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).is_empty() => {}
-            _ => {
-                assert!(std::env::var_os("CI").is_none(), "psql must run in CI");
-                return eprintln!("psql unavailable: skipping the text-in-the-clear check");
-            }
+        if !psql(&url, edit) {
+            return;
         }
         let refused = pollster::block_on(pg.read_all(Position(*position), 1)).unwrap_err().to_string();
         assert!(refused.contains(&format!("position {position}")), "{refused}");
@@ -424,6 +423,31 @@ fn more_appenders_than_pooled_connections_never_deadlock() {
     assert_eq!(head, Position(24 * 15));
 }
 
+/// Appends `batches` in order on `store`, two in flight (bulk and plain in turn), as a service
+/// pipelining its appends; returns each batch's (appended, duplicates).
+fn append_pipelined(store: &PgStore, batches: &[Vec<NewEvent>]) -> Vec<(usize, usize)> {
+    type Pending<'s> =
+        std::pin::Pin<Box<dyn Future<Output = Result<rapport_core::AppendOutcome, AppendError>> + Send + 's>>;
+    let mut done = Vec::new();
+    let mut in_flight: Option<Pending<'_>> = None;
+    let finish = |f: Pending<'_>| {
+        let out = pollster::block_on(f).expect("every batch is valid in order");
+        (out.appended.len(), out.duplicates.len())
+    };
+    for (k, batch) in batches.iter().enumerate() {
+        let next: Pending<'_> = if k % 2 == 0 {
+            Box::pin(store.append_bulk(batch.clone()))
+        } else {
+            Box::pin(store.append(batch.clone(), ExpectedVersion::Any))
+        };
+        if let Some(previous) = in_flight.replace(next) {
+            done.push(finish(previous));
+        }
+    }
+    done.extend(in_flight.map(finish));
+    done
+}
+
 #[test]
 fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
     // Each handle keeps two appends in flight (bulk and plain in turn), so the second decides
@@ -465,22 +489,7 @@ fn two_pipelined_handles_racing_on_a_shared_stream_keep_the_log_valid() {
     let total: usize = work.iter().flatten().map(Vec::len).sum();
     std::thread::scope(|scope| {
         for (store, batches) in handles.iter().zip(&work) {
-            scope.spawn(move || {
-                let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = _> + Send>>> = None;
-                for (k, batch) in batches.iter().enumerate() {
-                    let next: std::pin::Pin<Box<dyn Future<Output = Result<_, AppendError>> + Send>> = if k % 2 == 0 {
-                        Box::pin(store.append_bulk(batch.clone()))
-                    } else {
-                        Box::pin(store.append(batch.clone(), ExpectedVersion::Any))
-                    };
-                    if let Some(previous) = in_flight.replace(next) {
-                        pollster::block_on(previous).expect("every batch is valid in order");
-                    }
-                }
-                if let Some(last) = in_flight {
-                    pollster::block_on(last).expect("every batch is valid in order");
-                }
-            });
+            scope.spawn(move || append_pipelined(store, batches));
         }
     });
     let log = rapport_core::testing::conformance::assert_log_invariants(&handles[0]);
@@ -499,46 +508,17 @@ fn two_pipelined_handles_appending_the_same_history_log_each_event_once() {
     // so batches decide against forecasts while the other handle's copies of some of their
     // events commit. Every event must be logged once, by whichever handle got there first, and
     // be a duplicate for the other.
-    let Some(url) = url() else { return };
-    let schema = format!("rapport_twice{}", std::process::id());
-    let handles: Vec<PgStore> = (0..2)
-        .map(|_| {
-            PgStore::connect_with(&url, PgOptions { schema: Some(schema.clone()), ..PgOptions::default() }).unwrap()
-        })
-        .collect();
+    let Some((a, b)) = two_handles("rapport_twice") else { return };
     let history: Vec<NewEvent> =
         generate(SynthConfig { accounts: 6, months: 6, seed: 90, ..Default::default() }).collect();
     // Cut differently, so a batch of one handle is partly the other's.
     let cut = |n: usize| -> Vec<Vec<NewEvent>> { history.chunks(n).map(<[NewEvent]>::to_vec).collect() };
     let work = [cut(25), cut(9)];
     let outcomes: Vec<Vec<(usize, usize)>> = std::thread::scope(|scope| {
-        let runs: Vec<_> = handles
-            .iter()
+        let runs: Vec<_> = [&a, &b]
+            .into_iter()
             .zip(&work)
-            .map(|(store, batches)| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = _> + Send>>> = None;
-                    for (k, batch) in batches.iter().enumerate() {
-                        let next: std::pin::Pin<
-                            Box<dyn Future<Output = Result<rapport_core::AppendOutcome, AppendError>> + Send>,
-                        > = if k % 2 == 0 {
-                            Box::pin(store.append_bulk(batch.clone()))
-                        } else {
-                            Box::pin(store.append(batch.clone(), ExpectedVersion::Any))
-                        };
-                        if let Some(previous) = in_flight.replace(next) {
-                            let out = pollster::block_on(previous).expect("every batch is valid in order");
-                            done.push((out.appended.len(), out.duplicates.len()));
-                        }
-                    }
-                    if let Some(last) = in_flight {
-                        let out = pollster::block_on(last).expect("every batch is valid in order");
-                        done.push((out.appended.len(), out.duplicates.len()));
-                    }
-                    done
-                })
-            })
+            .map(|(store, batches)| scope.spawn(move || append_pipelined(store, batches)))
             .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()
     });
@@ -550,13 +530,13 @@ fn two_pipelined_handles_appending_the_same_history_log_each_event_once() {
     }
     let appended: usize = outcomes.iter().flatten().map(|(a, _)| a).sum();
     assert_eq!(appended, history.len(), "each event appended by one handle");
-    let log = rapport_core::testing::conformance::assert_log_invariants(&handles[0]);
+    let log = rapport_core::testing::conformance::assert_log_invariants(&a);
     assert_eq!(log.len(), history.len());
     let mut ids: Vec<_> = log.iter().map(|e| e.id).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), history.len(), "no id twice");
-    handles[0].drop_schema().unwrap();
+    a.drop_schema().unwrap();
 }
 
 #[test]
