@@ -78,10 +78,7 @@ impl<R: BufRead> Reader<R> {
     pub(crate) fn next_record(&mut self) -> io::Result<Option<Record>> {
         if self.at_start {
             self.at_start = false;
-            if self.r.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
-                self.r.consume(3);
-                self.bytes += 3;
-            }
+            self.bytes += crate::input::skip_bom(&mut self.r)?;
         }
         loop {
             let first_line = self.line;

@@ -125,7 +125,6 @@ pub(crate) fn for_each_event<R: Read>(
         }
         Format::Csv => {
             let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
-            let reader = without_bom(reader).map_err(io_err)?;
             let mut r = csv::Reader::new(BufReader::with_capacity(1 << 20, reader));
             let Some(header) = r.next_record().map_err(io_err)? else { return Ok(()) };
             let invalid_header = |reason: String| ImportError::Invalid {
@@ -193,25 +192,19 @@ pub(crate) struct Unparsed {
     pub(crate) bytes: u64,
 }
 
-/// The UTF-8 byte-order mark some tools (spreadsheets, Windows editors) write at the start of
-/// a text file.
-const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
-
-/// `reader` without a byte-order mark at its start, if it begins with one: it is no part of
-/// the first line's text.
-fn without_bom<R: Read>(mut reader: R) -> io::Result<io::Chain<io::Take<io::Cursor<[u8; 3]>>, R>> {
-    let mut head = [0u8; 3];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Skips a UTF-8 byte-order mark (what some tools, spreadsheets and Windows editors, write
+/// first in a text file) at the start of `r`, returning the bytes skipped: no part of the
+/// first line's text, in either format. Reads ahead as far as one fill of `r`'s buffer.
+///
+/// # Errors
+/// Reading failed.
+pub(crate) fn skip_bom(r: &mut impl BufRead) -> io::Result<u64> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    if r.fill_buf()?.starts_with(BOM) {
+        r.consume(BOM.len());
+        return Ok(BOM.len() as u64);
     }
-    let keep = if head == BOM { 0 } else { n as u64 };
-    Ok(io::Cursor::new(head).take(keep).chain(reader))
+    Ok(0)
 }
 
 /// Reads JSON Lines in chunks of [`PARSE_CHUNK`] lines, without parsing them; `progress` gets
@@ -223,10 +216,10 @@ pub(crate) fn split_jsonl<R: Read>(
     emit: &mut dyn FnMut(Unparsed) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let io_err = |source| ImportError::Io { source_name: source_name.to_owned(), source };
-    let mut r = BufReader::with_capacity(1 << 20, without_bom(reader).map_err(io_err)?);
+    let mut r = BufReader::with_capacity(1 << 20, reader);
     let mut chunk = Unparsed::default();
     let mut line = 0u64;
-    let mut bytes = 0u64;
+    let mut bytes = skip_bom(&mut r).map_err(io_err)?;
     loop {
         line += 1;
         let start = chunk.data.len();
@@ -369,9 +362,10 @@ mod tests {
 
     #[test]
     fn a_byte_order_mark_at_the_start_is_skipped_and_nothing_else() {
-        let read = |b: &[u8]| {
+        let read = |mut b: &[u8]| {
             let mut out = Vec::new();
-            without_bom(b).unwrap().read_to_end(&mut out).unwrap();
+            skip_bom(&mut b).unwrap();
+            b.read_to_end(&mut out).unwrap();
             out
         };
         assert_eq!(read(b"\xEF\xBB\xBF{\"a\":1}\n"), b"{\"a\":1}\n");
