@@ -27,16 +27,16 @@ fn ours(name: &str) -> bool {
         || name == "lost+found"
 }
 
-/// Refuses to make a store in a directory that holds other files and no store (no head
-/// record, no segment): `--store .` in the wrong directory, or a path mistyped as another
+/// Refuses to make a store in `dir`, which holds none (no head record, no segment), when it
+/// holds other files: `--store .` in the wrong directory, or a path mistyped as another
 /// program's, would scatter a store among its files. A missing or empty directory is made
-/// one; an existing store is opened whatever else its directory holds.
+/// one; an existing store is opened whatever else its directory holds (and never listed
+/// here: the scan has found it).
 fn refuse_foreign(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
     let names = vfs.entries(dir).map_err(io_err("list", dir))?;
-    let is_store = names.iter().any(|n| n == HEAD_FILE || crate::index::parse_segment_name(n).is_some());
-    match names.iter().find(|n| !ours(n)) {
-        Some(other) if !is_store => Err(OpenError::NotAStore { dir: dir.to_path_buf(), holds: other.clone() }),
-        _ => Ok(()),
+    match names.into_iter().find(|n| !ours(n)) {
+        Some(holds) => Err(OpenError::NotAStore { dir: dir.to_path_buf(), holds }),
+        None => Ok(()),
     }
 }
 
@@ -120,9 +120,12 @@ impl FileStore {
             }
             Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
-        refuse_foreign(&*vfs, dir)?;
         let head = read_head(&*vfs, dir)?;
         let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot, true)?;
+        if head.is_none() && scan.numbers.is_empty() {
+            // No store here yet (nothing above wrote): the directory is about to become one.
+            refuse_foreign(&*vfs, dir)?;
+        }
         let truncated = cut_torn_tail(&*vfs, &scan)?;
         let log_id = scan.log_id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes());
         start_segment_if_needed(&*vfs, dir, log_id, &mut scan)?;
