@@ -1,4 +1,5 @@
-//! [`one_line`]: outside text made safe to echo in an error or a log line.
+//! [`one_line`]: outside text made safe to echo in an error or a log line ([`first_chars`]: the
+//! start of a long one).
 //!
 //! Error messages quote what they refuse (a field name, a value, a file name). Quoted verbatim,
 //! a newline or an ANSI escape sequence in that text could start a new line that forges a
@@ -16,6 +17,17 @@ pub fn is_unsafe_in_line(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
         || ('\u{202a}'..='\u{202e}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// At most the first `n` characters of `s` (a long value shown in a refusal), borrowed.
+///
+/// ```
+/// use rapport_core::escape::first_chars;
+/// assert_eq!(first_chars("héllo", 2), "hé");
+/// assert_eq!(first_chars("hi", 5), "hi");
+/// ```
+pub fn first_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(at, _)| &s[..at])
 }
 
 /// `s` with every character [`is_unsafe_in_line`] written as a `\u{…}` escape, so the result

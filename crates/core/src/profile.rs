@@ -72,10 +72,10 @@ impl Currency {
         match code.as_bytes() {
             &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Self([a, b, c])),
             _ => {
-                let shown: String = code.chars().take(16).collect();
+                let shown = crate::escape::first_chars(code, 16);
                 Err(refuse(
                     "currency",
-                    format!("{:?} is not three upper-case letters (ISO 4217)", crate::escape::one_line(&shown)),
+                    format!("{:?} is not three upper-case letters (ISO 4217)", crate::escape::one_line(shown)),
                 ))
             }
         }

@@ -191,10 +191,8 @@ fn field_of_wrong_type(line: &str) -> Option<String> {
 
 /// At most 40 characters of `s`, quoted, with `…` where it was cut.
 fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((at, _)) => format!("{:?}…", &s[..at]),
-        None => format!("{s:?}"),
-    }
+    let shown = crate::escape::first_chars(s, 40);
+    format!("{shown:?}{}", if shown.len() < s.len() { "…" } else { "" })
 }
 
 /// The fields a store assigns: in the stored form, refused in a submission.

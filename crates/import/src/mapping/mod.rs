@@ -384,8 +384,8 @@ impl Compiled {
             if !matches!(v, Val::Obj(_)) {
                 let mut shown = String::new();
                 let _ = write!(shown, "{v}");
-                let shown: String = shown.chars().take(80).collect();
-                f(Err(format!("mapping {name}: output {}: not an object: {}", k + 1, one_line(&shown))));
+                let shown = rapport_core::escape::first_chars(&shown, 80);
+                f(Err(format!("mapping {name}: output {}: not an object: {}", k + 1, one_line(shown))));
                 continue;
             }
             text.clear();
