@@ -153,11 +153,24 @@ impl<'l, S: BackfillStore> Appender<'l, S> {
         }
         while self.in_flight.len() >= APPENDS_IN_FLIGHT || (ending && !self.in_flight.is_empty()) {
             let Some((future, lines)) = self.in_flight.pop_front() else { break };
-            let out = pollster::block_on(future).map_err(|source| ImportError::Append {
-                source_name: self.source_name.to_owned(),
-                line: refused_line(&source, &lines),
-                source: Box::new(source),
-            })?;
+            let out = match pollster::block_on(future) {
+                Ok(out) => out,
+                Err(source) => {
+                    // The batches after it were handed to the store already: wait for them,
+                    // so the error counts exactly what this import left in the store.
+                    for (later, _) in std::mem::take(&mut self.in_flight) {
+                        if let Ok(out) = pollster::block_on(later) {
+                            on_outcome(report, out);
+                        }
+                    }
+                    return Err(ImportError::Append {
+                        source_name: self.source_name.to_owned(),
+                        line: refused_line(&source, &lines),
+                        source: Box::new(source),
+                        appended: report.appended,
+                    });
+                }
+            };
             debug_assert_eq!(
                 out.appended.len() + out.duplicates.len(),
                 lines.len(),

@@ -212,10 +212,16 @@ pub enum ImportError {
         /// The cause.
         source: io::Error,
     },
-    /// The store refused or failed an append. Earlier batches are in the store; re-running
-    /// the import completes it. Pass 1 checks every line against the store first, so this
-    /// means the store changed meanwhile (another writer) or could not write.
-    #[error("{}:{line}: append failed: {source}", one_line(source_name))]
+    /// The store refused or failed an append. `appended` events of this import are in the
+    /// store (the batches before the failed one, and any after it the store had already
+    /// taken); importing the same input again skips them and appends the rest. Pass 1 checks
+    /// every line against the store first, so this means the store changed meanwhile (another
+    /// writer) or could not write (a full disk, say).
+    #[error(
+        "{}:{line}: {}; {appended} events of this import were appended before it stopped, and importing the same input again skips them",
+        one_line(source_name),
+        append_cause(source)
+    )]
     Append {
         /// The source.
         source_name: String,
@@ -225,6 +231,8 @@ pub enum ImportError {
         /// The cause (boxed: append errors name accounts, events and keys, and an import's
         /// result should stay small).
         source: Box<AppendError>,
+        /// Events of this import in the store when it stopped.
+        appended: u64,
     },
     /// Reading the store failed.
     #[error("{}: reading the store: {source}", one_line(source_name))]
@@ -255,6 +263,15 @@ pub enum ImportError {
         /// The limit.
         limit: usize,
     },
+}
+
+/// An append's failure as [`ImportError::Append`] shows it: a storage failure names its
+/// operation ("append failed: …") already; a refusal is said to be one.
+fn append_cause(e: &AppendError) -> String {
+    match e {
+        AppendError::Storage(s) => s.to_string(),
+        refused => format!("append refused: {refused}"),
+    }
 }
 
 /// Where an import is, for progress bars.

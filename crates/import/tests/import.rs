@@ -2,41 +2,11 @@
 //! re-read path for inputs larger than the buffer, and resuming a cut-short import.
 
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{EventKind, Ledger, MemoryStore, Position, Store};
+use rapport_core::{EventKind, Ledger, Position};
 use rapport_import::{Format, ImportError, ImportOptions, Importer};
 
-/// The tests' way of calling the importer: every setting, an optional rejects sink, and a
-/// progress callback, in one call.
-fn import_reader<S: rapport_core::BackfillStore, R: std::io::Read + Send>(
-    ledger: &Ledger<S>,
-    name: &str,
-    open: impl FnMut() -> std::io::Result<R>,
-    options: &ImportOptions,
-    rejects: Option<&mut dyn std::io::Write>,
-    progress: &mut dyn FnMut(rapport_import::Progress),
-) -> Result<rapport_import::ImportReport, ImportError> {
-    let importer = Importer::new(ledger).options(options.clone()).on_progress(progress);
-    match rejects {
-        Some(sink) => importer.rejects(sink).reader(name, open),
-        None => importer.reader(name, open),
-    }
-}
-
-fn jsonl(accounts: u32, months: u32) -> String {
-    generate(SynthConfig { accounts, months, seed: 5, ..Default::default() }).map(|e| e.to_json_line() + "\n").collect()
-}
-
-fn run(
-    ledger: &Ledger<MemoryStore>,
-    text: &str,
-    options: &ImportOptions,
-) -> Result<rapport_import::ImportReport, ImportError> {
-    import_reader(ledger, "t.jsonl", || Ok(text.as_bytes()), options, None, &mut |_| {})
-}
-
-fn log(ledger: &Ledger<MemoryStore>) -> Vec<rapport_core::Envelope> {
-    ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap()
-}
+mod common;
+use common::{import_reader, jsonl, log, run};
 
 #[test]
 fn the_reread_path_matches_the_buffered_path() {
@@ -205,141 +175,6 @@ fn long_and_non_utf8_lines_among_thousands_are_rejected_by_number() {
     assert!(a.iter().zip(&b).all(|(x, y)| x.same_content(&y.to_new_event())));
 }
 
-/// The `k`-th line of `text` (0-based) as an event, and a different event of another account
-/// that reuses its id.
-fn id_thief(text: &str, k: usize) -> rapport_core::NewEvent {
-    let victim = rapport_core::NewEvent::from_json_line(text.lines().nth(k).unwrap()).unwrap();
-    let mut thief = rapport_core::NewEvent::new(
-        rapport_core::AccountId::new("elsewhere").unwrap(),
-        victim.occurred_at,
-        rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Email },
-    );
-    thief.id = victim.id;
-    thief
-}
-
-#[test]
-fn an_id_logged_for_an_account_the_file_does_not_touch_is_refused_before_any_append() {
-    // The file spans many batches; its last line reuses the id of an event that another
-    // account's stream already holds. The shadow does not load that stream, so only asking the
-    // store about the file's ids finds it: nothing may be appended, and the line is named.
-    let text = jsonl(4, 6);
-    let n = text.lines().count();
-    let ledger = Ledger::memory();
-    ledger.blocking().append(vec![id_thief(&text, n - 1)], rapport_core::ExpectedVersion::Any).unwrap();
-    let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
-    match run(&ledger, &text, &options) {
-        Err(ImportError::Invalid { line, reason, .. }) => {
-            assert_eq!(line as usize, n);
-            assert!(reason.starts_with("id:") && reason.contains("different content"), "{reason}");
-        }
-        other => panic!("expected the reused id to be refused, got {other:?}"),
-    }
-    assert_eq!(log(&ledger).len(), 1, "nothing of the file was appended");
-
-    // With skip_invalid, that line alone is rejected.
-    let options = ImportOptions { skip_invalid: true, ..options };
-    let report = run(&ledger, &text, &options).unwrap();
-    assert_eq!((report.appended as usize, report.rejected), (n - 1, 1));
-}
-
-/// A memory store that, on the first bulk append, lets "another writer" slip `sneak` in
-/// first, and counts the importer's preflight questions.
-struct Probe {
-    inner: MemoryStore,
-    sneak: std::sync::Mutex<Option<rapport_core::NewEvent>>,
-    asked: std::sync::atomic::AtomicUsize,
-}
-
-impl Probe {
-    fn new(inner: MemoryStore, sneak: Option<rapport_core::NewEvent>) -> Self {
-        Self { inner, sneak: std::sync::Mutex::new(sneak), asked: std::sync::atomic::AtomicUsize::new(0) }
-    }
-}
-
-impl rapport_core::Store for Probe {
-    fn append(
-        &self,
-        batch: Vec<rapport_core::NewEvent>,
-        expected: rapport_core::ExpectedVersion,
-    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
-        self.inner.append(batch, expected)
-    }
-
-    fn read_stream(
-        &self,
-        account: &rapport_core::AccountId,
-        from: rapport_core::StreamVersion,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<rapport_core::Envelope>, rapport_core::ReadError>> + Send {
-        self.inner.read_stream(account, from, limit)
-    }
-
-    fn read_all(
-        &self,
-        from: Position,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<rapport_core::Envelope>, rapport_core::ReadError>> + Send {
-        self.inner.read_all(from, limit)
-    }
-
-    fn accounts(
-        &self,
-        after: Option<&rapport_core::AccountId>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<rapport_core::AccountId>, rapport_core::ReadError>> + Send {
-        self.inner.accounts(after, limit)
-    }
-
-    fn head(&self) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
-        self.inner.head()
-    }
-
-    fn wait_past(&self, after: Position) -> impl Future<Output = Result<Position, rapport_core::ReadError>> + Send {
-        self.inner.wait_past(after)
-    }
-}
-
-impl rapport_core::BackfillStore for Probe {
-    fn preflight(
-        &self,
-        accounts: &[rapport_core::AccountId],
-        ids: &[rapport_core::EventId],
-    ) -> impl Future<Output = Result<rapport_core::Preflight, rapport_core::ReadError>> + Send {
-        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.preflight(accounts, ids)
-    }
-
-    fn append_bulk(
-        &self,
-        batch: Vec<rapport_core::NewEvent>,
-    ) -> impl Future<Output = Result<rapport_core::AppendOutcome, rapport_core::AppendError>> + Send {
-        if let Some(e) = self.sneak.lock().unwrap().take() {
-            pollster::block_on(self.inner.append(vec![e], rapport_core::ExpectedVersion::Any)).unwrap();
-        }
-        self.inner.append_bulk(batch)
-    }
-}
-
-#[test]
-fn a_conflict_the_store_finds_in_the_append_pass_names_its_line() {
-    // Another writer takes an id of the file between the passes: the batch holding it fails,
-    // and the error names that line, not the batch's first.
-    let text = jsonl(4, 6);
-    let k = 20;
-    let store = Probe::new(MemoryStore::new(), Some(id_thief(&text, k)));
-    let ledger = Ledger::new(store);
-    let options = ImportOptions { batch_events: 13, ..ImportOptions::default() };
-    match import_reader(&ledger, "t.jsonl", || Ok(text.as_bytes()), &options, None, &mut |_| {}) {
-        Err(ImportError::Append { line, source, .. })
-            if matches!(*source, rapport_core::AppendError::IdConflict { .. }) =>
-        {
-            assert_eq!(line as usize, k + 1);
-        }
-        other => panic!("expected the second batch to conflict, got {other:?}"),
-    }
-}
-
 #[test]
 fn lines_added_to_the_input_between_the_passes_are_not_appended() {
     // The input is larger than the buffer, so pass 2 reads it again; by then a writer has added
@@ -365,40 +200,6 @@ fn lines_added_to_the_input_between_the_passes_are_not_appended() {
     assert_eq!(opened.get(), 2, "the re-read path was taken");
     assert_eq!(report.appended as usize, n);
     assert_eq!(log(&ledger).len(), n);
-}
-
-#[test]
-fn skip_invalid_asks_the_store_once_per_chunk_not_once_per_line() {
-    // A store that already holds events, and a file of several chunks with a bad line in each:
-    // every chunk is re-checked line by line, but the store is asked about each chunk's ids
-    // once (a database store answers each question with a query).
-    let text = jsonl(60, 12);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() > 3 * 1_024, "{} lines", lines.len());
-    let mut bad = Vec::new();
-    let mut input = String::new();
-    for (k, l) in lines.iter().enumerate() {
-        if k % 1_000 == 500 {
-            input.push_str("{\"type\":\"touchpoint\"}\n");
-            bad.push(k);
-        }
-        input.push_str(l);
-        input.push('\n');
-    }
-    let inner = MemoryStore::new();
-    let live = rapport_core::NewEvent::new(
-        rapport_core::AccountId::new("live").unwrap(),
-        rapport_core::Timestamp::from_unix_seconds(1_735_689_600),
-        rapport_core::Event::TouchpointHeld { channel: rapport_core::Channel::Call },
-    );
-    pollster::block_on(rapport_core::Store::append(&inner, vec![live], rapport_core::ExpectedVersion::Any)).unwrap();
-    let ledger = Ledger::new(Probe::new(inner, None));
-    let options = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
-    let report = import_reader(&ledger, "t.jsonl", || Ok(input.as_bytes()), &options, None, &mut |_| {}).unwrap();
-    assert_eq!((report.appended as usize, report.rejected as usize), (lines.len(), bad.len()));
-    let asked = ledger.store().asked.load(std::sync::atomic::Ordering::Relaxed);
-    let chunks = input.lines().count().div_ceil(1_024);
-    assert!(asked <= chunks + bad.len(), "{asked} questions for {chunks} chunks");
 }
 
 /// A file of fresh events with noise mixed in (duplicates of logged events, reused ids of
