@@ -84,7 +84,10 @@ impl ErasingStore for FileStore {
     }
 
     fn erasures(&self) -> impl Future<Output = Result<Vec<Erasure>, ReadError>> + Send {
-        let checked = self.check_poison("read the erasures").map_err(ReadError::from);
+        let mut checked = self.check_poison("read the erasures").map_err(ReadError::from);
+        if checked.is_ok() && self.keys_unread() {
+            checked = self.reload_keys();
+        }
         ready(checked.map(|()| {
             self.shared.keys.read().unwrap_or_else(|p| p.into_inner()).erasures().iter().map(public).collect()
         }))

@@ -63,6 +63,8 @@ pub(crate) struct Keys {
     log_id: [u8; 16],
     /// A mutex only to make the keys `Sync`: the file is written through `&mut self`.
     file: Option<std::sync::Mutex<Box<dyn AppendFile>>>,
+    /// The key file has not been read yet ([`Keys::unread`]).
+    unread: bool,
 }
 
 /// What a sealed record's key is now.
@@ -180,7 +182,18 @@ impl Keys {
             next_id: 1,
             log_id,
             file: None,
+            unread: false,
         }
+    }
+
+    /// No keys yet, for a read-only handle that reads the key file when a read first needs it.
+    pub(crate) fn unread(log_id: [u8; 16]) -> Self {
+        Self { unread: true, ..Self::empty(log_id) }
+    }
+
+    /// Whether the key file is still to be read ([`Keys::unread`]).
+    pub(crate) fn is_unread(&self) -> bool {
+        self.unread
     }
 
     /// Reads the key file of the store in `dir` (an empty set when there is none). A writer

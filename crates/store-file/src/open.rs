@@ -182,7 +182,10 @@ impl FileStore {
     /// nor the streams' rule state an index snapshot holds, and checks the records it reads
     /// for checksums, the hash chain, positions and stream versions without re-running the
     /// rules ([`verify`](crate::verify()) does). So it opens in a fraction of a writer's time
-    /// and memory, and refuses `preflight` (a backfill needs the writer's handle).
+    /// and memory, and refuses `preflight` (a backfill needs the writer's handle). It reads the
+    /// key file only when a read first needs a key (an owned read of sealed text, or
+    /// [`erasures`](rapport_core::erase::ErasingStore::erasures)); scans never do, and a
+    /// damaged key file is reported by such a read.
     ///
     /// # Errors
     /// [`OpenError::Missing`] when `dir` holds no store; [`OpenError::Corrupt`]; I/O errors.
@@ -237,7 +240,13 @@ impl FileStore {
             head_chain: scan.chain,
         };
         let follow = FollowState::after(&scan);
-        let keys = open_keys(&*vfs, dir, log_id, scan.version, false)?;
+        // The key file is read when a read first needs a key ([`FileStore::read_positions`]):
+        // scans and scores never do. `verify` reads it now, to check it.
+        let keys = if validate || scan.version < crate::format::FORMAT_VERSION {
+            open_keys(&*vfs, dir, log_id, scan.version, false)?
+        } else {
+            Keys::unread(log_id)
+        };
         let shared = Shared::new(vfs, log_id, dir, Options::default(), scan, recovery, keys, None, None);
         *lock(&shared.follow) = Some(follow);
         Ok(Self { shared })

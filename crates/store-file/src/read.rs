@@ -140,6 +140,9 @@ impl FileStore {
         positions: impl IntoIterator<Item = u64> + Clone,
         chunk: usize,
     ) -> Result<Vec<Envelope>, ReadError> {
+        if self.keys_unread() {
+            self.reload_keys()?;
+        }
         match self.read_positions_once(positions.clone(), chunk) {
             Err(Missing::Key(_)) if self.is_read_only() => {
                 self.reload_keys()?;
@@ -191,11 +194,19 @@ impl FileStore {
         }
     }
 
-    /// Reads the key file again (a read-only handle, after a key it lacked).
-    fn reload_keys(&self) -> Result<(), ReadError> {
+    /// Whether this handle has still to read the key file (a read-only handle reads it when
+    /// a read first needs a key).
+    pub(crate) fn keys_unread(&self) -> bool {
+        self.shared.keys.read().unwrap_or_else(|p| p.into_inner()).is_unread()
+    }
+
+    /// Reads the key file (again, after a key it lacked) for a read-only handle.
+    pub(crate) fn reload_keys(&self) -> Result<(), ReadError> {
         let sh = &*self.shared;
-        let keys = crate::keys::Keys::open(&*sh.vfs, &sh.dir, sh.log_id, false)
-            .map_err(|why| ReadError::Storage(StorageError::new("read the key file", why)))?;
+        let path = sh.dir.join(crate::keys::KEYS_FILE);
+        let keys = crate::keys::Keys::open(&*sh.vfs, &sh.dir, sh.log_id, false).map_err(|why| {
+            ReadError::Storage(StorageError::new("read the key file", format!("{}: {why}", path.display())))
+        })?;
         *sh.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         Ok(())
     }

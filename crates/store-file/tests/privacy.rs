@@ -451,3 +451,40 @@ proptest::proptest! {
         }
     }
 }
+
+/// A read-only handle reads the key file when a read first needs a key (scores and scans
+/// never do): the erasures it lists and the text it reads are the writer's, and a damaged
+/// key file stops neither its open nor its scans, only the reads that need a key (naming the
+/// file), and `verify`.
+#[test]
+fn a_read_only_handle_reads_the_key_file_when_a_read_first_needs_a_key() {
+    let dir = TempDir::new("privacy-read-only-keys");
+    let writer = FileStore::open(dir.path()).unwrap();
+    let acme = secret_events("acme");
+    for a in ["acme", "globex"] {
+        pollster::block_on(writer.append(secret_events(a), ExpectedVersion::Any)).unwrap();
+    }
+    let erased = pollster::block_on(writer.erase(&AccountId::new("globex").unwrap(), "request 7")).unwrap();
+    drop(writer);
+
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(pollster::block_on(reader.erasures()).unwrap(), vec![erased]);
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(stream(&reader, "acme").iter().map(Envelope::to_new_event).collect::<Vec<_>>(), acme);
+    assert!(stream(&reader, "globex").iter().take(3).all(|e| e.text == TextState::Erased));
+    let scanned = scan(&reader);
+    drop(reader);
+
+    let key_path = dir.path().join(KEYS_FILE);
+    let mut keys = std::fs::read(&key_path).unwrap();
+    keys[0] ^= 0xff;
+    std::fs::write(&key_path, &keys).unwrap();
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(scan(&reader), scanned, "a scan needs no key");
+    let err = pollster::block_on(reader.read_all(Position(1), 10)).unwrap_err().to_string();
+    assert!(err.contains(&key_path.display().to_string()) && err.contains("not a key file"), "{err}");
+    let err = pollster::block_on(reader.erasures()).unwrap_err().to_string();
+    assert!(err.contains(&key_path.display().to_string()), "{err}");
+    let err = verify(dir.path()).unwrap_err().to_string();
+    assert!(err.contains(KEYS_FILE) && err.contains("not a key file"), "{err}");
+}
