@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use rapport_core::backend::{KeyedMap, KeyedSet};
+use rapport_core::backend::KeyedMap;
 use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
 use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 
@@ -45,19 +45,36 @@ pub(crate) struct ErasureRecord {
     pub(crate) keys: Vec<u32>,
 }
 
-struct Key {
-    account: AccountId,
-    month: i32,
-    key: SealKey,
+/// What the key file says of one key id.
+enum Slot {
+    /// No key of this id (an id past the last made, or one a damaged file skipped).
+    Absent,
+    /// Destroyed by an erasure.
+    Destroyed,
+    /// A live key: account `account` (its number in [`Keys::accounts`]) for `month`.
+    Live { account: u32, month: i32, key: SealKey },
+}
+
+/// An account with keys, and its live keys by month (a few dozen at most: a scan beats a
+/// map).
+struct Account {
+    id: AccountId,
+    months: Vec<(i32, u32)>,
 }
 
 /// The keys in memory, and the file they are appended to (a writer's).
+///
+/// Key ids are made one after another, from 1, so the keys are a vector indexed by id (read
+/// in one pass, with no hashing); each id in a file is accounted for by at least one of its
+/// bytes (a key's entry, or its place in an erasure's list), so a file of `n` bytes names no
+/// id above `n`, which bounds the vector a damaged file can ask for.
 pub(crate) struct Keys {
-    by_id: KeyedMap<u32, Key>,
-    /// Each account's live keys by month (a few dozen at most: a scan beats a map).
-    current: KeyedMap<AccountId, Vec<(i32, u32)>>,
-    /// The ids of destroyed keys.
-    destroyed: KeyedSet<u32>,
+    /// Key `id` at index `id - 1`.
+    slots: Vec<Slot>,
+    /// The accounts with keys, by number (the order the file first names them in).
+    accounts: Vec<Account>,
+    /// Each account's number in `accounts`.
+    numbers: KeyedMap<AccountId, u32>,
     erasures: Vec<ErasureRecord>,
     next_id: u32,
     log_id: [u8; 16],
@@ -65,6 +82,18 @@ pub(crate) struct Keys {
     file: Option<std::sync::Mutex<Box<dyn AppendFile>>>,
     /// The key file has not been read yet ([`Keys::unread`]).
     unread: bool,
+}
+
+/// How a key file [read](Keys::read) ends.
+pub(crate) enum FileEnd {
+    /// There is no key file.
+    Missing,
+    /// With a whole record (or its header).
+    Whole,
+    /// With a torn record at this byte: a writer cuts it (the append it began was never
+    /// acknowledged, and no record was sealed under its keys); a reader leaves it (the writer
+    /// may be appending it).
+    Torn(usize),
 }
 
 /// What a sealed record's key is now.
@@ -110,6 +139,13 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// What reading a key file keeps between entries.
+struct Load {
+    interner: Interner,
+    /// The largest id the file can name: its length ([`Keys`]).
+    id_bound: usize,
+}
+
 /// The record at byte `at` of the file `b`, and where it ends, if one is there whole: a
 /// length of at least one byte, within the file, its checksum right, a known kind.
 fn record_at(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
@@ -139,13 +175,14 @@ fn record(body: &[u8]) -> Vec<u8> {
     r
 }
 
-fn keys_body<'k>(keys: impl Iterator<Item = (u32, &'k Key)>) -> Vec<u8> {
+/// A record of keys: each with its id, month and account.
+fn keys_body<'k>(keys: impl Iterator<Item = (u32, i32, &'k str, &'k SealKey)>) -> Vec<u8> {
     let mut body = vec![KIND_KEYS];
-    for (id, k) in keys {
+    for (id, month, account, key) in keys {
         body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&k.month.to_le_bytes());
-        put_text(&mut body, k.account.as_str());
-        body.extend_from_slice(k.key.as_bytes());
+        body.extend_from_slice(&month.to_le_bytes());
+        put_text(&mut body, account);
+        body.extend_from_slice(key.as_bytes());
     }
     body
 }
@@ -175,9 +212,9 @@ impl Keys {
     /// No keys, no file (a read-only handle of a log without one, or a log of an older format).
     pub(crate) fn empty(log_id: [u8; 16]) -> Self {
         Self {
-            by_id: KeyedMap::default(),
-            current: KeyedMap::default(),
-            destroyed: KeyedSet::default(),
+            slots: Vec::new(),
+            accounts: Vec::new(),
+            numbers: KeyedMap::default(),
             erasures: Vec::new(),
             next_id: 1,
             log_id,
@@ -197,21 +234,50 @@ impl Keys {
     }
 
     /// Reads the key file of the store in `dir` (an empty set when there is none). A writer
-    /// (`writable`) creates a missing file, cuts a torn last record (an append that did not
-    /// finish, whose keys no record uses), and keeps the file open for appends.
+    /// (`writable`) then [makes it its own](Self::make_writable).
     ///
     /// # Errors
     /// What is wrong (the caller names the file): unreadable, another log's, or damaged
     /// before its last record.
     pub(crate) fn open(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], writable: bool) -> Result<Self, String> {
+        let (mut keys, end) = Self::read(vfs, dir, log_id)?;
+        if writable {
+            keys.make_writable(vfs, dir, end)?;
+        }
+        Ok(keys)
+    }
+
+    /// Makes keys [read](Self::read) the writer's: creates a missing file, cuts a torn last
+    /// record (an append that did not finish, whose keys no record uses), and keeps the file
+    /// open for appends.
+    ///
+    /// # Errors
+    /// A failed write, cut or open.
+    pub(crate) fn make_writable(&mut self, vfs: &dyn Vfs, dir: &Path, end: FileEnd) -> Result<(), String> {
+        let path = dir.join(KEYS_FILE);
+        match end {
+            FileEnd::Missing => replace(vfs, dir, &header(self.log_id)).map_err(|(what, e)| format!("{what}: {e}"))?,
+            FileEnd::Torn(at) => {
+                tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
+                vfs.truncate(&path, at as u64).map_err(|e| format!("cut the torn record at byte {at}: {e}"))?;
+            }
+            FileEnd::Whole => {}
+        }
+        self.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
+        Ok(())
+    }
+
+    /// Reads the key file of the store in `dir`, changing nothing: the keys (none when there
+    /// is no file), and how the file ends. A torn last record (a writer may be appending it)
+    /// is left out.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub(crate) fn read(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16]) -> Result<(Self, FileEnd), String> {
         let path = dir.join(KEYS_FILE);
         let mut keys = Self::empty(log_id);
         if !vfs.exists(&path) {
-            if writable {
-                replace(vfs, dir, &header(log_id)).map_err(|(what, e)| format!("{what}: {e}"))?;
-                keys.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
-            }
-            return Ok(keys);
+            return Ok((keys, FileEnd::Missing));
         }
         let f = vfs.open_read(&path).map_err(|e| e.to_string())?;
         let size = f.size().map_err(|e| e.to_string())?;
@@ -232,9 +298,9 @@ impl Keys {
             return Err("the key file belongs to another log".into());
         }
         // Room for as many keys as the file can hold (an entry takes at least its id, month,
-        // a one-byte account with its length, and the key), so the map never grows on the way.
-        keys.by_id.reserve((b.len() - HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
-        let mut interner = Interner::default();
+        // a one-byte account with its length, and the key).
+        keys.slots.reserve((b.len() - HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
+        let mut load = Load { interner: Interner::default(), id_bound: b.len() };
         let mut at = HEADER_BYTES;
         while at < b.len() {
             let Some((body, end)) = record_at(&b, at) else {
@@ -244,30 +310,40 @@ impl Keys {
                 if let Some(next) = (at + 1..b.len()).find(|&n| record_at(&b, n).is_some()) {
                     return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
                 }
-                torn_tail(vfs, &path, at, writable)?;
-                break;
+                return Ok((keys, FileEnd::Torn(at)));
             };
-            keys.apply(body, &mut interner).map_err(|why| format!("byte {at}: {why}"))?;
+            keys.apply(body, &mut load).map_err(|why| format!("byte {at}: {why}"))?;
             at = end;
         }
-        if writable {
-            keys.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
-        }
-        Ok(keys)
+        Ok((keys, FileEnd::Whole))
     }
 
-    fn apply(&mut self, body: &[u8], interner: &mut Interner) -> Result<(), String> {
+    fn apply(&mut self, body: &[u8], load: &mut Load) -> Result<(), String> {
         let mut c = Cursor { b: body, at: 1 };
         match body.first() {
             Some(&KIND_KEYS) => {
+                // The last entry's account: its number and text.
+                let mut last: Option<(u32, &str)> = None;
                 while c.at < body.len() {
                     let id = c.u32()?;
                     let month = c.i32()?;
-                    // An account has a key a month: interned, its id is checked and made once.
-                    let account =
-                        AccountId::new_in(c.text()?, interner).map_err(|e| format!("key {id}: account: {e}"))?;
+                    let text = c.text()?;
                     let key: [u8; KEY_BYTES] = c.take(KEY_BYTES)?.try_into().unwrap_or([0; KEY_BYTES]);
-                    self.insert(id, Key { account, month, key: SealKey::from_bytes(key) })?;
+                    if id as usize > load.id_bound {
+                        return Err(format!("key id {id} is past what a key file of {} bytes names", load.id_bound));
+                    }
+                    // An account has a key a month, and a record's keys come in runs of one
+                    // account: its id is checked and made once.
+                    let account = match last {
+                        Some((n, previous)) if previous == text => n,
+                        _ => {
+                            let id = AccountId::new_in(text, &mut load.interner)
+                                .map_err(|e| format!("key {id}: account: {e}"))?;
+                            self.number(&id)
+                        }
+                    };
+                    last = Some((account, text));
+                    self.insert(id, account, month, SealKey::from_bytes(key))?;
                 }
             }
             Some(&KIND_ERASURE) => {
@@ -283,7 +359,13 @@ impl Keys {
                 let mut ids = Vec::with_capacity(n.min(1 << 20) as usize);
                 let mut last = 0u64;
                 for _ in 0..n {
-                    last += c.varint()?;
+                    last = last.checked_add(c.varint()?).ok_or("erasure: a key id over 2^64")?;
+                    if last > load.id_bound as u64 {
+                        return Err(format!(
+                            "erasure: key id {last} is past what a key file of {} bytes names",
+                            load.id_bound
+                        ));
+                    }
                     ids.push(u32::try_from(last).map_err(|_| "erasure: a key id over 2^32")?);
                 }
                 if c.at != body.len() {
@@ -296,32 +378,49 @@ impl Keys {
         Ok(())
     }
 
-    fn insert(&mut self, id: u32, key: Key) -> Result<(), String> {
-        if self.by_id.contains_key(&id) || self.destroyed.contains(&id) {
+    /// `account`'s number, given it if it has none.
+    fn number(&mut self, account: &AccountId) -> u32 {
+        if let Some(&n) = self.numbers.get(account) {
+            return n;
+        }
+        let n = self.accounts.len() as u32;
+        self.accounts.push(Account { id: account.clone(), months: Vec::new() });
+        self.numbers.insert(account.clone(), n);
+        n
+    }
+
+    /// The slot of key `id`, made (and those before it, absent) if past the end. The caller
+    /// has bounded `id` ([`Keys`]).
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        let i = (id as usize).checked_sub(1)?;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || Slot::Absent);
+        }
+        self.slots.get_mut(i)
+    }
+
+    fn insert(&mut self, id: u32, account: u32, month: i32, key: SealKey) -> Result<(), String> {
+        let slot = self.slot_mut(id).ok_or("key id 0")?;
+        if !matches!(slot, Slot::Absent) {
             return Err(format!("key {id} appears twice"));
         }
-        let months = self.current.entry(key.account.clone()).or_default();
-        match months.iter_mut().find(|(m, _)| *m == key.month) {
+        *slot = Slot::Live { account, month, key };
+        let months = &mut self.accounts[account as usize].months;
+        match months.iter_mut().find(|(m, _)| *m == month) {
             Some(slot) => slot.1 = slot.1.max(id),
-            None => months.push((key.month, id)),
+            None => months.push((month, id)),
         }
-        self.by_id.insert(id, key);
         self.next_id = self.next_id.max(id.saturating_add(1));
         Ok(())
     }
 
     /// Forgets the keys `e` destroyed and records it.
     fn destroy(&mut self, e: ErasureRecord) {
-        for id in &e.keys {
-            if let Some(k) = self.by_id.remove(id)
-                && let Some(months) = self.current.get_mut(&k.account)
-            {
-                months.retain(|(m, i)| !(*m == k.month && i == id));
-                if months.is_empty() {
-                    self.current.remove(&k.account);
-                }
+        for &id in &e.keys {
+            let Some(slot) = self.slot_mut(id) else { continue };
+            if let Slot::Live { account, month, .. } = std::mem::replace(slot, Slot::Destroyed) {
+                self.accounts[account as usize].months.retain(|&(m, i)| !(m == month && i == id));
             }
-            self.destroyed.insert(*id);
             self.next_id = self.next_id.max(id.saturating_add(1));
         }
         self.erasures.push(e);
@@ -329,17 +428,32 @@ impl Keys {
 
     /// The key a record names.
     pub(crate) fn lookup(&self, id: u32) -> Lookup<'_> {
-        match self.by_id.get(&id) {
-            Some(k) => Lookup::Key(&k.key),
-            None if self.destroyed.contains(&id) => Lookup::Erased,
-            None => Lookup::Missing,
+        let slot = (id as usize).checked_sub(1).and_then(|i| self.slots.get(i));
+        match slot {
+            Some(Slot::Live { key, .. }) => Lookup::Key(key),
+            Some(Slot::Destroyed) => Lookup::Erased,
+            Some(Slot::Absent) | None => Lookup::Missing,
         }
     }
 
     /// The key of `account`'s `month`, if there is one.
     pub(crate) fn current(&self, account: &AccountId, month: i32) -> Option<(u32, &SealKey)> {
-        let (_, id) = *self.current.get(account)?.iter().find(|(m, _)| *m == month)?;
-        Some((id, &self.by_id.get(&id)?.key))
+        let &n = self.numbers.get(account)?;
+        let &(_, id) = self.accounts[n as usize].months.iter().find(|(m, _)| *m == month)?;
+        match self.slots.get((id as usize).checked_sub(1)?)? {
+            Slot::Live { key, .. } => Some((id, key)),
+            _ => None,
+        }
+    }
+
+    /// The live keys, by id: (id, month, account, key).
+    fn live(&self) -> impl Iterator<Item = (u32, i32, &AccountId, &SealKey)> {
+        self.slots.iter().enumerate().filter_map(|(i, slot)| match slot {
+            Slot::Live { account, month, key } => {
+                Some((i as u32 + 1, *month, &self.accounts[*account as usize].id, key))
+            }
+            _ => None,
+        })
     }
 
     /// Makes keys for the (account, month) pairs given that have none, appends them as one
@@ -357,21 +471,20 @@ impl Keys {
         }
         // One request to the system for every new key.
         let made = SealKey::generate_many(needed.len()).map_err(|e| e.to_string())?;
-        let fresh: Vec<(u32, Key)> = needed
+        let fresh: Vec<(u32, &AccountId, i32, SealKey)> = needed
             .into_iter()
             .zip(made)
             .enumerate()
-            .map(|(i, ((account, month), key))| {
-                (self.next_id + i as u32, Key { account: account.clone(), month: *month, key })
-            })
+            .map(|(i, ((account, month), key))| (self.next_id + i as u32, account, *month, key))
             .collect();
-        let bytes = record(&keys_body(fresh.iter().map(|(id, k)| (*id, k))));
+        let bytes = record(&keys_body(fresh.iter().map(|(id, a, m, k)| (*id, *m, a.as_str(), k))));
         let file = self.file.as_mut().ok_or("the key file is not open for writing")?;
         let file = file.get_mut().unwrap_or_else(|p| p.into_inner());
         file.append(&bytes).map_err(|e| format!("append to {KEYS_FILE}: {e}"))?;
         file.sync_data().map_err(|e| format!("fsync {KEYS_FILE}: {e}"))?;
-        for (id, key) in fresh {
-            self.insert(id, key)?;
+        for (id, account, month, key) in fresh {
+            let n = self.number(account);
+            self.insert(id, n, month, key)?;
         }
         Ok(())
     }
@@ -392,20 +505,13 @@ impl Keys {
         at: Timestamp,
         reason: &str,
     ) -> Result<ErasureRecord, String> {
-        let mut doomed: Vec<u32> = self
-            .by_id
-            .iter()
-            .filter(|(_, k)| account.is_none_or(|a| &k.account == a) && k.month < month_below)
-            .map(|(id, _)| *id)
-            .collect();
-        doomed.sort_unstable();
-        let erasure =
-            ErasureRecord { at, account: account.cloned(), month_below, reason: reason.to_owned(), keys: doomed };
-        let mut kept: Vec<(u32, &Key)> =
-            self.by_id.iter().filter(|(id, _)| erasure.keys.binary_search(id).is_err()).map(|(i, k)| (*i, k)).collect();
-        kept.sort_unstable_by_key(|(id, _)| *id);
+        let doomed = |a: &AccountId, month: i32| account.is_none_or(|e| e == a) && month < month_below;
+        // Ascending, as the slots are.
+        let keys: Vec<u32> = self.live().filter(|&(_, m, a, _)| doomed(a, m)).map(|(id, ..)| id).collect();
+        let erasure = ErasureRecord { at, account: account.cloned(), month_below, reason: reason.to_owned(), keys };
+        let kept = self.live().filter(|&(_, m, a, _)| !doomed(a, m)).map(|(id, m, a, k)| (id, m, a.as_str(), k));
         let mut bytes = header(self.log_id);
-        bytes.extend_from_slice(&record(&keys_body(kept.into_iter())));
+        bytes.extend_from_slice(&record(&keys_body(kept)));
         for e in self.erasures.iter().chain([&erasure]) {
             bytes.extend_from_slice(&record(&erasure_body(e)));
         }
@@ -424,17 +530,6 @@ impl Keys {
     pub(crate) fn erasures(&self) -> &[ErasureRecord] {
         &self.erasures
     }
-}
-
-/// A torn last record at byte `at`: a writer cuts it (the append it began was never
-/// acknowledged, and no record was sealed under its keys); a reader leaves it (the writer may
-/// be appending it).
-fn torn_tail(vfs: &dyn Vfs, path: &Path, at: usize, writable: bool) -> Result<(), String> {
-    if writable {
-        tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
-        vfs.truncate(path, at as u64).map_err(|e| format!("cut the torn record at byte {at}: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Why sealed text did not open.
@@ -516,5 +611,83 @@ mod tests {
         assert_eq!(again.current(&a("beta"), 3), None);
         assert_eq!(again.current(&a("ceres"), 1), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rapport-keys-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// What every id up to `n` and every (account, month) answers.
+    fn answers(keys: &Keys, n: u32, accounts: &[AccountId]) -> Vec<String> {
+        let ids = (0..=n).map(|id| match keys.lookup(id) {
+            Lookup::Key(k) => format!("{id}: key {:?}", &k.as_bytes()[..4]),
+            Lookup::Erased => format!("{id}: erased"),
+            Lookup::Missing => format!("{id}: missing"),
+        });
+        let months = accounts
+            .iter()
+            .flat_map(|a| (0..6).map(move |m| (a, m)))
+            .map(|(a, m)| format!("{a} {m}: {:?}", keys.current(a, m).map(|(id, _)| id)));
+        ids.chain(months).collect()
+    }
+
+    /// Keys made, one account's erased, older months erased for all, more made after: every
+    /// id and (account, month) answers the same after a reopen as before, destroyed ids read
+    /// erased, and new ids continue past every id ever made.
+    #[test]
+    fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
+        let dir = temp("erasures");
+        let log = [4u8; 16];
+        let accounts: Vec<AccountId> = ["acme", "beta", "ceres"].iter().map(|s| AccountId::new(s).unwrap()).collect();
+        let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+        let wanted: Vec<(AccountId, i32)> = (0..4).flat_map(|m| accounts.iter().map(move |a| (a.clone(), m))).collect();
+        keys.create(&wanted).unwrap();
+        let at = Timestamp::from_unix_seconds(1_700_000_000);
+        let one = keys.erase(&StdVfs, &dir, Some(&accounts[1]), i32::MAX, at, "request").unwrap();
+        assert_eq!(one.keys.len(), 4);
+        let old = keys.erase(&StdVfs, &dir, None, 2, at, "retention").unwrap();
+        assert_eq!(old.keys.len(), 4, "acme's and ceres's months 0 and 1");
+        keys.create(&[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]).unwrap();
+        assert_eq!(keys.current(&accounts[0], 0).map(|(id, _)| id), Some(14), "new ids after every one made");
+        let before = answers(&keys, 16, &accounts);
+        assert!(before.contains(&"2: erased".to_owned()) && before.contains(&"5: erased".to_owned()));
+        drop(keys);
+        let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+        assert_eq!(answers(&again, 16, &accounts), before);
+        assert_eq!(again.erasures().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A key file whose checksums hold but that names an id past its own length is refused,
+    /// as damage, without making room for that many keys.
+    #[test]
+    fn an_id_past_what_the_file_can_name_is_refused() {
+        let log = [5u8; 16];
+        let key = SealKey::from_bytes([7; KEY_BYTES]);
+        for (what, body) in [
+            ("key", keys_body([(u32::MAX, 3, "acme", &key)].into_iter())),
+            (
+                "erasure",
+                erasure_body(&ErasureRecord {
+                    at: Timestamp::from_unix_seconds(0),
+                    account: None,
+                    month_below: 1,
+                    reason: "r".into(),
+                    keys: vec![1, 4_000_000_000],
+                }),
+            ),
+        ] {
+            let dir = temp(&format!("bound-{what}"));
+            let mut bytes = header(log);
+            bytes.extend_from_slice(&record(&keys_body([(1, 3, "acme", &key)].into_iter())));
+            bytes.extend_from_slice(&record(&body));
+            std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+            let err = Keys::open(&StdVfs, &dir, log, false).err().unwrap();
+            assert!(err.contains("past what a key file of"), "{what}: {err}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -68,11 +68,12 @@ fn open_keys(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], version: u32, writable
     if version < crate::format::FORMAT_VERSION {
         return Ok(Keys::empty(log_id));
     }
-    Keys::open(vfs, dir, log_id, writable).map_err(|reason| OpenError::Corrupt {
-        segment: dir.join(crate::keys::KEYS_FILE),
-        offset: 0,
-        reason,
-    })
+    Keys::open(vfs, dir, log_id, writable).map_err(keys_failed(dir))
+}
+
+/// What reading or writing the key file of the store in `dir` found, as an open's error.
+fn keys_failed(dir: &Path) -> impl FnOnce(String) -> OpenError + '_ {
+    move |reason| OpenError::Corrupt { segment: dir.join(crate::keys::KEYS_FILE), offset: 0, reason }
 }
 
 impl FileStore {
@@ -121,7 +122,19 @@ impl FileStore {
             Err(e) => return Err(OpenError::Io { operation: "lock", path: dir.to_path_buf(), source: e }),
         };
         let head = read_head(&*vfs, dir)?;
-        let mut scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot, true)?;
+        // The key file of the log the head record names is read on a thread of its own while
+        // the log is scanned: the two are independent, and each is about half of an open.
+        let (scan, early_keys) = std::thread::scope(|s| {
+            let early = head.as_ref().filter(|h| h.version >= crate::format::FORMAT_VERSION).and_then(|h| {
+                let (vfs, log_id) = (&*vfs, h.log_id);
+                let reading = std::thread::Builder::new().name("rapport-open-keys".into());
+                // Unable to start a thread: the keys are read after the scan.
+                reading.spawn_scoped(s, move || Keys::read(vfs, dir, log_id)).ok()
+            });
+            let scan = recovery::scan(&*vfs, dir, head.as_ref(), options.index_snapshot, true);
+            (scan, early.map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+        });
+        let mut scan = scan?;
         if head.is_none() && scan.numbers.is_empty() {
             // No store here yet (nothing above wrote): the directory is about to become one.
             refuse_foreign(&*vfs, dir)?;
@@ -160,7 +173,17 @@ impl FileStore {
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "opened: log recovered"
         );
-        let keys = open_keys(&*vfs, dir, log_id, scan.version, true)?;
+        let keys = match early_keys {
+            // Read for the log the scan found (else, or if the read failed, read again now and
+            // report what that finds).
+            Some(Ok((mut keys, end)))
+                if head.as_ref().is_some_and(|h| h.log_id == log_id && h.version == scan.version) =>
+            {
+                keys.make_writable(&*vfs, dir, end).map_err(keys_failed(dir))?;
+                keys
+            }
+            _ => open_keys(&*vfs, dir, log_id, scan.version, true)?,
+        };
         let writer = Writer::resume(file, Arc::clone(&vfs), dir, log_id, &scan);
         let (tx, rx) = mpsc::channel::<ToWriter>();
         let shared = Shared::new(vfs, log_id, dir, options, scan, recovery, keys, Some(tx), Some(guard));

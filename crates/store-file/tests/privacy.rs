@@ -488,3 +488,38 @@ fn a_read_only_handle_reads_the_key_file_when_a_read_first_needs_a_key() {
     let err = verify(dir.path()).unwrap_err().to_string();
     assert!(err.contains(KEYS_FILE) && err.contains("not a key file"), "{err}");
 }
+
+/// A key file ending in a torn record (an append of keys that a crash cut short): a reader
+/// leaves it, the next writer cuts it (its keys sealed nothing) and makes keys after it, and
+/// every sealed text still opens. The writer reads the key file while it scans the log.
+#[test]
+fn a_torn_last_key_record_is_left_by_a_reader_and_cut_by_the_next_writer() {
+    let dir = TempDir::new("privacy-torn-keys");
+    let acme = secret_events("acme");
+    let writer = FileStore::open(dir.path()).unwrap();
+    pollster::block_on(writer.append(acme.clone(), ExpectedVersion::Any)).unwrap();
+    drop(writer);
+    let key_path = dir.path().join(KEYS_FILE);
+    let whole = std::fs::read(&key_path).unwrap();
+    let mut torn = whole.clone();
+    // A record's length and checksum, and part of its body.
+    torn.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]);
+    std::fs::write(&key_path, &torn).unwrap();
+
+    let reader = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(stream(&reader, "acme").iter().map(Envelope::to_new_event).collect::<Vec<_>>(), acme);
+    drop(reader);
+    assert_eq!(std::fs::read(&key_path).unwrap(), torn, "a reader changes nothing");
+
+    let writer = FileStore::open(dir.path()).unwrap();
+    assert_eq!(std::fs::read(&key_path).unwrap(), whole, "the writer cut the torn record");
+    pollster::block_on(writer.append(secret_events("globex"), ExpectedVersion::Any)).unwrap();
+    assert_eq!(stream(&writer, "acme").iter().map(Envelope::to_new_event).collect::<Vec<_>>(), acme);
+    drop(writer);
+    let reopened = FileStore::open(dir.path()).unwrap();
+    assert_eq!(
+        stream(&reopened, "globex").iter().map(Envelope::to_new_event).collect::<Vec<_>>(),
+        secret_events("globex")
+    );
+    assert!(verify(dir.path()).is_ok());
+}
