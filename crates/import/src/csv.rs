@@ -78,7 +78,7 @@ impl<R: BufRead> Reader<R> {
     pub(crate) fn next_record(&mut self) -> io::Result<Option<Record>> {
         if self.at_start {
             self.at_start = false;
-            self.bytes += crate::input::skip_bom(&mut self.r)?;
+            self.bytes += crate::bom::skip_bom(&mut self.r)?;
         }
         loop {
             let first_line = self.line;

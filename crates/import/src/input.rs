@@ -192,21 +192,6 @@ pub(crate) struct Unparsed {
     pub(crate) bytes: u64,
 }
 
-/// Skips a UTF-8 byte-order mark (what some tools, spreadsheets and Windows editors, write
-/// first in a text file) at the start of `r`, returning the bytes skipped: no part of the
-/// first line's text, in either format. Reads ahead as far as one fill of `r`'s buffer.
-///
-/// # Errors
-/// Reading failed.
-pub(crate) fn skip_bom(r: &mut impl BufRead) -> io::Result<u64> {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    if r.fill_buf()?.starts_with(BOM) {
-        r.consume(BOM.len());
-        return Ok(BOM.len() as u64);
-    }
-    Ok(0)
-}
-
 /// Reads JSON Lines in chunks of [`PARSE_CHUNK`] lines, without parsing them; `progress` gets
 /// the bytes read so far every 4,096 lines.
 pub(crate) fn split_jsonl<R: Read>(
@@ -219,7 +204,7 @@ pub(crate) fn split_jsonl<R: Read>(
     let mut r = BufReader::with_capacity(1 << 20, reader);
     let mut chunk = Unparsed::default();
     let mut line = 0u64;
-    let mut bytes = skip_bom(&mut r).map_err(io_err)?;
+    let mut bytes = crate::bom::skip_bom(&mut r).map_err(io_err)?;
     loop {
         line += 1;
         let start = chunk.data.len();
@@ -364,7 +349,7 @@ mod tests {
     fn a_byte_order_mark_at_the_start_is_skipped_and_nothing_else() {
         let read = |mut b: &[u8]| {
             let mut out = Vec::new();
-            skip_bom(&mut b).unwrap();
+            crate::bom::skip_bom(&mut b).unwrap();
             b.read_to_end(&mut out).unwrap();
             out
         };

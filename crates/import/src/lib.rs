@@ -70,6 +70,7 @@ use rapport_core::{AppendError, BackfillStore, Ledger, NewEvent, ReadError};
 use thiserror::Error;
 
 mod append;
+mod bom;
 mod check;
 mod csv;
 mod export;
