@@ -661,6 +661,76 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Key-file bodies of any bytes, with their checksums right: what a reader must refuse or
+    /// read without a panic, and without room for more keys than the file has bytes.
+    fn arb_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let key_entry = (0u32..64, -3i32..3, "[a-c]{1,3}|\\PC{0,4}", any::<[u8; KEY_BYTES]>()).prop_map(
+            |(id, month, account, key)| {
+                let mut e = id.to_le_bytes().to_vec();
+                e.extend_from_slice(&month.to_le_bytes());
+                put_text(&mut e, &account);
+                e.extend_from_slice(&key);
+                e
+            },
+        );
+        prop_oneof![
+            proptest::collection::vec(key_entry, 0..6).prop_map(|es| {
+                let mut body = vec![KIND_KEYS];
+                es.into_iter().for_each(|e| body.extend(e));
+                body
+            }),
+            proptest::collection::vec(any::<u8>(), 0..80).prop_map(|rest| {
+                let mut body = vec![KIND_ERASURE];
+                body.extend(rest);
+                body
+            }),
+            proptest::collection::vec(any::<u8>(), 0..80),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: rapport_core::testing::cases(128),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+        /// Any records (checksums right, bodies anything), then any bytes cut off or flipped:
+        /// reading never panics, and what it reads answers every lookup.
+        #[test]
+        fn any_key_file_is_read_or_refused_without_a_panic(
+            bodies in proptest::collection::vec(arb_body(), 0..6),
+            cut in proptest::option::of(0usize..400),
+            flip in proptest::option::of((0usize..400, 1u8..=255)),
+        ) {
+            let log = [6u8; 16];
+            let mut bytes = header(log);
+            for b in &bodies {
+                bytes.extend_from_slice(&record(b));
+            }
+            if let Some((at, x)) = flip && at < bytes.len() {
+                bytes[at] ^= x;
+            }
+            if let Some(n) = cut {
+                bytes.truncate(n.max(1));
+            }
+            let dir = temp("any");
+            std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+            if let Ok((keys, _)) = Keys::read(&StdVfs, &dir, log) {
+                proptest::prop_assert!(keys.slots.len() <= bytes.len());
+                for id in 0..=keys.slots.len() as u32 + 1 {
+                    let _ = keys.lookup(id);
+                }
+                for a in keys.accounts.iter().map(|a| a.id.clone()).collect::<Vec<_>>() {
+                    for m in -3..3 {
+                        let _ = keys.current(&a, m);
+                    }
+                }
+                let _ = keys.live().count();
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     /// A key file whose checksums hold but that names an id past its own length is refused,
     /// as damage, without making room for that many keys.
     #[test]
