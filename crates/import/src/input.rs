@@ -64,7 +64,9 @@ pub(crate) fn read_chunks<R: Read>(
             let mut interner = rapport_core::Interner::default();
             let records = Records::new(options)?;
             let mut k = 0u64;
-            split_jsonl(source_name, reader, &mut |_| {}, &mut |chunk| {
+            // Pass 1: an atomic import fails at an over-long line, so it stops reading there.
+            let stop_at_long_line = !options.skip_invalid;
+            split_jsonl(source_name, reader, stop_at_long_line, &mut |_| {}, &mut |chunk| {
                 k += 1;
                 let bytes = chunk.bytes;
                 let msg = if k.is_multiple_of(3) {
@@ -116,7 +118,8 @@ pub(crate) fn for_each_event<R: Read>(
     let records = Records::new(options)?;
     match options.format {
         Format::Jsonl => {
-            split_jsonl(source_name, reader, &mut |b| progress(Progress::Validating { bytes: b }), &mut |chunk| {
+            let progress = &mut |b| progress(Progress::Validating { bytes: b });
+            split_jsonl(source_name, reader, false, progress, &mut |chunk| {
                 for (line, parsed) in parse_lines(chunk, &mut interner, &records) {
                     f(line, parsed)?;
                 }
@@ -193,10 +196,14 @@ pub(crate) struct Unparsed {
 }
 
 /// Reads JSON Lines in chunks of [`PARSE_CHUNK`] lines, without parsing them; `progress` gets
-/// the bytes read so far every 4,096 lines.
+/// the bytes read so far every 4,096 lines. With `stop_at_long_line`, a line longer than
+/// [`LINE_BYTES_MAX`] ends the reading: its first bytes are emitted (every parser refuses such
+/// a line, and an atomic import fails at it), and the rest of the input is never read, so a
+/// file of gigabytes without a line break, or an endless stream, is refused at once.
 pub(crate) fn split_jsonl<R: Read>(
     source_name: &str,
     reader: R,
+    stop_at_long_line: bool,
     progress: &mut dyn FnMut(u64),
     emit: &mut dyn FnMut(Unparsed) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
@@ -208,7 +215,8 @@ pub(crate) fn split_jsonl<R: Read>(
     loop {
         line += 1;
         let start = chunk.data.len();
-        let (n, too_long) = read_line_limited(&mut r, &mut chunk.data, LINE_BYTES_MAX).map_err(io_err)?;
+        let (n, too_long) =
+            read_line_limited(&mut r, &mut chunk.data, LINE_BYTES_MAX, stop_at_long_line).map_err(io_err)?;
         if n == 0 {
             break;
         }
@@ -217,6 +225,9 @@ pub(crate) fn split_jsonl<R: Read>(
             progress(bytes);
         }
         chunk.lines.push((line, start..chunk.data.len(), too_long));
+        if too_long && stop_at_long_line {
+            break;
+        }
         if chunk.lines.len() >= PARSE_CHUNK {
             chunk.bytes = bytes;
             // The next chunk starts with room for as many bytes as this one held, so it does
@@ -309,8 +320,8 @@ pub(crate) fn parse_lines(
 
 /// Appends one line (without its newline) to `buf`, at most `max` bytes of it; returns the
 /// bytes consumed (0 at the end) and whether the line was longer than `max` (then its first
-/// `max` bytes are kept in `buf` and the rest of it is skipped).
-fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
+/// `max` bytes are kept in `buf` and the rest of it is skipped, or, with `stop`, left unread).
+fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize, stop: bool) -> io::Result<(usize, bool)> {
     let start = buf.len();
     let mut consumed = 0;
     let mut too_long = false;
@@ -328,6 +339,11 @@ fn read_line_limited(r: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io:
             if chunk.len() > room {
                 too_long = true;
                 buf.extend_from_slice(&chunk[..room]);
+                if stop {
+                    consumed += room;
+                    r.consume(room);
+                    return Ok((consumed, true));
+                }
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -366,13 +382,25 @@ mod tests {
         let data = format!("{}\nshort\n", "x".repeat(100));
         let mut r = BufReader::with_capacity(16, data.as_bytes());
         let mut buf = Vec::new();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (101, true));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (101, true));
         assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
         buf.clear();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (6, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (6, false));
         assert_eq!(buf, b"short");
         buf.clear();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (0, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (0, false));
+    }
+
+    #[test]
+    fn with_stop_a_long_line_is_read_only_up_to_the_limit() {
+        let data = format!("{}\nshort\n", "x".repeat(100));
+        let mut r = BufReader::with_capacity(16, data.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, true).unwrap(), (50, true));
+        assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, format!("{}\nshort\n", "x".repeat(50)), "the rest is left unread");
     }
 
     #[test]
@@ -381,12 +409,12 @@ mod tests {
         let data = format!("{line}\n{line}\n{}\n{line}\n", "z".repeat(60));
         let mut r = BufReader::with_capacity(16, data.as_bytes());
         let mut buf = Vec::new();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (41, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (41, false));
         assert_eq!(buf.len(), 80, "both lines kept although together over the limit");
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (61, true));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (61, true));
         assert_eq!(buf.len(), 130, "the long line's first 50 bytes kept after the earlier ones");
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50).unwrap(), (41, false));
+        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (41, false));
         assert_eq!(buf.len(), 170);
     }
 }
