@@ -133,16 +133,16 @@ impl FileStore {
     ///
     /// Sealed personal text is opened ([`crate::keys`]): an event whose key was destroyed
     /// reads erased; sealed text that does not open, or a key the key file lacks, is an error
-    /// naming the position. A read-only handle that lacks a key reads the key file again
-    /// once (the writer may have made it since this handle last read the file).
+    /// naming the position. A read-only handle that lacks a key reads the key file (again)
+    /// once: it reads the file only when a read first needs a key, and the writer may have
+    /// made the key since this handle last read it.
     pub(crate) fn read_positions(
         &self,
         positions: impl IntoIterator<Item = u64> + Clone,
         chunk: usize,
     ) -> Result<Vec<Envelope>, ReadError> {
-        if self.keys_unread() {
-            self.reload_keys()?;
-        }
+        // A handle whose key file is still unread (`Keys::unread`) finds every key missing,
+        // and so reads the file at its first sealed record.
         match self.read_positions_once(positions.clone(), chunk) {
             Err(Missing::Key(_)) if self.is_read_only() => {
                 self.reload_keys()?;
