@@ -378,29 +378,25 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_are_skipped_to_their_end() {
+    fn long_lines_are_skipped_to_their_end_or_with_stop_left_unread() {
         let data = format!("{}\nshort\n", "x".repeat(100));
-        let mut r = BufReader::with_capacity(16, data.as_bytes());
+        for stop in [false, true] {
+            let mut r = BufReader::with_capacity(16, data.as_bytes());
+            let mut buf = Vec::new();
+            let consumed = if stop { 50 } else { 101 };
+            assert_eq!(read_line_limited(&mut r, &mut buf, 50, stop).unwrap(), (consumed, true));
+            assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
+            let mut rest = String::new();
+            r.read_to_string(&mut rest).unwrap();
+            let left = if stop { format!("{}\nshort\n", "x".repeat(50)) } else { "short\n".to_owned() };
+            assert_eq!(rest, left, "stop: {stop}");
+        }
+        let mut r = BufReader::with_capacity(16, "short\n".as_bytes());
         let mut buf = Vec::new();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (101, true));
-        assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
-        buf.clear();
         assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (6, false));
         assert_eq!(buf, b"short");
         buf.clear();
         assert_eq!(read_line_limited(&mut r, &mut buf, 50, false).unwrap(), (0, false));
-    }
-
-    #[test]
-    fn with_stop_a_long_line_is_read_only_up_to_the_limit() {
-        let data = format!("{}\nshort\n", "x".repeat(100));
-        let mut r = BufReader::with_capacity(16, data.as_bytes());
-        let mut buf = Vec::new();
-        assert_eq!(read_line_limited(&mut r, &mut buf, 50, true).unwrap(), (50, true));
-        assert_eq!(buf.len(), 50, "the first 50 bytes are kept");
-        let mut rest = String::new();
-        r.read_to_string(&mut rest).unwrap();
-        assert_eq!(rest, format!("{}\nshort\n", "x".repeat(50)), "the rest is left unread");
     }
 
     #[test]
