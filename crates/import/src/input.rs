@@ -362,22 +362,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_byte_order_mark_at_the_start_is_skipped_and_nothing_else() {
-        let read = |mut b: &[u8]| {
-            let mut out = Vec::new();
-            crate::bom::skip_bom(&mut b).unwrap();
-            b.read_to_end(&mut out).unwrap();
-            out
-        };
-        assert_eq!(read(b"\xEF\xBB\xBF{\"a\":1}\n"), b"{\"a\":1}\n");
-        assert_eq!(read(b"{\"a\":1}\n\xEF\xBB\xBF"), b"{\"a\":1}\n\xEF\xBB\xBF", "only at the start");
-        assert_eq!(read(b"\xEF\xBB"), b"\xEF\xBB", "not a whole mark");
-        assert_eq!(read(b"ab"), b"ab");
-        assert_eq!(read(b""), b"");
-        assert_eq!(read(b"\xEF\xBB\xBF"), b"");
-    }
-
-    #[test]
     fn long_lines_are_skipped_to_their_end_or_with_stop_left_unread() {
         let data = format!("{}\nshort\n", "x".repeat(100));
         for stop in [false, true] {

@@ -22,8 +22,10 @@ use crate::writer::{Writer, writer_loop};
 /// file system puts at the root of a volume).
 fn ours(name: &str) -> bool {
     use crate::keys::{KEYS_FILE, KEYS_TMP_FILE};
-    matches!(name, HEAD_FILE | head::HEAD_TMP_FILE | KEYS_FILE | KEYS_TMP_FILE | crate::blob::DERIVED_DIR | "LOCK")
-        || crate::index::parse_segment_name(name).is_some()
+    matches!(
+        name,
+        HEAD_FILE | head::HEAD_TMP_FILE | KEYS_FILE | KEYS_TMP_FILE | crate::blob::DERIVED_DIR | crate::vfs::LOCK_FILE
+    ) || crate::index::parse_segment_name(name).is_some()
         || name == "lost+found"
 }
 

@@ -46,6 +46,10 @@ pub trait AppendFile: Send {
 /// A held exclusive lock; dropping it releases the lock.
 pub trait LockGuard: Send + Sync {}
 
+/// The lock file [`StdVfs`] keeps in a store's directory where a directory cannot be locked
+/// itself (not on Unix).
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
 /// The file-system operations the store needs, and nothing more.
 pub trait Vfs: Send + Sync + 'static {
     /// Creates `dir` and its parents if missing.
@@ -251,7 +255,7 @@ impl Vfs for StdVfs {
         #[cfg(unix)]
         let f = File::open(dir)?;
         #[cfg(not(unix))]
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
         match f.try_lock() {
             Ok(()) => Ok(Box::new(StdLock(f))),
             Err(std::fs::TryLockError::WouldBlock) => {

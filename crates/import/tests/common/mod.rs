@@ -1,7 +1,7 @@
-//! Helpers shared by the integration tests of `rapport-import` on a `MemoryStore`.
+//! Helpers shared by the integration tests of `rapport-import`.
 
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{Ledger, MemoryStore, Position};
+use rapport_core::{BackfillStore, Ledger, Position};
 use rapport_import::{ImportError, ImportOptions, Importer};
 
 /// The tests' way of calling the importer: every setting, an optional rejects sink, and a
@@ -27,8 +27,8 @@ pub(crate) fn jsonl(accounts: u32, months: u32) -> String {
 }
 
 /// Imports `text` into `ledger` as `t.jsonl`.
-pub(crate) fn run(
-    ledger: &Ledger<MemoryStore>,
+pub(crate) fn run<S: BackfillStore>(
+    ledger: &Ledger<S>,
     text: &str,
     options: &ImportOptions,
 ) -> Result<rapport_import::ImportReport, ImportError> {
@@ -36,6 +36,6 @@ pub(crate) fn run(
 }
 
 /// Every event of `ledger`'s log.
-pub(crate) fn log(ledger: &Ledger<MemoryStore>) -> Vec<rapport_core::Envelope> {
+pub(crate) fn log<S: rapport_core::Store>(ledger: &Ledger<S>) -> Vec<rapport_core::Envelope> {
     ledger.blocking().read_all_page(Position(1), 1_000_000).unwrap()
 }
