@@ -196,10 +196,25 @@ impl<K: Hash + Eq> Openers<K> {
 
     /// The key `id`, `key`, ready to open text.
     pub fn get(&mut self, id: K, key: &SealKey) -> &Sealer {
+        match self.get_or_make(id, || Ok::<_, std::convert::Infallible>(key.clone())) {
+            Ok(sealer) => sealer,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The key `id`, ready to open text; `key` is asked for the key only when none is kept
+    /// for `id`, and what it fails with is returned (nothing is kept then).
+    ///
+    /// # Errors
+    /// `key`'s.
+    pub fn get_or_make<E>(&mut self, id: K, key: impl FnOnce() -> Result<SealKey, E>) -> Result<&Sealer, E> {
         if self.0.len() >= Self::MAX && !self.0.contains_key(&id) {
             self.0.clear();
         }
-        self.0.entry(id).or_insert_with(|| key.sealer())
+        match self.0.entry(id) {
+            std::collections::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => Ok(v.insert(key()?.sealer())),
+        }
     }
 }
 

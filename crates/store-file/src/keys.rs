@@ -6,6 +6,11 @@
 //! them is handed to the writer, so a logged record never names a key that was not durable.
 //! An erasure rewrites the file without the destroyed keys (beside it, synced, renamed over
 //! it, the directory synced): a crash leaves the keys or the erasure, never half of one.
+//!
+//! Memory holds where each key lies in the file, not the key: a key is read from the file
+//! when it is needed, through a small [cache] of the keys read or made lately.
+
+mod cache;
 
 use std::path::Path;
 
@@ -16,7 +21,8 @@ use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 use crate::format::SealedRef;
 use crate::leb128::put as put_varint;
 
-use crate::vfs::{AppendFile, Vfs, read_exact_at};
+use crate::vfs::{AppendFile, ReadFile, Vfs, read_exact_at};
+use cache::KeyCache;
 
 /// The key file's name in the store directory: the keys that seal personal text.
 pub const KEYS_FILE: &str = "KEYS";
@@ -27,8 +33,9 @@ const VERSION: u32 = 1;
 const HEADER_BYTES: usize = 32;
 /// A record's length and CRC32C.
 const RECORD_PREFIX: usize = 8;
-/// The largest record read: a rewrite holds every key in one record.
-const RECORD_BYTES_MAX: u64 = 1 << 32;
+/// The largest key file read or written (a rewrite holds every key in one record), so that
+/// a key's place in the file fits in a `u32`.
+const FILE_BYTES_MAX: u64 = u32::MAX as u64;
 const KIND_KEYS: u8 = 1;
 const KIND_ERASURE: u8 = 2;
 
@@ -45,39 +52,38 @@ pub(crate) struct ErasureRecord {
     pub(crate) keys: Vec<u32>,
 }
 
-/// What the key file says of one key id.
-enum Slot {
-    /// No key of this id (an id past the last made, or one a damaged file skipped).
-    Absent,
-    /// Destroyed by an erasure.
-    Destroyed,
-    /// A live key: account `account` (its number in [`Keys::accounts`]) for `month`.
-    Live { account: u32, month: i32, key: SealKey },
-}
+/// A key id's [slot](Keys::slots) with no key (an id past the last made, or one a damaged file
+/// skipped).
+const ABSENT: u32 = 0;
+/// A key id's slot once an erasure destroyed its key.
+const DESTROYED: u32 = u32::MAX;
 
-/// An account with keys, and its live keys by month (a few dozen at most: a scan beats a
-/// map).
-struct Account {
-    id: AccountId,
-    months: Vec<(i32, u32)>,
-}
-
-/// The keys in memory, and the file they are appended to (a writer's).
+/// Where the keys are, and the file they are appended to (a writer's).
 ///
 /// Key ids are made one after another, from 1, so the keys are a vector indexed by id (read
 /// in one pass, with no hashing); each id in a file is accounted for by at least one of its
 /// bytes (a key's entry, or its place in an erasure's list), so a file of `n` bytes names no
 /// id above `n`, which bounds the vector a damaged file can ask for.
 pub(crate) struct Keys {
-    /// Key `id` at index `id - 1`.
-    slots: Vec<Slot>,
-    /// The accounts with keys, by number (the order the file first names them in).
-    accounts: Vec<Account>,
-    /// Each account's number in `accounts`.
+    /// Key `id` at index `id - 1`: the byte of the key file its key starts at, or [`ABSENT`]
+    /// or [`DESTROYED`] (no key starts at either: the header is at 0, and a key ends within
+    /// the file, which is shorter than `u32::MAX`).
+    slots: Vec<u32>,
+    /// Each account's live keys by month, by the account's number (the order the file first
+    /// names the accounts in): (month, id), a few dozen an account at most, so a scan beats a
+    /// map.
+    months: Vec<Vec<(i32, u32)>>,
+    /// Each account's number in `months`.
     numbers: KeyedMap<AccountId, u32>,
     erasures: Vec<ErasureRecord>,
     next_id: u32,
     log_id: [u8; 16],
+    /// The key file as read, which the slots point into (none when there is no file).
+    source: Option<Box<dyn ReadFile>>,
+    /// The length of the key file the slots describe: where a writer appends.
+    len: u64,
+    /// The keys read or made lately.
+    cache: KeyCache,
     /// A mutex only to make the keys `Sync`: the file is written through `&mut self`.
     file: Option<std::sync::Mutex<Box<dyn AppendFile>>>,
     /// The key file has not been read yet ([`Keys::unread`]).
@@ -97,12 +103,14 @@ pub(crate) enum FileEnd {
 }
 
 /// What a sealed record's key is now.
-pub(crate) enum Lookup<'k> {
-    Key(&'k SealKey),
+pub(crate) enum Lookup {
+    Key(SealKey),
     /// Destroyed by an erasure.
     Erased,
     /// Not in the key file: damage, or a key file from elsewhere.
     Missing,
+    /// In the key file, which could not be read.
+    Unreadable(String),
 }
 
 fn put_text(out: &mut Vec<u8>, s: &str) {
@@ -139,6 +147,65 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// One key's entry in a record of keys.
+struct Entry<'a> {
+    id: u32,
+    month: i32,
+    account: &'a str,
+    /// Where its key starts in the body.
+    key_at: usize,
+}
+
+/// Calls `each` on every entry of a record of keys, `body` (its kind byte first).
+fn entries<'a>(body: &'a [u8], mut each: impl FnMut(Entry<'a>) -> Result<(), String>) -> Result<(), String> {
+    let mut c = Cursor { b: body, at: 1 };
+    while c.at < body.len() {
+        let id = c.u32()?;
+        let month = c.i32()?;
+        let account = c.text()?;
+        let key_at = c.at;
+        c.take(KEY_BYTES)?;
+        each(Entry { id, month, account, key_at })?;
+    }
+    Ok(())
+}
+
+/// Calls `each` on every whole record of the key file `b` (its header checked) with the byte
+/// its body starts at, and says how the file ends.
+fn records<'a>(
+    b: &'a [u8],
+    log_id: [u8; 16],
+    mut each: impl FnMut(usize, &'a [u8]) -> Result<(), String>,
+) -> Result<FileEnd, String> {
+    if b.len() < HEADER_BYTES || b.len() as u64 > FILE_BYTES_MAX {
+        return Err(format!("{} bytes is no key file", b.len()));
+    }
+    if b[..8] != MAGIC || crc32c::crc32c(&b[..28]).to_le_bytes() != b[28..32] {
+        return Err("the header is not a key file's (magic or checksum)".into());
+    }
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
+    if version != VERSION {
+        return Err(format!("key file version {version}; this build reads {VERSION}"));
+    }
+    if b[12..28] != log_id {
+        return Err("the key file belongs to another log".into());
+    }
+    let mut at = HEADER_BYTES;
+    while at < b.len() {
+        let Some((body, end)) = record_at(b, at) else {
+            // Each append is one record, synced before the next: a crash tears only the
+            // last, and nothing valid follows it. A valid record after a bad one means
+            // the bad one was synced once: damage, which is never cut.
+            if let Some(next) = (at + 1..b.len()).find(|&n| record_at(b, n).is_some()) {
+                return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
+            }
+            return Ok(FileEnd::Torn(at));
+        };
+        each(at + RECORD_PREFIX, body).map_err(|why| format!("byte {at}: {why}"))?;
+        at = end;
+    }
+    Ok(FileEnd::Whole)
+}
 /// What reading a key file keeps between entries.
 struct Load {
     interner: Interner,
@@ -213,11 +280,14 @@ impl Keys {
     pub(crate) fn empty(log_id: [u8; 16]) -> Self {
         Self {
             slots: Vec::new(),
-            accounts: Vec::new(),
+            months: Vec::new(),
             numbers: KeyedMap::default(),
             erasures: Vec::new(),
             next_id: 1,
             log_id,
+            source: None,
+            len: 0,
+            cache: KeyCache::default(),
             file: None,
             unread: false,
         }
@@ -256,10 +326,16 @@ impl Keys {
     pub(crate) fn make_writable(&mut self, vfs: &dyn Vfs, dir: &Path, end: FileEnd) -> Result<(), String> {
         let path = dir.join(KEYS_FILE);
         match end {
-            FileEnd::Missing => replace(vfs, dir, &header(self.log_id)).map_err(|(what, e)| format!("{what}: {e}"))?,
+            FileEnd::Missing => {
+                let bytes = header(self.log_id);
+                replace(vfs, dir, &bytes).map_err(|(what, e)| format!("{what}: {e}"))?;
+                self.source = Some(vfs.open_read(&path).map_err(|e| e.to_string())?);
+                self.len = bytes.len() as u64;
+            }
             FileEnd::Torn(at) => {
                 tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
                 vfs.truncate(&path, at as u64).map_err(|e| format!("cut the torn record at byte {at}: {e}"))?;
+                self.len = at as u64;
             }
             FileEnd::Whole => {}
         }
@@ -275,78 +351,71 @@ impl Keys {
     /// As [`open`](Self::open).
     pub(crate) fn read(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16]) -> Result<(Self, FileEnd), String> {
         let path = dir.join(KEYS_FILE);
-        let mut keys = Self::empty(log_id);
         if !vfs.exists(&path) {
-            return Ok((keys, FileEnd::Missing));
+            return Ok((Self::empty(log_id), FileEnd::Missing));
         }
         let f = vfs.open_read(&path).map_err(|e| e.to_string())?;
         let size = f.size().map_err(|e| e.to_string())?;
-        if size < HEADER_BYTES as u64 || size > RECORD_BYTES_MAX {
+        if !(HEADER_BYTES as u64..=FILE_BYTES_MAX).contains(&size) {
             return Err(format!("{size} bytes is no key file"));
         }
         let mut b = vec![0u8; size as usize];
         read_exact_at(&*f, &mut b, 0).map_err(|e| e.to_string())?;
-        drop(f);
-        if b[..8] != MAGIC || crc32c::crc32c(&b[..28]).to_le_bytes() != b[28..32] {
-            return Err("the header is not a key file's (magic or checksum)".into());
-        }
-        let version = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
-        if version != VERSION {
-            return Err(format!("key file version {version}; this build reads {VERSION}"));
-        }
-        if b[12..28] != log_id {
-            return Err("the key file belongs to another log".into());
-        }
-        // Room for as many keys as the file can hold (an entry takes at least its id, month,
-        // a one-byte account with its length, and the key).
-        keys.slots.reserve((b.len() - HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
-        let mut load = Load { interner: Interner::default(), id_bound: b.len() };
-        let mut at = HEADER_BYTES;
-        while at < b.len() {
-            let Some((body, end)) = record_at(&b, at) else {
-                // Each append is one record, synced before the next: a crash tears only the
-                // last, and nothing valid follows it. A valid record after a bad one means
-                // the bad one was synced once: damage, which is never cut.
-                if let Some(next) = (at + 1..b.len()).find(|&n| record_at(&b, n).is_some()) {
-                    return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
-                }
-                return Ok((keys, FileEnd::Torn(at)));
-            };
-            keys.apply(body, &mut load).map_err(|why| format!("byte {at}: {why}"))?;
-            at = end;
-        }
-        Ok((keys, FileEnd::Whole))
+        let (mut keys, end) = Self::parse(&b, log_id)?;
+        keys.source = Some(f);
+        Ok((keys, end))
     }
 
-    fn apply(&mut self, body: &[u8], load: &mut Load) -> Result<(), String> {
-        let mut c = Cursor { b: body, at: 1 };
+    /// The keys the key file `b` holds, and how it ends (a torn last record left out).
+    fn parse(b: &[u8], log_id: [u8; 16]) -> Result<(Self, FileEnd), String> {
+        let mut keys = Self::empty(log_id);
+        // Room for as many keys as the file can hold (an entry takes at least its id, month,
+        // a one-byte account with its length, and the key).
+        keys.slots.reserve(b.len().saturating_sub(HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
+        let mut load = Load { interner: Interner::default(), id_bound: b.len() };
+        let end = records(b, log_id, |at, body| keys.apply(at, body, &mut load))?;
+        keys.len = match end {
+            FileEnd::Torn(at) => at as u64,
+            _ => b.len() as u64,
+        };
+        for months in &mut keys.months {
+            months.shrink_to_fit();
+        }
+        keys.slots.shrink_to_fit();
+        Ok((keys, end))
+    }
+
+    /// Applies the record whose body, `body`, starts at byte `at` of the file.
+    fn apply(&mut self, at: usize, body: &[u8], load: &mut Load) -> Result<(), String> {
         match body.first() {
             Some(&KIND_KEYS) => {
                 // The last entry's account: its number and text.
                 let mut last: Option<(u32, &str)> = None;
-                while c.at < body.len() {
-                    let id = c.u32()?;
-                    let month = c.i32()?;
-                    let text = c.text()?;
-                    let key: [u8; KEY_BYTES] = c.take(KEY_BYTES)?.try_into().unwrap_or([0; KEY_BYTES]);
-                    if id as usize > load.id_bound {
-                        return Err(format!("key id {id} is past what a key file of {} bytes names", load.id_bound));
+                entries(body, |e| {
+                    if e.id as usize > load.id_bound {
+                        return Err(format!(
+                            "key id {} is past what a key file of {} bytes names",
+                            e.id, load.id_bound
+                        ));
                     }
                     // An account has a key a month, and a record's keys come in runs of one
                     // account: its id is checked and made once.
                     let account = match last {
-                        Some((n, previous)) if previous == text => n,
+                        Some((n, previous)) if previous == e.account => n,
                         _ => {
-                            let id = AccountId::new_in(text, &mut load.interner)
-                                .map_err(|e| format!("key {id}: account: {e}"))?;
+                            let id = AccountId::new_in(e.account, &mut load.interner)
+                                .map_err(|why| format!("key {}: account: {why}", e.id))?;
                             self.number(&id)
                         }
                     };
-                    last = Some((account, text));
-                    self.insert(id, account, month, SealKey::from_bytes(key))?;
-                }
+                    last = Some((account, e.account));
+                    // Within the file, which is shorter than `u32::MAX` ([`records`]).
+                    let key_at = u32::try_from(at + e.key_at).map_err(|_| "a key past 4 GiB")?;
+                    self.insert(e.id, account, e.month, key_at)
+                })?;
             }
             Some(&KIND_ERASURE) => {
+                let mut c = Cursor { b: body, at: 1 };
                 let at = Timestamp::from_unix_nanos(i64::from_le_bytes(c.take(8)?.try_into().unwrap_or_default()));
                 let account = match c.take(1)?[0] {
                     0 => None,
@@ -383,29 +452,31 @@ impl Keys {
         if let Some(&n) = self.numbers.get(account) {
             return n;
         }
-        let n = self.accounts.len() as u32;
-        self.accounts.push(Account { id: account.clone(), months: Vec::new() });
+        let n = self.months.len() as u32;
+        self.months.push(Vec::new());
         self.numbers.insert(account.clone(), n);
         n
     }
 
     /// The slot of key `id`, made (and those before it, absent) if past the end. The caller
     /// has bounded `id` ([`Keys`]).
-    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+    fn slot_mut(&mut self, id: u32) -> Option<&mut u32> {
         let i = (id as usize).checked_sub(1)?;
         if i >= self.slots.len() {
-            self.slots.resize_with(i + 1, || Slot::Absent);
+            self.slots.resize(i + 1, ABSENT);
         }
         self.slots.get_mut(i)
     }
 
-    fn insert(&mut self, id: u32, account: u32, month: i32, key: SealKey) -> Result<(), String> {
+    /// Records key `id` of `account` (its number) for `month`, starting at byte `key_at`.
+    fn insert(&mut self, id: u32, account: u32, month: i32, key_at: u32) -> Result<(), String> {
+        debug_assert!(key_at != ABSENT && key_at != DESTROYED, "a key lies within the file, past its header");
         let slot = self.slot_mut(id).ok_or("key id 0")?;
-        if !matches!(slot, Slot::Absent) {
+        if *slot != ABSENT {
             return Err(format!("key {id} appears twice"));
         }
-        *slot = Slot::Live { account, month, key };
-        let months = &mut self.accounts[account as usize].months;
+        *slot = key_at;
+        let months = &mut self.months[account as usize];
         match months.iter_mut().find(|(m, _)| *m == month) {
             Some(slot) => slot.1 = slot.1.max(id),
             None => months.push((month, id)),
@@ -418,50 +489,57 @@ impl Keys {
     fn destroy(&mut self, e: ErasureRecord) {
         for &id in &e.keys {
             let Some(slot) = self.slot_mut(id) else { continue };
-            if let Slot::Live { account, month, .. } = std::mem::replace(slot, Slot::Destroyed) {
-                self.accounts[account as usize].months.retain(|&(m, i)| !(m == month && i == id));
-            }
+            *slot = DESTROYED;
             self.next_id = self.next_id.max(id.saturating_add(1));
+        }
+        let slots = &self.slots;
+        let live = |id: u32| slots.get(id as usize - 1).is_some_and(|&s| s != ABSENT && s != DESTROYED);
+        for months in &mut self.months {
+            months.retain(|&(_, id)| live(id));
         }
         self.erasures.push(e);
     }
 
     /// The key a record names.
-    pub(crate) fn lookup(&self, id: u32) -> Lookup<'_> {
-        let slot = (id as usize).checked_sub(1).and_then(|i| self.slots.get(i));
-        match slot {
-            Some(Slot::Live { key, .. }) => Lookup::Key(key),
-            Some(Slot::Destroyed) => Lookup::Erased,
-            Some(Slot::Absent) | None => Lookup::Missing,
-        }
-    }
-
-    /// The key of `account`'s `month`, if there is one.
-    pub(crate) fn current(&self, account: &AccountId, month: i32) -> Option<(u32, &SealKey)> {
-        let &n = self.numbers.get(account)?;
-        let &(_, id) = self.accounts[n as usize].months.iter().find(|(m, _)| *m == month)?;
-        match self.slots.get((id as usize).checked_sub(1)?)? {
-            Slot::Live { key, .. } => Some((id, key)),
-            _ => None,
-        }
-    }
-
-    /// The live keys, by id: (id, month, account, key).
-    fn live(&self) -> impl Iterator<Item = (u32, i32, &AccountId, &SealKey)> {
-        self.slots.iter().enumerate().filter_map(|(i, slot)| match slot {
-            Slot::Live { account, month, key } => {
-                Some((i as u32 + 1, *month, &self.accounts[*account as usize].id, key))
+    pub(crate) fn lookup(&self, id: u32) -> Lookup {
+        let Some(&at) = (id as usize).checked_sub(1).and_then(|i| self.slots.get(i)) else {
+            return Lookup::Missing;
+        };
+        match at {
+            ABSENT => Lookup::Missing,
+            DESTROYED => Lookup::Erased,
+            at => {
+                if let Some(key) = self.cache.get(id) {
+                    return Lookup::Key(key);
+                }
+                let Some(source) = &self.source else {
+                    return Lookup::Unreadable("the key file is not open".into());
+                };
+                let mut key = [0u8; KEY_BYTES];
+                if let Err(e) = read_exact_at(&**source, &mut key, u64::from(at)) {
+                    return Lookup::Unreadable(format!("read key {id} at byte {at} of {KEYS_FILE}: {e}"));
+                }
+                let key = SealKey::from_bytes(key);
+                self.cache.put(id, &key);
+                Lookup::Key(key)
             }
-            _ => None,
-        })
+        }
+    }
+
+    /// The id of `account`'s key for `month`, if there is one.
+    pub(crate) fn current(&self, account: &AccountId, month: i32) -> Option<u32> {
+        let &n = self.numbers.get(account)?;
+        let &(_, id) = self.months[n as usize].iter().find(|(m, _)| *m == month)?;
+        Some(id)
     }
 
     /// Makes keys for the (account, month) pairs given that have none, appends them as one
     /// record and syncs it. Nothing changes in memory unless the record is durable.
     ///
     /// # Errors
-    /// No randomness, or the write or sync failed (the caller poisons the store: the file
-    /// may hold a torn record, which the next open cuts).
+    /// No randomness, a key file that would pass its limit (`u32::MAX` bytes), or the write
+    /// or sync failed (the caller poisons the store: the file may hold a torn record, which
+    /// the next open cuts).
     pub(crate) fn create(&mut self, wanted: &[(AccountId, i32)]) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         let needed: Vec<&(AccountId, i32)> =
@@ -477,14 +555,31 @@ impl Keys {
             .enumerate()
             .map(|(i, ((account, month), key))| (self.next_id + i as u32, account, *month, key))
             .collect();
-        let bytes = record(&keys_body(fresh.iter().map(|(id, a, m, k)| (*id, *m, a.as_str(), k))));
+        let body = keys_body(fresh.iter().map(|(id, a, m, k)| (*id, *m, a.as_str(), k)));
+        let bytes = record(&body);
+        let grown = self.len + bytes.len() as u64;
+        if grown > FILE_BYTES_MAX {
+            return Err(format!(
+                "{KEYS_FILE} would grow to {grown} bytes, past its limit of {FILE_BYTES_MAX}: \
+                 erase old months to make room"
+            ));
+        }
         let file = self.file.as_mut().ok_or("the key file is not open for writing")?;
         let file = file.get_mut().unwrap_or_else(|p| p.into_inner());
         file.append(&bytes).map_err(|e| format!("append to {KEYS_FILE}: {e}"))?;
         file.sync_data().map_err(|e| format!("fsync {KEYS_FILE}: {e}"))?;
-        for (id, account, month, key) in fresh {
+        // Where each key lies, read from the body as a reader of the file would.
+        let body_at = self.len as usize + RECORD_PREFIX;
+        let mut places = Vec::with_capacity(fresh.len());
+        entries(&body, |e| {
+            places.push(body_at + e.key_at);
+            Ok(())
+        })?;
+        self.len = grown;
+        for ((id, account, month, key), at) in fresh.into_iter().zip(places) {
             let n = self.number(account);
-            self.insert(id, n, month, key)?;
+            self.insert(id, n, month, u32::try_from(at).map_err(|_| "a key past 4 GiB")?)?;
+            self.cache.put(id, &key);
         }
         Ok(())
     }
@@ -495,7 +590,9 @@ impl Keys {
     /// the new file is in place.
     ///
     /// # Errors
-    /// A failed write, sync or rename (the old file, with the keys, is then still the one).
+    /// A failed read, write, sync or rename (the old file, with the keys, is then still the
+    /// one), or a failed reopen after the rename (the keys destroyed then read erased, and
+    /// the others unreadable until the store is opened again).
     pub(crate) fn erase(
         &mut self,
         vfs: &dyn Vfs,
@@ -505,24 +602,57 @@ impl Keys {
         at: Timestamp,
         reason: &str,
     ) -> Result<ErasureRecord, String> {
-        let doomed = |a: &AccountId, month: i32| account.is_none_or(|e| e == a) && month < month_below;
-        // Ascending, as the slots are.
-        let keys: Vec<u32> = self.live().filter(|&(_, m, a, _)| doomed(a, m)).map(|(id, ..)| id).collect();
+        let doomed = |a: &str, month: i32| account.is_none_or(|e| e.as_str() == a) && month < month_below;
+        // The file as it is, for the keys kept.
+        let old = {
+            let source = self.source.as_ref().ok_or("the key file is not open")?;
+            let mut b = vec![0u8; self.len as usize];
+            read_exact_at(&**source, &mut b, 0).map_err(|e| format!("read {KEYS_FILE}: {e}"))?;
+            b
+        };
+        // Every live key, in id order: (id, month, account, key).
+        let mut live: Vec<(u32, i32, &str, SealKey)> = Vec::new();
+        records(&old, self.log_id, |body_at, body| {
+            if body.first() == Some(&KIND_KEYS) {
+                entries(body, |e| {
+                    let here = body_at + e.key_at;
+                    let slot = (e.id as usize).checked_sub(1).and_then(|i| self.slots.get(i));
+                    if slot.is_some_and(|&s| s as usize == here) {
+                        let key: [u8; KEY_BYTES] = old[here..here + KEY_BYTES].try_into().unwrap_or([0; KEY_BYTES]);
+                        live.push((e.id, e.month, e.account, SealKey::from_bytes(key)));
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })?;
+        live.sort_unstable_by_key(|&(id, ..)| id);
+        let keys: Vec<u32> = live.iter().filter(|&&(_, m, a, _)| doomed(a, m)).map(|&(id, ..)| id).collect();
         let erasure = ErasureRecord { at, account: account.cloned(), month_below, reason: reason.to_owned(), keys };
-        let kept = self.live().filter(|&(_, m, a, _)| !doomed(a, m)).map(|(id, m, a, k)| (id, m, a.as_str(), k));
+        let kept = live.iter().filter(|&&(_, m, a, _)| !doomed(a, m)).map(|(id, m, a, k)| (*id, *m, *a, k));
         let mut bytes = header(self.log_id);
         bytes.extend_from_slice(&record(&keys_body(kept)));
         for e in self.erasures.iter().chain([&erasure]) {
             bytes.extend_from_slice(&record(&erasure_body(e)));
         }
+        drop(live);
+        drop(old);
+        // The new file, read as a reader will read it.
+        let (mut fresh, _) = Self::parse(&bytes, self.log_id)?;
         // The appending handle is the old file's; it is closed before the rename.
         self.file = None;
-        let replaced = replace(vfs, dir, &bytes).map_err(|(what, e)| format!("{what}: {e}"));
         let path = dir.join(KEYS_FILE);
-        let reopened = vfs.open_append(&path, false).map_err(|e| format!("reopen {KEYS_FILE}: {e}"));
-        replaced?;
-        self.file = Some(std::sync::Mutex::new(reopened?));
-        self.destroy(erasure.clone());
+        if let Err((what, e)) = replace(vfs, dir, &bytes) {
+            // The old file is still the one.
+            self.file = vfs.open_append(&path, false).ok().map(std::sync::Mutex::new);
+            return Err(format!("{what}: {e}"));
+        }
+        // The new file is the one now: its slots stand (the destroyed keys read erased) even
+        // if it cannot be opened again, and the old keys' cache goes with the old file.
+        std::mem::swap(self, &mut fresh);
+        self.source = Some(vfs.open_read(&path).map_err(|e| format!("reopen {KEYS_FILE}: {e}"))?);
+        self.file =
+            Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| format!("reopen {KEYS_FILE}: {e}"))?));
         Ok(erasure)
     }
 
@@ -557,14 +687,21 @@ pub(crate) fn unseal(
             reason: format!("position {}: event {} of account {}: {why}", e.position, e.id, e.account),
         }
     }
-    match keys.lookup(sealed.key) {
-        Lookup::Key(key) => {
-            if let Err(why) = openers.get(sealed.key, key).open_into(e, sealed.bytes) {
+    // A key is looked up only when no opener is kept for it (an erased key never is).
+    let opener = openers.get_or_make(sealed.key, || match keys.lookup(sealed.key) {
+        Lookup::Key(key) => Ok(key),
+        Lookup::Erased => Err(None),
+        Lookup::Missing => Err(Some((true, format!("its key {} is not in the key file", sealed.key)))),
+        Lookup::Unreadable(why) => Err(Some((false, why))),
+    });
+    match opener {
+        Ok(opener) => {
+            if let Err(why) = opener.open_into(e, sealed.bytes) {
                 return Err(fail(e, false, format!("personal text under key {}: {why}", sealed.key)));
             }
         }
-        Lookup::Erased => e.text = TextState::Erased,
-        Lookup::Missing => return Err(fail(e, true, format!("its key {} is not in the key file", sealed.key))),
+        Err(None) => e.text = TextState::Erased,
+        Err(Some((missing, why))) => return Err(fail(e, missing, why)),
     }
     Ok(())
 }
@@ -585,178 +722,4 @@ fn replace(vfs: &dyn Vfs, dir: &Path, bytes: &[u8]) -> Result<(), (&'static str,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::vfs::StdVfs;
-
-    /// Keys made in one record for accounts whose months come together and apart read back,
-    /// after a reopen, under the account and month each was made for (the reader interns
-    /// accounts).
-    #[test]
-    fn keys_read_back_under_their_own_accounts() {
-        let dir = temp("accounts");
-        let log = [3u8; 16];
-        let a = |s: &str| AccountId::new(s).unwrap();
-        let wanted = [(a("acme"), 1), (a("acme"), 2), (a("beta"), 1), (a("acme"), 3), (a("ceres"), 5), (a("beta"), 2)];
-        let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
-        keys.create(&wanted).unwrap();
-        let made: Vec<u32> = wanted.iter().map(|(acct, m)| keys.current(acct, *m).unwrap().0).collect();
-        drop(keys);
-        let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
-        for ((acct, m), id) in wanted.iter().zip(&made) {
-            assert_eq!(again.current(acct, *m).map(|(id, _)| id), Some(*id), "{acct} month {m}");
-        }
-        assert_eq!(again.current(&a("beta"), 3), None);
-        assert_eq!(again.current(&a("ceres"), 1), None);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    fn temp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("rapport-keys-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// What every id up to `n` and every (account, month) answers.
-    fn answers(keys: &Keys, n: u32, accounts: &[AccountId]) -> Vec<String> {
-        let ids = (0..=n).map(|id| match keys.lookup(id) {
-            Lookup::Key(k) => format!("{id}: key {:?}", &k.as_bytes()[..4]),
-            Lookup::Erased => format!("{id}: erased"),
-            Lookup::Missing => format!("{id}: missing"),
-        });
-        let months = accounts
-            .iter()
-            .flat_map(|a| (0..6).map(move |m| (a, m)))
-            .map(|(a, m)| format!("{a} {m}: {:?}", keys.current(a, m).map(|(id, _)| id)));
-        ids.chain(months).collect()
-    }
-
-    /// Keys made, one account's erased, older months erased for all, more made after: every
-    /// id and (account, month) answers the same after a reopen as before, destroyed ids read
-    /// erased, and new ids continue past every id ever made.
-    #[test]
-    fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
-        let dir = temp("erasures");
-        let log = [4u8; 16];
-        let accounts: Vec<AccountId> = ["acme", "beta", "ceres"].iter().map(|s| AccountId::new(s).unwrap()).collect();
-        let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
-        let wanted: Vec<(AccountId, i32)> = (0..4).flat_map(|m| accounts.iter().map(move |a| (a.clone(), m))).collect();
-        keys.create(&wanted).unwrap();
-        let at = Timestamp::from_unix_seconds(1_700_000_000);
-        let one = keys.erase(&StdVfs, &dir, Some(&accounts[1]), i32::MAX, at, "request").unwrap();
-        assert_eq!(one.keys.len(), 4);
-        let old = keys.erase(&StdVfs, &dir, None, 2, at, "retention").unwrap();
-        assert_eq!(old.keys.len(), 4, "acme's and ceres's months 0 and 1");
-        keys.create(&[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]).unwrap();
-        assert_eq!(keys.current(&accounts[0], 0).map(|(id, _)| id), Some(14), "new ids after every one made");
-        let before = answers(&keys, 16, &accounts);
-        assert!(before.contains(&"2: erased".to_owned()) && before.contains(&"5: erased".to_owned()));
-        drop(keys);
-        let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
-        assert_eq!(answers(&again, 16, &accounts), before);
-        assert_eq!(again.erasures().len(), 2);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    /// Key-file bodies of any bytes, with their checksums right: what a reader must refuse or
-    /// read without a panic, and without room for more keys than the file has bytes.
-    fn arb_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        use proptest::prelude::*;
-        // Mostly ids and accounts a reader takes, so that most files read hold keys to look up.
-        let account = prop_oneof![4 => "[a-c]{1,3}", 1 => "\\PC{0,4}"];
-        let id = prop_oneof![9 => 1u32..64, 1 => Just(0u32)];
-        let key_entry = (id, -3i32..3, account, any::<[u8; KEY_BYTES]>()).prop_map(|(id, month, account, key)| {
-            let mut e = id.to_le_bytes().to_vec();
-            e.extend_from_slice(&month.to_le_bytes());
-            put_text(&mut e, &account);
-            e.extend_from_slice(&key);
-            e
-        });
-        prop_oneof![
-            6 => proptest::collection::vec(key_entry, 0..6).prop_map(|es| {
-                let mut body = vec![KIND_KEYS];
-                es.into_iter().for_each(|e| body.extend(e));
-                body
-            }),
-            1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(|rest| {
-                let mut body = vec![KIND_ERASURE];
-                body.extend(rest);
-                body
-            }),
-            1 => proptest::collection::vec(any::<u8>(), 0..80),
-        ]
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: rapport_core::testing::cases(128),
-            ..proptest::prelude::ProptestConfig::default()
-        })]
-        /// Any records (checksums right, bodies anything), then any bytes cut off or flipped:
-        /// reading never panics, and what it reads answers every lookup.
-        #[test]
-        fn any_key_file_is_read_or_refused_without_a_panic(
-            bodies in proptest::collection::vec(arb_body(), 0..4),
-            cut in proptest::option::weighted(0.25, 0usize..400),
-            flip in proptest::option::weighted(0.25, (0usize..400, 1u8..=255)),
-        ) {
-            let log = [6u8; 16];
-            let mut bytes = header(log);
-            for b in &bodies {
-                bytes.extend_from_slice(&record(b));
-            }
-            if let Some((at, x)) = flip && at < bytes.len() {
-                bytes[at] ^= x;
-            }
-            if let Some(n) = cut {
-                bytes.truncate(n.max(1));
-            }
-            let dir = temp("any");
-            std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
-            if let Ok((keys, _)) = Keys::read(&StdVfs, &dir, log) {
-                proptest::prop_assert!(keys.slots.len() <= bytes.len());
-                for id in 0..=keys.slots.len() as u32 + 1 {
-                    let _ = keys.lookup(id);
-                }
-                for a in keys.accounts.iter().map(|a| a.id.clone()).collect::<Vec<_>>() {
-                    for m in -3..3 {
-                        let _ = keys.current(&a, m);
-                    }
-                }
-                let _ = keys.live().count();
-            }
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
-
-    /// A key file whose checksums hold but that names an id past its own length is refused,
-    /// as damage, without making room for that many keys.
-    #[test]
-    fn an_id_past_what_the_file_can_name_is_refused() {
-        let log = [5u8; 16];
-        let key = SealKey::from_bytes([7; KEY_BYTES]);
-        for (what, body) in [
-            ("key", keys_body([(u32::MAX, 3, "acme", &key)].into_iter())),
-            (
-                "erasure",
-                erasure_body(&ErasureRecord {
-                    at: Timestamp::from_unix_seconds(0),
-                    account: None,
-                    month_below: 1,
-                    reason: "r".into(),
-                    keys: vec![1, 4_000_000_000],
-                }),
-            ),
-        ] {
-            let dir = temp(&format!("bound-{what}"));
-            let mut bytes = header(log);
-            bytes.extend_from_slice(&record(&keys_body([(1, 3, "acme", &key)].into_iter())));
-            bytes.extend_from_slice(&record(&body));
-            std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
-            let err = Keys::open(&StdVfs, &dir, log, false).err().unwrap();
-            assert!(err.contains("past what a key file of"), "{what}: {err}");
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
-}
+mod tests;

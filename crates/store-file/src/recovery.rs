@@ -201,10 +201,14 @@ pub(crate) fn scan(
             scan.last_epoch = extent.last_epoch;
             tracing::debug!(events = extent.position, segment = extent.segment, "index snapshot loaded");
             scan.from_snapshot = extent.position;
+            if validate {
+                let tail: Vec<u64> = numbers.iter().copied().filter(|n| *n >= extent.segment).collect();
+                scan.core.state.reserve(id_capacity(vfs, dir, &tail, extent.len));
+            }
             (extent.segment, Some(extent.len as usize))
         }
         None => {
-            let ids = if validate { id_capacity(vfs, dir, &numbers) } else { 0 };
+            let ids = if validate { id_capacity(vfs, dir, &numbers, 0) } else { 0 };
             scan = Scan::empty(ids, numbers.len());
             (0, None)
         }
@@ -273,13 +277,15 @@ fn check_no_segment_lost(numbers: &[u64], dir: &Path, head: Option<&HeadRecord>)
     }
 }
 
-/// About one event per 64 bytes of segment: the id index is reserved once, not by doubling.
-fn id_capacity(vfs: &dyn Vfs, dir: &Path, numbers: &[u64]) -> usize {
+/// About one event per 64 bytes of the segments `numbers` past their first `skip` bytes: the
+/// id index is reserved once, not by doubling (each doubling would leave the smaller copy as a
+/// hole in the heap).
+fn id_capacity(vfs: &dyn Vfs, dir: &Path, numbers: &[u64], skip: u64) -> usize {
     let bytes: u64 = numbers
         .iter()
         .filter_map(|n| vfs.open_read(&dir.join(segment_name(*n))).ok().and_then(|f| f.size().ok()))
         .sum();
-    (bytes / 64).min(1 << 28) as usize
+    (bytes.saturating_sub(skip) / 64).min(1 << 28) as usize
 }
 
 impl Scan {

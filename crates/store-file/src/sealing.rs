@@ -9,7 +9,7 @@ use rapport_core::seal::Sealer;
 use rapport_core::{NewEvent, PersonalText, StreamVersion};
 
 use crate::format::SealedRef;
-use crate::keys::Keys;
+use crate::keys::{Keys, Lookup};
 
 /// The sealed text of an append's events, in one buffer.
 #[derive(Default)]
@@ -62,20 +62,29 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
     let mut by_key = Vec::with_capacity(events.len());
     for (i, ((e, _), month)) in events.iter().zip(months).enumerate() {
         if let Some(month) = month {
-            let (id, key) = keys
+            let id = keys
                 .current(&e.account, month)
                 .ok_or_else(|| format!("account {}: no key for month {month} after making it (a bug)", e.account))?;
-            by_key.push((id, i, key));
+            by_key.push((id, i));
         }
     }
-    by_key.sort_unstable_by_key(|&(id, i, _)| (id, i));
+    by_key.sort_unstable();
     let mut out = Sealed { bytes: Vec::new(), at: vec![(0, 0, 0); events.len()] };
     let mut plain = Vec::new();
     let mut sealer: Option<(u32, Sealer)> = None;
-    for (id, i, key) in by_key {
+    for (id, i) in by_key {
         let sealer = match &mut sealer {
             Some((made_for, s)) if *made_for == id => s,
-            slot => &slot.insert((id, key.sealer())).1,
+            slot => {
+                let key = match keys.lookup(id) {
+                    Lookup::Key(key) => key,
+                    Lookup::Unreadable(why) => return Err(why),
+                    Lookup::Erased | Lookup::Missing => {
+                        return Err(format!("key {id}, current a moment ago, is gone (a bug)"));
+                    }
+                };
+                &slot.insert((id, key.sealer())).1
+            }
         };
         let e = &events[i].0;
         plain.clear();

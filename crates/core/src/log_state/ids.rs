@@ -1,30 +1,64 @@
 //! [`IdIndex`]: which event ids the log holds, and at what position.
 //!
-//! A keyed hash map. A store that keeps most of its ids elsewhere (the file store's id file)
-//! holds here only the ids logged since it last wrote them out, and tells this index about
-//! the others it finds for a batch ([`LogState::note_logged_id`](super::LogState::note_logged_id)).
+//! A store that keeps most of its ids elsewhere (the file store's id file) holds here only the
+//! ids logged since it last wrote them out, and tells this index about the others it finds for
+//! a batch ([`LogState::note_logged_id`](super::LogState::note_logged_id)).
+//!
+//! The ids and positions sit in a vector, in the order recorded, and a hash table of `u32`
+//! indexes into it finds them by id (keyed, as [`KeyedMap`](crate::hash::KeyedMap) is). A map of
+//! id to position would hold each 24-byte entry in a table twice the size it needs at worst
+//! (its buckets double); here only the 4-byte indexes do, which about halves the memory of a
+//! million ids (BENCHMARKS.md, "Key material on disk").
 
-use crate::hash::KeyedMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::hash::KeyedState;
 use crate::id::{EventId, Position};
 
 /// The id index of a log: see the module documentation.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct IdIndex {
-    ids: KeyedMap<EventId, Position>,
+    /// The ids recorded, with their positions; a removal moves the last into the gap.
+    entries: Vec<(EventId, Position)>,
+    /// Each entry's index in `entries`, by the entry's id.
+    table: HashTable<u32>,
+    hasher: KeyedState,
+}
+
+impl std::fmt::Debug for IdIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdIndex").field("ids", &self.entries.len()).finish()
+    }
+}
+
+/// An index into the entries as the table keeps it. The entries are 24 bytes each, so memory
+/// gives out long before `u32::MAX` of them.
+fn slot(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or_else(|_| panic!("{i} ids in memory: more than an id index holds"))
 }
 
 impl IdIndex {
+    fn hash(&self, id: &EventId) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
     /// The position of the event with `id`, if recorded.
     pub(crate) fn get(&self, id: &EventId) -> Option<Position> {
-        self.ids.get(id).copied()
+        let entries = &self.entries;
+        self.table.find(self.hash(id), |&i| entries[i as usize].0 == *id).map(|&i| entries[i as usize].1)
     }
 
     /// Records `id` at `position` unless it is recorded already; then returns where.
     pub(crate) fn insert_new(&mut self, id: EventId, position: Position) -> Result<(), Position> {
-        match self.ids.entry(id) {
-            std::collections::hash_map::Entry::Occupied(at) => Err(*at.get()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(position);
+        let hash = self.hash(&id);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        match self.table.entry(hash, |&i| entries[i as usize].0 == id, |&i| hasher.hash_one(entries[i as usize].0)) {
+            hashbrown::hash_table::Entry::Occupied(at) => Err(entries[*at.get() as usize].1),
+            hashbrown::hash_table::Entry::Vacant(room) => {
+                room.insert(slot(entries.len()));
+                self.entries.push((id, position));
                 Ok(())
             }
         }
@@ -32,22 +66,55 @@ impl IdIndex {
 
     /// Takes back an [`insert_new`](Self::insert_new).
     pub(crate) fn remove(&mut self, id: &EventId) {
-        self.ids.remove(id);
+        let entries = &self.entries;
+        let Ok(found) = self.table.find_entry(self.hash(id), |&i| entries[i as usize].0 == *id) else {
+            return;
+        };
+        let (i, _) = found.remove();
+        let i = i as usize;
+        let last = self.entries.len() - 1;
+        self.entries.swap_remove(i);
+        if i != last {
+            // The last entry moved into the gap: its table slot follows it.
+            let moved = self.hash(&self.entries[i].0);
+            if let Some(at) = self.table.find_mut(moved, |&j| j as usize == last) {
+                *at = slot(i);
+            }
+        }
     }
 
     /// Makes room for about `n` more ids.
     pub(crate) fn reserve(&mut self, n: usize) {
-        self.ids.reserve(n);
+        self.entries.reserve(n);
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table.reserve(n, |&i| hasher.hash_one(entries[i as usize].0));
     }
 
     /// Every id with its position, in no order; the index keeps them.
     pub(crate) fn all(&self) -> Vec<(EventId, Position)> {
-        self.ids.iter().map(|(id, p)| (*id, *p)).collect()
+        self.entries.clone()
     }
 
-    /// Removes the ids at positions up to `through`.
+    /// Removes the ids at positions up to `through`, and gives back the room they took.
     pub(crate) fn forget_through(&mut self, through: Position) {
-        self.ids.retain(|_, p| *p > through);
+        self.entries.retain(|&(_, p)| p > through);
+        self.entries.shrink_to_fit();
+        self.table = HashTable::with_capacity(self.entries.len());
+        for (i, (id, _)) in self.entries.iter().enumerate() {
+            let (entries, hasher) = (&self.entries, &self.hasher);
+            self.table.insert_unique(hasher.hash_one(id), slot(i), |&j| hasher.hash_one(entries[j as usize].0));
+        }
+    }
+
+    /// Checks that the table and the entries agree: each entry is found by its id at its own
+    /// index, and the table holds nothing more.
+    #[cfg(test)]
+    fn check(&self) {
+        assert_eq!(self.table.len(), self.entries.len());
+        for (i, (id, _)) in self.entries.iter().enumerate() {
+            let found = self.table.find(self.hash(id), |&j| self.entries[j as usize].0 == *id);
+            assert_eq!(found.copied(), Some(slot(i)), "entry {i}");
+        }
     }
 }
 
@@ -142,6 +209,7 @@ mod tests {
                     Op::Reserve(k) => index.reserve(k),
                 }
             }
+            index.check();
             for n in 0..200 {
                 proptest::prop_assert_eq!(index.get(&id(n)), model.get(&n).map(|&p| Position(p)));
             }

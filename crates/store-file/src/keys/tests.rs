@@ -1,0 +1,209 @@
+use super::*;
+use crate::vfs::StdVfs;
+
+/// Keys made in one record for accounts whose months come together and apart read back,
+/// after a reopen, under the account and month each was made for (the reader interns
+/// accounts).
+#[test]
+fn keys_read_back_under_their_own_accounts() {
+    let dir = temp("accounts");
+    let log = [3u8; 16];
+    let a = |s: &str| AccountId::new(s).unwrap();
+    let wanted = [(a("acme"), 1), (a("acme"), 2), (a("beta"), 1), (a("acme"), 3), (a("ceres"), 5), (a("beta"), 2)];
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    keys.create(&wanted).unwrap();
+    let made: Vec<u32> = wanted.iter().map(|(acct, m)| keys.current(acct, *m).unwrap()).collect();
+    drop(keys);
+    let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    for ((acct, m), id) in wanted.iter().zip(&made) {
+        assert_eq!(again.current(acct, *m), Some(*id), "{acct} month {m}");
+    }
+    assert_eq!(again.current(&a("beta"), 3), None);
+    assert_eq!(again.current(&a("ceres"), 1), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rapport-keys-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What every id up to `n` and every (account, month) answers.
+fn answers(keys: &Keys, n: u32, accounts: &[AccountId]) -> Vec<String> {
+    let ids = (0..=n).map(|id| match keys.lookup(id) {
+        Lookup::Key(k) => format!("{id}: key {:?}", &k.as_bytes()[..4]),
+        Lookup::Erased => format!("{id}: erased"),
+        Lookup::Missing => format!("{id}: missing"),
+        Lookup::Unreadable(why) => format!("{id}: unreadable: {why}"),
+    });
+    let months = accounts
+        .iter()
+        .flat_map(|a| (0..6).map(move |m| (a, m)))
+        .map(|(a, m)| format!("{a} {m}: {:?}", keys.current(a, m)));
+    ids.chain(months).collect()
+}
+
+/// Keys made, one account's erased, older months erased for all, more made after: every
+/// id and (account, month) answers the same after a reopen as before, destroyed ids read
+/// erased, and new ids continue past every id ever made.
+#[test]
+fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
+    let dir = temp("erasures");
+    let log = [4u8; 16];
+    let accounts: Vec<AccountId> = ["acme", "beta", "ceres"].iter().map(|s| AccountId::new(s).unwrap()).collect();
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    let wanted: Vec<(AccountId, i32)> = (0..4).flat_map(|m| accounts.iter().map(move |a| (a.clone(), m))).collect();
+    keys.create(&wanted).unwrap();
+    let at = Timestamp::from_unix_seconds(1_700_000_000);
+    let one = keys.erase(&StdVfs, &dir, Some(&accounts[1]), i32::MAX, at, "request").unwrap();
+    assert_eq!(one.keys.len(), 4);
+    let old = keys.erase(&StdVfs, &dir, None, 2, at, "retention").unwrap();
+    assert_eq!(old.keys.len(), 4, "acme's and ceres's months 0 and 1");
+    keys.create(&[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]).unwrap();
+    assert_eq!(keys.current(&accounts[0], 0), Some(14), "new ids after every one made");
+    let before = answers(&keys, 16, &accounts);
+    assert!(before.contains(&"2: erased".to_owned()) && before.contains(&"5: erased".to_owned()));
+    drop(keys);
+    let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    assert_eq!(answers(&again, 16, &accounts), before);
+    assert_eq!(again.erasures().len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Key-file bodies of any bytes, with their checksums right: what a reader must refuse or
+/// read without a panic, and without room for more keys than the file has bytes.
+fn arb_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    // Mostly ids and accounts a reader takes, so that most files read hold keys to look up.
+    let account = prop_oneof![4 => "[a-c]{1,3}", 1 => "\\PC{0,4}"];
+    let id = prop_oneof![9 => 1u32..64, 1 => Just(0u32)];
+    let key_entry = (id, -3i32..3, account, any::<[u8; KEY_BYTES]>()).prop_map(|(id, month, account, key)| {
+        let mut e = id.to_le_bytes().to_vec();
+        e.extend_from_slice(&month.to_le_bytes());
+        put_text(&mut e, &account);
+        e.extend_from_slice(&key);
+        e
+    });
+    prop_oneof![
+        6 => proptest::collection::vec(key_entry, 0..6).prop_map(|es| {
+            let mut body = vec![KIND_KEYS];
+            es.into_iter().for_each(|e| body.extend(e));
+            body
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(|rest| {
+            let mut body = vec![KIND_ERASURE];
+            body.extend(rest);
+            body
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 0..80),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: rapport_core::testing::cases(128),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+    /// Any records (checksums right, bodies anything), then any bytes cut off or flipped:
+    /// reading never panics, and what it reads answers every lookup.
+    #[test]
+    fn any_key_file_is_read_or_refused_without_a_panic(
+        bodies in proptest::collection::vec(arb_body(), 0..4),
+        cut in proptest::option::weighted(0.25, 0usize..400),
+        flip in proptest::option::weighted(0.25, (0usize..400, 1u8..=255)),
+    ) {
+        let log = [6u8; 16];
+        let mut bytes = header(log);
+        for b in &bodies {
+            bytes.extend_from_slice(&record(b));
+        }
+        if let Some((at, x)) = flip && at < bytes.len() {
+            bytes[at] ^= x;
+        }
+        if let Some(n) = cut {
+            bytes.truncate(n.max(1));
+        }
+        let dir = temp("any");
+        std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+        if let Ok((keys, _)) = Keys::read(&StdVfs, &dir, log) {
+            proptest::prop_assert!(keys.slots.len() <= bytes.len());
+            for id in 0..=keys.slots.len() as u32 + 1 {
+                let unreadable = matches!(keys.lookup(id), Lookup::Unreadable(_));
+                proptest::prop_assert!(!unreadable, "key {} points outside the file", id);
+            }
+            for a in keys.numbers.keys() {
+                for m in -3..3 {
+                    if let Some(id) = keys.current(a, m) {
+                        let key = matches!(keys.lookup(id), Lookup::Key(_));
+                        proptest::prop_assert!(key, "{} month {}: key {} is not live", a, m, id);
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A key file whose checksums hold but that names an id past its own length is refused,
+/// as damage, without making room for that many keys.
+#[test]
+fn an_id_past_what_the_file_can_name_is_refused() {
+    let log = [5u8; 16];
+    let key = SealKey::from_bytes([7; KEY_BYTES]);
+    for (what, body) in [
+        ("key", keys_body([(u32::MAX, 3, "acme", &key)].into_iter())),
+        (
+            "erasure",
+            erasure_body(&ErasureRecord {
+                at: Timestamp::from_unix_seconds(0),
+                account: None,
+                month_below: 1,
+                reason: "r".into(),
+                keys: vec![1, 4_000_000_000],
+            }),
+        ),
+    ] {
+        let dir = temp(&format!("bound-{what}"));
+        let mut bytes = header(log);
+        bytes.extend_from_slice(&record(&keys_body([(1, 3, "acme", &key)].into_iter())));
+        bytes.extend_from_slice(&record(&body));
+        std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+        let err = Keys::open(&StdVfs, &dir, log, false).err().unwrap();
+        assert!(err.contains("past what a key file of"), "{what}: {err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Keys that would take the key file past the length a key's place can name are refused,
+/// nothing written and nothing changed in memory; below it they are made, and read back from
+/// the file through a handle with no cache of them.
+#[test]
+fn keys_past_the_file_limit_are_refused() {
+    let dir = temp("limit");
+    let log = [8u8; 16];
+    let acme = AccountId::new("acme").unwrap();
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    keys.create(&[(acme.clone(), 1)]).unwrap();
+    let len = keys.len;
+    keys.len = FILE_BYTES_MAX - 40;
+    let err = keys.create(&[(acme.clone(), 2)]).unwrap_err();
+    assert!(err.contains("past its limit"), "{err}");
+    assert_eq!(keys.current(&acme, 2), None);
+    assert_eq!(std::fs::metadata(dir.join(KEYS_FILE)).unwrap().len(), len, "nothing written");
+    keys.len = len;
+    keys.create(&[(acme.clone(), 2)]).unwrap();
+    let made: Vec<Vec<u8>> = (1..=2)
+        .map(|id| match keys.lookup(id) {
+            Lookup::Key(k) => k.as_bytes().to_vec(),
+            _ => panic!("key {id}"),
+        })
+        .collect();
+    let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    for (id, key) in (1..=2).zip(&made) {
+        assert!(again.cache.get(id).is_none(), "the reader has read no key yet");
+        assert!(matches!(again.lookup(id), Lookup::Key(k) if k.as_bytes().as_slice() == key.as_slice()), "key {id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
