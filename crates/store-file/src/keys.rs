@@ -21,7 +21,7 @@ use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 use crate::format::SealedRef;
 use crate::leb128::put as put_varint;
 
-use crate::vfs::{AppendFile, ReadFile, Vfs, read_exact_at};
+use crate::vfs::{AppendFile, ReadFile, Vfs, read_at_most, read_exact_at};
 use cache::KeyCache;
 
 /// The key file's name in the store directory: the keys that seal personal text.
@@ -36,6 +36,11 @@ const RECORD_PREFIX: usize = 8;
 /// The largest key file read or written (a rewrite holds every key in one record), so that
 /// a key's place in the file fits in a `u32`.
 const FILE_BYTES_MAX: u64 = u32::MAX as u64;
+/// The block of the key file a key is read with ([`Keys::read_around`]).
+const READ_AHEAD: usize = 4096;
+/// How far from a key read, in ids, the keys kept from its block may be: more than a block
+/// holds (an entry takes at least 42 bytes).
+const NEARBY_IDS: u32 = (READ_AHEAD / 42 + 1) as u32;
 const KIND_KEYS: u8 = 1;
 const KIND_ERASURE: u8 = 2;
 
@@ -512,18 +517,37 @@ impl Keys {
                 if let Some(key) = self.cache.get(id) {
                     return Lookup::Key(key);
                 }
-                let Some(source) = &self.source else {
-                    return Lookup::Unreadable("the key file is not open".into());
-                };
-                let mut key = [0u8; KEY_BYTES];
-                if let Err(e) = read_exact_at(&**source, &mut key, u64::from(at)) {
-                    return Lookup::Unreadable(format!("read key {id} at byte {at} of {KEYS_FILE}: {e}"));
+                match self.read_around(id, at) {
+                    Ok(key) => Lookup::Key(key),
+                    Err(why) => Lookup::Unreadable(format!("read key {id} at byte {at} of {KEYS_FILE}: {why}")),
                 }
-                let key = SealKey::from_bytes(key);
-                self.cache.put(id, &key);
-                Lookup::Key(key)
             }
         }
+    }
+
+    /// Reads key `id`, which starts at byte `at`, with the block of the file around it, and
+    /// keeps in the cache every key of a nearby id that lies in that block: keys made together
+    /// lie together, and a read of many events (a page of `read_all`) needs them together.
+    fn read_around(&self, id: u32, at: u32) -> Result<SealKey, String> {
+        let source = self.source.as_ref().ok_or("the key file is not open")?;
+        let start = u64::from(at) / READ_AHEAD as u64 * READ_AHEAD as u64;
+        let mut block = [0u8; READ_AHEAD + KEY_BYTES];
+        let got = read_at_most(&**source, &mut block, start).map_err(|e| e.to_string())?;
+        let key_in = |at: u32| {
+            let from = usize::try_from(u64::from(at).checked_sub(start)?).ok()?;
+            let key: [u8; KEY_BYTES] =
+                block.get(from..from.checked_add(KEY_BYTES).filter(|&end| end <= got)?)?.try_into().ok()?;
+            Some(SealKey::from_bytes(key))
+        };
+        let key = key_in(at).ok_or("the file ends before the key")?;
+        let near = id.saturating_sub(NEARBY_IDS).max(1)..=id.saturating_add(NEARBY_IDS);
+        let found = near.filter_map(|n| {
+            let &place = self.slots.get(n as usize - 1)?;
+            let key = (place != ABSENT && place != DESTROYED).then(|| key_in(place))??;
+            Some((n, key))
+        });
+        self.cache.put_all(found);
+        Ok(key)
     }
 
     /// The id of `account`'s key for `month`, if there is one.

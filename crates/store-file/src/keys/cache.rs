@@ -40,15 +40,22 @@ impl KeyCache {
     /// Keeps `key` as `id`'s, in place of the key its entry held. The entries are allocated at
     /// the first key kept, so a handle that never reads text pays nothing.
     pub(crate) fn put(&self, id: u32, key: &SealKey) {
-        if id == 0 {
-            return;
-        }
+        self.put_all([(id, key.clone())]);
+    }
+
+    /// [Keeps](Self::put) each of `keys`, under one lock.
+    pub(crate) fn put_all(&self, keys: impl IntoIterator<Item = (u32, SealKey)>) {
         let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.is_empty() {
-            entries.resize(ENTRIES, Entry { id: 0, key: [0; KEY_BYTES] });
+        for (id, key) in keys {
+            if id == 0 {
+                continue;
+            }
+            if entries.is_empty() {
+                entries.resize(ENTRIES, Entry { id: 0, key: [0; KEY_BYTES] });
+            }
+            entries[index(id)] = Entry { id, key: *key.as_bytes() };
         }
-        entries[index(id)] = Entry { id, key: *key.as_bytes() };
-        debug_assert_eq!(entries.len(), ENTRIES, "the cache never grows");
+        debug_assert!(entries.is_empty() || entries.len() == ENTRIES, "the cache never grows");
     }
 }
 

@@ -201,9 +201,11 @@ fn keys_past_the_file_limit_are_refused() {
         })
         .collect();
     let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    assert!(again.cache.get(1).is_none() && again.cache.get(2).is_none(), "the reader has read no key yet");
     for (id, key) in (1..=2).zip(&made) {
-        assert!(again.cache.get(id).is_none(), "the reader has read no key yet");
         assert!(matches!(again.lookup(id), Lookup::Key(k) if k.as_bytes().as_slice() == key.as_slice()), "key {id}");
+        // The first key's read brought the second, which lies beside it.
+        assert_eq!(again.cache.get(2).map(|k| k.as_bytes().to_vec()).as_ref(), Some(&made[1]));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
