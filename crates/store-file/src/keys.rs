@@ -95,6 +95,24 @@ pub(crate) struct Keys {
     unread: bool,
 }
 
+/// Why the key file could not be read, or made a writer's.
+#[derive(Debug)]
+pub(crate) enum KeysError {
+    /// The file system failed: what was being done, and the cause.
+    Io(&'static str, std::io::Error),
+    /// The file is not this log's key file, or is damaged: what is wrong.
+    Damaged(String),
+}
+
+impl std::fmt::Display for KeysError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(what, e) => write!(f, "{what}: {e}"),
+            Self::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
 /// How a key file [read](Keys::read) ends.
 pub(crate) enum FileEnd {
     /// There is no key file.
@@ -312,9 +330,10 @@ impl Keys {
     /// (`writable`) then [makes it its own](Self::make_writable).
     ///
     /// # Errors
-    /// What is wrong (the caller names the file): unreadable, another log's, or damaged
-    /// before its last record.
-    pub(crate) fn open(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], writable: bool) -> Result<Self, String> {
+    /// What is wrong (the caller names the file): [`KeysError::Io`] when the file system
+    /// fails; [`KeysError::Damaged`] for a file that is another log's, or damaged before its
+    /// last record.
+    pub(crate) fn open(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], writable: bool) -> Result<Self, KeysError> {
         let (mut keys, end) = Self::read(vfs, dir, log_id)?;
         if writable {
             keys.make_writable(vfs, dir, end)?;
@@ -327,24 +346,25 @@ impl Keys {
     /// open for appends.
     ///
     /// # Errors
-    /// A failed write, cut or open.
-    pub(crate) fn make_writable(&mut self, vfs: &dyn Vfs, dir: &Path, end: FileEnd) -> Result<(), String> {
+    /// [`KeysError::Io`]: a failed write, cut or open.
+    pub(crate) fn make_writable(&mut self, vfs: &dyn Vfs, dir: &Path, end: FileEnd) -> Result<(), KeysError> {
         let path = dir.join(KEYS_FILE);
         match end {
             FileEnd::Missing => {
                 let bytes = header(self.log_id);
-                replace(vfs, dir, &bytes).map_err(|(what, e)| format!("{what}: {e}"))?;
-                self.source = Some(vfs.open_read(&path).map_err(|e| e.to_string())?);
+                replace(vfs, dir, &bytes).map_err(|(what, e)| KeysError::Io(what, e))?;
+                self.source = Some(vfs.open_read(&path).map_err(|e| KeysError::Io("open", e))?);
                 self.len = bytes.len() as u64;
             }
             FileEnd::Torn(at) => {
                 tracing::warn!(path = %path.display(), at, "key file: cutting a torn last record");
-                vfs.truncate(&path, at as u64).map_err(|e| format!("cut the torn record at byte {at}: {e}"))?;
+                vfs.truncate(&path, at as u64).map_err(|e| KeysError::Io("cut a torn last record", e))?;
                 self.len = at as u64;
             }
             FileEnd::Whole => {}
         }
-        self.file = Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| e.to_string())?));
+        let file = vfs.open_append(&path, false).map_err(|e| KeysError::Io("open for appends", e))?;
+        self.file = Some(std::sync::Mutex::new(file));
         Ok(())
     }
 
@@ -354,19 +374,19 @@ impl Keys {
     ///
     /// # Errors
     /// As [`open`](Self::open).
-    pub(crate) fn read(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16]) -> Result<(Self, FileEnd), String> {
+    pub(crate) fn read(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16]) -> Result<(Self, FileEnd), KeysError> {
         let path = dir.join(KEYS_FILE);
         if !vfs.exists(&path) {
             return Ok((Self::empty(log_id), FileEnd::Missing));
         }
-        let f = vfs.open_read(&path).map_err(|e| e.to_string())?;
-        let size = f.size().map_err(|e| e.to_string())?;
+        let f = vfs.open_read(&path).map_err(|e| KeysError::Io("open", e))?;
+        let size = f.size().map_err(|e| KeysError::Io("read the size of", e))?;
         if !(HEADER_BYTES as u64..=FILE_BYTES_MAX).contains(&size) {
-            return Err(format!("{size} bytes is no key file"));
+            return Err(KeysError::Damaged(format!("{size} bytes is no key file")));
         }
         let mut b = vec![0u8; size as usize];
-        read_exact_at(&*f, &mut b, 0).map_err(|e| e.to_string())?;
-        let (mut keys, end) = Self::parse(&b, log_id)?;
+        read_exact_at(&*f, &mut b, 0).map_err(|e| KeysError::Io("read", e))?;
+        let (mut keys, end) = Self::parse(&b, log_id).map_err(KeysError::Damaged)?;
         keys.source = Some(f);
         Ok((keys, end))
     }

@@ -10,7 +10,7 @@ use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
 use crate::job::ToWriter;
-use crate::keys::Keys;
+use crate::keys::{Keys, KeysError};
 use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
 use crate::recovery;
 use crate::shared::{FollowState, Shared, lock};
@@ -73,9 +73,16 @@ fn open_keys(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], version: u32, writable
     Keys::open(vfs, dir, log_id, writable).map_err(keys_failed(dir))
 }
 
-/// What reading or writing the key file of the store in `dir` found, as an open's error.
-fn keys_failed(dir: &Path) -> impl FnOnce(String) -> OpenError + '_ {
-    move |reason| OpenError::Corrupt { segment: dir.join(crate::keys::KEYS_FILE), offset: 0, reason }
+/// What reading or writing the key file of the store in `dir` found, as an open's error: the
+/// file system's failure as such, damage as damage.
+fn keys_failed(dir: &Path) -> impl FnOnce(KeysError) -> OpenError + '_ {
+    move |e| {
+        let path = dir.join(crate::keys::KEYS_FILE);
+        match e {
+            KeysError::Io(operation, source) => OpenError::Io { operation, path, source },
+            KeysError::Damaged(reason) => OpenError::Corrupt { segment: path, offset: 0, reason },
+        }
+    }
 }
 
 impl FileStore {

@@ -151,7 +151,7 @@ pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeR
 fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
     let n_segments = store.recovery().n_segments;
     let keys = Keys::open(&StdVfs, dest, store.shared.log_id, true)
-        .map_err(|reason| UpgradeError::Verify { path: dest.join(crate::keys::KEYS_FILE), reason })?;
+        .map_err(|e| UpgradeError::Verify { path: dest.join(crate::keys::KEYS_FILE), reason: e.to_string() })?;
     let keys = std::sync::RwLock::new(keys);
     let mut next = 1u64;
     let mut chain = Chain::START;

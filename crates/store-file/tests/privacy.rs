@@ -16,7 +16,7 @@ use rapport_core::{
     AccountId, AppendError, CommitmentKey, Envelope, Event, ExpectedVersion, Metadata, NewEvent, Position, Profile,
     Store, StreamVersion, SurveyKey, SurveyScore, TextState, Timestamp,
 };
-use rapport_store_file::{FileStore, KEYS_FILE, verify};
+use rapport_store_file::{FileStore, KEYS_FILE, OpenError, verify};
 
 use common::{TempDir, contents, history};
 use faulty::{FaultyVfs, TEARS, open_mem};
@@ -331,6 +331,12 @@ fn tampered_text_or_a_wrong_key_is_reported_with_the_position_and_never_shown() 
     let store = FileStore::open_read_only(dir.path()).unwrap();
     let err = pollster::block_on(store.read_all(Position(1), 10)).unwrap_err().to_string();
     assert!(err.contains("not in the key file") && err.contains("position 1"), "{err}");
+    drop(store);
+    // A key file the file system cannot read (a directory in its place): a writer's open
+    // reports that failure on that file, not damage.
+    std::fs::create_dir(&key_path).unwrap();
+    let err = FileStore::open(dir.path()).expect_err("refused");
+    assert!(matches!(&err, OpenError::Io { path, .. } if *path == key_path), "{err}");
 }
 
 #[test]
