@@ -16,7 +16,7 @@ use rapport_core::backend::LogState;
 use rapport_core::escape::one_line;
 use rapport_core::testing::synth::{SynthConfig, generate};
 use rapport_core::validate::FUTURE_SKEW_DEFAULT;
-use rapport_core::{AnyStore, Ledger, Position, Timestamp};
+use rapport_core::{AnyStore, Ledger, Position, Store, Timestamp};
 use rapport_import::{Format, ImportError, Importer, Mapping, Progress};
 use rapport_store_file::{
     BackupError, FileStore, OpenError, Options, RecoveryReport, UpgradeError, VerifyError, backup, upgrade, verify,
@@ -464,9 +464,20 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     one_line(m.name())
                 );
             }
+            // A store directory this import makes, removed again if the import fails before
+            // anything lands in it (a mistyped --store leaves no empty store behind).
+            let made = store.store.as_deref().filter(|dir| !dir.exists()).map(Path::to_path_buf);
             let ledger = open_store(&store, Access::Write(future_skew))?;
             let settings = ImportSettings { format, future_skew, sort_by_time, mapping };
-            cmd_import(&ledger, &files, &settings, skip_invalid.as_deref(), &protected)
+            let result = cmd_import(&ledger, &files, &settings, skip_invalid.as_deref(), &protected);
+            if let (Err(_), Some(dir)) = (&result, made) {
+                let empty = pollster::block_on(ledger.store().head()).is_ok_and(|head| head == Position(0));
+                drop(ledger);
+                if empty && let Err(e) = std::fs::remove_dir_all(&dir) {
+                    note(format_args!("could not remove the empty store {} this import made: {e}", shown(&dir)));
+                }
+            }
+            result
         }
         Command::Score { store, account, as_of, known_at, format, no_checkpoint, model } => {
             let config = model.load()?;

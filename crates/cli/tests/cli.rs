@@ -199,6 +199,12 @@ fn a_bad_line_fails_atomically_and_names_the_line() {
     assert!(err.contains(&format!("h.jsonl:{}: occurred_at:", n + 1)), "{err}");
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
     assert!(!err.contains("panicked") && !err.contains("Backtrace"));
+    // Nothing was appended, so the store this import made is not left behind.
+    assert!(!store.exists(), "an empty store made by the failed import");
+    // A store that was there stays, as it was.
+    ok(&["import", "--store", p(&store), "/dev/null"]);
+    let out = rapport(&["import", "--store", p(&store), p(&file)]);
+    assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         ok(&["verify", "--store", p(&store)]).lines().next(),
         Some("ok: 0 events, 0 accounts"),
