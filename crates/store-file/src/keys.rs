@@ -63,6 +63,11 @@ const ABSENT: u32 = 0;
 /// A key id's slot once an erasure destroyed its key.
 const DESTROYED: u32 = u32::MAX;
 
+/// Whether key `id` is live in `slots` (neither absent nor destroyed).
+fn is_live(slots: &[u32], id: u32) -> bool {
+    (id as usize).checked_sub(1).and_then(|i| slots.get(i)).is_some_and(|&s| s != ABSENT && s != DESTROYED)
+}
+
 /// Where the keys are, and the file they are appended to (a writer's).
 ///
 /// Key ids are made one after another, from 1, so the keys are a vector indexed by id (read
@@ -403,7 +408,9 @@ impl Keys {
             FileEnd::Torn(at) => at as u64,
             _ => b.len() as u64,
         };
+        // The destroyed keys leave the month lists ([`Keys::destroy`]).
         for months in &mut keys.months {
+            months.retain(|&(_, id)| is_live(&keys.slots, id));
             months.shrink_to_fit();
         }
         keys.slots.shrink_to_fit();
@@ -501,8 +508,11 @@ impl Keys {
             return Err(format!("key {id} appears twice"));
         }
         *slot = key_at;
+        let slots = &self.slots;
         let months = &mut self.months[account as usize];
         match months.iter_mut().find(|(m, _)| *m == month) {
+            // A destroyed key's entry waits for `parse`'s pruning: a new key takes its place.
+            Some(slot) if !is_live(slots, slot.1) => slot.1 = id,
             Some(slot) => slot.1 = slot.1.max(id),
             None => months.push((month, id)),
         }
@@ -511,16 +521,13 @@ impl Keys {
     }
 
     /// Forgets the keys `e` destroyed and records it.
+    /// The month lists keep the destroyed ids until [`parse`](Self::parse) prunes them once,
+    /// after every record: pruning here would walk every account's list for each erasure.
     fn destroy(&mut self, e: ErasureRecord) {
         for &id in &e.keys {
             let Some(slot) = self.slot_mut(id) else { continue };
             *slot = DESTROYED;
             self.next_id = self.next_id.max(id.saturating_add(1));
-        }
-        let slots = &self.slots;
-        let live = |id: u32| slots.get(id as usize - 1).is_some_and(|&s| s != ABSENT && s != DESTROYED);
-        for months in &mut self.months {
-            months.retain(|&(_, id)| live(id));
         }
         self.erasures.push(e);
     }
@@ -620,11 +627,13 @@ impl Keys {
             Ok(())
         })?;
         self.len = grown;
+        let mut made = Vec::with_capacity(fresh.len());
         for ((id, account, month, key), at) in fresh.into_iter().zip(places) {
             let n = self.number(account);
             self.insert(id, n, month, u32::try_from(at).map_err(|_| "a key past 4 GiB")?)?;
-            self.cache.put(id, &key);
+            made.push((id, key));
         }
+        self.cache.put_all(made);
         Ok(())
     }
 

@@ -99,11 +99,12 @@ impl IdIndex {
     pub(crate) fn forget_through(&mut self, through: Position) {
         self.entries.retain(|&(_, p)| p > through);
         self.entries.shrink_to_fit();
-        self.table = HashTable::with_capacity(self.entries.len());
-        for (i, (id, _)) in self.entries.iter().enumerate() {
-            let (entries, hasher) = (&self.entries, &self.hasher);
-            self.table.insert_unique(hasher.hash_one(id), slot(i), |&j| hasher.hash_one(entries[j as usize].0));
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        let mut table = HashTable::with_capacity(entries.len());
+        for (i, (id, _)) in entries.iter().enumerate() {
+            table.insert_unique(hasher.hash_one(id), slot(i), |&j| hasher.hash_one(entries[j as usize].0));
         }
+        self.table = table;
     }
 
     /// Checks that the table and the entries agree: each entry is found by its id at its own

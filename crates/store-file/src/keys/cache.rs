@@ -37,13 +37,9 @@ impl KeyCache {
         (e.id == id && id != 0).then(|| SealKey::from_bytes(e.key))
     }
 
-    /// Keeps `key` as `id`'s, in place of the key its entry held. The entries are allocated at
-    /// the first key kept, so a handle that never reads text pays nothing.
-    pub(crate) fn put(&self, id: u32, key: &SealKey) {
-        self.put_all([(id, key.clone())]);
-    }
-
-    /// [Keeps](Self::put) each of `keys`, under one lock.
+    /// Keeps each of `keys` as its id's, in place of the key its entry held, under one lock.
+    /// The entries are allocated at the first key kept, so a handle that never reads text pays
+    /// nothing.
     pub(crate) fn put_all(&self, keys: impl IntoIterator<Item = (u32, SealKey)>) {
         let mut entries = self.0.lock().unwrap_or_else(|p| p.into_inner());
         for (id, key) in keys {
@@ -69,11 +65,11 @@ mod tests {
         let cache = KeyCache::default();
         let (a, b) = (SealKey::from_bytes([1; KEY_BYTES]), SealKey::from_bytes([2; KEY_BYTES]));
         assert!(cache.get(7).is_none());
-        cache.put(7, &a);
+        cache.put_all([(7, a.clone())]);
         assert_eq!(cache.get(7), Some(a.clone()));
         assert!(cache.get(7 + ENTRIES as u32).is_none(), "same entry, another id");
         assert!(cache.get(0).is_none(), "id 0 is no key");
-        cache.put(7 + ENTRIES as u32, &b);
+        cache.put_all([(7 + ENTRIES as u32, b.clone())]);
         assert!(cache.get(7).is_none(), "replaced");
         assert_eq!(cache.get(7 + ENTRIES as u32), Some(b));
     }

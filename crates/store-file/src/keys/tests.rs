@@ -61,6 +61,10 @@ fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
     assert_eq!(one.keys.len(), 4);
     let old = keys.erase(&StdVfs, &dir, None, 2, at, "retention").unwrap();
     assert_eq!(old.keys.len(), 4, "acme's and ceres's months 0 and 1");
+    // A destroyed key is no account's current key.
+    assert_eq!((0..4).map(|m| keys.current(&accounts[1], m)).collect::<Vec<_>>(), [None; 4]);
+    assert_eq!((keys.current(&accounts[0], 1), keys.current(&accounts[2], 0)), (None, None));
+    assert!(keys.current(&accounts[0], 2).is_some());
     keys.create(&[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]).unwrap();
     assert_eq!(keys.current(&accounts[0], 0), Some(14), "new ids after every one made");
     let before = answers(&keys, 16, &accounts);
@@ -207,5 +211,34 @@ fn keys_past_the_file_limit_are_refused() {
         // The first key's read brought the second, which lies beside it.
         assert_eq!(again.cache.get(2).map(|k| k.as_bytes().to_vec()).as_ref(), Some(&made[1]));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A key that a later erasure record lists (a file not rewritten since) is no account's
+/// current key, and a key made after it for the same month is.
+#[test]
+fn a_key_an_erasure_lists_is_not_current() {
+    let dir = temp("listed");
+    let log = [9u8; 16];
+    let key = SealKey::from_bytes([7; KEY_BYTES]);
+    let erasure = ErasureRecord {
+        at: Timestamp::from_unix_seconds(0),
+        account: None,
+        month_below: 2,
+        reason: "retention".into(),
+        keys: vec![1],
+    };
+    let mut bytes = header(log);
+    bytes.extend_from_slice(&record(&keys_body([(1, 1, "acme", &key), (2, 3, "acme", &key)].into_iter())));
+    bytes.extend_from_slice(&record(&erasure_body(&erasure)));
+    std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+    let acme = AccountId::new("acme").unwrap();
+    let keys = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    assert_eq!((keys.current(&acme, 1), keys.current(&acme, 3)), (None, Some(2)));
+    assert!(matches!(keys.lookup(1), Lookup::Erased));
+    bytes.extend_from_slice(&record(&keys_body([(3, 1, "acme", &key)].into_iter())));
+    std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+    let keys = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    assert_eq!(keys.current(&acme, 1), Some(3));
     let _ = std::fs::remove_dir_all(&dir);
 }

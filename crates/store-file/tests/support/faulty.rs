@@ -58,6 +58,8 @@ struct State {
     crash_at: Option<u64>,
     crashed: bool,
     fail_sync: bool,
+    /// How long each `sync_data` takes, as on a slow disk.
+    sync_delay: std::time::Duration,
 }
 
 /// How a crash image treats bytes written but not synced.
@@ -99,6 +101,12 @@ impl FaultyVfs {
     /// Makes every `sync_data` fail from now on.
     pub(crate) fn fail_syncs(&self) {
         self.0.lock().unwrap().fail_sync = true;
+    }
+
+    /// Makes every `sync_data` take `delay` from now on (the file system's lock is not held
+    /// meanwhile, so reads go on).
+    pub(crate) fn slow_syncs(&self, delay: std::time::Duration) {
+        self.0.lock().unwrap().sync_delay = delay;
     }
 
     /// Write and sync operations so far.
@@ -306,6 +314,9 @@ impl AppendFile for MemAppend {
         if s.fail_sync {
             return Err(io::Error::other("injected fsync failure (EIO)"));
         }
+        let delay = s.sync_delay;
+        drop(s);
+        std::thread::sleep(delay);
         let mut f = self.file.lock().unwrap();
         f.durable = f.data.clone();
         Ok(())
