@@ -11,6 +11,7 @@
 //! when it is needed, through a small [cache] of the keys read or made lately.
 
 mod cache;
+mod file;
 
 use std::path::Path;
 
@@ -19,30 +20,22 @@ use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
 use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 
 use crate::format::SealedRef;
-use crate::leb128::put as put_varint;
-
 use crate::vfs::{AppendFile, ReadFile, Vfs, read_at_most, read_exact_at};
 use cache::KeyCache;
+use file::{
+    FILE_BYTES_MAX, HEADER_BYTES, KIND_ERASURE, KIND_KEYS, RECORD_PREFIX, entries, erasure, erasure_body, header,
+    keys_body, record, records, replace,
+};
 
 /// The key file's name in the store directory: the keys that seal personal text.
 pub const KEYS_FILE: &str = "KEYS";
 /// Where a replacement is written before it is renamed over [`KEYS_FILE`].
 pub(crate) const KEYS_TMP_FILE: &str = "KEYS.tmp";
-const MAGIC: [u8; 8] = *b"RPKEYS01";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 32;
-/// A record's length and CRC32C.
-const RECORD_PREFIX: usize = 8;
-/// The largest key file read or written (a rewrite holds every key in one record), so that
-/// a key's place in the file fits in a `u32`.
-const FILE_BYTES_MAX: u64 = u32::MAX as u64;
 /// The block of the key file a key is read with ([`Keys::read_around`]).
 const READ_AHEAD: usize = 4096;
 /// How far from a key read, in ids, the keys kept from its block may be: more than a block
 /// holds (an entry takes at least 42 bytes).
 const NEARBY_IDS: u32 = (READ_AHEAD / 42 + 1) as u32;
-const KIND_KEYS: u8 = 1;
-const KIND_ERASURE: u8 = 2;
 
 /// One erasure: an account's keys (`account`), or every key of the months before `before`
 /// (a retention run), destroyed at `at` for `reason`.
@@ -141,166 +134,11 @@ pub(crate) enum Lookup {
     Unreadable(String),
 }
 
-fn put_text(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("a field overruns its record")?;
-        let s = &self.b[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-    fn varint(&mut self) -> Result<u64, String> {
-        let (v, used) = crate::leb128::get(&self.b[self.at..]).ok_or("a varint overruns its record")?;
-        self.at += used;
-        Ok(v)
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
-    }
-    fn text(&mut self) -> Result<&'a str, String> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "a text length too large")?;
-        std::str::from_utf8(self.take(n)?).map_err(|e| format!("a text that is not UTF-8 ({e})"))
-    }
-}
-
-/// One key's entry in a record of keys.
-struct Entry<'a> {
-    id: u32,
-    month: i32,
-    account: &'a str,
-    /// Where its key starts in the body.
-    key_at: usize,
-}
-
-/// Calls `each` on every entry of a record of keys, `body` (its kind byte first).
-fn entries<'a>(body: &'a [u8], mut each: impl FnMut(Entry<'a>) -> Result<(), String>) -> Result<(), String> {
-    let mut c = Cursor { b: body, at: 1 };
-    while c.at < body.len() {
-        let id = c.u32()?;
-        let month = c.i32()?;
-        let account = c.text()?;
-        let key_at = c.at;
-        c.take(KEY_BYTES)?;
-        each(Entry { id, month, account, key_at })?;
-    }
-    Ok(())
-}
-
-/// Calls `each` on every whole record of the key file `b` (its header checked) with the byte
-/// its body starts at, and says how the file ends.
-fn records<'a>(
-    b: &'a [u8],
-    log_id: [u8; 16],
-    mut each: impl FnMut(usize, &'a [u8]) -> Result<(), String>,
-) -> Result<FileEnd, String> {
-    if b.len() < HEADER_BYTES || b.len() as u64 > FILE_BYTES_MAX {
-        return Err(format!("{} bytes is no key file", b.len()));
-    }
-    if b[..8] != MAGIC || crc32c::crc32c(&b[..28]).to_le_bytes() != b[28..32] {
-        return Err("the header is not a key file's (magic or checksum)".into());
-    }
-    let version = u32::from_le_bytes(b[8..12].try_into().unwrap_or_default());
-    if version != VERSION {
-        return Err(format!("key file version {version}; this build reads {VERSION}"));
-    }
-    if b[12..28] != log_id {
-        return Err("the key file belongs to another log".into());
-    }
-    let mut at = HEADER_BYTES;
-    while at < b.len() {
-        let Some((body, end)) = record_at(b, at) else {
-            // Each append is one record, synced before the next: a crash tears only the
-            // last, and nothing valid follows it. A valid record after a bad one means
-            // the bad one was synced once: damage, which is never cut.
-            if let Some(next) = (at + 1..b.len()).find(|&n| record_at(b, n).is_some()) {
-                return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
-            }
-            return Ok(FileEnd::Torn(at));
-        };
-        each(at + RECORD_PREFIX, body).map_err(|why| format!("byte {at}: {why}"))?;
-        at = end;
-    }
-    Ok(FileEnd::Whole)
-}
 /// What reading a key file keeps between entries.
 struct Load {
     interner: Interner,
     /// The largest id the file can name: its length ([`Keys`]).
     id_bound: usize,
-}
-
-/// The record at byte `at` of the file `b`, and where it ends, if one is there whole: a
-/// length of at least one byte, within the file, its checksum right, a known kind.
-fn record_at(b: &[u8], at: usize) -> Option<(&[u8], usize)> {
-    let prefix = b.get(at..at.checked_add(RECORD_PREFIX)?)?;
-    let len = u32::from_le_bytes(prefix[..4].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(prefix[4..].try_into().ok()?);
-    let end = (at + RECORD_PREFIX).checked_add(len)?;
-    let body = b.get(at + RECORD_PREFIX..end)?;
-    (len >= 1 && matches!(body[0], KIND_KEYS | KIND_ERASURE) && crc32c::crc32c(body) == crc).then_some((body, end))
-}
-
-fn header(log_id: [u8; 16]) -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER_BYTES);
-    h.extend_from_slice(&MAGIC);
-    h.extend_from_slice(&VERSION.to_le_bytes());
-    h.extend_from_slice(&log_id);
-    let crc = crc32c::crc32c(&h);
-    h.extend_from_slice(&crc.to_le_bytes());
-    h
-}
-
-fn record(body: &[u8]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(RECORD_PREFIX + body.len());
-    r.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    r.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
-    r.extend_from_slice(body);
-    r
-}
-
-/// A record of keys: each with its id, month and account.
-fn keys_body<'k>(keys: impl Iterator<Item = (u32, i32, &'k str, &'k SealKey)>) -> Vec<u8> {
-    let mut body = vec![KIND_KEYS];
-    for (id, month, account, key) in keys {
-        body.extend_from_slice(&id.to_le_bytes());
-        body.extend_from_slice(&month.to_le_bytes());
-        put_text(&mut body, account);
-        body.extend_from_slice(key.as_bytes());
-    }
-    body
-}
-
-fn erasure_body(e: &ErasureRecord) -> Vec<u8> {
-    let mut body = vec![KIND_ERASURE];
-    body.extend_from_slice(&e.at.unix_nanos().to_le_bytes());
-    match &e.account {
-        Some(a) => {
-            body.push(1);
-            put_text(&mut body, a.as_str());
-        }
-        None => body.push(0),
-    }
-    body.extend_from_slice(&e.month_below.to_le_bytes());
-    put_text(&mut body, &e.reason);
-    put_varint(&mut body, e.keys.len() as u64);
-    let mut last = 0u32;
-    for &id in &e.keys {
-        put_varint(&mut body, u64::from(id - last));
-        last = id;
-    }
-    body
 }
 
 impl Keys {
@@ -446,34 +284,7 @@ impl Keys {
                     self.insert(e.id, account, e.month, key_at)
                 })?;
             }
-            Some(&KIND_ERASURE) => {
-                let mut c = Cursor { b: body, at: 1 };
-                let at = Timestamp::from_unix_nanos(i64::from_le_bytes(c.take(8)?.try_into().unwrap_or_default()));
-                let account = match c.take(1)?[0] {
-                    0 => None,
-                    1 => Some(AccountId::new(c.text()?).map_err(|e| format!("erasure: account: {e}"))?),
-                    other => return Err(format!("erasure: account flag {other}")),
-                };
-                let month_below = c.i32()?;
-                let reason = c.text()?.to_owned();
-                let n = c.varint()?;
-                let mut ids = Vec::with_capacity(n.min(1 << 20) as usize);
-                let mut last = 0u64;
-                for _ in 0..n {
-                    last = last.checked_add(c.varint()?).ok_or("erasure: a key id over 2^64")?;
-                    if last > load.id_bound as u64 {
-                        return Err(format!(
-                            "erasure: key id {last} is past what a key file of {} bytes names",
-                            load.id_bound
-                        ));
-                    }
-                    ids.push(u32::try_from(last).map_err(|_| "erasure: a key id over 2^32")?);
-                }
-                if c.at != body.len() {
-                    return Err("erasure: bytes after its last key".into());
-                }
-                self.destroy(ErasureRecord { at, account, month_below, reason, keys: ids });
-            }
+            Some(&KIND_ERASURE) => self.destroy(erasure(body, load.id_bound)?),
             other => return Err(format!("unknown record kind {other:?}")),
         }
         Ok(())
@@ -757,21 +568,6 @@ pub(crate) fn unseal(
         Err(Some((missing, why))) => return Err(fail(e, missing, why)),
     }
     Ok(())
-}
-
-/// Writes `bytes` as the key file durably: beside it, synced, renamed over it, the directory
-/// synced.
-fn replace(vfs: &dyn Vfs, dir: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
-    let tmp = dir.join(KEYS_TMP_FILE);
-    if vfs.exists(&tmp) {
-        vfs.remove(&tmp).map_err(|e| ("remove the stale KEYS.tmp", e))?;
-    }
-    let mut f = vfs.open_append(&tmp, true).map_err(|e| ("create KEYS.tmp", e))?;
-    f.append(bytes).map_err(|e| ("write KEYS.tmp", e))?;
-    f.sync_data().map_err(|e| ("fsync KEYS.tmp", e))?;
-    drop(f);
-    vfs.rename(&tmp, &dir.join(KEYS_FILE)).map_err(|e| ("rename KEYS.tmp to KEYS", e))?;
-    vfs.sync_dir(dir).map_err(|e| ("fsync the store directory", e))
 }
 
 #[cfg(test)]

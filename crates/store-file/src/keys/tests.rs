@@ -1,3 +1,4 @@
+use super::file::put_text;
 use super::*;
 use crate::vfs::StdVfs;
 
