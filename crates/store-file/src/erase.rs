@@ -9,6 +9,7 @@ use rapport_core::erase::{EraseError, ErasingStore, Erasure, check_reason};
 use rapport_core::personal::{key_month, key_month_start};
 use rapport_core::{AccountId, ReadError, StorageError, Timestamp};
 
+use crate::job::ToWriter;
 use crate::keys::ErasureRecord;
 use crate::shared::lock;
 use crate::store::FileStore;
@@ -41,7 +42,14 @@ impl FileStore {
             )));
         }
         // The append lock: no append decides, or seals under a key, while keys are destroyed.
+        // Appends already decided may carry keys the writer has yet to write: wait for them.
         let _appends = lock(&sh.core);
+        let (reply, written) = std::sync::mpsc::channel();
+        if lock(&sh.sender).as_ref().is_some_and(|tx| tx.send(ToWriter::Barrier(reply)).is_ok()) {
+            // No answer: the writer has stopped, and failed (poisoned) what it had.
+            let _ = written.recv();
+        }
+        self.check_poison(OPERATION)?;
         if let Some(a) = account
             && !sh.index.read().unwrap_or_else(|p| p.into_inner()).streams.contains_key(a)
         {
@@ -69,8 +77,9 @@ impl FileStore {
 }
 
 impl ErasingStore for FileStore {
-    /// Runs on the calling thread: the key file rewritten (its size is about 60 bytes a key)
-    /// and synced, with appends waiting meanwhile.
+    /// Runs on the calling thread: it waits for the appends already on their way to disk,
+    /// then the key file is rewritten (its size is about 60 bytes a key) and synced, with new
+    /// appends waiting meanwhile.
     fn erase(&self, account: &AccountId, reason: &str) -> impl Future<Output = Result<Erasure, EraseError>> + Send {
         ready(self.erase_now(Some(account), i32::MAX, reason))
     }

@@ -15,6 +15,9 @@ pub(crate) enum ToWriter {
     /// Make everything written durable, record the head record there, and answer where the
     /// log ends (for an index snapshot saved while the store runs).
     Checkpoint(std::sync::mpsc::Sender<Result<crate::snapshot::Extent, String>>),
+    /// Answer once every append sent before is written (or failed): an erasure waits so, under
+    /// the append lock, for the keys in flight to reach the key file.
+    Barrier(std::sync::mpsc::Sender<()>),
 }
 
 /// A decided append on its way to the writer thread, which encodes it into one frame.

@@ -2,8 +2,10 @@
 //! key month, kept apart from the segments, and the record of every erasure
 //! (`docs/log-format.md`, "The key file"; `docs/privacy.md`).
 //!
-//! New keys are appended as one record per append and synced before any record sealed under
-//! them is handed to the writer, so a logged record never names a key that was not durable.
+//! New keys are made in memory when an append is decided, and handed to the writer thread
+//! with it as one record ([`NewKeys`]); the writer appends and syncs that record before it
+//! writes any frame of its group, so a logged record never names a key that was not durable,
+//! and the appending thread never waits for the key file.
 //! An erasure rewrites the file without the destroyed keys (beside it, synced, renamed over
 //! it, the directory synced): a crash leaves the keys or the erasure, never half of one.
 //!
@@ -20,6 +22,7 @@ use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
 use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 
 use crate::format::SealedRef;
+use crate::shared::lock;
 use crate::vfs::{AppendFile, ReadFile, Vfs, read_at_most, read_exact_at};
 use cache::KeyCache;
 use file::{
@@ -87,10 +90,45 @@ pub(crate) struct Keys {
     len: u64,
     /// The keys read or made lately.
     cache: KeyCache,
-    /// A mutex only to make the keys `Sync`: the file is written through `&mut self`.
-    file: Option<std::sync::Mutex<Box<dyn AppendFile>>>,
+    /// Keys made and not yet written by the writer thread ([`KeyWriter::write`]), by id: their
+    /// slots already say where they will lie.
+    unwritten: std::sync::Mutex<Vec<(u32, SealKey)>>,
+    /// The writer's appending handle, shared with the writer thread, which appends records of
+    /// new keys through it ([`Keys::writer`]) with no lock on the keys held.
+    file: Option<std::sync::Arc<std::sync::Mutex<Box<dyn AppendFile>>>>,
     /// The key file has not been read yet ([`Keys::unread`]).
     unread: bool,
+}
+
+/// A record of keys [made](Keys::create) in memory, for the writer thread to
+/// [write](KeyWriter::write).
+pub(crate) struct NewKeys {
+    /// The record, as it is appended.
+    bytes: Vec<u8>,
+    /// The last (largest) id it holds.
+    last: u32,
+}
+
+/// The key file's appending handle ([`Keys::writer`]).
+pub(crate) struct KeyWriter(std::sync::Arc<std::sync::Mutex<Box<dyn AppendFile>>>);
+
+impl KeyWriter {
+    /// Appends records of keys [made](Keys::create), in the order they were made, each synced
+    /// before the next is written: a crash then tears at most the last, and a bad record with
+    /// a valid one after it stays what a reader takes for damage. The writer thread calls it
+    /// before it writes a frame sealed under them, then [`Keys::written`].
+    ///
+    /// # Errors
+    /// The write or sync failed: the caller poisons the store (the file may end in a torn
+    /// record, which the next open cuts; no record sealed under its keys was written).
+    pub(crate) fn write(&self, new: &[&NewKeys]) -> Result<(), String> {
+        let mut file = lock(&self.0);
+        for keys in new {
+            file.append(&keys.bytes).map_err(|e| format!("append to {KEYS_FILE}: {e}"))?;
+            file.sync_data().map_err(|e| format!("fsync {KEYS_FILE}: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// Why the key file could not be read, or made a writer's.
@@ -154,6 +192,7 @@ impl Keys {
             source: None,
             len: 0,
             cache: KeyCache::default(),
+            unwritten: std::sync::Mutex::default(),
             file: None,
             unread: false,
         }
@@ -207,7 +246,7 @@ impl Keys {
             FileEnd::Whole => {}
         }
         let file = vfs.open_append(&path, false).map_err(|e| KeysError::Io("open for appends", e))?;
-        self.file = Some(std::sync::Mutex::new(file));
+        self.file = Some(std::sync::Arc::new(std::sync::Mutex::new(file)));
         Ok(())
     }
 
@@ -355,6 +394,9 @@ impl Keys {
                 if let Some(key) = self.cache.get(id) {
                     return Lookup::Key(key);
                 }
+                if let Some(key) = self.unwritten_key(id) {
+                    return Lookup::Key(key);
+                }
                 match self.read_around(id, at) {
                     Ok(key) => Lookup::Key(key),
                     Err(why) => Lookup::Unreadable(format!("read key {id} at byte {at} of {KEYS_FILE}: {why}")),
@@ -395,19 +437,23 @@ impl Keys {
         Some(id)
     }
 
-    /// Makes keys for the (account, month) pairs given that have none, appends them as one
-    /// record and syncs it. Nothing changes in memory unless the record is durable.
+    /// Makes keys for the (account, month) pairs given that have none, in memory: they are
+    /// current at once, and lie where their record, returned, will be appended. The caller
+    /// has the record [written](KeyWriter::write) before any record sealed under them, and
+    /// poisons the store if that fails (the slots of the keys would then point past the file).
     ///
     /// # Errors
-    /// No randomness, a key file that would pass its limit (`u32::MAX` bytes), or the write
-    /// or sync failed (the caller poisons the store: the file may hold a torn record, which
-    /// the next open cuts).
-    pub(crate) fn create(&mut self, wanted: &[(AccountId, i32)]) -> Result<(), String> {
+    /// No randomness, or a key file that would pass its limit (`u32::MAX` bytes): nothing
+    /// changed.
+    pub(crate) fn create(&mut self, wanted: &[(AccountId, i32)]) -> Result<Option<NewKeys>, String> {
         let mut seen = std::collections::HashSet::new();
         let needed: Vec<&(AccountId, i32)> =
             wanted.iter().filter(|(a, m)| self.current(a, *m).is_none() && seen.insert((a, *m))).collect();
         if needed.is_empty() {
-            return Ok(());
+            return Ok(None);
+        }
+        if self.file.is_none() {
+            return Err("the key file is not open for writing".into());
         }
         // One request to the system for every new key.
         let made = SealKey::generate_many(needed.len()).map_err(|e| e.to_string())?;
@@ -426,11 +472,7 @@ impl Keys {
                  erase old months to make room"
             ));
         }
-        let file = self.file.as_mut().ok_or("the key file is not open for writing")?;
-        let file = file.get_mut().unwrap_or_else(|p| p.into_inner());
-        file.append(&bytes).map_err(|e| format!("append to {KEYS_FILE}: {e}"))?;
-        file.sync_data().map_err(|e| format!("fsync {KEYS_FILE}: {e}"))?;
-        // Where each key lies, read from the body as a reader of the file would.
+        // Where each key will lie, read from the body as a reader of the file will.
         let body_at = self.len as usize + RECORD_PREFIX;
         let mut places = Vec::with_capacity(fresh.len());
         entries(&body, |e| {
@@ -444,8 +486,34 @@ impl Keys {
             self.insert(id, n, month, u32::try_from(at).map_err(|_| "a key past 4 GiB")?)?;
             made.push((id, key));
         }
-        self.cache.put_all(made);
-        Ok(())
+        let last = made.last().map_or(0, |&(id, _)| id);
+        self.cache.put_all(made.iter().map(|(id, key)| (*id, key.clone())));
+        lock(&self.unwritten).extend(made);
+        Ok(Some(NewKeys { bytes, last }))
+    }
+
+    /// The handle that appends records of new keys to the file, for use with no lock on the
+    /// keys held: an append deciding meanwhile may need to make keys.
+    ///
+    /// # Errors
+    /// The file is not open for writing (a read-only handle's keys).
+    pub(crate) fn writer(&self) -> Result<KeyWriter, String> {
+        self.file.clone().map(KeyWriter).ok_or_else(|| "the key file is not open for writing".into())
+    }
+
+    /// Forgets the unwritten copies of keys a [`KeyWriter`] has written (they read from the
+    /// file now).
+    pub(crate) fn written(&self, new: &[&NewKeys]) {
+        if let Some(last) = new.iter().map(|k| k.last).max() {
+            lock(&self.unwritten).retain(|&(id, _)| id > last);
+        }
+    }
+
+    /// Key `id` if it is made and not yet written.
+    fn unwritten_key(&self, id: u32) -> Option<SealKey> {
+        let unwritten = lock(&self.unwritten);
+        let i = unwritten.binary_search_by_key(&id, |&(made, _)| made).ok()?;
+        Some(unwritten[i].1.clone())
     }
 
     /// Destroys the keys `account` (or every account, for `None`) holds for the months below
@@ -466,6 +534,9 @@ impl Keys {
         at: Timestamp,
         reason: &str,
     ) -> Result<ErasureRecord, String> {
+        if !lock(&self.unwritten).is_empty() {
+            return Err("keys made are not yet in the key file (the writer has not caught up)".into());
+        }
         let doomed = |a: &str, month: i32| account.is_none_or(|e| e.as_str() == a) && month < month_below;
         // The file as it is, for the keys kept.
         let old = {
@@ -508,15 +579,15 @@ impl Keys {
         let path = dir.join(KEYS_FILE);
         if let Err((what, e)) = replace(vfs, dir, &bytes) {
             // The old file is still the one.
-            self.file = vfs.open_append(&path, false).ok().map(std::sync::Mutex::new);
+            self.file = vfs.open_append(&path, false).ok().map(|f| std::sync::Arc::new(std::sync::Mutex::new(f)));
             return Err(format!("{what}: {e}"));
         }
         // The new file is the one now: its slots stand (the destroyed keys read erased) even
         // if it cannot be opened again, and the old keys' cache goes with the old file.
         std::mem::swap(self, &mut fresh);
         self.source = Some(vfs.open_read(&path).map_err(|e| format!("reopen {KEYS_FILE}: {e}"))?);
-        self.file =
-            Some(std::sync::Mutex::new(vfs.open_append(&path, false).map_err(|e| format!("reopen {KEYS_FILE}: {e}"))?));
+        let file = vfs.open_append(&path, false).map_err(|e| format!("reopen {KEYS_FILE}: {e}"))?;
+        self.file = Some(std::sync::Arc::new(std::sync::Mutex::new(file)));
         Ok(erasure)
     }
 

@@ -1,15 +1,16 @@
-//! An append's personal text sealed (`docs/privacy.md`): the keys its events need made first,
-//! and durable, in the key file ([`crate::keys`]); then each event's text sealed under its
-//! account's key for the month it occurred in. Runs under the append lock, after the append
-//! is decided and before it is handed to the writer, so the writer never needs a key and a
-//! record never names one that is not on disk.
+//! An append's personal text sealed (`docs/privacy.md`): the keys its events need made first
+//! (in memory, [`crate::keys`]); then each event's text sealed under its account's key for the
+//! month it occurred in. Runs under the append lock, after the append is decided and before
+//! it is handed to the writer, which writes and syncs the new keys' record before the frame
+//! sealed under them: a record never names a key that is not on disk, and the appending
+//! thread does no I/O for keys.
 
 use rapport_core::personal::key_month;
 use rapport_core::seal::Sealer;
 use rapport_core::{NewEvent, PersonalText, StreamVersion};
 
 use crate::format::SealedRef;
-use crate::keys::{Keys, Lookup};
+use crate::keys::{Keys, Lookup, NewKeys};
 
 /// The sealed text of an append's events, in one buffer.
 #[derive(Default)]
@@ -17,6 +18,8 @@ pub(crate) struct Sealed {
     bytes: Vec<u8>,
     /// Per event: its key id (0: nothing sealed) and its bytes' range.
     at: Vec<(u32, u32, u32)>,
+    /// The record of the keys made for it, to be written before its frame.
+    new_keys: Option<NewKeys>,
 }
 
 impl Sealed {
@@ -29,13 +32,19 @@ impl Sealed {
             _ => None,
         }
     }
+
+    /// The record of keys made for these events, which must be durable before they are
+    /// written ([`KeyWriter::write`](crate::keys::KeyWriter::write)).
+    pub(crate) fn new_keys(&self) -> Option<&NewKeys> {
+        self.new_keys.as_ref()
+    }
 }
 
-/// Seals the personal text of `events`, making (durably) the keys they need.
+/// Seals the personal text of `events`, making (in memory) the keys they need.
 ///
 /// # Errors
-/// A key could not be made or written (the caller poisons the store: the key file may end in
-/// a torn record, which the next open cuts).
+/// A key could not be made, or one made before could not be read (the caller poisons the
+/// store: keys made here point past the key file until their record is written).
 pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVersion)]) -> Result<Sealed, String> {
     let months: Vec<Option<i32>> =
         events.iter().map(|(e, _)| PersonalText::is_in(&e.event, &e.meta).then(|| key_month(e.occurred_at))).collect();
@@ -52,9 +61,8 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
             })
             .collect()
     };
-    if !wanted.is_empty() {
-        keys.write().unwrap_or_else(|p| p.into_inner()).create(&wanted)?;
-    }
+    let new_keys =
+        if wanted.is_empty() { None } else { keys.write().unwrap_or_else(|p| p.into_inner()).create(&wanted)? };
     let keys = keys.read().unwrap_or_else(|p| p.into_inner());
     // The events to seal, by key: each key's schedule (an AES key expansion, large beside a
     // pointer) is made once a batch and used for its run, with no map of schedules to copy
@@ -69,7 +77,7 @@ pub(crate) fn seal(keys: &std::sync::RwLock<Keys>, events: &[(NewEvent, StreamVe
         }
     }
     by_key.sort_unstable();
-    let mut out = Sealed { bytes: Vec::new(), at: vec![(0, 0, 0); events.len()] };
+    let mut out = Sealed { bytes: Vec::new(), at: vec![(0, 0, 0); events.len()], new_keys };
     let mut plain = Vec::new();
     let mut sealer: Option<(u32, Sealer)> = None;
     for (id, i) in by_key {

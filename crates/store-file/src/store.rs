@@ -233,7 +233,8 @@ impl FileStore {
                 duplicates: prepared.duplicates.clone(),
             }))));
         }
-        // Personal text sealed, its keys made durable first (a log of format 4).
+        // Personal text sealed, under keys made here if need be (a log of format 4): the
+        // writer makes them durable before the frame.
         let sealed = if sh.recovery.format_version >= crate::format::FORMAT_VERSION {
             match crate::sealing::seal(&sh.keys, &prepared.events) {
                 Ok(sealed) => sealed,

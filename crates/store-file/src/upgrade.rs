@@ -244,6 +244,11 @@ fn sealed_payload(
         kept.push(recorded_at);
     }
     let sealed = crate::sealing::seal(keys, &events).map_err(|why| (0, format!("seal personal text: {why}")))?;
+    if let Some(new) = sealed.new_keys() {
+        let keys = keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.writer().and_then(|w| w.write(&[new])).map_err(|why| (0, format!("write new keys: {why}")))?;
+        keys.written(&[new]);
+    }
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 4);
     for (i, ((e, stream_version), recorded_at)) in events.iter().zip(kept).enumerate() {
         format::encode_record(e, sealed.get(i), recorded_at, *stream_version, FORMAT_VERSION, &mut out)

@@ -1,4 +1,5 @@
 //! The writer thread: group commit. Decided appends arrive in order as [`Job`]s; the thread
+//! writes and syncs the keys they were sealed under that are new (one record each, one sync),
 //! encodes each into one frame, writes every queued frame, `fdatasync`s once for the group,
 //! records the offsets, publishes the committed head and completes each append's future. It
 //! also keeps the head record (`HEAD`) current at every segment rollover and at a clean close.
@@ -103,6 +104,10 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<ToWriter
                 let _ = reply.send(checkpoint(&mut w));
                 continue;
             }
+            ToWriter::Barrier(reply) => {
+                let _ = reply.send(());
+                continue;
+            }
         };
         let mut group = vec![first];
         let mut events = group[0].events.len();
@@ -112,8 +117,8 @@ pub(crate) fn writer_loop(shared: std::sync::Weak<Shared>, rx: Receiver<ToWriter
                     events += job.events.len();
                     group.push(job);
                 }
-                Ok(checkpoint) => {
-                    next = Some(checkpoint);
+                Ok(other) => {
+                    next = Some(other);
                     break;
                 }
                 Err(_) => break,
@@ -251,6 +256,14 @@ fn record_head(w: &Writer) -> Result<(), String> {
 /// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns where every
 /// record written lies (segment, byte, records of its frame from it on), in position order.
 fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<(u64, u64, u32)>, String> {
+    // The keys the group's frames are sealed under, durable before any of them is written;
+    // written with no lock on the keys held (an append deciding meanwhile may make keys).
+    let new_keys: Vec<_> = group.iter().filter_map(|j| j.sealed.new_keys()).collect();
+    if !new_keys.is_empty() {
+        let writer = sh.keys.read().unwrap_or_else(|p| p.into_inner()).writer()?;
+        writer.write(&new_keys)?;
+        sh.keys.read().unwrap_or_else(|p| p.into_inner()).written(&new_keys);
+    }
     let mut dirty = false;
     let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
     for job in group {

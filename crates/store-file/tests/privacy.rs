@@ -13,13 +13,13 @@ use std::path::Path;
 
 use rapport_core::erase::ErasingStore;
 use rapport_core::{
-    AccountId, AppendError, CommitmentKey, Envelope, Event, ExpectedVersion, Metadata, NewEvent, Position, Profile,
-    Store, StreamVersion, SurveyKey, SurveyScore, TextState, Timestamp,
+    AccountId, AppendError, Channel, CommitmentKey, Envelope, Event, ExpectedVersion, Metadata, NewEvent, Position,
+    Profile, Store, StreamVersion, SurveyKey, SurveyScore, TextState, Timestamp,
 };
 use rapport_store_file::{FileStore, KEYS_FILE, OpenError, verify};
 
 use common::{TempDir, contents, history};
-use faulty::{FaultyVfs, TEARS, open_mem};
+use faulty::{FaultyVfs, TEARS, Tear, open_mem};
 
 const SECRETS: [&str; 4] =
     ["Ann Lee promised SSO", "Bob Stone was rude on the phone", "ann.lee@acme.example", "Carla Owner-Person"];
@@ -385,6 +385,84 @@ fn a_crash_at_every_write_of_an_erasure_leaves_the_keys_or_the_erasure() {
         }
     }
     assert!(kept > 0 && erased > 0, "both outcomes seen: {kept} kept, {erased} erased");
+}
+
+/// An erasure asked for while an append that made keys is still on its way to disk (the
+/// writer's fsyncs are slow): it waits for the append, whose keys reach the file first, and
+/// erases its text with the rest; after a reopen too.
+#[test]
+fn an_erasure_waits_for_an_append_in_flight_and_erases_its_text_too() {
+    let vfs = FaultyVfs::new();
+    vfs.slow_syncs(std::time::Duration::from_millis(20));
+    let store = open_mem(&vfs).unwrap();
+    let acme = AccountId::new("acme").unwrap();
+    // The append is decided and handed to the writer when it is called; not awaited yet.
+    let in_flight = store.append(secret_events("acme"), ExpectedVersion::Any);
+    let erasure = pollster::block_on(store.erase(&acme, "request 1")).expect("erase");
+    assert_eq!(erasure.keys_destroyed, 3, "the append's three months of text");
+    assert_eq!(pollster::block_on(in_flight).expect("append").appended.len(), 4);
+    let texts = |store: &FileStore| stream_of(store, "acme").iter().map(|e| e.text).collect::<Vec<_>>();
+    let erased = [TextState::Erased, TextState::Erased, TextState::Erased, TextState::Present];
+    assert_eq!(texts(&store), erased);
+    drop(store);
+    assert_eq!(texts(&open_mem(&vfs).unwrap()), erased, "after a reopen");
+}
+
+/// Appends that each make many keys, queued behind a slow fsync so that the writer takes
+/// them as one group: a crash at any write or sync, under every kind of torn write, leaves a
+/// store that opens (the key file never holds a torn record with a whole one after it) with a
+/// prefix of the batches, every acknowledged one among them, each event's text whole.
+#[test]
+fn a_crash_anywhere_in_a_group_of_appends_that_make_keys_opens_with_their_text() {
+    let actor = "Ann Lee";
+    let by = Metadata::new().with_actor(actor).unwrap();
+    // Twenty new accounts a batch: a record of twenty keys spans sectors.
+    let batches: Vec<Vec<NewEvent>> = (0..5)
+        .map(|b| {
+            (0..20)
+                .map(|a| {
+                    let account = AccountId::new(&format!("acct-{b}-{a}")).unwrap();
+                    NewEvent::new(account, t(1), Event::TouchpointHeld { channel: Channel::Call }).with_meta(by.clone())
+                })
+                .collect()
+        })
+        .collect();
+    let run = |vfs: &FaultyVfs| -> usize {
+        vfs.slow_syncs(std::time::Duration::from_millis(5));
+        let Ok(store) = open_mem(vfs) else { return 0 };
+        // Each append is handed to the writer when called; the first one's fsyncs hold the
+        // writer while the others queue.
+        let pending: Vec<_> = batches.iter().map(|b| store.append(b.clone(), ExpectedVersion::Any)).collect();
+        pending.into_iter().map(pollster::block_on).take_while(Result::is_ok).count()
+    };
+    let ops = {
+        let vfs = FaultyVfs::new();
+        assert_eq!(run(&vfs), batches.len());
+        vfs.ops()
+    };
+    let mut images = 0;
+    for n in 1..=ops {
+        let vfs = FaultyVfs::new();
+        vfs.crash_at(n);
+        let acked = run(&vfs);
+        // Torn writes that keep some sectors and not others, with many draws each.
+        let draws =
+            TEARS.iter().flat_map(|&tear| (0..if tear == Tear::Scatter { 32 } else { 1 }).map(move |d| (tear, d)));
+        for (k, (tear, draw)) in draws.enumerate() {
+            let image = vfs.crash_image(tear, n * 64 + k as u64);
+            let tear = format!("{tear:?} {draw}");
+            let store = open_mem(&image).unwrap_or_else(|e| panic!("crash at {n}/{ops}, {tear}: {e}"));
+            let log = pollster::block_on(store.read_all(Position(1), 1_000))
+                .unwrap_or_else(|e| panic!("crash at {n}/{ops}, {tear}: {e}"));
+            assert_eq!(log.len() % 20, 0, "crash at {n}/{ops}, {tear}: whole batches");
+            assert!(log.len() >= acked * 20, "crash at {n}/{ops}, {tear}: {} events, {acked} batches acked", log.len());
+            for (e, new) in log.iter().zip(batches.iter().flatten()) {
+                assert!(e.same_content(new) && e.meta.actor() == Some(actor), "crash at {n}/{ops}, {tear}: {e:?}");
+            }
+            images += 1;
+        }
+    }
+    assert!(images >= 40, "{images} crash images");
 }
 
 fn stream_of(store: &FileStore, account: &str) -> Vec<Envelope> {

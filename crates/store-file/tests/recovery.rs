@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rapport_core::testing::conformance::assert_log_invariants;
 use rapport_core::{Envelope, ExpectedVersion, NewEvent, Position, ReadError, Store};
-use rapport_store_file::{FileStore, OpenError};
+use rapport_store_file::{FileStore, KEYS_FILE, OpenError};
 
 use common::history;
 
@@ -111,6 +111,10 @@ fn crash_at_every_write_and_fsync_point() {
     let batches = workload();
     let clean = FaultyVfs::new();
     assert_eq!(run_workload(&clean, &batches), batches.len());
+    // The workload's events carry personal text: its batches make keys, whose record the
+    // writer writes and syncs before their frames, so crash points fall there too.
+    let key_file = clean.bytes(&Path::new(MEM_DIR).join(KEYS_FILE)).expect("a key file");
+    assert!(key_file.len() > 32 * 48, "{} bytes of keys: the workload makes few", key_file.len());
     let total_ops = clean.ops();
     let points = crash_everywhere(&batches, 1..=total_ops, 1, run_workload);
     assert!(points >= 1_000, "only {points} crash points");

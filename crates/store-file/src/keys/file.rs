@@ -178,7 +178,7 @@ pub(super) fn erasure_body(e: &ErasureRecord) -> Vec<u8> {
 }
 
 /// The erasure a record of that kind, `body` (its kind byte first), holds; its key ids are
-/// at most `id_bound` ([`Keys`]).
+/// at most `id_bound` ([`Keys`](super::Keys)).
 pub(super) fn erasure(body: &[u8], id_bound: usize) -> Result<ErasureRecord, String> {
     let mut c = Cursor { b: body, at: 1 };
     let at = Timestamp::from_unix_nanos(i64::from_le_bytes(c.take(8)?.try_into().unwrap_or_default()));

@@ -12,7 +12,7 @@ fn keys_read_back_under_their_own_accounts() {
     let a = |s: &str| AccountId::new(s).unwrap();
     let wanted = [(a("acme"), 1), (a("acme"), 2), (a("beta"), 1), (a("acme"), 3), (a("ceres"), 5), (a("beta"), 2)];
     let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
-    keys.create(&wanted).unwrap();
+    make(&mut keys, &wanted);
     let made: Vec<u32> = wanted.iter().map(|(acct, m)| keys.current(acct, *m).unwrap()).collect();
     drop(keys);
     let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
@@ -21,6 +21,60 @@ fn keys_read_back_under_their_own_accounts() {
     }
     assert_eq!(again.current(&a("beta"), 3), None);
     assert_eq!(again.current(&a("ceres"), 1), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Makes keys for `wanted` and writes their record, as an append and its writer do.
+fn make(keys: &mut Keys, wanted: &[(AccountId, i32)]) {
+    if let Some(new) = keys.create(wanted).unwrap() {
+        keys.writer().unwrap().write(&[&new]).unwrap();
+        keys.written(&[&new]);
+    }
+}
+
+/// Keys made are current and read back at once, from memory, even when the cache has let
+/// them go; the file holds them only once their record is written, and an erasure waits for
+/// that (it rewrites the file from what is in it).
+#[test]
+fn keys_made_read_back_before_their_record_is_written_and_not_after_a_reopen() {
+    let dir = temp("unwritten");
+    let log = [9u8; 16];
+    let acme = AccountId::new("acme").unwrap();
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    let file_len = || std::fs::metadata(dir.join(KEYS_FILE)).unwrap().len();
+    let empty = file_len();
+    let first = keys.create(&[(acme.clone(), 1), (acme.clone(), 2)]).unwrap().expect("two keys made");
+    let second = keys.create(&[(acme.clone(), 2), (acme.clone(), 3)]).unwrap().expect("one key made");
+    assert!(keys.create(&[(acme.clone(), 3)]).unwrap().is_none(), "a current key is not made again");
+    assert_eq!(file_len(), empty, "nothing written yet");
+    let ids: Vec<u32> = (1..=3).map(|m| keys.current(&acme, m).unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    let made: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|&id| match keys.lookup(id) {
+            Lookup::Key(k) => k.as_bytes().to_vec(),
+            _ => panic!("key {id}"),
+        })
+        .collect();
+    // Other keys take the made keys' places in the cache: they still read from memory.
+    keys.cache.put_all(ids.iter().map(|&id| (id + 16_384, SealKey::from_bytes([7; KEY_BYTES]))));
+    for (&id, key) in ids.iter().zip(&made) {
+        assert!(keys.cache.get(id).is_none(), "key {id} left the cache");
+        assert!(matches!(keys.lookup(id), Lookup::Key(k) if k.as_bytes().as_slice() == key.as_slice()), "key {id}");
+    }
+    let at = Timestamp::from_unix_seconds(1_700_000_000);
+    let err = keys.erase(&StdVfs, &dir, Some(&acme), i32::MAX, at, "request").unwrap_err();
+    assert!(err.contains("not yet in the key file"), "{err}");
+    assert_eq!(Keys::open(&StdVfs, &dir, log, false).unwrap().current(&acme, 1), None, "a reader sees none");
+    keys.writer().unwrap().write(&[&first, &second]).unwrap();
+    assert!(!lock(&keys.unwritten).is_empty(), "kept until the writer says they are written");
+    keys.written(&[&first, &second]);
+    assert!(lock(&keys.unwritten).is_empty());
+    let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    for (&id, key) in ids.iter().zip(&made) {
+        assert!(matches!(again.lookup(id), Lookup::Key(k) if k.as_bytes().as_slice() == key.as_slice()), "key {id}");
+    }
+    assert_eq!(keys.erase(&StdVfs, &dir, Some(&acme), i32::MAX, at, "request").unwrap().keys, ids);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -56,7 +110,7 @@ fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
     let accounts: Vec<AccountId> = ["acme", "beta", "ceres"].iter().map(|s| AccountId::new(s).unwrap()).collect();
     let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
     let wanted: Vec<(AccountId, i32)> = (0..4).flat_map(|m| accounts.iter().map(move |a| (a.clone(), m))).collect();
-    keys.create(&wanted).unwrap();
+    make(&mut keys, &wanted);
     let at = Timestamp::from_unix_seconds(1_700_000_000);
     let one = keys.erase(&StdVfs, &dir, Some(&accounts[1]), i32::MAX, at, "request").unwrap();
     assert_eq!(one.keys.len(), 4);
@@ -66,7 +120,7 @@ fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
     assert_eq!((0..4).map(|m| keys.current(&accounts[1], m)).collect::<Vec<_>>(), [None; 4]);
     assert_eq!((keys.current(&accounts[0], 1), keys.current(&accounts[2], 0)), (None, None));
     assert!(keys.current(&accounts[0], 2).is_some());
-    keys.create(&[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]).unwrap();
+    make(&mut keys, &[(accounts[1].clone(), 5), (accounts[0].clone(), 0)]);
     assert_eq!(keys.current(&accounts[0], 0), Some(14), "new ids after every one made");
     let before = answers(&keys, 16, &accounts);
     assert!(before.contains(&"2: erased".to_owned()) && before.contains(&"5: erased".to_owned()));
@@ -190,15 +244,15 @@ fn keys_past_the_file_limit_are_refused() {
     let log = [8u8; 16];
     let acme = AccountId::new("acme").unwrap();
     let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
-    keys.create(&[(acme.clone(), 1)]).unwrap();
+    make(&mut keys, &[(acme.clone(), 1)]);
     let len = keys.len;
     keys.len = FILE_BYTES_MAX - 40;
-    let err = keys.create(&[(acme.clone(), 2)]).unwrap_err();
+    let Err(err) = keys.create(&[(acme.clone(), 2)]) else { panic!("keys past the limit made") };
     assert!(err.contains("past its limit"), "{err}");
     assert_eq!(keys.current(&acme, 2), None);
     assert_eq!(std::fs::metadata(dir.join(KEYS_FILE)).unwrap().len(), len, "nothing written");
     keys.len = len;
-    keys.create(&[(acme.clone(), 2)]).unwrap();
+    make(&mut keys, &[(acme.clone(), 2)]);
     let made: Vec<Vec<u8>> = (1..=2)
         .map(|id| match keys.lookup(id) {
             Lookup::Key(k) => k.as_bytes().to_vec(),
