@@ -44,11 +44,14 @@ impl Missing {
     }
 }
 
-/// Bytes of one segment read ahead: `bytes` are the segment's from byte `start`.
+/// Bytes of one segment read ahead: the first `filled` of `bytes` are the segment's from byte
+/// `start`.
 struct Window {
     segment: u64,
     start: u64,
+    /// The buffer, as long as the largest read so far (what lies past `filled` is stale).
     bytes: Vec<u8>,
+    filled: usize,
     chunk: usize,
 }
 
@@ -64,9 +67,8 @@ impl Window {
         offset: u64,
         len: usize,
     ) -> Result<&'w [u8], ReadError> {
-        let held = segment == self.segment
-            && offset >= self.start
-            && offset + len as u64 <= self.start + self.bytes.len() as u64;
+        let held =
+            segment == self.segment && offset >= self.start && offset + len as u64 <= self.start + self.filled as u64;
         if !held {
             self.fill(store, guard, segment, offset, len)?;
         }
@@ -87,18 +89,23 @@ impl Window {
         guard.take();
         let file = store.reader(segment)?;
         let want = len.max(self.chunk);
-        self.bytes.resize(want, 0);
+        if self.bytes.len() < want {
+            // Zeroed by the allocator (fresh pages need no clearing), and only when it grows:
+            // a read from a short file fills a fraction of it, and the rest is not cleared again.
+            self.bytes = vec![0; want];
+        }
+        self.filled = 0;
         let mut got = 0usize;
         while got < want {
             let n = file
-                .read_at(&mut self.bytes[got..], offset + got as u64)
+                .read_at(&mut self.bytes[got..want], offset + got as u64)
                 .map_err(|e| StorageError::new("read segment", e))?;
             if n == 0 {
                 break;
             }
             got += n;
         }
-        self.bytes.truncate(got);
+        self.filled = got;
         self.segment = segment;
         self.start = offset;
         if got < len {
@@ -261,7 +268,7 @@ impl FileStore {
         // I/O.
         let mut guard = Some(sh.index.read().unwrap_or_else(|p| p.into_inner()));
         let bases = guard.as_ref().map(|index| index.offsets.bases().to_vec()).unwrap_or_default();
-        let mut window = Window { segment: u64::MAX, start: 0, bytes: Vec::new(), chunk };
+        let mut window = Window { segment: u64::MAX, start: 0, bytes: Vec::new(), filled: 0, chunk };
         let mut walk: Option<Walk> = None;
         // Whether the frame the walk is in had its payload checked whole.
         let mut frame_checked = false;
