@@ -36,7 +36,7 @@ fn make(keys: &mut Keys, wanted: &[(AccountId, i32)]) {
 /// them go; the file holds them only once their record is written, and an erasure waits for
 /// that (it rewrites the file from what is in it).
 #[test]
-fn keys_made_read_back_before_their_record_is_written_and_not_after_a_reopen() {
+fn keys_made_read_back_at_once_and_reach_the_file_when_written() {
     let dir = temp("unwritten");
     let log = [9u8; 16];
     let acme = AccountId::new("acme").unwrap();
