@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
 use crate::options::OpenError;
-use crate::shared::lock;
 use crate::store::FileStore;
+use crate::sync::lock;
 use crate::verify::{VerifyError, verify};
 use crate::vfs::StdVfs;
 

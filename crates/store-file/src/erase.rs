@@ -11,8 +11,8 @@ use rapport_core::{AccountId, ReadError, StorageError, Timestamp};
 
 use crate::job::ToWriter;
 use crate::keys::ErasureRecord;
-use crate::shared::lock;
 use crate::store::FileStore;
+use crate::sync::lock;
 
 fn public(e: &ErasureRecord) -> Erasure {
     Erasure::new(

@@ -19,8 +19,9 @@ use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::index::segment_name;
 use crate::options::{OpenError, io_err};
 use crate::recovery::{self, Frames, Scan};
-use crate::shared::{FollowState, Shared, lock};
+use crate::shared::{FollowState, Shared};
 use crate::store::FileStore;
+use crate::sync::lock;
 use crate::vfs::{StdVfs, Vfs, read_at_most};
 
 impl FileStore {

@@ -22,7 +22,7 @@ use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
 use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
 
 use crate::format::SealedRef;
-use crate::shared::lock;
+use crate::sync::lock;
 use crate::vfs::{AppendFile, ReadFile, Vfs, read_at_most, read_exact_at};
 use cache::KeyCache;
 use file::{

@@ -77,6 +77,7 @@ mod sealing;
 mod shared;
 mod snapshot;
 mod store;
+mod sync;
 mod upgrade;
 mod verify;
 pub mod vfs;

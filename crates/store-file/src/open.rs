@@ -13,8 +13,9 @@ use crate::job::ToWriter;
 use crate::keys::{Keys, KeysError};
 use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
 use crate::recovery;
-use crate::shared::{FollowState, Shared, lock};
+use crate::shared::{FollowState, Shared};
 use crate::store::FileStore;
+use crate::sync::lock;
 use crate::vfs::{StdVfs, Vfs};
 use crate::writer::{Writer, writer_loop};
 

@@ -13,8 +13,8 @@ use rapport_core::{
 use crate::format::{self, RECORD_PREFIX_BYTES};
 use crate::index::Index;
 use crate::offsets::{Walk, anchor_of};
-use crate::shared::lock;
 use crate::store::FileStore;
+use crate::sync::lock;
 use crate::vfs::ReadFile;
 
 /// Bytes read at least at a time for a range of positions (`read_all`).

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use rapport_core::watch::HeadWatch;
 
@@ -143,12 +143,4 @@ impl FollowState {
             last_epoch: scan.last_epoch,
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a lock is a bug elsewhere; the store poisons itself on I/O errors
-    // explicitly, so recovering the guard does not hide a half-done write.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

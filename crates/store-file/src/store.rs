@@ -15,7 +15,8 @@ use rapport_core::{
 use crate::index::{Core, InFlight};
 use crate::job::{AppendFuture, Completion, Job, Pending, ToWriter};
 use crate::options::RecoveryReport;
-use crate::shared::{Shared, lock};
+use crate::shared::Shared;
+use crate::sync::lock;
 
 /// The embedded, durable, append-only segment log. `Send + Sync`; clone it cheaply to share.
 ///
