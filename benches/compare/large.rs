@@ -55,12 +55,16 @@ pub(crate) fn open_probe(dir: &str) {
     std::mem::forget(store);
 }
 
-/// With `RAPPORT_BENCH_OPEN_EVENTS` set, a log of that many events: opens after a clean close
+/// With `RAPPORT_BENCH_OPEN_EVENTS` set (and not 0), a log of that many events: opens after a clean close
 /// and after a crash, with their memory, a live snapshot save beside an appender, and an open
 /// plus full scan.
 pub(crate) fn large_log(dir: &Path, rows: &mut Vec<Row>) {
     if let Ok(big) = std::env::var("RAPPORT_BENCH_OPEN_EVENTS") {
         let big: usize = big.parse().expect("RAPPORT_BENCH_OPEN_EVENTS is a number");
+        if big == 0 {
+            // No log to open: the section is skipped, as when the variable is unset.
+            return;
+        }
         let accounts = env_usize("RAPPORT_BENCH_OPEN_ACCOUNTS", 10_000).max(1) as u32;
         // The last `tail` events are appended after a first clean close, whose derived files
         // (the index snapshot and the id file it names) are kept to stand, below, for a crash
