@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rapport_core::testing::synth::{SynthConfig, generate};
-use rapport_core::{ExpectedVersion, NewEvent, Store};
+use rapport_core::{ExpectedVersion, NewEvent, Position, Store};
 use rapport_store_file::{FileStore, Options};
 
 #[path = "support/pages.rs"]
@@ -60,6 +60,18 @@ fn file_store(c: &mut Criterion) {
     }
     let store = FileStore::open(&d).expect("reopen");
     group.bench_function("full_scan_and_decode", |b| b.iter(|| assert_eq!(read_all_pages(&store) as u64, n)));
+    // A follower reading one event at a time: 1,000 reads of one event, spread over the log.
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("read_all_of_one_event_1000_times", |b| {
+        b.iter(|| {
+            for k in 0..1_000u64 {
+                let at = Position(1 + k * (n / 1_000));
+                let page = pollster::block_on(store.read_all(at, 1)).expect("read");
+                assert_eq!(page.len(), 1);
+            }
+        })
+    });
+    group.throughput(Throughput::Elements(n));
     drop(store);
     let whole = Options { index_snapshot: false, ..Options::default() };
     group.bench_function("open_reading_the_whole_log", |b| {

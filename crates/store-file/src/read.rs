@@ -17,8 +17,12 @@ use crate::store::FileStore;
 use crate::sync::lock;
 use crate::vfs::ReadFile;
 
-/// Bytes read at least at a time for a range of positions (`read_all`).
+/// Bytes read at least at a time for a long range of positions (`read_all`).
 const RANGE_CHUNK: usize = 256 * 1024;
+/// Bytes a range read reckons per record it may pass, to read no more than a short range needs:
+/// the range's records and those a walk passes from an anchor to its first (fewer than
+/// [`STRIDE`](crate::offsets::STRIDE)); generous, since reading short only costs another read.
+const RANGE_BYTES_PER_RECORD: usize = 256;
 /// Bytes read at least at a time for scattered positions (a stream, logged duplicates): about
 /// a stride of small records.
 const SCATTERED_CHUNK: usize = 8 * 1024;
@@ -350,7 +354,14 @@ impl FileStore {
             return Ok(Vec::new());
         }
         let last = head.min(first + limit.min(READ_LIMIT_MAX) as u64 - 1);
-        self.read_positions(first..=last, RANGE_CHUNK)
+        // A short range (a follower's next few events) reads about what it needs, not a
+        // long range's chunk.
+        let records = (last - first + 1).saturating_add(crate::offsets::STRIDE);
+        let chunk = usize::try_from(records)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(RANGE_BYTES_PER_RECORD)
+            .clamp(SCATTERED_CHUNK, RANGE_CHUNK);
+        self.read_positions(first..=last, chunk)
     }
 
     pub(crate) fn read_stream_now(
