@@ -109,6 +109,22 @@ pub(crate) struct NewKeys {
     last: u32,
 }
 
+/// Writes records of keys [made](Keys::create) ([`KeyWriter::write`]) with no lock on `keys`
+/// held during the I/O (an append deciding meanwhile may make keys), then forgets their
+/// unwritten copies.
+///
+/// # Errors
+/// As [`KeyWriter::write`], or the keys are not a writer's.
+pub(crate) fn write_new(keys: &std::sync::RwLock<Keys>, new: &[&NewKeys]) -> Result<(), String> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let writer = keys.read().unwrap_or_else(|p| p.into_inner()).writer()?;
+    writer.write(new)?;
+    keys.read().unwrap_or_else(|p| p.into_inner()).written(new);
+    Ok(())
+}
+
 /// The key file's appending handle ([`Keys::writer`]).
 pub(crate) struct KeyWriter(std::sync::Arc<std::sync::Mutex<Box<dyn AppendFile>>>);
 

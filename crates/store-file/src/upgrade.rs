@@ -245,9 +245,7 @@ fn sealed_payload(
     }
     let sealed = crate::sealing::seal(keys, &events).map_err(|why| (0, format!("seal personal text: {why}")))?;
     if let Some(new) = sealed.new_keys() {
-        let keys = keys.read().unwrap_or_else(|p| p.into_inner());
-        keys.writer().and_then(|w| w.write(&[new])).map_err(|why| (0, format!("write new keys: {why}")))?;
-        keys.written(&[new]);
+        crate::keys::write_new(keys, &[new]).map_err(|why| (0, format!("write new keys: {why}")))?;
     }
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 4);
     for (i, ((e, stream_version), recorded_at)) in events.iter().zip(kept).enumerate() {

@@ -1,5 +1,5 @@
 //! The writer thread: group commit. Decided appends arrive in order as [`Job`]s; the thread
-//! writes and syncs the keys they were sealed under that are new (one record each, one sync),
+//! writes and syncs the keys they were sealed under that are new (one record each, each synced),
 //! encodes each into one frame, writes every queued frame, `fdatasync`s once for the group,
 //! records the offsets, publishes the committed head and completes each append's future. It
 //! also keeps the head record (`HEAD`) current at every segment rollover and at a clean close.
@@ -256,14 +256,9 @@ fn record_head(w: &Writer) -> Result<(), String> {
 /// Encodes, writes and (with `Durability::Sync`) syncs a group of jobs; returns where every
 /// record written lies (segment, byte, records of its frame from it on), in position order.
 fn write_group(sh: &Shared, w: &mut Writer, group: &[Job]) -> Result<Vec<(u64, u64, u32)>, String> {
-    // The keys the group's frames are sealed under, durable before any of them is written;
-    // written with no lock on the keys held (an append deciding meanwhile may make keys).
+    // The keys the group's frames are sealed under, durable before any of them is written.
     let new_keys: Vec<_> = group.iter().filter_map(|j| j.sealed.new_keys()).collect();
-    if !new_keys.is_empty() {
-        let writer = sh.keys.read().unwrap_or_else(|p| p.into_inner()).writer()?;
-        writer.write(&new_keys)?;
-        sh.keys.read().unwrap_or_else(|p| p.into_inner()).written(&new_keys);
-    }
+    crate::keys::write_new(&sh.keys, &new_keys)?;
     let mut dirty = false;
     let mut offsets = Vec::with_capacity(group.iter().map(|j| j.events.len()).sum());
     for job in group {

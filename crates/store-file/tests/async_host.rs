@@ -88,8 +88,8 @@ fn appends_reads_and_a_subscription_never_stall_a_current_thread_runtime() {
     let ticks = ticks.load(Ordering::Relaxed);
     let ms = elapsed.as_millis() as u64;
     assert!(ms >= 12 * SYNC.as_millis() as u64, "{ms} ms for 12 appends: each waits for its fsync");
-    // Free, the timer ticks about every 2 ms (a 1 ms sleep and its wake-up); blocked through
-    // one fsync of each append, it would tick at half that rate.
+    // A free runtime ticks at the pace of its 1 ms sleep and wake-up; one blocked through an
+    // fsync of each append ticks at about half that pace, below this bound.
     assert!(ticks * 3 >= ms, "{ticks} ticks in {ms} ms: the runtime's thread was blocked");
     eprintln!("12 appends of 25 events in {ms} ms, {ticks} timer ticks");
 }
