@@ -11,7 +11,7 @@ use crate::head::{self, HEAD_FILE, HeadRecord};
 use crate::index::segment_name;
 use crate::job::ToWriter;
 use crate::keys::{Keys, KeysError};
-use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err};
+use crate::options::{OpenError, Options, RecoveryReport, Skipped, io_err, list_err};
 use crate::recovery;
 use crate::shared::{FollowState, Shared};
 use crate::store::FileStore;
@@ -36,7 +36,7 @@ fn ours(name: &str) -> bool {
 /// one; an existing store is opened whatever else its directory holds (and never listed
 /// here: the scan has found it).
 fn refuse_foreign(vfs: &dyn Vfs, dir: &Path) -> Result<(), OpenError> {
-    let names = vfs.entries(dir).map_err(io_err("list", dir))?;
+    let names = vfs.entries(dir).map_err(list_err(dir))?;
     match names.into_iter().find(|n| !ours(n)) {
         Some(holds) => Err(OpenError::NotAStore { dir: dir.to_path_buf(), holds }),
         None => Ok(()),

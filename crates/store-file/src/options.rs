@@ -72,6 +72,12 @@ pub enum OpenError {
         /// The directory.
         dir: PathBuf,
     },
+    /// The path names a file, not a directory: a file store is a directory of files.
+    #[error("{path} is a file, not a rapport store: a file store is a directory (give the directory's path)")]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The directory holds other files and no store: a new store is made only in a missing or
     /// empty directory.
     #[error(
@@ -155,4 +161,13 @@ pub struct Skipped {
 
 pub(crate) fn io_err<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> OpenError + 'a {
     move |source| OpenError::Io { operation, path: path.to_path_buf(), source }
+}
+
+/// A failure to list the store's directory `dir`, as an open's error: a path that names a
+/// file is said to be one.
+pub(crate) fn list_err(dir: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| match source.kind() {
+        io::ErrorKind::NotADirectory => OpenError::NotADirectory { path: dir.to_path_buf() },
+        _ => OpenError::Io { operation: "list", path: dir.to_path_buf(), source },
+    }
 }

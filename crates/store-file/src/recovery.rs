@@ -12,7 +12,7 @@ use crate::damage;
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, parse_segment_name, segment_name};
-use crate::options::{OpenError, io_err};
+use crate::options::{OpenError, io_err, list_err};
 use crate::snapshot;
 use crate::vfs::{Vfs, read_at_most};
 
@@ -153,7 +153,7 @@ fn read_header(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
 /// A gap, or the directory cannot be listed.
 pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, OpenError> {
     let mut numbers: Vec<u64> =
-        vfs.list(dir).map_err(io_err("list", dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
+        vfs.list(dir).map_err(list_err(dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
     for (i, n) in numbers.iter().enumerate() {
         if *n != i as u64 {

@@ -314,3 +314,30 @@ fn a_new_store_is_made_only_in_a_missing_or_empty_directory() {
     std::fs::write(empty.join("NOTES.txt"), b"ours").unwrap();
     drop(FileStore::open(&empty).unwrap());
 }
+
+/// A path that names a file is refused as one, by every kind of open, and the file is left as
+/// it was: a file store is a directory.
+#[test]
+fn a_file_given_as_the_store_is_refused_as_a_file() {
+    let tmp = TempDir::new("afile");
+    std::fs::create_dir_all(tmp.path()).unwrap();
+    let file = tmp.path().join("events.jsonl");
+    std::fs::write(&file, b"{}\n").unwrap();
+    let opens: [(&str, Result<FileStore, OpenError>); 3] = [
+        ("writer", FileStore::open(&file)),
+        ("read-only", FileStore::open_read_only(&file)),
+        ("following", FileStore::open_following(&file, std::time::Duration::from_millis(10))),
+    ];
+    for (what, opened) in opens {
+        match opened {
+            Err(e @ OpenError::NotADirectory { .. }) => {
+                assert!(
+                    e.to_string().starts_with(&format!("{} is a file, not a rapport store", file.display())),
+                    "{e}"
+                );
+            }
+            other => panic!("{what}: expected NotADirectory, got {other:?}"),
+        }
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"{}\n");
+}
