@@ -60,8 +60,11 @@ pub(crate) struct Reader<'a> {
     pub(crate) at: usize,
 }
 
+// Each step is inlined into every decoder that uses it, whatever the compiler's estimate: a
+// scan reads every record through them, and kept as calls they were a visible part of its
+// cost (BENCHMARKS.md, "The decoder's steps inlined").
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Read<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.b.len());
         let Some(end) = end else { return Err(fail(self.at, format!("{what}: the record ends early"))) };
@@ -70,12 +73,12 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn byte(&mut self, what: &str) -> Read<u8> {
         Ok(self.bytes(1, what)?[0])
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn eight(&mut self, what: &str) -> Read<[u8; 8]> {
         let mut w = [0u8; 8];
         w.copy_from_slice(self.bytes(8, what)?);
@@ -84,7 +87,7 @@ impl<'a> Reader<'a> {
 
     /// An event's instant: within the years every build has admitted (1900–2199), so a
     /// record no build could have written is refused as it is read.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn time(&mut self, what: &str) -> Read<Timestamp> {
         let at = self.at;
         let t = Timestamp::from_unix_nanos(i64::from_le_bytes(self.eight(what)?));
@@ -92,7 +95,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned LEB128 integer in its shortest form, at most 64 bits.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self, what: &str) -> Read<u64> {
         // Nearly every one is a single byte: a length under 128, a variant index.
         match self.b.get(self.at) {
@@ -129,7 +132,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn flag(&mut self, what: &str) -> Read<bool> {
         let at = self.at;
         match self.byte(what)? {
@@ -141,7 +144,7 @@ impl<'a> Reader<'a> {
 
     /// A string: no field of an event is longer than [`TEXT_BYTES_MAX`] (free text's bound, the
     /// largest; keys, metadata and profile fields have smaller ones, checked by their callers).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn text(&mut self, what: &str) -> Read<&'a str> {
         let len = self.varint(what)?;
         let at = self.at;
@@ -158,7 +161,7 @@ impl<'a> Reader<'a> {
         Ok(if self.flag(what)? { Some(self.text(what)?) } else { None })
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn code<T: Copy>(&mut self, table: &[T], what: &str) -> Read<T> {
         let at = self.at;
         let c = self.byte(what)?;

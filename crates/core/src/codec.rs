@@ -234,7 +234,7 @@ fn encode_parts(
 }
 
 /// A key (account id or item key), checked as the owned keys are.
-#[inline]
+#[inline(always)]
 fn key<'a>(r: &mut Reader<'a>, what: &str) -> Read<KeyRef<'a>> {
     let at = r.at;
     KeyRef::new(r.text(what)?).map_err(|e| fail(at, format!("{what}: {e}")))

@@ -12,7 +12,14 @@ pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
 
 /// The value at the start of `b`, and how many bytes it took: `None` if it runs off the end or
 /// past 64 bits.
+#[inline]
 pub(crate) fn get(b: &[u8]) -> Option<(u64, usize)> {
+    // Most are one byte (a record's length under 128, a key number's first byte).
+    if let Some(&byte) = b.first()
+        && byte < 0x80
+    {
+        return Some((u64::from(byte), 1));
+    }
     let mut value = 0u64;
     for (i, &byte) in b.iter().enumerate().take(10) {
         let low = u64::from(byte & 0x7f);
