@@ -84,7 +84,7 @@ enum Command {
     Score {
         #[command(flatten)]
         store: StoreArg,
-        /// Only this account.
+        /// Only this account, folded from its own events (the checkpoint is not read).
         #[arg(long)]
         account: Option<String>,
         /// Evaluate as of this instant (RFC 3339); default now.

@@ -27,17 +27,13 @@ pub(crate) fn cmd_score(
         None => None,
     };
     // The runner's checkpoint knows everything recorded: it answers only without --known-at
-    // (and only when saved under this configuration).
+    // (and only when saved under this configuration). One account is folded from its own
+    // events instead: restoring the checkpoint restores every account's state.
     if use_checkpoint
         && known_at.is_none()
-        && let Some(mut scores) = live::scores_from_checkpoint(ledger, config, at)?
+        && account.is_none()
+        && let Some(scores) = live::scores_from_checkpoint(ledger, config, at)?
     {
-        if let Some(id) = &account {
-            scores.retain(|s| &s.account == id);
-            if scores.is_empty() {
-                scores.push(pollster::block_on(score_account_with(ledger, config, id, view))?);
-            }
-        }
         return print_scores(&scores, format);
     }
     let scores = match &account {

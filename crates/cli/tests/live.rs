@@ -101,6 +101,13 @@ fn score_reads_the_checkpoint_and_only_the_events_after_it() {
     // An instant before the checkpoint's, or a bitemporal question: the log answers.
     let before = ok(&["score", "--store", p(&store), "--as-of", "2025-01-15T00:00:00Z", "--format", "json"]);
     assert!(stderr(&before).contains("after --as-of: scoring from the log"), "{}", stderr(&before));
+
+    // One account: folded from its own events, not from the checkpoint (which would restore
+    // every account's state), and the same as that account's line of the checkpoint's answer.
+    let one = ok(&["score", "--store", p(&store), "--as-of", &at, "--format", "json", "--account", "more-1"]);
+    assert!(!stderr(&one).contains("checkpoint"), "{}", stderr(&one));
+    let line = stdout(&tail).lines().find(|l| l.contains("\"account\":\"more-1\"")).expect("more-1's line").to_owned();
+    assert_same_scores(&stdout(&one), &format!("{line}\n"));
 }
 
 /// Reads `child`'s stdout lines on a thread until one satisfies `wanted`, for at most `limit`.
