@@ -40,17 +40,24 @@ pub enum ParseIdError {
     },
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn check_key(s: &str) -> Result<(), ParseIdError> {
+    // The usual id, pure ASCII without controls, is checked where it is read (a scan checks
+    // several an event); anything else goes the long way.
+    if !s.is_empty() && s.len() <= KEY_BYTES_MAX && crate::bytes::printable_ascii(s.as_bytes()) {
+        return Ok(());
+    }
+    check_key_slowly(s)
+}
+
+/// [`check_key`]'s long way: which rule `s` breaks, if any.
+#[cold]
+fn check_key_slowly(s: &str) -> Result<(), ParseIdError> {
     if s.is_empty() {
         return Err(ParseIdError::Empty);
     }
     if s.len() > KEY_BYTES_MAX {
         return Err(ParseIdError::TooLong { len: s.len(), max: KEY_BYTES_MAX });
-    }
-    // Fast path: pure ASCII without controls (the usual id) needs no char decoding.
-    if crate::bytes::printable_ascii(s.as_bytes()) {
-        return Ok(());
     }
     if let Some((at, ch)) = s.char_indices().find(|(_, c)| c.is_control()) {
         return Err(ParseIdError::ControlCharacter { ch, at });

@@ -70,6 +70,7 @@ impl Timestamp {
     }
 
     /// Whether this lies in the range valid for events.
+    #[inline]
     pub fn in_range(self) -> bool {
         (Self::MIN..=Self::MAX).contains(&self)
     }
