@@ -96,7 +96,9 @@ impl Window {
         if self.bytes.len() < want {
             // Zeroed by the allocator (fresh pages need no clearing), and only when it grows:
             // a read from a short file fills a fraction of it, and the rest is not cleared again.
-            self.bytes = vec![0; want];
+            // It grows to twice its size at least (up to a whole frame's bound): a scan's frames
+            // outgrow it a little at a time, and each growth clears all of it.
+            self.bytes = vec![0; want.max((2 * self.bytes.len()).min(WHOLE_FRAME_BYTES))];
         }
         self.filled = 0;
         let mut got = 0usize;
