@@ -93,7 +93,7 @@ pub fn encode_record(
     Ok(())
 }
 
-#[inline]
+#[inline(always)]
 fn read_varint(b: &[u8], at: &mut usize) -> Result<u64, DecodeError> {
     let (v, used) =
         crate::leb128::get(&b[*at..]).ok_or_else(|| err(*at, "sealed section: a varint overruns the record"))?;
