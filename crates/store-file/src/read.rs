@@ -53,7 +53,8 @@ impl Missing {
 struct Window {
     segment: u64,
     start: u64,
-    /// The buffer, as long as the largest read so far (what lies past `filled` is stale).
+    /// The buffer, at least as long as the largest read so far (what lies past `filled` is
+    /// stale).
     bytes: Vec<u8>,
     filled: usize,
     chunk: usize,

@@ -17,7 +17,7 @@ use rapport_store_file::{FileStore, KEYS_FILE, OpenError, Options};
 
 use common::history;
 
-use faulty::{FaultyVfs, MEM_DIR, TEARS, Tear, open_mem, segment_paths};
+use faulty::{FaultyVfs, MEM_DIR, TEARS, Tear, open_mem, open_mem_with, segment_paths};
 
 /// The scripted workload: batches of mixed sizes over a generated history, enough to roll
 /// over segments.
@@ -221,8 +221,7 @@ fn truncation_at_every_byte_of_an_unwitnessed_tail_opens_as_a_prefix() {
         // No index snapshot saved at each close: the image has none to open from, and saving
         // one thousands of times judges nothing here.
         let options = Options { index_snapshot: false, ..faulty::small_segments() };
-        let store = FileStore::open_on(Arc::new(image.clone()), Path::new(MEM_DIR), options)
-            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let store = open_mem_with(&image, options).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         // Every cut: the scan (what folding reads) is a prefix of the log.
         let mut scanned = Vec::new();
         pollster::block_on(store.scan(Position(1), &mut |e| scanned.push(e.to_envelope()))).unwrap();

@@ -24,7 +24,12 @@ pub(crate) fn small_segments() -> Options {
 
 /// The store at [`MEM_DIR`] on `vfs`.
 pub(crate) fn open_mem(vfs: &FaultyVfs) -> Result<FileStore, OpenError> {
-    FileStore::open_on(Arc::new(vfs.clone()), Path::new(MEM_DIR), small_segments())
+    open_mem_with(vfs, small_segments())
+}
+
+/// [`open_mem`] with other options.
+pub(crate) fn open_mem_with(vfs: &FaultyVfs, options: Options) -> Result<FileStore, OpenError> {
+    FileStore::open_on(Arc::new(vfs.clone()), Path::new(MEM_DIR), options)
 }
 
 /// The segment files on `vfs`, in order.
