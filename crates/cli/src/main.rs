@@ -84,7 +84,8 @@ enum Command {
     Score {
         #[command(flatten)]
         store: StoreArg,
-        /// Only this account, folded from its own events (the checkpoint is not read).
+        /// Only this account, folded from its own events (the checkpoint is not read); an account
+        /// without events is refused.
         #[arg(long)]
         account: Option<String>,
         /// Evaluate as of this instant (RFC 3339); default now.

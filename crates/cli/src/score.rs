@@ -2,7 +2,7 @@
 //! answer, else folded from the log; a table or JSON lines.
 
 use anyhow::anyhow;
-use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Timestamp};
+use rapport_core::{AccountId, AnyStore, AsOf, Ledger, StreamVersion, Timestamp};
 use rapport_health::{AccountScores, ScoringConfig, score_account_with, score_all_with, write_table};
 
 use crate::{Failure, Out, OutputFormat, fail, instant, live, stdout_error};
@@ -37,7 +37,15 @@ pub(crate) fn cmd_score(
         return print_scores(&scores, format);
     }
     let scores = match &account {
-        Some(id) => vec![pollster::block_on(score_account_with(ledger, config, id, view))?],
+        Some(id) => {
+            // As `timeline`, `explain` and `export` do: a mistyped account would otherwise
+            // print the prior (grey, confidence 0) as if it were a new account's score.
+            let first = pollster::block_on(ledger.read_stream_page(id, StreamVersion::FIRST, 1))?;
+            if first.is_empty() {
+                return Err(fail(1, anyhow!("account {:?} has no events", id.as_str())));
+            }
+            vec![pollster::block_on(score_account_with(ledger, config, id, view))?]
+        }
         None => pollster::block_on(score_all_with(ledger, config, view))?,
     };
     print_scores(&scores, format)

@@ -108,6 +108,16 @@ fn score_reads_the_checkpoint_and_only_the_events_after_it() {
     assert!(!stderr(&one).contains("checkpoint"), "{}", stderr(&one));
     let line = stdout(&tail).lines().find(|l| l.contains("\"account\":\"more-1\"")).expect("more-1's line").to_owned();
     assert_same_scores(&stdout(&one), &format!("{line}\n"));
+
+    // An account without events is refused, as `timeline` and `explain` refuse it, rather than
+    // scored as the prior: a mistyped name would otherwise look like a new account.
+    let none = rapport(&["score", "--store", p(&store), "--account", "more-77"]);
+    assert_eq!(none.status.code(), Some(1), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("account \"more-77\" has no events") && stdout(&none).is_empty(),
+        "{}",
+        stderr(&none)
+    );
 }
 
 /// Reads `child`'s stdout lines on a thread until one satisfies `wanted`, for at most `limit`.
