@@ -228,7 +228,8 @@ pub(crate) enum Command {
     /// Rewrite a file store created by an older build (format 1, frames chained by CRC32C;
     /// format 2, without room for metadata; format 3, its free text in the clear) as format 4
     /// (text sealed) in a new directory, and verify it. The old store is left as it is; stop
-    /// its writer first, and remove the old store once the new one serves.
+    /// its writer first, and remove the old store once the new one serves. A copy a crash cut
+    /// short is refused by every open: remove it and run the upgrade again.
     Upgrade {
         /// The file-store directory to upgrade.
         #[arg(long)]

@@ -19,7 +19,7 @@ use crate::options::OpenError;
 use crate::store::FileStore;
 use crate::sync::lock;
 use crate::verify::{VerifyError, verify};
-use crate::vfs::StdVfs;
+use crate::vfs::{StdVfs, Vfs};
 
 /// What a backup copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn backup_with(
     let _span = tracing::info_span!("rapport.backup", src = %src.display(), dest = %dest.display()).entered();
     let started = std::time::Instant::now();
     let store = FileStore::open_read_only(src)?;
-    check_destination(src, dest).map_err(|refused| match refused {
+    check_destination(&StdVfs, src, dest).map_err(|refused| match refused {
         Refused::Because(reason) => BackupError::Destination { path: dest.to_path_buf(), reason: reason.into() },
         Refused::Io { operation, path, source } => BackupError::Io { operation, path, source },
     })?;
@@ -168,11 +168,11 @@ pub(crate) enum Refused {
 }
 
 /// Refuses a destination that exists, lies inside the store `src` or holds it.
-pub(crate) fn check_destination(src: &Path, dest: &Path) -> Result<(), Refused> {
+pub(crate) fn check_destination(vfs: &dyn Vfs, src: &Path, dest: &Path) -> Result<(), Refused> {
     let resolve = |path: &Path| {
-        std::fs::canonicalize(path).map_err(|source| Refused::Io { operation: "resolve", path: path.into(), source })
+        vfs.canonicalize(path).map_err(|source| Refused::Io { operation: "resolve", path: path.into(), source })
     };
-    if dest.exists() || dest.symlink_metadata().is_ok() {
+    if vfs.exists(dest) || dest.symlink_metadata().is_ok() {
         return Err(Refused::Because("exists; a copy never overwrites"));
     }
     let src = resolve(src)?;

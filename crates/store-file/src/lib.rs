@@ -90,5 +90,5 @@ pub use index::segment_name;
 pub use keys::KEYS_FILE;
 pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};
 pub use store::FileStore;
-pub use upgrade::{UpgradeError, UpgradeReport, upgrade};
+pub use upgrade::{UNFINISHED_FILE, UpgradeError, UpgradeReport, upgrade, upgrade_on};
 pub use verify::{VerifyError, VerifyReport, chain_at, verify};

@@ -147,6 +147,9 @@ impl FileStore {
         let mut scan = scan?;
         if head.is_none() && scan.numbers.is_empty() {
             // No store here yet (nothing above wrote): the directory is about to become one.
+            if !options.create_if_missing {
+                return Err(OpenError::Missing { dir: dir.to_path_buf() });
+            }
             refuse_foreign(&*vfs, dir)?;
         }
         let truncated = cut_torn_tail(&*vfs, &scan)?;

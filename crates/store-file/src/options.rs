@@ -30,8 +30,10 @@ pub struct Options {
     /// A segment is sealed and a new one started once it would grow past this many bytes.
     /// At least 64 KiB; at most 4 GiB.
     pub segment_bytes_max: u64,
-    /// Create the directory (and a new log) if it does not exist. An existing directory
-    /// becomes a new store only when empty ([`OpenError::NotAStore`]).
+    /// Create the directory (and a new log) if it holds no store: it does not exist, or is
+    /// empty (an existing directory becomes a new store only when empty,
+    /// [`OpenError::NotAStore`]). Off, a directory without a store is
+    /// [`OpenError::Missing`].
     pub create_if_missing: bool,
     /// How much later than its `recorded_at` a new event may say it occurred
     /// ([`Admission`](rapport_core::validate::Admission)); later ones are refused with
@@ -66,7 +68,7 @@ impl Default for Options {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    /// The directory does not exist and `create_if_missing` is off.
+    /// The directory does not exist, or holds no store, and `create_if_missing` is off.
     #[error("no rapport store at {dir}")]
     Missing {
         /// The directory.
@@ -88,6 +90,17 @@ pub enum OpenError {
         dir: PathBuf,
         /// One of the files it holds (the first listed that is not a store's).
         holds: String,
+    },
+    /// The directory is a copy of a store (`rapport upgrade`'s) that was never finished: it
+    /// still holds the [`UNFINISHED_FILE`](crate::UNFINISHED_FILE) the copy removes last.
+    #[error(
+        "{dir} is a copy of a store that was never finished (it holds {marker}): remove the directory and make the copy again"
+    )]
+    Unfinished {
+        /// The directory.
+        dir: PathBuf,
+        /// The marker's name.
+        marker: &'static str,
     },
     /// Another writer (this process or another) has the store open.
     #[error("the store at {dir} is open for writing elsewhere (its directory is locked)")]

@@ -150,10 +150,13 @@ fn read_header(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
 /// The numbers of the segment files in `dir`, in order, checked to run 0, 1, 2, … without gaps.
 ///
 /// # Errors
-/// A gap, or the directory cannot be listed.
+/// A gap; a copy never finished ([`OpenError::Unfinished`]); the directory cannot be listed.
 pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, OpenError> {
-    let mut numbers: Vec<u64> =
-        vfs.list(dir).map_err(list_err(dir))?.iter().filter_map(|n| parse_segment_name(n)).collect();
+    let names = vfs.list(dir).map_err(list_err(dir))?;
+    if names.iter().any(|n| n == crate::upgrade::UNFINISHED_FILE) {
+        return Err(OpenError::Unfinished { dir: dir.to_path_buf(), marker: crate::upgrade::UNFINISHED_FILE });
+    }
+    let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
     for (i, n) in numbers.iter().enumerate() {
         if *n != i as u64 {

@@ -14,8 +14,8 @@
 //! record, and verified. The source keeps its text in the clear: delete it once the copy
 //! serves.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rapport_core::AccountId;
 
@@ -26,8 +26,13 @@ use crate::index::segment_name;
 use crate::keys::Keys;
 use crate::options::{OpenError, Options};
 use crate::store::FileStore;
-use crate::verify::{VerifyError, verify};
-use crate::vfs::StdVfs;
+use crate::verify::{VerifyError, verify_on};
+use crate::vfs::{StdVfs, Vfs, read_exact_at};
+
+/// The file an upgrade writes first in the new store's directory and removes last: while it is
+/// there, every open refuses the directory ([`OpenError::Unfinished`]), so a copy a crash cut
+/// short is never taken for a store with fewer events.
+pub const UNFINISHED_FILE: &str = "UNFINISHED";
 
 /// What an upgrade wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +93,15 @@ pub enum UpgradeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The new store's key file could not be made or written: its personal text is sealed
+    /// under keys that must be durable before the frames sealed under them.
+    #[error("the upgraded store's key file {path}: {reason}")]
+    Keys {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The new store does not verify, or holds other than the old one's events.
     #[error("the upgraded store at {path} does not verify: {reason}")]
     Verify {
@@ -121,37 +135,84 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// A failed upgrade removes the directory it created. One a crash cut short is left, and
+/// every open refuses it while it holds [`UNFINISHED_FILE`] ([`OpenError::Unfinished`]),
+/// which the upgrade writes first and removes once the copy is whole: remove it and run the
+/// upgrade again.
+///
 /// # Errors
-/// [`UpgradeError`]; a failed upgrade removes the directory it created.
+/// [`UpgradeError`].
 pub fn upgrade(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<UpgradeReport, UpgradeError> {
+    upgrade_on(Arc::new(StdVfs), src, dest)
+}
+
+/// [`upgrade`] on the file system `vfs` (as [`FileStore::open_on`] opens a store on one): the
+/// source, the copy and its check all go through it.
+///
+/// # Errors
+/// [`UpgradeError`].
+pub fn upgrade_on(
+    vfs: Arc<dyn Vfs>,
+    src: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+) -> Result<UpgradeReport, UpgradeError> {
     let (src, dest) = (src.as_ref(), dest.as_ref());
     let _span = tracing::info_span!("rapport.upgrade", src = %src.display(), dest = %dest.display()).entered();
-    let store = FileStore::open_with(src, Options { create_if_missing: false, ..Options::default() })?;
+    let store = FileStore::open_on(Arc::clone(&vfs), src, Options { create_if_missing: false, ..Options::default() })?;
     let version = store.recovery().format_version;
     if version >= FORMAT_VERSION {
         return Err(UpgradeError::Current { path: src.to_path_buf(), version });
     }
-    check_destination(src, dest).map_err(|refused| match refused {
+    check_destination(&*vfs, src, dest).map_err(|refused| match refused {
         Refused::Because(reason) => UpgradeError::Destination { path: dest.to_path_buf(), reason: reason.into() },
         Refused::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
     })?;
-    std::fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let result = rewrite(&store, version, dest).and_then(|report| check(dest, report));
+    vfs.create_dir_all(dest).map_err(io("create", dest))?;
+    let result = mark_unfinished(&*vfs, dest)
+        .and_then(|()| rewrite(&*vfs, &store, version, dest))
+        .and_then(|report| check(Arc::clone(&vfs), dest, report));
     match &result {
         Ok(report) => tracing::info!(events = report.n_events, segments = report.n_segments, "log upgraded"),
         Err(e) => {
             tracing::warn!(error = %e, "upgrade failed; removing the partial copy");
-            let _ = std::fs::remove_dir_all(dest);
+            remove_copy(&*vfs, dest);
         }
     }
     result
 }
 
+/// Writes [`UNFINISHED_FILE`] in the new, empty `dest`, durably, before anything else: a
+/// crash from here until it is removed leaves a directory every open refuses. (Before, `dest`
+/// is empty or missing after a crash: no store either.)
+fn mark_unfinished(vfs: &dyn Vfs, dest: &Path) -> Result<(), UpgradeError> {
+    let marker = dest.join(UNFINISHED_FILE);
+    let text = b"rapport upgrade is writing this copy of a store. While this file is here the copy is not whole: \
+                 remove the directory and run the upgrade again.\n";
+    write_synced(vfs, &marker, text)?;
+    vfs.sync_dir(dest).map_err(io("sync directory", dest))?;
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        vfs.sync_dir(parent).map_err(io("sync directory", parent))?;
+    }
+    Ok(())
+}
+
+/// Removes what a failed upgrade wrote: the files of `dest`, then `dest` (a directory the
+/// upgrade created; nothing else is in it).
+fn remove_copy(vfs: &dyn Vfs, dest: &Path) {
+    let removed = vfs
+        .list(dest)
+        .and_then(|names| names.iter().try_for_each(|name| vfs.remove(&dest.join(name))))
+        .and_then(|()| vfs.remove_dir(dest));
+    if let Err(e) = removed {
+        tracing::warn!(error = %e, dest = %dest.display(), "the partial copy could not be removed");
+    }
+}
+
 /// Rewrites every segment of the (locked) source, in format `version`, then the head record.
-fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
+fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport, UpgradeError> {
     let n_segments = store.recovery().n_segments;
-    let keys = Keys::open(&StdVfs, dest, store.shared.log_id, true)
-        .map_err(|e| UpgradeError::Verify { path: dest.join(crate::keys::KEYS_FILE), reason: e.to_string() })?;
+    let keys_failed = |reason: String| UpgradeError::Keys { path: dest.join(crate::keys::KEYS_FILE), reason };
+    let keys = Keys::open(vfs, dest, store.shared.log_id, true).map_err(|e| keys_failed(e.to_string()))?;
     let keys = std::sync::RwLock::new(keys);
     let mut next = 1u64;
     let mut chain = Chain::START;
@@ -159,7 +220,7 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
     for n in 0..n_segments {
         let from = store.dir().join(segment_name(n));
         let to = dest.join(segment_name(n));
-        let bytes = std::fs::read(&from).map_err(io("read", &from))?;
+        let bytes = read_whole(vfs, &from)?;
         let fail =
             |offset: usize, reason: String| UpgradeError::Source { path: from.clone(), offset: offset as u64, reason };
         let header = SegmentHeader::decode(&bytes).map_err(|e| fail(e.offset as usize, e.reason))?;
@@ -183,8 +244,10 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
                 return Err(fail(at, "frame position or payload checksum is wrong".into()));
             }
             old_chain = h.chain_after(&old_chain, payload).ok_or_else(|| fail(at, "frame breaks the chain".into()))?;
-            let payload = sealed_payload(payload, h.count, version, &keys)
-                .map_err(|(offset, reason)| fail(start + offset, reason))?;
+            let payload = sealed_payload(payload, h.count, version, &keys).map_err(|e| match e {
+                Unsealed::Source(offset, reason) => fail(start + offset, reason),
+                Unsealed::Keys(reason) => keys_failed(reason),
+            })?;
             chain = chain.after(h.first_position, h.count, &payload);
             let new = FrameHeader {
                 version: FORMAT_VERSION,
@@ -198,7 +261,7 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
             next += u64::from(h.count);
             at = start + h.payload_len as usize;
         }
-        write_synced(&to, &out)?;
+        write_synced(vfs, &to, &out)?;
     }
     let n_events = next - 1;
     if n_events != store.recovery().n_events {
@@ -215,13 +278,24 @@ fn rewrite(store: &FileStore, version: u32, dest: &Path) -> Result<UpgradeReport
             position: n_events,
             chain,
         };
-        head::write(&StdVfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
+        head::write(vfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
     }
-    std::fs::File::open(dest).and_then(|d| d.sync_all()).map_err(io("sync directory", dest))?;
+    // Every file is synced: the copy is whole, and the marker goes.
+    let marker = dest.join(UNFINISHED_FILE);
+    vfs.remove(&marker).map_err(io("remove", &marker))?;
+    vfs.sync_dir(dest).map_err(io("sync directory", dest))?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync directory", parent))?;
+        vfs.sync_dir(parent).map_err(io("sync directory", parent))?;
     }
     Ok(UpgradeReport { n_events, n_segments, head_chain: chain })
+}
+
+/// Why a frame's records were not written again.
+enum Unsealed {
+    /// A record of the source does not read: where in the payload, and why.
+    Source(usize, String),
+    /// The new key file refused a key.
+    Keys(String),
 }
 
 /// A frame's records written again in the current record form: each event read in its
@@ -232,42 +306,54 @@ fn sealed_payload(
     count: u32,
     version: u32,
     keys: &std::sync::RwLock<Keys>,
-) -> Result<Vec<u8>, (usize, String)> {
-    let bodies = format::split_records(payload, count).map_err(|e| (e.offset as usize, e.reason))?;
+) -> Result<Vec<u8>, Unsealed> {
+    let bodies = format::split_records(payload, count).map_err(|e| Unsealed::Source(e.offset as usize, e.reason))?;
     let mut events = Vec::with_capacity(bodies.len());
     let mut kept = Vec::with_capacity(bodies.len());
     for (off, body) in &bodies {
         let (e, recorded_at, stream_version) = format::check_schema_version(body, version)
             .and_then(|()| format::decode_parts(body, version, &mut |s| AccountId::new(s).map_err(|e| e.to_string())))
-            .map_err(|e| (*off, e.reason))?;
+            .map_err(|e| Unsealed::Source(*off, e.reason))?;
         events.push((e, stream_version));
         kept.push(recorded_at);
     }
-    let sealed = crate::sealing::seal(keys, &events).map_err(|why| (0, format!("seal personal text: {why}")))?;
+    let sealed =
+        crate::sealing::seal(keys, &events).map_err(|why| Unsealed::Keys(format!("seal personal text: {why}")))?;
     if let Some(new) = sealed.new_keys() {
-        crate::keys::write_new(keys, &[new]).map_err(|why| (0, format!("write new keys: {why}")))?;
+        crate::keys::write_new(keys, &[new]).map_err(|why| Unsealed::Keys(format!("write new keys: {why}")))?;
     }
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 4);
     for (i, ((e, stream_version), recorded_at)) in events.iter().zip(kept).enumerate() {
         format::encode_record(e, sealed.get(i), recorded_at, *stream_version, FORMAT_VERSION, &mut out)
-            .map_err(|why| (bodies[i].0, why.0))?;
+            .map_err(|why| Unsealed::Source(bodies[i].0, why.0))?;
     }
     Ok(out)
 }
 
-fn write_synced(to: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io("create", to))?;
-    f.write_all(bytes).map_err(io("write", to))?;
-    f.sync_all().map_err(io("sync", to))
+fn write_synced(vfs: &dyn Vfs, to: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
+    let mut f = vfs.open_append(to, true).map_err(io("create", to))?;
+    f.append(bytes).map_err(io("write", to))?;
+    f.sync_data().map_err(io("sync", to))
+}
+
+/// The whole of the file `from`.
+fn read_whole(vfs: &dyn Vfs, from: &Path) -> Result<Vec<u8>, UpgradeError> {
+    let f = vfs.open_read(from).map_err(io("open", from))?;
+    let len = f.size().map_err(io("read", from))?;
+    let len = usize::try_from(len)
+        .map_err(|_| io("read", from)(std::io::Error::other("larger than this platform can address")))?;
+    let mut bytes = vec![0; len];
+    read_exact_at(&*f, &mut bytes, 0).map_err(io("read", from))?;
+    Ok(bytes)
 }
 
 /// The new store verifies, in version 2, with every event and the chain written.
-fn check(dest: &Path, report: UpgradeReport) -> Result<UpgradeReport, UpgradeError> {
+fn check(vfs: Arc<dyn Vfs>, dest: &Path, report: UpgradeReport) -> Result<UpgradeReport, UpgradeError> {
     let fail = |reason: String| UpgradeError::Verify { path: dest.to_path_buf(), reason };
     if report.n_segments == 0 {
         return Ok(report);
     }
-    let verified = verify(dest).map_err(|e| match e {
+    let verified = verify_on(vfs, dest).map_err(|e| match e {
         VerifyError::Damaged { file, offset, reason } => fail(format!("{} at byte {offset}: {reason}", file.display())),
         other => fail(other.to_string()),
     })?;

@@ -70,15 +70,18 @@ pub enum VerifyError {
 /// # Errors
 /// [`VerifyError`].
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
+    verify_on(std::sync::Arc::new(StdVfs), dir)
+}
+
+/// [`verify`] on the file system `vfs`.
+pub(crate) fn verify_on(vfs: std::sync::Arc<dyn Vfs>, dir: &Path) -> Result<VerifyReport, VerifyError> {
     // Every record is read: an index snapshot, which stands in for the log on an open, does not
     // here.
-    let store = FileStore::open_read_only_with(std::sync::Arc::new(crate::vfs::StdVfs), dir, false, true).map_err(
-        |e| match e {
-            OpenError::Missing { dir } => VerifyError::Missing(dir),
-            OpenError::Corrupt { segment, offset, reason } => VerifyError::Damaged { file: segment, offset, reason },
-            other => VerifyError::Open(other),
-        },
-    )?;
+    let store = FileStore::open_read_only_with(vfs, dir, false, true).map_err(|e| match e {
+        OpenError::Missing { dir } => VerifyError::Missing(dir),
+        OpenError::Corrupt { segment, offset, reason } => VerifyError::Damaged { file: segment, offset, reason },
+        other => VerifyError::Open(other),
+    })?;
     let recovery = store.recovery();
     Ok(VerifyReport {
         n_events: recovery.n_events,

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A file opened for reading at arbitrary offsets. Shared between reader threads.
 pub trait ReadFile: Send + Sync {
@@ -112,6 +112,25 @@ pub trait Vfs: Send + Sync + 'static {
     /// # Errors
     /// I/O errors.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Removes the empty directory `dir` (what a failed [`upgrade_on`](crate::upgrade_on)
+    /// removes last). By default unsupported: the directory is left, empty.
+    ///
+    /// # Errors
+    /// I/O errors; [`io::ErrorKind::Unsupported`] by default.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let _ = dir;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// `path` with every link and `..` resolved, to tell whether one directory lies inside
+    /// another. By default `path` as given, if it exists (a file system without links).
+    ///
+    /// # Errors
+    /// I/O errors; [`io::ErrorKind::NotFound`] when `path` does not exist.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        if self.exists(path) { Ok(path.to_path_buf()) } else { Err(io::ErrorKind::NotFound.into()) }
+    }
 
     /// Takes the exclusive writer's lock on the store directory `dir` itself, or fails at once
     /// with [`io::ErrorKind::WouldBlock`] if another handle holds it. The lock is on the
@@ -247,6 +266,14 @@ impl Vfs for StdVfs {
             let _ = dir;
             Ok(())
         }
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        std::fs::canonicalize(path)
     }
 
     fn lock_dir(&self, dir: &Path) -> io::Result<Box<dyn LockGuard>> {

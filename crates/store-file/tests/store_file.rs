@@ -146,7 +146,11 @@ fn read_only_opens_during_appends_see_whole_batches() {
 fn a_missing_store_is_refused_when_asked() {
     let dir = TempDir::new("missing");
     let options = Options { create_if_missing: false, ..Options::default() };
+    assert!(matches!(FileStore::open_with(dir.path(), options.clone()), Err(OpenError::Missing { .. })));
+    // An empty directory holds no store either, and is left empty.
+    std::fs::create_dir_all(dir.path()).unwrap();
     assert!(matches!(FileStore::open_with(dir.path(), options), Err(OpenError::Missing { .. })));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -63,6 +63,8 @@ struct State {
     crash_at: Option<u64>,
     crashed: bool,
     fail_sync: bool,
+    /// Syncs of files under this directory fail.
+    fail_sync_under: Option<PathBuf>,
     /// How long each `sync_data` takes, as on a slow disk.
     sync_delay: std::time::Duration,
 }
@@ -106,6 +108,19 @@ impl FaultyVfs {
     /// Makes every `sync_data` fail from now on.
     pub(crate) fn fail_syncs(&self) {
         self.0.lock().unwrap().fail_sync = true;
+    }
+
+    /// Makes every `sync_data` of a file under `dir` fail from now on.
+    pub(crate) fn fail_syncs_under(&self, dir: &Path) {
+        self.0.lock().unwrap().fail_sync_under = Some(dir.to_path_buf());
+    }
+
+    /// Makes `sync_data` succeed again after [`fail_syncs`](Self::fail_syncs) or
+    /// [`fail_syncs_under`](Self::fail_syncs_under).
+    pub(crate) fn heal_syncs(&self) {
+        let mut s = self.0.lock().unwrap();
+        s.fail_sync = false;
+        s.fail_sync_under = None;
     }
 
     /// Makes every `sync_data` take `delay` from now on (the file system's lock is not held
@@ -294,6 +309,7 @@ impl ReadFile for MemRead {
 struct MemAppend {
     vfs: FaultyVfs,
     file: Arc<Mutex<FileData>>,
+    path: PathBuf,
 }
 
 impl AppendFile for MemAppend {
@@ -316,7 +332,7 @@ impl AppendFile for MemAppend {
 
     fn sync_data(&mut self) -> io::Result<()> {
         let s = self.vfs.op()?;
-        if s.fail_sync {
+        if s.fail_sync || s.fail_sync_under.as_ref().is_some_and(|d| self.path.starts_with(d)) {
             return Err(io::Error::other("injected fsync failure (EIO)"));
         }
         let delay = s.sync_delay;
@@ -377,7 +393,7 @@ impl Vfs for FaultyVfs {
             let s = self.0.lock().unwrap();
             Arc::clone(s.files.get(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?)
         };
-        Ok(Box::new(MemAppend { vfs: self.clone(), file }))
+        Ok(Box::new(MemAppend { vfs: self.clone(), file, path: path.to_path_buf() }))
     }
 
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
@@ -415,6 +431,17 @@ impl Vfs for FaultyVfs {
             if d.parent() == Some(dir) {
                 s.durable_dirs.insert(d.clone());
             }
+        }
+        Ok(())
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.op()?;
+        if s.files.keys().any(|p| p.starts_with(dir)) || s.dirs.iter().any(|d| d != dir && d.starts_with(dir)) {
+            return Err(io::Error::other("directory not empty"));
+        }
+        if !s.dirs.remove(dir) {
+            return Err(io::ErrorKind::NotFound.into());
         }
         Ok(())
     }
