@@ -8,18 +8,24 @@
 //! read. A writer appending meanwhile only adds bytes after the copied extent, which the copy
 //! never reads. Derived state (`derived/`) is left out: it is rebuilt from the log, and a
 //! checkpoint of the source may cover positions the copy does not hold. The key file is copied
-//! after the segments (or left out on request, [`BackupKeys`]).
+//! after the segments (or left out on request, [`BackupKeys`]). Until the copy is whole it
+//! holds [`UNFINISHED_FILE`](crate::UNFINISHED_FILE), so a backup a crash cut short is
+//! refused by every open.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::copy::{self, Failed, Refused, check_destination};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
 use crate::options::OpenError;
 use crate::store::FileStore;
 use crate::sync::lock;
-use crate::verify::{VerifyError, verify};
-use crate::vfs::{StdVfs, Vfs};
+use crate::verify::{VerifyError, verify_on};
+use crate::vfs::{StdVfs, Vfs, read_at_most};
+
+/// Bytes a backup copies at a time.
+const COPY_CHUNK: usize = 1 << 20;
 
 /// What a backup copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +76,12 @@ pub enum BackupError {
 
 fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
     move |source| BackupError::Io { operation, path: path.to_path_buf(), source }
+}
+
+impl From<Failed> for BackupError {
+    fn from(Failed { operation, path, source }: Failed) -> Self {
+        BackupError::Io { operation, path, source }
+    }
 }
 
 impl FileStore {
@@ -133,16 +145,33 @@ pub fn backup_with(
     dest: impl AsRef<Path>,
     keys: BackupKeys,
 ) -> Result<BackupReport, BackupError> {
+    backup_on(Arc::new(StdVfs), src, dest, keys)
+}
+
+/// [`backup_with`] on the file system `vfs` (as [`FileStore::open_on`] opens a store on one):
+/// the source, the copy and its check all go through it. A backup a crash cut short leaves a
+/// copy every open refuses ([`OpenError::Unfinished`]): remove it and back up again.
+///
+/// # Errors
+/// [`BackupError`]; a failed backup removes the directory it created.
+pub fn backup_on(
+    vfs: Arc<dyn Vfs>,
+    src: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+    keys: BackupKeys,
+) -> Result<BackupReport, BackupError> {
     let (src, dest) = (src.as_ref(), dest.as_ref());
     let _span = tracing::info_span!("rapport.backup", src = %src.display(), dest = %dest.display()).entered();
     let started = std::time::Instant::now();
-    let store = FileStore::open_read_only(src)?;
-    check_destination(&StdVfs, src, dest).map_err(|refused| match refused {
+    let store = FileStore::open_read_only_on(Arc::clone(&vfs), src)?;
+    check_destination(&*vfs, src, dest).map_err(|refused| match refused {
         Refused::Because(reason) => BackupError::Destination { path: dest.to_path_buf(), reason: reason.into() },
-        Refused::Io { operation, path, source } => BackupError::Io { operation, path, source },
+        Refused::Io(failed) => failed.into(),
     })?;
-    std::fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let result = copy_log(&store, dest, keys).and_then(|report| check_copy(dest, report));
+    let result = copy::begin(&*vfs, dest, "rapport backup")
+        .map_err(BackupError::from)
+        .and_then(|()| copy_log(&*vfs, &store, dest, keys))
+        .and_then(|report| check_copy(Arc::clone(&vfs), dest, report));
     match &result {
         Ok(report) => tracing::info!(
             events = report.n_events,
@@ -152,44 +181,14 @@ pub fn backup_with(
         ),
         Err(e) => {
             tracing::warn!(error = %e, "backup failed; removing the partial copy");
-            let _ = std::fs::remove_dir_all(dest);
+            copy::discard(&*vfs, dest);
         }
     }
     result
 }
 
-/// Why a directory a copy of the store would be written to (a backup's, an upgrade's) was
-/// refused; each caller turns it into its own error.
-pub(crate) enum Refused {
-    /// What is wrong with the directory.
-    Because(&'static str),
-    /// It could not be looked at.
-    Io { operation: &'static str, path: PathBuf, source: std::io::Error },
-}
-
-/// Refuses a destination that exists, lies inside the store `src` or holds it.
-pub(crate) fn check_destination(vfs: &dyn Vfs, src: &Path, dest: &Path) -> Result<(), Refused> {
-    let resolve = |path: &Path| {
-        vfs.canonicalize(path).map_err(|source| Refused::Io { operation: "resolve", path: path.into(), source })
-    };
-    if vfs.exists(dest) || dest.symlink_metadata().is_ok() {
-        return Err(Refused::Because("exists; a copy never overwrites"));
-    }
-    let src = resolve(src)?;
-    // The destination does not exist yet: resolve its parent.
-    let parent = resolve(dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
-    let dest = parent.join(dest.file_name().ok_or(Refused::Because("names no directory"))?);
-    if dest.starts_with(&src) {
-        return Err(Refused::Because("lies inside the store"));
-    }
-    if src.starts_with(&dest) {
-        return Err(Refused::Because("holds the store"));
-    }
-    Ok(())
-}
-
 /// Copies the segments up to the extent the read-only open read, then the head record.
-fn copy_log(store: &FileStore, dest: &Path, keys: BackupKeys) -> Result<BackupReport, BackupError> {
+fn copy_log(vfs: &dyn Vfs, store: &FileStore, dest: &Path, keys: BackupKeys) -> Result<BackupReport, BackupError> {
     let sh = &*store.shared;
     let follow = lock(&sh.follow).clone().ok_or_else(|| BackupError::Verify {
         path: dest.to_path_buf(),
@@ -204,7 +203,7 @@ fn copy_log(store: &FileStore, dest: &Path, keys: BackupKeys) -> Result<BackupRe
             let from = sh.dir.join(segment_name(n));
             let to = dest.join(segment_name(n));
             let extent = (n == last).then_some(follow.len);
-            bytes += copy_segment(&from, &to, extent)?;
+            bytes += copy_file(vfs, &from, &to, extent)?;
         }
     }
     let record = HeadRecord {
@@ -217,49 +216,56 @@ fn copy_log(store: &FileStore, dest: &Path, keys: BackupKeys) -> Result<BackupRe
     // The key file after the segments: every key a copied record names was durable before
     // the record was written, so it is in the file read now.
     let key_file = sh.dir.join(crate::keys::KEYS_FILE);
-    if keys == BackupKeys::Copied && key_file.exists() {
-        bytes += copy_segment(&key_file, &dest.join(crate::keys::KEYS_FILE), None)?;
+    if keys == BackupKeys::Copied && vfs.exists(&key_file) {
+        bytes += copy_file(vfs, &key_file, &dest.join(crate::keys::KEYS_FILE), None)?;
     }
     if last.is_some() {
-        head::write(&StdVfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
+        head::write(vfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
     }
-    std::fs::File::open(dest).and_then(|d| d.sync_all()).map_err(io("sync directory", dest))?;
+    // Every file is synced: the copy is whole, and the marker goes.
+    copy::finish(vfs, dest)?;
     Ok(BackupReport { n_events, n_segments: last.map_or(0, |l| l + 1), bytes })
 }
 
-/// Copies `from` to `to` (the first `extent` bytes, or all of a sealed segment), syncing the
-/// source first so every byte copied is durable there, then the copy.
-fn copy_segment(from: &Path, to: &Path, extent: Option<u64>) -> Result<u64, BackupError> {
-    let source = std::fs::File::open(from).map_err(io("open", from))?;
+/// Copies `from` to `to` (the first `extent` bytes, or all of a sealed segment or the key
+/// file), syncing the source first so every byte copied is durable there, then the copy.
+fn copy_file(vfs: &dyn Vfs, from: &Path, to: &Path, extent: Option<u64>) -> Result<u64, BackupError> {
     if extent.is_some() {
         // The last segment may hold a batch written and not yet synced by its writer.
-        source.sync_data().map_err(io("sync", from))?;
+        vfs.sync_file(from).map_err(io("sync", from))?;
     }
+    let source = vfs.open_read(from).map_err(io("open", from))?;
     let len = match extent {
         Some(len) => len,
-        None => source.metadata().map_err(io("stat", from))?.len(),
+        None => source.size().map_err(io("stat", from))?,
     };
-    let mut copy = std::fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io("create", to))?;
-    let copied = std::io::copy(&mut source.take(len), &mut copy).map_err(io("copy to", to))?;
-    if copied != len {
-        return Err(BackupError::Io {
-            operation: "copy",
-            path: from.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{copied} of {len} bytes")),
-        });
+    let mut copy = vfs.open_append(to, true).map_err(io("create", to))?;
+    let mut buf = vec![0; COPY_CHUNK.min(usize::try_from(len).unwrap_or(COPY_CHUNK))];
+    let mut copied = 0u64;
+    while copied < len {
+        let want = usize::try_from(len - copied).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = read_at_most(&*source, &mut buf[..want], copied).map_err(io("read", from))?;
+        if n == 0 {
+            return Err(BackupError::Io {
+                operation: "copy",
+                path: from.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{copied} of {len} bytes")),
+            });
+        }
+        copy.append(&buf[..n]).map_err(io("write", to))?;
+        copied += n as u64;
     }
-    copy.flush().map_err(io("write", to))?;
-    copy.sync_all().map_err(io("sync", to))?;
+    copy.sync_data().map_err(io("sync", to))?;
     Ok(copied)
 }
 
 /// The copy opens, verifies, and holds exactly the events read.
-fn check_copy(dest: &Path, report: BackupReport) -> Result<BackupReport, BackupError> {
+fn check_copy(vfs: Arc<dyn Vfs>, dest: &Path, report: BackupReport) -> Result<BackupReport, BackupError> {
     let fail = |reason: String| BackupError::Verify { path: dest.to_path_buf(), reason };
     if report.n_segments == 0 {
         return Ok(report);
     }
-    let verified = verify(dest).map_err(|e| match e {
+    let verified = verify_on(vfs, dest).map_err(|e| match e {
         VerifyError::Damaged { file, offset, reason } => fail(format!("{} at byte {offset}: {reason}", file.display())),
         other => fail(other.to_string()),
     })?;

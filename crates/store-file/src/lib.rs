@@ -52,6 +52,7 @@
 
 mod backup;
 mod blob;
+mod copy;
 mod damage;
 mod derived;
 mod erase;
@@ -83,12 +84,13 @@ mod verify;
 pub mod vfs;
 mod writer;
 
-pub use backup::{BackupError, BackupKeys, BackupReport, backup, backup_with};
+pub use backup::{BackupError, BackupKeys, BackupReport, backup, backup_on, backup_with};
 pub use blob::DERIVED_DIR;
+pub use copy::UNFINISHED_FILE;
 pub use head::{HEAD_FILE, HeadRecord};
 pub use index::segment_name;
 pub use keys::KEYS_FILE;
 pub use options::{Durability, OpenError, Options, RecoveryReport, Skipped};
 pub use store::FileStore;
-pub use upgrade::{UNFINISHED_FILE, UpgradeError, UpgradeReport, upgrade, upgrade_on};
+pub use upgrade::{UpgradeError, UpgradeReport, upgrade, upgrade_on};
 pub use verify::{VerifyError, VerifyReport, chain_at, verify};

@@ -153,8 +153,8 @@ fn read_header(vfs: &dyn Vfs, path: &Path) -> Result<Vec<u8>, OpenError> {
 /// A gap; a copy never finished ([`OpenError::Unfinished`]); the directory cannot be listed.
 pub(crate) fn segment_numbers(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<u64>, OpenError> {
     let names = vfs.list(dir).map_err(list_err(dir))?;
-    if names.iter().any(|n| n == crate::upgrade::UNFINISHED_FILE) {
-        return Err(OpenError::Unfinished { dir: dir.to_path_buf(), marker: crate::upgrade::UNFINISHED_FILE });
+    if names.iter().any(|n| n == crate::copy::UNFINISHED_FILE) {
+        return Err(OpenError::Unfinished { dir: dir.to_path_buf(), marker: crate::copy::UNFINISHED_FILE });
     }
     let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();

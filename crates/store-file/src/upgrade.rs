@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rapport_core::AccountId;
 
-use crate::backup::{Refused, check_destination};
+use crate::copy::{self, Failed, Refused, check_destination, write_synced};
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
@@ -28,11 +28,6 @@ use crate::options::{OpenError, Options};
 use crate::store::FileStore;
 use crate::verify::{VerifyError, verify_on};
 use crate::vfs::{StdVfs, Vfs, read_exact_at};
-
-/// The file an upgrade writes first in the new store's directory and removes last: while it is
-/// there, every open refuses the directory ([`OpenError::Unfinished`]), so a copy a crash cut
-/// short is never taken for a store with fewer events.
-pub const UNFINISHED_FILE: &str = "UNFINISHED";
 
 /// What an upgrade wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +111,12 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
     move |source| UpgradeError::Io { operation, path: path.to_path_buf(), source }
 }
 
+impl From<Failed> for UpgradeError {
+    fn from(Failed { operation, path, source }: Failed) -> Self {
+        UpgradeError::Io { operation, path, source }
+    }
+}
+
 /// Writes the store of format 1, 2 or 3 in `src` as a format-4 store in `dest` (a
 /// directory that must not exist), and verifies it. The source is opened as its writer (so no process appends
 /// meanwhile, and a torn tail a crash left is cut as any writer's open would) and is otherwise
@@ -136,7 +137,7 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 /// ```
 ///
 /// A failed upgrade removes the directory it created. One a crash cut short is left, and
-/// every open refuses it while it holds [`UNFINISHED_FILE`] ([`OpenError::Unfinished`]),
+/// every open refuses it while it holds [`UNFINISHED_FILE`](crate::UNFINISHED_FILE) ([`OpenError::Unfinished`]),
 /// which the upgrade writes first and removes once the copy is whole: remove it and run the
 /// upgrade again.
 ///
@@ -165,47 +166,20 @@ pub fn upgrade_on(
     }
     check_destination(&*vfs, src, dest).map_err(|refused| match refused {
         Refused::Because(reason) => UpgradeError::Destination { path: dest.to_path_buf(), reason: reason.into() },
-        Refused::Io { operation, path, source } => UpgradeError::Io { operation, path, source },
+        Refused::Io(failed) => failed.into(),
     })?;
-    vfs.create_dir_all(dest).map_err(io("create", dest))?;
-    let result = mark_unfinished(&*vfs, dest)
+    let result = copy::begin(&*vfs, dest, "rapport upgrade")
+        .map_err(UpgradeError::from)
         .and_then(|()| rewrite(&*vfs, &store, version, dest))
         .and_then(|report| check(Arc::clone(&vfs), dest, report));
     match &result {
         Ok(report) => tracing::info!(events = report.n_events, segments = report.n_segments, "log upgraded"),
         Err(e) => {
             tracing::warn!(error = %e, "upgrade failed; removing the partial copy");
-            remove_copy(&*vfs, dest);
+            copy::discard(&*vfs, dest);
         }
     }
     result
-}
-
-/// Writes [`UNFINISHED_FILE`] in the new, empty `dest`, durably, before anything else: a
-/// crash from here until it is removed leaves a directory every open refuses. (Before, `dest`
-/// is empty or missing after a crash: no store either.)
-fn mark_unfinished(vfs: &dyn Vfs, dest: &Path) -> Result<(), UpgradeError> {
-    let marker = dest.join(UNFINISHED_FILE);
-    let text = b"rapport upgrade is writing this copy of a store. While this file is here the copy is not whole: \
-                 remove the directory and run the upgrade again.\n";
-    write_synced(vfs, &marker, text)?;
-    vfs.sync_dir(dest).map_err(io("sync directory", dest))?;
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        vfs.sync_dir(parent).map_err(io("sync directory", parent))?;
-    }
-    Ok(())
-}
-
-/// Removes what a failed upgrade wrote: the files of `dest`, then `dest` (a directory the
-/// upgrade created; nothing else is in it).
-fn remove_copy(vfs: &dyn Vfs, dest: &Path) {
-    let removed = vfs
-        .list(dest)
-        .and_then(|names| names.iter().try_for_each(|name| vfs.remove(&dest.join(name))))
-        .and_then(|()| vfs.remove_dir(dest));
-    if let Err(e) = removed {
-        tracing::warn!(error = %e, dest = %dest.display(), "the partial copy could not be removed");
-    }
 }
 
 /// Rewrites every segment of the (locked) source, in format `version`, then the head record.
@@ -281,12 +255,7 @@ fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Resul
         head::write(vfs, dest, &record).map_err(|(operation, e)| io(operation, dest)(e))?;
     }
     // Every file is synced: the copy is whole, and the marker goes.
-    let marker = dest.join(UNFINISHED_FILE);
-    vfs.remove(&marker).map_err(io("remove", &marker))?;
-    vfs.sync_dir(dest).map_err(io("sync directory", dest))?;
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        vfs.sync_dir(parent).map_err(io("sync directory", parent))?;
-    }
+    copy::finish(vfs, dest)?;
     Ok(UpgradeReport { n_events, n_segments, head_chain: chain })
 }
 
@@ -328,12 +297,6 @@ fn sealed_payload(
             .map_err(|why| Unsealed::Source(bodies[i].0, why.0))?;
     }
     Ok(out)
-}
-
-fn write_synced(vfs: &dyn Vfs, to: &Path, bytes: &[u8]) -> Result<(), UpgradeError> {
-    let mut f = vfs.open_append(to, true).map_err(io("create", to))?;
-    f.append(bytes).map_err(io("write", to))?;
-    f.sync_data().map_err(io("sync", to))
 }
 
 /// The whole of the file `from`.

@@ -113,6 +113,17 @@ pub trait Vfs: Send + Sync + 'static {
     /// I/O errors.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Makes the bytes written to the existing file `path` (by any handle, in any process)
+    /// durable, without writing to it: what a backup does to the segment a writer is
+    /// appending to before copying it. By default through
+    /// [`open_append`](Self::open_append).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.open_append(path, false)?.sync_data()
+    }
+
     /// Removes the empty directory `dir` (what a failed [`upgrade_on`](crate::upgrade_on)
     /// removes last). By default unsupported: the directory is left, empty.
     ///
@@ -266,6 +277,11 @@ impl Vfs for StdVfs {
             let _ = dir;
             Ok(())
         }
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        // Opened for reading: a backup needs no write permission on the store.
+        File::open(path)?.sync_data()
     }
 
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
