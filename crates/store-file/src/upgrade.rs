@@ -137,9 +137,9 @@ impl From<Failed> for UpgradeError {
 /// ```
 ///
 /// A failed upgrade removes the directory it created. One a crash cut short is left, and
-/// every open refuses it while it holds [`UNFINISHED_FILE`](crate::UNFINISHED_FILE) ([`OpenError::Unfinished`]),
-/// which the upgrade writes first and removes once the copy is whole: remove it and run the
-/// upgrade again.
+/// every open refuses it ([`OpenError::Unfinished`]) while it holds
+/// [`UNFINISHED_FILE`](crate::UNFINISHED_FILE), which the upgrade writes first and removes
+/// once the copy is whole: remove it and run the upgrade again.
 ///
 /// # Errors
 /// [`UpgradeError`].
