@@ -76,8 +76,9 @@ pub(crate) struct Keys {
     /// the file, which is shorter than `u32::MAX`).
     slots: Vec<u32>,
     /// Each account's live keys by month, by the account's number (the order the file first
-    /// names the accounts in): (month, id), a few dozen an account at most, so a scan beats a
-    /// map.
+    /// names the accounts in): (month, id), in month order, each month once, found by a
+    /// binary search (an account of ten years holds 120; keys mostly come in month order, so
+    /// an insertion is mostly a push).
     months: Vec<Vec<(i32, u32)>>,
     /// Each account's number in `months`.
     numbers: KeyedMap<AccountId, u32>,
@@ -376,12 +377,18 @@ impl Keys {
         *slot = key_at;
         let slots = &self.slots;
         let months = &mut self.months[account as usize];
-        match months.iter_mut().find(|(m, _)| *m == month) {
+        // Keys mostly come in month order: a later month than every one held goes last.
+        let found = match months.last() {
+            Some(&(last, _)) if last < month => Err(months.len()),
+            _ => months.binary_search_by_key(&month, |&(m, _)| m),
+        };
+        match found {
             // A destroyed key's entry waits for `parse`'s pruning: a new key takes its place.
-            Some(slot) if !is_live(slots, slot.1) => slot.1 = id,
-            Some(slot) => slot.1 = slot.1.max(id),
-            None => months.push((month, id)),
+            Ok(i) if !is_live(slots, months[i].1) => months[i].1 = id,
+            Ok(i) => months[i].1 = months[i].1.max(id),
+            Err(i) => months.insert(i, (month, id)),
         }
+        debug_assert!(months.windows(2).all(|w| w[0].0 < w[1].0), "an account's months in order, each once");
         self.next_id = self.next_id.max(id.saturating_add(1));
         Ok(())
     }
@@ -449,7 +456,8 @@ impl Keys {
     /// The id of `account`'s key for `month`, if there is one.
     pub(crate) fn current(&self, account: &AccountId, month: i32) -> Option<u32> {
         let &n = self.numbers.get(account)?;
-        let &(_, id) = self.months[n as usize].iter().find(|(m, _)| *m == month)?;
+        let months = &self.months[n as usize];
+        let &(_, id) = months.get(months.binary_search_by_key(&month, |&(m, _)| m).ok()?)?;
         Some(id)
     }
 

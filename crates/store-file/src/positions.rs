@@ -67,8 +67,58 @@ impl Positions {
     }
 
     /// Whether a table read from a snapshot keeps the invariants (every delta decodes, the
-    /// count and the last position agree, the marks are where they say).
+    /// count and the last position agree, the marks are where they say). One pass over the
+    /// bytes, each delta decoded as its bytes come (a writer's open checks every stream's
+    /// table); it refuses exactly what decoding each delta with [`crate::leb128::get`] would
+    /// (a test holds the two together).
     pub(crate) fn check(&self) -> Result<(), String> {
+        const UNDECODABLE: &str = "stream positions: a delta does not decode";
+        let (mut position, mut n) = (0u64, 0u64);
+        // The delta being read: its value so far, and how many of its bytes were read.
+        let (mut delta, mut read) = (0u64, 0u32);
+        for (at, &byte) in self.bytes.iter().enumerate() {
+            if read == 0
+                && n.is_multiple_of(MARK_EVERY)
+                && self.marks.get((n / MARK_EVERY) as usize) != Some(&(at as u64, position))
+            {
+                return Err(format!("stream positions: no mark, or another, at entry {n}"));
+            }
+            let low = u64::from(byte & 0x7f);
+            // The tenth byte holds the 64th bit alone.
+            if read == 9 && low > 1 {
+                return Err(UNDECODABLE.into());
+            }
+            delta |= low << (7 * read);
+            if byte & 0x80 != 0 {
+                read += 1;
+                if read == 10 {
+                    return Err(UNDECODABLE.into());
+                }
+                continue;
+            }
+            if delta == 0 {
+                return Err("stream positions do not increase".into());
+            }
+            position = position.checked_add(delta).ok_or("stream positions overflow")?;
+            n += 1;
+            (delta, read) = (0, 0);
+        }
+        if read != 0 {
+            return Err(UNDECODABLE.into());
+        }
+        if n != self.len || position != self.last || self.marks.len() as u64 != n.div_ceil(MARK_EVERY) {
+            return Err(format!(
+                "stream positions: {n} entries up to {position} decode, {} up to {} said",
+                self.len, self.last
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`check`](Self::check) as it was first written, a delta at a time through
+    /// [`crate::leb128::get`]: what the one-pass form must agree with.
+    #[cfg(test)]
+    fn check_by_get(&self) -> Result<(), String> {
         let (mut at, mut position, mut n) = (0usize, 0u64, 0u64);
         while at < self.bytes.len() {
             if n.is_multiple_of(MARK_EVERY) && self.marks.get((n / MARK_EVERY) as usize) != Some(&(at as u64, position))
@@ -176,5 +226,40 @@ mod tests {
         assert!(runaway.check().is_err());
         assert_eq!(runaway.iter_from(0).count(), 0);
         assert_eq!(runaway.iter_from(100).count(), 0);
+    }
+
+    /// The one-pass check refuses what a delta-at-a-time decode refuses, with the same
+    /// reason: over tables with every byte changed in turn (to each value of a set that
+    /// covers a delta's ends, continuations, zeros and the tenth byte's limit), cut at every
+    /// length, with a mark moved, and with long and overlong deltas.
+    #[test]
+    fn the_one_pass_check_refuses_what_decoding_each_delta_refuses() {
+        let mut p = Positions::default();
+        let mut at = 0u64;
+        for k in 0..150u64 {
+            at += 1 + (k * 7_919) % 20_000 + if k == 70 { 1 << 62 } else { 0 };
+            p.push(at);
+        }
+        let agree = |t: &Positions, what: &str| assert_eq!(t.check(), t.check_by_get(), "{what}");
+        agree(&p, "whole");
+        for i in 0..p.bytes.len() {
+            for v in [0x00, 0x01, 0x02, 0x7f, 0x80, 0x81, 0xff] {
+                let mut t = p.clone();
+                t.bytes[i] = v;
+                agree(&t, &format!("byte {i} set to {v:#x}"));
+            }
+            let mut cut = p.clone();
+            cut.bytes.truncate(i);
+            agree(&cut, &format!("cut at {i}"));
+        }
+        for j in 0..p.marks.len() {
+            let mut t = p.clone();
+            t.marks[j].1 += 1;
+            agree(&t, &format!("mark {j} moved"));
+        }
+        for bytes in [vec![0xff; 9], vec![0xff; 10], vec![0xff; 11], [vec![0xff; 9], vec![0x01]].concat()] {
+            let t = Positions { bytes, marks: vec![(0, 0)], len: 1, last: u64::MAX };
+            agree(&t, "a long delta");
+        }
     }
 }

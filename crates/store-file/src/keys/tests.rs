@@ -24,6 +24,33 @@ fn keys_read_back_under_their_own_accounts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keys made for an account's months out of order (a backfill of older history after newer
+/// events) are each that month's, at once and after a reopen; a month between two others
+/// finds its own key, not a neighbour's.
+#[test]
+fn keys_made_out_of_month_order_are_each_found() {
+    let dir = temp("months");
+    let log = [5u8; 16];
+    let acme = AccountId::new("acme").unwrap();
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    let months = [40, 10, 50, 20, 5, 45, 60, 1];
+    for m in months {
+        make(&mut keys, &[(acme.clone(), m)]);
+    }
+    let made: Vec<u32> = months.iter().map(|&m| keys.current(&acme, m).expect("made")).collect();
+    assert_eq!(made, (1..=8).collect::<Vec<u32>>(), "each month its own key, in the order made");
+    for m in [0, 2, 30, 41, 55, 61] {
+        assert_eq!(keys.current(&acme, m), None, "month {m} has no key");
+    }
+    drop(keys);
+    let again = Keys::open(&StdVfs, &dir, log, false).unwrap();
+    for (&m, &id) in months.iter().zip(&made) {
+        assert_eq!(again.current(&acme, m), Some(id), "month {m} after a reopen");
+    }
+    assert_eq!(again.current(&acme, 30), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Makes keys for `wanted` and writes their record, as an append and its writer do.
 fn make(keys: &mut Keys, wanted: &[(AccountId, i32)]) {
     if let Some(new) = keys.create(wanted).unwrap() {
