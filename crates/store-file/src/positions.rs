@@ -16,6 +16,7 @@ const MARK_EVERY: u64 = 64;
 /// One account's positions: see the module documentation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Positions {
+    #[serde(with = "run_of_bytes")]
     bytes: Vec<u8>,
     /// For entries 0, MARK_EVERY, 2·MARK_EVERY, …: where its delta starts in `bytes`, and the
     /// position before it (0 for the first).
@@ -144,6 +145,41 @@ impl Positions {
     }
 }
 
+/// [`Positions::bytes`] as one run of bytes: a length, then the bytes, which is how postcard
+/// writes a `Vec<u8>` too (a `u8` is one byte there), so snapshots read and written either
+/// way are the same bytes (a test checks it); read as a run, it is one copy where serde's
+/// `Vec<u8>` took a call a byte (a writer's open reads every stream's table).
+mod run_of_bytes {
+    use serde::de::{Deserializer, Visitor};
+    use serde::ser::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Run)
+    }
+
+    struct Run;
+
+    impl<'de> Visitor<'de> for Run {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a run of bytes")
+        }
+
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+}
+
 /// Positions from a given entry on (see [`Positions::iter_from`]).
 #[derive(Debug)]
 pub(crate) struct Iter<'a> {
@@ -182,6 +218,30 @@ impl Iterator for Iter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table is written as the same bytes as when its deltas were a plain `Vec<u8>`, and
+    /// each form reads the other's: snapshots of earlier builds load, and theirs load ours.
+    #[test]
+    fn the_run_of_bytes_is_what_a_vec_of_bytes_was() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct AsBefore {
+            bytes: Vec<u8>,
+            marks: Vec<(u64, u64)>,
+            len: u64,
+            last: u64,
+        }
+        let mut p = Positions::default();
+        for k in 1..300u64 {
+            p.push(k * k * 37);
+        }
+        let before = AsBefore { bytes: p.bytes.clone(), marks: p.marks.clone(), len: p.len, last: p.last };
+        let ours = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(ours, postcard::to_allocvec(&before).unwrap());
+        assert_eq!(postcard::from_bytes::<Positions>(&ours).unwrap(), p);
+        assert_eq!(postcard::from_bytes::<AsBefore>(&ours).unwrap(), before);
+        let empty = Positions::default();
+        assert_eq!(postcard::from_bytes::<Positions>(&postcard::to_allocvec(&empty).unwrap()).unwrap(), empty);
+    }
 
     #[test]
     fn reads_back_from_every_entry() {
