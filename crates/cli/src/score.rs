@@ -2,7 +2,7 @@
 //! answer, else folded from the log; a table or JSON lines.
 
 use anyhow::anyhow;
-use rapport_core::{AccountId, AnyStore, AsOf, Ledger, StreamVersion, Timestamp};
+use rapport_core::{AccountId, AnyStore, AsOf, Ledger, Timestamp};
 use rapport_health::{AccountScores, ScoringConfig, score_account_with, score_all_with, write_table};
 
 use crate::{Failure, Out, OutputFormat, fail, instant, live, stdout_error};
@@ -39,9 +39,12 @@ pub(crate) fn cmd_score(
     let scores = match &account {
         Some(id) => {
             // As `timeline`, `explain` and `export` do: a mistyped account would otherwise
-            // print the prior (grey, confidence 0) as if it were a new account's score.
-            let first = pollster::block_on(ledger.read_stream_page(id, StreamVersion::FIRST, 1))?;
-            if first.is_empty() {
+            // print the prior (grey, confidence 0) as if it were a new account's score. Asked
+            // of the stream in place: an owned read would open its text, and a read-only
+            // handle would read the whole key file for that.
+            let mut any = false;
+            pollster::block_on(ledger.scan_stream(id, |_| any = true))?;
+            if !any {
                 return Err(fail(1, anyhow!("account {:?} has no events", id.as_str())));
             }
             vec![pollster::block_on(score_account_with(ledger, config, id, view))?]

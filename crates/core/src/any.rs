@@ -41,6 +41,11 @@ trait DynStore: Send + Sync {
         from: Position,
         visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
     ) -> Boxed<'a, Result<Position, ReadError>>;
+    fn scan_stream<'a>(
+        &'a self,
+        account: &'a AccountId,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Boxed<'a, Result<(), ReadError>>;
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>>;
     fn append_bulk(&self, batch: Vec<NewEvent>) -> Boxed<'_, Result<AppendOutcome, AppendError>>;
     fn reserve(&self, events: usize);
@@ -93,6 +98,14 @@ impl<S: BackfillStore + DerivedStore + ErasingStore + std::fmt::Debug> DynStore 
         visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
     ) -> Boxed<'a, Result<Position, ReadError>> {
         Box::pin(Store::scan(self, from, visit))
+    }
+
+    fn scan_stream<'a>(
+        &'a self,
+        account: &'a AccountId,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Boxed<'a, Result<(), ReadError>> {
+        Box::pin(Store::scan_stream(self, account, visit))
     }
 
     fn preflight(&self, accounts: Vec<AccountId>, ids: Vec<EventId>) -> Boxed<'_, Result<Preflight, ReadError>> {
@@ -214,6 +227,14 @@ impl Store for AnyStore {
         visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
     ) -> impl Future<Output = Result<Position, ReadError>> + Send + 'a {
         self.0.scan(from, visit)
+    }
+
+    fn scan_stream<'a>(
+        &'a self,
+        account: &'a AccountId,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<(), ReadError>> + Send + 'a {
+        self.0.scan_stream(account, visit)
     }
 }
 

@@ -148,7 +148,23 @@ impl<S: Store> Ledger<S> {
         self.store.scan(from, &mut f).await
     }
 
-    /// Calls `f` on every event of `account`'s stream, in version order, page by page.
+    /// Calls `f` on every event of `account`'s stream, in version order, each lent as an
+    /// [`EnvelopeRef`]: the way to fold one account ([`Store::scan_stream`]; the file store
+    /// decodes each in place, allocating nothing per event and opening no sealed text).
+    ///
+    /// # Errors
+    /// The first [`ReadError`]; `f` has seen every event before it.
+    pub async fn scan_stream(
+        &self,
+        account: &AccountId,
+        mut f: impl FnMut(&EnvelopeRef<'_>) + Send,
+    ) -> Result<(), ReadError> {
+        self.store.scan_stream(account, &mut f).await
+    }
+
+    /// Calls `f` on every event of `account`'s stream, in version order, page by page, each
+    /// an owned [`Envelope`] (its personal text opened); [`scan_stream`](Self::scan_stream)
+    /// lends them instead.
     ///
     /// # Errors
     /// The first [`ReadError`].

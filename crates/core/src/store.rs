@@ -284,6 +284,32 @@ pub trait Store: Send + Sync {
             scan_pages(head, from, |next| self.read_all(next, READ_LIMIT_MAX), visit).await
         }
     }
+
+    /// Calls `visit` on every committed event of `account`'s stream, in version order, each
+    /// lent as an [`EnvelopeRef`]: what a fold of one account reads
+    /// ([`Ledger::scan_stream`](crate::Ledger::scan_stream)). A store that decodes in place
+    /// (the file store) allocates nothing per event and opens no sealed text. The default reads
+    /// owned pages through [`read_stream`](Self::read_stream) and lends each event of them.
+    ///
+    /// # Errors
+    /// The first [`ReadError`]; `visit` has seen every event before it.
+    fn scan_stream<'a>(
+        &'a self,
+        account: &'a AccountId,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<(), ReadError>> + Send + 'a {
+        async move {
+            let mut next = StreamVersion::FIRST;
+            loop {
+                let page = self.read_stream(account, next, READ_LIMIT_MAX).await?;
+                let Some(last) = page.last() else { return Ok(()) };
+                next = last.stream_version.next();
+                for e in &page {
+                    visit(&e.view());
+                }
+            }
+        }
+    }
 }
 
 /// What a store answers about a chunk of events an importer is about to validate (see
@@ -426,6 +452,14 @@ macro_rules! forward_store {
                 visit: &'a mut (dyn FnMut(&$crate::EnvelopeRef<'_>) + Send),
             ) -> impl ::std::future::Future<Output = Result<$crate::Position, $crate::ReadError>> + Send + 'a {
                 (**self).scan(from, visit)
+            }
+
+            fn scan_stream<'a>(
+                &'a self,
+                account: &'a $crate::AccountId,
+                visit: &'a mut (dyn FnMut(&$crate::EnvelopeRef<'_>) + Send),
+            ) -> impl ::std::future::Future<Output = Result<(), $crate::ReadError>> + Send + 'a {
+                (**self).scan_stream(account, visit)
             }
         }
 

@@ -384,7 +384,8 @@ pub async fn score_account<S: Store>(
     as_of: AsOf,
 ) -> Result<AccountScores, ReadError> {
     let mut portfolio = Portfolio::new(model, as_of);
-    ledger.for_each_in_stream(account, |e| portfolio.apply(&e.view())).await?;
+    // Lent in place: the fold opens no personal text and copies no event.
+    ledger.scan_stream(account, |e| portfolio.apply(e)).await?;
     let mut scored = portfolio.finish();
     Ok(scored.pop().unwrap_or_else(|| {
         // No events yet: the prior, graded grey.

@@ -251,6 +251,35 @@ impl FileStore {
         Ok(Position(head + 1))
     }
 
+    /// Calls `visit` on every committed event of `account`'s stream, in version order, each
+    /// decoded in place from the read buffer (its sealed text never opened). `visit` runs with
+    /// no lock of the store held.
+    pub(crate) fn scan_stream_now(
+        &self,
+        account: &AccountId,
+        visit: &mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Result<(), ReadError> {
+        self.check_poison("read")?;
+        let head = self.shared.committed.load(Ordering::Acquire);
+        let positions: Vec<u64> = {
+            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+            match index.streams.get(account) {
+                None => return Ok(()),
+                Some(list) => list.iter_from(0).take_while(|p| *p <= head).collect(),
+            }
+        };
+        let format_version = self.shared.recovery.format_version;
+        self.walk_records(positions, SCATTERED_CHUNK, false, |body, q, guard| {
+            guard.take();
+            format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
+            let e = format::decode_body_ref(body, Position(q), format_version).map_err(|e| e.reason)?;
+            // The record read is one of the stream's, as the index placed it.
+            debug_assert_eq!(e.account.as_str(), account.as_str(), "the record at position {q} is another account's");
+            visit(&e);
+            Ok(())
+        })
+    }
+
     /// Hands `on_record` the body of each record at `positions` (ascending, all committed),
     /// its checksum checked, with the index lock (`None` when let go). Each position is found
     /// by a walk from its anchor ([`crate::offsets`]); a walk goes on to the next position when

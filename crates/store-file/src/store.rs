@@ -348,6 +348,15 @@ impl Store for FileStore {
         std::future::ready(self.scan_now(from, visit))
     }
 
+    /// Reads in place, as [`scan`](Self::scan) does, on the calling thread.
+    fn scan_stream<'a>(
+        &'a self,
+        account: &'a AccountId,
+        visit: &'a mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> impl Future<Output = Result<(), ReadError>> + Send + 'a {
+        std::future::ready(self.scan_stream_now(account, visit))
+    }
+
     async fn wait_past(&self, after: Position) -> Result<Position, ReadError> {
         self.check_poison("wait for appends")?;
         let head = self.shared.watch.head();

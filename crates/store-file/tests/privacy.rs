@@ -538,8 +538,8 @@ proptest::proptest! {
 
 /// A read-only handle reads the key file when a read first needs a key (scores and scans
 /// never do): the erasures it lists and the text it reads are the writer's, and a damaged
-/// key file stops neither its open nor its scans, only the reads that need a key (naming the
-/// file), and `verify`.
+/// key file stops neither its open nor its scans (of the log, or of one stream), only the
+/// reads that need a key (naming the file), and `verify`.
 #[test]
 fn a_read_only_handle_reads_the_key_file_when_a_read_first_needs_a_key() {
     let dir = TempDir::new("privacy-read-only-keys");
@@ -565,6 +565,11 @@ fn a_read_only_handle_reads_the_key_file_when_a_read_first_needs_a_key() {
     std::fs::write(&key_path, &keys).unwrap();
     let reader = FileStore::open_read_only(dir.path()).unwrap();
     assert_eq!(scan(&reader), scanned, "a scan needs no key");
+    let mut acme_scanned = Vec::new();
+    let acme_id = AccountId::new("acme").unwrap();
+    pollster::block_on(reader.scan_stream(&acme_id, &mut |e| acme_scanned.push(e.to_envelope()))).unwrap();
+    let acme_in_scan: Vec<Envelope> = scanned.iter().filter(|e| e.account == acme_id).cloned().collect();
+    assert_eq!(acme_scanned, acme_in_scan, "a stream's scan needs no key either");
     let err = pollster::block_on(reader.read_all(Position(1), 10)).unwrap_err().to_string();
     assert!(err.contains(&key_path.display().to_string()) && err.contains("not a key file"), "{err}");
     let err = pollster::block_on(reader.erasures()).unwrap_err().to_string();

@@ -423,6 +423,15 @@ pub fn scans_lend_every_event_once<S: BackfillStore>(store: S) {
     }
     assert_eq!(scan(n + 1), (Vec::new(), Position(n + 1)), "past the head lends nothing");
     assert_eq!(scan(n + 50), (Vec::new(), Position(n + 50)), "far past the head lends nothing");
+    // [`Store::scan_stream`] lends each account's stream as reading it returns it.
+    for a in &block(store.accounts(None, 1_000)).expect("accounts") {
+        let mut viewed = Vec::new();
+        block(store.scan_stream(a, &mut |e| viewed.push(e.to_envelope()))).expect("scan_stream");
+        assert_eq!(lent(&stream(&store, a), &viewed), viewed, "a scan of {a}'s stream lends it");
+    }
+    let mut lent_none = 0;
+    block(store.scan_stream(&account("nobody"), &mut |_| lent_none += 1)).expect("scan_stream");
+    assert_eq!(lent_none, 0, "an account without events lends nothing");
 }
 
 /// Awkward but valid text survives byte for byte: quotes, backslashes, control characters,
