@@ -19,7 +19,7 @@ use std::path::Path;
 
 use rapport_core::backend::KeyedMap;
 use rapport_core::seal::{KEY_BYTES, Openers, SealKey};
-use rapport_core::{AccountId, Envelope, Interner, TextState, Timestamp};
+use rapport_core::{AccountId, Envelope, TextState, Timestamp};
 
 use crate::format::SealedRef;
 use crate::sync::lock;
@@ -190,8 +190,9 @@ pub(crate) enum Lookup {
 }
 
 /// What reading a key file keeps between entries.
-struct Load {
-    interner: Interner,
+struct Load<'b> {
+    /// Each account's number by its text as the file holds it (checked once, when first met).
+    numbers: KeyedMap<&'b [u8], u32>,
     /// The largest id the file can name: its length ([`Keys`]).
     id_bound: usize,
 }
@@ -296,7 +297,7 @@ impl Keys {
         // Room for as many keys as the file can hold (an entry takes at least its id, month,
         // a one-byte account with its length, and the key).
         keys.slots.reserve(b.len().saturating_sub(HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
-        let mut load = Load { interner: Interner::default(), id_bound: b.len() };
+        let mut load = Load { numbers: KeyedMap::default(), id_bound: b.len() };
         let end = records(b, log_id, |at, body| keys.apply(at, body, &mut load))?;
         keys.len = match end {
             FileEnd::Torn(at) => at as u64,
@@ -312,11 +313,11 @@ impl Keys {
     }
 
     /// Applies the record whose body, `body`, starts at byte `at` of the file.
-    fn apply(&mut self, at: usize, body: &[u8], load: &mut Load) -> Result<(), String> {
+    fn apply<'b>(&mut self, at: usize, body: &'b [u8], load: &mut Load<'b>) -> Result<(), String> {
         match body.first() {
             Some(&KIND_KEYS) => {
                 // The last entry's account: its number and text.
-                let mut last: Option<(u32, &str)> = None;
+                let mut last: Option<(u32, &[u8])> = None;
                 entries(body, |e| {
                     if e.id as usize > load.id_bound {
                         return Err(format!(
@@ -324,15 +325,20 @@ impl Keys {
                             e.id, load.id_bound
                         ));
                     }
-                    // An account has a key a month, and a record's keys come in runs of one
-                    // account: its id is checked and made once.
+                    // An account has a key a month, and a record's keys often come in runs of
+                    // one account; each account's text is checked and its id made once.
                     let account = match last {
                         Some((n, previous)) if previous == e.account => n,
-                        _ => {
-                            let id = AccountId::new_in(e.account, &mut load.interner)
-                                .map_err(|why| format!("key {}: account: {why}", e.id))?;
-                            self.number(&id)
-                        }
+                        _ => match load.numbers.get(e.account) {
+                            Some(&n) => n,
+                            None => {
+                                let id = AccountId::new(file::utf8(e.account)?)
+                                    .map_err(|why| format!("key {}: account: {why}", e.id))?;
+                                let n = self.number(&id);
+                                load.numbers.insert(e.account, n);
+                                n
+                            }
+                        },
                     };
                     last = Some((account, e.account));
                     // Within the file, which is shorter than `u32::MAX` ([`records`]).
@@ -578,7 +584,7 @@ impl Keys {
                     let slot = (e.id as usize).checked_sub(1).and_then(|i| self.slots.get(i));
                     if slot.is_some_and(|&s| s as usize == here) {
                         let key: [u8; KEY_BYTES] = old[here..here + KEY_BYTES].try_into().unwrap_or([0; KEY_BYTES]);
-                        live.push((e.id, e.month, e.account, SealKey::from_bytes(key)));
+                        live.push((e.id, e.month, file::utf8(e.account)?, SealKey::from_bytes(key)));
                     }
                     Ok(())
                 })?;

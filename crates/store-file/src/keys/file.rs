@@ -50,16 +50,26 @@ impl<'a> Cursor<'a> {
         Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
     }
     fn text(&mut self) -> Result<&'a str, String> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "a text length too large")?;
-        std::str::from_utf8(self.take(n)?).map_err(|e| format!("a text that is not UTF-8 ({e})"))
+        utf8(self.text_bytes()?)
     }
+    fn text_bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.varint()?).map_err(|_| "a text length too large")?;
+        self.take(n)
+    }
+}
+
+/// `b` as text, which a key file's texts must be.
+pub(super) fn utf8(b: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(b).map_err(|e| format!("a text that is not UTF-8 ({e})"))
 }
 
 /// One key's entry in a record of keys.
 pub(super) struct Entry<'a> {
     pub(super) id: u32,
     pub(super) month: i32,
-    pub(super) account: &'a str,
+    /// Its account's text as written, not yet checked as UTF-8 ([`utf8`]): a reader checks
+    /// each account's text once, however many keys name it.
+    pub(super) account: &'a [u8],
     /// Where its key starts in the body.
     pub(super) key_at: usize,
 }
@@ -70,7 +80,7 @@ pub(super) fn entries<'a>(body: &'a [u8], mut each: impl FnMut(Entry<'a>) -> Res
     while c.at < body.len() {
         let id = c.u32()?;
         let month = c.i32()?;
-        let account = c.text()?;
+        let account = c.text_bytes()?;
         let key_at = c.at;
         c.take(KEY_BYTES)?;
         each(Entry { id, month, account, key_at })?;

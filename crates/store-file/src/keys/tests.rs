@@ -158,6 +158,34 @@ fn erasures_and_later_keys_read_back_the_same_after_a_reopen() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An account text that is not UTF-8 is refused, naming why, wherever it comes in a record:
+/// each account's text is checked when first met, and a later entry with the same bytes is
+/// that account.
+#[test]
+fn an_account_text_that_is_not_utf8_is_refused() {
+    let log = [8u8; 16];
+    let entry = |id: u32, account: &[u8]| {
+        let mut e = id.to_le_bytes().to_vec();
+        e.extend_from_slice(&1i32.to_le_bytes());
+        crate::leb128::put(&mut e, account.len() as u64);
+        e.extend_from_slice(account);
+        e.extend_from_slice(&[7; KEY_BYTES]);
+        e
+    };
+    for entries in [vec![entry(1, b"ac\xffme")], vec![entry(1, b"acme"), entry(2, b"be\xfeta"), entry(3, b"be\xfeta")]]
+    {
+        let mut body = vec![KIND_KEYS];
+        entries.iter().for_each(|e| body.extend_from_slice(e));
+        let mut bytes = header(log);
+        bytes.extend_from_slice(&record(&body));
+        let dir = temp("utf8");
+        std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+        let err = Keys::open(&StdVfs, &dir, log, false).err().expect("refused").to_string();
+        assert!(err.contains("not UTF-8"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// Key-file bodies of any bytes, with their checksums right: what a reader must refuse or
 /// read without a panic, and without room for more keys than the file has bytes.
 fn arb_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
