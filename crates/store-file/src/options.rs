@@ -91,8 +91,9 @@ pub enum OpenError {
         /// One of the files it holds (the first listed that is not a store's).
         holds: String,
     },
-    /// The directory is a copy of a store (`rapport upgrade`'s) that was never finished: it
-    /// still holds the [`UNFINISHED_FILE`](crate::UNFINISHED_FILE) the copy removes last.
+    /// The directory is a copy of a store (a backup's or an upgrade's) that was never
+    /// finished: it still holds the [`UNFINISHED_FILE`](crate::UNFINISHED_FILE) the copy
+    /// removes last.
     #[error(
         "{dir} is a copy of a store that was never finished (it holds {marker}): remove the directory and make the copy again"
     )]

@@ -124,8 +124,9 @@ pub trait Vfs: Send + Sync + 'static {
         self.open_append(path, false)?.sync_data()
     }
 
-    /// Removes the empty directory `dir` (what a failed [`upgrade_on`](crate::upgrade_on)
-    /// removes last). By default unsupported: the directory is left, empty.
+    /// Removes the empty directory `dir` (what a failed copy of a store,
+    /// [`backup_on`](crate::backup_on) or [`upgrade_on`](crate::upgrade_on), removes last). By
+    /// default unsupported: the directory is left, empty.
     ///
     /// # Errors
     /// I/O errors; [`io::ErrorKind::Unsupported`] by default.
