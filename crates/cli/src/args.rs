@@ -280,7 +280,8 @@ pub(crate) enum OutputFormat {
     Json,
 }
 
-/// `250ms`, `300s`, `5m`, `2h`, `1d`, or a number of seconds.
+/// A duration: a whole number with a unit (`ms`, `s`, `m`, `h` or `d`), or a bare number of
+/// seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => s.split_at(i),

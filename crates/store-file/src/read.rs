@@ -240,14 +240,7 @@ impl FileStore {
         if first > head {
             return Ok(Position(first));
         }
-        let format_version = self.shared.recovery.format_version;
-        self.walk_records(first..=head, SCAN_CHUNK, true, |body, q, guard| {
-            guard.take();
-            format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
-            let e = format::decode_body_ref(body, Position(q), format_version).map_err(|e| e.reason)?;
-            visit(&e);
-            Ok(())
-        })?;
+        self.lend(first..=head, SCAN_CHUNK, true, visit)?;
         Ok(Position(head + 1))
     }
 
@@ -260,23 +253,41 @@ impl FileStore {
         visit: &mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
     ) -> Result<(), ReadError> {
         self.check_poison("read")?;
-        let head = self.shared.committed.load(Ordering::Acquire);
-        let positions: Vec<u64> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            match index.streams.get(account) {
-                None => return Ok(()),
-                Some(list) => list.iter_from(0).take_while(|p| *p <= head).collect(),
-            }
-        };
+        let positions = self.stream_positions(account, StreamVersion::FIRST, usize::MAX);
+        self.lend(positions, SCATTERED_CHUNK, false, &mut |e| {
+            // The record read is one of the stream's, as the index placed it.
+            debug_assert_eq!(e.account.as_str(), account.as_str(), "the record at {} is another account's", e.position);
+            visit(e);
+        })
+    }
+
+    /// Calls `visit` on the events at `positions` (ascending, committed), each decoded in
+    /// place, with no lock of the store held: what [`scan_now`](Self::scan_now) and
+    /// [`scan_stream_now`](Self::scan_stream_now) share (`chunk` and `whole_frames` as
+    /// [`walk_records`](Self::walk_records) takes them).
+    fn lend(
+        &self,
+        positions: impl IntoIterator<Item = u64>,
+        chunk: usize,
+        whole_frames: bool,
+        visit: &mut (dyn FnMut(&EnvelopeRef<'_>) + Send),
+    ) -> Result<(), ReadError> {
         let format_version = self.shared.recovery.format_version;
-        self.walk_records(positions, SCATTERED_CHUNK, false, |body, q, guard| {
+        self.walk_records(positions, chunk, whole_frames, |body, q, guard| {
             guard.take();
             format::check_schema_version(body, format_version).map_err(|e| e.reason)?;
             let e = format::decode_body_ref(body, Position(q), format_version).map_err(|e| e.reason)?;
-            // The record read is one of the stream's, as the index placed it.
-            debug_assert_eq!(e.account.as_str(), account.as_str(), "the record at position {q} is another account's");
             visit(&e);
             Ok(())
+        })
+    }
+
+    /// The committed positions of `account`'s stream from version `from` on, at most `limit`.
+    fn stream_positions(&self, account: &AccountId, from: StreamVersion, limit: usize) -> Vec<u64> {
+        let head = self.shared.committed.load(Ordering::Acquire);
+        let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+        index.streams.get(account).map_or_else(Vec::new, |list| {
+            list.iter_from(from.0.saturating_sub(1)).take_while(|p| *p <= head).take(limit).collect()
         })
     }
 
@@ -403,18 +414,7 @@ impl FileStore {
         limit: usize,
     ) -> Result<Vec<Envelope>, ReadError> {
         self.check_poison("read")?;
-        let head = self.shared.committed.load(Ordering::Acquire);
-        let positions: Vec<u64> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            match index.streams.get(account) {
-                None => return Ok(Vec::new()),
-                Some(list) => list
-                    .iter_from(from.0.saturating_sub(1))
-                    .take_while(|p| *p <= head)
-                    .take(limit.min(READ_LIMIT_MAX))
-                    .collect(),
-            }
-        };
+        let positions = self.stream_positions(account, from, limit.min(READ_LIMIT_MAX));
         self.read_positions(positions, SCATTERED_CHUNK)
     }
 
