@@ -5,16 +5,19 @@
 
 use std::path::{Path, PathBuf};
 
+use rapport_core::Timestamp;
 use rapport_core::backend::LogState;
-use rapport_core::{NewEvent, Position, StreamVersion, Timestamp};
+
+mod frames;
 
 use crate::damage;
-use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, FrameHeaderError, SEGMENT_HEADER_BYTES, SegmentHeader};
+use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err, list_err};
 use crate::snapshot;
 use crate::vfs::{Vfs, read_at_most};
+pub(crate) use frames::{Segment, scan_frames_here};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
 /// unwritten. Nothing in it was acknowledged.
@@ -253,7 +256,7 @@ pub(crate) fn scan(
         };
         tracked |= header.head_tracked;
         let at = Frames { bytes: &bytes, from: start.map_or(SEGMENT_HEADER_BYTES, |f| f - base as usize), base };
-        let (end, damage) = scan_frames(&mut scan, at, n, &path, head, &mut chain_at_head)?;
+        let (end, damage) = frames::scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head)?;
         scan.segment_len = base + end as u64;
         if let Some(damage) = damage {
             judge_damage(&mut scan, Frames { bytes: &bytes, from: 0, base }, &damage, &path, is_last)?;
@@ -430,121 +433,11 @@ fn judge_damage(
 /// Bytes of a segment to read frames from: `bytes` starts at byte `base` of the file, and the
 /// frames at `from` in `bytes`. Open reads whole segments (`base` 0, `from` past the header);
 /// a follower reads what was appended since it last looked.
+#[derive(Clone, Copy)]
 pub(crate) struct Frames<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) from: usize,
     pub(crate) base: u64,
-}
-
-/// Reads the frames of one segment into `scan`; returns where the good frames end (in
-/// `bytes`) and the damage found there, if any. A frame whose checksums pass but whose content
-/// is wrong is corruption at once: no crash writes a whole, checksummed frame in the wrong
-/// place.
-pub(crate) fn scan_frames(
-    scan: &mut Scan,
-    frames: Frames<'_>,
-    n: u64,
-    path: &Path,
-    head: Option<&HeadRecord>,
-    chain_at_head: &mut Option<Chain>,
-) -> Result<(usize, Option<Damage>), OpenError> {
-    let Frames { bytes, from, base } = frames;
-    let corrupt =
-        |offset: u64, reason: String| OpenError::Corrupt { segment: path.to_path_buf(), offset: base + offset, reason };
-    let mut at = from;
-    loop {
-        if at == bytes.len() {
-            return Ok((at, None));
-        }
-        let damage = |kind, header| Damage { at, kind, header };
-        let h = match FrameHeader::decode(&bytes[at..], scan.version) {
-            Ok(h) => h,
-            Err(FrameHeaderError::Zero | FrameHeaderError::Short) if bytes[at..].iter().all(|&b| b == 0) => {
-                return Ok((at, Some(damage(Kind::ZeroedSpace, None))));
-            }
-            Err(FrameHeaderError::Zero) => return Ok((at, Some(damage(Kind::ZeroedHeader, None)))),
-            Err(FrameHeaderError::Short) => return Ok((at, Some(damage(Kind::ShortHeader, None)))),
-            Err(FrameHeaderError::Invalid) => return Ok((at, Some(damage(Kind::InvalidHeader, None)))),
-        };
-        if h.first_position != scan.core.next_position {
-            return Err(corrupt(
-                at as u64,
-                format!("frame starts at position {}, expected {}", h.first_position, scan.core.next_position),
-            ));
-        }
-        if h.breaks_chain_from(&scan.chain) {
-            return Err(corrupt(at as u64, "frame does not chain to the previous frame".into()));
-        }
-        let start = at + h.header_len();
-        let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
-            return Ok((at, Some(damage(Kind::ShortPayload, Some(h)))));
-        };
-        if crc32c::crc32c(payload) != h.payload_crc {
-            return Ok((at, Some(damage(Kind::PayloadChecksum, Some(h)))));
-        }
-        // Both checksums pass, so no crash made this frame: a chain that does not hold means
-        // the bytes were edited (or come from another history), and every CRC recomputed does
-        // not hide it in a version-2 log.
-        let Some(chain) = h.chain_after(&scan.chain, payload) else {
-            let last = h.first_position + u64::from(h.count) - 1;
-            return Err(corrupt(
-                at as u64,
-                format!(
-                    "the frame of positions {} to {last} breaks the hash chain: its content or the history before \
-                     it is not what was written",
-                    h.first_position
-                ),
-            ));
-        };
-        let bodies = format::split_records(payload, h.count).map_err(|e| corrupt(start as u64 + e.offset, e.reason))?;
-        for (k, (off, body)) in bodies.into_iter().enumerate() {
-            let position = Position(h.first_position + k as u64);
-            let record_at = base + (start + off) as u64;
-            let index = &scan.index;
-            let (new, recorded_at, version) = format::check_schema_version(body, scan.version)
-                .and_then(|()| format::decode_parts(body, scan.version, &mut |s| index.intern(s)))
-                .map_err(|e| corrupt(record_at - base, format!("position {position}: {}", e.reason)))?;
-            let left = h.count - k as u32;
-            index_event(scan, &new, position, recorded_at, version, (n, record_at, left))
-                .map_err(|reason| corrupt(record_at - base, reason))?;
-        }
-        scan.chain = chain;
-        scan.last_epoch = scan.last_epoch.max(h.epoch);
-        if head.is_some_and(|r| r.position == scan.core.next_position - 1) {
-            *chain_at_head = Some(chain);
-        }
-        at = start + h.payload_len as usize;
-    }
-}
-
-fn index_event(
-    scan: &mut Scan,
-    e: &NewEvent,
-    position: Position,
-    recorded_at: Timestamp,
-    stored_version: StreamVersion,
-    (segment, record_at, left): (u64, u64, u32),
-) -> Result<(), String> {
-    let version = if scan.validate {
-        // What the snapshot left on disk (an id the file holds, the account's state) is told to
-        // the validation state first, so that replaying refuses a repeated id as it would in
-        // memory.
-        scan.core.note_logged(std::iter::once(&e.id))?;
-        scan.core.load_streams(std::iter::once(&e.account))?;
-        scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
-    } else {
-        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)
-    };
-    if version != stored_version {
-        return Err(format!(
-            "position {position}: stored stream version {stored_version} but the stream is at {version}"
-        ));
-    }
-    scan.core.next_position = position.0 + 1;
-    scan.core.last_recorded = scan.core.last_recorded.max(recorded_at);
-    scan.index.offsets.note(position.0, segment, record_at, left);
-    scan.index.note_account(&e.account, position.0);
-    Ok(())
 }
 
 /// Judges damage in the last segment: a torn write only on evidence that no flipped bit

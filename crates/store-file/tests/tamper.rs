@@ -195,12 +195,24 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
 
     // The editor goes further: every frame's chain recomputed from the edit on, in every
     // segment, the head record rewritten and the index snapshot removed. The log verifies…
-    let n_segments = recorded.n_segments;
     edit_a_weight(&dir.path().join(rapport_store_file::segment_name(0)), 2, flip_lowest_bit);
+    rechain(dir.path(), recorded.n_segments, head);
+    let rewritten = verify(dir.path()).unwrap_or_else(|e| panic!("a consistently rewritten log verifies: {e}"));
+    assert_eq!(rewritten.n_events, log.len() as u64);
+    // …but its head's value is not the one recorded, nor is any value after the edit.
+    assert_ne!(rewritten.head_chain, recorded.head_chain);
+    assert_ne!(chain_at(dir.path(), head).unwrap(), recorded.head_chain);
+    // Before the edit, the history is what it was.
+    assert_eq!(chain_at(dir.path(), early).unwrap(), early_chain);
+}
+
+/// Recomputes every frame's chain in the `n_segments` segments of the log in `dir`, writes the
+/// head record for `head` events with the chain's new value, and removes the index snapshot:
+/// what an editor who knows the format can do to make an edited log consistent again.
+fn rechain(dir: &Path, n_segments: u64, head: u64) {
     let mut chain = Chain::START;
-    let mut last_segment_no = 0;
     for n in 0..n_segments {
-        let path = dir.path().join(rapport_store_file::segment_name(n));
+        let path = dir.join(rapport_store_file::segment_name(n));
         let mut bytes = std::fs::read(&path).unwrap();
         for f in frames(&bytes) {
             let start = f.at + f.header.header_len();
@@ -212,27 +224,110 @@ fn a_rewritten_chain_is_caught_by_the_value_recorded_at_the_head() {
             FrameHeader { link: chain, ..f.header }.encode_into(&mut bytes[f.at..start]);
         }
         std::fs::write(&path, &bytes).unwrap();
-        last_segment_no = n;
     }
-    let log_id = SegmentHeader::decode(&std::fs::read(dir.path().join(rapport_store_file::segment_name(0))).unwrap())
-        .unwrap()
-        .log_id;
+    let log_id =
+        SegmentHeader::decode(&std::fs::read(dir.join(rapport_store_file::segment_name(0))).unwrap()).unwrap().log_id;
     let forged = rapport_store_file::HeadRecord {
         version: format::FORMAT_VERSION,
         log_id,
-        last_segment: last_segment_no,
+        last_segment: n_segments - 1,
         position: head,
         chain,
     };
-    std::fs::write(dir.path().join(rapport_store_file::HEAD_FILE), forged.encode()).unwrap();
-    std::fs::remove_dir_all(dir.path().join(rapport_store_file::DERIVED_DIR)).unwrap();
-    let rewritten = verify(dir.path()).unwrap_or_else(|e| panic!("a consistently rewritten log verifies: {e}"));
-    assert_eq!(rewritten.n_events, log.len() as u64);
-    // …but its head's value is not the one recorded, nor is any value after the edit.
-    assert_ne!(rewritten.head_chain, recorded.head_chain);
-    assert_ne!(chain_at(dir.path(), head).unwrap(), recorded.head_chain);
-    // Before the edit, the history is what it was.
-    assert_eq!(chain_at(dir.path(), early).unwrap(), early_chain);
+    std::fs::write(dir.join(rapport_store_file::HEAD_FILE), forged.encode()).unwrap();
+    let derived = dir.join(rapport_store_file::DERIVED_DIR);
+    if derived.exists() {
+        std::fs::remove_dir_all(derived).unwrap();
+    }
+}
+
+/// Edits the body of the record at `position` in `segment` with `edit`, and recomputes the
+/// record's checksum and its frame's payload checksum and header ([`rechain`] does the chain).
+fn edit_record(segment: &Path, position: u64, edit: impl FnOnce(&mut [u8])) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    for f in frames(&bytes) {
+        let first = f.header.first_position;
+        if !(first..first + u64::from(f.header.count)).contains(&position) {
+            continue;
+        }
+        let start = f.at + f.header.header_len();
+        let payload = bytes[start..start + f.header.payload_len as usize].to_vec();
+        let (off, body) = split_records(&payload, f.header.count).unwrap()[(position - first) as usize];
+        let body_at = start + off + 8;
+        edit(&mut bytes[body_at..body_at + body.len()]);
+        let crc = crc32c::crc32c(&bytes[body_at..body_at + body.len()]);
+        bytes[start + off + 4..start + off + 8].copy_from_slice(&crc.to_le_bytes());
+        let payload_crc = crc32c::crc32c(&bytes[start..start + f.header.payload_len as usize]);
+        FrameHeader { payload_crc, ..f.header }.encode_into(&mut bytes[f.at..start]);
+        std::fs::write(segment, &bytes).unwrap();
+        return;
+    }
+    panic!("no record at position {position} in {}", segment.display());
+}
+
+#[test]
+fn the_first_refusal_in_log_order_is_reported_however_far_apart_the_two_are() {
+    // Open reads and decodes frames on one thread and places their records (ids, stream
+    // versions, rules) on another, in batches of about a thousand records: a record the
+    // placing refuses is reported before a later one the decoding refuses, in the same batch
+    // or many batches later, and each alone is reported naming its position.
+    let dir = TempDir::new("tamper-order");
+    let store = FileStore::open(dir.path()).unwrap();
+    let events = history(40, 24, 17);
+    assert!(events.len() >= 3_000, "{} events", events.len());
+    for chunk in events[..3_000].chunks(100) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+    }
+    let log = contents(&store);
+    let n_segments = store.recovery().n_segments;
+    drop(store);
+    assert_eq!(n_segments, 1);
+    let (weight, late) = log
+        .iter()
+        .rev()
+        .find_map(|e| match e.event {
+            Event::CommitmentMade { weight, .. } => Some((weight, e.position.0)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(late > 2_500, "the last commitment at {late}");
+    for (early, also_late) in [(None, true), (Some(1_950), true), (Some(2_300), true), (Some(250), false)] {
+        let dir_copy = TempDir::new("tamper-order-case");
+        copy_dir(dir.path(), dir_copy.path());
+        let segment = dir_copy.path().join(rapport_store_file::segment_name(0));
+        if also_late {
+            // A weight no build admits: refused when the record is decoded.
+            edit_record(&segment, late, |body| {
+                let content = body.len() - 16;
+                let at = body[..content].windows(8).rposition(|w| w == weight.to_le_bytes()).unwrap();
+                body[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
+            });
+        }
+        if let Some(early) = early {
+            // A stream version no stream reached: refused when the record is placed.
+            edit_record(&segment, early, |body| {
+                let n = body.len();
+                body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
+            });
+        }
+        rechain(dir_copy.path(), n_segments, log.len() as u64);
+        let refused = FileStore::open_with(dir_copy.path(), Options { create_if_missing: false, ..Options::default() })
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        match early {
+            Some(early) => {
+                assert!(refused.contains(&format!("position {early}: stored stream version 999")), "{early}: {refused}")
+            }
+            None => assert!(refused.contains(&format!("position {late}: ")) && refused.contains("weight"), "{refused}"),
+        }
+        let verified = verify(dir_copy.path()).unwrap_err().to_string();
+        let expected = early.unwrap_or(late);
+        assert!(verified.contains(&format!("position {expected}: ")), "verify: {verified}");
+    }
+    // Untouched, the log opens whole.
+    let store = FileStore::open(dir.path()).unwrap();
+    assert_eq!(contents(&store), log);
 }
 
 /// Twenty calls with `account`, a day apart.

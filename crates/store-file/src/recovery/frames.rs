@@ -1,0 +1,365 @@
+//! A segment's frames read into a [`Scan`]: a [`FrameReader`] checks each frame (its header,
+//! its first position, its checksum, the hash chain) and decodes its records, in batches; the
+//! scan then places each batch's records (the id and stream checks, the indexes) and takes on
+//! each frame's chain value, in log order.
+//!
+//! On open ([`scan_frames`]) the reader runs on a thread of its own, at most [`AHEAD`] batches
+//! ahead of the placing: reading a frame needs nothing the placing holds, so the two overlap,
+//! and a crash's tail is replayed before a service can append (BENCHMARKS.md, "Replay on two
+//! threads"). A follower's look, which reads the
+//! few frames a writer appended since, runs both in turn ([`scan_frames_here`]). Either way
+//! the scan ends as one pass would leave it, and the first error in log order is the one
+//! reported: the reader sends the frames it decoded before an error ahead of the error, and
+//! the placing stops at the first record it refuses, which ends the reader at its next send.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+
+use rapport_core::backend::KeyedMap;
+use rapport_core::{AccountId, NewEvent, Position, StreamVersion, Timestamp};
+
+use super::{Damage, Frames, Kind, Scan};
+use crate::format::{self, Chain, FrameHeader, FrameHeaderError};
+use crate::head::HeadRecord;
+use crate::id_file::IdFile;
+use crate::options::OpenError;
+
+/// How many records a batch holds before it is handed on (a frame is never split: a frame of
+/// more records makes a larger batch).
+const BATCH_RECORDS: usize = 1024;
+/// How many batches the reader may have decoded and not yet handed to the placing.
+const AHEAD: usize = 4;
+
+/// One record, checked and decoded.
+struct Decoded {
+    new: NewEvent,
+    position: Position,
+    recorded_at: Timestamp,
+    version: StreamVersion,
+    /// The byte of the segment the record starts at.
+    record_at: u64,
+    /// How many records of its frame, itself included, are left from it.
+    left: u32,
+    /// Where the index snapshot's id file says its id is logged (a writer's open from a
+    /// snapshot; in a log that is whole, never).
+    in_id_file: Option<Position>,
+}
+
+/// Where a frame's records end in its batch, and what the frame leaves the chain at.
+struct FrameEnd {
+    records: usize,
+    chain: Chain,
+    epoch: u64,
+}
+
+/// Whole frames, checked, with their records decoded.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Decoded>,
+    frames: Vec<FrameEnd>,
+}
+
+/// What follows a batch.
+enum Next {
+    /// More frames.
+    More,
+    /// The frames end here: where the good frames end (in the bytes read) and the damage there.
+    End(usize, Option<Damage>),
+    /// A frame that no crash explains: its checksums pass, its content is wrong.
+    Failed(OpenError),
+}
+
+/// Reads a segment's frames: everything about a frame that does not depend on the records
+/// before it in other streams.
+struct FrameReader<'a> {
+    frames: Frames<'a>,
+    path: &'a Path,
+    version: u32,
+    /// The chain value after the last frame read.
+    chain: Chain,
+    /// The position the next frame must start at.
+    next_position: u64,
+    /// Every account decoded so far by its stable hash, so that records share one `AccountId`
+    /// per account: the index's map, lent to the reader for the segment and given back whole
+    /// (every account it decoded added).
+    interned: KeyedMap<u64, AccountId>,
+    /// The ids the index snapshot holds, each record's id looked up in it (when the scan
+    /// validates): the file does not change during the scan, and the lookup is a miss in
+    /// memory the placing need not wait for.
+    logged_ids: Option<Arc<IdFile>>,
+}
+
+impl<'a> FrameReader<'a> {
+    /// A reader of `frames` that continues where `scan` stands; it holds the scan's interned
+    /// accounts until [given back](Self::give_back).
+    fn new(scan: &mut Scan, frames: Frames<'a>, path: &'a Path) -> Self {
+        FrameReader {
+            frames,
+            path,
+            version: scan.version,
+            chain: scan.chain,
+            next_position: scan.core.next_position,
+            interned: std::mem::take(&mut scan.index.interned),
+            logged_ids: scan.core.logged_ids.clone().filter(|_| scan.validate),
+        }
+    }
+
+    /// Gives the interned accounts back to `scan`. The accounts the placing interned
+    /// meanwhile (into the empty map left in their stead) are the reader's too: each was
+    /// decoded first.
+    fn give_back(self, scan: &mut Scan) {
+        debug_assert!(
+            scan.index.interned.keys().all(|k| self.interned.contains_key(k)),
+            "every account the placing met was decoded first"
+        );
+        scan.index.interned = self.interned;
+    }
+
+    fn corrupt(&self, offset: usize, reason: String) -> OpenError {
+        OpenError::Corrupt { segment: self.path.to_path_buf(), offset: self.frames.base + offset as u64, reason }
+    }
+
+    /// The next batch of whole frames, and what follows it.
+    fn next_batch(&mut self) -> (Batch, Next) {
+        let mut batch = Batch::default();
+        loop {
+            if batch.records.len() >= BATCH_RECORDS {
+                return (batch, Next::More);
+            }
+            match self.frame(&mut batch) {
+                Ok(None) => {}
+                Ok(Some((end, damage))) => return (batch, Next::End(end, damage)),
+                Err(e) => return (batch, Next::Failed(e)),
+            }
+        }
+    }
+
+    /// Reads the frame at `self.frames.from` into `batch`, its records and then its end; or
+    /// says where the frames end. A frame refused before its records leaves nothing in
+    /// `batch`; one refused at a record leaves the records before it, with no end.
+    fn frame(&mut self, batch: &mut Batch) -> Result<Option<(usize, Option<Damage>)>, OpenError> {
+        let Frames { bytes, from: at, base } = self.frames;
+        if at == bytes.len() {
+            return Ok(Some((at, None)));
+        }
+        let damage = |kind, header| Ok(Some((at, Some(Damage { at, kind, header }))));
+        let h = match FrameHeader::decode(&bytes[at..], self.version) {
+            Ok(h) => h,
+            Err(FrameHeaderError::Zero | FrameHeaderError::Short) if bytes[at..].iter().all(|&b| b == 0) => {
+                return damage(Kind::ZeroedSpace, None);
+            }
+            Err(FrameHeaderError::Zero) => return damage(Kind::ZeroedHeader, None),
+            Err(FrameHeaderError::Short) => return damage(Kind::ShortHeader, None),
+            Err(FrameHeaderError::Invalid) => return damage(Kind::InvalidHeader, None),
+        };
+        if h.first_position != self.next_position {
+            return Err(self.corrupt(
+                at,
+                format!("frame starts at position {}, expected {}", h.first_position, self.next_position),
+            ));
+        }
+        if h.breaks_chain_from(&self.chain) {
+            return Err(self.corrupt(at, "frame does not chain to the previous frame".into()));
+        }
+        let start = at + h.header_len();
+        let Some(payload) = bytes.get(start..start + h.payload_len as usize) else {
+            return damage(Kind::ShortPayload, Some(h));
+        };
+        if crc32c::crc32c(payload) != h.payload_crc {
+            return damage(Kind::PayloadChecksum, Some(h));
+        }
+        // Both checksums pass, so no crash made this frame: a chain that does not hold means
+        // the bytes were edited (or come from another history), and every CRC recomputed does
+        // not hide it in a version-2 log.
+        let Some(chain) = h.chain_after(&self.chain, payload) else {
+            let last = h.first_position + u64::from(h.count) - 1;
+            return Err(self.corrupt(
+                at,
+                format!(
+                    "the frame of positions {} to {last} breaks the hash chain: its content or the history before \
+                     it is not what was written",
+                    h.first_position
+                ),
+            ));
+        };
+        let bodies =
+            format::split_records(payload, h.count).map_err(|e| self.corrupt(start + e.offset as usize, e.reason))?;
+        for (k, (off, body)) in bodies.into_iter().enumerate() {
+            let position = Position(h.first_position + k as u64);
+            let record_at = start + off;
+            let interned = &mut self.interned;
+            let decoded = format::check_schema_version(body, self.version)
+                .and_then(|()| format::decode_parts(body, self.version, &mut |s| intern(interned, s)));
+            // The records before a refused one are placed (with no frame end, so its chain
+            // is not taken on), as one pass would have placed them before reading it.
+            let (new, recorded_at, version) =
+                decoded.map_err(|e| self.corrupt(record_at, format!("position {position}: {}", e.reason)))?;
+            let in_id_file = match &self.logged_ids {
+                Some(file) => file.get(&new.id).map_err(|reason| self.corrupt(record_at, reason))?,
+                None => None,
+            };
+            let left = h.count - k as u32;
+            let record_at = base + record_at as u64;
+            batch.records.push(Decoded { new, position, recorded_at, version, record_at, left, in_id_file });
+        }
+        batch.frames.push(FrameEnd { records: batch.records.len(), chain, epoch: h.epoch });
+        self.chain = chain;
+        self.next_position = h.first_position + u64::from(h.count);
+        self.frames.from = start + h.payload_len as usize;
+        Ok(None)
+    }
+
+    /// Reads batches and hands them on until the frames end, the placing stops listening, or
+    /// a frame fails; then ends the channel.
+    fn send_all(&mut self, to: SyncSender<(Batch, Next)>) {
+        loop {
+            let (batch, next) = self.next_batch();
+            let more = matches!(next, Next::More);
+            if to.send((batch, next)).is_err() || !more {
+                return;
+            }
+        }
+    }
+}
+
+/// `s`'s shared `AccountId` in `interned`, added if new. A text whose stable hash another
+/// account holds gets an `AccountId` of its own, as [`Index::intern`](crate::index::Index::intern)
+/// gives it.
+fn intern(interned: &mut KeyedMap<u64, AccountId>, s: &str) -> Result<AccountId, String> {
+    let hash = rapport_core::id::stable_hash(s);
+    match interned.get(&hash) {
+        Some(a) if a.as_str() == s => Ok(a.clone()),
+        Some(_) => AccountId::new(s).map_err(|e| e.to_string()),
+        None => {
+            let a = AccountId::new(s).map_err(|e| e.to_string())?;
+            interned.insert(hash, a.clone());
+            Ok(a)
+        }
+    }
+}
+
+/// What the placing of a segment's frames needs besides the scan.
+pub(crate) struct Segment<'a> {
+    /// The segment's number.
+    pub(crate) n: u64,
+    pub(crate) path: &'a Path,
+    pub(crate) head: Option<&'a HeadRecord>,
+}
+
+/// Places `batch` into `scan`: each record's checks and indexes, then each frame's chain
+/// value (noted in `chain_at_head` when the head record's position ends the frame); last, the
+/// records of a frame whose next record does not decode, if the batch ends with one.
+fn place(scan: &mut Scan, batch: Batch, at: &Segment<'_>, chain_at_head: &mut Option<Chain>) -> Result<(), OpenError> {
+    let mut records = batch.records.into_iter();
+    let mut placed = 0;
+    let mut place_records = |scan: &mut Scan, n: usize| {
+        records.by_ref().take(n).try_for_each(|d| {
+            place_record(scan, &d, at.n).map_err(|reason| OpenError::Corrupt {
+                segment: at.path.to_path_buf(),
+                offset: d.record_at,
+                reason,
+            })
+        })
+    };
+    for frame in batch.frames {
+        place_records(scan, frame.records - placed)?;
+        placed = frame.records;
+        scan.chain = frame.chain;
+        scan.last_epoch = scan.last_epoch.max(frame.epoch);
+        if at.head.is_some_and(|r| r.position == scan.core.next_position - 1) {
+            *chain_at_head = Some(frame.chain);
+        }
+    }
+    // The records of a frame cut short by a record that does not decode.
+    place_records(scan, usize::MAX)
+}
+
+/// Places one record of segment `segment`: checks it against the validation state (when the
+/// scan validates) or its stream's length, and indexes it.
+fn place_record(scan: &mut Scan, d: &Decoded, segment: u64) -> Result<(), String> {
+    let (e, position) = (&d.new, d.position);
+    let version = if scan.validate {
+        // What the snapshot left on disk (an id the file holds, the account's state) is told to
+        // the validation state first, so that replaying refuses a repeated id as it would in
+        // memory.
+        if let Some(logged) = d.in_id_file {
+            scan.core.state.note_logged_id(e.id, logged);
+        }
+        scan.core.load_streams(std::iter::once(&e.account))?;
+        scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
+    } else {
+        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)
+    };
+    if version != d.version {
+        return Err(format!("position {position}: stored stream version {} but the stream is at {version}", d.version));
+    }
+    scan.core.next_position = position.0 + 1;
+    scan.core.last_recorded = scan.core.last_recorded.max(d.recorded_at);
+    scan.index.offsets.note(position.0, segment, d.record_at, d.left);
+    scan.index.note_account(&e.account, position.0);
+    Ok(())
+}
+
+/// Reads the frames of one segment into `scan`, the reading and decoding on a thread of their
+/// own; returns where the good frames end (in `frames.bytes`) and the damage found there, if
+/// any. A frame whose checksums pass but whose content is wrong is corruption at once: no
+/// crash writes a whole, checksummed frame in the wrong place.
+pub(crate) fn scan_frames(
+    scan: &mut Scan,
+    frames: Frames<'_>,
+    at: &Segment<'_>,
+    chain_at_head: &mut Option<Chain>,
+) -> Result<(usize, Option<Damage>), OpenError> {
+    let mut reader = FrameReader::new(scan, frames, at.path);
+    let outcome = std::thread::scope(|s| {
+        let (to, from) = std::sync::mpsc::sync_channel::<(Batch, Next)>(AHEAD);
+        let reading = s.spawn(|| reader.send_all(to));
+        // Placing stops at its first error; dropping `from` then ends the reader's sends.
+        let outcome = place_all(scan, from.iter(), at, chain_at_head);
+        drop(from);
+        if let Err(panic) = reading.join() {
+            std::panic::resume_unwind(panic);
+        }
+        outcome
+    });
+    reader.give_back(scan);
+    outcome
+}
+
+/// [`scan_frames`] on this thread: for a follower's look at a few new frames.
+pub(crate) fn scan_frames_here(
+    scan: &mut Scan,
+    frames: Frames<'_>,
+    at: &Segment<'_>,
+    chain_at_head: &mut Option<Chain>,
+) -> Result<(usize, Option<Damage>), OpenError> {
+    let mut reader = FrameReader::new(scan, frames, at.path);
+    let outcome = place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head);
+    reader.give_back(scan);
+    outcome
+}
+
+/// Places batches until the frames end or fail, or a record is refused.
+fn place_all(
+    scan: &mut Scan,
+    batches: impl Iterator<Item = (Batch, Next)>,
+    at: &Segment<'_>,
+    chain_at_head: &mut Option<Chain>,
+) -> Result<(usize, Option<Damage>), OpenError> {
+    for (batch, next) in batches {
+        place(scan, batch, at, chain_at_head)?;
+        match next {
+            Next::More => {}
+            Next::End(end, damage) => return Ok((end, damage)),
+            Next::Failed(e) => return Err(e),
+        }
+    }
+    // The reader ends every run of batches with an end or a failure; a channel that closes
+    // before one means its thread panicked, which joining it raises again.
+    Err(OpenError::Corrupt {
+        segment: at.path.to_path_buf(),
+        offset: 0,
+        reason: "the frame reader stopped before the frames ended".into(),
+    })
+}
