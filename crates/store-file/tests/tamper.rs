@@ -270,12 +270,19 @@ fn the_first_refusal_in_log_order_is_reported_however_far_apart_the_two_are() {
     // Open reads and decodes frames on one thread and places their records (ids, stream
     // versions, rules) on another, in batches of about a thousand records: a record the
     // placing refuses is reported before a later one the decoding refuses, in the same batch
-    // or many batches later, and each alone is reported naming its position.
+    // or many batches later, and each alone is reported naming its position; with frames
+    // smaller than a batch, and larger (a frame handed on in parts).
+    for frame in [100, 1_500] {
+        first_refusal_in_log_order(frame);
+    }
+}
+
+fn first_refusal_in_log_order(frame: usize) {
     let dir = TempDir::new("tamper-order");
     let store = FileStore::open(dir.path()).unwrap();
     let events = history(40, 24, 17);
     assert!(events.len() >= 3_000, "{} events", events.len());
-    for chunk in events[..3_000].chunks(100) {
+    for chunk in events[..3_000].chunks(frame) {
         pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
     }
     let log = contents(&store);

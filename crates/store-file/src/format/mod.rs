@@ -366,11 +366,19 @@ pub fn record_prefix(b: &[u8]) -> Result<(usize, u32), &'static str> {
 /// Returns each body with its offset inside the payload (of its prefix).
 ///
 /// # Errors
+/// As [`check_records`].
+pub fn split_records(payload: &[u8], count: u32) -> Result<Vec<(usize, &[u8])>, DecodeError> {
+    check_records(payload, count)?;
+    Ok(Records::new(payload).collect())
+}
+
+/// Checks a frame payload's records: each record's length and checksum, and their count.
+///
+/// # Errors
 /// A record that overruns the payload, is too large, or fails its checksum; or a record count
 /// that does not match.
-pub fn split_records(payload: &[u8], count: u32) -> Result<Vec<(usize, &[u8])>, DecodeError> {
-    let mut out = Vec::with_capacity(count.min(65_536) as usize);
-    let mut at = 0usize;
+pub fn check_records(payload: &[u8], count: u32) -> Result<(), DecodeError> {
+    let (mut at, mut n) = (0usize, 0u64);
     while at < payload.len() {
         if payload.len() - at < RECORD_PREFIX_BYTES {
             return Err(err(at, "truncated record prefix"));
@@ -387,13 +395,42 @@ pub fn split_records(payload: &[u8], count: u32) -> Result<Vec<(usize, &[u8])>, 
         if crc32c::crc32c(body) != crc {
             return Err(err(at, "record checksum mismatch"));
         }
-        out.push((at, body));
+        n += 1;
         at = body_start + len;
     }
-    if out.len() != count as usize {
-        return Err(err(0, format!("frame says {count} records, payload holds {}", out.len())));
+    if n != u64::from(count) {
+        return Err(err(0, format!("frame says {count} records, payload holds {n}")));
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The records of a frame payload, each body with its offset inside the payload (of its
+/// prefix), in order. It checks nothing ([`check_records`] does) and stops at the first
+/// record that does not fit.
+#[derive(Debug, Clone)]
+pub struct Records<'a> {
+    payload: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Records<'a> {
+    /// The records of `payload`, from its first.
+    pub fn new(payload: &'a [u8]) -> Self {
+        Records { payload, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = (usize, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.at;
+        let len = u32_at(self.payload.get(at..at.checked_add(RECORD_PREFIX_BYTES)?)?, 0) as usize;
+        let start = at + RECORD_PREFIX_BYTES;
+        let body = self.payload.get(start..start.checked_add(len)?)?;
+        self.at = start + len;
+        Some((at, body))
+    }
 }
 
 /// Everything one segment file holds, decoded and checked. For `verify` and the fuzz target.

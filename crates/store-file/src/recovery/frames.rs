@@ -6,8 +6,8 @@
 //! On open ([`scan_frames`]) the reader runs on a thread of its own, at most [`AHEAD`] batches
 //! ahead of the placing: reading a frame needs nothing the placing holds, so the two overlap,
 //! and a crash's tail is replayed before a service can append (BENCHMARKS.md, "Replay on two
-//! threads"). A follower's look, which reads the
-//! few frames a writer appended since, runs both in turn ([`scan_frames_here`]). Either way
+//! threads"). A follower's look, which reads the few frames a writer appended since, runs both
+//! in turn ([`scan_frames_here`]). Either way
 //! the scan ends as one pass would leave it, and the first error in log order is the one
 //! reported: the reader sends the frames it decoded before an error ahead of the error, and
 //! the placing stops at the first record it refuses, which ends the reader at its next send.
@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
-use rapport_core::backend::KeyedMap;
-use rapport_core::{AccountId, NewEvent, Position, StreamVersion, Timestamp};
+use rapport_core::view::EnvelopeRef;
+use rapport_core::{NewEvent, Position, StreamVersion};
 
 use super::{Damage, Frames, Kind, Scan};
 use crate::format::{self, Chain, FrameHeader, FrameHeaderError};
@@ -25,18 +25,17 @@ use crate::head::HeadRecord;
 use crate::id_file::IdFile;
 use crate::options::OpenError;
 
-/// How many records a batch holds before it is handed on (a frame is never split: a frame of
-/// more records makes a larger batch).
+/// How many records a batch holds at most (a frame of more records is handed on in parts):
+/// what the reader may hold decoded ahead of the placing is bounded by this, not by the
+/// largest frame (a backfill's frame holds thousands of records).
 const BATCH_RECORDS: usize = 1024;
 /// How many batches the reader may have decoded and not yet handed to the placing.
 const AHEAD: usize = 4;
 
-/// One record, checked and decoded.
-struct Decoded {
-    new: NewEvent,
-    position: Position,
-    recorded_at: Timestamp,
-    version: StreamVersion,
+/// One record, checked and decoded in place: it borrows the segment's bytes, and the owned
+/// event (a writer's open validates one) is made, and freed, by the placing thread.
+struct Decoded<'a> {
+    record: EnvelopeRef<'a>,
     /// The byte of the segment the record starts at.
     record_at: u64,
     /// How many records of its frame, itself included, are left from it.
@@ -53,10 +52,10 @@ struct FrameEnd {
     epoch: u64,
 }
 
-/// Whole frames, checked, with their records decoded.
-#[derive(Default)]
-struct Batch {
-    records: Vec<Decoded>,
+/// Records of frames checked whole, decoded, with the ends of the frames whose last record
+/// they hold.
+struct Batch<'a> {
+    records: Vec<Decoded<'a>>,
     frames: Vec<FrameEnd>,
 }
 
@@ -80,66 +79,81 @@ struct FrameReader<'a> {
     chain: Chain,
     /// The position the next frame must start at.
     next_position: u64,
-    /// Every account decoded so far by its stable hash, so that records share one `AccountId`
-    /// per account: the index's map, lent to the reader for the segment and given back whole
-    /// (every account it decoded added).
-    interned: KeyedMap<u64, AccountId>,
     /// The ids the index snapshot holds, each record's id looked up in it (when the scan
     /// validates): the file does not change during the scan, and the lookup is a miss in
     /// memory the placing need not wait for.
     logged_ids: Option<Arc<IdFile>>,
+    /// The frame whose records are being decoded, checked whole.
+    current: Option<Current<'a>>,
+}
+
+/// A frame checked whole, whose records are being decoded.
+struct Current<'a> {
+    h: FrameHeader,
+    /// Where its payload starts in the bytes read.
+    start: usize,
+    /// The chain value after it.
+    chain: Chain,
+    /// Its records not yet decoded.
+    records: format::Records<'a>,
+    /// How many of its records were decoded.
+    k: u32,
+}
+
+/// What one step of the reader did.
+enum Step {
+    /// Checked a frame and made it the current one.
+    Opened,
+    /// Decoded the rest of the current frame.
+    FrameDone,
+    /// Filled the batch.
+    Full,
+    /// Found the end of the frames.
+    End((usize, Option<Damage>)),
 }
 
 impl<'a> FrameReader<'a> {
-    /// A reader of `frames` that continues where `scan` stands; it holds the scan's interned
-    /// accounts until [given back](Self::give_back).
-    fn new(scan: &mut Scan, frames: Frames<'a>, path: &'a Path) -> Self {
+    /// A reader of `frames` that continues where `scan` stands.
+    fn new(scan: &Scan, frames: Frames<'a>, path: &'a Path) -> Self {
         FrameReader {
             frames,
             path,
             version: scan.version,
             chain: scan.chain,
             next_position: scan.core.next_position,
-            interned: std::mem::take(&mut scan.index.interned),
             logged_ids: scan.core.logged_ids.clone().filter(|_| scan.validate),
+            current: None,
         }
-    }
-
-    /// Gives the interned accounts back to `scan`. The accounts the placing interned
-    /// meanwhile (into the empty map left in their stead) are the reader's too: each was
-    /// decoded first.
-    fn give_back(self, scan: &mut Scan) {
-        debug_assert!(
-            scan.index.interned.keys().all(|k| self.interned.contains_key(k)),
-            "every account the placing met was decoded first"
-        );
-        scan.index.interned = self.interned;
     }
 
     fn corrupt(&self, offset: usize, reason: String) -> OpenError {
         OpenError::Corrupt { segment: self.path.to_path_buf(), offset: self.frames.base + offset as u64, reason }
     }
 
-    /// The next batch of whole frames, and what follows it.
-    fn next_batch(&mut self) -> (Batch, Next) {
-        let mut batch = Batch::default();
+    /// The next batch of records, at most [`BATCH_RECORDS`], and what follows it. A frame
+    /// of more records than a batch has room for goes on in the next batch; its end (its
+    /// chain value) comes with its last record.
+    fn next_batch(&mut self) -> (Batch<'a>, Next) {
+        let mut batch = Batch { records: Vec::with_capacity(BATCH_RECORDS), frames: Vec::new() };
         loop {
-            if batch.records.len() >= BATCH_RECORDS {
-                return (batch, Next::More);
-            }
-            match self.frame(&mut batch) {
-                Ok(None) => {}
-                Ok(Some((end, damage))) => return (batch, Next::End(end, damage)),
+            let step = match self.current.take() {
+                Some(frame) => self.fill(frame, &mut batch),
+                None => self.open_frame().map(|end| end.map_or(Step::Opened, Step::End)),
+            };
+            match step {
+                Ok(Step::Opened | Step::FrameDone) => {}
+                Ok(Step::Full) => return (batch, Next::More),
+                Ok(Step::End((end, damage))) => return (batch, Next::End(end, damage)),
                 Err(e) => return (batch, Next::Failed(e)),
             }
         }
     }
 
-    /// Reads the frame at `self.frames.from` into `batch`, its records and then its end; or
-    /// says where the frames end. A frame refused before its records leaves nothing in
-    /// `batch`; one refused at a record leaves the records before it, with no end.
-    fn frame(&mut self, batch: &mut Batch) -> Result<Option<(usize, Option<Damage>)>, OpenError> {
-        let Frames { bytes, from: at, base } = self.frames;
+    /// Checks the frame at `self.frames.from` whole (header, position, checksums, chain, its
+    /// records' lengths and checksums) and makes it the current one; or says where the frames
+    /// end.
+    fn open_frame(&mut self) -> Result<Option<(usize, Option<Damage>)>, OpenError> {
+        let Frames { bytes, from: at, .. } = self.frames;
         if at == bytes.len() {
             return Ok(Some((at, None)));
         }
@@ -183,58 +197,52 @@ impl<'a> FrameReader<'a> {
                 ),
             ));
         };
-        let bodies =
-            format::split_records(payload, h.count).map_err(|e| self.corrupt(start + e.offset as usize, e.reason))?;
-        for (k, (off, body)) in bodies.into_iter().enumerate() {
-            let position = Position(h.first_position + k as u64);
-            let record_at = start + off;
-            let interned = &mut self.interned;
-            let decoded = format::check_schema_version(body, self.version)
-                .and_then(|()| format::decode_parts(body, self.version, &mut |s| intern(interned, s)));
-            // The records before a refused one are placed (with no frame end, so its chain
-            // is not taken on), as one pass would have placed them before reading it.
-            let (new, recorded_at, version) =
-                decoded.map_err(|e| self.corrupt(record_at, format!("position {position}: {}", e.reason)))?;
+        format::check_records(payload, h.count).map_err(|e| self.corrupt(start + e.offset as usize, e.reason))?;
+        self.current = Some(Current { h, start, chain, records: format::Records::new(payload), k: 0 });
+        Ok(None)
+    }
+
+    /// Decodes the current frame's records into `batch` until the frame or the batch's room
+    /// ends. The records before a refused one stay in `batch` (with no frame end, so the
+    /// frame's chain is not taken on), as one pass would have placed them before reading it.
+    fn fill(&mut self, mut frame: Current<'a>, batch: &mut Batch<'a>) -> Result<Step, OpenError> {
+        let h = frame.h;
+        while batch.records.len() < BATCH_RECORDS {
+            let Some((off, body)) = frame.records.next() else {
+                batch.frames.push(FrameEnd { records: batch.records.len(), chain: frame.chain, epoch: h.epoch });
+                debug_assert_eq!(frame.k, h.count, "a checked frame holds the records its header counts");
+                self.chain = frame.chain;
+                self.next_position = h.first_position + u64::from(h.count);
+                self.frames.from = frame.start + h.payload_len as usize;
+                return Ok(Step::FrameDone);
+            };
+            let position = Position(h.first_position + u64::from(frame.k));
+            let record_at = frame.start + off;
+            let record = format::check_schema_version(body, self.version)
+                .and_then(|()| format::decode_body_ref(body, position, self.version))
+                .map_err(|e| self.corrupt(record_at, format!("position {position}: {}", e.reason)))?;
             let in_id_file = match &self.logged_ids {
-                Some(file) => file.get(&new.id).map_err(|reason| self.corrupt(record_at, reason))?,
+                Some(file) => file.get(&record.id).map_err(|reason| self.corrupt(record_at, reason))?,
                 None => None,
             };
-            let left = h.count - k as u32;
-            let record_at = base + record_at as u64;
-            batch.records.push(Decoded { new, position, recorded_at, version, record_at, left, in_id_file });
+            let left = h.count - frame.k;
+            let record_at = self.frames.base + record_at as u64;
+            batch.records.push(Decoded { record, record_at, left, in_id_file });
+            frame.k += 1;
         }
-        batch.frames.push(FrameEnd { records: batch.records.len(), chain, epoch: h.epoch });
-        self.chain = chain;
-        self.next_position = h.first_position + u64::from(h.count);
-        self.frames.from = start + h.payload_len as usize;
-        Ok(None)
+        self.current = Some(frame);
+        Ok(Step::Full)
     }
 
     /// Reads batches and hands them on until the frames end, the placing stops listening, or
     /// a frame fails; then ends the channel.
-    fn send_all(&mut self, to: SyncSender<(Batch, Next)>) {
+    fn send_all(&mut self, to: SyncSender<(Batch<'a>, Next)>) {
         loop {
             let (batch, next) = self.next_batch();
             let more = matches!(next, Next::More);
             if to.send((batch, next)).is_err() || !more {
                 return;
             }
-        }
-    }
-}
-
-/// `s`'s shared `AccountId` in `interned`, added if new. A text whose stable hash another
-/// account holds gets an `AccountId` of its own, as [`Index::intern`](crate::index::Index::intern)
-/// gives it.
-fn intern(interned: &mut KeyedMap<u64, AccountId>, s: &str) -> Result<AccountId, String> {
-    let hash = rapport_core::id::stable_hash(s);
-    match interned.get(&hash) {
-        Some(a) if a.as_str() == s => Ok(a.clone()),
-        Some(_) => AccountId::new(s).map_err(|e| e.to_string()),
-        None => {
-            let a = AccountId::new(s).map_err(|e| e.to_string())?;
-            interned.insert(hash, a.clone());
-            Ok(a)
         }
     }
 }
@@ -247,10 +255,16 @@ pub(crate) struct Segment<'a> {
     pub(crate) head: Option<&'a HeadRecord>,
 }
 
-/// Places `batch` into `scan`: each record's checks and indexes, then each frame's chain
-/// value (noted in `chain_at_head` when the head record's position ends the frame); last, the
-/// records of a frame whose next record does not decode, if the batch ends with one.
-fn place(scan: &mut Scan, batch: Batch, at: &Segment<'_>, chain_at_head: &mut Option<Chain>) -> Result<(), OpenError> {
+/// Places `batch` into `scan`: each record's checks and indexes, and at each frame's end its
+/// chain value (noted in `chain_at_head` when the head record's position ends the frame);
+/// last, the records after the last end (of a frame that goes on in the next batch, or whose
+/// next record does not decode).
+fn place(
+    scan: &mut Scan,
+    batch: Batch<'_>,
+    at: &Segment<'_>,
+    chain_at_head: &mut Option<Chain>,
+) -> Result<(), OpenError> {
     let mut records = batch.records.into_iter();
     let mut placed = 0;
     let mut place_records = |scan: &mut Scan, n: usize| {
@@ -271,15 +285,25 @@ fn place(scan: &mut Scan, batch: Batch, at: &Segment<'_>, chain_at_head: &mut Op
             *chain_at_head = Some(frame.chain);
         }
     }
-    // The records of a frame cut short by a record that does not decode.
     place_records(scan, usize::MAX)
 }
 
 /// Places one record of segment `segment`: checks it against the validation state (when the
 /// scan validates) or its stream's length, and indexes it.
-fn place_record(scan: &mut Scan, d: &Decoded, segment: u64) -> Result<(), String> {
-    let (e, position) = (&d.new, d.position);
+fn place_record(scan: &mut Scan, d: &Decoded<'_>, segment: u64) -> Result<(), String> {
+    let r = &d.record;
+    let position = r.position;
+    // The account shared with the records before it (the index's interned one).
+    let account =
+        scan.index.intern(r.account.as_str()).map_err(|why| format!("position {position}: account: {why}"))?;
     let version = if scan.validate {
+        let e = &NewEvent {
+            id: r.id,
+            account: account.clone(),
+            occurred_at: r.occurred_at,
+            event: r.event.to_event(),
+            meta: r.meta.to_metadata(),
+        };
         // What the snapshot left on disk (an id the file holds, the account's state) is told to
         // the validation state first, so that replaying refuses a repeated id as it would in
         // memory.
@@ -289,15 +313,18 @@ fn place_record(scan: &mut Scan, d: &Decoded, segment: u64) -> Result<(), String
         scan.core.load_streams(std::iter::once(&e.account))?;
         scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
     } else {
-        StreamVersion(scan.index.streams.get(&e.account).map_or(0, |s| s.len()) + 1)
+        StreamVersion(scan.index.streams.get(&account).map_or(0, |s| s.len()) + 1)
     };
-    if version != d.version {
-        return Err(format!("position {position}: stored stream version {} but the stream is at {version}", d.version));
+    if version != r.stream_version {
+        return Err(format!(
+            "position {position}: stored stream version {} but the stream is at {version}",
+            r.stream_version
+        ));
     }
     scan.core.next_position = position.0 + 1;
-    scan.core.last_recorded = scan.core.last_recorded.max(d.recorded_at);
+    scan.core.last_recorded = scan.core.last_recorded.max(r.recorded_at);
     scan.index.offsets.note(position.0, segment, d.record_at, d.left);
-    scan.index.note_account(&e.account, position.0);
+    scan.index.note_account(&account, position.0);
     Ok(())
 }
 
@@ -312,8 +339,8 @@ pub(crate) fn scan_frames(
     chain_at_head: &mut Option<Chain>,
 ) -> Result<(usize, Option<Damage>), OpenError> {
     let mut reader = FrameReader::new(scan, frames, at.path);
-    let outcome = std::thread::scope(|s| {
-        let (to, from) = std::sync::mpsc::sync_channel::<(Batch, Next)>(AHEAD);
+    std::thread::scope(|s| {
+        let (to, from) = std::sync::mpsc::sync_channel::<(Batch<'_>, Next)>(AHEAD);
         let reading = s.spawn(|| reader.send_all(to));
         // Placing stops at its first error; dropping `from` then ends the reader's sends.
         let outcome = place_all(scan, from.iter(), at, chain_at_head);
@@ -322,9 +349,7 @@ pub(crate) fn scan_frames(
             std::panic::resume_unwind(panic);
         }
         outcome
-    });
-    reader.give_back(scan);
-    outcome
+    })
 }
 
 /// [`scan_frames`] on this thread: for a follower's look at a few new frames.
@@ -335,15 +360,13 @@ pub(crate) fn scan_frames_here(
     chain_at_head: &mut Option<Chain>,
 ) -> Result<(usize, Option<Damage>), OpenError> {
     let mut reader = FrameReader::new(scan, frames, at.path);
-    let outcome = place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head);
-    reader.give_back(scan);
-    outcome
+    place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head)
 }
 
 /// Places batches until the frames end or fail, or a record is refused.
-fn place_all(
+fn place_all<'a>(
     scan: &mut Scan,
-    batches: impl Iterator<Item = (Batch, Next)>,
+    batches: impl Iterator<Item = (Batch<'a>, Next)>,
     at: &Segment<'_>,
     chain_at_head: &mut Option<Chain>,
 ) -> Result<(usize, Option<Damage>), OpenError> {
