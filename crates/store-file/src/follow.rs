@@ -18,7 +18,7 @@ use rapport_core::{Position, ReadError, StorageError};
 use crate::format::{SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::index::segment_name;
 use crate::options::{OpenError, io_err};
-use crate::recovery::{self, Frames, Scan, Segment};
+use crate::recovery::{self, Frames, Reading, Scan, Segment};
 use crate::shared::{FollowState, Shared};
 use crate::store::FileStore;
 use crate::sync::lock;
@@ -202,8 +202,13 @@ fn index_frames(
     scan.version = state.version;
     scan.chain = state.chain;
     scan.last_epoch = state.last_epoch;
-    let result =
-        recovery::scan_frames_here(&mut scan, frames, &Segment { n: state.segment, path, head: None }, &mut None);
+    let result = recovery::scan_frames(
+        &mut scan,
+        frames,
+        &Segment { n: state.segment, path, head: None },
+        &mut None,
+        Reading::Here,
+    );
     state.chain = scan.chain;
     state.last_epoch = scan.last_epoch;
     *core = scan.core;

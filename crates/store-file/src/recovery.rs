@@ -17,7 +17,7 @@ use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err, list_err};
 use crate::snapshot;
 use crate::vfs::{Vfs, read_at_most};
-pub(crate) use frames::{Segment, scan_frames_here};
+pub(crate) use frames::{Reading, Segment, scan_frames};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
 /// unwritten. Nothing in it was acknowledged.
@@ -256,7 +256,8 @@ pub(crate) fn scan(
         };
         tracked |= header.head_tracked;
         let at = Frames { bytes: &bytes, from: start.map_or(SEGMENT_HEADER_BYTES, |f| f - base as usize), base };
-        let (end, damage) = frames::scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head)?;
+        let (end, damage) =
+            scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head, Reading::Apart)?;
         scan.segment_len = base + end as u64;
         if let Some(damage) = damage {
             judge_damage(&mut scan, Frames { bytes: &bytes, from: 0, base }, &damage, &path, is_last)?;

@@ -3,11 +3,11 @@
 //! scan then places each batch's records (the id and stream checks, the indexes) and takes on
 //! each frame's chain value, in log order.
 //!
-//! On open ([`scan_frames`]) the reader runs on a thread of its own, at most [`AHEAD`] batches
+//! On open the reader runs on a thread of its own ([`Reading::Apart`]), at most [`AHEAD`] batches
 //! ahead of the placing: reading a frame needs nothing the placing holds, so the two overlap,
 //! and a crash's tail is replayed before a service can append (BENCHMARKS.md, "Replay on two
 //! threads"). A follower's look, which reads the few frames a writer appended since, runs both
-//! in turn ([`scan_frames_here`]). Either way
+//! in turn ([`Reading::Here`]). Either way
 //! the scan ends as one pass would leave it, and the first error in log order is the one
 //! reported: the reader sends the frames it decoded before an error ahead of the error, and
 //! the placing stops at the first record it refuses, which ends the reader at its next send.
@@ -328,39 +328,40 @@ fn place_record(scan: &mut Scan, d: &Decoded<'_>, segment: u64) -> Result<(), St
     Ok(())
 }
 
-/// Reads the frames of one segment into `scan`, the reading and decoding on a thread of their
-/// own; returns where the good frames end (in `frames.bytes`) and the damage found there, if
-/// any. A frame whose checksums pass but whose content is wrong is corruption at once: no
-/// crash writes a whole, checksummed frame in the wrong place.
+/// Where a segment's frames are read and decoded.
+pub(crate) enum Reading {
+    /// On a thread of their own (an open).
+    Apart,
+    /// On the caller's thread, in turn with the placing (a follower's look at a few new frames).
+    Here,
+}
+
+/// Reads the frames of one segment into `scan`; returns where the good frames end (in
+/// `frames.bytes`) and the damage found there, if any. A frame whose checksums pass but whose
+/// content is wrong is corruption at once: no crash writes a whole, checksummed frame in the
+/// wrong place.
 pub(crate) fn scan_frames(
     scan: &mut Scan,
     frames: Frames<'_>,
     at: &Segment<'_>,
     chain_at_head: &mut Option<Chain>,
+    reading: Reading,
 ) -> Result<(usize, Option<Damage>), OpenError> {
     let mut reader = FrameReader::new(scan, frames, at.path);
-    std::thread::scope(|s| {
-        let (to, from) = std::sync::mpsc::sync_channel::<(Batch<'_>, Next)>(AHEAD);
-        let reading = s.spawn(|| reader.send_all(to));
-        // Placing stops at its first error; dropping `from` then ends the reader's sends.
-        let outcome = place_all(scan, from.iter(), at, chain_at_head);
-        drop(from);
-        if let Err(panic) = reading.join() {
-            std::panic::resume_unwind(panic);
-        }
-        outcome
-    })
-}
-
-/// [`scan_frames`] on this thread: for a follower's look at a few new frames.
-pub(crate) fn scan_frames_here(
-    scan: &mut Scan,
-    frames: Frames<'_>,
-    at: &Segment<'_>,
-    chain_at_head: &mut Option<Chain>,
-) -> Result<(usize, Option<Damage>), OpenError> {
-    let mut reader = FrameReader::new(scan, frames, at.path);
-    place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head)
+    match reading {
+        Reading::Here => place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head),
+        Reading::Apart => std::thread::scope(|s| {
+            let (to, from) = std::sync::mpsc::sync_channel::<(Batch<'_>, Next)>(AHEAD);
+            let reading = s.spawn(|| reader.send_all(to));
+            // Placing stops at its first error; dropping `from` then ends the reader's sends.
+            let outcome = place_all(scan, from.iter(), at, chain_at_head);
+            drop(from);
+            if let Err(panic) = reading.join() {
+                std::panic::resume_unwind(panic);
+            }
+            outcome
+        }),
+    }
 }
 
 /// Places batches until the frames end or fail, or a record is refused.
