@@ -257,7 +257,7 @@ pub(crate) fn scan(
         tracked |= header.head_tracked;
         let at = Frames { bytes: &bytes, from: start.map_or(SEGMENT_HEADER_BYTES, |f| f - base as usize), base };
         let (end, damage) =
-            scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head, Reading::Apart)?;
+            scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head, Reading::for_open(&at))?;
         scan.segment_len = base + end as u64;
         if let Some(damage) = damage {
             judge_damage(&mut scan, Frames { bytes: &bytes, from: 0, base }, &damage, &path, is_last)?;

@@ -267,11 +267,11 @@ fn edit_record(segment: &Path, position: u64, edit: impl FnOnce(&mut [u8])) {
 
 #[test]
 fn the_first_refusal_in_log_order_is_reported_however_far_apart_the_two_are() {
-    // Open reads and decodes frames on one thread and places their records (ids, stream
-    // versions, rules) on another, in batches of about a thousand records: a record the
-    // placing refuses is reported before a later one the decoding refuses, in the same batch
-    // or many batches later, and each alone is reported naming its position; with frames
-    // smaller than a batch, and larger (a frame handed on in parts).
+    // Open reads and decodes a long run of frames on one thread and places their records
+    // (ids, stream versions, rules) on another, in batches of about a thousand records: a
+    // record the placing refuses is reported before a later one the decoding refuses, next to
+    // it, in an earlier batch or many batches earlier, and each alone is reported naming its
+    // position; with frames smaller than a batch, and larger (a frame handed on in parts).
     for frame in [100, 1_500] {
         first_refusal_in_log_order(frame);
     }
@@ -280,15 +280,17 @@ fn the_first_refusal_in_log_order_is_reported_however_far_apart_the_two_are() {
 fn first_refusal_in_log_order(frame: usize) {
     let dir = TempDir::new("tamper-order");
     let store = FileStore::open(dir.path()).unwrap();
-    let events = history(40, 24, 17);
-    assert!(events.len() >= 3_000, "{} events", events.len());
-    for chunk in events[..3_000].chunks(frame) {
+    let events = history(90, 36, 17);
+    assert!(events.len() >= 15_000, "{} events", events.len());
+    for chunk in events[..15_000].chunks(frame) {
         pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
     }
     let log = contents(&store);
     let n_segments = store.recovery().n_segments;
     drop(store);
     assert_eq!(n_segments, 1);
+    let bytes = std::fs::metadata(dir.path().join(rapport_store_file::segment_name(0))).unwrap().len();
+    assert!(bytes >= 1 << 20, "{bytes} bytes: too short a log for open to read it on a thread of its own");
     let (weight, late) = log
         .iter()
         .rev()
@@ -297,8 +299,10 @@ fn first_refusal_in_log_order(frame: usize) {
             _ => None,
         })
         .unwrap();
-    assert!(late > 2_500, "the last commitment at {late}");
-    for (early, also_late) in [(None, true), (Some(1_950), true), (Some(2_300), true), (Some(250), false)] {
+    assert!(late > 14_000, "the last commitment at {late}");
+    let cases =
+        [(None, true), (Some(late - 1), true), (Some(late - 700), true), (Some(1_950), true), (Some(250), false)];
+    for (early, also_late) in cases {
         let dir_copy = TempDir::new("tamper-order-case");
         copy_dir(dir.path(), dir_copy.path());
         let segment = dir_copy.path().join(rapport_store_file::segment_name(0));

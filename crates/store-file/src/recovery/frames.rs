@@ -3,14 +3,15 @@
 //! scan then places each batch's records (the id and stream checks, the indexes) and takes on
 //! each frame's chain value, in log order.
 //!
-//! On open the reader runs on a thread of its own ([`Reading::Apart`]), at most [`AHEAD`] batches
-//! ahead of the placing: reading a frame needs nothing the placing holds, so the two overlap,
-//! and a crash's tail is replayed before a service can append (BENCHMARKS.md, "Replay on two
-//! threads"). A follower's look, which reads the few frames a writer appended since, runs both
-//! in turn ([`Reading::Here`]). Either way
-//! the scan ends as one pass would leave it, and the first error in log order is the one
-//! reported: the reader sends the frames it decoded before an error ahead of the error, and
-//! the placing stops at the first record it refuses, which ends the reader at its next send.
+//! On open the reader runs on a thread of its own ([`Reading::Apart`], for a read of at least
+//! [`APART_BYTES`]), at most [`AHEAD`] batches ahead of the placing: reading a frame needs
+//! nothing the placing holds, so the two overlap, and a crash's tail is replayed before a
+//! service can append (BENCHMARKS.md, "Replay on two threads"). A shorter read, and a
+//! follower's look at the few frames a writer appended since, run both in turn on the
+//! caller's thread ([`Reading::Here`]). Either way the scan ends as one pass would leave it,
+//! and the first error in log order is the one reported: the reader sends the frames it
+//! decoded before an error ahead of the error, and the placing stops at the first record it
+//! refuses, which ends the reader at its next send.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -330,10 +331,23 @@ fn place_record(scan: &mut Scan, d: &Decoded<'_>, segment: u64) -> Result<(), St
 
 /// Where a segment's frames are read and decoded.
 pub(crate) enum Reading {
-    /// On a thread of their own (an open).
+    /// On a thread of their own (an open's long read).
     Apart,
-    /// On the caller's thread, in turn with the placing (a follower's look at a few new frames).
+    /// On the caller's thread, in turn with the placing (an open's short read, a follower's
+    /// look at a few new frames).
     Here,
+}
+
+/// From this many bytes of frames on, an open reads them on a thread of their own; a shorter
+/// read stays on the opening thread, where starting a thread would cost more than it saves
+/// (BENCHMARKS.md, "Replay on two threads").
+const APART_BYTES: usize = 1 << 20;
+
+impl Reading {
+    /// Where an open reads `frames`: apart when there are enough of them.
+    pub(crate) fn for_open(frames: &Frames<'_>) -> Reading {
+        if frames.bytes.len().saturating_sub(frames.from) >= APART_BYTES { Reading::Apart } else { Reading::Here }
+    }
 }
 
 /// Reads the frames of one segment into `scan`; returns where the good frames end (in
