@@ -324,7 +324,13 @@ fn a_killed_import_completes_on_rerun_with_the_same_scores() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Killed once the store holds a segment (on a loaded machine the import may take longer
+    // than any fixed wait to make one; a kill before it leaves no store to verify).
+    let started = std::time::Instant::now();
+    while !store.join("seg-0000000000.rpl").exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
     let _ = child.kill();
     let _ = child.wait();
     ok(&["verify", "--store", p(&store)]);

@@ -3,7 +3,7 @@
 //! the whole log allocates nothing per event. Projections fold these views; an owned event is
 //! one [`Envelope::view`] away, and a view is one [`EnvelopeRef::to_envelope`] away from owning.
 
-use crate::event::{AdvocacyKind, Channel, Envelope, Event, Severity, SurveyScore};
+use crate::event::{AdvocacyKind, Channel, Envelope, Event, NewEvent, Severity, SurveyScore};
 use crate::hash::keyed_text_hash;
 use crate::id::{
     AccountId, CommitmentKey, EscalationKey, EventId, ParseIdError, Position, StreamVersion, SurveyKey, check_key,
@@ -428,6 +428,22 @@ impl EnvelopeRef<'_> {
         }
     }
 
+    /// The event as submitted (without what the store assigned), owned, with `account` as its
+    /// account id, as [`to_envelope_in`](Self::to_envelope_in) takes it.
+    ///
+    /// # Panics
+    /// In debug builds, when `account` is not the view's account.
+    pub fn to_new_event_in(&self, account: AccountId) -> NewEvent {
+        debug_assert_eq!(account.as_str(), self.account.as_str());
+        NewEvent {
+            id: self.id,
+            account,
+            occurred_at: self.occurred_at,
+            event: self.event.to_event(),
+            meta: self.meta.to_metadata(),
+        }
+    }
+
     /// The owned event.
     pub fn to_envelope(&self) -> Envelope {
         self.to_envelope_in(self.account.to_account_id())
@@ -453,6 +469,7 @@ mod tests {
             kinds.insert(e.event.kind());
             let v = e.view();
             assert_eq!(&v.to_envelope(), e);
+            assert_eq!(v.to_new_event_in(e.account.clone()), e.to_new_event());
             let decoded = AccountRef::new(e.account.as_str()).expect("a valid id");
             assert_eq!((decoded, decoded.keyed_hash()), (v.account, e.account.view().keyed_hash()));
             if let EventRef::CommitmentMade { commitment, .. } = v.event {

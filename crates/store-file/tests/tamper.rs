@@ -63,47 +63,36 @@ fn flip_lowest_bit(w: f64) -> f64 {
 
 /// Rewrites a commitment's weight as `to` makes it (in the clear in every format, where the
 /// title is sealed in format 4) in the `nth` frame of `segment` that holds one (a sealed
-/// segment, so the edit cannot be taken for a torn write), and recomputes every checksum an
-/// editor can: the record's, the payload's and the frame header's, and in a version-1 log the
-/// next frame's link to it. Returns the positions of the edited frame.
+/// segment, so the edit cannot be taken for a torn write), with every checksum an editor can
+/// recompute ([`edit_record`]). Returns the positions of the edited frame.
 fn edit_a_weight(segment: &Path, nth: usize, to: fn(f64) -> f64) -> (u64, u64) {
-    let mut bytes = std::fs::read(segment).unwrap();
-    let all = frames(&bytes);
+    let bytes = std::fs::read(segment).unwrap();
     let mut seen = 0;
-    for (k, f) in all.iter().enumerate() {
+    for f in frames(&bytes) {
         let start = f.at + f.header.header_len();
-        let payload = bytes[start..start + f.header.payload_len as usize].to_vec();
-        for (i, (off, body)) in split_records(&payload, f.header.count).unwrap().into_iter().enumerate() {
+        let payload = &bytes[start..start + f.header.payload_len as usize];
+        for (i, (_, body)) in split_records(payload, f.header.count).unwrap().into_iter().enumerate() {
             let position = f.header.first_position + i as u64;
             let env = decode_body(body, rapport_core::Position(position), f.header.version).unwrap();
-            let Event::CommitmentMade { weight, .. } = &env.event else { continue };
+            let Event::CommitmentMade { weight, .. } = env.event else { continue };
             if seen < nth {
                 seen += 1;
                 break;
             }
-            let content = &body[..body.len() - 16];
-            let found = content.windows(8).rposition(|w| w == weight.to_le_bytes()).unwrap();
-            let at = start + off + 8 + found;
-            bytes[at..at + 8].copy_from_slice(&to(*weight).to_le_bytes());
-            let body_len = body.len();
-            let body_at = start + off + 8;
-            let crc = crc32c::crc32c(&bytes[body_at..body_at + body_len]);
-            bytes[start + off + 4..start + off + 8].copy_from_slice(&crc.to_le_bytes());
-            let payload_crc = crc32c::crc32c(&bytes[start..start + f.header.payload_len as usize]);
-            let header = FrameHeader { payload_crc, ..f.header };
-            header.encode_into(&mut bytes[f.at..start]);
-            if f.header.version == 1
-                && let Some(next) = all.get(k + 1)
-            {
-                let linked = FrameHeader { link: Chain::crc(payload_crc), ..next.header };
-                linked.encode_into(&mut bytes[next.at..next.at + next.header.header_len()]);
-            }
-            std::fs::write(segment, &bytes).unwrap();
+            edit_record(segment, position, |body| set_weight(body, weight, to(weight)));
             let last = f.header.first_position + u64::from(f.header.count) - 1;
             return (f.header.first_position, last);
         }
     }
     panic!("no frame with a commitment title in {}", segment.display());
+}
+
+/// Rewrites the weight `from` in a commitment's record body (its content, before the 16 bytes
+/// of its tail) as `to`.
+fn set_weight(body: &mut [u8], from: f64, to: f64) {
+    let content = body.len() - 16;
+    let at = body[..content].windows(8).rposition(|w| w == from.to_le_bytes()).unwrap();
+    body[at..at + 8].copy_from_slice(&to.to_le_bytes());
 }
 
 #[test]
@@ -241,11 +230,13 @@ fn rechain(dir: &Path, n_segments: u64, head: u64) {
     }
 }
 
-/// Edits the body of the record at `position` in `segment` with `edit`, and recomputes the
-/// record's checksum and its frame's payload checksum and header ([`rechain`] does the chain).
+/// Edits the body of the record at `position` in `segment` with `edit`, and recomputes every
+/// checksum an editor can: the record's, its frame's payload checksum and header, and in a
+/// version-1 log the next frame's link to it (a later format's chain: [`rechain`]).
 fn edit_record(segment: &Path, position: u64, edit: impl FnOnce(&mut [u8])) {
     let mut bytes = std::fs::read(segment).unwrap();
-    for f in frames(&bytes) {
+    let all = frames(&bytes);
+    for (k, f) in all.iter().enumerate() {
         let first = f.header.first_position;
         if !(first..first + u64::from(f.header.count)).contains(&position) {
             continue;
@@ -259,6 +250,12 @@ fn edit_record(segment: &Path, position: u64, edit: impl FnOnce(&mut [u8])) {
         bytes[start + off + 4..start + off + 8].copy_from_slice(&crc.to_le_bytes());
         let payload_crc = crc32c::crc32c(&bytes[start..start + f.header.payload_len as usize]);
         FrameHeader { payload_crc, ..f.header }.encode_into(&mut bytes[f.at..start]);
+        if f.header.version == 1
+            && let Some(next) = all.get(k + 1)
+        {
+            let linked = FrameHeader { link: Chain::crc(payload_crc), ..next.header };
+            linked.encode_into(&mut bytes[next.at..next.at + next.header.header_len()]);
+        }
         std::fs::write(segment, &bytes).unwrap();
         return;
     }
@@ -308,11 +305,7 @@ fn first_refusal_in_log_order(frame: usize) {
         let segment = dir_copy.path().join(rapport_store_file::segment_name(0));
         if also_late {
             // A weight no build admits: refused when the record is decoded.
-            edit_record(&segment, late, |body| {
-                let content = body.len() - 16;
-                let at = body[..content].windows(8).rposition(|w| w == weight.to_le_bytes()).unwrap();
-                body[at..at + 8].copy_from_slice(&f64::NAN.to_le_bytes());
-            });
+            edit_record(&segment, late, |body| set_weight(body, weight, f64::NAN));
         }
         if let Some(early) = early {
             // A stream version no stream reached: refused when the record is placed.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use rapport_core::view::EnvelopeRef;
-use rapport_core::{NewEvent, Position, StreamVersion};
+use rapport_core::{Position, StreamVersion};
 
 use super::{Damage, Frames, Kind, Scan};
 use crate::format::{self, Chain, FrameHeader, FrameHeaderError};
@@ -298,13 +298,7 @@ fn place_record(scan: &mut Scan, d: &Decoded<'_>, segment: u64) -> Result<(), St
     let account =
         scan.index.intern(r.account.as_str()).map_err(|why| format!("position {position}: account: {why}"))?;
     let version = if scan.validate {
-        let e = &NewEvent {
-            id: r.id,
-            account: account.clone(),
-            occurred_at: r.occurred_at,
-            event: r.event.to_event(),
-            meta: r.meta.to_metadata(),
-        };
+        let e = &r.to_new_event_in(account.clone());
         // What the snapshot left on disk (an id the file holds, the account's state) is told to
         // the validation state first, so that replaying refuses a repeated id as it would in
         // memory.
