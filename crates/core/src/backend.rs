@@ -14,7 +14,7 @@
 
 pub use crate::hash::{KeyedMap, KeyedSet, KeyedState};
 pub use crate::json::write_json_string;
-pub use crate::log_state::{Admitted, LogState, PreparedAppend};
+pub use crate::log_state::{Admitted, LogState, LoggedIds, PreparedAppend};
 pub use crate::validate::{Admission, StreamState};
 
 use crate::id::AccountId;

@@ -46,6 +46,25 @@ enum Undo {
     Stream(AccountId, StreamUndo),
 }
 
+/// The ids of the events a [`LogState`] has recorded, with their positions, taken out of it
+/// ([`LogState::take_ids`]): a store replaying its log records each event's id here, on a
+/// thread of its own, while the streams' rules run on another
+/// ([`LogState::replay_stream`]), then puts them back ([`LogState::put_ids`]).
+#[derive(Debug, Default)]
+pub struct LoggedIds(IdIndex);
+
+impl LoggedIds {
+    /// Records that the logged event at `position` holds `id`, unless an event recorded
+    /// earlier holds it: then records nothing and returns that event's position (a log that
+    /// holds an id twice is damaged).
+    ///
+    /// # Errors
+    /// The position `id` is already recorded at.
+    pub fn insert_new(&mut self, id: EventId, position: Position) -> Result<(), Position> {
+        self.0.insert_new(id, position)
+    }
+}
+
 /// Per-log state for deciding appends.
 ///
 /// A store holds one behind its write lock. [`prepare`](Self::prepare) decides an append and
@@ -144,9 +163,32 @@ impl LogState {
         if self.ids.insert_new(e.id, position).is_err() {
             return Err(AppendError::IdConflict { account: e.account.clone(), id: e.id });
         }
+        self.replay_stream(e)
+    }
+
+    /// [`replay`](Self::replay) without the id: re-runs `e`'s stream's rules and applies it,
+    /// for a store that records the replayed ids itself, in the ids it took out of this state
+    /// ([`take_ids`](Self::take_ids)) to record them on another thread.
+    ///
+    /// # Errors
+    /// The rule the stored event breaks.
+    pub fn replay_stream(&mut self, e: &NewEvent) -> Result<StreamVersion, AppendError> {
         let stream = self.streams.entry(e.account.clone()).or_default();
         stream.check_and_apply(e)?;
         Ok(stream.version())
+    }
+
+    /// Takes the recorded ids out of this state, leaving none, for a store that records the ids
+    /// of a replay apart from its streams' rules ([`replay_stream`](Self::replay_stream));
+    /// [`put_ids`](Self::put_ids) puts them back.
+    pub fn take_ids(&mut self) -> LoggedIds {
+        LoggedIds(std::mem::take(&mut self.ids))
+    }
+
+    /// Puts back the ids [`take_ids`](Self::take_ids) took, with what was recorded in them since;
+    /// any recorded in this state meanwhile are dropped.
+    pub fn put_ids(&mut self, ids: LoggedIds) {
+        self.ids = ids.0;
     }
 
     /// Decides an append of `batch` whose first new event would get position `next`.

@@ -576,3 +576,42 @@ fn a_wrong_expected_version_reads_as_a_sentence() {
         pollster::block_on(rapport_core::Store::append(&store, vec![e()], ExpectedVersion::NoStream)).unwrap_err();
     assert_eq!(err.to_string(), "account acme: expected no events yet, but the stream is at version 1");
 }
+
+/// A store may record a replay's ids apart from its streams' rules (the file store does so on
+/// another thread): ids taken out, filled and put back leave the state a plain replay leaves,
+/// and an id recorded twice is refused with the first position.
+#[test]
+fn ids_recorded_apart_from_the_rules_leave_the_state_a_replay_leaves() {
+    let events: Vec<NewEvent> =
+        synth::generate(synth::SynthConfig { accounts: 12, months: 6, seed: 3, ..Default::default() }).collect();
+    assert!(events.len() > 400, "{} events", events.len());
+    let (mut whole, mut apart) = (LogState::new(), LogState::new());
+    let mut ids = apart.take_ids();
+    for (k, e) in events.iter().enumerate() {
+        let position = Position(k as u64 + 1);
+        let version = whole.replay(e, position).unwrap();
+        ids.insert_new(e.id, position).unwrap();
+        assert_eq!(apart.replay_stream(e).unwrap(), version, "event {k}");
+    }
+    assert_eq!(ids.insert_new(events[7].id, Position(events.len() as u64 + 1)), Err(Position(8)));
+    assert_eq!(apart.id_position(&events[7].id), None, "taken out");
+    apart.put_ids(ids);
+    let sorted = |s: &LogState| {
+        let mut all = s.ids();
+        all.sort_by_key(|&(_, p)| p);
+        all
+    };
+    assert_eq!(sorted(&apart), sorted(&whole));
+    for e in &events {
+        assert_eq!(apart.stream_version(&e.account), whole.stream_version(&e.account));
+    }
+    // The next append is decided alike: a logged event is a duplicate.
+    let next = Position(events.len() as u64 + 1);
+    let again = vec![events[0].clone()];
+    let (a, b) = (
+        whole.prepare(again.clone(), ExpectedVersion::Any, next, &now(), |_, _| true).unwrap(),
+        apart.prepare(again, ExpectedVersion::Any, next, &now(), |_, _| true).unwrap(),
+    );
+    assert_eq!((a.events.len(), a.duplicates.clone()), (b.events.len(), b.duplicates));
+    assert_eq!(a.duplicates.len(), 1);
+}

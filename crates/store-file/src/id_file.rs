@@ -215,10 +215,26 @@ impl IdFile {
     /// # Errors
     /// A block that cannot be read or fails its checksum, named by file and byte.
     pub(crate) fn get(&self, id: &EventId) -> Result<Option<Position>, String> {
-        let id = u128::from_be_bytes(id.to_bytes());
-        if self.at.count == 0 || !maybe(&self.filter, id, self.seed) {
+        if !self.may_hold(id) {
             return Ok(None);
         }
+        self.find(id)
+    }
+
+    /// Whether the filter lets `id` through: false means the file does not hold it, true that
+    /// it may ([`find`](Self::find) says). Reads memory only (one line of the filter), so a
+    /// caller with many ids may ask for each of them first, and their misses overlap.
+    pub(crate) fn may_hold(&self, id: &EventId) -> bool {
+        self.at.count != 0 && maybe(&self.filter, u128::from_be_bytes(id.to_bytes()), self.seed)
+    }
+
+    /// Where the event with `id` is logged, if the file holds it, read from its block whatever
+    /// the filter says ([`get`](Self::get) asks the filter first).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub(crate) fn find(&self, id: &EventId) -> Result<Option<Position>, String> {
+        let id = u128::from_be_bytes(id.to_bytes());
         let Some(b) = self.firsts.partition_point(|&first| first <= id).checked_sub(1) else {
             return Ok(None);
         };

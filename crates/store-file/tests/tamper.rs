@@ -274,20 +274,30 @@ fn the_first_refusal_in_log_order_is_reported_however_far_apart_the_two_are() {
     }
 }
 
-fn first_refusal_in_log_order(frame: usize) {
-    let dir = TempDir::new("tamper-order");
+/// A store of the first `n` events of one history, appended `frame` at a time into one
+/// segment, and its log.
+fn one_segment_log(tag: &str, n: usize, frame: usize) -> (TempDir, Vec<Envelope>) {
+    let dir = TempDir::new(tag);
     let store = FileStore::open(dir.path()).unwrap();
     let events = history(90, 36, 17);
-    assert!(events.len() >= 15_000, "{} events", events.len());
-    for chunk in events[..15_000].chunks(frame) {
+    assert!(events.len() >= n, "{} events", events.len());
+    for chunk in events[..n].chunks(frame) {
         pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
     }
     let log = contents(&store);
-    let n_segments = store.recovery().n_segments;
+    assert_eq!(store.recovery().n_segments, 1);
     drop(store);
-    assert_eq!(n_segments, 1);
-    let bytes = std::fs::metadata(dir.path().join(rapport_store_file::segment_name(0))).unwrap().len();
-    assert!(bytes >= 1 << 20, "{bytes} bytes: too short a log for open to read it on a thread of its own");
+    (dir, log)
+}
+
+/// Whether the log in `dir` is long enough for open to read it on a thread of its own.
+fn read_apart(dir: &Path) -> bool {
+    std::fs::metadata(dir.join(rapport_store_file::segment_name(0))).unwrap().len() >= 1 << 20
+}
+
+fn first_refusal_in_log_order(frame: usize) {
+    let (dir, log) = one_segment_log("tamper-order", 15_000, frame);
+    assert!(read_apart(dir.path()), "too short a log for open to read it on a thread of its own");
     let (weight, late) = log
         .iter()
         .rev()
@@ -314,7 +324,7 @@ fn first_refusal_in_log_order(frame: usize) {
                 body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
             });
         }
-        rechain(dir_copy.path(), n_segments, log.len() as u64);
+        rechain(dir_copy.path(), 1, log.len() as u64);
         let refused = FileStore::open_with(dir_copy.path(), Options { create_if_missing: false, ..Options::default() })
             .map(|_| ())
             .unwrap_err()
@@ -332,6 +342,113 @@ fn first_refusal_in_log_order(frame: usize) {
     // Untouched, the log opens whole.
     let store = FileStore::open(dir.path()).unwrap();
     assert_eq!(contents(&store), log);
+}
+
+#[test]
+fn an_id_logged_twice_is_refused_naming_both_positions_in_log_order() {
+    // Open records each id it reads (on the reader's thread for a long read, in turn for a
+    // short one) apart from the streams' rules: a record edited to carry an earlier record's
+    // id is refused naming both positions, after any refusal of a record before it (in an
+    // earlier frame, or just before it in its own) and before any of a record after it.
+    for (n, apart) in [(15_000, true), (2_000, false)] {
+        let (dir, log) = one_segment_log("tamper-twice", n, 100);
+        assert_eq!(read_apart(dir.path()), apart, "{n} events");
+        let late = n as u64 - 40;
+        for other in [None, Some(late - 300), Some(late - 1), Some(late + 1)] {
+            let copy = TempDir::new("tamper-twice-case");
+            copy_dir(dir.path(), copy.path());
+            let segment = copy.path().join(rapport_store_file::segment_name(0));
+            give_id_of(&segment, &log, late, 10);
+            if let Some(other) = other {
+                edit_record(&segment, other, |body| {
+                    let n = body.len();
+                    body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
+                });
+            }
+            rechain(copy.path(), 1, log.len() as u64);
+            let expected = match other {
+                Some(other) if other < late => format!("position {other}: stored stream version 999"),
+                _ => format!(
+                    "position {late}: account {}: event {} is in the log twice, first at position 10",
+                    log[late as usize - 1].account,
+                    log[9].id
+                ),
+            };
+            let refused = FileStore::open(copy.path()).map(|_| ()).unwrap_err().to_string();
+            assert!(refused.contains(&expected), "{n} events, {other:?}: {refused}");
+            let verified = verify(copy.path()).unwrap_err().to_string();
+            assert!(verified.contains(&expected), "verify, {n} events, {other:?}: {verified}");
+        }
+    }
+}
+
+#[test]
+fn an_id_only_the_snapshots_id_file_holds_logged_again_after_it_is_refused() {
+    // After a crash, open reads the log past the index snapshot and finds each id there in the
+    // snapshot's id file: a record after the snapshot edited to carry the id of one before it
+    // is refused, naming both positions.
+    let dir = TempDir::new("tamper-twice-snapshot");
+    let events = history(90, 36, 17);
+    let store = FileStore::open(dir.path()).unwrap();
+    for chunk in events[..2_000].chunks(100) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+    }
+    drop(store);
+    let derived = dir.path().join(rapport_store_file::DERIVED_DIR);
+    let snapshot: Vec<_> = std::fs::read_dir(&derived)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    let put_back = |dir: &Path| {
+        let derived = dir.join(rapport_store_file::DERIVED_DIR);
+        let _ = std::fs::remove_dir_all(&derived);
+        std::fs::create_dir_all(&derived).unwrap();
+        for (name, bytes) in &snapshot {
+            std::fs::write(derived.join(name), bytes).unwrap();
+        }
+    };
+    let store = FileStore::open(dir.path()).unwrap();
+    for chunk in events[2_000..17_000].chunks(100) {
+        pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+    }
+    let log = contents(&store);
+    let n_segments = store.recovery().n_segments;
+    drop(store);
+    // As a crash after those appends leaves it: the snapshot of the first 2,000 events.
+    put_back(dir.path());
+    let store = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(store.recovery().from_snapshot, 2_000);
+    drop(store);
+    let late = 16_900;
+    let segment = (0..n_segments)
+        .map(|k| dir.path().join(rapport_store_file::segment_name(k)))
+        .rfind(|path| frames(&std::fs::read(path).unwrap()).first().is_some_and(|f| f.header.first_position <= late))
+        .unwrap();
+    give_id_of(&segment, &log, late, 5);
+    rechain(dir.path(), n_segments, log.len() as u64);
+    put_back(dir.path());
+    // The edit is after the snapshot, which still stands in for the log before it.
+    assert_eq!(FileStore::open_read_only(dir.path()).unwrap().recovery().from_snapshot, 2_000);
+    let refused = FileStore::open(dir.path()).map(|_| ()).unwrap_err().to_string();
+    let expected = format!(
+        "position {late}: account {}: event {} is in the log twice, first at position 5",
+        log[late as usize - 1].account,
+        log[4].id
+    );
+    assert!(refused.contains(&expected), "{refused}");
+}
+
+/// Edits the record at `position` in `segment` to carry the id of the record at `of` (both
+/// in `log`), recomputing its checksums ([`edit_record`]).
+fn give_id_of(segment: &Path, log: &[Envelope], position: u64, of: u64) {
+    let (own, other) = (log[position as usize - 1].id.to_bytes(), log[of as usize - 1].id.to_bytes());
+    edit_record(segment, position, |body| {
+        let at = body.windows(16).position(|w| w == own).unwrap();
+        body[at..at + 16].copy_from_slice(&other);
+    });
 }
 
 /// Twenty calls with `account`, a day apart.

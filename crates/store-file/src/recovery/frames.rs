@@ -1,7 +1,9 @@
 //! A segment's frames read into a [`Scan`]: a [`FrameReader`] checks each frame (its header,
-//! its first position, its checksum, the hash chain) and decodes its records, in batches; the
-//! scan then places each batch's records (the id and stream checks, the indexes) and takes on
-//! each frame's chain value, in log order.
+//! its first position, its checksum, the hash chain), decodes its records and, when the scan
+//! validates, records their ids (refusing an id logged twice), in batches; the scan then places
+//! each batch's records (the streams' rules, the indexes) and takes on each frame's chain
+//! value, in log order. The ids are taken out of the scan's validation state for the read
+//! ([`LogState::take_ids`](rapport_core::backend::LogState::take_ids)) and put back after it.
 //!
 //! On open the reader runs on a thread of its own ([`Reading::Apart`], for a read of at least
 //! [`APART_BYTES`]), at most [`AHEAD`] batches ahead of the placing: reading a frame needs
@@ -11,12 +13,14 @@
 //! caller's thread ([`Reading::Here`]). Either way the scan ends as one pass would leave it,
 //! and the first error in log order is the one reported: the reader sends the frames it
 //! decoded before an error ahead of the error, and the placing stops at the first record it
-//! refuses, which ends the reader at its next send.
+//! refuses, which ends the reader at its next send. An id logged twice is refused by the
+//! reader, so it is reported after any refusal of the records before it, as one pass would.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
+use rapport_core::backend::LoggedIds;
 use rapport_core::view::EnvelopeRef;
 use rapport_core::{Position, StreamVersion};
 
@@ -41,9 +45,6 @@ struct Decoded<'a> {
     record_at: u64,
     /// How many records of its frame, itself included, are left from it.
     left: u32,
-    /// Where the index snapshot's id file says its id is logged (a writer's open from a
-    /// snapshot; in a log that is whole, never).
-    in_id_file: Option<Position>,
 }
 
 /// Where a frame's records end in its batch, and what the frame leaves the chain at.
@@ -84,6 +85,11 @@ struct FrameReader<'a> {
     /// validates): the file does not change during the scan, and the lookup is a miss in
     /// memory the placing need not wait for.
     logged_ids: Option<Arc<IdFile>>,
+    /// The ids read since the snapshot (or in the whole log), taken out of the scan's
+    /// validation state while the reader records each record's id in them (when the scan
+    /// validates): an insert into a table of a million ids is a miss in memory too, and the
+    /// placing does not need the ids to run the streams' rules.
+    ids: Option<LoggedIds>,
     /// The frame whose records are being decoded, checked whole.
     current: Option<Current<'a>>,
 }
@@ -114,8 +120,9 @@ enum Step {
 }
 
 impl<'a> FrameReader<'a> {
-    /// A reader of `frames` that continues where `scan` stands.
-    fn new(scan: &Scan, frames: Frames<'a>, path: &'a Path) -> Self {
+    /// A reader of `frames` that continues where `scan` stands, holding its ids when it
+    /// validates ([`end`](Self::end) gives them back).
+    fn new(scan: &mut Scan, frames: Frames<'a>, path: &'a Path) -> Self {
         FrameReader {
             frames,
             path,
@@ -123,8 +130,53 @@ impl<'a> FrameReader<'a> {
             chain: scan.chain,
             next_position: scan.core.next_position,
             logged_ids: scan.core.logged_ids.clone().filter(|_| scan.validate),
+            ids: scan.validate.then(|| scan.core.state.take_ids()),
             current: None,
         }
+    }
+
+    /// Gives the ids back to `scan`'s validation state.
+    fn end(self, scan: &mut Scan) {
+        if let Some(ids) = self.ids {
+            scan.core.state.put_ids(ids);
+        }
+    }
+
+    /// Records the ids of the records `batch` holds from its `from`th on (when the scan
+    /// validates), in order, refusing an id the log holds already (in the snapshot's id file,
+    /// or earlier in what was read since): the refused record and those after it leave the
+    /// batch, with the end of their frame.
+    ///
+    /// The id file's filter is asked about every id first, in a loop of its own: each answer
+    /// is a miss in memory, and with nothing between them the misses overlap.
+    fn record_ids(&mut self, batch: &mut Batch<'a>, from: usize) -> Result<(), OpenError> {
+        let Some(ids) = &mut self.ids else { return Ok(()) };
+        let records = &batch.records[from..];
+        let maybe: Vec<bool> = match &self.logged_ids {
+            Some(file) => records.iter().map(|d| file.may_hold(&d.record.id)).collect(),
+            None => Vec::new(),
+        };
+        for (k, d) in records.iter().enumerate() {
+            let r = &d.record;
+            let earlier = match &self.logged_ids {
+                Some(file) if maybe[k] => file.find(&r.id),
+                _ => Ok(None),
+            };
+            let refusal = match earlier.map(|earlier| earlier.map_or_else(|| ids.insert_new(r.id, r.position), Err)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(first)) => format!(
+                    "position {}: account {}: event {} is in the log twice, first at position {first}",
+                    r.position, r.account, r.id
+                ),
+                Err(reason) => reason,
+            };
+            let error = OpenError::Corrupt { segment: self.path.to_path_buf(), offset: d.record_at, reason: refusal };
+            let placed = from + k;
+            batch.records.truncate(placed);
+            batch.frames.retain(|f| f.records <= placed);
+            return Err(error);
+        }
+        Ok(())
     }
 
     fn corrupt(&self, offset: usize, reason: String) -> OpenError {
@@ -204,9 +256,18 @@ impl<'a> FrameReader<'a> {
     }
 
     /// Decodes the current frame's records into `batch` until the frame or the batch's room
-    /// ends. The records before a refused one stay in `batch` (with no frame end, so the
+    /// ends, and records their ids. The records before a refused one stay in `batch` (with no frame end, so the
     /// frame's chain is not taken on), as one pass would have placed them before reading it.
-    fn fill(&mut self, mut frame: Current<'a>, batch: &mut Batch<'a>) -> Result<Step, OpenError> {
+    fn fill(&mut self, frame: Current<'a>, batch: &mut Batch<'a>) -> Result<Step, OpenError> {
+        let from = batch.records.len();
+        let decoded = self.decode(frame, batch);
+        // Ids first: a refused id comes before the record that ended the decoding.
+        self.record_ids(batch, from)?;
+        decoded
+    }
+
+    /// Decodes the current frame's records into `batch` (for [`fill`](Self::fill)).
+    fn decode(&mut self, mut frame: Current<'a>, batch: &mut Batch<'a>) -> Result<Step, OpenError> {
         let h = frame.h;
         while batch.records.len() < BATCH_RECORDS {
             let Some((off, body)) = frame.records.next() else {
@@ -222,13 +283,9 @@ impl<'a> FrameReader<'a> {
             let record = format::check_schema_version(body, self.version)
                 .and_then(|()| format::decode_body_ref(body, position, self.version))
                 .map_err(|e| self.corrupt(record_at, format!("position {position}: {}", e.reason)))?;
-            let in_id_file = match &self.logged_ids {
-                Some(file) => file.get(&record.id).map_err(|reason| self.corrupt(record_at, reason))?,
-                None => None,
-            };
             let left = h.count - frame.k;
             let record_at = self.frames.base + record_at as u64;
-            batch.records.push(Decoded { record, record_at, left, in_id_file });
+            batch.records.push(Decoded { record, record_at, left });
             frame.k += 1;
         }
         self.current = Some(frame);
@@ -299,14 +356,9 @@ fn place_record(scan: &mut Scan, d: &Decoded<'_>, segment: u64) -> Result<(), St
         scan.index.intern(r.account.as_str()).map_err(|why| format!("position {position}: account: {why}"))?;
     let version = if scan.validate {
         let e = &r.to_new_event_in(account.clone());
-        // What the snapshot left on disk (an id the file holds, the account's state) is told to
-        // the validation state first, so that replaying refuses a repeated id as it would in
-        // memory.
-        if let Some(logged) = d.in_id_file {
-            scan.core.state.note_logged_id(e.id, logged);
-        }
+        // The account's state the snapshot left on disk first; the id the reader recorded.
         scan.core.load_streams(std::iter::once(&e.account))?;
-        scan.core.state.replay(e, position).map_err(|err| format!("position {position}: {err}"))?
+        scan.core.state.replay_stream(e).map_err(|err| format!("position {position}: {err}"))?
     } else {
         StreamVersion(scan.index.streams.get(&account).map_or(0, |s| s.len()) + 1)
     };
@@ -356,7 +408,7 @@ pub(crate) fn scan_frames(
     reading: Reading,
 ) -> Result<(usize, Option<Damage>), OpenError> {
     let mut reader = FrameReader::new(scan, frames, at.path);
-    match reading {
+    let outcome = match reading {
         Reading::Here => place_all(scan, std::iter::from_fn(|| Some(reader.next_batch())), at, chain_at_head),
         Reading::Apart => std::thread::scope(|s| {
             let (to, from) = std::sync::mpsc::sync_channel::<(Batch<'_>, Next)>(AHEAD);
@@ -369,7 +421,9 @@ pub(crate) fn scan_frames(
             }
             outcome
         }),
-    }
+    };
+    reader.end(scan);
+    outcome
 }
 
 /// Places batches until the frames end or fail, or a record is refused.
