@@ -449,3 +449,6 @@ fn place_all<'a>(
         reason: "the frame reader stopped before the frames ended".into(),
     })
 }
+
+#[cfg(test)]
+mod tests;
