@@ -210,10 +210,13 @@ impl IdFile {
         self.at
     }
 
-    /// Where the event with `id` is logged, if the file holds it.
+    /// Where the event with `id` is logged, if the file holds it: [`may_hold`](Self::may_hold),
+    /// then [`find`](Self::find) (for the tests and the comparison bench; the store asks the
+    /// filter about many ids at once).
     ///
     /// # Errors
-    /// A block that cannot be read or fails its checksum, named by file and byte.
+    /// As [`find`](Self::find).
+    #[cfg(any(test, feature = "redb-comparison"))]
     pub(crate) fn get(&self, id: &EventId) -> Result<Option<Position>, String> {
         if !self.may_hold(id) {
             return Ok(None);
@@ -229,10 +232,10 @@ impl IdFile {
     }
 
     /// Where the event with `id` is logged, if the file holds it, read from its block whatever
-    /// the filter says ([`get`](Self::get) asks the filter first).
+    /// the filter says (ask [`may_hold`](Self::may_hold) first).
     ///
     /// # Errors
-    /// As [`get`](Self::get).
+    /// A block that cannot be read or fails its checksum, named by file and byte.
     pub(crate) fn find(&self, id: &EventId) -> Result<Option<Position>, String> {
         let id = u128::from_be_bytes(id.to_bytes());
         let Some(b) = self.firsts.partition_point(|&first| first <= id).checked_sub(1) else {

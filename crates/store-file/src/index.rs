@@ -31,14 +31,30 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Where the event with `id` is logged: in the validation state, or in the id file.
+    /// Where the event with each of `ids` is logged: in the validation state, or in the id
+    /// file, whose filter is asked about them all first ([`file_may_hold`](Self::file_may_hold)).
     ///
     /// # Errors
     /// The id file cannot be read, or a block of it fails its checksum.
-    pub(crate) fn logged_at(&self, id: &EventId) -> Result<Option<Position>, String> {
-        match self.state.id_position(id) {
-            Some(p) => Ok(Some(p)),
-            None => self.logged_ids.as_ref().map_or(Ok(None), |f| f.get(id)),
+    pub(crate) fn logged_at_each(&self, ids: &[EventId]) -> Result<Vec<Option<Position>>, String> {
+        let maybe = self.file_may_hold(ids.iter());
+        let file = |i: usize, id| match &self.logged_ids {
+            Some(f) if maybe[i] => f.find(id),
+            _ => Ok(None),
+        };
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| self.state.id_position(id).map_or_else(|| file(i, id), |p| Ok(Some(p))))
+            .collect()
+    }
+
+    /// For each of `ids`, whether the id file may hold it (false for all without one), asked
+    /// of its filter in a loop of its own: each answer is a miss in memory, and with nothing
+    /// between them the misses overlap (BENCHMARKS.md, "Ids recorded by the reader").
+    fn file_may_hold<'a>(&self, ids: impl Iterator<Item = &'a EventId>) -> Vec<bool> {
+        match &self.logged_ids {
+            Some(file) => ids.map(|id| file.may_hold(id)).collect(),
+            None => Vec::new(),
         }
     }
 
@@ -63,12 +79,14 @@ impl Core {
     /// that deciding an append finds them as duplicates or conflicts.
     ///
     /// # Errors
-    /// As [`logged_at`](Self::logged_at).
-    pub(crate) fn note_logged<'a>(&mut self, ids: impl Iterator<Item = &'a EventId>) -> Result<(), String> {
+    /// As [`logged_at_each`](Self::logged_at_each).
+    pub(crate) fn note_logged<'a>(&mut self, ids: impl Iterator<Item = &'a EventId> + Clone) -> Result<(), String> {
         let Some(file) = &self.logged_ids else { return Ok(()) };
-        for id in ids {
+        // The filter first: most new ids stop there, without a probe into the state's ids.
+        let maybe = self.file_may_hold(ids.clone());
+        for (id, _) in ids.zip(maybe).filter(|(_, maybe)| *maybe) {
             if self.state.id_position(id).is_none()
-                && let Some(p) = file.get(id)?
+                && let Some(p) = file.find(id)?
             {
                 self.state.note_logged_id(*id, p);
             }

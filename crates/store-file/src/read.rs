@@ -455,13 +455,13 @@ impl FileStore {
             let in_flight = core.next_position - 1 > committed;
             let states: Vec<Option<StreamState>> =
                 accounts.iter().take(READ_LIMIT_MAX).map(|a| core.state.stream(a).cloned()).collect();
-            let mut found: Vec<(usize, u64)> = Vec::new();
-            for (i, id) in ids.iter().take(READ_LIMIT_MAX).enumerate() {
-                let at = core.logged_at(id).map_err(|why| ReadError::Storage(StorageError::new("preflight", why)))?;
-                if let Some(p) = at.filter(|p| p.0 <= committed) {
-                    found.push((i, p.0));
-                }
-            }
+            let ids = &ids[..ids.len().min(READ_LIMIT_MAX)];
+            let at = core.logged_at_each(ids).map_err(|why| ReadError::Storage(StorageError::new("preflight", why)))?;
+            let found: Vec<(usize, u64)> = at
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, p)| Some((i, p?.0)).filter(|&(_, p)| p <= committed))
+                .collect();
             (states, found, in_flight)
         };
         let states = if in_flight {
