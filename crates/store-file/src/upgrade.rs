@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rapport_core::AccountId;
 
-use crate::copy::{self, Failed, Refused, check_destination, write_synced};
+use crate::copy::{self, Failed, Refused, check_destination};
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
@@ -27,7 +27,7 @@ use crate::keys::Keys;
 use crate::options::{OpenError, Options};
 use crate::store::FileStore;
 use crate::verify::{VerifyError, verify_on};
-use crate::vfs::{StdVfs, Vfs, read_exact_at};
+use crate::vfs::{ReadFile, StdVfs, Vfs, read_at_most};
 
 /// What an upgrade wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,9 @@ impl From<Failed> for UpgradeError {
 /// meanwhile, and a torn tail a crash left is cut as any writer's open would) and is otherwise
 /// left unchanged; switch a service to `dest` once this returns. Derived state (`derived/`) is
 /// not copied: it is rebuilt from the log (a runner's checkpoint may be copied over by hand:
-/// positions and the log id are the same).
+/// positions and the log id are the same). Each segment is read and written through a window of
+/// a few MiB, so the memory an upgrade needs does not grow with the segments' size (up to
+/// 4 GiB each); a frame larger than the window is held whole.
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("rapport-upgrade-doc-{}", std::process::id()));
@@ -194,32 +196,39 @@ fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Resul
     for n in 0..n_segments {
         let from = store.dir().join(segment_name(n));
         let to = dest.join(segment_name(n));
-        let bytes = read_whole(vfs, &from)?;
-        let fail =
-            |offset: usize, reason: String| UpgradeError::Source { path: from.clone(), offset: offset as u64, reason };
-        let header = SegmentHeader::decode(&bytes).map_err(|e| fail(e.offset as usize, e.reason))?;
+        let fail = |offset: u64, reason: String| UpgradeError::Source { path: from.clone(), offset, reason };
+        let file = vfs.open_read(&from).map_err(io("open", &from))?;
+        let mut source = Window::new(&*file, file.size().map_err(io("read", &from))?);
+        let header = SegmentHeader::decode(source.get(0, SEGMENT_HEADER_BYTES).map_err(io("read", &from))?)
+            .map_err(|e| fail(e.offset, e.reason))?;
         if header.base_position != next || header.segment_no != n {
             return Err(fail(32, format!("segment {n} does not start at position {next}")));
         }
-        let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8);
+        let mut copy = vfs.open_append(&to, true).map_err(io("create", &to))?;
+        let mut out = Vec::with_capacity(WINDOW_BYTES);
         out.extend_from_slice(&SegmentHeader { version: FORMAT_VERSION, head_tracked: true, ..header }.encode());
-        let mut at = SEGMENT_HEADER_BYTES;
-        while at < bytes.len() {
-            let h = match FrameHeader::decode(&bytes[at..], version) {
+        let mut at = SEGMENT_HEADER_BYTES as u64;
+        while at < source.len {
+            let h = match FrameHeader::decode(
+                source.get(at, format::frame_header_bytes(version)).map_err(io("read", &from))?,
+                version,
+            ) {
                 Ok(h) => h,
                 // Space a writer preallocated: the end of the log.
-                Err(_) if bytes[at..].iter().all(|&b| b == 0) => break,
+                Err(_) if source.zeros_from(at).map_err(io("read", &from))? => break,
                 Err(e) => return Err(fail(at, format!("frame header does not decode ({e:?})"))),
             };
-            let start = at + h.header_len();
-            let payload =
-                bytes.get(start..start + h.payload_len as usize).ok_or_else(|| fail(at, "short frame".into()))?;
+            let start = at + h.header_len() as u64;
+            let payload = source.get(start, h.payload_len as usize).map_err(io("read", &from))?;
+            if payload.len() < h.payload_len as usize {
+                return Err(fail(at, "short frame".into()));
+            }
             if h.first_position != next || crc32c::crc32c(payload) != h.payload_crc {
                 return Err(fail(at, "frame position or payload checksum is wrong".into()));
             }
             old_chain = h.chain_after(&old_chain, payload).ok_or_else(|| fail(at, "frame breaks the chain".into()))?;
             let payload = sealed_payload(payload, h.count, version, &keys).map_err(|e| match e {
-                Unsealed::Source(offset, reason) => fail(start + offset, reason),
+                Unsealed::Source(offset, reason) => fail(start + offset as u64, reason),
                 Unsealed::Keys(reason) => keys_failed(reason),
             })?;
             chain = chain.after(h.first_position, h.count, &payload);
@@ -232,10 +241,15 @@ fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Resul
             };
             out.extend_from_slice(&new.encode());
             out.extend_from_slice(&payload);
+            if out.len() >= WINDOW_BYTES {
+                copy.append(&out).map_err(io("write", &to))?;
+                out.clear();
+            }
             next += u64::from(h.count);
-            at = start + h.payload_len as usize;
+            at = start + u64::from(h.payload_len);
         }
-        write_synced(vfs, &to, &out)?;
+        copy.append(&out).map_err(io("write", &to))?;
+        copy.sync_data().map_err(io("sync", &to))?;
     }
     let n_events = next - 1;
     if n_events != store.recovery().n_events {
@@ -299,15 +313,56 @@ fn sealed_payload(
     Ok(out)
 }
 
-/// The whole of the file `from`.
-fn read_whole(vfs: &dyn Vfs, from: &Path) -> Result<Vec<u8>, UpgradeError> {
-    let f = vfs.open_read(from).map_err(io("open", from))?;
-    let len = f.size().map_err(io("read", from))?;
-    let len = usize::try_from(len)
-        .map_err(|_| io("read", from)(std::io::Error::other("larger than this platform can address")))?;
-    let mut bytes = vec![0; len];
-    read_exact_at(&*f, &mut bytes, 0).map_err(io("read", from))?;
-    Ok(bytes)
+/// How much of a segment the upgrade reads at once, and writes at once: it holds about this
+/// much of each (and a frame larger than it whole), not the segment (up to 4 GiB).
+const WINDOW_BYTES: usize = 4 << 20;
+
+/// A segment read through a window of its bytes, moved (and grown, for a frame larger than
+/// it) as the reading goes on.
+struct Window<'f> {
+    file: &'f dyn ReadFile,
+    /// The file's size.
+    len: u64,
+    /// Bytes of the file from `start`.
+    bytes: Vec<u8>,
+    start: u64,
+}
+
+impl<'f> Window<'f> {
+    fn new(file: &'f dyn ReadFile, len: u64) -> Self {
+        Window { file, len, bytes: Vec::new(), start: 0 }
+    }
+
+    /// The file's bytes from `at`, `n` of them or fewer where the file ends.
+    fn get(&mut self, at: u64, n: usize) -> std::io::Result<&[u8]> {
+        let end = at.saturating_add(n as u64).min(self.len);
+        if at < self.start || end > self.start + self.bytes.len() as u64 {
+            let take = (n.max(WINDOW_BYTES) as u64).min(self.len.saturating_sub(at)) as usize;
+            self.bytes.resize(take, 0);
+            // A file cut shorter since its size was read ends where the read does.
+            let got = read_at_most(self.file, &mut self.bytes, at)?;
+            self.bytes.truncate(got);
+            self.start = at;
+        }
+        let from = (at - self.start) as usize;
+        let to = from.saturating_add(n).min(self.bytes.len());
+        Ok(&self.bytes[from.min(to)..to])
+    }
+
+    /// Whether the file holds only zeros from `at` to its end.
+    fn zeros_from(&mut self, mut at: u64) -> std::io::Result<bool> {
+        while at < self.len {
+            let chunk = self.get(at, WINDOW_BYTES)?;
+            if chunk.is_empty() {
+                return Ok(true);
+            }
+            if chunk.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += chunk.len() as u64;
+        }
+        Ok(true)
+    }
 }
 
 /// The new store verifies, in version 2, with every event and the chain written.

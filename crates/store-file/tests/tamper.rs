@@ -16,7 +16,7 @@ use rapport_store_file::format::{
 };
 use rapport_store_file::{FileStore, Options, UpgradeError, VerifyError, chain_at, upgrade, verify};
 
-use common::{TempDir, contents, copy_dir, history};
+use common::{TempDir, contents, copy_dir, history, history_v1};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -517,6 +517,46 @@ fn a_version_1_log_is_upgraded_only_into_a_new_directory_and_reads_the_same() {
     assert!(matches!(upgrade(&dest, dest_root.path().join("again")), Err(UpgradeError::Current { version: 4, .. })));
     assert!(matches!(upgrade(src.path(), &dest), Err(UpgradeError::Destination { .. })));
     assert!(matches!(upgrade(src.path(), src.path().join("inside")), Err(UpgradeError::Destination { .. })));
+}
+
+#[test]
+fn an_upgrade_reads_and_writes_a_segment_larger_than_its_window_in_parts() {
+    // An upgrade holds a few MiB of a segment at a time: a version-1 log whose last segment
+    // holds several MiB, in frames of one event, of a thousand, and one of 60,000 events
+    // (larger than the window), upgrades to the same events.
+    let src = TempDir::new("upgrade-large-src");
+    copy_dir(&fixtures().join("v1"), src.path());
+    let events: Vec<NewEvent> = history_v1(500, 30, 23)
+        .into_iter()
+        .map(|mut e| {
+            e.account = rapport_core::AccountId::new(&format!("large-{}", e.account)).unwrap();
+            e
+        })
+        .collect();
+    assert!(events.len() > 75_000, "{} events", events.len());
+    let original = {
+        let store = FileStore::open(src.path()).unwrap();
+        let (one_by_one, rest) = events.split_at(100);
+        let (large, rest) = rest.split_at(60_000);
+        for e in one_by_one {
+            pollster::block_on(store.append(vec![e.clone()], ExpectedVersion::Any)).unwrap();
+        }
+        pollster::block_on(store.append(large.to_vec(), ExpectedVersion::Any)).unwrap();
+        for chunk in rest.chunks(1_000) {
+            pollster::block_on(store.append(chunk.to_vec(), ExpectedVersion::Any)).unwrap();
+        }
+        assert_eq!(store.recovery().format_version, 1);
+        contents(&store)
+    };
+    let last = std::fs::read(src.path().join(rapport_store_file::segment_name(1))).unwrap();
+    assert!(last.len() > 6 << 20, "{} bytes", last.len());
+    assert!(frames(&last).iter().any(|f| f.header.payload_len > 4 << 20), "a frame larger than the window");
+    let dest = TempDir::new("upgrade-large-dest");
+    std::fs::create_dir_all(dest.path()).unwrap();
+    let report = upgrade(src.path(), dest.path().join("v4")).unwrap();
+    assert_eq!(report.n_events, original.len() as u64);
+    let store = FileStore::open_read_only(dest.path().join("v4")).unwrap();
+    assert_eq!(contents(&store), original);
 }
 
 #[test]
