@@ -32,30 +32,23 @@ pub(crate) struct Core {
 
 impl Core {
     /// Where the event with each of `ids` is logged: in the validation state, or in the id
-    /// file, whose filter is asked about them all first ([`file_may_hold`](Self::file_may_hold)).
+    /// file, whose filter is asked about them all first ([`IdFile::may_hold_each`]).
     ///
     /// # Errors
     /// The id file cannot be read, or a block of it fails its checksum.
     pub(crate) fn logged_at_each(&self, ids: &[EventId]) -> Result<Vec<Option<Position>>, String> {
-        let maybe = self.file_may_hold(ids.iter());
-        let file = |i: usize, id| match &self.logged_ids {
-            Some(f) if maybe[i] => f.find(id),
+        let mut maybe = Vec::new();
+        if let Some(file) = &self.logged_ids {
+            file.may_hold_each(ids.iter(), &mut maybe);
+        }
+        let in_file = |i: usize, id| match &self.logged_ids {
+            Some(file) if maybe[i] => file.find(id),
             _ => Ok(None),
         };
         ids.iter()
             .enumerate()
-            .map(|(i, id)| self.state.id_position(id).map_or_else(|| file(i, id), |p| Ok(Some(p))))
+            .map(|(i, id)| self.state.id_position(id).map_or_else(|| in_file(i, id), |p| Ok(Some(p))))
             .collect()
-    }
-
-    /// For each of `ids`, whether the id file may hold it (false for all without one), asked
-    /// of its filter in a loop of its own: each answer is a miss in memory, and with nothing
-    /// between them the misses overlap (BENCHMARKS.md, "Ids recorded by the reader").
-    fn file_may_hold<'a>(&self, ids: impl Iterator<Item = &'a EventId>) -> Vec<bool> {
-        match &self.logged_ids {
-            Some(file) => ids.map(|id| file.may_hold(id)).collect(),
-            None => Vec::new(),
-        }
     }
 
     /// Moves the saved state of each of `accounts` that the validation state does not hold
@@ -83,7 +76,8 @@ impl Core {
     pub(crate) fn note_logged<'a>(&mut self, ids: impl Iterator<Item = &'a EventId> + Clone) -> Result<(), String> {
         let Some(file) = &self.logged_ids else { return Ok(()) };
         // The filter first: most new ids stop there, without a probe into the state's ids.
-        let maybe = self.file_may_hold(ids.clone());
+        let mut maybe = Vec::new();
+        file.may_hold_each(ids.clone(), &mut maybe);
         for (id, _) in ids.zip(maybe).filter(|(_, maybe)| *maybe) {
             if self.state.id_position(id).is_none()
                 && let Some(p) = file.find(id)?

@@ -319,10 +319,7 @@ fn first_refusal_in_log_order(frame: usize) {
         }
         if let Some(early) = early {
             // A stream version no stream reached: refused when the record is placed.
-            edit_record(&segment, early, |body| {
-                let n = body.len();
-                body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
-            });
+            edit_record(&segment, early, wrong_stream_version);
         }
         rechain(dir_copy.path(), 1, log.len() as u64);
         let refused = FileStore::open_with(dir_copy.path(), Options { create_if_missing: false, ..Options::default() })
@@ -360,10 +357,7 @@ fn an_id_logged_twice_is_refused_naming_both_positions_in_log_order() {
             let segment = copy.path().join(rapport_store_file::segment_name(0));
             give_id_of(&segment, &log, late, 10);
             if let Some(other) = other {
-                edit_record(&segment, other, |body| {
-                    let n = body.len();
-                    body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
-                });
+                edit_record(&segment, other, wrong_stream_version);
             }
             rechain(copy.path(), 1, log.len() as u64);
             let expected = match other {
@@ -439,6 +433,13 @@ fn an_id_only_the_snapshots_id_file_holds_logged_again_after_it_is_refused() {
         log[4].id
     );
     assert!(refused.contains(&expected), "{refused}");
+}
+
+/// Sets a record body's stored stream version to 999, which no stream of these logs reaches:
+/// refused when the record is placed.
+fn wrong_stream_version(body: &mut [u8]) {
+    let n = body.len();
+    body[n - 8..].copy_from_slice(&999u64.to_le_bytes());
 }
 
 /// Edits the record at `position` in `segment` to carry the id of the record at `of` (both

@@ -90,6 +90,9 @@ struct FrameReader<'a> {
     /// validates): an insert into a table of a million ids is a miss in memory too, and the
     /// placing does not need the ids to run the streams' rules.
     ids: Option<LoggedIds>,
+    /// The id file's filter's answers for the records whose ids are being recorded (kept
+    /// from frame to frame: a live service's log has a frame per append).
+    maybe: Vec<bool>,
     /// The frame whose records are being decoded, checked whole.
     current: Option<Current<'a>>,
 }
@@ -131,6 +134,7 @@ impl<'a> FrameReader<'a> {
             next_position: scan.core.next_position,
             logged_ids: scan.core.logged_ids.clone().filter(|_| scan.validate),
             ids: scan.validate.then(|| scan.core.state.take_ids()),
+            maybe: Vec::new(),
             current: None,
         }
     }
@@ -145,30 +149,33 @@ impl<'a> FrameReader<'a> {
     /// Records the ids of the records `batch` holds from its `from`th on (when the scan
     /// validates), in order, refusing an id the log holds already (in the snapshot's id file,
     /// or earlier in what was read since): the refused record and those after it leave the
-    /// batch, with the end of their frame.
-    ///
-    /// The id file's filter is asked about every id first, in a loop of its own: each answer
-    /// is a miss in memory, and with nothing between them the misses overlap.
+    /// batch, with the end of their frame. The id file's filter is asked about every id first
+    /// ([`IdFile::may_hold_each`]).
     fn record_ids(&mut self, batch: &mut Batch<'a>, from: usize) -> Result<(), OpenError> {
         let Some(ids) = &mut self.ids else { return Ok(()) };
         let records = &batch.records[from..];
-        let maybe: Vec<bool> = match &self.logged_ids {
-            Some(file) => records.iter().map(|d| file.may_hold(&d.record.id)).collect(),
-            None => Vec::new(),
-        };
+        if let Some(file) = &self.logged_ids {
+            file.may_hold_each(records.iter().map(|d| &d.record.id), &mut self.maybe);
+        }
         for (k, d) in records.iter().enumerate() {
             let r = &d.record;
-            let earlier = match &self.logged_ids {
-                Some(file) if maybe[k] => file.find(&r.id),
-                _ => Ok(None),
-            };
-            let refusal = match earlier.map(|earlier| earlier.map_or_else(|| ids.insert_new(r.id, r.position), Err)) {
-                Ok(Ok(())) => continue,
-                Ok(Err(first)) => format!(
+            let twice = |first: Position| {
+                format!(
                     "position {}: account {}: event {} is in the log twice, first at position {first}",
                     r.position, r.account, r.id
-                ),
+                )
+            };
+            let in_file = match &self.logged_ids {
+                Some(file) if self.maybe[k] => file.find(&r.id),
+                _ => Ok(None),
+            };
+            let refusal = match in_file {
                 Err(reason) => reason,
+                Ok(Some(first)) => twice(first),
+                Ok(None) => match ids.insert_new(r.id, r.position) {
+                    Ok(()) => continue,
+                    Err(first) => twice(first),
+                },
             };
             let error = OpenError::Corrupt { segment: self.path.to_path_buf(), offset: d.record_at, reason: refusal };
             let placed = from + k;
@@ -256,8 +263,9 @@ impl<'a> FrameReader<'a> {
     }
 
     /// Decodes the current frame's records into `batch` until the frame or the batch's room
-    /// ends, and records their ids. The records before a refused one stay in `batch` (with no frame end, so the
-    /// frame's chain is not taken on), as one pass would have placed them before reading it.
+    /// ends, and records their ids. The records before a refused one stay in `batch` (with no
+    /// frame end, so the frame's chain is not taken on), as one pass would have placed them
+    /// before reading it.
     fn fill(&mut self, frame: Current<'a>, batch: &mut Batch<'a>) -> Result<Step, OpenError> {
         let from = batch.records.len();
         let decoded = self.decode(frame, batch);
