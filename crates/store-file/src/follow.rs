@@ -90,10 +90,13 @@ fn follow_loop(weak: &Weak<Shared>, poll: Duration) {
     }
 }
 
-/// Reads whole frames past `state` into the handle's indexes, segment after segment; returns
-/// the head. Readers wait on the index lock only while the new frames are indexed.
+/// Reads whole frames past `state` into the handle's indexes, segment after segment, a window
+/// of bytes at a time (`state.window`, or a frame larger than that whole); returns the head.
+/// Readers wait on the index lock only while a window's frames are indexed.
 fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadError> {
     let vfs = &*sh.vfs;
+    // Bytes to read next: a window, or more to hold a frame no window held.
+    let mut want = state.window;
     loop {
         let path = sh.dir.join(segment_name(state.segment));
         // The next segment first: once it exists, this one is complete on disk.
@@ -106,11 +109,13 @@ fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadErro
             return Ok(sh.committed_in_index());
         }
         if size > state.len {
-            let mut bytes = vec![0u8; usize::try_from(size - state.len).unwrap_or(usize::MAX)];
+            let left = usize::try_from(size - state.len).unwrap_or(usize::MAX);
+            let mut bytes = vec![0u8; left.min(want)];
             // The file may end before `size` by now: its writer cuts the preallocated zeros at
             // close and when the segment is sealed. What was read is scanned as usual.
             let n = read_at_most(&*file, &mut bytes, state.len)
                 .map_err(|e| StorageError::new("read segment to follow", e))?;
+            let to_end = n == left || n < bytes.len();
             bytes.truncate(n);
             let from = if state.len == 0 {
                 if bytes.len() < SEGMENT_HEADER_BYTES {
@@ -123,9 +128,23 @@ fn read_new_frames(sh: &Shared, state: &mut FollowState) -> Result<u64, ReadErro
             };
             let (end, damage) = index_frames(sh, state, Frames { bytes: &bytes, from, base: state.len }, &path)?;
             state.len += end as u64;
+            if !to_end {
+                // The window ends before the segment: the frames go on past it, or what
+                // stopped them may be the window's end. Read on from the first frame not read,
+                // in a window that holds it whole when not one frame was (its header says how
+                // long it is), or else reaches the segment's end.
+                let frame = damage.and_then(|d| d.frame_len());
+                want = match frame {
+                    _ if end > from => state.window,
+                    Some(len) if len > n - end => len,
+                    _ => usize::MAX,
+                };
+                continue;
+            }
             if let Some(damage) = damage {
                 return done(sh, sealed, state, &path, damage.reason());
             }
+            want = state.window;
         } else if size < state.len {
             return Err(corrupt(&path, size, format!("the segment shrank below the {} bytes already read", state.len)));
         }
@@ -225,3 +244,6 @@ impl Shared {
         lock(&self.core).next_position - 1
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,7 +16,7 @@ use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err, list_err};
 use crate::snapshot;
-use crate::vfs::{Vfs, read_at_most};
+use crate::vfs::{ReadFile, Vfs, read_at_most};
 pub(crate) use frames::{Reading, Segment, scan_frames};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
@@ -103,6 +103,11 @@ impl Damage {
     pub(crate) fn reason(&self) -> &'static str {
         self.kind.reason()
     }
+
+    /// The length of the frame at the damaged spot, header included, when its header decoded.
+    pub(crate) fn frame_len(&self) -> Option<usize> {
+        self.header.map(|h| h.header_len() + h.payload_len as usize)
+    }
 }
 
 impl Kind {
@@ -128,16 +133,51 @@ enum Verdict {
     Corrupt(String),
 }
 
-/// The bytes of the file at `path` from byte `offset` to its end. The end may come before the
-/// size read first: a read-only handle opens while its writer may cut preallocated zeros (at
-/// close, or sealing a segment).
-fn read_from(vfs: &dyn Vfs, path: &Path, offset: u64) -> Result<Vec<u8>, OpenError> {
-    let f = vfs.open_read(path).map_err(io_err("open", path))?;
-    let len = f.size().map_err(io_err("stat", path))?;
-    let mut buf = vec![0u8; usize::try_from(len.saturating_sub(offset)).unwrap_or(usize::MAX)];
-    let n = read_at_most(&*f, &mut buf, offset).map_err(io_err("read", path))?;
-    buf.truncate(n);
-    Ok(buf)
+/// Bytes an open reads of a segment at a time: frames are scanned a window at a time (one frame
+/// larger than it in a window of its own), so the memory an open holds for the bytes it reads
+/// does not grow with the segment's size (up to 4 GiB). Not less: the system allocator serves
+/// smaller blocks from its heap once larger ones were freed, and the heap stays resident after
+/// the open (BENCHMARKS.md, "Open reads in windows").
+pub(crate) const WINDOW_BYTES: usize = 32 << 20;
+
+/// Bytes of a segment read for the scan: the first `len` bytes of `buf` are the segment's from
+/// byte `base` (a multiple of the sector size), and `to_end` says whether they reach its end.
+/// One buffer serves every window of a scan: it grows for a larger frame, and is not cleared
+/// between reads (a read fills what it covers).
+struct Window {
+    buf: Vec<u8>,
+    len: usize,
+    base: u64,
+    to_end: bool,
+}
+
+impl Window {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Reads at most `want` bytes of segment `path` (open as `file`, `size` long when the scan
+    /// of it began) from byte `base`. The end may come before `size`: a read-only handle opens
+    /// while its writer may cut preallocated zeros (at close, or sealing a segment). Bytes past
+    /// `size` are not read, so a scan reads what the segment held when it began.
+    fn read(&mut self, file: &dyn ReadFile, path: &Path, base: u64, want: usize, size: u64) -> Result<(), OpenError> {
+        let left = usize::try_from(size.saturating_sub(base)).unwrap_or(usize::MAX);
+        let want = want.min(left);
+        if self.buf.len() < want {
+            self.buf = vec![0u8; want];
+        }
+        let n = read_at_most(file, &mut self.buf[..want], base).map_err(io_err("read", path))?;
+        self.len = n;
+        self.base = base;
+        self.to_end = n == left || n < want;
+        Ok(())
+    }
+}
+
+/// The sector-aligned byte at or before `offset`: a window starts there, so that damage is
+/// judged by whole sectors.
+fn sector_start(offset: u64) -> u64 {
+    offset / damage::SECTOR_BYTES as u64 * damage::SECTOR_BYTES as u64
 }
 
 /// A segment's first bytes, where its header is (fewer if the file is shorter).
@@ -192,6 +232,18 @@ pub(crate) fn scan(
     snapshot: bool,
     validate: bool,
 ) -> Result<Scan, OpenError> {
+    scan_in_windows(vfs, dir, head, snapshot, validate, WINDOW_BYTES)
+}
+
+/// [`scan`], reading segments `window_bytes` at a time.
+fn scan_in_windows(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    head: Option<&HeadRecord>,
+    snapshot: bool,
+    validate: bool,
+    window_bytes: usize,
+) -> Result<Scan, OpenError> {
     let numbers = segment_numbers(vfs, dir)?;
     check_no_segment_lost(&numbers, dir, head)?;
     let loaded = if snapshot { snapshot::load(vfs, dir, &numbers, head, validate) } else { None };
@@ -221,6 +273,7 @@ pub(crate) fn scan(
     };
     scan.validate = validate;
     let mut tracked = false;
+    let mut window = Window { buf: Vec::new(), len: 0, base: 0, to_end: false };
     // The chain value where the head record's position ends, to check it names this history.
     let mut chain_at_head = match head {
         Some(h) if h.position == 0 => Some(Chain::START),
@@ -230,10 +283,10 @@ pub(crate) fn scan(
     for (i, &n) in numbers.iter().enumerate().skip_while(|(_, n)| **n < first) {
         let path = dir.join(segment_name(n));
         let start = from.take();
-        // Resuming inside the snapshot's segment, only what follows the snapshot is read (from
-        // the sector it starts in, so that damage is judged by whole sectors).
-        let base = start.map_or(0, |f| (f / damage::SECTOR_BYTES * damage::SECTOR_BYTES) as u64);
-        let bytes = read_from(vfs, &path, base)?;
+        let file = vfs.open_read(&path).map_err(io_err("open", &path))?;
+        let size = file.size().map_err(io_err("stat", &path))?;
+        // Resuming inside the snapshot's segment, only what follows the snapshot is read.
+        window.read(&*file, &path, sector_start(start.unwrap_or(0) as u64), window_bytes, size)?;
         let is_last = i + 1 == numbers.len();
         scan.numbers.push(n);
         scan.index.segments.push(path.clone());
@@ -249,18 +302,49 @@ pub(crate) fn scan(
                 scan.version = h.version;
                 h
             }
-            None => match read_segment_header(&mut scan, &bytes, n, &path, is_last, head)? {
+            None => match read_segment_header(&mut scan, window.bytes(), n, &path, is_last, head)? {
                 Some(h) => h,
                 None => break,
             },
         };
         tracked |= header.head_tracked;
-        let at = Frames { bytes: &bytes, from: start.map_or(SEGMENT_HEADER_BYTES, |f| f - base as usize), base };
-        let (end, damage) =
-            scan_frames(&mut scan, at, &Segment { n, path: &path, head }, &mut chain_at_head, Reading::for_open(&at))?;
-        scan.segment_len = base + end as u64;
-        if let Some(damage) = damage {
-            judge_damage(&mut scan, Frames { bytes: &bytes, from: 0, base }, &damage, &path, is_last)?;
+        let segment = Segment { n, path: &path, head };
+        // The byte the next frame starts at.
+        let mut at = start.map_or(SEGMENT_HEADER_BYTES as u64, |f| f as u64);
+        loop {
+            let frames = Frames { bytes: window.bytes(), from: (at - window.base) as usize, base: window.base };
+            let (end, damage) =
+                scan_frames(&mut scan, frames, &segment, &mut chain_at_head, Reading::for_open(&frames))?;
+            scan.segment_len = window.base + end as u64;
+            if window.to_end {
+                if let Some(damage) = damage {
+                    judge_damage(
+                        &mut scan,
+                        Frames { bytes: window.bytes(), from: 0, base: window.base },
+                        &damage,
+                        &path,
+                        is_last,
+                    )?;
+                }
+                break;
+            }
+            // The window ends before the segment: the frames go on past it, or what stopped
+            // them may be the window's end. The next window starts at the first frame not
+            // read; when not one frame was, it holds that frame whole (its header says how
+            // long it is), or else reaches the segment's end, where damage is judged.
+            let progress = scan.segment_len > at;
+            let held = window.len;
+            let base = sector_start(scan.segment_len);
+            // Where the frame that stopped the scan ends in the next window, when its header says.
+            let frame_end = damage.and_then(|d| d.frame_len()).map(|len| (scan.segment_len - base) as usize + len);
+            let want = match frame_end {
+                _ if progress => window_bytes,
+                Some(end) if end > held => end,
+                _ => usize::MAX,
+            };
+            at = scan.segment_len;
+            window.read(&*file, &path, base, want.max(window_bytes), size)?;
+            debug_assert!(progress || window.to_end || window.len > held, "each window reads on");
         }
     }
     check_against_head(&scan, dir, head, tracked, chain_at_head)?;
@@ -593,45 +677,4 @@ fn check_against_head(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A frame header whose last byte starts a sector, in a log of format `version`, with a
-    /// checksum whose last byte has exactly one bit set; then bytes that are not zero.
-    fn header_across_a_sector(version: u32) -> (usize, Vec<u8>) {
-        let header_len = format::frame_header_bytes(version);
-        let header = (1u64..)
-            .map(|epoch| {
-                let link = Chain::START;
-                FrameHeader { version, payload_len: 100, first_position: 5, count: 1, epoch, link, payload_crc: 7 }
-                    .encode()
-            })
-            .find(|b| b[header_len - 1].count_ones() == 1)
-            .unwrap_or_default();
-        let at = damage::SECTOR_BYTES - (header_len - 1);
-        let mut file = vec![0x5a; 4 * damage::SECTOR_BYTES];
-        file[at..at + header_len].copy_from_slice(&header);
-        (at, file)
-    }
-
-    #[test]
-    fn a_header_torn_inside_its_checksum_is_a_torn_write_though_one_bit_differs() {
-        for version in [format::FORMAT_VERSION_1, format::FORMAT_VERSION] {
-            let (at, file) = header_across_a_sector(version);
-            let d = Damage { at, kind: Kind::InvalidHeader, header: None };
-            let last = at + format::frame_header_bytes(version) - 1;
-            // The sector holding the checksum's last byte and the payload never reached the
-            // disk: its zeros differ from the written byte by one bit, and explain it.
-            let mut torn = file.clone();
-            torn[last..2 * damage::SECTOR_BYTES].fill(0);
-            assert!(matches!(judge(&torn, &d, 0, version, 0), Verdict::Torn(_)), "version {version}");
-            // The same bit flipped with the payload written: a flipped bit, refused.
-            let mut flipped = file.clone();
-            flipped[last] = 0;
-            match judge(&flipped, &d, 0, version, 0) {
-                Verdict::Corrupt(why) => assert!(why.contains("one flipped bit in its checksum"), "{why}"),
-                _ => panic!("version {version}: a flipped bit was taken for a tear"),
-            }
-        }
-    }
-}
+mod tests;

@@ -131,6 +131,8 @@ pub(crate) struct FollowState {
     pub(crate) version: u32,
     pub(crate) chain: Chain,
     pub(crate) last_epoch: u64,
+    /// Bytes read at a time ([`recovery::WINDOW_BYTES`]; a frame larger than that whole).
+    pub(crate) window: usize,
 }
 
 impl FollowState {
@@ -141,6 +143,7 @@ impl FollowState {
             version: scan.version,
             chain: scan.chain,
             last_epoch: scan.last_epoch,
+            window: recovery::WINDOW_BYTES,
         }
     }
 }
