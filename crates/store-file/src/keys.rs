@@ -27,7 +27,7 @@ use crate::vfs::{AppendFile, ReadFile, Vfs, read_at_most, read_exact_at};
 use cache::KeyCache;
 use file::{
     FILE_BYTES_MAX, HEADER_BYTES, KIND_ERASURE, KIND_KEYS, RECORD_PREFIX, entries, erasure, erasure_body, header,
-    keys_body, record, records, replace,
+    keys_body, record, records, records_from, replace,
 };
 
 /// The key file's name in the store directory: the keys that seal personal text.
@@ -36,6 +36,9 @@ pub const KEYS_FILE: &str = "KEYS";
 pub(crate) const KEYS_TMP_FILE: &str = "KEYS.tmp";
 /// The block of the key file a key is read with ([`Keys::read_around`]).
 const READ_AHEAD: usize = 4096;
+/// Bytes of the key file an open reads at a time (a record larger than that whole), so that
+/// reading it does not hold the whole file (about 6 bytes an event) at once.
+const READ_WINDOW: usize = 4 << 20;
 /// How far from a key read, in ids, the keys kept from its block may be: more than a block
 /// holds (an entry takes at least 42 bytes).
 const NEARBY_IDS: u32 = (READ_AHEAD / 42 + 1) as u32;
@@ -167,6 +170,7 @@ impl std::fmt::Display for KeysError {
 }
 
 /// How a key file [read](Keys::read) ends.
+#[derive(Debug)]
 pub(crate) enum FileEnd {
     /// There is no key file.
     Missing,
@@ -190,9 +194,9 @@ pub(crate) enum Lookup {
 }
 
 /// What reading a key file keeps between entries.
-struct Load<'b> {
+struct Load {
     /// Each account's number by its text as the file holds it (checked once, when first met).
-    numbers: KeyedMap<&'b [u8], u32>,
+    numbers: KeyedMap<Box<[u8]>, u32>,
     /// The largest id the file can name: its length ([`Keys`]).
     id_bound: usize,
 }
@@ -275,6 +279,11 @@ impl Keys {
     /// # Errors
     /// As [`open`](Self::open).
     pub(crate) fn read(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16]) -> Result<(Self, FileEnd), KeysError> {
+        Self::read_in(vfs, dir, log_id, READ_WINDOW)
+    }
+
+    /// [`read`](Self::read), `window` bytes of the file at a time.
+    fn read_in(vfs: &dyn Vfs, dir: &Path, log_id: [u8; 16], window: usize) -> Result<(Self, FileEnd), KeysError> {
         let path = dir.join(KEYS_FILE);
         if !vfs.exists(&path) {
             return Ok((Self::empty(log_id), FileEnd::Missing));
@@ -284,24 +293,30 @@ impl Keys {
         if !(HEADER_BYTES as u64..=FILE_BYTES_MAX).contains(&size) {
             return Err(KeysError::Damaged(format!("{size} bytes is no key file")));
         }
-        let mut b = vec![0u8; size as usize];
-        read_exact_at(&*f, &mut b, 0).map_err(|e| KeysError::Io("read", e))?;
-        let (mut keys, end) = Self::parse(&b, log_id).map_err(KeysError::Damaged)?;
+        let size = size as usize;
+        let (mut keys, end) =
+            Self::parse(size, log_id, |each| records_from(&*f, size, log_id, window, |at, body| each(at, body)))?;
         keys.source = Some(f);
         Ok((keys, end))
     }
 
-    /// The keys the key file `b` holds, and how it ends (a torn last record left out).
-    fn parse(b: &[u8], log_id: [u8; 16]) -> Result<(Self, FileEnd), String> {
+    /// The keys a key file of `size` bytes holds, and how it ends (a torn last record left
+    /// out), given its records by `walk` ([`records_from`] for the file, [`records`] for
+    /// its bytes in memory).
+    fn parse(
+        size: usize,
+        log_id: [u8; 16],
+        walk: impl FnOnce(&mut dyn FnMut(usize, &[u8]) -> Result<(), String>) -> Result<FileEnd, KeysError>,
+    ) -> Result<(Self, FileEnd), KeysError> {
         let mut keys = Self::empty(log_id);
         // Room for as many keys as the file can hold (an entry takes at least its id, month,
         // a one-byte account with its length, and the key).
-        keys.slots.reserve(b.len().saturating_sub(HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
-        let mut load = Load { numbers: KeyedMap::default(), id_bound: b.len() };
-        let end = records(b, log_id, |at, body| keys.apply(at, body, &mut load))?;
+        keys.slots.reserve(size.saturating_sub(HEADER_BYTES) / (4 + 4 + 2 + KEY_BYTES));
+        let mut load = Load { numbers: KeyedMap::default(), id_bound: size };
+        let end = walk(&mut |at, body| keys.apply(at, body, &mut load))?;
         keys.len = match end {
             FileEnd::Torn(at) => at as u64,
-            _ => b.len() as u64,
+            _ => size as u64,
         };
         // The destroyed keys leave the month lists ([`Keys::destroy`]).
         for months in &mut keys.months {
@@ -313,7 +328,7 @@ impl Keys {
     }
 
     /// Applies the record whose body, `body`, starts at byte `at` of the file.
-    fn apply<'b>(&mut self, at: usize, body: &'b [u8], load: &mut Load<'b>) -> Result<(), String> {
+    fn apply(&mut self, at: usize, body: &[u8], load: &mut Load) -> Result<(), String> {
         match body.first() {
             Some(&KIND_KEYS) => {
                 // The last entry's account: its number and text.
@@ -335,7 +350,7 @@ impl Keys {
                                 let id = AccountId::new(file::utf8(e.account)?)
                                     .map_err(|why| format!("key {}: account: {why}", e.id))?;
                                 let n = self.number(&id);
-                                load.numbers.insert(e.account, n);
+                                load.numbers.insert(e.account.into(), n);
                                 n
                             }
                         },
@@ -603,7 +618,10 @@ impl Keys {
         drop(live);
         drop(old);
         // The new file, read as a reader will read it.
-        let (mut fresh, _) = Self::parse(&bytes, self.log_id)?;
+        let log_id = self.log_id;
+        let (mut fresh, _) =
+            Self::parse(bytes.len(), log_id, |each| records(&bytes, log_id, each).map_err(KeysError::Damaged))
+                .map_err(|e| e.to_string())?;
         // The appending handle is the old file's; it is closed before the rename.
         self.file = None;
         let path = dir.join(KEYS_FILE);

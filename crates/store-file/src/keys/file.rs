@@ -6,9 +6,9 @@ use std::path::Path;
 use rapport_core::seal::{KEY_BYTES, SealKey};
 use rapport_core::{AccountId, Timestamp};
 
-use super::{ErasureRecord, FileEnd, KEYS_FILE, KEYS_TMP_FILE};
+use super::{ErasureRecord, FileEnd, KEYS_FILE, KEYS_TMP_FILE, KeysError};
 use crate::leb128::put as put_varint;
-use crate::vfs::Vfs;
+use crate::vfs::{ReadFile, Vfs, read_exact_at};
 
 pub(super) const MAGIC: [u8; 8] = *b"RPKEYS01";
 pub(super) const VERSION: u32 = 1;
@@ -98,6 +98,69 @@ pub(super) fn records<'a>(
     if b.len() < HEADER_BYTES || b.len() as u64 > FILE_BYTES_MAX {
         return Err(format!("{} bytes is no key file", b.len()));
     }
+    check_header(b, log_id)?;
+    let mut at = HEADER_BYTES;
+    while at < b.len() {
+        let Some((body, end)) = record_at(b, at) else {
+            return after_bad_record(b, at, 0);
+        };
+        each(at + RECORD_PREFIX, body).map_err(|why| format!("byte {at}: {why}"))?;
+        at = end;
+    }
+    Ok(FileEnd::Whole)
+}
+
+/// [`records`] over the key file `file`, `size` bytes long, read `window` bytes at a time:
+/// the same calls, the same end, the same refusals, with no more of the file in memory at
+/// once than a window or the largest record (an erasure's rewrite holds every key in one).
+/// The next window starts at the first record the last one did not hold whole; when not one
+/// was, it holds that record whole (its prefix says how long it is), or else reaches the
+/// file's end, where a bad record is judged as [`records`] judges it.
+///
+/// # Errors
+/// As [`records`] ([`KeysError::Damaged`]), or a failed read.
+pub(super) fn records_from(
+    file: &dyn ReadFile,
+    size: usize,
+    log_id: [u8; 16],
+    window: usize,
+    mut each: impl FnMut(usize, &[u8]) -> Result<(), String>,
+) -> Result<FileEnd, KeysError> {
+    if size < HEADER_BYTES || size as u64 > FILE_BYTES_MAX {
+        return Err(KeysError::Damaged(format!("{size} bytes is no key file")));
+    }
+    let read = |buf: &mut [u8], at: usize| read_exact_at(file, buf, at as u64).map_err(|e| KeysError::Io("read", e));
+    let mut buf = vec![0u8; HEADER_BYTES];
+    read(&mut buf, 0)?;
+    check_header(&buf, log_id).map_err(KeysError::Damaged)?;
+    let (mut at, mut want) = (HEADER_BYTES, window);
+    while at < size {
+        let len = want.min(size - at);
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        read(&mut buf[..len], at)?;
+        let b = &buf[..len];
+        let mut k = 0;
+        while let Some((body, end)) = record_at(b, k) {
+            each(at + k + RECORD_PREFIX, body).map_err(|why| KeysError::Damaged(format!("byte {}: {why}", at + k)))?;
+            k = end;
+        }
+        if at + len == size {
+            return if k == len { Ok(FileEnd::Whole) } else { after_bad_record(b, k, at).map_err(KeysError::Damaged) };
+        }
+        want = match declared_len(&b[k..]) {
+            _ if k > 0 => window,
+            Some(n) if n > len => n,
+            _ => usize::MAX,
+        };
+        at += k;
+    }
+    Ok(FileEnd::Whole)
+}
+
+/// Checks a key file's header: its magic, checksum, version and log.
+fn check_header(b: &[u8], log_id: [u8; 16]) -> Result<(), String> {
     if b[..8] != MAGIC || crc32c::crc32c(&b[..28]).to_le_bytes() != b[28..32] {
         return Err("the header is not a key file's (magic or checksum)".into());
     }
@@ -108,21 +171,25 @@ pub(super) fn records<'a>(
     if b[12..28] != log_id {
         return Err("the key file belongs to another log".into());
     }
-    let mut at = HEADER_BYTES;
-    while at < b.len() {
-        let Some((body, end)) = record_at(b, at) else {
-            // Each append is one record, synced before the next: a crash tears only the
-            // last, and nothing valid follows it. A valid record after a bad one means
-            // the bad one was synced once: damage, which is never cut.
-            if let Some(next) = (at + 1..b.len()).find(|&n| record_at(b, n).is_some()) {
-                return Err(format!("byte {at}: a damaged record, and a valid one at byte {next} after it"));
-            }
-            return Ok(FileEnd::Torn(at));
-        };
-        each(at + RECORD_PREFIX, body).map_err(|why| format!("byte {at}: {why}"))?;
-        at = end;
+    Ok(())
+}
+
+/// How a key file ends with no whole record at `at` of `b`, bytes that start at byte `base`
+/// of the file and reach its end. Each append is one record, synced before the next: a crash
+/// tears only the last, and nothing valid follows it. A valid record after a bad one means
+/// the bad one was synced once: damage, which is never cut.
+fn after_bad_record(b: &[u8], at: usize, base: usize) -> Result<FileEnd, String> {
+    if let Some(next) = (at + 1..b.len()).find(|&n| record_at(b, n).is_some()) {
+        return Err(format!("byte {}: a damaged record, and a valid one at byte {} after it", base + at, base + next));
     }
-    Ok(FileEnd::Whole)
+    Ok(FileEnd::Torn(base + at))
+}
+
+/// The length, prefix included, that the record starting `b` says it has, if `b` holds its
+/// prefix.
+fn declared_len(b: &[u8]) -> Option<usize> {
+    let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+    RECORD_PREFIX.checked_add(len as usize)
 }
 
 /// The record at byte `at` of the file `b`, and where it ends, if one is there whole: a

@@ -186,6 +186,54 @@ fn an_account_text_that_is_not_utf8_is_refused() {
     }
 }
 
+/// What reading the key file in `dir` `window` bytes at a time gives: the refusal, or how the
+/// file ends, its length, erasures, and every id's and (account, month)'s answer.
+fn read_summary(dir: &std::path::Path, log: [u8; 16], window: usize) -> String {
+    match Keys::read_in(&StdVfs, dir, log, window) {
+        Ok((keys, end)) => {
+            let mut accounts: Vec<AccountId> = keys.numbers.keys().cloned().collect();
+            accounts.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            let n = keys.slots.len() as u32 + 1;
+            format!(
+                "{end:?}, {} bytes, {} erasures: {:?}",
+                keys.len,
+                keys.erasures().len(),
+                answers(&keys, n, &accounts)
+            )
+        }
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+/// A key file of many records (keys made a few at a time, then an erasure, whose rewrite
+/// holds every key left in one record, then more): read in windows smaller than a record,
+/// than the rewrite, and larger than the file, every id and (account, month) answers as
+/// when the file is read whole.
+#[test]
+fn a_key_file_read_in_windows_reads_as_one_read_whole() {
+    let dir = temp("windows");
+    let log = [9u8; 16];
+    let accounts: Vec<AccountId> = (0..40).map(|i| AccountId::new(&format!("acct-{i}")).unwrap()).collect();
+    let mut keys = Keys::open(&StdVfs, &dir, log, true).unwrap();
+    for m in 0..6 {
+        for chunk in accounts.chunks(7) {
+            make(&mut keys, &chunk.iter().map(|a| (a.clone(), m)).collect::<Vec<_>>());
+        }
+        if m == 3 {
+            keys.erase(&StdVfs, &dir, Some(&accounts[5]), i32::MAX, Timestamp::from_unix_seconds(1), "request")
+                .unwrap();
+        }
+    }
+    drop(keys);
+    let size = std::fs::metadata(dir.join(KEYS_FILE)).unwrap().len() as usize;
+    let whole = read_summary(&dir, log, usize::MAX);
+    assert!(whole.starts_with("Whole"), "{whole}");
+    for window in [40, 333, 4_096, size / 2, size + 1] {
+        assert_eq!(read_summary(&dir, log, window), whole, "window {window} of a {size}-byte file");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Key-file bodies of any bytes, with their checksums right: what a reader must refuse or
 /// read without a panic, and without room for more keys than the file has bytes.
 fn arb_body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
@@ -221,12 +269,14 @@ proptest::proptest! {
         ..proptest::prelude::ProptestConfig::default()
     })]
     /// Any records (checksums right, bodies anything), then any bytes cut off or flipped:
-    /// reading never panics, and what it reads answers every lookup.
+    /// reading never panics, what it reads answers every lookup, and reading the file a few
+    /// bytes at a time reads or refuses it as reading it whole does.
     #[test]
     fn any_key_file_is_read_or_refused_without_a_panic(
         bodies in proptest::collection::vec(arb_body(), 0..4),
         cut in proptest::option::weighted(0.25, 0usize..400),
         flip in proptest::option::weighted(0.25, (0usize..400, 1u8..=255)),
+        window in 1usize..96,
     ) {
         let log = [6u8; 16];
         let mut bytes = header(log);
@@ -241,6 +291,8 @@ proptest::proptest! {
         }
         let dir = temp("any");
         std::fs::write(dir.join(KEYS_FILE), &bytes).unwrap();
+        let whole = read_summary(&dir, log, usize::MAX);
+        proptest::prop_assert_eq!(read_summary(&dir, log, window), whole, "window {}", window);
         if let Ok((keys, _)) = Keys::read(&StdVfs, &dir, log) {
             proptest::prop_assert!(keys.slots.len() <= bytes.len());
             for id in 0..=keys.slots.len() as u32 + 1 {
