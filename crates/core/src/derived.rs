@@ -70,18 +70,32 @@ pub enum DerivedError {
 
 /// `payload` behind its header, with a checksum over both.
 pub fn seal(header: &DerivedHeader, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len() + 4);
-    out.extend_from_slice(&header.kind);
-    out.extend_from_slice(&header.version.to_le_bytes());
-    out.extend_from_slice(&header.log_id);
-    out.extend_from_slice(&header.position.0.to_le_bytes());
-    out.extend_from_slice(&header.fingerprint.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut out = Vec::with_capacity(SEAL_ROOM + payload.len());
     out.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    debug_assert_eq!(open(&out, header.kind, header.version).map(|(h, p)| (h, p.len())), Ok((*header, payload.len())));
+    seal_in_place(header, &mut out);
     out
+}
+
+/// Bytes [`seal_in_place`] adds to a payload: with this much spare capacity, it moves the
+/// payload within its buffer instead of copying it to a larger one.
+pub const SEAL_ROOM: usize = HEADER_BYTES + 4;
+
+/// Turns `payload` into [`seal`]'s bytes where it lies: its header is put in front and the
+/// checksum behind. For a large payload (a store's index snapshot) built with [`SEAL_ROOM`]
+/// bytes of spare capacity, no second copy of it is made.
+pub fn seal_in_place(header: &DerivedHeader, payload: &mut Vec<u8>) {
+    let len = payload.len();
+    let mut front = [0u8; HEADER_BYTES];
+    front[..8].copy_from_slice(&header.kind);
+    front[8..12].copy_from_slice(&header.version.to_le_bytes());
+    front[12..28].copy_from_slice(&header.log_id);
+    front[28..36].copy_from_slice(&header.position.0.to_le_bytes());
+    front[36..44].copy_from_slice(&header.fingerprint.to_le_bytes());
+    front[44..52].copy_from_slice(&(len as u64).to_le_bytes());
+    payload.splice(0..0, front);
+    let crc = crc32c::crc32c(payload);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(open(payload, header.kind, header.version).map(|(h, p)| (h, p.len())), Ok((*header, len)));
 }
 
 /// Checks sealed `bytes` (whole, of `kind`, in `version`) and returns their header and payload.
@@ -147,5 +161,22 @@ mod tests {
         }
         assert!(matches!(open(&bytes, *b"OTHERKND", 3), Err(DerivedError::Kind { .. })));
         assert_eq!(open(&bytes, *b"TESTKIND", 4), Err(DerivedError::Version { found: 3, expected: 4 }));
+    }
+
+    /// Sealing a payload where it lies gives [`seal`]'s bytes, and with [`SEAL_ROOM`] bytes
+    /// of spare capacity it stays in its buffer.
+    #[test]
+    fn a_payload_sealed_in_place_is_sealed_alike_without_moving() {
+        let header =
+            DerivedHeader { kind: *b"TESTKIND", version: 1, log_id: [3; 16], position: Position(7), fingerprint: 0 };
+        for len in [0, 1, 52, 1_000, 100_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut in_place = Vec::with_capacity(len + SEAL_ROOM);
+            in_place.extend_from_slice(&payload);
+            let buffer = in_place.as_ptr();
+            seal_in_place(&header, &mut in_place);
+            assert_eq!(in_place, seal(&header, &payload), "{len} bytes");
+            assert_eq!(in_place.as_ptr(), buffer, "{len} bytes: sealed where it lay");
+        }
     }
 }

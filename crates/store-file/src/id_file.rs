@@ -357,8 +357,9 @@ impl Writer {
 
 /// Writes the id file of `generation` for the log `log_id` in `dir`: the ids of `old` (a
 /// file of an earlier generation) and `recent`, which repeat none of them but at the same
-/// position. Atomic: beside, synced, renamed, the directory synced; on failure nothing is
-/// left. Returns what the snapshot records.
+/// position (sorted here, in place: no copy of them is made). Atomic: beside, synced,
+/// renamed, the directory synced; on failure nothing is left. Returns what the snapshot
+/// records.
 ///
 /// # Errors
 /// I/O, a damaged block of `old`, or an id in both at different positions.
@@ -368,7 +369,7 @@ pub(crate) fn write(
     log_id: [u8; 16],
     generation: u64,
     old: Option<&IdFile>,
-    recent: &[(EventId, Position)],
+    recent: &mut [(EventId, Position)],
 ) -> Result<IdFileRef, String> {
     let tmp = path(dir, generation).with_extension("tmp");
     let written = write_to(vfs, dir, log_id, generation, old, recent);
@@ -384,10 +385,10 @@ fn write_to(
     log_id: [u8; 16],
     generation: u64,
     old: Option<&IdFile>,
-    recent: &[(EventId, Position)],
+    recent: &mut [(EventId, Position)],
 ) -> Result<IdFileRef, String> {
-    let mut recent: Vec<(u128, u64)> = recent.iter().map(|(id, p)| (u128::from_be_bytes(id.to_bytes()), p.0)).collect();
-    recent.sort_unstable_by_key(|&(id, _)| id);
+    let key = |id: &EventId| u128::from_be_bytes(id.to_bytes());
+    recent.sort_unstable_by_key(|(id, _)| key(id));
     // At most this many: ids in both are written once, and the filter sized for all.
     let most = old.map_or(0, |f| f.at.count) + recent.len() as u64;
     if most > IDS_MAX {
@@ -417,7 +418,7 @@ fn write_to(
         count: 0,
     };
     // Merge the old file's run with the recent one.
-    let mut next = recent.into_iter().peekable();
+    let mut next = recent.iter().map(|(id, p)| (key(id), p.0)).peekable();
     if let Some(old) = old {
         old.for_each(|id, position| {
             while let Some(&(r, p)) = next.peek()
@@ -520,8 +521,8 @@ mod tests {
     #[test]
     fn every_id_is_found_and_absent_ones_mostly_read_nothing() {
         let d = dir("found");
-        let ids: Vec<(EventId, Position)> = (1..=1_000u64).map(|n| (id(n), Position(n))).collect();
-        let at = write(&StdVfs, &d, LOG, 1, None, &ids).unwrap();
+        let mut ids: Vec<(EventId, Position)> = (1..=1_000u64).map(|n| (id(n), Position(n))).collect();
+        let at = write(&StdVfs, &d, LOG, 1, None, &mut ids).unwrap();
         assert_eq!(at, IdFileRef { generation: 1, count: 1_000 });
         let f = IdFile::open(&StdVfs, &d, LOG, at).unwrap();
         for (id, p) in &ids {
@@ -532,8 +533,8 @@ mod tests {
         let positives = absent.iter().filter(|a| maybe(&f.filter, u128::from_be_bytes(a.to_bytes()), f.seed)).count();
         assert!(positives < 300, "{positives} false positives of 10,000 (32-53 measured in three runs)");
         // A merge with more ids keeps both runs in order.
-        let more: Vec<(EventId, Position)> = (1_001..=1_400u64).map(|n| (id(n), Position(n))).collect();
-        let at2 = write(&StdVfs, &d, LOG, 2, Some(&f), &more).unwrap();
+        let mut more: Vec<(EventId, Position)> = (1_001..=1_400u64).map(|n| (id(n), Position(n))).collect();
+        let at2 = write(&StdVfs, &d, LOG, 2, Some(&f), &mut more).unwrap();
         let g = IdFile::open(&StdVfs, &d, LOG, at2).unwrap();
         for (id, p) in ids.iter().chain(&more) {
             assert_eq!(g.get(id), Ok(Some(*p)));
@@ -541,9 +542,10 @@ mod tests {
         assert_eq!(g.get(&id(5_000)), Ok(None));
         // An id in both runs at another position is refused (and leaves no file); at the same
         // position (an id appends were told about) it is written once.
-        assert!(write(&StdVfs, &d, LOG, 3, Some(&g), &[(id(7), Position(9_999))]).is_err());
+        assert!(write(&StdVfs, &d, LOG, 3, Some(&g), &mut [(id(7), Position(9_999))]).is_err());
         assert!(!path(&d, 3).with_extension("tmp").exists());
-        let at3 = write(&StdVfs, &d, LOG, 3, Some(&g), &[(id(7), Position(7)), (id(2_000), Position(2_000))]).unwrap();
+        let at3 =
+            write(&StdVfs, &d, LOG, 3, Some(&g), &mut [(id(7), Position(7)), (id(2_000), Position(2_000))]).unwrap();
         assert_eq!(at3.count, 1_401);
         let h = IdFile::open(&StdVfs, &d, LOG, at3).unwrap();
         assert_eq!((h.get(&id(7)), h.get(&id(2_000))), (Ok(Some(Position(7))), Ok(Some(Position(2_000)))));
@@ -555,7 +557,7 @@ mod tests {
     #[test]
     fn an_empty_file_answers_nothing() {
         let d = dir("empty");
-        let at = write(&StdVfs, &d, LOG, 4, None, &[]).unwrap();
+        let at = write(&StdVfs, &d, LOG, 4, None, &mut []).unwrap();
         let f = IdFile::open(&StdVfs, &d, LOG, at).unwrap();
         assert_eq!(f.get(&id(1)), Ok(None));
     }
@@ -563,8 +565,8 @@ mod tests {
     #[test]
     fn a_damaged_or_foreign_file_is_refused_and_a_damaged_block_is_an_error() {
         let d = dir("damaged");
-        let ids: Vec<(EventId, Position)> = (1..=400u64).map(|n| (id(n), Position(n))).collect();
-        let at = write(&StdVfs, &d, LOG, 1, None, &ids).unwrap();
+        let mut ids: Vec<(EventId, Position)> = (1..=400u64).map(|n| (id(n), Position(n))).collect();
+        let at = write(&StdVfs, &d, LOG, 1, None, &mut ids).unwrap();
         let file = path(&d, 1);
         let good = std::fs::read(&file).unwrap();
         assert!(IdFile::open(&StdVfs, &d, [8; 16], at).is_err(), "another log");
@@ -585,6 +587,6 @@ mod tests {
         let errors: Vec<String> = ids.iter().filter_map(|(i, _)| f.get(i).err()).collect();
         let named = format!("at byte {BLOCK}");
         assert!(!errors.is_empty() && errors.iter().all(|e| e.contains(&named)), "{errors:?}");
-        assert!(write(&StdVfs, &d, LOG, 2, Some(&f), &[]).is_err(), "a merge reads every block");
+        assert!(write(&StdVfs, &d, LOG, 2, Some(&f), &mut []).is_err(), "a merge reads every block");
     }
 }

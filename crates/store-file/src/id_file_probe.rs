@@ -22,7 +22,7 @@ pub fn write(
     old: Option<&Probe>,
     recent: &[(EventId, Position)],
 ) -> Result<(u64, u64), String> {
-    let at = id_file::write(&StdVfs, dir, [1; 16], generation, old.map(|p| &p.0), recent)?;
+    let at = id_file::write(&StdVfs, dir, [1; 16], generation, old.map(|p| &p.0), &mut recent.to_vec())?;
     Ok((at.generation, at.count))
 }
 

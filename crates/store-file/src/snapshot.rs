@@ -79,6 +79,11 @@ impl Serialize for Bytes<'_> {
     }
 }
 
+/// More bytes than [`PayloadHead`] takes in postcard: seven varints of at most 10 bytes (the
+/// extent's position, segment, length and epoch, the timestamp, the id file's generation and
+/// count) and the 32-byte chain, 102 at most.
+const HEAD_BYTES_MAX: usize = 160;
+
 /// The first fields of [`Payload`] as written. The rest (`offsets`, `streams`) are serialized
 /// apart, at the checkpoint, and follow these bytes: postcard writes a struct as its fields
 /// one after another, with nothing around them, so the two parts read back as one `Payload`.
@@ -141,7 +146,10 @@ pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prep
         offsets: &index.offsets,
         streams: index.streams.iter().zip(&states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
     };
-    let tail = postcard::to_allocvec(&tail).map_err(|e| e.to_string())?;
+    let mut tail = postcard::to_allocvec(&tail).map_err(|e| e.to_string())?;
+    // Room for the payload's first fields and the seal, which [`write()`](fn@write) puts
+    // around these bytes where they lie.
+    tail.reserve_exact(HEAD_BYTES_MAX + derived::SEAL_ROOM);
     Ok(Prepared { extent, last_recorded: core.last_recorded, tail, recent: core.state.ids() })
 }
 
@@ -150,11 +158,15 @@ pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prep
 /// the snapshot naming it. Needs no lock: `old` is only read. The caller removes other
 /// generations once it no longer answers from `old` (`id_file::remove_others`). A crash or an
 /// error leaves the previous snapshot naming the previous file, both intact.
+///
+/// The prepared ids are let go once the id file holds them, and the snapshot is sealed in the
+/// prepared bytes where they lie: a save holds no second copy of either (BENCHMARKS.md, "A
+/// save's memory").
 pub(crate) fn write(
     vfs: &dyn Vfs,
     dir: &Path,
     log_id: [u8; 16],
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     old: Option<&IdFile>,
 ) -> Result<IdFileRef, String> {
     let started = std::time::Instant::now();
@@ -162,13 +174,16 @@ pub(crate) fn write(
         (Some(file), true) => file.at(),
         (old, _) => {
             let generation = id_file::next_generation(vfs, dir);
-            id_file::write(vfs, dir, log_id, generation, old, &prepared.recent)
+            id_file::write(vfs, dir, log_id, generation, old, &mut prepared.recent)
                 .map_err(|e| format!("the id file: {e}"))?
         }
     };
+    prepared.recent = Vec::new();
     let head = PayloadHead { extent: prepared.extent, last_recorded: prepared.last_recorded, ids };
-    let mut payload = postcard::to_allocvec(&head).map_err(|e| e.to_string())?;
-    payload.extend_from_slice(&prepared.tail);
+    let head = postcard::to_allocvec(&head).map_err(|e| e.to_string())?;
+    debug_assert!(head.len() <= HEAD_BYTES_MAX, "the payload's first fields fit the room kept for them");
+    let mut bytes = std::mem::take(&mut prepared.tail);
+    bytes.splice(0..0, head);
     let header = DerivedHeader {
         kind: KIND,
         version: VERSION,
@@ -176,7 +191,7 @@ pub(crate) fn write(
         position: Position(prepared.extent.position + 1),
         fingerprint: 0,
     };
-    let bytes = derived::seal(&header, &payload);
+    derived::seal_in_place(&header, &mut bytes);
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
         return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
     }
@@ -203,8 +218,8 @@ pub(crate) fn save(
     core: &Core,
     index: &Index,
 ) -> Result<IdFileRef, String> {
-    let prepared = prepare(extent, core, index)?;
-    let ids = write(vfs, dir, log_id, &prepared, core.logged_ids.as_deref())?;
+    let mut prepared = prepare(extent, core, index)?;
+    let ids = write(vfs, dir, log_id, &mut prepared, core.logged_ids.as_deref())?;
     id_file::remove_others(vfs, dir, Some(ids.generation));
     Ok(ids)
 }

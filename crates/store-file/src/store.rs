@@ -102,7 +102,7 @@ impl FileStore {
         let _one_at_a_time = lock(&sh.saving);
         // 1. Under the core lock (no append is decided meanwhile; the writer needs only the
         //    index): the checkpoint, and the snapshot taken there, copied.
-        let (prepared, old) = {
+        let (mut prepared, old) = {
             let core = lock(&sh.core);
             let (tx, rx) = std::sync::mpsc::channel();
             let sent = lock(&sh.sender).as_ref().is_some_and(|s| s.send(ToWriter::Checkpoint(tx)).is_ok());
@@ -126,7 +126,7 @@ impl FileStore {
         };
         // 2. With no lock, appends going on: the id file and the snapshot written. The ids
         //    prepared stay in the validation state meanwhile, so appends still find them.
-        let at = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &prepared, old.as_deref())
+        let at = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &mut prepared, old.as_deref())
             .map_err(|why| StorageError::new(OPERATION, why))?;
         let file = match crate::id_file::IdFile::open(&*sh.vfs, &sh.dir, sh.log_id, at) {
             Ok(file) => Arc::new(file),
