@@ -71,31 +71,47 @@ pub enum DerivedError {
 /// `payload` behind its header, with a checksum over both.
 pub fn seal(header: &DerivedHeader, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SEAL_ROOM + payload.len());
+    out.extend_from_slice(&header_bytes(header, payload.len()));
     out.extend_from_slice(payload);
-    seal_in_place(header, &mut out);
+    finish(header, &mut out);
     out
 }
 
-/// Bytes [`seal_in_place`] adds to a payload: with this much spare capacity, it moves the
-/// payload within its buffer instead of copying it to a larger one.
+/// Bytes [`seal_in_place`] adds around a payload besides its first part: with this much
+/// spare capacity (and that part's length), it moves the payload within its buffer instead of
+/// copying it to a larger one.
 pub const SEAL_ROOM: usize = HEADER_BYTES + 4;
 
-/// Turns `payload` into [`seal`]'s bytes where it lies: its header is put in front and the
-/// checksum behind. For a large payload (a store's index snapshot) built with [`SEAL_ROOM`]
-/// bytes of spare capacity, no second copy of it is made.
-pub fn seal_in_place(header: &DerivedHeader, payload: &mut Vec<u8>) {
-    let len = payload.len();
-    let mut front = [0u8; HEADER_BYTES];
-    front[..8].copy_from_slice(&header.kind);
-    front[8..12].copy_from_slice(&header.version.to_le_bytes());
-    front[12..28].copy_from_slice(&header.log_id);
-    front[28..36].copy_from_slice(&header.position.0.to_le_bytes());
-    front[36..44].copy_from_slice(&header.fingerprint.to_le_bytes());
-    front[44..52].copy_from_slice(&(len as u64).to_le_bytes());
-    payload.splice(0..0, front);
-    let crc = crc32c::crc32c(payload);
-    payload.extend_from_slice(&crc.to_le_bytes());
-    debug_assert_eq!(open(payload, header.kind, header.version).map(|(h, p)| (h, p.len())), Ok((*header, len)));
+/// [`seal`]'s bytes for the payload `first` then `rest`, made where `rest` lies: the header
+/// and `first` are put in front of it and the checksum behind. For a large payload (a store's
+/// index snapshot) whose buffer has [`SEAL_ROOM`] plus `first`'s length of spare capacity, no
+/// second copy of it is made.
+pub fn seal_in_place(header: &DerivedHeader, first: &[u8], rest: &mut Vec<u8>) {
+    let front = header_bytes(header, first.len() + rest.len());
+    rest.splice(0..0, front.iter().chain(first).copied());
+    finish(header, rest);
+}
+
+/// A sealed header for a payload of `len` bytes.
+fn header_bytes(header: &DerivedHeader, len: usize) -> [u8; HEADER_BYTES] {
+    let mut b = [0u8; HEADER_BYTES];
+    b[..8].copy_from_slice(&header.kind);
+    b[8..12].copy_from_slice(&header.version.to_le_bytes());
+    b[12..28].copy_from_slice(&header.log_id);
+    b[28..36].copy_from_slice(&header.position.0.to_le_bytes());
+    b[36..44].copy_from_slice(&header.fingerprint.to_le_bytes());
+    b[44..52].copy_from_slice(&(len as u64).to_le_bytes());
+    b
+}
+
+/// Appends the checksum over `out`, a header and its payload.
+fn finish(header: &DerivedHeader, out: &mut Vec<u8>) {
+    let crc = crc32c::crc32c(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    debug_assert_eq!(
+        open(out, header.kind, header.version).map(|(h, p)| (h, p.len())),
+        Ok((*header, out.len() - SEAL_ROOM))
+    );
 }
 
 /// Checks sealed `bytes` (whole, of `kind`, in `version`) and returns their header and payload.
@@ -163,20 +179,23 @@ mod tests {
         assert_eq!(open(&bytes, *b"TESTKIND", 4), Err(DerivedError::Version { found: 3, expected: 4 }));
     }
 
-    /// Sealing a payload where it lies gives [`seal`]'s bytes, and with [`SEAL_ROOM`] bytes
-    /// of spare capacity it stays in its buffer.
+    /// Sealing a payload where it lies, its first part put in front, gives [`seal`]'s bytes,
+    /// and with [`SEAL_ROOM`] bytes and that part's of spare capacity it stays in its buffer.
     #[test]
     fn a_payload_sealed_in_place_is_sealed_alike_without_moving() {
         let header =
             DerivedHeader { kind: *b"TESTKIND", version: 1, log_id: [3; 16], position: Position(7), fingerprint: 0 };
         for len in [0, 1, 52, 1_000, 100_000] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let mut in_place = Vec::with_capacity(len + SEAL_ROOM);
-            in_place.extend_from_slice(&payload);
-            let buffer = in_place.as_ptr();
-            seal_in_place(&header, &mut in_place);
-            assert_eq!(in_place, seal(&header, &payload), "{len} bytes");
-            assert_eq!(in_place.as_ptr(), buffer, "{len} bytes: sealed where it lay");
+            for split in [0, len / 3, len] {
+                let (first, rest) = payload.split_at(split);
+                let mut in_place = Vec::with_capacity(SEAL_ROOM + len);
+                in_place.extend_from_slice(rest);
+                let buffer = in_place.as_ptr();
+                seal_in_place(&header, first, &mut in_place);
+                assert_eq!(in_place, seal(&header, &payload), "{len} bytes, {split} in front");
+                assert_eq!(in_place.as_ptr(), buffer, "{len} bytes, {split} in front: sealed where it lay");
+            }
         }
     }
 }

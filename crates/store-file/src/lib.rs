@@ -56,6 +56,7 @@ mod copy;
 mod damage;
 mod derived;
 mod erase;
+mod file_window;
 mod follow;
 pub mod format;
 mod head;

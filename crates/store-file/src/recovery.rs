@@ -11,12 +11,13 @@ use rapport_core::backend::LogState;
 mod frames;
 
 use crate::damage;
+use crate::file_window::FileWindow;
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{HEAD_FILE, HeadRecord};
 use crate::index::{Core, Index, parse_segment_name, segment_name};
 use crate::options::{OpenError, io_err, list_err};
 use crate::snapshot;
-use crate::vfs::{ReadFile, Vfs, read_at_most};
+use crate::vfs::{Vfs, read_at_most};
 pub(crate) use frames::{Reading, Segment, scan_frames};
 
 /// Where the readable log ends before the end of the last segment, and why: what a crash left
@@ -140,40 +141,6 @@ enum Verdict {
 /// the open (BENCHMARKS.md, "Open reads in windows").
 pub(crate) const WINDOW_BYTES: usize = 32 << 20;
 
-/// Bytes of a segment read for the scan: the first `len` bytes of `buf` are the segment's from
-/// byte `base` (a multiple of the sector size), and `to_end` says whether they reach its end.
-/// One buffer serves every window of a scan: it grows for a larger frame, and is not cleared
-/// between reads (a read fills what it covers).
-struct Window {
-    buf: Vec<u8>,
-    len: usize,
-    base: u64,
-    to_end: bool,
-}
-
-impl Window {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
-    /// Reads at most `want` bytes of segment `path` (open as `file`, `size` long when the scan
-    /// of it began) from byte `base`. The end may come before `size`: a read-only handle opens
-    /// while its writer may cut preallocated zeros (at close, or sealing a segment). Bytes past
-    /// `size` are not read, so a scan reads what the segment held when it began.
-    fn read(&mut self, file: &dyn ReadFile, path: &Path, base: u64, want: usize, size: u64) -> Result<(), OpenError> {
-        let left = usize::try_from(size.saturating_sub(base)).unwrap_or(usize::MAX);
-        let want = want.min(left);
-        if self.buf.len() < want {
-            self.buf = vec![0u8; want];
-        }
-        let n = read_at_most(file, &mut self.buf[..want], base).map_err(io_err("read", path))?;
-        self.len = n;
-        self.base = base;
-        self.to_end = n == left || n < want;
-        Ok(())
-    }
-}
-
 /// The sector-aligned byte at or before `offset`: a window starts there, so that damage is
 /// judged by whole sectors.
 fn sector_start(offset: u64) -> u64 {
@@ -273,7 +240,8 @@ fn scan_in_windows(
     };
     scan.validate = validate;
     let mut tracked = false;
-    let mut window = Window { buf: Vec::new(), len: 0, base: 0, to_end: false };
+    // One buffer for every segment's windows.
+    let mut window: Option<FileWindow> = None;
     // The chain value where the head record's position ends, to check it names this history.
     let mut chain_at_head = match head {
         Some(h) if h.position == 0 => Some(Chain::START),
@@ -285,8 +253,16 @@ fn scan_in_windows(
         let start = from.take();
         let file = vfs.open_read(&path).map_err(io_err("open", &path))?;
         let size = file.size().map_err(io_err("stat", &path))?;
+        let window = match &mut window {
+            Some(w) => {
+                w.switch(file, size);
+                w
+            }
+            None => window.insert(FileWindow::new(file, size, window_bytes)),
+        };
         // Resuming inside the snapshot's segment, only what follows the snapshot is read.
-        window.read(&*file, &path, sector_start(start.unwrap_or(0) as u64), window_bytes, size)?;
+        let (mut base, mut want) = (sector_start(start.unwrap_or(0) as u64), window_bytes);
+        let mut bytes = window.get(base, want).map_err(io_err("read", &path))?;
         let is_last = i + 1 == numbers.len();
         scan.numbers.push(n);
         scan.index.segments.push(path.clone());
@@ -302,7 +278,7 @@ fn scan_in_windows(
                 scan.version = h.version;
                 h
             }
-            None => match read_segment_header(&mut scan, window.bytes(), n, &path, is_last, head)? {
+            None => match read_segment_header(&mut scan, bytes, n, &path, is_last, head)? {
                 Some(h) => h,
                 None => break,
             },
@@ -312,19 +288,16 @@ fn scan_in_windows(
         // The byte the next frame starts at.
         let mut at = start.map_or(SEGMENT_HEADER_BYTES as u64, |f| f as u64);
         loop {
-            let frames = Frames { bytes: window.bytes(), from: (at - window.base) as usize, base: window.base };
+            // Whether the window reaches the segment's end (or the end the file had when read).
+            let held = bytes.len();
+            let to_end = held < want || base + held as u64 >= size;
+            let frames = Frames { bytes, from: (at - base) as usize, base };
             let (end, damage) =
                 scan_frames(&mut scan, frames, &segment, &mut chain_at_head, Reading::for_open(&frames))?;
-            scan.segment_len = window.base + end as u64;
-            if window.to_end {
+            scan.segment_len = base + end as u64;
+            if to_end {
                 if let Some(damage) = damage {
-                    judge_damage(
-                        &mut scan,
-                        Frames { bytes: window.bytes(), from: 0, base: window.base },
-                        &damage,
-                        &path,
-                        is_last,
-                    )?;
+                    judge_damage(&mut scan, Frames { bytes, from: 0, base }, &damage, &path, is_last)?;
                 }
                 break;
             }
@@ -333,18 +306,17 @@ fn scan_in_windows(
             // read; when not one frame was, it holds that frame whole (its header says how
             // long it is), or else reaches the segment's end, where damage is judged.
             let progress = scan.segment_len > at;
-            let held = window.len;
-            let base = sector_start(scan.segment_len);
+            base = sector_start(scan.segment_len);
             // Where the frame that stopped the scan ends in the next window, when its header says.
             let frame_end = damage.and_then(|d| d.frame_len()).map(|len| (scan.segment_len - base) as usize + len);
-            let want = match frame_end {
+            want = match frame_end {
                 _ if progress => window_bytes,
                 Some(end) if end > held => end,
                 _ => usize::MAX,
             };
             at = scan.segment_len;
-            window.read(&*file, &path, base, want.max(window_bytes), size)?;
-            debug_assert!(progress || window.to_end || window.len > held, "each window reads on");
+            bytes = window.get(base, want).map_err(io_err("read", &path))?;
+            debug_assert!(progress || bytes.len() < want || bytes.len() > held, "each window reads on");
         }
     }
     check_against_head(&scan, dir, head, tracked, chain_at_head)?;

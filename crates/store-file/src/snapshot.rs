@@ -183,7 +183,6 @@ pub(crate) fn write(
     let head = postcard::to_allocvec(&head).map_err(|e| e.to_string())?;
     debug_assert!(head.len() <= HEAD_BYTES_MAX, "the payload's first fields fit the room kept for them");
     let mut bytes = std::mem::take(&mut prepared.tail);
-    bytes.splice(0..0, head);
     let header = DerivedHeader {
         kind: KIND,
         version: VERSION,
@@ -191,7 +190,7 @@ pub(crate) fn write(
         position: Position(prepared.extent.position + 1),
         fingerprint: 0,
     };
-    derived::seal_in_place(&header, &mut bytes);
+    derived::seal_in_place(&header, &head, &mut bytes);
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
         return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
     }

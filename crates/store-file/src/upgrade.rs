@@ -20,6 +20,7 @@ use std::sync::Arc;
 use rapport_core::AccountId;
 
 use crate::copy::{self, Failed, Refused, check_destination};
+use crate::file_window::FileWindow;
 use crate::format::{self, Chain, FORMAT_VERSION, FrameHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
 use crate::head::{self, HeadRecord};
 use crate::index::segment_name;
@@ -27,7 +28,7 @@ use crate::keys::Keys;
 use crate::options::{OpenError, Options};
 use crate::store::FileStore;
 use crate::verify::{VerifyError, verify_on};
-use crate::vfs::{ReadFile, StdVfs, Vfs, read_at_most};
+use crate::vfs::{StdVfs, Vfs};
 
 /// What an upgrade wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +199,8 @@ fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Resul
         let to = dest.join(segment_name(n));
         let fail = |offset: u64, reason: String| UpgradeError::Source { path: from.clone(), offset, reason };
         let file = vfs.open_read(&from).map_err(io("open", &from))?;
-        let mut source = Window::new(&*file, file.size().map_err(io("read", &from))?);
+        let size = file.size().map_err(io("read", &from))?;
+        let mut source = FileWindow::new(file, size, WINDOW_BYTES);
         let header = SegmentHeader::decode(source.get(0, SEGMENT_HEADER_BYTES).map_err(io("read", &from))?)
             .map_err(|e| fail(e.offset, e.reason))?;
         if header.base_position != next || header.segment_no != n {
@@ -208,7 +210,7 @@ fn rewrite(vfs: &dyn Vfs, store: &FileStore, version: u32, dest: &Path) -> Resul
         let mut out = Vec::with_capacity(WINDOW_BYTES);
         out.extend_from_slice(&SegmentHeader { version: FORMAT_VERSION, head_tracked: true, ..header }.encode());
         let mut at = SEGMENT_HEADER_BYTES as u64;
-        while at < source.len {
+        while at < source.len() {
             let h = match FrameHeader::decode(
                 source.get(at, format::frame_header_bytes(version)).map_err(io("read", &from))?,
                 version,
@@ -316,54 +318,6 @@ fn sealed_payload(
 /// How much of a segment the upgrade reads at once, and writes at once: it holds about this
 /// much of each (and a frame larger than it whole), not the segment (up to 4 GiB).
 const WINDOW_BYTES: usize = 4 << 20;
-
-/// A segment read through a window of its bytes, moved (and grown, for a frame larger than
-/// it) as the reading goes on.
-struct Window<'f> {
-    file: &'f dyn ReadFile,
-    /// The file's size.
-    len: u64,
-    /// Bytes of the file from `start`.
-    bytes: Vec<u8>,
-    start: u64,
-}
-
-impl<'f> Window<'f> {
-    fn new(file: &'f dyn ReadFile, len: u64) -> Self {
-        Window { file, len, bytes: Vec::new(), start: 0 }
-    }
-
-    /// The file's bytes from `at`, `n` of them or fewer where the file ends.
-    fn get(&mut self, at: u64, n: usize) -> std::io::Result<&[u8]> {
-        let end = at.saturating_add(n as u64).min(self.len);
-        if at < self.start || end > self.start + self.bytes.len() as u64 {
-            let take = (n.max(WINDOW_BYTES) as u64).min(self.len.saturating_sub(at)) as usize;
-            self.bytes.resize(take, 0);
-            // A file cut shorter since its size was read ends where the read does.
-            let got = read_at_most(self.file, &mut self.bytes, at)?;
-            self.bytes.truncate(got);
-            self.start = at;
-        }
-        let from = (at - self.start) as usize;
-        let to = from.saturating_add(n).min(self.bytes.len());
-        Ok(&self.bytes[from.min(to)..to])
-    }
-
-    /// Whether the file holds only zeros from `at` to its end.
-    fn zeros_from(&mut self, mut at: u64) -> std::io::Result<bool> {
-        while at < self.len {
-            let chunk = self.get(at, WINDOW_BYTES)?;
-            if chunk.is_empty() {
-                return Ok(true);
-            }
-            if chunk.iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            at += chunk.len() as u64;
-        }
-        Ok(true)
-    }
-}
 
 /// The new store verifies, in version 2, with every event and the chain written.
 fn check(vfs: Arc<dyn Vfs>, dest: &Path, report: UpgradeReport) -> Result<UpgradeReport, UpgradeError> {
