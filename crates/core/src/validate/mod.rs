@@ -10,8 +10,10 @@ use crate::event::{Event, NewEvent, TEXT_BYTES_MAX};
 use crate::id::{AccountId, CommitmentKey, EscalationKey, EventId};
 use crate::timestamp::Timestamp;
 
+mod items;
 mod stream;
 
+pub use items::ITEM_TEXT_BYTES_MAX;
 pub use stream::{StreamState, StreamUndo};
 
 /// A broken validation rule. Every variant names the account and the event.
@@ -262,6 +264,23 @@ pub enum ValidationError {
         /// The allowed skew, in seconds.
         skew_seconds: u64,
     },
+    /// A new commitment or escalation whose key would take the keys of the account's items of
+    /// that kind past [`ITEM_TEXT_BYTES_MAX`] bytes of text (every key an account ever used is
+    /// kept, to refuse its reuse).
+    #[error(
+        "account {account}, event {event}: the account's {kind} keys already hold close to {max} bytes of text, \
+         the most one account may; record further {kind}s under another account"
+    )]
+    ItemsFull {
+        /// The account.
+        account: AccountId,
+        /// The event.
+        event: EventId,
+        /// `commitment` or `escalation`.
+        kind: &'static str,
+        /// The limit, in bytes of key text.
+        max: usize,
+    },
 }
 
 impl ValidationError {
@@ -286,7 +305,8 @@ impl ValidationError {
             | Self::FieldInvalid { event, .. }
             | Self::WeightTooLarge { event, .. }
             | Self::TextHoldsNul { event, .. }
-            | Self::OccursInTheFuture { event, .. } => *event,
+            | Self::OccursInTheFuture { event, .. }
+            | Self::ItemsFull { event, .. } => *event,
         }
     }
 
@@ -311,6 +331,7 @@ impl ValidationError {
             | Self::TextHoldsNul { field, .. } => field,
             Self::WeightInvalid { .. } | Self::WeightTooLarge { .. } => "weight",
             Self::OccursInTheFuture { .. } => "occurred_at",
+            Self::ItemsFull { kind, .. } => kind,
         }
     }
 }

@@ -2,10 +2,10 @@
 //! escalations ([`StreamState`]), and the lifecycle checks a new event must pass against it.
 
 use crate::event::{Event, NewEvent};
-use crate::hash::KeyedMap;
 use crate::id::{CommitmentKey, EscalationKey, StreamVersion};
 use crate::timestamp::Timestamp;
 
+use super::items::{Found, ITEM_TEXT_BYTES_MAX, Items, Packed};
 use super::{ValidationError, check_event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,97 +28,33 @@ struct EscalationState {
     last_step_at: Timestamp,
 }
 
-/// A key of an account's items (commitments, escalations).
-trait ItemKey: Clone + PartialEq {
-    fn stable_hash(&self) -> u64;
-}
+impl Packed for CommitmentState {
+    fn pack(self) -> (Timestamp, u8) {
+        let flags = match self.status {
+            CommitmentStatus::Open => 0,
+            CommitmentStatus::Delivered => 1,
+            CommitmentStatus::Cancelled => 2,
+        };
+        (self.last_step_at, flags)
+    }
 
-impl ItemKey for CommitmentKey {
-    fn stable_hash(&self) -> u64 {
-        CommitmentKey::stable_hash(self)
+    fn unpack(last_step_at: Timestamp, flags: u8) -> Self {
+        let status = match flags {
+            1 => CommitmentStatus::Delivered,
+            2 => CommitmentStatus::Cancelled,
+            _ => CommitmentStatus::Open,
+        };
+        Self { status, last_step_at }
     }
 }
 
-impl ItemKey for EscalationKey {
-    fn stable_hash(&self) -> u64 {
-        EscalationKey::stable_hash(self)
-    }
-}
-
-/// One account's items of one kind, by the stable hash of their key. Validation refuses a
-/// second key with a hash already taken, so each hash names one key: projections can then
-/// tell items apart by the hash alone, and no account can pile its items into one bucket.
-///
-/// Serialised as a map from key to state, as the map keyed by the key itself was before; a
-/// map with two keys of one stable hash is refused when read.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(
-    try_from = "KeyedMap<K, S>",
-    bound(deserialize = "K: ItemKey + Eq + std::hash::Hash + serde::Deserialize<'de>, S: serde::Deserialize<'de>")
-)]
-struct Items<K, S> {
-    by_hash: KeyedMap<u64, (K, S)>,
-}
-
-impl<K, S> Default for Items<K, S> {
-    fn default() -> Self {
-        Self { by_hash: KeyedMap::default() }
-    }
-}
-
-/// What a lookup of one key found.
-enum Found<'a, K, S> {
-    /// The key, with its state.
-    Key(&'a S),
-    /// Another key with the same stable hash.
-    Collision(&'a K),
-    /// Neither.
-    None,
-}
-
-impl<K: ItemKey, S> Items<K, S> {
-    fn find(&self, key: &K) -> Found<'_, K, S> {
-        match self.by_hash.get(&key.stable_hash()) {
-            Some((k, state)) if k == key => Found::Key(state),
-            Some((k, _)) => Found::Collision(k),
-            None => Found::None,
-        }
+impl Packed for EscalationState {
+    fn pack(self) -> (Timestamp, u8) {
+        (self.last_step_at, u8::from(self.open) | u8::from(self.acknowledged) << 1)
     }
 
-    fn get(&self, key: &K) -> Option<&S> {
-        match self.find(key) {
-            Found::Key(state) => Some(state),
-            _ => None,
-        }
-    }
-
-    /// Sets `key`'s state; returns the previous one. `key` must not collide (checked).
-    fn insert(&mut self, key: &K, state: S) -> Option<S> {
-        self.by_hash.insert(key.stable_hash(), (key.clone(), state)).map(|(_, s)| s)
-    }
-
-    fn remove(&mut self, key: &K) {
-        self.by_hash.remove(&key.stable_hash());
-    }
-}
-
-impl<K: serde::Serialize, S: serde::Serialize> serde::Serialize for Items<K, S> {
-    fn serialize<Ser: serde::Serializer>(&self, ser: Ser) -> Result<Ser::Ok, Ser::Error> {
-        ser.collect_map(self.by_hash.values().map(|(k, s)| (k, s)))
-    }
-}
-
-impl<K: ItemKey, S> TryFrom<KeyedMap<K, S>> for Items<K, S> {
-    type Error = &'static str;
-
-    fn try_from(map: KeyedMap<K, S>) -> Result<Self, &'static str> {
-        let mut items = Items::default();
-        for (key, state) in map {
-            if items.by_hash.insert(key.stable_hash(), (key, state)).is_some() {
-                return Err("two item keys with one stable hash");
-            }
-        }
-        Ok(items)
+    fn unpack(last_step_at: Timestamp, flags: u8) -> Self {
+        Self { open: flags & 1 != 0, acknowledged: flags & 2 != 0, last_step_at }
     }
 }
 
@@ -179,12 +115,12 @@ impl StreamState {
         let (account, event, commitment) = (e.account.clone(), e.id, commitment.clone());
         match self.commitments.find(&commitment) {
             Found::Key(_) => Err(ValidationError::CommitmentAlreadyMade { account, event, commitment }),
-            Found::Collision(existing) => Err(ValidationError::CommitmentKeyCollision {
-                account,
-                event,
-                commitment,
-                existing: existing.as_str().into(),
-            }),
+            Found::Collision(existing) => {
+                Err(ValidationError::CommitmentKeyCollision { account, event, commitment, existing: existing.into() })
+            }
+            Found::None if !self.commitments.has_room(commitment.as_str().len()) => {
+                Err(ValidationError::ItemsFull { account, event, kind: "commitment", max: ITEM_TEXT_BYTES_MAX })
+            }
             Found::None => Ok(()),
         }
     }
@@ -220,12 +156,12 @@ impl StreamState {
         let (account, event, escalation) = (e.account.clone(), e.id, escalation.clone());
         match self.escalations.find(&escalation) {
             Found::Key(_) => Err(ValidationError::EscalationAlreadyRaised { account, event, escalation }),
-            Found::Collision(existing) => Err(ValidationError::EscalationKeyCollision {
-                account,
-                event,
-                escalation,
-                existing: existing.as_str().into(),
-            }),
+            Found::Collision(existing) => {
+                Err(ValidationError::EscalationKeyCollision { account, event, escalation, existing: existing.into() })
+            }
+            Found::None if !self.escalations.has_room(escalation.as_str().len()) => {
+                Err(ValidationError::ItemsFull { account, event, kind: "escalation", max: ITEM_TEXT_BYTES_MAX })
+            }
             Found::None => Ok(()),
         }
     }
@@ -292,7 +228,7 @@ impl StreamState {
             Event::EscalationAcknowledged { escalation }
             | Event::EscalationResolved { escalation }
             | Event::EscalationReopened { escalation } => {
-                let prev = self.escalations.get(escalation).copied();
+                let prev = self.escalations.get(escalation);
                 let mut s = prev.unwrap_or(EscalationState { open: true, acknowledged: false, last_step_at: at });
                 match &e.event {
                     Event::EscalationAcknowledged { .. } => s.acknowledged = true,
