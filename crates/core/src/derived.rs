@@ -85,11 +85,12 @@ pub const SEAL_ROOM: usize = HEADER_BYTES + 4;
 /// [`seal`]'s bytes for the payload `first` then `rest`, made where `rest` lies: the header
 /// and `first` are put in front of it and the checksum behind. For a large payload (a store's
 /// index snapshot) whose buffer has [`SEAL_ROOM`] plus `first`'s length of spare capacity, no
-/// second copy of it is made.
-pub fn seal_in_place(header: &DerivedHeader, first: &[u8], rest: &mut Vec<u8>) {
+/// second copy of it is made. Returns where `rest`'s bytes begin in the sealed bytes.
+pub fn seal_in_place(header: &DerivedHeader, first: &[u8], rest: &mut Vec<u8>) -> usize {
     let front = header_bytes(header, first.len() + rest.len());
     rest.splice(0..0, front.iter().chain(first).copied());
     finish(header, rest);
+    HEADER_BYTES + first.len()
 }
 
 /// A sealed header for a payload of `len` bytes.
@@ -192,8 +193,13 @@ mod tests {
                 let mut in_place = Vec::with_capacity(SEAL_ROOM + len);
                 in_place.extend_from_slice(rest);
                 let buffer = in_place.as_ptr();
-                seal_in_place(&header, first, &mut in_place);
+                let rest_at = seal_in_place(&header, first, &mut in_place);
                 assert_eq!(in_place, seal(&header, &payload), "{len} bytes, {split} in front");
+                assert_eq!(
+                    &in_place[rest_at..rest_at + rest.len()],
+                    rest,
+                    "{len} bytes, {split} in front: where the rest lies"
+                );
                 assert_eq!(in_place.as_ptr(), buffer, "{len} bytes, {split} in front: sealed where it lay");
             }
         }

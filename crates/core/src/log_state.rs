@@ -123,6 +123,12 @@ impl LogState {
         self.streams.insert(account, state);
     }
 
+    /// Gives back `account`'s stream state (a store that saved it, and loads it again with
+    /// [`insert_stream`](Self::insert_stream) before the stream is next validated against).
+    pub fn forget_stream(&mut self, account: &AccountId) -> Option<StreamState> {
+        self.streams.remove(account)
+    }
+
     /// Records that a logged event holds `id`, at `position`, without touching any stream (its
     /// stream's state comes from [`insert_stream`](Self::insert_stream), or is not tracked), so
     /// that later batches find the id as a duplicate or a conflict. Returns false, changing

@@ -4,10 +4,16 @@
 //! open then holds, per account, where its state lies, not the state (which keeps every
 //! commitment and escalation key the account used, and so grows with its events).
 //!
+//! A save while the store runs replaces them by the states of the snapshot it wrote
+//! (`snapshot::write`, noted from the bytes it sealed) and gives back each state held that has
+//! not changed since the save's checkpoint (`FileStore::save_index_snapshot`): a writer then
+//! holds only the states of accounts touched since the last save.
+//!
 //! Invariants: every account the snapshot covers has an entry; an entry's bytes are checked
-//! against the CRC32C taken when the snapshot was loaded (its whole checksum verified then)
-//! before they are decoded; an account whose state the validation state holds is never read
-//! from here again (the held state is newer).
+//! against the CRC32C taken when the snapshot was loaded or written before they are decoded;
+//! an account whose state the validation state holds is never read from here (the held state
+//! is newer or the same); a state is given back only when it is the snapshot's (its stream
+//! version the one at the snapshot's checkpoint).
 
 use std::path::PathBuf;
 
@@ -60,31 +66,36 @@ impl SavedStates {
         Ok(())
     }
 
-    /// The saved bytes of `account`'s state, checked, if the snapshot holds one.
+    /// Reads the saved bytes of `account`'s state into `b` (in place of what it held),
+    /// checked; false, leaving `b` as it was, if the snapshot holds none.
     ///
     /// # Errors
     /// The file cannot be read, or the bytes fail their checksum (named by file and byte).
-    pub(crate) fn bytes(&self, account: &AccountId) -> Result<Option<Vec<u8>>, String> {
-        let Some(at) = self.at.get(account) else { return Ok(None) };
-        let mut b = vec![0u8; at.len as usize];
-        read_exact_at(&*self.file, &mut b, at.offset)
+    pub(crate) fn bytes_into(&self, account: &AccountId, b: &mut Vec<u8>) -> Result<bool, String> {
+        let Some(at) = self.at.get(account) else { return Ok(false) };
+        b.clear();
+        b.resize(at.len as usize, 0);
+        read_exact_at(&*self.file, b, at.offset)
             .map_err(|e| format!("read {} at byte {}: {e}", self.path.display(), at.offset))?;
-        if crc32c::crc32c(&b) != at.crc {
+        if crc32c::crc32c(b) != at.crc {
             return Err(format!(
                 "{}: the validation state of account {account} at byte {} changed since it was loaded",
                 self.path.display(),
                 at.offset
             ));
         }
-        Ok(Some(b))
+        Ok(true)
     }
 
     /// `account`'s state, decoded, if the snapshot holds one.
     ///
     /// # Errors
-    /// As [`bytes`](Self::bytes), or bytes that do not decode.
+    /// As [`bytes_into`](Self::bytes_into), or bytes that do not decode.
     pub(crate) fn load(&self, account: &AccountId) -> Result<Option<StreamState>, String> {
-        let Some(b) = self.bytes(account)? else { return Ok(None) };
+        let mut b = Vec::new();
+        if !self.bytes_into(account, &mut b)? {
+            return Ok(None);
+        }
         postcard::from_bytes(&b).map(Some).map_err(|e| {
             format!("{}: the validation state of account {account} does not decode: {e}", self.path.display())
         })

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rapport_core::backend::LogState;
 use rapport_core::derived::{self, DerivedHeader};
-use rapport_core::{AccountId, EventId, Position, Timestamp};
+use rapport_core::{AccountId, EventId, Position, StreamVersion, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::blob::{DERIVED_DIR, write_blob};
@@ -84,9 +84,11 @@ impl Serialize for Bytes<'_> {
 /// count) and the 32-byte chain, 102 at most.
 const HEAD_BYTES_MAX: usize = 160;
 
-/// The first fields of [`Payload`] as written. The rest (`offsets`, `streams`) are serialized
-/// apart, at the checkpoint, and follow these bytes: postcard writes a struct as its fields
-/// one after another, with nothing around them, so the two parts read back as one `Payload`.
+/// The first fields of [`Payload`] as written. The rest (`offsets`, then `streams`: its
+/// length, then each account's entry) are serialized apart, at the checkpoint, and follow
+/// these bytes: postcard writes a struct as its fields one after another and a sequence as its
+/// length then its elements, with nothing around them, so the parts read back as one
+/// `Payload`.
 #[derive(Serialize)]
 struct PayloadHead {
     extent: Extent,
@@ -94,23 +96,33 @@ struct PayloadHead {
     ids: IdFileRef,
 }
 
-/// The last fields of [`Payload`] as written, borrowed from the open store.
-#[derive(Serialize)]
-struct PayloadTail<'a> {
-    offsets: &'a Offsets,
-    streams: Vec<(&'a AccountId, &'a Positions, Bytes<'a>)>,
-}
-
 /// A snapshot taken at a checkpoint but not yet written: everything but its id file, as bytes
 /// and copies, so that writing it needs no lock of the store.
 pub(crate) struct Prepared {
     extent: Extent,
     last_recorded: Timestamp,
-    /// [`PayloadTail`], serialized.
+    /// The payload's last fields (`offsets`, then `streams`), serialized.
     tail: Vec<u8>,
     /// The ids the validation state held (logged since the id file, or found in it): with the
     /// id file's, the ids the snapshot covers.
     recent: Vec<(EventId, Position)>,
+    /// Where each account's state lies in `tail` (its first byte, its length).
+    states_at: Vec<(AccountId, usize, usize)>,
+    /// The version of each state the validation state held: one still at that version once
+    /// the snapshot is written is the snapshot's, and may be given back ([`Written`]).
+    held: Vec<(AccountId, StreamVersion)>,
+}
+
+/// A written snapshot: what it names, and what lets a writer give back the validation states
+/// it holds (`FileStore::save_index_snapshot`).
+pub(crate) struct Written {
+    /// The id file it names.
+    pub(crate) ids: IdFileRef,
+    /// Every account's state in the snapshot just written, noted; `None` when the file did not
+    /// open again for reading (logged; the states held are then kept).
+    pub(crate) saved_states: Option<SavedStates>,
+    /// The states held at the checkpoint, by version (see [`Prepared`]).
+    pub(crate) held: Vec<(AccountId, StreamVersion)>,
 }
 
 impl Prepared {
@@ -131,26 +143,38 @@ pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prep
             extent.position
         ));
     }
-    let mut states: Vec<Vec<u8>> = Vec::with_capacity(index.streams.len());
-    for (account, _) in index.streams.iter() {
-        let state = match core.state.stream(account) {
-            Some(stream) => postcard::to_allocvec(stream).map_err(|e| e.to_string()),
+    let ser = |e: postcard::Error| e.to_string();
+    let mut tail = postcard::to_allocvec(&index.offsets).map_err(ser)?;
+    // `streams`: its length as postcard writes a sequence's (a varint), then each entry, each
+    // state serialized into one reused buffer first.
+    tail = postcard::to_extend(&(index.streams.len() as u64), tail).map_err(ser)?;
+    let mut states_at = Vec::with_capacity(index.streams.len());
+    let mut held = Vec::new();
+    let mut state = Vec::new();
+    for (account, positions) in index.streams.iter() {
+        state.clear();
+        let found = match core.state.stream(account) {
+            Some(stream) => {
+                held.push((account.clone(), stream.version()));
+                postcard::to_extend(stream, std::mem::take(&mut state)).map(|s| state = s).map_err(ser)
+            }
             None => match &core.saved_states {
-                Some(saved) => saved.bytes(account).and_then(|b| b.ok_or_else(|| "no saved state".into())),
+                Some(saved) => match saved.bytes_into(account, &mut state) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("no saved state".into()),
+                    Err(why) => Err(why),
+                },
                 None => Err("no state".into()),
             },
         };
-        states.push(state.map_err(|e| format!("account {account}: {e}"))?);
+        found.map_err(|e| format!("account {account}: {e}"))?;
+        tail = postcard::to_extend(&(account, positions, Bytes(&state)), tail).map_err(ser)?;
+        states_at.push((account.clone(), tail.len() - state.len(), state.len()));
     }
-    let tail = PayloadTail {
-        offsets: &index.offsets,
-        streams: index.streams.iter().zip(&states).map(|((a, p), s)| (a, p, Bytes(s))).collect(),
-    };
-    let mut tail = postcard::to_allocvec(&tail).map_err(|e| e.to_string())?;
     // Room for the payload's first fields and the seal, which [`write()`](fn@write) puts
     // around these bytes where they lie.
     tail.reserve_exact(HEAD_BYTES_MAX + derived::SEAL_ROOM);
-    Ok(Prepared { extent, last_recorded: core.last_recorded, tail, recent: core.state.ids() })
+    Ok(Prepared { extent, last_recorded: core.last_recorded, tail, recent: core.state.ids(), states_at, held })
 }
 
 /// Writes a prepared snapshot: the id file of a new generation (`old`, the file the store
@@ -161,14 +185,14 @@ pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prep
 ///
 /// The prepared ids are let go once the id file holds them, and the snapshot is sealed in the
 /// prepared bytes where they lie: a save holds no second copy of either (BENCHMARKS.md, "A
-/// save's memory").
+/// save's memory"). Each account's state is then noted where the new file holds it.
 pub(crate) fn write(
     vfs: &dyn Vfs,
     dir: &Path,
     log_id: [u8; 16],
     prepared: &mut Prepared,
     old: Option<&IdFile>,
-) -> Result<IdFileRef, String> {
+) -> Result<Written, String> {
     let started = std::time::Instant::now();
     let ids = match (old, prepared.recent.is_empty()) {
         (Some(file), true) => file.at(),
@@ -190,11 +214,13 @@ pub(crate) fn write(
         position: Position(prepared.extent.position + 1),
         fingerprint: 0,
     };
-    derived::seal_in_place(&header, &head, &mut bytes);
+    let tail_at = derived::seal_in_place(&header, &head, &mut bytes);
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
         return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
     }
     write_blob(vfs, dir, NAME, &bytes).map_err(|e| e.to_string())?;
+    let saved_states = note_states(vfs, dir, &bytes, tail_at, &prepared.states_at);
+    prepared.states_at = Vec::new();
     tracing::info!(
         dir = %dir.display(),
         events = prepared.extent.position,
@@ -203,7 +229,29 @@ pub(crate) fn write(
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
         "index snapshot saved"
     );
-    Ok(ids)
+    Ok(Written { ids, saved_states, held: std::mem::take(&mut prepared.held) })
+}
+
+/// The saved states of the snapshot just written as `bytes` (its tail at `tail_at`), read from
+/// the file now in place; `None`, logged, if it does not open or a state is not where it was
+/// serialized (the writer then keeps the states it holds).
+fn note_states(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    bytes: &[u8],
+    tail_at: usize,
+    states_at: &[(AccountId, usize, usize)],
+) -> Option<SavedStates> {
+    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    let noted = vfs.open_read(&path).map_err(|e| format!("open {}: {e}", path.display())).and_then(|file| {
+        let mut saved = SavedStates::new(path.clone(), file);
+        for (account, at, len) in states_at {
+            let state = bytes.get(tail_at + at..tail_at + at + len).ok_or("a state lies past the snapshot's end")?;
+            saved.note(bytes, account.clone(), state)?;
+        }
+        Ok(saved)
+    });
+    noted.map_err(|why| tracing::warn!(dir = %dir.display(), "the states held are kept: {why}")).ok()
 }
 
 /// Saves the snapshot of a log closed cleanly at `extent` ([`prepare`], then [`write()`](fn@write)), and
@@ -218,7 +266,7 @@ pub(crate) fn save(
     index: &Index,
 ) -> Result<IdFileRef, String> {
     let mut prepared = prepare(extent, core, index)?;
-    let ids = write(vfs, dir, log_id, &mut prepared, core.logged_ids.as_deref())?;
+    let ids = write(vfs, dir, log_id, &mut prepared, core.logged_ids.as_deref())?.ids;
     id_file::remove_others(vfs, dir, Some(ids.generation));
     Ok(ids)
 }

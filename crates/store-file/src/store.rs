@@ -67,7 +67,11 @@ impl FileStore {
     /// touched account's state serialized, the indexes, the ids held). The id file (the
     /// previous one merged with the ids logged since) and the snapshot are then written while
     /// appends go on; appends keep finding the ids being written in memory until the new file
-    /// answers for them. One save runs at a time. It blocks the calling thread for about as long
+    /// answers for them. Then every account's validation state the store holds that has not
+    /// changed since the checkpoint is given back (read from the new snapshot when the account
+    /// is next touched), so a writer that saves now and then holds the states of the accounts
+    /// touched since the last save, not of every account it ever touched (docs/scaling.md).
+    /// One save runs at a time. It blocks the calling thread for about as long
     /// as writing those files takes (BENCHMARKS.md, "Reads in place" and "Index snapshot while
     /// running"); call it from a thread that may wait.
     ///
@@ -126,8 +130,9 @@ impl FileStore {
         };
         // 2. With no lock, appends going on: the id file and the snapshot written. The ids
         //    prepared stay in the validation state meanwhile, so appends still find them.
-        let at = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &mut prepared, old.as_deref())
+        let written = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &mut prepared, old.as_deref())
             .map_err(|why| StorageError::new(OPERATION, why))?;
+        let at = written.ids;
         let file = match crate::id_file::IdFile::open(&*sh.vfs, &sh.dir, sh.log_id, at) {
             Ok(file) => Arc::new(file),
             Err(why) => {
@@ -137,11 +142,22 @@ impl FileStore {
             }
         };
         // 3. Under the core lock again: the new file answers for every id up to the
-        //    checkpoint, which leave the validation state; later ones stay.
+        //    checkpoint, which leave the validation state; later ones stay. The new snapshot
+        //    answers for every account's state: a state held still at its checkpoint version
+        //    is the snapshot's, and is given back (read again when the account is next
+        //    touched); one changed since stays.
         {
             let mut core = lock(&sh.core);
             core.logged_ids = Some(file);
             core.state.forget_ids_through(Position(prepared.position()));
+            if let Some(saved) = written.saved_states {
+                core.saved_states = Some(saved);
+                for (account, version) in &written.held {
+                    if core.state.stream(account).is_some_and(|s| s.version() == *version) {
+                        core.state.forget_stream(account);
+                    }
+                }
+            }
         }
         crate::id_file::remove_others(&*sh.vfs, &sh.dir, Some(at.generation));
         let extent_position = prepared.position();

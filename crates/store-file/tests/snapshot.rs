@@ -529,3 +529,167 @@ fn a_saved_state_changed_under_the_open_store_is_an_error_never_a_wrong_decision
     }
     assert!(failed > 0);
 }
+
+/// The version of `account`'s last event in `store`.
+fn version_of(store: &FileStore, account: &rapport_core::AccountId) -> StreamVersion {
+    let stream = pollster::block_on(store.read_stream(account, StreamVersion(1), 100_000)).expect("stream");
+    stream.last().map_or(StreamVersion(0), |e| e.stream_version)
+}
+
+#[test]
+fn states_given_back_at_each_save_decide_as_a_full_read() {
+    let dir = TempDir::new("snapshot-give-back");
+    let events = history(12, 18, 29);
+    let (first, rest) = events.split_at(events.len() - 150);
+    let store = FileStore::open_with(dir.path(), small()).expect("open");
+    append(&store, first);
+    drop(store);
+    let copy = TempDir::new("snapshot-give-back-copy");
+    common::copy_dir(dir.path(), copy.path());
+    // Opened from the snapshot, saving every few events (each save gives back the states not
+    // changed since its checkpoint); against a full read, which holds every state throughout.
+    let saving = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
+    let full = FileStore::open_with(copy.path(), Options { index_snapshot: false, ..small() }).expect("full read");
+    let replayed: Vec<NewEvent> =
+        first.iter().step_by(5).enumerate().map(|(k, e)| with_new_id(e, k as u64 + 1)).collect();
+    let (mut refused, mut saves) = (0, 0);
+    for (k, e) in rest.iter().chain(&replayed).enumerate() {
+        // Every third append states the version it expects: the full read's (right), or one
+        // past it (wrong).
+        let expected = match k % 3 {
+            0 => ExpectedVersion::Any,
+            1 => ExpectedVersion::Exact(version_of(&full, &e.account)),
+            _ => ExpectedVersion::Exact(StreamVersion(version_of(&full, &e.account).0 + 1)),
+        };
+        let a = pollster::block_on(saving.append(vec![e.clone()], expected)).map(|o| o.appended.len());
+        let b = pollster::block_on(full.append(vec![e.clone()], expected)).map(|o| o.appended.len());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "event {} of {}, {expected:?}", e.id, e.account);
+        refused += usize::from(a.is_err());
+        if k % 11 == 10 {
+            saving.save_index_snapshot().expect("save");
+            saves += 1;
+        }
+    }
+    assert!(refused > 30 && saves > 10, "{refused} refused, {saves} saves");
+    let log = |store: &FileStore| -> Vec<_> {
+        contents(store).into_iter().map(|e| (e.id, e.account, e.stream_version, e.position)).collect()
+    };
+    assert_eq!(log(&saving), log(&full));
+    drop(saving);
+    // And the log it wrote opens from its last snapshot as a full read of it does.
+    let again = FileStore::open_with(dir.path(), small()).expect("reopen");
+    assert!(again.recovery().from_snapshot > first.len() as u64);
+    let touchpoint = first.iter().find(|e| matches!(e.event, rapport_core::Event::TouchpointHeld { .. }));
+    assert_same_as_a_full_read(&again, dir.path(), &with_new_id(touchpoint.expect("a touchpoint"), 10_000));
+}
+
+/// A file system that runs a hook once, when the index snapshot's temporary file is created:
+/// in the middle of a save, after its checkpoint.
+struct DuringSave {
+    inner: rapport_store_file::vfs::StdVfs,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl rapport_store_file::vfs::Vfs for DuringSave {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn entries(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.entries(dir)
+    }
+    fn open_read(&self, path: &Path) -> std::io::Result<Box<dyn rapport_store_file::vfs::ReadFile>> {
+        self.inner.open_read(path)
+    }
+    fn open_append(
+        &self,
+        path: &Path,
+        create_new: bool,
+    ) -> std::io::Result<Box<dyn rapport_store_file::vfs::AppendFile>> {
+        if path.file_name().is_some_and(|n| n == "log-index.tmp") {
+            let hook = self.hook.lock().expect("hook").take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        self.inner.open_append(path, create_new)
+    }
+    fn truncate(&self, path: &Path, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(path, len)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.sync_file(path)
+    }
+    fn remove_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.remove_dir(dir)
+    }
+    fn canonicalize(&self, path: &Path) -> std::io::Result<PathBuf> {
+        self.inner.canonicalize(path)
+    }
+    fn lock_dir(&self, dir: &Path) -> std::io::Result<Box<dyn rapport_store_file::vfs::LockGuard>> {
+        self.inner.lock_dir(dir)
+    }
+}
+
+#[test]
+fn a_save_gives_back_the_states_it_holds_and_keeps_those_changed_after_its_checkpoint() {
+    let dir = TempDir::new("snapshot-give-back-during");
+    let events = history(6, 10, 31);
+    // The last two events of the first two accounts come after the save.
+    let mut accounts: Vec<rapport_core::AccountId> = events.iter().map(|e| e.account.clone()).collect();
+    accounts.dedup();
+    let (kept, given) = (accounts[0].clone(), accounts[1].clone());
+    let last_two = |account: &rapport_core::AccountId| -> Vec<NewEvent> {
+        let of: Vec<&NewEvent> = events.iter().filter(|e| &e.account == account).collect();
+        of[of.len() - 2..].iter().map(|e| (*e).clone()).collect()
+    };
+    let (kept_later, given_later) = (last_two(&kept), last_two(&given));
+    let first: Vec<NewEvent> = events
+        .iter()
+        .filter(|e| !kept_later.iter().chain(&given_later).any(|later| later.id == e.id))
+        .cloned()
+        .collect();
+    let vfs =
+        std::sync::Arc::new(DuringSave { inner: rapport_store_file::vfs::StdVfs, hook: std::sync::Mutex::new(None) });
+    let store = FileStore::open_on(vfs.clone(), dir.path(), small()).expect("open");
+    append(&store, &first);
+    // `kept` is appended to while the save writes (after its checkpoint), `given` is not.
+    let during = {
+        let store = store.clone();
+        let e = kept_later[0].clone();
+        move || {
+            pollster::block_on(store.append(vec![e], ExpectedVersion::Any)).expect("an append during the save");
+        }
+    };
+    *vfs.hook.lock().expect("hook") = Some(Box::new(during));
+    store.save_index_snapshot().expect("save");
+    assert!(vfs.hook.lock().expect("hook").is_none(), "the hook ran during the save");
+    // The snapshot just written is zeroed under the open store: a state given back is read
+    // from it again (refused, naming the account); the one changed during the save was kept.
+    let len = std::fs::metadata(snapshot(dir.path())).expect("snapshot").len();
+    std::fs::write(snapshot(dir.path()), vec![0u8; len as usize]).expect("zero it");
+    let refused = pollster::block_on(store.append(vec![given_later[0].clone()], ExpectedVersion::Any));
+    match refused {
+        Err(AppendError::Storage(err)) => {
+            let text = err.to_string();
+            assert!(text.contains("validation state of account") && text.contains(given.as_str()), "{text}");
+        }
+        other => panic!("a state given back is read from the snapshot again: {other:?}"),
+    }
+    pollster::block_on(store.append(vec![kept_later[1].clone()], ExpectedVersion::Any))
+        .expect("the state kept decides");
+}
