@@ -14,13 +14,16 @@
 //! ```
 //!
 //! No I/O here: a store writes the sealed bytes atomically (write, sync, rename, sync the
-//! directory) and reads them back whole.
+//! directory) and reads them back whole ([`open`]), or in parts ([`open_header`] for the
+//! first [`HEADER_BYTES`], the payload decoded as it is read, then the CRC32C of every byte
+//! before the last four compared with them).
 
 use thiserror::Error;
 
 use crate::id::Position;
 
-const HEADER_BYTES: usize = 52;
+/// The header's length: the payload begins here.
+pub const HEADER_BYTES: usize = 52;
 
 /// What a piece of derived state says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +131,22 @@ pub fn open(bytes: &[u8], kind: [u8; 8], version: u32) -> Result<(DerivedHeader,
     if crc32c::crc32c(body).to_le_bytes() != crc {
         return Err(DerivedError::Checksum);
     }
+    let header = open_header(body, kind, version, bytes.len() as u64)?;
+    Ok((header, &body[HEADER_BYTES..]))
+}
+
+/// Checks the header at the start of `body`, sealed bytes `len` bytes long in all (header,
+/// payload, checksum), without the checksum: for a reader that reads the payload in parts and
+/// compares the CRC32C of everything before the last four bytes with them at the end.
+///
+/// # Errors
+/// [`DerivedError`]: cut short (`body` shorter than a header, or `len` not the header's length
+/// plus the payload's it gives plus four), or not this kind or version.
+pub fn open_header(body: &[u8], kind: [u8; 8], version: u32, len: u64) -> Result<DerivedHeader, DerivedError> {
+    let truncated = DerivedError::Truncated { len: usize::try_from(len).unwrap_or(usize::MAX) };
+    if body.len() < HEADER_BYTES {
+        return Err(truncated);
+    }
     let u64_at = |at: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&body[at..at + 8]);
@@ -148,12 +167,10 @@ pub fn open(bytes: &[u8], kind: [u8; 8], version: u32) -> Result<(DerivedHeader,
     let mut log_id = [0u8; 16];
     log_id.copy_from_slice(&body[12..28]);
     let header = DerivedHeader { kind, version, log_id, position: Position(u64_at(28)), fingerprint: u64_at(36) };
-    let len = u64_at(44);
-    let payload = &body[HEADER_BYTES..];
-    if payload.len() as u64 != len {
-        return Err(DerivedError::Truncated { len: bytes.len() });
+    if u64_at(44).checked_add(HEADER_BYTES as u64 + 4) != Some(len) {
+        return Err(truncated);
     }
-    Ok((header, payload))
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -38,6 +38,11 @@ impl FileWindow {
         self.len
     }
 
+    /// The file, its window let go.
+    pub(crate) fn into_file(self) -> Box<dyn ReadFile> {
+        self.file
+    }
+
     /// The file's bytes from `at`, `n` of them or fewer where the file ends (or ended early:
     /// a file cut shorter since its size was read ends where the read does). Reads at least
     /// `chunk` bytes when the window does not hold them.

@@ -24,10 +24,21 @@ use crate::vfs::{ReadFile, read_exact_at};
 
 /// Where one account's state lies in the snapshot file, and its checksum.
 #[derive(Debug, Clone, Copy)]
-struct At {
+pub(crate) struct At {
     offset: u64,
     len: u32,
     crc: u32,
+}
+
+impl At {
+    /// A state of `len` bytes at byte `offset` of the file, with the CRC32C of its bytes.
+    ///
+    /// # Errors
+    /// A state longer than a state may be.
+    pub(crate) fn new(account: &AccountId, offset: u64, len: usize, crc: u32) -> Result<Self, String> {
+        let len = u32::try_from(len).map_err(|_| format!("the state of account {account} is too large"))?;
+        Ok(At { offset, len, crc })
+    }
 }
 
 /// The states a loaded snapshot holds: see the module documentation.
@@ -46,24 +57,10 @@ impl std::fmt::Debug for SavedStates {
 }
 
 impl SavedStates {
-    /// No states yet, of the snapshot at `path` opened as `file` (read whole and checked by
-    /// the caller, which then [`note`](Self::note)s each account's state).
-    pub(crate) fn new(path: PathBuf, file: Box<dyn ReadFile>) -> Self {
-        Self { path, file, at: KeyedMap::default() }
-    }
-
-    /// Notes `account`'s state: `state`, a slice of `whole` (the snapshot's bytes as read).
-    ///
-    /// # Errors
-    /// A slice that is not inside `whole`, or longer than a state may be.
-    pub(crate) fn note(&mut self, whole: &[u8], account: AccountId, state: &[u8]) -> Result<(), String> {
-        let offset = state.as_ptr().addr().wrapping_sub(whole.as_ptr().addr());
-        if offset > whole.len() || whole.len() - offset < state.len() {
-            return Err(format!("the state of account {account} is not inside the snapshot"));
-        }
-        let len = u32::try_from(state.len()).map_err(|_| format!("the state of account {account} is too large"))?;
-        self.at.insert(account, At { offset: offset as u64, len, crc: crc32c::crc32c(state) });
-        Ok(())
+    /// The states `at` says the snapshot at `path`, opened as `file`, holds (the caller read
+    /// and checked the file, and took each state's place and checksum as it went).
+    pub(crate) fn new(path: PathBuf, file: Box<dyn ReadFile>, at: KeyedMap<AccountId, At>) -> Self {
+        Self { path, file, at }
     }
 
     /// Reads the saved bytes of `account`'s state into `b` (in place of what it held),

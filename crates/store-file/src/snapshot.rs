@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rapport_core::backend::LogState;
+use rapport_core::backend::{KeyedMap, LogState};
 use rapport_core::derived::{self, DerivedHeader};
 use rapport_core::{AccountId, EventId, Position, StreamVersion, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,14 @@ use crate::id_file::{self, IdFile, IdFileRef};
 use crate::index::{Core, Index, segment_name};
 use crate::offsets::Offsets;
 use crate::positions::Positions;
-use crate::saved_states::SavedStates;
+use crate::saved_states::{At, SavedStates};
 use crate::vfs::{Vfs, read_exact_at};
+
+mod reader;
+#[cfg(test)]
+mod tests;
+
+use reader::{Reader, StateSpan};
 
 /// The derived blob's name.
 pub(crate) const NAME: &str = "log-index";
@@ -55,22 +61,17 @@ pub(crate) struct Extent {
     pub(crate) last_epoch: u64,
 }
 
-/// The payload. Each account's validation state is nested as bytes of its own, so that a
-/// read-only open, which keeps none, passes over them, and a writer's open decodes one only
-/// when the account is first touched (`saved_states.rs`).
-#[derive(Deserialize)]
-struct Payload<'a> {
-    extent: Extent,
-    last_recorded: Timestamp,
-    /// The id file holding every id the snapshot covers.
-    ids: IdFileRef,
-    offsets: Offsets,
-    /// Each account's positions and validation state (a `StreamState` in postcard).
-    #[serde(borrow)]
-    streams: Vec<(AccountId, Positions, &'a [u8])>,
-}
+/// How much of the snapshot file an open reads at a time (`reader.rs`).
+const READ_WINDOW_BYTES: usize = 4 << 20;
 
-/// Bytes serialised as bytes (a length, then the bytes), as [`Payload::streams`] reads them.
+// The payload, in postcard: [`PayloadHead`]'s fields (the extent, the last `recorded_at`, the
+// id file holding every id the snapshot covers), the record offsets ([`Offsets`]), then the
+// streams: their number, then each account's id, positions and validation state (a
+// `StreamState` in postcard, nested as bytes of its own, so that a read-only open, which keeps
+// none, passes over it, and a writer's open decodes one only when the account is first
+// touched: `saved_states.rs`).
+
+/// Bytes serialised as bytes (a length, then the bytes), as [`StateSpan`] reads them.
 struct Bytes<'a>(&'a [u8]);
 
 impl Serialize for Bytes<'_> {
@@ -84,12 +85,12 @@ impl Serialize for Bytes<'_> {
 /// count) and the 32-byte chain, 102 at most.
 const HEAD_BYTES_MAX: usize = 160;
 
-/// The first fields of [`Payload`] as written. The rest (`offsets`, then `streams`: its
+/// The first fields of the payload as written. The rest (`offsets`, then `streams`: its
 /// length, then each account's entry) are serialized apart, at the checkpoint, and follow
 /// these bytes: postcard writes a struct as its fields one after another and a sequence as its
 /// length then its elements, with nothing around them, so the parts read back as one
-/// `Payload`.
-#[derive(Serialize)]
+/// payload.
+#[derive(Serialize, Deserialize)]
 struct PayloadHead {
     extent: Extent,
     last_recorded: Timestamp,
@@ -244,12 +245,12 @@ fn note_states(
 ) -> Option<SavedStates> {
     let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
     let noted = vfs.open_read(&path).map_err(|e| format!("open {}: {e}", path.display())).and_then(|file| {
-        let mut saved = SavedStates::new(path.clone(), file);
+        let mut at_map = KeyedMap::default();
         for (account, at, len) in states_at {
             let state = bytes.get(tail_at + at..tail_at + at + len).ok_or("a state lies past the snapshot's end")?;
-            saved.note(bytes, account.clone(), state)?;
+            at_map.insert(account.clone(), At::new(account, (tail_at + at) as u64, *len, crc32c::crc32c(state))?);
         }
-        Ok(saved)
+        Ok(SavedStates::new(path.clone(), file, at_map))
     });
     noted.map_err(|why| tracing::warn!(dir = %dir.display(), "the states held are kept: {why}")).ok()
 }
@@ -296,7 +297,7 @@ pub(crate) fn load(
     if !vfs.exists(&path) {
         return None;
     }
-    match try_load(vfs, dir, &path, numbers, head, validate) {
+    match try_load(vfs, dir, &path, numbers, head, validate, READ_WINDOW_BYTES) {
         Ok(loaded) => Some(loaded),
         Err(why) => {
             tracing::warn!(dir = %dir.display(), "index snapshot not used ({why}): reading the whole log");
@@ -305,6 +306,8 @@ pub(crate) fn load(
     }
 }
 
+/// [`load`], reading the file `window_bytes` at a time: everything it decodes is checked
+/// against the file's checksum before anything else is judged.
 fn try_load(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -312,20 +315,36 @@ fn try_load(
     numbers: &[u64],
     head: Option<&HeadRecord>,
     validate: bool,
+    window_bytes: usize,
 ) -> Result<Loaded, String> {
     let file = vfs.open_read(path).map_err(|e| format!("open: {e}"))?;
     let len = file.size().map_err(|e| format!("stat: {e}"))?;
     if len > SNAPSHOT_BYTES_MAX {
         return Err(format!("{len} bytes, more than the {SNAPSHOT_BYTES_MAX} a snapshot may hold"));
     }
-    let mut bytes = vec![0u8; len as usize];
-    read_exact_at(&*file, &mut bytes, 0).map_err(|e| format!("read: {e}"))?;
-    let (header, payload) = derived::open(&bytes, KIND, VERSION).map_err(|e| e.to_string())?;
-    let payload: Payload<'_> = postcard::from_bytes(payload).map_err(|e| format!("decode: {e}"))?;
-    let logged_ids = if validate { Some(Arc::new(IdFile::open(vfs, dir, header.log_id, payload.ids)?)) } else { None };
-    let extent = payload.extent;
-    if payload.ids.count != extent.position {
-        return Err(format!("its id file holds {} ids for {} events", payload.ids.count, extent.position));
+    let mut reader = Reader::open(file, len, window_bytes, KIND, VERSION)?;
+    let PayloadHead { extent, last_recorded, ids } = reader.take()?;
+    let offsets: Offsets = reader.take()?;
+    let mut index = Index { offsets, ..Index::default() };
+    let mut states_at = KeyedMap::default();
+    let streams: u64 = reader.take()?;
+    for _ in 0..streams {
+        let (account, positions, state): (AccountId, Positions, StateSpan) = reader.take()?;
+        positions.check().map_err(|why| format!("account {account}: {why}"))?;
+        if validate {
+            // The state's bytes end the entry just read.
+            states_at.insert(account.clone(), At::new(&account, reader.at() - state.len as u64, state.len, state.crc)?);
+        }
+        let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
+        index.accounts.insert(account.clone(), first);
+        index.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
+        index.streams.insert(account, positions);
+    }
+    let header = reader.header;
+    let file = reader.finish()?;
+    let logged_ids = if validate { Some(Arc::new(IdFile::open(vfs, dir, header.log_id, ids)?)) } else { None };
+    if ids.count != extent.position {
+        return Err(format!("its id file holds {} ids for {} events", ids.count, extent.position));
     }
     if header.position != Position(extent.position + 1) {
         return Err("its header and payload disagree".into());
@@ -357,27 +376,16 @@ fn try_load(
             ));
         }
     }
-    payload.offsets.check(extent.position)?;
-    let mut index = Index { offsets: payload.offsets, ..Index::default() };
+    index.offsets.check(extent.position)?;
     index.segments = numbers.iter().take_while(|n| **n <= extent.segment).map(|n| dir.join(segment_name(*n))).collect();
-    let mut saved_states = validate.then(|| SavedStates::new(path.to_path_buf(), file));
-    for (account, positions, state) in payload.streams {
-        positions.check().map_err(|why| format!("account {account}: {why}"))?;
-        if let Some(saved) = &mut saved_states {
-            saved.note(&bytes, account.clone(), state)?;
-        }
-        let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
-        index.accounts.insert(account.clone(), first);
-        index.interned.entry(account.stable_hash()).or_insert_with(|| account.clone());
-        index.streams.insert(account, positions);
-    }
+    let saved_states = validate.then(|| SavedStates::new(path.to_path_buf(), file, states_at));
     let core = Core {
         state: LogState::new(),
         logged_ids,
         saved_states,
         in_flight: std::collections::VecDeque::new(),
         next_position: extent.position + 1,
-        last_recorded: payload.last_recorded,
+        last_recorded,
     };
     Ok(Loaded { extent, core, index })
 }
