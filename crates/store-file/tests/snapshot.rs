@@ -445,20 +445,27 @@ fn with_new_id(e: &NewEvent, n: u64) -> NewEvent {
     e
 }
 
-#[test]
-fn a_stream_untouched_since_the_snapshot_decides_as_a_full_read_once_touched() {
-    let dir = TempDir::new("snapshot-lazy");
-    let events = history(12, 18, 21);
-    let (first, rest) = events.split_at(events.len() - 120);
+/// `first` appended to a new store closed cleanly; then that store opened from its snapshot,
+/// and a copy of it opened reading the whole log (the two directories, then the two stores).
+fn from_snapshot_and_full(name: &str, first: &[NewEvent]) -> (TempDir, TempDir, FileStore, FileStore) {
+    let dir = TempDir::new(name);
     let store = FileStore::open_with(dir.path(), small()).expect("open");
     append(&store, first);
     drop(store);
-    let copy = TempDir::new("snapshot-lazy-copy");
+    let copy = TempDir::new(&format!("{name}-copy"));
     common::copy_dir(dir.path(), copy.path());
-    let lazy = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
-    assert_eq!(lazy.recovery().from_snapshot, first.len() as u64);
+    let snapshot = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
+    assert_eq!(snapshot.recovery().from_snapshot, first.len() as u64);
     let full = FileStore::open_with(copy.path(), Options { index_snapshot: false, ..small() }).expect("full read");
     assert_eq!(full.recovery().from_snapshot, 0);
+    (dir, copy, snapshot, full)
+}
+
+#[test]
+fn a_stream_untouched_since_the_snapshot_decides_as_a_full_read_once_touched() {
+    let events = history(12, 18, 21);
+    let (first, rest) = events.split_at(events.len() - 120);
+    let (dir, _copy, lazy, full) = from_snapshot_and_full("snapshot-lazy", first);
     // The rest of the history (later steps of items made before the snapshot), and logged
     // events again under new ids (an item made twice, a step on a closed item, a step dated
     // before the last one): every decision the same, one event at a time.
@@ -538,18 +545,11 @@ fn version_of(store: &FileStore, account: &rapport_core::AccountId) -> StreamVer
 
 #[test]
 fn states_given_back_at_each_save_decide_as_a_full_read() {
-    let dir = TempDir::new("snapshot-give-back");
     let events = history(12, 18, 29);
     let (first, rest) = events.split_at(events.len() - 150);
-    let store = FileStore::open_with(dir.path(), small()).expect("open");
-    append(&store, first);
-    drop(store);
-    let copy = TempDir::new("snapshot-give-back-copy");
-    common::copy_dir(dir.path(), copy.path());
     // Opened from the snapshot, saving every few events (each save gives back the states not
     // changed since its checkpoint); against a full read, which holds every state throughout.
-    let saving = FileStore::open_with(dir.path(), small()).expect("from the snapshot");
-    let full = FileStore::open_with(copy.path(), Options { index_snapshot: false, ..small() }).expect("full read");
+    let (dir, _copy, saving, full) = from_snapshot_and_full("snapshot-give-back", first);
     let replayed: Vec<NewEvent> =
         first.iter().step_by(5).enumerate().map(|(k, e)| with_new_id(e, k as u64 + 1)).collect();
     let (mut refused, mut saves) = (0, 0);
