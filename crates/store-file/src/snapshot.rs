@@ -333,7 +333,8 @@ fn try_load(
         positions.check().map_err(|why| format!("account {account}: {why}"))?;
         if validate {
             // The state's bytes end the entry just read.
-            states_at.insert(account.clone(), At::new(&account, reader.at() - state.len as u64, state.len, state.crc)?);
+            let crc = crc32c::crc32c(reader.last(state.len)?);
+            states_at.insert(account.clone(), At::new(&account, reader.at() - state.len as u64, state.len, crc)?);
         }
         let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
         index.accounts.insert(account.clone(), first);

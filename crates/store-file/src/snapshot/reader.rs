@@ -57,6 +57,16 @@ impl Reader {
         self.at
     }
 
+    /// The last `len` bytes decoded (the end of the value [`take`](Self::take) gave last,
+    /// still in the window).
+    ///
+    /// # Errors
+    /// More bytes than the last value took, or the file cannot be read.
+    pub(super) fn last(&mut self, len: usize) -> Result<&[u8], String> {
+        let from = self.at.checked_sub(len as u64).ok_or("more bytes than were decoded")?;
+        self.window.get(from, len).map_err(|e| format!("read at byte {from}: {e}"))
+    }
+
     /// Decodes the next value of the payload.
     ///
     /// # Errors
@@ -101,11 +111,11 @@ impl Reader {
     }
 }
 
-/// A validation state's bytes as the payload nests them, decoded to their length and CRC32C
-/// only (a writer decodes the state itself when it first touches the account).
+/// A validation state's bytes as the payload nests them, decoded to their length only: a
+/// writer takes their checksum ([`Reader::last`]) and decodes the state itself when it first
+/// touches the account; a read-only open passes over them.
 pub(super) struct StateSpan {
     pub(super) len: usize,
-    pub(super) crc: u32,
 }
 
 impl<'de> Deserialize<'de> for StateSpan {
@@ -119,7 +129,7 @@ impl<'de> Deserialize<'de> for StateSpan {
             }
 
             fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<StateSpan, E> {
-                Ok(StateSpan { len: v.len(), crc: crc32c::crc32c(v) })
+                Ok(StateSpan { len: v.len() })
             }
         }
         de.deserialize_bytes(Span)
