@@ -10,7 +10,7 @@
 //! evidence, and a valid assessment moves health toward its sentiment by at most `W·|x − h₀|`.
 //! Coverage works alike with only the valid pseudo-counts, so a lapsed assessment leaves it.
 
-use rapport_core::{EnvelopeRef, EventId, Position, Timestamp};
+use rapport_core::{EnvelopeRef, EventId, Timestamp};
 use rapport_trust::evidence::half_life_nanos;
 use rapport_trust::{FactorInput, TopEvents};
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,6 @@ pub const KEPT_MAX: usize = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Assessed {
     at: Timestamp,
-    position: Position,
     /// When it stops being valid on its own (before a later one supersedes it).
     until: Timestamp,
     /// (sentiment − 1)/4.
@@ -80,8 +79,9 @@ struct Assessed {
     id: EventId,
 }
 
-/// An account's assessments, ordered by time (then position): order-free, so backfilled
-/// assessments land where they belong.
+/// An account's assessments, ordered by time (then event id, so that of two at one instant
+/// the same one supersedes the other in every order the log presents them): order-free, so
+/// backfilled assessments land where they belong.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub(crate) struct Assessments {
     kept: Vec<Assessed>,
@@ -108,12 +108,11 @@ impl Assessments {
         let default_until = e.occurred_at.add_days(p.validity_days.max(0.0));
         let a = Assessed {
             at: e.occurred_at,
-            position: e.position,
             until: valid_until.unwrap_or(default_until),
             x: (f64::from(sentiment.clamp(1, 5)) - 1.0) / 4.0,
             id: e.id,
         };
-        let at = self.kept.partition_point(|k| (k.at, k.position) <= (a.at, a.position));
+        let at = self.kept.partition_point(|k| (k.at, k.id) <= (a.at, a.id));
         self.kept.insert(at, a);
         if self.kept.len() > KEPT_MAX {
             self.kept.remove(0);

@@ -27,8 +27,10 @@ pub(crate) const KIND: [u8; 8] = *b"RUNNERCK";
 /// event position (signal ids name it); 4: held and window events in binary, not JSON lines;
 /// 5: those events at their type's current schema version, with metadata (a version-4
 /// checkpoint is refused and rebuilt, as any other version is); 7: each account's model
-/// (segment models) and whether it awaits its history, under the configuration's fingerprint.
-pub(crate) const VERSION: u32 = 7;
+/// (segment models) and whether it awaits its history, under the configuration's fingerprint;
+/// 8: a profile and an assessment keep their event's id, not its position (ties at one
+/// instant are broken by id, so a fold does not depend on the order of the log).
+pub(crate) const VERSION: u32 = 8;
 
 /// Why a checkpoint was not used.
 #[derive(Debug, Error)]

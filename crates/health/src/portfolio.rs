@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use rapport_core::projection::AccountSlots;
-use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, Ledger, Position, ReadError, Store, Timestamp};
+use rapport_core::{AccountId, AsOf, Envelope, EnvelopeRef, EventId, Ledger, Position, ReadError, Store, Timestamp};
 use rapport_trust::Weighed;
 use serde::{Deserialize, Serialize};
 
@@ -229,18 +229,18 @@ pub async fn segments_as_of<S: Store>(
     ledger: &Ledger<S>,
     as_of: AsOf,
 ) -> Result<HashMap<AccountId, String>, ReadError> {
-    let mut latest: HashMap<AccountId, (Timestamp, Position, Option<String>)> = HashMap::new();
+    let mut latest: HashMap<AccountId, (Timestamp, EventId, Option<String>)> = HashMap::new();
     ledger.scan(Position(1), |e| note_segment(&mut latest, as_of, e)).await?;
     Ok(segments_of(latest))
 }
 
 /// The segments [`note_segment`] found: each account's, when its last profile states one.
-fn segments_of(latest: HashMap<AccountId, (Timestamp, Position, Option<String>)>) -> HashMap<AccountId, String> {
+fn segments_of(latest: HashMap<AccountId, (Timestamp, EventId, Option<String>)>) -> HashMap<AccountId, String> {
     latest.into_iter().filter_map(|(a, (_, _, s))| Some((a, s?))).collect()
 }
 
 fn note_segment(
-    latest: &mut HashMap<AccountId, (Timestamp, Position, Option<String>)>,
+    latest: &mut HashMap<AccountId, (Timestamp, EventId, Option<String>)>,
     as_of: AsOf,
     e: &EnvelopeRef<'_>,
 ) {
@@ -248,7 +248,7 @@ fn note_segment(
     if !as_of.admits(e) {
         return;
     }
-    let key = (e.occurred_at, e.position);
+    let key = (e.occurred_at, e.id);
     let segment = profile.fields().segment.map(str::to_owned);
     // Profiles are rare: an owned id for each costs nothing that matters.
     let held = latest.entry(e.account.to_account_id()).or_insert((key.0, key.1, None));
@@ -258,14 +258,14 @@ fn note_segment(
 }
 
 /// The segment of one account as of `as_of`, from its events: the `segment` of its last
-/// admitted profile (by `occurred_at`, then position), if that profile states one.
+/// admitted profile (by `occurred_at`, then event id), if that profile states one.
 pub(crate) fn segment_of(events: &[Envelope], as_of: AsOf) -> Option<&str> {
     events
         .iter()
         .filter(|e| as_of.admits(&e.view()))
         .filter_map(|e| match &e.event {
             rapport_core::Event::AccountProfiled { profile } => {
-                Some(((e.occurred_at, e.position), profile.segment.as_deref()))
+                Some(((e.occurred_at, e.id), profile.segment.as_deref()))
             }
             _ => None,
         })
@@ -334,12 +334,10 @@ pub fn timeline_with(
     let mut events: Vec<Envelope> =
         events.into_iter().filter(|e| known_at.is_none_or(|k| e.recorded_at <= k)).collect();
     events.sort_by_key(|e| e.occurred_at);
-    let mut profiles: Vec<(Timestamp, Position, Option<String>)> = events
+    let mut profiles: Vec<(Timestamp, EventId, Option<String>)> = events
         .iter()
         .filter_map(|e| match &e.event {
-            rapport_core::Event::AccountProfiled { profile } => {
-                Some((e.occurred_at, e.position, profile.segment.clone()))
-            }
+            rapport_core::Event::AccountProfiled { profile } => Some((e.occurred_at, e.id, profile.segment.clone())),
             _ => None,
         })
         .collect();

@@ -3,7 +3,7 @@
 //! [`HealthProjection`].
 
 use rapport_core::projection::{AccountState, Checkpoint, Folded};
-use rapport_core::{EnvelopeRef, EventRef, Position, Profile, SurveyScore, Timestamp};
+use rapport_core::{EnvelopeRef, EventId, EventRef, Profile, SurveyScore, Timestamp};
 use rapport_trust::evidence::{Decayed, Top3, half_life_nanos};
 use rapport_trust::state::Channel;
 use rapport_trust::{ChannelParams, FactorInput, Score, TopEvents, TrustState, Weighed, beta_sd, compose, weigh};
@@ -42,7 +42,7 @@ pub struct HealthState {
     advocacy: Count,
     escalations_seen: Count,
     assessments: Assessments,
-    /// The latest profile by `occurred_at` (then position): the profile as of the newest
+    /// The latest profile by `occurred_at` (then event id): the profile as of the newest
     /// event applied, in its binary form (one allocation per profile, shared by every score
     /// made from this state).
     profile: Option<ProfileAt>,
@@ -50,44 +50,41 @@ pub struct HealthState {
 
 /// A profile and when it was stated, kept in its binary form (shared: cloning one copies no
 /// text): [`fields`](Self::fields) reads it in place, [`profile`](Self::profile) owns it.
-/// Serialised as `at`, `position` and the owned `profile`.
+/// Serialised as `at`, `id` and the owned `profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "ProfileAtForm", try_from = "ProfileAtForm")]
 pub struct ProfileAt {
     /// Its event's `occurred_at`.
     pub at: Timestamp,
-    /// Its event's position (of two profiles at one instant, the later position holds).
-    pub position: Position,
+    /// Its event's id (of two profiles at one instant, the one with the greater id holds, in
+    /// whatever order the log presents them).
+    pub id: EventId,
     /// [`rapport_core::ProfileRef::write_encoded`]'s bytes, checked when made.
     bytes: std::sync::Arc<[u8]>,
 }
 
 impl ProfileAt {
-    /// `profile`, stated at `at` by the event at `position`, without its owner (personal
-    /// text, which no score needs; a fold keeps profiles so too).
+    /// `profile`, stated at `at` by the event `id`, without its owner (personal text, which
+    /// no score needs; a fold keeps profiles so too).
     ///
     /// # Errors
     /// The profile breaks its rules ([`Profile::check`]; its parent is not checked against an
     /// account, which is not at hand).
-    pub fn new(
-        at: Timestamp,
-        position: Position,
-        profile: &Profile,
-    ) -> Result<Self, rapport_core::profile::ProfileError> {
+    pub fn new(at: Timestamp, id: EventId, profile: &Profile) -> Result<Self, rapport_core::profile::ProfileError> {
         profile.check("")?;
         let mut bytes = Vec::new();
         profile.lend().write_encoded_stripped(&mut bytes);
-        Ok(Self { at, position, bytes: bytes.into() })
+        Ok(Self { at, id, bytes: bytes.into() })
     }
 
     /// A profile lent by an event (checked when it was read or made): its bytes copied once,
     /// without the owner (personal text, which no score needs, so scores and checkpoints never
     /// hold it and read the same whether the store lent it or withheld it).
-    fn lent(at: Timestamp, position: Position, profile: rapport_core::ProfileRef<'_>) -> Self {
+    fn lent(at: Timestamp, id: EventId, profile: rapport_core::ProfileRef<'_>) -> Self {
         // Room for a typical profile's form, so writing it does not grow the buffer.
         let mut bytes = Vec::with_capacity(128);
         profile.write_encoded_stripped(&mut bytes);
-        Self { at, position, bytes: bytes.into() }
+        Self { at, id, bytes: bytes.into() }
     }
 
     /// Its fields, read in place (nothing is allocated).
@@ -106,20 +103,20 @@ impl ProfileAt {
 #[derive(Serialize, Deserialize)]
 struct ProfileAtForm {
     at: Timestamp,
-    position: Position,
+    id: EventId,
     profile: Profile,
 }
 
 impl From<ProfileAt> for ProfileAtForm {
     fn from(p: ProfileAt) -> Self {
-        Self { at: p.at, position: p.position, profile: p.profile() }
+        Self { at: p.at, id: p.id, profile: p.profile() }
     }
 }
 
 impl TryFrom<ProfileAtForm> for ProfileAt {
     type Error = rapport_core::profile::ProfileError;
     fn try_from(f: ProfileAtForm) -> Result<Self, Self::Error> {
-        Self::new(f.at, f.position, &f.profile)
+        Self::new(f.at, f.id, &f.profile)
     }
 }
 
@@ -175,7 +172,8 @@ impl HealthState {
     }
 
     /// The profile as of the newest event applied: the `account_profiled` event that occurred
-    /// last (of two at one instant, the later position), whatever order they were applied in.
+    /// last (of two at one instant, the one with the greater event id), whatever order they
+    /// were applied in.
     /// Folded as of T, it is the profile as it was at T.
     /// Shared: a count, not a copy.
     pub fn profile(&self) -> Option<ProfileAt> {
@@ -237,11 +235,11 @@ impl HealthState {
             EventRef::AdvocacyGiven { .. } => self.advocacy.add(e, m.advocacy_rate),
             EventRef::EscalationRaised { .. } => self.escalations_seen.add(e, m.load_confidence_rate),
             EventRef::AssessmentRecorded { .. } => self.assessments.apply(&m.model().assessment, e),
-            // The latest by time (then position) holds, whatever order they arrive in.
+            // The latest by time (then event id) holds, whatever order they arrive in.
             EventRef::AccountProfiled { profile }
-                if self.profile.as_ref().is_none_or(|p| (p.at, p.position) <= (e.occurred_at, e.position)) =>
+                if self.profile.as_ref().is_none_or(|p| (p.at, p.id) <= (e.occurred_at, e.id)) =>
             {
-                self.profile = Some(ProfileAt::lent(e.occurred_at, e.position, profile));
+                self.profile = Some(ProfileAt::lent(e.occurred_at, e.id, profile));
             }
             _ => {}
         }

@@ -66,6 +66,45 @@ fn story_no_assessment_leaves_health_as_the_evidence() {
 }
 
 #[test]
+fn story_two_assessments_or_profiles_at_one_instant_score_alike_in_either_order() {
+    // Two assessments recorded for the same instant, with different validity, and two
+    // profiles stated at one instant: the log may hold either first (a backfill of one after
+    // the other was appended live). The same one prevails both ways.
+    let customer = |lifecycle| Profile { lifecycle: Some(lifecycle), ..Profile::default() };
+    let story = well_covered("ties", false)
+        .assess(150.0, 5, Some(200.0))
+        .assess(150.0, 1, Some(20.0))
+        .profile(100.0, customer(Lifecycle::Expansion))
+        .profile(100.0, customer(Lifecycle::Churned));
+    let forward = story.envelopes();
+    let (mut assessed, mut rest): (Vec<Envelope>, Vec<Envelope>) = forward.iter().cloned().partition(|e| {
+        matches!(e.event, rapport_core::Event::AssessmentRecorded { .. } | rapport_core::Event::AccountProfiled { .. })
+    });
+    assert_eq!(assessed.len(), 4);
+    // The same events, each tied pair swapped, at the positions the swap gives them.
+    assessed.swap(0, 1);
+    assessed.swap(2, 3);
+    rest.extend(assessed);
+    let backward: Vec<Envelope> = rest
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| Envelope { position: rapport_core::Position(k as u64 + 1), ..e })
+        .collect();
+    for days in [120.0, 160.0, 365.0] {
+        let (a, pa) = fold(&forward, days);
+        let (b, pb) = fold(&backward, days);
+        assert_eq!(pa, pb, "day {days}: the same profile holds");
+        assert!(
+            (a.health.score - b.health.score).abs() < 1e-9,
+            "day {days}: {} against {}",
+            a.health.score,
+            b.health.score
+        );
+        assert_eq!(a.health.confidence, b.health.confidence, "day {days}");
+    }
+}
+
+#[test]
 fn story_a_stale_green_cannot_keep_an_account_green() {
     // The evidence turned bad; a "5, all good" assessment was recorded on day 150 with the
     // default validity (90 days, so it lapsed on day 240).

@@ -31,7 +31,8 @@ fn scored(account: &str, health: f64, profile: Option<Profile>) -> AccountScores
         as_of: day(0.0),
         scores,
         trend: Trend { delta: 0.0, noise: 1.0, direction: Direction::Steady },
-        profile: profile.map(|profile| ProfileAt::new(day(0.0), rapport_core::Position(1), &profile).unwrap()),
+        profile: profile
+            .map(|profile| ProfileAt::new(day(0.0), rapport_core::EventId::from_bytes([1; 16]), &profile).unwrap()),
         model: Arc::new(rapport_health::ModelStamp::of(&HealthModel::default())),
     }
 }
