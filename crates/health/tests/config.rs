@@ -68,6 +68,33 @@ fn an_account_is_scored_under_its_segments_model_from_its_profiles_time() {
 }
 
 #[test]
+fn two_profiles_at_one_instant_pick_one_segment_in_either_order() {
+    // The same two profiles, stated at one instant with different segments, logged in the two
+    // orders: every way of finding the segment picks the same one both times.
+    let story = Story::new("tied").meeting(5.0).profile(100.0, profiled("enterprise")).profile(100.0, profiled("smb"));
+    let events = story.events().to_vec();
+    let mut swapped = events.clone();
+    let n = swapped.len();
+    swapped.swap(n - 2, n - 1);
+    let config = config();
+    let id = AccountId::new("tied").unwrap();
+    let models: Vec<(String, String, String)> = [events, swapped]
+        .into_iter()
+        .map(|log| {
+            let ledger = Ledger::memory();
+            ledger.blocking().append(log, ExpectedVersion::Any).unwrap();
+            let all = pollster::block_on(score_all_with(&ledger, &config, AsOf::at(day(120.0)))).unwrap();
+            let one = pollster::block_on(score_account_with(&ledger, &config, &id, AsOf::at(day(120.0)))).unwrap();
+            let line = timeline_with(&config, ledger.blocking().read_stream(&id).unwrap(), &[day(120.0)], None);
+            (all[0].model.name.clone(), one.model.name.clone(), line[0].1.health.model.clone())
+        })
+        .collect();
+    assert_eq!(models[0], models[1], "{models:?}");
+    assert_eq!(models[0].0, models[0].1);
+    assert_eq!(models[0].0, models[0].2);
+}
+
+#[test]
 fn a_configuration_file_is_checked_and_its_errors_name_the_model() {
     let ok = r#"{"default": {"id": "acme", "version": 2}, "segments": {"enterprise": {"id": "acme-ent", "bands": {"green_from": 80, "yellow_from": 55, "grey_below": 0.35}}}}"#;
     let c = ScoringConfig::from_json(ok).unwrap();
