@@ -55,10 +55,11 @@ fn with_profiles(mut events: Vec<NewEvent>, profiles: &[(usize, i64, usize)]) ->
 /// A fold from scratch of `events` as of `at`, each account under its segment's model then.
 fn reference(config: &ScoringConfig, events: &[Envelope], at: Timestamp) -> Vec<AccountScores> {
     let as_of = AsOf::at(at);
-    let mut latest: HashMap<AccountId, ((Timestamp, Position), Option<String>)> = HashMap::new();
+    // The latest profile by time, then (for two at one instant) by event id.
+    let mut latest: HashMap<AccountId, ((Timestamp, EventId), Option<String>)> = HashMap::new();
     for e in events.iter().filter(|e| e.occurred_at <= at) {
         if let Event::AccountProfiled { profile } = &e.event {
-            let key = (e.occurred_at, e.position);
+            let key = (e.occurred_at, e.id);
             let held = latest.entry(e.account.clone()).or_insert((key, None));
             if held.0 <= key {
                 *held = (key, profile.segment.clone());
