@@ -61,6 +61,11 @@ pub(crate) struct Extent {
     pub(crate) last_epoch: u64,
 }
 
+/// The snapshot file of the store in `dir`.
+fn path(dir: &Path) -> std::path::PathBuf {
+    dir.join(DERIVED_DIR).join(format!("{NAME}.bin"))
+}
+
 /// How much of the snapshot file an open reads at a time (`reader.rs`).
 const READ_WINDOW_BYTES: usize = 4 << 20;
 
@@ -186,13 +191,15 @@ pub(crate) fn prepare(extent: Extent, core: &Core, index: &Index) -> Result<Prep
 ///
 /// The prepared ids are let go once the id file holds them, and the snapshot is sealed in the
 /// prepared bytes where they lie: a save holds no second copy of either (BENCHMARKS.md, "A
-/// save's memory"). Each account's state is then noted where the new file holds it.
+/// save's memory"). With `note`, for a store that goes on running, each account's state is
+/// then noted where the new file holds it (a clean close has no use for that).
 pub(crate) fn write(
     vfs: &dyn Vfs,
     dir: &Path,
     log_id: [u8; 16],
     prepared: &mut Prepared,
     old: Option<&IdFile>,
+    note: bool,
 ) -> Result<Written, String> {
     let started = std::time::Instant::now();
     let ids = match (old, prepared.recent.is_empty()) {
@@ -220,7 +227,7 @@ pub(crate) fn write(
         return Err(format!("{} bytes, larger than {SNAPSHOT_BYTES_MAX} (docs/scaling.md)", bytes.len()));
     }
     write_blob(vfs, dir, NAME, &bytes).map_err(|e| e.to_string())?;
-    let saved_states = note_states(vfs, dir, &bytes, tail_at, &prepared.states_at);
+    let saved_states = if note { note_states(vfs, dir, &bytes, tail_at, &prepared.states_at) } else { None };
     prepared.states_at = Vec::new();
     tracing::info!(
         dir = %dir.display(),
@@ -243,7 +250,7 @@ fn note_states(
     tail_at: usize,
     states_at: &[(AccountId, usize, usize)],
 ) -> Option<SavedStates> {
-    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    let path = path(dir);
     let noted = vfs.open_read(&path).map_err(|e| format!("open {}: {e}", path.display())).and_then(|file| {
         let mut at_map = KeyedMap::default();
         for (account, at, len) in states_at {
@@ -267,7 +274,7 @@ pub(crate) fn save(
     index: &Index,
 ) -> Result<IdFileRef, String> {
     let mut prepared = prepare(extent, core, index)?;
-    let ids = write(vfs, dir, log_id, &mut prepared, core.logged_ids.as_deref())?.ids;
+    let ids = write(vfs, dir, log_id, &mut prepared, core.logged_ids.as_deref(), false)?.ids;
     id_file::remove_others(vfs, dir, Some(ids.generation));
     Ok(ids)
 }
@@ -293,7 +300,7 @@ pub(crate) fn load(
     head: Option<&HeadRecord>,
     validate: bool,
 ) -> Option<Loaded> {
-    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    let path = path(dir);
     if !vfs.exists(&path) {
         return None;
     }
@@ -333,8 +340,8 @@ fn try_load(
         positions.check().map_err(|why| format!("account {account}: {why}"))?;
         if validate {
             // The state's bytes end the entry just read.
-            let crc = crc32c::crc32c(reader.last(state.len)?);
-            states_at.insert(account.clone(), At::new(&account, reader.at() - state.len as u64, state.len, crc)?);
+            let (offset, bytes) = reader.last(state.len)?;
+            states_at.insert(account.clone(), At::new(&account, offset, state.len, crc32c::crc32c(bytes))?);
         }
         let Some(first) = positions.first() else { return Err(format!("account {account} has no events")) };
         index.accounts.insert(account.clone(), first);

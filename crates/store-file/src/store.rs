@@ -130,7 +130,7 @@ impl FileStore {
         };
         // 2. With no lock, appends going on: the id file and the snapshot written. The ids
         //    prepared stay in the validation state meanwhile, so appends still find them.
-        let written = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &mut prepared, old.as_deref())
+        let written = crate::snapshot::write(&*sh.vfs, &sh.dir, sh.log_id, &mut prepared, old.as_deref(), true)
             .map_err(|why| StorageError::new(OPERATION, why))?;
         let at = written.ids;
         let file = match crate::id_file::IdFile::open(&*sh.vfs, &sh.dir, sh.log_id, at) {

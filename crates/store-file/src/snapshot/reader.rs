@@ -52,19 +52,15 @@ impl Reader {
         Ok(Reader { window, at: HEADER_BYTES as u64, end, crc, first_ask: FIRST_ASK.min(window_bytes), header })
     }
 
-    /// Where the next value begins.
-    pub(super) fn at(&self) -> u64 {
-        self.at
-    }
-
     /// The last `len` bytes decoded (the end of the value [`take`](Self::take) gave last,
-    /// still in the window).
+    /// still in the window), and the byte of the file where they begin.
     ///
     /// # Errors
     /// More bytes than the last value took, or the file cannot be read.
-    pub(super) fn last(&mut self, len: usize) -> Result<&[u8], String> {
+    pub(super) fn last(&mut self, len: usize) -> Result<(u64, &[u8]), String> {
         let from = self.at.checked_sub(len as u64).ok_or("more bytes than were decoded")?;
-        self.window.get(from, len).map_err(|e| format!("read at byte {from}: {e}"))
+        let bytes = self.window.get(from, len).map_err(|e| format!("read at byte {from}: {e}"))?;
+        Ok((from, bytes))
     }
 
     /// Decodes the next value of the payload.

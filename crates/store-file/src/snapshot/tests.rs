@@ -31,7 +31,7 @@ fn loaded(dir: &Path, validate: bool, window: usize) -> Result<Load, String> {
     let vfs = StdVfs;
     let numbers = crate::recovery::segment_numbers(&vfs, dir).map_err(|e| e.to_string())?;
     let head = crate::head::read(&vfs, dir).map_err(|(_, why)| why)?;
-    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    let path = path(dir);
     let l = try_load(&vfs, dir, &path, &numbers, head.as_ref(), validate, window)?;
     let mut out = format!("{:?} {} {:?}\n", l.extent, l.core.next_position, l.core.last_recorded);
     out += &format!("{:?}\n{:?}\n{:?}\n", l.index.offsets, l.index.accounts, l.index.segments);
@@ -54,7 +54,7 @@ const WINDOWS: [usize; 5] = [1, 7, 100, 1000, READ_WINDOW_BYTES];
 #[test]
 fn a_snapshot_read_in_windows_loads_as_the_whole_file_does() {
     let dir = closed_store("whole");
-    let len = std::fs::metadata(dir.join(DERIVED_DIR).join(format!("{NAME}.bin"))).expect("snapshot").len();
+    let len = std::fs::metadata(path(&dir)).expect("snapshot").len();
     assert!(len > 4000, "the snapshot spans several windows: {len} bytes");
     for validate in [true, false] {
         let whole = loaded(&dir, validate, len as usize).expect("the whole file loads");
@@ -71,7 +71,7 @@ fn a_snapshot_read_in_windows_loads_as_the_whole_file_does() {
 #[test]
 fn a_damaged_snapshot_is_refused_in_windows_of_every_size() {
     let dir = closed_store("damaged");
-    let path = dir.join(DERIVED_DIR).join(format!("{NAME}.bin"));
+    let path = path(&dir);
     let good = std::fs::read(&path).expect("snapshot");
     let places: Vec<usize> = (0..good.len()).step_by(good.len() / 97 + 1).chain([good.len() - 1]).collect();
     let mut edits: Vec<Vec<u8>> = Vec::new();
@@ -115,7 +115,7 @@ impl crate::vfs::ReadFile for Cut {
 #[test]
 fn a_snapshot_cut_while_it_is_read_is_refused_not_waited_for() {
     let dir = closed_store("cut");
-    let good = std::fs::read(dir.join(DERIVED_DIR).join(format!("{NAME}.bin"))).expect("snapshot");
+    let good = std::fs::read(path(&dir)).expect("snapshot");
     let _ = std::fs::remove_dir_all(&dir);
     // The reader is told the whole length (as `size` said before the file was cut) and reads
     // fewer bytes from some point on: every value past that point is refused.
